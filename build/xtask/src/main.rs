@@ -1,0 +1,183 @@
+//! `cargo xtask`: the one entry point for building, running and testing
+//! tdxhost images.
+//!
+//! - `dist [MANIFEST]` builds an image (default `app.toml`).
+//! - `run [MANIFEST] [--stay]` builds and boots it in QEMU, showing the
+//!   console, and exits 0 once the image reports success.
+//! - `test` runs every host test and the in-QEMU suites, ending with one
+//!   `N passed, N failed` line.
+//! - `bench` runs the benchmark image under `-icount` and prints
+//!   instruction counts against baselines measured in the same run.
+//! - `plan` and `emu check-config` run the TDMR planner and the emulator's
+//!   TDH.SYS.CONFIG validation on memory-map files.
+
+mod bench;
+mod deps;
+mod dist;
+mod elf;
+mod manifest;
+mod qemu;
+mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test tdxhost images")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build an image from a manifest.
+    Dist {
+        #[arg(default_value = "app.toml")]
+        manifest: PathBuf,
+    },
+    /// Build and boot an image in QEMU.
+    Run {
+        #[arg(default_value = "app.toml")]
+        manifest: PathBuf,
+        /// Keep the machine running after the image has shown what it does
+        /// (quit QEMU with Ctrl-A X).
+        #[arg(long)]
+        stay: bool,
+        /// Extra arguments for QEMU.
+        #[arg(last = true)]
+        qemu_args: Vec<String>,
+    },
+    /// Run all host tests and in-QEMU test suites.
+    Test {
+        /// Only host tests.
+        #[arg(long, conflicts_with = "qemu_only")]
+        host_only: bool,
+        /// Only the in-QEMU suites.
+        #[arg(long)]
+        qemu_only: bool,
+    },
+    /// Run the benchmarks (instruction counts under QEMU -icount).
+    Bench,
+    /// Plan TDMRs for a memory map.
+    Plan {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// The software TDX module's host-side tools.
+    Emu {
+        #[command(subcommand)]
+        command: EmuCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum EmuCmd {
+    /// Run TDH.SYS.CONFIG's validation of PLAN against INPUT's CMRs.
+    CheckConfig { input: PathBuf, plan: PathBuf },
+}
+
+fn run_image(manifest: PathBuf, stay: bool, qemu_args: Vec<String>) -> Result<ExitCode> {
+    deps::ensure_target()?;
+    deps::ensure_qemu()?;
+    let image = dist::dist(&manifest)?;
+    println!(
+        "xtask: booting {} ({})",
+        image.manifest.name,
+        image.elf.display()
+    );
+    if stay {
+        println!("xtask: --stay: the machine keeps running; quit QEMU with Ctrl-A X");
+        let status = qemu::command(
+            &image.elf,
+            &qemu::Options {
+                settings: &image.manifest.qemu,
+                debug_exit: false,
+                icount: false,
+                echo: true,
+                interactive: true,
+                extra_args: qemu_args,
+                timeout: None,
+            },
+        )
+        .status()?;
+        return Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let outcome = qemu::run(
+        &image.elf,
+        &qemu::Options {
+            settings: &image.manifest.qemu,
+            debug_exit: true,
+            icount: false,
+            echo: true,
+            interactive: false,
+            extra_args: qemu_args,
+            timeout: None,
+        },
+    )?;
+    println!("xtask: {}: {}", image.manifest.name, outcome.describe());
+    if outcome.status == Some(qemu::EXIT_SUCCESS) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!(
+            "the image did not complete successfully: {}",
+            outcome.describe()
+        )
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = dist::workspace_root();
+    if let Err(e) = std::env::set_current_dir(&root) {
+        eprintln!(
+            "xtask: cannot enter the workspace root {}: {e}",
+            root.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        Cmd::Dist { manifest } => dist::dist(&manifest).map(|img| {
+            println!("xtask: wrote {}", img.elf.display());
+            ExitCode::SUCCESS
+        }),
+        Cmd::Run {
+            manifest,
+            stay,
+            qemu_args,
+        } => run_image(manifest, stay, qemu_args),
+        Cmd::Test {
+            host_only,
+            qemu_only,
+        } => test::run(!qemu_only, !host_only),
+        Cmd::Bench => bench::run(),
+        Cmd::Plan { input, output, svg } => {
+            tdx_tools::plan_command(&input, output.as_deref(), svg.as_deref()).map(exit_code)
+        }
+        Cmd::Emu {
+            command: EmuCmd::CheckConfig { input, plan },
+        } => tdx_tools::check_config_command(&input, &plan).map(exit_code),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

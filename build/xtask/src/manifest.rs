@@ -1,0 +1,470 @@
+//! The manifest (`app.toml`): parsing, did-you-mean errors, and the
+//! build-time rules.
+//!
+//! Every table denies unknown keys; a rejected key is reported with the
+//! file, the line, and the closest known key. After parsing, [`validate`]
+//! enforces the system's structural rules: the supervisor is task 0 at
+//! priority 0 and nothing else is; `idle` is strictly least important;
+//! every task slot points uphill (IPC goes to more important tasks only);
+//! every right names a real task; and names, ports and IRQs are sane.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// The whole manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    /// Image name.
+    pub name: String,
+    /// One line saying what the image is for.
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub kernel: KernelSettings,
+    #[serde(default)]
+    pub qemu: QemuSettings,
+    /// Tasks in table order (index 0 = supervisor).
+    pub tasks: toml::map::Map<String, toml::Value>,
+    /// The file it came from (set after parsing).
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// Parsed tasks, in order.
+    #[serde(skip)]
+    pub parsed_tasks: Vec<(String, TaskSettings)>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KernelSettings {
+    /// Timer tick in microseconds.
+    #[serde(default = "default_tick")]
+    pub tick_us: u32,
+    /// Where task memory starts (2 MiB-aligned, above the kernel image).
+    #[serde(default = "default_task_base")]
+    pub task_base: u64,
+    /// isa-debug-exit port the kernel may use to report a kernel panic.
+    #[serde(default)]
+    pub debug_exit_port: Option<u16>,
+}
+
+fn default_tick() -> u32 {
+    1000
+}
+
+fn default_task_base() -> u64 {
+    16 << 20
+}
+
+impl Default for KernelSettings {
+    fn default() -> Self {
+        KernelSettings {
+            tick_us: default_tick(),
+            task_base: default_task_base(),
+            debug_exit_port: None,
+        }
+    }
+}
+
+/// How `cargo xtask run`/`test` start QEMU for this image.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct QemuSettings {
+    #[serde(default = "default_memory")]
+    pub memory: String,
+    #[serde(default = "default_smp")]
+    pub smp: String,
+    /// Further QEMU arguments (NUMA, hotplug slots, devices).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Wall-clock seconds after which a run counts as hung.
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+}
+
+fn default_memory() -> String {
+    "256M".into()
+}
+
+fn default_smp() -> String {
+    "1".into()
+}
+
+fn default_timeout() -> u64 {
+    120
+}
+
+impl Default for QemuSettings {
+    fn default() -> Self {
+        QemuSettings {
+            memory: default_memory(),
+            smp: default_smp(),
+            args: vec![],
+            timeout: default_timeout(),
+        }
+    }
+}
+
+/// One `[tasks.NAME]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TaskSettings {
+    /// The crate (and binary) that implements the task.
+    #[serde(rename = "crate")]
+    pub crate_name: String,
+    pub priority: u8,
+    /// Memory budget.
+    pub memory: MemoryBudget,
+    #[serde(default = "default_stack")]
+    pub stack_size: u64,
+    #[serde(default = "default_true")]
+    pub start: bool,
+    /// Tasks this one sends to: `"name"` or `{ slot = "task" }`.
+    #[serde(default)]
+    pub task_slots: Vec<SlotSpec>,
+    /// Notification names; bit i is the i-th name.
+    #[serde(default)]
+    pub notifications: Vec<String>,
+    /// IOAPIC input → notification name.
+    #[serde(default)]
+    pub interrupts: BTreeMap<String, String>,
+    /// I/O port ranges the task may use directly.
+    #[serde(default)]
+    pub ioports: Vec<PortRange>,
+    /// Kernel-IPC rights over other tasks.
+    #[serde(default)]
+    pub rights: Rights,
+    /// Task-specific configuration, handed to the task's build script.
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+}
+
+fn default_stack() -> u64 {
+    8192
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryBudget {
+    /// Code, read-only data and the initial `.data` image.
+    pub text: u64,
+    /// `.data` and `.bss` (the stack is separate).
+    pub ram: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SlotSpec {
+    Same(String),
+    Renamed(BTreeMap<String, String>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortRange {
+    pub base: u16,
+    pub count: u16,
+}
+
+/// Kernel-IPC rights: for each kind, the tasks it may be used on
+/// (`"*"` for all).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Rights {
+    #[serde(default)]
+    pub status: Vec<String>,
+    #[serde(default)]
+    pub restart: Vec<String>,
+    #[serde(default)]
+    pub fault: Vec<String>,
+    #[serde(default)]
+    pub panic_message: Vec<String>,
+}
+
+impl Rights {
+    /// In `abi::kipc::Right` order.
+    pub fn by_kind(&self) -> [(&'static str, &Vec<String>); 4] {
+        [
+            ("status", &self.status),
+            ("restart", &self.restart),
+            ("fault", &self.fault),
+            ("panic-message", &self.panic_message),
+        ]
+    }
+}
+
+impl TaskSettings {
+    /// `(slot name, target task)` pairs.
+    pub fn slots(&self) -> Vec<(String, String)> {
+        let mut out = vec![];
+        for s in &self.task_slots {
+            match s {
+                SlotSpec::Same(t) => out.push((t.clone(), t.clone())),
+                SlotSpec::Renamed(m) => {
+                    for (slot, task) in m {
+                        out.push((slot.clone(), task.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Adds "did you mean" to serde's "unknown field" messages.
+fn explain(message: &str) -> String {
+    let Some(rest) = message.split("unknown field `").nth(1) else {
+        return message.to_string();
+    };
+    let Some(field) = rest.split('`').next() else {
+        return message.to_string();
+    };
+    let expected: Vec<&str> = message
+        .split("expected one of ")
+        .nth(1)
+        .or_else(|| message.split("expected ").nth(1))
+        .map(|l| {
+            l.split(',')
+                .map(|x| x.trim().trim_matches(|c| c == '`' || c == ' ' || c == '\n'))
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let best = expected
+        .iter()
+        .map(|e| (strsim::jaro_winkler(field, e), e))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, e)) => format!("{message}\n  hint: did you mean `{e}`?"),
+        None => message.to_string(),
+    }
+}
+
+/// Reads and checks a manifest.
+pub fn load(path: &Path) -> Result<Manifest> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read manifest {}", path.display()))?;
+    parse(&text, path)
+}
+
+/// Parses manifest text (`path` is for messages).
+pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
+    let mut m: Manifest = toml::from_str(text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), explain(&e.to_string())))?;
+    m.path = path.to_path_buf();
+    for (name, value) in &m.tasks {
+        let t: TaskSettings = value.clone().try_into().map_err(|e: toml::de::Error| {
+            anyhow::anyhow!(
+                "{}: in [tasks.{name}]: {}",
+                path.display(),
+                explain(&e.to_string())
+            )
+        })?;
+        m.parsed_tasks.push((name.clone(), t));
+    }
+    validate(&m).with_context(|| format!("{}: invalid manifest", path.display()))?;
+    Ok(m)
+}
+
+fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
+    let best = known
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(s, _)| *s > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, k)) => format!(" (did you mean `{k}`?)"),
+        None => String::new(),
+    }
+}
+
+/// The structural rules of an image.
+pub fn validate(m: &Manifest) -> Result<()> {
+    let tasks = &m.parsed_tasks;
+    if tasks.is_empty() {
+        bail!("the image has no tasks");
+    }
+    if tasks.len() > 64 {
+        bail!("{} tasks; at most 64 are supported", tasks.len());
+    }
+    let names: Vec<&String> = tasks.iter().map(|(n, _)| n).collect();
+    let index_of = |n: &str| names.iter().position(|x| *x == n);
+    for (name, _) in tasks {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("task name `{name}`: use letters, digits, `-` and `_`");
+        }
+    }
+    let (sup, sup_t) = &tasks[0];
+    if sup_t.priority != 0 {
+        bail!(
+            "task `{sup}` is first, so it is the supervisor, and must have priority 0 (has {})",
+            sup_t.priority
+        );
+    }
+    for (name, t) in &tasks[1..] {
+        if t.priority == 0 {
+            bail!("task `{name}` has priority 0, which is reserved for the supervisor `{sup}` (the first task)");
+        }
+    }
+    if !sup_t.start {
+        bail!("the supervisor `{sup}` must start at boot");
+    }
+    match index_of("idle") {
+        None => {
+            bail!("the image has no `idle` task; the scheduler needs one that is always runnable")
+        }
+        Some(i) => {
+            let p = tasks[i].1.priority;
+            for (name, t) in tasks {
+                if name != "idle" && t.priority >= p {
+                    bail!("`idle` must be strictly less important than every task, but `{name}` has priority {} and idle {p}", t.priority);
+                }
+            }
+            if !tasks[i].1.start {
+                bail!("`idle` must start at boot");
+            }
+        }
+    }
+    for (name, t) in tasks {
+        for (slot, target) in t.slots() {
+            let Some(j) = index_of(&target) else {
+                bail!(
+                    "task `{name}`: task slot `{slot}` names `{target}`, which is not a task{}",
+                    suggest(&target, names.iter().copied())
+                );
+            };
+            let tp = tasks[j].1.priority;
+            if tp >= t.priority {
+                bail!(
+                    "task `{name}` (priority {}) has a task slot to `{target}` (priority {tp}): IPC must go uphill, to a strictly more important task",
+                    t.priority
+                );
+            }
+        }
+        for (kind, list) in t.rights.by_kind() {
+            for target in list {
+                if target != "*" && index_of(target).is_none() {
+                    bail!(
+                        "task `{name}`: right `{kind}` names `{target}`, which is not a task{}",
+                        suggest(target, names.iter().copied())
+                    );
+                }
+            }
+        }
+        if t.notifications.len() > 64 {
+            bail!(
+                "task `{name}`: {} notifications; at most 64",
+                t.notifications.len()
+            );
+        }
+        for (irq, note) in &t.interrupts {
+            let n: u8 = irq.parse().ok().filter(|n| *n < 24).with_context(|| {
+                format!("task `{name}`: interrupt `{irq}` is not an IOAPIC input 0..23")
+            })?;
+            if !t.notifications.contains(note) {
+                bail!(
+                    "task `{name}`: interrupt {n} posts `{note}`, which is not in its notifications{}",
+                    suggest(note, t.notifications.iter())
+                );
+            }
+        }
+        for p in &t.ioports {
+            if p.count == 0 || u32::from(p.base) + u32::from(p.count) > 0x1_0000 {
+                bail!(
+                    "task `{name}`: I/O port range {:#x}+{} is empty or past 0xffff",
+                    p.base,
+                    p.count
+                );
+            }
+        }
+        if t.memory.text == 0 || t.stack_size < 4096 {
+            bail!("task `{name}`: text budget must be non-zero and the stack at least 4096 bytes");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::parse;
+
+    const GOOD: &str = r#"
+name = "t"
+[tasks.jefe]
+crate = "task-jefe"
+priority = 0
+memory = { text = 0x10000, ram = 0x4000 }
+rights = { restart = ["*"] }
+[tasks.ping]
+crate = "task-ping"
+priority = 2
+memory = { text = 0x10000, ram = 0x4000 }
+task-slots = ["pong"]
+[tasks.pong]
+crate = "task-pong"
+priority = 1
+memory = { text = 0x10000, ram = 0x4000 }
+[tasks.idle]
+crate = "task-idle"
+priority = 9
+memory = { text = 0x1000, ram = 0x1000 }
+"#;
+
+    fn err(text: &str) -> String {
+        format!("{:#}", parse(text, Path::new("app.toml")).unwrap_err())
+    }
+
+    #[test]
+    fn a_good_manifest_parses_in_order() {
+        let m = parse(GOOD, Path::new("app.toml")).unwrap();
+        let names: Vec<_> = m.parsed_tasks.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["jefe", "ping", "pong", "idle"]);
+    }
+
+    #[test]
+    fn a_typo_gets_did_you_mean() {
+        let e = err(&GOOD.replace("priority = 2", "priorty = 2"));
+        assert!(e.contains("unknown field `priorty`"), "{e}");
+        assert!(e.contains("did you mean `priority`"), "{e}");
+        assert!(e.contains("[tasks.ping]"), "{e}");
+        let e = err(&format!("nmae = \"x\"\n{GOOD}"));
+        assert!(e.contains("did you mean `name`"), "{e}");
+    }
+
+    #[test]
+    fn a_downhill_slot_is_refused() {
+        let e = err(&GOOD.replace("task-slots = [\"pong\"]", "").replace(
+            "[tasks.pong]\ncrate = \"task-pong\"\npriority = 1\n",
+            "[tasks.pong]\ncrate = \"task-pong\"\npriority = 1\ntask-slots = [\"ping\"]\n",
+        ));
+        assert!(e.contains("must go uphill"), "{e}");
+    }
+
+    #[test]
+    fn a_right_naming_a_missing_task_is_refused() {
+        let e = err(&GOOD.replace("restart = [\"*\"]", "restart = [\"pnog\"]"));
+        assert!(e.contains("`pnog`, which is not a task"), "{e}");
+        assert!(e.contains("did you mean `pong`"), "{e}");
+    }
+
+    #[test]
+    fn supervisor_and_idle_rules() {
+        let e = err(&GOOD.replace("priority = 0", "priority = 1"));
+        assert!(e.contains("must have priority 0"), "{e}");
+        let e = err(&GOOD.replace("priority = 9", "priority = 2"));
+        assert!(e.contains("`idle` must be strictly less important"), "{e}");
+    }
+}

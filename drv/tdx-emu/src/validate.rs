@@ -1,0 +1,276 @@
+//! TDH.SYS.CONFIG per-TDMR validation (§6), as pure functions.
+//!
+//! Pattern: [`validate_tdmr`] checks TDMR `i` against the already-accepted TDMRs `0..i`, in the
+//! exact order §6 lists, and returns the first failure with §4.1 detail bytes (byte0 = i,
+//! byte1 = level or reserved slot j, byte2 = other TDMR). The SYS.CONFIG leaf interleaves it with
+//! reading each TDMR_INFO from memory, as the module does (§6 rule 6), so an error in TDMR 3's
+//! entry PA is only seen once TDMRs 0..2 passed.
+//!
+//! Where §6 names a check but not a loop nesting, this file fixes one and documents it:
+//! - PAMT vs PAMT: for each level L of TDMR i (1G, 2M, 4K), for each j < i, for each level of j →
+//!   PAMT_OVERLAP(i, L, j); then i's own pairs 4K/2M, 4K/1G, 2M/1G → PAMT_OVERLAP(i, first, i)
+//!   where "first" is the first level named in the pair.
+//! - PAMT vs available memory: for each level L of i, for j in 0..=i: PAMT_OVERLAP(i, L, j); then
+//!   for j < i, for each level M of j's PAMTs vs TDMR i's available memory: PAMT_OVERLAP(i, M, j).
+//!
+//! Invariants: all arithmetic is checked (wrap tests come first, as in §6); "inside a CMR" merges
+//! CMRs that touch exactly (the `is_area_in_cmr` quirk).
+
+use tdx_abi::consts::{GIB, PAGE_SIZE_4K};
+use tdx_abi::{CmrInfo, PageSize, TdmrInfo, TdxStatus, MAX_RESERVED_PER_TDMR};
+
+/// What the per-TDMR checks need to know about the platform and module.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PlatformView<'a> {
+    /// Exclusive upper bound for "below MAX_PA with no HKID bits": `1 << hkid_start_bit`.
+    pub pa_limit: u64,
+    /// CMR list (null entries ignored).
+    pub cmrs: &'a [CmrInfo],
+    /// PAMT entry sizes indexed by level (4K, 2M, 1G).
+    pub entry_sizes: [u64; 3],
+}
+
+/// Half-open interval overlap.
+pub(crate) const fn overlaps(a: u64, a_len: u64, b: u64, b_len: u64) -> bool {
+    a_len != 0 && b_len != 0 && a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
+}
+
+/// `[base, base + size)` lies inside one CMR, where touching CMRs count as one (§6 quirk).
+pub(crate) fn area_in_cmrs(cmrs: &[CmrInfo], base: u64, size: u64) -> bool {
+    let Some(end) = base.checked_add(size) else {
+        return false;
+    };
+    let mut iter = cmrs.iter().filter(|c| !c.is_null());
+    // Find the CMR containing `base`, then extend through exactly-touching successors.
+    let Some(first) = iter.by_ref().find(|c| c.base <= base && base < c.end()) else {
+        return false;
+    };
+    let mut covered = first.end();
+    for c in iter {
+        if covered >= end || c.base != covered {
+            break;
+        }
+        covered = c.end();
+    }
+    end <= covered
+}
+
+/// Call `f(start, end)` for every maximal non-reserved span of `t` (non-empty spans only).
+/// Requires the reserved list of `t` to be already validated (sorted, inside, null-terminated).
+pub(crate) fn for_each_available(t: &TdmrInfo, mut f: impl FnMut(u64, u64) -> bool) -> bool {
+    let mut cursor = t.base;
+    for r in t.reserved.iter().take_while(|r| r.size != 0) {
+        let rs = t.base + r.offset;
+        if rs > cursor && !f(cursor, rs) {
+            return false;
+        }
+        cursor = cursor.max(rs + r.size);
+    }
+    if t.end() > cursor {
+        return f(cursor, t.end());
+    }
+    true
+}
+
+/// `[base, base + size)` intersects an available (non-reserved) part of `t`.
+pub(crate) fn overlaps_available(t: &TdmrInfo, base: u64, size: u64) -> bool {
+    !for_each_available(t, |s, e| !overlaps(base, size, s, e - s))
+}
+
+fn pamts(t: &TdmrInfo) -> [(PageSize, u64, u64); 3] {
+    PageSize::CONFIG_ORDER.map(|l| {
+        let (b, s) = t.pamt(l);
+        (l, b, s)
+    })
+}
+
+/// Run every §6 per-TDMR check for TDMR `i` (`prev` = accepted TDMRs `0..i`).
+pub(crate) fn validate_tdmr(
+    i: usize,
+    prev: &[TdmrInfo],
+    t: &TdmrInfo,
+    p: &PlatformView<'_>,
+) -> Result<(), TdxStatus> {
+    let ii = i as u8;
+    let invalid_tdmr = TdxStatus::INVALID_TDMR.with_details(ii, 0, 0);
+    let non_ordered = TdxStatus::NON_ORDERED_TDMR.with_details(ii, 0, 0);
+
+    // §6 TDMR range: wrap → INVALID; order and overlap → NON_ORDERED; granularity and PA range → INVALID.
+    let Some(end) = t.base.checked_add(t.size) else {
+        return Err(invalid_tdmr);
+    };
+    if let Some(last) = prev.last() {
+        if t.base < last.base || t.base < last.base + last.size {
+            return Err(non_ordered);
+        }
+    }
+    if !t.base.is_multiple_of(GIB) || t.size == 0 || !t.size.is_multiple_of(GIB) {
+        return Err(invalid_tdmr);
+    }
+    if t.base >= p.pa_limit || end > p.pa_limit {
+        return Err(invalid_tdmr);
+    }
+
+    // §6 reserved areas: all 16 slots are scanned.
+    let mut null_seen = false;
+    for j in 0..MAX_RESERVED_PER_TDMR {
+        let r = t.reserved[j];
+        let jj = j as u8;
+        let non_ordered_rsvd = TdxStatus::NON_ORDERED_RESERVED_IN_TDMR.with_details(ii, jj, 0);
+        let invalid_rsvd = TdxStatus::INVALID_RESERVED_IN_TDMR.with_details(ii, jj, 0);
+        if r.size == 0 {
+            null_seen = true;
+            continue;
+        }
+        if null_seen {
+            return Err(non_ordered_rsvd);
+        }
+        let Some(r_end) = r.offset.checked_add(r.size) else {
+            return Err(invalid_rsvd);
+        };
+        if j > 0 {
+            // The previous slot is non-null here and was already validated (no wrap).
+            let q = t.reserved[j - 1];
+            if r.offset < q.offset || r.offset < q.offset + q.size {
+                return Err(non_ordered_rsvd);
+            }
+        }
+        if !r.offset.is_multiple_of(PAGE_SIZE_4K) || !r.size.is_multiple_of(PAGE_SIZE_4K) {
+            return Err(invalid_rsvd);
+        }
+        match t.base.checked_add(r.offset) {
+            Some(abs) if abs.checked_add(r.size).is_some() && r_end <= t.size => {}
+            _ => return Err(invalid_rsvd),
+        }
+    }
+
+    // §6 PAMT address/size, order 1G, 2M, 4K.
+    for (level, base, size) in pamts(t) {
+        let err = TdxStatus::INVALID_PAMT.with_details(ii, level.level(), 0);
+        let Some(pend) = base.checked_add(size) else {
+            return Err(err);
+        };
+        if base % PAGE_SIZE_4K != 0 || size % PAGE_SIZE_4K != 0 {
+            return Err(err);
+        }
+        if base >= p.pa_limit || pend > p.pa_limit {
+            return Err(err);
+        }
+        let min = (t.size >> level.shift()).saturating_mul(p.entry_sizes[level.level() as usize]);
+        if size < min {
+            return Err(err);
+        }
+    }
+
+    // §6 PAMT vs PAMT: against every earlier TDMR's PAMTs, then i's own three pairwise.
+    for (level, base, size) in pamts(t) {
+        for (j, q) in prev.iter().enumerate() {
+            if pamts(q).iter().any(|&(_, b, s)| overlaps(base, size, b, s)) {
+                return Err(TdxStatus::PAMT_OVERLAP.with_details(ii, level.level(), j as u8));
+            }
+        }
+    }
+    let own = [
+        (PageSize::Size4K, PageSize::Size2M),
+        (PageSize::Size4K, PageSize::Size1G),
+        (PageSize::Size2M, PageSize::Size1G),
+    ];
+    for (a, b) in own {
+        let ((ab, asz), (bb, bsz)) = (t.pamt(a), t.pamt(b));
+        if overlaps(ab, asz, bb, bsz) {
+            return Err(TdxStatus::PAMT_OVERLAP.with_details(ii, a.level(), ii));
+        }
+    }
+
+    // §6 PAMT vs available TDMR memory, both directions.
+    for (level, base, size) in pamts(t) {
+        for (j, other) in prev.iter().chain(core::iter::once(t)).enumerate() {
+            if overlaps_available(other, base, size) {
+                return Err(TdxStatus::PAMT_OVERLAP.with_details(ii, level.level(), j as u8));
+            }
+        }
+    }
+    for (j, q) in prev.iter().enumerate() {
+        for (level, base, size) in pamts(q) {
+            if overlaps_available(t, base, size) {
+                return Err(TdxStatus::PAMT_OVERLAP.with_details(ii, level.level(), j as u8));
+            }
+        }
+    }
+
+    // §6 PAMT in CMRs, order 1G, 2M, 4K.
+    for (level, base, size) in pamts(t) {
+        if !area_in_cmrs(p.cmrs, base, size) {
+            return Err(TdxStatus::PAMT_OUTSIDE_CMRS.with_details(ii, level.level(), 0));
+        }
+    }
+
+    // §6 TDMR available parts in CMRs.
+    if !for_each_available(t, |s, e| area_in_cmrs(p.cmrs, s, e - s)) {
+        return Err(TdxStatus::TDMR_OUTSIDE_CMRS.with_details(ii, 0, 0));
+    }
+    Ok(())
+}
+
+/// SYS.INIT's CMR sanity check (§3.2, §10 items 4 and 7): each non-null CMR 4 KiB-aligned in base
+/// and size, not wrapping, not below 1 MiB, below MAX_PA without HKID bits, sorted and
+/// non-overlapping (touching is fine); null entries only at the tail.
+pub(crate) fn cmr_list_valid(cmrs: &[CmrInfo], pa_limit: u64) -> bool {
+    let mut prev_end: Option<u64> = None;
+    let mut null_seen = false;
+    for c in cmrs {
+        if c.is_null() {
+            null_seen = true;
+            continue;
+        }
+        if null_seen {
+            return false;
+        }
+        let Some(end) = c.base.checked_add(c.size) else {
+            return false;
+        };
+        if c.base % PAGE_SIZE_4K != 0 || c.size % PAGE_SIZE_4K != 0 {
+            return false;
+        }
+        if c.base < tdx_abi::consts::CMR_LOW_EXCLUDED || end > pa_limit {
+            return false;
+        }
+        if prev_end.is_some_and(|pe| c.base < pe) {
+            return false;
+        }
+        prev_end = Some(end);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{area_in_cmrs, overlaps_available};
+    use tdx_abi::consts::GIB;
+    use tdx_abi::{CmrInfo, ReservedArea, TdmrInfo};
+
+    #[test]
+    fn touching_cmrs_merge_but_gaps_do_not() {
+        let c = [
+            CmrInfo::new(GIB, GIB),
+            CmrInfo::new(2 * GIB, GIB),
+            CmrInfo::new(4 * GIB, GIB),
+        ];
+        assert!(area_in_cmrs(&c, GIB + 4096, 2 * GIB - 8192));
+        assert!(!area_in_cmrs(&c, 2 * GIB, 2 * GIB + 4096));
+        assert!(!area_in_cmrs(&c, 0, 4096));
+        assert!(area_in_cmrs(&c, 4 * GIB, GIB));
+    }
+
+    #[test]
+    fn available_excludes_reserved() {
+        let mut t = TdmrInfo::new(GIB, GIB);
+        t.reserved[0] = ReservedArea {
+            offset: 0,
+            size: 0x10_0000,
+        };
+        assert!(!overlaps_available(&t, GIB, 0x10_0000));
+        assert!(overlaps_available(&t, GIB, 0x10_1000));
+        assert!(!overlaps_available(&t, 0, GIB));
+    }
+}

@@ -1,0 +1,95 @@
+//! Kernel IPC: messages a task SENDs to [`TaskId::KERNEL`](crate::TaskId).
+//!
+//! The operation number selects the request; arguments and replies are
+//! little-endian `u64` words, so neither side needs a serializer. Each
+//! request that acts on another task is allowed only if the manifest grants
+//! the caller the matching [`Right`]; otherwise the kernel answers
+//! [`KipcError::Denied`] and does nothing.
+
+/// Kernel-IPC operation numbers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Kipcnum {
+    /// `[index]` → [`TaskState`](crate::TaskState) words + generation.
+    ReadTaskStatus = 1,
+    /// `[index, start]` → `[]`. Bumps the generation.
+    RestartTask = 2,
+    /// `[index]` → `[]`. Not allowed on oneself.
+    FaultTask = 3,
+    /// `[start_index]` → `[index]` of the first faulted task at or after
+    /// `start_index`, or `u64::MAX`.
+    FindFaultedTask = 4,
+    /// `[index]` → the panic message bytes.
+    ReadPanicMessage = 5,
+}
+
+impl Kipcnum {
+    #[must_use]
+    pub fn from_raw(raw: u16) -> Option<Self> {
+        Some(match raw {
+            1 => Kipcnum::ReadTaskStatus,
+            2 => Kipcnum::RestartTask,
+            3 => Kipcnum::FaultTask,
+            4 => Kipcnum::FindFaultedTask,
+            5 => Kipcnum::ReadPanicMessage,
+            _ => return None,
+        })
+    }
+
+    /// The right a caller needs for this operation.
+    #[must_use]
+    pub fn right(self) -> Right {
+        match self {
+            Kipcnum::ReadTaskStatus | Kipcnum::FindFaultedTask => Right::Status,
+            Kipcnum::RestartTask => Right::Restart,
+            Kipcnum::FaultTask => Right::Fault,
+            Kipcnum::ReadPanicMessage => Right::PanicMessage,
+        }
+    }
+}
+
+/// A kernel-IPC right, granted per (holder, target) pair in the manifest.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Right {
+    Status = 0,
+    Restart = 1,
+    Fault = 2,
+    PanicMessage = 3,
+}
+
+/// Number of distinct [`Right`]s.
+pub const NUM_RIGHTS: usize = 4;
+
+/// Response codes of kernel IPC (0 is success).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum KipcError {
+    /// The manifest does not grant the caller this right over the target.
+    Denied = 0xFFFE_0001,
+    /// The request names no task (index out of range).
+    NoSuchTask = 0xFFFE_0002,
+    /// The request is not allowed on this target (e.g. faulting oneself).
+    IllegalTarget = 0xFFFE_0003,
+    /// The operation number is unknown or the arguments are malformed.
+    BadRequest = 0xFFFE_0004,
+    /// The reply buffer is too small for the answer.
+    ReplyBufferTooSmall = 0xFFFE_0005,
+}
+
+impl KipcError {
+    #[must_use]
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Some(match raw {
+            0xFFFE_0001 => KipcError::Denied,
+            0xFFFE_0002 => KipcError::NoSuchTask,
+            0xFFFE_0003 => KipcError::IllegalTarget,
+            0xFFFE_0004 => KipcError::BadRequest,
+            0xFFFE_0005 => KipcError::ReplyBufferTooSmall,
+            _ => return None,
+        })
+    }
+}
+
+/// Reply size of [`Kipcnum::ReadTaskStatus`]: five state words and the
+/// current generation.
+pub const TASK_STATUS_REPLY_WORDS: usize = 6;

@@ -1,0 +1,467 @@
+//! The contract between the kernel and tasks.
+//!
+//! Everything a task and the kernel must agree on lives here: task ids and
+//! generations, syscall and kernel-IPC numbers, the lease layout, fault
+//! records and the reserved response codes. The crate is `no_std`, has no
+//! dependencies and no `unsafe`, so the kernel, every task and the host-side
+//! tools share one definition.
+//!
+//! Design rules, carried over from Hubris and widened for a 64-bit machine:
+//! - Every number crossing the boundary is converted with a hand-written,
+//!   fallible `from_raw`/`TryFrom`; an unknown value is an error the caller
+//!   must handle, never a silent default.
+//! - Addresses and lengths are `u64` everywhere. Task ids carry a 16-bit
+//!   generation, so a wrap needs 65,536 restarts of one task.
+//! - Response codes at and above [`FIRST_DEAD_CODE`] are reserved for the
+//!   kernel's "your peer restarted" answers; servers must not use them.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![forbid(clippy::wildcard_imports)]
+
+pub mod kipc;
+
+/// Number of bits of a [`TaskId`] that hold the task index.
+pub const INDEX_BITS: u32 = 16;
+
+/// The largest number of tasks an image may hold. Per-task rights are kept
+/// in 64-bit masks, so this is also the width of those masks.
+pub const MAX_TASKS: usize = 64;
+
+/// A task's position in the static task table.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TaskIndex(pub u16);
+
+/// How many times a task has been (re)started, modulo 2^16.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Generation(pub u16);
+
+impl Generation {
+    /// The generation that follows this one. Wraps, deliberately.
+    #[must_use]
+    pub fn next(self) -> Self {
+        Generation(self.0.wrapping_add(1))
+    }
+}
+
+/// A task's name on the wire: its index in the low 16 bits and its
+/// generation in the high 16 bits.
+///
+/// A `TaskId` with a stale generation still names the same slot but a dead
+/// incarnation; the kernel answers it with a dead code rather than a fault.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TaskId(pub u32);
+
+impl TaskId {
+    /// The kernel, as the sender of notifications and the target of kernel
+    /// IPC.
+    pub const KERNEL: TaskId = TaskId(0xFFFF_FFFF);
+
+    /// The placeholder of a task slot that the build has not resolved.
+    pub const UNBOUND: TaskId = TaskId(0xFFFF_FFFE);
+
+    #[must_use]
+    pub const fn new(index: TaskIndex, generation: Generation) -> Self {
+        TaskId((generation.0 as u32) << INDEX_BITS | index.0 as u32)
+    }
+
+    #[must_use]
+    pub const fn index(self) -> TaskIndex {
+        TaskIndex(self.0 as u16)
+    }
+
+    #[must_use]
+    pub const fn generation(self) -> Generation {
+        Generation((self.0 >> INDEX_BITS) as u16)
+    }
+}
+
+/// The first response code reserved for dead codes: `FIRST_DEAD_CODE |
+/// new_generation` tells a caller that its peer restarted and what the peer's
+/// generation is now.
+pub const FIRST_DEAD_CODE: u32 = 0xFFFF_0000;
+
+/// The response code a peer sees when its counterpart has restarted.
+#[must_use]
+pub const fn dead_response_code(new_generation: Generation) -> u32 {
+    FIRST_DEAD_CODE | new_generation.0 as u32
+}
+
+/// If `code` is a dead code, the generation it carries.
+#[must_use]
+pub const fn extract_new_generation(code: u32) -> Option<Generation> {
+    if code & FIRST_DEAD_CODE == FIRST_DEAD_CODE {
+        Some(Generation(code as u16))
+    } else {
+        None
+    }
+}
+
+/// The response code a borrower gets when the lender no longer lends (it is
+/// not waiting for our reply) or the lease lacks the needed attribute.
+pub const DEFECT: u32 = 1;
+
+/// Bit of the notification word the kernel posts to the supervisor when a
+/// task faults.
+pub const FAULT_NOTIFICATION: u64 = 1;
+
+/// Syscall numbers, passed in RAX.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Sysnum {
+    Send = 0,
+    Recv = 1,
+    Reply = 2,
+    SetTimer = 3,
+    BorrowRead = 4,
+    BorrowWrite = 5,
+    BorrowInfo = 6,
+    IrqControl = 7,
+    Panic = 8,
+    GetTimer = 9,
+    RefreshTaskId = 10,
+    Post = 11,
+    ReplyFault = 12,
+    IrqStatus = 13,
+    /// Write bytes to the kernel's log transport, tagged with the caller.
+    Log = 14,
+    /// Give up the CPU until the next interrupt. x86 has no unprivileged
+    /// `hlt`, so the idle task asks the kernel to halt on its behalf.
+    WaitForInterrupt = 15,
+}
+
+impl Sysnum {
+    #[must_use]
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        Some(match raw {
+            0 => Sysnum::Send,
+            1 => Sysnum::Recv,
+            2 => Sysnum::Reply,
+            3 => Sysnum::SetTimer,
+            4 => Sysnum::BorrowRead,
+            5 => Sysnum::BorrowWrite,
+            6 => Sysnum::BorrowInfo,
+            7 => Sysnum::IrqControl,
+            8 => Sysnum::Panic,
+            9 => Sysnum::GetTimer,
+            10 => Sysnum::RefreshTaskId,
+            11 => Sysnum::Post,
+            12 => Sysnum::ReplyFault,
+            13 => Sysnum::IrqStatus,
+            14 => Sysnum::Log,
+            15 => Sysnum::WaitForInterrupt,
+            _ => return None,
+        })
+    }
+}
+
+/// Lease attribute bits.
+pub mod lease_attr {
+    /// The lender allows the borrower to read.
+    pub const READ: u32 = 1 << 0;
+    /// The lender allows the borrower to write.
+    pub const WRITE: u32 = 1 << 1;
+}
+
+/// One entry of the lease table a client passes to SEND.
+///
+/// The kernel reads the table from client memory (after checking the
+/// client owns it) at delivery time, and checks `base..base+len` against the
+/// client's regions with the attributes required at each BORROW.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct ULease {
+    pub attributes: u32,
+    pub reserved: u32,
+    pub base: u64,
+    pub len: u64,
+}
+
+/// Size of one [`ULease`] in task memory.
+pub const ULEASE_SIZE: usize = 24;
+
+/// Most leases one message may carry.
+pub const MAX_LEASES: usize = 16;
+
+/// Most bytes the kernel keeps of a task's panic message.
+pub const PANIC_MESSAGE_MAX: usize = 128;
+
+/// What a task did wrong when the kernel faulted it for misusing a syscall.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum UsageError {
+    /// RAX named no syscall.
+    BadSyscallNumber = 1,
+    /// A pointer/length pair does not lie in memory the task may access
+    /// with the needed permission, or wraps.
+    InvalidSlice = 2,
+    /// A task index beyond the task table.
+    TaskOutOfRange = 3,
+    /// The operation is not allowed on this task (e.g. faulting oneself).
+    IllegalTask = 4,
+    /// A lease index the lender did not provide.
+    LeaseOutOfRange = 5,
+    /// An offset beyond the end of a lease.
+    OffsetOutOfRange = 6,
+    /// IRQ_CONTROL named notification bits bound to no interrupt.
+    NoIrq = 7,
+    /// A kernel-IPC message the kernel could not decode.
+    BadKernelMessage = 8,
+    /// A reply longer than the caller said it could take.
+    ReplyTooBig = 9,
+    /// More leases than [`MAX_LEASES`].
+    TooManyLeases = 10,
+    /// A reserved bit or field was not zero.
+    ReservedBits = 11,
+}
+
+impl UsageError {
+    #[must_use]
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Some(match raw {
+            1 => UsageError::BadSyscallNumber,
+            2 => UsageError::InvalidSlice,
+            3 => UsageError::TaskOutOfRange,
+            4 => UsageError::IllegalTask,
+            5 => UsageError::LeaseOutOfRange,
+            6 => UsageError::OffsetOutOfRange,
+            7 => UsageError::NoIrq,
+            8 => UsageError::BadKernelMessage,
+            9 => UsageError::ReplyTooBig,
+            10 => UsageError::TooManyLeases,
+            11 => UsageError::ReservedBits,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a server reply-faulted its client.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ReplyFaultReason {
+    UndefinedOperation = 1,
+    BadMessageSize = 2,
+    BadMessageContents = 3,
+    BadLeases = 4,
+    ReplyBufferTooSmall = 5,
+    AccessViolation = 6,
+}
+
+impl ReplyFaultReason {
+    #[must_use]
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Some(match raw {
+            1 => ReplyFaultReason::UndefinedOperation,
+            2 => ReplyFaultReason::BadMessageSize,
+            3 => ReplyFaultReason::BadMessageContents,
+            4 => ReplyFaultReason::BadLeases,
+            5 => ReplyFaultReason::ReplyBufferTooSmall,
+            6 => ReplyFaultReason::AccessViolation,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a task stopped running.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FaultInfo {
+    /// A page fault on an address the task does not own (#PF).
+    MemoryAccess { address: u64, error_code: u64 },
+    /// A page fault in the guard page below the task's stack.
+    StackOverflow { address: u64 },
+    /// #GP, e.g. a privileged instruction or a non-canonical address.
+    GeneralProtection { error_code: u64 },
+    /// #UD.
+    IllegalInstruction { rip: u64 },
+    /// #DE.
+    DivideError { rip: u64 },
+    /// Any other CPU exception taken in the task.
+    Exception { vector: u8, error_code: u64 },
+    /// The task misused a syscall.
+    SyscallUsage(UsageError),
+    /// The task called PANIC.
+    Panic,
+    /// Another task faulted this one through kernel IPC.
+    Injected(TaskId),
+    /// A server reply-faulted this task.
+    FromServer(TaskId, ReplyFaultReason),
+}
+
+impl FaultInfo {
+    /// Encodes into `(kind, a, b)` words for kernel IPC.
+    #[must_use]
+    pub fn to_words(self) -> [u64; 3] {
+        match self {
+            FaultInfo::MemoryAccess {
+                address,
+                error_code,
+            } => [1, address, error_code],
+            FaultInfo::StackOverflow { address } => [2, address, 0],
+            FaultInfo::GeneralProtection { error_code } => [3, error_code, 0],
+            FaultInfo::IllegalInstruction { rip } => [4, rip, 0],
+            FaultInfo::DivideError { rip } => [5, rip, 0],
+            FaultInfo::Exception { vector, error_code } => [6, u64::from(vector), error_code],
+            FaultInfo::SyscallUsage(e) => [7, e as u64, 0],
+            FaultInfo::Panic => [8, 0, 0],
+            FaultInfo::Injected(by) => [9, u64::from(by.0), 0],
+            FaultInfo::FromServer(server, why) => [10, u64::from(server.0), why as u64],
+        }
+    }
+
+    /// Decodes what [`FaultInfo::to_words`] produced.
+    #[must_use]
+    pub fn from_words(w: [u64; 3]) -> Option<Self> {
+        Some(match w[0] {
+            1 => FaultInfo::MemoryAccess {
+                address: w[1],
+                error_code: w[2],
+            },
+            2 => FaultInfo::StackOverflow { address: w[1] },
+            3 => FaultInfo::GeneralProtection { error_code: w[1] },
+            4 => FaultInfo::IllegalInstruction { rip: w[1] },
+            5 => FaultInfo::DivideError { rip: w[1] },
+            6 => FaultInfo::Exception {
+                vector: u8::try_from(w[1]).ok()?,
+                error_code: w[2],
+            },
+            7 => FaultInfo::SyscallUsage(UsageError::from_raw(u32::try_from(w[1]).ok()?)?),
+            8 => FaultInfo::Panic,
+            9 => FaultInfo::Injected(TaskId(u32::try_from(w[1]).ok()?)),
+            10 => FaultInfo::FromServer(
+                TaskId(u32::try_from(w[1]).ok()?),
+                ReplyFaultReason::from_raw(u32::try_from(w[2]).ok()?)?,
+            ),
+            _ => return None,
+        })
+    }
+}
+
+/// What a task is doing, as reported by kernel IPC.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Not started (or held) and not faulted.
+    Stopped,
+    /// Runnable.
+    Runnable,
+    /// Blocked in SEND to a task.
+    InSend(TaskId),
+    /// Sent, waiting for a reply.
+    InReply(TaskId),
+    /// In RECV; `Some` for a closed receive naming one sender.
+    InRecv(Option<TaskId>),
+    /// Faulted; the supervisor decides what happens next.
+    Faulted(FaultInfo),
+}
+
+impl TaskState {
+    /// Encodes into words for kernel IPC: `[kind, a, fault0, fault1, fault2]`.
+    #[must_use]
+    pub fn to_words(self) -> [u64; 5] {
+        match self {
+            TaskState::Stopped => [0, 0, 0, 0, 0],
+            TaskState::Runnable => [1, 0, 0, 0, 0],
+            TaskState::InSend(t) => [2, u64::from(t.0), 0, 0, 0],
+            TaskState::InReply(t) => [3, u64::from(t.0), 0, 0, 0],
+            TaskState::InRecv(None) => [4, u64::MAX, 0, 0, 0],
+            TaskState::InRecv(Some(t)) => [4, u64::from(t.0), 0, 0, 0],
+            TaskState::Faulted(f) => {
+                let [a, b, c] = f.to_words();
+                [5, 0, a, b, c]
+            }
+        }
+    }
+
+    /// Decodes what [`TaskState::to_words`] produced.
+    #[must_use]
+    pub fn from_words(w: [u64; 5]) -> Option<Self> {
+        let task = |v: u64| u32::try_from(v).ok().map(TaskId);
+        Some(match w[0] {
+            0 => TaskState::Stopped,
+            1 => TaskState::Runnable,
+            2 => TaskState::InSend(task(w[1])?),
+            3 => TaskState::InReply(task(w[1])?),
+            4 if w[1] == u64::MAX => TaskState::InRecv(None),
+            4 => TaskState::InRecv(Some(task(w[1])?)),
+            5 => TaskState::Faulted(FaultInfo::from_words([w[2], w[3], w[4]])?),
+            _ => return None,
+        })
+    }
+}
+
+/// Flags for IRQ_CONTROL.
+pub mod irq_control {
+    /// Enable (unmask) the interrupts behind the mask; clear to disable.
+    pub const ENABLE: u64 = 1 << 0;
+}
+
+/// Bit 63 of RECV's sender argument: receive only from the named sender.
+pub const RECV_CLOSED: u64 = 1 << 63;
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        dead_response_code, extract_new_generation, FaultInfo, Generation, ReplyFaultReason,
+        TaskId, TaskIndex, TaskState, UsageError,
+    };
+
+    #[test]
+    fn task_id_round_trips_index_and_generation() {
+        let id = TaskId::new(TaskIndex(7), Generation(0xBEEF));
+        assert_eq!(id.index(), TaskIndex(7));
+        assert_eq!(id.generation(), Generation(0xBEEF));
+        assert_eq!(id.0, 0xBEEF_0007);
+    }
+
+    #[test]
+    fn dead_codes_carry_the_generation_and_nothing_else_is_dead() {
+        assert_eq!(
+            extract_new_generation(dead_response_code(Generation(3))),
+            Some(Generation(3))
+        );
+        assert_eq!(extract_new_generation(0), None);
+        assert_eq!(extract_new_generation(0xFFFE_FFFF), None);
+    }
+
+    #[test]
+    fn generation_wraps() {
+        assert_eq!(Generation(u16::MAX).next(), Generation(0));
+    }
+
+    #[test]
+    fn fault_and_state_encodings_round_trip() {
+        let faults = [
+            FaultInfo::MemoryAccess {
+                address: 0xdead_0000,
+                error_code: 7,
+            },
+            FaultInfo::StackOverflow { address: 0x1000 },
+            FaultInfo::GeneralProtection { error_code: 0 },
+            FaultInfo::IllegalInstruction { rip: 5 },
+            FaultInfo::DivideError { rip: 6 },
+            FaultInfo::Exception {
+                vector: 17,
+                error_code: 0,
+            },
+            FaultInfo::SyscallUsage(UsageError::ReplyTooBig),
+            FaultInfo::Panic,
+            FaultInfo::Injected(TaskId(3)),
+            FaultInfo::FromServer(TaskId(2), ReplyFaultReason::BadLeases),
+        ];
+        for f in faults {
+            assert_eq!(FaultInfo::from_words(f.to_words()), Some(f));
+            let s = TaskState::Faulted(f);
+            assert_eq!(TaskState::from_words(s.to_words()), Some(s));
+        }
+        for s in [
+            TaskState::Stopped,
+            TaskState::Runnable,
+            TaskState::InSend(TaskId(1)),
+            TaskState::InReply(TaskId(2)),
+            TaskState::InRecv(None),
+            TaskState::InRecv(Some(TaskId(4))),
+        ] {
+            assert_eq!(TaskState::from_words(s.to_words()), Some(s));
+        }
+        assert_eq!(FaultInfo::from_words([99, 0, 0]), None);
+    }
+}

@@ -1,0 +1,95 @@
+//! Generates the kernel's static tables from the configuration that
+//! `cargo xtask dist` passes in `TDXHOST_KCONFIG` (JSON), and links the
+//! kernel with `link.x`. Without the variable (e.g. `cargo clippy`), an
+//! empty image is generated so the kernel still type-checks.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use build_kconfig::{KernelConfig, KCONFIG_ENV_VAR};
+
+fn main() {
+    println!("cargo:rerun-if-env-changed={KCONFIG_ENV_VAR}");
+    println!("cargo:rerun-if-changed=link.x");
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    println!(
+        "cargo:rustc-link-arg-bins=-T{}",
+        dir.join("link.x").display()
+    );
+
+    let config = match std::env::var(KCONFIG_ENV_VAR) {
+        Ok(text) => serde_json::from_str::<KernelConfig>(&text)
+            .unwrap_or_else(|e| panic!("{KCONFIG_ENV_VAR} is not a valid kernel config: {e}")),
+        Err(_) => KernelConfig {
+            image: "unconfigured".into(),
+            tick_us: 1000,
+            debug_exit_port: None,
+            tasks: vec![],
+            irqs: vec![],
+        },
+    };
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out.join("kconfig.rs"), render(&config)).unwrap();
+}
+
+fn render(c: &KernelConfig) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "pub const IMAGE_NAME: &str = {:?};", c.image);
+    let _ = writeln!(s, "pub const TICK_US: u32 = {};", c.tick_us);
+    let _ = writeln!(
+        s,
+        "pub const DEBUG_EXIT_PORT: Option<u16> = {:?};",
+        c.debug_exit_port
+    );
+    let _ = writeln!(s, "pub const TASK_COUNT: usize = {};", c.tasks.len());
+    let _ = writeln!(s, "pub static TASK_DESCS: [TaskDesc; TASK_COUNT] = [");
+    for t in &c.tasks {
+        let _ = writeln!(s, "    TaskDesc {{");
+        let _ = writeln!(
+            s,
+            "        name: {:?}, priority: {}, start: {}, entry: {:#x},",
+            t.name, t.priority, t.start, t.entry
+        );
+        let _ = writeln!(s, "        regions: &[");
+        let mut regions = t.regions.clone();
+        regions.sort_by_key(|r| r.base);
+        for r in regions {
+            let _ = writeln!(
+                s,
+                "            RegionDesc {{ base: {:#x}, size: {:#x}, attributes: {} }},",
+                r.base, r.size, r.attributes
+            );
+        }
+        let _ = writeln!(s, "        ],");
+        let _ = writeln!(
+            s,
+            "        stack_base: {:#x}, stack_top: {:#x},",
+            t.stack_base, t.stack_top
+        );
+        let _ = writeln!(
+            s,
+            "        ram_base: {:#x}, ram_size: {:#x},",
+            t.ram_base, t.ram_size
+        );
+        let _ = writeln!(
+            s,
+            "        data_load: {:#x}, data_vma: {:#x}, data_len: {:#x},",
+            t.data_load, t.data_vma, t.data_len
+        );
+        let _ = writeln!(s, "        ioports: &{:?},", t.ioports);
+        let rights: Vec<String> = t.rights.iter().map(|r| format!("{r:#x}")).collect();
+        let _ = writeln!(s, "        rights: [{}],", rights.join(", "));
+        let _ = writeln!(s, "    }},");
+    }
+    let _ = writeln!(s, "];");
+    let _ = writeln!(s, "pub static IRQS: &[IrqBinding] = &[");
+    for b in &c.irqs {
+        let _ = writeln!(
+            s,
+            "    IrqBinding {{ irq: {}, task: {}, mask: {:#x} }},",
+            b.irq, b.task, b.mask
+        );
+    }
+    let _ = writeln!(s, "];");
+    s
+}

@@ -1,0 +1,132 @@
+//! The local APIC (timer, EOI) and the IOAPIC (device interrupts).
+//!
+//! xAPIC MMIO mode only: QEMU's TCG has no x2APIC. The timer runs periodic
+//! at the manifest's tick, calibrated once against the PIT so that a tick
+//! means the same on QEMU and on hardware. The legacy 8259 PICs are masked
+//! for good. IOAPIC inputs start masked; an input is unmasked only when the
+//! task it is bound to asks (IRQ_CONTROL), and the kernel masks it again
+//! each time it fires, so a task always acknowledges before the next one.
+
+use super::cpu::{inb, outb, rdmsr};
+use super::idt::{IRQ_BASE_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR};
+use super::paging::phys_to_virt;
+
+const IA32_APIC_BASE: u32 = 0x1B;
+const REG_ID: u64 = 0x20;
+const REG_TPR: u64 = 0x80;
+const REG_EOI: u64 = 0xB0;
+const REG_SPURIOUS: u64 = 0xF0;
+const REG_LVT_TIMER: u64 = 0x320;
+const REG_TIMER_INITIAL: u64 = 0x380;
+const REG_TIMER_CURRENT: u64 = 0x390;
+const REG_TIMER_DIVIDE: u64 = 0x3E0;
+const TIMER_PERIODIC: u32 = 1 << 17;
+const LVT_MASKED: u32 = 1 << 16;
+const DIVIDE_BY_16: u32 = 0b0011;
+
+const IOAPIC_BASE: u64 = 0xFEC0_0000;
+
+fn lapic_base() -> u64 {
+    // Safety: IA32_APIC_BASE exists on every x86_64 CPU.
+    unsafe { rdmsr(IA32_APIC_BASE) & 0xF_FFFF_F000 }
+}
+
+fn lapic_read(reg: u64) -> u32 {
+    // Safety: the LAPIC page is mapped uncached in the direct map and `reg`
+    // is a valid register offset.
+    unsafe { core::ptr::read_volatile(phys_to_virt(lapic_base() + reg) as *const u32) }
+}
+
+fn lapic_write(reg: u64, value: u32) {
+    // Safety: as for `lapic_read`.
+    unsafe { core::ptr::write_volatile(phys_to_virt(lapic_base() + reg) as *mut u32, value) }
+}
+
+/// This CPU's APIC id.
+#[must_use]
+pub fn apic_id() -> u32 {
+    lapic_read(REG_ID) >> 24
+}
+
+/// Signals end of interrupt to the local APIC.
+pub fn eoi() {
+    lapic_write(REG_EOI, 0);
+}
+
+/// Masks the legacy PICs and enables the local APIC.
+pub fn init_local() {
+    // Safety: the 8259 data ports; writing 0xFF masks every input, which is
+    // what we want whether or not the PICs exist.
+    unsafe {
+        outb(0x21, 0xFF);
+        outb(0xA1, 0xFF);
+    }
+    lapic_write(REG_TPR, 0);
+    lapic_write(REG_SPURIOUS, 0x100 | u32::from(SPURIOUS_VECTOR));
+}
+
+/// LAPIC timer counts (at divide-by-16) in 10 ms, measured with PIT
+/// channel 2 in one-shot mode.
+fn calibrate_10ms() -> u32 {
+    const PIT_HZ: u32 = 1_193_182;
+    let pit_count = (PIT_HZ / 100) as u16;
+    // Safety: ports 0x42/0x43/0x61 are the PIT channel 2 and its gate on
+    // every PC; the speaker output stays off (bit 1 of 0x61 cleared).
+    unsafe {
+        let gate = inb(0x61);
+        outb(0x61, (gate & !0x02) | 0x01);
+        outb(0x43, 0b1011_0000); // channel 2, lo/hi, mode 0, binary
+        outb(0x42, pit_count as u8);
+        outb(0x42, (pit_count >> 8) as u8);
+        lapic_write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
+        lapic_write(REG_LVT_TIMER, LVT_MASKED);
+        lapic_write(REG_TIMER_INITIAL, u32::MAX);
+        // Restart the count by toggling the gate.
+        let g = inb(0x61) & !0x01;
+        outb(0x61, g);
+        outb(0x61, g | 0x01);
+        while inb(0x61) & 0x20 == 0 {
+            core::hint::spin_loop();
+        }
+    }
+    let elapsed = u32::MAX - lapic_read(REG_TIMER_CURRENT);
+    lapic_write(REG_TIMER_INITIAL, 0);
+    elapsed
+}
+
+/// Starts the periodic tick. Returns the LAPIC counts per tick.
+pub fn start_timer(tick_us: u32) -> u32 {
+    let per_10ms = calibrate_10ms().max(1);
+    let count = ((u64::from(per_10ms) * u64::from(tick_us)) / 10_000).max(1) as u32;
+    lapic_write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
+    lapic_write(REG_LVT_TIMER, TIMER_PERIODIC | u32::from(TIMER_VECTOR));
+    lapic_write(REG_TIMER_INITIAL, count);
+    count
+}
+
+fn ioapic_write(reg: u32, value: u32) {
+    // Safety: the IOAPIC index/data window at its standard address, mapped
+    // uncached in the direct map.
+    unsafe {
+        core::ptr::write_volatile(phys_to_virt(IOAPIC_BASE) as *mut u32, reg);
+        core::ptr::write_volatile(phys_to_virt(IOAPIC_BASE + 0x10) as *mut u32, value);
+    }
+}
+
+/// Routes IOAPIC input `irq` to its vector on the boot CPU, masked or not.
+/// ISA inputs are edge-triggered, active high.
+pub fn set_irq(irq: u8, unmasked: bool, boot_apic_id: u32) {
+    let mut low = u32::from(IRQ_BASE_VECTOR + irq);
+    if !unmasked {
+        low |= LVT_MASKED;
+    }
+    ioapic_write(0x10 + 2 * u32::from(irq) + 1, boot_apic_id << 24);
+    ioapic_write(0x10 + 2 * u32::from(irq), low);
+}
+
+/// Sends interrupt `vector` to this CPU (used to exercise IRQ delivery).
+pub fn self_ipi(vector: u8) {
+    const REG_ICR_LOW: u64 = 0x300;
+    const SHORTHAND_SELF: u32 = 0b01 << 18;
+    lapic_write(REG_ICR_LOW, SHORTHAND_SELF | u32::from(vector));
+}

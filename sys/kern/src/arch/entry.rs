@@ -1,0 +1,262 @@
+//! Kernel entry and exit: SYSCALL, interrupts and exceptions, and the one
+//! path back to a task.
+//!
+//! Pattern: every way into the kernel from ring 3 ends with the task's full
+//! register state in its [`SavedState`], after which the kernel runs on its
+//! own stack, calls one Rust function, and gets back the `SavedState` of
+//! the task to resume (possibly another one). That function is the only
+//! place scheduling decisions surface; the asm never decides anything.
+//!
+//! - SYSCALL does not switch stacks, so the entry uses the save area itself
+//!   as a stack to push the frame (`CURRENT_SAVE_END` points just past it),
+//!   then moves to the kernel stack.
+//! - An interrupt from ring 3 makes the CPU load RSP0 from the TSS, which
+//!   also points just past the save area, so the CPU's own pushes (SS, RSP,
+//!   RFLAGS, CS, RIP, error code) land in the frame; the stub pushes the
+//!   rest.
+//! - An interrupt in ring 0 can only arrive while the kernel halts in
+//!   `WaitForInterrupt`; its frame stays on the kernel stack and it returns
+//!   to the halt.
+//! - Resume uses SYSRET when the task last entered by SYSCALL (RCX and R11
+//!   are then dead by the ABI) and IRETQ otherwise, which restores every
+//!   register exactly.
+
+use core::sync::atomic::{AtomicU32, AtomicU64};
+
+use super::gdt::{SYSRET_BASE, USER_CS, USER_DS};
+
+/// A task's registers while it is not running. The layout is fixed by the
+/// entry stubs: general registers in push order, then the interrupt frame
+/// exactly as the CPU pushes it.
+///
+/// 16-byte aligned because a CPU taking an interrupt in 64-bit mode aligns
+/// RSP down to 16 before pushing: the frame end (RSP0) must already be
+/// aligned or the pushes would land 8 bytes low.
+#[derive(Copy, Clone, Debug, Default)]
+#[repr(C, align(16))]
+pub struct SavedState {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+    /// Non-zero when the task is suspended in a syscall, so SYSRET may
+    /// resume it.
+    pub resume_with_sysret: u64,
+}
+
+/// Byte offset of the end of the interrupt frame in [`SavedState`].
+pub const FRAME_END: u64 = 160;
+const _: () = assert!(core::mem::offset_of!(SavedState, resume_with_sysret) == FRAME_END as usize);
+const _: () = assert!(FRAME_END % 16 == 0);
+
+/// RFLAGS of a freshly started task: interrupts on, IOPL 0.
+pub const INITIAL_RFLAGS: u64 = 0x202;
+
+impl SavedState {
+    /// The state that starts a task at `entry` with stack `stack_top`.
+    #[must_use]
+    pub fn initial(entry: u64, stack_top: u64) -> Self {
+        SavedState {
+            rip: entry,
+            cs: u64::from(USER_CS),
+            rflags: INITIAL_RFLAGS,
+            rsp: stack_top,
+            ss: u64::from(USER_DS),
+            ..SavedState::default()
+        }
+    }
+}
+
+/// Address just past the running task's interrupt frame.
+pub static CURRENT_SAVE_END: AtomicU64 = AtomicU64::new(0);
+/// Top of the boot CPU's kernel stack.
+pub static KERNEL_STACK_TOP: AtomicU64 = AtomicU64::new(0);
+/// The user RSP while the SYSCALL stub pushes the frame.
+static USER_RSP_SCRATCH: AtomicU64 = AtomicU64::new(0);
+/// The vector of the trap being entered. Only the boot CPU takes traps
+/// from tasks, and interrupts stay off until the vector is read.
+pub static TRAP_VECTOR: AtomicU32 = AtomicU32::new(0);
+
+const MSR_EFER: u32 = 0xC000_0080;
+const MSR_STAR: u32 = 0xC000_0081;
+const MSR_LSTAR: u32 = 0xC000_0082;
+const MSR_FMASK: u32 = 0xC000_0084;
+const EFER_SCE: u64 = 1 << 0;
+/// RFLAGS bits cleared on SYSCALL: TF, IF, DF, AC, NT.
+const FMASK: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 18) | (1 << 14);
+
+/// Enables SYSCALL and points it at the entry stub.
+pub fn init_syscall() {
+    // Safety: these MSRs exist on every x86_64 CPU; the selectors match the
+    // GDT installed by `gdt::init`, and `syscall_entry` is the stub below.
+    unsafe {
+        super::cpu::wrmsr(
+            MSR_STAR,
+            u64::from(SYSRET_BASE) << 48 | u64::from(super::gdt::KERNEL_CS) << 32,
+        );
+        super::cpu::wrmsr(MSR_LSTAR, syscall_entry as *const () as u64);
+        super::cpu::wrmsr(MSR_FMASK, FMASK);
+        let efer = super::cpu::rdmsr(MSR_EFER);
+        super::cpu::wrmsr(MSR_EFER, efer | EFER_SCE);
+    }
+}
+
+#[unsafe(naked)]
+unsafe extern "C" fn syscall_entry() {
+    core::arch::naked_asm!(
+        "mov [rip + {scratch}], rsp",
+        "mov rsp, [rip + {save_end}]",
+        "push {uss}",
+        "push qword ptr [rip + {scratch}]",
+        "push r11",
+        "push {ucs}",
+        "push rcx",
+        "push rax",
+        "push rbx",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push rbp",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov rdi, rsp",
+        "mov rsp, [rip + {kstack}]",
+        "call {handler}",
+        "mov rsp, rax",
+        "jmp {restore}",
+        scratch = sym USER_RSP_SCRATCH,
+        save_end = sym CURRENT_SAVE_END,
+        kstack = sym KERNEL_STACK_TOP,
+        uss = const USER_DS as u64,
+        ucs = const USER_CS as u64,
+        handler = sym crate::syscalls::syscall_entry_from_task,
+        restore = sym resume_task,
+    )
+}
+
+/// Resumes the task whose [`SavedState`] RSP points at.
+#[unsafe(naked)]
+pub unsafe extern "C" fn resume_task() -> ! {
+    core::arch::naked_asm!(
+        "cmp qword ptr [rsp + {frame_end}], 0",
+        "jne 2f",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
+        "iretq",
+        "2:",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "add rsp, 8",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "add rsp, 8",
+        "pop rbx",
+        "pop rax",
+        "mov rcx, [rsp]",
+        "mov r11, [rsp + 16]",
+        "mov rsp, [rsp + 24]",
+        "sysretq",
+        frame_end = const FRAME_END,
+    )
+}
+
+/// Common tail of every interrupt and exception stub: the stub has pushed
+/// an error code (real or zero) and recorded the vector.
+#[unsafe(naked)]
+pub unsafe extern "C" fn trap_common() {
+    core::arch::naked_asm!(
+        "xchg [rsp], rax",
+        "push rbx",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push rbp",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov rsi, rax",
+        "mov edi, dword ptr [rip + {vector}]",
+        "mov rdx, rsp",
+        "test byte ptr [rsp + 128], 3",
+        "jz 3f",
+        "mov rsp, [rip + {kstack}]",
+        "call {from_user}",
+        "mov rsp, rax",
+        "jmp {restore}",
+        "3:",
+        "mov rbx, rsp",
+        "and rsp, -16",
+        "call {from_kernel}",
+        "mov rsp, rbx",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
+        "iretq",
+        vector = sym TRAP_VECTOR,
+        kstack = sym KERNEL_STACK_TOP,
+        from_user = sym crate::trap::trap_from_task,
+        from_kernel = sym crate::trap::trap_in_kernel,
+        restore = sym resume_task,
+    )
+}

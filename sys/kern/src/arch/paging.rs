@@ -1,0 +1,260 @@
+//! Page tables: the kernel's, a direct map of physical memory, and one
+//! address space per task.
+//!
+//! Invariants:
+//! - The kernel image is identity-mapped, supervisor-only, with W^X
+//!   permissions, in every address space; the page tables for it are
+//!   shared, so the kernel image and tasks never share a 2 MiB block.
+//! - All physical memory up to [`DIRECT_MAP_LIMIT`] is mapped at
+//!   [`PHYS_OFFSET`] + pa, supervisor-only and non-executable, through one
+//!   PML4 entry shared by every address space. The kernel touches task
+//!   memory only through this map, never through task addresses, so SMAP
+//!   can stay on.
+//! - A task's address space adds exactly its own regions, user-accessible,
+//!   identity-mapped, with the manifest's permissions. Nothing else is
+//!   user-accessible: a stray access faults.
+//! - Table pages come from a fixed pool in `.bss`; running out is a boot
+//!   failure, reported as such, because it is a build-time sizing error.
+
+use core::cell::UnsafeCell;
+
+/// Where the direct map of physical memory starts.
+pub const PHYS_OFFSET: u64 = 0xFFFF_8000_0000_0000;
+/// How much physical memory the direct map covers.
+pub const DIRECT_MAP_LIMIT: u64 = 64 << 30;
+
+pub const PAGE_SIZE: u64 = 4096;
+const LARGE_PAGE: u64 = 2 << 20;
+
+const P: u64 = 1 << 0;
+const RW: u64 = 1 << 1;
+const US: u64 = 1 << 2;
+const PWT: u64 = 1 << 3;
+const PCD: u64 = 1 << 4;
+const PS: u64 = 1 << 7;
+const GLOBAL: u64 = 1 << 8;
+const NX: u64 = 1 << 63;
+const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+
+/// Access a mapping grants.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub write: bool,
+    pub execute: bool,
+    pub user: bool,
+}
+
+impl Access {
+    fn leaf_bits(self) -> u64 {
+        let mut bits = P;
+        if self.write {
+            bits |= RW;
+        }
+        if !self.execute {
+            bits |= NX;
+        }
+        if self.user {
+            bits |= US;
+        } else {
+            // The kernel image is the same in every address space, so its
+            // TLB entries may survive CR3 switches.
+            bits |= GLOBAL;
+        }
+        bits
+    }
+}
+
+/// A physical address of a 4 KiB-aligned page-table page.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TablePhys(pub u64);
+
+#[repr(C, align(4096))]
+struct Page([u64; 512]);
+
+const POOL_PAGES: usize = 384;
+
+struct Pool {
+    pages: UnsafeCell<[Page; POOL_PAGES]>,
+    used: UnsafeCell<usize>,
+}
+
+// Safety: the pool is used only by the boot CPU during boot, with
+// interrupts off, before any task runs.
+unsafe impl Sync for Pool {}
+
+static POOL: Pool = Pool {
+    pages: UnsafeCell::new([const { Page([0; 512]) }; POOL_PAGES]),
+    used: UnsafeCell::new(0),
+};
+
+/// The pool lives in the identity-mapped kernel image, so a table page's
+/// physical address is also a usable pointer to it.
+fn table(phys: TablePhys) -> &'static mut [u64; 512] {
+    // Safety: `phys` always comes from `alloc_table`, i.e. it is a pool
+    // page, identity-mapped and exclusively owned by the paging code during
+    // boot.
+    unsafe { &mut (*(phys.0 as *mut Page)).0 }
+}
+
+fn alloc_table() -> TablePhys {
+    // Safety: single-threaded boot-time use (see `Pool`).
+    let used = unsafe { &mut *POOL.used.get() };
+    if *used == POOL_PAGES {
+        crate::fail::boot_failure(format_args!(
+            "page-table pool exhausted ({POOL_PAGES} pages): too many or too fragmented task regions"
+        ));
+    }
+    // Safety: as above; the page at `used` has never been handed out.
+    let page = unsafe { &mut (*POOL.pages.get())[*used] };
+    *used += 1;
+    page.0 = [0; 512];
+    TablePhys(page as *mut Page as u64)
+}
+
+/// Returns the table the entry at `index` of `parent` points to, creating
+/// it if absent. Intermediate entries allow everything; the leaf decides.
+fn next_level(parent: TablePhys, index: usize) -> TablePhys {
+    let entry = &mut table(parent)[index];
+    if *entry & P == 0 {
+        let child = alloc_table();
+        *entry = child.0 | P | RW | US;
+    } else if *entry & PS != 0 {
+        crate::fail::boot_failure(format_args!("mapping inside a large page"));
+    }
+    TablePhys(*entry & ADDR_MASK)
+}
+
+fn indices(va: u64) -> [usize; 4] {
+    [
+        ((va >> 39) & 0x1ff) as usize,
+        ((va >> 30) & 0x1ff) as usize,
+        ((va >> 21) & 0x1ff) as usize,
+        ((va >> 12) & 0x1ff) as usize,
+    ]
+}
+
+/// Maps one 4 KiB page.
+pub fn map_page(pml4: TablePhys, va: u64, pa: u64, access: Access) {
+    let [i4, i3, i2, i1] = indices(va);
+    let pt = next_level(next_level(next_level(pml4, i4), i3), i2);
+    table(pt)[i1] = pa | access.leaf_bits();
+}
+
+/// Maps `[start, end)` identically with `access`, 4 KiB at a time.
+pub fn map_identity(pml4: TablePhys, start: u64, end: u64, access: Access) {
+    let mut va = start & !(PAGE_SIZE - 1);
+    while va < end {
+        map_page(pml4, va, va, access);
+        va += PAGE_SIZE;
+    }
+}
+
+/// The parts of an address space every task shares with the kernel.
+pub struct KernelSpace {
+    pub pml4: TablePhys,
+    /// Page directory entries covering the kernel image.
+    kernel_pd: TablePhys,
+    kernel_pd_entries: usize,
+    /// The PML4 entry of the direct map.
+    direct_map_entry: u64,
+}
+
+extern "C" {
+    static __kernel_start: u8;
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __data_start: u8;
+    static __kernel_end: u8;
+}
+
+fn sym(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+/// Builds the kernel's address space: the image with W^X permissions and
+/// the direct map. Returns the handles task spaces are built from.
+pub fn build_kernel_space() -> KernelSpace {
+    // Safety: linker-script symbols; only their addresses are taken.
+    let (kstart, tstart, tend, rstart, dstart, kend) = unsafe {
+        (
+            sym(&__kernel_start),
+            sym(&__text_start),
+            sym(&__text_end),
+            sym(&__rodata_start),
+            sym(&__data_start),
+            sym(&__kernel_end),
+        )
+    };
+    let pml4 = alloc_table();
+    let kernel = |write, execute| Access {
+        write,
+        execute,
+        user: false,
+    };
+    // Boot stub and multiboot header: executable (the stub ran from here).
+    map_identity(pml4, kstart, tstart, kernel(false, true));
+    map_identity(pml4, tstart, tend, kernel(false, true));
+    map_identity(pml4, rstart, dstart, kernel(false, false));
+    map_identity(pml4, dstart, kend, kernel(true, false));
+
+    // Direct map with 2 MiB pages; the top GiB below 4 GiB is MMIO on PCs
+    // (LAPIC, IOAPIC, HPET, PCI windows), so it is mapped uncached.
+    let direct_pdpt = next_level(pml4, indices(PHYS_OFFSET)[0]);
+    let mut pa = 0;
+    while pa < DIRECT_MAP_LIMIT {
+        let [_, i3, i2, _] = indices(PHYS_OFFSET + pa);
+        let pd = next_level(direct_pdpt, i3);
+        let mut bits = P | RW | PS | NX | GLOBAL;
+        if (3 << 30..4 << 30).contains(&pa) {
+            bits |= PCD | PWT;
+        }
+        table(pd)[i2] = pa | bits;
+        pa += LARGE_PAGE;
+    }
+
+    let [i4, i3, _, _] = indices(kstart);
+    let kernel_pdpt = TablePhys(table(pml4)[i4] & ADDR_MASK);
+    let kernel_pd = TablePhys(table(kernel_pdpt)[i3] & ADDR_MASK);
+    KernelSpace {
+        pml4,
+        kernel_pd,
+        kernel_pd_entries: kend.div_ceil(LARGE_PAGE) as usize,
+        direct_map_entry: table(pml4)[indices(PHYS_OFFSET)[0]],
+    }
+}
+
+impl KernelSpace {
+    /// First address a task region may use: the 2 MiB block after the
+    /// kernel image, whose page tables tasks share.
+    #[must_use]
+    pub fn first_task_address(&self) -> u64 {
+        self.kernel_pd_entries as u64 * LARGE_PAGE
+    }
+
+    /// A new address space holding the kernel; the caller adds the task's
+    /// regions with [`map_identity`].
+    #[must_use]
+    pub fn new_task_space(&self) -> TablePhys {
+        let pml4 = alloc_table();
+        table(pml4)[indices(PHYS_OFFSET)[0]] = self.direct_map_entry;
+        let pd = next_level(next_level(pml4, 0), 0);
+        for i in 0..self.kernel_pd_entries {
+            table(pd)[i] = table(self.kernel_pd)[i];
+        }
+        pml4
+    }
+}
+
+/// Pointer to physical address `pa` through the direct map.
+#[must_use]
+pub fn phys_to_virt(pa: u64) -> *mut u8 {
+    (PHYS_OFFSET + pa) as *mut u8
+}
+
+/// Table pages used so far, for the boot report.
+#[must_use]
+pub fn pool_pages_used() -> usize {
+    // Safety: a plain read during single-threaded boot.
+    unsafe { *POOL.used.get() }
+}

@@ -1,0 +1,30 @@
+//! Kernel stacks of the boot CPU.
+//!
+//! The kernel stack is entered fresh on every trap and syscall (nothing
+//! stays on it between kernel entries), so one stack serves every task.
+
+use core::cell::UnsafeCell;
+
+pub const KERNEL_STACK_SIZE: usize = 64 * 1024;
+pub const IST_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+pub struct Stack<const N: usize>(UnsafeCell<[u8; N]>);
+
+// Safety: a stack is only ever used as raw memory by the CPU that owns it.
+unsafe impl<const N: usize> Sync for Stack<N> {}
+
+impl<const N: usize> Stack<N> {
+    #[must_use]
+    pub fn top(&self) -> u64 {
+        self.0.get() as u64 + N as u64
+    }
+}
+
+/// The boot CPU's kernel stack; the boot stub runs `kmain` on it too.
+#[unsafe(no_mangle)]
+pub static BOOT_CPU_STACK: Stack<KERNEL_STACK_SIZE> =
+    Stack(UnsafeCell::new([0; KERNEL_STACK_SIZE]));
+
+/// The double-fault stack (IST1).
+pub static DOUBLE_FAULT_STACK: Stack<IST_STACK_SIZE> = Stack(UnsafeCell::new([0; IST_STACK_SIZE]));

@@ -1,0 +1,54 @@
+//! The kernel's text console on COM1.
+//!
+//! `kprintln!` formats straight to the UART; there is no buffer to lose on
+//! a crash. Task log lines arrive through the LOG syscall and are prefixed
+//! with the task's name, so the console reads as one interleaved story.
+
+use core::fmt;
+
+use crate::arch::serial;
+
+pub struct Console;
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        serial::write(serial::COM1, s.as_bytes());
+        Ok(())
+    }
+}
+
+pub fn print(args: fmt::Arguments<'_>) {
+    let _ = fmt::write(&mut Console, args);
+}
+
+#[macro_export]
+macro_rules! kprintln {
+    ($($arg:tt)*) => {
+        $crate::console::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+#[macro_export]
+macro_rules! kprint {
+    ($($arg:tt)*) => {
+        $crate::console::print(format_args!($($arg)*))
+    };
+}
+
+/// Writes a task's log line: `[name] text`, with control characters other
+/// than tab shown as `?` so a task cannot forge console lines or escape
+/// sequences.
+pub fn task_line(task_name: &str, bytes: &[u8]) {
+    serial::write(serial::COM1, b"[");
+    serial::write(serial::COM1, task_name.as_bytes());
+    serial::write(serial::COM1, b"] ");
+    for &b in bytes {
+        let shown = if b == b'\t' || (0x20..0x7f).contains(&b) {
+            b
+        } else {
+            b'?'
+        };
+        serial::write(serial::COM1, &[shown]);
+    }
+    serial::write(serial::COM1, b"\n");
+}

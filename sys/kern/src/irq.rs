@@ -1,0 +1,98 @@
+//! Interrupts bound to tasks.
+//!
+//! The manifest binds IOAPIC inputs to (task, notification bits). When an
+//! input fires the kernel masks it, marks it pending and posts the bits;
+//! the task handles the device and re-enables the input with IRQ_CONTROL.
+//! A task may only control inputs bound to itself: naming bits with no
+//! binding is a usage fault.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use abi::{irq_control, UsageError};
+
+use crate::arch::apic;
+use crate::ipc::{Next, UserError};
+use crate::startup::IRQS;
+use crate::task::{self, Task};
+
+/// Per-input enabled / pending bits (IOAPIC inputs 0..24).
+static ENABLED: AtomicU32 = AtomicU32::new(0);
+static PENDING: AtomicU32 = AtomicU32::new(0);
+
+/// APIC id of the boot CPU, where every input is routed.
+pub static BOOT_APIC_ID: AtomicU32 = AtomicU32::new(0);
+
+/// Masks every bound input at boot.
+pub fn init() {
+    for b in IRQS {
+        apic::set_irq(b.irq, false, BOOT_APIC_ID.load(Ordering::Relaxed));
+    }
+}
+
+/// An input fired: mask it, remember it, tell its task.
+pub fn fire(tasks: &mut [Task], irq: u8) -> bool {
+    let mut woke = false;
+    for b in IRQS.iter().filter(|b| b.irq == irq) {
+        apic::set_irq(irq, false, BOOT_APIC_ID.load(Ordering::Relaxed));
+        ENABLED.fetch_and(!(1 << irq), Ordering::Relaxed);
+        PENDING.fetch_or(1 << irq, Ordering::Relaxed);
+        woke |= task::post(tasks, usize::from(b.task), b.mask);
+    }
+    woke
+}
+
+/// IRQ_CONTROL: `rdi` notification mask, `rsi` flags.
+pub fn control(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
+    let s = &tasks[caller].save;
+    let (mask, flags) = (s.rdi, s.rsi);
+    if flags & !irq_control::ENABLE != 0 {
+        return Err(UsageError::ReservedBits.into());
+    }
+    let enable = flags & irq_control::ENABLE != 0;
+    let mut found = false;
+    for b in IRQS
+        .iter()
+        .filter(|b| usize::from(b.task) == caller && b.mask & mask != 0)
+    {
+        found = true;
+        if enable {
+            PENDING.fetch_and(!(1 << b.irq), Ordering::Relaxed);
+            ENABLED.fetch_or(1 << b.irq, Ordering::Relaxed);
+        } else {
+            ENABLED.fetch_and(!(1 << b.irq), Ordering::Relaxed);
+        }
+        apic::set_irq(b.irq, enable, BOOT_APIC_ID.load(Ordering::Relaxed));
+    }
+    if !found {
+        return Err(UsageError::NoIrq.into());
+    }
+    tasks[caller].set_results(0, 0);
+    Ok(Next::Same)
+}
+
+/// IRQ_STATUS: `rdi` mask → `rdi` enabled bits, `rsi` pending bits (in
+/// the caller's notification bits).
+pub fn status(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
+    let mask = tasks[caller].save.rdi;
+    let (mut enabled, mut pending, mut found) = (0, 0, false);
+    for b in IRQS
+        .iter()
+        .filter(|b| usize::from(b.task) == caller && b.mask & mask != 0)
+    {
+        found = true;
+        if ENABLED.load(Ordering::Relaxed) & (1 << b.irq) != 0 {
+            enabled |= b.mask;
+        }
+        if PENDING.load(Ordering::Relaxed) & (1 << b.irq) != 0 {
+            pending |= b.mask;
+        }
+    }
+    if !found {
+        return Err(UsageError::NoIrq.into());
+    }
+    let s = &mut tasks[caller].save;
+    s.rax = 0;
+    s.rdi = enabled;
+    s.rsi = pending;
+    Ok(Next::Same)
+}

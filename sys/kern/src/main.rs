@@ -1,0 +1,135 @@
+//! The tdxhost kernel.
+//!
+//! Principles (after Hubris): everything is configured statically from the
+//! manifest; the kernel is small and prefers simple algorithms; tasks are
+//! isolated by page tables and talk only through kernel IPC; a task's
+//! mistake faults that task, never the kernel. Tasks run on the boot CPU.
+
+#![no_std]
+#![no_main]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![forbid(clippy::wildcard_imports)]
+
+mod arch;
+mod bootinfo;
+mod console;
+mod fail;
+mod ipc;
+mod irq;
+mod kipc;
+mod startup;
+mod syscalls;
+mod task;
+mod time;
+mod trap;
+mod umem;
+
+use core::sync::atomic::Ordering;
+
+use arch::{apic, cpu, entry, gdt, idt, paging, serial, stacks};
+
+const CR4_PGE: u64 = 1 << 7;
+const CR4_SMEP: u64 = 1 << 20;
+const CR4_SMAP: u64 = 1 << 21;
+
+/// Turns on the protections this CPU has: global pages for the kernel,
+/// and SMEP/SMAP so the kernel can neither run nor touch task pages by
+/// accident (it reaches task memory only through the direct map).
+fn enable_cpu_protections() -> (bool, bool) {
+    let (_, ebx, _, _) = cpu::cpuid(7, 0);
+    let smep = ebx & (1 << 7) != 0;
+    let smap = ebx & (1 << 20) != 0;
+    let mut cr4 = cpu::read_cr4() | CR4_PGE;
+    if smep {
+        cr4 |= CR4_SMEP;
+    }
+    if smap {
+        cr4 |= CR4_SMAP;
+    }
+    // Safety: PGE, SMEP and SMAP are only set when CPUID reports them, and
+    // the kernel never executes or dereferences user pages.
+    unsafe { cpu::write_cr4(cr4) };
+    (smep, smap)
+}
+
+/// Rust entry from the boot stub: `magic` is EAX, `info` EBX at entry.
+#[unsafe(no_mangle)]
+pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
+    serial::init(serial::COM1);
+    kprintln!("tdxhost kernel, image `{}`", startup::IMAGE_NAME);
+    bootinfo::parse(magic, info);
+    let map = bootinfo::memory_map();
+    kprintln!(
+        "boot: protocol {:?}, {} memory ranges",
+        map.protocol,
+        map.ranges().len()
+    );
+    for r in map.ranges() {
+        let kind = if r.kind == 1 { "RAM" } else { "reserved" };
+        kprintln!(
+            "  {:#014x}..{:#014x} {:>6} KiB {kind} (type {})",
+            r.base,
+            r.base + r.size,
+            r.size >> 10,
+            r.kind
+        );
+    }
+
+    gdt::init(stacks::DOUBLE_FAULT_STACK.top());
+    idt::init();
+    entry::KERNEL_STACK_TOP.store(stacks::BOOT_CPU_STACK.top(), Ordering::Relaxed);
+    entry::init_syscall();
+    let (smep, smap) = enable_cpu_protections();
+
+    let space = paging::build_kernel_space();
+    // Safety: the new tables map the kernel image exactly where it runs and
+    // the direct map; the boot identity map is no longer needed.
+    unsafe { cpu::write_cr3(space.pml4.0) };
+
+    apic::init_local();
+    irq::BOOT_APIC_ID.store(apic::apic_id(), Ordering::Relaxed);
+    irq::init();
+
+    startup::create_tasks(&space);
+    kprintln!(
+        "kernel: {} tasks, {} page-table pages, SMEP {}, SMAP {}",
+        startup::TASK_COUNT,
+        paging::pool_pages_used(),
+        if smep { "on" } else { "off" },
+        if smap { "on" } else { "off" },
+    );
+    for (i, d) in startup::TASK_DESCS.iter().enumerate() {
+        kprintln!(
+            "  task {i:>2} {:<12} prio {:>2} {} entry {:#x} stack {:#x}..{:#x}",
+            d.name,
+            d.priority,
+            if d.start { "start" } else { "held " },
+            d.entry,
+            d.stack_base,
+            d.stack_top
+        );
+    }
+
+    let counts = apic::start_timer(startup::TICK_US);
+    kprintln!(
+        "kernel: timer tick {} us ({counts} LAPIC counts)",
+        startup::TICK_US
+    );
+
+    let first = task::with_tasks(|tasks| {
+        let first = task::select(tasks, tasks.len() - 1);
+        task::load(tasks, first);
+        core::ptr::addr_of!(tasks[first].save)
+    });
+    // Safety: `first` is the save area of a freshly initialized task whose
+    // address space is loaded; resume_task never returns.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {save}",
+            "jmp {resume}",
+            save = in(reg) first,
+            resume = sym entry::resume_task,
+            options(noreturn)
+        )
+    }
+}

@@ -1,0 +1,419 @@
+//! Tasks: their state, the task table, scheduling and the state changes
+//! that IPC, faults and restarts make.
+//!
+//! Invariants:
+//! - The table is fixed at build time; index 0 is the supervisor.
+//! - A task's `state` only changes through the methods here, which keep
+//!   "who is blocked on whom" consistent: a task in `InReply(t)` has had
+//!   its message delivered to `t`; a task in `InSend(t)` has not.
+//! - Faulted is sticky: only a restart (kernel IPC) clears it, and a
+//!   restart bumps the generation, so every stale reference becomes a dead
+//!   code, never a fault in someone else.
+//! - The kernel runs with interrupts off on one CPU, so the table is only
+//!   ever borrowed by one path at a time; [`with_tasks`] checks this.
+
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use abi::{dead_response_code, FaultInfo, Generation, TaskId, TaskIndex, FAULT_NOTIFICATION};
+
+use crate::arch::entry::{SavedState, CURRENT_SAVE_END, FRAME_END};
+use crate::arch::paging::{phys_to_virt, TablePhys};
+use crate::arch::{cpu, gdt};
+use crate::startup::{TaskDesc, TASK_COUNT};
+
+/// A scheduling priority: lower numbers are more important. Deliberately
+/// not `Ord`, so `<` cannot be misread.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Priority(pub u8);
+
+impl Priority {
+    #[must_use]
+    pub fn is_more_important_than(self, other: Priority) -> bool {
+        self.0 < other.0
+    }
+}
+
+/// What a healthy task is doing.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SchedState {
+    Stopped,
+    Runnable,
+    InSend(TaskId),
+    InReply(TaskId),
+    /// `Some(t)`: a closed receive from `t` (or `TaskId::KERNEL` for
+    /// notifications only).
+    InRecv(Option<TaskId>),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    Healthy(SchedState),
+    Faulted {
+        fault: FaultInfo,
+        original: SchedState,
+    },
+}
+
+pub struct Task {
+    /// Registers while not running. Kept first: the entry stubs address it.
+    pub save: SavedState,
+    state: TaskState,
+    generation: Generation,
+    /// Posted, not yet delivered notification bits.
+    notifications: u64,
+    /// While in RECV: which notification bits end the wait.
+    recv_mask: u64,
+    /// Armed deadline (in ticks) and the bits it posts.
+    pub timer: Option<(u64, u64)>,
+    pub desc: &'static TaskDesc,
+    pub pml4: TablePhys,
+    panic_message: [u8; abi::PANIC_MESSAGE_MAX],
+    panic_len: usize,
+}
+
+impl Task {
+    #[must_use]
+    pub fn new(desc: &'static TaskDesc, pml4: TablePhys) -> Self {
+        Task {
+            save: SavedState::default(),
+            state: TaskState::Healthy(SchedState::Stopped),
+            generation: Generation(0),
+            notifications: 0,
+            recv_mask: 0,
+            timer: None,
+            desc,
+            pml4,
+            panic_message: [0; abi::PANIC_MESSAGE_MAX],
+            panic_len: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn state(&self) -> TaskState {
+        self.state
+    }
+
+    #[must_use]
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    #[must_use]
+    pub fn priority(&self) -> Priority {
+        Priority(self.desc.priority)
+    }
+
+    #[must_use]
+    pub fn is_runnable(&self) -> bool {
+        self.state == TaskState::Healthy(SchedState::Runnable)
+    }
+
+    /// The task's state in the ABI's terms.
+    #[must_use]
+    pub fn abi_state(&self) -> abi::TaskState {
+        match self.state {
+            TaskState::Faulted { fault, .. } => abi::TaskState::Faulted(fault),
+            TaskState::Healthy(s) => match s {
+                SchedState::Stopped => abi::TaskState::Stopped,
+                SchedState::Runnable => abi::TaskState::Runnable,
+                SchedState::InSend(t) => abi::TaskState::InSend(t),
+                SchedState::InReply(t) => abi::TaskState::InReply(t),
+                SchedState::InRecv(t) => abi::TaskState::InRecv(t),
+            },
+        }
+    }
+
+    /// Changes the scheduling state of a healthy task.
+    ///
+    /// # Panics
+    /// If the task is faulted: only a restart may leave that state, and a
+    /// caller trying otherwise is a kernel bug.
+    pub fn set_healthy_state(&mut self, s: SchedState) {
+        assert!(
+            matches!(self.state, TaskState::Healthy(_)),
+            "state change of a faulted task"
+        );
+        self.state = TaskState::Healthy(s);
+    }
+
+    /// Marks the task as waiting in RECV for notifications in `mask` or a
+    /// message from `from`.
+    pub fn block_in_recv(&mut self, from: Option<TaskId>, mask: u64) {
+        self.recv_mask = mask;
+        self.set_healthy_state(SchedState::InRecv(from));
+    }
+
+    /// Takes the pending bits in `mask` out of the notification word.
+    pub fn take_notifications(&mut self, mask: u64) -> u64 {
+        let fired = self.notifications & mask;
+        self.notifications &= !fired;
+        fired
+    }
+
+    /// Records the panic message (already copied out of task memory).
+    pub fn set_panic_message(&mut self, message: &[u8]) {
+        let n = message.len().min(self.panic_message.len());
+        self.panic_message[..n].copy_from_slice(&message[..n]);
+        self.panic_len = n;
+    }
+
+    #[must_use]
+    pub fn panic_message(&self) -> &[u8] {
+        &self.panic_message[..self.panic_len]
+    }
+
+    /// Sets the registers a blocked syscall returns with.
+    pub fn set_results(&mut self, rax: u64, rdi: u64) {
+        self.save.rax = rax;
+        self.save.rdi = rdi;
+    }
+}
+
+/// The task table: written element by element during startup, then
+/// borrowed through [`with_tasks`] only.
+pub struct Table {
+    tasks: UnsafeCell<MaybeUninit<[Task; TASK_COUNT]>>,
+    installed: AtomicUsize,
+    borrowed: AtomicBool,
+}
+
+// Safety: only the boot CPU touches the table, with interrupts off, and
+// `with_tasks` refuses nested borrows.
+unsafe impl Sync for Table {}
+
+pub static TABLE: Table = Table {
+    tasks: UnsafeCell::new(MaybeUninit::uninit()),
+    installed: AtomicUsize::new(0),
+    borrowed: AtomicBool::new(false),
+};
+
+/// The task on the CPU (the one whose save area is current).
+pub static CURRENT: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the next task, in table order, during startup.
+///
+/// # Panics
+/// If more than `TASK_COUNT` tasks are installed.
+pub fn install(task: Task) {
+    let i = TABLE.installed.load(Ordering::Relaxed);
+    assert!(i < TASK_COUNT, "too many tasks installed");
+    // Safety: single-threaded startup; `i < TASK_COUNT` keeps the write in
+    // bounds, and each element is written exactly once, in order.
+    unsafe {
+        (*TABLE.tasks.get())
+            .as_mut_ptr()
+            .cast::<Task>()
+            .add(i)
+            .write(task)
+    };
+    TABLE.installed.store(i + 1, Ordering::Release);
+}
+
+/// Runs `f` with exclusive access to the task table.
+///
+/// # Panics
+/// On a nested borrow, or before every task is installed; both would be
+/// kernel bugs.
+pub fn with_tasks<R>(f: impl FnOnce(&mut [Task]) -> R) -> R {
+    assert_eq!(
+        TABLE.installed.load(Ordering::Acquire),
+        TASK_COUNT,
+        "task table used before startup finished"
+    );
+    assert!(
+        !TABLE.borrowed.swap(true, Ordering::Acquire),
+        "task table borrowed twice"
+    );
+    // Safety: every element was written by `install` (count checked
+    // above), and the flag guarantees this is the only live reference.
+    let tasks = unsafe { (*TABLE.tasks.get()).assume_init_mut() };
+    let r = f(tasks);
+    TABLE.borrowed.store(false, Ordering::Release);
+    r
+}
+
+/// The id (with current generation) of task `index`.
+#[must_use]
+pub fn current_id(tasks: &[Task], index: usize) -> TaskId {
+    TaskId::new(TaskIndex(index as u16), tasks[index].generation)
+}
+
+/// Outcome of checking a task id named by a caller.
+pub enum IdCheck {
+    /// Live; the index.
+    Live(usize),
+    /// The index exists but the generation is stale: answer with this
+    /// dead code.
+    Dead(u32),
+    /// No such index: a usage error by the caller.
+    OutOfRange,
+}
+
+#[must_use]
+pub fn check_id(tasks: &[Task], id: TaskId) -> IdCheck {
+    let i = usize::from(id.index().0);
+    match tasks.get(i) {
+        None => IdCheck::OutOfRange,
+        Some(t) if t.generation == id.generation() => IdCheck::Live(i),
+        Some(t) => IdCheck::Dead(dead_response_code(t.generation)),
+    }
+}
+
+/// Picks the most important runnable task, round-robin among equals
+/// starting after `previous`.
+///
+/// # Panics
+/// If nothing is runnable: the build guarantees an idle task that never
+/// blocks, so this is a kernel bug or a faulted idle.
+#[must_use]
+pub fn select(tasks: &[Task], previous: usize) -> usize {
+    let n = tasks.len();
+    let mut best: Option<usize> = None;
+    for k in 1..=n {
+        let i = (previous + k) % n;
+        if !tasks[i].is_runnable() {
+            continue;
+        }
+        match best {
+            Some(b)
+                if !tasks[i]
+                    .priority()
+                    .is_more_important_than(tasks[b].priority()) => {}
+            _ => best = Some(i),
+        }
+    }
+    match best {
+        Some(b) => b,
+        None => panic!("no runnable task (is idle faulted?)"),
+    }
+}
+
+/// Makes `next` the task on the CPU: its address space, its I/O ports and
+/// the save area the entry stubs use.
+pub fn switch_to(tasks: &mut [Task], next: usize) {
+    let prev = CURRENT.load(Ordering::Relaxed);
+    if prev != next {
+        for &(first, count) in tasks[prev].desc.ioports {
+            gdt::set_io_permission(first, count, false);
+        }
+        load(tasks, next);
+    }
+    set_save_area(tasks, next);
+}
+
+/// Loads task `index`'s address space and I/O ports unconditionally (the
+/// first switch at boot, and every real switch).
+pub fn load(tasks: &mut [Task], index: usize) {
+    for &(first, count) in tasks[index].desc.ioports {
+        gdt::set_io_permission(first, count, true);
+    }
+    // Safety: every task's PML4 maps the kernel (built by
+    // `KernelSpace::new_task_space`).
+    unsafe { cpu::write_cr3(tasks[index].pml4.0) };
+    CURRENT.store(index, Ordering::Relaxed);
+    set_save_area(tasks, index);
+}
+
+fn set_save_area(tasks: &mut [Task], index: usize) {
+    let save_end = core::ptr::addr_of!(tasks[index].save) as u64 + FRAME_END;
+    gdt::set_rsp0(save_end);
+    CURRENT_SAVE_END.store(save_end, Ordering::Relaxed);
+}
+
+/// ORs `bits` into task `index`'s notifications and wakes it if it is
+/// waiting for them. Returns whether it woke.
+pub fn post(tasks: &mut [Task], index: usize, bits: u64) -> bool {
+    let t = &mut tasks[index];
+    t.notifications |= bits;
+    if let TaskState::Healthy(SchedState::InRecv(_)) = t.state {
+        let fired = t.take_notifications(t.recv_mask);
+        if fired != 0 {
+            deliver_notification(t, fired);
+            return true;
+        }
+    }
+    false
+}
+
+/// Completes a RECV with a notification message.
+pub fn deliver_notification(t: &mut Task, fired: u64) {
+    t.save.rax = 0;
+    t.save.rdi = u64::from(TaskId::KERNEL.0);
+    t.save.rsi = fired;
+    t.save.rdx = 0;
+    t.save.r10 = 0;
+    t.save.r8 = 0;
+    t.set_healthy_state(SchedState::Runnable);
+}
+
+/// Faults task `index` and tells the supervisor.
+///
+/// A fault in the supervisor itself cannot be supervised: the kernel
+/// fails loudly instead of running on unsupervised.
+pub fn force_fault(tasks: &mut [Task], index: usize, fault: FaultInfo) {
+    let t = &mut tasks[index];
+    let original = match t.state {
+        TaskState::Healthy(s) => s,
+        // A second fault keeps the first's original state.
+        TaskState::Faulted { original, .. } => original,
+    };
+    t.state = TaskState::Faulted { fault, original };
+    crate::kprintln!("kernel: task {} faulted: {:?}", t.desc.name, fault);
+    if index == 0 {
+        panic!("the supervisor ({}) faulted: {:?}", t.desc.name, fault);
+    }
+    post(tasks, 0, FAULT_NOTIFICATION);
+}
+
+/// Resets a task's memory and registers: RAM zeroed, `.data` re-copied,
+/// registers at the entry point, no notifications or timer. The
+/// generation is not touched.
+pub fn reinitialize(t: &mut Task, start: bool) {
+    let d = t.desc;
+    // Safety: `ram_*` and `data_*` describe this task's own memory (checked
+    // at startup to be RAM the image owns, outside the kernel); the direct
+    // map covers it, and no one else uses it while the task is reset.
+    unsafe {
+        core::ptr::write_bytes(phys_to_virt(d.ram_base), 0, d.ram_size as usize);
+        core::ptr::copy_nonoverlapping(
+            phys_to_virt(d.data_load),
+            phys_to_virt(d.data_vma),
+            d.data_len as usize,
+        );
+    }
+    t.save = SavedState::initial(d.entry, d.stack_top);
+    t.notifications = 0;
+    t.recv_mask = 0;
+    t.timer = None;
+    t.panic_len = 0;
+    t.state = TaskState::Healthy(if start {
+        SchedState::Runnable
+    } else {
+        SchedState::Stopped
+    });
+}
+
+/// Restarts task `index` with a new generation. Every task blocked on its
+/// old incarnation is woken with a dead code carrying the new generation.
+pub fn restart(tasks: &mut [Task], index: usize, start: bool) {
+    let old = current_id(tasks, index);
+    tasks[index].generation = tasks[index].generation.next();
+    reinitialize(&mut tasks[index], start);
+    let code = u64::from(dead_response_code(tasks[index].generation));
+    for (i, t) in tasks.iter_mut().enumerate() {
+        if i == index {
+            continue;
+        }
+        if let TaskState::Healthy(
+            SchedState::InSend(p) | SchedState::InReply(p) | SchedState::InRecv(Some(p)),
+        ) = t.state
+        {
+            if p == old {
+                t.set_results(code, 0);
+                t.set_healthy_state(SchedState::Runnable);
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Interrupts and exceptions, after the entry stubs.
+//!
+//! From a task: an exception faults the task (never the kernel) and
+//! notifies the supervisor; an interrupt is handled and may let a more
+//! important task run. In the kernel: only interrupts during the idle halt
+//! are expected; an exception there is a kernel bug and stops the machine.
+
+use core::sync::atomic::Ordering;
+
+use abi::FaultInfo;
+
+use crate::arch::entry::SavedState;
+use crate::arch::idt::{IRQ_BASE_VECTOR, IRQ_COUNT, SPURIOUS_VECTOR, TIMER_VECTOR};
+use crate::arch::{apic, cpu};
+use crate::task::{self, force_fault, with_tasks, Task, CURRENT};
+use crate::{irq, syscalls, time};
+
+const DIVIDE_ERROR: u32 = 0;
+const INVALID_OPCODE: u32 = 6;
+const GENERAL_PROTECTION: u32 = 13;
+const PAGE_FAULT: u32 = 14;
+
+/// Handles an interrupt; returns whether a task woke.
+fn interrupt(tasks: &mut [Task], vector: u32) -> Option<bool> {
+    if vector == u32::from(TIMER_VECTOR) {
+        apic::eoi();
+        return Some(time::tick(tasks));
+    }
+    if vector == u32::from(SPURIOUS_VECTOR) {
+        // Spurious interrupts take no EOI.
+        return Some(false);
+    }
+    let base = u32::from(IRQ_BASE_VECTOR);
+    if (base..base + u32::from(IRQ_COUNT)).contains(&vector) {
+        let woke = irq::fire(tasks, (vector - base) as u8);
+        apic::eoi();
+        return Some(woke);
+    }
+    None
+}
+
+fn fault_for(t: &Task, vector: u32, error_code: u64, rip: u64) -> FaultInfo {
+    match vector {
+        DIVIDE_ERROR => FaultInfo::DivideError { rip },
+        INVALID_OPCODE => FaultInfo::IllegalInstruction { rip },
+        GENERAL_PROTECTION => FaultInfo::GeneralProtection { error_code },
+        PAGE_FAULT => {
+            let address = cpu::read_cr2();
+            let guard = t
+                .desc
+                .stack_base
+                .saturating_sub(crate::arch::paging::PAGE_SIZE);
+            if (guard..t.desc.stack_base).contains(&address) {
+                FaultInfo::StackOverflow { address }
+            } else {
+                FaultInfo::MemoryAccess {
+                    address,
+                    error_code,
+                }
+            }
+        }
+        v => FaultInfo::Exception {
+            vector: v as u8,
+            error_code,
+        },
+    }
+}
+
+/// Called by the trap stub for a trap taken in ring 3, with the task's
+/// registers saved in its save area. Returns the save area to resume.
+pub extern "C" fn trap_from_task(
+    vector: u32,
+    error_code: u64,
+    _frame: *mut SavedState,
+) -> *const SavedState {
+    let current = CURRENT.load(Ordering::Relaxed);
+    with_tasks(|tasks| {
+        tasks[current].save.resume_with_sysret = 0;
+        let reschedule = match interrupt(tasks, vector) {
+            Some(woke) => woke,
+            None => {
+                let rip = tasks[current].save.rip;
+                let fault = fault_for(&tasks[current], vector, error_code, rip);
+                force_fault(tasks, current, fault);
+                true
+            }
+        };
+        if reschedule {
+            let next = task::select(tasks, current);
+            task::switch_to(tasks, next);
+        }
+    });
+    syscalls::resume_pointer()
+}
+
+/// Called by the trap stub for a trap taken in ring 0 (only expected while
+/// halting in WaitForInterrupt).
+pub extern "C" fn trap_in_kernel(vector: u32, error_code: u64, frame: *const SavedState) {
+    if vector >= 32 {
+        // The halted syscall reschedules when it resumes, so whether a
+        // task woke does not matter here.
+        let handled = with_tasks(|tasks| interrupt(tasks, vector));
+        if handled.is_some() {
+            return;
+        }
+    }
+    // Safety: the stub passes a pointer to the frame it just pushed.
+    let rip = unsafe { (*frame).rip };
+    panic!(
+        "exception {vector} in kernel mode at rip={rip:#x} error={error_code:#x} cr2={:#x}",
+        cpu::read_cr2()
+    );
+}

@@ -1,0 +1,123 @@
+//! Task memory as the kernel sees it: claims to check, then copies.
+//!
+//! A pointer and length from a task is a [`USlice`]: an *allegation* that
+//! the task may access that memory. The only way to turn it into bytes is
+//! to check it against the task's regions ([`Task::can_access`]); copies go
+//! through the kernel's direct map, never through the task's own mapping.
+
+use abi::{lease_attr, ULease, ULEASE_SIZE};
+
+use crate::arch::paging::phys_to_virt;
+use crate::startup::{region_attr, RegionDesc};
+use crate::task::Task;
+
+/// A task's claim to `len` bytes at `base`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct USlice {
+    pub base: u64,
+    pub len: u64,
+}
+
+impl USlice {
+    #[must_use]
+    pub fn new(base: u64, len: u64) -> Self {
+        USlice { base, len }
+    }
+
+    /// The end address, or `None` if the range wraps.
+    #[must_use]
+    pub fn end(&self) -> Option<u64> {
+        self.base.checked_add(self.len)
+    }
+}
+
+/// Whether `[base, base+len)` lies in `regions`, all of which have the
+/// `need` attribute bits. A range may span regions that touch.
+#[must_use]
+pub fn regions_cover(regions: &[RegionDesc], slice: USlice, need: u32) -> bool {
+    if slice.len == 0 {
+        return true;
+    }
+    let Some(end) = slice.end() else {
+        return false;
+    };
+    let mut cursor = slice.base;
+    // Regions are sorted by base at build time, so one pass suffices.
+    for r in regions {
+        if r.attributes & need != need {
+            continue;
+        }
+        if r.base <= cursor && cursor < r.base + r.size {
+            cursor = r.base + r.size;
+            if cursor >= end {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+impl Task {
+    /// Whether this task may read (and, with `write`, write) `slice`.
+    #[must_use]
+    pub fn can_access(&self, slice: USlice, write: bool) -> bool {
+        let need = if write {
+            region_attr::READ | region_attr::WRITE
+        } else {
+            region_attr::READ
+        };
+        regions_cover(self.desc.regions, slice, need)
+    }
+}
+
+/// Copies `len` bytes between checked task slices.
+///
+/// # Safety
+/// Both ranges must have been checked with [`Task::can_access`] for their
+/// owners (read for `src`, write for `dst`).
+pub unsafe fn copy(src: u64, dst: u64, len: usize) {
+    // Safety: checked task memory is RAM covered by the direct map; task
+    // regions never overlap each other, and a task copying within itself
+    // uses `copy` (memmove semantics) to be safe anyway.
+    unsafe { core::ptr::copy(phys_to_virt(src), phys_to_virt(dst), len) }
+}
+
+/// Reads checked task memory into a kernel buffer.
+///
+/// # Safety
+/// `src..src+dst.len()` must have been checked readable for its owner.
+pub unsafe fn read_into(src: u64, dst: &mut [u8]) {
+    // Safety: as for `copy`; `dst` is kernel memory.
+    unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(src), dst.as_mut_ptr(), dst.len()) }
+}
+
+/// Reads lease `index` of a table at `table` (already checked readable).
+#[must_use]
+pub fn read_lease(table: u64, index: usize) -> ULease {
+    let mut raw = [0u8; ULEASE_SIZE];
+    // Safety: callers check the whole table (count × size) readable first.
+    unsafe { read_into(table + (index * ULEASE_SIZE) as u64, &mut raw) };
+    let word = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
+    ULease {
+        attributes: word(0) as u32,
+        reserved: (word(0) >> 32) as u32,
+        base: word(8),
+        len: word(16),
+    }
+}
+
+/// Whether a lease's memory is accessible to its lender as it claims.
+#[must_use]
+pub fn lease_is_valid(lender: &Task, lease: &ULease) -> bool {
+    let known = lease_attr::READ | lease_attr::WRITE;
+    if lease.attributes & !known != 0 || lease.reserved != 0 {
+        return false;
+    }
+    lender.can_access(
+        USlice::new(lease.base, lease.len),
+        lease.attributes & lease_attr::WRITE != 0,
+    )
+}
+
+#[cfg(test)]
+mod tests {}

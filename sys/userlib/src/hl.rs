@@ -1,0 +1,105 @@
+//! Higher-level wrappers: kernel IPC, sleeping, and a typed task handle.
+//!
+//! Kernel IPC requests are SENDs to [`TaskId::KERNEL`] whose arguments are
+//! little-endian `u64` words (see `abi::kipc`). The kernel refuses a request
+//! the manifest does not grant with [`KipcError::Denied`]; these wrappers
+//! surface that as an error, never a panic.
+
+use abi::kipc::{KipcError, Kipcnum, TASK_STATUS_REPLY_WORDS};
+use abi::{Generation, TaskId, TaskIndex, TaskState};
+
+use crate::{sys_get_timer, sys_recv_closed, sys_send, sys_set_timer};
+
+/// Why a kernel-IPC request failed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum KipcFailure {
+    /// The kernel answered with a known error code.
+    Kernel(KipcError),
+    /// The kernel answered with a code this library does not know.
+    Unknown(u32),
+}
+
+fn kipc(op: Kipcnum, args: &[u64], reply: &mut [u8]) -> Result<usize, KipcFailure> {
+    let mut msg = [0u8; 8 * 4];
+    for (chunk, word) in msg.chunks_exact_mut(8).zip(args) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    let (rc, len) = sys_send(
+        TaskId::KERNEL,
+        op as u16,
+        &msg[..8 * args.len()],
+        reply,
+        &[],
+    );
+    if rc == 0 {
+        Ok(len)
+    } else {
+        Err(KipcError::from_raw(rc).map_or(KipcFailure::Unknown(rc), KipcFailure::Kernel))
+    }
+}
+
+fn word(bytes: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Reads the state and current generation of the task at `index`.
+pub fn read_task_status(index: TaskIndex) -> Result<(TaskState, Generation), KipcFailure> {
+    let mut reply = [0u8; 8 * TASK_STATUS_REPLY_WORDS];
+    kipc(Kipcnum::ReadTaskStatus, &[u64::from(index.0)], &mut reply)?;
+    let words = [
+        word(&reply, 0),
+        word(&reply, 1),
+        word(&reply, 2),
+        word(&reply, 3),
+        word(&reply, 4),
+    ];
+    let state = TaskState::from_words(words).ok_or(KipcFailure::Kernel(KipcError::BadRequest))?;
+    Ok((state, Generation(word(&reply, 5) as u16)))
+}
+
+/// Restarts the task at `index` (bumping its generation); with `start`
+/// false it is left stopped.
+pub fn restart_task(index: TaskIndex, start: bool) -> Result<(), KipcFailure> {
+    kipc(
+        Kipcnum::RestartTask,
+        &[u64::from(index.0), u64::from(start)],
+        &mut [],
+    )
+    .map(|_| ())
+}
+
+/// Faults the task at `index` with `FaultInfo::Injected`.
+pub fn fault_task(index: TaskIndex) -> Result<(), KipcFailure> {
+    kipc(Kipcnum::FaultTask, &[u64::from(index.0)], &mut []).map(|_| ())
+}
+
+/// The first faulted task at or after `start`, if any.
+pub fn find_faulted_task(start: usize) -> Result<Option<TaskIndex>, KipcFailure> {
+    let mut reply = [0u8; 8];
+    kipc(Kipcnum::FindFaultedTask, &[start as u64], &mut reply)?;
+    let w = word(&reply, 0);
+    Ok(u16::try_from(w).ok().map(TaskIndex))
+}
+
+/// Copies the panic message of the task at `index` into `buf`; returns its
+/// length.
+pub fn read_panic_message(index: TaskIndex, buf: &mut [u8]) -> Result<usize, KipcFailure> {
+    kipc(Kipcnum::ReadPanicMessage, &[u64::from(index.0)], buf)
+}
+
+/// Sleeps for `ticks` milliseconds using the notification bits `mask`
+/// (which must be bits the task does not use for anything else).
+pub fn sleep_for(ticks: u64, mask: u64) {
+    let deadline = sys_get_timer().now + ticks;
+    sys_set_timer(Some(deadline), mask);
+    loop {
+        // A closed receive from the kernel takes only notifications.
+        if let Ok(m) = sys_recv_closed(&mut [], mask, TaskId::KERNEL) {
+            if m.operation & mask != 0 {
+                break;
+            }
+        }
+    }
+}
