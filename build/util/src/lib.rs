@@ -92,6 +92,18 @@ pub fn render_task_consts(env: &TaskEnv) -> String {
     let _ = writeln!(out, "    pub const TASK_INDEX: u16 = {};", env.index);
     let _ = writeln!(out, "    /// Every task's name, by index.");
     let _ = writeln!(out, "    pub const TASK_NAMES: &[&str] = &{:?};", env.tasks);
+    let _ = writeln!(
+        out,
+        "    /// Every task's index, for kernel IPC and diagnostics (IPC edges are\n    /// the task slots, which the build checks point uphill).\n    pub mod tasks {{"
+    );
+    for (i, name) in env.tasks.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "        pub const {}: userlib::TaskIndex = userlib::TaskIndex({i});",
+            const_name(name)
+        );
+    }
+    let _ = writeln!(out, "    }}");
     let _ = writeln!(out, "    /// Resolved task slots.\n    pub mod slots {{");
     for (slot, index) in &env.slots {
         let _ = writeln!(

@@ -1,8 +1,229 @@
-//! `cargo xtask test` (filled in below).
-use std::process::ExitCode;
+//! `cargo xtask test`: every host test, then every in-QEMU suite, then one
+//! closing line `N passed, N failed`.
+//!
+//! Host crates are the workspace members not marked
+//! `[package.metadata.tdxhost] target-only = true`; their `cargo test`
+//! results are counted from cargo's own summary lines. Each in-QEMU suite
+//! is an image whose tasks print `test NAME ... ok|FAILED` and end the run
+//! through isa-debug-exit; a run that hangs past its timeout, ends in a
+//! kernel failure, or stops before reporting every case counts as a
+//! failure of its own, so nothing can pass by going quiet.
 
-use anyhow::Result;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
 
-pub fn run(_host: bool, _qemu: bool) -> Result<ExitCode> {
-    Ok(ExitCode::SUCCESS)
+use anyhow::{Context, Result};
+
+use crate::{deps, dist, qemu};
+
+/// The in-QEMU suites: (manifest, what it checks).
+pub const SUITES: &[(&str, &str)] = &[("test-suite/app.toml", "kernel")];
+
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    failures: Vec<String>,
+}
+
+/// Workspace members that are built and tested on the host.
+fn host_crates() -> Result<Vec<String>> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(dist::workspace_root())
+        .output()
+        .context("running cargo metadata")?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let mut names = vec![];
+    for p in meta["packages"].as_array().into_iter().flatten() {
+        let target_only = p["metadata"]["tdxhost"]["target-only"]
+            .as_bool()
+            .unwrap_or(false);
+        if !target_only {
+            names.push(p["name"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Parses cargo's `test result: ok. 12 passed; 0 failed; …` lines.
+fn cargo_summary(line: &str) -> Option<(u64, u64)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let mut passed = None;
+    let mut failed = None;
+    for part in rest.split(';') {
+        let mut words = part.split_whitespace().rev();
+        let (Some(kind), Some(n)) = (words.next(), words.next()) else {
+            continue;
+        };
+        match kind {
+            "passed" => passed = n.parse().ok(),
+            "failed" => failed = n.parse().ok(),
+            _ => {}
+        }
+    }
+    Some((passed?, failed?))
+}
+
+fn host_tests(t: &mut Totals) -> Result<()> {
+    let crates = host_crates()?;
+    println!("xtask: host tests ({} crates)", crates.len());
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(dist::workspace_root()).arg("test");
+    for c in &crates {
+        cmd.args(["-p", c]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let stdout = child.stdout.take().context("no cargo test output")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some((p, f)) = cargo_summary(&line) {
+            t.passed += p;
+            t.failed += f;
+        }
+        if line.contains("FAILED") || line.contains("panicked") {
+            t.failures.push(format!("host: {line}"));
+        }
+        println!("{line}");
+    }
+    if !child.wait()?.success() {
+        t.failed += 1;
+        t.failures
+            .push("host: cargo test did not succeed (see above)".into());
+    }
+    Ok(())
+}
+
+/// One `test NAME ... ok|FAILED[: why]` line from a suite's console.
+fn case_line(line: &str) -> Option<(&str, bool, &str)> {
+    let at = line.find("test ")?;
+    let rest = &line[at + 5..];
+    let (name, verdict) = rest.split_once(" ... ")?;
+    if verdict.starts_with("ok") {
+        Some((name, true, ""))
+    } else if let Some(why) = verdict.strip_prefix("FAILED") {
+        Some((name, false, why.trim_start_matches(':').trim()))
+    } else {
+        None
+    }
+}
+
+fn qemu_suite(manifest: &str, what: &str, t: &mut Totals) -> Result<()> {
+    println!("xtask: building the {what} test image ({manifest})");
+    let image = dist::dist(manifest.as_ref())?;
+    let started = Instant::now();
+    let outcome = qemu::run(
+        &image.elf,
+        &qemu::Options {
+            settings: &image.manifest.qemu,
+            debug_exit: true,
+            icount: false,
+            echo: false,
+            interactive: false,
+            extra_args: vec![],
+            timeout: None,
+        },
+    )?;
+    let mut ran = 0;
+    for line in &outcome.console {
+        if let Some((name, ok, why)) = case_line(line) {
+            ran += 1;
+            if ok {
+                t.passed += 1;
+                println!("test {what}::{name} ... ok");
+            } else {
+                t.failed += 1;
+                println!("test {what}::{name} ... FAILED {why}");
+                t.failures.push(format!("{what}::{name}: {why}"));
+            }
+        }
+    }
+    let complete =
+        outcome.status == Some(qemu::EXIT_SUCCESS) || outcome.status == Some((0x11 << 1) | 1);
+    if !complete {
+        t.failed += 1;
+        t.failures.push(format!(
+            "{what}: the run did not finish ({}) after {ran} cases",
+            outcome.describe()
+        ));
+        println!(
+            "xtask: {what} suite: {}; last console lines:",
+            outcome.describe()
+        );
+        for l in outcome.console.iter().rev().take(25).rev() {
+            println!("  | {l}");
+        }
+    }
+    println!(
+        "xtask: {what} suite: {ran} cases in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn run(host: bool, in_qemu: bool) -> Result<ExitCode> {
+    deps::ensure_target()?;
+    let mut t = Totals::default();
+    if host {
+        host_tests(&mut t)?;
+    }
+    if in_qemu {
+        deps::ensure_qemu()?;
+        for (manifest, what) in SUITES {
+            if let Err(e) = qemu_suite(manifest, what, &mut t) {
+                t.failed += 1;
+                t.failures.push(format!("{what}: {e:#}"));
+                println!("xtask: {what} suite could not run: {e:#}");
+            }
+        }
+    }
+    if !t.failures.is_empty() {
+        println!("\nfailures:");
+        for f in &t.failures {
+            println!("    {f}");
+        }
+    }
+    println!("\n{} passed, {} failed", t.passed, t.failed);
+    Ok(if t.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cargo_summary, case_line};
+
+    #[test]
+    fn reads_cargo_summaries() {
+        assert_eq!(
+            cargo_summary("test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured"),
+            Some((12, 0))
+        );
+        assert_eq!(
+            cargo_summary("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
+            Some((3, 2))
+        );
+        assert_eq!(cargo_summary("running 3 tests"), None);
+    }
+
+    #[test]
+    fn reads_case_lines() {
+        assert_eq!(
+            case_line("[runner] test a_b ... ok"),
+            Some(("a_b", true, ""))
+        );
+        assert_eq!(
+            case_line("[runner] test x ... FAILED: boom"),
+            Some(("x", false, "boom"))
+        );
+        assert_eq!(case_line("[runner] kernel suite: 3 passed, 0 failed"), None);
+    }
 }

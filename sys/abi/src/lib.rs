@@ -20,6 +20,7 @@
 #![forbid(clippy::wildcard_imports)]
 
 pub mod kipc;
+pub mod platform;
 
 /// Number of bits of a [`TaskId`] that hold the task index.
 pub const INDEX_BITS: u32 = 16;

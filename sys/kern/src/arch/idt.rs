@@ -21,6 +21,7 @@ pub const IRQ_COUNT: u8 = 24;
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
 /// Vector of the double-fault exception, which runs on IST1.
 pub const DOUBLE_FAULT: u8 = 8;
+const BREAKPOINT: u8 = 3;
 
 #[derive(Copy, Clone)]
 #[repr(C)]
@@ -139,14 +140,20 @@ irq_stubs!(
 );
 
 fn gate(handler: unsafe extern "C" fn(), ist: u8) -> Gate {
+    gate_with_dpl(handler, ist, 0)
+}
+
+/// A gate; `dpl` 3 lets `int n` from ring 3 reach it (only #BP, so that a
+/// task's breakpoint is reported as one rather than as #GP).
+fn gate_with_dpl(handler: unsafe extern "C" fn(), ist: u8, dpl: u8) -> Gate {
     let addr = handler as *const () as u64;
     Gate {
         offset_low: addr as u16,
         selector: KERNEL_CS,
         ist,
-        // Present, DPL 0, 64-bit interrupt gate: tasks cannot `int` into
-        // the kernel.
-        type_attr: 0x8E,
+        // Present, 64-bit interrupt gate; with DPL 0 tasks cannot `int`
+        // into the kernel.
+        type_attr: 0x8E | (dpl << 5),
         offset_mid: (addr >> 16) as u16,
         offset_high: (addr >> 32) as u32,
         reserved: 0,
@@ -191,6 +198,7 @@ pub fn init() {
         idt[usize::from(vector)] = gate(handler, 0);
     }
     idt[usize::from(DOUBLE_FAULT)] = gate(v08, 1);
+    idt[usize::from(BREAKPOINT)] = gate_with_dpl(v03, 0, 3);
     idt[usize::from(SPURIOUS_VECTOR)] = gate(vspurious, 0);
     for (n, handler) in IRQ_STUBS.iter().enumerate() {
         idt[usize::from(IRQ_BASE_VECTOR) + n] = gate(*handler, 0);

@@ -1,0 +1,312 @@
+//! Client stub generation.
+//!
+//! For interface `Foo` the stub is a `pub struct Foo` holding the server's
+//! [`TaskId`](abi::TaskId) in a `Cell` (so methods take `&self`), with one
+//! method per operation. Each method encodes its arguments, lends its
+//! leases, SENDs, and turns the response code into a `Result`:
+//!
+//! - a dead code refreshes the stored id; an idempotent operation then
+//!   retries on the new incarnation, any other returns the error type's
+//!   `ServerRestarted` (the `ServerDeath` trait), so a client never panics
+//!   because its server died;
+//! - a `Simple` reply's error type is `idol_runtime::ServerRestarted`;
+//! - a reply that breaks the interface (unknown code, undecodable body)
+//!   panics in `idol_runtime::client::bad_reply`: the server broke the
+//!   contract, which is a bug to find, not a condition to handle.
+
+use std::path::Path;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::common::{
+    args_tuple_ty, docs, err_kind, header, ident, message_size, ok_ty, ops, packed_struct,
+    read_only, render, reply_size, struct_name, ty, Op,
+};
+use crate::syntax::{Encoding, ErrorKind, Lease, Recv, Reply};
+use crate::{emit, load_numbered, Error, Numbered, Options};
+
+/// Generates the client stub of `idl_path` into `OUT_DIR/<out_file>`; call
+/// from an `-api` crate's `build.rs` and `include!` the result.
+///
+/// # Errors
+/// Any [`Error`] of loading, numbering or writing.
+pub fn build_client_stub(idl_path: impl AsRef<Path>, out_file: &str) -> Result<(), Error> {
+    let numbered = load_numbered(idl_path, &Options::from_env())?;
+    emit(&numbered, out_file, &generate(&numbered))
+}
+
+/// The client stub as formatted Rust source.
+#[must_use]
+pub fn generate(n: &Numbered) -> String {
+    let name = ident(&n.iface.name);
+    let doc = docs(&n.iface.doc);
+    let ops = ops(n);
+    let methods = ops.iter().map(|op| method(&n.iface.name, op));
+    let structs = ops
+        .iter()
+        .filter(|op| op.op.encoding == Encoding::Zerocopy && !op.op.args.is_empty())
+        .map(|op| {
+            packed_struct(
+                &struct_name(&n.iface.name, op.name, "Request"),
+                op,
+                quote!(zerocopy::IntoBytes, zerocopy::Immutable),
+            )
+        });
+    // Every error type a method returns must be able to say "the server
+    // restarted"; checked here so an idempotent operation (which never
+    // returns that value itself) cannot dodge the rule.
+    let mut error_types: Vec<String> = ops
+        .iter()
+        .filter_map(|op| match err_kind(op.op) {
+            Some(ErrorKind::CLike(e) | ErrorKind::Complex(e)) => Some(e.clone()),
+            None => None,
+        })
+        .collect();
+    error_types.sort();
+    error_types.dedup();
+    let death_checks = error_types.iter().map(|e| {
+        let e = ty(e);
+        quote!(const _: () = idol_runtime::assert_server_death::<#e>();)
+    });
+    let tokens = quote! {
+        #doc
+        ///
+        /// A handle on the server task. It follows the server across
+        /// restarts: after a dead code it points at the new incarnation.
+        #[derive(Clone, Debug)]
+        pub struct #name {
+            current: core::cell::Cell<userlib::TaskId>,
+        }
+
+        impl From<userlib::TaskId> for #name {
+            fn from(id: userlib::TaskId) -> Self {
+                #name { current: core::cell::Cell::new(id) }
+            }
+        }
+
+        impl #name {
+            /// A handle on the task at `index`, at its current generation.
+            pub fn from_index(index: userlib::TaskIndex) -> Self {
+                Self::from(userlib::sys_refresh_task_id(index))
+            }
+
+            /// The server's id as this handle last knew it.
+            pub fn task_id(&self) -> userlib::TaskId {
+                self.current.get()
+            }
+
+            #(#methods)*
+        }
+
+        #(#death_checks)*
+
+        #(#structs)*
+    };
+    render(&header(n, "Client stub"), tokens)
+}
+
+/// The parameter type a caller passes for a lease.
+fn lease_param(lease: &Lease) -> TokenStream {
+    let t = ty(&lease.ty);
+    if read_only(lease) {
+        quote!(&#t)
+    } else {
+        quote!(&mut #t)
+    }
+}
+
+/// The `userlib::Lease` built from a lease parameter; mutable ones are
+/// reborrowed so an idempotent retry can lend them again.
+fn lease_value(name: &str, lease: &Lease) -> TokenStream {
+    let n = ident(name);
+    let ctor = match (lease.read, lease.write) {
+        (true, false) => quote!(read_only),
+        (false, _) => quote!(write_only),
+        (true, true) => quote!(read_write),
+    };
+    match (lease.is_bytes(), read_only(lease)) {
+        (true, true) => quote!(userlib::Lease::#ctor(#n)),
+        (true, false) => quote!(userlib::Lease::#ctor(&mut *#n)),
+        (false, true) => quote!(userlib::Lease::#ctor(zerocopy::IntoBytes::as_bytes(#n))),
+        (false, false) => {
+            quote!(userlib::Lease::#ctor(zerocopy::IntoBytes::as_mut_bytes(&mut *#n)))
+        }
+    }
+}
+
+/// The expression a caller's argument becomes on the wire.
+fn arg_value(name: &str, recv: &Recv) -> TokenStream {
+    let n = ident(name);
+    match recv {
+        Recv::FromBytes => quote!(#n),
+        Recv::FromPrimitive(p) => {
+            let p = ty(p);
+            quote!(#p::from(#n))
+        }
+    }
+}
+
+fn method(iface: &str, op: &Op<'_>) -> TokenStream {
+    let o = op.op;
+    let name = ident(op.name);
+    let number = proc_macro2::Literal::u16_unsuffixed(op.number);
+    let doc = docs(&o.doc);
+    let params = o
+        .args
+        .iter()
+        .map(|(n, a)| {
+            let n2 = ident(n);
+            let t = ty(&a.ty);
+            quote!(#n2: #t)
+        })
+        .chain(o.leases.iter().map(|(n, l)| {
+            let n2 = ident(n);
+            let t = lease_param(l);
+            quote!(#n2: #t)
+        }));
+    let ok = ok_ty(o);
+    let err = match err_kind(o) {
+        None => quote!(idol_runtime::ServerRestarted),
+        Some(ErrorKind::CLike(e) | ErrorKind::Complex(e)) => ty(e),
+    };
+    let reply_size = reply_size(o);
+
+    // Encoding the request, once, before any retry.
+    let request_struct = struct_name(iface, op.name, "Request");
+    let values: Vec<TokenStream> = o.args.iter().map(|(n, a)| arg_value(n, &a.recv)).collect();
+    let (encode, request) = if o.args.is_empty() {
+        (quote!(), quote!(&[]))
+    } else {
+        match o.encoding {
+            Encoding::Zerocopy => {
+                let fields = o.args.iter().zip(&values).map(|((n, a), v)| {
+                    let n = ident(n);
+                    match a.recv {
+                        Recv::FromBytes => quote!(#n),
+                        Recv::FromPrimitive(_) => quote!(#n: #v),
+                    }
+                });
+                (
+                    quote!(let request = #request_struct { #(#fields,)* };),
+                    quote!(zerocopy::IntoBytes::as_bytes(&request)),
+                )
+            }
+            Encoding::Postcard => {
+                let size = message_size(o, &request_struct);
+                let tuple = args_tuple_ty(o);
+                (
+                    quote! {
+                        const REQUEST_SIZE: usize = #size;
+                        let mut request_buf = [0u8; REQUEST_SIZE];
+                        let request: &[u8] = idol_runtime::client::encode_postcard::<#tuple>(
+                            &(#(#values,)*),
+                            &mut request_buf,
+                        );
+                    },
+                    quote!(request),
+                )
+            }
+        }
+    };
+    let leases = o.leases.iter().map(|(n, l)| lease_value(n, l));
+    let unit_ok =
+        matches!(&o.reply, Reply::Simple(t) | Reply::Result { ok: t, .. } if t.trim() == "()");
+    let decode_ok = match o.encoding {
+        Encoding::Zerocopy => quote!(idol_runtime::client::decode_zerocopy(reply_body)),
+        Encoding::Postcard => quote!(idol_runtime::client::decode_postcard(reply_body)),
+    };
+    let error_arm = match err_kind(o) {
+        Some(ErrorKind::CLike(_)) => quote! {
+            idol_runtime::wire::ReplyCode::CLike(code) => Err(idol_runtime::client::clike(code)),
+        },
+        Some(ErrorKind::Complex(_)) => quote! {
+            idol_runtime::wire::ReplyCode::Complex => {
+                Err(idol_runtime::client::decode_postcard(reply_body))
+            }
+        },
+        None => quote!(),
+    };
+    // A unit reply is an empty body; check that rather than "decode" a `()`.
+    let (ok_once, ok_idem) = if unit_ok && o.encoding == Encoding::Zerocopy {
+        (
+            quote!({
+                idol_runtime::client::expect_empty(reply_body);
+                Ok(())
+            }),
+            quote!({
+                idol_runtime::client::expect_empty(reply_body);
+                return Ok(());
+            }),
+        )
+    } else {
+        (quote!(Ok(#decode_ok)), quote!(return Ok(#decode_ok)))
+    };
+    let send = quote! {
+        let (reply_code, reply_len) = userlib::sys_send(
+            self.current.get(),
+            OPERATION,
+            #request,
+            &mut reply_buf,
+            &[#(#leases),*],
+        );
+        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
+    };
+    let body = if o.idempotent {
+        let error_arm = match err_kind(o) {
+            Some(ErrorKind::CLike(_)) => quote! {
+                idol_runtime::wire::ReplyCode::CLike(code) => {
+                    return Err(idol_runtime::client::clike(code));
+                }
+            },
+            Some(ErrorKind::Complex(_)) => quote! {
+                idol_runtime::wire::ReplyCode::Complex => {
+                    return Err(idol_runtime::client::decode_postcard(reply_body));
+                }
+            },
+            None => quote!(),
+        };
+        quote! {
+            // Idempotent: after a restart, resend to the new incarnation.
+            loop {
+                #send
+                match idol_runtime::wire::ReplyCode::classify(reply_code) {
+                    idol_runtime::wire::ReplyCode::Ok => #ok_idem,
+                    idol_runtime::wire::ReplyCode::Dead(_) => {
+                        idol_runtime::client::refresh(&self.current);
+                    }
+                    #error_arm
+                    _ => idol_runtime::client::bad_reply(),
+                }
+            }
+        }
+    } else {
+        quote! {
+            #send
+            match idol_runtime::wire::ReplyCode::classify(reply_code) {
+                idol_runtime::wire::ReplyCode::Ok => #ok_once,
+                idol_runtime::wire::ReplyCode::Dead(_) => {
+                    // Not idempotent: the request may have taken effect, so
+                    // report the restart instead of resending.
+                    idol_runtime::client::refresh(&self.current);
+                    Err(<#err as idol_runtime::ServerDeath>::server_restarted())
+                }
+                #error_arm
+                _ => idol_runtime::client::bad_reply(),
+            }
+        }
+    };
+    let number_doc = format!(" Operation number {}.", op.number);
+    quote! {
+        #doc
+        ///
+        #[doc = #number_doc]
+        pub fn #name(&self, #(#params),*) -> Result<#ok, #err> {
+            const OPERATION: u16 = #number;
+            const REPLY_SIZE: usize = #reply_size;
+            #encode
+            let mut reply_buf = [0u8; REPLY_SIZE];
+            #body
+        }
+    }
+}

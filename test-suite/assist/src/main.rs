@@ -1,0 +1,199 @@
+//! assist: a server that misbehaves on request.
+//!
+//! Every request that ends in a fault is answered *first*, then the fault
+//! happens: assist is more important than the suite, so it runs on at once
+//! and faults before the suite looks, and the suite is never left blocked
+//! on a dead server. Two instances run in the test image (`assist` and
+//! `peer`) so that one can be the client of the other.
+
+#![no_std]
+#![no_main]
+
+use test_api::{assist as op, fault, word32, word64};
+use userlib::{
+    sys_borrow_info, sys_borrow_read, sys_borrow_write, sys_irq_control, sys_raw, sys_recv_closed,
+    sys_recv_open, sys_refresh_task_id, sys_reply, sys_send, Lease, TaskId, TaskIndex,
+};
+
+static mut CALLS: u32 = 0;
+static mut NOTES: u32 = 0;
+static LEASE_TEXT: [u8; 16] = *b"assist-lease-ok!";
+
+fn calls() -> u32 {
+    // Safety: single-threaded task; no references to the static escape.
+    unsafe { CALLS }
+}
+
+fn bump(counter: *mut u32) {
+    // Safety: single-threaded task; the pointer names one of our statics.
+    unsafe { *counter += 1 }
+}
+
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let pad = [depth; 64];
+    core::hint::black_box(&pad);
+    recurse(depth + 1) + pad[3]
+}
+
+fn do_fault(kind: u32, arg: u64, caller: TaskId) {
+    // Safety (for every unsafe below): these are deliberate faults; the
+    // kernel turns each into a fault of this task, which is the test.
+    match kind {
+        fault::NULL_READ => unsafe {
+            core::ptr::read_volatile(core::ptr::null::<u64>());
+        },
+        fault::READ_KERNEL => unsafe {
+            core::ptr::read_volatile(0x10_0000 as *const u64);
+        },
+        fault::READ_ADDRESS => unsafe {
+            core::ptr::read_volatile(arg as *const u64);
+        },
+        fault::WRITE_TEXT => unsafe {
+            core::ptr::write_volatile(main as *const () as *mut u8, 0xCC);
+        },
+        fault::WRITE_RODATA => unsafe {
+            core::ptr::write_volatile(LEASE_TEXT.as_ptr() as *mut u8, 0);
+        },
+        fault::EXEC_DATA => unsafe {
+            let code = [0xC3u8; 16]; // `ret`, on the (non-executable) stack
+            let f: extern "C" fn() = core::mem::transmute(code.as_ptr());
+            f();
+        },
+        fault::STACK_OVERFLOW => {
+            core::hint::black_box(recurse(arg));
+        }
+        fault::ILLEGAL_INSTRUCTION => unsafe { core::arch::asm!("ud2") },
+        fault::DIVIDE_BY_ZERO => unsafe {
+            core::arch::asm!("xor edx, edx", "div ecx", in("ecx") 0u32, inout("eax") 1u32 => _, out("edx") _);
+        },
+        fault::PRIVILEGED_INSTRUCTION => unsafe { core::arch::asm!("cli") },
+        fault::IO_PORT => unsafe {
+            core::arch::asm!("in al, dx", in("dx") 0x60u16, out("al") _);
+        },
+        fault::BREAKPOINT => unsafe { core::arch::asm!("int3") },
+        fault::PANIC => panic!("assist panicked on request"),
+        fault::BAD_SYSCALL => {
+            sys_raw(0x99, [0; 8]);
+        }
+        fault::BAD_SLICE => {
+            sys_raw(
+                abi::Sysnum::Send as u64,
+                [u64::from(caller.0), 1, 0x10_0000, 8, 0, 0, 0, 0],
+            );
+        }
+        fault::BAD_LEASE => {
+            let lease = Lease::raw(abi::lease_attr::READ, 0x10_0000, 64);
+            sys_send(caller, 1, &[], &mut [], &[lease]);
+        }
+        fault::TOO_MANY_LEASES => {
+            let byte = [0u8; 1];
+            let leases = [Lease::read_only(&byte); 17];
+            sys_send(caller, 1, &[], &mut [], &leases);
+        }
+        fault::UNBOUND_IRQ => sys_irq_control(1 << 40, true),
+        _ => {}
+    }
+}
+
+#[unsafe(no_mangle)]
+pub fn main() -> ! {
+    let mut buf = [0u8; 64];
+    loop {
+        let m = sys_recv_open(&mut buf, 0);
+        bump(&raw mut CALLS);
+        let msg = &buf[..m.message_len.min(buf.len())];
+        match m.operation as u16 {
+            op::ECHO => sys_reply(m.sender, 0, &msg[..msg.len().min(m.response_capacity)]),
+            op::SEND_BACK => {
+                let (back_op, len) = (word32(msg, 0) as u16, word32(msg, 1) as usize);
+                sys_reply(m.sender, 0, &[]);
+                let mut pattern = [0u8; 64];
+                for (i, b) in pattern.iter_mut().enumerate() {
+                    *b = i as u8;
+                }
+                sys_send(m.sender, back_op, &pattern[..len.min(64)], &mut [], &[]);
+            }
+            op::SEND_BACK_LEASED => {
+                let back_op = word32(msg, 0) as u16;
+                sys_reply(m.sender, 0, &[]);
+                let mut data = LEASE_TEXT;
+                sys_send(
+                    m.sender,
+                    back_op,
+                    &[],
+                    &mut [],
+                    &[Lease::read_write(&mut data)],
+                );
+            }
+            op::FAULT => {
+                let (kind, arg) = (word32(msg, 0), word64(&msg[4..], 0));
+                sys_reply(m.sender, 0, &[]);
+                do_fault(kind, arg, m.sender);
+            }
+            op::BORROW_READ => {
+                let (index, offset, len) = (
+                    word32(msg, 0) as usize,
+                    word32(msg, 1) as usize,
+                    word32(msg, 2) as usize,
+                );
+                let mut out = [0u8; 40];
+                let (rc, n) =
+                    sys_borrow_read(m.sender, index, offset, &mut out[8..8 + len.min(32)]);
+                out[..4].copy_from_slice(&rc.to_le_bytes());
+                out[4..8].copy_from_slice(&(n as u32).to_le_bytes());
+                sys_reply(m.sender, 0, &out[..8 + n]);
+            }
+            op::BORROW_WRITE => {
+                let (index, offset) = (word32(msg, 0) as usize, word32(msg, 1) as usize);
+                let (rc, n) = sys_borrow_write(m.sender, index, offset, &msg[8..]);
+                let mut out = [0u8; 8];
+                out[..4].copy_from_slice(&rc.to_le_bytes());
+                out[4..].copy_from_slice(&(n as u32).to_le_bytes());
+                sys_reply(m.sender, 0, &out);
+            }
+            op::BORROW_INFO => {
+                let mut out = [0u8; 12];
+                match sys_borrow_info(m.sender, word32(msg, 0) as usize) {
+                    Ok(info) => {
+                        out[4..8].copy_from_slice(&info.attributes.to_le_bytes());
+                        out[8..].copy_from_slice(&(info.len as u32).to_le_bytes());
+                    }
+                    Err(rc) => out[..4].copy_from_slice(&rc.to_le_bytes()),
+                }
+                sys_reply(m.sender, 0, &out);
+            }
+            op::REPLY_TOO_BIG => sys_reply(m.sender, 0, &[0x55; 64]),
+            op::COUNT => sys_reply(m.sender, 0, &calls().to_le_bytes()),
+            op::RELAY => {
+                let target = sys_refresh_task_id(TaskIndex(word32(msg, 0) as u16));
+                let relay_op = word32(msg, 1) as u16;
+                let mut args = [0u8; 12];
+                args.copy_from_slice(&msg[8..20]);
+                sys_reply(m.sender, 0, &[]);
+                let data = LEASE_TEXT;
+                let mut small = [0u8; 4];
+                sys_send(
+                    target,
+                    relay_op,
+                    &args,
+                    &mut small,
+                    &[Lease::read_only(&data)],
+                );
+            }
+            op::WAIT_NOTE => {
+                let mask = word64(msg, 0);
+                sys_reply(m.sender, 0, &[]);
+                if sys_recv_closed(&mut [], mask, TaskId::KERNEL).is_ok() {
+                    bump(&raw mut NOTES);
+                }
+            }
+            op::NOTES => {
+                // Safety: single-threaded task.
+                let n = unsafe { NOTES };
+                sys_reply(m.sender, 0, &n.to_le_bytes());
+            }
+            _ => sys_reply(m.sender, 2, &[]),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Every fault kind in a task, seen by the supervisor, never hurting the
+//! kernel; and isolation: a task touching memory that is not its own
+//! faults.
+
+use abi::{FaultInfo, UsageError};
+use test_api::{assist as op, fault};
+use userlib::{hl, sys_refresh_task_id};
+
+use crate::{call, collect_fault, id, Case, ASSIST, SUITE};
+
+pub static CASES: &[Case] = &[
+    ("fault_null_pointer_read", null_read),
+    ("isolation_reading_kernel_memory_faults", read_kernel),
+    (
+        "isolation_reading_another_tasks_memory_faults",
+        read_other_task,
+    ),
+    ("isolation_writing_own_text_faults", write_text),
+    ("isolation_writing_own_rodata_faults", write_rodata),
+    ("isolation_executing_data_faults", exec_data),
+    ("fault_stack_overflow_hits_the_guard_page", stack_overflow),
+    ("fault_illegal_instruction", illegal_instruction),
+    ("fault_divide_by_zero", divide_by_zero),
+    ("fault_privileged_instruction_is_gp", privileged),
+    ("fault_io_port_not_granted_is_gp", io_port),
+    ("fault_breakpoint_exception", breakpoint),
+    ("fault_panic_keeps_its_message", panic_message),
+    ("fault_bad_syscall_number", bad_syscall),
+    ("fault_syscall_slice_into_kernel_memory", bad_slice),
+    (
+        "fault_lease_outside_client_memory_faults_the_client",
+        bad_lease,
+    ),
+    ("fault_too_many_leases", too_many_leases),
+    ("fault_irq_control_on_unbound_bits", unbound_irq),
+    ("fault_task_runs_again_after_restart", runs_after_restart),
+];
+
+/// Asks assist to fault in way `kind` and returns what the kernel recorded
+/// (after checking the supervisor saw it, and restarting assist).
+fn assist_fault(kind: u32, arg: u64) -> FaultInfo {
+    let mut msg = [0u8; 12];
+    msg[..4].copy_from_slice(&kind.to_le_bytes());
+    msg[4..].copy_from_slice(&arg.to_le_bytes());
+    call(ASSIST, op::FAULT, &msg, &mut [], &[]);
+    collect_fault(ASSIST)
+}
+
+/// A page fault at `address` by a user-mode access (error code bit 2).
+fn user_page_fault(f: FaultInfo, address: u64) -> u64 {
+    let FaultInfo::MemoryAccess {
+        address: a,
+        error_code,
+    } = f
+    else {
+        panic!("expected a memory access fault, got {f:?}")
+    };
+    assert_eq!(a, address);
+    assert_ne!(error_code & 4, 0, "the fault must be a user-mode access");
+    error_code
+}
+
+fn null_read() {
+    let e = user_page_fault(assist_fault(fault::NULL_READ, 0), 0);
+    assert_eq!(e & 1, 0, "page 0 is not mapped at all");
+}
+
+fn read_kernel() {
+    let e = user_page_fault(assist_fault(fault::READ_KERNEL, 0), 0x10_0000);
+    assert_eq!(e & 1, 1, "kernel pages are present but supervisor-only");
+}
+
+static SUITE_SECRET: u64 = 0x5ec2e7;
+
+fn read_other_task() {
+    let address = core::ptr::addr_of!(SUITE_SECRET) as u64;
+    user_page_fault(assist_fault(fault::READ_ADDRESS, address), address);
+}
+
+fn write_text() {
+    let e = assist_fault(fault::WRITE_TEXT, 0);
+    let FaultInfo::MemoryAccess { error_code, .. } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(error_code & 0b11, 0b11, "a write to a present page");
+}
+
+fn write_rodata() {
+    let e = assist_fault(fault::WRITE_RODATA, 0);
+    let FaultInfo::MemoryAccess { error_code, .. } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(error_code & 0b11, 0b11, "a write to a present page");
+}
+
+fn exec_data() {
+    let e = assist_fault(fault::EXEC_DATA, 0);
+    let FaultInfo::MemoryAccess { error_code, .. } = e else {
+        panic!("{e:?}")
+    };
+    assert_ne!(
+        error_code & 0x10,
+        0,
+        "an instruction fetch from a no-execute page"
+    );
+}
+
+fn stack_overflow() {
+    let f = assist_fault(fault::STACK_OVERFLOW, 0);
+    assert!(matches!(f, FaultInfo::StackOverflow { .. }), "{f:?}");
+}
+
+fn illegal_instruction() {
+    assert!(matches!(
+        assist_fault(fault::ILLEGAL_INSTRUCTION, 0),
+        FaultInfo::IllegalInstruction { .. }
+    ));
+}
+
+fn divide_by_zero() {
+    assert!(matches!(
+        assist_fault(fault::DIVIDE_BY_ZERO, 0),
+        FaultInfo::DivideError { .. }
+    ));
+}
+
+fn privileged() {
+    assert_eq!(
+        assist_fault(fault::PRIVILEGED_INSTRUCTION, 0),
+        FaultInfo::GeneralProtection { error_code: 0 }
+    );
+}
+
+fn io_port() {
+    assert_eq!(
+        assist_fault(fault::IO_PORT, 0),
+        FaultInfo::GeneralProtection { error_code: 0 }
+    );
+}
+
+fn breakpoint() {
+    assert_eq!(
+        assist_fault(fault::BREAKPOINT, 0),
+        FaultInfo::Exception {
+            vector: 3,
+            error_code: 0
+        }
+    );
+}
+
+fn panic_message() {
+    let mut msg = [0u8; 12];
+    msg[..4].copy_from_slice(&fault::PANIC.to_le_bytes());
+    call(ASSIST, op::FAULT, &msg, &mut [], &[]);
+    let mut text = [0u8; abi::PANIC_MESSAGE_MAX];
+    let n = hl::read_panic_message(ASSIST, &mut text).unwrap();
+    let text = core::str::from_utf8(&text[..n]).unwrap();
+    assert!(
+        text.contains("assist panicked on request"),
+        "message: {text}"
+    );
+    assert_eq!(collect_fault(ASSIST), FaultInfo::Panic);
+}
+
+fn bad_syscall() {
+    assert_eq!(
+        assist_fault(fault::BAD_SYSCALL, 0),
+        FaultInfo::SyscallUsage(UsageError::BadSyscallNumber)
+    );
+}
+
+fn bad_slice() {
+    assert_eq!(
+        assist_fault(fault::BAD_SLICE, 0),
+        FaultInfo::SyscallUsage(UsageError::InvalidSlice)
+    );
+}
+
+fn bad_lease() {
+    assert_eq!(
+        assist_fault(fault::BAD_LEASE, 0),
+        FaultInfo::SyscallUsage(UsageError::InvalidSlice)
+    );
+}
+
+fn too_many_leases() {
+    assert_eq!(
+        assist_fault(fault::TOO_MANY_LEASES, 0),
+        FaultInfo::SyscallUsage(UsageError::TooManyLeases)
+    );
+}
+
+fn unbound_irq() {
+    assert_eq!(
+        assist_fault(fault::UNBOUND_IRQ, 0),
+        FaultInfo::SyscallUsage(UsageError::NoIrq)
+    );
+}
+
+fn runs_after_restart() {
+    let before = sys_refresh_task_id(ASSIST).generation();
+    assist_fault(fault::NULL_READ, 0);
+    let mut reply = [0u8; 2];
+    let n = call(ASSIST, op::ECHO, b"ok", &mut reply, &[]);
+    assert_eq!(&reply[..n], b"ok");
+    assert_ne!(id(ASSIST).generation(), before);
+    let _ = SUITE;
+}

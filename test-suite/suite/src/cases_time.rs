@@ -1,0 +1,99 @@
+//! Timers and notifications.
+
+use abi::{dead_response_code, TaskState};
+use test_api::assist as op;
+use userlib::{hl, sys_get_timer, sys_post, sys_recv_closed, sys_set_timer, TaskId};
+
+use crate::{call, id, state, Case, ASSIST, SUITE};
+
+pub static CASES: &[Case] = &[
+    ("timer_fires_at_its_deadline", timer_fires),
+    ("timer_with_past_deadline_fires_at_once", timer_past),
+    ("timer_disarmed_does_not_fire", timer_disarm),
+    ("timer_state_is_readable", timer_state),
+    ("notification_posted_to_self_is_received", post_self),
+    ("notification_bits_wait_until_unmasked", post_masked),
+    (
+        "notification_wakes_a_more_important_task_at_once",
+        post_wakes,
+    ),
+    ("notification_to_restarted_task_is_dead_code", post_stale),
+];
+
+fn wait_kernel(mask: u64) -> u64 {
+    sys_recv_closed(&mut [], mask, TaskId::KERNEL)
+        .expect("kernel never dies")
+        .operation
+}
+
+fn timer_fires() {
+    let start = sys_get_timer().now;
+    sys_set_timer(Some(start + 5), 1 << 5);
+    assert_eq!(wait_kernel(1 << 5), 1 << 5);
+    assert!(sys_get_timer().now >= start + 5);
+}
+
+fn timer_past() {
+    sys_set_timer(Some(0), 1 << 6);
+    assert_eq!(wait_kernel(1 << 6), 1 << 6);
+    assert_eq!(sys_get_timer().deadline, None, "a fired timer is disarmed");
+}
+
+fn timer_disarm() {
+    let now = sys_get_timer().now;
+    sys_set_timer(Some(now + 2), 1 << 7);
+    sys_set_timer(None, 0);
+    sys_set_timer(Some(now + 10), 1 << 8);
+    assert_eq!(wait_kernel((1 << 7) | (1 << 8)), 1 << 8);
+}
+
+fn timer_state() {
+    let now = sys_get_timer().now;
+    sys_set_timer(Some(now + 100_000), 1 << 9);
+    let t = sys_get_timer();
+    assert_eq!((t.deadline, t.notifications), (Some(now + 100_000), 1 << 9));
+    sys_set_timer(None, 0);
+    assert_eq!(sys_get_timer().deadline, None);
+}
+
+fn post_self() {
+    assert_eq!(sys_post(id(SUITE), 1 << 10), 0);
+    assert_eq!(wait_kernel(1 << 10), 1 << 10);
+}
+
+fn post_masked() {
+    sys_post(id(SUITE), (1 << 11) | (1 << 12));
+    assert_eq!(wait_kernel(1 << 11), 1 << 11);
+    assert_eq!(wait_kernel(1 << 12), 1 << 12, "bit 12 stayed pending");
+}
+
+fn notes() -> u32 {
+    let mut r = [0u8; 4];
+    call(ASSIST, op::NOTES, &[], &mut r, &[]);
+    u32::from_le_bytes(r)
+}
+
+fn post_wakes() {
+    let before = notes();
+    call(
+        ASSIST,
+        op::WAIT_NOTE,
+        &(1u64 << 3).to_le_bytes(),
+        &mut [],
+        &[],
+    );
+    assert_eq!(state(ASSIST), TaskState::InRecv(Some(TaskId::KERNEL)));
+    sys_post(id(ASSIST), 1 << 3);
+    // assist is more important: it ran before POST returned to us.
+    assert_eq!(state(ASSIST), TaskState::InRecv(None));
+    assert_eq!(notes(), before + 1);
+}
+
+fn post_stale() {
+    let old = id(ASSIST);
+    hl::restart_task(ASSIST, true).unwrap();
+    assert_eq!(
+        sys_post(old, 1),
+        dead_response_code(id(ASSIST).generation())
+    );
+}

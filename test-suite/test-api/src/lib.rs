@@ -1,0 +1,108 @@
+//! The private protocols of the in-QEMU test image.
+//!
+//! `runner` (the test image's supervisor) hands out case numbers and
+//! reports results; `suite` runs the cases; `assist` and `peer` (two
+//! instances of one crate) misbehave on request so the suite can watch the
+//! kernel deal with it. Messages are little-endian words.
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// Operations the runner serves (suite → runner).
+pub mod runner {
+    /// `[case_count: u32]` → `[next_case: u32]` (`DONE` when finished).
+    pub const NEXT_CASE: u16 = 1;
+    /// `[case: u32, name bytes…]` → `[]`: a case starts (arms its timeout).
+    pub const START: u16 = 2;
+    /// `[case: u32]` → `[]`: the case passed.
+    pub const PASSED: u16 = 3;
+    /// `[task_index: u32]` → `[kind, a, b]` words of the last fault the
+    /// runner saw in that task (kind 0 = none), then forgets it.
+    pub const TAKE_FAULT: u16 = 4;
+    /// Reply to NEXT_CASE when every case has run.
+    pub const DONE: u32 = u32::MAX;
+}
+
+/// Operations assist/peer serve.
+pub mod assist {
+    /// Replies with the message unchanged.
+    pub const ECHO: u16 = 1;
+    /// `[op: u16 as u32, len: u32]`: replies at once, then SENDs `len`
+    /// pattern bytes as operation `op` back to the caller.
+    pub const SEND_BACK: u16 = 2;
+    /// `[op: u32]`: replies, then SENDs back with one 16-byte read-write
+    /// lease of its own memory holding `b"assist-lease-ok!"`.
+    pub const SEND_BACK_LEASED: u16 = 3;
+    /// `[kind: u32, arg: u64]`: replies, then faults in the way `kind`
+    /// names (see [`fault`]).
+    pub const FAULT: u16 = 4;
+    /// `[index, offset, len]` → `[rc, n, bytes…]`: BORROW_READ from the
+    /// caller's lease.
+    pub const BORROW_READ: u16 = 5;
+    /// `[index, offset, bytes…]` → `[rc, n]`: BORROW_WRITE into the
+    /// caller's lease.
+    pub const BORROW_WRITE: u16 = 6;
+    /// `[index]` → `[rc, attributes, len]`: BORROW_INFO.
+    pub const BORROW_INFO: u16 = 7;
+    /// Replies 64 bytes whatever the caller can take (faults the server).
+    pub const REPLY_TOO_BIG: u16 = 8;
+    /// → `[count]`: how many times this has been called since (re)start.
+    pub const COUNT: u16 = 9;
+    /// `[target_index, op, a, b, c]` (u32 each): replies, then SENDs `op`
+    /// with args `[a, b, c]` to task `target` (current generation) with a
+    /// 16-byte read-only lease and a 4-byte reply buffer, and ignores the
+    /// answer.
+    pub const RELAY: u16 = 10;
+    /// `[mask: u64]`: replies, then waits in a closed RECV from the kernel
+    /// for `mask` and counts the wake-up (read back with NOTES).
+    pub const WAIT_NOTE: u16 = 11;
+    /// → `[notifications received since start]`.
+    pub const NOTES: u16 = 12;
+}
+
+/// Fault kinds for [`assist::FAULT`].
+pub mod fault {
+    pub const NULL_READ: u32 = 0;
+    pub const READ_KERNEL: u32 = 1;
+    /// Reads the address given as the argument.
+    pub const READ_ADDRESS: u32 = 2;
+    pub const WRITE_TEXT: u32 = 3;
+    pub const EXEC_DATA: u32 = 4;
+    pub const STACK_OVERFLOW: u32 = 5;
+    pub const ILLEGAL_INSTRUCTION: u32 = 6;
+    pub const DIVIDE_BY_ZERO: u32 = 7;
+    pub const PRIVILEGED_INSTRUCTION: u32 = 8;
+    pub const IO_PORT: u32 = 9;
+    pub const BREAKPOINT: u32 = 10;
+    pub const PANIC: u32 = 11;
+    pub const BAD_SYSCALL: u32 = 12;
+    /// SEND with a message pointer into kernel memory.
+    pub const BAD_SLICE: u32 = 13;
+    /// SEND with a lease pointing at kernel memory.
+    pub const BAD_LEASE: u32 = 14;
+    /// SEND with 17 leases.
+    pub const TOO_MANY_LEASES: u32 = 15;
+    /// IRQ_CONTROL on bits bound to no interrupt.
+    pub const UNBOUND_IRQ: u32 = 16;
+    /// Writes to a read-only data page.
+    pub const WRITE_RODATA: u32 = 17;
+}
+
+/// Little-endian word helpers.
+#[must_use]
+pub fn word32(bytes: &[u8], i: usize) -> u32 {
+    let mut w = [0u8; 4];
+    if let Some(b) = bytes.get(i * 4..i * 4 + 4) {
+        w.copy_from_slice(b);
+    }
+    u32::from_le_bytes(w)
+}
+
+#[must_use]
+pub fn word64(bytes: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    if let Some(b) = bytes.get(i * 8..i * 8 + 8) {
+        w.copy_from_slice(b);
+    }
+    u64::from_le_bytes(w)
+}
