@@ -123,6 +123,7 @@ fn cargo() -> Command {
 /// environment; returns the path of the linked ELF.
 fn build_binary(
     crate_name: &str,
+    bin: &str,
     env: &[(&str, String)],
     rustc_args: &[String],
     what: &str,
@@ -139,7 +140,7 @@ fn build_binary(
             "-p",
             crate_name,
             "--bin",
-            crate_name,
+            bin,
         ])
         .arg("--")
         .args(rustc_args);
@@ -152,11 +153,7 @@ fn build_binary(
     if !status.success() {
         bail!("building {what} (crate `{crate_name}`) failed; see the compiler output above");
     }
-    Ok(root
-        .join("target")
-        .join(TARGET)
-        .join("release")
-        .join(crate_name))
+    Ok(root.join("target").join(TARGET).join("release").join(bin))
 }
 
 fn task_env(m: &Manifest, index: usize) -> Result<TaskEnv> {
@@ -289,6 +286,7 @@ pub fn dist(path: &Path) -> Result<Image> {
         let env = serde_json::to_string(&task_env(&m, i)?)?;
         let built = build_binary(
             &t.crate_name,
+            t.binary_name(),
             &[(TASK_ENV_VAR, env)],
             &[format!("-Clink-arg=-T{}", script.display())],
             &format!("task `{name}`"),
@@ -349,6 +347,7 @@ pub fn dist(path: &Path) -> Result<Image> {
         irqs,
     };
     let built = build_binary(
+        "kern",
         "kern",
         &[(KCONFIG_ENV_VAR, serde_json::to_string(&kconfig)?)],
         &[],

@@ -115,6 +115,9 @@ pub struct TaskSettings {
     /// The crate (and binary) that implements the task.
     #[serde(rename = "crate")]
     pub crate_name: String,
+    /// The binary in that crate, when it is not named like the crate.
+    #[serde(default)]
+    pub binary: Option<String>,
     pub priority: u8,
     /// Memory budget.
     pub memory: MemoryBudget,
@@ -201,6 +204,11 @@ impl Rights {
 }
 
 impl TaskSettings {
+    /// The binary target that is the task.
+    pub fn binary_name(&self) -> &str {
+        self.binary.as_deref().unwrap_or(&self.crate_name)
+    }
+
     /// `(slot name, target task)` pairs.
     pub fn slots(&self) -> Vec<(String, String)> {
         let mut out = vec![];
