@@ -57,6 +57,14 @@ pub fn workspace_root() -> PathBuf {
         .expect("workspace root")
 }
 
+/// Cargo's target directory (honouring `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => workspace_root().join(d),
+        None => workspace_root().join("target"),
+    }
+}
+
 fn page_up(x: u64) -> u64 {
     x.next_multiple_of(PAGE)
 }
@@ -271,8 +279,7 @@ fn rights_masks(m: &Manifest, t: &TaskSettings) -> Vec<u64> {
 /// Builds the image for the manifest at `path`.
 pub fn dist(path: &Path) -> Result<Image> {
     let m = manifest::load(path)?;
-    let root = workspace_root();
-    let dir = root.join("target").join("image").join(&m.name);
+    let dir = target_dir().join("image").join(&m.name);
     std::fs::create_dir_all(&dir)?;
     let layouts = layout(&m)?;
 
