@@ -26,6 +26,7 @@ fn main() {
             debug_exit_port: None,
             tasks: vec![],
             irqs: vec![],
+            tdx: Default::default(),
         },
     };
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
@@ -79,6 +80,7 @@ fn render(c: &KernelConfig) -> String {
         let _ = writeln!(s, "        ioports: &{:?},", t.ioports);
         let rights: Vec<String> = t.rights.iter().map(|r| format!("{r:#x}")).collect();
         let _ = writeln!(s, "        rights: [{}],", rights.join(", "));
+        let _ = writeln!(s, "        capabilities: {:#x},", t.capabilities);
         let _ = writeln!(s, "    }},");
     }
     let _ = writeln!(s, "];");
@@ -91,5 +93,28 @@ fn render(c: &KernelConfig) -> String {
         );
     }
     let _ = writeln!(s, "];");
+    let x = &c.tdx;
+    let backend = match x.backend {
+        build_kconfig::TdxBackend::None => "None",
+        build_kconfig::TdxBackend::Emulated => "Emulated",
+        build_kconfig::TdxBackend::Hardware => "Hardware",
+    };
+    let _ = writeln!(s, "pub static TDX: TdxConfig = TdxConfig {{");
+    let _ = writeln!(s, "    backend: TdxBackendKind::{backend},");
+    let _ = writeln!(
+        s,
+        "    keyid_bits: {}, mktme_keyids: {}, tdx_keyids: {}, max_tdmrs: {}, max_reserved_per_tdmr: {}, pamt_entry_size: {},",
+        x.keyid_bits, x.mktme_keyids, x.tdx_keyids, x.max_tdmrs, x.max_reserved_per_tdmr, x.pamt_entry_size
+    );
+    let _ = writeln!(s, "    features0: {:#x}, absent: {},", x.features0, x.absent);
+    let _ = writeln!(s, "    faults: &[");
+    for f in &x.faults {
+        let _ = writeln!(
+            s,
+            "        FaultRuleDesc {{ leaf: {}, status: {:#x}, on_call: {:?}, on_cpu: {:?}, repeat: {} }},",
+            f.leaf, f.status, f.on_call, f.on_cpu, f.repeat
+        );
+    }
+    let _ = writeln!(s, "    ],\n}};");
     s
 }

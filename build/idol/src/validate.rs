@@ -4,7 +4,8 @@
 //! message naming the file and the operation rather than a compile error in
 //! generated text:
 //! - names are Rust identifiers (and not names the generated code uses for
-//!   its own locals); type strings parse as Rust types;
+//!   its own locals, constants or methods); type strings parse as Rust
+//!   types;
 //! - a lease allows reading or writing; `max_len` is positive and only on
 //!   `[u8]` leases;
 //! - an idempotent operation has no read-write lease: a retry after a
@@ -34,6 +35,20 @@ const RESERVED: &[&str] = &[
     "result_err",
     "fail",
     "never",
+    "OPERATION",
+    "REPLY_SIZE",
+    "REQUEST_SIZE",
+    "SPEC",
+];
+
+/// Methods the generated client stub (`task_id`, `from_index`) and server
+/// trait (`notification_mask`, `handle_notification`) define beside the
+/// operations, so an operation may not take their names.
+const RESERVED_OPS: &[&str] = &[
+    "task_id",
+    "from_index",
+    "notification_mask",
+    "handle_notification",
 ];
 
 /// Integer types a `FromPrimitive` argument may travel as.
@@ -64,6 +79,16 @@ impl Interface {
             let item = format!("operation `{name}`");
             if !is_ident(name) || name.chars().any(|c| c.is_ascii_uppercase()) {
                 return Err(invalid(item, "name must be a snake_case identifier".into()));
+            }
+            if RESERVED_OPS.contains(&name) {
+                return Err(invalid(
+                    item,
+                    format!(
+                        "the generated code defines a method of this name; reserved \
+                         operation names are {}",
+                        RESERVED_OPS.join(", ")
+                    ),
+                ));
             }
             if let Some(n) = op.number {
                 if n == 0 {

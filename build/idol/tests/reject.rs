@@ -96,6 +96,29 @@ fn meaning_errors_name_the_operation() {
     assert!(msg.contains("`msg` is used by the generated code"), "{msg}");
 
     let msg = refuse(&op(
+        "leases: { \"REPLY_SIZE\": (type: \"[u8]\", read: true) }, reply: Simple(\"u32\")",
+    ));
+    assert!(
+        msg.contains("`REPLY_SIZE` is used by the generated code"),
+        "{msg}"
+    );
+
+    // Operations named like the stub's and the server trait's own methods
+    // would be duplicate definitions in the generated code.
+    for name in [
+        "task_id",
+        "from_index",
+        "notification_mask",
+        "handle_notification",
+    ] {
+        let msg = refuse(&format!(
+            "Interface(name: \"Demo\", ops: {{ \"{name}\": (reply: Simple(\"u32\")) }})"
+        ));
+        assert!(msg.contains(&format!("operation `{name}`")), "{msg}");
+        assert!(msg.contains("reserved operation names"), "{msg}");
+    }
+
+    let msg = refuse(&op(
         "leases: { \"p\": (type: \"Point\", read: true, max_len: Some(4)) }, reply: Simple(\"u32\")",
     ));
     assert!(

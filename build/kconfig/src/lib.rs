@@ -34,6 +34,61 @@ pub struct KernelConfig {
     pub tasks: Vec<TaskDesc>,
     /// Interrupt lines bound to task notifications.
     pub irqs: Vec<IrqBinding>,
+    /// The SEAMCALL backend and, for the emulated one, the module it models.
+    pub tdx: TdxConfig,
+}
+
+/// Capability bits a task may hold (`abi::capability` on the kernel side).
+pub mod capability {
+    /// Read the platform record; ask a CPU for its APIC id.
+    pub const PLATFORM: u32 = 1 << 0;
+    /// Use the SEAMCALL system call.
+    pub const SEAMCALL: u32 = 1 << 1;
+    /// Physical-memory authority: scrub frames, flush caches on all CPUs.
+    pub const MEMORY_AUTHORITY: u32 = 1 << 2;
+}
+
+/// Which SEAMCALL backend the kernel uses.
+#[derive(Copy, Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TdxBackend {
+    /// No TDX: every SEAMCALL reports the module as not loaded.
+    #[default]
+    None,
+    /// The software module (drv/tdx-emu) inside the kernel.
+    Emulated,
+    /// VMXON on every CPU and the real SEAMCALL instruction.
+    Hardware,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TdxConfig {
+    pub backend: TdxBackend,
+    /// KeyID partitioning (MSR 0x87): bits, MKTME KeyIDs, TDX KeyIDs.
+    pub keyid_bits: u8,
+    pub mktme_keyids: u32,
+    pub tdx_keyids: u32,
+    pub max_tdmrs: u16,
+    pub max_reserved_per_tdmr: u16,
+    pub pamt_entry_size: u16,
+    /// TDX_FEATURES0 as the module reports it.
+    pub features0: u64,
+    /// The module is not loaded (every SEAMCALL: VMfailInvalid).
+    pub absent: bool,
+    pub faults: Vec<FaultRuleDesc>,
+}
+
+/// A deterministic fault: `leaf` returns `status`, from its `on_call`-th
+/// call (1-based) or on CPU `on_cpu`, `repeat` times.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRuleDesc {
+    pub leaf: u16,
+    pub status: u64,
+    pub on_call: Option<u32>,
+    pub on_cpu: Option<u32>,
+    pub repeat: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,6 +119,8 @@ pub struct TaskDesc {
     /// Kernel-IPC rights: for each right (in `abi::kipc::Right` order), a
     /// mask of the task indices this task may act on.
     pub rights: Vec<u64>,
+    /// Bits from [`capability`].
+    pub capabilities: u32,
 }
 
 #[derive(Copy, Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -65,6 +65,11 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// FNV-1a, for content-addressed file names.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 fn page_up(x: u64) -> u64 {
     x.next_multiple_of(PAGE)
 }
@@ -155,13 +160,23 @@ fn build_binary(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let status = cmd
-        .status()
+    let out = cmd
+        .stderr(std::process::Stdio::piped())
+        .output()
         .with_context(|| format!("cannot run cargo to build {what}"))?;
-    if !status.success() {
-        bail!("building {what} (crate `{crate_name}`) failed; see the compiler output above");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprint!("{stderr}");
+    if !out.status.success() {
+        let hint = if stderr.contains("will not fit in region 'TEXT'") {
+            "; its code and read-only data exceed the manifest's `memory.text` budget: raise it"
+        } else if stderr.contains("will not fit in region 'RAM'") {
+            "; its data exceed the manifest's `memory.ram` budget: raise it"
+        } else {
+            "; see the compiler output above"
+        };
+        bail!("building {what} (crate `{crate_name}`) failed{hint}");
     }
-    Ok(root.join("target").join(TARGET).join("release").join(bin))
+    Ok(target_dir().join(TARGET).join("release").join(bin))
 }
 
 fn task_env(m: &Manifest, index: usize) -> Result<TaskEnv> {
@@ -252,6 +267,7 @@ fn describe_task(
         data_len: data.2,
         ioports: t.ioports.iter().map(|p| (p.base, p.count)).collect(),
         rights,
+        capabilities: t.capabilities.iter().filter_map(|c| manifest::capability_bit(c)).fold(0, |a, b| a | b),
     })
 }
 
@@ -288,8 +304,12 @@ pub fn dist(path: &Path) -> Result<Image> {
     let mut task_segments = vec![];
     let mut irqs = vec![];
     for (i, ((name, t), l)) in m.parsed_tasks.iter().zip(&layouts).enumerate() {
-        let script = dir.join(format!("{name}.ld"));
-        std::fs::write(&script, linker_script(l))?;
+        // The script's name carries a hash of its text: cargo tracks the
+        // rustc arguments, not the script's contents, so a layout change
+        // must change the argument to force a relink.
+        let text = linker_script(l);
+        let script = dir.join(format!("{name}-{:016x}.ld", fnv1a(text.as_bytes())));
+        std::fs::write(&script, text)?;
         let env = serde_json::to_string(&task_env(&m, i)?)?;
         let built = build_binary(
             &t.crate_name,
@@ -352,6 +372,10 @@ pub fn dist(path: &Path) -> Result<Image> {
         debug_exit_port: m.kernel.debug_exit_port,
         tasks: descs,
         irqs,
+        tdx: match &m.kernel.tdx {
+            Some(t) => t.resolve()?,
+            None => Default::default(),
+        },
     };
     let built = build_binary(
         "kern",

@@ -17,6 +17,7 @@ mod dist;
 mod elf;
 mod manifest;
 mod qemu;
+mod tdxconf;
 mod test;
 
 use std::path::PathBuf;

@@ -49,6 +49,9 @@ pub struct KernelSettings {
     /// isa-debug-exit port the kernel may use to report a kernel panic.
     #[serde(default)]
     pub debug_exit_port: Option<u16>,
+    /// The SEAMCALL backend; absent = no TDX.
+    #[serde(default)]
+    pub tdx: Option<crate::tdxconf::TdxSettings>,
 }
 
 fn default_tick() -> u32 {
@@ -65,6 +68,7 @@ impl Default for KernelSettings {
             tick_us: default_tick(),
             task_base: default_task_base(),
             debug_exit_port: None,
+            tdx: None,
         }
     }
 }
@@ -140,6 +144,10 @@ pub struct TaskSettings {
     /// Kernel-IPC rights over other tasks.
     #[serde(default)]
     pub rights: Rights,
+    /// Capabilities beyond kernel-IPC rights: `platform` (read the platform
+    /// record), `seamcall`, `memory-authority` (scrub frames, flush caches).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
     /// Task-specific configuration, handed to the task's build script.
     #[serde(default)]
     pub config: Option<toml::Value>,
@@ -226,6 +234,20 @@ impl TaskSettings {
     }
 }
 
+/// Names accepted in `capabilities`.
+const CAPABILITY_NAMES: [&str; 3] = ["platform", "seamcall", "memory-authority"];
+
+/// The kernel's bit for capability `name`.
+pub fn capability_bit(name: &str) -> Option<u32> {
+    use build_kconfig::capability::{MEMORY_AUTHORITY, PLATFORM, SEAMCALL};
+    match name {
+        "platform" => Some(PLATFORM),
+        "seamcall" => Some(SEAMCALL),
+        "memory-authority" => Some(MEMORY_AUTHORITY),
+        _ => None,
+    }
+}
+
 /// Adds "did you mean" to serde's "unknown field" messages.
 fn explain(message: &str) -> String {
     let Some(rest) = message.split("unknown field `").nth(1) else {
@@ -282,7 +304,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
     Ok(m)
 }
 
-fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
+fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
     let best = known
         .map(|k| (strsim::jaro_winkler(name, k), k))
         .filter(|(s, _)| *s > 0.7)
@@ -349,7 +371,7 @@ pub fn validate(m: &Manifest) -> Result<()> {
             let Some(j) = index_of(&target) else {
                 bail!(
                     "task `{name}`: task slot `{slot}` names `{target}`, which is not a task{}",
-                    suggest(&target, names.iter().copied())
+                    suggest(&target, names.iter().map(|n| n.as_str()))
                 );
             };
             let tp = tasks[j].1.priority;
@@ -365,7 +387,7 @@ pub fn validate(m: &Manifest) -> Result<()> {
                 if target != "*" && index_of(target).is_none() {
                     bail!(
                         "task `{name}`: right `{kind}` names `{target}`, which is not a task{}",
-                        suggest(target, names.iter().copied())
+                        suggest(target, names.iter().map(|n| n.as_str()))
                     );
                 }
             }
@@ -383,7 +405,7 @@ pub fn validate(m: &Manifest) -> Result<()> {
             if !t.notifications.contains(note) {
                 bail!(
                     "task `{name}`: interrupt {n} posts `{note}`, which is not in its notifications{}",
-                    suggest(note, t.notifications.iter())
+                    suggest(note, t.notifications.iter().map(|n| n.as_str()))
                 );
             }
         }
@@ -393,6 +415,15 @@ pub fn validate(m: &Manifest) -> Result<()> {
                     "task `{name}`: I/O port range {:#x}+{} is empty or past 0xffff",
                     p.base,
                     p.count
+                );
+            }
+        }
+        for c in &t.capabilities {
+            if capability_bit(c).is_none() {
+                bail!(
+                    "task `{name}`: unknown capability `{c}`{} (known: {})",
+                    suggest(c, CAPABILITY_NAMES.into_iter()),
+                    CAPABILITY_NAMES.join(", ")
                 );
             }
         }

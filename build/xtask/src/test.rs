@@ -18,7 +18,12 @@ use anyhow::{Context, Result};
 use crate::{deps, dist, qemu};
 
 /// The in-QEMU suites: (manifest, what it checks).
-pub const SUITES: &[(&str, &str)] = &[("test-suite/app.toml", "kernel")];
+pub const SUITES: &[(&str, &str)] = &[
+    ("test-suite/app.toml", "kernel"),
+    ("test-suite/platform-numa.toml", "platform-numa"),
+    ("test-suite/platform-1cpu.toml", "platform-1cpu"),
+    ("test-suite/platform-hotplug.toml", "platform-hotplug"),
+];
 
 #[derive(Default)]
 struct Totals {

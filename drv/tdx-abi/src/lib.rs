@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod consts;
+pub mod hw;
 pub mod leaf;
 pub mod metadata;
 pub mod pamt;

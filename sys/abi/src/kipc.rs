@@ -21,6 +21,21 @@ pub enum Kipcnum {
     FindFaultedTask = 4,
     /// `[index]` → the panic message bytes.
     ReadPanicMessage = 5,
+    /// `[]` → the encoded platform record (`abi::platform::encode`).
+    /// Needs the PLATFORM capability.
+    ReadPlatform = 6,
+    /// `[cpu]` → `[apic_id]`, answered by that CPU itself. Needs PLATFORM.
+    CpuApicId = 7,
+    /// `[]` → `[]`: write back and invalidate caches on every CPU (TDX
+    /// requires it between TDH.SYS.CONFIG and TDH.SYS.KEY.CONFIG). Needs
+    /// MEMORY_AUTHORITY.
+    FlushCaches = 8,
+    /// `[base, len]` → `[]`: zero physical memory (4 KiB-aligned; never the
+    /// kernel's or a task's own memory). Needs MEMORY_AUTHORITY.
+    Scrub = 9,
+    /// `[]` → `[cpus]`: how many CPUs run (boot CPU included). Needs
+    /// PLATFORM.
+    CpuCount = 10,
 }
 
 impl Kipcnum {
@@ -32,20 +47,40 @@ impl Kipcnum {
             3 => Kipcnum::FaultTask,
             4 => Kipcnum::FindFaultedTask,
             5 => Kipcnum::ReadPanicMessage,
+            6 => Kipcnum::ReadPlatform,
+            7 => Kipcnum::CpuApicId,
+            8 => Kipcnum::FlushCaches,
+            9 => Kipcnum::Scrub,
+            10 => Kipcnum::CpuCount,
             _ => return None,
         })
     }
 
-    /// The right a caller needs for this operation.
+    /// What a caller needs for this operation.
     #[must_use]
-    pub fn right(self) -> Right {
+    pub fn requirement(self) -> Requirement {
         match self {
-            Kipcnum::ReadTaskStatus | Kipcnum::FindFaultedTask => Right::Status,
-            Kipcnum::RestartTask => Right::Restart,
-            Kipcnum::FaultTask => Right::Fault,
-            Kipcnum::ReadPanicMessage => Right::PanicMessage,
+            Kipcnum::ReadTaskStatus | Kipcnum::FindFaultedTask => Requirement::Right(Right::Status),
+            Kipcnum::RestartTask => Requirement::Right(Right::Restart),
+            Kipcnum::FaultTask => Requirement::Right(Right::Fault),
+            Kipcnum::ReadPanicMessage => Requirement::Right(Right::PanicMessage),
+            Kipcnum::ReadPlatform | Kipcnum::CpuApicId | Kipcnum::CpuCount => {
+                Requirement::Capability(crate::capability::PLATFORM)
+            }
+            Kipcnum::FlushCaches | Kipcnum::Scrub => {
+                Requirement::Capability(crate::capability::MEMORY_AUTHORITY)
+            }
         }
     }
+}
+
+/// What a kernel-IPC operation demands of its caller.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// The right over the target task named in the request.
+    Right(Right),
+    /// A capability bit (`crate::capability`).
+    Capability(u32),
 }
 
 /// A kernel-IPC right, granted per (holder, target) pair in the manifest.
@@ -74,6 +109,8 @@ pub enum KipcError {
     BadRequest = 0xFFFE_0004,
     /// The reply buffer is too small for the answer.
     ReplyBufferTooSmall = 0xFFFE_0005,
+    /// A CPU did not answer, or does not run.
+    CpuUnavailable = 0xFFFE_0006,
 }
 
 impl KipcError {
@@ -85,6 +122,7 @@ impl KipcError {
             0xFFFE_0003 => KipcError::IllegalTarget,
             0xFFFE_0004 => KipcError::BadRequest,
             0xFFFE_0005 => KipcError::ReplyBufferTooSmall,
+            0xFFFE_0006 => KipcError::CpuUnavailable,
             _ => return None,
         })
     }

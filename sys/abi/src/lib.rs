@@ -129,6 +129,9 @@ pub enum Sysnum {
     /// Give up the CPU until the next interrupt. x86 has no unprivileged
     /// `hlt`, so the idle task asks the kernel to halt on its behalf.
     WaitForInterrupt = 15,
+    /// Execute a SEAMCALL (see [`seamcall`]); needs the SEAMCALL
+    /// capability.
+    Seamcall = 16,
 }
 
 impl Sysnum {
@@ -151,6 +154,7 @@ impl Sysnum {
             13 => Sysnum::IrqStatus,
             14 => Sysnum::Log,
             15 => Sysnum::WaitForInterrupt,
+            16 => Sysnum::Seamcall,
             _ => return None,
         })
     }
@@ -387,6 +391,44 @@ impl TaskState {
             _ => return None,
         })
     }
+}
+
+/// Capabilities the manifest may grant a task, beyond kernel-IPC rights
+/// over other tasks.
+pub mod capability {
+    /// Read the platform record; ask a CPU for its APIC id.
+    pub const PLATFORM: u32 = 1 << 0;
+    /// Use the SEAMCALL system call.
+    pub const SEAMCALL: u32 = 1 << 1;
+    /// Physical-memory authority: scrub frames, flush caches on all CPUs.
+    pub const MEMORY_AUTHORITY: u32 = 1 << 2;
+}
+
+/// The SEAMCALL system call.
+///
+/// Arguments: RDI = target CPU index ([`seamcall::ANY_CPU`] for the CPU
+/// the kernel picks), RSI = the SEAMCALL's RAX (leaf and version), RDX,
+/// R10, R8, R9, R12, R13 = its RCX, RDX, R8, R9, R10, R11.
+/// Results: RAX = an [`seamcall`] outcome code; when the module returned,
+/// RDI = its RAX (the status) and RSI, RDX, R10, R8, R9, R12 = its RCX,
+/// RDX, R8, R9, R10, R11.
+pub mod seamcall {
+    /// Run on whichever CPU the kernel chooses (the boot CPU).
+    pub const ANY_CPU: u64 = u64::MAX;
+    /// The module ran; the registers hold its outputs.
+    pub const RETURNED: u64 = 0;
+    /// VMfailInvalid: no module is loaded (hosts report 0x8000FF00FFFF0000).
+    pub const VMFAIL_INVALID: u64 = 1;
+    /// The instruction raised #UD (e.g. not in VMX operation).
+    pub const FAULT_UD: u64 = 2;
+    /// The instruction raised #GP (e.g. SEAM not enabled).
+    pub const FAULT_GP: u64 = 3;
+    /// No CPU with that index runs.
+    pub const NO_SUCH_CPU: u64 = 4;
+    /// The manifest does not grant the caller the SEAMCALL capability.
+    pub const DENIED: u64 = 5;
+    /// The CPU did not answer in time.
+    pub const TIMEOUT: u64 = 6;
 }
 
 /// Flags for IRQ_CONTROL.

@@ -34,6 +34,9 @@ pub struct MemoryMap {
     count: usize,
     /// Entries the boot loader gave beyond `MAX_RANGES`.
     pub dropped: usize,
+    /// Where the ACPI RSDP is: PVH's `rsdp_paddr`, or the copy inside a
+    /// multiboot2 tag 15 (ACPI 2.0+) or 14 (ACPI 1.0).
+    pub rsdp: Option<u64>,
 }
 
 struct Cell(UnsafeCell<MemoryMap>);
@@ -49,6 +52,7 @@ static MAP: Cell = Cell(UnsafeCell::new(MemoryMap {
     }; MAX_RANGES],
     count: 0,
     dropped: 0,
+    rsdp: None,
 }));
 
 impl MemoryMap {
@@ -139,6 +143,9 @@ unsafe fn parse_pvh(map: &mut MemoryMap, info: u64) {
             read::<u32>(info + 48),
         )
     };
+    // Safety: rsdp_paddr at offset 32 of hvm_start_info.
+    let rsdp = unsafe { read::<u64>(info + 32) };
+    map.rsdp = (rsdp != 0).then_some(rsdp);
     if version < 1 || memmap == 0 || entries == 0 || memmap >= 1 << 30 {
         crate::kprintln!("boot: PVH start info has no memory map (version {version})");
         return;
@@ -169,6 +176,11 @@ unsafe fn parse_multiboot2(map: &mut MemoryMap, info: u64) {
         let (kind, size) = unsafe { (read::<u32>(tag), read::<u32>(tag + 4)) };
         if kind == 0 || size < 8 {
             break;
+        }
+        // Tag 15 (ACPI 2.0+ RSDP) wins over tag 14 (ACPI 1.0 RSDP); both
+        // carry a copy of the RSDP as their payload.
+        if kind == 15 || (kind == 14 && map.rsdp.is_none()) {
+            map.rsdp = Some(tag + 8);
         }
         if kind == 6 {
             // Safety: the memory-map tag's header fields.

@@ -23,6 +23,9 @@ pub fn print(args: fmt::Arguments<'_>) {
 
 #[macro_export]
 macro_rules! kprintln {
+    () => {
+        $crate::console::print(format_args!("\n"))
+    };
     ($($arg:tt)*) => {
         $crate::console::print(format_args!("{}\n", format_args!($($arg)*)))
     };

@@ -6,9 +6,10 @@
 //! answered with `KipcError::Denied` and has no effect. A message the kernel
 //! cannot decode is a usage fault, as for any malformed syscall.
 
-use abi::kipc::{KipcError, Kipcnum, Right, TASK_STATUS_REPLY_WORDS};
+use abi::kipc::{KipcError, Kipcnum, Requirement, Right, TASK_STATUS_REPLY_WORDS};
 use abi::{FaultInfo, UsageError};
 
+use crate::arch::smp;
 use crate::ipc::{Next, UserError};
 use crate::task::{current_id, force_fault, restart, Task, TaskState};
 use crate::umem::{self, USlice};
@@ -47,11 +48,21 @@ pub fn handle(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     let nargs = (message.len / 8) as usize;
 
     let mut out = [0u8; REPLY_MAX];
-    let result = execute(tasks, caller, op, &args[..nargs], &mut out);
+    let result = match op.requirement() {
+        Requirement::Capability(c) if tasks[caller].desc.capabilities & c == 0 => Err(KipcError::Denied),
+        _ => execute(tasks, caller, op, &args[..nargs], &mut out),
+    };
     let (code, len, next) = match result {
         Ok((len, next)) => (0u32, len, next),
         Err(e) => (e as u32, 0, Next::Same),
     };
+    // The platform record is too big for `out`; it is encoded once at boot.
+    let source: &[u8] = if op == Kipcnum::ReadPlatform && code == 0 {
+        crate::discovery::encoded()
+    } else {
+        &out[..len]
+    };
+    let len = source.len();
     // The caller may have restarted itself; then it has new registers and
     // no reply is owed.
     if op == Kipcnum::RestartTask && code == 0 && args[0] == caller as u64 {
@@ -65,7 +76,7 @@ pub fn handle(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     // Safety: the reply buffer was checked writable above; `len` fits it.
     unsafe {
         core::ptr::copy_nonoverlapping(
-            out.as_ptr(),
+            source.as_ptr(),
             crate::arch::paging::phys_to_virt(reply.base),
             len,
         );
@@ -148,5 +159,46 @@ fn execute(
             out[..m.len()].copy_from_slice(m);
             Ok((m.len(), Next::Same))
         }
+        Kipcnum::ReadPlatform => Ok((0, Next::Same)),
+        Kipcnum::CpuCount => Ok((put_words(out, &[smp::cpu_count() as u64]), Next::Same)),
+        Kipcnum::CpuApicId => {
+            let cpu = usize::try_from(*args.first().ok_or(KipcError::BadRequest)?).map_err(|_| KipcError::CpuUnavailable)?;
+            let w = smp::run_on(cpu, smp::Op::ApicId, [0; 8]).map_err(|_| KipcError::CpuUnavailable)?;
+            Ok((put_words(out, &[w[0]]), Next::Same))
+        }
+        Kipcnum::FlushCaches => {
+            for cpu in 0..smp::cpu_count() {
+                smp::run_on(cpu, smp::Op::Wbinvd, [0; 8]).map_err(|_| KipcError::CpuUnavailable)?;
+            }
+            crate::seam::note_caches_flushed();
+            Ok((0, Next::Same))
+        }
+        Kipcnum::Scrub => {
+            let (&base, &len) = (args.first().ok_or(KipcError::BadRequest)?, args.get(1).ok_or(KipcError::BadRequest)?);
+            scrub(base, len)?;
+            Ok((0, Next::Same))
+        }
     }
+}
+
+/// Zeroes `[base, base+len)`: 4 KiB-aligned, inside the direct map, and
+/// never memory of the kernel image or of any task (those are not frames
+/// the memory authority hands out).
+fn scrub(base: u64, len: u64) -> Result<(), KipcError> {
+    const PAGE: u64 = 4096;
+    let end = base.checked_add(len).ok_or(KipcError::BadRequest)?;
+    if base % PAGE != 0 || len % PAGE != 0 || end > crate::arch::paging::DIRECT_MAP_LIMIT {
+        return Err(KipcError::BadRequest);
+    }
+    for r in crate::discovery::record().image() {
+        if base < r.base + r.size && r.base < end {
+            return Err(KipcError::IllegalTarget);
+        }
+    }
+    // Safety: the range is page-aligned physical memory inside the direct
+    // map that belongs to neither the kernel nor a task (checked above);
+    // the memory authority owns it. MOVDIR64B would be used where TDX
+    // hardware needs it; the emulated module has no integrity to restore.
+    unsafe { core::ptr::write_bytes(crate::arch::paging::phys_to_virt(base), 0, len as usize) };
+    Ok(())
 }

@@ -13,10 +13,12 @@
 mod arch;
 mod bootinfo;
 mod console;
+mod discovery;
 mod fail;
 mod ipc;
 mod irq;
 mod kipc;
+mod seam;
 mod startup;
 mod syscalls;
 mod task;
@@ -28,6 +30,7 @@ use core::sync::atomic::Ordering;
 
 use arch::{apic, cpu, entry, gdt, idt, paging, serial, stacks};
 
+const CR0_WP: u64 = 1 << 16;
 const CR4_PGE: u64 = 1 << 7;
 const CR4_SMEP: u64 = 1 << 20;
 const CR4_SMAP: u64 = 1 << 21;
@@ -47,9 +50,60 @@ fn enable_cpu_protections() -> (bool, bool) {
         cr4 |= CR4_SMAP;
     }
     // Safety: PGE, SMEP and SMAP are only set when CPUID reports them, and
-    // the kernel never executes or dereferences user pages.
-    unsafe { cpu::write_cr4(cr4) };
+    // the kernel never executes or dereferences user pages. CR0.WP makes
+    // read-only mappings binding on the kernel too.
+    unsafe {
+        cpu::write_cr4(cr4);
+        core::arch::asm!("mov {t}, cr0", "or {t}, {wp}", "mov cr0, {t}", t = out(reg) _, wp = in(reg) CR0_WP, options(nostack));
+    }
     (smep, smap)
+}
+
+/// The physical ranges the loaded image occupies: the kernel, and the
+/// span of task memory.
+fn image_ranges() -> [(u64, u64); 2] {
+    extern "C" {
+        static __kernel_start: u8;
+        static __kernel_end: u8;
+    }
+    // Linker symbols; only their addresses are taken.
+    let (ks, ke) = (&raw const __kernel_start as u64, &raw const __kernel_end as u64);
+    let mut lo = u64::MAX;
+    let mut hi = 0;
+    for d in &startup::TASK_DESCS {
+        for r in d.regions {
+            lo = lo.min(r.base);
+            hi = hi.max(r.base + r.size);
+        }
+        lo = lo.min(d.stack_base - paging::PAGE_SIZE);
+    }
+    [(ks, ke - ks), (lo.min(hi), hi.saturating_sub(lo))]
+}
+
+/// Starts every other CPU of the platform record and checks each answers
+/// a request with its own APIC id.
+fn start_application_processors(space: &paging::KernelSpace) {
+    use arch::smp;
+    idt::init_ap();
+    if !bootinfo::memory_map().is_ram(smp::TRAMPOLINE, paging::PAGE_SIZE) {
+        kprintln!("smp: {:#x} is not RAM; not starting other CPUs", smp::TRAMPOLINE);
+        return;
+    }
+    let ids = discovery::record().cpus().iter().filter(|c| c.enabled).map(|c| c.apic_id);
+    let mut failed = [0u32; smp::MAX_CPUS];
+    let nfailed = smp::start_aps(space.pml4, ids, &mut failed);
+    paging::unmap_page(space.pml4, smp::TRAMPOLINE);
+    kprint!("smp: {} CPUs running;", smp::cpu_count());
+    for i in 0..smp::cpu_count() {
+        match smp::run_on(i, smp::Op::ApicId, [0; 8]) {
+            Ok(w) => kprint!(" cpu{i}=apic{}", w[0]),
+            Err(e) => kprint!(" cpu{i}={e:?}"),
+        }
+    }
+    kprintln!();
+    for id in &failed[..nfailed] {
+        kprintln!("smp: CPU with APIC id {id} failed to start and is not used");
+    }
 }
 
 /// Rust entry from the boot stub: `magic` is EAX, `info` EBX at entry.
@@ -89,6 +143,11 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     apic::init_local();
     irq::BOOT_APIC_ID.store(apic::apic_id(), Ordering::Relaxed);
     irq::init();
+
+    discovery::discover(&image_ranges());
+    discovery::print_banner();
+    start_application_processors(&space);
+    seam::init();
 
     startup::create_tasks(&space);
     kprintln!(

@@ -44,6 +44,39 @@ pub struct TaskDesc {
     pub data_len: u64,
     pub ioports: &'static [(u16, u16)],
     pub rights: [u64; NUM_RIGHTS],
+    /// Bits of `abi::capability`.
+    pub capabilities: u32,
+}
+
+/// The SEAMCALL backend (see `seam`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TdxBackendKind {
+    None,
+    Emulated,
+    Hardware,
+}
+
+#[derive(Debug)]
+pub struct FaultRuleDesc {
+    pub leaf: u16,
+    pub status: u64,
+    pub on_call: Option<u32>,
+    pub on_cpu: Option<u32>,
+    pub repeat: u32,
+}
+
+#[derive(Debug)]
+pub struct TdxConfig {
+    pub backend: TdxBackendKind,
+    pub keyid_bits: u8,
+    pub mktme_keyids: u32,
+    pub tdx_keyids: u32,
+    pub max_tdmrs: u16,
+    pub max_reserved_per_tdmr: u16,
+    pub pamt_entry_size: u16,
+    pub features0: u64,
+    pub absent: bool,
+    pub faults: &'static [FaultRuleDesc],
 }
 
 #[derive(Debug)]

@@ -81,6 +81,7 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Result<Next, User
         Sysnum::Panic => panic(tasks, caller),
         Sysnum::RefreshTaskId => refresh_task_id(tasks, caller),
         Sysnum::Log => log(tasks, caller),
+        Sysnum::Seamcall => crate::seam::syscall(tasks, caller),
         // Handled before dispatch, since it must not hold the table.
         Sysnum::WaitForInterrupt => Ok(Next::Same),
     }

@@ -95,7 +95,7 @@ pub extern "C" fn trap_from_task(
 
 /// Called by the trap stub for a trap taken in ring 0 (only expected while
 /// halting in WaitForInterrupt).
-pub extern "C" fn trap_in_kernel(vector: u32, error_code: u64, frame: *const SavedState) {
+pub extern "C" fn trap_in_kernel(vector: u32, error_code: u64, frame: *mut SavedState) {
     if vector >= 32 {
         // The halted syscall reschedules when it resumes, so whether a
         // task woke does not matter here.
@@ -104,8 +104,17 @@ pub extern "C" fn trap_in_kernel(vector: u32, error_code: u64, frame: *const Sav
             return;
         }
     }
-    // Safety: the stub passes a pointer to the frame it just pushed.
+    // Safety: the stub passes a pointer to the frame it just pushed, and
+    // pops it (with any change made here) when we return.
     let rip = unsafe { (*frame).rip };
+    if let Some((resume, code)) = crate::arch::vmx::fixup(rip, vector) {
+        // Safety: as above.
+        unsafe {
+            (*frame).rip = resume;
+            (*frame).rax = code;
+        }
+        return;
+    }
     panic!(
         "exception {vector} in kernel mode at rip={rip:#x} error={error_code:#x} cr2={:#x}",
         cpu::read_cr2()

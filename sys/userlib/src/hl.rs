@@ -103,3 +103,36 @@ pub fn sleep_for(ticks: u64, mask: u64) {
         }
     }
 }
+
+/// Reads the platform record (needs the `platform` capability).
+pub fn read_platform() -> Result<abi::platform::PlatformRecord, KipcFailure> {
+    let mut buf = [0u8; abi::platform::ENCODED_MAX];
+    let n = kipc(Kipcnum::ReadPlatform, &[], &mut buf)?;
+    abi::platform::decode(&buf[..n]).map_err(|_| KipcFailure::Kernel(KipcError::BadRequest))
+}
+
+/// How many CPUs run (needs `platform`).
+pub fn cpu_count() -> Result<usize, KipcFailure> {
+    let mut reply = [0u8; 8];
+    kipc(Kipcnum::CpuCount, &[], &mut reply)?;
+    Ok(word(&reply, 0) as usize)
+}
+
+/// Asks CPU `cpu` for its own APIC id (needs `platform`).
+pub fn cpu_apic_id(cpu: usize) -> Result<u32, KipcFailure> {
+    let mut reply = [0u8; 8];
+    kipc(Kipcnum::CpuApicId, &[cpu as u64], &mut reply)?;
+    Ok(word(&reply, 0) as u32)
+}
+
+/// Writes back and invalidates caches on every CPU (needs
+/// `memory-authority`).
+pub fn flush_caches() -> Result<(), KipcFailure> {
+    kipc(Kipcnum::FlushCaches, &[], &mut []).map(|_| ())
+}
+
+/// Zeroes physical memory `[base, base+len)`, page-aligned (needs
+/// `memory-authority`).
+pub fn scrub(base: u64, len: u64) -> Result<(), KipcFailure> {
+    kipc(Kipcnum::Scrub, &[base, len], &mut []).map(|_| ())
+}

@@ -425,3 +425,58 @@ pub fn sys_raw(number: u64, args: [u64; 8]) -> [u64; 6] {
     }
     [r0, r1, r2, r3, r4, r5]
 }
+
+/// What a SEAMCALL came back with.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SeamcallOutcome {
+    /// The module ran: its RAX (status) and output registers RCX, RDX,
+    /// R8, R9, R10, R11.
+    Returned { rax: u64, out: [u64; 6] },
+    /// VMfailInvalid: no module loaded.
+    VmFailInvalid,
+    /// The instruction raised #UD or #GP.
+    FaultUd,
+    FaultGp,
+    /// No such CPU runs.
+    NoSuchCpu,
+    /// The manifest does not grant this task the SEAMCALL capability.
+    Denied,
+    /// The target CPU did not answer.
+    Timeout,
+}
+
+/// Executes a SEAMCALL through the kernel: `rax` is the leaf word, `regs`
+/// its RCX, RDX, R8, R9, R10, R11; `cpu` the CPU to run on (`None`: the
+/// kernel's choice).
+pub fn sys_seamcall(cpu: Option<u32>, rax: u64, regs: [u64; 6]) -> SeamcallOutcome {
+    let (code, o_rax, o_rcx, o_rdx, o_r8, o_r9, o_r10, o_r11): (u64, u64, u64, u64, u64, u64, u64, u64);
+    let target = cpu.map_or(abi::seamcall::ANY_CPU, u64::from);
+    // Safety: as in `syscall`, with the SEAMCALL register convention of
+    // `abi::seamcall`: every register the kernel writes is an output here.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") Sysnum::Seamcall as u64 => code,
+            inlateout("rdi") target => o_rax,
+            inlateout("rsi") rax => o_rcx,
+            inlateout("rdx") regs[0] => o_rdx,
+            inlateout("r10") regs[1] => o_r8,
+            inlateout("r8") regs[2] => o_r9,
+            inlateout("r9") regs[3] => o_r10,
+            inlateout("r12") regs[4] => o_r11,
+            in("r13") regs[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    match code {
+        abi::seamcall::RETURNED => SeamcallOutcome::Returned { rax: o_rax, out: [o_rcx, o_rdx, o_r8, o_r9, o_r10, o_r11] },
+        abi::seamcall::VMFAIL_INVALID => SeamcallOutcome::VmFailInvalid,
+        abi::seamcall::FAULT_UD => SeamcallOutcome::FaultUd,
+        abi::seamcall::FAULT_GP => SeamcallOutcome::FaultGp,
+        abi::seamcall::NO_SUCH_CPU => SeamcallOutcome::NoSuchCpu,
+        abi::seamcall::DENIED => SeamcallOutcome::Denied,
+        _ => SeamcallOutcome::Timeout,
+    }
+}

@@ -25,11 +25,16 @@
 pub mod abi;
 pub mod addr;
 pub mod baseline;
+pub mod frames;
+pub mod init;
 mod layout;
 mod normalize;
 pub mod pamt;
 mod place;
 mod planner;
+pub mod regions;
+pub mod seam;
+pub mod server;
 pub mod types;
 pub mod verify;
 

@@ -18,6 +18,10 @@ use userlib::{
 static mut CALLS: u32 = 0;
 static mut NOTES: u32 = 0;
 static LEASE_TEXT: [u8; 16] = *b"assist-lease-ok!";
+/// The memory RAW_SEND lends.
+static mut RAW_LEASE: [u8; op::RAW_LEASE_MAX] = [0; op::RAW_LEASE_MAX];
+/// `[rc, reply_len, reply bytes (16), lease bytes (16)]` of the last RAW_SEND.
+static mut RAW_OUTCOME: [u8; 40] = [0xFF; 40];
 
 fn calls() -> u32 {
     // Safety: single-threaded task; no references to the static escape.
@@ -94,6 +98,45 @@ fn do_fault(kind: u32, arg: u64, caller: TaskId) {
         fault::UNBOUND_IRQ => sys_irq_control(1 << 40, true),
         _ => {}
     }
+}
+
+/// RAW_SEND's SEND; see `test_api::assist::RAW_SEND`.
+fn raw_send(header: [u32; 8], message: &[u8; op::RAW_MESSAGE_MAX]) {
+    let target = sys_refresh_task_id(TaskIndex(header[0] as u16));
+    let len = (header[2] as usize).min(message.len());
+    let mut reply = [0u8; 64];
+    let capacity = (header[3] as usize).min(reply.len());
+    // Safety: single-threaded task; this is the only reference to the
+    // buffer, and the kernel writes it on the server's behalf only while
+    // we are blocked in the SEND below.
+    let lease_mem: &mut [u8; op::RAW_LEASE_MAX] = unsafe { &mut *(&raw mut RAW_LEASE) };
+    for (i, b) in lease_mem.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let base = lease_mem.as_mut_ptr() as u64;
+    let leases: [Lease<'static>; 3] = core::array::from_fn(|i| {
+        let w = header[5 + i];
+        Lease::raw(
+            w & 0xFFFF,
+            base,
+            ((w >> 16) as usize).min(op::RAW_LEASE_MAX),
+        )
+    });
+    let count = (header[4] as usize).min(leases.len());
+    let (rc, n) = sys_send(
+        target,
+        header[1] as u16,
+        &message[..len],
+        &mut reply[..capacity],
+        &leases[..count],
+    );
+    let mut outcome = [0u8; 40];
+    outcome[..4].copy_from_slice(&rc.to_le_bytes());
+    outcome[4..8].copy_from_slice(&(n as u32).to_le_bytes());
+    outcome[8..24].copy_from_slice(&reply[..16]);
+    outcome[24..].copy_from_slice(&lease_mem[..16]);
+    // Safety: single-threaded task; no reference to the static escapes.
+    unsafe { RAW_OUTCOME = outcome };
 }
 
 #[unsafe(no_mangle)]
@@ -192,6 +235,22 @@ pub fn main() -> ! {
                 // Safety: single-threaded task.
                 let n = unsafe { NOTES };
                 sys_reply(m.sender, 0, &n.to_le_bytes());
+            }
+            op::RAW_SEND => {
+                let mut header = [0u32; 8];
+                for (i, w) in header.iter_mut().enumerate() {
+                    *w = word32(msg, i);
+                }
+                let mut message = [0u8; op::RAW_MESSAGE_MAX];
+                let payload = msg.get(op::RAW_HEADER..).unwrap_or(&[]);
+                message[..payload.len()].copy_from_slice(payload);
+                sys_reply(m.sender, 0, &[]);
+                raw_send(header, &message);
+            }
+            op::RAW_RESULT => {
+                // Safety: single-threaded task; a copy, no reference escapes.
+                let outcome = unsafe { RAW_OUTCOME };
+                sys_reply(m.sender, 0, &outcome);
             }
             _ => sys_reply(m.sender, 2, &[]),
         }

@@ -5,6 +5,7 @@ use abi::kipc::KipcError;
 use abi::{FaultInfo, TaskIndex, TaskState};
 use test_api::assist as op;
 use userlib::hl::{self, KipcFailure};
+use userlib::{sys_seamcall, SeamcallOutcome};
 
 use crate::{call, collect_fault, id, state, Case, ASSIST, IDLE, PEER, RUNNER, SUITE};
 
@@ -26,7 +27,22 @@ pub static CASES: &[Case] = &[
     ("kipc_fault_of_self_is_refused", fault_self),
     ("kipc_bad_task_index_is_refused", bad_index),
     ("kipc_refresh_task_id_tracks_generation", refresh_id),
+    ("capability_seamcall_without_it_is_denied", seamcall_denied),
+    ("capability_platform_and_memory_ops_without_it_are_denied", platform_denied),
 ];
+
+fn seamcall_denied() {
+    assert_eq!(sys_seamcall(Some(0), 0, [0; 6]), SeamcallOutcome::Denied);
+    assert_eq!(sys_seamcall(None, 33, [0; 6]), SeamcallOutcome::Denied);
+}
+
+fn platform_denied() {
+    denied(hl::read_platform());
+    denied(hl::cpu_apic_id(0));
+    denied(hl::cpu_count());
+    denied(hl::flush_caches());
+    denied(hl::scrub(0x4000_0000, 4096));
+}
 
 fn denied(r: Result<impl core::fmt::Debug, KipcFailure>) {
     match r {

@@ -11,6 +11,7 @@
 #![no_main]
 
 mod cases_faults;
+mod cases_idol;
 mod cases_ipc;
 mod cases_kipc;
 mod cases_time;
@@ -101,6 +102,7 @@ static CASES: &[&[Case]] = &[
     cases_faults::CASES,
     cases_kipc::CASES,
     cases_time::CASES,
+    cases_idol::CASES,
 ];
 
 fn case(mut i: usize) -> Option<Case> {

@@ -58,6 +58,28 @@ pub mod assist {
     pub const WAIT_NOTE: u16 = 11;
     /// → `[notifications received since start]`.
     pub const NOTES: u16 = 12;
+    /// A hand-built SEND, for feeding malformed requests to a server (the
+    /// server's REPLY_FAULT then lands on assist, not on the suite).
+    /// `[target_index, op, message_len, reply_capacity, lease_count,
+    /// lease0, lease1, lease2, payload…]` (u32 words, then up to
+    /// [`RAW_PAYLOAD_MAX`] payload bytes; the message is the payload
+    /// zero-padded to `message_len`, at most [`RAW_MESSAGE_MAX`]; a lease
+    /// word is `attributes | len << 16`, each lease lending the first `len`
+    /// bytes of a [`RAW_LEASE_MAX`]-byte buffer holding `i as u8` at offset
+    /// `i`). Replies at once, then SENDs to task `target` (current
+    /// generation) and keeps the outcome for [`RAW_RESULT`].
+    pub const RAW_SEND: u16 = 13;
+    /// → `[rc, reply_len, reply bytes (16), lease buffer (16)]` of the last
+    /// RAW_SEND since (re)start; `rc` is `u32::MAX` if there was none.
+    pub const RAW_RESULT: u16 = 14;
+    /// Bytes of RAW_SEND's header (eight u32 words).
+    pub const RAW_HEADER: usize = 32;
+    /// The most payload bytes a RAW_SEND carries.
+    pub const RAW_PAYLOAD_MAX: usize = 32;
+    /// The longest message a RAW_SEND sends.
+    pub const RAW_MESSAGE_MAX: usize = 64;
+    /// The longest lease a RAW_SEND lends.
+    pub const RAW_LEASE_MAX: usize = 512;
 }
 
 /// Fault kinds for [`assist::FAULT`].

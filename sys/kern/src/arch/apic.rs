@@ -65,33 +65,78 @@ pub fn init_local() {
     lapic_write(REG_SPURIOUS, 0x100 | u32::from(SPURIOUS_VECTOR));
 }
 
-/// LAPIC timer counts (at divide-by-16) in 10 ms, measured with PIT
-/// channel 2 in one-shot mode.
-fn calibrate_10ms() -> u32 {
-    const PIT_HZ: u32 = 1_193_182;
-    let pit_count = (PIT_HZ / 100) as u16;
+const PIT_HZ: u64 = 1_193_182;
+
+/// Busy-waits `pit_count` ticks of PIT channel 2 (one-shot, mode 0), then
+/// calls nothing: the caller reads whatever it measured around it.
+fn pit_wait(pit_count: u16, before_start: impl FnOnce()) {
     // Safety: ports 0x42/0x43/0x61 are the PIT channel 2 and its gate on
     // every PC; the speaker output stays off (bit 1 of 0x61 cleared).
     unsafe {
         let gate = inb(0x61);
-        outb(0x61, (gate & !0x02) | 0x01);
+        outb(0x61, gate & !0x03);
         outb(0x43, 0b1011_0000); // channel 2, lo/hi, mode 0, binary
         outb(0x42, pit_count as u8);
         outb(0x42, (pit_count >> 8) as u8);
-        lapic_write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
-        lapic_write(REG_LVT_TIMER, LVT_MASKED);
-        lapic_write(REG_TIMER_INITIAL, u32::MAX);
-        // Restart the count by toggling the gate.
-        let g = inb(0x61) & !0x01;
-        outb(0x61, g);
+        before_start();
+        // Start counting by raising the gate.
+        let g = inb(0x61) & !0x03;
         outb(0x61, g | 0x01);
         while inb(0x61) & 0x20 == 0 {
             core::hint::spin_loop();
         }
     }
+}
+
+/// Busy-waits about `us` microseconds (PIT-timed; used only during boot).
+pub fn delay_us(us: u64) {
+    let mut left = us * PIT_HZ / 1_000_000;
+    while left > 0 {
+        let chunk = left.min(0xFFFF);
+        pit_wait(chunk.max(1) as u16, || {});
+        left -= chunk;
+    }
+}
+
+/// LAPIC timer counts (at divide-by-16) in 10 ms.
+fn calibrate_10ms() -> u32 {
+    pit_wait((PIT_HZ / 100) as u16, || {
+        lapic_write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
+        lapic_write(REG_LVT_TIMER, LVT_MASKED);
+        lapic_write(REG_TIMER_INITIAL, u32::MAX);
+    });
     let elapsed = u32::MAX - lapic_read(REG_TIMER_CURRENT);
     lapic_write(REG_TIMER_INITIAL, 0);
     elapsed
+}
+
+const REG_ICR_LOW: u64 = 0x300;
+const REG_ICR_HIGH: u64 = 0x310;
+const ICR_PENDING: u32 = 1 << 12;
+
+fn send_icr(apic_id: u32, low: u32) {
+    lapic_write(REG_ICR_HIGH, apic_id << 24);
+    lapic_write(REG_ICR_LOW, low);
+    let mut spins = 0;
+    while lapic_read(REG_ICR_LOW) & ICR_PENDING != 0 && spins < 1_000_000 {
+        spins += 1;
+        core::hint::spin_loop();
+    }
+}
+
+/// Sends a fixed interrupt `vector` to the CPU with `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    send_icr(apic_id, u32::from(vector));
+}
+
+/// INIT (level, assert) to `apic_id`: the first step of AP start-up.
+pub fn send_init(apic_id: u32) {
+    send_icr(apic_id, 0x4500);
+}
+
+/// Start-up IPI: the AP starts in real mode at `page << 12`.
+pub fn send_sipi(apic_id: u32, page: u8) {
+    send_icr(apic_id, 0x4600 | u32::from(page));
 }
 
 /// Starts the periodic tick. Returns the LAPIC counts per tick.
@@ -122,11 +167,4 @@ pub fn set_irq(irq: u8, unmasked: bool, boot_apic_id: u32) {
     }
     ioapic_write(0x10 + 2 * u32::from(irq) + 1, boot_apic_id << 24);
     ioapic_write(0x10 + 2 * u32::from(irq), low);
-}
-
-/// Sends interrupt `vector` to this CPU (used to exercise IRQ delivery).
-pub fn self_ipi(vector: u8) {
-    const REG_ICR_LOW: u64 = 0x300;
-    const SHORTHAND_SELF: u32 = 0b01 << 18;
-    lapic_write(REG_ICR_LOW, SHORTHAND_SELF | u32::from(vector));
 }

@@ -136,3 +136,32 @@ pub fn set_io_permission(first: u16, count: u16, allow: bool) {
         }
     }
 }
+
+/// Loads the boot CPU's GDT on an AP and reloads its segments. APs never
+/// change privilege level, so they need no TSS of their own.
+pub fn load_on_ap() {
+    let ptr = DescriptorPointer {
+        limit: (size_of::<Gdt>() - 1) as u16,
+        base: TABLES.gdt.get() as u64,
+    };
+    // Safety: the GDT was filled by `init` on the boot CPU before any AP
+    // started and is never written again; only its code and data
+    // descriptors are used here.
+    unsafe {
+        core::arch::asm!(
+            "lgdt [{ptr}]",
+            "push {cs}",
+            "lea {tmp}, [rip + 2f]",
+            "push {tmp}",
+            "retfq",
+            "2:",
+            "mov ds, {ds:x}",
+            "mov es, {ds:x}",
+            "mov ss, {ds:x}",
+            ptr = in(reg) &ptr,
+            cs = const KERNEL_CS as u64,
+            ds = in(reg) KERNEL_DS as u64,
+            tmp = lateout(reg) _,
+        );
+    }
+}

@@ -217,3 +217,134 @@ pub fn load() {
         core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags))
     }
 }
+
+/// The APs' table: their only interrupt is the service IPI, and any
+/// exception on an AP is a kernel bug.
+static AP_IDT: Idt = Idt(UnsafeCell::new([MISSING; 256]));
+
+#[unsafe(naked)]
+unsafe extern "C" fn ap_service_stub() {
+    core::arch::naked_asm!(
+        "push rax",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "call {eoi}",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rax",
+        "iretq",
+        eoi = sym ap_service,
+    )
+}
+
+extern "C" fn ap_service() {
+    super::apic::eoi();
+}
+
+/// #UD and #GP on an AP: the SEAMCALL fix-up, else a kernel bug.
+#[unsafe(naked)]
+unsafe extern "C" fn ap_ud_stub() {
+    core::arch::naked_asm!("push 0", "push rax", "mov eax, 6", "jmp {c}", c = sym ap_fixup_common)
+}
+
+#[unsafe(naked)]
+unsafe extern "C" fn ap_gp_stub() {
+    core::arch::naked_asm!("push rax", "mov eax, 13", "jmp {c}", c = sym ap_fixup_common)
+}
+
+/// Stack: saved RAX, error code, then the CPU's frame (RIP first). Calls
+/// `ap_fixup(rip, vector)`, which returns the resume address and the RAX
+/// to resume with, or panics.
+#[unsafe(naked)]
+unsafe extern "C" fn ap_fixup_common() {
+    core::arch::naked_asm!(
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "push rbx",
+        "mov rdi, [rsp + 88]",
+        "mov esi, eax",
+        "mov rbx, rsp",
+        "and rsp, -16",
+        "call {f}",
+        "mov rsp, rbx",
+        "mov [rsp + 88], rax",
+        "mov [rsp + 72], rdx",
+        "pop rbx",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rax",
+        "add rsp, 8",
+        "iretq",
+        f = sym ap_fixup,
+    )
+}
+
+/// Returns `(resume rip, rax)` in RAX:RDX.
+extern "C" fn ap_fixup(rip: u64, vector: u32) -> FixupResult {
+    match super::vmx::fixup(rip, vector) {
+        Some((resume, code)) => FixupResult { rip: resume, rax: code },
+        None => panic!("exception {vector} on application processor (APIC id {}) at {rip:#x}", super::apic::apic_id()),
+    }
+}
+
+#[repr(C)]
+struct FixupResult {
+    rip: u64,
+    rax: u64,
+}
+
+#[unsafe(naked)]
+unsafe extern "C" fn ap_exception_stub() {
+    core::arch::naked_asm!("and rsp, -16", "call {f}", "ud2", f = sym ap_exception)
+}
+
+extern "C" fn ap_exception() -> ! {
+    panic!("exception on application processor (APIC id {})", super::apic::apic_id());
+}
+
+/// Fills the APs' IDT (once, on the boot CPU, before APs start).
+pub fn init_ap() {
+    // Safety: boot CPU, before any AP runs; nothing reads it yet.
+    let idt = unsafe { &mut *AP_IDT.0.get() };
+    for v in 0..32 {
+        idt[v] = gate(ap_exception_stub, 0);
+    }
+    idt[6] = gate(ap_ud_stub, 0);
+    idt[13] = gate(ap_gp_stub, 0);
+    idt[usize::from(super::smp::SERVICE_VECTOR)] = gate(ap_service_stub, 0);
+    idt[usize::from(SPURIOUS_VECTOR)] = gate(ap_service_stub, 0);
+}
+
+/// Loads the APs' IDT on the calling AP.
+pub fn load_ap() {
+    let ptr = DescriptorPointer {
+        limit: (size_of::<[Gate; 256]>() - 1) as u16,
+        base: AP_IDT.0.get() as u64,
+    };
+    // Safety: filled by `init_ap` before any AP started.
+    unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags)) }
+}

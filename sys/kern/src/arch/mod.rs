@@ -10,4 +10,6 @@ pub mod gdt;
 pub mod idt;
 pub mod paging;
 pub mod serial;
+pub mod smp;
+pub mod vmx;
 pub mod stacks;

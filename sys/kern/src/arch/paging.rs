@@ -258,3 +258,20 @@ pub fn pool_pages_used() -> usize {
     // Safety: a plain read during single-threaded boot.
     unsafe { *POOL.used.get() }
 }
+
+/// Removes a 4 KiB mapping made with [`map_page`] (no-op if absent) and
+/// flushes it from this CPU's TLB.
+pub fn unmap_page(pml4: TablePhys, va: u64) {
+    let [i4, i3, i2, i1] = indices(va);
+    let mut t = pml4;
+    for i in [i4, i3, i2] {
+        let e = table(t)[i];
+        if e & P == 0 || e & PS != 0 {
+            return;
+        }
+        t = TablePhys(e & ADDR_MASK);
+    }
+    table(t)[i1] = 0;
+    // Safety: INVLPG only drops a TLB entry.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
+}

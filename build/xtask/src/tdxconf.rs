@@ -1,0 +1,194 @@
+//! `[kernel.tdx]`: the SEAMCALL backend and the software module's
+//! configuration, with leaf and status names resolved through `tdx-abi`.
+//!
+//! ```toml
+//! [kernel.tdx]
+//! backend = "emulated"        # or "hardware", "none"
+//! tdx-keyids = 48             # KeyID partitioning (MSR 0x87)
+//! faults = [{ leaf = "TDH.SYS.LP.INIT", status = "TDX_RND_NO_ENTROPY", on-call = 2 }]
+//! ```
+
+use anyhow::{bail, Result};
+use build_kconfig::{FaultRuleDesc, TdxBackend, TdxConfig};
+use serde::Deserialize;
+use tdx_abi::Leaf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TdxSettings {
+    #[serde(default = "default_backend")]
+    pub backend: TdxBackend,
+    #[serde(default = "default_keyid_bits")]
+    pub keyid_bits: u8,
+    #[serde(default = "default_mktme")]
+    pub mktme_keyids: u32,
+    #[serde(default = "default_tdx")]
+    pub tdx_keyids: u32,
+    #[serde(default = "default_max_tdmrs")]
+    pub max_tdmrs: u16,
+    #[serde(default = "default_max_reserved")]
+    pub max_reserved_per_tdmr: u16,
+    #[serde(default = "default_entry")]
+    pub pamt_entry_size: u16,
+    /// TDX_FEATURES0; default: NO_RBP_MOD (bit 18), which hosts require.
+    #[serde(default = "default_features0")]
+    pub features0: u64,
+    #[serde(default)]
+    pub absent: bool,
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+}
+
+fn default_backend() -> TdxBackend {
+    TdxBackend::Emulated
+}
+fn default_keyid_bits() -> u8 {
+    6
+}
+fn default_mktme() -> u32 {
+    15
+}
+fn default_tdx() -> u32 {
+    48
+}
+fn default_max_tdmrs() -> u16 {
+    64
+}
+fn default_max_reserved() -> u16 {
+    16
+}
+fn default_entry() -> u16 {
+    16
+}
+fn default_features0() -> u64 {
+    tdx_abi::metadata::features0::NO_RBP_MOD
+}
+
+/// A leaf or status given by name or number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum NameOrNumber {
+    Number(u64),
+    Name(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FaultSpec {
+    pub leaf: NameOrNumber,
+    pub status: NameOrNumber,
+    pub on_call: Option<u32>,
+    pub on_cpu: Option<u32>,
+    #[serde(default = "one")]
+    pub repeat: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn leaf(n: &NameOrNumber) -> Result<u16> {
+    let found = match n {
+        NameOrNumber::Number(v) => u16::try_from(*v).ok().and_then(Leaf::from_number),
+        NameOrNumber::Name(s) => Leaf::ALL.iter().copied().find(|l| l.name().eq_ignore_ascii_case(s)),
+    };
+    match found {
+        Some(l) => Ok(l.number()),
+        None => {
+            let names: Vec<&str> = Leaf::ALL.iter().map(|l| l.name()).collect();
+            let hint = match n {
+                NameOrNumber::Name(s) => names
+                    .iter()
+                    .map(|k| (strsim::jaro_winkler(s, k), k))
+                    .filter(|(sc, _)| *sc > 0.8)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default(),
+                NameOrNumber::Number(_) => String::new(),
+            };
+            bail!("kernel.tdx.faults: unknown SEAMCALL leaf {n:?}{hint}")
+        }
+    }
+}
+
+fn status(n: &NameOrNumber) -> Result<u64> {
+    match n {
+        NameOrNumber::Number(v) => Ok(*v),
+        NameOrNumber::Name(s) => {
+            if let Some(hex) = s.strip_prefix("0x") {
+                return Ok(u64::from_str_radix(&hex.replace('_', ""), 16)?);
+            }
+            match tdx_abi::status::KNOWN.iter().find(|(_, name, _)| name.eq_ignore_ascii_case(s)) {
+                Some((st, _, _)) => Ok(st.0),
+                None => {
+                    let hint = tdx_abi::status::KNOWN
+                        .iter()
+                        .map(|(_, k, _)| (strsim::jaro_winkler(s, k), k))
+                        .filter(|(sc, _)| *sc > 0.8)
+                        .max_by(|a, b| a.0.total_cmp(&b.0))
+                        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+                        .unwrap_or_default();
+                    bail!("kernel.tdx.faults: unknown TDX status `{s}`{hint}")
+                }
+            }
+        }
+    }
+}
+
+impl TdxSettings {
+    /// Resolves names and checks the partitioning.
+    pub fn resolve(&self) -> Result<TdxConfig> {
+        if self.tdx_keyids < 2 && !self.absent {
+            // Allowed (tdx-host must then refuse), but say what it means.
+            eprintln!("xtask: note: kernel.tdx.tdx-keyids = {} (< 2): tdx-host will refuse to initialize", self.tdx_keyids);
+        }
+        if (self.mktme_keyids + self.tdx_keyids) >= 1 << self.keyid_bits {
+            bail!(
+                "kernel.tdx: {} MKTME + {} TDX KeyIDs do not fit in {} KeyID bits",
+                self.mktme_keyids,
+                self.tdx_keyids,
+                self.keyid_bits
+            );
+        }
+        let mut faults = vec![];
+        for f in &self.faults {
+            faults.push(FaultRuleDesc {
+                leaf: leaf(&f.leaf)?,
+                status: status(&f.status)?,
+                on_call: f.on_call,
+                on_cpu: f.on_cpu,
+                repeat: f.repeat,
+            });
+        }
+        if faults.len() > 16 {
+            bail!("kernel.tdx.faults: {} rules; the module holds at most 16", faults.len());
+        }
+        Ok(TdxConfig {
+            backend: self.backend,
+            keyid_bits: self.keyid_bits,
+            mktme_keyids: self.mktme_keyids,
+            tdx_keyids: self.tdx_keyids,
+            max_tdmrs: self.max_tdmrs,
+            max_reserved_per_tdmr: self.max_reserved_per_tdmr,
+            pamt_entry_size: self.pamt_entry_size,
+            features0: self.features0,
+            absent: self.absent,
+            faults,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{leaf, status, NameOrNumber};
+
+    #[test]
+    fn names_resolve_and_typos_are_explained() {
+        assert_eq!(leaf(&NameOrNumber::Name("TDH.SYS.LP.INIT".into())).unwrap(), 35);
+        let e = leaf(&NameOrNumber::Name("TDH.SYS.LP.INT".into())).unwrap_err().to_string();
+        assert!(e.contains("did you mean `TDH.SYS.LP.INIT`"), "{e}");
+        assert_eq!(status(&NameOrNumber::Name("TDX_SYS_BUSY".into())).unwrap(), 0x8000_0202_0000_0000);
+        assert!(status(&NameOrNumber::Name("TDX_SYS_BSY".into())).unwrap_err().to_string().contains("TDX_SYS_BUSY"));
+        assert_eq!(status(&NameOrNumber::Name("0x8000_0000_0000_0001".into())).unwrap(), 0x8000_0000_0000_0001);
+    }
+}

@@ -1,0 +1,331 @@
+//! Application processors: starting them, and running privileged work on
+//! them.
+//!
+//! Tasks run on the boot CPU only. The other CPUs exist to do what TDX
+//! requires on *every* logical CPU (TDH.SYS.LP.INIT) or on one CPU of each
+//! package (TDH.SYS.KEY.CONFIG, cache flushes): each AP runs a small
+//! service loop that halts until the boot CPU posts a request in the AP's
+//! mailbox and sends it an IPI, then executes the request and posts the
+//! result. The boot CPU waits for the answer with a bounded spin, so a
+//! wedged AP is reported, never waited on forever.
+//!
+//! Start-up follows the SDM's INIT-SIPI-SIPI sequence. The real-mode
+//! trampoline is copied to [`TRAMPOLINE`] (below 1 MiB, as SIPI requires),
+//! identity-mapped only while APs start, and walks real → protected → long
+//! mode itself on the kernel's page tables. An AP that does not check in
+//! within the timeout is reported and left alone.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::paging::{map_page, phys_to_virt, Access, TablePhys};
+use super::{apic, cpu, gdt};
+
+/// Physical address of the AP trampoline (SIPI vector 0x08).
+pub const TRAMPOLINE: u64 = 0x8000;
+/// Most CPUs the kernel drives (the boot CPU is index 0).
+pub const MAX_CPUS: usize = 32;
+const AP_STACK_SIZE: usize = 32 * 1024;
+/// IPI vector that wakes an AP to look at its mailbox.
+pub const SERVICE_VECTOR: u8 = 0xF0;
+
+// Layout (offsets from the trampoline base): 0 a jump over the data;
+// 8 the parameter block (CR3, stack top, CPU index, entry); 40 a GDT with
+// 32-bit code (0x08), data (0x10) and 64-bit code (0x18); 72 its pointer.
+// Fixed offsets keep every memory operand a plain number.
+core::arch::global_asm!(
+    r#"
+    .section .rodata.ap_trampoline, "a"
+    .balign 16
+    .global ap_trampoline_start
+ap_trampoline_start:
+    .code16
+    jmp ap_real
+    .balign 8
+    .global ap_params
+ap_params:
+    .quad 0, 0, 0, 0
+ap_gdt:
+    .quad 0
+    .quad 0x00cf9a000000ffff
+    .quad 0x00cf92000000ffff
+    .quad 0x00af9a000000ffff
+ap_gdt_ptr:
+    .short 31
+    .long {base} + 40
+ap_real:
+    cli
+    cld
+    mov ax, cs
+    mov ds, ax
+    lgdt [72]
+    mov eax, cr0
+    or eax, 1
+    mov cr0, eax
+    .byte 0x66, 0xEA
+    .long {base} + (ap_pm32 - ap_trampoline_start)
+    .short 0x08
+
+    .code32
+ap_pm32:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    mov eax, [{base} + 8]
+    mov cr3, eax
+    mov eax, cr4
+    or eax, 0x20
+    mov cr4, eax
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, 0x900
+    wrmsr
+    mov eax, cr0
+    or eax, 0x80010001
+    mov cr0, eax
+    .byte 0xEA
+    .long {base} + (ap_lm64 - ap_trampoline_start)
+    .short 0x18
+
+    .code64
+ap_lm64:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    mov rsp, [{base} + 16]
+    mov rdi, [{base} + 24]
+    mov rax, [{base} + 32]
+    call rax
+    ud2
+    .global ap_trampoline_end
+ap_trampoline_end:
+    .text
+"#,
+    base = const TRAMPOLINE,
+);
+
+extern "C" {
+    static ap_trampoline_start: u8;
+    static ap_params: u8;
+    static ap_trampoline_end: u8;
+}
+
+/// Work a CPU can be asked to do.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Op {
+    /// Report this CPU's APIC id in result word 0.
+    ApicId = 1,
+    /// Write back and invalidate this CPU's caches.
+    Wbinvd = 2,
+    /// A SEAMCALL on this CPU: args and results are the register words.
+    Seamcall = 3,
+    /// Enter VMX root operation (hardware SEAMCALL backend); word 0 = 1 on
+    /// success.
+    VmxOn = 4,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SmpError {
+    /// No such CPU, or it never started.
+    NoSuchCpu,
+    /// The CPU did not answer in time.
+    Timeout,
+}
+
+const IDLE: u32 = 0;
+const PENDING: u32 = 1;
+const DONE: u32 = 2;
+
+struct Mailbox {
+    state: AtomicU32,
+    op: AtomicU64,
+    words: [AtomicU64; 8],
+}
+
+const EMPTY_MAILBOX: Mailbox = Mailbox {
+    state: AtomicU32::new(IDLE),
+    op: AtomicU64::new(0),
+    words: [const { AtomicU64::new(0) }; 8],
+};
+
+static MAILBOXES: [Mailbox; MAX_CPUS] = [EMPTY_MAILBOX; MAX_CPUS];
+/// APIC id of each started CPU (index 0 = boot CPU); `u32::MAX` = absent.
+static APIC_IDS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
+static CPU_COUNT: AtomicU32 = AtomicU32::new(1);
+
+#[repr(C, align(16))]
+struct ApStacks(UnsafeCell<[[u8; AP_STACK_SIZE]; MAX_CPUS]>);
+// Safety: each stack is used only by the AP it is given to.
+unsafe impl Sync for ApStacks {}
+static AP_STACKS: ApStacks = ApStacks(UnsafeCell::new([[0; AP_STACK_SIZE]; MAX_CPUS]));
+
+/// The handler of a request, installed by the kernel (SEAMCALL backend).
+pub type Handler = fn(cpu: usize, op: Op, words: &mut [u64; 8]);
+static HANDLER: AtomicU64 = AtomicU64::new(0);
+
+/// Installs the function that executes requests (on whichever CPU).
+pub fn set_handler(h: Handler) {
+    HANDLER.store(h as usize as u64, Ordering::Release);
+}
+
+fn execute(cpu_index: usize, op: Op, words: &mut [u64; 8]) {
+    match op {
+        Op::ApicId => words[0] = u64::from(apic::apic_id()),
+        Op::Wbinvd => {
+            // Safety: WBINVD only writes back and invalidates caches.
+            unsafe { core::arch::asm!("wbinvd", options(nostack)) };
+        }
+        Op::VmxOn => words[0] = u64::from(super::vmx::vmxon_here(cpu_index)),
+        Op::Seamcall => {
+            let h = HANDLER.load(Ordering::Acquire);
+            if h != 0 {
+                // Safety: HANDLER only ever holds a `Handler` stored by
+                // `set_handler`.
+                let f: Handler = unsafe { core::mem::transmute::<usize, Handler>(h as usize) };
+                f(cpu_index, op, words);
+            }
+        }
+    }
+}
+
+/// Number of CPUs running (boot CPU included).
+#[must_use]
+pub fn cpu_count() -> usize {
+    CPU_COUNT.load(Ordering::Acquire) as usize
+}
+
+/// APIC id of CPU `index`, if it runs.
+#[must_use]
+pub fn apic_id_of(index: usize) -> Option<u32> {
+    let id = APIC_IDS.get(index)?.load(Ordering::Acquire);
+    (id != u32::MAX).then_some(id)
+}
+
+/// Runs `op` on CPU `index` and returns its result words. The boot CPU
+/// (index 0) runs it directly.
+pub fn run_on(index: usize, op: Op, words: [u64; 8]) -> Result<[u64; 8], SmpError> {
+    let apic_id = apic_id_of(index).ok_or(SmpError::NoSuchCpu)?;
+    let mut w = words;
+    if index == 0 {
+        execute(0, op, &mut w);
+        return Ok(w);
+    }
+    let m = &MAILBOXES[index];
+    for (slot, v) in m.words.iter().zip(w) {
+        slot.store(v, Ordering::Relaxed);
+    }
+    m.op.store(op as u64, Ordering::Relaxed);
+    m.state.store(PENDING, Ordering::Release);
+    apic::send_ipi(apic_id, SERVICE_VECTOR);
+    let mut spins: u64 = 0;
+    while m.state.load(Ordering::Acquire) != DONE {
+        spins += 1;
+        if spins > 2_000_000_000 {
+            return Err(SmpError::Timeout);
+        }
+        core::hint::spin_loop();
+    }
+    for (v, slot) in w.iter_mut().zip(&m.words) {
+        *v = slot.load(Ordering::Relaxed);
+    }
+    m.state.store(IDLE, Ordering::Release);
+    Ok(w)
+}
+
+/// First Rust code of an AP, called by the trampoline with its index.
+extern "C" fn ap_main(index: u64) -> ! {
+    let index = index as usize;
+    gdt::load_on_ap();
+    super::idt::load_ap();
+    crate::enable_cpu_protections();
+    apic::init_local();
+    APIC_IDS[index].store(apic::apic_id(), Ordering::Release);
+    let m = &MAILBOXES[index];
+    loop {
+        if m.state.load(Ordering::Acquire) == PENDING {
+            let op = match m.op.load(Ordering::Relaxed) {
+                1 => Op::ApicId,
+                2 => Op::Wbinvd,
+                4 => Op::VmxOn,
+                _ => Op::Seamcall,
+            };
+            let mut w = [0u64; 8];
+            for (v, slot) in w.iter_mut().zip(&m.words) {
+                *v = slot.load(Ordering::Relaxed);
+            }
+            execute(index, op, &mut w);
+            for (slot, v) in m.words.iter().zip(w) {
+                slot.store(v, Ordering::Relaxed);
+            }
+            m.state.store(DONE, Ordering::Release);
+        }
+        // `sti; hlt` is race-free: an IPI arriving after the check wakes
+        // the halt, and its handler only acknowledges it.
+        cpu::wait_for_interrupt();
+    }
+}
+
+/// Starts every enabled CPU of the platform record other than the boot CPU.
+/// Returns the APIC ids that failed to start.
+pub fn start_aps(kernel_pml4: TablePhys, apic_ids: impl Iterator<Item = u32>, failed: &mut [u32; MAX_CPUS]) -> usize {
+    let boot_id = apic::apic_id();
+    APIC_IDS[0].store(boot_id, Ordering::Release);
+    // Linker symbols of the trampoline; only their addresses are taken.
+    let (start, params, end) = (
+        &raw const ap_trampoline_start as u64,
+        &raw const ap_params as u64,
+        &raw const ap_trampoline_end as u64,
+    );
+    let len = (end - start) as usize;
+    // Safety: TRAMPOLINE is conventional RAM below 1 MiB (checked by the
+    // caller against the memory map) that nothing else uses after boot-info
+    // parsing; the direct map covers it.
+    unsafe { core::ptr::copy_nonoverlapping(start as *const u8, phys_to_virt(TRAMPOLINE), len) };
+    map_page(kernel_pml4, TRAMPOLINE, TRAMPOLINE, Access { write: false, execute: true, user: false });
+    let param = |i: u64| phys_to_virt(TRAMPOLINE + (params - start) + 8 * i) as *mut u64;
+
+    let mut nfailed = 0;
+    let mut next = 1;
+    for id in apic_ids.filter(|&id| id != boot_id) {
+        if next >= MAX_CPUS {
+            crate::kprintln!("smp: CPU with APIC id {id} ignored: the kernel drives at most {MAX_CPUS} CPUs");
+            continue;
+        }
+        // Safety: each AP gets its own stack; the parameter block is read
+        // by exactly one starting AP at a time (we wait for it below).
+        unsafe {
+            let stack_top = (*AP_STACKS.0.get())[next].as_ptr() as u64 + AP_STACK_SIZE as u64;
+            param(0).write_volatile(kernel_pml4.0);
+            param(1).write_volatile(stack_top);
+            param(2).write_volatile(next as u64);
+            param(3).write_volatile(ap_main as *const () as u64);
+        }
+        apic::send_init(id);
+        apic::delay_us(10_000);
+        apic::send_sipi(id, (TRAMPOLINE >> 12) as u8);
+        apic::delay_us(200);
+        if apic_id_of(next).is_none() {
+            apic::send_sipi(id, (TRAMPOLINE >> 12) as u8);
+        }
+        // Up to 100 ms to check in.
+        let mut waited = 0;
+        while apic_id_of(next).is_none() && waited < 100 {
+            apic::delay_us(1000);
+            waited += 1;
+        }
+        if apic_id_of(next).is_some() {
+            next += 1;
+            CPU_COUNT.store(next as u32, Ordering::Release);
+        } else {
+            crate::kprintln!("smp: CPU with APIC id {id} did not start");
+            if nfailed < MAX_CPUS {
+                failed[nfailed] = id;
+                nfailed += 1;
+            }
+        }
+    }
+    nfailed
+}

@@ -1,0 +1,117 @@
+//! The platform record: every CPU and every byte, found once at boot.
+//!
+//! After the direct map is up, the boot CPU reads ACPI (MADT, SRAT, FADT)
+//! and CPUID through the `platform` crate, which never trusts a table byte
+//! and falls back to "one node, the boot CPU" rather than failing. The
+//! record is kept in a static and handed, read-only, to tasks the manifest
+//! gives the `platform` capability (tdx-host). Any problem found is
+//! printed at boot.
+
+use core::cell::UnsafeCell;
+
+use abi::platform::PlatformRecord;
+use platform::{PhysAddr, PhysRead};
+
+use crate::arch::paging::{phys_to_virt, DIRECT_MAP_LIMIT};
+use crate::arch::cpu;
+use crate::bootinfo::memory_map;
+
+struct DirectMap;
+
+impl PhysRead for DirectMap {
+    fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
+        let Some(end) = pa.checked_add(buf.len() as u64) else { return false };
+        if end > DIRECT_MAP_LIMIT {
+            return false;
+        }
+        // Safety: the range lies inside the direct map (checked above);
+        // firmware tables are plain memory and reading them has no effect.
+        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa), buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+}
+
+struct Cell(UnsafeCell<PlatformRecord>);
+// Safety: written once by the boot CPU before any other CPU or task runs;
+// read-only afterwards.
+unsafe impl Sync for Cell {}
+
+static RECORD: Cell = Cell(UnsafeCell::new(PlatformRecord::new()));
+
+struct Encoded(UnsafeCell<([u8; abi::platform::ENCODED_MAX], usize)>);
+// Safety: as for `Cell`.
+unsafe impl Sync for Encoded {}
+static ENCODED: Encoded = Encoded(UnsafeCell::new(([0; abi::platform::ENCODED_MAX], 0)));
+
+/// The record in its wire encoding, for kernel IPC.
+#[must_use]
+pub fn encoded() -> &'static [u8] {
+    // Safety: see `Cell`.
+    let (buf, len) = unsafe { &*ENCODED.0.get() };
+    &buf[..*len]
+}
+
+/// The record (valid after [`discover`]).
+#[must_use]
+pub fn record() -> &'static PlatformRecord {
+    // Safety: see `Cell`.
+    unsafe { &*RECORD.0.get() }
+}
+
+/// Fills the platform record. `image` lists the physical ranges the kernel
+/// and tasks occupy.
+pub fn discover(image: &[(u64, u64)]) {
+    let map = memory_map();
+    let ram = map.ranges().iter().filter(|r| r.kind == 1).map(|r| (r.base, r.size));
+    let found = platform::discover(
+        &DirectMap,
+        map.rsdp.map(PhysAddr),
+        ram,
+        image.iter().copied(),
+        &|leaf, sub| cpu::cpuid(leaf, sub),
+    );
+    if !found.report.is_clean() {
+        crate::kprintln!("platform: {}", found.report);
+    }
+    // Safety: single-threaded boot, before any reader.
+    unsafe {
+        *RECORD.0.get() = found.record;
+        let (buf, len) = &mut *ENCODED.0.get();
+        match abi::platform::encode(&*RECORD.0.get(), buf) {
+            Ok(n) => *len = n,
+            Err(e) => crate::kprintln!("platform: record cannot be encoded: {e:?}"),
+        }
+    }
+}
+
+/// Prints the boot banner: CPUs, packages, nodes and memory by node.
+pub fn print_banner() {
+    let r = record();
+    crate::kprintln!(
+        "platform: {} CPUs, {} packages, {} NUMA nodes (flags {:#x})",
+        r.cpus().len(),
+        r.package_count,
+        r.nodes().len(),
+        r.flags.0
+    );
+    crate::kprintln!("  cpu  apic-id  package  node  enabled");
+    for (i, c) in r.cpus().iter().enumerate() {
+        crate::kprintln!("  {i:>3}  {:>7}  {:>7}  {:>4}  {}", c.apic_id, c.package, c.node, c.enabled);
+    }
+    crate::kprintln!("  node  proximity  RAM");
+    for (i, n) in r.nodes().iter().enumerate() {
+        let bytes: u64 = r.ram().iter().filter(|m| m.node as usize == i).map(|m| m.size).sum();
+        crate::kprintln!("  {i:>4}  {:>9}  {:>6} MiB", n.proximity, bytes >> 20);
+    }
+    crate::kprintln!("  RAM range                          node");
+    for m in r.ram() {
+        crate::kprintln!("  {:#014x}..{:#014x}  {:>4}", m.base, m.base + m.size, m.node);
+    }
+    for i in r.image() {
+        crate::kprintln!("  image {:#014x}..{:#014x}", i.base, i.base + i.size);
+    }
+    match r.hotplug {
+        Some(h) => crate::kprintln!("  hot-plug window {:#014x}..{:#014x} node {}", h.base, h.base + h.size, h.node),
+        None => crate::kprintln!("  no hot-plug window"),
+    }
+}

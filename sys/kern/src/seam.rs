@@ -1,0 +1,256 @@
+//! SEAM dispatch: the SEAMCALL system call and its two backends.
+//!
+//! SEAMCALL needs CPL 0 in VMX root operation, so no task can execute it.
+//! Tasks granted the SEAMCALL capability (tdx-host) ask the kernel, naming
+//! the CPU it must run on; everyone else is refused with
+//! `seamcall::DENIED`. Behind the call sits the backend the manifest
+//! chose:
+//! - `emulated`: the software module (drv/tdx-emu), configured at boot from
+//!   the platform (CMRs = RAM present at boot, coarse like a BIOS; one LP
+//!   per running CPU with its package) and the manifest (KeyIDs, limits,
+//!   fault injection). It reads TDMR_INFO and the PA array from physical
+//!   memory through the direct map, as the real module does, and runs on
+//!   the target CPU, so LP identity is real.
+//! - `hardware`: VMXON on each CPU and the real instruction
+//!   ([`crate::arch::vmx`]).
+//! - `none`: every SEAMCALL reports VMfailInvalid (no module).
+//! The caller cannot tell the backends apart.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use abi::{capability, seamcall, UsageError};
+use tdx_abi::{CmrInfo, Leaf, SeamcallArgs, MAX_CMRS};
+use tdx_emu::{EmuConfig, FaultRule, PhysMem, PhysMemError, SeamcallFault, SeamcallOutcome, TdxModule};
+
+use crate::arch::paging::{phys_to_virt, DIRECT_MAP_LIMIT};
+use crate::arch::smp::{self, Op};
+use crate::ipc::{Next, UserError};
+use crate::startup::{TdxBackendKind, TDX};
+use crate::task::Task;
+
+/// A lock for state shared between CPUs (the emulated module).
+struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// Safety: access to `value` is serialized by `locked`.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    const fn new(value: T) -> Self {
+        SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        while self.locked.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        // Safety: we hold the lock.
+        let r = f(unsafe { &mut *self.value.get() });
+        self.locked.store(false, Ordering::Release);
+        r
+    }
+}
+
+static MODULE: SpinLock<Option<TdxModule>> = SpinLock::new(None);
+static HARDWARE_READY: AtomicBool = AtomicBool::new(false);
+
+/// Physical memory as the module sees it: everything the direct map covers.
+struct DirectMapMem;
+
+impl PhysMem for DirectMapMem {
+    fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysMemError> {
+        let end = pa.checked_add(buf.len() as u64).ok_or(PhysMemError { pa })?;
+        if end > DIRECT_MAP_LIMIT {
+            return Err(PhysMemError { pa });
+        }
+        // Safety: inside the direct map (checked); plain memory reads, as
+        // the real module reads host memory.
+        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa), buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn write(&mut self, pa: u64, buf: &[u8]) -> Result<(), PhysMemError> {
+        let end = pa.checked_add(buf.len() as u64).ok_or(PhysMemError { pa })?;
+        if end > DIRECT_MAP_LIMIT {
+            return Err(PhysMemError { pa });
+        }
+        // Safety: inside the direct map (checked); the module writes only
+        // memory the host gave it (PAMTs, output buffers).
+        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), phys_to_virt(pa), buf.len()) };
+        Ok(())
+    }
+}
+
+/// The CMRs a BIOS would report for this machine: the RAM present at boot
+/// above 1 MiB, in coarse ranges (neighbours less than 16 MiB apart are
+/// merged, as a BIOS covers small firmware holes).
+fn cmrs_from_platform(cfg: &mut EmuConfig) {
+    const MERGE_GAP: u64 = 16 << 20;
+    let mut cmrs = [CmrInfo::default(); MAX_CMRS];
+    let mut n = 0usize;
+    for r in crate::discovery::record().ram() {
+        let base = r.base.max(1 << 20).next_multiple_of(4096);
+        let end = (r.base + r.size) & !4095;
+        if end <= base {
+            continue;
+        }
+        if n > 0 && base <= cmrs[n - 1].base + cmrs[n - 1].size + MERGE_GAP {
+            let last = &mut cmrs[n - 1];
+            let new_end = end.max(last.base + last.size);
+            last.size = new_end - last.base;
+        } else if n < MAX_CMRS {
+            cmrs[n] = CmrInfo::new(base, end - base);
+            n += 1;
+        }
+    }
+    cfg.cmrs = cmrs;
+    cfg.num_cmrs = n;
+}
+
+fn package_of_cpu(index: usize) -> u8 {
+    let Some(apic) = smp::apic_id_of(index) else { return 0 };
+    let record = crate::discovery::record();
+    let package = record.cpus().iter().find(|c| c.apic_id == apic).map_or(0, |c| c.package);
+    // Dense package numbers, in order of first appearance.
+    let mut seen = [u32::MAX; tdx_emu::MAX_PACKAGES];
+    let mut count = 0;
+    for c in record.cpus() {
+        if !seen[..count].contains(&c.package) && count < seen.len() {
+            seen[count] = c.package;
+            count += 1;
+        }
+    }
+    seen[..count].iter().position(|&p| p == package).unwrap_or(0) as u8
+}
+
+fn max_pa() -> u8 {
+    let (max_leaf, ..) = crate::arch::cpu::cpuid(0x8000_0000, 0);
+    if max_leaf >= 0x8000_0008 {
+        (crate::arch::cpu::cpuid(0x8000_0008, 0).0 & 0xff) as u8
+    } else {
+        36
+    }
+}
+
+/// Sets up the backend. Runs on the boot CPU after the other CPUs started.
+pub fn init() {
+    smp::set_handler(run_here);
+    match TDX.backend {
+        TdxBackendKind::None => crate::kprintln!("seam: no TDX backend (every SEAMCALL: module not loaded)"),
+        TdxBackendKind::Hardware => match crate::arch::vmx::enable_all() {
+            Ok(()) => {
+                HARDWARE_READY.store(true, Ordering::Release);
+                crate::kprintln!("seam: hardware backend: VMX on on {} CPUs", smp::cpu_count());
+            }
+            Err(e) => crate::kprintln!("seam: hardware backend refused: {e}; SEAMCALLs report the module as not loaded"),
+        },
+        TdxBackendKind::Emulated => {
+            let cpus = smp::cpu_count();
+            let mut packages = 1;
+            let mut cfg = EmuConfig::new(cpus as u32, 1);
+            for i in 0..cpus {
+                cfg.lp_package[i] = package_of_cpu(i);
+                packages = packages.max(usize::from(cfg.lp_package[i]) + 1);
+            }
+            cmrs_from_platform(&mut cfg);
+            cfg.max_pa = max_pa();
+            cfg.keyids.keyid_bits = TDX.keyid_bits;
+            cfg.keyids.nr_mktme = TDX.mktme_keyids;
+            cfg.keyids.nr_tdx = TDX.tdx_keyids;
+            cfg.limits.max_tdmrs = TDX.max_tdmrs;
+            cfg.limits.max_reserved_per_tdmr = TDX.max_reserved_per_tdmr;
+            cfg.limits.pamt_4k_entry_size = TDX.pamt_entry_size;
+            cfg.limits.pamt_2m_entry_size = TDX.pamt_entry_size;
+            cfg.limits.pamt_1g_entry_size = TDX.pamt_entry_size;
+            cfg.features0 = TDX.features0;
+            cfg.module_absent = TDX.absent;
+            // QEMU has no SEAM range; real hardware's lies outside the CMRs.
+            cfg.seamrr = tdx_emu::SeamrrRange { base: 0, size: 0 };
+            for (slot, f) in cfg.faults.iter_mut().zip(TDX.faults) {
+                if let Some(leaf) = Leaf::from_number(f.leaf) {
+                    *slot = Some(FaultRule { leaf, status: f.status, on_call: f.on_call, on_lp: f.on_cpu, repeat: f.repeat });
+                }
+            }
+            let n = cfg.num_cmrs;
+            MODULE.with(|m| match TdxModule::new(cfg) {
+                Ok(module) => *m = Some(module),
+                Err(e) => crate::kprintln!("seam: emulated module rejected its configuration: {e:?}"),
+            });
+            crate::kprintln!(
+                "seam: emulated TDX module: {cpus} LPs in {packages} packages, {n} CMRs, KeyIDs {}..={}, {} fault rules{}",
+                TDX.mktme_keyids + 1,
+                TDX.mktme_keyids + TDX.tdx_keyids,
+                TDX.faults.len(),
+                if TDX.absent { ", module ABSENT" } else { "" }
+            );
+        }
+    }
+}
+
+/// Tells the emulated module every CPU flushed its caches (it checks the
+/// host did so between TDH.SYS.CONFIG and TDH.SYS.KEY.CONFIG).
+pub fn note_caches_flushed() {
+    MODULE.with(|m| {
+        if let Some(m) = m {
+            for cpu in 0..smp::cpu_count() {
+                m.note_wbinvd(cpu as u32);
+            }
+        }
+    });
+}
+
+/// Executes a SEAMCALL on the calling CPU. `words` = RAX, RCX, RDX, R8,
+/// R9, R10, R11 in; out: word 0 = outcome, words 1..8 = output registers.
+fn run_here(cpu: usize, _op: Op, words: &mut [u64; 8]) {
+    let args = SeamcallArgs { rax: words[0], rcx: words[1], rdx: words[2], r8: words[3], r9: words[4], r10: words[5], r11: words[6] };
+    let outcome = match TDX.backend {
+        TdxBackendKind::Emulated => MODULE.with(|m| match m {
+            Some(m) => m.seamcall(cpu as u32, &args, &mut DirectMapMem),
+            None => SeamcallOutcome::VmFailInvalid,
+        }),
+        TdxBackendKind::Hardware if HARDWARE_READY.load(Ordering::Acquire) => crate::arch::vmx::seamcall(&args),
+        _ => SeamcallOutcome::VmFailInvalid,
+    };
+    *words = [0; 8];
+    match outcome {
+        SeamcallOutcome::Returned(r) => {
+            words[0] = seamcall::RETURNED;
+            words[1..].copy_from_slice(&[r.rax, r.rcx, r.rdx, r.r8, r.r9, r.r10, r.r11]);
+        }
+        SeamcallOutcome::VmFailInvalid => words[0] = seamcall::VMFAIL_INVALID,
+        SeamcallOutcome::Fault(SeamcallFault::Ud) => words[0] = seamcall::FAULT_UD,
+        SeamcallOutcome::Fault(SeamcallFault::Gp) => words[0] = seamcall::FAULT_GP,
+    }
+}
+
+/// The SEAMCALL system call (register use in `abi::seamcall`).
+pub fn syscall(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
+    let t = &mut tasks[caller];
+    if t.desc.capabilities & capability::SEAMCALL == 0 {
+        t.save.rax = seamcall::DENIED;
+        return Ok(Next::Same);
+    }
+    // RAX is passed on as given: its reserved bits are the module's to
+    // refuse (OPERAND_INVALID), exactly as on hardware.
+    let s = &t.save;
+    let cpu = if s.rdi == seamcall::ANY_CPU { 0 } else { usize::try_from(s.rdi).map_err(|_| UsageError::ReservedBits)? };
+    let words = [s.rsi, s.rdx, s.r10, s.r8, s.r9, s.r12, s.r13, 0];
+    let out = match smp::run_on(cpu, Op::Seamcall, words) {
+        Ok(w) => w,
+        Err(smp::SmpError::NoSuchCpu) => [seamcall::NO_SUCH_CPU, 0, 0, 0, 0, 0, 0, 0],
+        Err(smp::SmpError::Timeout) => [seamcall::TIMEOUT, 0, 0, 0, 0, 0, 0, 0],
+    };
+    let s = &mut t.save;
+    s.rax = out[0];
+    s.rdi = out[1];
+    s.rsi = out[2];
+    s.rdx = out[3];
+    s.r10 = out[4];
+    s.r8 = out[5];
+    s.r9 = out[6];
+    s.r12 = out[7];
+    Ok(Next::Same)
+}

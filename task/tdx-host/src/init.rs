@@ -1,0 +1,692 @@
+//! TDX module bring-up: detect → SYS.INIT → LP.INIT on every CPU → SYS.RD metadata → plan →
+//! SYS.CONFIG → WBINVD everywhere → KEY.CONFIG per package → TDMR.INIT until done (§3.3).
+//!
+//! Pattern: a run-to-completion state machine, [`Bringup::run`], generic over [`Seam`] and
+//! [`PhysWriter`]. Each step either finishes or moves the machine to a terminal state:
+//! - [`State::Ready`]: every TDMR is fully initialized; only now may memory be served;
+//! - [`State::Failed`] `{ step, status }`: the first non-transient failure, permanent (the
+//!   module cannot be configured twice in practice, §3.2/§3.3; Linux never retries either);
+//! - [`State::Unavailable`]: no module (VMfailInvalid/#GP/#UD on the first SEAMCALL, §2.1) or
+//!   BIOS did not partition ≥ 2 TDX KeyIDs (§1.2).
+//!
+//! Invariants:
+//! - **It never hangs.** Every SEAMCALL is tried at most [`InitConfig::max_tries`] times while it
+//!   returns a transient status (RND_NO_ENTROPY, SYS_BUSY, OPERAND_BUSY, KEY_GENERATION_FAILED;
+//!   §2.1, §3.2, §10 items 5/26), and TDMR.INIT is called at most `size / 4 MiB + 1` successful
+//!   times per TDMR (§3.2: 4 MiB per call); a TDMR that does not advance is a failure.
+//! - **It never half-serves.** Progress callbacks report which 1 GiB blocks are initialized (the
+//!   module makes memory usable block by block, §3.2), but the state is `Ready` only at the end.
+//! - **Costs are counted, not timed**: [`StepCounts`] holds SEAMCALLs and retries per step.
+//! - Failures that are not a SEAMCALL's status get a class-0xFF host code ([`host_code`]); the
+//!   module never uses class 0xFF (§4.1), so the two can never be confused.
+//!
+//! Stack: a few hundred bytes plus a 64-entry package table (1 KiB); the 48 KiB plan and the
+//! clipped memory lists live in the caller's [`InitStorage`].
+
+use heapless::Vec;
+use tdx_abi::metadata::{features0, field};
+use tdx_abi::{FieldId, Leaf, SeamcallArgs, SeamcallResult, TdxStatus, TDMR_INFO_READ_BYTES};
+use tdx_host_api::{InitStep, UnavailableReason};
+
+use crate::abi::to_tdmr_info;
+use crate::addr::{ByteLen, PhysAddr, PhysRange, GIB};
+use crate::seam::{CpuIndex, KeyIdPartition, PhysWriter, PlatformView, Seam};
+use crate::types::{Limits, MemRange, Plan, PlanError, PlanInput, MAX_CMRS, MAX_EXCLUDED};
+use crate::types::{MAX_MEMORY_RANGES, MAX_TDMRS};
+
+/// Host-side failure codes, in the software class 0xFF Linux also uses (§4.1, §4.2).
+pub mod host_code {
+    use tdx_abi::TdxStatus;
+
+    const fn sw(n: u64) -> TdxStatus {
+        TdxStatus(TdxStatus::SW_ERROR.0 | 0x1000 | n)
+    }
+    /// The platform record was truncated: some CPU or RAM may be missing (§3.2 needs every LP).
+    pub const PLATFORM_INCOMPLETE: TdxStatus = sw(1);
+    /// No enabled CPU in the platform view.
+    pub const NO_CPUS: TdxStatus = sw(2);
+    /// TDX_FEATURES0 lacks NO_RBP_MOD; Linux refuses such a module (§3.3 b).
+    pub const MISSING_NO_RBP_MOD: TdxStatus = sw(3);
+    /// A metadata value is unusable (zero limits, too many CMRs).
+    pub const BAD_METADATA: TdxStatus = sw(4);
+    /// The planner found no valid TDMR layout (the `PlanError` is in the state).
+    pub const PLAN_FAILED: TdxStatus = sw(5);
+    /// The TDMR_INFO buffer is unaligned or too small for the plan (§5.3).
+    pub const BUFFER_UNUSABLE: TdxStatus = sw(6);
+    /// The kernel refused to write the TDMR_INFO buffer.
+    pub const WRITE_FAILED: TdxStatus = sw(7);
+    /// The kernel refused a request (SEAMCALL or cache flush).
+    pub const KERNEL_REFUSED: TdxStatus = sw(8);
+    /// The kernel has no such CPU.
+    pub const NO_SUCH_CPU: TdxStatus = sw(9);
+    /// TDMR.INIT stopped advancing, or reported an address outside its TDMR.
+    pub const NO_PROGRESS: TdxStatus = sw(10);
+    /// The first TDX KeyID does not fit the 16-bit global-KeyID field (§2.3 SYS.CONFIG R8).
+    pub const KEYID_OUT_OF_RANGE: TdxStatus = sw(11);
+    /// More packages than the bring-up tracks (64).
+    pub const TOO_MANY_PACKAGES: TdxStatus = sw(12);
+}
+
+/// Where bring-up is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// [`Bringup::run`] has not been called.
+    NotStarted,
+    /// Running this step (visible only to progress callbacks).
+    Initializing(InitStep),
+    /// Every TDMR is initialized.
+    Ready,
+    /// The first non-transient failure.
+    Failed {
+        /// The step that failed.
+        step: InitStep,
+        /// The module's status, or a [`host_code`].
+        status: TdxStatus,
+        /// The planner's error when `step` is `Plan`.
+        plan_error: Option<PlanError>,
+    },
+    /// No usable TDX on this machine.
+    Unavailable(UnavailableReason),
+}
+
+/// Tunables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitConfig {
+    /// Tries per SEAMCALL while it returns a transient status (Linux: 10, §2.1).
+    pub max_tries: u32,
+}
+
+impl Default for InitConfig {
+    fn default() -> Self {
+        InitConfig {
+            max_tries: tdx_abi::consts::RDRAND_RETRY_LOOPS,
+        }
+    }
+}
+
+/// SEAMCALLs and retries per [`InitStep`] (indexed by the step's discriminant).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepCounts {
+    /// SEAMCALLs issued, retries included.
+    pub seamcalls: [u32; 9],
+    /// Of those, repeats after a transient status.
+    pub retries: [u32; 9],
+    /// Cache flushes requested from the kernel.
+    pub flushes: u32,
+}
+
+impl StepCounts {
+    /// All SEAMCALLs.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.seamcalls.iter().map(|&n| u64::from(n)).sum()
+    }
+}
+
+/// What the module reported through TDH.SYS.RD (§5.4) plus the KeyIDs chosen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// MAJOR_VERSION.
+    pub major: u16,
+    /// MINOR_VERSION.
+    pub minor: u16,
+    /// UPDATE_VERSION.
+    pub update: u16,
+    /// BUILD_NUM.
+    pub build_num: u16,
+    /// TDX_FEATURES0.
+    pub features0: u64,
+    /// TDMR/PAMT limits.
+    pub limits: Option<Limits>,
+    /// Non-null CMRs.
+    pub cmrs: Vec<PhysRange, MAX_CMRS>,
+    /// MSR 0x87.
+    pub keyids: KeyIdPartition,
+    /// Global KeyID given to SYS.CONFIG (0 before).
+    pub global_keyid: u16,
+}
+
+/// One TDMR.INIT advance: `[tdmr_base, initialized_end)` is now usable (1 GiB granular, §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Index of the TDMR in the plan.
+    pub tdmr: usize,
+    /// Its base.
+    pub tdmr_base: PhysAddr,
+    /// Everything below this (inside the TDMR) is initialized.
+    pub initialized_end: PhysAddr,
+    /// Initialized TDMR bytes over all TDMRs.
+    pub bytes_done: u64,
+    /// All TDMR bytes.
+    pub bytes_total: u64,
+}
+
+/// Caller-provided storage for the bring-up (put it in a `static`; about 60 KiB, mostly the
+/// planner's [`Plan`]). After `Ready` it holds the plan (TDMRs, PAMT blocks) and the RAM the
+/// bring-up could not make TDX memory (outside every CMR).
+#[derive(Clone, Debug, Default)]
+pub struct InitStorage {
+    /// The TDMR plan given to SYS.CONFIG.
+    pub plan: Plan,
+    /// Online RAM clipped to the CMRs (what the planner was given).
+    pub tdx_ram: Vec<MemRange, MAX_MEMORY_RANGES>,
+    /// Boot-offline RAM clipped to the CMRs.
+    pub tdx_offline: Vec<MemRange, MAX_MEMORY_RANGES>,
+    /// Online RAM outside every CMR: never TDX memory.
+    pub non_tdx_ram: Vec<MemRange, MAX_MEMORY_RANGES>,
+    /// PAMT exclusions: image ranges and the TDMR_INFO buffer.
+    pub excluded: Vec<PhysRange, MAX_EXCLUDED>,
+}
+
+/// The bring-up state machine; small (under 1 KiB) and `Copy`-free only because of `ModuleInfo`.
+#[derive(Clone, Debug)]
+pub struct Bringup {
+    state: State,
+    config: InitConfig,
+    counts: StepCounts,
+    info: ModuleInfo,
+    tdmr_bytes_total: u64,
+    tdmr_bytes_done: u64,
+}
+
+/// Why a step stopped the machine.
+type Stop = State;
+
+impl Bringup {
+    /// A machine that has not started.
+    #[must_use]
+    pub fn new(config: InitConfig) -> Self {
+        Bringup {
+            state: State::NotStarted,
+            config,
+            counts: StepCounts::default(),
+            info: ModuleInfo::default(),
+            tdmr_bytes_total: 0,
+            tdmr_bytes_done: 0,
+        }
+    }
+
+    /// Current state.
+    #[must_use]
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// SEAMCALL counts per step.
+    #[must_use]
+    pub fn counts(&self) -> &StepCounts {
+        &self.counts
+    }
+
+    /// What the module reported.
+    #[must_use]
+    pub fn info(&self) -> &ModuleInfo {
+        &self.info
+    }
+
+    /// (initialized, total) TDMR bytes.
+    #[must_use]
+    pub fn tdmr_bytes(&self) -> (u64, u64) {
+        (self.tdmr_bytes_done, self.tdmr_bytes_total)
+    }
+
+    /// Runs the whole bring-up once; later calls return the terminal state unchanged.
+    /// `progress` is called after every TDMR.INIT that moved a TDMR's initialized end.
+    pub fn run<S: Seam, W: PhysWriter>(
+        &mut self,
+        seam: &mut S,
+        writer: &mut W,
+        platform: &PlatformView<'_>,
+        storage: &mut InitStorage,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> State {
+        if self.state != State::NotStarted {
+            return self.state;
+        }
+        self.state = match self.run_steps(seam, writer, platform, storage, progress) {
+            Ok(()) => State::Ready,
+            Err(stop) => {
+                // After CONFIG the PAMTs hold KeyID-tagged lines: flush before anyone could reuse
+                // them (§3.3 error unwinding). Best effort; the state is terminal either way.
+                if let State::Failed { step, .. } = stop {
+                    if step >= InitStep::CacheFlush {
+                        self.counts.flushes += 1;
+                        let _ = seam.flush_caches_all_cpus();
+                    }
+                }
+                stop
+            }
+        };
+        self.state
+    }
+
+    fn run_steps<S: Seam, W: PhysWriter>(
+        &mut self,
+        seam: &mut S,
+        writer: &mut W,
+        platform: &PlatformView<'_>,
+        storage: &mut InitStorage,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(), Stop> {
+        let boot = self.detect(platform)?;
+        self.state = State::Initializing(InitStep::SysInit);
+        self.call(
+            seam,
+            InitStep::SysInit,
+            Some(boot),
+            SeamcallArgs::leaf(Leaf::SysInit),
+        )?;
+        self.state = State::Initializing(InitStep::LpInit);
+        for (i, cpu) in platform.cpus.iter().enumerate() {
+            if cpu.enabled {
+                let lp = Some(CpuIndex(i as u32));
+                self.call(
+                    seam,
+                    InitStep::LpInit,
+                    lp,
+                    SeamcallArgs::leaf(Leaf::SysLpInit),
+                )?;
+            }
+        }
+        self.state = State::Initializing(InitStep::ReadMetadata);
+        self.read_metadata(seam, boot)?;
+        self.state = State::Initializing(InitStep::Plan);
+        self.plan(platform, writer.buffer(), storage)?;
+        self.state = State::Initializing(InitStep::Config);
+        self.configure(seam, writer, boot, &storage.plan)?;
+        self.state = State::Initializing(InitStep::CacheFlush);
+        self.counts.flushes += 1;
+        seam.flush_caches_all_cpus()
+            .map_err(|_| fail(InitStep::CacheFlush, host_code::KERNEL_REFUSED))?;
+        self.state = State::Initializing(InitStep::KeyConfig);
+        self.key_config(seam, platform)?;
+        self.state = State::Initializing(InitStep::TdmrInit);
+        self.tdmr_init(seam, platform, &storage.plan, progress)
+    }
+
+    /// §1.2: KeyIDs, a complete platform record, at least one CPU. Returns the boot CPU.
+    fn detect(&mut self, p: &PlatformView<'_>) -> Result<CpuIndex, Stop> {
+        self.state = State::Initializing(InitStep::Detect);
+        let keyids = match p.keyids {
+            None | Some(KeyIdPartition { nr_tdx: 0, .. }) => {
+                return Err(State::Unavailable(UnavailableReason::NoTdxKeyIds))
+            }
+            Some(k) if k.nr_tdx < tdx_abi::consts::MIN_PRIVATE_KEYIDS => {
+                return Err(State::Unavailable(UnavailableReason::TooFewKeyIds))
+            }
+            Some(k) => k,
+        };
+        if !p.complete {
+            return Err(fail(InitStep::Detect, host_code::PLATFORM_INCOMPLETE));
+        }
+        let global = u16::try_from(keyids.first_tdx())
+            .map_err(|_| fail(InitStep::Detect, host_code::KEYID_OUT_OF_RANGE))?;
+        self.info.keyids = keyids;
+        self.info.global_keyid = global;
+        p.cpus
+            .iter()
+            .position(|c| c.enabled)
+            .map(|i| CpuIndex(i as u32))
+            .ok_or(fail(InitStep::Detect, host_code::NO_CPUS))
+    }
+
+    /// One SEAMCALL with the bounded transient-retry policy. Warnings (bit 63 clear, non-zero)
+    /// are returned to the caller, which decides what they mean for its leaf.
+    fn call<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        step: InitStep,
+        cpu: Option<CpuIndex>,
+        args: SeamcallArgs,
+    ) -> Result<SeamcallResult, Stop> {
+        let k = step as usize;
+        let mut last = TdxStatus::SUCCESS;
+        for attempt in 0..self.config.max_tries.max(1) {
+            self.counts.seamcalls[k] += 1;
+            if attempt > 0 {
+                self.counts.retries[k] += 1;
+            }
+            let r = match seam.seamcall(cpu, args) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The first SEAMCALL tells whether a module is there at all (§2.1).
+                    if step == InitStep::SysInit {
+                        if let Some(reason) = e.unavailable_reason() {
+                            return Err(State::Unavailable(reason));
+                        }
+                    }
+                    return Err(fail(step, e.status()));
+                }
+            };
+            let s = r.status();
+            if !s.is_error() {
+                return Ok(r);
+            }
+            if !is_retryable(s) {
+                return Err(fail(step, s));
+            }
+            last = s;
+        }
+        Err(fail(step, last))
+    }
+
+    fn rd<S: Seam>(&mut self, seam: &mut S, cpu: CpuIndex, id: FieldId) -> Result<u64, Stop> {
+        let args = SeamcallArgs::leaf(Leaf::SysRd).rdx(id.0);
+        let r = self.call(seam, InitStep::ReadMetadata, Some(cpu), args)?;
+        if !r.status().is_success() {
+            return Err(fail(InitStep::ReadMetadata, r.status()));
+        }
+        Ok(r.r8 & id.value_mask())
+    }
+
+    /// §5.4 fields; refuses a module without NO_RBP_MOD (§3.3 b).
+    fn read_metadata<S: Seam>(&mut self, seam: &mut S, cpu: CpuIndex) -> Result<(), Stop> {
+        let bad = || fail(InitStep::ReadMetadata, host_code::BAD_METADATA);
+        let u16v = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+        self.info.major = u16v(self.rd(seam, cpu, field::MAJOR_VERSION)?);
+        self.info.minor = u16v(self.rd(seam, cpu, field::MINOR_VERSION)?);
+        self.info.update = u16v(self.rd(seam, cpu, field::UPDATE_VERSION)?);
+        self.info.build_num = u16v(self.rd(seam, cpu, field::BUILD_NUM)?);
+        self.info.features0 = self.rd(seam, cpu, field::TDX_FEATURES0)?;
+        if self.info.features0 & features0::NO_RBP_MOD == 0 {
+            return Err(fail(InitStep::ReadMetadata, host_code::MISSING_NO_RBP_MOD));
+        }
+        let limits = Limits {
+            max_tdmrs: u16v(self.rd(seam, cpu, field::MAX_TDMRS)?),
+            max_reserved_per_tdmr: u16v(self.rd(seam, cpu, field::MAX_RESERVED_PER_TDMR)?),
+            pamt_entry_size: [
+                u16v(self.rd(seam, cpu, field::PAMT_4K_ENTRY_SIZE)?),
+                u16v(self.rd(seam, cpu, field::PAMT_2M_ENTRY_SIZE)?),
+                u16v(self.rd(seam, cpu, field::PAMT_1G_ENTRY_SIZE)?),
+            ],
+        };
+        if limits.max_tdmrs == 0
+            || limits.max_reserved_per_tdmr == 0
+            || limits.pamt_entry_size.contains(&0)
+        {
+            return Err(bad());
+        }
+        self.info.limits = Some(limits);
+        let n = self.rd(seam, cpu, field::NUM_CMRS)?;
+        if n > MAX_CMRS as u64 {
+            return Err(bad());
+        }
+        self.info.cmrs.clear();
+        for i in 0..n as u16 {
+            let base = self.rd(seam, cpu, field::cmr_base(i))?;
+            let size = self.rd(seam, cpu, field::cmr_size(i))?;
+            if size != 0 {
+                // Capacity is MAX_CMRS and n <= MAX_CMRS.
+                let _ = self.info.cmrs.push(PhysRange::new(base, size));
+            }
+        }
+        Ok(())
+    }
+
+    /// §7 via the planner: RAM (online and boot-offline) clipped to the CMRs, PAMTs kept away
+    /// from the image and the TDMR_INFO buffer.
+    fn plan(
+        &mut self,
+        p: &PlatformView<'_>,
+        buffer: PhysRange,
+        st: &mut InitStorage,
+    ) -> Result<(), Stop> {
+        let too_many = |kind| {
+            let e = PlanError::TooManyInputRanges {
+                kind,
+                count: MAX_MEMORY_RANGES + 1,
+                max: MAX_MEMORY_RANGES,
+            };
+            plan_fail(e)
+        };
+        let cmrs = &self.info.cmrs;
+        st.tdx_ram.clear();
+        st.tdx_offline.clear();
+        st.non_tdx_ram.clear();
+        st.excluded.clear();
+        clip_to_cmrs(p.ram, cmrs, &mut st.tdx_ram, Some(&mut st.non_tdx_ram))
+            .map_err(|()| too_many(crate::types::InputKind::Memory))?;
+        clip_to_cmrs(p.boot_offline, cmrs, &mut st.tdx_offline, None)
+            .map_err(|()| too_many(crate::types::InputKind::Memory))?;
+        for r in p.image.iter().copied().chain(core::iter::once(buffer)) {
+            st.excluded.push(r).map_err(|_| {
+                plan_fail(PlanError::TooManyInputRanges {
+                    kind: crate::types::InputKind::Excluded,
+                    count: p.image.len() + 1,
+                    max: MAX_EXCLUDED,
+                })
+            })?;
+        }
+        let input = PlanInput {
+            cmrs,
+            memory: &st.tdx_ram,
+            offline: &st.tdx_offline,
+            excluded: &st.excluded,
+            limits: self.info.limits.unwrap_or(Limits::TDX_1_5),
+        };
+        crate::plan_tdmrs(&input, &mut st.plan).map_err(plan_fail)?;
+        self.tdmr_bytes_total = st.plan.tdmr_bytes();
+        Ok(())
+    }
+
+    /// §5.3 layout in the kernel's buffer: the PA array at its base, TDMR_INFO `i` at
+    /// `base + 512 × (1 + i)`; then TDH.SYS.CONFIG.
+    fn configure<S: Seam, W: PhysWriter>(
+        &mut self,
+        seam: &mut S,
+        writer: &mut W,
+        cpu: CpuIndex,
+        plan: &Plan,
+    ) -> Result<(), Stop> {
+        let step = InitStep::Config;
+        let buf = writer.buffer();
+        let n = plan.tdmrs.len();
+        let need = 512 * (1 + n as u64);
+        if !buf.base.is_aligned(512) || buf.size.0 < need || n == 0 || n > MAX_TDMRS {
+            return Err(fail(step, host_code::BUFFER_UNUSABLE));
+        }
+        let mut array = [0u8; 512];
+        for (i, t) in plan.tdmrs.iter().enumerate() {
+            let pa = buf.base.0 + 512 * (1 + i as u64);
+            array[8 * i..8 * i + 8].copy_from_slice(&pa.to_le_bytes());
+            let bytes: [u8; TDMR_INFO_READ_BYTES] = to_tdmr_info(t).to_bytes();
+            writer
+                .write(PhysAddr(pa), &bytes)
+                .map_err(|_| fail(step, host_code::WRITE_FAILED))?;
+        }
+        writer
+            .write(buf.base, &array[..8 * n])
+            .map_err(|_| fail(step, host_code::WRITE_FAILED))?;
+        let args = SeamcallArgs::leaf(Leaf::SysConfig)
+            .rcx(buf.base.0)
+            .rdx(n as u64)
+            .r8(u64::from(self.info.global_keyid));
+        let r = self.call(seam, step, Some(cpu), args)?;
+        expect_success(step, r)
+    }
+
+    /// TDH.SYS.KEY.CONFIG once on one enabled CPU of each package, serially (§3.3 g).
+    /// TDX_KEY_CONFIGURED (a warning) means the package is already done.
+    fn key_config<S: Seam>(&mut self, seam: &mut S, p: &PlatformView<'_>) -> Result<(), Stop> {
+        let step = InitStep::KeyConfig;
+        let mut seen: Vec<u32, 64> = Vec::new();
+        for (i, cpu) in p.cpus.iter().enumerate() {
+            if !cpu.enabled || seen.contains(&cpu.package) {
+                continue;
+            }
+            seen.push(cpu.package)
+                .map_err(|_| fail(step, host_code::TOO_MANY_PACKAGES))?;
+            let args = SeamcallArgs::leaf(Leaf::SysKeyConfig);
+            let r = self.call(seam, step, Some(CpuIndex(i as u32)), args)?;
+            if !r.status().is_success() && !r.status().is(TdxStatus::KEY_CONFIGURED) {
+                return Err(fail(step, r.status()));
+            }
+        }
+        Ok(())
+    }
+
+    /// TDH.SYS.TDMR.INIT, one call per unfinished TDMR per round, TDMR `i` on enabled CPU
+    /// `i mod n` (different TDMRs may be initialized in parallel, §3.2, §7.5).
+    fn tdmr_init<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        p: &PlatformView<'_>,
+        plan: &Plan,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(), Stop> {
+        let step = InitStep::TdmrInit;
+        let mut cpus: Vec<CpuIndex, 256> = Vec::new();
+        for (i, c) in p.cpus.iter().enumerate() {
+            if c.enabled && cpus.push(CpuIndex(i as u32)).is_err() {
+                break;
+            }
+        }
+        let n = plan.tdmrs.len();
+        // Per TDMR: initialized end (1 GiB granular as the module reports it) and calls left.
+        let mut done_to = [0u64; MAX_TDMRS];
+        let mut budget = [0u64; MAX_TDMRS];
+        for (i, t) in plan.tdmrs.iter().enumerate() {
+            done_to[i] = t.base.0;
+            budget[i] = t.size.0.div_ceil(tdx_abi::consts::TDMR_INIT_CHUNK) + 1;
+        }
+        let mut remaining = n;
+        while remaining > 0 {
+            for (i, t) in plan.tdmrs.iter().enumerate() {
+                let end = t.base.0 + t.size.0;
+                if done_to[i] >= end {
+                    continue;
+                }
+                if budget[i] == 0 {
+                    return Err(fail(step, host_code::NO_PROGRESS));
+                }
+                budget[i] -= 1;
+                let cpu = cpus.get(i % cpus.len().max(1)).copied();
+                let args = SeamcallArgs::leaf(Leaf::SysTdmrInit).rcx(t.base.0);
+                let r = self.call(seam, step, cpu, args)?;
+                let s = r.status();
+                let next = if s.is(TdxStatus::TDMR_ALREADY_INITIALIZED) {
+                    end
+                } else if s.is_success() {
+                    r.rdx
+                } else {
+                    return Err(fail(step, s));
+                };
+                if next < done_to[i] || next > end || next < t.base.0 {
+                    return Err(fail(step, host_code::NO_PROGRESS));
+                }
+                if next > done_to[i] {
+                    self.tdmr_bytes_done += next - done_to[i];
+                    done_to[i] = next;
+                    progress(&Progress {
+                        tdmr: i,
+                        tdmr_base: t.base,
+                        initialized_end: PhysAddr(next),
+                        bytes_done: self.tdmr_bytes_done,
+                        bytes_total: self.tdmr_bytes_total,
+                    });
+                }
+                if next >= end {
+                    remaining -= 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Statuses that go away by themselves: retry the identical call (§2.1, §3.2, §10 items 5, 26).
+#[must_use]
+pub fn is_retryable(s: TdxStatus) -> bool {
+    [
+        TdxStatus::RND_NO_ENTROPY,
+        TdxStatus::SYS_BUSY,
+        TdxStatus::OPERAND_BUSY,
+        TdxStatus::KEY_GENERATION_FAILED,
+    ]
+    .iter()
+    .any(|&t| s.is(t))
+}
+
+fn fail(step: InitStep, status: TdxStatus) -> State {
+    State::Failed {
+        step,
+        status,
+        plan_error: None,
+    }
+}
+
+fn plan_fail(e: PlanError) -> State {
+    State::Failed {
+        step: InitStep::Plan,
+        status: host_code::PLAN_FAILED,
+        plan_error: Some(e),
+    }
+}
+
+fn expect_success(step: InitStep, r: SeamcallResult) -> Result<(), Stop> {
+    if r.status().is_success() {
+        Ok(())
+    } else {
+        Err(fail(step, r.status()))
+    }
+}
+
+/// Splits `ram` into the parts inside some CMR (→ `inside`) and outside every CMR
+/// (→ `outside`, when given). Memory below 1 MiB is never in a CMR (§5.1) and is dropped.
+fn clip_to_cmrs<const N: usize>(
+    ram: &[MemRange],
+    cmrs: &[PhysRange],
+    inside: &mut Vec<MemRange, N>,
+    mut outside: Option<&mut Vec<MemRange, N>>,
+) -> Result<(), ()> {
+    const LOW: u64 = 1 << 20;
+    for r in ram {
+        let start = r.range.base.0.max(LOW);
+        let end = r.range.base.0.saturating_add(r.range.size.0);
+        let mut cursor = start;
+        while cursor < end {
+            // The CMR containing `cursor`, else the next CMR start after it.
+            let hit = cmrs
+                .iter()
+                .find(|c| c.base.0 <= cursor && cursor < c.base.0 + c.size.0);
+            let (piece_end, is_in) = match hit {
+                Some(c) => ((c.base.0 + c.size.0).min(end), true),
+                None => {
+                    let next = cmrs
+                        .iter()
+                        .map(|c| c.base.0)
+                        .filter(|&b| b > cursor)
+                        .min()
+                        .unwrap_or(end);
+                    (next.min(end), false)
+                }
+            };
+            let piece = MemRange {
+                range: PhysRange {
+                    base: PhysAddr(cursor),
+                    size: ByteLen(piece_end - cursor),
+                },
+                node: r.node,
+            };
+            if is_in {
+                inside.push(piece).map_err(|_| ())?;
+            } else if let Some(out) = outside.as_deref_mut() {
+                out.push(piece).map_err(|_| ())?;
+            }
+            cursor = piece_end;
+        }
+    }
+    Ok(())
+}
+
+/// The 1 GiB-aligned part of `[tdmr_base, initialized_end)`: what [`Progress`] makes usable.
+#[must_use]
+pub fn initialized_range(p: &Progress) -> PhysRange {
+    let base = p.tdmr_base.0;
+    let end = p.initialized_end.0 & !(GIB - 1);
+    PhysRange::new(base, end.saturating_sub(base))
+}
+
+#[cfg(test)]
+#[path = "init_tests.rs"]
+pub(crate) mod tests;

@@ -1,0 +1,593 @@
+//! Bring-up against the software module (`tdx-emu`): happy paths on 1 CPU and on 4 CPUs /
+//! 2 packages / 2 nodes, every injected fault at every step (retried to success, or the right
+//! `Failed` state), and the `Unavailable` cases.
+
+extern crate std;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::vec::Vec as StdVec;
+
+use tdx_abi::{Leaf, OperandId, SeamcallArgs, SeamcallResult, TdxStatus};
+use tdx_emu::{
+    EmuConfig, FaultRule, PhysMem, PhysMemError, SeamcallFault, SeamcallOutcome, SysState,
+    TdxModule,
+};
+use tdx_host_api::{InitStep, UnavailableReason};
+
+use super::{host_code, Bringup, InitConfig, InitStorage, Progress, State};
+use crate::addr::{PhysAddr, PhysRange, GIB};
+use crate::seam::{
+    Cpu, CpuIndex, KernelError, KeyIdPartition, PhysWriter, PlatformView, Seam, SeamError,
+};
+use crate::types::MemRange;
+
+const MIB: u64 = 1 << 20;
+pub(crate) const BUF_BASE: u64 = 32 * MIB;
+const BUF_LEN: usize = 64 * 1024;
+
+/// The TDMR_INFO buffer as the module sees it.
+pub(crate) struct BufMem {
+    base: u64,
+    bytes: StdVec<u8>,
+}
+
+impl PhysMem for BufMem {
+    fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysMemError> {
+        let off = pa.checked_sub(self.base).ok_or(PhysMemError { pa })? as usize;
+        let src = self
+            .bytes
+            .get(off..off + buf.len())
+            .ok_or(PhysMemError { pa })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write(&mut self, pa: u64, buf: &[u8]) -> Result<(), PhysMemError> {
+        let off = pa.checked_sub(self.base).ok_or(PhysMemError { pa })? as usize;
+        let dst = self
+            .bytes
+            .get_mut(off..off + buf.len())
+            .ok_or(PhysMemError { pa })?;
+        dst.copy_from_slice(buf);
+        Ok(())
+    }
+}
+
+/// `Seam` over the emulator: CPU index = LP id; the flush notes WBINVD on every LP.
+pub(crate) struct EmuSeam {
+    pub m: TdxModule,
+    pub mem: Rc<RefCell<BufMem>>,
+    pub flush_fails: bool,
+}
+
+impl Seam for EmuSeam {
+    fn seamcall(
+        &mut self,
+        cpu: Option<CpuIndex>,
+        args: SeamcallArgs,
+    ) -> Result<SeamcallResult, SeamError> {
+        let lp = cpu.map_or(0, |c| c.0);
+        let mut mem = self.mem.borrow_mut();
+        match self.m.seamcall(lp, &args, &mut *mem) {
+            SeamcallOutcome::Returned(r) => Ok(r),
+            SeamcallOutcome::VmFailInvalid => Err(SeamError::VmFailInvalid),
+            SeamcallOutcome::Fault(SeamcallFault::Gp) => Err(SeamError::Gp),
+            SeamcallOutcome::Fault(SeamcallFault::Ud) => Err(SeamError::Ud),
+        }
+    }
+
+    fn flush_caches_all_cpus(&mut self) -> Result<(), KernelError> {
+        if self.flush_fails {
+            return Err(KernelError(0xFFFE_0001));
+        }
+        for lp in 0..self.m.config().num_lps {
+            self.m.note_wbinvd(lp);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct EmuWriter {
+    pub mem: Rc<RefCell<BufMem>>,
+    pub len: u64,
+}
+
+impl PhysWriter for EmuWriter {
+    fn buffer(&self) -> PhysRange {
+        PhysRange::new(BUF_BASE, self.len)
+    }
+
+    fn write(&mut self, pa: PhysAddr, bytes: &[u8]) -> Result<(), KernelError> {
+        self.mem
+            .borrow_mut()
+            .write(pa.0, bytes)
+            .map_err(|_| KernelError(1))
+    }
+}
+
+/// A platform matching `EmuConfig::new(cpus, packages)`: LP i on package i % packages, node
+/// i % nodes; RAM [1 MiB, 2 GiB − 32 MiB) and [4 GiB, 16 GiB) split over the nodes.
+pub(crate) struct Fixture {
+    pub cpus: StdVec<Cpu>,
+    pub ram: StdVec<MemRange>,
+    pub offline: StdVec<MemRange>,
+    pub image: StdVec<PhysRange>,
+    pub keyids: Option<KeyIdPartition>,
+    pub nodes: u16,
+}
+
+pub(crate) fn mr(base: u64, end: u64, node: u16) -> MemRange {
+    MemRange {
+        range: PhysRange::new(base, end - base),
+        node,
+    }
+}
+
+impl Fixture {
+    pub(crate) fn new(cpus: u32, packages: u32, nodes: u16) -> Self {
+        let cpus = (0..cpus)
+            .map(|i| Cpu {
+                package: i % packages,
+                node: (i % u32::from(nodes)) as u16,
+                enabled: true,
+            })
+            .collect();
+        let ram = if nodes == 1 {
+            std::vec![mr(MIB, 2 * GIB - 32 * MIB, 0), mr(4 * GIB, 16 * GIB, 0)]
+        } else {
+            std::vec![
+                mr(MIB, 2 * GIB - 32 * MIB, 0),
+                mr(4 * GIB, 10 * GIB, 0),
+                mr(10 * GIB, 16 * GIB, 1),
+            ]
+        };
+        Fixture {
+            cpus,
+            ram,
+            offline: StdVec::new(),
+            image: std::vec![PhysRange::new(MIB, 16 * MIB)],
+            // EmuConfig::new's partitioning: 15 MKTME, 48 TDX KeyIDs.
+            keyids: Some(KeyIdPartition {
+                nr_mktme: 15,
+                nr_tdx: 48,
+            }),
+            nodes,
+        }
+    }
+
+    pub(crate) fn view(&self) -> PlatformView<'_> {
+        PlatformView {
+            cpus: &self.cpus,
+            ram: &self.ram,
+            boot_offline: &self.offline,
+            image: &self.image,
+            keyids: self.keyids,
+            nodes: self.nodes,
+            complete: true,
+        }
+    }
+}
+
+pub(crate) struct Run {
+    pub state: State,
+    pub bringup: Bringup,
+    pub seam: EmuSeam,
+    pub storage: std::boxed::Box<InitStorage>,
+    pub progress: StdVec<Progress>,
+}
+
+pub(crate) fn run_with(cfg: EmuConfig, fx: &Fixture, tweak: impl FnOnce(&mut EmuSeam)) -> Run {
+    let mem = Rc::new(RefCell::new(BufMem {
+        base: BUF_BASE,
+        bytes: std::vec![0; BUF_LEN],
+    }));
+    let mut seam = EmuSeam {
+        m: TdxModule::new(cfg).expect("emulator config"),
+        mem: mem.clone(),
+        flush_fails: false,
+    };
+    tweak(&mut seam);
+    let mut writer = EmuWriter {
+        mem,
+        len: BUF_LEN as u64,
+    };
+    let mut storage = std::boxed::Box::<InitStorage>::default();
+    let mut bringup = Bringup::new(InitConfig::default());
+    let mut progress = StdVec::new();
+    let state = bringup.run(&mut seam, &mut writer, &fx.view(), &mut storage, &mut |p| {
+        progress.push(*p)
+    });
+    Run {
+        state,
+        bringup,
+        seam,
+        storage,
+        progress,
+    }
+}
+
+fn assert_ready(r: &Run) {
+    assert_eq!(r.state, State::Ready);
+    assert_eq!(r.seam.m.state(), SysState::SysReady);
+    let (bugs, dropped) = r.seam.m.host_bugs();
+    assert_eq!(bugs.count() + dropped as usize, 0, "host bugs recorded");
+    let plan = &r.storage.plan;
+    for (i, t) in plan.tdmrs.iter().enumerate() {
+        assert_eq!(r.seam.m.tdmr_next_to_init(i), Some(t.base.0 + t.size.0));
+    }
+    let (done, total) = r.bringup.tdmr_bytes();
+    assert_eq!((done, total), (plan.tdmr_bytes(), plan.tdmr_bytes()));
+    assert_eq!(r.progress.last().map(|p| p.bytes_done), Some(total));
+    assert!(r
+        .progress
+        .windows(2)
+        .all(|w| w[0].bytes_done < w[1].bytes_done));
+}
+
+#[test]
+fn ready_on_one_cpu() {
+    let r = run_with(EmuConfig::new(1, 1), &Fixture::new(1, 1, 1), |_| {});
+    assert_ready(&r);
+    let c = r.bringup.counts();
+    assert_eq!(c.seamcalls[InitStep::SysInit as usize], 1);
+    assert_eq!(c.seamcalls[InitStep::LpInit as usize], 1);
+    assert_eq!(c.seamcalls[InitStep::Config as usize], 1);
+    assert_eq!(c.seamcalls[InitStep::KeyConfig as usize], 1);
+    // 4 MiB per TDMR.INIT call (§3.2), no retries.
+    let tdmr_bytes = r.storage.plan.tdmr_bytes();
+    assert_eq!(
+        u64::from(c.seamcalls[InitStep::TdmrInit as usize]),
+        tdmr_bytes / (4 * MIB)
+    );
+    assert_eq!(c.retries, [0; 9]);
+    assert_eq!(c.flushes, 1);
+    assert_eq!(r.bringup.info().global_keyid, 16);
+    assert_eq!(r.bringup.info().cmrs.len(), 2);
+    assert_eq!(r.seam.m.global_keyid(), Some(16));
+}
+
+#[test]
+fn ready_on_four_cpus_two_packages_two_nodes() {
+    let mut fx = Fixture::new(4, 2, 2);
+    // The top 2 GiB of node 1 is kept offline at boot: covered by TDMRs, no PAMT there.
+    fx.ram[2] = mr(10 * GIB, 14 * GIB, 1);
+    fx.offline.push(mr(14 * GIB, 16 * GIB, 1));
+    let r = run_with(EmuConfig::new(4, 2), &fx, |_| {});
+    assert_ready(&r);
+    let c = r.bringup.counts();
+    assert_eq!(c.seamcalls[InitStep::LpInit as usize], 4);
+    assert_eq!(c.seamcalls[InitStep::KeyConfig as usize], 2);
+    assert_eq!(r.seam.m.packages_configured(), 0b11);
+    let plan = &r.storage.plan;
+    assert!(plan
+        .tdmrs
+        .iter()
+        .any(|t| t.range().base.0 <= 14 * GIB && t.base.0 + t.size.0 >= 16 * GIB));
+    for b in &plan.pamt_blocks {
+        let end = b.range.base.0 + b.range.size.0;
+        assert!(
+            end <= 14 * GIB || b.range.base.0 >= 16 * GIB,
+            "PAMT in offline RAM"
+        );
+        assert!(
+            end <= MIB || b.range.base.0 >= 17 * MIB,
+            "PAMT in the image"
+        );
+    }
+}
+
+#[test]
+fn missing_module_is_unavailable() {
+    let mut cfg = EmuConfig::new(1, 1);
+    cfg.module_absent = true;
+    let r = run_with(cfg, &Fixture::new(1, 1, 1), |_| {});
+    assert_eq!(
+        r.state,
+        State::Unavailable(UnavailableReason::ModuleNotLoaded)
+    );
+    let mut cfg = EmuConfig::new(1, 1);
+    cfg.seamcall_fault = Some(SeamcallFault::Ud);
+    let r = run_with(cfg, &Fixture::new(1, 1, 1), |_| {});
+    assert_eq!(r.state, State::Unavailable(UnavailableReason::SeamcallUd));
+}
+
+#[test]
+fn keyid_partitioning_gates_detection() {
+    for (keyids, reason) in [
+        (None, UnavailableReason::NoTdxKeyIds),
+        (
+            Some(KeyIdPartition {
+                nr_mktme: 15,
+                nr_tdx: 0,
+            }),
+            UnavailableReason::NoTdxKeyIds,
+        ),
+        (
+            Some(KeyIdPartition {
+                nr_mktme: 15,
+                nr_tdx: 1,
+            }),
+            UnavailableReason::TooFewKeyIds,
+        ),
+    ] {
+        let mut fx = Fixture::new(1, 1, 1);
+        fx.keyids = keyids;
+        let r = run_with(EmuConfig::new(1, 1), &fx, |_| {});
+        assert_eq!(r.state, State::Unavailable(reason));
+        assert_eq!(
+            r.bringup.counts().total(),
+            0,
+            "no SEAMCALL before detection"
+        );
+    }
+}
+
+/// Each step's leaf, a non-transient status it can really return, and an `on_call` that hits a
+/// later call of the step (the last CPU, a CMR field, the second package, mid-TDMR).
+const STEPS: [(Leaf, InitStep, TdxStatus, u32); 6] = [
+    (
+        Leaf::SysInit,
+        InitStep::SysInit,
+        TdxStatus::INCORRECT_CPUID_VALUE,
+        1,
+    ),
+    (
+        Leaf::SysLpInit,
+        InitStep::LpInit,
+        TdxStatus::INCONSISTENT_MSR,
+        4,
+    ),
+    (
+        Leaf::SysRd,
+        InitStep::ReadMetadata,
+        TdxStatus::METADATA_FIELD_ID_INCORRECT,
+        15,
+    ),
+    (
+        Leaf::SysConfig,
+        InitStep::Config,
+        TdxStatus(0xC000_0A02_0000_0001),
+        1,
+    ),
+    (
+        Leaf::SysKeyConfig,
+        InitStep::KeyConfig,
+        TdxStatus::KEY_STATE_INCORRECT,
+        2,
+    ),
+    (
+        Leaf::SysTdmrInit,
+        InitStep::TdmrInit,
+        TdxStatus(0xC000_0100_0000_0001),
+        300,
+    ),
+];
+
+const TRANSIENT: [TdxStatus; 4] = [
+    TdxStatus::RND_NO_ENTROPY,
+    TdxStatus::SYS_BUSY,
+    TdxStatus(0x8000_0200_0000_00BB), // OPERAND_BUSY | KET
+    TdxStatus::KEY_GENERATION_FAILED,
+];
+
+fn with_fault(rule: FaultRule) -> Run {
+    let mut cfg = EmuConfig::new(4, 2);
+    assert!(cfg.add_fault(rule));
+    run_with(cfg, &Fixture::new(4, 2, 2), |_| {})
+}
+
+fn rule(leaf: Leaf, status: TdxStatus, on_call: Option<u32>, repeat: u32) -> FaultRule {
+    FaultRule {
+        leaf,
+        status: status.0,
+        on_call,
+        on_lp: None,
+        repeat,
+    }
+}
+
+#[test]
+fn transient_faults_at_every_step_are_retried_to_success() {
+    for (leaf, step, _, nth) in STEPS {
+        for status in TRANSIENT {
+            for on_call in [None, Some(nth)] {
+                let r = with_fault(rule(leaf, status, on_call, 3));
+                assert_ready(&r);
+                assert_eq!(
+                    r.bringup.counts().retries[step as usize],
+                    3,
+                    "{leaf:?} {status:?} {on_call:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn persistent_transient_faults_fail_after_bounded_tries() {
+    for (leaf, step, _, nth) in STEPS {
+        for status in TRANSIENT {
+            for on_call in [None, Some(nth)] {
+                let r = with_fault(rule(leaf, status, on_call, FaultRule::FOREVER));
+                assert_eq!(
+                    r.state,
+                    State::Failed {
+                        step,
+                        status,
+                        plan_error: None
+                    },
+                    "{leaf:?} {status:?} {on_call:?}"
+                );
+                assert_eq!(r.bringup.counts().retries[step as usize], 9);
+                if step < InitStep::KeyConfig {
+                    assert_ne!(r.seam.m.state(), SysState::SysReady);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn hard_faults_at_every_step_fail_at_that_step() {
+    for (leaf, step, status, nth) in STEPS {
+        for s in [status, TdxStatus::SYS_STATE_INCORRECT] {
+            for on_call in [None, Some(nth)] {
+                let r = with_fault(rule(leaf, s, on_call, 1));
+                assert_eq!(
+                    r.state,
+                    State::Failed {
+                        step,
+                        status: s,
+                        plan_error: None
+                    },
+                    "{leaf:?} {s:?} {on_call:?}"
+                );
+                assert_eq!(r.bringup.counts().retries[step as usize], 0);
+                // A failure after CONFIG flushes caches once more (§3.3 unwinding).
+                let flushes = if step >= InitStep::KeyConfig { 2 } else { 0 };
+                assert_eq!(r.bringup.counts().flushes, flushes);
+            }
+        }
+    }
+}
+
+#[test]
+fn seamcall_fault_on_one_cpu_fails_lp_init() {
+    let r = run_with(EmuConfig::new(4, 2), &Fixture::new(4, 2, 2), |s| {
+        s.m.set_lp_fault(2, Some(SeamcallFault::Gp));
+    });
+    assert_eq!(
+        r.state,
+        State::Failed {
+            step: InitStep::LpInit,
+            status: TdxStatus::SEAMCALL_GP,
+            plan_error: None
+        }
+    );
+}
+
+#[test]
+fn missing_cpu_makes_config_fail_not_hang() {
+    // The platform view lost a CPU the module counted: SYS.CONFIG refuses (§3.2).
+    let mut fx = Fixture::new(4, 2, 2);
+    fx.cpus[3].enabled = false;
+    let r = run_with(EmuConfig::new(4, 2), &fx, |_| {});
+    assert_eq!(
+        r.state,
+        State::Failed {
+            step: InitStep::Config,
+            status: TdxStatus::SYS_CONFIG_NOT_PENDING,
+            plan_error: None
+        }
+    );
+}
+
+#[test]
+fn host_side_failures_have_host_codes() {
+    let mut cfg = EmuConfig::new(1, 1);
+    cfg.features0 = 0;
+    let r = run_with(cfg, &Fixture::new(1, 1, 1), |_| {});
+    assert_eq!(
+        r.state,
+        State::Failed {
+            step: InitStep::ReadMetadata,
+            status: host_code::MISSING_NO_RBP_MOD,
+            plan_error: None
+        }
+    );
+
+    let r = run_with(EmuConfig::new(1, 1), &Fixture::new(1, 1, 1), |s| {
+        s.flush_fails = true;
+    });
+    assert!(matches!(
+        r.state,
+        State::Failed {
+            step: InitStep::CacheFlush,
+            status: host_code::KERNEL_REFUSED,
+            ..
+        }
+    ));
+    assert_eq!(r.seam.m.state(), SysState::SysconfigDone);
+
+    // RAM the planner cannot cover within one TDMR.
+    let mut cfg = EmuConfig::new(1, 1);
+    cfg.limits.max_tdmrs = 1;
+    cfg.limits.max_reserved_per_tdmr = 1;
+    let r = run_with(cfg, &Fixture::new(1, 1, 1), |_| {});
+    assert!(
+        matches!(
+            r.state,
+            State::Failed {
+                step: InitStep::Plan,
+                status: host_code::PLAN_FAILED,
+                plan_error: Some(_)
+            }
+        ),
+        "{:?}",
+        r.state
+    );
+    assert_eq!(r.storage.plan.tdmrs.len(), 0);
+}
+
+#[test]
+fn tdmr_info_buffer_too_small_fails_config_before_any_seamcall() {
+    let mem = Rc::new(RefCell::new(BufMem {
+        base: BUF_BASE,
+        bytes: std::vec![0; 512],
+    }));
+    let mut seam = EmuSeam {
+        m: TdxModule::new(EmuConfig::new(1, 1)).unwrap(),
+        mem: mem.clone(),
+        flush_fails: false,
+    };
+    let mut writer = EmuWriter { mem, len: 512 };
+    let fx = Fixture::new(1, 1, 1);
+    let mut st = std::boxed::Box::<InitStorage>::default();
+    let mut b = Bringup::new(InitConfig::default());
+    let s = b.run(&mut seam, &mut writer, &fx.view(), &mut st, &mut |_| {});
+    assert_eq!(
+        s,
+        State::Failed {
+            step: InitStep::Config,
+            status: host_code::BUFFER_UNUSABLE,
+            plan_error: None
+        }
+    );
+    assert_eq!(b.counts().seamcalls[InitStep::Config as usize], 0);
+    // Terminal: a second run changes nothing.
+    let again = b.run(&mut seam, &mut writer, &fx.view(), &mut st, &mut |_| {});
+    assert_eq!(again, s);
+}
+
+#[test]
+fn tdmr_init_busy_on_another_lp_is_retried() {
+    // Another LP holds TDMR 0's mutex for the first two calls (§3.2 OPERAND_BUSY|RCX).
+    let r = with_fault(rule(
+        Leaf::SysTdmrInit,
+        TdxStatus::OPERAND_BUSY.with_operand(OperandId::RCX),
+        Some(1),
+        2,
+    ));
+    assert_ready(&r);
+}
+
+#[test]
+fn ram_outside_cmrs_is_kept_as_non_tdx() {
+    let mut fx = Fixture::new(1, 1, 1);
+    // [16 GiB, 17 GiB) is RAM but no CMR covers it (e.g. CXL present at boot).
+    fx.ram.push(mr(16 * GIB, 17 * GIB, 0));
+    let r = run_with(EmuConfig::new(1, 1), &fx, |_| {});
+    assert_ready(&r);
+    assert_eq!(r.storage.non_tdx_ram.len(), 1);
+    assert_eq!(
+        r.storage.non_tdx_ram[0].range,
+        PhysRange::new(16 * GIB, GIB)
+    );
+    assert!(r
+        .storage
+        .plan
+        .tdmrs
+        .iter()
+        .all(|t| t.base.0 + t.size.0 <= 16 * GIB));
+}

@@ -1,0 +1,337 @@
+//! The region map and the onlining policy (§8.1, the LKML thread's options 1 and 2).
+//!
+//! Pattern: the region map *is* the frame allocator's pool list; this module decides which
+//! pools exist and what class they get. Rules:
+//! - at build time (after `Ready`): online RAM inside the CMRs becomes TDX pools, minus PAMT
+//!   blocks, reserved areas, the image and the TDMR_INFO buffer; boot-offline RAM becomes TDX
+//!   pools that are offline (not allocatable) until onlined; RAM outside every CMR becomes a
+//!   non-TDX pool under `PerNode` and is left unused under `Reject`;
+//! - `online(range, node)`: wholly inside TDMR memory that is not reserved → TDX, under any
+//!   policy; otherwise `Reject` refuses (RegionOutsideTdmrs) and `PerNode` accepts it as non-TDX,
+//!   after which the node is no longer wholly TDX-capable. A range touching a PAMT, the image
+//!   or the buffer, or partly overlapping a known region, is refused (RegionOverlap);
+//! - `offline(range)`: exact match of an online region with nothing in use (else RegionBusy);
+//!   nothing is ever forced.
+//!
+//! Bounds: at most [`crate::frames::MAX_POOLS`] regions; [`MAX_HOLES`] excluded ranges
+//! (64 TDMRs × 16 reserved areas + PAMT blocks + image + buffer).
+
+use heapless::Vec;
+use tdx_host_api::{region_state, MemClass, RegionRecord, TdxHostError};
+
+use crate::addr::{PhysAddr, PhysRange, PAGE_4K};
+use crate::frames::{FrameAllocator, FrameError, PoolId};
+use crate::init::InitStorage;
+use crate::types::{MemRange, MAX_PAMT_BLOCKS, MAX_RESERVED_PER_TDMR, MAX_TDMRS};
+
+/// Excluded ranges tracked: every reserved area, PAMT block, image range and the buffer.
+pub const MAX_HOLES: usize = MAX_TDMRS * MAX_RESERVED_PER_TDMR + MAX_PAMT_BLOCKS + 8;
+
+/// The manifest's hotplug policy (§8.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HotplugPolicy {
+    /// Every allocatable page is TDX memory: non-TDX memory is refused (option 1).
+    Reject,
+    /// Non-TDX memory is accepted as its own class; nodes report TDX capability (option 2).
+    PerNode,
+}
+
+/// Per-node totals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeTotals {
+    /// Online TDX bytes.
+    pub tdx_total: u64,
+    /// Free TDX bytes.
+    pub tdx_free: u64,
+    /// Online non-TDX bytes.
+    pub non_tdx_total: u64,
+    /// Free non-TDX bytes.
+    pub non_tdx_free: u64,
+}
+
+impl NodeTotals {
+    /// Option 2's flag: has TDX memory and nothing else online.
+    #[must_use]
+    pub fn tdx_capable(&self) -> bool {
+        self.tdx_total > 0 && self.non_tdx_total == 0
+    }
+}
+
+/// Regions over a frame allocator.
+#[derive(Debug)]
+pub struct Regions<'a> {
+    /// The allocator whose pools are the regions.
+    pub frames: FrameAllocator<'a>,
+    tdmrs: Vec<PhysRange, MAX_TDMRS>,
+    /// Reserved areas (absolute): TDMR memory that is not TDX-usable.
+    reserved: Vec<PhysRange, MAX_HOLES>,
+    /// Memory in use by the system: PAMTs, image, buffer.
+    forbidden: Vec<PhysRange, MAX_HOLES>,
+    policy: HotplugPolicy,
+    nodes: u16,
+}
+
+fn overlaps(a: PhysRange, b: PhysRange) -> bool {
+    a.base.0 < b.base.0 + b.size.0 && b.base.0 < a.base.0 + a.size.0
+}
+
+/// Calls `f` with each 4 KiB-trimmed piece of `r` outside every range of `holes`.
+fn subtract(r: PhysRange, holes: &[PhysRange], mut f: impl FnMut(PhysRange)) {
+    let end = (r.base.0 + r.size.0) & !(PAGE_4K - 1);
+    let mut cursor = r.base.0.next_multiple_of(PAGE_4K);
+    while cursor < end {
+        let next = holes
+            .iter()
+            .filter(|h| h.base.0 + h.size.0 > cursor && h.base.0 < end)
+            .min_by_key(|h| h.base.0);
+        match next {
+            None => {
+                f(PhysRange::new(cursor, end - cursor));
+                break;
+            }
+            Some(h) => {
+                let stop = h.base.0 & !(PAGE_4K - 1);
+                if stop > cursor {
+                    f(PhysRange::new(cursor, stop - cursor));
+                }
+                cursor = cursor.max((h.base.0 + h.size.0).next_multiple_of(PAGE_4K));
+            }
+        }
+    }
+}
+
+impl<'a> Regions<'a> {
+    /// Builds the region map after a successful bring-up; every TDMR is marked initialized.
+    ///
+    /// # Errors
+    /// `TableFull` when pools, holes or bitmap storage run out.
+    pub fn build(
+        mut frames: FrameAllocator<'a>,
+        storage: &InitStorage,
+        policy: HotplugPolicy,
+        nodes: u16,
+    ) -> Result<Self, TdxHostError> {
+        let full = |_| TdxHostError::TableFull;
+        let mut tdmrs: Vec<PhysRange, MAX_TDMRS> = Vec::new();
+        let mut reserved: Vec<PhysRange, MAX_HOLES> = Vec::new();
+        let mut forbidden: Vec<PhysRange, MAX_HOLES> = Vec::new();
+        for t in &storage.plan.tdmrs {
+            tdmrs.push(t.range()).map_err(full)?;
+            frames.mark_ready(t.range());
+            for a in &t.reserved {
+                let abs = PhysRange::new(t.base.0 + a.offset.0, a.size.0);
+                reserved.push(abs).map_err(full)?;
+            }
+        }
+        for b in &storage.plan.pamt_blocks {
+            forbidden.push(b.range).map_err(full)?;
+        }
+        for r in &storage.excluded {
+            forbidden.push(*r).map_err(full)?;
+        }
+        let mut err = None;
+        let mut add = |m: &MemRange, class, online| {
+            subtract_both(m.range, &reserved, &forbidden, |p| {
+                if let Err(e) = frames.add_pool(p, m.node, class, online) {
+                    err.get_or_insert(e);
+                }
+            });
+        };
+        for m in &storage.tdx_ram {
+            add(m, MemClass::Tdx, true);
+        }
+        for m in &storage.tdx_offline {
+            add(m, MemClass::Tdx, false);
+        }
+        if policy == HotplugPolicy::PerNode {
+            for m in &storage.non_tdx_ram {
+                add(m, MemClass::NonTdx, true);
+            }
+        }
+        if let Some(e) = err {
+            return Err(frame_error(e));
+        }
+        Ok(Regions {
+            frames,
+            tdmrs,
+            reserved,
+            forbidden,
+            policy,
+            nodes,
+        })
+    }
+
+    /// The policy.
+    #[must_use]
+    pub fn policy(&self) -> HotplugPolicy {
+        self.policy
+    }
+
+    /// Number of nodes.
+    #[must_use]
+    pub fn nodes(&self) -> u16 {
+        self.nodes
+    }
+
+    /// Whether `r` lies wholly inside TDMR memory that the module will use (not reserved).
+    #[must_use]
+    pub fn is_tdx_usable(&self, r: PhysRange) -> bool {
+        // TDMRs are sorted and disjoint; walk the ones covering r contiguously.
+        let end = r.base.0 + r.size.0;
+        let mut cursor = r.base.0;
+        while cursor < end {
+            match self
+                .tdmrs
+                .iter()
+                .find(|t| t.base.0 <= cursor && cursor < t.base.0 + t.size.0)
+            {
+                Some(t) => cursor = t.base.0 + t.size.0,
+                None => return false,
+            }
+        }
+        !self.reserved.iter().any(|h| overlaps(*h, r))
+    }
+
+    /// §8.1 onlining; returns the class the memory became.
+    ///
+    /// # Errors
+    /// BadAlignment, BadArgument, NoSuchNode, RegionOverlap, RegionOutsideTdmrs, TableFull.
+    pub fn online(&mut self, range: PhysRange, node: u16) -> Result<MemClass, TdxHostError> {
+        check_range(range)?;
+        if node >= self.nodes {
+            return Err(TdxHostError::NoSuchNode);
+        }
+        let pools = self.frames.pools();
+        if let Some(k) = pools.iter().position(|p| p.range == range) {
+            let p = pools[k];
+            if p.online || p.node != node {
+                return Err(TdxHostError::RegionOverlap);
+            }
+            self.frames
+                .set_online(PoolId(k), true)
+                .map_err(frame_error)?;
+            return Ok(p.class);
+        }
+        if pools.iter().any(|p| overlaps(p.range, range))
+            || self.forbidden.iter().any(|f| overlaps(*f, range))
+        {
+            return Err(TdxHostError::RegionOverlap);
+        }
+        let class = if self.is_tdx_usable(range) {
+            MemClass::Tdx
+        } else if self.policy == HotplugPolicy::PerNode {
+            MemClass::NonTdx
+        } else {
+            return Err(TdxHostError::RegionOutsideTdmrs);
+        };
+        self.frames
+            .add_pool(range, node, class, true)
+            .map_err(frame_error)?;
+        Ok(class)
+    }
+
+    /// Takes an online region out of use; refused while anything in it is in use.
+    ///
+    /// # Errors
+    /// BadAlignment, BadArgument, UnknownRegion, RegionBusy.
+    pub fn offline(&mut self, range: PhysRange) -> Result<(), TdxHostError> {
+        check_range(range)?;
+        let k = self
+            .frames
+            .pools()
+            .iter()
+            .position(|p| p.range == range && p.online)
+            .ok_or(TdxHostError::UnknownRegion)?;
+        self.frames
+            .set_online(PoolId(k), false)
+            .map_err(frame_error)
+    }
+
+    /// Totals of `node` (online pools only).
+    #[must_use]
+    pub fn node_totals(&self, node: u16) -> NodeTotals {
+        let mut t = NodeTotals::default();
+        for p in self
+            .frames
+            .pools()
+            .iter()
+            .filter(|p| p.online && p.node == node)
+        {
+            let (total, free) = match p.class {
+                MemClass::Tdx => (&mut t.tdx_total, &mut t.tdx_free),
+                MemClass::NonTdx => (&mut t.non_tdx_total, &mut t.non_tdx_free),
+            };
+            *total += p.range.size.0;
+            *free += p.free_bytes();
+        }
+        t
+    }
+
+    /// Totals over all nodes.
+    #[must_use]
+    pub fn totals(&self) -> NodeTotals {
+        let mut all = NodeTotals::default();
+        for n in 0..self.nodes {
+            let t = self.node_totals(n);
+            all.tdx_total += t.tdx_total;
+            all.tdx_free += t.tdx_free;
+            all.non_tdx_total += t.non_tdx_total;
+            all.non_tdx_free += t.non_tdx_free;
+        }
+        all
+    }
+
+    /// Region `i` as a wire record.
+    #[must_use]
+    pub fn record(&self, i: usize) -> Option<RegionRecord> {
+        let p = self.frames.pools().get(i)?;
+        Some(RegionRecord {
+            base: p.range.base.0,
+            size: p.range.size.0,
+            bytes_in_use: p.in_use * PAGE_4K,
+            node: p.node,
+            class: p.class as u8,
+            state: if p.online {
+                region_state::ONLINE
+            } else {
+                region_state::OFFLINE
+            },
+            _pad: 0,
+        })
+    }
+}
+
+fn subtract_both(r: PhysRange, a: &[PhysRange], b: &[PhysRange], mut f: impl FnMut(PhysRange)) {
+    subtract(r, a, |piece| subtract(piece, b, &mut f));
+}
+
+fn check_range(r: PhysRange) -> Result<(), TdxHostError> {
+    if !r.base.is_aligned(PAGE_4K) || !PhysAddr(r.size.0).is_aligned(PAGE_4K) {
+        return Err(TdxHostError::BadAlignment);
+    }
+    if r.is_empty() || r.end().is_none() {
+        return Err(TdxHostError::BadArgument);
+    }
+    Ok(())
+}
+
+/// The wire error for an allocator error.
+#[must_use]
+pub fn frame_error(e: FrameError) -> TdxHostError {
+    match e {
+        FrameError::NoMemory => TdxHostError::NoMemory,
+        FrameError::BadAlignment => TdxHostError::BadAlignment,
+        FrameError::NotOwner => TdxHostError::NotOwner,
+        FrameError::UnknownFrame => TdxHostError::UnknownFrame,
+        FrameError::DoubleFree => TdxHostError::DoubleFree,
+        FrameError::WrongSize => TdxHostError::WrongSize,
+        FrameError::TableFull | FrameError::NoBitmapSpace => TdxHostError::TableFull,
+        FrameError::BadArgument | FrameError::NotQuarantined => TdxHostError::BadArgument,
+        FrameError::Overlap => TdxHostError::RegionOverlap,
+        FrameError::Busy(_) => TdxHostError::RegionBusy,
+    }
+}
+
+#[cfg(test)]
+#[path = "regions_tests.rs"]
+pub(crate) mod tests;

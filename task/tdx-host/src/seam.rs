@@ -1,0 +1,150 @@
+//! What the bring-up needs from the outside world: SEAMCALL, a cache flush on every CPU, a place
+//! in physical memory for TDMR_INFO, and a read-only view of the platform.
+//!
+//! Pattern: small traits the server binary implements over kernel syscalls (and the tests over
+//! `tdx-emu`), plus a plain borrowed [`PlatformView`] built from the kernel's platform record.
+//! Nothing here owns memory; every slice is borrowed from the caller.
+//!
+//! Invariants the implementations must keep:
+//! - [`Seam::seamcall`] executes exactly one SEAMCALL (no retries: the retry policy lives in
+//!   `init`, §2.1) on the CPU with that index in [`PlatformView::cpus`] (`None` = any CPU),
+//!   and reports VMfailInvalid and #GP/#UD as [`SeamError`]s, never as a status (§2.1).
+//! - [`Seam::flush_caches_all_cpus`] returns only after WBINVD has completed on every CPU
+//!   (§3.3 g: dirty KeyID-0 lines must not be written back over what the module writes with the
+//!   global KeyID).
+//! - [`PhysWriter::write`] writes exactly the given bytes at a physical address inside
+//!   [`PhysWriter::buffer`], a range that is plain host RAM outside every TDMR's available
+//!   memory and outside SEAMRR (a "shared HPA", §5.3).
+
+use tdx_abi::{SeamcallArgs, SeamcallResult};
+use tdx_host_api::UnavailableReason;
+
+use crate::addr::{PhysAddr, PhysRange};
+use crate::types::MemRange;
+
+/// Index of a CPU in [`PlatformView::cpus`] (the kernel's logical CPU number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CpuIndex(pub u32);
+
+/// A kernel-IPC failure code (the kernel's response code, passed through for the log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelError(pub u32);
+
+/// A SEAMCALL that did not return a status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeamError {
+    /// CF=1 with RAX unchanged: no module loaded, or SEAM disabled (§2.1).
+    VmFailInvalid,
+    /// The instruction raised #GP (§2.1).
+    Gp,
+    /// The instruction raised #UD, e.g. not post-VMXON (§2.1).
+    Ud,
+    /// The kernel has no such CPU, or the CPU is offline.
+    NoSuchCpu(CpuIndex),
+    /// The kernel refused the syscall (e.g. the manifest grants no SEAMCALL).
+    Kernel(KernelError),
+}
+
+impl SeamError {
+    /// The Linux-style software status for this outcome (§4.2), for logs and `Failed` states.
+    #[must_use]
+    pub const fn status(self) -> tdx_abi::TdxStatus {
+        match self {
+            SeamError::VmFailInvalid => tdx_abi::TdxStatus::SEAMCALL_VMFAILINVALID,
+            SeamError::Gp => tdx_abi::TdxStatus::SEAMCALL_GP,
+            SeamError::Ud => tdx_abi::TdxStatus::SEAMCALL_UD,
+            SeamError::NoSuchCpu(_) => crate::init::host_code::NO_SUCH_CPU,
+            SeamError::Kernel(_) => crate::init::host_code::KERNEL_REFUSED,
+        }
+    }
+
+    /// Why TDX is unavailable, if this outcome means "no usable module" rather than a failure.
+    #[must_use]
+    pub const fn unavailable_reason(self) -> Option<UnavailableReason> {
+        match self {
+            SeamError::VmFailInvalid => Some(UnavailableReason::ModuleNotLoaded),
+            SeamError::Gp => Some(UnavailableReason::SeamcallGp),
+            SeamError::Ud => Some(UnavailableReason::SeamcallUd),
+            SeamError::Kernel(_) => Some(UnavailableReason::NoSeamcall),
+            SeamError::NoSuchCpu(_) => None,
+        }
+    }
+}
+
+/// SEAMCALL and the per-CPU kernel services the bring-up needs.
+pub trait Seam {
+    /// Executes one SEAMCALL with `args` on `cpu` (`None`: whichever CPU the kernel picks).
+    ///
+    /// # Errors
+    /// [`SeamError`] when the instruction did not return a status.
+    fn seamcall(
+        &mut self,
+        cpu: Option<CpuIndex>,
+        args: SeamcallArgs,
+    ) -> Result<SeamcallResult, SeamError>;
+
+    /// WBINVD on every CPU, returning when all are done (§3.3 g).
+    ///
+    /// # Errors
+    /// The kernel's refusal.
+    fn flush_caches_all_cpus(&mut self) -> Result<(), KernelError>;
+}
+
+/// Writes into the physical buffer the kernel gave tdx-host for TDMR_INFO and the PA array.
+pub trait PhysWriter {
+    /// The buffer: 512-aligned base, at least `512 × (1 + max TDMRs)` bytes to hold everything.
+    fn buffer(&self) -> PhysRange;
+
+    /// Writes `bytes` at physical address `pa` (inside [`PhysWriter::buffer`]).
+    ///
+    /// # Errors
+    /// The kernel's refusal.
+    fn write(&mut self, pa: PhysAddr, bytes: &[u8]) -> Result<(), KernelError>;
+}
+
+/// One logical CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Cpu {
+    /// Physical package (socket); TDH.SYS.KEY.CONFIG runs once on one CPU of each (§3.2).
+    pub package: u32,
+    /// NUMA node index.
+    pub node: u16,
+    /// Usable now; a disabled (online-capable) CPU gets no LP.INIT and no work.
+    pub enabled: bool,
+}
+
+/// MSR 0x87 KeyID partitioning (§1.1, §1.2), read by the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KeyIdPartition {
+    /// Bits 31:0: MKTME KeyIDs.
+    pub nr_mktme: u32,
+    /// Bits 63:32: TDX private KeyIDs.
+    pub nr_tdx: u32,
+}
+
+impl KeyIdPartition {
+    /// First TDX KeyID, `nr_mktme + 1`; Linux makes it the global KeyID (§1.2).
+    #[must_use]
+    pub const fn first_tdx(&self) -> u32 {
+        self.nr_mktme + 1
+    }
+}
+
+/// What the kernel's platform record says, plus the manifest's choices, as borrowed slices.
+#[derive(Clone, Copy, Debug)]
+pub struct PlatformView<'a> {
+    /// Every logical CPU, indexed by [`CpuIndex`].
+    pub cpus: &'a [Cpu],
+    /// RAM present and online at boot, by node.
+    pub ram: &'a [MemRange],
+    /// RAM present at boot that the manifest keeps offline: covered by TDMRs, onlined later.
+    pub boot_offline: &'a [MemRange],
+    /// The kernel+task image and anything else the kernel keeps: never PAMT, never handed out.
+    pub image: &'a [PhysRange],
+    /// MSR 0x87, or `None` if reading it faulted (no TDX, §1.2).
+    pub keyids: Option<KeyIdPartition>,
+    /// Number of NUMA nodes (node indices are `0..nodes`).
+    pub nodes: u16,
+    /// The record was complete (not TRUNCATED): TDX needs every CPU (§3.2).
+    pub complete: bool,
+}

@@ -1,0 +1,416 @@
+//! Request handlers of the TdxHost interface, as pure functions over the bring-up, the regions
+//! and the per-client policy; the server binary only glues IPC (leases, reply codes) to them.
+//!
+//! Pattern: every handler takes the caller's [`Owner`] (its `TaskId`) and the decoded
+//! arguments, and returns `Result<_, TdxHostError>`; lease contents are passed as byte slices
+//! the binary copies in or out. Handlers never panic on client input: every length, count,
+//! alignment and node is checked, and arithmetic on client values is checked or saturating.
+//!
+//! Rules:
+//! - nothing but `status` is served before `Ready`: NotReady while initializing, Failed and
+//!   Unavailable afterwards — never half-initialized memory (§3.3);
+//! - allocation needs a [`ClientPolicy`]: the class must be granted (AccessDenied), the node in
+//!   the client's mask (NodeNotAllowed), and usage + request within the quota (QuotaExceeded);
+//! - anyone may free, but only its own frames (the allocator checks owner and generation);
+//! - online/offline need the `hotplug` right;
+//! - freed and reclaimed frames are reused only after [`Server::scrub_quarantine`] scrubbed them
+//!   and TDH.PHYMEM.PAGE.RDMD reported PT_NDA for every TDX page (§8.4, §9.1).
+//!
+//! Size: the struct is small apart from its [`Regions`] (pool and record tables, ~70 KiB, keep it
+//! in a `static`); handlers use at most 4 KiB of stack (512 decoded addresses).
+
+use heapless::Vec;
+use tdx_abi::{Leaf, PageType, SeamcallArgs};
+use tdx_host_api::{
+    FrameSize, InitStep, MemClass, ModuleState, ModuleStatus, NodeInfo, OnlineReply,
+    RegionMapReply, RegionRecord, TdxHostError, ADDR_BYTES, ANY_NODE, MAX_FRAMES_PER_CALL,
+};
+
+use crate::addr::{PhysAddr, PhysRange, PAGE_4K};
+use crate::frames::{NodeMask, Owner, Request};
+use crate::init::{Bringup, State};
+use crate::regions::{frame_error, Regions};
+use crate::seam::{KernelError, Seam};
+
+/// Most clients with a policy.
+pub const MAX_CLIENTS: usize = 32;
+
+/// What one client task may do (from the manifest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientPolicy {
+    /// The client's task index.
+    pub task_index: u16,
+    /// Most bytes it may hold at once (allocated, all classes).
+    pub quota_bytes: u64,
+    /// Nodes it may allocate from.
+    pub nodes: NodeMask,
+    /// May allocate TDX memory.
+    pub tdx: bool,
+    /// May allocate non-TDX memory.
+    pub non_tdx: bool,
+    /// May online/offline regions (a hotplug driver).
+    pub hotplug: bool,
+}
+
+/// Zeroes physical memory with the right key (the kernel's "scrub physical range" op).
+pub trait Scrubber {
+    /// Scrubs `range` (4 KiB-aligned).
+    ///
+    /// # Errors
+    /// The kernel's refusal; the range then stays quarantined.
+    fn scrub(&mut self, range: PhysRange) -> Result<(), KernelError>;
+}
+
+/// What [`Server::scrub_quarantine`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScrubReport {
+    /// Bytes back in the free pool.
+    pub released: u64,
+    /// Bytes retired (scrub refused is not counted; a page that was not PT_NDA is).
+    pub retired: u64,
+    /// TDH.PHYMEM.PAGE.RDMD calls made.
+    pub rdmd_calls: u64,
+}
+
+/// The server's state.
+#[derive(Debug)]
+pub struct Server<'a> {
+    /// The bring-up (state, counts, module info).
+    pub bringup: Bringup,
+    /// The regions, once `Ready`.
+    pub regions: Option<Regions<'a>>,
+    clients: Vec<ClientPolicy, MAX_CLIENTS>,
+    pamt_bytes: u64,
+    num_tdmrs: u16,
+}
+
+impl<'a> Server<'a> {
+    /// A server over a finished (or failed) bring-up. Clients beyond [`MAX_CLIENTS`] are dropped
+    /// (they get AccessDenied).
+    #[must_use]
+    pub fn new(
+        bringup: Bringup,
+        regions: Option<Regions<'a>>,
+        clients: &[ClientPolicy],
+        pamt_bytes: u64,
+        num_tdmrs: u16,
+    ) -> Self {
+        let mut v = Vec::new();
+        for c in clients.iter().take(MAX_CLIENTS) {
+            let _ = v.push(*c);
+        }
+        Server {
+            bringup,
+            regions,
+            clients: v,
+            pamt_bytes,
+            num_tdmrs,
+        }
+    }
+
+    fn policy(&self, caller: Owner) -> Option<&ClientPolicy> {
+        self.clients.iter().find(|c| c.task_index == caller.index())
+    }
+
+    fn ready(&self) -> Result<&Regions<'a>, TdxHostError> {
+        match self.bringup.state() {
+            State::Ready => self.regions.as_ref().ok_or(TdxHostError::NotReady),
+            State::NotStarted | State::Initializing(_) => Err(TdxHostError::NotReady),
+            State::Failed { .. } => Err(TdxHostError::Failed),
+            State::Unavailable(_) => Err(TdxHostError::Unavailable),
+        }
+    }
+
+    fn ready_mut(&mut self) -> Result<&mut Regions<'a>, TdxHostError> {
+        self.ready()?;
+        self.regions.as_mut().ok_or(TdxHostError::NotReady)
+    }
+
+    /// `status`: always answers.
+    #[must_use]
+    pub fn status(&self) -> ModuleStatus {
+        let b = &self.bringup;
+        let info = b.info();
+        let (done, total) = b.tdmr_bytes();
+        let mut s = ModuleStatus {
+            init_seamcalls: b.counts().total(),
+            tdmr_bytes_initialized: done,
+            tdmr_bytes_total: total,
+            first_tdx_keyid: info.keyids.first_tdx(),
+            nr_tdx_keyids: info.keyids.nr_tdx,
+            major: info.major,
+            minor: info.minor,
+            update: info.update,
+            build_num: info.build_num,
+            global_keyid: info.global_keyid,
+            ..ModuleStatus::default()
+        };
+        match b.state() {
+            State::NotStarted => s.state = ModuleState::NotStarted as u8,
+            State::Initializing(step) => {
+                s.state = ModuleState::Initializing as u8;
+                s.step = step as u8;
+            }
+            State::Ready => {
+                s.state = ModuleState::Ready as u8;
+                s.step = InitStep::TdmrInit as u8;
+                s.pamt_bytes = self.pamt_bytes;
+                s.num_tdmrs = self.num_tdmrs;
+            }
+            State::Failed { step, status, .. } => {
+                s.state = ModuleState::Failed as u8;
+                s.step = step as u8;
+                s.status = status.0;
+            }
+            State::Unavailable(reason) => {
+                s.state = ModuleState::Unavailable as u8;
+                s.reason = reason as u8;
+            }
+        }
+        if let Some(r) = self.regions.as_ref() {
+            let t = r.totals();
+            s.tdx_bytes_total = t.tdx_total;
+            s.tdx_bytes_free = t.tdx_free;
+            s.non_tdx_bytes_total = t.non_tdx_total;
+            s.non_tdx_bytes_free = t.non_tdx_free;
+        }
+        s
+    }
+
+    /// `alloc_frames`: writes `count` little-endian addresses to the start of `out`.
+    ///
+    /// # Errors
+    /// See the IDL: NotReady/Failed/Unavailable, BadArgument, AccessDenied, NoSuchNode,
+    /// NodeNotAllowed, QuotaExceeded, NoMemory, TableFull.
+    pub fn alloc_frames(
+        &mut self,
+        caller: Owner,
+        node: u16,
+        size: FrameSize,
+        class: MemClass,
+        count: u32,
+        out: &mut [u8],
+    ) -> Result<u32, TdxHostError> {
+        let nodes = self.ready()?.nodes();
+        let n = count as usize;
+        if n == 0 || n > MAX_FRAMES_PER_CALL || out.len() < n * ADDR_BYTES {
+            return Err(TdxHostError::BadArgument);
+        }
+        let p = *self.policy(caller).ok_or(TdxHostError::AccessDenied)?;
+        let granted = match class {
+            MemClass::Tdx => p.tdx,
+            MemClass::NonTdx => p.non_tdx,
+        };
+        if !granted {
+            return Err(TdxHostError::AccessDenied);
+        }
+        let mask = if node == ANY_NODE {
+            p.nodes
+        } else if node >= nodes {
+            return Err(TdxHostError::NoSuchNode);
+        } else if !p.nodes.has(node) {
+            return Err(TdxHostError::NodeNotAllowed);
+        } else {
+            NodeMask(1 << node)
+        };
+        let regions = self.ready_mut()?;
+        let want = u64::from(count).saturating_mul(size.bytes());
+        if regions.frames.usage(caller.index()).saturating_add(want) > p.quota_bytes {
+            return Err(TdxHostError::QuotaExceeded);
+        }
+        let mut addrs = [PhysAddr(0); MAX_FRAMES_PER_CALL];
+        let req = Request {
+            nodes: mask,
+            size,
+            class,
+        };
+        regions
+            .frames
+            .allocate(caller, req, &mut addrs[..n])
+            .map_err(frame_error)?;
+        for (chunk, a) in out.chunks_exact_mut(ADDR_BYTES).zip(&addrs[..n]) {
+            chunk.copy_from_slice(&a.0.to_le_bytes());
+        }
+        Ok(count)
+    }
+
+    /// `free_frames`: `addrs` holds little-endian addresses, 8 bytes each.
+    ///
+    /// # Errors
+    /// NotReady/Failed/Unavailable, BadArgument (empty, not a multiple of 8, over 512),
+    /// BadAlignment, UnknownFrame, DoubleFree, NotOwner, WrongSize.
+    pub fn free_frames(
+        &mut self,
+        caller: Owner,
+        size: FrameSize,
+        addrs: &[u8],
+    ) -> Result<u32, TdxHostError> {
+        let regions = self.ready_mut()?;
+        let n = addrs.len() / ADDR_BYTES;
+        if n == 0 || n > MAX_FRAMES_PER_CALL || !addrs.len().is_multiple_of(ADDR_BYTES) {
+            return Err(TdxHostError::BadArgument);
+        }
+        let mut list = [PhysAddr(0); MAX_FRAMES_PER_CALL];
+        for (slot, chunk) in list.iter_mut().zip(addrs.chunks_exact(ADDR_BYTES)) {
+            let mut b = [0u8; ADDR_BYTES];
+            b.copy_from_slice(chunk);
+            *slot = PhysAddr(u64::from_le_bytes(b));
+        }
+        let freed = regions
+            .frames
+            .free(caller, size, &list[..n])
+            .map_err(frame_error)?;
+        Ok(freed as u32)
+    }
+
+    /// `node_info`.
+    ///
+    /// # Errors
+    /// NotReady/Failed/Unavailable, NoSuchNode.
+    pub fn node_info(&self, node: u16) -> Result<NodeInfo, TdxHostError> {
+        let r = self.ready()?;
+        if node >= r.nodes() {
+            return Err(TdxHostError::NoSuchNode);
+        }
+        let t = r.node_totals(node);
+        Ok(NodeInfo {
+            tdx_bytes_total: t.tdx_total,
+            tdx_bytes_free: t.tdx_free,
+            non_tdx_bytes_total: t.non_tdx_total,
+            non_tdx_bytes_free: t.non_tdx_free,
+            node,
+            tdx_capable: u8::from(t.tdx_capable()),
+            _pad: [0; 5],
+        })
+    }
+
+    /// `region_map`: whole 32-byte records from region `first` into `out`.
+    ///
+    /// # Errors
+    /// NotReady/Failed/Unavailable, BadArgument (`first` past the end).
+    pub fn region_map(&self, first: u32, out: &mut [u8]) -> Result<RegionMapReply, TdxHostError> {
+        let r = self.ready()?;
+        let total = r.frames.pools().len();
+        let first = first as usize;
+        if first > total {
+            return Err(TdxHostError::BadArgument);
+        }
+        let rec = core::mem::size_of::<RegionRecord>();
+        let mut written = 0;
+        for (i, chunk) in (first..total).zip(out.chunks_exact_mut(rec)) {
+            if let Some(record) = r.record(i) {
+                chunk.copy_from_slice(zerocopy_bytes(&record));
+                written += 1;
+            }
+        }
+        Ok(RegionMapReply {
+            written,
+            total: total as u32,
+        })
+    }
+
+    /// `online_region`.
+    ///
+    /// # Errors
+    /// AccessDenied without the hotplug right; otherwise see [`Regions::online`].
+    pub fn online_region(
+        &mut self,
+        caller: Owner,
+        base: u64,
+        size: u64,
+        node: u16,
+    ) -> Result<OnlineReply, TdxHostError> {
+        self.ready()?;
+        if !self.policy(caller).is_some_and(|p| p.hotplug) {
+            return Err(TdxHostError::AccessDenied);
+        }
+        let regions = self.ready_mut()?;
+        let class = regions.online(PhysRange::new(base, size), node)?;
+        Ok(OnlineReply {
+            class: class as u8,
+            node_tdx_capable: u8::from(regions.node_totals(node).tdx_capable()),
+        })
+    }
+
+    /// `offline_region`.
+    ///
+    /// # Errors
+    /// AccessDenied without the hotplug right; otherwise see [`Regions::offline`].
+    pub fn offline_region(
+        &mut self,
+        caller: Owner,
+        base: u64,
+        size: u64,
+    ) -> Result<(), TdxHostError> {
+        self.ready()?;
+        if !self.policy(caller).is_some_and(|p| p.hotplug) {
+            return Err(TdxHostError::AccessDenied);
+        }
+        self.ready_mut()?.offline(PhysRange::new(base, size))
+    }
+
+    /// The kernel reported that task `current.index()` restarted as `current`: everything its
+    /// older incarnations held goes to quarantine. Returns the bytes reclaimed.
+    pub fn client_restarted(&mut self, current: Owner) -> u64 {
+        self.regions
+            .as_mut()
+            .map_or(0, |r| r.frames.reclaim_stale(current))
+    }
+
+    /// Scrubs up to `max_runs` quarantined runs, checks every TDX page with
+    /// TDH.PHYMEM.PAGE.RDMD (PT_NDA expected, §9.1), and frees or retires them.
+    pub fn scrub_quarantine<S: Seam, K: Scrubber>(
+        &mut self,
+        seam: &mut S,
+        scrubber: &mut K,
+        max_runs: usize,
+    ) -> ScrubReport {
+        let mut report = ScrubReport::default();
+        let Some(regions) = self.regions.as_mut() else {
+            return report;
+        };
+        let mut runs = [PhysRange::default(); 16];
+        let n = regions.frames.quarantined(&mut runs[..max_runs.min(16)]);
+        for run in &runs[..n] {
+            if scrubber.scrub(*run).is_err() {
+                continue;
+            }
+            let tdx = regions.is_tdx_usable(*run);
+            let mut clean = true;
+            let mut pa = run.base.0;
+            while tdx && pa < run.base.0 + run.size.0 {
+                report.rdmd_calls += 1;
+                let args = SeamcallArgs::leaf(Leaf::PhymemPageRdmd).rcx(pa);
+                match seam.seamcall(None, args) {
+                    Ok(r) if r.status().is_success() && r.rcx == PageType::Nda as u64 => {}
+                    _ => {
+                        clean = false;
+                        break;
+                    }
+                }
+                pa += PAGE_4K;
+            }
+            let done = if clean {
+                regions.frames.release_scrubbed(*run)
+            } else {
+                regions.frames.retire(*run)
+            };
+            if done.is_ok() {
+                if clean {
+                    report.released += run.size.0;
+                } else {
+                    report.retired += run.size.0;
+                }
+            }
+        }
+        report
+    }
+}
+
+fn zerocopy_bytes(r: &RegionRecord) -> &[u8] {
+    tdx_host_api::record_bytes(r)
+}
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

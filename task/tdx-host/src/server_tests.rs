@@ -1,0 +1,393 @@
+//! Handler rules: state gating, quotas, access, ownership, bad input → errors (never panics),
+//! and scrub-before-reuse checked against the emulated module's PAMT.
+
+extern crate std;
+
+use tdx_abi::{Leaf, PageType, SeamcallArgs};
+use tdx_emu::EmuConfig;
+use tdx_host_api::{
+    FrameSize, InitStep, MemClass, ModuleState, RegionRecord, TdxHostError, UnavailableReason,
+    ANY_NODE,
+};
+
+use super::{ClientPolicy, Scrubber, Server};
+use crate::addr::{PhysRange, GIB, PAGE_4K};
+use crate::frames::{NodeMask, Owner};
+use crate::init::tests::{run_with, EmuSeam, Fixture};
+use crate::init::{Bringup, InitConfig};
+use crate::regions::tests::{build, ready_run};
+use crate::regions::HotplugPolicy;
+use crate::seam::{KernelError, Seam};
+
+const MIB: u64 = 1 << 20;
+const VMM: Owner = Owner(3 | 1 << 16);
+const OTHER: Owner = Owner(4);
+const HOTPLUG: Owner = Owner(5);
+const STRANGER: Owner = Owner(9);
+
+fn policies() -> [ClientPolicy; 3] {
+    [
+        ClientPolicy {
+            task_index: 3,
+            quota_bytes: 64 * MIB,
+            nodes: NodeMask(0b01),
+            tdx: true,
+            non_tdx: false,
+            hotplug: false,
+        },
+        ClientPolicy {
+            task_index: 4,
+            quota_bytes: 2 * GIB,
+            nodes: NodeMask::ALL,
+            tdx: true,
+            non_tdx: true,
+            hotplug: false,
+        },
+        ClientPolicy {
+            task_index: 5,
+            quota_bytes: 0,
+            nodes: NodeMask::ALL,
+            tdx: false,
+            non_tdx: false,
+            hotplug: true,
+        },
+    ]
+}
+
+fn ready_server(policy: HotplugPolicy) -> (Server<'static>, EmuSeam) {
+    let run = ready_run();
+    let regions = build(&run, policy);
+    let n = run.storage.plan.tdmrs.len() as u16;
+    let pamt = run.storage.plan.pamt_bytes.0;
+    (
+        Server::new(run.bringup, Some(regions), &policies(), pamt, n),
+        run.seam,
+    )
+}
+
+fn addrs(buf: &[u8]) -> std::vec::Vec<u64> {
+    buf.chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn nothing_but_status_before_ready() {
+    let s = Server::new(Bringup::new(InitConfig::default()), None, &policies(), 0, 0);
+    let mut buf = [0u8; 8];
+    assert_eq!(s.status().state(), Some(ModuleState::NotStarted));
+    assert_eq!(s.node_info(0), Err(TdxHostError::NotReady));
+    let mut s = s;
+    assert_eq!(
+        s.alloc_frames(VMM, 0, FrameSize::K4, MemClass::Tdx, 1, &mut buf),
+        Err(TdxHostError::NotReady)
+    );
+
+    let mut cfg = EmuConfig::new(1, 1);
+    cfg.module_absent = true;
+    let run = run_with(cfg, &Fixture::new(1, 1, 1), |_| {});
+    let mut s = Server::new(run.bringup, None, &policies(), 0, 0);
+    let st = s.status();
+    assert_eq!(st.state(), Some(ModuleState::Unavailable));
+    assert_eq!(st.reason, UnavailableReason::ModuleNotLoaded as u8);
+    assert_eq!(
+        s.free_frames(VMM, FrameSize::K4, &buf),
+        Err(TdxHostError::Unavailable)
+    );
+
+    let mut cfg = EmuConfig::new(1, 1);
+    cfg.features0 = 0;
+    let run = run_with(cfg, &Fixture::new(1, 1, 1), |_| {});
+    let mut s = Server::new(run.bringup, None, &policies(), 0, 0);
+    let st = s.status();
+    assert_eq!(st.state(), Some(ModuleState::Failed));
+    assert_eq!(st.step, InitStep::ReadMetadata as u8);
+    assert_eq!(st.status, crate::init::host_code::MISSING_NO_RBP_MOD.0);
+    assert_eq!(
+        s.online_region(HOTPLUG, 20 * GIB, GIB, 0),
+        Err(TdxHostError::Failed)
+    );
+}
+
+#[test]
+fn status_reports_the_ready_module() {
+    let (s, _) = ready_server(HotplugPolicy::Reject);
+    let st = s.status();
+    assert_eq!(st.state(), Some(ModuleState::Ready));
+    assert_eq!((st.major, st.minor), (1, 5));
+    assert_eq!(
+        (st.first_tdx_keyid, st.nr_tdx_keyids, st.global_keyid),
+        (16, 48, 16)
+    );
+    assert!(st.tdx_bytes_total > 11 * GIB && st.tdx_bytes_free == st.tdx_bytes_total);
+    assert_eq!(st.tdmr_bytes_initialized, st.tdmr_bytes_total);
+    assert!(st.init_seamcalls > 0 && st.pamt_bytes > 0 && st.num_tdmrs > 0);
+}
+
+#[test]
+fn allocation_enforces_access_nodes_and_quota() {
+    let (mut s, _) = ready_server(HotplugPolicy::PerNode);
+    let mut buf = [0u8; 4096];
+    let t = MemClass::Tdx;
+    let a = |s: &mut Server<'_>, o, node, size, class, n, buf: &mut [u8]| {
+        s.alloc_frames(o, node, size, class, n, buf)
+    };
+    assert_eq!(
+        a(&mut s, STRANGER, 0, FrameSize::K4, t, 1, &mut buf),
+        Err(TdxHostError::AccessDenied)
+    );
+    assert_eq!(
+        a(&mut s, VMM, 0, FrameSize::K4, MemClass::NonTdx, 1, &mut buf),
+        Err(TdxHostError::AccessDenied)
+    );
+    assert_eq!(
+        a(&mut s, VMM, 1, FrameSize::K4, t, 1, &mut buf),
+        Err(TdxHostError::NodeNotAllowed)
+    );
+    assert_eq!(
+        a(&mut s, VMM, 7, FrameSize::K4, t, 1, &mut buf),
+        Err(TdxHostError::NoSuchNode)
+    );
+    assert_eq!(
+        a(&mut s, VMM, 0, FrameSize::K4, t, 0, &mut buf),
+        Err(TdxHostError::BadArgument)
+    );
+    assert_eq!(
+        a(&mut s, VMM, 0, FrameSize::K4, t, 513, &mut buf),
+        Err(TdxHostError::BadArgument)
+    );
+    assert_eq!(
+        a(&mut s, VMM, 0, FrameSize::K4, t, 2, &mut buf[..15]),
+        Err(TdxHostError::BadArgument)
+    );
+    assert_eq!(
+        a(&mut s, VMM, 0, FrameSize::G1, t, 1, &mut buf),
+        Err(TdxHostError::QuotaExceeded)
+    );
+    // 64 MiB quota: 32 × 2 MiB fit, the 33rd does not.
+    assert_eq!(
+        a(&mut s, VMM, ANY_NODE, FrameSize::M2, t, 32, &mut buf),
+        Ok(32)
+    );
+    let got = addrs(&buf[..32 * 8]);
+    assert!(
+        got.iter().all(|&pa| pa % (2 * MIB) == 0 && pa < 10 * GIB),
+        "node 0 only"
+    );
+    assert_eq!(
+        a(&mut s, VMM, 0, FrameSize::K4, t, 1, &mut buf),
+        Err(TdxHostError::QuotaExceeded)
+    );
+    // Node 1 has no non-TDX memory at 2 MiB granularity beyond its outside-CMR GiB.
+    assert_eq!(
+        a(
+            &mut s,
+            OTHER,
+            1,
+            FrameSize::G1,
+            MemClass::NonTdx,
+            2,
+            &mut buf
+        ),
+        Err(TdxHostError::NoMemory)
+    );
+    assert_eq!(
+        a(
+            &mut s,
+            OTHER,
+            1,
+            FrameSize::G1,
+            MemClass::NonTdx,
+            1,
+            &mut buf
+        ),
+        Ok(1)
+    );
+}
+
+#[test]
+fn free_checks_ownership_and_input() {
+    let (mut s, _) = ready_server(HotplugPolicy::Reject);
+    let mut buf = [0u8; 64];
+    s.alloc_frames(VMM, 0, FrameSize::K4, MemClass::Tdx, 4, &mut buf)
+        .unwrap();
+    let mine = buf;
+    let mut theirs = [0u8; 8];
+    s.alloc_frames(
+        OTHER,
+        ANY_NODE,
+        FrameSize::K4,
+        MemClass::Tdx,
+        1,
+        &mut theirs,
+    )
+    .unwrap();
+    let f = |s: &mut Server<'_>, o, size, b: &[u8]| s.free_frames(o, size, b);
+    assert_eq!(
+        f(&mut s, VMM, FrameSize::K4, &[]),
+        Err(TdxHostError::BadArgument)
+    );
+    assert_eq!(
+        f(&mut s, VMM, FrameSize::K4, &mine[..7]),
+        Err(TdxHostError::BadArgument)
+    );
+    assert_eq!(
+        f(&mut s, VMM, FrameSize::K4, &theirs),
+        Err(TdxHostError::NotOwner)
+    );
+    assert_eq!(
+        f(&mut s, OTHER, FrameSize::K4, &mine[..8]),
+        Err(TdxHostError::NotOwner)
+    );
+    let two_mib_aligned = addrs(&mine[..8])[0].is_multiple_of(2 * MIB);
+    let want = if two_mib_aligned {
+        TdxHostError::WrongSize
+    } else {
+        TdxHostError::BadAlignment
+    };
+    assert_eq!(f(&mut s, VMM, FrameSize::M2, &mine[..8]), Err(want));
+    assert_eq!(
+        f(&mut s, VMM, FrameSize::K4, &u64::MAX.to_le_bytes()),
+        Err(TdxHostError::BadAlignment)
+    );
+    assert_eq!(
+        f(&mut s, VMM, FrameSize::K4, &(1u64 << 40).to_le_bytes()),
+        Err(TdxHostError::UnknownFrame)
+    );
+    // The old incarnation of the VMM (generation 0) no longer owns anything.
+    assert_eq!(
+        f(&mut s, Owner(3), FrameSize::K4, &mine[..8]),
+        Err(TdxHostError::NotOwner)
+    );
+    assert_eq!(f(&mut s, VMM, FrameSize::K4, &mine[..32]), Ok(4));
+    assert_eq!(
+        f(&mut s, VMM, FrameSize::K4, &mine[..8]),
+        Err(TdxHostError::DoubleFree)
+    );
+}
+
+struct CountingScrubber {
+    bytes: u64,
+    refuse: bool,
+}
+
+impl Scrubber for CountingScrubber {
+    fn scrub(&mut self, range: PhysRange) -> Result<(), KernelError> {
+        if self.refuse {
+            return Err(KernelError(1));
+        }
+        self.bytes += range.size.0;
+        Ok(())
+    }
+}
+
+#[test]
+fn handed_out_tdx_frames_are_pt_nda_and_come_back_after_scrub() {
+    let (mut s, mut seam) = ready_server(HotplugPolicy::Reject);
+    let free_before = s.status().tdx_bytes_free;
+    let mut buf = [0u8; 4096];
+    for size in [FrameSize::K4, FrameSize::M2] {
+        let n = if size == FrameSize::K4 { 512 } else { 16 };
+        assert_eq!(
+            s.alloc_frames(OTHER, ANY_NODE, size, MemClass::Tdx, n, &mut buf),
+            Ok(n)
+        );
+        for pa in addrs(&buf[..n as usize * 8]) {
+            // The module agrees: inside an initialized TDMR block, not reserved, not owned.
+            for off in (0..size.bytes()).step_by((size.bytes() / 4).max(PAGE_4K) as usize) {
+                let args = SeamcallArgs::leaf(Leaf::PhymemPageRdmd).rcx(pa + off);
+                let r = seam.seamcall(None, args).unwrap();
+                assert!(r.status().is_success(), "{:#x}: {:?}", pa + off, r.status());
+                assert_eq!(r.rcx, PageType::Nda as u64);
+            }
+        }
+        assert_eq!(s.free_frames(OTHER, size, &buf[..n as usize * 8]), Ok(n));
+    }
+    // Quarantined until scrubbed; a refused scrub leaves them there.
+    assert!(s.status().tdx_bytes_free < free_before);
+    let mut refuse = CountingScrubber {
+        bytes: 0,
+        refuse: true,
+    };
+    assert_eq!(s.scrub_quarantine(&mut seam, &mut refuse, 16).released, 0);
+    let mut scrub = CountingScrubber {
+        bytes: 0,
+        refuse: false,
+    };
+    let mut released = 0;
+    for _ in 0..8 {
+        released += s.scrub_quarantine(&mut seam, &mut scrub, 16).released;
+    }
+    assert_eq!(released, 512 * PAGE_4K + 16 * 2 * MIB);
+    assert_eq!(scrub.bytes, released);
+    assert_eq!(s.status().tdx_bytes_free, free_before);
+}
+
+#[test]
+fn restarted_client_frames_are_reclaimed() {
+    let (mut s, _) = ready_server(HotplugPolicy::Reject);
+    let mut buf = [0u8; 80];
+    s.alloc_frames(VMM, 0, FrameSize::K4, MemClass::Tdx, 10, &mut buf)
+        .unwrap();
+    let restarted = Owner(3 | 2 << 16);
+    assert_eq!(s.client_restarted(restarted), 10 * PAGE_4K);
+    assert_eq!(s.client_restarted(restarted), 0);
+    assert_eq!(
+        s.free_frames(restarted, FrameSize::K4, &buf[..8]),
+        Err(TdxHostError::DoubleFree)
+    );
+    // Quota is free again for the new incarnation.
+    assert!(s
+        .alloc_frames(
+            restarted,
+            0,
+            FrameSize::M2,
+            MemClass::Tdx,
+            32,
+            &mut [0u8; 256]
+        )
+        .is_ok());
+}
+
+#[test]
+fn hotplug_ops_need_the_right_and_report_capability() {
+    let (mut s, _) = ready_server(HotplugPolicy::PerNode);
+    assert_eq!(
+        s.online_region(VMM, 20 * GIB, GIB, 0),
+        Err(TdxHostError::AccessDenied)
+    );
+    assert_eq!(
+        s.offline_region(OTHER, 14 * GIB, 2 * GIB),
+        Err(TdxHostError::AccessDenied)
+    );
+    let r = s.online_region(HOTPLUG, 14 * GIB, 2 * GIB, 1).unwrap();
+    assert_eq!((r.class, r.node_tdx_capable), (MemClass::Tdx as u8, 0));
+    assert_eq!(s.node_info(0).unwrap().tdx_capable, 1);
+    let r = s.online_region(HOTPLUG, 20 * GIB, GIB, 0).unwrap();
+    assert_eq!((r.class, r.node_tdx_capable), (MemClass::NonTdx as u8, 0));
+    let n0 = s.node_info(0).unwrap();
+    assert_eq!((n0.tdx_capable, n0.non_tdx_bytes_total), (0, GIB));
+    assert_eq!(s.node_info(2), Err(TdxHostError::NoSuchNode));
+    assert_eq!(s.offline_region(HOTPLUG, 20 * GIB, GIB), Ok(()));
+    assert_eq!(s.node_info(0).unwrap().tdx_capable, 1);
+}
+
+#[test]
+fn region_map_pages_through_whole_records() {
+    let (s, _) = ready_server(HotplugPolicy::Reject);
+    let rec = core::mem::size_of::<RegionRecord>();
+    let mut out = [0u8; 100];
+    let first = s.region_map(0, &mut out).unwrap();
+    assert_eq!(first.written, 3);
+    assert!(first.total >= 3);
+    let base = u64::from_le_bytes(out[..8].try_into().unwrap());
+    assert!(base >= 16 * MIB);
+    let mut all = std::vec![0u8; rec * first.total as usize];
+    assert_eq!(s.region_map(0, &mut all).unwrap().written, first.total);
+    assert_eq!(&all[..3 * rec], &out[..3 * rec]);
+    assert_eq!(s.region_map(first.total, &mut out).unwrap().written, 0);
+    assert_eq!(
+        s.region_map(first.total + 1, &mut out),
+        Err(TdxHostError::BadArgument)
+    );
+}
