@@ -16,6 +16,10 @@ fn main() {
         "cargo:rustc-link-arg-bins=-T{}",
         dir.join("link.x").display()
     );
+    // defmt's interned strings: a non-allocated `.defmt` section whose
+    // addresses are the ids (defmt's build script puts `defmt.x` on the
+    // link search path).
+    println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
 
     let config = match std::env::var(KCONFIG_ENV_VAR) {
         Ok(text) => serde_json::from_str::<KernelConfig>(&text)
@@ -27,6 +31,7 @@ fn main() {
             tasks: vec![],
             irqs: vec![],
             tdx: Default::default(),
+            restart_notify: None,
         },
     };
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
@@ -93,6 +98,11 @@ fn render(c: &KernelConfig) -> String {
         );
     }
     let _ = writeln!(s, "];");
+    let _ = writeln!(
+        s,
+        "pub const RESTART_NOTIFY: Option<(u16, u64)> = {:?};",
+        c.restart_notify
+    );
     let x = &c.tdx;
     let backend = match x.backend {
         build_kconfig::TdxBackend::None => "None",
@@ -106,7 +116,11 @@ fn render(c: &KernelConfig) -> String {
         "    keyid_bits: {}, mktme_keyids: {}, tdx_keyids: {}, max_tdmrs: {}, max_reserved_per_tdmr: {}, pamt_entry_size: {},",
         x.keyid_bits, x.mktme_keyids, x.tdx_keyids, x.max_tdmrs, x.max_reserved_per_tdmr, x.pamt_entry_size
     );
-    let _ = writeln!(s, "    features0: {:#x}, absent: {},", x.features0, x.absent);
+    let _ = writeln!(
+        s,
+        "    features0: {:#x}, absent: {},",
+        x.features0, x.absent
+    );
     let _ = writeln!(s, "    faults: &[");
     for f in &x.faults {
         let _ = writeln!(

@@ -22,6 +22,8 @@ struct Config {
 }
 
 fn main() {
+    // defmt logging (userlib feature `defmt`): `.defmt` string table.
+    println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
     let env = build_util::generate_task_consts().unwrap_or_else(|e| panic!("{e}"));
     let config: Config = if env.name.is_empty() {
         Config::default()

@@ -24,7 +24,11 @@ struct Expect {
 
 fn main() {
     let env = build_util::generate_task_consts().unwrap_or_else(|e| panic!("{e}"));
-    let e: Expect = if env.name.is_empty() { Expect::default() } else { env.config().unwrap_or_else(|e| panic!("{e}")) };
+    let e: Expect = if env.name.is_empty() {
+        Expect::default()
+    } else {
+        env.config().unwrap_or_else(|e| panic!("{e}"))
+    };
     let mut s = String::new();
     let _ = writeln!(s, "pub const CPUS: usize = {};", e.cpus);
     let _ = writeln!(s, "pub const PACKAGES: u32 = {};", e.packages);
@@ -32,5 +36,9 @@ fn main() {
     let _ = writeln!(s, "pub const NODE_RAM_MIB: &[u64] = &{:?};", e.node_ram_mib);
     let _ = writeln!(s, "pub const HOTPLUG: bool = {};", e.hotplug);
     let _ = writeln!(s, "pub const TDX: &str = {:?};", e.tdx);
-    std::fs::write(format!("{}/expect.rs", std::env::var("OUT_DIR").unwrap()), s).unwrap();
+    std::fs::write(
+        format!("{}/expect.rs", std::env::var("OUT_DIR").unwrap()),
+        s,
+    )
+    .unwrap();
 }

@@ -36,6 +36,10 @@ pub struct KernelConfig {
     pub irqs: Vec<IrqBinding>,
     /// The SEAMCALL backend and, for the emulated one, the module it models.
     pub tdx: TdxConfig,
+    /// `(task index, notification bits)` posted whenever any task is
+    /// restarted, so a server holding per-client state (tdx-host's frames)
+    /// learns of it without polling.
+    pub restart_notify: Option<(u16, u64)>,
 }
 
 /// Capability bits a task may hold (`abi::capability` on the kernel side).

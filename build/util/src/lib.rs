@@ -121,6 +121,16 @@ pub fn render_task_consts(env: &TaskEnv) -> String {
         let _ = writeln!(out, "        pub const {c}_BIT: u32 = {bit};");
         let _ = writeln!(out, "        pub const {c}_MASK: u64 = 1 << {bit};");
     }
+    let _ = writeln!(out, "        /// Every notification name, by bit.");
+    let _ = writeln!(
+        out,
+        "        pub const NAMES: &[&str] = &{:?};",
+        env.notifications
+    );
+    let _ = writeln!(
+        out,
+        "        /// The mask of notification `name`, if this task has it (for crates\n        /// built as several tasks with different notifications).\n        pub const fn mask_of(name: &str) -> Option<u64> {{\n            let mut i = 0;\n            while i < NAMES.len() {{\n                if eq(NAMES[i].as_bytes(), name.as_bytes()) {{\n                    return Some(1 << i);\n                }}\n                i += 1;\n            }}\n            None\n        }}\n        const fn eq(a: &[u8], b: &[u8]) -> bool {{\n            if a.len() != b.len() {{\n                return false;\n            }}\n            let mut i = 0;\n            while i < a.len() {{\n                if a[i] != b[i] {{\n                    return false;\n                }}\n                i += 1;\n            }}\n            true\n        }}"
+    );
     let _ = writeln!(out, "    }}\n}}");
     out
 }

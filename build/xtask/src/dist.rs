@@ -67,7 +67,9 @@ pub fn target_dir() -> PathBuf {
 
 /// FNV-1a, for content-addressed file names.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn page_up(x: u64) -> u64 {
@@ -76,7 +78,7 @@ fn page_up(x: u64) -> u64 {
 
 fn layout(m: &Manifest) -> Result<Vec<Layout>> {
     let base = m.kernel.task_base;
-    if base % (2 << 20) != 0 || base < (2 << 20) {
+    if !base.is_multiple_of(2 << 20) || base < (2 << 20) {
         bail!("kernel.task-base {base:#x} must be a non-zero multiple of 2 MiB");
     }
     let mut cursor = base;
@@ -179,7 +181,7 @@ fn build_binary(
     Ok(target_dir().join(TARGET).join("release").join(bin))
 }
 
-fn task_env(m: &Manifest, index: usize) -> Result<TaskEnv> {
+pub fn task_env(m: &Manifest, index: usize) -> Result<TaskEnv> {
     let (name, t) = &m.parsed_tasks[index];
     let names: Vec<String> = m.parsed_tasks.iter().map(|(n, _)| n.clone()).collect();
     let mut slots = BTreeMap::new();
@@ -267,7 +269,11 @@ fn describe_task(
         data_len: data.2,
         ioports: t.ioports.iter().map(|p| (p.base, p.count)).collect(),
         rights,
-        capabilities: t.capabilities.iter().filter_map(|c| manifest::capability_bit(c)).fold(0, |a, b| a | b),
+        capabilities: t
+            .capabilities
+            .iter()
+            .filter_map(|c| manifest::capability_bit(c))
+            .fold(0, |a, b| a | b),
     })
 }
 
@@ -372,6 +378,20 @@ pub fn dist(path: &Path) -> Result<Image> {
         debug_exit_port: m.kernel.debug_exit_port,
         tasks: descs,
         irqs,
+        restart_notify: m.kernel.restart_notify.as_ref().map(|rn| {
+            let i = m
+                .parsed_tasks
+                .iter()
+                .position(|(n, _)| *n == rn.task)
+                .expect("validated");
+            let bit = m.parsed_tasks[i]
+                .1
+                .notifications
+                .iter()
+                .position(|n| *n == rn.notification)
+                .expect("validated");
+            (i as u16, 1u64 << bit)
+        }),
         tdx: match &m.kernel.tdx {
             Some(t) => t.resolve()?,
             None => Default::default(),

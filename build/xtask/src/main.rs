@@ -12,9 +12,11 @@
 //!   TDH.SYS.CONFIG validation on memory-map files.
 
 mod bench;
+mod defmt_decode;
 mod deps;
 mod dist;
 mod elf;
+mod lint;
 mod manifest;
 mod qemu;
 mod tdxconf;
@@ -63,6 +65,9 @@ enum Cmd {
     },
     /// Run the benchmarks (instruction counts under QEMU -icount).
     Bench,
+    /// Run clippy on every task of the given manifests (default: all
+    /// images), each in its image's build environment, then on host crates.
+    Clippy { manifests: Vec<PathBuf> },
     /// Plan TDMRs for a memory map.
     Plan {
         #[arg(long)]
@@ -109,6 +114,15 @@ fn run_image(manifest: PathBuf, stay: bool, qemu_args: Vec<String>) -> Result<Ex
             },
         )
         .status()?;
+        // The console was live; the defmt log is decoded once QEMU is gone.
+        if let Ok(lines) = defmt_decode::decode_file(&image.dir) {
+            if !lines.is_empty() {
+                println!("xtask: defmt log (COM2):");
+            }
+            for l in lines {
+                println!("{l}");
+            }
+        }
         return Ok(if status.success() {
             ExitCode::SUCCESS
         } else {
@@ -163,6 +177,7 @@ fn main() -> ExitCode {
             qemu_only,
         } => test::run(!qemu_only, !host_only),
         Cmd::Bench => bench::run(),
+        Cmd::Clippy { manifests } => lint::clippy(&manifests),
         Cmd::Plan { input, output, svg } => {
             tdx_tools::plan_command(&input, output.as_deref(), svg.as_deref()).map(exit_code)
         }

@@ -52,6 +52,17 @@ pub struct KernelSettings {
     /// The SEAMCALL backend; absent = no TDX.
     #[serde(default)]
     pub tdx: Option<crate::tdxconf::TdxSettings>,
+    /// Post a notification to a task whenever any task restarts.
+    #[serde(default)]
+    pub restart_notify: Option<RestartNotify>,
+}
+
+/// `restart-notify = { task = "tdx-host", notification = "client-restarted" }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartNotify {
+    pub task: String,
+    pub notification: String,
 }
 
 fn default_tick() -> u32 {
@@ -69,6 +80,7 @@ impl Default for KernelSettings {
             task_base: default_task_base(),
             debug_exit_port: None,
             tdx: None,
+            restart_notify: None,
         }
     }
 }
@@ -364,6 +376,22 @@ pub fn validate(m: &Manifest) -> Result<()> {
             if !tasks[i].1.start {
                 bail!("`idle` must start at boot");
             }
+        }
+    }
+    if let Some(rn) = &m.kernel.restart_notify {
+        let Some(i) = index_of(&rn.task) else {
+            bail!(
+                "kernel.restart-notify names `{}`, which is not a task{}",
+                rn.task,
+                suggest(&rn.task, names.iter().map(|n| n.as_str()))
+            );
+        };
+        if !tasks[i].1.notifications.contains(&rn.notification) {
+            bail!(
+                "kernel.restart-notify: task `{}` has no notification `{}`",
+                rn.task,
+                rn.notification
+            );
         }
     }
     for (name, t) in tasks {

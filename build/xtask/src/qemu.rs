@@ -5,15 +5,24 @@
 //! isa-debug-exit from the image, which encodes a value `v` as exit status
 //! `(v << 1) | 1` — or when the timeout passes, in which case QEMU is
 //! killed and the run reported as hung.
+//!
+//! COM2 carries the defmt log (binary records from the kernel, see
+//! [`crate::defmt_decode`]) into `defmt.bin` in the image directory. While
+//! the console streams, the file is read and its frames decoded with the
+//! kernel and task ELFs beside it; each decoded line is placed among the
+//! console lines by the console line count its record carries, so the
+//! combined output is in the order the kernel wrote it.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::defmt_decode::{self, Decoder};
 use crate::manifest::QemuSettings;
 
 /// Value an image writes to isa-debug-exit when it succeeded.
@@ -41,6 +50,9 @@ pub struct Options<'a> {
 pub struct Outcome {
     /// QEMU's exit status, or `None` if it was killed after the timeout.
     pub status: Option<i32>,
+    /// The console lines, with the decoded defmt lines among them and, if
+    /// the image sent any defmt records, a closing
+    /// `test defmt_frames ... ok|FAILED` line (a case of the suite).
     pub console: Vec<String>,
 }
 
@@ -59,6 +71,15 @@ impl Outcome {
     }
 }
 
+/// Where COM2 (the defmt log) of `image` goes: beside it.
+#[must_use]
+pub fn defmt_stream(image: &Path) -> PathBuf {
+    image
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(defmt_decode::STREAM_FILE)
+}
+
 pub fn command(image: &Path, o: &Options<'_>) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
@@ -73,6 +94,8 @@ pub fn command(image: &Path, o: &Options<'_>) -> Command {
     ])
     .args(["-m", &o.settings.memory, "-smp", &o.settings.smp])
     .args(["-serial", if o.interactive { "mon:stdio" } else { "stdio" }])
+    .arg("-serial")
+    .arg(format!("file:{}", defmt_stream(image).display()))
     .arg("-kernel")
     .arg(image)
     .args(&o.settings.args)
@@ -86,8 +109,85 @@ pub fn command(image: &Path, o: &Options<'_>) -> Command {
     cmd
 }
 
+/// Merges the console with the decoded defmt stream in the order the
+/// kernel wrote them.
+struct Merger {
+    decoder: Decoder,
+    stream_path: PathBuf,
+    stream: Option<std::fs::File>,
+    /// Decoded frames not yet placed.
+    pending: VecDeque<defmt_decode::Line>,
+    /// Console lines placed so far.
+    console_lines: u32,
+    echo: bool,
+    out: Vec<String>,
+}
+
+impl Merger {
+    fn emit(&mut self, text: String) {
+        if self.echo {
+            println!("{text}");
+        }
+        self.out.push(text);
+    }
+
+    /// Reads what the stream file has now and decodes it.
+    fn poll(&mut self) {
+        if self.stream.is_none() {
+            self.stream = std::fs::File::open(&self.stream_path).ok();
+        }
+        let Some(f) = self.stream.as_mut() else {
+            return;
+        };
+        let mut bytes = vec![];
+        if f.read_to_end(&mut bytes).is_ok() && !bytes.is_empty() {
+            let lines = self.decoder.feed(&bytes);
+            self.pending.extend(lines);
+        }
+    }
+
+    /// Places the frames written before console line `console_lines + 1`
+    /// was complete (all of them with `all`).
+    fn place_frames(&mut self, all: bool) {
+        while let Some(l) = self.pending.front() {
+            if !all && l.after_console_lines > self.console_lines {
+                break;
+            }
+            let l = self.pending.pop_front().expect("front exists");
+            self.emit(l.text);
+        }
+    }
+
+    /// A console line arrived: frames written before it completed (which
+    /// QEMU has already put in the file) go first.
+    fn console_line(&mut self, text: String) {
+        self.poll();
+        self.place_frames(false);
+        self.emit(text);
+        self.console_lines += 1;
+    }
+
+    fn idle(&mut self) {
+        self.poll();
+        self.place_frames(false);
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        self.poll();
+        self.place_frames(true);
+        self.decoder.finish();
+        if self.decoder.saw_anything() {
+            let verdict = self.decoder.verdict();
+            self.emit(verdict);
+        }
+        self.out
+    }
+}
+
 /// Runs `image` to completion (or timeout).
 pub fn run(image: &Path, o: &Options<'_>) -> Result<Outcome> {
+    let stream_path = defmt_stream(image);
+    let _ = std::fs::remove_file(&stream_path);
     let mut child = command(image, o)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -96,24 +196,37 @@ pub fn run(image: &Path, o: &Options<'_>) -> Result<Outcome> {
         .context("cannot start qemu-system-x86_64")?;
     let stdout = child.stdout.take().context("no QEMU stdout")?;
     let (tx, rx) = mpsc::channel();
-    let echo = o.echo;
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n') {
             let Ok(line) = line else { break };
             let text = String::from_utf8_lossy(&line)
                 .trim_end_matches('\r')
                 .to_string();
-            if echo {
-                println!("{text}");
-            }
             if tx.send(text).is_err() {
                 break;
             }
         }
     });
+    let mut merger = Merger {
+        decoder: Decoder::new(image.parent().unwrap_or(Path::new("."))),
+        stream_path,
+        stream: None,
+        pending: VecDeque::new(),
+        console_lines: 0,
+        echo: o.echo,
+        out: vec![],
+    };
     let timeout = o.timeout.unwrap_or(Duration::from_secs(o.settings.timeout));
     let start = Instant::now();
     let status = loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(line) => merger.console_line(line),
+            Err(mpsc::RecvTimeoutError::Timeout) => merger.idle(),
+            // The console closed: QEMU is exiting.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         if let Some(s) = child.try_wait()? {
             break s.code();
         }
@@ -122,11 +235,13 @@ pub fn run(image: &Path, o: &Options<'_>) -> Result<Outcome> {
             let _ = child.wait();
             break None;
         }
-        std::thread::sleep(Duration::from_millis(20));
     };
     let _ = reader.join();
+    for line in rx.try_iter() {
+        merger.console_line(line);
+    }
     Ok(Outcome {
         status,
-        console: rx.try_iter().collect(),
+        console: merger.finish(),
     })
 }

@@ -90,7 +90,10 @@ fn one() -> u32 {
 fn leaf(n: &NameOrNumber) -> Result<u16> {
     let found = match n {
         NameOrNumber::Number(v) => u16::try_from(*v).ok().and_then(Leaf::from_number),
-        NameOrNumber::Name(s) => Leaf::ALL.iter().copied().find(|l| l.name().eq_ignore_ascii_case(s)),
+        NameOrNumber::Name(s) => Leaf::ALL
+            .iter()
+            .copied()
+            .find(|l| l.name().eq_ignore_ascii_case(s)),
     };
     match found {
         Some(l) => Ok(l.number()),
@@ -118,7 +121,10 @@ fn status(n: &NameOrNumber) -> Result<u64> {
             if let Some(hex) = s.strip_prefix("0x") {
                 return Ok(u64::from_str_radix(&hex.replace('_', ""), 16)?);
             }
-            match tdx_abi::status::KNOWN.iter().find(|(_, name, _)| name.eq_ignore_ascii_case(s)) {
+            match tdx_abi::status::KNOWN
+                .iter()
+                .find(|(_, name, _)| name.eq_ignore_ascii_case(s))
+            {
                 Some((st, _, _)) => Ok(st.0),
                 None => {
                     let hint = tdx_abi::status::KNOWN
@@ -140,7 +146,10 @@ impl TdxSettings {
     pub fn resolve(&self) -> Result<TdxConfig> {
         if self.tdx_keyids < 2 && !self.absent {
             // Allowed (tdx-host must then refuse), but say what it means.
-            eprintln!("xtask: note: kernel.tdx.tdx-keyids = {} (< 2): tdx-host will refuse to initialize", self.tdx_keyids);
+            eprintln!(
+                "xtask: note: kernel.tdx.tdx-keyids = {} (< 2): tdx-host will refuse to initialize",
+                self.tdx_keyids
+            );
         }
         if (self.mktme_keyids + self.tdx_keyids) >= 1 << self.keyid_bits {
             bail!(
@@ -161,7 +170,10 @@ impl TdxSettings {
             });
         }
         if faults.len() > 16 {
-            bail!("kernel.tdx.faults: {} rules; the module holds at most 16", faults.len());
+            bail!(
+                "kernel.tdx.faults: {} rules; the module holds at most 16",
+                faults.len()
+            );
         }
         Ok(TdxConfig {
             backend: self.backend,
@@ -184,11 +196,25 @@ mod tests {
 
     #[test]
     fn names_resolve_and_typos_are_explained() {
-        assert_eq!(leaf(&NameOrNumber::Name("TDH.SYS.LP.INIT".into())).unwrap(), 35);
-        let e = leaf(&NameOrNumber::Name("TDH.SYS.LP.INT".into())).unwrap_err().to_string();
+        assert_eq!(
+            leaf(&NameOrNumber::Name("TDH.SYS.LP.INIT".into())).unwrap(),
+            35
+        );
+        let e = leaf(&NameOrNumber::Name("TDH.SYS.LP.INT".into()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean `TDH.SYS.LP.INIT`"), "{e}");
-        assert_eq!(status(&NameOrNumber::Name("TDX_SYS_BUSY".into())).unwrap(), 0x8000_0202_0000_0000);
-        assert!(status(&NameOrNumber::Name("TDX_SYS_BSY".into())).unwrap_err().to_string().contains("TDX_SYS_BUSY"));
-        assert_eq!(status(&NameOrNumber::Name("0x8000_0000_0000_0001".into())).unwrap(), 0x8000_0000_0000_0001);
+        assert_eq!(
+            status(&NameOrNumber::Name("TDX_SYS_BUSY".into())).unwrap(),
+            0x8000_0202_0000_0000
+        );
+        assert!(status(&NameOrNumber::Name("TDX_SYS_BSY".into()))
+            .unwrap_err()
+            .to_string()
+            .contains("TDX_SYS_BUSY"));
+        assert_eq!(
+            status(&NameOrNumber::Name("0x8000_0000_0000_0001".into())).unwrap(),
+            0x8000_0000_0000_0001
+        );
     }
 }

@@ -33,7 +33,7 @@ struct Totals {
 }
 
 /// Workspace members that are built and tested on the host.
-fn host_crates() -> Result<Vec<String>> {
+pub fn host_crates() -> Result<Vec<String>> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(dist::workspace_root())

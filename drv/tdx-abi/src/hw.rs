@@ -42,10 +42,14 @@ impl core::fmt::Display for SeamUnsupported {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             SeamUnsupported::NoVmx => "the CPU has no VMX",
-            SeamUnsupported::FeatureControlUnlocked => "IA32_FEATURE_CONTROL is not locked by firmware",
+            SeamUnsupported::FeatureControlUnlocked => {
+                "IA32_FEATURE_CONTROL is not locked by firmware"
+            }
             SeamUnsupported::VmxDisabledByFirmware => "firmware disabled VMX outside SMX",
             SeamUnsupported::NoSeamrr => "the CPU has no SEAM range register (not TDX-capable)",
-            SeamUnsupported::SeamrrDisabled => "the BIOS did not enable the SEAM range (TDX disabled)",
+            SeamUnsupported::SeamrrDisabled => {
+                "the BIOS did not enable the SEAM range (TDX disabled)"
+            }
         })
     }
 }
@@ -79,21 +83,41 @@ pub fn check_seam_support(
 
 #[cfg(test)]
 mod tests {
-    use super::{check_seam_support, SeamUnsupported, CPUID1_ECX_VMX, MTRRCAP_SEAMRR, SEAMRR_MASK_ENABLED};
+    use super::{
+        check_seam_support, SeamUnsupported, CPUID1_ECX_VMX, MTRRCAP_SEAMRR, SEAMRR_MASK_ENABLED,
+    };
 
     const FC_OK: u64 = 0b101;
 
     #[test]
     fn a_tdx_capable_cpu_passes() {
-        assert_eq!(check_seam_support(CPUID1_ECX_VMX, FC_OK, MTRRCAP_SEAMRR, SEAMRR_MASK_ENABLED), Ok(()));
+        assert_eq!(
+            check_seam_support(CPUID1_ECX_VMX, FC_OK, MTRRCAP_SEAMRR, SEAMRR_MASK_ENABLED),
+            Ok(())
+        );
     }
 
     #[test]
     fn each_missing_piece_is_named() {
-        assert_eq!(check_seam_support(0, FC_OK, MTRRCAP_SEAMRR, SEAMRR_MASK_ENABLED), Err(SeamUnsupported::NoVmx));
-        assert_eq!(check_seam_support(CPUID1_ECX_VMX, 0b100, MTRRCAP_SEAMRR, SEAMRR_MASK_ENABLED), Err(SeamUnsupported::FeatureControlUnlocked));
-        assert_eq!(check_seam_support(CPUID1_ECX_VMX, 0b001, MTRRCAP_SEAMRR, SEAMRR_MASK_ENABLED), Err(SeamUnsupported::VmxDisabledByFirmware));
-        assert_eq!(check_seam_support(CPUID1_ECX_VMX, FC_OK, 0, SEAMRR_MASK_ENABLED), Err(SeamUnsupported::NoSeamrr));
-        assert_eq!(check_seam_support(CPUID1_ECX_VMX, FC_OK, MTRRCAP_SEAMRR, 0), Err(SeamUnsupported::SeamrrDisabled));
+        assert_eq!(
+            check_seam_support(0, FC_OK, MTRRCAP_SEAMRR, SEAMRR_MASK_ENABLED),
+            Err(SeamUnsupported::NoVmx)
+        );
+        assert_eq!(
+            check_seam_support(CPUID1_ECX_VMX, 0b100, MTRRCAP_SEAMRR, SEAMRR_MASK_ENABLED),
+            Err(SeamUnsupported::FeatureControlUnlocked)
+        );
+        assert_eq!(
+            check_seam_support(CPUID1_ECX_VMX, 0b001, MTRRCAP_SEAMRR, SEAMRR_MASK_ENABLED),
+            Err(SeamUnsupported::VmxDisabledByFirmware)
+        );
+        assert_eq!(
+            check_seam_support(CPUID1_ECX_VMX, FC_OK, 0, SEAMRR_MASK_ENABLED),
+            Err(SeamUnsupported::NoSeamrr)
+        );
+        assert_eq!(
+            check_seam_support(CPUID1_ECX_VMX, FC_OK, MTRRCAP_SEAMRR, 0),
+            Err(SeamUnsupported::SeamrrDisabled)
+        );
     }
 }

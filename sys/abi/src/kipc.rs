@@ -36,6 +36,14 @@ pub enum Kipcnum {
     /// `[]` → `[cpus]`: how many CPUs run (boot CPU included). Needs
     /// PLATFORM.
     CpuCount = 10,
+    /// `[]` → `[keyid_bits, mktme_keyids, tdx_keyids]`: the KeyID
+    /// partitioning (IA32_MKTME_KEYID_PARTITIONING, MSR 0x87), which only
+    /// the kernel can read. Needs SEAMCALL.
+    KeyIdPartition = 11,
+    /// `[]` → `[sci_irq, gpe0_port, gpe0_len, pm1a_event_port,
+    /// pm1a_event_len]` from the FADT (0 where absent), for the memory
+    /// hot-plug driver. Needs PLATFORM.
+    ReadFadt = 12,
 }
 
 impl Kipcnum {
@@ -52,6 +60,8 @@ impl Kipcnum {
             8 => Kipcnum::FlushCaches,
             9 => Kipcnum::Scrub,
             10 => Kipcnum::CpuCount,
+            11 => Kipcnum::KeyIdPartition,
+            12 => Kipcnum::ReadFadt,
             _ => return None,
         })
     }
@@ -64,7 +74,8 @@ impl Kipcnum {
             Kipcnum::RestartTask => Requirement::Right(Right::Restart),
             Kipcnum::FaultTask => Requirement::Right(Right::Fault),
             Kipcnum::ReadPanicMessage => Requirement::Right(Right::PanicMessage),
-            Kipcnum::ReadPlatform | Kipcnum::CpuApicId | Kipcnum::CpuCount => {
+            Kipcnum::KeyIdPartition => Requirement::Capability(crate::capability::SEAMCALL),
+            Kipcnum::ReadPlatform | Kipcnum::CpuApicId | Kipcnum::CpuCount | Kipcnum::ReadFadt => {
                 Requirement::Capability(crate::capability::PLATFORM)
             }
             Kipcnum::FlushCaches | Kipcnum::Scrub => {

@@ -132,6 +132,9 @@ pub enum Sysnum {
     /// Execute a SEAMCALL (see [`seamcall`]); needs the SEAMCALL
     /// capability.
     Seamcall = 16,
+    /// Write one encoded defmt frame to the kernel's binary log port
+    /// (COM2), tagged with the caller's index.
+    LogFrame = 17,
 }
 
 impl Sysnum {
@@ -155,6 +158,7 @@ impl Sysnum {
             14 => Sysnum::Log,
             15 => Sysnum::WaitForInterrupt,
             16 => Sysnum::Seamcall,
+            17 => Sysnum::LogFrame,
             _ => return None,
         })
     }

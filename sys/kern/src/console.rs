@@ -3,10 +3,17 @@
 //! `kprintln!` formats straight to the UART; there is no buffer to lose on
 //! a crash. Task log lines arrive through the LOG syscall and are prefixed
 //! with the task's name, so the console reads as one interleaved story.
+//!
+//! defmt frames (the kernel's and the tasks') go to COM2 instead, through
+//! [`klog`]; the host decodes them and prints them between the console
+//! lines they came between.
 
 use core::fmt;
 
 use crate::arch::serial;
+
+#[path = "klog.rs"]
+pub mod klog;
 
 pub struct Console;
 

@@ -12,15 +12,17 @@ use core::cell::UnsafeCell;
 use abi::platform::PlatformRecord;
 use platform::{PhysAddr, PhysRead};
 
-use crate::arch::paging::{phys_to_virt, DIRECT_MAP_LIMIT};
 use crate::arch::cpu;
+use crate::arch::paging::{phys_to_virt, DIRECT_MAP_LIMIT};
 use crate::bootinfo::memory_map;
 
 struct DirectMap;
 
 impl PhysRead for DirectMap {
     fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
-        let Some(end) = pa.checked_add(buf.len() as u64) else { return false };
+        let Some(end) = pa.checked_add(buf.len() as u64) else {
+            return false;
+        };
         if end > DIRECT_MAP_LIMIT {
             return false;
         }
@@ -58,11 +60,100 @@ pub fn record() -> &'static PlatformRecord {
     unsafe { &*RECORD.0.get() }
 }
 
+/// How an ISA IRQ reaches the IOAPIC (MADT interrupt source override).
+#[derive(Copy, Clone, Debug, Default)]
+pub struct IrqRoute {
+    pub gsi: u32,
+    pub level: bool,
+    pub active_low: bool,
+}
+
+const MAX_OVERRIDES: usize = 16;
+
+/// IRQ routes (with their count) and the FADT.
+type ExtraTables = (
+    [(u8, IrqRoute); MAX_OVERRIDES],
+    usize,
+    Option<platform::fadt::Fadt>,
+);
+
+struct Extra(UnsafeCell<ExtraTables>);
+// Safety: as for `Cell`.
+unsafe impl Sync for Extra {}
+static EXTRA: Extra = Extra(UnsafeCell::new((
+    [(
+        0,
+        IrqRoute {
+            gsi: 0,
+            level: false,
+            active_low: false,
+        },
+    ); MAX_OVERRIDES],
+    0,
+    None,
+)));
+
+/// The route of ISA IRQ `irq`: the MADT override, or identity, edge,
+/// active high (the ISA default).
+#[must_use]
+pub fn irq_route(irq: u8) -> IrqRoute {
+    // Safety: see `Cell`.
+    let (routes, n, _) = unsafe { &*EXTRA.0.get() };
+    routes[..*n]
+        .iter()
+        .find(|(source, _)| *source == irq)
+        .map_or(
+            IrqRoute {
+                gsi: u32::from(irq),
+                level: false,
+                active_low: false,
+            },
+            |(_, r)| *r,
+        )
+}
+
+/// The FADT's hot-plug-relevant fields, if the table was found.
+#[must_use]
+pub fn fadt() -> Option<platform::fadt::Fadt> {
+    // Safety: see `Cell`.
+    unsafe { (*EXTRA.0.get()).2 }
+}
+
+/// Reads the MADT's interrupt source overrides.
+fn read_overrides(rsdp: Option<u64>) -> ([(u8, IrqRoute); MAX_OVERRIDES], usize) {
+    use platform::madt::{MadtEntry, Polarity, Trigger};
+    let mut out = [(0, IrqRoute::default()); MAX_OVERRIDES];
+    let mut n = 0;
+    let madt = platform::acpi::find_rsdp(&DirectMap, rsdp.map(PhysAddr))
+        .and_then(|r| platform::acpi::RootTable::from_rsdp(&DirectMap, &r))
+        .and_then(|root| platform::madt::Madt::find(&DirectMap, &root));
+    if let Ok(madt) = madt {
+        for e in madt.entries(&DirectMap) {
+            if let Ok(MadtEntry::SourceOverride(o)) = e {
+                if n < MAX_OVERRIDES {
+                    let route = IrqRoute {
+                        gsi: o.gsi,
+                        level: o.trigger() == Trigger::Level,
+                        active_low: o.polarity() == Polarity::ActiveLow,
+                    };
+                    out[n] = (o.source, route);
+                    n += 1;
+                }
+            }
+        }
+    }
+    (out, n)
+}
+
 /// Fills the platform record. `image` lists the physical ranges the kernel
 /// and tasks occupy.
 pub fn discover(image: &[(u64, u64)]) {
     let map = memory_map();
-    let ram = map.ranges().iter().filter(|r| r.kind == 1).map(|r| (r.base, r.size));
+    let ram = map
+        .ranges()
+        .iter()
+        .filter(|r| r.kind == 1)
+        .map(|r| (r.base, r.size));
     let found = platform::discover(
         &DirectMap,
         map.rsdp.map(PhysAddr),
@@ -73,8 +164,10 @@ pub fn discover(image: &[(u64, u64)]) {
     if !found.report.is_clean() {
         crate::kprintln!("platform: {}", found.report);
     }
+    let (routes, nroutes) = read_overrides(map.rsdp);
     // Safety: single-threaded boot, before any reader.
     unsafe {
+        *EXTRA.0.get() = (routes, nroutes, found.fadt);
         *RECORD.0.get() = found.record;
         let (buf, len) = &mut *ENCODED.0.get();
         match abi::platform::encode(&*RECORD.0.get(), buf) {
@@ -96,22 +189,43 @@ pub fn print_banner() {
     );
     crate::kprintln!("  cpu  apic-id  package  node  enabled");
     for (i, c) in r.cpus().iter().enumerate() {
-        crate::kprintln!("  {i:>3}  {:>7}  {:>7}  {:>4}  {}", c.apic_id, c.package, c.node, c.enabled);
+        crate::kprintln!(
+            "  {i:>3}  {:>7}  {:>7}  {:>4}  {}",
+            c.apic_id,
+            c.package,
+            c.node,
+            c.enabled
+        );
     }
     crate::kprintln!("  node  proximity  RAM");
     for (i, n) in r.nodes().iter().enumerate() {
-        let bytes: u64 = r.ram().iter().filter(|m| m.node as usize == i).map(|m| m.size).sum();
+        let bytes: u64 = r
+            .ram()
+            .iter()
+            .filter(|m| m.node as usize == i)
+            .map(|m| m.size)
+            .sum();
         crate::kprintln!("  {i:>4}  {:>9}  {:>6} MiB", n.proximity, bytes >> 20);
     }
     crate::kprintln!("  RAM range                          node");
     for m in r.ram() {
-        crate::kprintln!("  {:#014x}..{:#014x}  {:>4}", m.base, m.base + m.size, m.node);
+        crate::kprintln!(
+            "  {:#014x}..{:#014x}  {:>4}",
+            m.base,
+            m.base + m.size,
+            m.node
+        );
     }
     for i in r.image() {
         crate::kprintln!("  image {:#014x}..{:#014x}", i.base, i.base + i.size);
     }
     match r.hotplug {
-        Some(h) => crate::kprintln!("  hot-plug window {:#014x}..{:#014x} node {}", h.base, h.base + h.size, h.node),
+        Some(h) => crate::kprintln!(
+            "  hot-plug window {:#014x}..{:#014x} node {}",
+            h.base,
+            h.base + h.size,
+            h.node
+        ),
         None => crate::kprintln!("  no hot-plug window"),
     }
 }

@@ -1,6 +1,7 @@
 //! Interrupts bound to tasks.
 //!
-//! The manifest binds IOAPIC inputs to (task, notification bits). When an
+//! The manifest binds ISA IRQs to (task, notification bits); each reaches
+//! the IOAPIC input, trigger and polarity the MADT's overrides give. When an
 //! input fires the kernel masks it, marks it pending and posts the bits;
 //! the task handles the device and re-enables the input with IRQ_CONTROL.
 //! A task may only control inputs bound to itself: naming bits with no
@@ -22,10 +23,23 @@ static PENDING: AtomicU32 = AtomicU32::new(0);
 /// APIC id of the boot CPU, where every input is routed.
 pub static BOOT_APIC_ID: AtomicU32 = AtomicU32::new(0);
 
+/// Programs ISA IRQ `irq` at its IOAPIC input (per the MADT overrides).
+fn route(irq: u8, unmasked: bool) {
+    let r = crate::discovery::irq_route(irq);
+    apic::set_irq(
+        irq,
+        r.gsi,
+        r.level,
+        r.active_low,
+        unmasked,
+        BOOT_APIC_ID.load(Ordering::Relaxed),
+    );
+}
+
 /// Masks every bound input at boot.
 pub fn init() {
     for b in IRQS {
-        apic::set_irq(b.irq, false, BOOT_APIC_ID.load(Ordering::Relaxed));
+        route(b.irq, false);
     }
 }
 
@@ -33,7 +47,7 @@ pub fn init() {
 pub fn fire(tasks: &mut [Task], irq: u8) -> bool {
     let mut woke = false;
     for b in IRQS.iter().filter(|b| b.irq == irq) {
-        apic::set_irq(irq, false, BOOT_APIC_ID.load(Ordering::Relaxed));
+        route(irq, false);
         ENABLED.fetch_and(!(1 << irq), Ordering::Relaxed);
         PENDING.fetch_or(1 << irq, Ordering::Relaxed);
         woke |= task::post(tasks, usize::from(b.task), b.mask);
@@ -61,7 +75,7 @@ pub fn control(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
         } else {
             ENABLED.fetch_and(!(1 << b.irq), Ordering::Relaxed);
         }
-        apic::set_irq(b.irq, enable, BOOT_APIC_ID.load(Ordering::Relaxed));
+        route(b.irq, enable);
     }
     if !found {
         return Err(UsageError::NoIrq.into());

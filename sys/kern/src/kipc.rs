@@ -32,7 +32,7 @@ pub fn handle(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     if !t.can_access(message, false) || !t.can_access(reply, true) {
         return Err(UsageError::InvalidSlice.into());
     }
-    if message.len % 8 != 0 || message.len > (MAX_ARGS * 8) as u64 || s.r13 != 0 {
+    if !message.len.is_multiple_of(8) || message.len > (MAX_ARGS * 8) as u64 || s.r13 != 0 {
         return Err(UsageError::BadKernelMessage.into());
     }
     let Some(op) = u16::try_from(op).ok().and_then(Kipcnum::from_raw) else {
@@ -49,7 +49,9 @@ pub fn handle(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
 
     let mut out = [0u8; REPLY_MAX];
     let result = match op.requirement() {
-        Requirement::Capability(c) if tasks[caller].desc.capabilities & c == 0 => Err(KipcError::Denied),
+        Requirement::Capability(c) if tasks[caller].desc.capabilities & c == 0 => {
+            Err(KipcError::Denied)
+        }
         _ => execute(tasks, caller, op, &args[..nargs], &mut out),
     };
     let (code, len, next) = match result {
@@ -162,8 +164,10 @@ fn execute(
         Kipcnum::ReadPlatform => Ok((0, Next::Same)),
         Kipcnum::CpuCount => Ok((put_words(out, &[smp::cpu_count() as u64]), Next::Same)),
         Kipcnum::CpuApicId => {
-            let cpu = usize::try_from(*args.first().ok_or(KipcError::BadRequest)?).map_err(|_| KipcError::CpuUnavailable)?;
-            let w = smp::run_on(cpu, smp::Op::ApicId, [0; 8]).map_err(|_| KipcError::CpuUnavailable)?;
+            let cpu = usize::try_from(*args.first().ok_or(KipcError::BadRequest)?)
+                .map_err(|_| KipcError::CpuUnavailable)?;
+            let w =
+                smp::run_on(cpu, smp::Op::ApicId, [0; 8]).map_err(|_| KipcError::CpuUnavailable)?;
             Ok((put_words(out, &[w[0]]), Next::Same))
         }
         Kipcnum::FlushCaches => {
@@ -173,8 +177,32 @@ fn execute(
             crate::seam::note_caches_flushed();
             Ok((0, Next::Same))
         }
+        Kipcnum::KeyIdPartition => {
+            let (bits, mktme, tdx) = crate::seam::keyid_partition();
+            Ok((
+                put_words(out, &[u64::from(bits), u64::from(mktme), u64::from(tdx)]),
+                Next::Same,
+            ))
+        }
+        Kipcnum::ReadFadt => {
+            let port = |b: Option<platform::fadt::RegisterBlock>| {
+                b.map_or((0, 0), |b| (b.address, u64::from(b.len)))
+            };
+            let w = match crate::discovery::fadt() {
+                Some(f) => {
+                    let (g, gl) = port(f.gpe0);
+                    let (p, pl) = port(f.pm1a_event);
+                    [u64::from(f.sci_int), g, gl, p, pl]
+                }
+                None => [0; 5],
+            };
+            Ok((put_words(out, &w), Next::Same))
+        }
         Kipcnum::Scrub => {
-            let (&base, &len) = (args.first().ok_or(KipcError::BadRequest)?, args.get(1).ok_or(KipcError::BadRequest)?);
+            let (&base, &len) = (
+                args.first().ok_or(KipcError::BadRequest)?,
+                args.get(1).ok_or(KipcError::BadRequest)?,
+            );
             scrub(base, len)?;
             Ok((0, Next::Same))
         }
@@ -187,7 +215,10 @@ fn execute(
 fn scrub(base: u64, len: u64) -> Result<(), KipcError> {
     const PAGE: u64 = 4096;
     let end = base.checked_add(len).ok_or(KipcError::BadRequest)?;
-    if base % PAGE != 0 || len % PAGE != 0 || end > crate::arch::paging::DIRECT_MAP_LIMIT {
+    if !base.is_multiple_of(PAGE)
+        || !len.is_multiple_of(PAGE)
+        || end > crate::arch::paging::DIRECT_MAP_LIMIT
+    {
         return Err(KipcError::BadRequest);
     }
     for r in crate::discovery::record().image() {

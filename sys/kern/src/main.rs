@@ -67,7 +67,10 @@ fn image_ranges() -> [(u64, u64); 2] {
         static __kernel_end: u8;
     }
     // Linker symbols; only their addresses are taken.
-    let (ks, ke) = (&raw const __kernel_start as u64, &raw const __kernel_end as u64);
+    let (ks, ke) = (
+        &raw const __kernel_start as u64,
+        &raw const __kernel_end as u64,
+    );
     let mut lo = u64::MAX;
     let mut hi = 0;
     for d in &startup::TASK_DESCS {
@@ -86,10 +89,17 @@ fn start_application_processors(space: &paging::KernelSpace) {
     use arch::smp;
     idt::init_ap();
     if !bootinfo::memory_map().is_ram(smp::TRAMPOLINE, paging::PAGE_SIZE) {
-        kprintln!("smp: {:#x} is not RAM; not starting other CPUs", smp::TRAMPOLINE);
+        kprintln!(
+            "smp: {:#x} is not RAM; not starting other CPUs",
+            smp::TRAMPOLINE
+        );
         return;
     }
-    let ids = discovery::record().cpus().iter().filter(|c| c.enabled).map(|c| c.apic_id);
+    let ids = discovery::record()
+        .cpus()
+        .iter()
+        .filter(|c| c.enabled)
+        .map(|c| c.apic_id);
     let mut failed = [0u32; smp::MAX_CPUS];
     let nfailed = smp::start_aps(space.pml4, ids, &mut failed);
     paging::unmap_page(space.pml4, smp::TRAMPOLINE);

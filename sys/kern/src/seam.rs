@@ -14,6 +14,7 @@
 //! - `hardware`: VMXON on each CPU and the real instruction
 //!   ([`crate::arch::vmx`]).
 //! - `none`: every SEAMCALL reports VMfailInvalid (no module).
+//!
 //! The caller cannot tell the backends apart.
 
 use core::cell::UnsafeCell;
@@ -21,7 +22,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::{capability, seamcall, UsageError};
 use tdx_abi::{CmrInfo, Leaf, SeamcallArgs, MAX_CMRS};
-use tdx_emu::{EmuConfig, FaultRule, PhysMem, PhysMemError, SeamcallFault, SeamcallOutcome, TdxModule};
+use tdx_emu::{
+    EmuConfig, FaultRule, PhysMem, PhysMemError, SeamcallFault, SeamcallOutcome, TdxModule,
+};
 
 use crate::arch::paging::{phys_to_virt, DIRECT_MAP_LIMIT};
 use crate::arch::smp::{self, Op};
@@ -40,7 +43,10 @@ unsafe impl<T: Send> Sync for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
     const fn new(value: T) -> Self {
-        SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        SpinLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
@@ -62,7 +68,9 @@ struct DirectMapMem;
 
 impl PhysMem for DirectMapMem {
     fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysMemError> {
-        let end = pa.checked_add(buf.len() as u64).ok_or(PhysMemError { pa })?;
+        let end = pa
+            .checked_add(buf.len() as u64)
+            .ok_or(PhysMemError { pa })?;
         if end > DIRECT_MAP_LIMIT {
             return Err(PhysMemError { pa });
         }
@@ -73,7 +81,9 @@ impl PhysMem for DirectMapMem {
     }
 
     fn write(&mut self, pa: u64, buf: &[u8]) -> Result<(), PhysMemError> {
-        let end = pa.checked_add(buf.len() as u64).ok_or(PhysMemError { pa })?;
+        let end = pa
+            .checked_add(buf.len() as u64)
+            .ok_or(PhysMemError { pa })?;
         if end > DIRECT_MAP_LIMIT {
             return Err(PhysMemError { pa });
         }
@@ -111,9 +121,15 @@ fn cmrs_from_platform(cfg: &mut EmuConfig) {
 }
 
 fn package_of_cpu(index: usize) -> u8 {
-    let Some(apic) = smp::apic_id_of(index) else { return 0 };
+    let Some(apic) = smp::apic_id_of(index) else {
+        return 0;
+    };
     let record = crate::discovery::record();
-    let package = record.cpus().iter().find(|c| c.apic_id == apic).map_or(0, |c| c.package);
+    let package = record
+        .cpus()
+        .iter()
+        .find(|c| c.apic_id == apic)
+        .map_or(0, |c| c.package);
     // Dense package numbers, in order of first appearance.
     let mut seen = [u32::MAX; tdx_emu::MAX_PACKAGES];
     let mut count = 0;
@@ -123,7 +139,10 @@ fn package_of_cpu(index: usize) -> u8 {
             count += 1;
         }
     }
-    seen[..count].iter().position(|&p| p == package).unwrap_or(0) as u8
+    seen[..count]
+        .iter()
+        .position(|&p| p == package)
+        .unwrap_or(0) as u8
 }
 
 fn max_pa() -> u8 {
@@ -139,13 +158,20 @@ fn max_pa() -> u8 {
 pub fn init() {
     smp::set_handler(run_here);
     match TDX.backend {
-        TdxBackendKind::None => crate::kprintln!("seam: no TDX backend (every SEAMCALL: module not loaded)"),
+        TdxBackendKind::None => {
+            crate::kprintln!("seam: no TDX backend (every SEAMCALL: module not loaded)")
+        }
         TdxBackendKind::Hardware => match crate::arch::vmx::enable_all() {
             Ok(()) => {
                 HARDWARE_READY.store(true, Ordering::Release);
-                crate::kprintln!("seam: hardware backend: VMX on on {} CPUs", smp::cpu_count());
+                crate::kprintln!(
+                    "seam: hardware backend: VMX on on {} CPUs",
+                    smp::cpu_count()
+                );
             }
-            Err(e) => crate::kprintln!("seam: hardware backend refused: {e}; SEAMCALLs report the module as not loaded"),
+            Err(e) => crate::kprintln!(
+                "seam: hardware backend refused: {e}; SEAMCALLs report the module as not loaded"
+            ),
         },
         TdxBackendKind::Emulated => {
             let cpus = smp::cpu_count();
@@ -171,13 +197,21 @@ pub fn init() {
             cfg.seamrr = tdx_emu::SeamrrRange { base: 0, size: 0 };
             for (slot, f) in cfg.faults.iter_mut().zip(TDX.faults) {
                 if let Some(leaf) = Leaf::from_number(f.leaf) {
-                    *slot = Some(FaultRule { leaf, status: f.status, on_call: f.on_call, on_lp: f.on_cpu, repeat: f.repeat });
+                    *slot = Some(FaultRule {
+                        leaf,
+                        status: f.status,
+                        on_call: f.on_call,
+                        on_lp: f.on_cpu,
+                        repeat: f.repeat,
+                    });
                 }
             }
             let n = cfg.num_cmrs;
             MODULE.with(|m| match TdxModule::new(cfg) {
                 Ok(module) => *m = Some(module),
-                Err(e) => crate::kprintln!("seam: emulated module rejected its configuration: {e:?}"),
+                Err(e) => {
+                    crate::kprintln!("seam: emulated module rejected its configuration: {e:?}")
+                }
             });
             crate::kprintln!(
                 "seam: emulated TDX module: {cpus} LPs in {packages} packages, {n} CMRs, KeyIDs {}..={}, {} fault rules{}",
@@ -187,6 +221,24 @@ pub fn init() {
                 if TDX.absent { ", module ABSENT" } else { "" }
             );
         }
+    }
+}
+
+/// The KeyID partitioning `(keyid bits, MKTME KeyIDs, TDX KeyIDs)`: from
+/// the manifest for the emulated module, from MSR 0x87 on hardware.
+#[must_use]
+pub fn keyid_partition() -> (u8, u32, u32) {
+    match TDX.backend {
+        TdxBackendKind::Hardware if HARDWARE_READY.load(Ordering::Acquire) => {
+            const MSR_MKTME_KEYID_PARTITIONING: u32 = 0x87;
+            // Safety: the MSR exists on TDX-capable CPUs (detection passed).
+            let v = unsafe { crate::arch::cpu::rdmsr(MSR_MKTME_KEYID_PARTITIONING) };
+            let (mktme, tdx) = (v as u32, (v >> 32) as u32);
+            let bits = (32 - (mktme + tdx).leading_zeros()) as u8;
+            (bits, mktme, tdx)
+        }
+        TdxBackendKind::Emulated => (TDX.keyid_bits, TDX.mktme_keyids, TDX.tdx_keyids),
+        _ => (0, 0, 0),
     }
 }
 
@@ -205,13 +257,23 @@ pub fn note_caches_flushed() {
 /// Executes a SEAMCALL on the calling CPU. `words` = RAX, RCX, RDX, R8,
 /// R9, R10, R11 in; out: word 0 = outcome, words 1..8 = output registers.
 fn run_here(cpu: usize, _op: Op, words: &mut [u64; 8]) {
-    let args = SeamcallArgs { rax: words[0], rcx: words[1], rdx: words[2], r8: words[3], r9: words[4], r10: words[5], r11: words[6] };
+    let args = SeamcallArgs {
+        rax: words[0],
+        rcx: words[1],
+        rdx: words[2],
+        r8: words[3],
+        r9: words[4],
+        r10: words[5],
+        r11: words[6],
+    };
     let outcome = match TDX.backend {
         TdxBackendKind::Emulated => MODULE.with(|m| match m {
             Some(m) => m.seamcall(cpu as u32, &args, &mut DirectMapMem),
             None => SeamcallOutcome::VmFailInvalid,
         }),
-        TdxBackendKind::Hardware if HARDWARE_READY.load(Ordering::Acquire) => crate::arch::vmx::seamcall(&args),
+        TdxBackendKind::Hardware if HARDWARE_READY.load(Ordering::Acquire) => {
+            crate::arch::vmx::seamcall(&args)
+        }
         _ => SeamcallOutcome::VmFailInvalid,
     };
     *words = [0; 8];
@@ -236,7 +298,11 @@ pub fn syscall(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     // RAX is passed on as given: its reserved bits are the module's to
     // refuse (OPERAND_INVALID), exactly as on hardware.
     let s = &t.save;
-    let cpu = if s.rdi == seamcall::ANY_CPU { 0 } else { usize::try_from(s.rdi).map_err(|_| UsageError::ReservedBits)? };
+    let cpu = if s.rdi == seamcall::ANY_CPU {
+        0
+    } else {
+        usize::try_from(s.rdi).map_err(|_| UsageError::ReservedBits)?
+    };
     let words = [s.rsi, s.rdx, s.r10, s.r8, s.r9, s.r12, s.r13, 0];
     let out = match smp::run_on(cpu, Op::Seamcall, words) {
         Ok(w) => w,

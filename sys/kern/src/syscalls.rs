@@ -81,6 +81,7 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Result<Next, User
         Sysnum::Panic => panic(tasks, caller),
         Sysnum::RefreshTaskId => refresh_task_id(tasks, caller),
         Sysnum::Log => log(tasks, caller),
+        Sysnum::LogFrame => log_frame(tasks, caller),
         Sysnum::Seamcall => crate::seam::syscall(tasks, caller),
         // Handled before dispatch, since it must not hold the table.
         Sysnum::WaitForInterrupt => Ok(Next::Same),
@@ -192,6 +193,35 @@ fn log(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     // Safety: checked readable above; bounded by the buffer.
     unsafe { umem::read_into(bytes.base, &mut buf[..n]) };
     crate::console::task_line(tasks[caller].desc.name, &buf[..n]);
+    crate::console::klog::announce();
     tasks[caller].set_results(0, 0);
+    Ok(Next::Same)
+}
+
+/// LOG_FRAME: `rdi`/`rsi` one encoded defmt frame, written to COM2 tagged
+/// with the caller's index. A frame over the limit is dropped whole (a cut
+/// frame could not be decoded) and the kernel says so in its own log.
+fn log_frame(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
+    use crate::console::klog;
+    let (base, len) = (tasks[caller].save.rdi, tasks[caller].save.rsi);
+    tasks[caller].set_results(0, 0);
+    if len > klog::FRAME_MAX as u64 {
+        defmt::warn!(
+            "task {=str}: defmt frame of {=u64} bytes dropped (limit {=usize})",
+            tasks[caller].desc.name,
+            len,
+            klog::FRAME_MAX
+        );
+        return Ok(Next::Same);
+    }
+    let bytes = USlice::new(base, len);
+    if !tasks[caller].can_access(bytes, false) {
+        return Err(UsageError::InvalidSlice.into());
+    }
+    let mut buf = [0u8; klog::FRAME_MAX];
+    let n = bytes.len as usize;
+    // Safety: checked readable above; bounded by the buffer.
+    unsafe { umem::read_into(bytes.base, &mut buf[..n]) };
+    klog::task_frame(caller, &buf[..n]);
     Ok(Next::Same)
 }

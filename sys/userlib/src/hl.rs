@@ -136,3 +136,38 @@ pub fn flush_caches() -> Result<(), KipcFailure> {
 pub fn scrub(base: u64, len: u64) -> Result<(), KipcFailure> {
     kipc(Kipcnum::Scrub, &[base, len], &mut []).map(|_| ())
 }
+
+/// The KeyID partitioning `(keyid bits, MKTME KeyIDs, TDX KeyIDs)` (needs
+/// `seamcall`).
+pub fn keyid_partition() -> Result<(u8, u32, u32), KipcFailure> {
+    let mut reply = [0u8; 24];
+    kipc(Kipcnum::KeyIdPartition, &[], &mut reply)?;
+    Ok((
+        word(&reply, 0) as u8,
+        word(&reply, 1) as u32,
+        word(&reply, 2) as u32,
+    ))
+}
+
+/// FADT facts for the memory hot-plug driver (needs `platform`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FadtInfo {
+    pub sci_irq: u16,
+    pub gpe0_port: u64,
+    pub gpe0_len: u64,
+    pub pm1a_event_port: u64,
+    pub pm1a_event_len: u64,
+}
+
+/// Reads the FADT facts (zeros where the firmware gave none).
+pub fn read_fadt() -> Result<FadtInfo, KipcFailure> {
+    let mut reply = [0u8; 40];
+    kipc(Kipcnum::ReadFadt, &[], &mut reply)?;
+    Ok(FadtInfo {
+        sci_irq: word(&reply, 0) as u16,
+        gpe0_port: word(&reply, 1),
+        gpe0_len: word(&reply, 2),
+        pm1a_event_port: word(&reply, 3),
+        pm1a_event_len: word(&reply, 4),
+    })
+}

@@ -15,6 +15,8 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![forbid(clippy::wildcard_imports)]
 
+#[cfg(feature = "defmt")]
+pub mod defmt_log;
 pub mod hl;
 pub mod log;
 #[cfg(target_os = "none")]
@@ -373,6 +375,16 @@ pub fn sys_log(bytes: &[u8]) {
     );
 }
 
+/// Hands one encoded defmt frame to the kernel, which writes it to the
+/// binary log port tagged with this task's index. Frames longer than the
+/// kernel's limit (256 bytes) are dropped by the kernel.
+pub fn sys_log_frame(frame: &[u8]) {
+    syscall(
+        Sysnum::LogFrame,
+        [frame.as_ptr() as u64, frame.len() as u64, 0, 0, 0, 0, 0, 0],
+    );
+}
+
 /// Halts the CPU until the next interrupt; for the idle task.
 pub fn sys_wait_for_interrupt() {
     syscall(Sysnum::WaitForInterrupt, [0; 8]);
@@ -431,7 +443,10 @@ pub fn sys_raw(number: u64, args: [u64; 8]) -> [u64; 6] {
 pub enum SeamcallOutcome {
     /// The module ran: its RAX (status) and output registers RCX, RDX,
     /// R8, R9, R10, R11.
-    Returned { rax: u64, out: [u64; 6] },
+    Returned {
+        rax: u64,
+        out: [u64; 6],
+    },
     /// VMfailInvalid: no module loaded.
     VmFailInvalid,
     /// The instruction raised #UD or #GP.
@@ -449,7 +464,16 @@ pub enum SeamcallOutcome {
 /// its RCX, RDX, R8, R9, R10, R11; `cpu` the CPU to run on (`None`: the
 /// kernel's choice).
 pub fn sys_seamcall(cpu: Option<u32>, rax: u64, regs: [u64; 6]) -> SeamcallOutcome {
-    let (code, o_rax, o_rcx, o_rdx, o_r8, o_r9, o_r10, o_r11): (u64, u64, u64, u64, u64, u64, u64, u64);
+    let (code, o_rax, o_rcx, o_rdx, o_r8, o_r9, o_r10, o_r11): (
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+    );
     let target = cpu.map_or(abi::seamcall::ANY_CPU, u64::from);
     // Safety: as in `syscall`, with the SEAMCALL register convention of
     // `abi::seamcall`: every register the kernel writes is an output here.
@@ -471,7 +495,10 @@ pub fn sys_seamcall(cpu: Option<u32>, rax: u64, regs: [u64; 6]) -> SeamcallOutco
         );
     }
     match code {
-        abi::seamcall::RETURNED => SeamcallOutcome::Returned { rax: o_rax, out: [o_rcx, o_rdx, o_r8, o_r9, o_r10, o_r11] },
+        abi::seamcall::RETURNED => SeamcallOutcome::Returned {
+            rax: o_rax,
+            out: [o_rcx, o_rdx, o_r8, o_r9, o_r10, o_r11],
+        },
         abi::seamcall::VMFAIL_INVALID => SeamcallOutcome::VmFailInvalid,
         abi::seamcall::FAULT_UD => SeamcallOutcome::FaultUd,
         abi::seamcall::FAULT_GP => SeamcallOutcome::FaultGp,

@@ -126,8 +126,8 @@ fn restart_due(records: &mut [Record; MAX_TASKS], now: u64) -> Option<u64> {
                 r.started_at = now;
                 r.restarts += 1;
                 match hl::restart_task(TaskIndex(i as u16), true) {
-                    Ok(()) => ulog!(
-                        "restarted {} (restart #{})",
+                    Ok(()) => defmt::warn!(
+                        "restarted {=str} (restart #{=u32})",
                         task_gen::TASK_NAMES[i],
                         r.restarts
                     ),
@@ -147,7 +147,7 @@ fn restart_due(records: &mut [Record; MAX_TASKS], now: u64) -> Option<u64> {
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
     let mut records = [FRESH; MAX_TASKS];
-    ulog!("supervising {} tasks", task_gen::TASK_NAMES.len());
+    defmt::info!("supervising {=usize} tasks", task_gen::TASK_NAMES.len());
     let mut buf = [0u8; 8];
     loop {
         let msg = sys_recv_open(&mut buf, FAULT_MASK | TIMER_MASK);
@@ -164,11 +164,12 @@ pub fn main() -> ! {
         let allowed = MAY_FINISH.contains(&msg.sender.index().0);
         if msg.operation == OP_IMAGE_DONE && allowed && msg.message_len == 1 {
             let ok = buf[0] == 1;
-            ulog!(
-                "{} reports the image {}",
-                task_gen::TASK_NAMES[usize::from(msg.sender.index().0)],
-                if ok { "succeeded" } else { "FAILED" }
-            );
+            let name = task_gen::TASK_NAMES[usize::from(msg.sender.index().0)];
+            if ok {
+                defmt::info!("{=str} reports the image succeeded", name);
+            } else {
+                defmt::error!("{=str} reports the image FAILED", name);
+            }
             sys_reply(msg.sender, 0, &[]);
             exit_qemu(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
         } else {

@@ -23,14 +23,19 @@ pub fn main() -> ! {
         ok &= rc == 0 && &reply[..n] == b"tsohxdt";
     }
     let ticks = sys_get_timer().now - start;
-    ulog!(
-        "{ROUNDS} round trips to pong in {ticks} ms: {}",
-        if ok {
-            "all answers right"
-        } else {
-            "WRONG ANSWERS"
-        }
-    );
+    if ok {
+        defmt::info!(
+            "{=u32} round trips to pong in {=u64} ms: all answers right",
+            ROUNDS,
+            ticks
+        );
+    } else {
+        defmt::error!(
+            "{=u32} round trips to pong in {=u64} ms: WRONG ANSWERS",
+            ROUNDS,
+            ticks
+        );
+    }
 
     let input = *b"leased memory";
     let mut output = [0u8; 13];
@@ -49,7 +54,7 @@ pub fn main() -> ! {
     ok &= upper;
 
     let (rc, _) = sys_send(jefe, 1, &[u8::from(ok)], &mut [], &[]);
-    ulog!("jefe answered {rc}");
+    defmt::info!("jefe answered {=u32}", rc);
     loop {
         userlib::hl::sleep_for(1000, 1);
     }

@@ -12,6 +12,8 @@ use userlib::{
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
     let mut buf = [0u8; 64];
+    let mut served: u32 = 0;
+    defmt::info!("serving: op 1 reverses, op 2 upper-cases a lease");
     loop {
         let m = sys_recv_open(&mut buf, 0);
         match m.operation {
@@ -22,6 +24,10 @@ pub fn main() -> ! {
                     out[i] = buf[n - 1 - i];
                 }
                 sys_reply(m.sender, 0, &out[..n.min(m.response_capacity)]);
+                served += 1;
+                if served.is_power_of_two() && served >= 256 {
+                    defmt::debug!("{=u32} reversals served", served);
+                }
             }
             2 if m.lease_count == 2 => {
                 let mut data = [0u8; 64];
@@ -33,6 +39,11 @@ pub fn main() -> ! {
                 let (rc, _) = sys_borrow_write(m.sender, 1, 0, &data[..n]);
                 if rc == 0 {
                     sys_reply(m.sender, 0, &[]);
+                    defmt::info!(
+                        "upper-cased {=usize} leased bytes after {=u32} reversals",
+                        n,
+                        served
+                    );
                 }
             }
             1 => sys_reply_fault(m.sender, ReplyFaultReason::BadMessageSize),

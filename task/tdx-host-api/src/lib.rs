@@ -394,6 +394,37 @@ pub struct OnlineReply {
     pub node_tdx_capable: u8,
 }
 
+/// Reply of `stats`: the server's hygiene and bookkeeping counters since it started.
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct ServerStats {
+    /// Bytes scrubbed by the kernel and checked PT_NDA, then back in the free pool.
+    pub scrubbed_bytes: u64,
+    /// Quarantined runs scrubbed.
+    pub scrub_runs: u64,
+    /// TDH.PHYMEM.PAGE.RDMD calls made on freed or reclaimed TDX pages.
+    pub rdmd_calls: u64,
+    /// Bytes taken back from restarted clients.
+    pub reclaimed_bytes: u64,
+    /// Bytes retired for good (scrub refused or not PT_NDA).
+    pub retired_bytes: u64,
+    /// Bytes freed or reclaimed but not yet scrubbed.
+    pub quarantined_bytes: u64,
+    /// Bytes the caller holds now.
+    pub caller_usage_bytes: u64,
+    /// The caller's quota (0: no policy, it may not allocate).
+    pub caller_quota_bytes: u64,
+    /// `client-restarted` notifications handled.
+    pub restarts_seen: u32,
+    /// Requests refused with an error (any operation).
+    pub refused: u32,
+    /// Bring-up retries after a transient status, per `InitStep` (index = the step's value).
+    pub init_retries: [u16; 12],
+}
+
+const _: () = assert!(core::mem::size_of::<ServerStats>() == 96);
 const _: () = assert!(core::mem::size_of::<ModuleStatus>() == 96);
 const _: () = assert!(core::mem::size_of::<NodeInfo>() == 40);
 const _: () = assert!(core::mem::size_of::<RegionRecord>() == 32);

@@ -57,22 +57,63 @@ fn status(o: SeamcallOutcome) -> Option<TdxStatus> {
 
 fn platform_checks(s: &mut Score, r: &PlatformRecord) {
     let cpus = r.cpus().iter().filter(|c| c.enabled).count();
-    check!(s, "platform_cpu_count_matches_qemu", cpus == expect::CPUS, "{cpus} CPUs, expected {}", expect::CPUS);
-    check!(s, "platform_package_count_matches_qemu", r.package_count == expect::PACKAGES, "{} packages, expected {}", r.package_count, expect::PACKAGES);
-    check!(s, "platform_node_count_matches_qemu", r.nodes().len() == expect::NODES, "{} nodes, expected {}", r.nodes().len(), expect::NODES);
+    check!(
+        s,
+        "platform_cpu_count_matches_qemu",
+        cpus == expect::CPUS,
+        "{cpus} CPUs, expected {}",
+        expect::CPUS
+    );
+    check!(
+        s,
+        "platform_package_count_matches_qemu",
+        r.package_count == expect::PACKAGES,
+        "{} packages, expected {}",
+        r.package_count,
+        expect::PACKAGES
+    );
+    check!(
+        s,
+        "platform_node_count_matches_qemu",
+        r.nodes().len() == expect::NODES,
+        "{} nodes, expected {}",
+        r.nodes().len(),
+        expect::NODES
+    );
     let mut ram_ok = true;
     for (node, &want) in expect::NODE_RAM_MIB.iter().enumerate() {
-        let got: u64 = r.ram().iter().filter(|m| m.node as usize == node).map(|m| m.size).sum::<u64>() >> 20;
+        let got: u64 = r
+            .ram()
+            .iter()
+            .filter(|m| m.node as usize == node)
+            .map(|m| m.size)
+            .sum::<u64>()
+            >> 20;
         if got + 2 < want || got > want + 2 {
             ram_ok = false;
             ulog!("node {node}: {got} MiB of RAM, expected about {want}");
         }
     }
     check!(s, "platform_node_ram_matches_qemu", ram_ok, "see above");
-    check!(s, "platform_hotplug_window_reported_as_configured", r.hotplug.is_some() == expect::HOTPLUG, "hot-plug window {:?}, expected present = {}", r.hotplug, expect::HOTPLUG);
+    check!(
+        s,
+        "platform_hotplug_window_reported_as_configured",
+        r.hotplug.is_some() == expect::HOTPLUG,
+        "hot-plug window {:?}, expected present = {}",
+        r.hotplug,
+        expect::HOTPLUG
+    );
     if let Some(h) = r.hotplug {
-        let in_ram = r.ram().iter().any(|m| m.base < h.base + h.size && h.base < m.base + m.size);
-        check!(s, "platform_hotplug_memory_is_not_boot_ram", !in_ram, "the window overlaps boot RAM");
+        let in_ram = r
+            .ram()
+            .iter()
+            .any(|m| m.base < h.base + h.size && h.base < m.base + m.size);
+        check!(
+            s,
+            "platform_hotplug_memory_is_not_boot_ram",
+            !in_ram,
+            "the window overlaps boot RAM"
+        );
     }
     // Every CPU answers a privileged request with its own APIC id.
     let running = hl::cpu_count().unwrap_or(0);
@@ -93,8 +134,18 @@ fn platform_checks(s: &mut Score, r: &PlatformRecord) {
             }
         }
     }
-    check!(s, "smp_each_cpu_runs_a_request_and_reports_its_apic_id", ids_ok, "{running} CPUs running");
-    check!(s, "smp_request_to_missing_cpu_is_refused", hl::cpu_apic_id(running + 3).is_err(), "no error");
+    check!(
+        s,
+        "smp_each_cpu_runs_a_request_and_reports_its_apic_id",
+        ids_ok,
+        "{running} CPUs running"
+    );
+    check!(
+        s,
+        "smp_request_to_missing_cpu_is_refused",
+        hl::cpu_apic_id(running + 3).is_err(),
+        "no error"
+    );
 }
 
 fn seam_checks(s: &mut Score) {
@@ -102,20 +153,39 @@ fn seam_checks(s: &mut Score) {
     match expect::TDX {
         "absent" => {
             let o = seam(0, Leaf::SysInit, 0);
-            check!(s, "seam_absent_module_is_vmfailinvalid", o == SeamcallOutcome::VmFailInvalid, "{o:?}");
+            check!(
+                s,
+                "seam_absent_module_is_vmfailinvalid",
+                o == SeamcallOutcome::VmFailInvalid,
+                "{o:?}"
+            );
         }
         "emulated" => {
             // The manifest injects TDX_SYS_BUSY on the first TDH.SYS.INIT and
             // TDX_RND_NO_ENTROPY on TDH.SYS.LP.INIT on the last CPU, once.
             let first = status(seam(0, Leaf::SysInit, 0));
-            check!(s, "seam_injected_fault_on_first_sys_init", first == Some(TdxStatus::SYS_BUSY), "{first:?}");
+            check!(
+                s,
+                "seam_injected_fault_on_first_sys_init",
+                first == Some(TdxStatus::SYS_BUSY),
+                "{first:?}"
+            );
             let second = status(seam(0, Leaf::SysInit, 0));
-            check!(s, "seam_sys_init_succeeds_on_retry", second.is_some_and(|st| st.is_success()), "{second:?}");
+            check!(
+                s,
+                "seam_sys_init_succeeds_on_retry",
+                second.is_some_and(|st| st.is_success()),
+                "{second:?}"
+            );
             let mut lp_ok = true;
             for cpu in 0..cpus {
                 let st = status(seam(cpu, Leaf::SysLpInit, 0));
                 let injected = cpu == cpus - 1;
-                let want_first = if injected { TdxStatus::RND_NO_ENTROPY } else { TdxStatus::SUCCESS };
+                let want_first = if injected {
+                    TdxStatus::RND_NO_ENTROPY
+                } else {
+                    TdxStatus::SUCCESS
+                };
                 if st != Some(want_first) {
                     ulog!("LP.INIT on cpu {cpu}: {st:?}, expected {want_first:?}");
                     lp_ok = false;
@@ -128,24 +198,52 @@ fn seam_checks(s: &mut Score) {
                     }
                 }
             }
-            check!(s, "seam_lp_init_on_every_cpu_with_fault_where_configured", lp_ok, "see above");
+            check!(
+                s,
+                "seam_lp_init_on_every_cpu_with_fault_where_configured",
+                lp_ok,
+                "see above"
+            );
             let again = status(seam(0, Leaf::SysLpInit, 0));
-            check!(s, "seam_lp_init_counts_each_cpu_once", again == Some(TdxStatus::SYS_LP_INIT_DONE), "second LP.INIT on cpu 0: {again:?}");
+            check!(
+                s,
+                "seam_lp_init_counts_each_cpu_once",
+                again == Some(TdxStatus::SYS_LP_INIT_DONE),
+                "second LP.INIT on cpu 0: {again:?}"
+            );
             let o = seam(cpus + 5, Leaf::SysLpInit, 0);
-            check!(s, "seam_call_to_missing_cpu_is_refused", o == SeamcallOutcome::NoSuchCpu, "{o:?}");
+            check!(
+                s,
+                "seam_call_to_missing_cpu_is_refused",
+                o == SeamcallOutcome::NoSuchCpu,
+                "{o:?}"
+            );
             let o = sys_seamcall(Some(0), 0xFFFF, [0; 6]);
-            check!(s, "seam_unknown_leaf_is_operand_invalid", status(o).is_some_and(|st| st.0 == 0xC000_0100_0000_0000), "{o:?}");
+            check!(
+                s,
+                "seam_unknown_leaf_is_operand_invalid",
+                status(o).is_some_and(|st| st.0 == 0xC000_0100_0000_0000),
+                "{o:?}"
+            );
         }
         _ => {
             let o = seam(0, Leaf::SysInit, 0);
-            check!(s, "seam_without_backend_is_vmfailinvalid", o == SeamcallOutcome::VmFailInvalid, "{o:?}");
+            check!(
+                s,
+                "seam_without_backend_is_vmfailinvalid",
+                o == SeamcallOutcome::VmFailInvalid,
+                "{o:?}"
+            );
         }
     }
 }
 
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
-    let mut s = Score { passed: 0, failed: 0 };
+    let mut s = Score {
+        passed: 0,
+        failed: 0,
+    };
     match hl::read_platform() {
         Ok(r) => platform_checks(&mut s, &r),
         Err(e) => s.fail("platform_record_is_readable", format_args!("{e:?}")),

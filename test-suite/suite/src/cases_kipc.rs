@@ -28,7 +28,10 @@ pub static CASES: &[Case] = &[
     ("kipc_bad_task_index_is_refused", bad_index),
     ("kipc_refresh_task_id_tracks_generation", refresh_id),
     ("capability_seamcall_without_it_is_denied", seamcall_denied),
-    ("capability_platform_and_memory_ops_without_it_are_denied", platform_denied),
+    (
+        "capability_platform_and_memory_ops_without_it_are_denied",
+        platform_denied,
+    ),
 ];
 
 fn seamcall_denied() {

@@ -18,7 +18,25 @@ pub static CASES: &[Case] = &[
         post_wakes,
     ),
     ("notification_to_restarted_task_is_dead_code", post_stale),
+    (
+        "irq_device_interrupt_is_delivered_masked_and_rearmed",
+        irq_round,
+    ),
 ];
+
+fn irq_round() {
+    let mut r = [0u8; 16];
+    call(ASSIST, op::IRQ_ROUND, &[], &mut r, &[]);
+    let w = |i| test_api::word32(&r, i);
+    assert_eq!(
+        w(0),
+        1,
+        "the PIT interrupt reached assist as its `pit` notification"
+    );
+    assert_eq!(w(1), 0, "the kernel masks a line when it fires");
+    assert_eq!(w(2), 1, "and marks it pending until the task re-enables it");
+    assert_eq!(w(3), 1, "re-enabling unmasks it");
+}
 
 fn wait_kernel(mask: u64) -> u64 {
     sys_recv_closed(&mut [], mask, TaskId::KERNEL)

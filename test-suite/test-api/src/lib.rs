@@ -72,6 +72,13 @@ pub mod assist {
     /// → `[rc, reply_len, reply bytes (16), lease buffer (16)]` of the last
     /// RAW_SEND since (re)start; `rc` is `u32::MAX` if there was none.
     pub const RAW_RESULT: u16 = 14;
+    /// → `[notified, enabled_after, pending_after, enabled_rearmed]` (u32
+    /// each): arms PIT channel 0 for a one-shot interrupt on ISA IRQ 0
+    /// (bound to this task's `pit` notification), waits for it (bounded by
+    /// a 1 s timer), and reports what IRQ_STATUS said after the kernel
+    /// delivered it (masked, pending) and after re-enabling. Replies all
+    /// zeros in an instance without the binding.
+    pub const IRQ_ROUND: u16 = 15;
     /// Bytes of RAW_SEND's header (eight u32 words).
     pub const RAW_HEADER: usize = 32;
     /// The most payload bytes a RAW_SEND carries.

@@ -158,13 +158,28 @@ fn ioapic_write(reg: u32, value: u32) {
     }
 }
 
-/// Routes IOAPIC input `irq` to its vector on the boot CPU, masked or not.
-/// ISA inputs are edge-triggered, active high.
-pub fn set_irq(irq: u8, unmasked: bool, boot_apic_id: u32) {
+/// Routes ISA IRQ `irq` (arriving at IOAPIC input `gsi` with the given
+/// trigger and polarity) to its vector on the boot CPU, masked or not.
+pub fn set_irq(
+    irq: u8,
+    gsi: u32,
+    level: bool,
+    active_low: bool,
+    unmasked: bool,
+    boot_apic_id: u32,
+) {
+    const ACTIVE_LOW: u32 = 1 << 13;
+    const LEVEL: u32 = 1 << 15;
     let mut low = u32::from(IRQ_BASE_VECTOR + irq);
     if !unmasked {
         low |= LVT_MASKED;
     }
-    ioapic_write(0x10 + 2 * u32::from(irq) + 1, boot_apic_id << 24);
-    ioapic_write(0x10 + 2 * u32::from(irq), low);
+    if level {
+        low |= LEVEL;
+    }
+    if active_low {
+        low |= ACTIVE_LOW;
+    }
+    ioapic_write(0x10 + 2 * gsi + 1, boot_apic_id << 24);
+    ioapic_write(0x10 + 2 * gsi, low);
 }

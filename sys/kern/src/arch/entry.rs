@@ -63,7 +63,7 @@ pub struct SavedState {
 /// Byte offset of the end of the interrupt frame in [`SavedState`].
 pub const FRAME_END: u64 = 160;
 const _: () = assert!(core::mem::offset_of!(SavedState, resume_with_sysret) == FRAME_END as usize);
-const _: () = assert!(FRAME_END % 16 == 0);
+const _: () = assert!(FRAME_END.is_multiple_of(16));
 
 /// RFLAGS of a freshly started task: interrupts on, IOPL 0.
 pub const INITIAL_RFLAGS: u64 = 0x202;

@@ -306,8 +306,14 @@ unsafe extern "C" fn ap_fixup_common() {
 /// Returns `(resume rip, rax)` in RAX:RDX.
 extern "C" fn ap_fixup(rip: u64, vector: u32) -> FixupResult {
     match super::vmx::fixup(rip, vector) {
-        Some((resume, code)) => FixupResult { rip: resume, rax: code },
-        None => panic!("exception {vector} on application processor (APIC id {}) at {rip:#x}", super::apic::apic_id()),
+        Some((resume, code)) => FixupResult {
+            rip: resume,
+            rax: code,
+        },
+        None => panic!(
+            "exception {vector} on application processor (APIC id {}) at {rip:#x}",
+            super::apic::apic_id()
+        ),
     }
 }
 
@@ -323,15 +329,18 @@ unsafe extern "C" fn ap_exception_stub() {
 }
 
 extern "C" fn ap_exception() -> ! {
-    panic!("exception on application processor (APIC id {})", super::apic::apic_id());
+    panic!(
+        "exception on application processor (APIC id {})",
+        super::apic::apic_id()
+    );
 }
 
 /// Fills the APs' IDT (once, on the boot CPU, before APs start).
 pub fn init_ap() {
     // Safety: boot CPU, before any AP runs; nothing reads it yet.
     let idt = unsafe { &mut *AP_IDT.0.get() };
-    for v in 0..32 {
-        idt[v] = gate(ap_exception_stub, 0);
+    for g in idt.iter_mut().take(32) {
+        *g = gate(ap_exception_stub, 0);
     }
     idt[6] = gate(ap_ud_stub, 0);
     idt[13] = gate(ap_gp_stub, 0);
@@ -346,5 +355,7 @@ pub fn load_ap() {
         base: AP_IDT.0.get() as u64,
     };
     // Safety: filled by `init_ap` before any AP started.
-    unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags))
+    }
 }

@@ -11,5 +11,5 @@ pub mod idt;
 pub mod paging;
 pub mod serial;
 pub mod smp;
-pub mod vmx;
 pub mod stacks;
+pub mod vmx;

@@ -145,13 +145,13 @@ struct Mailbox {
     words: [AtomicU64; 8],
 }
 
-const EMPTY_MAILBOX: Mailbox = Mailbox {
-    state: AtomicU32::new(IDLE),
-    op: AtomicU64::new(0),
-    words: [const { AtomicU64::new(0) }; 8],
-};
-
-static MAILBOXES: [Mailbox; MAX_CPUS] = [EMPTY_MAILBOX; MAX_CPUS];
+static MAILBOXES: [Mailbox; MAX_CPUS] = [const {
+    Mailbox {
+        state: AtomicU32::new(IDLE),
+        op: AtomicU64::new(0),
+        words: [const { AtomicU64::new(0) }; 8],
+    }
+}; MAX_CPUS];
 /// APIC id of each started CPU (index 0 = boot CPU); `u32::MAX` = absent.
 static APIC_IDS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
 static CPU_COUNT: AtomicU32 = AtomicU32::new(1);
@@ -270,7 +270,11 @@ extern "C" fn ap_main(index: u64) -> ! {
 
 /// Starts every enabled CPU of the platform record other than the boot CPU.
 /// Returns the APIC ids that failed to start.
-pub fn start_aps(kernel_pml4: TablePhys, apic_ids: impl Iterator<Item = u32>, failed: &mut [u32; MAX_CPUS]) -> usize {
+pub fn start_aps(
+    kernel_pml4: TablePhys,
+    apic_ids: impl Iterator<Item = u32>,
+    failed: &mut [u32; MAX_CPUS],
+) -> usize {
     let boot_id = apic::apic_id();
     APIC_IDS[0].store(boot_id, Ordering::Release);
     // Linker symbols of the trampoline; only their addresses are taken.
@@ -284,14 +288,25 @@ pub fn start_aps(kernel_pml4: TablePhys, apic_ids: impl Iterator<Item = u32>, fa
     // caller against the memory map) that nothing else uses after boot-info
     // parsing; the direct map covers it.
     unsafe { core::ptr::copy_nonoverlapping(start as *const u8, phys_to_virt(TRAMPOLINE), len) };
-    map_page(kernel_pml4, TRAMPOLINE, TRAMPOLINE, Access { write: false, execute: true, user: false });
+    map_page(
+        kernel_pml4,
+        TRAMPOLINE,
+        TRAMPOLINE,
+        Access {
+            write: false,
+            execute: true,
+            user: false,
+        },
+    );
     let param = |i: u64| phys_to_virt(TRAMPOLINE + (params - start) + 8 * i) as *mut u64;
 
     let mut nfailed = 0;
     let mut next = 1;
     for id in apic_ids.filter(|&id| id != boot_id) {
         if next >= MAX_CPUS {
-            crate::kprintln!("smp: CPU with APIC id {id} ignored: the kernel drives at most {MAX_CPUS} CPUs");
+            crate::kprintln!(
+                "smp: CPU with APIC id {id} ignored: the kernel drives at most {MAX_CPUS} CPUs"
+            );
             continue;
         }
         // Safety: each AP gets its own stack; the parameter block is read

@@ -12,13 +12,14 @@
 use core::cell::UnsafeCell;
 
 use tdx_abi::hw::{
-    check_seam_support, SeamUnsupported, MSR_IA32_FEATURE_CONTROL, MSR_IA32_MTRRCAP, MSR_IA32_SEAMRR_PHYS_MASK,
+    check_seam_support, SeamUnsupported, MSR_IA32_FEATURE_CONTROL, MSR_IA32_MTRRCAP,
+    MSR_IA32_SEAMRR_PHYS_MASK,
 };
 use tdx_abi::{SeamcallArgs, SeamcallResult};
 use tdx_emu::{SeamcallFault, SeamcallOutcome};
 
-use super::smp::{self, Op, MAX_CPUS};
 use super::cpu;
+use super::smp::{self, Op, MAX_CPUS};
 
 const MSR_IA32_VMX_BASIC: u32 = 0x480;
 const MSR_IA32_VMX_CR0_FIXED0: u32 = 0x486;
@@ -65,7 +66,12 @@ fn detect() -> Result<(), SeamUnsupported> {
     }
     // Safety: these MSRs exist on every CPU that reports VMX (checked
     // above); SEAMRR's mask is read only when MTRRCAP says it exists.
-    let (fc, cap) = unsafe { (cpu::rdmsr(MSR_IA32_FEATURE_CONTROL), cpu::rdmsr(MSR_IA32_MTRRCAP)) };
+    let (fc, cap) = unsafe {
+        (
+            cpu::rdmsr(MSR_IA32_FEATURE_CONTROL),
+            cpu::rdmsr(MSR_IA32_MTRRCAP),
+        )
+    };
     let mask = if cap & tdx_abi::hw::MTRRCAP_SEAMRR != 0 {
         // Safety: see above.
         unsafe { cpu::rdmsr(MSR_IA32_SEAMRR_PHYS_MASK) }
@@ -89,7 +95,8 @@ pub fn vmxon_here(index: usize) -> bool {
         core::arch::asm!("mov {}, cr0", out(reg) cr0);
         cr0 = (cr0 | cpu::rdmsr(MSR_IA32_VMX_CR0_FIXED0)) & cpu::rdmsr(MSR_IA32_VMX_CR0_FIXED1);
         core::arch::asm!("mov cr0, {}", in(reg) cr0);
-        let cr4 = (cpu::read_cr4() | CR4_VMXE | cpu::rdmsr(MSR_IA32_VMX_CR4_FIXED0)) & cpu::rdmsr(MSR_IA32_VMX_CR4_FIXED1);
+        let cr4 = (cpu::read_cr4() | CR4_VMXE | cpu::rdmsr(MSR_IA32_VMX_CR4_FIXED0))
+            & cpu::rdmsr(MSR_IA32_VMX_CR4_FIXED1);
         cpu::write_cr4(cr4);
         let pa: u64 = region.as_ptr() as u64;
         let failed: u8;
@@ -174,7 +181,9 @@ extern "C" {
 
 /// One SEAMCALL on the calling CPU (which must be in VMX operation).
 pub fn seamcall(args: &SeamcallArgs) -> SeamcallOutcome {
-    let mut regs = [args.rax, args.rcx, args.rdx, args.r8, args.r9, args.r10, args.r11];
+    let mut regs = [
+        args.rax, args.rcx, args.rdx, args.r8, args.r9, args.r10, args.r11,
+    ];
     // Safety: the CPU is in VMX root operation (enable_all succeeded); the
     // stub saves every callee-saved register and a #UD/#GP of the
     // instruction is redirected to its fix-up by the trap handlers.

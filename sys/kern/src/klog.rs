@@ -1,0 +1,201 @@
+//! The binary log port (COM2) and the kernel's defmt logger.
+//!
+//! COM2 carries records, each a 9-byte header and a payload:
+//!
+//! | offset | size | field                                               |
+//! |--------|------|-----------------------------------------------------|
+//! | 0      | 1    | kind: [`FRAME`] or [`NAME`]                         |
+//! | 1      | 2    | source, little-endian: task index, or [`KERNEL`]    |
+//! | 3      | 4    | console lines (COM1 newlines) written before it, LE |
+//! | 7      | 2    | payload length, LE                                  |
+//!
+//! A `FRAME` payload is one whole rzcobs-encoded defmt frame (ending in its
+//! zero delimiter) from the source's ELF; a `NAME` payload is a task's name,
+//! sent once per task before the first frame so the host knows which ELF
+//! decodes which index. The line count lets the host print each decoded
+//! frame between the console lines it came between.
+//!
+//! One spin lock covers every record, so records from different CPUs and
+//! tasks never interleave. The kernel runs with interrupts off, so the
+//! lock is never re-entered on one CPU; a kernel `defmt` call from inside a
+//! `Format` implementation would deadlock, so there is none.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::arch::serial;
+use crate::startup;
+
+/// Record kind: a defmt frame.
+pub const FRAME: u8 = 0xDF;
+/// Record kind: a task's name.
+pub const NAME: u8 = 0xDE;
+/// Source of the kernel's own frames.
+pub const KERNEL: u16 = 0xFFFF;
+/// Largest frame a record carries (tasks' frames and the kernel's).
+pub const FRAME_MAX: usize = 256;
+
+static LOCK: AtomicBool = AtomicBool::new(false);
+/// COM2 programmed and the task names sent (written under `LOCK`).
+static READY: AtomicBool = AtomicBool::new(false);
+/// The kernel has said hello on COM2.
+static ANNOUNCED: AtomicBool = AtomicBool::new(false);
+
+fn lock() {
+    while LOCK
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        core::hint::spin_loop();
+    }
+}
+
+fn unlock() {
+    LOCK.store(false, Ordering::Release);
+}
+
+/// With the lock held: one record.
+fn record_locked(kind: u8, source: u16, payload: &[u8]) {
+    let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
+    let payload = &payload[..usize::from(len)];
+    let mut header = [0u8; 9];
+    header[0] = kind;
+    header[1..3].copy_from_slice(&source.to_le_bytes());
+    header[3..7].copy_from_slice(&serial::com1_lines().to_le_bytes());
+    header[7..9].copy_from_slice(&len.to_le_bytes());
+    serial::write(serial::COM2, &header);
+    serial::write(serial::COM2, payload);
+}
+
+/// With the lock held: programs COM2 and names the tasks, the first time.
+fn ready_locked() {
+    if READY.load(Ordering::Relaxed) {
+        return;
+    }
+    READY.store(true, Ordering::Relaxed);
+    serial::init(serial::COM2);
+    for (i, d) in startup::TASK_DESCS.iter().enumerate() {
+        record_locked(NAME, i as u16, d.name.as_bytes());
+    }
+}
+
+/// The kernel's first defmt line, sent when the first task logs (the boot
+/// path itself keeps to the text console).
+pub fn announce() {
+    if !ANNOUNCED.swap(true, Ordering::Relaxed) {
+        defmt::info!(
+            "image {=str}: {=usize} tasks; defmt frames on COM2, tagged by task",
+            startup::IMAGE_NAME,
+            startup::TASK_COUNT
+        );
+    }
+}
+
+/// Writes a task's frame (already checked to be at most [`FRAME_MAX`]).
+pub fn task_frame(index: usize, frame: &[u8]) {
+    announce();
+    lock();
+    ready_locked();
+    record_locked(FRAME, index as u16, frame);
+    unlock();
+}
+
+struct Frame {
+    encoder: defmt::Encoder,
+    buf: [u8; FRAME_MAX],
+    len: usize,
+    overflow: bool,
+}
+
+struct Shared(UnsafeCell<Frame>);
+
+// Safety: only touched between `acquire` and `release`, which hold `LOCK`.
+unsafe impl Sync for Shared {}
+
+static KFRAME: Shared = Shared(UnsafeCell::new(Frame {
+    encoder: defmt::Encoder::new(),
+    buf: [0; FRAME_MAX],
+    len: 0,
+    overflow: false,
+}));
+
+fn push(buf: &mut [u8; FRAME_MAX], len: &mut usize, overflow: &mut bool, bytes: &[u8]) {
+    match buf.get_mut(*len..*len + bytes.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(bytes);
+            *len += bytes.len();
+        }
+        None => *overflow = true,
+    }
+}
+
+/// Runs `f` on the open frame.
+///
+/// Safety: the caller holds `LOCK` (between `acquire` and `release`).
+unsafe fn with_frame(f: impl FnOnce(&mut Frame)) {
+    // Safety: exclusive by the caller's contract.
+    f(unsafe { &mut *KFRAME.0.get() });
+}
+
+#[defmt::global_logger]
+struct KernelLogger;
+
+// Safety: `acquire` takes the spin lock that `release` drops; defmt calls
+// `write` and `release` only in between.
+unsafe impl defmt::Logger for KernelLogger {
+    fn acquire() {
+        lock();
+        ready_locked();
+        // Safety: the lock is held.
+        unsafe {
+            with_frame(|fr| {
+                fr.len = 0;
+                fr.overflow = false;
+                let Frame {
+                    encoder,
+                    buf,
+                    len,
+                    overflow,
+                } = fr;
+                encoder.start_frame(|b| push(buf, len, overflow, b));
+            });
+        }
+    }
+
+    unsafe fn flush() {}
+
+    unsafe fn release() {
+        // Safety: the lock is held since `acquire`.
+        unsafe {
+            with_frame(|fr| {
+                let Frame {
+                    encoder,
+                    buf,
+                    len,
+                    overflow,
+                } = fr;
+                encoder.end_frame(|b| push(buf, len, overflow, b));
+                // A cut frame could not be decoded: drop it whole.
+                if !*overflow {
+                    record_locked(FRAME, KERNEL, &buf[..*len]);
+                }
+            });
+        }
+        unlock();
+    }
+
+    unsafe fn write(bytes: &[u8]) {
+        // Safety: the lock is held since `acquire`.
+        unsafe {
+            with_frame(|fr| {
+                let Frame {
+                    encoder,
+                    buf,
+                    len,
+                    overflow,
+                } = fr;
+                encoder.write(bytes, |b| push(buf, len, overflow, b));
+            });
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! tdx-host, the server task: brings the TDX module up, prints the init report, then serves
+//! `idl/tdx-host.idol` (RECV/REPLY only; it never SENDs).
+//!
+//! Pattern: all logic lives in the library (`init`, `regions`, `server`); this binary only
+//! implements its traits over kernel syscalls ([`KernelSeam`], [`KernelScrubber`],
+//! [`StaticBuffer`]), builds the [`PlatformView`] from the kernel's platform record, keeps the big
+//! tables in `static`s, and glues the generated dispatch (leases, reply codes) to
+//! [`tdx_host::server::Server`]. Policy (quotas, nodes, classes, hotplug policy, boot-offline
+//! ranges) comes from the manifest through `build.rs`; per-operation rights are enforced by the
+//! generated dispatch (`[tasks.tdx-host.config.access]`).
+//!
+//! Hygiene: every free and every reclaim is followed, before the reply, by a scrub pass
+//! (kernel zeroes the frames, TDH.PHYMEM.PAGE.RDMD must say PT_NDA for each TDX page) so a frame
+//! is never handed out again unscrubbed.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
+
+#[cfg(target_os = "none")]
+#[path = "task_main.rs"]
+mod task_main;

@@ -1,0 +1,198 @@
+//! vmm-demo: a client that behaves like a VMM preparing TDs. It asks tdx-host for the module
+//! state, then on every NUMA node for TD memory in 4 KiB frames (control pages: TDR, TDCS,
+//! TDVPR) and 2 MiB frames (private memory), frees part of it as a VMM tearing down a vCPU
+//! would, logs what it got, gives everything back and checks that the node totals returned
+//! exactly. Finally it reports success or failure to jefe, which ends the run.
+
+#![no_std]
+#![no_main]
+
+use tdx_host_api::{
+    addrs_as_bytes, addrs_as_bytes_ref, FrameSize, MemClass, ModuleState, TdxHost, TdxHostError,
+};
+use userlib::{sys_refresh_task_id, sys_send, ulog};
+
+include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
+
+const MIB: u64 = 1 << 20;
+/// Control pages per TD (TDR + TDCS + one vCPU's TDVPR/TDCX, rounded) and 2 MiB private chunks.
+const K4: usize = 16;
+const M2: usize = 8;
+
+struct Held {
+    k4: [u64; K4],
+    m2: [u64; M2],
+    k4_n: usize,
+    m2_n: usize,
+}
+
+fn span(a: &[u64]) -> (u64, u64) {
+    let lo = a.iter().copied().min().unwrap_or(0);
+    let hi = a.iter().copied().max().unwrap_or(0);
+    (lo, hi)
+}
+
+fn run(tdx: &TdxHost) -> bool {
+    let Ok(st) = tdx.status() else {
+        ulog!("vmm-demo: tdx-host restarted under us");
+        return false;
+    };
+    match st.state() {
+        Some(ModuleState::Ready) => ulog!(
+            "vmm-demo: TDX module {}.{}.{} ready: {} TDMRs, {} MiB TDX memory ({} MiB free), PAMT {} KiB, guest KeyIDs {}..{}",
+            st.major,
+            st.minor,
+            st.update,
+            st.num_tdmrs,
+            st.tdx_bytes_total / MIB,
+            st.tdx_bytes_free / MIB,
+            st.pamt_bytes / 1024,
+            st.first_tdx_keyid + 1,
+            st.first_tdx_keyid + st.nr_tdx_keyids
+        ),
+        other => {
+            ulog!(
+                "vmm-demo: TDX is not usable: {other:?} step {} status {:#x} reason {}",
+                st.step,
+                st.status,
+                st.reason
+            );
+            return false;
+        }
+    }
+    let before = st.tdx_bytes_free;
+    let mut ok = true;
+    let mut held: [Held; 8] = core::array::from_fn(|_| Held {
+        k4: [0; K4],
+        m2: [0; M2],
+        k4_n: 0,
+        m2_n: 0,
+    });
+    let mut nodes = 0usize;
+    for node in 0..8u16 {
+        let info = match tdx.node_info(node) {
+            Ok(i) => i,
+            Err(TdxHostError::NoSuchNode) => break,
+            Err(e) => {
+                ulog!("vmm-demo: node_info({node}): {e:?}");
+                ok = false;
+                break;
+            }
+        };
+        nodes += 1;
+        ulog!(
+            "vmm-demo: node {node}: {} MiB TDX ({} MiB free), {} MiB non-TDX, TDX-capable: {}",
+            info.tdx_bytes_total / MIB,
+            info.tdx_bytes_free / MIB,
+            info.non_tdx_bytes_total / MIB,
+            info.tdx_capable != 0
+        );
+        let h = &mut held[usize::from(node)];
+        match tdx.alloc_frames(
+            node,
+            FrameSize::K4,
+            MemClass::Tdx,
+            K4 as u32,
+            addrs_as_bytes(&mut h.k4),
+        ) {
+            Ok(n) => {
+                h.k4_n = n as usize;
+                let (lo, hi) = span(&h.k4);
+                ulog!(
+                    "vmm-demo: node {node}: got {n} x 4 KiB TD control pages in [{lo:#x}, {:#x}]",
+                    hi + 0xfff
+                );
+            }
+            Err(e) => {
+                ulog!("vmm-demo: node {node}: 4 KiB frames refused: {e:?}");
+                ok = false;
+            }
+        }
+        match tdx.alloc_frames(
+            node,
+            FrameSize::M2,
+            MemClass::Tdx,
+            M2 as u32,
+            addrs_as_bytes(&mut h.m2),
+        ) {
+            Ok(n) => {
+                h.m2_n = n as usize;
+                let aligned = h.m2.iter().all(|a| a % (2 * MIB) == 0);
+                let (lo, hi) = span(&h.m2);
+                ulog!(
+                    "vmm-demo: node {node}: got {n} x 2 MiB TD private frames in [{lo:#x}, {:#x}] (2 MiB-aligned: {aligned})",
+                    hi + 2 * MIB - 1
+                );
+                ok &= aligned;
+            }
+            Err(e) => {
+                ulog!("vmm-demo: node {node}: 2 MiB frames refused: {e:?}");
+                ok = false;
+            }
+        }
+    }
+    // Tear down "one vCPU" per node: half the control pages and a quarter of the private memory.
+    for (node, h) in held.iter_mut().enumerate().take(nodes) {
+        let (k, m) = (h.k4_n / 2, h.m2_n / 4);
+        let r1 = tdx.free_frames(FrameSize::K4, addrs_as_bytes_ref(&h.k4[h.k4_n - k..h.k4_n]));
+        let r2 = tdx.free_frames(FrameSize::M2, addrs_as_bytes_ref(&h.m2[h.m2_n - m..h.m2_n]));
+        ulog!("vmm-demo: node {node}: freed {r1:?} x 4 KiB and {r2:?} x 2 MiB");
+        ok &= r1 == Ok(k as u32) && r2 == Ok(m as u32);
+        h.k4_n -= k;
+        h.m2_n -= m;
+    }
+    if let Ok(st) = tdx.status() {
+        ulog!(
+            "vmm-demo: holding {} KiB of TD memory; {} MiB TDX free",
+            held.iter()
+                .map(|h| h.k4_n as u64 * 4 + h.m2_n as u64 * 2048)
+                .sum::<u64>(),
+            st.tdx_bytes_free / MIB
+        );
+    }
+    // A VMM must not free what it does not own, nor twice: both refused, nothing changes.
+    let bogus = [held[0].k4[0] + 0x800];
+    let e1 = tdx.free_frames(FrameSize::K4, addrs_as_bytes_ref(&bogus));
+    let again = [held[0].k4[K4 - 1]];
+    let e2 = tdx.free_frames(FrameSize::K4, addrs_as_bytes_ref(&again));
+    ulog!("vmm-demo: misaligned free: {e1:?}; double free: {e2:?}");
+    ok &= e1 == Err(TdxHostError::BadAlignment) && e2 == Err(TdxHostError::DoubleFree);
+    // Shut down every TD: everything goes back, and the totals return exactly.
+    for h in held.iter().take(nodes) {
+        if h.k4_n > 0 {
+            ok &= tdx.free_frames(FrameSize::K4, addrs_as_bytes_ref(&h.k4[..h.k4_n]))
+                == Ok(h.k4_n as u32);
+        }
+        if h.m2_n > 0 {
+            ok &= tdx.free_frames(FrameSize::M2, addrs_as_bytes_ref(&h.m2[..h.m2_n]))
+                == Ok(h.m2_n as u32);
+        }
+    }
+    let after = tdx.status().map(|s| s.tdx_bytes_free).unwrap_or(0);
+    let stats = tdx.stats().unwrap_or_default();
+    ulog!(
+        "vmm-demo: all freed: {} MiB TDX free (before: {} MiB, exact: {}); tdx-host scrubbed {} KiB with {} PAGE.RDMD checks",
+        after / MIB,
+        before / MIB,
+        after == before,
+        stats.scrubbed_bytes / 1024,
+        stats.rdmd_calls
+    );
+    ok &= after == before && nodes > 0;
+    ok
+}
+
+#[unsafe(no_mangle)]
+pub fn main() -> ! {
+    let tdx = TdxHost::from_index(task_gen::slots::TDX_HOST);
+    let ok = run(&tdx);
+    ulog!(
+        "vmm-demo: {}",
+        if ok { "demo succeeded" } else { "demo FAILED" }
+    );
+    let jefe = sys_refresh_task_id(task_gen::slots::JEFE);
+    sys_send(jefe, 1, &[u8::from(ok)], &mut [], &[]);
+    loop {
+        userlib::hl::sleep_for(1_000_000, 1);
+    }
+}

@@ -1,0 +1,37 @@
+//! `[tasks.<this>.config]`: which tdx-host hotplug policy the image runs
+//! (`policy = "reject" | "per-node"`), so the checks know what to expect.
+
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Config {
+    policy: String,
+}
+
+fn main() {
+    let env = build_util::generate_task_consts().unwrap_or_else(|e| panic!("{e}"));
+    let c: Config = if env.name.is_empty() {
+        Config {
+            policy: "reject".into(),
+        }
+    } else {
+        env.config().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let per_node = match c.policy.as_str() {
+        "reject" => false,
+        "per-node" => true,
+        other => {
+            panic!("hotplug-check config: policy `{other}` is neither \"reject\" nor \"per-node\"")
+        }
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "pub const PER_NODE: bool = {per_node};");
+    std::fs::write(
+        format!("{}/check_config.rs", std::env::var("OUT_DIR").unwrap()),
+        s,
+    )
+    .unwrap();
+}

@@ -1,0 +1,64 @@
+//! Turns `[tasks.<this>.config]` — what tdx-host should end up as in this image — into
+//! constants the checks compare against.
+
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Expect {
+    /// "ready", "failed" or "unavailable".
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    nodes: u16,
+    /// For "failed": the step (InitStep value) and the status.
+    #[serde(default)]
+    fail_step: u8,
+    #[serde(default)]
+    fail_status: u64,
+    /// For "unavailable": the UnavailableReason value.
+    #[serde(default)]
+    reason: u8,
+    /// Steps (InitStep values) where a transient fault was injected: at least one retry each.
+    #[serde(default)]
+    retries_at: Vec<u8>,
+    /// "reject" or "per-node".
+    #[serde(default)]
+    policy: String,
+    /// A boot-offline TDX range `[base, size, node]` to online.
+    #[serde(default)]
+    boot_offline: Vec<u64>,
+    /// Run the exhaustion, quota and bad-input cases.
+    #[serde(default)]
+    full: bool,
+    /// A victim task shares a frame, then is killed holding frames.
+    #[serde(default)]
+    victim: bool,
+}
+
+fn main() {
+    let env = build_util::generate_task_consts().unwrap_or_else(|e| panic!("{e}"));
+    let e: Expect = if env.name.is_empty() || env.config.get("state").is_none() {
+        Expect::default()
+    } else {
+        env.config().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "pub const STATE: &str = {:?};", e.state);
+    let _ = writeln!(s, "pub const NODES: u16 = {};", e.nodes);
+    let _ = writeln!(s, "pub const FAIL_STEP: u8 = {};", e.fail_step);
+    let _ = writeln!(s, "pub const FAIL_STATUS: u64 = {:#x};", e.fail_status);
+    let _ = writeln!(s, "pub const REASON: u8 = {};", e.reason);
+    let _ = writeln!(s, "pub const RETRIES_AT: &[u8] = &{:?};", e.retries_at);
+    let _ = writeln!(s, "pub const POLICY: &str = {:?};", e.policy);
+    let _ = writeln!(s, "pub const BOOT_OFFLINE: &[u64] = &{:?};", e.boot_offline);
+    let _ = writeln!(s, "pub const FULL: bool = {};", e.full);
+    let _ = writeln!(s, "pub const VICTIM: bool = {};", e.victim);
+    std::fs::write(
+        format!("{}/expect.rs", std::env::var("OUT_DIR").unwrap()),
+        s,
+    )
+    .unwrap();
+}
