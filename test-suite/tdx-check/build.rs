@@ -16,8 +16,9 @@ struct Expect {
     /// For "failed": the step (InitStep value) and the status.
     #[serde(default)]
     fail_step: u8,
+    /// Hex string: statuses with bit 63 set do not fit a TOML integer.
     #[serde(default)]
-    fail_status: u64,
+    fail_status: String,
     /// For "unavailable": the UnavailableReason value.
     #[serde(default)]
     reason: u8,
@@ -49,7 +50,14 @@ fn main() {
     let _ = writeln!(s, "pub const STATE: &str = {:?};", e.state);
     let _ = writeln!(s, "pub const NODES: u16 = {};", e.nodes);
     let _ = writeln!(s, "pub const FAIL_STEP: u8 = {};", e.fail_step);
-    let _ = writeln!(s, "pub const FAIL_STATUS: u64 = {:#x};", e.fail_status);
+    let status = if e.fail_status.is_empty() {
+        0
+    } else {
+        let hex = e.fail_status.trim_start_matches("0x").replace('_', "");
+        u64::from_str_radix(&hex, 16)
+            .unwrap_or_else(|err| panic!("fail-status {:?}: {err}", e.fail_status))
+    };
+    let _ = writeln!(s, "pub const FAIL_STATUS: u64 = {status:#x};");
     let _ = writeln!(s, "pub const REASON: u8 = {};", e.reason);
     let _ = writeln!(s, "pub const RETRIES_AT: &[u8] = &{:?};", e.retries_at);
     let _ = writeln!(s, "pub const POLICY: &str = {:?};", e.policy);

@@ -37,10 +37,11 @@ fn results(console: &[String]) -> Vec<(String, u64)> {
         .collect()
 }
 
-pub fn run() -> Result<ExitCode> {
-    deps::ensure_target()?;
-    deps::ensure_qemu()?;
-    let image = dist::dist("test-suite/bench/app.toml".as_ref())?;
+/// Guest benchmark images: the kernel's, then tdx-host's.
+const IMAGES: &[&str] = &["test-suite/bench/app.toml", "test-suite/bench/tdx.toml"];
+
+fn run_image(manifest: &str) -> Result<Vec<(String, u64)>> {
+    let image = dist::dist(manifest.as_ref())?;
     let outcome = qemu::run(
         &image.elf,
         &qemu::Options {
@@ -58,18 +59,27 @@ pub fn run() -> Result<ExitCode> {
             println!("  | {l}");
         }
         bail!(
-            "the benchmark image did not complete: {}",
+            "the benchmark image {manifest} did not complete: {}",
             outcome.describe()
         );
     }
-    let r = results(&outcome.console);
+    Ok(results(&outcome.console))
+}
+
+pub fn run() -> Result<ExitCode> {
+    deps::ensure_target()?;
+    deps::ensure_qemu()?;
+    let mut r = Vec::new();
+    for m in IMAGES {
+        r.extend(run_image(m)?);
+    }
     let null = r
         .iter()
         .find(|(n, _)| n == "null_syscall")
         .map(|(_, v)| *v)
         .unwrap_or(0);
     println!(
-        "{:<22} {:>12} {:>14}   anchor",
+        "{:<30} {:>12} {:>14}   anchor",
         "benchmark", "instructions", "× null syscall"
     );
     for (name, n) in &r {
@@ -83,12 +93,122 @@ pub fn run() -> Result<ExitCode> {
             .find(|(a, _)| a == name)
             .map(|(_, t)| *t)
             .unwrap_or("");
-        println!("{name:<22} {n:>12} {ratio:>14.2}   {anchor}");
+        println!("{name:<30} {n:>12} {ratio:>14.2}   {anchor}");
     }
     if r.is_empty() {
         bail!("the benchmark image reported no results");
     }
+    host::frame_allocator()?;
+    host::planners()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Host benchmarks: tdx-host's frame allocator against a plain bitmap-scan baseline, and the
+/// TDMR planner against the Linux baseline on every fixture. Times are wall-clock ns on this
+/// host, so compare rows of one run, not across machines.
+mod host {
+    use std::process::Command;
+    use std::time::Instant;
+
+    use anyhow::{Context, Result};
+
+    /// Runs tdx-host's ignored host benchmark (release build) and relays its lines.
+    pub fn frame_allocator() -> Result<()> {
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(crate::dist::workspace_root())
+            .args([
+                "test",
+                "--quiet",
+                "--release",
+                "-p",
+                "tdx-host",
+                "--lib",
+                "host_bench_frame_allocator",
+                "--",
+                "--ignored",
+                "--nocapture",
+            ])
+            .output()
+            .context("running the frame allocator host benchmark")?;
+        println!();
+        for l in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+        {
+            if l.starts_with("host") || l.starts_with("  ") {
+                println!("{l}");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn planners() -> Result<()> {
+        let dir = crate::dist::workspace_root().join("task/tdx-host/fixtures");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        println!();
+        println!("host: TDMR planner, ours vs the Linux baseline (per fixture; time = median of 21 runs)");
+        println!(
+            "  {:<26} {:>6} {:>5} {:>11} {:>9} | {:>6} {:>5} {:>11} {:>9}",
+            "fixture", "TDMRs", "rsvd", "PAMT KiB", "µs", "TDMRs", "rsvd", "PAMT KiB", "µs"
+        );
+        println!("  {:<26} {:^35} | {:^35}", "", "ours", "Linux baseline");
+        for path in files {
+            let Ok((_, input)) = tdx_tools::format::read_input(&path) else {
+                continue;
+            };
+            let pi = input.as_plan_input();
+            let time = |f: &dyn Fn() -> bool| {
+                let mut v: Vec<f64> = (0..21)
+                    .map(|_| {
+                        let t = Instant::now();
+                        f();
+                        t.elapsed().as_secs_f64() * 1e6
+                    })
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                v[10]
+            };
+            macro_rules! cell {
+                ($r:expr, $us:expr) => {
+                    match &$r {
+                        Ok(p) => format!(
+                            "{:>6} {:>5} {:>11} {:>9.1}",
+                            p.tdmrs.len(),
+                            p.reserved_count(),
+                            p.pamt_bytes.0 / 1024,
+                            $us
+                        ),
+                        Err(e) => format!(
+                            "{:<35}",
+                            format!("FAILED: {e:?}")
+                                .chars()
+                                .take(35)
+                                .collect::<String>()
+                        ),
+                    }
+                };
+            }
+            let ours = tdx_tools::run_planner(&pi);
+            let t_ours = time(&|| tdx_tools::run_planner(&pi).is_ok());
+            let base = tdx_tools::run_baseline(&pi);
+            let t_base = time(&|| tdx_tools::run_baseline(&pi).is_ok());
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            println!(
+                "  {:<26} {} | {}",
+                name,
+                cell!(ours, t_ours),
+                cell!(base, t_base)
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

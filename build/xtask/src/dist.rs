@@ -36,8 +36,6 @@ pub struct Image {
     pub manifest: Manifest,
     pub dir: PathBuf,
     pub elf: PathBuf,
-    pub kernel_elf: PathBuf,
-    pub task_elfs: Vec<(String, PathBuf)>,
 }
 
 /// Where a task goes in physical memory.
@@ -306,7 +304,6 @@ pub fn dist(path: &Path) -> Result<Image> {
     let layouts = layout(&m)?;
 
     let mut descs = vec![];
-    let mut task_elfs = vec![];
     let mut task_segments = vec![];
     let mut irqs = vec![];
     for (i, ((name, t), l)) in m.parsed_tasks.iter().zip(&layouts).enumerate() {
@@ -369,7 +366,6 @@ pub fn dist(path: &Path) -> Result<Image> {
             data: vec![],
             align: PAGE,
         });
-        task_elfs.push((name.clone(), out));
     }
 
     let kconfig = KernelConfig {
@@ -435,8 +431,6 @@ pub fn dist(path: &Path) -> Result<Image> {
         manifest: m,
         dir,
         elf: elf_path,
-        kernel_elf,
-        task_elfs,
     })
 }
 

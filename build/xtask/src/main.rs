@@ -16,9 +16,11 @@ mod defmt_decode;
 mod deps;
 mod dist;
 mod elf;
+mod hotplug_test;
 mod lint;
 mod manifest;
 mod qemu;
+mod qmp;
 mod tdxconf;
 mod test;
 
@@ -50,6 +52,11 @@ enum Cmd {
         /// (quit QEMU with Ctrl-A X).
         #[arg(long)]
         stay: bool,
+        /// Boot with memory-hotplug slots and the hotplug driver (the default
+        /// manifest becomes test-suite/hotplug-demo.toml), keep the machine
+        /// running, and print how to hot-add a DIMM from the QEMU monitor.
+        #[arg(long)]
+        hotplug: bool,
         /// Extra arguments for QEMU.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -99,6 +106,9 @@ fn run_image(manifest: PathBuf, stay: bool, qemu_args: Vec<String>) -> Result<Ex
         image.manifest.name,
         image.elf.display()
     );
+    if !image.manifest.description.is_empty() {
+        println!("xtask: {}", image.manifest.description);
+    }
     if stay {
         println!("xtask: --stay: the machine keeps running; quit QEMU with Ctrl-A X");
         let status = qemu::command(
@@ -170,8 +180,15 @@ fn main() -> ExitCode {
         Cmd::Run {
             manifest,
             stay,
+            hotplug,
             qemu_args,
-        } => run_image(manifest, stay, qemu_args),
+        } => {
+            if hotplug {
+                hotplug_test::run_interactive(manifest, qemu_args)
+            } else {
+                run_image(manifest, stay, qemu_args)
+            }
+        }
         Cmd::Test {
             host_only,
             qemu_only,

@@ -245,3 +245,59 @@ pub fn run(image: &Path, o: &Options<'_>) -> Result<Outcome> {
         console: merger.finish(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::{Decoder, Merger};
+    use crate::defmt_decode::{FRAME, NAME};
+
+    fn record(kind: u8, source: u16, line: u32, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![kind];
+        v.extend_from_slice(&source.to_le_bytes());
+        v.extend_from_slice(&line.to_le_bytes());
+        v.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn frames_are_placed_between_the_console_lines_they_came_between() {
+        let dir = std::env::temp_dir().join(format!("xtask-merge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("defmt.bin");
+        let mut stream = record(NAME, 0, 0, b"a");
+        stream.extend(record(FRAME, 0, 1, &[1, 0])); // after console line 1
+        stream.extend(record(FRAME, 0, 3, &[2, 0])); // after console line 3
+        std::fs::write(&path, &stream).unwrap();
+        let mut m = Merger {
+            decoder: Decoder::new(&dir),
+            stream_path: path,
+            stream: None,
+            pending: VecDeque::new(),
+            console_lines: 0,
+            echo: false,
+            out: vec![],
+        };
+        for l in ["one", "two", "three"] {
+            m.console_line(l.into());
+        }
+        let out = m.finish();
+        let _ = std::fs::remove_dir_all(&dir);
+        let shape: Vec<&str> = out
+            .iter()
+            .map(|l| {
+                if l.starts_with("[a]") {
+                    "F"
+                } else {
+                    l.as_str()
+                }
+            })
+            .collect();
+        assert_eq!(shape[..5], ["one", "F", "two", "three", "F"]);
+        // No ELF in the directory: the frames are reported, and the verdict
+        // line fails the suite.
+        assert!(out[5].contains("test defmt_frames ... FAILED"));
+    }
+}

@@ -23,6 +23,13 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/platform-numa.toml", "platform-numa"),
     ("test-suite/platform-1cpu.toml", "platform-1cpu"),
     ("test-suite/platform-hotplug.toml", "platform-hotplug"),
+    ("test-suite/tdx-numa.toml", "tdx-numa"),
+    ("test-suite/tdx-1cpu.toml", "tdx-1cpu"),
+    ("test-suite/tdx-absent.toml", "tdx-absent"),
+    ("test-suite/tdx-fail-lpinit.toml", "tdx-fail-lpinit"),
+    ("test-suite/tdx-fail-config.toml", "tdx-fail-config"),
+    ("test-suite/tdx-fail-keyconfig.toml", "tdx-fail-keyconfig"),
+    ("test-suite/tdx-fail-tdmrinit.toml", "tdx-fail-tdmrinit"),
 ];
 
 #[derive(Default)]
@@ -106,7 +113,7 @@ fn host_tests(t: &mut Totals) -> Result<()> {
 }
 
 /// One `test NAME ... ok|FAILED[: why]` line from a suite's console.
-fn case_line(line: &str) -> Option<(&str, bool, &str)> {
+pub(crate) fn case_line(line: &str) -> Option<(&str, bool, &str)> {
     let at = line.find("test ")?;
     let rest = &line[at + 5..];
     let (name, verdict) = rest.split_once(" ... ")?;
@@ -172,6 +179,32 @@ fn qemu_suite(manifest: &str, what: &str, t: &mut Totals) -> Result<()> {
     Ok(())
 }
 
+/// The end-to-end memory hotplug suites (driven over QMP, see `hotplug_test.rs`).
+fn hotplug_suites(t: &mut Totals) {
+    for (manifest, policy) in crate::hotplug_test::SUITES {
+        let what = format!("hotplug-{policy}");
+        match crate::hotplug_test::run_suite(manifest, policy) {
+            Ok(results) => {
+                for r in results {
+                    if r.ok {
+                        t.passed += 1;
+                        println!("test {what}::{} ... ok", r.name);
+                    } else {
+                        t.failed += 1;
+                        println!("test {what}::{} ... FAILED {}", r.name, r.why);
+                        t.failures.push(format!("{what}::{}: {}", r.name, r.why));
+                    }
+                }
+            }
+            Err(e) => {
+                t.failed += 1;
+                t.failures.push(format!("{what}: {e:#}"));
+                println!("xtask: {what} suite could not run: {e:#}");
+            }
+        }
+    }
+}
+
 pub fn run(host: bool, in_qemu: bool) -> Result<ExitCode> {
     deps::ensure_target()?;
     let mut t = Totals::default();
@@ -187,6 +220,7 @@ pub fn run(host: bool, in_qemu: bool) -> Result<ExitCode> {
                 println!("xtask: {what} suite could not run: {e:#}");
             }
         }
+        hotplug_suites(&mut t);
     }
     if !t.failures.is_empty() {
         println!("\nfailures:");

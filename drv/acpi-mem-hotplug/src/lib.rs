@@ -181,8 +181,8 @@ impl SlotRegs {
     #[must_use]
     pub fn dimm(&self) -> Option<Dimm> {
         let sane = self.size != 0
-            && self.base % 4096 == 0
-            && self.size % 4096 == 0
+            && self.base.is_multiple_of(4096)
+            && self.size.is_multiple_of(4096)
             && self.base.checked_add(self.size).is_some();
         (self.enabled() && sane).then_some(Dimm {
             base: self.base,
@@ -320,7 +320,7 @@ impl Gpe0 {
             return Err(SetupError::NoGpe0);
         }
         let bytes_needed = u64::from(GPE_MEMORY_HOTPLUG_BIT / 8 + 1);
-        if fadt_len % 2 != 0 || fadt_len / 2 < bytes_needed {
+        if !fadt_len.is_multiple_of(2) || fadt_len / 2 < bytes_needed {
             return Err(SetupError::BadGpe0Length(fadt_len));
         }
         if (fadt_port, fadt_len) != (u64::from(granted.0), u64::from(granted.1)) {

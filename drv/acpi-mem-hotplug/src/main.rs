@@ -12,6 +12,22 @@
 //! request is put to `offline_region` and the DIMM is ejected only if tdx-host agreed,
 //! otherwise the refusal goes back through `_OST`. Every event and outcome is logged with the
 //! prefix `hotplug:`.
+//!
+//! It answers one IPC operation, [`report::OP_REPORT`] (read-only, from any task): two bytes per
+//! slot, the slot's state and how many remove requests were refused. Test rigs wait on it.
+//!
+//! Manifest (see `test-suite/hotplug-*.toml`):
+//!
+//! ```toml
+//! [tasks.hotplug]
+//! crate = "drv-acpi-mem-hotplug"
+//! notifications = ["sci", "timer"]
+//! interrupts = { "9" = "sci" }
+//! ioports = [{ base = 0xa00, count = 24 }, { base = 0x620, count = 16 }]
+//! capabilities = ["platform"]
+//! task-slots = ["tdx-host"]
+//! config = { slots = 4, gpe0-port = 0x620, gpe0-len = 16, sci-irq = 9, poll-ms = 500 }
+//! ```
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(clippy::wildcard_imports)]

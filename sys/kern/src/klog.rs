@@ -23,6 +23,8 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use defmt_frame::FrameBuf;
+
 use crate::arch::serial;
 use crate::startup;
 
@@ -32,8 +34,8 @@ pub const FRAME: u8 = 0xDF;
 pub const NAME: u8 = 0xDE;
 /// Source of the kernel's own frames.
 pub const KERNEL: u16 = 0xFFFF;
-/// Largest frame a record carries (tasks' frames and the kernel's).
-pub const FRAME_MAX: usize = 256;
+/// Largest frame a task may hand over (one encoded defmt frame).
+pub use defmt_frame::FRAME_MAX;
 
 static LOCK: AtomicBool = AtomicBool::new(false);
 /// COM2 programmed and the task names sent (written under `LOCK`).
@@ -100,41 +102,19 @@ pub fn task_frame(index: usize, frame: &[u8]) {
     unlock();
 }
 
-struct Frame {
-    encoder: defmt::Encoder,
-    buf: [u8; FRAME_MAX],
-    len: usize,
-    overflow: bool,
-}
-
-struct Shared(UnsafeCell<Frame>);
+struct Shared(UnsafeCell<FrameBuf>);
 
 // Safety: only touched between `acquire` and `release`, which hold `LOCK`.
 unsafe impl Sync for Shared {}
 
-static KFRAME: Shared = Shared(UnsafeCell::new(Frame {
-    encoder: defmt::Encoder::new(),
-    buf: [0; FRAME_MAX],
-    len: 0,
-    overflow: false,
-}));
-
-fn push(buf: &mut [u8; FRAME_MAX], len: &mut usize, overflow: &mut bool, bytes: &[u8]) {
-    match buf.get_mut(*len..*len + bytes.len()) {
-        Some(dst) => {
-            dst.copy_from_slice(bytes);
-            *len += bytes.len();
-        }
-        None => *overflow = true,
-    }
-}
+static KFRAME: Shared = Shared(UnsafeCell::new(FrameBuf::new()));
 
 /// Runs `f` on the open frame.
 ///
 /// Safety: the caller holds `LOCK` (between `acquire` and `release`).
-unsafe fn with_frame(f: impl FnOnce(&mut Frame)) {
+unsafe fn with_frame<R>(f: impl FnOnce(&mut FrameBuf) -> R) -> R {
     // Safety: exclusive by the caller's contract.
-    f(unsafe { &mut *KFRAME.0.get() });
+    f(unsafe { &mut *KFRAME.0.get() })
 }
 
 #[defmt::global_logger]
@@ -148,17 +128,7 @@ unsafe impl defmt::Logger for KernelLogger {
         ready_locked();
         // Safety: the lock is held.
         unsafe {
-            with_frame(|fr| {
-                fr.len = 0;
-                fr.overflow = false;
-                let Frame {
-                    encoder,
-                    buf,
-                    len,
-                    overflow,
-                } = fr;
-                encoder.start_frame(|b| push(buf, len, overflow, b));
-            });
+            with_frame(FrameBuf::start);
         }
     }
 
@@ -168,16 +138,8 @@ unsafe impl defmt::Logger for KernelLogger {
         // Safety: the lock is held since `acquire`.
         unsafe {
             with_frame(|fr| {
-                let Frame {
-                    encoder,
-                    buf,
-                    len,
-                    overflow,
-                } = fr;
-                encoder.end_frame(|b| push(buf, len, overflow, b));
-                // A cut frame could not be decoded: drop it whole.
-                if !*overflow {
-                    record_locked(FRAME, KERNEL, &buf[..*len]);
+                if let Some(frame) = fr.end() {
+                    record_locked(FRAME, KERNEL, frame);
                 }
             });
         }
@@ -187,15 +149,7 @@ unsafe impl defmt::Logger for KernelLogger {
     unsafe fn write(bytes: &[u8]) {
         // Safety: the lock is held since `acquire`.
         unsafe {
-            with_frame(|fr| {
-                let Frame {
-                    encoder,
-                    buf,
-                    len,
-                    overflow,
-                } = fr;
-                encoder.write(bytes, |b| push(buf, len, overflow, b));
-            });
+            with_frame(|fr| fr.write(bytes));
         }
     }
 }

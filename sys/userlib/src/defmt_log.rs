@@ -16,46 +16,24 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// Largest encoded frame sent; the kernel accepts at most this much.
-pub const FRAME_MAX: usize = 256;
+pub use defmt_frame::FRAME_MAX;
+use defmt_frame::FrameBuf;
 
-struct Frame {
-    encoder: defmt::Encoder,
-    buf: [u8; FRAME_MAX],
-    len: usize,
-    overflow: bool,
-}
-
-struct Shared(UnsafeCell<Frame>);
+struct Shared(UnsafeCell<FrameBuf>);
 
 // Safety: only touched between `acquire` and `release`, which `TAKEN`
 // makes exclusive; a task has one thread.
 unsafe impl Sync for Shared {}
 
 static TAKEN: AtomicBool = AtomicBool::new(false);
-static FRAME: Shared = Shared(UnsafeCell::new(Frame {
-    encoder: defmt::Encoder::new(),
-    buf: [0; FRAME_MAX],
-    len: 0,
-    overflow: false,
-}));
-
-fn push(buf: &mut [u8; FRAME_MAX], len: &mut usize, overflow: &mut bool, bytes: &[u8]) {
-    match buf.get_mut(*len..*len + bytes.len()) {
-        Some(dst) => {
-            dst.copy_from_slice(bytes);
-            *len += bytes.len();
-        }
-        None => *overflow = true,
-    }
-}
+static FRAME: Shared = Shared(UnsafeCell::new(FrameBuf::new()));
 
 /// Runs `f` on the open frame.
 ///
 /// Safety: the caller holds the logger (between `acquire` and `release`).
-unsafe fn with_frame(f: impl FnOnce(&mut Frame)) {
+unsafe fn with_frame<R>(f: impl FnOnce(&mut FrameBuf) -> R) -> R {
     // Safety: exclusive by the caller's contract.
-    f(unsafe { &mut *FRAME.0.get() });
+    f(unsafe { &mut *FRAME.0.get() })
 }
 
 #[defmt::global_logger]
@@ -70,17 +48,7 @@ unsafe impl defmt::Logger for TaskLogger {
         }
         // Safety: just taken.
         unsafe {
-            with_frame(|fr| {
-                fr.len = 0;
-                fr.overflow = false;
-                let Frame {
-                    encoder,
-                    buf,
-                    len,
-                    overflow,
-                } = fr;
-                encoder.start_frame(|b| push(buf, len, overflow, b));
-            });
+            with_frame(FrameBuf::start);
         }
     }
 
@@ -90,15 +58,8 @@ unsafe impl defmt::Logger for TaskLogger {
         // Safety: defmt calls `release` only after `acquire`.
         unsafe {
             with_frame(|fr| {
-                let Frame {
-                    encoder,
-                    buf,
-                    len,
-                    overflow,
-                } = fr;
-                encoder.end_frame(|b| push(buf, len, overflow, b));
-                if !*overflow {
-                    crate::sys_log_frame(&buf[..*len]);
+                if let Some(frame) = fr.end() {
+                    crate::sys_log_frame(frame);
                 }
             });
         }
@@ -108,15 +69,7 @@ unsafe impl defmt::Logger for TaskLogger {
     unsafe fn write(bytes: &[u8]) {
         // Safety: defmt calls `write` only between `acquire` and `release`.
         unsafe {
-            with_frame(|fr| {
-                let Frame {
-                    encoder,
-                    buf,
-                    len,
-                    overflow,
-                } = fr;
-                encoder.write(bytes, |b| push(buf, len, overflow, b));
-            });
+            with_frame(|fr| fr.write(bytes));
         }
     }
 }

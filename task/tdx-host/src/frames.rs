@@ -373,7 +373,14 @@ impl<'a> FrameAllocator<'a> {
         if found < n {
             return Err(FrameError::NoMemory);
         }
-        let runs = 1 + out.windows(2).filter(|w| w[1].0 != w[0].0 + step).count();
+        // A run is contiguous *and* inside one pool: adjacent pools (e.g. two nodes meeting at a
+        // boundary) have separate bitmaps and counters, so a record never spans two of them.
+        let mut pool_ix = [u8::MAX; MAX_FRAMES_PER_CALL];
+        for (slot, a) in pool_ix.iter_mut().zip(out.iter()) {
+            *slot = self.pool_of(a.0).map_or(u8::MAX, |k| k as u8);
+        }
+        let joins = |i: usize| out[i].0 == out[i - 1].0 + step && pool_ix[i] == pool_ix[i - 1];
+        let runs = 1 + (1..n).filter(|&i| !joins(i)).count();
         if self.records.len() + runs + RESERVED_FOR_FREE > MAX_RECORDS {
             return Err(FrameError::TableFull);
         }
@@ -381,7 +388,7 @@ impl<'a> FrameAllocator<'a> {
         let mut i = 0;
         while i < n {
             let mut j = i + 1;
-            while j < n && out[j].0 == out[j - 1].0 + step {
+            while j < n && joins(j) {
                 j += 1;
             }
             let rec = Record {

@@ -47,4 +47,6 @@ pub use types::{
 };
 
 #[cfg(test)]
+mod bench_tests;
+#[cfg(test)]
 mod tests;

@@ -419,14 +419,19 @@ fn state_line(b: &Bringup) {
             step,
             status,
             plan_error,
-        } => ulog!(
-            "tdx-host: state Failed at {} with {} ({:#018x}){}{:?}",
-            step_name(step),
-            status,
-            status.0,
-            if plan_error.is_some() { ": " } else { "" },
-            plan_error
-        ),
+        } => match plan_error {
+            Some(e) => ulog!(
+                "tdx-host: state Failed at {} with {:#018x}: {:?}",
+                step_name(step),
+                status.0,
+                e
+            ),
+            None => ulog!(
+                "tdx-host: state Failed at {} with {}",
+                step_name(step),
+                status
+            ),
+        },
         State::Unavailable(r) => ulog!("tdx-host: state Unavailable: TDX unavailable ({r:?})"),
         other => ulog!("tdx-host: state {other:?}"),
     }

@@ -21,7 +21,6 @@
 #![no_std]
 #![no_main]
 
-use drv_acpi_mem_hotplug::report;
 use tdx_host_api::{
     addrs_as_bytes, addrs_as_bytes_ref, region_state, FrameSize, MemClass, ModuleState,
     RegionRecord, TdxHost, TdxHostError, ANY_NODE,
@@ -33,6 +32,15 @@ include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
 include!(concat!(env!("OUT_DIR"), "/check_config.rs"));
 
 use task_gen::notifications::TIMER_MASK;
+
+/// The hotplug driver's report operation (`drv_acpi_mem_hotplug::report`; not a dependency,
+/// because the driver crate's build script reads the driver's manifest config).
+mod report {
+    pub const OP_REPORT: u16 = 1;
+    pub const EMPTY: u8 = 0;
+    pub const ONLINE: u8 = 2;
+    pub const REFUSED: u8 = 3;
+}
 
 const COLD: usize = 0;
 const HOT: usize = 1;

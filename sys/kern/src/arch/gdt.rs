@@ -91,27 +91,8 @@ pub fn init(double_fault_stack_top: u64) {
             | ((tss_limit >> 16) & 0xf) << 48
             | ((tss_base >> 24) & 0xff) << 56;
         gdt.0[7] = tss_base >> 32;
-        let ptr = DescriptorPointer {
-            limit: (size_of::<Gdt>() - 1) as u16,
-            base: gdt as *const Gdt as u64,
-        };
-        core::arch::asm!(
-            "lgdt [{ptr}]",
-            "push {cs}",
-            "lea {tmp}, [rip + 2f]",
-            "push {tmp}",
-            "retfq",
-            "2:",
-            "mov ds, {ds:x}",
-            "mov es, {ds:x}",
-            "mov ss, {ds:x}",
-            "ltr {tss:x}",
-            ptr = in(reg) &ptr,
-            cs = const KERNEL_CS as u64,
-            ds = in(reg) KERNEL_DS as u64,
-            tss = in(reg) TSS_SELECTOR as u64,
-            tmp = lateout(reg) _,
-        );
+        load_gdt_and_segments();
+        core::arch::asm!("ltr {tss:x}", tss = in(reg) TSS_SELECTOR as u64);
     }
 }
 
@@ -140,13 +121,17 @@ pub fn set_io_permission(first: u16, count: u16, allow: bool) {
 /// Loads the boot CPU's GDT on an AP and reloads its segments. APs never
 /// change privilege level, so they need no TSS of their own.
 pub fn load_on_ap() {
+    load_gdt_and_segments();
+}
+
+/// Loads the GDT and reloads CS (by a far return) and the data segments.
+fn load_gdt_and_segments() {
     let ptr = DescriptorPointer {
         limit: (size_of::<Gdt>() - 1) as u16,
         base: TABLES.gdt.get() as u64,
     };
-    // Safety: the GDT was filled by `init` on the boot CPU before any AP
-    // started and is never written again; only its code and data
-    // descriptors are used here.
+    // Safety: the GDT was filled by `init` on the boot CPU before any use;
+    // only its kernel code and data descriptors are loaded here.
     unsafe {
         core::arch::asm!(
             "lgdt [{ptr}]",
