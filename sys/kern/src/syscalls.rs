@@ -20,27 +20,30 @@ use crate::{irq, time};
 /// the save area to resume.
 pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const SavedState {
     let caller = CURRENT.load(Ordering::Relaxed);
-    let wait = with_tasks(|tasks| {
+    let resume = with_tasks(|tasks| {
         tasks[caller].save.resume_with_sysret = 1;
         let number = tasks[caller].save.rax;
         if Sysnum::from_raw(number) == Some(Sysnum::WaitForInterrupt) {
             tasks[caller].set_results(0, 0);
-            return true;
+            return None;
         }
         let next = dispatch(tasks, caller, number);
-        finish(tasks, caller, next);
-        false
+        Some(finish(tasks, caller, next))
     });
-    if wait {
-        // Halting must happen without the table borrowed: the interrupt
-        // that ends the halt is handled in ring 0 and needs it.
-        crate::arch::cpu::wait_for_interrupt();
-        with_tasks(|tasks| finish(tasks, caller, Ok(Next::Reschedule)));
+    match resume {
+        Some(save) => save,
+        None => {
+            // Halting must happen without the table borrowed: the interrupt
+            // that ends the halt is handled in ring 0 and needs it.
+            crate::arch::cpu::wait_for_interrupt();
+            with_tasks(|tasks| finish(tasks, caller, Ok(Next::Reschedule)))
+        }
     }
-    resume_pointer()
 }
 
-fn finish(tasks: &mut [Task], caller: usize, result: Result<Next, UserError>) {
+/// Applies a syscall's outcome and returns the save area of the task to
+/// resume.
+fn finish(tasks: &mut [Task], caller: usize, result: Result<Next, UserError>) -> *const SavedState {
     let next = match result {
         Ok(n) => n,
         Err(UserError::Usage(e)) => {
@@ -51,14 +54,9 @@ fn finish(tasks: &mut [Task], caller: usize, result: Result<Next, UserError>) {
     if next == Next::Reschedule || !tasks[caller].is_runnable() {
         let chosen = task::select(tasks, caller);
         task::switch_to(tasks, chosen);
+        return core::ptr::addr_of!(tasks[chosen].save);
     }
-}
-
-/// The save area of the task that is to run now.
-#[must_use]
-pub fn resume_pointer() -> *const SavedState {
-    let current = CURRENT.load(Ordering::Relaxed);
-    with_tasks(|tasks| core::ptr::addr_of!(tasks[current].save))
+    core::ptr::addr_of!(tasks[caller].save)
 }
 
 fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Result<Next, UserError> {

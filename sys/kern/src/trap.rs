@@ -13,7 +13,7 @@ use crate::arch::entry::SavedState;
 use crate::arch::idt::{IRQ_BASE_VECTOR, IRQ_COUNT, SPURIOUS_VECTOR, TIMER_VECTOR};
 use crate::arch::{apic, cpu};
 use crate::task::{self, force_fault, with_tasks, Task, CURRENT};
-use crate::{irq, syscalls, time};
+use crate::{irq, time};
 
 const DIVIDE_ERROR: u32 = 0;
 const INVALID_OPCODE: u32 = 6;
@@ -74,7 +74,7 @@ pub extern "C" fn trap_from_task(
     _frame: *mut SavedState,
 ) -> *const SavedState {
     let current = CURRENT.load(Ordering::Relaxed);
-    with_tasks(|tasks| {
+    with_tasks(|tasks| -> *const SavedState {
         tasks[current].save.resume_with_sysret = 0;
         let reschedule = match interrupt(tasks, vector) {
             Some(woke) => woke,
@@ -85,12 +85,10 @@ pub extern "C" fn trap_from_task(
                 true
             }
         };
-        if reschedule {
-            let next = task::select(tasks, current);
-            task::switch_to(tasks, next);
-        }
-    });
-    syscalls::resume_pointer()
+        let next = if reschedule { task::select(tasks, current) } else { current };
+        task::switch_to(tasks, next);
+        core::ptr::addr_of!(tasks[next].save)
+    })
 }
 
 /// Called by the trap stub for a trap taken in ring 0 (only expected while
