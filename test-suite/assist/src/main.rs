@@ -269,6 +269,12 @@ pub fn main() -> ! {
                     bump(&raw mut NOTES);
                 }
             }
+            op::RESTART_LATER => {
+                let (target, ms) = (word32(msg, 0), word32(msg, 1));
+                sys_reply(m.sender, 0, &[]);
+                userlib::hl::sleep_for(u64::from(ms), 1 << 61);
+                let _ = userlib::hl::restart_task(TaskIndex(target as u16), true);
+            }
             op::IRQ_ROUND => {
                 let r = irq_round();
                 let mut out = [0u8; 16];

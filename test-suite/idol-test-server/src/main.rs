@@ -195,6 +195,13 @@ impl TestServer for TestState {
         Ok(self.notifications)
     }
 
+    fn stall(&mut self, _msg: &RecvMessage, ms: u32) -> Simple<u32> {
+        // Bit 2 is ours alone (NOTIFICATION_MASK is bit 1), so sleeping
+        // here swallows no notification meant for `handle_notification`.
+        userlib::hl::sleep_for(u64::from(ms), 1 << 2);
+        Ok(ms)
+    }
+
     fn restricted_ping(&mut self, _msg: &RecvMessage, token: u32) -> Simple<u32> {
         Ok(token ^ 0x5A5A_5A5A)
     }

@@ -71,6 +71,10 @@ pub static CASES: &[Case] = &[
         restart_not_idempotent,
     ),
     (
+        "idol_server_restarted_mid_call_gives_server_restarted",
+        restart_mid_call,
+    ),
+    (
         "idol_server_restart_retries_idempotent_ops",
         restart_idempotent,
     ),
@@ -431,7 +435,7 @@ fn bad_message_size() {
 }
 
 fn unknown_operation() {
-    for number in [0, 14, 39, 41, u16::MAX] {
+    for number in [0, 15, 39, 41, u16::MAX] {
         raw_faults(
             ASSIST,
             &Raw::new(number, &[], 64),
@@ -572,6 +576,24 @@ fn access_refused() {
     );
     // The listed caller is still served.
     access_allowed();
+}
+
+/// The server is restarted (by assist, on a timer) while this client is
+/// blocked inside a call: the kernel wakes the client with a dead code and
+/// the generated stub turns it into `ServerRestarted` — no fault, no hang.
+fn restart_mid_call() {
+    let t = fresh_server();
+    let before = t.task_id();
+    let mut args = [0u8; 8];
+    args[..4].copy_from_slice(&u32::from(IDOL.0).to_le_bytes());
+    args[4..].copy_from_slice(&20u32.to_le_bytes());
+    call(ASSIST, op::RESTART_LATER, &args, &mut [], &[]);
+    let start = userlib::sys_get_timer().now;
+    assert_eq!(t.stall(2000), Err(ServerRestarted));
+    let waited = userlib::sys_get_timer().now - start;
+    assert!(waited < 2000, "the call ended by the restart ({waited} ms), not by the server answering");
+    assert_eq!(t.task_id().generation(), before.generation().next());
+    assert_eq!(t.add(2, 3), Ok(5), "the new server serves");
 }
 
 fn restart_not_idempotent() {

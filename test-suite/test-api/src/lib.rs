@@ -79,6 +79,10 @@ pub mod assist {
     /// delivered it (masked, pending) and after re-enabling. Replies all
     /// zeros in an instance without the binding.
     pub const IRQ_ROUND: u16 = 15;
+    /// `[task_index: u32, ms: u32]`: replies at once, then sleeps `ms`
+    /// and restarts that task (the manifest must grant the right) — so a
+    /// test can have a server restarted while it waits on it.
+    pub const RESTART_LATER: u16 = 16;
     /// Bytes of RAW_SEND's header (eight u32 words).
     pub const RAW_HEADER: usize = 32;
     /// The most payload bytes a RAW_SEND carries.

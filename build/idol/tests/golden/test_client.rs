@@ -442,6 +442,35 @@ impl Test {
             }
         }
     }
+    /// Answers only after `ms` milliseconds (the server sleeps on timer bit 2), returning `ms`. Not idempotent. Lets a test restart the server while a client is in the middle of a call: the client must get ServerRestarted, not a fault.
+    ///
+    /// Operation number 14.
+    pub fn stall(&self, ms: u32) -> Result<u32, idol_runtime::ServerRestarted> {
+        const OPERATION: u16 = 14;
+        const REPLY_SIZE: usize = core::mem::size_of::<u32>();
+        let request = TestStallRequest { ms };
+        let mut reply_buf = [0u8; REPLY_SIZE];
+        let (reply_code, reply_len) = userlib::sys_send(
+            self.current.get(),
+            OPERATION,
+            zerocopy::IntoBytes::as_bytes(&request),
+            &mut reply_buf,
+            &[],
+        );
+        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
+        match idol_runtime::wire::ReplyCode::classify(reply_code) {
+            idol_runtime::wire::ReplyCode::Ok => {
+                Ok(idol_runtime::client::decode_zerocopy(reply_body))
+            }
+            idol_runtime::wire::ReplyCode::Dead(_) => {
+                idol_runtime::client::refresh(&self.current);
+                Err(
+                    <idol_runtime::ServerRestarted as idol_runtime::ServerDeath>::server_restarted(),
+                )
+            }
+            _ => idol_runtime::client::bad_reply(),
+        }
+    }
     /// Returns `token ^ 0x5A5A_5A5A`. Meant to be restricted by the server's manifest (`[tasks.<server>.config.access] restricted_ping = ["..."]`); a caller not on the list is reply-faulted with AccessViolation.
     ///
     /// Operation number 40.
@@ -523,6 +552,12 @@ struct TestScalePointRequest {
 #[repr(C, packed)]
 struct TestSetModeRequest {
     mode: u8,
+}
+/// Wire layout of the arguments of `stall`.
+#[derive(zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C, packed)]
+struct TestStallRequest {
+    ms: u32,
 }
 /// Wire layout of the arguments of `restricted_ping`.
 #[derive(zerocopy::IntoBytes, zerocopy::Immutable)]

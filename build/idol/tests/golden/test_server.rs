@@ -18,6 +18,7 @@ pub const TEST_BUFFER_SIZE: usize = idol_runtime::size::max_of(
         core::mem::size_of::<TestSetModeArgs>(),
         0,
         0,
+        core::mem::size_of::<TestStallArgs>(),
         core::mem::size_of::<TestRestrictedPingArgs>(),
     ],
 );
@@ -115,6 +116,12 @@ pub trait TestServer {
         &mut self,
         msg: &userlib::RecvMessage,
     ) -> Result<u64, idol_runtime::RequestError<core::convert::Infallible>>;
+    /// Answers only after `ms` milliseconds (the server sleeps on timer bit 2), returning `ms`. Not idempotent. Lets a test restart the server while a client is in the middle of a call: the client must get ServerRestarted, not a fault.
+    fn stall(
+        &mut self,
+        msg: &userlib::RecvMessage,
+        ms: u32,
+    ) -> Result<u32, idol_runtime::RequestError<core::convert::Infallible>>;
     /// Returns `token ^ 0x5A5A_5A5A`. Meant to be restricted by the server's manifest (`[tasks.<server>.config.access] restricted_ping = ["..."]`); a caller not on the list is reply-faulted with AccessViolation.
     fn restricted_ping(
         &mut self,
@@ -158,6 +165,7 @@ fn route_test_request<S: TestServer>(
         11 => handle_test_set_mode(server, msg, body),
         12 => handle_test_bump_counter(server, msg, body),
         13 => handle_test_notifications_seen(server, msg, body),
+        14 => handle_test_stall(server, msg, body),
         40 => handle_test_restricted_ping(server, msg, body),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
@@ -524,6 +532,31 @@ fn handle_test_notifications_seen<S: TestServer>(
     }
     Ok(())
 }
+/// Checks, decodes and handles operation `stall` (number 14).
+/// Callers: any task.
+fn handle_test_stall<S: TestServer>(
+    server: &mut S,
+    msg: &userlib::RecvMessage,
+    body: &[u8],
+) -> Result<(), idol_runtime::ClientError> {
+    const REPLY_SIZE: usize = core::mem::size_of::<u32>();
+    const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
+        message: idol_runtime::dispatch::MessageSize::Exact(
+            core::mem::size_of::<TestStallArgs>(),
+        ),
+        reply_size: REPLY_SIZE,
+        leases: 0,
+        acl: idol_runtime::dispatch::Acl::Any,
+    };
+    idol_runtime::dispatch::check_request(msg, &SPEC)?;
+    let TestStallArgs { ms } = idol_runtime::dispatch::decode_zerocopy(body)?;
+    match server.stall(msg, ms) {
+        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Err(idol_runtime::RequestError::Runtime(never)) => match never {}
+        Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
+    }
+    Ok(())
+}
 /// Checks, decodes and handles operation `restricted_ping` (number 40).
 /// Callers: `runner` (1), `suite` (3).
 fn handle_test_restricted_ping<S: TestServer>(
@@ -598,6 +631,12 @@ struct TestScalePointArgs {
 #[repr(C, packed)]
 struct TestSetModeArgs {
     mode: u8,
+}
+/// Wire layout of the arguments of `stall`.
+#[derive(zerocopy::TryFromBytes, zerocopy::KnownLayout, zerocopy::Immutable)]
+#[repr(C, packed)]
+struct TestStallArgs {
+    ms: u32,
 }
 /// Wire layout of the arguments of `restricted_ping`.
 #[derive(zerocopy::TryFromBytes, zerocopy::KnownLayout, zerocopy::Immutable)]
