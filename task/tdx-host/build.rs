@@ -55,6 +55,11 @@ fn tdx_only() -> Vec<String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The server logs progress with defmt (its `.defmt` string table); the
+    // host build of the binary is a stub without defmt.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
+    }
     let env = build_util::generate_task_consts()?;
     let iface = idol::Interface::load("../../idl/tdx-host.idol")?;
     let acl = idol::server::acl_from_task_env(&env, &iface)?;

@@ -414,7 +414,7 @@ fn step_name(s: InitStep) -> &'static str {
 
 fn state_line(b: &Bringup) {
     match b.state() {
-        State::Ready => ulog!("tdx-host: state Ready"),
+        State::Ready => defmt::info!("state Ready: serving TD memory"),
         State::Failed {
             step,
             status,
@@ -496,8 +496,8 @@ impl TdxHostServer for Host {
             let current = sys_refresh_task_id(TaskIndex(i as u16));
             let got = self.server.client_restarted(Owner(current.0));
             if got > 0 {
-                ulog!(
-                    "tdx-host: {} restarted: reclaimed {} KiB, scrubbing",
+                defmt::info!(
+                    "{=str} restarted: reclaimed {=u64} KiB, scrubbing",
                     task_gen::TASK_NAMES[i],
                     got / 1024
                 );
@@ -684,8 +684,10 @@ pub fn main() -> ! {
         // One line per initialized GiB (the module's granularity, §3.2), and the end.
         if p.bytes_done >= last_report + (1 << 30) || p.bytes_done == p.bytes_total {
             last_report = p.bytes_done;
-            ulog!(
-                "tdx-host: TDMR.INIT: TDMR {} at {:#x} initialized to {:#x} ({} of {} MiB)",
+            // defmt: progress lines can be many on large memory, and a
+            // binary frame costs a fraction of a formatted line.
+            defmt::info!(
+                "TDMR.INIT: TDMR {=usize} at {=u64:#x} initialized to {=u64:#x} ({=u64} of {=u64} MiB)",
                 p.tdmr,
                 p.tdmr_base.0,
                 p.initialized_end.0,
