@@ -85,7 +85,11 @@ pub extern "C" fn trap_from_task(
                 true
             }
         };
-        let next = if reschedule { task::select(tasks, current) } else { current };
+        let next = if reschedule {
+            task::select(tasks, current)
+        } else {
+            current
+        };
         task::switch_to(tasks, next);
         core::ptr::addr_of!(tasks[next].save)
     })

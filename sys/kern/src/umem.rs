@@ -2,7 +2,8 @@
 //!
 //! A pointer and length from a task is a [`USlice`]: an *allegation* that
 //! the task may access that memory. The only way to turn it into bytes is
-//! to check it against the task's regions ([`Task::can_access`]); copies go
+//! to check it against the task's regions ([`Task::can_access`], using
+//! `kerncore::regions_cover`, which is host-tested); copies go
 //! through the kernel's direct map, never through the task's own mapping.
 
 use abi::{lease_attr, ULease, ULEASE_SIZE};
@@ -23,38 +24,18 @@ impl USlice {
     pub fn new(base: u64, len: u64) -> Self {
         USlice { base, len }
     }
-
-    /// The end address, or `None` if the range wraps.
-    #[must_use]
-    pub fn end(&self) -> Option<u64> {
-        self.base.checked_add(self.len)
-    }
 }
 
-/// Whether `[base, base+len)` lies in `regions`, all of which have the
-/// `need` attribute bits. A range may span regions that touch.
-#[must_use]
-pub fn regions_cover(regions: &[RegionDesc], slice: USlice, need: u32) -> bool {
-    if slice.len == 0 {
-        return true;
+impl kerncore::Region for RegionDesc {
+    fn base(&self) -> u64 {
+        self.base
     }
-    let Some(end) = slice.end() else {
-        return false;
-    };
-    let mut cursor = slice.base;
-    // Regions are sorted by base at build time, so one pass suffices.
-    for r in regions {
-        if r.attributes & need != need {
-            continue;
-        }
-        if r.base <= cursor && cursor < r.base + r.size {
-            cursor = r.base + r.size;
-            if cursor >= end {
-                return true;
-            }
-        }
+    fn size(&self) -> u64 {
+        self.size
     }
-    false
+    fn attributes(&self) -> u32 {
+        self.attributes
+    }
 }
 
 impl Task {
@@ -66,7 +47,7 @@ impl Task {
         } else {
             region_attr::READ
         };
-        regions_cover(self.desc.regions, slice, need)
+        kerncore::regions_cover(self.desc.regions, slice.base, slice.len, need)
     }
 }
 
@@ -118,6 +99,3 @@ pub fn lease_is_valid(lender: &Task, lease: &ULease) -> bool {
         lease.attributes & lease_attr::WRITE != 0,
     )
 }
-
-#[cfg(test)]
-mod tests {}

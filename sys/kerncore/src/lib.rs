@@ -1,0 +1,127 @@
+//! Kernel algorithms split out of `sys/kern` so they can be tested on the
+//! host (the kernel itself only builds for bare metal).
+//!
+//! The one here is the check every syscall makes before the kernel touches
+//! task memory: does a claimed range lie entirely in regions the task owns
+//! with the needed permission? A range may span regions that touch; it may
+//! not wrap, and an empty range is always fine (it names no memory).
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![forbid(clippy::wildcard_imports)]
+
+/// A region of task memory: `[base, base + size)` with attribute bits.
+pub trait Region {
+    fn base(&self) -> u64;
+    fn size(&self) -> u64;
+    fn attributes(&self) -> u32;
+}
+
+/// Whether `[base, base + len)` lies in `regions` (sorted by base, not
+/// overlapping), using only regions that have every bit of `need`.
+#[must_use]
+pub fn regions_cover<R: Region>(regions: &[R], base: u64, len: u64, need: u32) -> bool {
+    if len == 0 {
+        return true;
+    }
+    let Some(end) = base.checked_add(len) else {
+        return false;
+    };
+    let mut cursor = base;
+    // Sorted regions: one pass, each region either extends the covered
+    // prefix or is skipped.
+    for r in regions {
+        if r.attributes() & need != need {
+            continue;
+        }
+        let r_end = r.base().saturating_add(r.size());
+        if r.base() <= cursor && cursor < r_end {
+            cursor = r_end;
+            if cursor >= end {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use proptest::prelude::{prop, prop_assert_eq, proptest};
+    use std::vec::Vec;
+
+    use super::{regions_cover, Region};
+
+    #[derive(Clone, Debug)]
+    struct R(u64, u64, u32);
+
+    impl Region for R {
+        fn base(&self) -> u64 {
+            self.0
+        }
+        fn size(&self) -> u64 {
+            self.1
+        }
+        fn attributes(&self) -> u32 {
+            self.2
+        }
+    }
+
+    const RW: u32 = 3;
+    const RO: u32 = 1;
+
+    #[test]
+    fn inside_touching_and_outside() {
+        let rs = [
+            R(0x1000, 0x1000, RO),
+            R(0x2000, 0x1000, RW),
+            R(0x5000, 0x1000, RW),
+        ];
+        assert!(
+            regions_cover(&rs, 0x1800, 0x1000, RO),
+            "spans two touching regions"
+        );
+        assert!(
+            !regions_cover(&rs, 0x1800, 0x1000, RW),
+            "the first lacks write"
+        );
+        assert!(!regions_cover(&rs, 0x2800, 0x1000, RO), "runs into a hole");
+        assert!(!regions_cover(&rs, 0x0, 0x10, RO));
+        assert!(
+            regions_cover(&rs, 0x0, 0, RW),
+            "empty ranges name no memory"
+        );
+        assert!(
+            !regions_cover(&rs, u64::MAX - 4, 10, RO),
+            "wrapping ranges are refused"
+        );
+    }
+
+    proptest! {
+        /// Against a byte-by-byte model on a small address space.
+        #[test]
+        fn matches_a_model(
+            raw in prop::collection::vec((0u64..64, 1u64..16, 0u32..4), 0..6),
+            base in 0u64..128,
+            len in 0u64..64,
+            need in 0u32..4,
+        ) {
+            // Build sorted, non-overlapping regions from the raw list.
+            let mut rs: Vec<R> = Vec::new();
+            let mut next_free = 0;
+            let mut sorted = raw.clone();
+            sorted.sort();
+            for (b, s, a) in sorted {
+                let b = b.max(next_free);
+                rs.push(R(b, s, a));
+                next_free = b + s;
+            }
+            let model = (base..base + len).all(|addr| {
+                rs.iter().any(|r| r.0 <= addr && addr < r.0 + r.1 && r.2 & need == need)
+            });
+            prop_assert_eq!(regions_cover(&rs, base, len, need), model);
+        }
+    }
+}
