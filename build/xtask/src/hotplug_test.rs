@@ -242,7 +242,7 @@ fn spawn(manifest: &str, socket: &std::path::Path) -> Result<(Child, Console, di
 /// `run_completed` case for the run itself) is returned.
 pub fn run_suite(manifest: &str, policy: &'static str) -> Result<Vec<CaseResult>> {
     println!("xtask: building the hotplug-{policy} test image ({manifest})");
-    let socket = dist::target_dir().join(format!("hotplug-{policy}.qmp"));
+    let socket = dist::target_dir().join(format!("hotplug-{policy}-{}.qmp", std::process::id()));
     let (mut child, console, image) = spawn(manifest, &socket)?;
     let started = Instant::now();
     let qmp = match Qmp::connect(&socket, Duration::from_secs(10)) {

@@ -124,7 +124,32 @@ impl Pool {
     /// Free bytes (allocatable when online and, for TDX, ready).
     #[must_use]
     pub fn free_bytes(&self) -> u64 {
-        (self.frames() - self.in_use) * PAGE_4K
+        self.free() * PAGE_4K
+    }
+
+    /// Free 4 KiB frames (= set bits of the free bitmap).
+    fn free(&self) -> u64 {
+        self.frames() - self.in_use
+    }
+
+    /// Pool-relative 4 KiB index of `pa`.
+    fn rel(&self, pa: u64) -> u64 {
+        (pa - self.range.base.0) / PAGE_4K
+    }
+
+    /// Free bit of `pa`.
+    fn bit_of(&self, pa: u64) -> u64 {
+        self.bit + self.rel(pa)
+    }
+
+    /// Quarantine bit of pool-relative index `rel`.
+    fn qbit(&self, rel: u64) -> u64 {
+        self.bit + self.frames() + rel
+    }
+
+    /// Pool-relative index of quarantine bit `b`.
+    fn rel_of_qbit(&self, b: u64) -> u64 {
+        b - self.bit - self.frames()
     }
 }
 
@@ -184,16 +209,38 @@ pub struct Request {
     pub class: MemClass,
 }
 
+/// Derived search state of one pool: only speeds searches up, never decides an answer (every
+/// field can be recomputed from the bitmaps). O(1) per pool.
+#[derive(Clone, Copy, Debug, Default)]
+struct PoolCache {
+    /// Lower bound on the pool's free bits: no frame below this pool-relative 4 KiB index is
+    /// free. Lowered on release, raised lazily by `allocate`'s own scan.
+    free_from: u64,
+    /// Exactly the pool's quarantined 4 KiB frames (set bits of its quarantine bitmap).
+    quarantined: u64,
+    /// Exactly the pool-relative index of the pool's first quarantined frame (`frames()` when
+    /// none).
+    q_from: u64,
+}
+
 /// The allocator. `'a` is the lifetime of the caller's bitmap storage.
 #[derive(Debug)]
 pub struct FrameAllocator<'a> {
     bits: &'a mut [u64],
     bits_used: u64,
     pools: Vec<Pool, MAX_POOLS>,
+    /// `cache[k]` belongs to `pools[k]`.
+    cache: Vec<PoolCache, MAX_POOLS>,
+    /// Pool indices sorted by base address (pools keep their insertion index as `PoolId`).
+    by_base: Vec<u8, MAX_POOLS>,
+    /// Sorted by base; runs never overlap.
     records: Vec<Record, MAX_RECORDS>,
     ready: Vec<(u64, u64), MAX_READY>,
     usage: [u64; MAX_TASKS],
 }
+
+// `by_base` stores pool indices as u8.
+const _: () = assert!(MAX_POOLS <= 256);
 
 impl<'a> FrameAllocator<'a> {
     /// An allocator without pools over `bits` (zeroed here).
@@ -203,6 +250,8 @@ impl<'a> FrameAllocator<'a> {
             bits,
             bits_used: 0,
             pools: Vec::new(),
+            cache: Vec::new(),
+            by_base: Vec::new(),
             records: Vec::new(),
             ready: Vec::new(),
             usage: [0; MAX_TASKS],
@@ -215,7 +264,7 @@ impl<'a> FrameAllocator<'a> {
         &self.pools
     }
 
-    /// Ownership records.
+    /// Ownership records (sorted by base address).
     #[must_use]
     pub fn records(&self) -> &[Record] {
         &self.records
@@ -253,7 +302,10 @@ impl<'a> FrameAllocator<'a> {
             return Err(FrameError::Overlap);
         }
         let frames = range.size.0 / PAGE_4K;
-        let need = 2 * frames;
+        // Skip up to 63 bits so that bit ≡ frame number (mod 64): a 2 MiB or 1 GiB frame is then
+        // whole words of the free bitmap. `bitmap_words` has two spare words per pool for this.
+        let lead = (range.base.0 / PAGE_4K).wrapping_sub(self.bits_used) % 64;
+        let need = lead + 2 * frames;
         if self.bits_used + need > self.bits.len() as u64 * 64 {
             return Err(FrameError::NoBitmapSpace);
         }
@@ -264,12 +316,23 @@ impl<'a> FrameAllocator<'a> {
             online,
             in_use: 0,
             retired: 0,
-            bit: self.bits_used,
+            bit: self.bits_used + lead,
         };
         self.pools.push(pool).map_err(|_| FrameError::TableFull)?;
+        let k = self.pools.len() - 1;
+        // Same capacity as `pools`: cannot fail after the push above.
+        let _ = self.cache.push(PoolCache {
+            free_from: 0,
+            quarantined: 0,
+            q_from: frames,
+        });
+        let at = self
+            .by_base
+            .partition_point(|&j| self.pools[usize::from(j)].range.base.0 < range.base.0);
+        let _ = self.by_base.insert(at, k as u8);
         self.bits_used += need;
         set_bits(self.bits, pool.bit, frames, true);
-        Ok(PoolId(self.pools.len() - 1))
+        Ok(PoolId(k))
     }
 
     /// Sets a pool online or offline. Offlining is refused while frames are in use.
@@ -303,22 +366,13 @@ impl<'a> FrameAllocator<'a> {
         let _ = self.ready.push((start, end));
     }
 
-    fn is_ready(&self, pa: u64, len: u64) -> bool {
-        let block = pa & !(GIB - 1);
-        let end = (pa + len).next_multiple_of(GIB);
-        self.ready.iter().any(|&(s, e)| s <= block && end <= e)
-    }
-
-    fn bit_of(&self, pool: &Pool, pa: u64) -> u64 {
-        pool.bit + (pa - pool.range.base.0) / PAGE_4K
-    }
-
-    fn qbit_of(&self, pool: &Pool, pa: u64) -> u64 {
-        pool.bit + pool.frames() + (pa - pool.range.base.0) / PAGE_4K
-    }
-
+    /// Index of the pool containing `pa` (binary search over `by_base`).
     fn pool_of(&self, pa: u64) -> Option<usize> {
-        self.pools.iter().position(|p| p.contains(pa))
+        let j = self
+            .by_base
+            .partition_point(|&k| self.pools[usize::from(k)].range.base.0 <= pa);
+        let k = usize::from(*self.by_base.get(j.checked_sub(1)?)?);
+        self.pools[k].contains(pa).then_some(k)
     }
 
     /// Allocates `out.len()` frames for `owner` and writes their addresses (ascending) to `out`.
@@ -338,36 +392,37 @@ impl<'a> FrameAllocator<'a> {
             return Err(FrameError::BadArgument);
         }
         let step = req.size.bytes();
+        let per = req.size.frames_4k();
+        let eligible =
+            |p: &Pool| p.online && p.class == req.class && req.nodes.has(p.node) && p.free() >= per;
+        // Counters refuse a request that cannot fit without touching the bitmaps.
+        let free: u64 = self
+            .pools
+            .iter()
+            .filter(|p| eligible(p))
+            .map(Pool::free)
+            .sum();
+        if free < n as u64 * per {
+            return Err(FrameError::NoMemory);
+        }
+        let mut pool_ix = [0u8; MAX_FRAMES_PER_CALL];
         let mut found = 0usize;
-        'pools: for pool in self.pools.iter() {
-            if !pool.online || pool.class != req.class || !req.nodes.has(pool.node) {
+        for (k, (pool, cache)) in self.pools.iter().zip(self.cache.iter_mut()).enumerate() {
+            if !eligible(pool) {
                 continue;
             }
-            let mut pa = pool.range.base.0.next_multiple_of(step);
-            while pa + step <= pool.end() {
-                if req.class == MemClass::Tdx && !self.is_ready(pa, step) {
-                    pa = (pa | (GIB - 1)) + 1;
-                    pa = pa.next_multiple_of(step);
-                    continue;
-                }
-                let bit = self.bit_of(pool, pa);
-                let frames = req.size.frames_4k();
-                if req.size == FrameSize::K4
-                    && bit.is_multiple_of(64)
-                    && self.bits[(bit / 64) as usize] == 0
-                {
-                    // A whole word of allocated frames: skip it.
-                    pa += 64 * PAGE_4K;
-                    continue;
-                }
-                if all_set(self.bits, bit, frames) {
-                    out[found] = PhysAddr(pa);
-                    found += 1;
-                    if found == n {
-                        break 'pools;
-                    }
-                }
-                pa += step;
+            let got = scan_pool(
+                self.bits,
+                &self.ready,
+                pool,
+                cache,
+                req,
+                &mut out[found..],
+            );
+            pool_ix[found..found + got].fill(k as u8);
+            found += got;
+            if found == n {
+                break;
             }
         }
         if found < n {
@@ -375,56 +430,50 @@ impl<'a> FrameAllocator<'a> {
         }
         // A run is contiguous *and* inside one pool: adjacent pools (e.g. two nodes meeting at a
         // boundary) have separate bitmaps and counters, so a record never spans two of them.
-        let mut pool_ix = [u8::MAX; MAX_FRAMES_PER_CALL];
-        for (slot, a) in pool_ix.iter_mut().zip(out.iter()) {
-            *slot = self.pool_of(a.0).map_or(u8::MAX, |k| k as u8);
-        }
         let joins = |i: usize| out[i].0 == out[i - 1].0 + step && pool_ix[i] == pool_ix[i - 1];
         let runs = 1 + (1..n).filter(|&i| !joins(i)).count();
         if self.records.len() + runs + RESERVED_FOR_FREE > MAX_RECORDS {
             return Err(FrameError::TableFull);
         }
-        // Commit: clear free bits, one record per contiguous run.
+        // Commit: clear free bits run by run.
         let mut i = 0;
         while i < n {
             let mut j = i + 1;
             while j < n && joins(j) {
                 j += 1;
             }
-            let rec = Record {
-                owner,
-                base: out[i].0,
-                size: req.size,
-                count: (j - i) as u32,
-            };
-            self.take_run(rec.base, rec.end());
-            // Capacity checked above.
-            let _ = self.records.push(rec);
-            self.usage[idx] += rec.bytes();
+            let k = usize::from(pool_ix[i]);
+            let p = &mut self.pools[k];
+            let frames = (j - i) as u64 * per;
+            set_bits(self.bits, p.bit_of(out[i].0), frames, false);
+            p.in_use += frames;
             i = j;
+        }
+        self.usage[idx] += n as u64 * step;
+        // One record per run. `out` is ascending within each pool; pools are visited in PoolId
+        // order, so it is a few ascending chunks, each merged into the sorted table in one pass.
+        let mut hi = n;
+        while hi > 0 {
+            let mut lo = hi - 1;
+            while lo > 0 && out[lo - 1].0 < out[lo].0 {
+                lo -= 1;
+            }
+            merge_runs(
+                &mut self.records,
+                owner,
+                req.size,
+                &out[lo..hi],
+                &pool_ix[lo..hi],
+            );
+            hi = lo;
         }
         Ok(())
     }
 
-    /// Marks `[base, end)` (inside one pool, all free) as in use.
-    fn take_run(&mut self, base: u64, end: u64) {
-        if let Some(k) = self.pool_of(base) {
-            let p = self.pools[k];
-            set_bits(
-                self.bits,
-                self.bit_of(&p, base),
-                (end - base) / PAGE_4K,
-                false,
-            );
-            self.pools[k].in_use += (end - base) / PAGE_4K;
-        }
-    }
-
-    /// Index of the record holding `pa`.
+    /// Index of the record holding `pa` (binary search: records are sorted and disjoint).
     fn record_of(&self, pa: u64) -> Option<usize> {
-        self.records
-            .iter()
-            .position(|r| r.base <= pa && pa < r.end())
+        let i = self.records.partition_point(|r| r.base <= pa).checked_sub(1)?;
+        (pa < self.records[i].end()).then_some(i)
     }
 
     /// Frees `addrs` (frames of `size` owned by `owner`) into quarantine. All or nothing.
@@ -441,9 +490,12 @@ impl<'a> FrameAllocator<'a> {
         if addrs.is_empty() || addrs.len() > MAX_FRAMES_PER_CALL {
             return Err(FrameError::BadArgument);
         }
+        // Strictly ascending lists (what `allocate` hands out) cannot repeat an address: skip
+        // the quadratic duplicate check for them.
+        let ascending = addrs.windows(2).all(|w| w[0].0 < w[1].0);
         for (i, a) in addrs.iter().enumerate() {
             self.check_free(owner, size, a.0)?;
-            if addrs[..i].contains(a) {
+            if !ascending && addrs[..i].contains(a) {
                 return Err(FrameError::DoubleFree);
             }
         }
@@ -457,10 +509,9 @@ impl<'a> FrameAllocator<'a> {
         if !pa.is_multiple_of(size.bytes()) {
             return Err(FrameError::BadAlignment);
         }
-        let k = self.pool_of(pa).ok_or(FrameError::UnknownFrame)?;
+        self.pool_of(pa).ok_or(FrameError::UnknownFrame)?;
         let Some(r) = self.record_of(pa).map(|i| self.records[i]) else {
             // Free, quarantined or retired: not held by anyone.
-            let _ = k;
             return Err(FrameError::DoubleFree);
         };
         if r.size != size || !(pa - r.base).is_multiple_of(size.bytes()) {
@@ -477,9 +528,8 @@ impl<'a> FrameAllocator<'a> {
         let Some(i) = self.record_of(pa) else { return };
         let r = self.records[i];
         let step = size.bytes();
-        let idx = usize::from(r.owner.index());
         if r.count == 1 {
-            self.records.swap_remove(i);
+            self.records.remove(i);
         } else if pa == r.base {
             self.records[i].base += step;
             self.records[i].count -= 1;
@@ -494,15 +544,25 @@ impl<'a> FrameAllocator<'a> {
                 size,
                 count: r.count - left - 1,
             };
-            // RESERVED_FOR_FREE slots guarantee room.
-            let _ = self.records.push(right);
+            // Right after its left part keeps the table sorted. RESERVED_FOR_FREE slots
+            // guarantee room.
+            let _ = self.records.insert(i + 1, right);
         }
-        if let Some(u) = self.usage.get_mut(idx) {
+        if let Some(u) = self.usage.get_mut(usize::from(r.owner.index())) {
             *u -= step;
         }
+        self.quarantine_run(pa, size.frames_4k());
+    }
+
+    /// Sets the quarantine bits of `frames` 4 KiB frames from `pa` (inside one pool, held).
+    fn quarantine_run(&mut self, pa: u64, frames: u64) {
         if let Some(k) = self.pool_of(pa) {
-            let p = self.pools[k];
-            set_bits(self.bits, self.qbit_of(&p, pa), size.frames_4k(), true);
+            let p = &self.pools[k];
+            let rel = p.rel(pa);
+            set_bits(self.bits, p.qbit(rel), frames, true);
+            let c = &mut self.cache[k];
+            c.quarantined += frames;
+            c.q_from = c.q_from.min(rel);
         }
     }
 
@@ -517,30 +577,24 @@ impl<'a> FrameAllocator<'a> {
         self.reclaim_where(|r| r.index() == index)
     }
 
+    /// One compacting pass: kept records slide down in order, so the table stays sorted.
     fn reclaim_where(&mut self, pred: impl Fn(Owner) -> bool) -> u64 {
         let mut moved = 0;
-        let mut i = 0;
-        while i < self.records.len() {
+        let mut kept = 0;
+        for i in 0..self.records.len() {
             let r = self.records[i];
             if !pred(r.owner) {
-                i += 1;
+                self.records[kept] = r;
+                kept += 1;
                 continue;
             }
-            self.records.swap_remove(i);
             moved += r.bytes();
             if let Some(u) = self.usage.get_mut(usize::from(r.owner.index())) {
                 *u -= r.bytes();
             }
-            if let Some(k) = self.pool_of(r.base) {
-                let p = self.pools[k];
-                set_bits(
-                    self.bits,
-                    self.qbit_of(&p, r.base),
-                    r.bytes() / PAGE_4K,
-                    true,
-                );
-            }
+            self.quarantine_run(r.base, r.bytes() / PAGE_4K);
         }
+        self.records.truncate(kept);
         moved
     }
 
@@ -548,20 +602,20 @@ impl<'a> FrameAllocator<'a> {
     /// the server must scrub and verify; returns how many were written.
     pub fn quarantined(&self, out: &mut [PhysRange]) -> usize {
         let mut n = 0;
-        for p in &self.pools {
-            let q0 = p.bit + p.frames();
-            let mut f = 0;
-            while f < p.frames() && n < out.len() {
-                if !get_bit(self.bits, q0 + f) {
-                    f += 1;
-                    continue;
-                }
-                let start = f;
-                while f < p.frames() && get_bit(self.bits, q0 + f) {
-                    f += 1;
-                }
-                out[n] = PhysRange::new(p.range.base.0 + start * PAGE_4K, (f - start) * PAGE_4K);
+        for (p, c) in self.pools.iter().zip(self.cache.iter()) {
+            // Start at the pool's first quarantined frame; stop once all of them were reported.
+            let end = p.qbit(p.frames());
+            let mut at = p.qbit(c.q_from);
+            let mut left = c.quarantined;
+            while left > 0 && n < out.len() {
+                let Some(s) = find_set(self.bits, at, end) else {
+                    break;
+                };
+                let e = find_clear(self.bits, s, end).unwrap_or(end);
+                out[n] = PhysRange::new(p.range.base.0 + p.rel_of_qbit(s) * PAGE_4K, (e - s) * PAGE_4K);
                 n += 1;
+                left -= e - s;
+                at = e;
             }
         }
         n
@@ -570,10 +624,7 @@ impl<'a> FrameAllocator<'a> {
     /// Quarantined bytes in total.
     #[must_use]
     pub fn quarantined_bytes(&self) -> u64 {
-        self.pools
-            .iter()
-            .map(|p| count_set(self.bits, p.bit + p.frames(), p.frames()) * PAGE_4K)
-            .sum()
+        self.cache.iter().map(|c| c.quarantined * PAGE_4K).sum()
     }
 
     fn check_quarantined(&self, range: PhysRange) -> Result<usize, FrameError> {
@@ -589,7 +640,7 @@ impl<'a> FrameAllocator<'a> {
         if end > p.end()
             || !all_set(
                 self.bits,
-                self.qbit_of(p, range.base.0),
+                p.qbit(p.rel(range.base.0)),
                 range.size.0 / PAGE_4K,
             )
         {
@@ -598,17 +649,38 @@ impl<'a> FrameAllocator<'a> {
         Ok(k)
     }
 
+    /// Clears the quarantine bits of `range` (checked: all set, one pool `k`) and keeps the
+    /// pool's quarantine count and first-quarantined index exact. Returns (first index, frames).
+    fn unquarantine(&mut self, k: usize, range: PhysRange) -> (u64, u64) {
+        let p = &self.pools[k];
+        let (rel, frames) = (p.rel(range.base.0), range.size.0 / PAGE_4K);
+        set_bits(self.bits, p.qbit(rel), frames, false);
+        let c = &mut self.cache[k];
+        c.quarantined -= frames;
+        if c.quarantined == 0 {
+            c.q_from = p.frames();
+        } else if rel <= c.q_from && c.q_from < rel + frames {
+            // The first quarantined frame went: the next one lies past the range (nothing below
+            // `q_from` was set), found with a word scan.
+            let end = p.qbit(p.frames());
+            c.q_from = find_set(self.bits, p.qbit(rel + frames), end)
+                .map_or(p.frames(), |b| p.rel_of_qbit(b));
+        }
+        (rel, frames)
+    }
+
     /// The server scrubbed `range` and found every page PT_NDA: it becomes free.
     ///
     /// # Errors
     /// `NotQuarantined` unless every frame of `range` is quarantined (inside one pool).
     pub fn release_scrubbed(&mut self, range: PhysRange) -> Result<(), FrameError> {
         let k = self.check_quarantined(range)?;
-        let p = self.pools[k];
-        let frames = range.size.0 / PAGE_4K;
-        set_bits(self.bits, self.qbit_of(&p, range.base.0), frames, false);
-        set_bits(self.bits, self.bit_of(&p, range.base.0), frames, true);
-        self.pools[k].in_use -= frames;
+        let (rel, frames) = self.unquarantine(k, range);
+        let p = &mut self.pools[k];
+        set_bits(self.bits, p.bit + rel, frames, true);
+        p.in_use -= frames;
+        let c = &mut self.cache[k];
+        c.free_from = c.free_from.min(rel);
         Ok(())
     }
 
@@ -619,16 +691,162 @@ impl<'a> FrameAllocator<'a> {
     /// `NotQuarantined` unless every frame of `range` is quarantined (inside one pool).
     pub fn retire(&mut self, range: PhysRange) -> Result<(), FrameError> {
         let k = self.check_quarantined(range)?;
-        let p = self.pools[k];
-        let frames = range.size.0 / PAGE_4K;
-        set_bits(self.bits, self.qbit_of(&p, range.base.0), frames, false);
+        let (_, frames) = self.unquarantine(k, range);
         self.pools[k].retired += frames;
         Ok(())
     }
 }
 
-fn get_bit(bits: &[u64], i: u64) -> bool {
-    bits[(i / 64) as usize] & (1 << (i % 64)) != 0
+/// Whether the whole 1 GiB blocks around `[pa, pa + len)` finished TDMR init (§3.2).
+fn is_ready(ready: &[(u64, u64)], pa: u64, len: u64) -> bool {
+    let block = pa & !(GIB - 1);
+    let end = (pa + len).next_multiple_of(GIB);
+    ready.iter().any(|&(s, e)| s <= block && end <= e)
+}
+
+/// Finds up to `out.len()` free frames of `req.size` in `pool` (eligible for `req`), lowest
+/// first, and writes them to `out`; returns how many. Reads the bitmap only: the caller commits.
+///
+/// The scan jumps from free bit to free bit with [`find_set`] (a word at a time), starting at
+/// `cache.free_from`, and raises that bound to the first free bit it meets: nothing below it is
+/// free, and nothing is taken here, so it stays a lower bound whatever the caller does next.
+fn scan_pool(
+    bits: &[u64],
+    ready: &[(u64, u64)],
+    pool: &Pool,
+    cache: &mut PoolCache,
+    req: Request,
+    out: &mut [PhysAddr],
+) -> usize {
+    let per = req.size.frames_4k();
+    let frames = pool.frames();
+    // Pool-relative index of the first frame of each aligned frame: frame numbers, not pool
+    // indices, are aligned (the pool may start off a 2 MiB boundary).
+    let first_f = pool.range.base.0 / PAGE_4K;
+    let end = pool.bit + frames;
+    let mut n = 0;
+    let mut at = cache.free_from;
+    let mut first = true;
+    // Readiness of the last 1 GiB block looked at (one `is_ready` per block, not per frame).
+    let mut block = (u64::MAX, false);
+    while n < out.len() {
+        let Some(b) = find_set(bits, pool.bit + at, end) else {
+            if first {
+                cache.free_from = frames;
+            }
+            break;
+        };
+        let f = b - pool.bit;
+        if first {
+            cache.free_from = f;
+            first = false;
+        }
+        // The first aligned candidate that could hold the free frame `f` or later ones.
+        let c = (first_f + f).next_multiple_of(per) - first_f;
+        if c + per > frames {
+            break;
+        }
+        let pa = pool.range.base.0 + c * PAGE_4K;
+        if req.class == MemClass::Tdx {
+            let blk = pa & !(GIB - 1);
+            if block.0 != blk {
+                block = (blk, is_ready(ready, pa, req.size.bytes()));
+            }
+            if !block.1 {
+                at = (blk + GIB - pool.range.base.0) / PAGE_4K;
+                continue;
+            }
+        }
+        // 2 MiB / 1 GiB: `per` bits from a word boundary, i.e. whole words all ones.
+        if per == 1 || all_set(bits, pool.bit + c, per) {
+            out[n] = PhysAddr(pa);
+            n += 1;
+            // Every free 4 KiB frame of the pool taken: do not scan the rest of it.
+            if per == 1 && n as u64 == pool.free() {
+                break;
+            }
+        }
+        at = c + per;
+    }
+    n
+}
+
+/// Inserts one record per run of `addrs` (ascending, one pool per entry of `pool_ix`) into the
+/// sorted `records`, merging from the back: O(new + records above them), not a shift per run.
+/// The caller checked capacity.
+fn merge_runs(
+    records: &mut Vec<Record, MAX_RECORDS>,
+    owner: Owner,
+    size: FrameSize,
+    addrs: &[PhysAddr],
+    pool_ix: &[u8],
+) {
+    let step = size.bytes();
+    let joins = |i: usize| addrs[i].0 == addrs[i - 1].0 + step && pool_ix[i] == pool_ix[i - 1];
+    let runs = 1 + (1..addrs.len()).filter(|&i| !joins(i)).count();
+    let mut old = records.len();
+    let blank = Record {
+        owner,
+        base: 0,
+        size,
+        count: 0,
+    };
+    let _ = records.resize(old + runs, blank);
+    // records[..old]: not yet moved; records[w..]: final.
+    let mut w = old + runs;
+    let mut hi = addrs.len();
+    while hi > 0 {
+        let mut lo = hi - 1;
+        while lo > 0 && joins(lo) {
+            lo -= 1;
+        }
+        let rec = Record {
+            owner,
+            base: addrs[lo].0,
+            size,
+            count: (hi - lo) as u32,
+        };
+        while old > 0 && records[old - 1].base > rec.base {
+            old -= 1;
+            w -= 1;
+            records[w] = records[old];
+        }
+        w -= 1;
+        records[w] = rec;
+        hi = lo;
+    }
+}
+
+/// First set bit in `[from, to)`: a word at a time, `trailing_zeros` on the first non-zero one.
+fn find_set(bits: &[u64], from: u64, to: u64) -> Option<u64> {
+    find(bits, from, to, 0)
+}
+
+/// First clear bit in `[from, to)`.
+fn find_clear(bits: &[u64], from: u64, to: u64) -> Option<u64> {
+    find(bits, from, to, u64::MAX)
+}
+
+/// First bit in `[from, to)` differing from `skip` (all zeros or all ones).
+fn find(bits: &[u64], from: u64, to: u64, skip: u64) -> Option<u64> {
+    if from >= to {
+        return None;
+    }
+    let last = ((to - 1) / 64) as usize;
+    let mut w = (from / 64) as usize;
+    // Bits below `from` in the first word count as `skip`.
+    let mut word = (bits[w] ^ skip) & (u64::MAX << (from % 64));
+    loop {
+        if word != 0 {
+            let i = w as u64 * 64 + u64::from(word.trailing_zeros());
+            return (i < to).then_some(i);
+        }
+        if w == last {
+            return None;
+        }
+        w += 1;
+        word = bits[w] ^ skip;
+    }
 }
 
 /// Sets or clears `n` bits from bit `start`, a word at a time where possible.
@@ -653,44 +871,9 @@ fn set_bits(bits: &mut [u64], start: u64, n: u64, value: bool) {
     }
 }
 
-/// Whether all `n` bits from `start` are set.
+/// Whether all `n` bits from `start` are set (stops at the first word that is not).
 fn all_set(bits: &[u64], start: u64, n: u64) -> bool {
-    let mut i = start;
-    let end = start + n;
-    while i < end {
-        let w = (i / 64) as usize;
-        let lo = i % 64;
-        let take = (64 - lo).min(end - i);
-        let mask = if take == 64 {
-            u64::MAX
-        } else {
-            ((1u64 << take) - 1) << lo
-        };
-        if bits[w] & mask != mask {
-            return false;
-        }
-        i += take;
-    }
-    true
-}
-
-fn count_set(bits: &[u64], start: u64, n: u64) -> u64 {
-    let mut i = start;
-    let end = start + n;
-    let mut c = 0;
-    while i < end {
-        let w = (i / 64) as usize;
-        let lo = i % 64;
-        let take = (64 - lo).min(end - i);
-        let mask = if take == 64 {
-            u64::MAX
-        } else {
-            ((1u64 << take) - 1) << lo
-        };
-        c += u64::from((bits[w] & mask).count_ones());
-        i += take;
-    }
-    c
+    find_clear(bits, start, start + n).is_none()
 }
 
 #[cfg(test)]

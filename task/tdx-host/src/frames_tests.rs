@@ -436,3 +436,34 @@ fn run_across_adjacent_pools_splits_records() {
     }
     assert_eq!(f.pools()[0].in_use + f.pools()[1].in_use, 0);
 }
+
+#[test]
+#[ignore = "tmp breakdown"]
+fn tmp_breakdown() {
+    use std::time::Instant;
+    let mut bits = std::vec![0u64; bitmap_words(GIB, 4)];
+    let mut f = FrameAllocator::new(&mut bits);
+    f.add_pool(PhysRange::new(GIB, GIB), 0, MemClass::Tdx, true).unwrap();
+    f.mark_ready(PhysRange::new(GIB, GIB));
+    let req = Request { nodes: NodeMask::ALL, size: FrameSize::K4, class: MemClass::Tdx };
+    let mut big = addrs(512);
+    for _ in 0..128 { f.allocate(Owner(1), req, &mut big).unwrap(); }
+    let mut one = [PhysAddr(0)];
+    let mut runs = [PhysRange::default(); 4];
+    let (mut ta, mut tf, mut tq, mut tr) = (0u128, 0u128, 0u128, 0u128);
+    for _ in 0..5000 {
+        let t = Instant::now();
+        f.allocate(Owner(2), req, &mut one).unwrap();
+        ta += t.elapsed().as_nanos();
+        let t = Instant::now();
+        f.free(Owner(2), FrameSize::K4, &one).unwrap();
+        tf += t.elapsed().as_nanos();
+        let t = Instant::now();
+        let n = f.quarantined(&mut runs);
+        tq += t.elapsed().as_nanos();
+        let t = Instant::now();
+        for r in &runs[..n] { f.release_scrubbed(*r).unwrap(); }
+        tr += t.elapsed().as_nanos();
+    }
+    std::println!("alloc {} free {} quarantined {} release {} ns/op", ta / 5000, tf / 5000, tq / 5000, tr / 5000);
+}
