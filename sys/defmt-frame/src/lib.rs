@@ -39,20 +39,35 @@ fn push(buf: &mut [u8; FRAME_MAX], len: &mut usize, overflow: &mut bool, bytes: 
 impl FrameBuf {
     #[must_use]
     pub const fn new() -> Self {
-        FrameBuf { encoder: defmt::Encoder::new(), buf: [0; FRAME_MAX], len: 0, overflow: false }
+        FrameBuf {
+            encoder: defmt::Encoder::new(),
+            buf: [0; FRAME_MAX],
+            len: 0,
+            overflow: false,
+        }
     }
 
     /// Opens a frame (defmt's `acquire`).
     pub fn start(&mut self) {
         self.len = 0;
         self.overflow = false;
-        let FrameBuf { encoder, buf, len, overflow } = self;
+        let FrameBuf {
+            encoder,
+            buf,
+            len,
+            overflow,
+        } = self;
         encoder.start_frame(|b| push(buf, len, overflow, b));
     }
 
     /// Adds encoded bytes (defmt's `write`).
     pub fn write(&mut self, bytes: &[u8]) {
-        let FrameBuf { encoder, buf, len, overflow } = self;
+        let FrameBuf {
+            encoder,
+            buf,
+            len,
+            overflow,
+        } = self;
         encoder.write(bytes, |b| push(buf, len, overflow, b));
     }
 
@@ -60,7 +75,12 @@ impl FrameBuf {
     /// it did not fit.
     #[must_use]
     pub fn end(&mut self) -> Option<&[u8]> {
-        let FrameBuf { encoder, buf, len, overflow } = self;
+        let FrameBuf {
+            encoder,
+            buf,
+            len,
+            overflow,
+        } = self;
         encoder.end_frame(|b| push(buf, len, overflow, b));
         (!*overflow).then_some(&buf[..*len])
     }

@@ -16,8 +16,8 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-pub use defmt_frame::FRAME_MAX;
 use defmt_frame::FrameBuf;
+pub use defmt_frame::FRAME_MAX;
 
 struct Shared(UnsafeCell<FrameBuf>);
 

@@ -663,7 +663,7 @@ impl<'a> FrameAllocator<'a> {
             // The first quarantined frame went: the next one lies past the range (nothing below
             // `q_from` was set), found with a word scan.
             let end = p.qbit(p.frames());
-            c.q_from = find_set(self.bits, p.qbit(rel + frames), end)
+            c.q_from = find_set(self.bits, p.qbit(rel + frames + 1), end)
                 .map_or(p.frames(), |b| p.rel_of_qbit(b));
         }
         (rel, frames)

@@ -591,7 +591,10 @@ fn restart_mid_call() {
     let start = userlib::sys_get_timer().now;
     assert_eq!(t.stall(2000), Err(ServerRestarted));
     let waited = userlib::sys_get_timer().now - start;
-    assert!(waited < 2000, "the call ended by the restart ({waited} ms), not by the server answering");
+    assert!(
+        waited < 2000,
+        "the call ended by the restart ({waited} ms), not by the server answering"
+    );
     assert_eq!(t.task_id().generation(), before.generation().next());
     assert_eq!(t.add(2, 3), Ok(5), "the new server serves");
 }
