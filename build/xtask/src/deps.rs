@@ -65,6 +65,37 @@ pub fn ensure_qemu() -> Result<()> {
     Ok(())
 }
 
+/// Ensures GRUB's BIOS image builder is available (grub-mkrescue with the
+/// i386-pc platform, xorriso, mtools), installing the Debian packages if
+/// not.
+pub fn ensure_grub() -> Result<()> {
+    let ready = have("grub-mkrescue")
+        && have("xorriso")
+        && have("mformat")
+        && std::path::Path::new("/usr/lib/grub/i386-pc").is_dir();
+    if ready {
+        return Ok(());
+    }
+    if !have("apt-get") {
+        bail!("GRUB tools are missing and apt-get is unavailable; install grub-pc-bin, xorriso and mtools");
+    }
+    eprintln!("xtask: installing GRUB tools (grub-common grub-pc-bin xorriso mtools) with apt-get, to test the multiboot2 boot path");
+    let sudo = if running_as_root() { "" } else { "sudo " };
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq grub-common grub-pc-bin xorriso mtools"
+            ),
+        ])
+        .status()
+        .context("running apt-get")?;
+    if !status.success() || !have("grub-mkrescue") {
+        bail!("installing the GRUB tools failed; install grub-pc-bin, xorriso and mtools by hand");
+    }
+    Ok(())
+}
+
 fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")

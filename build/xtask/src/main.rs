@@ -16,6 +16,7 @@ mod defmt_decode;
 mod deps;
 mod dist;
 mod elf;
+mod grub;
 mod hotplug_test;
 mod lint;
 mod manifest;

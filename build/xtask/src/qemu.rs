@@ -96,7 +96,12 @@ pub fn command(image: &Path, o: &Options<'_>) -> Command {
     .args(["-serial", if o.interactive { "mon:stdio" } else { "stdio" }])
     .arg("-serial")
     .arg(format!("file:{}", defmt_stream(image).display()))
-    .arg("-kernel")
+    // An ISO boots through GRUB (multiboot2); an ELF through -kernel (PVH).
+    .arg(if image.extension().is_some_and(|e| e == "iso") {
+        "-cdrom"
+    } else {
+        "-kernel"
+    })
     .arg(image)
     .args(&o.settings.args)
     .args(&o.extra_args);

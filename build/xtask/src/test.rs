@@ -34,6 +34,9 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/tdx-fail-tdmrinit.toml", "tdx-fail-tdmrinit"),
 ];
 
+/// Suites also booted through GRUB from an ISO (the multiboot2 path).
+pub const GRUB_SUITES: &[(&str, &str)] = &[("test-suite/app.toml", "kernel-grub")];
+
 #[derive(Default)]
 struct Totals {
     passed: u64,
@@ -128,12 +131,17 @@ pub(crate) fn case_line(line: &str) -> Option<(&str, bool, &str)> {
     }
 }
 
-fn qemu_suite(manifest: &str, what: &str, t: &mut Totals) -> Result<()> {
+fn qemu_suite(manifest: &str, what: &str, grub: bool, t: &mut Totals) -> Result<()> {
     println!("xtask: building the {what} test image ({manifest})");
     let image = dist::dist(manifest.as_ref())?;
+    let boot = if grub {
+        crate::grub::make_iso(&image)?
+    } else {
+        image.elf.clone()
+    };
     let started = Instant::now();
     let outcome = qemu::run(
-        &image.elf,
+        &boot,
         &qemu::Options {
             settings: &image.manifest.qemu,
             debug_exit: true,
@@ -215,8 +223,9 @@ pub fn run(host: bool, in_qemu: bool) -> Result<ExitCode> {
     }
     if in_qemu {
         deps::ensure_qemu()?;
-        for (manifest, what) in SUITES {
-            if let Err(e) = qemu_suite(manifest, what, &mut t) {
+        let grub = GRUB_SUITES.iter().map(|(m, w)| (m, w, true));
+        for (manifest, what, grub) in SUITES.iter().map(|(m, w)| (m, w, false)).chain(grub) {
+            if let Err(e) = qemu_suite(manifest, what, grub, &mut t) {
                 t.failed += 1;
                 t.failures.push(format!("{what}: {e:#}"));
                 println!("xtask: {what} suite could not run: {e:#}");
