@@ -8,6 +8,22 @@
 //! Pools (at most [`MAX_POOLS`]) are the region map: each is a 4 KiB-aligned range on one node of
 //! one class, online or offline.
 //!
+//! Search pattern (hot path O(1) in the common case, never a whole-table scan):
+//! - each pool's free bits start at a bit ≡ its first frame number (mod 64), so bit `i` of a word
+//!   is frame `64k + i`: a 2 MiB frame is 8 whole words, a 1 GiB frame 4096 (all ones = free);
+//! - free frames are found a word at a time (`trailing_zeros` on the first non-zero word) from a
+//!   per-pool cursor `free_from`, a *lower bound* on the pool's free bits: the scan raises it to
+//!   the first free bit it meets, release lowers it. So the search stays first fit (lowest free
+//!   address), exactly as a scan from the pool start, and never skips a free frame (also one in
+//!   a 1 GiB block not yet ready);
+//! - per pool, an exact count of quarantined frames and a lower bound on the first one:
+//!   [`FrameAllocator::quarantined`] skips pools with none, starts at that bound and stops once
+//!   it has seen them all; [`FrameAllocator::quarantined_bytes`] is a sum over pools;
+//! - records are kept sorted by base, so the record of an address is a binary search; a pool
+//!   index sorted by base does the same for pools. Allocation merges its new runs into the
+//!   table in one backward pass;
+//! - these caches are O(pools) and derived: they never decide an answer, only where to look.
+//!
 //! Frame life cycle: free → allocated (a record) → quarantined (freed or reclaimed; the server
 //! must scrub it and check TDH.PHYMEM.PAGE.RDMD = PT_NDA, §8.4, §9.1) → free again
 //! ([`FrameAllocator::release_scrubbed`]) or retired for good ([`FrameAllocator::retire`], as KVM
@@ -105,6 +121,8 @@ pub struct Pool {
     pub in_use: u64,
     /// 4 KiB frames retired (never reused).
     pub retired: u64,
+    /// First free bit (≡ the base's frame number mod 64); the quarantine bits follow the free
+    /// bits directly.
     bit: u64,
 }
 
@@ -218,8 +236,8 @@ struct PoolCache {
     free_from: u64,
     /// Exactly the pool's quarantined 4 KiB frames (set bits of its quarantine bitmap).
     quarantined: u64,
-    /// Exactly the pool-relative index of the pool's first quarantined frame (`frames()` when
-    /// none).
+    /// Lower bound on the pool's quarantine bits (`frames()` when none): lowered when frames are
+    /// quarantined, moved past a released/retired range that covered it.
     q_from: u64,
 }
 
@@ -411,14 +429,7 @@ impl<'a> FrameAllocator<'a> {
             if !eligible(pool) {
                 continue;
             }
-            let got = scan_pool(
-                self.bits,
-                &self.ready,
-                pool,
-                cache,
-                req,
-                &mut out[found..],
-            );
+            let got = scan_pool(self.bits, &self.ready, pool, cache, req, &mut out[found..]);
             pool_ix[found..found + got].fill(k as u8);
             found += got;
             if found == n {
@@ -472,7 +483,10 @@ impl<'a> FrameAllocator<'a> {
 
     /// Index of the record holding `pa` (binary search: records are sorted and disjoint).
     fn record_of(&self, pa: u64) -> Option<usize> {
-        let i = self.records.partition_point(|r| r.base <= pa).checked_sub(1)?;
+        let i = self
+            .records
+            .partition_point(|r| r.base <= pa)
+            .checked_sub(1)?;
         (pa < self.records[i].end()).then_some(i)
     }
 
@@ -612,7 +626,10 @@ impl<'a> FrameAllocator<'a> {
                     break;
                 };
                 let e = find_clear(self.bits, s, end).unwrap_or(end);
-                out[n] = PhysRange::new(p.range.base.0 + p.rel_of_qbit(s) * PAGE_4K, (e - s) * PAGE_4K);
+                out[n] = PhysRange::new(
+                    p.range.base.0 + p.rel_of_qbit(s) * PAGE_4K,
+                    (e - s) * PAGE_4K,
+                );
                 n += 1;
                 left -= e - s;
                 at = e;
@@ -649,8 +666,8 @@ impl<'a> FrameAllocator<'a> {
         Ok(k)
     }
 
-    /// Clears the quarantine bits of `range` (checked: all set, one pool `k`) and keeps the
-    /// pool's quarantine count and first-quarantined index exact. Returns (first index, frames).
+    /// Clears the quarantine bits of `range` (checked: all set, one pool `k`), keeping the pool's
+    /// quarantine count exact and its lower bound tight. Returns (first index, frames).
     fn unquarantine(&mut self, k: usize, range: PhysRange) -> (u64, u64) {
         let p = &self.pools[k];
         let (rel, frames) = (p.rel(range.base.0), range.size.0 / PAGE_4K);
@@ -660,10 +677,11 @@ impl<'a> FrameAllocator<'a> {
         if c.quarantined == 0 {
             c.q_from = p.frames();
         } else if rel <= c.q_from && c.q_from < rel + frames {
-            // The first quarantined frame went: the next one lies past the range (nothing below
-            // `q_from` was set), found with a word scan.
+            // The range covered the bound: nothing below `q_from` is set and the range is now
+            // clear, so the next quarantined frame lies past it (found with a word scan; servers
+            // release runs in the order `quarantined` lists them, so this is the next run).
             let end = p.qbit(p.frames());
-            c.q_from = find_set(self.bits, p.qbit(rel + frames + 1), end)
+            c.q_from = find_set(self.bits, p.qbit(rel + frames), end)
                 .map_or(p.frames(), |b| p.rel_of_qbit(b));
         }
         (rel, frames)
