@@ -115,31 +115,7 @@ pub struct TimerState {
 /// Raw syscall with up to eight arguments and six results.
 #[inline(always)]
 fn syscall(num: Sysnum, args: [u64; 8]) -> [u64; 6] {
-    let (r0, r1, r2, r3, r4, r5);
-    // Safety: `syscall` transfers to the kernel, which reads only the
-    // registers named here and writes only the result registers (plus RCX
-    // and R11, which the instruction itself clobbers). Memory named by
-    // pointer arguments is accessed by the kernel only after it has checked
-    // that this task owns it; the asm block does not say `nomem` because
-    // the kernel may write our buffers.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") num as u64 => r0,
-            inlateout("rdi") args[0] => r1,
-            inlateout("rsi") args[1] => r2,
-            inlateout("rdx") args[2] => r3,
-            inlateout("r10") args[3] => r4,
-            inlateout("r8") args[4] => r5,
-            in("r9") args[5],
-            in("r12") args[6],
-            in("r13") args[7],
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    [r0, r1, r2, r3, r4, r5]
+    sys_raw(num as u64, args)
 }
 
 /// Sends `outgoing` as operation `operation` to `target`, lending `leases`,
@@ -412,12 +388,17 @@ pub fn sys_panic(message: &[u8]) -> ! {
     }
 }
 
-/// Issues a syscall with arbitrary registers; for tests of the kernel's
-/// argument checking only.
+/// Issues syscall `number` with arbitrary registers. Tasks use the typed
+/// wrappers; tests use this to hand the kernel malformed requests.
+#[inline(always)]
 pub fn sys_raw(number: u64, args: [u64; 8]) -> [u64; 6] {
     let (r0, r1, r2, r3, r4, r5);
-    // Safety: as in `syscall`; the kernel validates the number and every
-    // argument, and faults this task on misuse.
+    // Safety: `syscall` transfers to the kernel, which reads only the
+    // registers named here and writes only the result registers (plus RCX
+    // and R11, which the instruction itself clobbers). Memory named by
+    // pointer arguments is accessed by the kernel only after it has checked
+    // that this task owns it (a bad claim faults this task); the asm block
+    // does not say `nomem` because the kernel may write our buffers.
     unsafe {
         asm!(
             "syscall",

@@ -48,22 +48,7 @@ const HOT: usize = 1;
 const WAIT_MS: u64 = 30_000;
 const MAX_HELD: usize = 512;
 
-struct Score {
-    passed: u32,
-    failed: u32,
-}
-
-impl Score {
-    fn check(&mut self, name: &str, ok: bool, why: core::fmt::Arguments<'_>) {
-        if ok {
-            self.passed += 1;
-            ulog!("test {name} ... ok");
-        } else {
-            self.failed += 1;
-            ulog!("test {name} ... FAILED: {why}");
-        }
-    }
-}
+use test_api::score::Score;
 
 struct Env {
     host: TdxHost,

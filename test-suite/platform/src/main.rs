@@ -20,29 +20,8 @@ mod expect {
     include!(concat!(env!("OUT_DIR"), "/expect.rs"));
 }
 
-struct Score {
-    passed: u32,
-    failed: u32,
-}
-
-impl Score {
-    fn pass(&mut self, name: &str) {
-        self.passed += 1;
-        ulog!("test {name} ... ok");
-    }
-
-    fn fail(&mut self, name: &str, why: core::fmt::Arguments<'_>) {
-        self.failed += 1;
-        ulog!("test {name} ... FAILED: {why}");
-    }
-}
-
-/// Records check `name`: passed if `cond`, else failed with the message.
-macro_rules! check {
-    ($s:expr, $name:expr, $cond:expr, $($why:tt)*) => {
-        if $cond { $s.pass($name) } else { $s.fail($name, format_args!($($why)*)) }
-    };
-}
+use test_api::check;
+use test_api::score::Score;
 
 fn seam(cpu: u32, leaf: Leaf, rcx: u64) -> SeamcallOutcome {
     sys_seamcall(Some(cpu), u64::from(leaf.number()), [rcx, 0, 0, 0, 0, 0])

@@ -6,38 +6,12 @@
 #![no_main]
 
 use tdx_host_api::{addrs_as_bytes, addrs_as_bytes_ref, FrameSize, MemClass, TdxHost};
+use test_api::measure::{median, tsc, Calibration};
 use userlib::{sys_refresh_task_id, sys_send, ulog};
 
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
 
 const SAMPLES: usize = 201;
-
-fn tsc() -> u64 {
-    let (lo, hi): (u32, u32);
-    // Safety: RDTSC is allowed in ring 3 (CR4.TSD is clear) and only reads.
-    unsafe {
-        core::arch::asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack))
-    };
-    u64::from(hi) << 32 | u64::from(lo)
-}
-
-fn median(mut f: impl FnMut() -> u64) -> u64 {
-    let mut s = [0u64; SAMPLES];
-    for v in s.iter_mut() {
-        *v = f();
-    }
-    s.sort_unstable();
-    s[SAMPLES / 2]
-}
-
-fn spin(n: u64) -> u64 {
-    let t0 = tsc();
-    // Safety: a register-only countdown loop.
-    unsafe {
-        core::arch::asm!("2:", "dec {0}", "jnz 2b", inout(reg) n => _, options(nomem, nostack))
-    };
-    tsc() - t0
-}
 
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
@@ -46,16 +20,11 @@ pub fn main() -> ! {
     let ready = t
         .status()
         .is_ok_and(|s| s.state() == Some(tdx_host_api::ModuleState::Ready));
-    let empty = median(|| {
-        let t0 = tsc();
-        tsc() - t0
-    });
-    let (a, b) = (median(|| spin(1000)), median(|| spin(11000)));
-    let per_1000 = (b - a) / 20;
-    let to_insn = |ticks: u64| ticks.saturating_sub(empty) * 1000 / per_1000.max(1);
+    let cal = Calibration::measure::<SAMPLES>();
+    let to_insn = |ticks: u64| cal.instructions(ticks);
     let mut addr = [0u64; 1];
     let mut ok = ready;
-    let alloc = median(|| {
+    let alloc = median::<SAMPLES>(|| {
         let t0 = tsc();
         ok &= t.alloc_frames(
             0,
@@ -68,7 +37,7 @@ pub fn main() -> ! {
         ok &= t.free_frames(FrameSize::K4, addrs_as_bytes_ref(&addr)) == Ok(1);
         d
     });
-    let round = median(|| {
+    let round = median::<SAMPLES>(|| {
         let t0 = tsc();
         ok &= t.alloc_frames(
             0,
@@ -80,7 +49,7 @@ pub fn main() -> ! {
         ok &= t.free_frames(FrameSize::K4, addrs_as_bytes_ref(&addr)) == Ok(1);
         tsc() - t0
     });
-    let status = median(|| {
+    let status = median::<SAMPLES>(|| {
         let t0 = tsc();
         let _ = t.status();
         tsc() - t0

@@ -30,28 +30,8 @@ const MIB: u64 = 1 << 20;
 const MAX_HELD: usize = 65536;
 static mut HELD: [u64; MAX_HELD] = [0; MAX_HELD];
 
-struct Score {
-    passed: u32,
-    failed: u32,
-}
-
-impl Score {
-    fn check(&mut self, name: &str, ok: bool, why: core::fmt::Arguments<'_>) {
-        if ok {
-            self.passed += 1;
-            ulog!("test {name} ... ok");
-        } else {
-            self.failed += 1;
-            ulog!("test {name} ... FAILED: {why}");
-        }
-    }
-}
-
-macro_rules! check {
-    ($s:expr, $name:expr, $cond:expr, $($why:tt)*) => {
-        $s.check($name, $cond, format_args!($($why)*))
-    };
-}
+use test_api::check;
+use test_api::score::Score;
 
 fn tdx_free(t: &TdxHost) -> u64 {
     t.status().map(|s| s.tdx_bytes_free).unwrap_or(0)

@@ -6,7 +6,6 @@
 //! kernel deal with it. Messages are little-endian words.
 
 #![no_std]
-#![forbid(unsafe_code)]
 
 /// Operations the runner serves (suite → runner).
 pub mod runner {
@@ -138,4 +137,116 @@ pub fn word64(bytes: &[u8], i: usize) -> u64 {
         w.copy_from_slice(b);
     }
     u64::from_le_bytes(w)
+}
+
+/// Scorekeeping for check tasks that run a list of checks in one image
+/// (platform, TDX and hot-plug images): one `test NAME ... ok|FAILED: why`
+/// line per check, which `cargo xtask test` counts.
+pub mod score {
+    use core::fmt::Arguments;
+
+    use userlib::ulog;
+
+    #[derive(Default)]
+    pub struct Score {
+        pub passed: u32,
+        pub failed: u32,
+    }
+
+    impl Score {
+        pub fn pass(&mut self, name: &str) {
+            self.passed += 1;
+            ulog!("test {name} ... ok");
+        }
+
+        pub fn fail(&mut self, name: &str, why: Arguments<'_>) {
+            self.failed += 1;
+            ulog!("test {name} ... FAILED: {why}");
+        }
+
+        pub fn check(&mut self, name: &str, ok: bool, why: Arguments<'_>) {
+            if ok {
+                self.pass(name)
+            } else {
+                self.fail(name, why)
+            }
+        }
+    }
+
+    /// `check!(score, "name", condition, "why {}", args…)`.
+    #[macro_export]
+    macro_rules! check {
+        ($s:expr, $name:expr, $cond:expr, $($why:tt)*) => {
+            $s.check($name, $cond, format_args!($($why)*))
+        };
+    }
+}
+
+/// Counting guest instructions under `-icount shift=0`, where QEMU
+/// advances the TSC by one per instruction: the TSC's own cost and its
+/// ticks per instruction are measured in the same run, and every figure is
+/// a median of `SAMPLES` runs.
+pub mod measure {
+    /// Reads the TSC (serialized by LFENCE).
+    #[must_use]
+    pub fn tsc() -> u64 {
+        let (lo, hi): (u32, u32);
+        // Safety: RDTSC is allowed in ring 3 (CR4.TSD is clear) and only
+        // reads.
+        unsafe {
+            core::arch::asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack))
+        };
+        u64::from(hi) << 32 | u64::from(lo)
+    }
+
+    /// The median of `N` runs of `f`.
+    pub fn median<const N: usize>(mut f: impl FnMut() -> u64) -> u64 {
+        let mut s = [0u64; N];
+        for v in s.iter_mut() {
+            *v = f();
+        }
+        s.sort_unstable();
+        s[N / 2]
+    }
+
+    /// TSC ticks for a loop of exactly `2 * n` instructions.
+    fn spin(n: u64) -> u64 {
+        let t0 = tsc();
+        // Safety: a register-only countdown loop.
+        unsafe {
+            core::arch::asm!("2:", "dec {0}", "jnz 2b", inout(reg) n => _, options(nomem, nostack))
+        };
+        tsc() - t0
+    }
+
+    /// Converts TSC deltas into instructions.
+    #[derive(Copy, Clone, Debug)]
+    pub struct Calibration {
+        /// Ticks of back-to-back TSC reads.
+        pub empty: u64,
+        pub ticks_per_1000_insn: u64,
+    }
+
+    impl Calibration {
+        /// Measures the TSC's overhead and rate with two loop lengths (so
+        /// the overhead cancels).
+        #[must_use]
+        pub fn measure<const N: usize>() -> Self {
+            let empty = median::<N>(|| {
+                let t0 = tsc();
+                tsc() - t0
+            });
+            let (a, b) = (median::<N>(|| spin(1000)), median::<N>(|| spin(11000)));
+            Calibration {
+                empty,
+                ticks_per_1000_insn: (b - a) / 20,
+            }
+        }
+
+        /// Instructions in a measured TSC delta.
+        #[must_use]
+        pub fn instructions(&self, ticks: u64) -> u64 {
+            ticks.saturating_sub(self.empty) * 1000 / self.ticks_per_1000_insn.max(1)
+        }
+    }
 }
