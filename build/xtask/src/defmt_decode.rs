@@ -255,18 +255,21 @@ pub fn decode_file(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(lines)
 }
 
+/// Encodes one COM2 record as the kernel writes it (for tests here and in
+/// `qemu.rs`).
+#[cfg(test)]
+pub(crate) fn record(kind: u8, source: u16, line: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![kind];
+    v.extend_from_slice(&source.to_le_bytes());
+    v.extend_from_slice(&line.to_le_bytes());
+    v.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Decoder, Demux, Record, FRAME, KERNEL, NAME};
-
-    fn record(kind: u8, source: u16, line: u32, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![kind];
-        v.extend_from_slice(&source.to_le_bytes());
-        v.extend_from_slice(&line.to_le_bytes());
-        v.extend_from_slice(&(payload.len() as u16).to_le_bytes());
-        v.extend_from_slice(payload);
-        v
-    }
+    use super::{record, Decoder, Demux, Record, FRAME, KERNEL, NAME};
 
     #[test]
     fn splits_records_across_reads() {

@@ -256,16 +256,7 @@ mod tests {
     use std::collections::VecDeque;
 
     use super::{Decoder, Merger};
-    use crate::defmt_decode::{FRAME, NAME};
-
-    fn record(kind: u8, source: u16, line: u32, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![kind];
-        v.extend_from_slice(&source.to_le_bytes());
-        v.extend_from_slice(&line.to_le_bytes());
-        v.extend_from_slice(&(payload.len() as u16).to_le_bytes());
-        v.extend_from_slice(payload);
-        v
-    }
+    use crate::defmt_decode::{record, FRAME, NAME};
 
     #[test]
     fn frames_are_placed_between_the_console_lines_they_came_between() {
