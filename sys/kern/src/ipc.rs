@@ -108,9 +108,11 @@ fn deliver(tasks: &mut [Task], sender: usize, receiver: usize) {
     let r = &tasks[receiver].save;
     let buffer = USlice::new(r.rdi, r.rsi);
     let n = args.message.len.min(buffer.len);
-    // Safety: the sender's message was checked readable at SEND and the
-    // receiver's buffer writable at RECV; regions never change.
-    unsafe { umem::copy(args.message.base, buffer.base, n as usize) };
+    if n != 0 {
+        // Safety: the sender's message was checked readable at SEND and the
+        // receiver's buffer writable at RECV; regions never change.
+        unsafe { umem::copy(args.message.base, buffer.base, n as usize) };
+    }
     let sender_id = current_id(tasks, sender);
     let receiver_id = current_id(tasks, receiver);
     let r = &mut tasks[receiver];
@@ -162,7 +164,7 @@ pub fn recv(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
                 return Ok(Next::Same);
             }
             IdCheck::Live(i) => {
-                if tasks[i].state() == TaskState::Healthy(SchedState::InSend(me)) {
+                if tasks[i].is_sending_to(me) {
                     tasks[caller].set_healthy_state(SchedState::Runnable);
                     deliver(tasks, i, caller);
                     return Ok(Next::Same);
@@ -188,7 +190,7 @@ fn most_important_sender(tasks: &[Task], receiver: usize, me: TaskId) -> Option<
     let mut best: Option<usize> = None;
     for k in 1..n {
         let i = (receiver + k) % n;
-        if tasks[i].state() != TaskState::Healthy(SchedState::InSend(me)) {
+        if !tasks[i].is_sending_to(me) {
             continue;
         }
         match best {
@@ -210,7 +212,7 @@ fn reply_peer(tasks: &[Task], caller: usize, peer: TaskId) -> Result<Option<usiz
         IdCheck::Dead(_) => Ok(None),
         IdCheck::Live(i) => {
             let me = current_id(tasks, caller);
-            if tasks[i].state() == TaskState::Healthy(SchedState::InReply(me)) {
+            if tasks[i].is_awaiting_reply_from(me) {
                 Ok(Some(i))
             } else {
                 Ok(None)
@@ -240,9 +242,11 @@ pub fn reply(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
         // the server's mistake.
         return Err(UsageError::ReplyTooBig.into());
     }
-    // Safety: the server's message checked readable just above; the
-    // client's reply buffer checked writable at its SEND.
-    unsafe { umem::copy(message.base, reply_buf.base, message.len as usize) };
+    if message.len != 0 {
+        // Safety: the server's message checked readable just above; the
+        // client's reply buffer checked writable at its SEND.
+        unsafe { umem::copy(message.base, reply_buf.base, message.len as usize) };
+    }
     let t = &mut tasks[p];
     t.set_results(code, message.len);
     t.set_healthy_state(SchedState::Runnable);
@@ -280,7 +284,7 @@ fn find_lease(
         IdCheck::Live(i) => i,
     };
     let me = current_id(tasks, caller);
-    if tasks[l].state() != TaskState::Healthy(SchedState::InReply(me)) {
+    if !tasks[l].is_awaiting_reply_from(me) {
         return Ok(Err(DEFECT));
     }
     let args = send_args(&tasks[l]);

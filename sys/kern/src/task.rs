@@ -107,7 +107,19 @@ impl Task {
 
     #[must_use]
     pub fn is_runnable(&self) -> bool {
-        self.state == TaskState::Healthy(SchedState::Runnable)
+        matches!(self.state, TaskState::Healthy(SchedState::Runnable))
+    }
+
+    /// Healthy and blocked sending to `to` (not yet delivered).
+    #[must_use]
+    pub fn is_sending_to(&self, to: TaskId) -> bool {
+        matches!(self.state, TaskState::Healthy(SchedState::InSend(t)) if t == to)
+    }
+
+    /// Healthy and waiting for `from`'s reply (its message was delivered).
+    #[must_use]
+    pub fn is_awaiting_reply_from(&self, from: TaskId) -> bool {
+        matches!(self.state, TaskState::Healthy(SchedState::InReply(t)) if t == from)
     }
 
     /// The task's state in the ABI's terms.
