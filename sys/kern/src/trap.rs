@@ -85,12 +85,15 @@ pub extern "C" fn trap_from_task(
                 true
             }
         };
+        // Without a reschedule the interrupted task resumes and its save
+        // area is already the current one.
         let next = if reschedule {
-            task::select(tasks, current)
+            let next = task::select(tasks, current);
+            task::switch_to(tasks, next);
+            next
         } else {
             current
         };
-        task::switch_to(tasks, next);
         core::ptr::addr_of!(tasks[next].save)
     })
 }
