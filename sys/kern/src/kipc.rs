@@ -206,6 +206,18 @@ fn execute(
             scrub(base, len)?;
             Ok((0, Next::Same))
         }
+        Kipcnum::OnlineMemory | Kipcnum::OfflineMemory => {
+            let (&base, &len) = (
+                args.first().ok_or(KipcError::BadRequest)?,
+                args.get(1).ok_or(KipcError::BadRequest)?,
+            );
+            if op == Kipcnum::OnlineMemory {
+                crate::tdmem::online(base, len)?;
+            } else {
+                crate::tdmem::offline(base, len)?;
+            }
+            Ok((0, Next::Same))
+        }
     }
 }
 
