@@ -19,6 +19,7 @@ mod ipc;
 mod irq;
 mod kipc;
 mod seam;
+mod seamgate;
 mod startup;
 mod syscalls;
 mod task;

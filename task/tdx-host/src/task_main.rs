@@ -121,6 +121,15 @@ impl Seam for KernelSeam {
                 Err(SeamError::NoSuchCpu(cpu.unwrap_or(CpuIndex(0))))
             }
             SeamcallOutcome::Denied => Err(SeamError::Kernel(KernelError(1))),
+            // The kernel's gate refused the call before the module saw it:
+            // a bug in this task's operands, reported with the outcome code.
+            SeamcallOutcome::LeafRefused => Err(SeamError::Kernel(KernelError(
+                abi::seamcall::LEAF_REFUSED as u32,
+            ))),
+            SeamcallOutcome::OperandRefused { .. } => Err(SeamError::Kernel(KernelError(
+                abi::seamcall::OPERAND_REFUSED as u32,
+            ))),
+            SeamcallOutcome::Unknown(code) => Err(SeamError::Kernel(KernelError(code as u32))),
         }
     }
 
