@@ -129,10 +129,10 @@ pub enum OnlineError {
     Misaligned,
     /// Empty, or wraps the address space.
     Malformed,
-    /// Not entirely inside the hot-plug window (or there is none).
-    OutsideHotplugWindow,
     /// Overlaps RAM the platform record found at boot (already TD memory).
     OverlapsBootRam,
+    /// Not entirely inside the hot-plug window (or there is none).
+    OutsideHotplugWindow,
     /// Overlaps a range already online.
     OverlapsOnline,
     /// Offline: no online range is exactly this one.
@@ -186,11 +186,13 @@ impl<const N: usize> OnlineTable<N> {
         if range.size == 0 || range.end().is_none() {
             return Err(OnlineError::Malformed);
         }
-        if !window.is_some_and(|w| w.contains(range)) {
-            return Err(OnlineError::OutsideHotplugWindow);
-        }
+        // Boot RAM first: it is the more precise answer for memory the
+        // memory authority merely held offline at boot.
         if boot_ram.iter().any(|r| r.overlaps(range)) {
             return Err(OnlineError::OverlapsBootRam);
+        }
+        if !window.is_some_and(|w| w.contains(range)) {
+            return Err(OnlineError::OutsideHotplugWindow);
         }
         if self.ranges().iter().any(|r| r.overlaps(range)) {
             return Err(OnlineError::OverlapsOnline);

@@ -4,6 +4,7 @@ use core::convert::Infallible;
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 
+use abi::kipc::KipcError;
 use heapless::Vec;
 use idol_runtime::{Leased, RequestError, R, W};
 use tdx_abi::{SeamcallArgs, SeamcallResult};
@@ -599,9 +600,28 @@ impl TdxHostServer for Host {
         size: u64,
         node: u16,
     ) -> Res<OnlineReply> {
-        let r = self
+        let mut r = self
             .server
             .online_region(Owner(msg.sender.0), base, size, node);
+        if r.is_ok() {
+            // The kernel scrubs, and lets the module use as PAMT, only memory
+            // it knows: hot-plug memory must be in its online table too. Boot
+            // RAM held offline is already the kernel's (OverlapsBootRam).
+            match hl::online_memory(base, size) {
+                Ok(()) | Err(hl::KipcFailure::Kernel(KipcError::OverlapsBootRam)) => {}
+                Err(e) => {
+                    ulog!("tdx-host: the kernel refused to online [{base:#x}, +{size:#x}): {e:?}");
+                    let _ = self.server.offline_region(Owner(msg.sender.0), base, size);
+                    r = Err(match e {
+                        hl::KipcFailure::Kernel(KipcError::TableFull) => TdxHostError::TableFull,
+                        hl::KipcFailure::Kernel(KipcError::OverlapsOnline) => {
+                            TdxHostError::RegionOverlap
+                        }
+                        _ => TdxHostError::BadArgument,
+                    });
+                }
+            }
+        }
         match &r {
             Ok(o) => ulog!(
                 "tdx-host: online [{base:#x}, +{} MiB) node {node}: {} (node TDX-capable: {})",
@@ -620,6 +640,10 @@ impl TdxHostServer for Host {
 
     fn offline_region(&mut self, msg: &RecvMessage, base: u64, size: u64) -> Res<()> {
         let r = self.server.offline_region(Owner(msg.sender.0), base, size);
+        if r.is_ok() {
+            // Boot RAM held offline was never in the kernel's online table.
+            let _ = hl::offline_memory(base, size);
+        }
         if r == Err(TdxHostError::RegionBusy) {
             let busy = self.server.regions.as_ref().and_then(|g| {
                 g.frames

@@ -412,7 +412,7 @@ pub fn main() -> ! {
 
     // Online.
     let window = platform.hotplug;
-    let outside = [LAPIC, FAR_ABSENT, td];
+    let outside = [LAPIC, IOAPIC, ABSENT, FAR_ABSENT];
     let bad = outside
         .iter()
         .map(|&b| (b, hl::online_memory(b, PAGE)))
@@ -422,6 +422,13 @@ pub fn main() -> ! {
         "online_memory_outside_window_refused",
         bad.is_none(),
         "online of {bad:?} (window {window:?})"
+    );
+    let r = hl::online_memory(td, PAGE);
+    check!(
+        s,
+        "online_memory_of_boot_ram_refused",
+        kerr(r, KipcError::OverlapsBootRam),
+        "online of boot RAM {td:#x}: {r:?}"
     );
     if let Some(w) = window {
         let b = w.base.next_multiple_of(PAGE);
