@@ -49,11 +49,11 @@
 
 use abi::seamcall;
 use kerncore::tdmem::PhysRange;
-use tdx_abi::{
-    Leaf, SeamcallArgs, TdmrInfo, TdmrInfoBuf, MAX_CMRS, MAX_TDMRS,
-    TDMR_INFO_ALIGNMENT, TDMR_INFO_PA_ARRAY_ALIGNMENT, TDMR_INFO_READ_BYTES,
-};
 use tdx_abi::consts::CMR_INFO_ARRAY_ALIGNMENT;
+use tdx_abi::{
+    Leaf, SeamcallArgs, TdmrInfo, TdmrInfoBuf, MAX_CMRS, MAX_TDMRS, TDMR_INFO_ALIGNMENT,
+    TDMR_INFO_PA_ARRAY_ALIGNMENT, TDMR_INFO_READ_BYTES,
+};
 use tdx_emu::{PhysMem, PhysMemError};
 
 use crate::arch::paging::{kernel_static_phys, phys_to_virt, DIRECT_MAP_LIMIT};
@@ -262,13 +262,7 @@ fn stage_config(task: &Task, args: &SeamcallArgs, staging: &mut Staging) -> Resu
         pa.copy_from_slice(&raw[8 * i..8 * i + 8]);
         let pa = u64::from_le_bytes(pa);
         aligned(pa, TDMR_INFO_ALIGNMENT, register::RCX)?;
-        let info = caller_buffer(
-            task,
-            pa,
-            TDMR_INFO_READ_BYTES as u64,
-            false,
-            register::RCX,
-        )?;
+        let info = caller_buffer(task, pa, TDMR_INFO_READ_BYTES as u64, false, register::RCX)?;
         let mut bytes = [0u8; TDMR_INFO_READ_BYTES];
         // Safety: `info` was checked readable for the caller just above.
         unsafe { umem::read_into(info.base, &mut bytes) };

@@ -239,7 +239,11 @@ mod tests {
 
     #[test]
     fn td_memory_examples() {
-        let ram = [r(0, 640 << 10), r(MIB, 1023 * MIB), r(4096 * MIB, 1024 * MIB)];
+        let ram = [
+            r(0, 640 << 10),
+            r(MIB, 1023 * MIB),
+            r(4096 * MIB, 1024 * MIB),
+        ];
         let excl = [r(0, MIB), r(MIB, 4 * MIB), r(16 * MIB, 8 * MIB)];
         assert_eq!(check_td_memory(r(64 * MIB, MIB), &ram, &excl), Ok(()));
         assert_eq!(
@@ -255,7 +259,11 @@ mod tests {
             Err(NotTdMemory::Excluded { index: 2 })
         );
         // LAPIC, a hole between RAM ranges, memory far beyond RAM.
-        for bad in [r(0xfee0_0000, PAGE), r(1023 * MIB, 2 * MIB), r(1 << 40, PAGE)] {
+        for bad in [
+            r(0xfee0_0000, PAGE),
+            r(1023 * MIB, 2 * MIB),
+            r(1 << 40, PAGE),
+        ] {
             assert_eq!(
                 check_td_memory(bad, &ram, &excl),
                 Err(NotTdMemory::NotRam),

@@ -210,7 +210,12 @@ pub fn main() -> ! {
     let mut s = Score::default();
     let host = TdxHost::from_index(TDX_HOST);
     let ready = wait_ready(&host);
-    check!(s, "rogue_sees_tdx_host_ready", ready, "tdx-host never became Ready");
+    check!(
+        s,
+        "rogue_sees_tdx_host_ready",
+        ready,
+        "tdx-host never became Ready"
+    );
     let platform = hl::read_platform();
     let (canary, _) = canary_where().unwrap_or((0, 0));
     check!(
@@ -230,9 +235,8 @@ pub fn main() -> ! {
     let o = sys_info(info_pa(), cmr_pa());
     // Safety: this task's own buffer, written by the module through the
     // kernel; read volatile.
-    let vendor = unsafe {
-        core::ptr::read_volatile(core::ptr::addr_of!((*bufs()).info[4]).cast::<u32>())
-    };
+    let vendor =
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*bufs()).info[4]).cast::<u32>()) };
     check!(
         s,
         "seamcall_buffer_in_own_memory_allowed",
@@ -293,11 +297,27 @@ pub fn main() -> ! {
         (not_td(o, RCX, what), o)
     };
     for (name, target, what) in [
-        ("seamcall_pamt_at_kernel_refused", KERNEL, KipcError::KernelMemory),
-        ("seamcall_pamt_at_other_task_refused", canary, KipcError::TaskMemory),
+        (
+            "seamcall_pamt_at_kernel_refused",
+            KERNEL,
+            KipcError::KernelMemory,
+        ),
+        (
+            "seamcall_pamt_at_other_task_refused",
+            canary,
+            KipcError::TaskMemory,
+        ),
         ("seamcall_pamt_at_mmio_refused", LAPIC, KipcError::NotRam),
-        ("seamcall_pamt_at_absent_memory_refused", ABSENT, KipcError::NotRam),
-        ("seamcall_pamt_in_first_mib_refused", LOW, KipcError::LowMemory),
+        (
+            "seamcall_pamt_at_absent_memory_refused",
+            ABSENT,
+            KipcError::NotRam,
+        ),
+        (
+            "seamcall_pamt_in_first_mib_refused",
+            LOW,
+            KipcError::LowMemory,
+        ),
     ] {
         let (ok, o) = pamt(target, what);
         check!(s, name, ok && canary_intact(), "PAMT at {target:#x}: {o:?}");
