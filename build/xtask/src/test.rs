@@ -32,6 +32,7 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/tdx-fail-config.toml", "tdx-fail-config"),
     ("test-suite/tdx-fail-keyconfig.toml", "tdx-fail-keyconfig"),
     ("test-suite/tdx-fail-tdmrinit.toml", "tdx-fail-tdmrinit"),
+    ("test-suite/adversary.toml", "adversary"),
 ];
 
 /// Suites also booted through GRUB from an ISO (the multiboot2 path).

@@ -1,0 +1,76 @@
+//! no-grants: an attacker holding no right and no capability asks the
+//! kernel for everything a supervisor, the memory authority or tdx-host
+//! may do — restart, fault and inspect other tasks, scrub physical memory,
+//! flush caches, read the platform record, make a SEAMCALL — and checks that
+//! each request is refused with `Denied` and changed nothing (the targets
+//! keep their generation).
+
+#![no_std]
+#![no_main]
+
+use abi::kipc::KipcError;
+use test_api::check;
+use test_api::score::Score;
+use userlib::hl::{self, KipcFailure};
+use userlib::{sys_refresh_task_id, sys_seamcall, SeamcallOutcome, TaskIndex};
+
+include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
+
+use task_gen::slots::REFEREE;
+use task_gen::tasks::{IDLE, TDX_HOST};
+
+fn denied<T>(r: Result<T, KipcFailure>) -> bool {
+    matches!(r, Err(KipcFailure::Kernel(KipcError::Denied)))
+}
+
+#[unsafe(no_mangle)]
+pub fn main() -> ! {
+    let mut s = Score::default();
+    let targets: [TaskIndex; 3] = [TDX_HOST, IDLE, REFEREE];
+    let before = targets.map(sys_refresh_task_id);
+
+    let refused = targets.iter().all(|&t| {
+        denied(hl::restart_task(t, true))
+            && denied(hl::fault_task(t))
+            && denied(hl::read_task_status(t))
+    });
+    let after = targets.map(sys_refresh_task_id);
+    check!(
+        s,
+        "kipc_without_rights_refused",
+        refused && before == after,
+        "restart/fault/status of tdx-host, idle or the referee was not refused, or a generation changed ({before:?} -> {after:?})"
+    );
+
+    // The first MiB of RAM and the kernel image: what a scrub would destroy.
+    let scrub_refused = denied(hl::scrub(0x100000, 0x1000)) && denied(hl::scrub(0x9000, 0x1000));
+    check!(
+        s,
+        "scrub_without_authority_refused",
+        scrub_refused,
+        "a task without memory-authority could scrub"
+    );
+    check!(
+        s,
+        "flush_without_authority_refused",
+        denied(hl::flush_caches()),
+        "a task without memory-authority could flush every CPU's caches"
+    );
+    check!(
+        s,
+        "platform_without_capability_refused",
+        denied(hl::read_platform()),
+        "a task without the platform capability read the platform record"
+    );
+    // TDH.SYS.INFO aimed at the kernel image.
+    let seam = sys_seamcall(None, 32, [0x100000, 1024, 0x101000, 32, 0, 0]);
+    check!(
+        s,
+        "seamcall_without_capability_refused",
+        seam == SeamcallOutcome::Denied,
+        "a task without the seamcall capability got {seam:?}"
+    );
+
+    test_adversary::report_done(REFEREE, &s);
+    test_adversary::park()
+}
