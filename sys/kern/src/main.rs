@@ -133,7 +133,7 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
         kprintln!(
             "  {:#014x}..{:#014x} {:>6} KiB {kind} (type {})",
             r.base,
-            r.base + r.size,
+            r.end(),
             r.size >> 10,
             r.kind
         );

@@ -5,10 +5,17 @@
 //! task memory: does a claimed range lie entirely in regions the task owns
 //! with the needed permission? A range may span regions that touch; it may
 //! not wrap, and an empty range is always fine (it names no memory).
+//!
+//! [`bootmap`] parses the boot loader's memory map from bytes; [`mailbox`]
+//! is the per-CPU request protocol, whose answers carry their request's
+//! sequence number.
 
 #![no_std]
 #![forbid(unsafe_code)]
 #![forbid(clippy::wildcard_imports)]
+
+pub mod bootmap;
+pub mod mailbox;
 
 /// A region of task memory: `[base, base + size)` with attribute bits.
 pub trait Region {
