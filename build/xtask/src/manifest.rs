@@ -591,7 +591,10 @@ memory = { text = 0x1000, ram = 0x1000 }
         let pong = &m.parsed_tasks[2].1;
         assert_eq!(pong.slots(), [("ping".to_string(), "ping".to_string())]);
         let e = err(&GOOD.replace("task-slots = [\"pong\"]", "downhill-slots = [\"pong\"]"));
-        assert!(e.contains("which is more important; list it in `task-slots`"), "{e}");
+        assert!(
+            e.contains("which is more important; list it in `task-slots`"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("task-slots = [\"pong\"]", "downhill-slots = [\"ping\"]"));
         assert!(e.contains("names the task itself"), "{e}");
     }
@@ -608,22 +611,21 @@ memory = { text = 0x1000, ram = 0x1000 }
         );
         let m = parse(&ok, Path::new("app.toml")).unwrap();
         assert_eq!(m.parsed_tasks[1].1.posts["pong"], ["wake"]);
-        let e = err(&with_notes.replace(
-            "task-slots = [\"pong\"]",
-            "posts = { pnog = [\"wake\"] }",
-        ));
-        assert!(e.contains("`posts` names `pnog`, which is not a task"), "{e}");
+        let e =
+            err(&with_notes.replace("task-slots = [\"pong\"]", "posts = { pnog = [\"wake\"] }"));
+        assert!(
+            e.contains("`posts` names `pnog`, which is not a task"),
+            "{e}"
+        );
         assert!(e.contains("did you mean `pong`"), "{e}");
-        let e = err(&with_notes.replace(
-            "task-slots = [\"pong\"]",
-            "posts = { pong = [\"wkae\"] }",
-        ));
-        assert!(e.contains("post `wkae` to `pong`, which has no such notification"), "{e}");
+        let e =
+            err(&with_notes.replace("task-slots = [\"pong\"]", "posts = { pong = [\"wkae\"] }"));
+        assert!(
+            e.contains("post `wkae` to `pong`, which has no such notification"),
+            "{e}"
+        );
         assert!(e.contains("did you mean `wake`"), "{e}");
-        let e = err(&with_notes.replace(
-            "task-slots = [\"pong\"]",
-            "posts = { ping = [] }",
-        ));
+        let e = err(&with_notes.replace("task-slots = [\"pong\"]", "posts = { ping = [] }"));
         assert!(e.contains("names the task itself"), "{e}");
     }
 

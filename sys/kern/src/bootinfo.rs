@@ -190,7 +190,9 @@ unsafe fn parse_multiboot2(map: &mut MemoryMap, info: u64) {
     let total = u64::from(unsafe { read::<u32>(info) });
     // Safety: the MBI, bounds-checked by boot_bytes.
     let Some(mbi) = (unsafe { boot_bytes(info, total) }) else {
-        crate::kprintln!("boot: multiboot2 information of {total} bytes at {info:#x} is out of reach");
+        crate::kprintln!(
+            "boot: multiboot2 information of {total} bytes at {info:#x} is out of reach"
+        );
         return;
     };
     let mut rejected = [None; 4];

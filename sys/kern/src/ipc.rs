@@ -85,7 +85,11 @@ fn copy_leases(lender: &Task, table: u64, count: usize) -> Option<[ULease; MAX_L
     // Safety: checked readable just above; `count <= MAX_LEASES` keeps the
     // copy inside `raw`. This is the only read of the table.
     unsafe { umem::read_into(table, &mut raw[..count * ULEASE_SIZE]) };
-    for (lease, entry) in out.iter_mut().zip(raw.chunks_exact(ULEASE_SIZE)).take(count) {
+    for (lease, entry) in out
+        .iter_mut()
+        .zip(raw.chunks_exact(ULEASE_SIZE))
+        .take(count)
+    {
         *lease = umem::decode_lease(entry);
         if !umem::lease_is_valid(lender, lease) {
             return None;

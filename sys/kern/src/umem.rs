@@ -57,6 +57,10 @@ impl Task {
 /// Both ranges must have been checked with [`Task::can_access`] for their
 /// owners (read for `src`, write for `dst`).
 pub unsafe fn copy(src: u64, dst: u64, len: usize) {
+    // An empty slice may name any address (it names no memory).
+    if len == 0 {
+        return;
+    }
     // Safety: checked task memory is RAM covered by the direct map; task
     // regions never overlap each other, and a task copying within itself
     // uses `copy` (memmove semantics) to be safe anyway.
@@ -68,6 +72,9 @@ pub unsafe fn copy(src: u64, dst: u64, len: usize) {
 /// # Safety
 /// `src..src+dst.len()` must have been checked readable for its owner.
 pub unsafe fn read_into(src: u64, dst: &mut [u8]) {
+    if dst.is_empty() {
+        return;
+    }
     // Safety: as for `copy`; `dst` is kernel memory.
     unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(src), dst.as_mut_ptr(), dst.len()) }
 }

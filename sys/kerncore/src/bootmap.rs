@@ -296,7 +296,9 @@ mod tests {
         let table = e820(&[(0, 1, 1), (1, 1, 1), (2, 1, 1)]);
         let mut map = MemoryMap::<2>::new();
         let mut full = 0;
-        parse_e820(&table, &mut map, |r| full += usize::from(r == Rejected::Full));
+        parse_e820(&table, &mut map, |r| {
+            full += usize::from(r == Rejected::Full)
+        });
         assert_eq!((map.ranges().len(), full), (2, 1));
     }
 

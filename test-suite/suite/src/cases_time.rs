@@ -135,7 +135,11 @@ fn post_off_manifest() {
     );
     assert_eq!(sys_post(id(ASSIST), 1), IPC_REFUSED, "assist's `pit` bit");
     assert_eq!(sys_post(id(ASSIST), ASSIST_WAKE | 1), IPC_REFUSED);
-    assert_eq!(sys_post(id(RUNNER), 1), IPC_REFUSED, "the supervisor's fault bit");
+    assert_eq!(
+        sys_post(id(RUNNER), 1),
+        IPC_REFUSED,
+        "the supervisor's fault bit"
+    );
     assert_eq!(state(ASSIST), TaskState::InRecv(Some(TaskId::KERNEL)));
     assert_eq!(sys_post(id(ASSIST), ASSIST_WAKE), 0);
     assert_eq!(notes(), before + 1);
