@@ -483,8 +483,47 @@ pub fn dist(path: &Path) -> Result<Image> {
 mod tests {
     use std::path::Path;
 
-    use super::{layout, linker_script};
+    use super::{ipc_edges, layout, linker_script};
     use crate::manifest::parse;
+
+    #[test]
+    fn edges_compile_to_kernel_masks() {
+        let m = parse(
+            r#"
+name = "t"
+[tasks.sup]
+crate = "a"
+priority = 0
+memory = { text = 0x1000, ram = 0x1000 }
+notifications = ["fault", "timer"]
+[tasks.server]
+crate = "a"
+priority = 1
+memory = { text = 0x1000, ram = 0x1000 }
+notifications = ["a", "b", "c"]
+downhill-slots = ["client"]
+[tasks.client]
+crate = "a"
+priority = 2
+memory = { text = 0x1000, ram = 0x1000 }
+task-slots = ["server", { boss = "sup" }]
+posts = { "server" = ["c", "a"], "sup" = ["timer"] }
+[tasks.idle]
+crate = "b"
+priority = 9
+memory = { text = 0x1000, ram = 0x1000 }
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let client = ipc_edges(&m, &m.parsed_tasks[2].1);
+        assert_eq!(client.send_to, 0b011);
+        assert_eq!(client.posts, [(0, 0b10), (1, 0b101)]);
+        let server = ipc_edges(&m, &m.parsed_tasks[1].1);
+        assert_eq!((server.send_to, server.posts.len()), (0b100, 0));
+        let idle = ipc_edges(&m, &m.parsed_tasks[3].1);
+        assert_eq!((idle.send_to, idle.posts.len()), (0, 0));
+    }
 
     #[test]
     fn layout_puts_a_guard_page_below_each_stack() {

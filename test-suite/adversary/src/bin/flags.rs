@@ -112,7 +112,7 @@ pub fn main() -> ! {
 
     let mut pattern = [0u64; STASH_WORDS];
     for (i, w) in pattern.iter_mut().enumerate() {
-        *w = 0x0101_0101_0101_0101 * (i as u64 + 1) ^ 0xDF;
+        *w = (0x0101_0101_0101_0101 * (i as u64 + 1)) ^ 0xDF;
     }
     test_adversary::stash(REFEREE, &pattern);
     let mut reply = [0u8; STASH_WORDS * 8];

@@ -278,7 +278,7 @@ fn generate(index: u64) -> (u64, [u64; 8], Outcome) {
                 // Kernel IPC: no rights, no capabilities, so a well-formed
                 // request is refused and writes nothing back.
                 let well_formed = buffers_ok
-                    && msg.len % 8 == 0
+                    && msg.len.is_multiple_of(8)
                     && msg.len <= 32
                     && count == 0
                     && (1..=12).contains(&op);
@@ -303,7 +303,7 @@ fn generate(index: u64) -> (u64, [u64; 8], Outcome) {
                 // `own_writable` already limits to SCRATCH. STASH would
                 // overwrite our progress and DONE could end the run, so ask
                 // for UNSTASH or LAST_FAULT.
-                a[1] = if op % 2 == 0 {
+                a[1] = if op.is_multiple_of(2) {
                     u64::from(rop::UNSTASH)
                 } else {
                     u64::from(rop::LAST_FAULT)
@@ -491,13 +491,13 @@ pub fn main() -> ! {
     }
     let start = userlib::sys_get_timer().now;
     while p.made < TARGET {
-        if p.index % STASH_EVERY == 0 {
+        if p.index.is_multiple_of(STASH_EVERY) {
             p.save();
         }
         let (number, a, outcome) = generate(p.index);
         let make = match outcome {
             Outcome::Returns => true,
-            Outcome::Faults => p.faults_made < FAULT_BUDGET && splitmix(p.index) % 64 == 0,
+            Outcome::Faults => p.faults_made < FAULT_BUDGET && splitmix(p.index).is_multiple_of(64),
             Outcome::Skip => false,
         };
         if make {
