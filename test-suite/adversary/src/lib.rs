@@ -15,6 +15,8 @@
 //! - a task listed as `may-fault` is restarted at once (no back-off), and can
 //!   keep state across its restarts with [`referee::STASH`]/[`referee::UNSTASH`]
 //!   (the referee, not the attacker's own memory, holds it);
+//! - a task listed as `hold-faulted` (idle) is recorded and left faulted:
+//!   the attacker that faulted it restarts it;
 //! - a DONE counts only from a task named as an attacker, once, and only with
 //!   the [`referee::DONE_MAGIC`] word, so a random SEND cannot end the run.
 //!
