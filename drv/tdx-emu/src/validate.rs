@@ -28,6 +28,9 @@ pub(crate) struct PlatformView<'a> {
     pub cmrs: &'a [CmrInfo],
     /// PAMT entry sizes indexed by level (4K, 2M, 1G).
     pub entry_sizes: [u64; 3],
+    /// MAX_RESERVED_PER_TDMR as reported through TDH.SYS.RD: the number of reserved slots a
+    /// TDMR_INFO has in this module's ABI (at most 16).
+    pub max_reserved: usize,
 }
 
 /// Half-open interval overlap.
@@ -111,7 +114,11 @@ pub(crate) fn validate_tdmr(
         return Err(invalid_tdmr);
     }
 
-    // §6 reserved areas: all 16 slots are scanned.
+    // §6 reserved areas: all 16 slots are scanned. A module that reports
+    // MAX_RESERVED_PER_TDMR = N has only N slots per TDMR_INFO, so a non-null slot j >= N is not
+    // a reserved area it can honour: it is refused as an invalid reserved area of slot j, the
+    // per-slot status the module uses for an entry that breaks the TDMR_INFO rules. Without
+    // this the extra area would silently count as reserved while the host was told at most N.
     let mut null_seen = false;
     for j in 0..MAX_RESERVED_PER_TDMR {
         let r = t.reserved[j];
@@ -124,6 +131,9 @@ pub(crate) fn validate_tdmr(
         }
         if null_seen {
             return Err(non_ordered_rsvd);
+        }
+        if j >= p.max_reserved {
+            return Err(invalid_rsvd);
         }
         let Some(r_end) = r.offset.checked_add(r.size) else {
             return Err(invalid_rsvd);
