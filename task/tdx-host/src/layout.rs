@@ -145,24 +145,26 @@ pub(crate) fn reserved_count(
     n
 }
 
-/// Node with the most required bytes inside `span` (lowest node on ties).
-pub(crate) fn majority_node(span: Span, req: &[Req]) -> u16 {
-    let mut best = (0u64, u16::MAX);
+/// Node with the most required bytes inside `span` (lowest node on ties), or `None` if `span`
+/// holds no required memory. Every `u16` is a real node: "no node" is `None`, never a sentinel
+/// value (node 65535 is as real as node 0).
+pub(crate) fn majority_node(span: Span, req: &[Req]) -> Option<u16> {
+    let mut best: Option<(u64, u16)> = None;
     for cand in req.iter().filter(|r| r.span.overlaps(span)) {
         let bytes: u64 = req
             .iter()
             .filter(|r| r.node == cand.node)
             .map(|r| r.span.clip(span).len())
             .sum();
-        if bytes > best.0 || (bytes == best.0 && cand.node < best.1) {
-            best = (bytes, cand.node);
+        let better = match best {
+            None => true,
+            Some((b, n)) => bytes > b || (bytes == b && cand.node < n),
+        };
+        if better {
+            best = Some((bytes, cand.node));
         }
     }
-    if best.1 == u16::MAX {
-        0
-    } else {
-        best.1
-    }
+    best.map(|(_, node)| node)
 }
 
 /// Builds `s.work`: at most `max_tdmrs` TDMRs, each needing at most `cap` reserved areas before
@@ -261,9 +263,12 @@ pub(crate) fn form_tdmrs(
         s.work.remove(j + 1);
     }
 
-    // 4. Each TDMR's node is where most of its memory is.
+    // 4. Each TDMR's node is where most of its memory is. Every TDMR was formed around
+    //    required memory, so a TDMR without any keeps the node it was formed with.
     for k in 0..s.work.len() {
-        s.work[k].node = majority_node(s.work[k].span, &s.req);
+        if let Some(node) = majority_node(s.work[k].span, &s.req) {
+            s.work[k].node = node;
+        }
     }
     Ok(())
 }

@@ -126,6 +126,10 @@ pub(crate) fn normalize(
         });
     }
     for e in input.excluded {
+        // An empty range excludes nothing; widening it to its page would exclude a page.
+        if e.is_empty() {
+            continue;
+        }
         let end = e.end().map_or(u64::MAX, |p| p.0);
         let span = Span::new(align_down(e.base.0, PAGE_4K), align_up(end, PAGE_4K));
         if !span.is_empty() {

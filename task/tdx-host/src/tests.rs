@@ -247,3 +247,77 @@ fn plan_size_is_bounded() {
     let size = core::mem::size_of::<Plan>();
     assert!(size < 48 * 1024, "Plan is {size} bytes");
 }
+
+/// Node 65535 is a real node: its TDMR and its PAMT stay on it (it used to be the "no node"
+/// sentinel and was planned as node 0).
+#[test]
+fn node_65535_is_a_real_node() {
+    let cmrs = [r(MIB, 4 * GIB)];
+    let mem = [m(MIB, 2 * GIB, 0), m(2 * GIB, 4 * GIB, u16::MAX)];
+    let p = plan(&input(&cmrs, &mem, Limits::TDX_1_5)).unwrap();
+    let t = p
+        .tdmrs
+        .iter()
+        .find(|t| t.base.0 == 2 * GIB)
+        .expect("a TDMR at 2 GiB");
+    assert_eq!(t.node, u16::MAX, "{:?}", p.tdmrs);
+    for pamt in &t.pamt {
+        assert!(pamt.base.0 >= 2 * GIB && pamt.base.0 + pamt.size.0 <= 4 * GIB);
+    }
+    assert!(p
+        .pamt_blocks
+        .iter()
+        .any(|b| b.node == u16::MAX && b.range.base.0 >= 2 * GIB));
+}
+
+/// `verify`: an empty excluded range excludes nothing, even inside a PAMT.
+#[test]
+fn verify_ignores_empty_excluded_ranges() {
+    let cmrs = [r(MIB, 2 * GIB)];
+    let mem = [m(MIB, 2 * GIB, 0)];
+    let p = plan(&input(&cmrs, &mem, Limits::TDX_1_5)).unwrap();
+    let pamt = p.tdmrs[0].pamt[0];
+    for base in [pamt.base.0, pamt.base.0 + 0x1000, pamt.base.0 + 0x1234] {
+        let exc = [PhysRange::new(base, 0)];
+        let i = PlanInput {
+            excluded: &exc,
+            ..input(&cmrs, &mem, Limits::TDX_1_5)
+        };
+        assert_eq!(
+            check_coverage(&i, &p),
+            Ok(()),
+            "empty exclusion at {base:#x}"
+        );
+        // The planner agrees: an empty exclusion changes nothing.
+        assert_eq!(plan(&i).unwrap().pamt_blocks, p.pamt_blocks);
+    }
+    // A one-byte exclusion still counts.
+    let exc = [PhysRange::new(pamt.base.0 + 0x1234, 1)];
+    let i = PlanInput {
+        excluded: &exc,
+        ..input(&cmrs, &mem, Limits::TDX_1_5)
+    };
+    assert!(matches!(
+        check_coverage(&i, &p),
+        Err(crate::verify::CoverageError::PamtInExcluded { .. })
+    ));
+}
+
+/// `verify`: a node whose only online RAM is smaller than a page has no RAM for PAMTs, so a plan
+/// that borrows another node's RAM for its TDMR is not "off node".
+#[test]
+fn verify_does_not_count_sub_page_ram_as_node_ram() {
+    let cmrs = [r(MIB, 4 * GIB)];
+    let mem = [m(MIB, 2 * GIB, 0), m(2 * GIB, 2 * GIB + 0x800, 1)];
+    let off = [m(2 * GIB + 0x1000, 4 * GIB, 1)];
+    let i = PlanInput {
+        cmrs: &cmrs,
+        memory: &mem,
+        offline: &off,
+        excluded: &[],
+        limits: Limits::TDX_1_5,
+    };
+    let p = plan(&i).unwrap(); // `plan` runs check_coverage
+    let t = p.tdmrs.iter().find(|t| t.node == 1).expect("node 1 TDMR");
+    assert!(t.pamt[0].base.0 < 2 * GIB, "borrowed from node 0: {t:?}");
+}

@@ -106,7 +106,12 @@ pub fn check_coverage(input: &PlanInput<'_>, plan: &Plan) -> Result<(), Coverage
         }
     }
     for (i, t) in plan.tdmrs.iter().enumerate() {
-        let node_has_ram = input.memory.iter().any(|m| m.node == t.node);
+        // Only whole pages count: a sub-page RAM range can hold no PAMT, so a node that owns
+        // nothing else has no RAM for this purpose (the planner then borrows another node's).
+        let node_has_ram = input.memory.iter().any(|m| {
+            let (s, e) = page_range(m);
+            m.node == t.node && s < e
+        });
         for (level, p) in t.pamt.iter().enumerate() {
             // The PAMT may span touching RAM ranges of one node (the planner merges them).
             let Some(node) = ram_node(input, p) else {
@@ -115,10 +120,11 @@ pub fn check_coverage(input: &PlanInput<'_>, plan: &Plan) -> Result<(), Coverage
             if node_has_ram && node != t.node {
                 return Err(CoverageError::PamtOffNode { tdmr: i, level });
             }
+            // An empty excluded range excludes nothing (and an empty PAMT overlaps nothing).
             if input
                 .excluded
                 .iter()
-                .any(|e| p.base.0 < end(e) && e.base.0 < end(p))
+                .any(|e| !e.is_empty() && !p.is_empty() && p.base.0 < end(e) && e.base.0 < end(p))
             {
                 return Err(CoverageError::PamtInExcluded { tdmr: i, level });
             }
