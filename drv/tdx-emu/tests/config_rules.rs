@@ -336,7 +336,11 @@ fn item16_reserved_limit_is_enforced() {
         let (mut m, mut mem) = (module(c.clone()), mem());
         to_sysinit_done(&mut m, &mut mem);
         let leaf_status = sys_config(&mut m, &mut mem, t);
-        assert_eq!(leaf_status, check_config(&c, t, 16), "leaf and check_config agree");
+        assert_eq!(
+            leaf_status,
+            check_config(&c, t, 16),
+            "leaf and check_config agree"
+        );
         leaf_status.0
     };
     // good_tdmrs: TDMR 0 uses slots 0..=2, TDMR 1 none.
@@ -362,10 +366,7 @@ fn item16_reserved_limit_is_enforced() {
     let mut c = cfg();
     for bad in [0u16, 17] {
         c.limits.max_reserved_per_tdmr = bad;
-        assert_eq!(
-            c.validate(),
-            Err(tdx_emu::ConfigError::MaxReserved(bad))
-        );
+        assert_eq!(c.validate(), Err(tdx_emu::ConfigError::MaxReserved(bad)));
     }
 }
 

@@ -5,11 +5,13 @@ extern crate std;
 
 use crate::addr::{PhysRange, GIB};
 use crate::baseline::plan_linux_baseline;
-use crate::types::{Limits, MemRange, Plan, PlanError, PlanInput};
+use crate::types::{Limits, MemRange, PaBits, Plan, PlanError, PlanInput};
 use crate::verify::check_coverage;
 use crate::{plan_tdmrs, PhysAddr};
 
 const MIB: u64 = 1 << 20;
+/// MAXPHYADDR 52 minus 6 KeyID bits, as the emulator-backed tools use.
+const PA_BITS: PaBits = PaBits(46);
 
 fn r(b: u64, e: u64) -> PhysRange {
     PhysRange::new(b, e - b)
@@ -29,6 +31,7 @@ fn input<'a>(cmrs: &'a [PhysRange], mem: &'a [MemRange], limits: Limits) -> Plan
         offline: &[],
         excluded: &[],
         limits,
+        pa_bits: PA_BITS,
     }
 }
 
@@ -129,6 +132,7 @@ fn offline_covered_and_excluded_respected() {
         offline: &off,
         excluded: &exc,
         limits: Limits::TDX_1_5,
+        pa_bits: PA_BITS,
     };
     let p = plan(&i).unwrap();
     assert_eq!(p.tdmr_bytes(), 2 * GIB + 4 * GIB);
@@ -218,6 +222,7 @@ fn errors_name_the_problem() {
         offline: &off,
         excluded: &[],
         limits: Limits::TDX_1_5,
+        pa_bits: PA_BITS,
     };
     // The GiB at 1 GiB is mostly node 0, so everything is node 0: feasible.
     assert!(plan(&i).is_ok());
@@ -229,6 +234,7 @@ fn errors_name_the_problem() {
         offline: &off,
         excluded: &[],
         limits: Limits::TDX_1_5,
+        pa_bits: PA_BITS,
     };
     assert!(matches!(
         plan(&i).unwrap_err(),
@@ -316,8 +322,64 @@ fn verify_does_not_count_sub_page_ram_as_node_ram() {
         offline: &off,
         excluded: &[],
         limits: Limits::TDX_1_5,
+        pa_bits: PA_BITS,
     };
     let p = plan(&i).unwrap(); // `plan` runs check_coverage
     let t = p.tdmrs.iter().find(|t| t.node == 1).expect("node 1 TDMR");
     assert!(t.pamt[0].base.0 < 2 * GIB, "borrowed from node 0: {t:?}");
+}
+
+/// Memory beyond the usable physical-address width is refused with an error naming the range and
+/// the width, never planned into an empty or wrapped TDMR; memory just below the limit plans.
+#[test]
+fn memory_beyond_max_phys_addr_is_refused() {
+    let top = 1u64 << PA_BITS.0;
+    // Near 2^64: used to give an empty TDMR and a misleading error.
+    let near_top = u64::MAX - GIB + 1;
+    for (cmr, mem) in [
+        (
+            r(MIB, 2 * GIB),
+            [m(MIB, GIB, 0), m(near_top, u64::MAX & !0xfff, 0)],
+        ),
+        (
+            r(MIB, 2 * GIB),
+            [m(MIB, GIB, 0), m(top - GIB, top + 4096, 0)],
+        ),
+    ] {
+        let cmrs = [cmr];
+        match plan(&input(&cmrs, &mem, Limits::TDX_1_5)) {
+            Err(PlanError::BeyondMaxPhysAddr {
+                kind: crate::InputKind::Memory,
+                base,
+                pa_bits,
+                ..
+            }) => {
+                assert_eq!((base, pa_bits), (mem[1].range.base, PA_BITS.0));
+            }
+            other => panic!("{:?}", other.map(|p| p.tdmrs.clone())),
+        }
+    }
+    // A CMR beyond the limit is refused the same way.
+    let cmrs = [r(MIB, GIB), r(top - GIB, top + GIB)];
+    let mem = [m(MIB, GIB, 0)];
+    assert!(matches!(
+        plan(&input(&cmrs, &mem, Limits::TDX_1_5)),
+        Err(PlanError::BeyondMaxPhysAddr {
+            kind: crate::InputKind::Cmrs,
+            ..
+        })
+    ));
+    // The last GiB below the limit plans; its TDMR ends exactly at the limit.
+    let cmrs = [r(MIB, GIB), r(top - GIB, top)];
+    let mem = [m(MIB, GIB, 0), m(top - GIB, top, 1)];
+    let p = plan(&input(&cmrs, &mem, Limits::TDX_1_5)).unwrap();
+    assert_eq!(p.tdmrs.last().map(|t| t.base.0 + t.size.0), Some(top));
+    // Widths the planner cannot use are refused.
+    for bits in [0u8, 29, 53, 255] {
+        let i = PlanInput {
+            pa_bits: PaBits(bits),
+            ..input(&cmrs, &mem, Limits::TDX_1_5)
+        };
+        assert_eq!(plan(&i).unwrap_err(), PlanError::InvalidPaBits { bits });
+    }
 }

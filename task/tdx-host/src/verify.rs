@@ -84,15 +84,15 @@ pub fn check_coverage(input: &PlanInput<'_>, plan: &Plan) -> Result<(), Coverage
                 .find(|t| t.base.0 <= x && x < end(&t.range()))
                 .ok_or(CoverageError::Uncovered { addr: PhysAddr(x) })?;
             if t.reserved.iter().any(|a| {
-                let s = t.base.0 + a.offset.0;
-                s <= x && x < s + a.size.0
+                let s = t.base.0.saturating_add(a.offset.0);
+                s <= x && x < s.saturating_add(a.size.0)
             }) {
                 return Err(CoverageError::RamReserved { addr: PhysAddr(x) });
             }
             // Advance to the next event: reserved start, PAMT start, or TDMR end.
             let mut next = end(&t.range());
             for a in &t.reserved {
-                let s = t.base.0 + a.offset.0;
+                let s = t.base.0.saturating_add(a.offset.0);
                 if s > x {
                     next = next.min(s);
                 }
