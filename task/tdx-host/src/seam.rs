@@ -152,7 +152,8 @@ impl KeyIdPartition {
     /// First TDX KeyID, `nr_mktme + 1`; Linux makes it the global KeyID (§1.2).
     #[must_use]
     pub const fn first_tdx(&self) -> u32 {
-        self.nr_mktme + 1
+        // Saturating: an MSR claiming u32::MAX MKTME KeyIDs must not wrap to KeyID 0.
+        self.nr_mktme.saturating_add(1)
     }
 }
 

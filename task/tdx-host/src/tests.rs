@@ -337,10 +337,7 @@ fn memory_beyond_max_phys_addr_is_refused() {
     // Near 2^64: used to give an empty TDMR and a misleading error.
     let near_top = u64::MAX - GIB + 1;
     for (cmr, mem) in [
-        (
-            r(MIB, 2 * GIB),
-            [m(MIB, GIB, 0), m(near_top, !0xfff, 0)],
-        ),
+        (r(MIB, 2 * GIB), [m(MIB, GIB, 0), m(near_top, !0xfff, 0)]),
         (
             r(MIB, 2 * GIB),
             [m(MIB, GIB, 0), m(top - GIB, top + 4096, 0)],
@@ -382,4 +379,24 @@ fn memory_beyond_max_phys_addr_is_refused() {
         };
         assert_eq!(plan(&i).unwrap_err(), PlanError::InvalidPaBits { bits });
     }
+}
+
+/// KeyID arithmetic on MSR 0x87 values never wraps: u32::MAX MKTME KeyIDs give a first TDX
+/// KeyID that does not fit a u16 (refused at Detect), not KeyID 0, and the KeyID width used to
+/// bound the planner counts every KeyID.
+#[test]
+fn keyid_arithmetic_never_wraps() {
+    use crate::seam::KeyIdPartition;
+    let k = KeyIdPartition {
+        nr_mktme: u32::MAX,
+        nr_tdx: u32::MAX,
+    };
+    assert_eq!(k.first_tdx(), u32::MAX);
+    assert_eq!(k.min_keyid_bits(), 33);
+    let k = KeyIdPartition {
+        nr_mktme: 15,
+        nr_tdx: 48,
+    };
+    assert_eq!((k.first_tdx(), k.min_keyid_bits()), (16, 6));
+    assert_eq!(KeyIdPartition::default().min_keyid_bits(), 0);
 }
