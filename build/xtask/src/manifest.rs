@@ -563,6 +563,14 @@ memory = { text = 0x1000, ram = 0x1000 }
                 "pamt-entry-size = 8192",
                 "kernel.tdx.pamt-entry-size = 8192",
             ),
+            (
+                "faults = [{ leaf = \"TDH.SYS.INIT\", status = \"TDX_SYS_BUSY\", on-call = 0 }]",
+                "kernel.tdx.faults[0].on-call = 0",
+            ),
+            (
+                "faults = [{ leaf = \"TDH.SYS.INIT\", status = \"TDX_SYS_BUSY\", repeat = 0 }]",
+                "kernel.tdx.faults[0].repeat = 0",
+            ),
             ("keyid-bits = 300", "keyid-bits"),
             ("mktme-keyids = 4294967296", "mktme-keyids"),
             ("max-tdmrs = -1", "max-tdmrs"),

@@ -15,7 +15,7 @@
 //! - `mktme-keyids` + `tdx-keyids` < 2^`keyid-bits` (KeyID 0 is the TME key);
 //! - `max-tdmrs`: 1..=64, `max-reserved-per-tdmr`: 1..=16 (a TDMR_INFO has 16 slots);
 //! - `pamt-entry-size`: 1..=4096 (an entry describes one 4 KiB page);
-//! - `faults`: at most 16 rules.
+//! - `faults`: at most 16 rules, each with a known leaf and status, `on-call` and `repeat` ≥ 1.
 
 use anyhow::{bail, Result};
 use build_kconfig::{FaultRuleDesc, TdxBackend, TdxConfig};
@@ -219,9 +219,16 @@ impl TdxSettings {
                 self.faults.len()
             );
         }
-        for f in &self.faults {
+        for (i, f) in self.faults.iter().enumerate() {
             leaf(&f.leaf)?;
             status(&f.status)?;
+            // Both count from 1; the emulator would silently read 0 as "from the start"/"once".
+            if f.on_call == Some(0) {
+                bail!("kernel.tdx.faults[{i}].on-call = 0 is out of range 1..=4294967295 (calls count from 1)");
+            }
+            if f.repeat == 0 {
+                bail!("kernel.tdx.faults[{i}].repeat = 0 is out of range 1..=4294967295 (4294967295 = forever)");
+            }
         }
         Ok(())
     }
