@@ -114,11 +114,13 @@ pub(crate) fn validate_tdmr(
         return Err(invalid_tdmr);
     }
 
-    // §6 reserved areas: all 16 slots are scanned. A module that reports
-    // MAX_RESERVED_PER_TDMR = N has only N slots per TDMR_INFO, so a non-null slot j >= N is not
-    // a reserved area it can honour: it is refused as an invalid reserved area of slot j, the
-    // per-slot status the module uses for an entry that breaks the TDMR_INFO rules. Without
-    // this the extra area would silently count as reserved while the host was told at most N.
+    // §6 reserved areas: all 16 slots are scanned. The 1.5.01 module reports 16 and has 16
+    // slots, so its slot count is its only limit. A module that reports
+    // MAX_RESERVED_PER_TDMR = N < 16 has only N slots per TDMR_INFO, so a non-null slot j >= N
+    // is not a reserved area it can honour: the emulator refuses it with the module's per-slot
+    // status for a reserved-area entry that breaks the TDMR_INFO rules,
+    // INVALID_RESERVED_IN_TDMR(i, j). Without this the extra area would count as reserved while
+    // the host was told at most N.
     let mut null_seen = false;
     for j in 0..MAX_RESERVED_PER_TDMR {
         let r = t.reserved[j];
