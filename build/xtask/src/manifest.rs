@@ -352,6 +352,9 @@ fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
 
 /// The structural rules of an image.
 pub fn validate(m: &Manifest) -> Result<()> {
+    if let Some(tdx) = &m.kernel.tdx {
+        tdx.check()?;
+    }
     let tasks = &m.parsed_tasks;
     if tasks.is_empty() {
         bail!("the image has no tasks");
@@ -634,6 +637,92 @@ memory = { text = 0x1000, ram = 0x1000 }
         let e = err(&GOOD.replace("restart = [\"*\"]", "restart = [\"pnog\"]"));
         assert!(e.contains("`pnog`, which is not a task"), "{e}");
         assert!(e.contains("did you mean `pong`"), "{e}");
+    }
+
+    /// Out-of-range `[kernel.tdx]` numbers are errors naming the key (they used to overflow).
+    #[test]
+    fn tdx_numbers_are_range_checked() {
+        let with = |tdx: &str| format!("{GOOD}\n[kernel.tdx]\n{tdx}\n");
+        assert!(parse(&with("keyid-bits = 6"), Path::new("app.toml")).is_ok());
+        assert!(parse(&with("keyid-bits = 15\ntdx-keyids = 32752"), Path::new("a")).is_ok());
+        let cases = [
+            ("keyid-bits = 40", "kernel.tdx.keyid-bits = 40"),
+            ("keyid-bits = 16", "kernel.tdx.keyid-bits = 16"),
+            (
+                "mktme-keyids = 4294967295",
+                "kernel.tdx.mktme-keyids = 4294967295",
+            ),
+            (
+                "mktme-keyids = 4294967295\ntdx-keyids = 4294967295\nkeyid-bits = 15",
+                "kernel.tdx.mktme-keyids = 4294967295",
+            ),
+            ("tdx-keyids = 49", "kernel.tdx.tdx-keyids = 49"),
+            ("max-tdmrs = 0", "kernel.tdx.max-tdmrs = 0"),
+            ("max-tdmrs = 65", "kernel.tdx.max-tdmrs = 65"),
+            (
+                "max-reserved-per-tdmr = 0",
+                "kernel.tdx.max-reserved-per-tdmr = 0",
+            ),
+            (
+                "max-reserved-per-tdmr = 17",
+                "kernel.tdx.max-reserved-per-tdmr = 17",
+            ),
+            ("pamt-entry-size = 0", "kernel.tdx.pamt-entry-size = 0"),
+            (
+                "pamt-entry-size = 8192",
+                "kernel.tdx.pamt-entry-size = 8192",
+            ),
+            (
+                "faults = [{ leaf = \"TDH.SYS.INIT\", status = \"TDX_SYS_BUSY\", on-call = 0 }]",
+                "kernel.tdx.faults[0].on-call = 0",
+            ),
+            (
+                "faults = [{ leaf = \"TDH.SYS.INIT\", status = \"TDX_SYS_BUSY\", repeat = 0 }]",
+                "kernel.tdx.faults[0].repeat = 0",
+            ),
+            ("keyid-bits = 300", "keyid-bits"),
+            ("mktme-keyids = 4294967296", "mktme-keyids"),
+            ("max-tdmrs = -1", "max-tdmrs"),
+        ];
+        for (tdx, want) in cases {
+            let e = err(&with(tdx));
+            assert!(e.contains(want), "{tdx}: {e}");
+        }
+    }
+
+    /// The two manifests of issue 11 (also run through the `dist` binary in
+    /// `tests/bad_manifests.rs`) fail at load, before anything is built.
+    #[test]
+    fn bad_keyid_fixtures_fail_to_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        for (f, key) in [
+            ("keyid-bits-40.toml", "kernel.tdx.keyid-bits = 40"),
+            (
+                "mktme-keyids-u32-max.toml",
+                "kernel.tdx.mktme-keyids = 4294967295",
+            ),
+        ] {
+            let e = format!("{:#}", super::load(&dir.join(f)).unwrap_err());
+            assert!(e.contains(key), "{f}: {e}");
+        }
+    }
+
+    /// The new range checks accept every image in the repository.
+    #[test]
+    fn every_repository_manifest_still_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut paths = vec![root.join("app.toml"), root.join("task/ping/pingpong.toml")];
+        for e in std::fs::read_dir(root.join("test-suite")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                paths.push(p);
+            }
+        }
+        for p in paths {
+            if p.exists() {
+                super::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            }
+        }
     }
 
     #[test]
