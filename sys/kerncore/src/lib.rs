@@ -6,6 +6,9 @@
 //! with the needed permission? A range may span regions that touch; it may
 //! not wrap, and an empty range is always fine (it names no memory).
 //!
+//! [`bootmap`] parses the boot loader's memory map from bytes; [`mailbox`]
+//! is the per-CPU request protocol, whose answers carry their request's
+//! sequence number.
 //! [`tdmem`] decides what "TD memory" is: the memory the kernel lets the
 //! memory authority scrub and hand to the TDX module.
 
@@ -13,6 +16,8 @@
 #![forbid(unsafe_code)]
 #![forbid(clippy::wildcard_imports)]
 
+pub mod bootmap;
+pub mod mailbox;
 pub mod tdmem;
 
 /// A region of task memory: `[base, base + size)` with attribute bits.
