@@ -62,12 +62,14 @@ impl TdxModule {
         if let Some(s) = self.injected(cx.leaf, cx.lp) {
             return s;
         }
-        // Platform checks: CMR list first, then the KeyID partitioning (§3.2 order).
+        // Platform checks in the module's order (`tdh_sys_init.c`): the key-management
+        // configuration, whose KeyID arithmetic fixes the PA limit, then the CMR list. The
+        // KeyID failure carries MAX_HKIDS (2048) in its low bits, as the module adds it there.
+        if self.cfg.keyids.private_max() >= MAX_HKIDS {
+            return TdxStatus(TdxStatus::NUM_ACTIVATED_HKIDS_NOT_SUPPORTED.0 | u64::from(MAX_HKIDS));
+        }
         if !cmr_list_valid(self.cfg.cmr_slice(), self.pa_limit()) {
             return TdxStatus::CMR_LIST_INVALID;
-        }
-        if self.cfg.keyids.private_max() >= MAX_HKIDS {
-            return TdxStatus::NUM_ACTIVATED_HKIDS_NOT_SUPPORTED;
         }
         self.num_init_lps = 0;
         self.state = SysState::SysinitDone;
@@ -380,7 +382,8 @@ impl TdxModule {
         }
         let end = self.tdmrs[idx].end();
         if self.next_to_init[idx] >= end {
-            cx.out.rdx = end & !(GIB - 1);
+            // RDX stays 0, as in the module (`tdh_sys_tdmr_init.c` clears it at entry and sets
+            // it only after initializing a chunk).
             return TdxStatus::TDMR_ALREADY_INITIALIZED;
         }
         if let Some(s) = self.injected(cx.leaf, cx.lp) {

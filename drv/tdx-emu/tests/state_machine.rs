@@ -59,8 +59,51 @@ fn item1_rax_reserved_bits_version_unknown_leaf() {
         },
         &mut mem,
     );
+    // An unknown leaf number passes gates 1-3 first: before SYS_READY it reads SYS_NOT_READY,
+    // with a non-zero version it fails gate 1 (tdx_vmm_dispatcher.c).
+    assert_eq!(r.status(), TdxStatus::SYS_NOT_READY);
+    let r = call(
+        &mut m,
+        0,
+        SeamcallArgs {
+            rax: 46 | 1 << 16,
+            ..Default::default()
+        },
+        &mut mem,
+    );
     assert_eq!(r.status(), rax_inv);
     assert_eq!(m.state(), SysState::SysinitPending);
+    // TDH.VP.INIT takes version 0 only in 1.5.01, the version the emulator reports.
+    let r = call(
+        &mut m,
+        0,
+        SeamcallArgs {
+            rax: LeafWord::new(Leaf::VpInit, 1).0,
+            ..Default::default()
+        },
+        &mut mem,
+    );
+    assert_eq!(r.status(), rax_inv);
+    // Once READY, an unknown leaf is OPERAND_INVALID naming RAX (gate 4); after shutdown it
+    // reads SYS_SHUTDOWN (gate 2).
+    let (mut m, mut mem) = (module(cfg()), common::mem());
+    to_ready(&mut m, &mut mem);
+    let unknown = SeamcallArgs {
+        rax: 46,
+        ..Default::default()
+    };
+    assert_eq!(call(&mut m, 0, unknown, &mut mem).status(), rax_inv);
+    let vp_init_v1 = SeamcallArgs {
+        rax: LeafWord::new(Leaf::VpInit, 1).0,
+        ..Default::default()
+    };
+    assert_eq!(call(&mut m, 0, vp_init_v1, &mut mem).status(), rax_inv);
+    let shutdown = leaf(Leaf::SysShutdown).rcx(u64::from(m.config().version.module_hv));
+    assert_eq!(st(&mut m, 0, shutdown, &mut mem), TdxStatus::SUCCESS);
+    assert_eq!(
+        call(&mut m, 0, unknown, &mut mem).status(),
+        TdxStatus::SYS_SHUTDOWN
+    );
 }
 
 #[test]
@@ -444,9 +487,17 @@ fn item7_sys_init_rules() {
     let mut c = cfg();
     c.keyids.nr_tdx = 2048 - 15; // private_max = 15 + 2033 = 2048
     let mut m = module(c);
+    // The module adds MAX_HKIDS (2048) to the status as its operand (tdh_sys_init.c).
     assert_eq!(
         st(&mut m, 0, leaf(Leaf::SysInit), &mut mem).0,
-        0xC000_0825_0000_0000
+        0xC000_0825_0000_0800
+    );
+    // The KeyID check comes before the CMR list check.
+    let mut c = cfg().with_cmrs(&[CmrInfo::new(0x10_0800, 0x1000)]);
+    c.keyids.nr_tdx = 2048 - 15;
+    assert_eq!(
+        st(&mut module(c), 0, leaf(Leaf::SysInit), &mut mem).0,
+        0xC000_0825_0000_0800
     );
     let mut c = cfg();
     c.keyids.nr_tdx = 2047 - 15;
@@ -458,17 +509,16 @@ fn item7_sys_init_rules() {
 
 #[test]
 fn item7_cmr_list_sanity() {
-    let bad: [&[CmrInfo]; 6] = [
+    let bad: [&[CmrInfo]; 5] = [
         &[CmrInfo::new(0x10_0800, 0x1000)], // misaligned base
         &[CmrInfo::new(0x10_0000, 0x1800)], // misaligned size
         &[CmrInfo::new(GIB, GIB), CmrInfo::new(GIB + MIB, GIB)], // overlap
         &[CmrInfo::new(4 * GIB, GIB), CmrInfo::new(GIB, GIB)], // unsorted
         &[
-            CmrInfo::new(GIB, GIB),
-            CmrInfo::default(),
             CmrInfo::new(4 * GIB, GIB),
-        ], // null not at tail
-        &[CmrInfo::new(0, GIB)],            // first 1 MiB
+            CmrInfo::default(),
+            CmrInfo::new(GIB, GIB),
+        ], // unsorted across an empty entry
     ];
     for (k, cmrs) in bad.iter().enumerate() {
         let mut m = module(cfg().with_cmrs(cmrs));
@@ -485,21 +535,33 @@ fn item7_cmr_list_sanity() {
         st(&mut m, 0, leaf(Leaf::SysInit), &mut mem()),
         TdxStatus::CMR_LIST_INVALID
     );
-    // Touching CMRs and tail nulls are fine.
-    let good = [
-        CmrInfo::new(GIB, GIB),
-        CmrInfo::new(2 * GIB, GIB),
-        CmrInfo::default(),
+    // Touching CMRs and tail nulls are fine, and so is what check_cmrs in the module does not
+    // look at: an empty entry between two CMRs, and a CMR starting at 0.
+    let good: [&[CmrInfo]; 3] = [
+        &[
+            CmrInfo::new(GIB, GIB),
+            CmrInfo::new(2 * GIB, GIB),
+            CmrInfo::default(),
+        ],
+        &[
+            CmrInfo::new(GIB, GIB),
+            CmrInfo::default(),
+            CmrInfo::new(4 * GIB, GIB),
+        ],
+        &[CmrInfo::new(0, GIB)],
     ];
-    assert_eq!(
-        st(
-            &mut module(cfg().with_cmrs(&good)),
-            0,
-            leaf(Leaf::SysInit),
-            &mut mem()
-        ),
-        TdxStatus::SUCCESS
-    );
+    for (k, cmrs) in good.iter().enumerate() {
+        assert_eq!(
+            st(
+                &mut module(cfg().with_cmrs(cmrs)),
+                0,
+                leaf(Leaf::SysInit),
+                &mut mem()
+            ),
+            TdxStatus::SUCCESS,
+            "case {k}"
+        );
+    }
 }
 
 // ---- item 8: LP.INIT ----
@@ -735,7 +797,17 @@ fn item12_tdmr_init_progress() {
     let r = call(&mut m, 0, leaf(Leaf::SysTdmrInit).rcx(0), &mut mem);
     assert_eq!(r.status().0, 0x0000_0A03_0000_0000);
     assert!(!r.status().is_error());
-    assert_eq!(r.rdx, 2 * GIB);
+    // The module clears RDX at entry and sets it only after initializing a chunk, so the
+    // completion warning comes with RDX = 0 (tdh_sys_tdmr_init.c), even when RDX was not 0.
+    assert_eq!(r.rdx, 0);
+    let r = call(
+        &mut m,
+        0,
+        leaf(Leaf::SysTdmrInit).rcx(0).rdx(0x1234_5000),
+        &mut mem,
+    );
+    assert_eq!(r.status(), TdxStatus::TDMR_ALREADY_INITIALIZED);
+    assert_eq!(r.rdx, 0);
 }
 
 #[test]
