@@ -37,7 +37,10 @@ impl TdxModule {
         self.holds.sys_exclusive || (exclusive && self.holds.sys_shared)
     }
 
-    /// §10 item 9: leaves other than SYS.INIT/LP.INIT need an initialized LP.
+    /// §10 item 9: leaves other than SYS.INIT/LP.INIT need an initialized LP. The module checks
+    /// this in SYS.RD, RDALL and INFO only; elsewhere it is our explicit choice, which under the
+    /// strict LP.INIT rule changes no answer (every LP is initialized before SYS.CONFIG can
+    /// run) and under `relaxed_lp_init` catches a host using a CPU that skipped LP.INIT.
     pub(crate) fn lp_gate(&self, lp: u32) -> Result<(), TdxStatus> {
         if self.lp_init[lp as usize] {
             Ok(())
@@ -410,6 +413,10 @@ impl TdxModule {
         }
         if cx.args.rcx != u64::from(self.cfg.version.module_hv) {
             return invalid(OperandId::RCX);
+        }
+        // After the RCX check, as in `tdh_sys_shutdown.c`: the global lock, exclusive.
+        if self.sys_lock_busy(true) {
+            return TdxStatus::SYS_BUSY;
         }
         if let Some(s) = self.injected(cx.leaf, cx.lp) {
             return s;

@@ -648,6 +648,34 @@ fn item9_uninitialized_lp_gets_lp_init_not_done() {
     }
 }
 
+/// §10 item 9: beyond SYS.RD, RDALL and INFO the emulator's LP gate is our own choice, and under
+/// the strict LP.INIT rule it changes no answer: an LP can only be uninitialized before
+/// SYS.CONFIG, and there every other modelled leaf stops at gate 3 or at its state check first.
+#[test]
+fn item9_extra_gate_is_invisible_under_strict_lp_rule() {
+    let (mut m, mut mem) = (module(cfg()), mem());
+    st(&mut m, 0, leaf(Leaf::SysInit), &mut mem);
+    for lp in 0..3 {
+        st(&mut m, lp, leaf(Leaf::SysLpInit), &mut mem);
+    }
+    let gated_by_module = [Leaf::SysRd, Leaf::SysRdall, Leaf::SysInfo];
+    // LP.INIT and SYS.INIT are per-LP or global by nature; SYS.UPDATE is not modelled (item 25).
+    let not_compared = [Leaf::SysInit, Leaf::SysLpInit, Leaf::SysUpdate];
+    for l in Leaf::ALL {
+        let uninit = st(&mut m.clone(), 3, leaf(l), &mut mem.clone());
+        if gated_by_module.contains(&l) {
+            assert_eq!(uninit, TdxStatus::SYS_LP_INIT_NOT_DONE, "{l}");
+            continue;
+        }
+        if not_compared.contains(&l) {
+            continue;
+        }
+        let init = st(&mut m.clone(), 0, leaf(l), &mut mem.clone());
+        assert_eq!(uninit, init, "{l}");
+        assert_ne!(uninit, TdxStatus::SYS_LP_INIT_NOT_DONE, "{l}");
+    }
+}
+
 // ---- item 10: CONFIG preconditions and KOT side effect ----
 
 #[test]
@@ -850,4 +878,31 @@ fn item26_sys_lock_contention() {
         st(&mut m, 1, leaf(Leaf::SysLpInit), &mut mem),
         TdxStatus::SYS_BUSY
     );
+}
+
+/// SYS.SHUTDOWN takes the global lock exclusively after checking RCX (tdh_sys_shutdown.c).
+#[test]
+fn item26_sys_shutdown_takes_the_global_lock() {
+    let (mut m, mut mem) = (module(cfg()), mem());
+    to_ready(&mut m, &mut mem);
+    let hv = u64::from(m.config().version.module_hv);
+    for held in [Contention::SysShared, Contention::SysExclusive] {
+        m.hold(held);
+        assert_eq!(
+            st(&mut m, 0, leaf(Leaf::SysShutdown).rcx(hv + 1), &mut mem).0,
+            0xC000_0100_0000_0001,
+            "RCX first"
+        );
+        assert_eq!(
+            st(&mut m, 0, leaf(Leaf::SysShutdown).rcx(hv), &mut mem),
+            TdxStatus::SYS_BUSY
+        );
+        assert_eq!(m.state(), SysState::SysReady);
+        m.release(held);
+    }
+    assert_eq!(
+        st(&mut m, 0, leaf(Leaf::SysShutdown).rcx(hv), &mut mem),
+        TdxStatus::SUCCESS
+    );
+    assert_eq!(m.state(), SysState::SysShutdown);
 }
