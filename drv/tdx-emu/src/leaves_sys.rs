@@ -69,7 +69,9 @@ impl TdxModule {
         // configuration, whose KeyID arithmetic fixes the PA limit, then the CMR list. The
         // KeyID failure carries MAX_HKIDS (2048) in its low bits, as the module adds it there.
         if self.cfg.keyids.private_max() >= MAX_HKIDS {
-            return TdxStatus(TdxStatus::NUM_ACTIVATED_HKIDS_NOT_SUPPORTED.0 | u64::from(MAX_HKIDS));
+            return TdxStatus(
+                TdxStatus::NUM_ACTIVATED_HKIDS_NOT_SUPPORTED.0 | u64::from(MAX_HKIDS),
+            );
         }
         if !cmr_list_valid(self.cfg.cmr_slice(), self.pa_limit()) {
             return TdxStatus::CMR_LIST_INVALID;
