@@ -199,14 +199,26 @@ impl TdxModule {
         if a.rdx < TDSYSINFO_STRUCT_SIZE {
             return invalid(OperandId::RDX);
         }
+        if let Some(s) = self.injected(cx.leaf, cx.lp) {
+            return s;
+        }
+        // First side effect (the fault hook sits just above): the module zeroes the
+        // TDSYSINFO_STRUCT buffer here, before it checks R8 and R9
+        // (`tdh_sys_info.c`), so the host's buffer is cleared even when they are refused.
+        let info_pa = self.strip_hkid(a.rcx);
+        if cx
+            .mem
+            .write(info_pa, &[0u8; TDSYSINFO_STRUCT_SIZE as usize])
+            .is_err()
+        {
+            self.record_bug(HostBug::MemWrite(info_pa));
+            return invalid(OperandId::RCX);
+        }
         if !self.is_shared_hpa(a.r8, CMR_INFO_ARRAY_ALIGNMENT) {
             return invalid(OperandId::R8);
         }
         if a.r9 < MAX_CMRS as u64 {
             return invalid(OperandId::R9);
-        }
-        if let Some(s) = self.injected(cx.leaf, cx.lp) {
-            return s;
         }
         let c = &self.cfg;
         let mut info = [0u8; TDSYSINFO_STRUCT_SIZE as usize];
@@ -232,7 +244,7 @@ impl TdxModule {
             cmrs[16 * k..16 * k + 8].copy_from_slice(&cmr.base.to_le_bytes());
             cmrs[16 * k + 8..16 * k + 16].copy_from_slice(&cmr.size.to_le_bytes());
         }
-        let (info_pa, cmr_pa) = (self.strip_hkid(a.rcx), self.strip_hkid(a.r8));
+        let cmr_pa = self.strip_hkid(a.r8);
         if cx.mem.write(info_pa, &info).is_err() {
             self.record_bug(HostBug::MemWrite(info_pa));
             return invalid(OperandId::RCX);

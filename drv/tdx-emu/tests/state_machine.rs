@@ -298,6 +298,30 @@ fn item4_rdall_and_info_write_host_memory() {
         &mut mem,
     );
     assert_eq!(r.status().0, 0xC000_0100_0000_0002);
+    assert_eq!(
+        mem.get_u64(0x20_0000) >> 32,
+        0x8086,
+        "RDX refused: buffer untouched"
+    );
+    // The module zeroes TDSYSINFO_STRUCT once RCX and RDX passed, before it looks at R8 and R9
+    // (tdh_sys_info.c), so a bad R8 or R9 still leaves a zeroed buffer at RCX.
+    for (r8, r9, want) in [
+        (0x30_0100, 32, 0xC000_0100_0000_0008u64),
+        (0x30_0000, 31, 0xC000_0100_0000_0009),
+    ] {
+        mem.put(0x20_0000, &[0xAA; 1024]);
+        let r = call(
+            &mut m,
+            0,
+            leaf(Leaf::SysInfo).rcx(0x20_0000).rdx(1024).r8(r8).r9(r9),
+            &mut mem,
+        );
+        assert_eq!(r.status().0, want);
+        assert_eq!((r.rdx, r.r9), (0, 0));
+        for off in (0..1024).step_by(8) {
+            assert_eq!(mem.get_u64(0x20_0000 + off), 0, "offset {off}");
+        }
+    }
 }
 
 // ---- item 5: fault injection ----
