@@ -175,7 +175,7 @@ fn invalid_plans_are_rejected_with_the_right_status() {
         ),
         (
             "reserved-null-gap",
-            0xC000_0A21_0000_0200,
+            0xC000_0A21_0000_0100,
             "TDX_NON_ORDERED_RESERVED_IN_TDMR",
         ),
         (
@@ -183,9 +183,11 @@ fn invalid_plans_are_rejected_with_the_right_status() {
             0xC000_0A02_0000_0000,
             "TDX_TDMR_OUTSIDE_CMRS",
         ),
+        // TDMR 0's PAMTs lie in TDMR 1's memory, and so do TDMR 1's own; the module checks the
+        // earlier TDMR's PAMTs first and names their owner in byte 0: (0, 4K, 1).
         (
             "pamt-in-available",
-            0xC000_0A12_0001_0201,
+            0xC000_0A12_0001_0000,
             "TDX_PAMT_OVERLAP",
         ),
         (

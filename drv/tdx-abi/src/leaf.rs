@@ -156,7 +156,9 @@ impl Leaf {
     /// Highest RAX version (bits 23:16) the 1.5.01 module accepts for this leaf (§2.1).
     ///
     /// 1.5.01 accepts version 1 on MEM.PAGE.PROMOTE, MEM.SEPT.ADD, MEM.SEPT.REMOVE, MNG.RD and
-    /// VP.RD; modern Linux also issues TDH.VP.INIT version 1, so it is accepted here as well.
+    /// VP.RD only (`tdx_vmm_dispatcher.c`). TDH.VP.INIT version 1, which newer Linux issues,
+    /// comes with later modules; the emulated module reports 1.5.01, so version 1 of VP.INIT
+    /// gets TDX_OPERAND_INVALID naming RAX, as on 1.5.01.
     #[must_use]
     pub const fn max_version(self) -> u8 {
         match self {
@@ -164,8 +166,7 @@ impl Leaf {
             | Leaf::MemSeptAdd
             | Leaf::MemSeptRemove
             | Leaf::MngRd
-            | Leaf::VpRd
-            | Leaf::VpInit => 1,
+            | Leaf::VpRd => 1,
             _ => 0,
         }
     }

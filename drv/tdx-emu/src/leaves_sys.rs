@@ -37,7 +37,10 @@ impl TdxModule {
         self.holds.sys_exclusive || (exclusive && self.holds.sys_shared)
     }
 
-    /// §10 item 9: leaves other than SYS.INIT/LP.INIT need an initialized LP.
+    /// §10 item 9: leaves other than SYS.INIT/LP.INIT need an initialized LP. The module checks
+    /// this in SYS.RD, RDALL and INFO only; elsewhere it is our explicit choice, which under the
+    /// strict LP.INIT rule changes no answer (every LP is initialized before SYS.CONFIG can
+    /// run) and under `relaxed_lp_init` catches a host using a CPU that skipped LP.INIT.
     pub(crate) fn lp_gate(&self, lp: u32) -> Result<(), TdxStatus> {
         if self.lp_init[lp as usize] {
             Ok(())
@@ -62,12 +65,16 @@ impl TdxModule {
         if let Some(s) = self.injected(cx.leaf, cx.lp) {
             return s;
         }
-        // Platform checks: CMR list first, then the KeyID partitioning (§3.2 order).
+        // Platform checks in the module's order (`tdh_sys_init.c`): the key-management
+        // configuration, whose KeyID arithmetic fixes the PA limit, then the CMR list. The
+        // KeyID failure carries MAX_HKIDS (2048) in its low bits, as the module adds it there.
+        if self.cfg.keyids.private_max() >= MAX_HKIDS {
+            return TdxStatus(
+                TdxStatus::NUM_ACTIVATED_HKIDS_NOT_SUPPORTED.0 | u64::from(MAX_HKIDS),
+            );
+        }
         if !cmr_list_valid(self.cfg.cmr_slice(), self.pa_limit()) {
             return TdxStatus::CMR_LIST_INVALID;
-        }
-        if self.cfg.keyids.private_max() >= MAX_HKIDS {
-            return TdxStatus::NUM_ACTIVATED_HKIDS_NOT_SUPPORTED;
         }
         self.num_init_lps = 0;
         self.state = SysState::SysinitDone;
@@ -192,14 +199,26 @@ impl TdxModule {
         if a.rdx < TDSYSINFO_STRUCT_SIZE {
             return invalid(OperandId::RDX);
         }
+        if let Some(s) = self.injected(cx.leaf, cx.lp) {
+            return s;
+        }
+        // First side effect (the fault hook sits just above): the module zeroes the
+        // TDSYSINFO_STRUCT buffer here, before it checks R8 and R9
+        // (`tdh_sys_info.c`), so the host's buffer is cleared even when they are refused.
+        let info_pa = self.strip_hkid(a.rcx);
+        if cx
+            .mem
+            .write(info_pa, &[0u8; TDSYSINFO_STRUCT_SIZE as usize])
+            .is_err()
+        {
+            self.record_bug(HostBug::MemWrite(info_pa));
+            return invalid(OperandId::RCX);
+        }
         if !self.is_shared_hpa(a.r8, CMR_INFO_ARRAY_ALIGNMENT) {
             return invalid(OperandId::R8);
         }
         if a.r9 < MAX_CMRS as u64 {
             return invalid(OperandId::R9);
-        }
-        if let Some(s) = self.injected(cx.leaf, cx.lp) {
-            return s;
         }
         let c = &self.cfg;
         let mut info = [0u8; TDSYSINFO_STRUCT_SIZE as usize];
@@ -225,7 +244,7 @@ impl TdxModule {
             cmrs[16 * k..16 * k + 8].copy_from_slice(&cmr.base.to_le_bytes());
             cmrs[16 * k + 8..16 * k + 16].copy_from_slice(&cmr.size.to_le_bytes());
         }
-        let (info_pa, cmr_pa) = (self.strip_hkid(a.rcx), self.strip_hkid(a.r8));
+        let cmr_pa = self.strip_hkid(a.r8);
         if cx.mem.write(info_pa, &info).is_err() {
             self.record_bug(HostBug::MemWrite(info_pa));
             return invalid(OperandId::RCX);
@@ -380,7 +399,8 @@ impl TdxModule {
         }
         let end = self.tdmrs[idx].end();
         if self.next_to_init[idx] >= end {
-            cx.out.rdx = end & !(GIB - 1);
+            // RDX stays 0, as in the module (`tdh_sys_tdmr_init.c` clears it at entry and sets
+            // it only after initializing a chunk).
             return TdxStatus::TDMR_ALREADY_INITIALIZED;
         }
         if let Some(s) = self.injected(cx.leaf, cx.lp) {
@@ -407,6 +427,10 @@ impl TdxModule {
         }
         if cx.args.rcx != u64::from(self.cfg.version.module_hv) {
             return invalid(OperandId::RCX);
+        }
+        // After the RCX check, as in `tdh_sys_shutdown.c`: the global lock, exclusive.
+        if self.sys_lock_busy(true) {
+            return TdxStatus::SYS_BUSY;
         }
         if let Some(s) = self.injected(cx.leaf, cx.lp) {
             return s;

@@ -329,12 +329,23 @@ impl TdxModule {
     ) -> TdxStatus {
         let rax_invalid = TdxStatus::OPERAND_INVALID.with_operand(OperandId::RAX);
         let word = LeafWord(args.rax);
-        // Gate 1 and 4: reserved RAX bits, unknown leaf, version beyond what the leaf accepts.
+        // Gate 1: reserved RAX bits, or a version the leaf does not take.
         if word.has_reserved_bits() {
             return rax_invalid;
         }
         let Some(leaf) = word.leaf() else {
-            return rax_invalid;
+            // An unknown leaf number passes gates 1–3 like any leaf that takes only version 0
+            // and is not on the allow-list, and only then fails gate 4, as in the module's
+            // dispatcher: before SYS_READY it therefore reads TDX_SYS_NOT_READY.
+            return if word.version() > 0 {
+                rax_invalid
+            } else if self.state == SysState::SysShutdown {
+                TdxStatus::SYS_SHUTDOWN
+            } else if self.state != SysState::SysReady {
+                TdxStatus::SYS_NOT_READY
+            } else {
+                rax_invalid
+            };
         };
         if word.version() > leaf.max_version() {
             return rax_invalid;

@@ -6,12 +6,15 @@
 //! reading each TDMR_INFO from memory, as the module does (§6 rule 6), so an error in TDMR 3's
 //! entry PA is only seen once TDMRs 0..2 passed.
 //!
-//! Where §6 names a check but not a loop nesting, this file fixes one and documents it:
-//! - PAMT vs PAMT: for each level L of TDMR i (1G, 2M, 4K), for each j < i, for each level of j →
-//!   PAMT_OVERLAP(i, L, j); then i's own pairs 4K/2M, 4K/1G, 2M/1G → PAMT_OVERLAP(i, first, i)
-//!   where "first" is the first level named in the pair.
-//! - PAMT vs available memory: for each level L of i, for j in 0..=i: PAMT_OVERLAP(i, L, j); then
-//!   for j < i, for each level M of j's PAMTs vs TDMR i's available memory: PAMT_OVERLAP(i, M, j).
+//! The loop nesting and detail bytes are those of `tdh_sys_config.c` in the public 1.5.01 module
+//! source (§6.2, §10 item 17), so a layout with several faults gets the module's first error:
+//! - PAMT vs PAMT: for each j < i, i's PAMT levels 4K, 2M, 1G each against all three of j's →
+//!   PAMT_OVERLAP(i, level, j); then i's own pairs 4K/2M, 4K/1G (level 4K) and 2M/1G (level 2M)
+//!   → PAMT_OVERLAP(i, level, i).
+//! - PAMT vs available memory: for each j in 0..=i, i's levels 4K, 2M, 1G against j's available
+//!   memory → PAMT_OVERLAP(i, level, j); then, if j < i, j's levels 4K, 2M, 1G against i's
+//!   available memory → PAMT_OVERLAP(j, level, i), the PAMT's owner in byte 0.
+//! - Address, size and CMR checks of the PAMTs run in the level order 1G, 2M, 4K.
 //!
 //! Invariants: all arithmetic is checked (wrap tests come first, as in §6); "inside a CMR" merges
 //! CMRs that touch exactly (the `is_area_in_cmr` quirk).
@@ -80,8 +83,17 @@ pub(crate) fn overlaps_available(t: &TdmrInfo, base: u64, size: u64) -> bool {
     !for_each_available(t, |s, e| !overlaps(base, size, s, e - s))
 }
 
+/// `t`'s PAMTs in the address-check order 1G, 2M, 4K.
 fn pamts(t: &TdmrInfo) -> [(PageSize, u64, u64); 3] {
     PageSize::CONFIG_ORDER.map(|l| {
+        let (b, s) = t.pamt(l);
+        (l, b, s)
+    })
+}
+
+/// `t`'s PAMTs in the overlap-check order 4K, 2M, 1G.
+fn pamts_overlap_order(t: &TdmrInfo) -> [(PageSize, u64, u64); 3] {
+    [PageSize::Size4K, PageSize::Size2M, PageSize::Size1G].map(|l| {
         let (b, s) = t.pamt(l);
         (l, b, s)
     })
@@ -121,6 +133,9 @@ pub(crate) fn validate_tdmr(
     // status for a reserved-area entry that breaks the TDMR_INFO rules,
     // INVALID_RESERVED_IN_TDMR(i, j). Without this the extra area would count as reserved while
     // the host was told at most N.
+    // An empty slot followed by a filled one is reported against the empty slot, as the module
+    // does: it looks one slot ahead from each empty slot, so the error names slot j - 1 when
+    // slot j is the first filled slot after an empty run.
     let mut null_seen = false;
     for j in 0..MAX_RESERVED_PER_TDMR {
         let r = t.reserved[j];
@@ -132,7 +147,9 @@ pub(crate) fn validate_tdmr(
             continue;
         }
         if null_seen {
-            return Err(non_ordered_rsvd);
+            // j > 0 here: an empty slot precedes this one.
+            let empty = (j - 1) as u8;
+            return Err(TdxStatus::NON_ORDERED_RESERVED_IN_TDMR.with_details(ii, empty, 0));
         }
         if j >= p.max_reserved {
             return Err(invalid_rsvd);
@@ -174,9 +191,9 @@ pub(crate) fn validate_tdmr(
         }
     }
 
-    // §6 PAMT vs PAMT: against every earlier TDMR's PAMTs, then i's own three pairwise.
-    for (level, base, size) in pamts(t) {
-        for (j, q) in prev.iter().enumerate() {
+    // §6 PAMT vs PAMT: earlier TDMRs outermost, i's levels 4K, 2M, 1G inside.
+    for (j, q) in prev.iter().enumerate() {
+        for (level, base, size) in pamts_overlap_order(t) {
             if pamts(q).iter().any(|&(_, b, s)| overlaps(base, size, b, s)) {
                 return Err(TdxStatus::PAMT_OVERLAP.with_details(ii, level.level(), j as u8));
             }
@@ -194,18 +211,20 @@ pub(crate) fn validate_tdmr(
         }
     }
 
-    // §6 PAMT vs available TDMR memory, both directions.
-    for (level, base, size) in pamts(t) {
-        for (j, other) in prev.iter().chain(core::iter::once(t)).enumerate() {
+    // §6 PAMT vs available TDMR memory, both directions, TDMR j outermost. A PAMT of an
+    // earlier TDMR j over i's memory is reported with j, the PAMT's owner, in byte 0.
+    for (j, other) in prev.iter().chain(core::iter::once(t)).enumerate() {
+        let jj = j as u8;
+        for (level, base, size) in pamts_overlap_order(t) {
             if overlaps_available(other, base, size) {
-                return Err(TdxStatus::PAMT_OVERLAP.with_details(ii, level.level(), j as u8));
+                return Err(TdxStatus::PAMT_OVERLAP.with_details(ii, level.level(), jj));
             }
         }
-    }
-    for (j, q) in prev.iter().enumerate() {
-        for (level, base, size) in pamts(q) {
-            if overlaps_available(t, base, size) {
-                return Err(TdxStatus::PAMT_OVERLAP.with_details(ii, level.level(), j as u8));
+        if j < i {
+            for (level, base, size) in pamts_overlap_order(other) {
+                if overlaps_available(t, base, size) {
+                    return Err(TdxStatus::PAMT_OVERLAP.with_details(jj, level.level(), ii));
+                }
             }
         }
     }
@@ -224,27 +243,21 @@ pub(crate) fn validate_tdmr(
     Ok(())
 }
 
-/// SYS.INIT's CMR sanity check (§3.2, §10 items 4 and 7): each non-null CMR 4 KiB-aligned in base
-/// and size, not wrapping, not below 1 MiB, below MAX_PA without HKID bits, sorted and
-/// non-overlapping (touching is fine); null entries only at the tail.
+/// SYS.INIT's CMR sanity check (§3.2, §10 items 4 and 7), as `check_cmrs` in the 1.5.01
+/// `tdh_sys_init.c`: every non-empty CMR must not wrap, must lie below MAX_PA without KeyID bits,
+/// must be 4 KiB-aligned in base and size, and must start at or after the end of the previous
+/// non-empty one (touching is fine). Empty entries are skipped wherever they are, and a CMR may
+/// start at 0: neither is the module's business.
 pub(crate) fn cmr_list_valid(cmrs: &[CmrInfo], pa_limit: u64) -> bool {
     let mut prev_end: Option<u64> = None;
-    let mut null_seen = false;
-    for c in cmrs {
-        if c.is_null() {
-            null_seen = true;
-            continue;
-        }
-        if null_seen {
-            return false;
-        }
+    for c in cmrs.iter().filter(|c| !c.is_null()) {
         let Some(end) = c.base.checked_add(c.size) else {
             return false;
         };
-        if c.base % PAGE_SIZE_4K != 0 || c.size % PAGE_SIZE_4K != 0 {
+        if end > pa_limit {
             return false;
         }
-        if c.base < tdx_abi::consts::CMR_LOW_EXCLUDED || end > pa_limit {
+        if c.base % PAGE_SIZE_4K != 0 || c.size % PAGE_SIZE_4K != 0 {
             return false;
         }
         if prev_end.is_some_and(|pe| c.base < pe) {

@@ -220,7 +220,8 @@ fn item14_reads_exactly_320_bytes_per_tdmr_info() {
     // A non-null 16th slot is read and validated.
     let mut t = good_tdmrs();
     t[1].reserved[15] = rsvd(GIB, 4096);
-    expect(&t, 0xC000_0A21_0000_0F01);
+    // Reported against slot 14, the empty slot in front of it (§10 item 16).
+    expect(&t, 0xC000_0A21_0000_0E01);
 }
 
 // ---- item 15: TDMR range checks ----
@@ -267,12 +268,22 @@ fn item15_tdmr_alignment_size_and_pa_range() {
 
 // ---- item 16: reserved areas ----
 
+/// An empty slot followed by a filled one: the module names the empty slot, the last one of an
+/// empty run (tdh_sys_config.c looks one slot ahead from each empty slot).
 #[test]
 fn item16_null_termination() {
     let mut t = good_tdmrs();
     t[0].reserved[3] = rsvd(0, 0);
     t[0].reserved[4] = rsvd(1900 * MIB, 4096);
-    expect(&t, 0xC000_0A21_0000_0400);
+    expect(&t, 0xC000_0A21_0000_0300);
+    let mut t = good_tdmrs();
+    t[0].reserved[2] = rsvd(0, 0);
+    t[0].reserved[7] = rsvd(1900 * MIB, 4096);
+    expect(&t, 0xC000_0A21_0000_0600);
+    // Empty slot 0 of TDMR 1 in front of a filled slot 1.
+    let mut t = good_tdmrs();
+    t[1].reserved[1] = rsvd(0, 4096);
+    expect(&t, 0xC000_0A21_0000_0001);
 }
 
 #[test]
@@ -357,11 +368,11 @@ fn item16_reserved_limit_is_enforced() {
     t[1].reserved[1] = rsvd(2 * MIB, MIB);
     assert_eq!(run(1, &t), 0xC000_0A20_0000_0101);
     assert_eq!(run(2, &t), 0);
-    // Null termination is still checked first.
+    // Null termination is still checked first, and names the empty slot.
     let mut t = good_tdmrs();
     t[0].reserved[3] = rsvd(0, 0);
     t[0].reserved[4] = rsvd(1900 * MIB, 4096);
-    assert_eq!(run(3, &t), 0xC000_0A21_0000_0400);
+    assert_eq!(run(3, &t), 0xC000_0A21_0000_0300);
     // A limit the ABI cannot express is an emulator configuration error.
     let mut c = cfg();
     for bad in [0u16, 17] {
@@ -416,6 +427,25 @@ fn item17_pamt_overlap_between_tdmrs_and_within() {
     expect(&t, 0xC000_0A12_0000_0000);
 }
 
+/// Several PAMT-vs-PAMT overlaps at once: the first one in the module's loop order is reported,
+/// TDMR j outermost, then the levels 4K, 2M, 1G of TDMR i.
+#[test]
+fn item17_pamt_overlap_order() {
+    let g = good_tdmrs();
+    // TDMR 1's 4K and 1G PAMTs both over TDMR 0's PAMTs: the 4K level is reported.
+    let mut t = g;
+    t[1].pamt_4k_base = t[0].pamt_4k_base;
+    t[1].pamt_1g_base = t[0].pamt_1g_base;
+    expect(&t, 0xC000_0A12_0000_0001);
+    // A third TDMR whose 1G PAMT lies over TDMR 1's PAMT and whose 2M PAMT lies over TDMR 0's:
+    // j = 0 is looked at first, so (2, 2M, 0), not (2, 1G, 1).
+    let mut t3 = [g[0], g[1], TdmrInfo::new(16 * GIB, GIB)];
+    t3[2].set_pamt(PageSize::Size4K, 20 * GIB, 4 * MIB);
+    t3[2].set_pamt(PageSize::Size2M, g[0].pamt_4k_base, 8192);
+    t3[2].set_pamt(PageSize::Size1G, g[1].pamt_4k_base, 4096);
+    expect(&t3, 0xC000_0A12_0000_0102);
+}
+
 #[test]
 fn item17_pamt_over_available_memory() {
     let g = good_tdmrs();
@@ -427,10 +457,17 @@ fn item17_pamt_over_available_memory() {
     let mut t = g;
     t[1].pamt_1g_base = 512 * MIB;
     expect(&t, 0xC000_0A12_0000_0001 | 0x200);
-    // TDMR 0's PAMT inside TDMR 1's available memory: detected when TDMR 1 is checked.
+    // TDMR 0's PAMT inside TDMR 1's available memory: detected when TDMR 1 is checked and
+    // reported as PAMT_OVERLAP(0, 4K, 1), the PAMT's owner in byte 0.
     let mut t = g;
     t[0].set_pamt(PageSize::Size4K, 5 * GIB, 8 * MIB);
-    expect(&t, 0xC000_0A12_0000_0001);
+    expect(&t, 0xC000_0A12_0001_0000);
+    // Both that and TDMR 1's own 4K PAMT inside its own memory: the module's loop runs over
+    // TDMR j outermost, so j = 0 (TDMR 0's PAMT over TDMR 1) comes before j = 1.
+    let mut t = g;
+    t[0].set_pamt(PageSize::Size4K, 5 * GIB, 8 * MIB);
+    t[1].pamt_4k_base = 6 * GIB;
+    expect(&t, 0xC000_0A12_0001_0000);
     // Inside TDMR 0's own available memory: reported at i = 0 against j = 0.
     let mut t = g;
     t[0].pamt_1g_base = 512 * MIB;

@@ -3,8 +3,9 @@
 //!
 //! The oracle shares no code with the emulator: it works in u128 (so "wrap" is an explicit
 //! comparison), materializes available spans and merged CMRs as vectors, and encodes statuses
-//! from the §4.2 table by hand. Loop nesting for PAMT_OVERLAP follows the order documented in
-//! the emulator's `validate` module (§6 names the checks, not the nesting).
+//! from the §4.2 table by hand. Loop nesting and detail bytes follow `tdh_sys_config.c` of the
+//! public 1.5.01 module (§6.2): reserved slots looked at one ahead from each empty slot, PAMT
+//! overlaps with the other TDMR j outermost and the levels 4K, 2M, 1G inside.
 
 use proptest::prelude::*;
 use tdx_abi::{CmrInfo, ReservedArea, TdmrInfo};
@@ -92,15 +93,13 @@ fn oracle(cmrs: &[CmrInfo], tdmrs: &[TdmrInfo], keyid: u16) -> u64 {
         if b % G as u128 != 0 || s == 0 || s % G as u128 != 0 || b + s > LIM {
             return code(INVALID_TDMR, i, 0, 0);
         }
-        let mut seen_null = false;
         for (j, r) in t.reserved.iter().enumerate() {
             let (o, z) = (r.offset as u128, r.size as u128);
             if z == 0 {
-                seen_null = true;
+                if t.reserved.get(j + 1).is_some_and(|n| n.size != 0) {
+                    return code(NON_ORDERED_RSVD, i, j, 0);
+                }
                 continue;
-            }
-            if seen_null {
-                return code(NON_ORDERED_RSVD, i, j, 0);
             }
             if o + z >= U64_END {
                 return code(INVALID_RSVD, i, j, 0);
@@ -121,8 +120,14 @@ fn oracle(cmrs: &[CmrInfo], tdmrs: &[TdmrInfo], keyid: u16) -> u64 {
                 return code(INVALID_PAMT, i, lvl, 0);
             }
         }
-        for (lvl, pb, ps) in pamts(t) {
-            for (j, q) in tdmrs[..i].iter().enumerate() {
+        // Overlap checks take the levels in the order 4K, 2M, 1G.
+        let ov = |t: &TdmrInfo| {
+            let mut p = pamts(t);
+            p.reverse();
+            p
+        };
+        for (j, q) in tdmrs[..i].iter().enumerate() {
+            for (lvl, pb, ps) in ov(t) {
                 if pamts(q).iter().any(|&(_, qb, qs)| hit(pb, ps, qb, qs)) {
                     return code(PAMT_OVERLAP, i, lvl, j);
                 }
@@ -135,21 +140,19 @@ fn oracle(cmrs: &[CmrInfo], tdmrs: &[TdmrInfo], keyid: u16) -> u64 {
                 return code(PAMT_OVERLAP, i, x.0, i);
             }
         }
-        for (lvl, pb, ps) in pamts(t) {
-            for (j, tj) in tdmrs[..=i].iter().enumerate() {
-                if available(tj)
-                    .iter()
-                    .any(|&(s0, e0)| hit(pb, ps, s0, e0 - s0))
-                {
+        let mine = available(t);
+        for (j, tj) in tdmrs[..=i].iter().enumerate() {
+            let theirs = available(tj);
+            for (lvl, pb, ps) in ov(t) {
+                if theirs.iter().any(|&(s0, e0)| hit(pb, ps, s0, e0 - s0)) {
                     return code(PAMT_OVERLAP, i, lvl, j);
                 }
             }
-        }
-        let mine = available(t);
-        for (j, q) in tdmrs[..i].iter().enumerate() {
-            for (lvl, qb, qs) in pamts(q) {
-                if mine.iter().any(|&(s0, e0)| hit(qb, qs, s0, e0 - s0)) {
-                    return code(PAMT_OVERLAP, i, lvl, j);
+            if j < i {
+                for (lvl, qb, qs) in ov(tj) {
+                    if mine.iter().any(|&(s0, e0)| hit(qb, qs, s0, e0 - s0)) {
+                        return code(PAMT_OVERLAP, j, lvl, i);
+                    }
                 }
             }
         }

@@ -12,7 +12,7 @@ use tdx_abi::{
 use tdx_emu::{EmuConfig, PhysMem, PhysMemError, SeamcallOutcome, TdxModule};
 
 /// Mapped regions keyed by base.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Mem {
     regions: BTreeMap<u64, Vec<u8>>,
 }
