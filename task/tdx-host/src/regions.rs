@@ -285,12 +285,7 @@ impl<'a> Regions<'a> {
         if self.in_window(r) {
             return None;
         }
-        if self
-            .cmrs
-            .iter()
-            .chain(&self.tdmrs)
-            .any(|c| overlaps(*c, r))
-        {
+        if self.cmrs.iter().chain(&self.tdmrs).any(|c| overlaps(*c, r)) {
             return Some(TdxHostError::FirmwareHole);
         }
         Some(TdxHostError::NotMemory)

@@ -27,7 +27,8 @@ pub(crate) struct FakeKernel {
 
 impl MemoryAuthority for FakeKernel {
     fn online_memory(&mut self, r: PhysRange) -> Result<(), KernelError> {
-        let inside = WINDOW.base.0 <= r.base.0 && r.base.0 + r.size.0 <= WINDOW.base.0 + WINDOW.size.0;
+        let inside =
+            WINDOW.base.0 <= r.base.0 && r.base.0 + r.size.0 <= WINDOW.base.0 + WINDOW.size.0;
         if self.refuse || !inside || self.online.iter().any(|o| overlaps(*o, r)) {
             return Err(KernelError(9));
         }
@@ -66,14 +67,7 @@ pub(crate) fn build(run: &Run, policy: HotplugPolicy) -> Regions<'static> {
         hotplug_window: Some(WINDOW),
         cmrs: &run.bringup.info().cmrs,
     };
-    Regions::build(
-        FrameAllocator::new(bits),
-        &run.storage,
-        platform,
-        policy,
-        2,
-    )
-    .expect("regions")
+    Regions::build(FrameAllocator::new(bits), &run.storage, platform, policy, 2).expect("regions")
 }
 
 fn overlaps(a: PhysRange, b: PhysRange) -> bool {
@@ -189,7 +183,11 @@ fn online_refuses_what_is_not_memory_with_distinct_errors() {
         } else {
             assert_eq!(outside, Err(TdxHostError::RegionOverlap));
         }
-        assert_eq!(r.frames.pools(), &pools_before[..], "{policy:?}: tables unchanged");
+        assert_eq!(
+            r.frames.pools(),
+            &pools_before[..],
+            "{policy:?}: tables unchanged"
+        );
         assert!(k.online.is_empty());
     }
 }
@@ -234,10 +232,17 @@ fn a_kernel_refusal_changes_nothing() {
     assert_eq!(r.online(window, 0, &mut k), Ok(MemClass::NonTdx));
     k.refuse = true;
     assert_eq!(r.offline(window, &mut k), Err(TdxHostError::MemoryRefused));
-    assert!(r.frames.pools().iter().any(|p| p.range == window && p.online));
+    assert!(r
+        .frames
+        .pools()
+        .iter()
+        .any(|p| p.range == window && p.online));
     k.refuse = false;
     assert_eq!(r.offline(window, &mut k), Ok(()));
-    assert!(k.online.is_empty(), "offlined window memory went back to the kernel");
+    assert!(
+        k.online.is_empty(),
+        "offlined window memory went back to the kernel"
+    );
     // Onlining the offline region again asks the kernel again.
     assert_eq!(r.online(window, 0, &mut k), Ok(MemClass::NonTdx));
     assert_eq!(k.online, [window]);
@@ -284,7 +289,11 @@ fn offline_is_refused_while_frames_are_in_use() {
         .unwrap();
     // Freed but not yet scrubbed: still busy.
     assert_eq!(r.offline(range, &mut k), Err(TdxHostError::RegionBusy));
-    assert_eq!(k.online, [range], "a refused offline keeps the kernel's table");
+    assert_eq!(
+        k.online,
+        [range],
+        "a refused offline keeps the kernel's table"
+    );
     let mut q = [PhysRange::default(); 4];
     let n = r.frames.quarantined(&mut q);
     for run in &q[..n] {

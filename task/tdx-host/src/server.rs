@@ -380,7 +380,11 @@ impl<'a> Server<'a> {
     /// kernel refused the scrub or a page was not PT_NDA (§9.2: leak rather than reuse). Does
     /// nothing when the quarantine is empty; the caller repeats while
     /// [`Self::quarantined_bytes`] is not zero.
-    pub fn scrub_step<S: Seam, K: Scrubber>(&mut self, seam: &mut S, scrubber: &mut K) -> ScrubReport {
+    pub fn scrub_step<S: Seam, K: Scrubber>(
+        &mut self,
+        seam: &mut S,
+        scrubber: &mut K,
+    ) -> ScrubReport {
         let mut report = ScrubReport::default();
         let Some(regions) = self.regions.as_mut() else {
             return report;

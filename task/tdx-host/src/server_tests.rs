@@ -340,7 +340,11 @@ fn a_refused_scrub_retires_the_piece_and_moves_on() {
     };
     let r = s.scrub_step(&mut seam, &mut refuse);
     assert_eq!((r.released, r.retired, r.rdmd_calls), (0, 2 * MIB, 0));
-    assert_eq!(s.quarantined_bytes(), 2 * MIB, "the next piece is still waiting");
+    assert_eq!(
+        s.quarantined_bytes(),
+        2 * MIB,
+        "the next piece is still waiting"
+    );
 }
 
 #[test]
