@@ -374,8 +374,9 @@ impl<'a> Server<'a> {
             .map_or(0, |r| r.frames.quarantined_bytes())
     }
 
-    /// One bounded step of quarantine hygiene: takes at most [`SCRUB_STEP_BYTES`] from the
-    /// start of the first quarantined run, has the kernel scrub it, checks every TDX page with
+    /// One bounded step of quarantine hygiene: takes at most `max_bytes` (rounded down to
+    /// 4 KiB, at least 4 KiB, never more than [`SCRUB_STEP_BYTES`]) from the start of the first
+    /// quarantined run, has the kernel scrub it, checks every TDX page with
     /// TDH.PHYMEM.PAGE.RDMD (PT_NDA expected, §9.1), and frees the piece, or retires it if the
     /// kernel refused the scrub or a page was not PT_NDA (§9.2: leak rather than reuse). Does
     /// nothing when the quarantine is empty; the caller repeats while
@@ -384,6 +385,7 @@ impl<'a> Server<'a> {
         &mut self,
         seam: &mut S,
         scrubber: &mut K,
+        max_bytes: u64,
     ) -> ScrubReport {
         let mut report = ScrubReport::default();
         let Some(regions) = self.regions.as_mut() else {
@@ -393,7 +395,8 @@ impl<'a> Server<'a> {
         if regions.frames.quarantined(&mut first) == 0 {
             return report;
         }
-        let piece = PhysRange::new(first[0].base.0, first[0].size.0.min(SCRUB_STEP_BYTES));
+        let budget = (max_bytes.min(SCRUB_STEP_BYTES) & !(PAGE_4K - 1)).max(PAGE_4K);
+        let piece = PhysRange::new(first[0].base.0, first[0].size.0.min(budget));
         let mut clean = scrubber.scrub(piece).is_ok();
         if clean && regions.is_tdx_usable(piece) {
             let mut pa = piece.base.0;

@@ -7,7 +7,7 @@ use tdx_abi::{Leaf, PageType, SeamcallArgs};
 use tdx_emu::EmuConfig;
 use tdx_host_api::{
     FrameSize, InitStep, MemClass, ModuleState, RegionRecord, TdxHostError, UnavailableReason,
-    ANY_NODE,
+    ANY_NODE, SCRUB_STEP_BYTES,
 };
 
 use super::{ClientPolicy, ScrubReport, Scrubber, Server};
@@ -314,8 +314,8 @@ fn handed_out_tdx_frames_are_pt_nda_and_come_back_after_scrub() {
     let mut released = 0;
     let mut steps = 0;
     while s.quarantined_bytes() > 0 {
-        let r = s.scrub_step(&mut seam, &mut scrub);
-        assert!(r.released <= tdx_host_api::SCRUB_STEP_BYTES && r.released > 0);
+        let r = s.scrub_step(&mut seam, &mut scrub, SCRUB_STEP_BYTES);
+        assert!(r.released <= SCRUB_STEP_BYTES && r.released > 0);
         assert_eq!(r.rdmd_calls, r.released / PAGE_4K);
         released += r.released;
         steps += 1;
@@ -324,7 +324,10 @@ fn handed_out_tdx_frames_are_pt_nda_and_come_back_after_scrub() {
     assert_eq!(steps, 1 + 16);
     assert_eq!(scrub.bytes, released);
     assert_eq!(s.status().tdx_bytes_free, free_before);
-    assert_eq!(s.scrub_step(&mut seam, &mut scrub), ScrubReport::default());
+    assert_eq!(
+        s.scrub_step(&mut seam, &mut scrub, SCRUB_STEP_BYTES),
+        ScrubReport::default()
+    );
 }
 
 #[test]
@@ -338,7 +341,7 @@ fn a_refused_scrub_retires_the_piece_and_moves_on() {
         bytes: 0,
         refuse: true,
     };
-    let r = s.scrub_step(&mut seam, &mut refuse);
+    let r = s.scrub_step(&mut seam, &mut refuse, SCRUB_STEP_BYTES);
     assert_eq!((r.released, r.retired, r.rdmd_calls), (0, 2 * MIB, 0));
     assert_eq!(
         s.quarantined_bytes(),
@@ -366,11 +369,31 @@ fn freeing_a_gib_is_one_cheap_request_and_512_steps() {
         .is_ok());
     let mut steps = 0;
     while s.quarantined_bytes() > 0 {
-        let r = s.scrub_step(&mut seam, &mut scrub);
+        let r = s.scrub_step(&mut seam, &mut scrub, SCRUB_STEP_BYTES);
         assert_eq!((r.released, r.rdmd_calls), (2 * MIB, 512));
         steps += 1;
     }
     assert_eq!((steps, scrub.bytes), (512, GIB));
+}
+
+#[test]
+fn a_step_takes_no_more_than_asked_and_at_least_a_page() {
+    let (mut s, mut seam) = ready_server(HotplugPolicy::Reject);
+    let mut buf = [0u8; 8];
+    s.alloc_frames(OTHER, ANY_NODE, FrameSize::M2, MemClass::Tdx, 1, &mut buf)
+        .unwrap();
+    s.free_frames(OTHER, FrameSize::M2, &buf).unwrap();
+    let mut scrub = CountingScrubber {
+        bytes: 0,
+        refuse: false,
+    };
+    let r = s.scrub_step(&mut seam, &mut scrub, 64 * 1024 + 123);
+    assert_eq!((r.released, r.rdmd_calls), (64 * 1024, 16));
+    let r = s.scrub_step(&mut seam, &mut scrub, 0);
+    assert_eq!(r.released, PAGE_4K);
+    let r = s.scrub_step(&mut seam, &mut scrub, u64::MAX);
+    assert_eq!(r.released, 2 * MIB - 64 * 1024 - PAGE_4K);
+    assert_eq!(s.quarantined_bytes(), 0);
 }
 
 #[test]

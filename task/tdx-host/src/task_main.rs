@@ -480,18 +480,30 @@ fn state_line(b: &Bringup) {
 ///
 /// Scheduling rule (bounded work per request): handlers never scrub. While anything waits in
 /// quarantine, tdx-host keeps its timer armed for the next tick, and on the timer notification
-/// does one [`Server::scrub_step`] (at most 2 MiB scrubbed and 512 RDMD checks), then re-arms.
-/// So it does at most one step per tick and sleeps in between: a lower-priority task waits for
-/// at most one step, and so does a request (the kernel delivers a pending notification before a
-/// waiting message).
+/// does one [`Server::scrub_step`], then re-arms. So it does at most one step per tick and
+/// sleeps in between: a lower-priority task waits for at most one step, and so does a request
+/// (the kernel delivers a pending notification before a waiting message).
+///
+/// Step size: at most 2 MiB (one kernel scrub and 512 RDMD checks), and less where a step is
+/// slow (under TCG the kernel's 2 MiB scrub alone takes about three 1 ms ticks): a step that saw
+/// the tick change halves the next one (down to [`MIN_STEP_BYTES`]); four in a row that did not
+/// double it again. A step then stays under a tick whatever the machine, and lower-priority
+/// tasks get the rest of each tick.
 struct Host {
     server: &'static mut Server<'static>,
     seam: KernelSeam,
     stats: ServerStats,
     /// The timer is armed for a scrub step.
     step_armed: bool,
+    /// Bytes the next step may take (see the scheduling rule above).
+    step_bytes: u64,
+    /// Steps in a row that did not see the tick change.
+    quiet_steps: u32,
     drain: DrainCost,
 }
+
+/// The smallest step the pacing shrinks to.
+const MIN_STEP_BYTES: u64 = 64 * 1024;
 
 type Res<T> = Result<T, RequestError<TdxHostError>>;
 
@@ -518,9 +530,22 @@ impl Host {
     fn scrub_step(&mut self) {
         self.step_armed = false;
         let mut scrubber = KernelScrubber::default();
+        let tick0 = sys_get_timer().now;
         let t0 = tsc();
-        let r = self.server.scrub_step(&mut self.seam, &mut scrubber);
+        let r = self
+            .server
+            .scrub_step(&mut self.seam, &mut scrubber, self.step_bytes);
         let spent = tsc() - t0;
+        if sys_get_timer().now != tick0 {
+            self.step_bytes = (self.step_bytes / 2).max(MIN_STEP_BYTES);
+            self.quiet_steps = 0;
+        } else {
+            self.quiet_steps += 1;
+            if self.quiet_steps >= 4 {
+                self.step_bytes = (self.step_bytes * 2).min(tdx_host_api::SCRUB_STEP_BYTES);
+                self.quiet_steps = 0;
+            }
+        }
         let d = &mut self.drain;
         d.steps += 1;
         d.bytes += r.released + r.retired;
@@ -537,9 +562,10 @@ impl Host {
         if self.stats.quarantined_bytes == 0 {
             let d = core::mem::take(&mut self.drain);
             defmt::info!(
-                "quarantine drained: {=u64} KiB in {=u64} steps; per step {=u64} tsc ({=u64} scrub, {=u64} RDMD checks), worst {=u64} tsc",
+                "quarantine drained: {=u64} KiB in {=u64} steps (now {=u64} KiB each); per step {=u64} tsc ({=u64} scrub, {=u64} RDMD checks), worst {=u64} tsc",
                 d.bytes / 1024,
                 d.steps,
+                self.step_bytes / 1024,
                 d.step_tsc / d.steps.max(1),
                 d.scrub_tsc / d.steps.max(1),
                 (d.step_tsc - d.scrub_tsc) / d.steps.max(1),
@@ -839,6 +865,8 @@ pub fn main() -> ! {
         seam,
         stats,
         step_armed: false,
+        step_bytes: tdx_host_api::SCRUB_STEP_BYTES,
+        quiet_steps: 0,
         drain: DrainCost::default(),
     };
     let mut buffer = [0u8; TDX_HOST_BUFFER_SIZE];
