@@ -30,8 +30,10 @@ pub enum Kipcnum {
     /// requires it between TDH.SYS.CONFIG and TDH.SYS.KEY.CONFIG). Needs
     /// MEMORY_AUTHORITY.
     FlushCaches = 8,
-    /// `[base, len]` → `[]`: zero physical memory (4 KiB-aligned; never the
-    /// kernel's or a task's own memory). Needs MEMORY_AUTHORITY.
+    /// `[base, len]` → `[]`: zero physical memory. 4 KiB-aligned and
+    /// entirely TD memory: RAM from the platform record or online hot-plug
+    /// memory, never the first MiB, the kernel or any task's memory.
+    /// Needs MEMORY_AUTHORITY.
     Scrub = 9,
     /// `[]` → `[cpus]`: how many CPUs run (boot CPU included). Needs
     /// PLATFORM.
@@ -44,6 +46,15 @@ pub enum Kipcnum {
     /// pm1a_event_len]` from the FADT (0 where absent), for the memory
     /// hot-plug driver. Needs PLATFORM.
     ReadFadt = 12,
+    /// `[base, len]` → `[]`: record `[base, base+len)` as present memory
+    /// the memory authority may use (scrub, PAMT, PHYMEM page operands).
+    /// Page-aligned, not wrapping, entirely inside the firmware's hot-plug
+    /// window, overlapping neither boot RAM nor a range already online.
+    /// Needs MEMORY_AUTHORITY.
+    OnlineMemory = 13,
+    /// `[base, len]` → `[]`: forget the online range exactly equal to
+    /// `[base, base+len)`. Needs MEMORY_AUTHORITY.
+    OfflineMemory = 14,
 }
 
 impl Kipcnum {
@@ -62,6 +73,8 @@ impl Kipcnum {
             10 => Kipcnum::CpuCount,
             11 => Kipcnum::KeyIdPartition,
             12 => Kipcnum::ReadFadt,
+            13 => Kipcnum::OnlineMemory,
+            14 => Kipcnum::OfflineMemory,
             _ => return None,
         })
     }
@@ -78,7 +91,10 @@ impl Kipcnum {
             Kipcnum::ReadPlatform | Kipcnum::CpuApicId | Kipcnum::CpuCount | Kipcnum::ReadFadt => {
                 Requirement::Capability(crate::capability::PLATFORM)
             }
-            Kipcnum::FlushCaches | Kipcnum::Scrub => {
+            Kipcnum::FlushCaches
+            | Kipcnum::Scrub
+            | Kipcnum::OnlineMemory
+            | Kipcnum::OfflineMemory => {
                 Requirement::Capability(crate::capability::MEMORY_AUTHORITY)
             }
         }
@@ -122,6 +138,31 @@ pub enum KipcError {
     ReplyBufferTooSmall = 0xFFFE_0005,
     /// A CPU did not answer, or does not run.
     CpuUnavailable = 0xFFFE_0006,
+    /// A physical range is not 4 KiB-aligned (base or length).
+    Misaligned = 0xFFFE_0007,
+    /// Online: the range is not entirely inside the firmware's hot-plug
+    /// window (or the platform has none).
+    OutsideHotplugWindow = 0xFFFE_0008,
+    /// Online: the range overlaps RAM present at boot (already usable).
+    OverlapsBootRam = 0xFFFE_0009,
+    /// Online: the range overlaps a range already online.
+    OverlapsOnline = 0xFFFE_000A,
+    /// Offline: no online range is exactly this one.
+    NotOnline = 0xFFFE_000B,
+    /// Online: the kernel's table of online ranges is full.
+    TableFull = 0xFFFE_000C,
+    /// Some of the range is not RAM: MMIO, a firmware hole, absent memory,
+    /// or hot-plug memory that is not online.
+    NotRam = 0xFFFE_000D,
+    /// Some of the range is the kernel (its image, page tables, stacks).
+    KernelMemory = 0xFFFE_000E,
+    /// Some of the range is a task's memory.
+    TaskMemory = 0xFFFE_000F,
+    /// Some of the range is in the first MiB, which the kernel leaves to
+    /// firmware and the CPU start-up trampoline.
+    LowMemory = 0xFFFE_0010,
+    /// The range is empty or wraps the address space.
+    BadRange = 0xFFFE_0011,
 }
 
 impl KipcError {
@@ -134,6 +175,17 @@ impl KipcError {
             0xFFFE_0004 => KipcError::BadRequest,
             0xFFFE_0005 => KipcError::ReplyBufferTooSmall,
             0xFFFE_0006 => KipcError::CpuUnavailable,
+            0xFFFE_0007 => KipcError::Misaligned,
+            0xFFFE_0008 => KipcError::OutsideHotplugWindow,
+            0xFFFE_0009 => KipcError::OverlapsBootRam,
+            0xFFFE_000A => KipcError::OverlapsOnline,
+            0xFFFE_000B => KipcError::NotOnline,
+            0xFFFE_000C => KipcError::TableFull,
+            0xFFFE_000D => KipcError::NotRam,
+            0xFFFE_000E => KipcError::KernelMemory,
+            0xFFFE_000F => KipcError::TaskMemory,
+            0xFFFE_0010 => KipcError::LowMemory,
+            0xFFFE_0011 => KipcError::BadRange,
             _ => return None,
         })
     }

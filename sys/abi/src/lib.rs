@@ -433,6 +433,30 @@ pub mod seamcall {
     pub const DENIED: u64 = 5;
     /// The CPU did not answer in time.
     pub const TIMEOUT: u64 = 6;
+    /// The kernel's SEAMCALL gate does not allow this leaf (or version, or
+    /// RAX's bits 63:24 are set); the module was not called.
+    pub const LEAF_REFUSED: u64 = 7;
+    /// The gate refused a memory operand; the module was not called. RDI =
+    /// the input register (1 RCX, 2 RDX, 3 R8, 4 R9), RSI = a
+    /// [`refusal`] code, RDX = for `NOT_TD_MEMORY`, the
+    /// `kipc::KipcError` code saying what the memory is.
+    pub const OPERAND_REFUSED: u64 = 8;
+
+    /// Why the gate refused an operand.
+    pub mod refusal {
+        /// Not memory of the calling task.
+        pub const NOT_CALLER_MEMORY: u64 = 1;
+        /// The caller's, but read-only, and the module would write it.
+        pub const NOT_WRITABLE: u64 = 2;
+        /// Not TD memory (PAMTs, PHYMEM page operands).
+        pub const NOT_TD_MEMORY: u64 = 3;
+        /// Not aligned as the structure requires.
+        pub const MISALIGNED: u64 = 4;
+        /// A count out of range (e.g. TDMRs of TDH.SYS.CONFIG).
+        pub const BAD_COUNT: u64 = 5;
+        /// Empty or wrapping.
+        pub const BAD_RANGE: u64 = 6;
+    }
 }
 
 /// Flags for IRQ_CONTROL.

@@ -206,30 +206,40 @@ fn execute(
             scrub(base, len)?;
             Ok((0, Next::Same))
         }
+        Kipcnum::OnlineMemory | Kipcnum::OfflineMemory => {
+            let (&base, &len) = (
+                args.first().ok_or(KipcError::BadRequest)?,
+                args.get(1).ok_or(KipcError::BadRequest)?,
+            );
+            if op == Kipcnum::OnlineMemory {
+                crate::tdmem::online(base, len)?;
+            } else {
+                crate::tdmem::offline(base, len)?;
+            }
+            Ok((0, Next::Same))
+        }
     }
 }
 
-/// Zeroes `[base, base+len)`: 4 KiB-aligned, inside the direct map, and
-/// never memory of the kernel image or of any task (those are not frames
-/// the memory authority hands out).
+/// Zeroes `[base, base+len)`: 4 KiB-aligned, entirely TD memory
+/// (`crate::tdmem`: RAM or online hot-plug memory, never the first MiB, the
+/// kernel or a task), and inside the direct map.
 fn scrub(base: u64, len: u64) -> Result<(), KipcError> {
     const PAGE: u64 = 4096;
-    let end = base.checked_add(len).ok_or(KipcError::BadRequest)?;
-    if !base.is_multiple_of(PAGE)
-        || !len.is_multiple_of(PAGE)
-        || end > crate::arch::paging::DIRECT_MAP_LIMIT
-    {
+    if !base.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
+        return Err(KipcError::Misaligned);
+    }
+    crate::tdmem::check(base, len)?;
+    // TD memory beyond the direct map exists (hot-plug memory high up) but
+    // the kernel cannot reach it to zero it.
+    if base + len > crate::arch::paging::DIRECT_MAP_LIMIT {
         return Err(KipcError::BadRequest);
     }
-    for r in crate::discovery::record().image() {
-        if base < r.base + r.size && r.base < end {
-            return Err(KipcError::IllegalTarget);
-        }
-    }
-    // Safety: the range is page-aligned physical memory inside the direct
-    // map that belongs to neither the kernel nor a task (checked above);
-    // the memory authority owns it. MOVDIR64B would be used where TDX
-    // hardware needs it; the emulated module has no integrity to restore.
+    // Safety: the range is page-aligned TD memory (checked above: RAM or
+    // online memory, not the kernel, not a task, not firmware's first MiB)
+    // inside the direct map; the memory authority owns it. MOVDIR64B would
+    // be used where TDX hardware needs it; the emulated module has no
+    // integrity to restore.
     unsafe { core::ptr::write_bytes(crate::arch::paging::phys_to_virt(base), 0, len as usize) };
     Ok(())
 }

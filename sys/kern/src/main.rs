@@ -19,9 +19,11 @@ mod ipc;
 mod irq;
 mod kipc;
 mod seam;
+mod seamgate;
 mod startup;
 mod syscalls;
 mod task;
+mod tdmem;
 mod time;
 mod trap;
 mod umem;
@@ -57,30 +59,6 @@ fn enable_cpu_protections() -> (bool, bool) {
         core::arch::asm!("mov {t}, cr0", "or {t}, {wp}", "mov cr0, {t}", t = out(reg) _, wp = in(reg) CR0_WP, options(nostack));
     }
     (smep, smap)
-}
-
-/// The physical ranges the loaded image occupies: the kernel, and the
-/// span of task memory.
-fn image_ranges() -> [(u64, u64); 2] {
-    extern "C" {
-        static __kernel_start: u8;
-        static __kernel_end: u8;
-    }
-    // Linker symbols; only their addresses are taken.
-    let (ks, ke) = (
-        &raw const __kernel_start as u64,
-        &raw const __kernel_end as u64,
-    );
-    let mut lo = u64::MAX;
-    let mut hi = 0;
-    for d in &startup::TASK_DESCS {
-        for r in d.regions {
-            lo = lo.min(r.base);
-            hi = hi.max(r.base + r.size);
-        }
-        lo = lo.min(d.stack_base - paging::PAGE_SIZE);
-    }
-    [(ks, ke - ks), (lo.min(hi), hi.saturating_sub(lo))]
 }
 
 /// Starts every other CPU of the platform record and checks each answers
@@ -154,7 +132,7 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     irq::BOOT_APIC_ID.store(apic::apic_id(), Ordering::Relaxed);
     irq::init();
 
-    discovery::discover(&image_ranges());
+    discovery::discover(&tdmem::image_ranges().map(|r| (r.base, r.size)));
     discovery::print_banner();
     start_application_processors(&space);
     seam::init();

@@ -22,18 +22,16 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::{capability, seamcall, UsageError};
 use tdx_abi::{CmrInfo, Leaf, SeamcallArgs, MAX_CMRS};
-use tdx_emu::{
-    EmuConfig, FaultRule, PhysMem, PhysMemError, SeamcallFault, SeamcallOutcome, TdxModule,
-};
+use tdx_emu::{EmuConfig, FaultRule, SeamcallFault, SeamcallOutcome, TdxModule};
 
-use crate::arch::paging::{phys_to_virt, DIRECT_MAP_LIMIT};
 use crate::arch::smp::{self, Op};
 use crate::ipc::{Next, UserError};
+use crate::seamgate;
 use crate::startup::{TdxBackendKind, TDX};
 use crate::task::Task;
 
-/// A lock for state shared between CPUs (the emulated module).
-struct SpinLock<T> {
+/// A lock for state shared between CPUs (the emulated module, the gate).
+pub(crate) struct SpinLock<T> {
     locked: AtomicBool,
     value: UnsafeCell<T>,
 }
@@ -42,14 +40,14 @@ struct SpinLock<T> {
 unsafe impl<T: Send> Sync for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
-    const fn new(value: T) -> Self {
+    pub(crate) const fn new(value: T) -> Self {
         SpinLock {
             locked: AtomicBool::new(false),
             value: UnsafeCell::new(value),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         while self.locked.swap(true, Ordering::Acquire) {
             core::hint::spin_loop();
         }
@@ -62,37 +60,6 @@ impl<T> SpinLock<T> {
 
 static MODULE: SpinLock<Option<TdxModule>> = SpinLock::new(None);
 static HARDWARE_READY: AtomicBool = AtomicBool::new(false);
-
-/// Physical memory as the module sees it: everything the direct map covers.
-struct DirectMapMem;
-
-impl PhysMem for DirectMapMem {
-    fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysMemError> {
-        let end = pa
-            .checked_add(buf.len() as u64)
-            .ok_or(PhysMemError { pa })?;
-        if end > DIRECT_MAP_LIMIT {
-            return Err(PhysMemError { pa });
-        }
-        // Safety: inside the direct map (checked); plain memory reads, as
-        // the real module reads host memory.
-        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa), buf.as_mut_ptr(), buf.len()) };
-        Ok(())
-    }
-
-    fn write(&mut self, pa: u64, buf: &[u8]) -> Result<(), PhysMemError> {
-        let end = pa
-            .checked_add(buf.len() as u64)
-            .ok_or(PhysMemError { pa })?;
-        if end > DIRECT_MAP_LIMIT {
-            return Err(PhysMemError { pa });
-        }
-        // Safety: inside the direct map (checked); the module writes only
-        // memory the host gave it (PAMTs, output buffers).
-        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), phys_to_virt(pa), buf.len()) };
-        Ok(())
-    }
-}
 
 /// The CMRs a BIOS would report for this machine: the RAM present at boot
 /// above 1 MiB, in coarse ranges (neighbours less than 16 MiB apart are
@@ -254,8 +221,9 @@ pub fn note_caches_flushed() {
     });
 }
 
-/// Executes a SEAMCALL on the calling CPU. `words` = RAX, RCX, RDX, R8,
-/// R9, R10, R11 in; out: word 0 = outcome, words 1..8 = output registers.
+/// Executes an admitted SEAMCALL on the calling CPU. `words` = RAX, RCX,
+/// RDX, R8, R9, R10, R11 and the gate's sequence number in; out: word 0 =
+/// outcome, words 1..8 = output registers.
 fn run_here(cpu: usize, _op: Op, words: &mut [u64; 8]) {
     let args = SeamcallArgs {
         rax: words[0],
@@ -266,15 +234,22 @@ fn run_here(cpu: usize, _op: Op, words: &mut [u64; 8]) {
         r10: words[5],
         r11: words[6],
     };
-    let outcome = match TDX.backend {
+    let sequence = words[7];
+    let outcome = seamgate::with_admitted(sequence, |mem| match TDX.backend {
         TdxBackendKind::Emulated => MODULE.with(|m| match m {
-            Some(m) => m.seamcall(cpu as u32, &args, &mut DirectMapMem),
+            Some(m) => m.seamcall(cpu as u32, &args, mem),
             None => SeamcallOutcome::VmFailInvalid,
         }),
         TdxBackendKind::Hardware if HARDWARE_READY.load(Ordering::Acquire) => {
             crate::arch::vmx::seamcall(&args)
         }
         _ => SeamcallOutcome::VmFailInvalid,
+    });
+    let Some(outcome) = outcome else {
+        // The request timed out and the gate moved on; its answer is no
+        // longer awaited, and it must not run with another request's checks.
+        *words = [seamcall::TIMEOUT, 0, 0, 0, 0, 0, 0, 0];
+        return;
     };
     *words = [0; 8];
     match outcome {
@@ -303,11 +278,26 @@ pub fn syscall(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     } else {
         usize::try_from(s.rdi).map_err(|_| UsageError::ReservedBits)?
     };
-    let words = [s.rsi, s.rdx, s.r10, s.r8, s.r9, s.r12, s.r13, 0];
-    let out = match smp::run_on(cpu, Op::Seamcall, words) {
-        Ok(w) => w,
-        Err(smp::SmpError::NoSuchCpu) => [seamcall::NO_SUCH_CPU, 0, 0, 0, 0, 0, 0, 0],
-        Err(smp::SmpError::Timeout) => [seamcall::TIMEOUT, 0, 0, 0, 0, 0, 0, 0],
+    let mut args = SeamcallArgs {
+        rax: s.rsi,
+        rcx: s.rdx,
+        rdx: s.r10,
+        r8: s.r8,
+        r9: s.r9,
+        r10: s.r12,
+        r11: s.r13,
+    };
+    let out = match seamgate::admit(t, &mut args) {
+        Err(refusal) => refusal.to_words(),
+        Ok(sequence) => {
+            let a = &args;
+            let words = [a.rax, a.rcx, a.rdx, a.r8, a.r9, a.r10, a.r11, sequence];
+            match smp::run_on(cpu, Op::Seamcall, words) {
+                Ok(w) => w,
+                Err(smp::SmpError::NoSuchCpu) => [seamcall::NO_SUCH_CPU, 0, 0, 0, 0, 0, 0, 0],
+                Err(smp::SmpError::Timeout) => [seamcall::TIMEOUT, 0, 0, 0, 0, 0, 0, 0],
+            }
+        }
     };
     let s = &mut t.save;
     s.rax = out[0];

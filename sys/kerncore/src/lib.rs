@@ -5,10 +5,15 @@
 //! task memory: does a claimed range lie entirely in regions the task owns
 //! with the needed permission? A range may span regions that touch; it may
 //! not wrap, and an empty range is always fine (it names no memory).
+//!
+//! [`tdmem`] decides what "TD memory" is: the memory the kernel lets the
+//! memory authority scrub and hand to the TDX module.
 
 #![no_std]
 #![forbid(unsafe_code)]
 #![forbid(clippy::wildcard_imports)]
+
+pub mod tdmem;
 
 /// A region of task memory: `[base, base + size)` with attribute bits.
 pub trait Region {

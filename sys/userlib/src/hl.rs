@@ -171,3 +171,18 @@ pub fn read_fadt() -> Result<FadtInfo, KipcFailure> {
         pm1a_event_len: word(&reply, 4),
     })
 }
+
+/// Tells the kernel `[base, base+len)` is present hot-plug memory the
+/// memory authority may now use (needs `memory-authority`). The kernel
+/// refuses a range that is misaligned, empty or wrapping, not entirely in
+/// the firmware's hot-plug window, overlapping boot RAM or a range already
+/// online, or that does not fit its table, each with its own `KipcError`.
+pub fn online_memory(base: u64, len: u64) -> Result<(), KipcFailure> {
+    kipc(Kipcnum::OnlineMemory, &[base, len], &mut []).map(|_| ())
+}
+
+/// Takes the online range exactly equal to `[base, base+len)` back out of
+/// TD memory (needs `memory-authority`); `NotOnline` if there is none.
+pub fn offline_memory(base: u64, len: u64) -> Result<(), KipcFailure> {
+    kipc(Kipcnum::OfflineMemory, &[base, len], &mut []).map(|_| ())
+}

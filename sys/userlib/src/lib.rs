@@ -439,6 +439,20 @@ pub enum SeamcallOutcome {
     Denied,
     /// The target CPU did not answer.
     Timeout,
+    /// The kernel's SEAMCALL gate does not allow this leaf (or version);
+    /// the module was not called.
+    LeafRefused,
+    /// The gate refused a memory operand; the module was not called.
+    /// `register`: 1 RCX, 2 RDX, 3 R8, 4 R9; `why`: an
+    /// `abi::seamcall::refusal` code; `detail`: for `NOT_TD_MEMORY`, the
+    /// `abi::kipc::KipcError` code of what the memory is.
+    OperandRefused {
+        register: u64,
+        why: u64,
+        detail: u64,
+    },
+    /// An outcome code this library does not know (a newer kernel).
+    Unknown(u64),
 }
 
 /// Executes a SEAMCALL through the kernel: `rax` is the leaf word, `regs`
@@ -485,6 +499,13 @@ pub fn sys_seamcall(cpu: Option<u32>, rax: u64, regs: [u64; 6]) -> SeamcallOutco
         abi::seamcall::FAULT_GP => SeamcallOutcome::FaultGp,
         abi::seamcall::NO_SUCH_CPU => SeamcallOutcome::NoSuchCpu,
         abi::seamcall::DENIED => SeamcallOutcome::Denied,
-        _ => SeamcallOutcome::Timeout,
+        abi::seamcall::TIMEOUT => SeamcallOutcome::Timeout,
+        abi::seamcall::LEAF_REFUSED => SeamcallOutcome::LeafRefused,
+        abi::seamcall::OPERAND_REFUSED => SeamcallOutcome::OperandRefused {
+            register: o_rax,
+            why: o_rcx,
+            detail: o_rdx,
+        },
+        other => SeamcallOutcome::Unknown(other),
     }
 }

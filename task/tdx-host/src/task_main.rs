@@ -122,6 +122,15 @@ impl Seam for KernelSeam {
                 Err(SeamError::NoSuchCpu(cpu.unwrap_or(CpuIndex(0))))
             }
             SeamcallOutcome::Denied => Err(SeamError::Kernel(KernelError(1))),
+            // The kernel's gate refused the call before the module saw it:
+            // a bug in this task's operands, reported with the outcome code.
+            SeamcallOutcome::LeafRefused => Err(SeamError::Kernel(KernelError(
+                abi::seamcall::LEAF_REFUSED as u32,
+            ))),
+            SeamcallOutcome::OperandRefused { .. } => Err(SeamError::Kernel(KernelError(
+                abi::seamcall::OPERAND_REFUSED as u32,
+            ))),
+            SeamcallOutcome::Unknown(code) => Err(SeamError::Kernel(KernelError(code as u32))),
         }
     }
 
@@ -188,15 +197,19 @@ struct DrainCost {
 /// The kernel's online-memory table (memory-authority capability).
 struct KernelMemory;
 
-// WIRING PENDING (h-mem's `kipc: online/offline memory`): until the kernel has its table,
-// hot-plugged memory is accepted here and the kernel scrubs it as before.
 impl MemoryAuthority for KernelMemory {
-    fn online_memory(&mut self, _range: PhysRange) -> Result<(), KernelError> {
-        Ok(())
+    fn online_memory(&mut self, range: PhysRange) -> Result<(), KernelError> {
+        hl::online_memory(range.base.0, range.size.0).map_err(|e| {
+            ulog!("tdx-host: the kernel refused to online {range:?}: {e:?}");
+            KernelError(5)
+        })
     }
 
-    fn offline_memory(&mut self, _range: PhysRange) -> Result<(), KernelError> {
-        Ok(())
+    fn offline_memory(&mut self, range: PhysRange) -> Result<(), KernelError> {
+        hl::offline_memory(range.base.0, range.size.0).map_err(|e| {
+            ulog!("tdx-host: the kernel refused to offline {range:?}: {e:?}");
+            KernelError(6)
+        })
     }
 }
 

@@ -200,8 +200,8 @@ fn seam_checks(s: &mut Score) {
             let o = sys_seamcall(Some(0), 0xFFFF, [0; 6]);
             check!(
                 s,
-                "seam_unknown_leaf_is_operand_invalid",
-                status(o).is_some_and(|st| st.0 == 0xC000_0100_0000_0000),
+                "seam_unknown_leaf_is_refused_by_the_gate",
+                o == SeamcallOutcome::LeafRefused,
                 "{o:?}"
             );
         }

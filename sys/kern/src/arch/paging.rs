@@ -252,6 +252,21 @@ pub fn phys_to_virt(pa: u64) -> *mut u8 {
     (PHYS_OFFSET + pa) as *mut u8
 }
 
+/// The physical address of a kernel static. The kernel image is
+/// identity-mapped (see the module doc), so it is the static's own address;
+/// anything outside the image has no such translation and is a kernel bug.
+#[must_use]
+pub fn kernel_static_phys<T>(static_ref: *const T) -> u64 {
+    // Safety: linker-script symbols; only their addresses are taken.
+    let (start, end) = unsafe { (sym(&__kernel_start), sym(&__kernel_end)) };
+    let va = static_ref as u64;
+    assert!(
+        (start..end).contains(&va),
+        "kernel_static_phys: {va:#x} is not in the kernel image"
+    );
+    va
+}
+
 /// Table pages used so far, for the boot report.
 #[must_use]
 pub fn pool_pages_used() -> usize {

@@ -1,0 +1,153 @@
+//! TD memory as the kernel defines it, and the table of online hot-plug
+//! memory.
+//!
+//! Pattern: the kernel is the gatekeeper of physical memory, not its
+//! allocator. tdx-host (the memory authority) decides which frames go
+//! where; the kernel only refuses to scrub, hand to the TDX module as
+//! PAMT, or name as a PHYMEM page operand anything that is not **TD
+//! memory**: RAM the platform record found at boot, plus ranges onlined
+//! inside the firmware's hot-plug window, minus
+//! 1. the first MiB (firmware data, the AP start-up trampoline),
+//! 2. the kernel image (which holds every page table, kernel stack and
+//!    kernel static, the emulated module's state included),
+//! 3. the span of every task's memory.
+//!
+//! The decision itself is `kerncore::tdmem` (host-tested against a model);
+//! this file only gathers the facts.
+//!
+//! Invariants: the online table changes only through kernel IPC from a
+//! task with MEMORY_AUTHORITY, which runs on the boot CPU only (tasks run
+//! nowhere else), so the table needs no lock; it is read on the boot CPU
+//! too (scrub and the SEAMCALL gate check before a call leaves for another
+//! CPU).
+
+use core::cell::UnsafeCell;
+
+use abi::kipc::KipcError;
+use kerncore::tdmem::{check_td_memory, NotTdMemory, OnlineError, OnlineTable, PhysRange};
+
+use crate::arch::paging::PAGE_SIZE;
+use crate::startup::TASK_DESCS;
+
+/// How many hot-plug ranges may be online at once.
+pub const MAX_ONLINE: usize = 16;
+/// The first MiB, never TD memory.
+const LOW_MEMORY: PhysRange = PhysRange::new(0, 1 << 20);
+
+struct Table(UnsafeCell<OnlineTable<MAX_ONLINE>>);
+// Safety: used only from the boot CPU (see the module doc).
+unsafe impl Sync for Table {}
+static ONLINE: Table = Table(UnsafeCell::new(OnlineTable::new()));
+
+fn online_table() -> &'static mut OnlineTable<MAX_ONLINE> {
+    // Safety: only the boot CPU calls this, and no caller keeps the
+    // reference across another call (see the module doc).
+    unsafe { &mut *ONLINE.0.get() }
+}
+
+/// The physical ranges the loaded image occupies: the kernel (with every
+/// page table, stack and static), and the span of task memory (every
+/// region and stack guard page of every task).
+#[must_use]
+pub fn image_ranges() -> [PhysRange; 2] {
+    extern "C" {
+        static __kernel_start: u8;
+        static __kernel_end: u8;
+    }
+    // Linker symbols; only their addresses are taken.
+    let (ks, ke) = (
+        &raw const __kernel_start as u64,
+        &raw const __kernel_end as u64,
+    );
+    let mut lo = u64::MAX;
+    let mut hi = 0;
+    for d in &TASK_DESCS {
+        for r in d.regions {
+            lo = lo.min(r.base);
+            hi = hi.max(r.base + r.size);
+        }
+        lo = lo.min(d.stack_base - PAGE_SIZE);
+    }
+    [
+        PhysRange::new(ks, ke - ks),
+        PhysRange::new(lo.min(hi), hi.saturating_sub(lo)),
+    ]
+}
+
+/// RAM found at boot plus online ranges; returns how many were filled.
+fn included(out: &mut [PhysRange; abi::platform::MAX_RAM_RANGES + MAX_ONLINE]) -> usize {
+    let mut n = 0;
+    let ram = crate::discovery::record()
+        .ram()
+        .iter()
+        .map(|r| PhysRange::new(r.base, r.size));
+    for r in ram.chain(online_table().ranges().iter().copied()) {
+        if n < out.len() {
+            out[n] = r;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Whether `[base, base+len)` is TD memory, with the reason if not.
+///
+/// # Errors
+/// `BadRange` (empty or wrapping), `LowMemory`, `KernelMemory`,
+/// `TaskMemory`, or `NotRam` (MMIO, firmware hole, absent memory, hot-plug
+/// memory not online).
+pub fn check(base: u64, len: u64) -> Result<(), KipcError> {
+    let [kernel, tasks] = image_ranges();
+    let excluded = [LOW_MEMORY, kernel, tasks];
+    let mut inc = [PhysRange::default(); abi::platform::MAX_RAM_RANGES + MAX_ONLINE];
+    let n = included(&mut inc);
+    check_td_memory(PhysRange::new(base, len), &inc[..n], &excluded).map_err(|e| match e {
+        NotTdMemory::Malformed => KipcError::BadRange,
+        NotTdMemory::Excluded { index: 0 } => KipcError::LowMemory,
+        NotTdMemory::Excluded { index: 1 } => KipcError::KernelMemory,
+        NotTdMemory::Excluded { .. } => KipcError::TaskMemory,
+        NotTdMemory::NotRam => KipcError::NotRam,
+    })
+}
+
+fn online_error(e: OnlineError) -> KipcError {
+    match e {
+        OnlineError::Misaligned => KipcError::Misaligned,
+        OnlineError::Malformed => KipcError::BadRange,
+        OnlineError::OutsideHotplugWindow => KipcError::OutsideHotplugWindow,
+        OnlineError::OverlapsBootRam => KipcError::OverlapsBootRam,
+        OnlineError::OverlapsOnline => KipcError::OverlapsOnline,
+        OnlineError::NotOnline => KipcError::NotOnline,
+        OnlineError::TableFull => KipcError::TableFull,
+    }
+}
+
+/// Records `[base, base+len)` as online hot-plug memory.
+///
+/// # Errors
+/// The rule it breaks (see `abi::kipc::Kipcnum::OnlineMemory`).
+pub fn online(base: u64, len: u64) -> Result<(), KipcError> {
+    let record = crate::discovery::record();
+    let window = record.hotplug.map(|h| PhysRange::new(h.base, h.size));
+    let mut ram = [PhysRange::default(); abi::platform::MAX_RAM_RANGES];
+    for (slot, r) in ram.iter_mut().zip(record.ram()) {
+        *slot = PhysRange::new(r.base, r.size);
+    }
+    online_table()
+        .online(
+            PhysRange::new(base, len),
+            window,
+            &ram[..record.ram().len()],
+        )
+        .map_err(online_error)
+}
+
+/// Forgets the online range exactly equal to `[base, base+len)`.
+///
+/// # Errors
+/// `NotOnline` if there is none.
+pub fn offline(base: u64, len: u64) -> Result<(), KipcError> {
+    online_table()
+        .offline(PhysRange::new(base, len))
+        .map_err(online_error)
+}

@@ -1,0 +1,489 @@
+//! rogue-authority: a compromised tdx-host. The manifest gives it what
+//! tdx-host has (`platform`, `seamcall`, `memory-authority`); it uses them
+//! to aim the TDX module and the kernel's scrub at memory that is not its
+//! own and not TD memory: the kernel image, another task (gate-canary),
+//! MMIO (local APIC, IOAPIC), absent memory and firmware memory.
+//!
+//! Every attack must be refused by the kernel (the SEAMCALL gate, scrub,
+//! the online table) with its specific outcome, before the module sees
+//! it; afterwards gate-canary's page and this task's own read-only page
+//! must still hold their patterns, and the real tdx-host must still be
+//! Ready. Positive controls (a SYS.INFO into its own buffers, an RDMD and
+//! a TDH.SYS.CONFIG naming TD memory) show the gate passes what it should.
+
+#![no_std]
+#![no_main]
+
+use abi::kipc::KipcError;
+use abi::seamcall::refusal;
+use tdx_abi::{Leaf, TdmrInfo};
+use tdx_host_api::{ModuleState, TdxHost};
+use test_api::check;
+use test_api::score::Score;
+use userlib::hl::{self, KipcFailure};
+use userlib::{sys_get_timer, sys_refresh_task_id, sys_seamcall, sys_send, SeamcallOutcome};
+
+include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
+
+use task_gen::notifications::TIMER_MASK;
+use task_gen::slots::{GATE_CANARY, REFEREE, TDX_HOST};
+
+const KERNEL: u64 = 0x10_0000;
+const LAPIC: u64 = 0xfee0_0000;
+const IOAPIC: u64 = 0xfec0_0000;
+/// Inside the kernel's direct map (64 GiB), far above this image's RAM.
+const ABSENT: u64 = 48 << 30;
+/// Beyond everything.
+const FAR_ABSENT: u64 = 1 << 40;
+/// Inside the first MiB (firmware data; the AP trampoline lives at 0x8000).
+const LOW: u64 = 0x9000;
+const PAGE: u64 = 4096;
+
+const RCX: u64 = 1;
+const RDX: u64 = 2;
+const R8: u64 = 3;
+
+/// This task's own output buffers, in its writable RAM.
+#[repr(C, align(4096))]
+struct Buffers {
+    rdall: [u8; 4096],
+    info: [u8; 1024],
+    cmr: [u8; 512],
+    array: [u64; 64],
+    tdmr: [u8; 512],
+}
+
+static mut BUFS: Buffers = Buffers {
+    rdall: [0; 4096],
+    info: [0; 1024],
+    cmr: [0; 512],
+    array: [0; 64],
+    tdmr: [0; 512],
+};
+
+/// A page of this task's read-only memory, which the module must not write.
+#[repr(C, align(4096))]
+struct RoPage([u8; 4096]);
+static RO_PAGE: RoPage = RoPage([0x5a; 4096]);
+
+fn ro_intact() -> bool {
+    let p = RO_PAGE.0.as_ptr();
+    // Safety: reads of this task's own static; volatile so the compiler
+    // cannot fold them to the initializer.
+    (0..4096).all(|i| unsafe { core::ptr::read_volatile(p.add(i)) } == 0x5a)
+}
+
+fn bufs() -> *mut Buffers {
+    core::ptr::addr_of_mut!(BUFS)
+}
+
+fn info_pa() -> u64 {
+    // Safety: only the address is taken.
+    unsafe { core::ptr::addr_of!((*bufs()).info) as u64 }
+}
+fn cmr_pa() -> u64 {
+    // Safety: only the address is taken.
+    unsafe { core::ptr::addr_of!((*bufs()).cmr) as u64 }
+}
+fn rdall_pa() -> u64 {
+    // Safety: only the address is taken.
+    unsafe { core::ptr::addr_of!((*bufs()).rdall) as u64 }
+}
+fn array_pa() -> u64 {
+    // Safety: only the address is taken.
+    unsafe { core::ptr::addr_of!((*bufs()).array) as u64 }
+}
+fn tdmr_pa() -> u64 {
+    // Safety: only the address is taken.
+    unsafe { core::ptr::addr_of!((*bufs()).tdmr) as u64 }
+}
+
+fn seam(leaf: u64, regs: [u64; 6]) -> SeamcallOutcome {
+    sys_seamcall(Some(0), leaf, regs)
+}
+
+fn sys_info(info: u64, cmr: u64) -> SeamcallOutcome {
+    seam(Leaf::SysInfo as u64, [info, 1024, cmr, 32, 0, 0])
+}
+
+fn rdall(buf: u64) -> SeamcallOutcome {
+    seam(Leaf::SysRdall as u64, [0, buf, 0, 0, 0, 0])
+}
+
+fn rdmd(page: u64) -> SeamcallOutcome {
+    seam(Leaf::PhymemPageRdmd as u64, [page, 0, 0, 0, 0, 0])
+}
+
+/// TDH.SYS.CONFIG with one TDMR_INFO (in this task's memory unless
+/// `entry` names another place) whose 4K PAMT is `pamt`.
+fn config(array: u64, entry: Option<u64>, tdmr: TdmrInfo) -> SeamcallOutcome {
+    let bytes = tdmr.to_bytes();
+    // Safety: this task's own buffers; nothing else holds a reference.
+    unsafe {
+        let b = &mut *bufs();
+        b.tdmr[..bytes.len()].copy_from_slice(&bytes);
+        b.array[0] = entry.unwrap_or_else(tdmr_pa);
+    }
+    seam(Leaf::SysConfig as u64, [array, 1, 65, 0, 0, 0])
+}
+
+fn tdmr_with_pamt(pamt: u64) -> TdmrInfo {
+    let mut t = TdmrInfo::new(0, 1 << 30);
+    t.pamt_4k_base = pamt;
+    t.pamt_4k_size = PAGE;
+    t
+}
+
+fn refused(o: SeamcallOutcome, register: u64, why: u64) -> bool {
+    matches!(o, SeamcallOutcome::OperandRefused { register: r, why: w, .. } if r == register && w == why)
+}
+
+fn not_td(o: SeamcallOutcome, register: u64, what: KipcError) -> bool {
+    o == SeamcallOutcome::OperandRefused {
+        register,
+        why: refusal::NOT_TD_MEMORY,
+        detail: what as u64,
+    }
+}
+
+fn kerr<T>(r: Result<T, KipcFailure>, e: KipcError) -> bool {
+    matches!(r, Err(KipcFailure::Kernel(k)) if k == e)
+}
+
+fn canary_where() -> Option<(u64, u64)> {
+    let mut r = [0u8; 16];
+    let id = sys_refresh_task_id(GATE_CANARY);
+    let (code, n) = sys_send(id, 1, &[], &mut r, &[]);
+    (code == 0 && n == 16).then(|| (test_api::word64(&r, 0), test_api::word64(&r, 1)))
+}
+
+fn canary_intact() -> bool {
+    let mut r = [0u8; 8];
+    let id = sys_refresh_task_id(GATE_CANARY);
+    let (code, n) = sys_send(id, 2, &[], &mut r, &[]);
+    code == 0 && n == 8 && test_api::word64(&r, 0) == 1
+}
+
+fn wait_ready(host: &TdxHost) -> bool {
+    let start = sys_get_timer().now;
+    while sys_get_timer().now - start < 60_000 {
+        if let Ok(s) = host.status() {
+            match s.state() {
+                Some(ModuleState::Ready) => return true,
+                Some(ModuleState::Failed | ModuleState::Unavailable) => return false,
+                _ => {}
+            }
+        }
+        hl::sleep_for(20, TIMER_MASK);
+    }
+    false
+}
+
+/// A page of boot RAM that is TD memory: inside a RAM range, above 1 MiB,
+/// outside the image.
+fn td_page(p: &abi::platform::PlatformRecord) -> Option<u64> {
+    let image_end = p.image().iter().map(|r| r.base + r.size).max()?;
+    let candidate = (image_end.next_multiple_of(2 << 20)) + (64 << 20);
+    p.ram()
+        .iter()
+        .any(|r| r.base <= candidate && candidate + PAGE <= r.base + r.size)
+        .then_some(candidate)
+}
+
+/// The first page that is not RAM after the RAM range holding 1 MiB: a
+/// firmware hole or reserved range below 4 GiB.
+fn hole_page(p: &abi::platform::PlatformRecord) -> Option<u64> {
+    let r = p
+        .ram()
+        .iter()
+        .find(|r| r.base <= (1 << 20) && (1 << 20) < r.base + r.size)?;
+    let end = (r.base + r.size).next_multiple_of(PAGE);
+    let is_ram = p
+        .ram()
+        .iter()
+        .any(|x| x.base < end + PAGE && end < x.base + x.size);
+    (!is_ram && end < (4 << 30)).then_some(end)
+}
+
+#[unsafe(no_mangle)]
+pub fn main() -> ! {
+    let mut s = Score::default();
+    let host = TdxHost::from_index(TDX_HOST);
+    let ready = wait_ready(&host);
+    check!(
+        s,
+        "rogue_sees_tdx_host_ready",
+        ready,
+        "tdx-host never became Ready"
+    );
+    let platform = hl::read_platform();
+    let (canary, _) = canary_where().unwrap_or((0, 0));
+    check!(
+        s,
+        "rogue_has_its_targets",
+        platform.is_ok() && canary != 0,
+        "platform record {:?}, canary at {canary:#x}",
+        platform.as_ref().err()
+    );
+    let Ok(platform) = platform else {
+        test_adversary::report_done(REFEREE, &s);
+        test_adversary::park()
+    };
+    let ro = RO_PAGE.0.as_ptr() as u64;
+
+    // Positive control: the module writes into this task's own buffers.
+    let o = sys_info(info_pa(), cmr_pa());
+    // Safety: this task's own buffer, written by the module through the
+    // kernel; read volatile.
+    let vendor =
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*bufs()).info[4]).cast::<u32>()) };
+    check!(
+        s,
+        "seamcall_buffer_in_own_memory_allowed",
+        matches!(o, SeamcallOutcome::Returned { rax: 0, .. }) && vendor == 0x8086,
+        "SYS.INFO into this task's buffers: {o:?}, vendor {vendor:#x}"
+    );
+
+    // Output buffers and TDH.SYS.CONFIG's PA array / TDMR_INFO, aimed at
+    // `target`: all must be refused as not the caller's memory.
+    let buffer_attack = |target: u64| -> [(bool, SeamcallOutcome); 5] {
+        let a = sys_info(target, cmr_pa());
+        let b = sys_info(info_pa(), target);
+        let c = rdall(target);
+        let d = config(target, None, tdmr_with_pamt(0));
+        let e = config(array_pa(), Some(target), tdmr_with_pamt(0));
+        let nc = refusal::NOT_CALLER_MEMORY;
+        [
+            (refused(a, RCX, nc), a),
+            (refused(b, R8, nc), b),
+            (refused(c, RDX, nc), c),
+            (refused(d, RCX, nc), d),
+            (refused(e, RCX, nc), e),
+        ]
+    };
+    let mut run = |name: &str, target: u64, s: &mut Score| {
+        let r = buffer_attack(target);
+        let bad = r.iter().find(|(ok, _)| !ok).map(|(_, o)| *o);
+        check!(
+            s,
+            name,
+            bad.is_none() && canary_intact(),
+            "at {target:#x}: {bad:?}, canary intact {}",
+            canary_intact()
+        );
+    };
+    run("seamcall_buffer_at_kernel_refused", KERNEL, &mut s);
+    run("seamcall_buffer_at_other_task_refused", canary, &mut s);
+    run("seamcall_buffer_at_mmio_refused", LAPIC, &mut s);
+    run("seamcall_buffer_at_ioapic_refused", IOAPIC, &mut s);
+    run("seamcall_buffer_at_absent_memory_refused", ABSENT, &mut s);
+
+    let a = sys_info(ro, cmr_pa());
+    let b = rdall(ro);
+    check!(
+        s,
+        "seamcall_buffer_in_own_rodata_refused",
+        refused(a, RCX, refusal::NOT_WRITABLE)
+            && refused(b, RDX, refusal::NOT_WRITABLE)
+            && ro_intact(),
+        "{a:?} {b:?}, read-only page intact {}",
+        ro_intact()
+    );
+
+    // PAMTs inside a crafted TDMR_INFO: refused by the gate before the
+    // module sees the TDH.SYS.CONFIG.
+    let pamt = |target: u64, what: KipcError| {
+        let o = config(array_pa(), None, tdmr_with_pamt(target));
+        (not_td(o, RCX, what), o)
+    };
+    for (name, target, what) in [
+        (
+            "seamcall_pamt_at_kernel_refused",
+            KERNEL,
+            KipcError::KernelMemory,
+        ),
+        (
+            "seamcall_pamt_at_other_task_refused",
+            canary,
+            KipcError::TaskMemory,
+        ),
+        ("seamcall_pamt_at_mmio_refused", LAPIC, KipcError::NotRam),
+        (
+            "seamcall_pamt_at_absent_memory_refused",
+            ABSENT,
+            KipcError::NotRam,
+        ),
+        (
+            "seamcall_pamt_in_first_mib_refused",
+            LOW,
+            KipcError::LowMemory,
+        ),
+    ] {
+        let (ok, o) = pamt(target, what);
+        check!(s, name, ok && canary_intact(), "PAMT at {target:#x}: {o:?}");
+    }
+    // The same TDH.SYS.CONFIG with its PAMT in TD memory does reach the
+    // module, which refuses it only because tdx-host configured it already.
+    let td = td_page(&platform).unwrap_or(0);
+    let o = config(array_pa(), None, tdmr_with_pamt(td));
+    check!(
+        s,
+        "seamcall_config_with_td_memory_pamt_reaches_module",
+        td != 0 && matches!(o, SeamcallOutcome::Returned { rax, .. } if rax != 0),
+        "PAMT at {td:#x}: {o:?}"
+    );
+
+    // Page operands of PHYMEM leaves.
+    let pages = [
+        (KERNEL, KipcError::KernelMemory),
+        (canary, KipcError::TaskMemory),
+        (ro, KipcError::TaskMemory),
+        (LAPIC, KipcError::NotRam),
+        (ABSENT, KipcError::NotRam),
+        (FAR_ABSENT, KipcError::NotRam),
+        (LOW, KipcError::LowMemory),
+    ];
+    let bad = pages
+        .iter()
+        .map(|&(pa, what)| (pa, rdmd(pa), what))
+        .find(|&(_, o, what)| !not_td(o, RCX, what));
+    let control = rdmd(td);
+    check!(
+        s,
+        "seamcall_page_operand_refused",
+        bad.is_none() && matches!(control, SeamcallOutcome::Returned { .. }),
+        "RDMD: first wrong answer {bad:?}; at TD memory {td:#x}: {control:?}"
+    );
+
+    let leaves = [
+        0xFFFF,
+        Leaf::MngCreate as u64,
+        Leaf::PhymemPageReclaim as u64,
+        Leaf::PhymemPageWbinvd as u64,
+        Leaf::SysShutdown as u64,
+        Leaf::SysRd as u64 | 1 << 16,
+        Leaf::SysRd as u64 | 1 << 40,
+    ];
+    let bad = leaves
+        .iter()
+        .map(|&l| (l, seam(l, [0; 6])))
+        .find(|(_, o)| *o != SeamcallOutcome::LeafRefused);
+    check!(
+        s,
+        "seamcall_unknown_leaf_refused",
+        bad.is_none(),
+        "leaf word {bad:?} was not refused by the gate"
+    );
+
+    // Scrub.
+    check!(
+        s,
+        "scrub_of_mmio_refused",
+        kerr(hl::scrub(LAPIC, PAGE), KipcError::NotRam)
+            && kerr(hl::scrub(IOAPIC, PAGE), KipcError::NotRam),
+        "LAPIC {:?}, IOAPIC {:?}",
+        hl::scrub(LAPIC, PAGE),
+        hl::scrub(IOAPIC, PAGE)
+    );
+    check!(
+        s,
+        "scrub_of_kernel_refused",
+        kerr(hl::scrub(KERNEL, PAGE), KipcError::KernelMemory),
+        "{:?}",
+        hl::scrub(KERNEL, PAGE)
+    );
+    check!(
+        s,
+        "scrub_of_task_refused",
+        kerr(hl::scrub(canary, PAGE), KipcError::TaskMemory)
+            && kerr(hl::scrub(ro, PAGE), KipcError::TaskMemory)
+            && canary_intact()
+            && ro_intact(),
+        "canary {:?}, own page {:?}",
+        hl::scrub(canary, PAGE),
+        hl::scrub(ro, PAGE)
+    );
+    check!(
+        s,
+        "scrub_of_absent_memory_refused",
+        kerr(hl::scrub(ABSENT, PAGE), KipcError::NotRam)
+            && kerr(hl::scrub(FAR_ABSENT, PAGE), KipcError::NotRam),
+        "{:?} {:?}",
+        hl::scrub(ABSENT, PAGE),
+        hl::scrub(FAR_ABSENT, PAGE)
+    );
+    let hole = hole_page(&platform);
+    check!(
+        s,
+        "scrub_of_firmware_memory_refused",
+        kerr(hl::scrub(LOW, PAGE), KipcError::LowMemory)
+            && hole.is_some_and(|h| kerr(hl::scrub(h, PAGE), KipcError::NotRam)),
+        "first MiB {:?}, hole {hole:?}: {:?}",
+        hl::scrub(LOW, PAGE),
+        hole.map(|h| hl::scrub(h, PAGE))
+    );
+    check!(
+        s,
+        "scrub_misaligned_refused",
+        kerr(hl::scrub(td + 8, PAGE), KipcError::Misaligned),
+        "{:?}",
+        hl::scrub(td + 8, PAGE)
+    );
+
+    // Online.
+    let window = platform.hotplug;
+    let outside = [LAPIC, IOAPIC, ABSENT, FAR_ABSENT];
+    let bad = outside
+        .iter()
+        .map(|&b| (b, hl::online_memory(b, PAGE)))
+        .find(|(_, r)| !kerr(*r, KipcError::OutsideHotplugWindow));
+    check!(
+        s,
+        "online_memory_outside_window_refused",
+        bad.is_none(),
+        "online of {bad:?} (window {window:?})"
+    );
+    let r = hl::online_memory(td, PAGE);
+    check!(
+        s,
+        "online_memory_of_boot_ram_refused",
+        kerr(r, KipcError::OverlapsBootRam),
+        "online of boot RAM {td:#x}: {r:?}"
+    );
+    if let Some(w) = window {
+        let b = w.base.next_multiple_of(PAGE);
+        let before = hl::scrub(b, PAGE);
+        let first = hl::online_memory(b, PAGE);
+        let again = hl::online_memory(b, 2 * PAGE);
+        let misaligned = hl::online_memory(b + 8, PAGE);
+        let partial = hl::offline_memory(b, 2 * PAGE);
+        let off = hl::offline_memory(b, PAGE);
+        let off_again = hl::offline_memory(b, PAGE);
+        check!(
+            s,
+            "online_memory_rules_hold",
+            kerr(before, KipcError::NotRam)
+                && first.is_ok()
+                && kerr(again, KipcError::OverlapsOnline)
+                && kerr(misaligned, KipcError::Misaligned)
+                && kerr(partial, KipcError::NotOnline)
+                && off.is_ok()
+                && kerr(off_again, KipcError::NotOnline),
+            "scrub before {before:?}, online {first:?}, overlap {again:?}, misaligned {misaligned:?}, partial offline {partial:?}, offline {off:?}, again {off_again:?}"
+        );
+    }
+
+    // The victims and the real memory authority are unharmed.
+    let still = host.status().ok().and_then(|st| st.state());
+    check!(
+        s,
+        "tdx_host_serves_after_gate_attacks",
+        still == Some(ModuleState::Ready) && canary_intact() && ro_intact(),
+        "tdx-host {still:?}, canary intact {}, own page intact {}",
+        canary_intact(),
+        ro_intact()
+    );
+
+    test_adversary::report_done(REFEREE, &s);
+    test_adversary::park()
+}
