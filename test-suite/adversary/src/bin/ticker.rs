@@ -22,6 +22,8 @@ const GAPS: usize = 64;
 struct Seen {
     worst_late: u64,
     worst_gap: u64,
+    /// Ticks at the two ends of the worst gap.
+    worst_gap_ticks: (u64, u64),
     wakes: u64,
     gaps: [u64; GAPS],
 }
@@ -31,6 +33,7 @@ impl Seen {
         Seen {
             worst_late: 0,
             worst_gap: 0,
+            worst_gap_ticks: (0, 0),
             wakes: 0,
             gaps: [0; GAPS],
         }
@@ -51,6 +54,7 @@ pub fn main() -> ! {
     let mut deadline = sys_get_timer().now + 1;
     sys_set_timer(Some(deadline), TIMER_MASK);
     let mut last = test_api::measure::tsc();
+    let mut last_tick = sys_get_timer().now;
     let mut buf = [0u8; 8];
     loop {
         let m = sys_recv_open(&mut buf, TIMER_MASK);
@@ -63,7 +67,11 @@ pub fn main() -> ! {
             let gap = tsc - last;
             last = tsc;
             seen.worst_late = seen.worst_late.max(now - deadline);
-            seen.worst_gap = seen.worst_gap.max(gap);
+            if gap > seen.worst_gap {
+                seen.worst_gap = gap;
+                seen.worst_gap_ticks = (last_tick, now);
+            }
+            last_tick = now;
             seen.gaps[(seen.wakes as usize) % GAPS] = gap;
             seen.wakes += 1;
             deadline = now + 1;
@@ -74,9 +82,15 @@ pub fn main() -> ! {
             START => {
                 seen = Seen::new();
                 last = test_api::measure::tsc();
+                last_tick = sys_get_timer().now;
                 sys_reply(m.sender, 0, &[]);
             }
             REPORT => {
+                userlib::ulog!(
+                    "ticker: worst gap from tick {} to tick {}",
+                    seen.worst_gap_ticks.0,
+                    seen.worst_gap_ticks.1
+                );
                 let mut out = [0u8; 32];
                 let words = [seen.worst_late, seen.worst_gap, seen.wakes, seen.tick_tsc()];
                 for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
