@@ -86,6 +86,13 @@ fn render(c: &KernelConfig) -> String {
         let rights: Vec<String> = t.rights.iter().map(|r| format!("{r:#x}")).collect();
         let _ = writeln!(s, "        rights: [{}],", rights.join(", "));
         let _ = writeln!(s, "        capabilities: {:#x},", t.capabilities);
+        let _ = writeln!(s, "        send_to: {:#x},", t.send_to);
+        let posts: Vec<String> = t
+            .posts
+            .iter()
+            .map(|(i, bits)| format!("({i}, {bits:#x})"))
+            .collect();
+        let _ = writeln!(s, "        posts: &[{}],", posts.join(", "));
         let _ = writeln!(s, "    }},");
     }
     let _ = writeln!(s, "];");

@@ -17,6 +17,10 @@ struct RefereeConfig {
     /// counted as failures).
     #[serde(default)]
     may_fault: Vec<String>,
+    /// Tasks an attacker faults on purpose and restarts itself (idle): the
+    /// referee records their faults as expected and does not restart them.
+    #[serde(default)]
+    hold_faulted: Vec<String>,
     /// Milliseconds before the referee gives up on missing attackers.
     #[serde(default)]
     timeout_ms: u64,
@@ -52,6 +56,11 @@ fn main() {
         s,
         "pub const MAY_FAULT: &[u16] = &{:?};",
         indices(&env, &config.may_fault, "may-fault")
+    );
+    let _ = writeln!(
+        s,
+        "pub const HOLD_FAULTED: &[u16] = &{:?};",
+        indices(&env, &config.hold_faulted, "hold-faulted")
     );
     let _ = writeln!(
         s,

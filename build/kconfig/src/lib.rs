@@ -125,6 +125,15 @@ pub struct TaskDesc {
     pub rights: Vec<u64>,
     /// Bits from [`capability`].
     pub capabilities: u32,
+    /// IPC edges: the mask of task indices this task may SEND to (its task
+    /// slots, downhill ones included). REPLY and kernel IPC need no edge.
+    #[serde(default)]
+    pub send_to: u64,
+    /// POST edges: `(target task index, notification bits of the target
+    /// this task may post)`, one entry per target, sorted by index. A task
+    /// may always post to itself.
+    #[serde(default)]
+    pub posts: Vec<(u16, u64)>,
 }
 
 #[derive(Copy, Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

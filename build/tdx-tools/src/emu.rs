@@ -1,15 +1,15 @@
 //! Bridge to `tdx-emu`'s TDH.SYS.CONFIG validation (§6).
 //!
-//! Pattern: build an [`EmuConfig`] whose CMRs and limits come from the INPUT and whose platform
-//! shape cannot get in the way of a plan: MAX_PA 52 with 6 KeyID bits (HKID bits start at 64 TiB,
-//! so multi-TiB fixtures are addressable), no SEAMRR overlap with memory, and the global KeyID is
-//! the first private KeyID (§1.2).
+//! Pattern: build an [`EmuConfig`] whose CMRs, limits and address width come from the INPUT and
+//! whose platform shape cannot get in the way of a plan: MAX_PA = `pa_bits` + 6 KeyID bits (by
+//! default 52, so HKID bits start at 64 TiB and multi-TiB fixtures are addressable), SEAMRR in the
+//! last 32 MiB below the HKID bits, and the global KeyID is the first private KeyID (§1.2).
 
 use anyhow::{anyhow, Result};
 use tdx_abi::{CmrInfo, TdmrInfo, TdxStatus};
 use tdx_emu::EmuConfig;
 
-use crate::format::Input;
+use crate::format::{Input, EMU_KEYID_BITS};
 
 /// The emulator configuration for `input`.
 ///
@@ -27,10 +27,11 @@ pub fn emu_config(input: &Input) -> Result<EmuConfig> {
         cmrs.len()
     );
     let mut cfg = EmuConfig::new(1, 1).with_cmrs(&cmrs);
-    cfg.max_pa = 52;
-    cfg.keyids.keyid_bits = 6;
+    // The module's usable width (below the HKID bits) is the INPUT's `pa_bits`.
+    cfg.max_pa = input.pa_bits.0 + EMU_KEYID_BITS;
+    cfg.keyids.keyid_bits = EMU_KEYID_BITS;
     // SEAMRR lives in memory that is never in a CMR (§1.1); park it at the top of the PA space.
-    cfg.seamrr.base = (1u64 << 46) - (32 << 20);
+    cfg.seamrr.base = (1u64 << input.pa_bits.0) - (32 << 20);
     cfg.limits.max_tdmrs = input.limits.max_tdmrs;
     cfg.limits.max_reserved_per_tdmr = input.limits.max_reserved_per_tdmr;
     cfg.limits.pamt_4k_entry_size = input.limits.pamt_entry_size[0];

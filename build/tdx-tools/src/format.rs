@@ -131,7 +131,15 @@ pub struct InputJson {
     /// Ranges that must not hold PAMTs (kernel image etc.).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded: Vec<RangeJson>,
+    /// Usable physical-address width (MAXPHYADDR minus KeyID bits), 30..=46; default 46.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pa_bits: Option<Num>,
 }
+
+/// The default usable address width: MAXPHYADDR 52 minus 6 KeyID bits.
+pub const DEFAULT_PA_BITS: u8 = 46;
+/// KeyID bits of the emulated platform `check-config` builds (§1.1).
+pub const EMU_KEYID_BITS: u8 = 6;
 
 /// `{"offset", "size"}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +208,8 @@ pub struct Input {
     pub excluded: Vec<PhysRange>,
     /// Limits.
     pub limits: Limits,
+    /// Usable physical-address width.
+    pub pa_bits: tdx_host::PaBits,
 }
 
 impl Input {
@@ -218,7 +228,15 @@ impl Input {
                 u16_field(l.pamt_entry_size.g1, "pamt_entry_size.1g")?,
             ],
         };
+        let pa_bits = match j.pa_bits {
+            None => DEFAULT_PA_BITS,
+            Some(n) => u8::try_from(n.0)
+                .ok()
+                .filter(|b| (30..=DEFAULT_PA_BITS).contains(b))
+                .with_context(|| format!("pa_bits = {} is outside 30..={DEFAULT_PA_BITS}", n.0))?,
+        };
         Ok(Input {
+            pa_bits: tdx_host::PaBits(pa_bits),
             cmrs: j.cmrs.iter().map(range).collect(),
             memory: j.memory.iter().map(mem).collect::<Result<_>>()?,
             offline: j.offline.iter().map(mem).collect::<Result<_>>()?,
@@ -236,6 +254,7 @@ impl Input {
             offline: &self.offline,
             excluded: &self.excluded,
             limits: self.limits,
+            pa_bits: self.pa_bits,
         }
     }
 }

@@ -223,3 +223,33 @@ fn unknown_keys_and_hex_strings() {
     assert!(read_input(&tmp).is_err());
     let _ = std::fs::remove_file(&tmp);
 }
+
+/// `check-config` enforces the module's advertised MAX_RESERVED_PER_TDMR: a plan whose TDMR 0
+/// uses two reserved areas passes under the stock limit of 16 and is refused under a limit of 1
+/// with TDX_INVALID_RESERVED_IN_TDMR(TDMR 0, slot 1); the planner itself never produces such a
+/// plan for that input.
+#[test]
+fn check_config_refuses_more_reserved_areas_than_advertised() {
+    let plan = dir()
+        .join("invalid-plans")
+        .join("two-reserved-limit-1.plan.json");
+    let stock = dir().join("qemu-4g.json");
+    let limit1 = dir().join("qemu-4g-rsvd1.json");
+    let infos = plan_json_to_infos(&read_plan(&plan).unwrap()).unwrap();
+    assert_eq!(infos[0].reserved.iter().filter(|r| r.size != 0).count(), 2);
+    let (_, owned) = read_input(&stock).unwrap();
+    assert!(emu::check(&owned, &infos).unwrap().is_success());
+    assert_eq!(check_config_command(&stock, &plan).unwrap(), 0);
+    let (_, owned) = read_input(&limit1).unwrap();
+    let status = emu::check(&owned, &infos).unwrap();
+    assert_eq!(
+        (status.raw(), status.name()),
+        (0xC000_0A20_0000_0100, "TDX_INVALID_RESERVED_IN_TDMR"),
+        "got {status}"
+    );
+    assert_eq!(check_config_command(&limit1, &plan).unwrap(), 1);
+    let ours = run_planner(&owned.as_plan_input()).unwrap();
+    assert!(ours.tdmrs.iter().all(|t| t.reserved.len() <= 1));
+    let infos = plan_json_to_infos(&plan_to_json(&ours)).unwrap();
+    assert!(emu::check(&owned, &infos).unwrap().is_success());
+}

@@ -99,6 +99,7 @@ fn build(segs: &[Seg], nodes: u16, limits: Limits, exclude_low: bool) -> Input {
         offline,
         excluded,
         limits,
+        pa_bits: tdx_host::PaBits(tdx_tools::format::DEFAULT_PA_BITS),
     }
 }
 

@@ -94,7 +94,7 @@ pub fn render_task_consts(env: &TaskEnv) -> String {
     let _ = writeln!(out, "    pub const TASK_NAMES: &[&str] = &{:?};", env.tasks);
     let _ = writeln!(
         out,
-        "    /// Every task's index, for kernel IPC and diagnostics (IPC edges are\n    /// the task slots, which the build checks point uphill).\n    pub mod tasks {{"
+        "    /// Every task's index, for kernel IPC and diagnostics (SEND edges are\n    /// the task slots; the kernel refuses any other).\n    pub mod tasks {{"
     );
     for (i, name) in env.tasks.iter().enumerate() {
         let _ = writeln!(

@@ -209,6 +209,7 @@ fn describe_task(
     l: &Layout,
     elf: &elf::Elf,
     rights: Vec<u64>,
+    edges: Edges,
 ) -> Result<TaskDesc> {
     let text_end = l.text_base + l.text_size;
     let mut rx_end = l.text_base;
@@ -272,7 +273,44 @@ fn describe_task(
             .iter()
             .filter_map(|c| manifest::capability_bit(c))
             .fold(0, |a, b| a | b),
+        send_to: edges.send_to,
+        posts: edges.posts,
     })
+}
+
+/// A task's IPC edges in the kernel's terms.
+struct Edges {
+    send_to: u64,
+    posts: Vec<(u16, u64)>,
+}
+
+/// The SEND mask (task slots of both kinds) and POST masks (per target,
+/// the bits of the named notifications) of task `t`; validated names.
+fn ipc_edges(m: &Manifest, t: &TaskSettings) -> Edges {
+    let index_of = |name: &str| {
+        m.parsed_tasks
+            .iter()
+            .position(|(n, _)| n == name)
+            .expect("validated")
+    };
+    let send_to = t
+        .slots()
+        .iter()
+        .fold(0u64, |mask, (_, target)| mask | 1 << index_of(target));
+    let mut posts: Vec<(u16, u64)> = t
+        .posts
+        .iter()
+        .map(|(target, notes)| {
+            let j = index_of(target);
+            let declared = &m.parsed_tasks[j].1.notifications;
+            let bits = notes.iter().fold(0u64, |bits, note| {
+                bits | 1 << declared.iter().position(|n| n == note).expect("validated")
+            });
+            (j as u16, bits)
+        })
+        .collect();
+    posts.sort_unstable();
+    Edges { send_to, posts }
 }
 
 fn rights_masks(m: &Manifest, t: &TaskSettings) -> Vec<u64> {
@@ -324,7 +362,14 @@ pub fn dist(path: &Path) -> Result<Image> {
         let out = dir.join(format!("{name}.elf"));
         std::fs::copy(&built, &out)?;
         let parsed = elf::read(&std::fs::read(&out)?).with_context(|| format!("task `{name}`"))?;
-        descs.push(describe_task(name, t, l, &parsed, rights_masks(&m, t))?);
+        descs.push(describe_task(
+            name,
+            t,
+            l,
+            &parsed,
+            rights_masks(&m, t),
+            ipc_edges(&m, t),
+        )?);
         for (irq, note) in &t.interrupts {
             let bit = t
                 .notifications
@@ -438,8 +483,47 @@ pub fn dist(path: &Path) -> Result<Image> {
 mod tests {
     use std::path::Path;
 
-    use super::{layout, linker_script};
+    use super::{ipc_edges, layout, linker_script};
     use crate::manifest::parse;
+
+    #[test]
+    fn edges_compile_to_kernel_masks() {
+        let m = parse(
+            r#"
+name = "t"
+[tasks.sup]
+crate = "a"
+priority = 0
+memory = { text = 0x1000, ram = 0x1000 }
+notifications = ["fault", "timer"]
+[tasks.server]
+crate = "a"
+priority = 1
+memory = { text = 0x1000, ram = 0x1000 }
+notifications = ["a", "b", "c"]
+downhill-slots = ["client"]
+[tasks.client]
+crate = "a"
+priority = 2
+memory = { text = 0x1000, ram = 0x1000 }
+task-slots = ["server", { boss = "sup" }]
+posts = { "server" = ["c", "a"], "sup" = ["timer"] }
+[tasks.idle]
+crate = "b"
+priority = 9
+memory = { text = 0x1000, ram = 0x1000 }
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let client = ipc_edges(&m, &m.parsed_tasks[2].1);
+        assert_eq!(client.send_to, 0b011);
+        assert_eq!(client.posts, [(0, 0b10), (1, 0b101)]);
+        let server = ipc_edges(&m, &m.parsed_tasks[1].1);
+        assert_eq!((server.send_to, server.posts.len()), (0b100, 0));
+        let idle = ipc_edges(&m, &m.parsed_tasks[3].1);
+        assert_eq!((idle.send_to, idle.posts.len()), (0, 0));
+    }
 
     #[test]
     fn layout_puts_a_guard_page_below_each_stack() {

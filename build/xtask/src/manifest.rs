@@ -5,8 +5,13 @@
 //! file, the line, and the closest known key. After parsing, [`validate`]
 //! enforces the system's structural rules: the supervisor is task 0 at
 //! priority 0 and nothing else is; `idle` is strictly least important;
-//! every task slot points uphill (IPC goes to more important tasks only);
-//! every right names a real task; and names, ports and IRQs are sane.
+//! every task slot points uphill (IPC goes to more important tasks only),
+//! except the ones an image declares as `downhill-slots`; every right and
+//! every `posts` edge names a real task (and real notifications of it);
+//! and names, ports and IRQs are sane.
+//!
+//! The task slots (both kinds) are a task's SEND edges and `posts` its
+//! POST edges: the kernel refuses IPC along any other edge.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -141,9 +146,21 @@ pub struct TaskSettings {
     pub stack_size: u64,
     #[serde(default = "default_true")]
     pub start: bool,
-    /// Tasks this one sends to: `"name"` or `{ slot = "task" }`.
+    /// Tasks this one sends to: `"name"` or `{ slot = "task" }`. Each must
+    /// be strictly more important than this task.
     #[serde(default)]
     pub task_slots: Vec<SlotSpec>,
+    /// Task slots exempt from the uphill rule, to tasks as or less
+    /// important than this one. Each is a deadlock hazard the image
+    /// accepts (a cycle of SENDs blocks forever); test images use them for
+    /// servers that call their own clients back.
+    #[serde(default)]
+    pub downhill_slots: Vec<SlotSpec>,
+    /// POST edges: target task → names of the target's notifications this
+    /// task may post, e.g. `posts = { "tdx-host" = ["wake"] }`. Posting to
+    /// oneself needs no edge.
+    #[serde(default)]
+    pub posts: BTreeMap<String, Vec<String>>,
     /// Notification names; bit i is the i-th name.
     #[serde(default)]
     pub notifications: Vec<String>,
@@ -229,10 +246,16 @@ impl TaskSettings {
         self.binary.as_deref().unwrap_or(&self.crate_name)
     }
 
-    /// `(slot name, target task)` pairs.
+    /// `(slot name, target task)` pairs of both kinds of slot.
     pub fn slots(&self) -> Vec<(String, String)> {
+        let mut out = Self::resolve(&self.task_slots);
+        out.extend(Self::resolve(&self.downhill_slots));
+        out
+    }
+
+    fn resolve(specs: &[SlotSpec]) -> Vec<(String, String)> {
         let mut out = vec![];
-        for s in &self.task_slots {
+        for s in specs {
             match s {
                 SlotSpec::Same(t) => out.push((t.clone(), t.clone())),
                 SlotSpec::Renamed(m) => {
@@ -329,6 +352,9 @@ fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
 
 /// The structural rules of an image.
 pub fn validate(m: &Manifest) -> Result<()> {
+    if let Some(tdx) = &m.kernel.tdx {
+        tdx.check()?;
+    }
     let tasks = &m.parsed_tasks;
     if tasks.is_empty() {
         bail!("the image has no tasks");
@@ -395,19 +421,57 @@ pub fn validate(m: &Manifest) -> Result<()> {
         }
     }
     for (name, t) in tasks {
+        let mut seen_slots = std::collections::BTreeSet::new();
         for (slot, target) in t.slots() {
-            let Some(j) = index_of(&target) else {
+            if index_of(&target).is_none() {
                 bail!(
                     "task `{name}`: task slot `{slot}` names `{target}`, which is not a task{}",
                     suggest(&target, names.iter().map(|n| n.as_str()))
                 );
-            };
-            let tp = tasks[j].1.priority;
+            }
+            if !seen_slots.insert(slot.clone()) {
+                bail!("task `{name}`: task slot `{slot}` is declared twice");
+            }
+            if target == *name {
+                bail!("task `{name}`: task slot `{slot}` names the task itself; a task cannot SEND to itself");
+            }
+        }
+        for (_, target) in TaskSettings::resolve(&t.task_slots) {
+            let tp = tasks[index_of(&target).expect("checked above")].1.priority;
             if tp >= t.priority {
                 bail!(
-                    "task `{name}` (priority {}) has a task slot to `{target}` (priority {tp}): IPC must go uphill, to a strictly more important task",
+                    "task `{name}` (priority {}) has a task slot to `{target}` (priority {tp}): IPC must go uphill, to a strictly more important task (an image that needs this edge declares it in `downhill-slots`)",
                     t.priority
                 );
+            }
+        }
+        for (slot, target) in TaskSettings::resolve(&t.downhill_slots) {
+            let tp = tasks[index_of(&target).expect("checked above")].1.priority;
+            if tp < t.priority {
+                bail!(
+                    "task `{name}` (priority {}): downhill slot `{slot}` names `{target}` (priority {tp}), which is more important; list it in `task-slots`",
+                    t.priority
+                );
+            }
+        }
+        for (target, notes) in &t.posts {
+            let Some(j) = index_of(target) else {
+                bail!(
+                    "task `{name}`: `posts` names `{target}`, which is not a task{}",
+                    suggest(target, names.iter().map(|n| n.as_str()))
+                );
+            };
+            if target == name {
+                bail!("task `{name}`: `posts` names the task itself; a task may always post to itself, so remove the entry");
+            }
+            let declared = &tasks[j].1.notifications;
+            for note in notes {
+                if !declared.contains(note) {
+                    bail!(
+                        "task `{name}`: `posts` lets it post `{note}` to `{target}`, which has no such notification{}",
+                        suggest(note, declared.iter().map(|n| n.as_str()))
+                    );
+                }
             }
         }
         for (kind, list) in t.rights.by_kind() {
@@ -521,10 +585,144 @@ memory = { text = 0x1000, ram = 0x1000 }
     }
 
     #[test]
+    fn a_downhill_slot_must_be_declared_as_one() {
+        let text = GOOD.replace(
+            "[tasks.pong]\ncrate = \"task-pong\"\npriority = 1\n",
+            "[tasks.pong]\ncrate = \"task-pong\"\npriority = 1\ndownhill-slots = [\"ping\"]\n",
+        );
+        let m = parse(&text, Path::new("app.toml")).unwrap();
+        let pong = &m.parsed_tasks[2].1;
+        assert_eq!(pong.slots(), [("ping".to_string(), "ping".to_string())]);
+        let e = err(&GOOD.replace("task-slots = [\"pong\"]", "downhill-slots = [\"pong\"]"));
+        assert!(
+            e.contains("which is more important; list it in `task-slots`"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("task-slots = [\"pong\"]", "downhill-slots = [\"ping\"]"));
+        assert!(e.contains("names the task itself"), "{e}");
+    }
+
+    #[test]
+    fn post_edges_name_real_tasks_and_notifications() {
+        let with_notes = GOOD.replace(
+            "[tasks.pong]\ncrate = \"task-pong\"\n",
+            "[tasks.pong]\ncrate = \"task-pong\"\nnotifications = [\"wake\", \"timer\"]\n",
+        );
+        let ok = with_notes.replace(
+            "task-slots = [\"pong\"]",
+            "task-slots = [\"pong\"]\nposts = { pong = [\"wake\"] }",
+        );
+        let m = parse(&ok, Path::new("app.toml")).unwrap();
+        assert_eq!(m.parsed_tasks[1].1.posts["pong"], ["wake"]);
+        let e =
+            err(&with_notes.replace("task-slots = [\"pong\"]", "posts = { pnog = [\"wake\"] }"));
+        assert!(
+            e.contains("`posts` names `pnog`, which is not a task"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `pong`"), "{e}");
+        let e =
+            err(&with_notes.replace("task-slots = [\"pong\"]", "posts = { pong = [\"wkae\"] }"));
+        assert!(
+            e.contains("post `wkae` to `pong`, which has no such notification"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `wake`"), "{e}");
+        let e = err(&with_notes.replace("task-slots = [\"pong\"]", "posts = { ping = [] }"));
+        assert!(e.contains("names the task itself"), "{e}");
+    }
+
+    #[test]
     fn a_right_naming_a_missing_task_is_refused() {
         let e = err(&GOOD.replace("restart = [\"*\"]", "restart = [\"pnog\"]"));
         assert!(e.contains("`pnog`, which is not a task"), "{e}");
         assert!(e.contains("did you mean `pong`"), "{e}");
+    }
+
+    /// Out-of-range `[kernel.tdx]` numbers are errors naming the key (they used to overflow).
+    #[test]
+    fn tdx_numbers_are_range_checked() {
+        let with = |tdx: &str| format!("{GOOD}\n[kernel.tdx]\n{tdx}\n");
+        assert!(parse(&with("keyid-bits = 6"), Path::new("app.toml")).is_ok());
+        assert!(parse(&with("keyid-bits = 15\ntdx-keyids = 32752"), Path::new("a")).is_ok());
+        let cases = [
+            ("keyid-bits = 40", "kernel.tdx.keyid-bits = 40"),
+            ("keyid-bits = 16", "kernel.tdx.keyid-bits = 16"),
+            (
+                "mktme-keyids = 4294967295",
+                "kernel.tdx.mktme-keyids = 4294967295",
+            ),
+            (
+                "mktme-keyids = 4294967295\ntdx-keyids = 4294967295\nkeyid-bits = 15",
+                "kernel.tdx.mktme-keyids = 4294967295",
+            ),
+            ("tdx-keyids = 49", "kernel.tdx.tdx-keyids = 49"),
+            ("max-tdmrs = 0", "kernel.tdx.max-tdmrs = 0"),
+            ("max-tdmrs = 65", "kernel.tdx.max-tdmrs = 65"),
+            (
+                "max-reserved-per-tdmr = 0",
+                "kernel.tdx.max-reserved-per-tdmr = 0",
+            ),
+            (
+                "max-reserved-per-tdmr = 17",
+                "kernel.tdx.max-reserved-per-tdmr = 17",
+            ),
+            ("pamt-entry-size = 0", "kernel.tdx.pamt-entry-size = 0"),
+            (
+                "pamt-entry-size = 8192",
+                "kernel.tdx.pamt-entry-size = 8192",
+            ),
+            (
+                "faults = [{ leaf = \"TDH.SYS.INIT\", status = \"TDX_SYS_BUSY\", on-call = 0 }]",
+                "kernel.tdx.faults[0].on-call = 0",
+            ),
+            (
+                "faults = [{ leaf = \"TDH.SYS.INIT\", status = \"TDX_SYS_BUSY\", repeat = 0 }]",
+                "kernel.tdx.faults[0].repeat = 0",
+            ),
+            ("keyid-bits = 300", "keyid-bits"),
+            ("mktme-keyids = 4294967296", "mktme-keyids"),
+            ("max-tdmrs = -1", "max-tdmrs"),
+        ];
+        for (tdx, want) in cases {
+            let e = err(&with(tdx));
+            assert!(e.contains(want), "{tdx}: {e}");
+        }
+    }
+
+    /// The two manifests of issue 11 (also run through the `dist` binary in
+    /// `tests/bad_manifests.rs`) fail at load, before anything is built.
+    #[test]
+    fn bad_keyid_fixtures_fail_to_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        for (f, key) in [
+            ("keyid-bits-40.toml", "kernel.tdx.keyid-bits = 40"),
+            (
+                "mktme-keyids-u32-max.toml",
+                "kernel.tdx.mktme-keyids = 4294967295",
+            ),
+        ] {
+            let e = format!("{:#}", super::load(&dir.join(f)).unwrap_err());
+            assert!(e.contains(key), "{f}: {e}");
+        }
+    }
+
+    /// The new range checks accept every image in the repository.
+    #[test]
+    fn every_repository_manifest_still_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut paths = vec![root.join("app.toml"), root.join("task/ping/pingpong.toml")];
+        for e in std::fs::read_dir(root.join("test-suite")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                paths.push(p);
+            }
+        }
+        for p in paths {
+            if p.exists() {
+                super::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            }
+        }
     }
 
     #[test]

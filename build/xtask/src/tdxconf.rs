@@ -7,6 +7,15 @@
 //! tdx-keyids = 48             # KeyID partitioning (MSR 0x87)
 //! faults = [{ leaf = "TDH.SYS.LP.INIT", status = "TDX_RND_NO_ENTROPY", on-call = 2 }]
 //! ```
+//!
+//! Every number is range-checked by [`TdxSettings::check`] when the manifest is loaded (all
+//! arithmetic on them is checked), so an out-of-range value is an error naming its key, never a
+//! panic in xtask, the kernel's build script or the emulator:
+//! - `keyid-bits`: 0..=15 (IA32_TME_ACTIVATE bits 35:32 are a 4-bit field);
+//! - `mktme-keyids` + `tdx-keyids` < 2^`keyid-bits` (KeyID 0 is the TME key);
+//! - `max-tdmrs`: 1..=64, `max-reserved-per-tdmr`: 1..=16 (a TDMR_INFO has 16 slots);
+//! - `pamt-entry-size`: 1..=4096 (an entry describes one 4 KiB page);
+//! - `faults`: at most 16 rules, each with a known leaf and status, `on-call` and `repeat` ≥ 1.
 
 use anyhow::{bail, Result};
 use build_kconfig::{FaultRuleDesc, TdxBackend, TdxConfig};
@@ -141,22 +150,97 @@ fn status(n: &NameOrNumber) -> Result<u64> {
     }
 }
 
+/// Largest `keyid-bits`: IA32_TME_ACTIVATE[35:32] is four bits wide.
+const MAX_KEYID_BITS: u8 = 15;
+/// Largest PAMT entry size: an entry describes one 4 KiB page.
+const MAX_PAMT_ENTRY_SIZE: u16 = 4096;
+/// Fault-injection rules the emulated module holds.
+const MAX_FAULT_RULES: usize = 16;
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    v: T,
+    lo: T,
+    hi: T,
+    why: &str,
+) -> Result<()> {
+    if v < lo || v > hi {
+        bail!("kernel.tdx.{key} = {v} is out of range {lo}..={hi} ({why})");
+    }
+    Ok(())
+}
+
 impl TdxSettings {
-    /// Resolves names and checks the partitioning.
+    /// Range-checks every number; the error names the key and its allowed range.
+    pub fn check(&self) -> Result<()> {
+        in_range(
+            "keyid-bits",
+            self.keyid_bits,
+            0,
+            MAX_KEYID_BITS,
+            "IA32_TME_ACTIVATE[35:32] is a 4-bit field",
+        )?;
+        let keyids = u64::from(self.mktme_keyids) + u64::from(self.tdx_keyids);
+        let room = 1u64 << self.keyid_bits; // keyid_bits <= 15 here
+        if keyids >= room {
+            bail!(
+                "kernel.tdx.mktme-keyids = {} plus kernel.tdx.tdx-keyids = {} is {keyids} KeyIDs, \
+                 which do not fit in kernel.tdx.keyid-bits = {} (at most {} besides KeyID 0)",
+                self.mktme_keyids,
+                self.tdx_keyids,
+                self.keyid_bits,
+                room - 1
+            );
+        }
+        in_range(
+            "max-tdmrs",
+            self.max_tdmrs,
+            1,
+            tdx_abi::MAX_TDMRS as u16,
+            "the module's TDMR table",
+        )?;
+        in_range(
+            "max-reserved-per-tdmr",
+            self.max_reserved_per_tdmr,
+            1,
+            tdx_abi::MAX_RESERVED_PER_TDMR as u16,
+            "a TDMR_INFO has 16 reserved-area slots",
+        )?;
+        in_range(
+            "pamt-entry-size",
+            self.pamt_entry_size,
+            1,
+            MAX_PAMT_ENTRY_SIZE,
+            "one entry describes one 4 KiB page",
+        )?;
+        if self.faults.len() > MAX_FAULT_RULES {
+            bail!(
+                "kernel.tdx.faults: {} rules; the module holds at most {MAX_FAULT_RULES}",
+                self.faults.len()
+            );
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            leaf(&f.leaf)?;
+            status(&f.status)?;
+            // Both count from 1; the emulator would silently read 0 as "from the start"/"once".
+            if f.on_call == Some(0) {
+                bail!("kernel.tdx.faults[{i}].on-call = 0 is out of range 1..=4294967295 (calls count from 1)");
+            }
+            if f.repeat == 0 {
+                bail!("kernel.tdx.faults[{i}].repeat = 0 is out of range 1..=4294967295 (4294967295 = forever)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks ([`TdxSettings::check`]) and resolves names.
     pub fn resolve(&self) -> Result<TdxConfig> {
+        self.check()?;
         if self.tdx_keyids < 2 && !self.absent {
             // Allowed (tdx-host must then refuse), but say what it means.
             eprintln!(
                 "xtask: note: kernel.tdx.tdx-keyids = {} (< 2): tdx-host will refuse to initialize",
                 self.tdx_keyids
-            );
-        }
-        if (self.mktme_keyids + self.tdx_keyids) >= 1 << self.keyid_bits {
-            bail!(
-                "kernel.tdx: {} MKTME + {} TDX KeyIDs do not fit in {} KeyID bits",
-                self.mktme_keyids,
-                self.tdx_keyids,
-                self.keyid_bits
             );
         }
         let mut faults = vec![];
@@ -168,12 +252,6 @@ impl TdxSettings {
                 on_cpu: f.on_cpu,
                 repeat: f.repeat,
             });
-        }
-        if faults.len() > 16 {
-            bail!(
-                "kernel.tdx.faults: {} rules; the module holds at most 16",
-                faults.len()
-            );
         }
         Ok(TdxConfig {
             backend: self.backend,

@@ -49,7 +49,9 @@ impl KeyIdConfig {
 pub struct ModuleLimits {
     /// MAX_TDMRS (≤ 64; SYS.CONFIG enforces this value, §6 rule 4).
     pub max_tdmrs: u16,
-    /// MAX_RESERVED_PER_TDMR (reported; the module always *reads* 16 slots, §10 item 14).
+    /// MAX_RESERVED_PER_TDMR (1..=16). The module always *reads* 16 slots (§10 item 14), but
+    /// SYS.CONFIG refuses a non-null slot at or beyond this limit with
+    /// TDX_INVALID_RESERVED_IN_TDMR(i, slot): the host was told there are only this many.
     pub max_reserved_per_tdmr: u16,
     /// PAMT entry size for the 4K level.
     pub pamt_4k_entry_size: u16,
@@ -223,6 +225,9 @@ pub enum ConfigError {
     AddressWidth { max_pa: u8, keyid_bits: u8 },
     /// `limits.max_tdmrs` is 0 or above [`MAX_TDMRS`].
     MaxTdmrs(u16),
+    /// `limits.max_reserved_per_tdmr` is 0 or above [`MAX_RESERVED_PER_TDMR`] (a TDMR_INFO
+    /// has 16 slots).
+    MaxReserved(u16),
 }
 
 impl EmuConfig {
@@ -333,6 +338,10 @@ impl EmuConfig {
         }
         if self.limits.max_tdmrs == 0 || self.limits.max_tdmrs as usize > MAX_TDMRS {
             return Err(ConfigError::MaxTdmrs(self.limits.max_tdmrs));
+        }
+        let rsvd = self.limits.max_reserved_per_tdmr;
+        if rsvd == 0 || rsvd as usize > MAX_RESERVED_PER_TDMR {
+            return Err(ConfigError::MaxReserved(rsvd));
         }
         Ok(())
     }

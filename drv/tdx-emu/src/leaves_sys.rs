@@ -307,6 +307,8 @@ impl TdxModule {
                 pa_limit: self.pa_limit(),
                 cmrs: self.cfg.cmr_slice(),
                 entry_sizes,
+                max_reserved: usize::from(self.cfg.limits.max_reserved_per_tdmr)
+                    .min(tdx_abi::MAX_RESERVED_PER_TDMR),
             };
             if let Err(s) = validate_tdmr(i, &self.tdmrs[..i], &t, &view) {
                 return s;

@@ -28,6 +28,9 @@ pub(crate) struct PlatformView<'a> {
     pub cmrs: &'a [CmrInfo],
     /// PAMT entry sizes indexed by level (4K, 2M, 1G).
     pub entry_sizes: [u64; 3],
+    /// MAX_RESERVED_PER_TDMR as reported through TDH.SYS.RD: the number of reserved slots a
+    /// TDMR_INFO has in this module's ABI (at most 16).
+    pub max_reserved: usize,
 }
 
 /// Half-open interval overlap.
@@ -111,7 +114,13 @@ pub(crate) fn validate_tdmr(
         return Err(invalid_tdmr);
     }
 
-    // §6 reserved areas: all 16 slots are scanned.
+    // §6 reserved areas: all 16 slots are scanned. The 1.5.01 module reports 16 and has 16
+    // slots, so its slot count is its only limit. A module that reports
+    // MAX_RESERVED_PER_TDMR = N < 16 has only N slots per TDMR_INFO, so a non-null slot j >= N
+    // is not a reserved area it can honour: the emulator refuses it with the module's per-slot
+    // status for a reserved-area entry that breaks the TDMR_INFO rules,
+    // INVALID_RESERVED_IN_TDMR(i, j). Without this the extra area would count as reserved while
+    // the host was told at most N.
     let mut null_seen = false;
     for j in 0..MAX_RESERVED_PER_TDMR {
         let r = t.reserved[j];
@@ -124,6 +133,9 @@ pub(crate) fn validate_tdmr(
         }
         if null_seen {
             return Err(non_ordered_rsvd);
+        }
+        if j >= p.max_reserved {
+            return Err(invalid_rsvd);
         }
         let Some(r_end) = r.offset.checked_add(r.size) else {
             return Err(invalid_rsvd);

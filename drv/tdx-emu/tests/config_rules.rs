@@ -325,6 +325,51 @@ fn item16_fully_reserved_tdmr_and_offset_zero_accepted() {
     expect(&t, 0);
 }
 
+/// The advertised MAX_RESERVED_PER_TDMR is enforced: a non-null slot at or beyond it is
+/// TDX_INVALID_RESERVED_IN_TDMR(i, slot), through the leaf and through `check_config`; SYS.RD
+/// reports the same limit the check uses.
+#[test]
+fn item16_reserved_limit_is_enforced() {
+    let run = |limit: u16, t: &[TdmrInfo]| {
+        let mut c = cfg();
+        c.limits.max_reserved_per_tdmr = limit;
+        let (mut m, mut mem) = (module(c.clone()), mem());
+        to_sysinit_done(&mut m, &mut mem);
+        let leaf_status = sys_config(&mut m, &mut mem, t);
+        assert_eq!(
+            leaf_status,
+            check_config(&c, t, 16),
+            "leaf and check_config agree"
+        );
+        leaf_status.0
+    };
+    // good_tdmrs: TDMR 0 uses slots 0..=2, TDMR 1 none.
+    assert_eq!(run(3, &good_tdmrs()), 0);
+    assert_eq!(run(2, &good_tdmrs()), 0xC000_0A20_0000_0200);
+    assert_eq!(run(1, &good_tdmrs()), 0xC000_0A20_0000_0100);
+    // TDMR 1 with two areas under a limit of 1 (TDMR 0 trimmed to one area that still covers
+    // its non-CMR and PAMT memory): slot 1 of TDMR 1 is refused.
+    let mut t = good_tdmrs();
+    t[0].reserved[0] = rsvd(0, 2 * GIB);
+    t[0].reserved[1] = rsvd(0, 0);
+    t[0].reserved[2] = rsvd(0, 0);
+    t[1].reserved[0] = rsvd(0, MIB);
+    t[1].reserved[1] = rsvd(2 * MIB, MIB);
+    assert_eq!(run(1, &t), 0xC000_0A20_0000_0101);
+    assert_eq!(run(2, &t), 0);
+    // Null termination is still checked first.
+    let mut t = good_tdmrs();
+    t[0].reserved[3] = rsvd(0, 0);
+    t[0].reserved[4] = rsvd(1900 * MIB, 4096);
+    assert_eq!(run(3, &t), 0xC000_0A21_0000_0400);
+    // A limit the ABI cannot express is an emulator configuration error.
+    let mut c = cfg();
+    for bad in [0u16, 17] {
+        c.limits.max_reserved_per_tdmr = bad;
+        assert_eq!(c.validate(), Err(tdx_emu::ConfigError::MaxReserved(bad)));
+    }
+}
+
 // ---- item 17: PAMT checks ----
 
 #[test]

@@ -102,6 +102,13 @@ pub const fn extract_new_generation(code: u32) -> Option<Generation> {
 /// not waiting for our reply) or the lease lacks the needed attribute.
 pub const DEFECT: u32 = 1;
 
+/// The response code of a SEND or POST along an edge the manifest does not
+/// declare: SEND to a task outside the caller's task slots, POST of bits
+/// the manifest does not let the caller post to that task. Nothing was
+/// delivered and the target cannot tell it was tried. Kernel-reserved, like
+/// the dead codes and the kernel-IPC errors (`0xFFFE_00xx`).
+pub const IPC_REFUSED: u32 = 0xFFFD_0001;
+
 /// Bit of the notification word the kernel posts to the supervisor when a
 /// task faults.
 pub const FAULT_NOTIFICATION: u64 = 1;
@@ -174,9 +181,10 @@ pub mod lease_attr {
 
 /// One entry of the lease table a client passes to SEND.
 ///
-/// The kernel reads the table from client memory (after checking the
-/// client owns it) at delivery time, and checks `base..base+len` against the
-/// client's regions with the attributes required at each BORROW.
+/// The kernel copies the table out of client memory once, at SEND, checks
+/// every entry's `base..base+len` against the client's regions with its
+/// attributes, and from then on uses only its copy: a client or server
+/// rewriting the table later changes nothing.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 #[repr(C)]
 pub struct ULease {

@@ -2,17 +2,24 @@
 //!
 //! PVH (`hvm_start_info`, QEMU `-kernel`) and multiboot2 (GRUB) both hand
 //! over an E820-style list; it is copied here before the boot-time identity
-//! map goes away. Only type 1 ("usable RAM") counts as RAM. Malformed
-//! input (bad magic, absurd counts) gives a clear message and an empty map,
-//! never a crash; the kernel then refuses to place tasks it cannot prove
-//! are in RAM.
+//! map goes away. Only type 1 ("usable RAM") counts as RAM. The parsing
+//! itself is `kerncore::bootmap` (host-tested); this module only finds the
+//! loader's bytes. Malformed input (bad magic, absurd counts, an entry whose
+//! end wraps past 2^64) gives a clear message and skips what is wrong, never
+//! a crash; the kernel then refuses to place tasks it cannot prove are in
+//! RAM.
 
 use core::cell::UnsafeCell;
+
+pub use kerncore::bootmap::MemRange;
+use kerncore::bootmap::{self, Rejected};
 
 pub const PVH_MAGIC: u32 = 0x336e_c578;
 pub const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
 const MAX_RANGES: usize = 128;
-const E820_RAM: u32 = 1;
+/// The boot stub identity-maps the first GiB; the loader's structures must
+/// lie below it.
+const BOOT_MAPPED: u64 = 1 << 30;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -21,17 +28,9 @@ pub enum Protocol {
     Unknown,
 }
 
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct MemRange {
-    pub base: u64,
-    pub size: u64,
-    pub kind: u32,
-}
-
 pub struct MemoryMap {
     pub protocol: Protocol,
-    ranges: [MemRange; MAX_RANGES],
-    count: usize,
+    map: bootmap::MemoryMap<MAX_RANGES>,
     /// Entries the boot loader gave beyond `MAX_RANGES`.
     pub dropped: usize,
     /// Where the ACPI RSDP is: PVH's `rsdp_paddr`, or the copy inside a
@@ -45,50 +44,33 @@ unsafe impl Sync for Cell {}
 
 static MAP: Cell = Cell(UnsafeCell::new(MemoryMap {
     protocol: Protocol::Unknown,
-    ranges: [MemRange {
-        base: 0,
-        size: 0,
-        kind: 0,
-    }; MAX_RANGES],
-    count: 0,
+    map: bootmap::MemoryMap::new(),
     dropped: 0,
     rsdp: None,
 }));
 
 impl MemoryMap {
+    /// The stored ranges; each one's end fits in 64 bits.
     #[must_use]
     pub fn ranges(&self) -> &[MemRange] {
-        &self.ranges[..self.count]
-    }
-
-    fn push(&mut self, r: MemRange) {
-        if self.count == MAX_RANGES {
-            self.dropped += 1;
-        } else {
-            self.ranges[self.count] = r;
-            self.count += 1;
-        }
+        self.map.ranges()
     }
 
     /// Whether `[base, base+size)` is wholly usable RAM (possibly spanning
     /// touching RAM entries).
     #[must_use]
     pub fn is_ram(&self, base: u64, size: u64) -> bool {
-        let Some(end) = base.checked_add(size) else {
-            return false;
-        };
-        let mut cursor = base;
-        let mut progressed = true;
-        while cursor < end && progressed {
-            progressed = false;
-            for r in self.ranges().iter().filter(|r| r.kind == E820_RAM) {
-                if r.base <= cursor && cursor < r.base + r.size {
-                    cursor = r.base + r.size;
-                    progressed = true;
-                }
-            }
+        self.map.is_ram(base, size)
+    }
+
+    /// Counts or reports an entry the parser did not store.
+    fn reject(&mut self, why: Rejected) {
+        match why {
+            Rejected::Full => self.dropped += 1,
+            Rejected::Wraps { base, size } => crate::kprintln!(
+                "boot: memory map entry {base:#x}+{size:#x} ends past 2^64; skipped"
+            ),
         }
-        cursor >= end
     }
 }
 
@@ -109,13 +91,31 @@ unsafe fn read<T: Copy>(addr: u64) -> T {
     unsafe { core::ptr::read_unaligned(addr as *const T) }
 }
 
+/// The loader's bytes at `[base, base+len)`, if they lie inside the boot
+/// identity map.
+///
+/// # Safety
+/// The range must be memory the boot loader handed over, and the boot
+/// identity map must still be active while the slice is used.
+unsafe fn boot_bytes(base: u64, len: u64) -> Option<&'static [u8]> {
+    let end = base.checked_add(len)?;
+    if base == 0 || end > BOOT_MAPPED {
+        return None;
+    }
+    // Safety: below 1 GiB, so identity-mapped; the caller vouches that the
+    // loader owns it. Only read, only during boot.
+    Some(unsafe { core::slice::from_raw_parts(base as *const u8, len as usize) })
+}
+
 /// Parses the boot information. Must run while the boot stub's identity
-/// map of the first GiB is still active.
+/// map of the first GiB is still active. Kept out of `kmain`'s frame,
+/// which already holds the platform discovery.
+#[inline(never)]
 pub fn parse(magic: u32, info: u32) {
     // Safety: single-threaded boot, before any reader.
     let map = unsafe { &mut *MAP.0.get() };
     let info = u64::from(info);
-    if info == 0 || info >= 1 << 30 {
+    if info == 0 || info >= BOOT_MAPPED {
         crate::kprintln!("boot: no boot information (magic {magic:#x}); memory map empty");
         return;
     }
@@ -146,21 +146,39 @@ unsafe fn parse_pvh(map: &mut MemoryMap, info: u64) {
     // Safety: rsdp_paddr at offset 32 of hvm_start_info.
     let rsdp = unsafe { read::<u64>(info + 32) };
     map.rsdp = (rsdp != 0).then_some(rsdp);
-    if version < 1 || memmap == 0 || entries == 0 || memmap >= 1 << 30 {
-        crate::kprintln!("boot: PVH start info has no memory map (version {version})");
+    let len = u64::from(entries.min(1024)) * bootmap::E820_ENTRY_SIZE as u64;
+    // Safety: the table the loader points at, bounds-checked by boot_bytes.
+    let table = if version < 1 || entries == 0 {
+        None
+    } else {
+        unsafe { boot_bytes(memmap, len) }
+    };
+    let Some(table) = table else {
+        crate::kprintln!("boot: PVH start info has no usable memory map (version {version})");
         return;
+    };
+    let mut rejected = [None; 4];
+    let mut nrejected = 0;
+    bootmap::parse_e820(table, &mut map.map, |why| {
+        if let Some(slot) = rejected.get_mut(nrejected) {
+            *slot = Some(why);
+        }
+        nrejected += 1;
+    });
+    report(map, &rejected, nrejected);
+}
+
+/// Reports the first few rejected entries and counts the rest.
+fn report(map: &mut MemoryMap, rejected: &[Option<Rejected>], count: usize) {
+    for why in rejected.iter().flatten() {
+        map.reject(*why);
     }
-    for i in 0..u64::from(entries.min(1024)) {
-        let e = memmap + i * 24;
-        // Safety: entry i of the loader's array of 24-byte entries.
-        let r = unsafe {
-            MemRange {
-                base: read(e),
-                size: read(e + 8),
-                kind: read(e + 16),
-            }
-        };
-        map.push(r);
+    if count > rejected.len() {
+        crate::kprintln!(
+            "boot: {} more memory map entries not stored",
+            count - rejected.len()
+        );
+        map.dropped += count - rejected.len();
     }
 }
 
@@ -170,37 +188,21 @@ unsafe fn parse_pvh(map: &mut MemoryMap, info: u64) {
 unsafe fn parse_multiboot2(map: &mut MemoryMap, info: u64) {
     // Safety: the MBI starts with its total size.
     let total = u64::from(unsafe { read::<u32>(info) });
-    let mut tag = info + 8;
-    while tag + 8 <= info + total {
-        // Safety: tags are 8-aligned and lie inside `total`.
-        let (kind, size) = unsafe { (read::<u32>(tag), read::<u32>(tag + 4)) };
-        if kind == 0 || size < 8 {
-            break;
+    // Safety: the MBI, bounds-checked by boot_bytes.
+    let Some(mbi) = (unsafe { boot_bytes(info, total) }) else {
+        crate::kprintln!(
+            "boot: multiboot2 information of {total} bytes at {info:#x} is out of reach"
+        );
+        return;
+    };
+    let mut rejected = [None; 4];
+    let mut nrejected = 0;
+    let rsdp = bootmap::parse_multiboot2(mbi, &mut map.map, |why| {
+        if let Some(slot) = rejected.get_mut(nrejected) {
+            *slot = Some(why);
         }
-        // Tag 15 (ACPI 2.0+ RSDP) wins over tag 14 (ACPI 1.0 RSDP); both
-        // carry a copy of the RSDP as their payload.
-        if kind == 15 || (kind == 14 && map.rsdp.is_none()) {
-            map.rsdp = Some(tag + 8);
-        }
-        if kind == 6 {
-            // Safety: the memory-map tag's header fields.
-            let entry_size = u64::from(unsafe { read::<u32>(tag + 8) });
-            if entry_size >= 24 {
-                let mut e = tag + 16;
-                while e + entry_size <= tag + u64::from(size) {
-                    // Safety: one entry inside the tag.
-                    let r = unsafe {
-                        MemRange {
-                            base: read(e),
-                            size: read(e + 8),
-                            kind: read(e + 16),
-                        }
-                    };
-                    map.push(r);
-                    e += entry_size;
-                }
-            }
-        }
-        tag += (u64::from(size) + 7) & !7;
-    }
+        nrejected += 1;
+    });
+    map.rsdp = rsdp.map(|offset| info + offset as u64);
+    report(map, &rejected, nrejected);
 }

@@ -9,8 +9,22 @@
 //! Blame: when a transfer touches two tasks, each side's memory claims are
 //! checked when that side makes them (the sender's at SEND, the receiver's
 //! at RECV), so a delivery itself cannot fail on memory.
+//!
+//! Leases are read from the sender's memory exactly once: SEND copies the
+//! table into the sender's kernel-side lease store ([`Task::lend`]) and
+//! checks each entry there; RECV reports that copy's count and BORROW_*
+//! use only that copy. A task (or a server it lent its table to) writing
+//! the table afterwards changes nothing the kernel will honour.
+//!
+//! Edges: SEND goes only to a task the manifest lists in the sender's
+//! `task-slots` (or `downhill-slots`); anything else is answered
+//! `IPC_REFUSED` without a delivery. REPLY needs no edge: it only ever
+//! reaches a task blocked waiting for the caller.
 
-use abi::{lease_attr, ReplyFaultReason, TaskId, UsageError, DEFECT, MAX_LEASES, ULEASE_SIZE};
+use abi::{
+    lease_attr, ReplyFaultReason, TaskId, ULease, UsageError, DEFECT, IPC_REFUSED, MAX_LEASES,
+    ULEASE_SIZE,
+};
 
 use crate::task::{check_id, current_id, force_fault, IdCheck, SchedState, Task, TaskState};
 use crate::umem::{self, USlice};
@@ -37,13 +51,13 @@ impl From<UsageError> for UserError {
     }
 }
 
-/// The saved SEND arguments of a task blocked in SEND or REPLY.
+/// The saved SEND arguments of a task blocked in SEND or REPLY. They are
+/// kernel storage (the task cannot run while blocked); the lease table is
+/// not among them: its checked copy is in the task ([`Task::lease`]).
 struct SendArgs {
     operation: u16,
     message: USlice,
     reply: USlice,
-    leases: USlice,
-    lease_count: usize,
 }
 
 fn send_args(t: &Task) -> SendArgs {
@@ -52,9 +66,33 @@ fn send_args(t: &Task) -> SendArgs {
         operation: s.rsi as u16,
         message: USlice::new(s.rdx, s.r10),
         reply: USlice::new(s.r8, s.r9),
-        leases: USlice::new(s.r12, s.r13.saturating_mul(ULEASE_SIZE as u64)),
-        lease_count: s.r13 as usize,
     }
+}
+
+/// Copies the lease table `table` (`count` entries, `count <=
+/// MAX_LEASES`) out of `lender`'s memory and checks every entry against
+/// its regions. `None`: the table or an entry is not the lender's.
+fn copy_leases(lender: &Task, table: u64, count: usize) -> Option<[ULease; MAX_LEASES]> {
+    let mut out = [ULease::default(); MAX_LEASES];
+    let bytes = USlice::new(table, (count * ULEASE_SIZE) as u64);
+    if !lender.can_access(bytes, false) {
+        return None;
+    }
+    let mut raw = [0u8; MAX_LEASES * ULEASE_SIZE];
+    // Safety: checked readable just above; `count <= MAX_LEASES` keeps the
+    // copy inside `raw`. This is the only read of the table.
+    unsafe { umem::read_into(table, &mut raw[..count * ULEASE_SIZE]) };
+    for (lease, entry) in out
+        .iter_mut()
+        .zip(raw.chunks_exact(ULEASE_SIZE))
+        .take(count)
+    {
+        *lease = umem::decode_lease(entry);
+        if !umem::lease_is_valid(lender, lease) {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 /// SEND: `rdi` target, `rsi` operation, `rdx`/`r10` message, `r8`/`r9`
@@ -65,23 +103,29 @@ pub fn send(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
         return crate::kipc::handle(tasks, caller);
     }
     let args = send_args(&tasks[caller]);
+    let (table, count) = (tasks[caller].save.r12, tasks[caller].save.r13);
     if tasks[caller].save.rsi > u64::from(u16::MAX) {
         return Err(UsageError::ReservedBits.into());
     }
-    if args.lease_count > MAX_LEASES {
+    if count > MAX_LEASES as u64 {
         return Err(UsageError::TooManyLeases.into());
     }
     let t = &tasks[caller];
-    if !t.can_access(args.message, false)
-        || !t.can_access(args.reply, true)
-        || !t.can_access(args.leases, false)
-    {
+    if !t.can_access(args.message, false) || !t.can_access(args.reply, true) {
         return Err(UsageError::InvalidSlice.into());
     }
-    for i in 0..args.lease_count {
-        if !umem::lease_is_valid(t, &umem::read_lease(args.leases.base, i)) {
-            return Err(UsageError::InvalidSlice.into());
-        }
+    // Most messages carry no lease: skip building an empty copy.
+    let leases = if count == 0 {
+        None
+    } else {
+        Some(copy_leases(t, table, count as usize).ok_or(UsageError::InvalidSlice)?)
+    };
+    // The edge is checked before the generation, so a task without one
+    // learns nothing about the target (not even that it restarted).
+    let index = usize::from(target.index().0);
+    if index < tasks.len() && !tasks[caller].may_send_to(index) {
+        tasks[caller].set_results(u64::from(IPC_REFUSED), 0);
+        return Ok(Next::Same);
     }
     let callee = match check_id(tasks, target) {
         IdCheck::OutOfRange => return Err(UsageError::TaskOutOfRange.into()),
@@ -91,6 +135,10 @@ pub fn send(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
         }
         IdCheck::Live(i) => i,
     };
+    match &leases {
+        Some(l) => tasks[caller].lend(&l[..count as usize]),
+        None => tasks[caller].lend(&[]),
+    }
     tasks[caller].set_healthy_state(SchedState::InSend(target));
     let me = current_id(tasks, caller);
     if let TaskState::Healthy(SchedState::InRecv(from)) = tasks[callee].state() {
@@ -115,13 +163,14 @@ fn deliver(tasks: &mut [Task], sender: usize, receiver: usize) {
     }
     let sender_id = current_id(tasks, sender);
     let receiver_id = current_id(tasks, receiver);
+    let lease_count = tasks[sender].lease_count();
     let r = &mut tasks[receiver];
     r.save.rax = 0;
     r.save.rdi = u64::from(sender_id.0);
     r.save.rsi = u64::from(args.operation);
     r.save.rdx = args.message.len;
     r.save.r10 = args.reply.len;
-    r.save.r8 = args.lease_count as u64;
+    r.save.r8 = lease_count as u64;
     r.set_healthy_state(SchedState::Runnable);
     tasks[sender].set_healthy_state(SchedState::InReply(receiver_id));
 }
@@ -287,11 +336,11 @@ fn find_lease(
     if !tasks[l].is_awaiting_reply_from(me) {
         return Ok(Err(DEFECT));
     }
-    let args = send_args(&tasks[l]);
-    if index >= args.lease_count as u64 {
+    // The copy made and checked at the lender's SEND; its memory is never
+    // read again for this.
+    let Some(lease) = tasks[l].lease(index) else {
         return Err(UsageError::LeaseOutOfRange.into());
-    }
-    let lease = umem::read_lease(args.leases.base, index as usize);
+    };
     if lease.attributes & need != need {
         return Ok(Err(DEFECT));
     }

@@ -75,13 +75,16 @@ pub fn handle(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     } else {
         (code, len)
     };
-    // Safety: the reply buffer was checked writable above; `len` fits it.
-    unsafe {
-        core::ptr::copy_nonoverlapping(
-            source.as_ptr(),
-            crate::arch::paging::phys_to_virt(reply.base),
-            len,
-        );
+    if len != 0 {
+        // Safety: the reply buffer was checked writable above; `len` fits
+        // it. (An empty reply buffer may sit at any address: not touched.)
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                source.as_ptr(),
+                crate::arch::paging::phys_to_virt(reply.base),
+                len,
+            );
+        }
     }
     tasks[caller].set_results(u64::from(code), len as u64);
     Ok(next)

@@ -111,7 +111,7 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
         kprintln!(
             "  {:#014x}..{:#014x} {:>6} KiB {kind} (type {})",
             r.base,
-            r.base + r.size,
+            r.end(),
             r.size >> 10,
             r.kind
         );
@@ -164,7 +164,11 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     );
 
     let first = task::with_tasks(|tasks| {
-        let first = task::select(tasks, tasks.len() - 1);
+        // The build requires an `idle` that starts at boot, so something
+        // is runnable; a wrong configuration still stops cleanly.
+        let Some(first) = task::select(tasks, tasks.len() - 1) else {
+            fail::boot_failure(format_args!("no task starts at boot"));
+        };
         task::load(tasks, first);
         core::ptr::addr_of!(tasks[first].save)
     });

@@ -46,6 +46,11 @@ pub struct TaskDesc {
     pub rights: [u64; NUM_RIGHTS],
     /// Bits of `abi::capability`.
     pub capabilities: u32,
+    /// Task indices this task may SEND to (the manifest's task slots).
+    pub send_to: u64,
+    /// `(target index, bits)`: the notifications this task may POST to
+    /// each target the manifest names, sorted by index.
+    pub posts: &'static [(u16, u64)],
 }
 
 /// The SEAMCALL backend (see `seam`).

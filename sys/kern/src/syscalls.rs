@@ -19,6 +19,7 @@ use crate::{irq, time};
 /// Called by the SYSCALL stub with the caller's registers saved. Returns
 /// the save area to resume.
 pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const SavedState {
+    crate::arch::cpu::check_entry_flags();
     let caller = CURRENT.load(Ordering::Relaxed);
     let resume = with_tasks(|tasks| {
         tasks[caller].save.resume_with_sysret = 1;
@@ -28,22 +29,24 @@ pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const Save
             return None;
         }
         let next = dispatch(tasks, caller, number);
-        Some(finish(tasks, caller, next))
+        finish(tasks, caller, next)
     });
     match resume {
         Some(save) => save,
-        None => {
-            // Halting must happen without the table borrowed: the interrupt
-            // that ends the halt is handled in ring 0 and needs it.
-            crate::arch::cpu::wait_for_interrupt();
-            with_tasks(|tasks| finish(tasks, caller, Ok(Next::Reschedule)))
-        }
+        // Halting must happen without the table borrowed: the interrupt
+        // that ends the halt is handled in ring 0 and needs it. The same
+        // holds when nothing is runnable after the syscall.
+        None => task::halt_until_runnable(caller),
     }
 }
 
 /// Applies a syscall's outcome and returns the save area of the task to
-/// resume.
-fn finish(tasks: &mut [Task], caller: usize, result: Result<Next, UserError>) -> *const SavedState {
+/// resume, or `None` if no task is runnable.
+fn finish(
+    tasks: &mut [Task],
+    caller: usize,
+    result: Result<Next, UserError>,
+) -> Option<*const SavedState> {
     let next = match result {
         Ok(n) => n,
         Err(UserError::Usage(e)) => {
@@ -52,11 +55,11 @@ fn finish(tasks: &mut [Task], caller: usize, result: Result<Next, UserError>) ->
         }
     };
     if next == Next::Reschedule || !tasks[caller].is_runnable() {
-        let chosen = task::select(tasks, caller);
+        let chosen = task::select(tasks, caller)?;
         task::switch_to(tasks, chosen);
-        return core::ptr::addr_of!(tasks[chosen].save);
+        return Some(core::ptr::addr_of!(tasks[chosen].save));
     }
-    core::ptr::addr_of!(tasks[caller].save)
+    Some(core::ptr::addr_of!(tasks[caller].save))
 }
 
 fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Result<Next, UserError> {
@@ -87,10 +90,21 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Result<Next, User
 }
 
 /// POST: `rdi` target, `rsi` bits.
+///
+/// Only along the manifest's edges (`posts`): every bit must be one the
+/// manifest lets the caller post to that target, or nothing is posted and
+/// the caller gets `IPC_REFUSED`. A task may post anything to itself. The
+/// kernel's own posts (faults, restart notices, IRQs, timers) do not come
+/// through here.
 fn post(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     let s = &tasks[caller].save;
     let target = TaskId(s.rdi as u32);
     let bits = s.rsi;
+    let index = usize::from(target.index().0);
+    if index < tasks.len() && index != caller && !tasks[caller].may_post(index, bits) {
+        tasks[caller].set_results(u64::from(abi::IPC_REFUSED), 0);
+        return Ok(Next::Same);
+    }
     match check_id(tasks, target) {
         IdCheck::OutOfRange => Err(UsageError::TaskOutOfRange.into()),
         IdCheck::Dead(code) => {

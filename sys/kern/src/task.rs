@@ -11,12 +11,20 @@
 //!   code, never a fault in someone else.
 //! - The kernel runs with interrupts off on one CPU, so the table is only
 //!   ever borrowed by one path at a time; [`with_tasks`] checks this.
+//! - A task's lease table lives in kernel storage ([`Task::lend`]): it is
+//!   copied from the task and checked once, at SEND, and BORROW reads only
+//!   that copy, so nothing written to task memory after the SEND (by the
+//!   task, or by a server holding a lease over the table) changes what a
+//!   server may touch. The copy is emptied at every (re)start.
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use abi::{dead_response_code, FaultInfo, Generation, TaskId, TaskIndex, FAULT_NOTIFICATION};
+use abi::{
+    dead_response_code, FaultInfo, Generation, TaskId, TaskIndex, ULease, FAULT_NOTIFICATION,
+    MAX_LEASES,
+};
 
 use crate::arch::entry::{SavedState, CURRENT_SAVE_END, FRAME_END};
 use crate::arch::paging::{phys_to_virt, TablePhys};
@@ -71,6 +79,9 @@ pub struct Task {
     pub pml4: TablePhys,
     panic_message: [u8; abi::PANIC_MESSAGE_MAX],
     panic_len: usize,
+    /// The leases of the task's last SEND, copied and checked at SEND.
+    leases: [ULease; MAX_LEASES],
+    lease_count: usize,
 }
 
 impl Task {
@@ -87,6 +98,8 @@ impl Task {
             pml4,
             panic_message: [0; abi::PANIC_MESSAGE_MAX],
             panic_len: 0,
+            leases: [ULease::default(); MAX_LEASES],
+            lease_count: 0,
         }
     }
 
@@ -174,6 +187,46 @@ impl Task {
     #[must_use]
     pub fn panic_message(&self) -> &[u8] {
         &self.panic_message[..self.panic_len]
+    }
+
+    /// Whether the manifest gives this task a SEND edge to task `target`
+    /// (one of its task slots).
+    #[must_use]
+    pub fn may_send_to(&self, target: usize) -> bool {
+        target < abi::MAX_TASKS && self.desc.send_to & (1 << target) != 0
+    }
+
+    /// Whether the manifest lets this task POST every bit of `bits` to task
+    /// `target` (posting to oneself is the caller's business and is
+    /// checked by the caller of this).
+    #[must_use]
+    pub fn may_post(&self, target: usize, bits: u64) -> bool {
+        self.desc
+            .posts
+            .iter()
+            .any(|&(t, allowed)| usize::from(t) == target && bits & !allowed == 0)
+    }
+
+    /// Records the leases of a SEND, already copied out of task memory and
+    /// checked against this task's regions. At most [`MAX_LEASES`] are
+    /// kept (the SEND refuses more before it gets here).
+    pub fn lend(&mut self, leases: &[ULease]) {
+        let n = leases.len().min(MAX_LEASES);
+        self.leases[..n].copy_from_slice(&leases[..n]);
+        self.lease_count = n;
+    }
+
+    /// How many leases the last SEND carried.
+    #[must_use]
+    pub fn lease_count(&self) -> usize {
+        self.lease_count
+    }
+
+    /// Lease `index` of the last SEND, as checked at that SEND.
+    #[must_use]
+    pub fn lease(&self, index: u64) -> Option<ULease> {
+        let i = usize::try_from(index).ok()?;
+        self.leases[..self.lease_count].get(i).copied()
     }
 
     /// Sets the registers a blocked syscall returns with.
@@ -277,13 +330,13 @@ pub fn check_id(tasks: &[Task], id: TaskId) -> IdCheck {
 }
 
 /// Picks the most important runnable task, round-robin among equals
-/// starting after `previous`.
+/// starting after `previous`; `None` if nothing is runnable.
 ///
-/// # Panics
-/// If nothing is runnable: the build guarantees an idle task that never
-/// blocks, so this is a kernel bug or a faulted idle.
+/// Normally `idle` is always runnable, but a task holding `restart` or
+/// `fault` rights over idle can stop or fault it; then the kernel halts in
+/// [`halt_until_runnable`] instead of running a task.
 #[must_use]
-pub fn select(tasks: &[Task], previous: usize) -> usize {
+pub fn select(tasks: &[Task], previous: usize) -> Option<usize> {
     let n = tasks.len();
     let mut best: Option<usize> = None;
     for k in 1..=n {
@@ -299,9 +352,25 @@ pub fn select(tasks: &[Task], previous: usize) -> usize {
             _ => best = Some(i),
         }
     }
-    match best {
-        Some(b) => b,
-        None => panic!("no runnable task (is idle faulted?)"),
+    best
+}
+
+/// Halts the CPU in the kernel until an interrupt (a timer, an IRQ) makes
+/// some task runnable, then switches to it and returns its save area.
+/// Must be called with the task table not borrowed: the interrupts that
+/// end each halt are handled in ring 0 and need it.
+#[must_use]
+pub fn halt_until_runnable(previous: usize) -> *const SavedState {
+    loop {
+        cpu::wait_for_interrupt();
+        let chosen = with_tasks(|tasks| {
+            let next = select(tasks, previous)?;
+            switch_to(tasks, next);
+            Some(core::ptr::addr_of!(tasks[next].save))
+        });
+        if let Some(save) = chosen {
+            return save;
+        }
     }
 }
 
@@ -403,6 +472,7 @@ pub fn reinitialize(t: &mut Task, start: bool) {
     t.recv_mask = 0;
     t.timer = None;
     t.panic_len = 0;
+    t.lease_count = 0;
     t.state = TaskState::Healthy(if start {
         SchedState::Runnable
     } else {

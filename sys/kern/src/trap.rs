@@ -73,8 +73,9 @@ pub extern "C" fn trap_from_task(
     error_code: u64,
     _frame: *mut SavedState,
 ) -> *const SavedState {
+    cpu::check_entry_flags();
     let current = CURRENT.load(Ordering::Relaxed);
-    with_tasks(|tasks| -> *const SavedState {
+    let resume = with_tasks(|tasks| -> Option<*const SavedState> {
         tasks[current].save.resume_with_sysret = 0;
         let reschedule = match interrupt(tasks, vector) {
             Some(woke) => woke,
@@ -88,14 +89,16 @@ pub extern "C" fn trap_from_task(
         // Without a reschedule the interrupted task resumes and its save
         // area is already the current one.
         let next = if reschedule {
-            let next = task::select(tasks, current);
+            let next = task::select(tasks, current)?;
             task::switch_to(tasks, next);
             next
         } else {
             current
         };
-        core::ptr::addr_of!(tasks[next].save)
-    })
+        Some(core::ptr::addr_of!(tasks[next].save))
+    });
+    // Nothing runnable (idle stopped or faulted): halt in the kernel.
+    resume.unwrap_or_else(|| task::halt_until_runnable(current))
 }
 
 /// Called by the trap stub for a trap taken in ring 0 (only expected while

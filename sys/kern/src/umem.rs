@@ -6,7 +6,7 @@
 //! `kerncore::regions_cover`, which is host-tested); copies go
 //! through the kernel's direct map, never through the task's own mapping.
 
-use abi::{lease_attr, ULease, ULEASE_SIZE};
+use abi::{lease_attr, ULease};
 
 use crate::arch::paging::phys_to_virt;
 use crate::startup::{region_attr, RegionDesc};
@@ -57,6 +57,10 @@ impl Task {
 /// Both ranges must have been checked with [`Task::can_access`] for their
 /// owners (read for `src`, write for `dst`).
 pub unsafe fn copy(src: u64, dst: u64, len: usize) {
+    // An empty slice may name any address (it names no memory).
+    if len == 0 {
+        return;
+    }
     // Safety: checked task memory is RAM covered by the direct map; task
     // regions never overlap each other, and a task copying within itself
     // uses `copy` (memmove semantics) to be safe anyway.
@@ -68,17 +72,21 @@ pub unsafe fn copy(src: u64, dst: u64, len: usize) {
 /// # Safety
 /// `src..src+dst.len()` must have been checked readable for its owner.
 pub unsafe fn read_into(src: u64, dst: &mut [u8]) {
+    if dst.is_empty() {
+        return;
+    }
     // Safety: as for `copy`; `dst` is kernel memory.
     unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(src), dst.as_mut_ptr(), dst.len()) }
 }
 
-/// Reads lease `index` of a table at `table` (already checked readable).
+/// Decodes one lease entry already copied into kernel memory.
 #[must_use]
-pub fn read_lease(table: u64, index: usize) -> ULease {
-    let mut raw = [0u8; ULEASE_SIZE];
-    // Safety: callers check the whole table (count × size) readable first.
-    unsafe { read_into(table + (index * ULEASE_SIZE) as u64, &mut raw) };
-    let word = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
+pub fn decode_lease(raw: &[u8]) -> ULease {
+    let word = |o: usize| {
+        raw.get(o..o + 8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    };
     ULease {
         attributes: word(0) as u32,
         reserved: (word(0) >> 32) as u32,

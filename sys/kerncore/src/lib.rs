@@ -8,11 +8,17 @@
 //!
 //! [`tdmem`] decides what "TD memory" is: the memory the kernel lets the
 //! memory authority scrub and hand to the TDX module.
+//!
+//! [`bootmap`] parses the boot loader's memory map from bytes; [`mailbox`]
+//! is the per-CPU request protocol, whose answers carry their request's
+//! sequence number.
 
 #![no_std]
 #![forbid(unsafe_code)]
 #![forbid(clippy::wildcard_imports)]
 
+pub mod bootmap;
+pub mod mailbox;
 pub mod tdmem;
 
 /// A region of task memory: `[base, base + size)` with attribute bits.

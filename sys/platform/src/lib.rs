@@ -50,6 +50,8 @@ pub mod srat;
 pub mod topology;
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod qemu_tests;
 #[cfg(test)]
 mod testutil;

@@ -64,7 +64,7 @@ fn inner(input: &PlanInput<'_>, out: &mut Plan) -> Result<(), PlanError> {
         let mut start = align_down(r.span.start, GIB);
         let end = align_up(r.span.end, GIB);
         if let Some(last) = tdmrs.last() {
-            let last_end = last.base.0 + last.size.0;
+            let last_end = last.base.0.saturating_add(last.size.0);
             if last_end >= end {
                 continue;
             }
@@ -99,8 +99,13 @@ fn inner(input: &PlanInput<'_>, out: &mut Plan) -> Result<(), PlanError> {
             .map_or(0, |r| r.node);
         t.node = node;
         let sizes = tdmr_pamt_sizes(t.size, &input.limits);
-        let chunk: u64 = sizes.iter().sum();
-        total += chunk;
+        let chunk = sizes
+            .iter()
+            .try_fold(0u64, |acc, &b| acc.checked_add(b))
+            .ok_or(PlanError::ArithmeticOverflow)?;
+        total = total
+            .checked_add(chunk)
+            .ok_or(PlanError::ArithmeticOverflow)?;
         let at = lowest_free(mem, &scratch.excluded, pamt_blocks, node, chunk).ok_or(
             PlanError::NoRoomForPamt {
                 node,
@@ -110,7 +115,7 @@ fn inner(input: &PlanInput<'_>, out: &mut Plan) -> Result<(), PlanError> {
         let mut cursor = at;
         for (level, &sz) in sizes.iter().enumerate() {
             t.pamt[level] = PhysRange::new(cursor, sz);
-            cursor += sz;
+            cursor = cursor.saturating_add(sz);
         }
         let b = PamtBlock {
             node,
@@ -128,7 +133,7 @@ fn inner(input: &PlanInput<'_>, out: &mut Plan) -> Result<(), PlanError> {
 
     // §7.4 reserved areas: RAM holes plus PAMT chunks, sorted, never merged.
     for t in tdmrs.iter_mut() {
-        let span = Span::new(t.base.0, t.base.0 + t.size.0);
+        let span = crate::layout::tdmr_span(t);
         let mut areas: heapless::Vec<Span, 256> = heapless::Vec::new();
         let mut cursor = span.start;
         let mut overflow = 0usize;
@@ -143,7 +148,7 @@ fn inner(input: &PlanInput<'_>, out: &mut Plan) -> Result<(), PlanError> {
         }
         add(Span::new(cursor, span.end), &mut areas);
         for b in pamt_blocks.iter() {
-            let bs = Span::new(b.range.base.0, b.range.base.0 + b.range.size.0);
+            let bs = crate::layout::block_span(b);
             add(bs.clip(span), &mut areas);
         }
         insertion_sort_by_key(&mut areas, |a| a.start);
@@ -176,16 +181,12 @@ fn lowest_free(
 ) -> Option<u64> {
     for r in mem.iter().filter(|r| r.node == node) {
         let mut cursor = r.span.start;
-        while cursor + size <= r.span.end {
-            let want = Span::new(cursor, cursor + size);
+        while let Some(want_end) = cursor.checked_add(size).filter(|&e| e <= r.span.end) {
+            let want = Span::new(cursor, want_end);
             let hit = excluded
                 .iter()
                 .copied()
-                .chain(
-                    blocks
-                        .iter()
-                        .map(|b| Span::new(b.range.base.0, b.range.base.0 + b.range.size.0)),
-                )
+                .chain(blocks.iter().map(crate::layout::block_span))
                 .filter(|t| t.overlaps(want))
                 .map(|t| t.end)
                 .max();

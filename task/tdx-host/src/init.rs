@@ -31,7 +31,7 @@ use tdx_host_api::{InitStep, UnavailableReason};
 use crate::abi::to_tdmr_info;
 use crate::addr::{ByteLen, PhysAddr, PhysRange, GIB};
 use crate::seam::{CpuIndex, KeyIdPartition, PhysWriter, PlatformView, Seam};
-use crate::types::{Limits, MemRange, Plan, PlanError, PlanInput, MAX_CMRS, MAX_EXCLUDED};
+use crate::types::{Limits, MemRange, PaBits, Plan, PlanError, PlanInput, MAX_CMRS, MAX_EXCLUDED};
 use crate::types::{MAX_MEMORY_RANGES, MAX_TDMRS};
 
 /// Host-side failure codes, in the software class 0xFF Linux also uses (§4.1, §4.2).
@@ -291,7 +291,8 @@ impl Bringup {
         self.state = State::Initializing(InitStep::ReadMetadata);
         self.read_metadata(seam, boot)?;
         self.state = State::Initializing(InitStep::Plan);
-        self.plan(platform, writer.buffer(), storage)?;
+        let pa_bits = usable_pa_bits(seam.max_phys_addr_bits(), &self.info.keyids);
+        self.plan(platform, writer.buffer(), pa_bits, storage)?;
         self.state = State::Initializing(InitStep::Config);
         self.configure(seam, writer, boot, &storage.plan)?;
         self.state = State::Initializing(InitStep::CacheFlush);
@@ -429,6 +430,7 @@ impl Bringup {
         &mut self,
         p: &PlatformView<'_>,
         buffer: PhysRange,
+        pa_bits: PaBits,
         st: &mut InitStorage,
     ) -> Result<(), Stop> {
         let too_many = |kind| {
@@ -463,6 +465,7 @@ impl Bringup {
             offline: &st.tdx_offline,
             excluded: &st.excluded,
             limits: self.info.limits.unwrap_or(Limits::TDX_1_5),
+            pa_bits,
         };
         crate::plan_tdmrs(&input, &mut st.plan).map_err(plan_fail)?;
         self.tdmr_bytes_total = st.plan.tdmr_bytes();
@@ -613,6 +616,13 @@ fn fail(step: InitStep, status: TdxStatus) -> State {
         status,
         plan_error: None,
     }
+}
+
+/// The planner's address width: MAXPHYADDR minus the KeyID bits the partition needs at least.
+/// The module's exact HKID boundary may be lower (more KeyID bits than KeyIDs); SYS.CONFIG
+/// still refuses a TDMR above it with TDX_INVALID_TDMR.
+fn usable_pa_bits(max_pa: u8, keyids: &KeyIdPartition) -> PaBits {
+    PaBits(max_pa.saturating_sub(keyids.min_keyid_bits()))
 }
 
 fn plan_fail(e: PlanError) -> State {

@@ -59,6 +59,8 @@ pub(crate) struct EmuSeam {
     pub m: TdxModule,
     pub mem: Rc<RefCell<BufMem>>,
     pub flush_fails: bool,
+    /// MAXPHYADDR the CPU reports, if not the module's (a CPU/module mismatch).
+    pub cpu_max_pa: Option<u8>,
 }
 
 impl Seam for EmuSeam {
@@ -85,6 +87,10 @@ impl Seam for EmuSeam {
             self.m.note_wbinvd(lp);
         }
         Ok(())
+    }
+
+    fn max_phys_addr_bits(&self) -> u8 {
+        self.cpu_max_pa.unwrap_or(self.m.config().max_pa)
     }
 }
 
@@ -186,6 +192,7 @@ pub(crate) fn run_with(cfg: EmuConfig, fx: &Fixture, tweak: impl FnOnce(&mut Emu
         m: TdxModule::new(cfg).expect("emulator config"),
         mem: mem.clone(),
         flush_fails: false,
+        cpu_max_pa: None,
     };
     tweak(&mut seam);
     let mut writer = EmuWriter {
@@ -530,6 +537,32 @@ fn host_side_failures_have_host_codes() {
     assert_eq!(r.storage.plan.tdmrs.len(), 0);
 }
 
+/// The planner is bounded by the CPU's MAXPHYADDR minus the KeyID bits: with a CPU that reports
+/// 36 bits (30 usable with 6 KeyID bits) the 16 GiB fixture cannot be planned, and bring-up
+/// stops at Plan with an error naming the width, before SYS.CONFIG.
+#[test]
+fn plan_is_bounded_by_max_phys_addr() {
+    let r = run_with(EmuConfig::new(1, 1), &Fixture::new(1, 1, 1), |s| {
+        s.cpu_max_pa = Some(36);
+    });
+    assert!(
+        matches!(
+            r.state,
+            State::Failed {
+                step: InitStep::Plan,
+                plan_error: Some(crate::PlanError::BeyondMaxPhysAddr { pa_bits: 30, .. }),
+                ..
+            }
+        ),
+        "{:?}",
+        r.state
+    );
+    assert_eq!(r.seam.m.state(), SysState::SysinitDone);
+    // The module's own width (46 bits, 40 usable) plans the same platform.
+    let r = run_with(EmuConfig::new(1, 1), &Fixture::new(1, 1, 1), |_| {});
+    assert_eq!(r.state, State::Ready, "{:?}", r.state);
+}
+
 #[test]
 fn tdmr_info_buffer_too_small_fails_config_before_any_seamcall() {
     let mem = Rc::new(RefCell::new(BufMem {
@@ -540,6 +573,7 @@ fn tdmr_info_buffer_too_small_fails_config_before_any_seamcall() {
         m: TdxModule::new(EmuConfig::new(1, 1)).unwrap(),
         mem: mem.clone(),
         flush_fails: false,
+        cpu_max_pa: None,
     };
     let mut writer = EmuWriter { mem, len: 512 };
     let fx = Fixture::new(1, 1, 1);

@@ -23,11 +23,19 @@
 //! suggested improvement to Linux's one-TDMR-per-region greedy fill, §7.2).
 
 use crate::addr::{align_down, align_up, PhysAddr, Span, GIB};
-use crate::types::{PamtBlock, PlanError, Req, Scratch, WorkTdmr};
+use crate::types::{PamtBlock, PlanError, Req, Scratch, Tdmr, WorkTdmr};
 
-/// Span of a placed PAMT block.
+/// Span of a placed PAMT block (blocks lie below `1 << pa_bits`, so the end never saturates).
 pub(crate) fn block_span(b: &PamtBlock) -> Span {
-    Span::new(b.range.base.0, b.range.base.0 + b.range.size.0)
+    Span::new(
+        b.range.base.0,
+        b.range.base.0.saturating_add(b.range.size.0),
+    )
+}
+
+/// Span of a TDMR (TDMRs lie below `1 << pa_bits`, so the end never saturates).
+pub(crate) fn tdmr_span(t: &Tdmr) -> Span {
+    Span::new(t.base.0, t.base.0.saturating_add(t.size.0))
 }
 
 /// The first taken span (PAMT block or `extra`) that ends after `from` and starts before `to`,
@@ -145,24 +153,26 @@ pub(crate) fn reserved_count(
     n
 }
 
-/// Node with the most required bytes inside `span` (lowest node on ties).
-pub(crate) fn majority_node(span: Span, req: &[Req]) -> u16 {
-    let mut best = (0u64, u16::MAX);
+/// Node with the most required bytes inside `span` (lowest node on ties), or `None` if `span`
+/// holds no required memory. Every `u16` is a real node: "no node" is `None`, never a sentinel
+/// value (node 65535 is as real as node 0).
+pub(crate) fn majority_node(span: Span, req: &[Req]) -> Option<u16> {
+    let mut best: Option<(u64, u16)> = None;
     for cand in req.iter().filter(|r| r.span.overlaps(span)) {
         let bytes: u64 = req
             .iter()
             .filter(|r| r.node == cand.node)
             .map(|r| r.span.clip(span).len())
             .sum();
-        if bytes > best.0 || (bytes == best.0 && cand.node < best.1) {
-            best = (bytes, cand.node);
+        let better = match best {
+            None => true,
+            Some((b, n)) => bytes > b || (bytes == b && cand.node < n),
+        };
+        if better {
+            best = Some((bytes, cand.node));
         }
     }
-    if best.1 == u16::MAX {
-        0
-    } else {
-        best.1
-    }
+    best.map(|(_, node)| node)
 }
 
 /// Builds `s.work`: at most `max_tdmrs` TDMRs, each needing at most `cap` reserved areas before
@@ -204,12 +214,13 @@ pub(crate) fn form_tdmrs(
             i += 1;
             continue;
         }
-        let first = Span::new(run.start, run.start + GIB);
+        // `run` is a non-empty whole number of granules, so these stay inside it.
+        let first = Span::new(run.start, run.start.saturating_add(GIB));
         let n = count(first);
         if n > cap {
             return Err(PlanError::ReservedAreasExhausted {
                 tdmr_base: PhysAddr(run.start),
-                needed: n + (max_reserved - cap),
+                needed: n.saturating_add(max_reserved.saturating_sub(cap)),
                 max: max_reserved,
             });
         }
@@ -217,13 +228,14 @@ pub(crate) fn form_tdmrs(
         let (mut lo, mut hi) = (1u64, (run.end - run.start) / GIB);
         while lo + 1 < hi {
             let mid = lo + (hi - lo) / 2;
-            if count(Span::new(run.start, run.start + mid * GIB)) <= cap {
+            let end = run.start.saturating_add(mid.saturating_mul(GIB));
+            if count(Span::new(run.start, end)) <= cap {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
-        let cut = run.start + lo * GIB;
+        let cut = run.start.saturating_add(lo.saturating_mul(GIB));
         let node = s.work[i].node;
         s.work[i].span.end = cut;
         s.work
@@ -261,9 +273,12 @@ pub(crate) fn form_tdmrs(
         s.work.remove(j + 1);
     }
 
-    // 4. Each TDMR's node is where most of its memory is.
+    // 4. Each TDMR's node is where most of its memory is. Every TDMR was formed around
+    //    required memory, so a TDMR without any keeps the node it was formed with.
     for k in 0..s.work.len() {
-        s.work[k].node = majority_node(s.work[k].span, &s.req);
+        if let Some(node) = majority_node(s.work[k].span, &s.req) {
+            s.work[k].node = node;
+        }
     }
     Ok(())
 }

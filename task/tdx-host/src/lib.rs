@@ -41,9 +41,9 @@ pub mod verify;
 pub use addr::{ByteLen, PhysAddr, PhysRange, GIB, PAGE_4K};
 pub use planner::plan_tdmrs;
 pub use types::{
-    InputKind, Limits, MemRange, PamtBlock, PamtLevel, Plan, PlanError, PlanInput, ReservedArea,
-    Tdmr, MAX_CMRS, MAX_EXCLUDED, MAX_MEMORY_RANGES, MAX_PAMT_BLOCKS, MAX_RESERVED_PER_TDMR,
-    MAX_TDMRS, MAX_WORK_TDMRS,
+    InputKind, Limits, MemRange, PaBits, PamtBlock, PamtLevel, Plan, PlanError, PlanInput,
+    ReservedArea, Tdmr, MAX_CMRS, MAX_EXCLUDED, MAX_MEMORY_RANGES, MAX_PAMT_BLOCKS,
+    MAX_RESERVED_PER_TDMR, MAX_TDMRS, MAX_WORK_TDMRS,
 };
 
 #[cfg(test)]

@@ -8,7 +8,10 @@
 //!   too, §7.1), trimmed inward to 4 KiB, sorted, disjoint, touching same-node same-kind ranges
 //!   merged; with `check_cmrs`, each lies inside one merged CMR (what the unmerged Linux fix
 //!   [S11] checks; mainline only finds out at SYS.CONFIG, §7.1);
-//! - `excluded`: widened outward to 4 KiB and sorted.
+//! - `excluded`: non-empty ones widened outward to 4 KiB and sorted;
+//! - every CMR and every whole page of memory lies below `1 << pa_bits` (≤ 2^52), so later
+//!   phases may add any two addresses or sizes of the plan without wrapping; they still use
+//!   checked arithmetic where a sum is not bounded by that argument alone.
 
 use crate::addr::{align_down, align_up, Span, LOW_MIB, PAGE_4K};
 use crate::types::{
@@ -30,6 +33,15 @@ pub(crate) fn normalize(
     if l.max_tdmrs == 0 || l.max_reserved_per_tdmr == 0 || l.pamt_entry_size.contains(&0) {
         return Err(PlanError::InvalidLimits);
     }
+    let pa_limit = input.pa_bits.limit().ok_or(PlanError::InvalidPaBits {
+        bits: input.pa_bits.0,
+    })?;
+    let beyond = |kind, r: &crate::addr::PhysRange| PlanError::BeyondMaxPhysAddr {
+        kind,
+        base: r.base,
+        size: r.size,
+        pa_bits: input.pa_bits.0,
+    };
 
     if input.cmrs.len() > MAX_CMRS {
         return Err(PlanError::TooManyInputRanges {
@@ -44,6 +56,9 @@ pub(crate) fn normalize(
             continue;
         }
         let end = c.end().ok_or(PlanError::InvalidCmr { index })?.0;
+        if end > pa_limit {
+            return Err(beyond(InputKind::Cmrs, c));
+        }
         if !c.base.is_aligned(PAGE_4K) || c.size.0 % PAGE_4K != 0 || c.base.0 < prev_end {
             return Err(PlanError::InvalidCmr { index });
         }
@@ -72,6 +87,10 @@ pub(crate) fn normalize(
         .chain(input.offline.iter().map(|m| (m, false)));
     for (m, online) in tagged {
         let span = trim(m)?;
+        // Whole pages only: a sub-page piece that straddles the limit is trimmed away anyway.
+        if span.end > pa_limit {
+            return Err(beyond(InputKind::Memory, &m.range));
+        }
         if span.is_empty() {
             continue;
         }
@@ -126,6 +145,10 @@ pub(crate) fn normalize(
         });
     }
     for e in input.excluded {
+        // An empty range excludes nothing; widening it to its page would exclude a page.
+        if e.is_empty() {
+            continue;
+        }
         let end = e.end().map_or(u64::MAX, |p| p.0);
         let span = Span::new(align_down(e.base.0, PAGE_4K), align_up(end, PAGE_4K));
         if !span.is_empty() {

@@ -35,6 +35,9 @@ pub fn tdmr_pamt_sizes(tdmr_size: ByteLen, limits: &Limits) -> [u64; 3] {
 pub fn granular_min_pamt(granules: u64, limits: &Limits) -> u64 {
     PamtLevel::ALL
         .iter()
-        .map(|&l| ((granules * GIB) >> l.shift()) * u64::from(limits.pamt_entry_size[l as usize]))
-        .sum()
+        .map(|&l| {
+            (granules.saturating_mul(GIB) >> l.shift())
+                .saturating_mul(u64::from(limits.pamt_entry_size[l as usize]))
+        })
+        .fold(0u64, u64::saturating_add)
 }

@@ -55,7 +55,11 @@ pub(crate) fn place_pamts(
         let members: Vec<usize, MAX_TDMRS> = (0..tdmrs.len())
             .filter(|&k| tdmrs[k].node == node)
             .collect();
-        let node_total: u64 = members.iter().map(|&k| sizes[k].iter().sum::<u64>()).sum();
+        let node_total = members
+            .iter()
+            .flat_map(|&k| sizes[k].iter())
+            .try_fold(0u64, |acc, &b| acc.checked_add(b))
+            .ok_or(PlanError::ArithmeticOverflow)?;
 
         // 1. One block for the whole node.
         if let Ok(at) = find(s, tdmrs, blocks, node_total, src, max_reserved) {
@@ -74,7 +78,10 @@ pub(crate) fn place_pamts(
         }
         // 2./3. Per TDMR, falling back to per level.
         for &k in &members {
-            let total: u64 = sizes[k].iter().sum();
+            let total = sizes[k]
+                .iter()
+                .try_fold(0u64, |acc, &b| acc.checked_add(b))
+                .ok_or(PlanError::ArithmeticOverflow)?;
             match find(s, tdmrs, blocks, total, src, max_reserved) {
                 Ok(at) => {
                     assign_chunk(&mut tdmrs[k], sizes[k], at.start);
@@ -125,7 +132,8 @@ fn assign_chunk(t: &mut Tdmr, sizes: [u64; 3], at: u64) -> u64 {
     let mut cursor = at;
     for (level, &sz) in sizes.iter().enumerate() {
         t.pamt[level] = PhysRange::new(cursor, sz);
-        cursor += sz;
+        // The block holding the chunk was found for the sum of these sizes: no saturation.
+        cursor = cursor.saturating_add(sz);
     }
     cursor
 }
@@ -156,7 +164,7 @@ fn find(
     let mut best: Option<(usize, Span)> = None;
     let mut miss = Miss::NoRoom;
     for t in tdmrs {
-        let tspan = Span::new(t.base.0, t.base.0 + t.size.0);
+        let tspan = crate::layout::tdmr_span(t);
         let mut base_count = None;
         for r in s
             .req
@@ -175,7 +183,8 @@ fn find(
                     .get_or_insert_with(|| reserved_count(tspan, &s.req, &s.cmr, blocks, None));
                 for cand in [
                     Span::new(free.end - size, free.end),
-                    Span::new(free.start, free.start + size),
+                    // free.len() >= size was checked above.
+                    Span::new(free.start, free.start.saturating_add(size)),
                 ] {
                     let after = reserved_count(tspan, &s.req, &s.cmr, blocks, Some(cand));
                     if after > max_reserved {

@@ -8,7 +8,7 @@
 //! then cannot be placed because every candidate TDMR is full, the TDMRs are re-formed keeping one
 //! (then two) areas free per TDMR; the first error is reported if every attempt fails.
 
-use crate::addr::{ByteLen, PhysAddr, Span};
+use crate::addr::{ByteLen, PhysAddr};
 use crate::layout::{for_each_reserved, form_tdmrs};
 use crate::normalize::normalize;
 use crate::pamt::tdmr_pamt_sizes;
@@ -66,7 +66,12 @@ fn plan_inner(input: &PlanInput<'_>, out: &mut Plan) -> Result<(), PlanError> {
         match place_pamts(scratch, tdmrs, pamt_blocks, &sizes[..n], max_res) {
             Ok(()) => {
                 materialize_reserved(out, max_res)?;
-                out.pamt_bytes = ByteLen(sizes.iter().flatten().sum());
+                let total = sizes
+                    .iter()
+                    .flatten()
+                    .try_fold(0u64, |acc, &b| acc.checked_add(b))
+                    .ok_or(PlanError::ArithmeticOverflow)?;
+                out.pamt_bytes = ByteLen(total);
                 return Ok(());
             }
             Err(e @ PlanError::ReservedAreasExhausted { .. }) => {
@@ -86,12 +91,12 @@ fn materialize_reserved(out: &mut Plan, max_res: usize) -> Result<(), PlanError>
         ..
     } = out;
     for t in tdmrs.iter_mut() {
-        let span = Span::new(t.base.0, t.base.0 + t.size.0);
+        let span = crate::layout::tdmr_span(t);
         let mut count = 0usize;
         t.reserved.clear();
         let reserved = &mut t.reserved;
         for_each_reserved(span, &scratch.req, &scratch.cmr, pamt_blocks, None, |a| {
-            count += 1;
+            count = count.saturating_add(1);
             let _ = reserved.push(ReservedArea {
                 offset: ByteLen(a.start - span.start),
                 size: ByteLen(a.len()),

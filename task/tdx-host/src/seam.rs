@@ -88,6 +88,24 @@ pub trait Seam {
     /// # Errors
     /// The kernel's refusal.
     fn flush_caches_all_cpus(&mut self) -> Result<(), KernelError>;
+
+    /// MAXPHYADDR: CPUID leaf 0x8000_0008 EAX[7:0], or 36 where that leaf is missing (the
+    /// architectural default). CPUID is unprivileged, so the default asks the CPU directly; the
+    /// emulator-backed tests return the emulated module's configured width instead.
+    fn max_phys_addr_bits(&self) -> u8 {
+        cpuid_max_phys_addr_bits()
+    }
+}
+
+/// MAXPHYADDR of the running CPU (see [`Seam::max_phys_addr_bits`]).
+#[must_use]
+pub fn cpuid_max_phys_addr_bits() -> u8 {
+    use core::arch::x86_64::__cpuid;
+    if __cpuid(0x8000_0000).eax >= 0x8000_0008 {
+        (__cpuid(0x8000_0008).eax & 0xff) as u8
+    } else {
+        36
+    }
 }
 
 /// Writes into the physical buffer the kernel gave tdx-host for TDMR_INFO and the PA array.
@@ -123,10 +141,19 @@ pub struct KeyIdPartition {
 }
 
 impl KeyIdPartition {
+    /// The fewest KeyID bits that hold every KeyID (0, the MKTME ones and the TDX ones): the
+    /// module's HKID field takes at least this many bits off the top of MAXPHYADDR (§1.1).
+    #[must_use]
+    pub const fn min_keyid_bits(&self) -> u8 {
+        let highest = self.nr_mktme as u64 + self.nr_tdx as u64; // highest KeyID, no wrap
+        (u64::BITS - highest.leading_zeros()) as u8
+    }
+
     /// First TDX KeyID, `nr_mktme + 1`; Linux makes it the global KeyID (§1.2).
     #[must_use]
     pub const fn first_tdx(&self) -> u32 {
-        self.nr_mktme + 1
+        // Saturating: an MSR claiming u32::MAX MKTME KeyIDs must not wrap to KeyID 0.
+        self.nr_mktme.saturating_add(1)
     }
 }
 

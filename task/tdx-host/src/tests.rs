@@ -5,11 +5,13 @@ extern crate std;
 
 use crate::addr::{PhysRange, GIB};
 use crate::baseline::plan_linux_baseline;
-use crate::types::{Limits, MemRange, Plan, PlanError, PlanInput};
+use crate::types::{Limits, MemRange, PaBits, Plan, PlanError, PlanInput};
 use crate::verify::check_coverage;
 use crate::{plan_tdmrs, PhysAddr};
 
 const MIB: u64 = 1 << 20;
+/// MAXPHYADDR 52 minus 6 KeyID bits, as the emulator-backed tools use.
+const PA_BITS: PaBits = PaBits(46);
 
 fn r(b: u64, e: u64) -> PhysRange {
     PhysRange::new(b, e - b)
@@ -29,6 +31,7 @@ fn input<'a>(cmrs: &'a [PhysRange], mem: &'a [MemRange], limits: Limits) -> Plan
         offline: &[],
         excluded: &[],
         limits,
+        pa_bits: PA_BITS,
     }
 }
 
@@ -129,6 +132,7 @@ fn offline_covered_and_excluded_respected() {
         offline: &off,
         excluded: &exc,
         limits: Limits::TDX_1_5,
+        pa_bits: PA_BITS,
     };
     let p = plan(&i).unwrap();
     assert_eq!(p.tdmr_bytes(), 2 * GIB + 4 * GIB);
@@ -218,6 +222,7 @@ fn errors_name_the_problem() {
         offline: &off,
         excluded: &[],
         limits: Limits::TDX_1_5,
+        pa_bits: PA_BITS,
     };
     // The GiB at 1 GiB is mostly node 0, so everything is node 0: feasible.
     assert!(plan(&i).is_ok());
@@ -229,6 +234,7 @@ fn errors_name_the_problem() {
         offline: &off,
         excluded: &[],
         limits: Limits::TDX_1_5,
+        pa_bits: PA_BITS,
     };
     assert!(matches!(
         plan(&i).unwrap_err(),
@@ -246,4 +252,151 @@ fn errors_name_the_problem() {
 fn plan_size_is_bounded() {
     let size = core::mem::size_of::<Plan>();
     assert!(size < 48 * 1024, "Plan is {size} bytes");
+}
+
+/// Node 65535 is a real node: its TDMR and its PAMT stay on it (it used to be the "no node"
+/// sentinel and was planned as node 0).
+#[test]
+fn node_65535_is_a_real_node() {
+    let cmrs = [r(MIB, 4 * GIB)];
+    let mem = [m(MIB, 2 * GIB, 0), m(2 * GIB, 4 * GIB, u16::MAX)];
+    let p = plan(&input(&cmrs, &mem, Limits::TDX_1_5)).unwrap();
+    let t = p
+        .tdmrs
+        .iter()
+        .find(|t| t.base.0 == 2 * GIB)
+        .expect("a TDMR at 2 GiB");
+    assert_eq!(t.node, u16::MAX, "{:?}", p.tdmrs);
+    for pamt in &t.pamt {
+        assert!(pamt.base.0 >= 2 * GIB && pamt.base.0 + pamt.size.0 <= 4 * GIB);
+    }
+    assert!(p
+        .pamt_blocks
+        .iter()
+        .any(|b| b.node == u16::MAX && b.range.base.0 >= 2 * GIB));
+}
+
+/// `verify`: an empty excluded range excludes nothing, even inside a PAMT.
+#[test]
+fn verify_ignores_empty_excluded_ranges() {
+    let cmrs = [r(MIB, 2 * GIB)];
+    let mem = [m(MIB, 2 * GIB, 0)];
+    let p = plan(&input(&cmrs, &mem, Limits::TDX_1_5)).unwrap();
+    let pamt = p.tdmrs[0].pamt[0];
+    for base in [pamt.base.0, pamt.base.0 + 0x1000, pamt.base.0 + 0x1234] {
+        let exc = [PhysRange::new(base, 0)];
+        let i = PlanInput {
+            excluded: &exc,
+            ..input(&cmrs, &mem, Limits::TDX_1_5)
+        };
+        assert_eq!(
+            check_coverage(&i, &p),
+            Ok(()),
+            "empty exclusion at {base:#x}"
+        );
+        // The planner agrees: an empty exclusion changes nothing.
+        assert_eq!(plan(&i).unwrap().pamt_blocks, p.pamt_blocks);
+    }
+    // A one-byte exclusion still counts.
+    let exc = [PhysRange::new(pamt.base.0 + 0x1234, 1)];
+    let i = PlanInput {
+        excluded: &exc,
+        ..input(&cmrs, &mem, Limits::TDX_1_5)
+    };
+    assert!(matches!(
+        check_coverage(&i, &p),
+        Err(crate::verify::CoverageError::PamtInExcluded { .. })
+    ));
+}
+
+/// `verify`: a node whose only online RAM is smaller than a page has no RAM for PAMTs, so a plan
+/// that borrows another node's RAM for its TDMR is not "off node".
+#[test]
+fn verify_does_not_count_sub_page_ram_as_node_ram() {
+    let cmrs = [r(MIB, 4 * GIB)];
+    let mem = [m(MIB, 2 * GIB, 0), m(2 * GIB, 2 * GIB + 0x800, 1)];
+    let off = [m(2 * GIB + 0x1000, 4 * GIB, 1)];
+    let i = PlanInput {
+        cmrs: &cmrs,
+        memory: &mem,
+        offline: &off,
+        excluded: &[],
+        limits: Limits::TDX_1_5,
+        pa_bits: PA_BITS,
+    };
+    let p = plan(&i).unwrap(); // `plan` runs check_coverage
+    let t = p.tdmrs.iter().find(|t| t.node == 1).expect("node 1 TDMR");
+    assert!(t.pamt[0].base.0 < 2 * GIB, "borrowed from node 0: {t:?}");
+}
+
+/// Memory beyond the usable physical-address width is refused with an error naming the range and
+/// the width, never planned into an empty or wrapped TDMR; memory just below the limit plans.
+#[test]
+fn memory_beyond_max_phys_addr_is_refused() {
+    let top = 1u64 << PA_BITS.0;
+    // Near 2^64: used to give an empty TDMR and a misleading error.
+    let near_top = u64::MAX - GIB + 1;
+    for (cmr, mem) in [
+        (r(MIB, 2 * GIB), [m(MIB, GIB, 0), m(near_top, !0xfff, 0)]),
+        (
+            r(MIB, 2 * GIB),
+            [m(MIB, GIB, 0), m(top - GIB, top + 4096, 0)],
+        ),
+    ] {
+        let cmrs = [cmr];
+        match plan(&input(&cmrs, &mem, Limits::TDX_1_5)) {
+            Err(PlanError::BeyondMaxPhysAddr {
+                kind: crate::InputKind::Memory,
+                base,
+                pa_bits,
+                ..
+            }) => {
+                assert_eq!((base, pa_bits), (mem[1].range.base, PA_BITS.0));
+            }
+            other => panic!("{:?}", other.map(|p| p.tdmrs.clone())),
+        }
+    }
+    // A CMR beyond the limit is refused the same way.
+    let cmrs = [r(MIB, GIB), r(top - GIB, top + GIB)];
+    let mem = [m(MIB, GIB, 0)];
+    assert!(matches!(
+        plan(&input(&cmrs, &mem, Limits::TDX_1_5)),
+        Err(PlanError::BeyondMaxPhysAddr {
+            kind: crate::InputKind::Cmrs,
+            ..
+        })
+    ));
+    // The last GiB below the limit plans; its TDMR ends exactly at the limit.
+    let cmrs = [r(MIB, GIB), r(top - GIB, top)];
+    let mem = [m(MIB, GIB, 0), m(top - GIB, top, 1)];
+    let p = plan(&input(&cmrs, &mem, Limits::TDX_1_5)).unwrap();
+    assert_eq!(p.tdmrs.last().map(|t| t.base.0 + t.size.0), Some(top));
+    // Widths the planner cannot use are refused.
+    for bits in [0u8, 29, 53, 255] {
+        let i = PlanInput {
+            pa_bits: PaBits(bits),
+            ..input(&cmrs, &mem, Limits::TDX_1_5)
+        };
+        assert_eq!(plan(&i).unwrap_err(), PlanError::InvalidPaBits { bits });
+    }
+}
+
+/// KeyID arithmetic on MSR 0x87 values never wraps: u32::MAX MKTME KeyIDs give a first TDX
+/// KeyID that does not fit a u16 (refused at Detect), not KeyID 0, and the KeyID width used to
+/// bound the planner counts every KeyID.
+#[test]
+fn keyid_arithmetic_never_wraps() {
+    use crate::seam::KeyIdPartition;
+    let k = KeyIdPartition {
+        nr_mktme: u32::MAX,
+        nr_tdx: u32::MAX,
+    };
+    assert_eq!(k.first_tdx(), u32::MAX);
+    assert_eq!(k.min_keyid_bits(), 33);
+    let k = KeyIdPartition {
+        nr_mktme: 15,
+        nr_tdx: 48,
+    };
+    assert_eq!((k.first_tdx(), k.min_keyid_bits()), (16, 6));
+    assert_eq!(KeyIdPartition::default().min_keyid_bits(), 0);
 }

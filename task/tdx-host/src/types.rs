@@ -119,6 +119,31 @@ pub struct PlanInput<'a> {
     pub excluded: &'a [PhysRange],
     /// Module limits.
     pub limits: Limits,
+    /// The usable physical-address width: MAXPHYADDR (CPUID 0x8000_0008) minus the KeyID bits
+    /// taken from its top. Every address the planner accepts or produces is below
+    /// `1 << pa_bits`; anything beyond is refused with [`PlanError::BeyondMaxPhysAddr`].
+    pub pa_bits: PaBits,
+}
+
+/// A physical-address width in bits (see [`PlanInput::pa_bits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PaBits(pub u8);
+
+impl PaBits {
+    /// The narrowest width the planner accepts: one 1 GiB TDMR granule.
+    pub const MIN: PaBits = PaBits(30);
+    /// The widest: x86-64 MAXPHYADDR is at most 52.
+    pub const MAX: PaBits = PaBits(52);
+
+    /// `1 << bits`, the first unusable address; `None` outside [`PaBits::MIN`]..=[`PaBits::MAX`].
+    #[must_use]
+    pub const fn limit(self) -> Option<u64> {
+        if self.0 < Self::MIN.0 || self.0 > Self::MAX.0 {
+            None
+        } else {
+            Some(1u64 << self.0)
+        }
+    }
 }
 
 /// One reserved area, relative to its TDMR's base (§5.3).
@@ -264,6 +289,15 @@ pub enum PlanError {
     InvalidMemory { base: PhysAddr, size: ByteLen },
     /// Limits are zero or a PAMT entry size is zero.
     InvalidLimits,
+    /// `pa_bits` is outside 30..=52.
+    InvalidPaBits { bits: u8 },
+    /// An input range (a CMR or memory) reaches beyond the usable physical-address width.
+    BeyondMaxPhysAddr {
+        kind: InputKind,
+        base: PhysAddr,
+        size: ByteLen,
+        pa_bits: u8,
+    },
     /// No memory at all (above 1 MiB) was given.
     NoMemory,
     /// Memory the host owns is not inside one (merged) CMR, so it can never be TDX memory.
@@ -284,6 +318,9 @@ pub enum PlanError {
     NoRoomForPamt { node: u16, needed_bytes: ByteLen },
     /// The candidate-TDMR scratch (`MAX_WORK_TDMRS`) overflowed.
     WorkspaceExhausted,
+    /// A sum of PAMT sizes does not fit in 64 bits (only reachable with absurd entry sizes; the
+    /// planner refuses rather than wrap).
+    ArithmeticOverflow,
 }
 
 impl fmt::Display for PlanError {
@@ -306,18 +343,37 @@ impl fmt::Display for PlanError {
                 )
             }
             PlanError::InvalidLimits => write!(f, "module limits are zero"),
+            PlanError::InvalidPaBits { bits } => write!(
+                f,
+                "physical-address width {bits} is outside {}..={} bits",
+                PaBits::MIN.0,
+                PaBits::MAX.0
+            ),
+            PlanError::BeyondMaxPhysAddr {
+                kind,
+                base,
+                size,
+                pa_bits,
+            } => write!(
+                f,
+                "{kind:?} range {:#x}+{:#x} reaches beyond the {pa_bits}-bit physical address space \
+                 (MAXPHYADDR minus KeyID bits; first unusable address {:#x})",
+                base.0,
+                size.0,
+                1u128 << pa_bits
+            ),
             PlanError::NoMemory => write!(f, "no memory above 1 MiB to plan"),
             PlanError::MemoryOutsideCmrs { base, size, node } => write!(
                 f,
                 "memory [{:#x}, {:#x}) on node {node} is not inside a CMR",
                 base.0,
-                base.0.wrapping_add(size.0)
+                u128::from(base.0) + u128::from(size.0)
             ),
             PlanError::TooManyTdmrs { needed, max } => {
                 write!(
                     f,
                     "TDMRs exhausted: {needed} needed, {max} allowed ({} over)",
-                    needed - max
+                    needed.saturating_sub(max)
                 )
             }
             PlanError::ReservedAreasExhausted {
@@ -335,6 +391,9 @@ impl fmt::Display for PlanError {
                 "no room for PAMT on node {node}: no free contiguous {:#x} bytes",
                 needed_bytes.0
             ),
+            PlanError::ArithmeticOverflow => {
+                write!(f, "PAMT sizes overflow 64 bits")
+            }
             PlanError::WorkspaceExhausted => {
                 write!(
                     f,

@@ -84,15 +84,15 @@ pub fn check_coverage(input: &PlanInput<'_>, plan: &Plan) -> Result<(), Coverage
                 .find(|t| t.base.0 <= x && x < end(&t.range()))
                 .ok_or(CoverageError::Uncovered { addr: PhysAddr(x) })?;
             if t.reserved.iter().any(|a| {
-                let s = t.base.0 + a.offset.0;
-                s <= x && x < s + a.size.0
+                let s = t.base.0.saturating_add(a.offset.0);
+                s <= x && x < s.saturating_add(a.size.0)
             }) {
                 return Err(CoverageError::RamReserved { addr: PhysAddr(x) });
             }
             // Advance to the next event: reserved start, PAMT start, or TDMR end.
             let mut next = end(&t.range());
             for a in &t.reserved {
-                let s = t.base.0 + a.offset.0;
+                let s = t.base.0.saturating_add(a.offset.0);
                 if s > x {
                     next = next.min(s);
                 }
@@ -106,7 +106,12 @@ pub fn check_coverage(input: &PlanInput<'_>, plan: &Plan) -> Result<(), Coverage
         }
     }
     for (i, t) in plan.tdmrs.iter().enumerate() {
-        let node_has_ram = input.memory.iter().any(|m| m.node == t.node);
+        // Only whole pages count: a sub-page RAM range can hold no PAMT, so a node that owns
+        // nothing else has no RAM for this purpose (the planner then borrows another node's).
+        let node_has_ram = input.memory.iter().any(|m| {
+            let (s, e) = page_range(m);
+            m.node == t.node && s < e
+        });
         for (level, p) in t.pamt.iter().enumerate() {
             // The PAMT may span touching RAM ranges of one node (the planner merges them).
             let Some(node) = ram_node(input, p) else {
@@ -115,10 +120,11 @@ pub fn check_coverage(input: &PlanInput<'_>, plan: &Plan) -> Result<(), Coverage
             if node_has_ram && node != t.node {
                 return Err(CoverageError::PamtOffNode { tdmr: i, level });
             }
+            // An empty excluded range excludes nothing (and an empty PAMT overlaps nothing).
             if input
                 .excluded
                 .iter()
-                .any(|e| p.base.0 < end(e) && e.base.0 < end(p))
+                .any(|e| !e.is_empty() && !p.is_empty() && p.base.0 < end(e) && e.base.0 < end(p))
             {
                 return Err(CoverageError::PamtInExcluded { tdmr: i, level });
             }

@@ -15,6 +15,8 @@
 //! - a task listed as `may-fault` is restarted at once (no back-off), and can
 //!   keep state across its restarts with [`referee::STASH`]/[`referee::UNSTASH`]
 //!   (the referee, not the attacker's own memory, holds it);
+//! - a task listed as `hold-faulted` (idle) is recorded and left faulted:
+//!   the attacker that faulted it restarts it;
 //! - a DONE counts only from a task named as an attacker, once, and only with
 //!   the [`referee::DONE_MAGIC`] word, so a random SEND cannot end the run.
 //!
@@ -55,6 +57,32 @@ pub mod ticker {
     /// START: the most ticks a wake came after its deadline, the longest TSC gap between two
     /// wakes, the number of wakes, and the median gap (one tick in TSC units).
     pub const REPORT: u64 = 2;
+}
+
+/// Operations of `lease-server`, the server half of the lease attacks. Its
+/// client lends, as lease 0, its own lease table (read-write) and, as lease
+/// 1, a data buffer; the server then rewrites entry 1 of that table through
+/// lease 0 and borrows lease 1 again. The kernel must go on using the
+/// lease 1 it checked at SEND.
+pub mod lease_server {
+    /// Rewrites entry 1 to `{READ, base, len}` (message: `[base: u64, len:
+    /// u64]`), then BORROW_READs lease 1 → `[rc: u32, n: u32, bytes
+    /// (READ_LEN)]`.
+    pub const REWRITE_THEN_READ: u16 = 1;
+    /// Rewrites entry 1 to `{READ|WRITE, &VICTIM (the server's own
+    /// read-only data), len}`, then BORROW_WRITEs `WRITE_BYTES` to lease 1
+    /// → `[rc: u32, n: u32, victim_changed: u32]`.
+    pub const REWRITE_THEN_WRITE: u16 = 2;
+    /// An honest server: learns lease 1's length (BORROW_INFO), stores the
+    /// message bytes into lease 0 at offset `[offset: u32]` as its client
+    /// asked (which shrinks entry 1's length), then reads the last 8 bytes of
+    /// lease 1 by the length it learned → `[rc: u32, n: u32, len_before:
+    /// u32, len_after: u32]`.
+    pub const HONEST_STORE_THEN_READ: u16 = 3;
+    /// Bytes REWRITE_THEN_READ reads.
+    pub const READ_LEN: usize = 16;
+    /// What REWRITE_THEN_WRITE writes.
+    pub const WRITE_BYTES: [u8; 16] = *b"lease-overwrite!";
 }
 
 fn referee_id(referee: TaskIndex) -> userlib::TaskId {

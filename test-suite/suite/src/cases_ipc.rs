@@ -3,7 +3,7 @@
 
 use abi::{
     dead_response_code, extract_new_generation, lease_attr, FaultInfo, ReplyFaultReason, TaskState,
-    UsageError, DEFECT,
+    UsageError, DEFECT, IPC_REFUSED,
 };
 use test_api::{assist as op, word32};
 use userlib::{
@@ -11,7 +11,7 @@ use userlib::{
     sys_reply_fault, sys_send, Lease,
 };
 
-use crate::{call, collect_fault, id, state, words, Case, ASSIST, PEER};
+use crate::{call, collect_fault, id, state, words, Case, ASSIST, IDLE, PEER};
 
 pub static CASES: &[Case] = &[
     ("ipc_send_reply_round_trip", send_reply_round_trip),
@@ -33,6 +33,7 @@ pub static CASES: &[Case] = &[
         recv_truncation,
     ),
     ("ipc_send_to_restarted_task_is_dead_code", send_stale),
+    ("ipc_send_without_task_slot_is_refused", send_off_manifest),
     (
         "ipc_reply_to_restarted_client_is_ignored",
         reply_stale_ignored,
@@ -165,6 +166,26 @@ fn send_stale() {
         id(ASSIST).generation().0,
         old.generation().0.wrapping_add(1)
     );
+}
+
+/// SEND only along task slots: the suite has none to idle, and none to
+/// itself. Refused at once, nothing delivered, the target undisturbed.
+fn send_off_manifest() {
+    let mut reply = [0u8; 4];
+    let idle_before = state(IDLE);
+    assert_eq!(
+        sys_send(id(IDLE), 1, b"x", &mut reply, &[]),
+        (IPC_REFUSED, 0)
+    );
+    assert_eq!(state(IDLE), idle_before);
+    assert_eq!(
+        sys_send(id(crate::SUITE), 1, b"x", &mut reply, &[]),
+        (IPC_REFUSED, 0)
+    );
+    // A stale id to a task without an edge is refused too: the edge is
+    // checked first, so the caller learns nothing about the target.
+    let stale = abi::TaskId::new(IDLE, id(IDLE).generation().next());
+    assert_eq!(sys_send(stale, 1, b"x", &mut reply, &[]), (IPC_REFUSED, 0));
 }
 
 fn reply_stale_ignored() {

@@ -1,10 +1,10 @@
 //! Timers and notifications.
 
-use abi::{dead_response_code, TaskState};
+use abi::{dead_response_code, TaskState, IPC_REFUSED};
 use test_api::assist as op;
 use userlib::{hl, sys_get_timer, sys_post, sys_recv_closed, sys_set_timer, TaskId};
 
-use crate::{call, id, state, Case, ASSIST, SUITE};
+use crate::{call, id, state, Case, ASSIST, RUNNER, SUITE};
 
 pub static CASES: &[Case] = &[
     ("timer_fires_at_its_deadline", timer_fires),
@@ -18,6 +18,7 @@ pub static CASES: &[Case] = &[
         post_wakes,
     ),
     ("notification_to_restarted_task_is_dead_code", post_stale),
+    ("notification_off_manifest_is_refused", post_off_manifest),
     (
         "irq_device_interrupt_is_delivered_masked_and_rearmed",
         irq_round,
@@ -91,17 +92,21 @@ fn notes() -> u32 {
     u32::from_le_bytes(r)
 }
 
+/// assist's `wake` notification (bit 1 in the manifest), the one the
+/// manifest lets the suite post to it.
+const ASSIST_WAKE: u64 = 1 << 1;
+
 fn post_wakes() {
     let before = notes();
     call(
         ASSIST,
         op::WAIT_NOTE,
-        &(1u64 << 3).to_le_bytes(),
+        &ASSIST_WAKE.to_le_bytes(),
         &mut [],
         &[],
     );
     assert_eq!(state(ASSIST), TaskState::InRecv(Some(TaskId::KERNEL)));
-    sys_post(id(ASSIST), 1 << 3);
+    assert_eq!(sys_post(id(ASSIST), ASSIST_WAKE), 0);
     // assist is more important: it ran before POST returned to us.
     assert_eq!(state(ASSIST), TaskState::InRecv(None));
     assert_eq!(notes(), before + 1);
@@ -111,7 +116,31 @@ fn post_stale() {
     let old = id(ASSIST);
     hl::restart_task(ASSIST, true).unwrap();
     assert_eq!(
-        sys_post(old, 1),
+        sys_post(old, ASSIST_WAKE),
         dead_response_code(id(ASSIST).generation())
     );
+}
+
+/// POST only along the manifest's `posts` edges: a bit the suite may not
+/// post to assist (its IRQ bit), a task it has no edge to, and a mix of an
+/// allowed and a forbidden bit are all refused whole, and nothing arrives.
+fn post_off_manifest() {
+    let before = notes();
+    call(
+        ASSIST,
+        op::WAIT_NOTE,
+        &(ASSIST_WAKE | 1).to_le_bytes(),
+        &mut [],
+        &[],
+    );
+    assert_eq!(sys_post(id(ASSIST), 1), IPC_REFUSED, "assist's `pit` bit");
+    assert_eq!(sys_post(id(ASSIST), ASSIST_WAKE | 1), IPC_REFUSED);
+    assert_eq!(
+        sys_post(id(RUNNER), 1),
+        IPC_REFUSED,
+        "the supervisor's fault bit"
+    );
+    assert_eq!(state(ASSIST), TaskState::InRecv(Some(TaskId::KERNEL)));
+    assert_eq!(sys_post(id(ASSIST), ASSIST_WAKE), 0);
+    assert_eq!(notes(), before + 1);
 }

@@ -113,3 +113,28 @@ pub fn halt_forever() -> ! {
         unsafe { asm!("cli", "hlt", options(nomem, nostack)) }
     }
 }
+
+/// RFLAGS.DF: string instructions run backwards.
+pub const RFLAGS_DF: u64 = 1 << 10;
+/// RFLAGS.AC: in ring 0 with SMAP, user pages become accessible.
+pub const RFLAGS_AC: u64 = 1 << 18;
+
+/// The current RFLAGS.
+#[must_use]
+pub fn read_rflags() -> u64 {
+    let v: u64;
+    // Safety: pushes and pops one word on the current (kernel) stack.
+    unsafe { asm!("pushfq", "pop {}", out(reg) v, options(nomem, preserves_flags)) }
+    v
+}
+
+/// Stops the kernel if it was entered with DF or AC still set: the entry
+/// paths clear both (SYSCALL through FMASK, traps in their stub), and the
+/// compiled kernel assumes DF clear and relies on AC clear for SMAP. A
+/// violation is an entry-path bug, never a task's doing.
+pub fn check_entry_flags() {
+    let flags = read_rflags();
+    if flags & (RFLAGS_DF | RFLAGS_AC) != 0 {
+        panic!("kernel entered with RFLAGS {flags:#x}: DF/AC not cleared by the entry path");
+    }
+}

@@ -17,6 +17,10 @@
 //! - An interrupt in ring 0 can only arrive while the kernel halts in
 //!   `WaitForInterrupt`; its frame stays on the kernel stack and it returns
 //!   to the halt.
+//! - Every entry from ring 3 clears RFLAGS.DF and AC before any Rust runs
+//!   (FMASK for SYSCALL, POPF in the trap stub), so a task cannot make
+//!   kernel string copies run backwards or open its pages to the kernel
+//!   under SMAP; both paths return the task's own RFLAGS.
 //! - Resume uses SYSRET when the task last entered by SYSCALL (RCX and R11
 //!   are then dead by the ABI) and IRETQ otherwise, which restores every
 //!   register exactly.
@@ -98,7 +102,10 @@ const MSR_STAR: u32 = 0xC000_0081;
 const MSR_LSTAR: u32 = 0xC000_0082;
 const MSR_FMASK: u32 = 0xC000_0084;
 const EFER_SCE: u64 = 1 << 0;
-/// RFLAGS bits cleared on SYSCALL: TF, IF, DF, AC, NT.
+/// RFLAGS bits cleared on SYSCALL: TF, IF, DF, AC, NT. Clearing DF and AC
+/// here is what keeps a task's flags out of the kernel on this path (the
+/// trap stub does the same for interrupts and exceptions); SYSRET gives
+/// the task its own RFLAGS back from R11.
 const FMASK: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 18) | (1 << 14);
 
 /// Enables SYSCALL and points it at the entry stub.
@@ -229,6 +236,13 @@ pub unsafe extern "C" fn trap_common() {
         "test byte ptr [rsp + 128], 3",
         "jz 3f",
         "mov rsp, [rip + {kstack}]",
+        // A task may enter with DF and AC set (both are user-writable);
+        // the CPU clears neither on an interrupt or exception. Clear them
+        // on the kernel stack (never push below the save area). `clac`
+        // would #UD without SMAP; POPF works everywhere.
+        "pushfq",
+        "and qword ptr [rsp], {keep}",
+        "popfq",
         "call {from_user}",
         "mov rsp, rax",
         "jmp {restore}",
@@ -255,6 +269,7 @@ pub unsafe extern "C" fn trap_common() {
         "iretq",
         vector = sym TRAP_VECTOR,
         kstack = sym KERNEL_STACK_TOP,
+        keep = const !(super::cpu::RFLAGS_DF | super::cpu::RFLAGS_AC) as i32,
         from_user = sym crate::trap::trap_from_task,
         from_kernel = sym crate::trap::trap_in_kernel,
         restore = sym resume_task,

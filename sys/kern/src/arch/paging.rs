@@ -247,9 +247,13 @@ impl KernelSpace {
 }
 
 /// Pointer to physical address `pa` through the direct map.
+///
+/// Only an address computation: it never fails, whatever `pa` (a task may
+/// name any address with an empty slice, which is legal and never
+/// accessed). Whoever dereferences the pointer must have checked `pa`.
 #[must_use]
 pub fn phys_to_virt(pa: u64) -> *mut u8 {
-    (PHYS_OFFSET + pa) as *mut u8
+    PHYS_OFFSET.wrapping_add(pa) as *mut u8
 }
 
 /// The physical address of a kernel static. The kernel image is

@@ -7,7 +7,11 @@
 //! service loop that halts until the boot CPU posts a request in the AP's
 //! mailbox and sends it an IPI, then executes the request and posts the
 //! result. The boot CPU waits for the answer with a bounded spin, so a
-//! wedged AP is reported, never waited on forever.
+//! wedged AP is reported, never waited on forever. Each request carries a
+//! sequence number and the answer names the one it answers
+//! (`kerncore::mailbox`): after a timeout the late answer is never taken
+//! for the next request, and the AP is refused new requests until it has
+//! finished the abandoned one.
 //!
 //! Start-up follows the SDM's INIT-SIPI-SIPI sequence. The real-mode
 //! trampoline is copied to [`TRAMPOLINE`] (below 1 MiB, as SIPI requires),
@@ -17,6 +21,8 @@
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use kerncore::mailbox::Mailbox;
 
 use super::paging::{map_page, phys_to_virt, Access, TablePhys};
 use super::{apic, cpu, gdt};
@@ -131,27 +137,14 @@ pub enum Op {
 pub enum SmpError {
     /// No such CPU, or it never started.
     NoSuchCpu,
-    /// The CPU did not answer in time.
+    /// The CPU did not answer in time, or is still busy with an earlier
+    /// request that timed out (then this one was not posted at all).
     Timeout,
 }
 
-const IDLE: u32 = 0;
-const PENDING: u32 = 1;
-const DONE: u32 = 2;
-
-struct Mailbox {
-    state: AtomicU32,
-    op: AtomicU64,
-    words: [AtomicU64; 8],
-}
-
-static MAILBOXES: [Mailbox; MAX_CPUS] = [const {
-    Mailbox {
-        state: AtomicU32::new(IDLE),
-        op: AtomicU64::new(0),
-        words: [const { AtomicU64::new(0) }; 8],
-    }
-}; MAX_CPUS];
+/// One mailbox per CPU; its answers carry their request's sequence number
+/// (`kerncore::mailbox`), so a late answer is never taken for a later one.
+static MAILBOXES: [Mailbox; MAX_CPUS] = [const { Mailbox::new() }; MAX_CPUS];
 /// APIC id of each started CPU (index 0 = boot CPU); `u32::MAX` = absent.
 static APIC_IDS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
 static CPU_COUNT: AtomicU32 = AtomicU32::new(1);
@@ -214,25 +207,22 @@ pub fn run_on(index: usize, op: Op, words: [u64; 8]) -> Result<[u64; 8], SmpErro
         return Ok(w);
     }
     let m = &MAILBOXES[index];
-    for (slot, v) in m.words.iter().zip(w) {
-        slot.store(v, Ordering::Relaxed);
-    }
-    m.op.store(op as u64, Ordering::Relaxed);
-    m.state.store(PENDING, Ordering::Release);
+    let ticket = m.post(op as u64, w).map_err(|_| SmpError::Timeout)?;
     apic::send_ipi(apic_id, SERVICE_VECTOR);
     let mut spins: u64 = 0;
-    while m.state.load(Ordering::Acquire) != DONE {
+    loop {
+        if let Some(answer) = m.answer(ticket) {
+            return Ok(answer);
+        }
         spins += 1;
         if spins > 2_000_000_000 {
+            // The ticket is abandoned: its answer, if it ever comes, is
+            // never read, and the CPU refuses new requests until it gives
+            // it.
             return Err(SmpError::Timeout);
         }
         core::hint::spin_loop();
     }
-    for (v, slot) in w.iter_mut().zip(&m.words) {
-        *v = slot.load(Ordering::Relaxed);
-    }
-    m.state.store(IDLE, Ordering::Release);
-    Ok(w)
 }
 
 /// First Rust code of an AP, called by the trampoline with its index.
@@ -245,22 +235,15 @@ extern "C" fn ap_main(index: u64) -> ! {
     APIC_IDS[index].store(apic::apic_id(), Ordering::Release);
     let m = &MAILBOXES[index];
     loop {
-        if m.state.load(Ordering::Acquire) == PENDING {
-            let op = match m.op.load(Ordering::Relaxed) {
+        if let Some((ticket, raw, mut w)) = m.pending() {
+            let op = match raw {
                 1 => Op::ApicId,
                 2 => Op::Wbinvd,
                 4 => Op::VmxOn,
                 _ => Op::Seamcall,
             };
-            let mut w = [0u64; 8];
-            for (v, slot) in w.iter_mut().zip(&m.words) {
-                *v = slot.load(Ordering::Relaxed);
-            }
             execute(index, op, &mut w);
-            for (slot, v) in m.words.iter().zip(w) {
-                slot.store(v, Ordering::Relaxed);
-            }
-            m.state.store(DONE, Ordering::Release);
+            m.complete(ticket, w);
         }
         // `sti; hlt` is race-free: an IPI arriving after the check wakes
         // the halt, and its handler only acknowledges it.

@@ -5,7 +5,10 @@
 
 use core::cell::UnsafeCell;
 
-pub const KERNEL_STACK_SIZE: usize = 64 * 1024;
+/// `kmain` runs platform discovery on this stack with a frame of about
+/// 74 KiB (the platform record and the ACPI parsers' buffers inlined into
+/// it); at 64 KiB it overflowed into the neighbouring `.bss` unnoticed.
+pub const KERNEL_STACK_SIZE: usize = 128 * 1024;
 pub const IST_STACK_SIZE: usize = 16 * 1024;
 
 #[repr(C, align(16))]

@@ -4,7 +4,9 @@
 //! the config lists as `may-fault` (an attacker that faults by design, such
 //! as the syscall fuzzer) is recorded and the task restarted at once; any
 //! other fault is an unexpected one and fails the image, though the task is
-//! still restarted so the other attacks run to the end. The referee never
+//! still restarted so the other attacks run to the end. A task listed as
+//! `hold-faulted` (idle, which an attacker faults to leave nothing
+//! runnable) is recorded and left faulted for that attacker. The referee never
 //! SENDs: a hostile task could otherwise wedge it by not answering.
 //!
 //! The run ends when every attacker has reported DONE (verdict from the
@@ -72,6 +74,11 @@ impl Referee {
             };
             self.last_fault[index] = f.to_words();
             self.fault_count[index] += 1;
+            if config::HOLD_FAULTED.contains(&i.0) {
+                // Faulted on purpose by an attacker, which restarts it once
+                // it has seen the kernel survive the state.
+                continue;
+            }
             if !config::MAY_FAULT.contains(&i.0) {
                 self.unexpected_faults += 1;
                 let mut msg = [0u8; abi::PANIC_MESSAGE_MAX];
@@ -132,7 +139,10 @@ impl Referee {
         exit(if ok { EXIT_PASS } else { EXIT_FAIL })
     }
 
-    fn serve(&mut self, sender: TaskId, operation: u64, msg: &[u8]) {
+    /// Serves one request. Replies are clipped to what the client said it
+    /// can take: a longer reply would be a usage fault of the referee, and
+    /// a fault of the supervisor stops the kernel.
+    fn serve(&mut self, sender: TaskId, operation: u64, msg: &[u8], capacity: usize) {
         let index = usize::from(sender.index().0);
         match u16::try_from(operation).unwrap_or(0) {
             op::DONE if word32(msg, 0) == op::DONE_MAGIC => {
@@ -157,7 +167,7 @@ impl Referee {
                 for (chunk, w) in out.chunks_exact_mut(8).zip(self.stash[index]) {
                     chunk.copy_from_slice(&w.to_le_bytes());
                 }
-                sys_reply(sender, 0, &out);
+                sys_reply(sender, 0, &out[..out.len().min(capacity)]);
             }
             op::LAST_FAULT => {
                 let t = word32(msg, 0) as usize;
@@ -169,7 +179,7 @@ impl Referee {
                 for (chunk, w) in out.chunks_exact_mut(8).zip([f[0], f[1], f[2], count]) {
                     chunk.copy_from_slice(&w.to_le_bytes());
                 }
-                sys_reply(sender, 0, &out);
+                sys_reply(sender, 0, &out[..out.len().min(capacity)]);
             }
             _ => sys_reply(sender, op::BAD_OPERATION, &[]),
         }
@@ -208,7 +218,7 @@ pub fn main() -> ! {
         }
         let n = m.message_len.min(buf.len());
         let msg = buf;
-        r.serve(m.sender, m.operation, &msg[..n]);
+        r.serve(m.sender, m.operation, &msg[..n], m.response_capacity);
         if r.all_done() {
             r.finish();
         }
