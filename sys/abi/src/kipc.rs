@@ -194,3 +194,32 @@ impl KipcError {
 /// Reply size of [`Kipcnum::ReadTaskStatus`]: five state words and the
 /// current generation.
 pub const TASK_STATUS_REPLY_WORDS: usize = 6;
+
+#[cfg(test)]
+mod tests {
+    use super::{KipcError, Kipcnum};
+
+    #[test]
+    fn operation_numbers_round_trip() {
+        for raw in 0..=u16::from(u8::MAX) {
+            if let Some(op) = Kipcnum::from_raw(raw) {
+                assert_eq!(op as u16, raw);
+            }
+        }
+        assert_eq!(Kipcnum::from_raw(13), Some(Kipcnum::OnlineMemory));
+        assert_eq!(Kipcnum::from_raw(14), Some(Kipcnum::OfflineMemory));
+        assert_eq!(Kipcnum::from_raw(15), None);
+    }
+
+    #[test]
+    fn error_codes_are_distinct_and_round_trip() {
+        let mut seen = 0;
+        for raw in 0xFFFE_0000..=0xFFFE_00FF {
+            if let Some(e) = KipcError::from_raw(raw) {
+                assert_eq!(e as u32, raw);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 17, "every KipcError decodes from its own code");
+    }
+}

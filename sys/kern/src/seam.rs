@@ -9,8 +9,9 @@
 //!   the platform (CMRs = RAM present at boot, coarse like a BIOS; one LP
 //!   per running CPU with its package) and the manifest (KeyIDs, limits,
 //!   fault injection). It reads TDMR_INFO and the PA array from physical
-//!   memory through the direct map, as the real module does, and runs on
-//!   the target CPU, so LP identity is real.
+//!   memory (the gate's kernel copy) and writes output buffers, as the real
+//!   module does, but only inside the gate's windows for the call; it runs
+//!   on the target CPU, so LP identity is real.
 //! - `hardware`: VMXON on each CPU and the real instruction
 //!   ([`crate::arch::vmx`]).
 //! - `none`: every SEAMCALL reports VMfailInvalid (no module).

@@ -6,12 +6,11 @@
 //! with the needed permission? A range may span regions that touch; it may
 //! not wrap, and an empty range is always fine (it names no memory).
 //!
-//! [`tdmem`] decides what "TD memory" is: the memory the kernel lets the
-//! memory authority scrub and hand to the TDX module.
-//!
 //! [`bootmap`] parses the boot loader's memory map from bytes; [`mailbox`]
 //! is the per-CPU request protocol, whose answers carry their request's
 //! sequence number.
+//! [`tdmem`] decides what "TD memory" is: the memory the kernel lets the
+//! memory authority scrub and hand to the TDX module.
 
 #![no_std]
 #![forbid(unsafe_code)]

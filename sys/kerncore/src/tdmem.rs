@@ -373,7 +373,8 @@ mod tests {
         fn online_table_keeps_its_invariants(
             ops in prop::collection::vec((prop::bool::ANY, 0u64..40, 0u64..8), 0..40),
         ) {
-            let window = Some(r(8 * PAGE, 24 * PAGE));
+            let w = r(8 * PAGE, 24 * PAGE);
+            let window = Some(w);
             let ram = [r(0, 10 * PAGE)];
             let mut t: OnlineTable<4> = OnlineTable::new();
             for (online, b, s) in ops {
@@ -384,7 +385,7 @@ mod tests {
                     prop_assert_eq!(t.ranges(), &before[..]);
                 }
                 for (i, a) in t.ranges().iter().enumerate() {
-                    prop_assert!(window.unwrap().contains(*a));
+                    prop_assert!(w.contains(*a));
                     prop_assert!(!ram[0].overlaps(*a));
                     for c in &t.ranges()[i + 1..] {
                         prop_assert!(!a.overlaps(*c));

@@ -132,7 +132,10 @@ pub fn flush_caches() -> Result<(), KipcFailure> {
 }
 
 /// Zeroes physical memory `[base, base+len)`, page-aligned (needs
-/// `memory-authority`).
+/// `memory-authority`). Only TD memory: RAM of the platform record or online
+/// hot-plug memory; the first MiB (`LowMemory`), the kernel
+/// (`KernelMemory`), any task (`TaskMemory`) and anything that is not RAM
+/// (`NotRam`: MMIO, holes, absent memory) are refused.
 pub fn scrub(base: u64, len: u64) -> Result<(), KipcFailure> {
     kipc(Kipcnum::Scrub, &[base, len], &mut []).map(|_| ())
 }

@@ -237,11 +237,14 @@ pub fn main() -> ! {
     // kernel; read volatile.
     let vendor =
         unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*bufs()).info[4]).cast::<u32>()) };
+    let r = rdall(rdall_pa());
     check!(
         s,
         "seamcall_buffer_in_own_memory_allowed",
-        matches!(o, SeamcallOutcome::Returned { rax: 0, .. }) && vendor == 0x8086,
-        "SYS.INFO into this task's buffers: {o:?}, vendor {vendor:#x}"
+        matches!(o, SeamcallOutcome::Returned { rax: 0, .. })
+            && vendor == 0x8086
+            && matches!(r, SeamcallOutcome::Returned { .. }),
+        "SYS.INFO into this task's buffers: {o:?}, vendor {vendor:#x}; RDALL: {r:?}"
     );
 
     // Output buffers and TDH.SYS.CONFIG's PA array / TDMR_INFO, aimed at
@@ -261,7 +264,7 @@ pub fn main() -> ! {
             (refused(e, RCX, nc), e),
         ]
     };
-    let mut run = |name: &str, target: u64, s: &mut Score| {
+    let run = |name: &str, target: u64, s: &mut Score| {
         let r = buffer_attack(target);
         let bad = r.iter().find(|(ok, _)| !ok).map(|(_, o)| *o);
         check!(
