@@ -767,6 +767,18 @@ fn hotplug_checks(s: &mut Score, t: &TdxHost) {
                 && rec.is_some_and(|r| r.bytes_in_use == 2 * 4096),
             "{busy:?} {rec:?}"
         );
+        // 8 MiB more of the region, so that what the frees below put in quarantine takes tdx-host
+        // at least four scrub steps (at most 2 MiB and one tick each): the offline right after
+        // them must find it busy, whatever the timing.
+        let mut c = [0u64; 4];
+        let more = t.alloc_frames(
+            0,
+            FrameSize::M2,
+            MemClass::NonTdx,
+            4,
+            addrs_as_bytes(&mut c),
+        );
+        let fc = t.free_frames(FrameSize::M2, addrs_as_bytes_ref(&c));
         let f = t.free_frames(FrameSize::K4, addrs_as_bytes_ref(&b));
         // Freed frames wait in quarantine until scrubbed: offline is refused until then.
         let early = t.offline_region(window, size);
@@ -776,8 +788,8 @@ fn hotplug_checks(s: &mut Score, t: &TdxHost) {
         check!(
             s,
             "tdx_offline_quarantined_region_refused",
-            early == Err(TdxHostError::RegionBusy),
-            "{early:?}"
+            more == Ok(4) && fc == Ok(4) && early == Err(TdxHostError::RegionBusy),
+            "{more:?} {fc:?} {early:?}"
         );
         check!(
             s,

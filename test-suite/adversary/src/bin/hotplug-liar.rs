@@ -216,7 +216,9 @@ fn free_gib_check(s: &mut Score, t: &TdxHost) {
         gap.saturating_sub(tick)
     );
     ulog!("bench result: gib_free_worst_timer_late_ticks {late} ticks");
-    let in_quarantine = s1.caller_usage_bytes == 0 && s1.quarantined_bytes >= GIB;
+    // A tick may pass between the free and the stats request: allow tdx-host a few steps.
+    let in_quarantine = s1.caller_usage_bytes == 0
+        && s1.quarantined_bytes >= GIB - 4 * tdx_host_api::SCRUB_STEP_BYTES;
     let counted = s2.rdmd_calls - s0.rdmd_calls >= GIB / PAGE
         && s2.scrubbed_bytes - s0.scrubbed_bytes >= GIB
         && s2.quarantined_bytes == 0;
