@@ -10,6 +10,9 @@
 //! access = { online_region = ["hotplug"], offline_region = ["hotplug"] }
 //! ```
 //!
+//! The task needs `notifications = ["client-restarted", "timer"]`: the kernel's restart
+//! notification (reclaim) and its own timer (one bounded scrub step per tick).
+//!
 //! Outside `cargo xtask` (host tests, clippy) the environment is empty and defaults are used.
 
 use std::fmt::Write as _;
@@ -61,6 +64,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
     }
     let env = build_util::generate_task_consts()?;
+    // The server paces its scrub steps with its timer and reclaims on the kernel's restart
+    // notification: both bits must have names (an unclear compile error otherwise).
+    if !env.name.is_empty() {
+        for needed in ["client-restarted", "timer"] {
+            if !env.notifications.iter().any(|n| n == needed) {
+                return Err(format!(
+                    "tasks.{}: tdx-host needs `notifications = [\"client-restarted\", \"timer\"]` (missing `{needed}`)",
+                    env.name
+                )
+                .into());
+            }
+        }
+    }
     let iface = idol::Interface::load("../../idl/tdx-host.idol")?;
     let acl = idol::server::acl_from_task_env(&env, &iface)?;
     idol::server::build_server_support("../../idl/tdx-host.idol", "server_stub.rs", &acl)?;

@@ -25,6 +25,11 @@ pub const ADDR_BYTES: usize = 8;
 /// Most frames one `alloc_frames`/`free_frames` call moves (the lease `max_len` / 8).
 pub const MAX_FRAMES_PER_CALL: usize = 512;
 
+/// Most bytes tdx-host scrubs and checks (TDH.PHYMEM.PAGE.RDMD per 4 KiB) in one step. Freed
+/// and reclaimed frames wait in quarantine; steps run between requests, at most one per timer
+/// tick, so no request and no lower-priority task waits for more than one step.
+pub const SCRUB_STEP_BYTES: u64 = 2 << 20;
+
 idol_runtime::clike_error! {
     /// Why a TdxHost request failed. Codes are stable (they travel as the response code).
     #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -61,12 +66,32 @@ idol_runtime::clike_error! {
         NoSuchNode = 17,
         /// A fixed-capacity table (ownership records, regions) is full.
         TableFull = 18,
-        /// The range partly overlaps a known region, or is already online.
+        /// The range partly overlaps a known region, or memory the system uses (a PAMT, the
+        /// kernel or task image, the TDMR_INFO buffer).
         RegionOverlap = 19,
         /// No online region matches the range.
         UnknownRegion = 20,
         /// The frame was allocated with another size class.
         WrongSize = 21,
+        /// `online_region`: the range is not memory tdx-host may online. It is neither boot RAM
+        /// that tdx-host holds offline nor inside the platform's hot-plug window, and touches no
+        /// CMR or TDMR: MMIO (such as the local APIC page), or no device at all.
+        NotMemory = 22,
+        /// `online_region`: the range lies inside a CMR or TDMR but is not RAM of the platform
+        /// record nor inside the hot-plug window: a firmware or legacy hole the module's coarse
+        /// CMRs cover, which must never be handed out.
+        FirmwareHole = 23,
+        /// `online_region`: the range is exactly a region that is online already.
+        AlreadyOnline = 24,
+        /// `online_region`: boot RAM that tdx-host does not hold offline (the kernel's, a task's,
+        /// or RAM the policy leaves unused, e.g. outside every CMR under `reject`).
+        NotHeldOffline = 25,
+        /// `online_region`: the range is an offline region of another NUMA node.
+        WrongNode = 26,
+        /// The kernel refused to online or offline hot-plugged memory (it is not inside the
+        /// kernel's hot-plug window, or overlaps memory the kernel tracks); tdx-host's tables are
+        /// unchanged.
+        MemoryRefused = 27,
     }
 }
 
@@ -402,7 +427,7 @@ pub struct OnlineReply {
 pub struct ServerStats {
     /// Bytes scrubbed by the kernel and checked PT_NDA, then back in the free pool.
     pub scrubbed_bytes: u64,
-    /// Quarantined runs scrubbed.
+    /// Scrub steps that scrubbed something (each at most `SCRUB_STEP_BYTES`, between requests).
     pub scrub_runs: u64,
     /// TDH.PHYMEM.PAGE.RDMD calls made on freed or reclaimed TDX pages.
     pub rdmd_calls: u64,

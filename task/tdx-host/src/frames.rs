@@ -305,28 +305,8 @@ impl<'a> FrameAllocator<'a> {
         class: MemClass,
         online: bool,
     ) -> Result<PoolId, FrameError> {
-        if !range.base.is_aligned(PAGE_4K) || !range.size.0.is_multiple_of(PAGE_4K) {
-            return Err(FrameError::BadAlignment);
-        }
-        let end = range.end().ok_or(FrameError::BadArgument)?.0;
-        if range.is_empty() {
-            return Err(FrameError::BadArgument);
-        }
-        if self
-            .pools
-            .iter()
-            .any(|p| p.range.base.0 < end && range.base.0 < p.end())
-        {
-            return Err(FrameError::Overlap);
-        }
+        let (lead, need) = self.pool_layout(range)?;
         let frames = range.size.0 / PAGE_4K;
-        // Skip up to 63 bits so that bit ≡ frame number (mod 64): a 2 MiB or 1 GiB frame is then
-        // whole words of the free bitmap. `bitmap_words` has two spare words per pool for this.
-        let lead = (range.base.0 / PAGE_4K).wrapping_sub(self.bits_used) % 64;
-        let need = lead + 2 * frames;
-        if self.bits_used + need > self.bits.len() as u64 * 64 {
-            return Err(FrameError::NoBitmapSpace);
-        }
         let pool = Pool {
             range,
             node,
@@ -351,6 +331,46 @@ impl<'a> FrameAllocator<'a> {
         self.bits_used += need;
         set_bits(self.bits, pool.bit, frames, true);
         Ok(PoolId(k))
+    }
+
+    /// Whether [`Self::add_pool`] would accept `range` (same checks, nothing changes), so a
+    /// caller can ask the kernel first and be sure the table change then succeeds.
+    ///
+    /// # Errors
+    /// As `add_pool`.
+    pub fn can_add_pool(&self, range: PhysRange) -> Result<(), FrameError> {
+        self.pool_layout(range).map(|_| ())
+    }
+
+    /// Checks a new pool and returns `(lead, bits)`: the bits skipped to align it and the bits
+    /// it takes. Also refuses a full pool table.
+    fn pool_layout(&self, range: PhysRange) -> Result<(u64, u64), FrameError> {
+        if !range.base.is_aligned(PAGE_4K) || !range.size.0.is_multiple_of(PAGE_4K) {
+            return Err(FrameError::BadAlignment);
+        }
+        let end = range.end().ok_or(FrameError::BadArgument)?.0;
+        if range.is_empty() {
+            return Err(FrameError::BadArgument);
+        }
+        if self
+            .pools
+            .iter()
+            .any(|p| p.range.base.0 < end && range.base.0 < p.end())
+        {
+            return Err(FrameError::Overlap);
+        }
+        if self.pools.is_full() {
+            return Err(FrameError::TableFull);
+        }
+        let frames = range.size.0 / PAGE_4K;
+        // Skip up to 63 bits so that bit ≡ frame number (mod 64): a 2 MiB or 1 GiB frame is then
+        // whole words of the free bitmap. `bitmap_words` has two spare words per pool for this.
+        let lead = (range.base.0 / PAGE_4K).wrapping_sub(self.bits_used) % 64;
+        let need = lead.saturating_add(frames.saturating_mul(2));
+        if self.bits_used.saturating_add(need) > self.bits.len() as u64 * 64 {
+            return Err(FrameError::NoBitmapSpace);
+        }
+        Ok((lead, need))
     }
 
     /// Sets a pool online or offline. Offlining is refused while frames are in use.

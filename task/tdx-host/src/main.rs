@@ -9,9 +9,12 @@
 //! ranges) comes from the manifest through `build.rs`; per-operation rights are enforced by the
 //! generated dispatch (`[tasks.tdx-host.config.access]`).
 //!
-//! Hygiene: every free and every reclaim is followed, before the reply, by a scrub pass
-//! (kernel zeroes the frames, TDH.PHYMEM.PAGE.RDMD must say PT_NDA for each TDX page) so a frame
-//! is never handed out again unscrubbed.
+//! Hygiene: a free or a reclaim only moves frames to quarantine (the caller's usage drops at
+//! once). Between requests, one timer tick apart, the binary runs bounded scrub steps (kernel
+//! zeroes at most 2 MiB, TDH.PHYMEM.PAGE.RDMD must say PT_NDA for each TDX page of it), so a
+//! frame is never handed out again unscrubbed and no request or lower-priority task waits for
+//! more than one step. Onlining hot-plugged memory goes through the kernel's online-memory
+//! table first (the kernel scrubs only memory it knows).
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 

@@ -6,15 +6,27 @@
 //!   blocks, reserved areas, the image and the TDMR_INFO buffer; boot-offline RAM becomes TDX
 //!   pools that are offline (not allocatable) until onlined; RAM outside every CMR becomes a
 //!   non-TDX pool under `PerNode` and is left unused under `Reject`;
-//! - `online(range, node)`: wholly inside TDMR memory that is not reserved → TDX, under any
-//!   policy; otherwise `Reject` refuses (RegionOutsideTdmrs) and `PerNode` accepts it as non-TDX,
-//!   after which the node is no longer wholly TDX-capable. A range touching a PAMT, the image
-//!   or the buffer, or partly overlapping a known region, is refused (RegionOverlap);
-//! - `offline(range)`: exact match of an online region with nothing in use (else RegionBusy);
-//!   nothing is ever forced.
+//! - `online(range, node)` accepts only memory: (a) exactly a region tdx-host holds offline
+//!   (boot-offline RAM, or hot-plugged memory it took offline), or (b) a new range wholly inside
+//!   the platform record's hot-plug window, which the kernel must accept as memory first
+//!   ([`MemoryAuthority::online_memory`]) so that it will scrub it. Everything else is refused
+//!   with its own error: MMIO or absent memory (NotMemory), a hole inside a CMR or TDMR that is
+//!   not RAM (FirmwareHole), boot RAM that is not held offline (NotHeldOffline), an online
+//!   region (AlreadyOnline), a partial overlap or system memory (RegionOverlap). Window memory
+//!   wholly inside TDMR memory that is not reserved becomes TDX under any policy; otherwise
+//!   `Reject` refuses (RegionOutsideTdmrs) and `PerNode` accepts it as non-TDX, after which the
+//!   node is no longer wholly TDX-capable;
+//! - `offline(range)`: exact match of an online region with nothing allocated or quarantined
+//!   (else RegionBusy); nothing is ever forced. Window memory is handed back to the kernel
+//!   ([`MemoryAuthority::offline_memory`]).
+//!
+//! All or nothing: every check, including the allocator's capacity, happens before the kernel
+//! is asked; a kernel refusal (MemoryRefused) leaves the tables as they were, and a table change
+//! that could still fail after the kernel said yes is undone at the kernel.
 //!
 //! Bounds: at most [`crate::frames::MAX_POOLS`] regions; [`MAX_HOLES`] excluded ranges
-//! (64 TDMRs × 16 reserved areas + PAMT blocks + image + buffer).
+//! (64 TDMRs × 16 reserved areas + PAMT blocks + image + buffer); [`MAX_BOOT_RAM`] boot RAM
+//! ranges; [`MAX_CMRS`] CMRs.
 
 use heapless::Vec;
 use tdx_host_api::{region_state, MemClass, RegionRecord, TdxHostError};
@@ -22,10 +34,40 @@ use tdx_host_api::{region_state, MemClass, RegionRecord, TdxHostError};
 use crate::addr::{PhysAddr, PhysRange, PAGE_4K};
 use crate::frames::{FrameAllocator, FrameError, PoolId};
 use crate::init::InitStorage;
-use crate::types::{MemRange, MAX_PAMT_BLOCKS, MAX_RESERVED_PER_TDMR, MAX_TDMRS};
+use crate::seam::KernelError;
+use crate::types::{
+    MemRange, MAX_CMRS, MAX_MEMORY_RANGES, MAX_PAMT_BLOCKS, MAX_RESERVED_PER_TDMR, MAX_TDMRS,
+};
 
 /// Excluded ranges tracked: every reserved area, PAMT block, image range and the buffer.
 pub const MAX_HOLES: usize = MAX_TDMRS * MAX_RESERVED_PER_TDMR + MAX_PAMT_BLOCKS + 8;
+/// Boot RAM ranges tracked: online TDX RAM, boot-offline RAM and RAM outside the CMRs.
+pub const MAX_BOOT_RAM: usize = 3 * MAX_MEMORY_RANGES;
+
+/// The kernel's table of onlined hot-plug memory (the memory-authority capability): the kernel
+/// scrubs hot-plugged memory only after it was onlined there.
+pub trait MemoryAuthority {
+    /// Asks the kernel to accept `range` (inside the hot-plug window) as memory.
+    ///
+    /// # Errors
+    /// The kernel's refusal; nothing changed then.
+    fn online_memory(&mut self, range: PhysRange) -> Result<(), KernelError>;
+
+    /// Hands `range` (onlined before, nothing of it in use) back to the kernel.
+    ///
+    /// # Errors
+    /// The kernel's refusal; nothing changed then.
+    fn offline_memory(&mut self, range: PhysRange) -> Result<(), KernelError>;
+}
+
+/// What the platform says is memory, besides the boot RAM the bring-up recorded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlatformMemory<'p> {
+    /// The platform record's hot-plug window, if any: the only place new memory may appear.
+    pub hotplug_window: Option<PhysRange>,
+    /// The module's CMRs (to tell a firmware hole from MMIO or absent memory).
+    pub cmrs: &'p [PhysRange],
+}
 
 /// The manifest's hotplug policy (§8.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,12 +109,32 @@ pub struct Regions<'a> {
     reserved: Vec<PhysRange, MAX_HOLES>,
     /// Memory in use by the system: PAMTs, image, buffer.
     forbidden: Vec<PhysRange, MAX_HOLES>,
+    /// Boot RAM of the platform record (online, boot-offline, outside the CMRs).
+    boot_ram: Vec<PhysRange, MAX_BOOT_RAM>,
+    hotplug_window: Option<PhysRange>,
+    cmrs: Vec<PhysRange, MAX_CMRS>,
     policy: HotplugPolicy,
     nodes: u16,
 }
 
+/// Whether `r` lies wholly inside the union of `ranges` (in any order, touching ranges join).
+fn covered(ranges: &[PhysRange], r: PhysRange) -> bool {
+    let end = r.base.0 + r.size.0;
+    let mut cursor = r.base.0;
+    while cursor < end {
+        match ranges
+            .iter()
+            .find(|t| t.base.0 <= cursor && cursor < t.base.0.saturating_add(t.size.0))
+        {
+            Some(t) => cursor = t.base.0.saturating_add(t.size.0),
+            None => return false,
+        }
+    }
+    true
+}
+
 fn overlaps(a: PhysRange, b: PhysRange) -> bool {
-    a.base.0 < b.base.0 + b.size.0 && b.base.0 < a.base.0 + a.size.0
+    a.base.0 < b.base.0.saturating_add(b.size.0) && b.base.0 < a.base.0.saturating_add(a.size.0)
 }
 
 /// Calls `f` with each 4 KiB-trimmed piece of `r` outside every range of `holes`.
@@ -104,10 +166,11 @@ impl<'a> Regions<'a> {
     /// Builds the region map after a successful bring-up; every TDMR is marked initialized.
     ///
     /// # Errors
-    /// `TableFull` when pools, holes or bitmap storage run out.
+    /// `TableFull` when pools, holes, boot RAM ranges or bitmap storage run out.
     pub fn build(
         mut frames: FrameAllocator<'a>,
         storage: &InitStorage,
+        platform: PlatformMemory<'_>,
         policy: HotplugPolicy,
         nodes: u16,
     ) -> Result<Self, TdxHostError> {
@@ -128,6 +191,19 @@ impl<'a> Regions<'a> {
         }
         for r in &storage.excluded {
             forbidden.push(*r).map_err(full)?;
+        }
+        let mut boot_ram: Vec<PhysRange, MAX_BOOT_RAM> = Vec::new();
+        for m in storage
+            .tdx_ram
+            .iter()
+            .chain(&storage.tdx_offline)
+            .chain(&storage.non_tdx_ram)
+        {
+            boot_ram.push(m.range).map_err(full)?;
+        }
+        let mut cmrs: Vec<PhysRange, MAX_CMRS> = Vec::new();
+        for c in platform.cmrs {
+            cmrs.push(*c).map_err(full)?;
         }
         let mut err = None;
         let mut add = |m: &MemRange, class, online| {
@@ -156,6 +232,9 @@ impl<'a> Regions<'a> {
             tdmrs,
             reserved,
             forbidden,
+            boot_ram,
+            hotplug_window: platform.hotplug_window.filter(|w| w.end().is_some()),
+            cmrs,
             policy,
             nodes,
         })
@@ -192,11 +271,37 @@ impl<'a> Regions<'a> {
         !self.reserved.iter().any(|h| overlaps(*h, r))
     }
 
-    /// §8.1 onlining; returns the class the memory became.
+    /// Whether `r` lies wholly inside the platform's hot-plug window.
+    fn in_window(&self, r: PhysRange) -> bool {
+        self.hotplug_window.is_some_and(|w| covered(&[w], r))
+    }
+
+    /// Why `r` (overlapping no pool and no system memory) is not memory tdx-host may online,
+    /// or `None` when it lies wholly inside the hot-plug window.
+    fn not_onlinable(&self, r: PhysRange) -> Option<TdxHostError> {
+        if self.boot_ram.iter().any(|m| overlaps(*m, r)) {
+            return Some(TdxHostError::NotHeldOffline);
+        }
+        if self.in_window(r) {
+            return None;
+        }
+        if self.cmrs.iter().chain(&self.tdmrs).any(|c| overlaps(*c, r)) {
+            return Some(TdxHostError::FirmwareHole);
+        }
+        Some(TdxHostError::NotMemory)
+    }
+
+    /// §8.1 onlining; returns the class the memory became. See the module doc for the rules.
     ///
     /// # Errors
-    /// BadAlignment, BadArgument, NoSuchNode, RegionOverlap, RegionOutsideTdmrs, TableFull.
-    pub fn online(&mut self, range: PhysRange, node: u16) -> Result<MemClass, TdxHostError> {
+    /// BadAlignment, BadArgument, NoSuchNode, AlreadyOnline, WrongNode, RegionOverlap,
+    /// NotHeldOffline, FirmwareHole, NotMemory, RegionOutsideTdmrs, TableFull, MemoryRefused.
+    pub fn online<M: MemoryAuthority>(
+        &mut self,
+        range: PhysRange,
+        node: u16,
+        kernel: &mut M,
+    ) -> Result<MemClass, TdxHostError> {
         check_range(range)?;
         if node >= self.nodes {
             return Err(TdxHostError::NoSuchNode);
@@ -204,8 +309,17 @@ impl<'a> Regions<'a> {
         let pools = self.frames.pools();
         if let Some(k) = pools.iter().position(|p| p.range == range) {
             let p = pools[k];
-            if p.online || p.node != node {
-                return Err(TdxHostError::RegionOverlap);
+            if p.online {
+                return Err(TdxHostError::AlreadyOnline);
+            }
+            if p.node != node {
+                return Err(TdxHostError::WrongNode);
+            }
+            // Hot-plugged memory taken offline earlier went back to the kernel: ask again.
+            if self.in_window(range) {
+                kernel
+                    .online_memory(range)
+                    .map_err(|_| TdxHostError::MemoryRefused)?;
             }
             self.frames
                 .set_online(PoolId(k), true)
@@ -217,6 +331,9 @@ impl<'a> Regions<'a> {
         {
             return Err(TdxHostError::RegionOverlap);
         }
+        if let Some(e) = self.not_onlinable(range) {
+            return Err(e);
+        }
         let class = if self.is_tdx_usable(range) {
             MemClass::Tdx
         } else if self.policy == HotplugPolicy::PerNode {
@@ -224,17 +341,29 @@ impl<'a> Regions<'a> {
         } else {
             return Err(TdxHostError::RegionOutsideTdmrs);
         };
-        self.frames
-            .add_pool(range, node, class, true)
-            .map_err(frame_error)?;
+        // Every way `add_pool` can fail is checked before the kernel is asked.
+        self.frames.can_add_pool(range).map_err(frame_error)?;
+        kernel
+            .online_memory(range)
+            .map_err(|_| TdxHostError::MemoryRefused)?;
+        if let Err(e) = self.frames.add_pool(range, node, class, true) {
+            // Unreachable after `can_add_pool`; keep the kernel's table equal to ours anyway.
+            let _ = kernel.offline_memory(range);
+            return Err(frame_error(e));
+        }
         Ok(class)
     }
 
-    /// Takes an online region out of use; refused while anything in it is in use.
+    /// Takes an online region out of use; refused while anything in it is allocated or waits
+    /// in quarantine. Hot-plugged memory goes back to the kernel.
     ///
     /// # Errors
-    /// BadAlignment, BadArgument, UnknownRegion, RegionBusy.
-    pub fn offline(&mut self, range: PhysRange) -> Result<(), TdxHostError> {
+    /// BadAlignment, BadArgument, UnknownRegion, RegionBusy, MemoryRefused.
+    pub fn offline<M: MemoryAuthority>(
+        &mut self,
+        range: PhysRange,
+        kernel: &mut M,
+    ) -> Result<(), TdxHostError> {
         check_range(range)?;
         let k = self
             .frames
@@ -244,7 +373,13 @@ impl<'a> Regions<'a> {
             .ok_or(TdxHostError::UnknownRegion)?;
         self.frames
             .set_online(PoolId(k), false)
-            .map_err(frame_error)
+            .map_err(frame_error)?;
+        if self.in_window(range) && kernel.offline_memory(range).is_err() {
+            // The kernel keeps it: so do we (all or nothing).
+            let _ = self.frames.set_online(PoolId(k), true);
+            return Err(TdxHostError::MemoryRefused);
+        }
+        Ok(())
     }
 
     /// Totals of `node` (online pools only).

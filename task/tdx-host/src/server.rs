@@ -12,9 +12,14 @@
 //! - allocation needs a [`ClientPolicy`]: the class must be granted (AccessDenied), the node in
 //!   the client's mask (NodeNotAllowed), and usage + request within the quota (QuotaExceeded);
 //! - anyone may free, but only its own frames (the allocator checks owner and generation);
-//! - online/offline need the `hotplug` right;
-//! - freed and reclaimed frames are reused only after [`Server::scrub_quarantine`] scrubbed them
-//!   and TDH.PHYMEM.PAGE.RDMD reported PT_NDA for every TDX page (§8.4, §9.1).
+//! - online/offline need the `hotplug` right, and accept only memory (see [`Regions::online`]);
+//! - freed and reclaimed frames are reused only after [`Server::scrub_step`] scrubbed them
+//!   and TDH.PHYMEM.PAGE.RDMD reported PT_NDA for every TDX page (§8.4, §9.1);
+//! - bounded work per request: a free or a reclaim only moves frames to quarantine (the
+//!   caller's usage drops at once); no handler scrubs or checks anything. The binary calls
+//!   [`Server::scrub_step`] between requests, which scrubs and checks at most
+//!   [`SCRUB_STEP_BYTES`] (2 MiB: one kernel scrub and 512 RDMD calls), so a 1 GiB frame is
+//!   512 steps, never one long request at tdx-host's priority.
 //!
 //! Size: the struct is small apart from its [`Regions`] (pool and record tables, ~70 KiB, keep it
 //! in a `static`); handlers use at most 4 KiB of stack (512 decoded addresses).
@@ -24,12 +29,13 @@ use tdx_abi::{Leaf, PageType, SeamcallArgs};
 use tdx_host_api::{
     FrameSize, InitStep, MemClass, ModuleState, ModuleStatus, NodeInfo, OnlineReply,
     RegionMapReply, RegionRecord, TdxHostError, ADDR_BYTES, ANY_NODE, MAX_FRAMES_PER_CALL,
+    SCRUB_STEP_BYTES,
 };
 
 use crate::addr::{PhysAddr, PhysRange, PAGE_4K};
 use crate::frames::{NodeMask, Owner, Request};
 use crate::init::{Bringup, State};
-use crate::regions::{frame_error, Regions};
+use crate::regions::{frame_error, MemoryAuthority, Regions};
 use crate::seam::{KernelError, Seam};
 
 /// Most clients with a policy.
@@ -61,12 +67,12 @@ pub trait Scrubber {
     fn scrub(&mut self, range: PhysRange) -> Result<(), KernelError>;
 }
 
-/// What [`Server::scrub_quarantine`] did.
+/// What [`Server::scrub_step`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScrubReport {
     /// Bytes back in the free pool.
     pub released: u64,
-    /// Bytes retired (scrub refused is not counted; a page that was not PT_NDA is).
+    /// Bytes retired for good: the kernel refused to scrub them, or a page was not PT_NDA.
     pub retired: u64,
     /// TDH.PHYMEM.PAGE.RDMD calls made.
     pub rdmd_calls: u64,
@@ -313,19 +319,20 @@ impl<'a> Server<'a> {
     ///
     /// # Errors
     /// AccessDenied without the hotplug right; otherwise see [`Regions::online`].
-    pub fn online_region(
+    pub fn online_region<M: MemoryAuthority>(
         &mut self,
         caller: Owner,
         base: u64,
         size: u64,
         node: u16,
+        kernel: &mut M,
     ) -> Result<OnlineReply, TdxHostError> {
         self.ready()?;
         if !self.policy(caller).is_some_and(|p| p.hotplug) {
             return Err(TdxHostError::AccessDenied);
         }
         let regions = self.ready_mut()?;
-        let class = regions.online(PhysRange::new(base, size), node)?;
+        let class = regions.online(PhysRange::new(base, size), node, kernel)?;
         Ok(OnlineReply {
             class: class as u8,
             node_tdx_capable: u8::from(regions.node_totals(node).tdx_capable()),
@@ -336,17 +343,19 @@ impl<'a> Server<'a> {
     ///
     /// # Errors
     /// AccessDenied without the hotplug right; otherwise see [`Regions::offline`].
-    pub fn offline_region(
+    pub fn offline_region<M: MemoryAuthority>(
         &mut self,
         caller: Owner,
         base: u64,
         size: u64,
+        kernel: &mut M,
     ) -> Result<(), TdxHostError> {
         self.ready()?;
         if !self.policy(caller).is_some_and(|p| p.hotplug) {
             return Err(TdxHostError::AccessDenied);
         }
-        self.ready_mut()?.offline(PhysRange::new(base, size))
+        self.ready_mut()?
+            .offline(PhysRange::new(base, size), kernel)
     }
 
     /// The kernel reported that task `current.index()` restarted as `current`: everything its
@@ -357,28 +366,41 @@ impl<'a> Server<'a> {
             .map_or(0, |r| r.frames.reclaim_stale(current))
     }
 
-    /// Scrubs up to `max_runs` quarantined runs, checks every TDX page with
-    /// TDH.PHYMEM.PAGE.RDMD (PT_NDA expected, §9.1), and frees or retires them.
-    pub fn scrub_quarantine<S: Seam, K: Scrubber>(
+    /// Bytes waiting in quarantine (freed or reclaimed, not yet scrubbed and checked).
+    #[must_use]
+    pub fn quarantined_bytes(&self) -> u64 {
+        self.regions
+            .as_ref()
+            .map_or(0, |r| r.frames.quarantined_bytes())
+    }
+
+    /// One bounded step of quarantine hygiene: takes at most `max_bytes` (rounded down to
+    /// 4 KiB, at least 4 KiB, never more than [`SCRUB_STEP_BYTES`]) from the start of the first
+    /// quarantined run, has the kernel scrub it, checks every TDX page with
+    /// TDH.PHYMEM.PAGE.RDMD (PT_NDA expected, §9.1), and frees the piece, or retires it if the
+    /// kernel refused the scrub or a page was not PT_NDA (§9.2: leak rather than reuse). Does
+    /// nothing when the quarantine is empty; the caller repeats while
+    /// [`Self::quarantined_bytes`] is not zero.
+    pub fn scrub_step<S: Seam, K: Scrubber>(
         &mut self,
         seam: &mut S,
         scrubber: &mut K,
-        max_runs: usize,
+        max_bytes: u64,
     ) -> ScrubReport {
         let mut report = ScrubReport::default();
         let Some(regions) = self.regions.as_mut() else {
             return report;
         };
-        let mut runs = [PhysRange::default(); 16];
-        let n = regions.frames.quarantined(&mut runs[..max_runs.min(16)]);
-        for run in &runs[..n] {
-            if scrubber.scrub(*run).is_err() {
-                continue;
-            }
-            let tdx = regions.is_tdx_usable(*run);
-            let mut clean = true;
-            let mut pa = run.base.0;
-            while tdx && pa < run.base.0 + run.size.0 {
+        let mut first = [PhysRange::default(); 1];
+        if regions.frames.quarantined(&mut first) == 0 {
+            return report;
+        }
+        let budget = (max_bytes.min(SCRUB_STEP_BYTES) & !(PAGE_4K - 1)).max(PAGE_4K);
+        let piece = PhysRange::new(first[0].base.0, first[0].size.0.min(budget));
+        let mut clean = scrubber.scrub(piece).is_ok();
+        if clean && regions.is_tdx_usable(piece) {
+            let mut pa = piece.base.0;
+            while pa < piece.base.0 + piece.size.0 {
                 report.rdmd_calls += 1;
                 let args = SeamcallArgs::leaf(Leaf::PhymemPageRdmd).rcx(pa);
                 match seam.seamcall(None, args) {
@@ -390,17 +412,17 @@ impl<'a> Server<'a> {
                 }
                 pa += PAGE_4K;
             }
-            let done = if clean {
-                regions.frames.release_scrubbed(*run)
+        }
+        let done = if clean {
+            regions.frames.release_scrubbed(piece)
+        } else {
+            regions.frames.retire(piece)
+        };
+        if done.is_ok() {
+            if clean {
+                report.released = piece.size.0;
             } else {
-                regions.frames.retire(*run)
-            };
-            if done.is_ok() {
-                if clean {
-                    report.released += run.size.0;
-                } else {
-                    report.retired += run.size.0;
-                }
+                report.retired = piece.size.0;
             }
         }
         report

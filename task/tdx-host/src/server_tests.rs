@@ -7,15 +7,15 @@ use tdx_abi::{Leaf, PageType, SeamcallArgs};
 use tdx_emu::EmuConfig;
 use tdx_host_api::{
     FrameSize, InitStep, MemClass, ModuleState, RegionRecord, TdxHostError, UnavailableReason,
-    ANY_NODE,
+    ANY_NODE, SCRUB_STEP_BYTES,
 };
 
-use super::{ClientPolicy, Scrubber, Server};
+use super::{ClientPolicy, ScrubReport, Scrubber, Server};
 use crate::addr::{PhysRange, GIB, PAGE_4K};
 use crate::frames::{NodeMask, Owner};
 use crate::init::tests::{run_with, EmuSeam, Fixture};
 use crate::init::{Bringup, InitConfig};
-use crate::regions::tests::{build, ready_run};
+use crate::regions::tests::{build, ready_run, FakeKernel};
 use crate::regions::HotplugPolicy;
 use crate::seam::{KernelError, Seam};
 
@@ -104,7 +104,7 @@ fn nothing_but_status_before_ready() {
     assert_eq!(st.step, InitStep::ReadMetadata as u8);
     assert_eq!(st.status, crate::init::host_code::MISSING_NO_RBP_MOD.0);
     assert_eq!(
-        s.online_region(HOTPLUG, 20 * GIB, GIB, 0),
+        s.online_region(HOTPLUG, 20 * GIB, GIB, 0, &mut FakeKernel::default()),
         Err(TdxHostError::Failed)
     );
 }
@@ -303,24 +303,97 @@ fn handed_out_tdx_frames_are_pt_nda_and_come_back_after_scrub() {
         }
         assert_eq!(s.free_frames(OTHER, size, &buf[..n as usize * 8]), Ok(n));
     }
-    // Quarantined until scrubbed; a refused scrub leaves them there.
+    // Quarantined until scrubbed, each step at most 2 MiB.
+    let quarantined = 512 * PAGE_4K + 16 * 2 * MIB;
+    assert_eq!(s.quarantined_bytes(), quarantined);
     assert!(s.status().tdx_bytes_free < free_before);
-    let mut refuse = CountingScrubber {
-        bytes: 0,
-        refuse: true,
-    };
-    assert_eq!(s.scrub_quarantine(&mut seam, &mut refuse, 16).released, 0);
     let mut scrub = CountingScrubber {
         bytes: 0,
         refuse: false,
     };
     let mut released = 0;
-    for _ in 0..8 {
-        released += s.scrub_quarantine(&mut seam, &mut scrub, 16).released;
+    let mut steps = 0;
+    while s.quarantined_bytes() > 0 {
+        let r = s.scrub_step(&mut seam, &mut scrub, SCRUB_STEP_BYTES);
+        assert!(r.released <= SCRUB_STEP_BYTES && r.released > 0);
+        assert_eq!(r.rdmd_calls, r.released / PAGE_4K);
+        released += r.released;
+        steps += 1;
     }
-    assert_eq!(released, 512 * PAGE_4K + 16 * 2 * MIB);
+    assert_eq!(released, quarantined);
+    assert_eq!(steps, 1 + 16);
     assert_eq!(scrub.bytes, released);
     assert_eq!(s.status().tdx_bytes_free, free_before);
+    assert_eq!(
+        s.scrub_step(&mut seam, &mut scrub, SCRUB_STEP_BYTES),
+        ScrubReport::default()
+    );
+}
+
+#[test]
+fn a_refused_scrub_retires_the_piece_and_moves_on() {
+    let (mut s, mut seam) = ready_server(HotplugPolicy::Reject);
+    let mut buf = [0u8; 16];
+    s.alloc_frames(OTHER, ANY_NODE, FrameSize::M2, MemClass::Tdx, 2, &mut buf)
+        .unwrap();
+    s.free_frames(OTHER, FrameSize::M2, &buf).unwrap();
+    let mut refuse = CountingScrubber {
+        bytes: 0,
+        refuse: true,
+    };
+    let r = s.scrub_step(&mut seam, &mut refuse, SCRUB_STEP_BYTES);
+    assert_eq!((r.released, r.retired, r.rdmd_calls), (0, 2 * MIB, 0));
+    assert_eq!(
+        s.quarantined_bytes(),
+        2 * MIB,
+        "the next piece is still waiting"
+    );
+}
+
+#[test]
+fn freeing_a_gib_is_one_cheap_request_and_512_steps() {
+    let (mut s, mut seam) = ready_server(HotplugPolicy::Reject);
+    let mut buf = [0u8; 8];
+    s.alloc_frames(OTHER, ANY_NODE, FrameSize::G1, MemClass::Tdx, 1, &mut buf)
+        .unwrap();
+    let mut scrub = CountingScrubber {
+        bytes: 0,
+        refuse: false,
+    };
+    assert_eq!(s.free_frames(OTHER, FrameSize::G1, &buf), Ok(1));
+    // The request scrubbed nothing, and the quota is back at once.
+    assert_eq!(scrub.bytes, 0);
+    assert_eq!(s.quarantined_bytes(), GIB);
+    assert!(s
+        .alloc_frames(OTHER, ANY_NODE, FrameSize::M2, MemClass::Tdx, 1, &mut buf)
+        .is_ok());
+    let mut steps = 0;
+    while s.quarantined_bytes() > 0 {
+        let r = s.scrub_step(&mut seam, &mut scrub, SCRUB_STEP_BYTES);
+        assert_eq!((r.released, r.rdmd_calls), (2 * MIB, 512));
+        steps += 1;
+    }
+    assert_eq!((steps, scrub.bytes), (512, GIB));
+}
+
+#[test]
+fn a_step_takes_no_more_than_asked_and_at_least_a_page() {
+    let (mut s, mut seam) = ready_server(HotplugPolicy::Reject);
+    let mut buf = [0u8; 8];
+    s.alloc_frames(OTHER, ANY_NODE, FrameSize::M2, MemClass::Tdx, 1, &mut buf)
+        .unwrap();
+    s.free_frames(OTHER, FrameSize::M2, &buf).unwrap();
+    let mut scrub = CountingScrubber {
+        bytes: 0,
+        refuse: false,
+    };
+    let r = s.scrub_step(&mut seam, &mut scrub, 64 * 1024 + 123);
+    assert_eq!((r.released, r.rdmd_calls), (64 * 1024, 16));
+    let r = s.scrub_step(&mut seam, &mut scrub, 0);
+    assert_eq!(r.released, PAGE_4K);
+    let r = s.scrub_step(&mut seam, &mut scrub, u64::MAX);
+    assert_eq!(r.released, 2 * MIB - 64 * 1024 - PAGE_4K);
+    assert_eq!(s.quarantined_bytes(), 0);
 }
 
 #[test]
@@ -352,23 +425,24 @@ fn restarted_client_frames_are_reclaimed() {
 #[test]
 fn hotplug_ops_need_the_right_and_report_capability() {
     let (mut s, _) = ready_server(HotplugPolicy::PerNode);
+    let k = &mut FakeKernel::default();
     assert_eq!(
-        s.online_region(VMM, 20 * GIB, GIB, 0),
+        s.online_region(VMM, 20 * GIB, GIB, 0, k),
         Err(TdxHostError::AccessDenied)
     );
     assert_eq!(
-        s.offline_region(OTHER, 14 * GIB, 2 * GIB),
+        s.offline_region(OTHER, 14 * GIB, 2 * GIB, k),
         Err(TdxHostError::AccessDenied)
     );
-    let r = s.online_region(HOTPLUG, 14 * GIB, 2 * GIB, 1).unwrap();
+    let r = s.online_region(HOTPLUG, 14 * GIB, 2 * GIB, 1, k).unwrap();
     assert_eq!((r.class, r.node_tdx_capable), (MemClass::Tdx as u8, 0));
     assert_eq!(s.node_info(0).unwrap().tdx_capable, 1);
-    let r = s.online_region(HOTPLUG, 20 * GIB, GIB, 0).unwrap();
+    let r = s.online_region(HOTPLUG, 20 * GIB, GIB, 0, k).unwrap();
     assert_eq!((r.class, r.node_tdx_capable), (MemClass::NonTdx as u8, 0));
     let n0 = s.node_info(0).unwrap();
     assert_eq!((n0.tdx_capable, n0.non_tdx_bytes_total), (0, GIB));
     assert_eq!(s.node_info(2), Err(TdxHostError::NoSuchNode));
-    assert_eq!(s.offline_region(HOTPLUG, 20 * GIB, GIB), Ok(()));
+    assert_eq!(s.offline_region(HOTPLUG, 20 * GIB, GIB, k), Ok(()));
     assert_eq!(s.node_info(0).unwrap().tdx_capable, 1);
 }
 

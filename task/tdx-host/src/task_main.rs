@@ -4,14 +4,13 @@ use core::convert::Infallible;
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 
-use abi::kipc::KipcError;
 use heapless::Vec;
 use idol_runtime::{Leased, RequestError, R, W};
 use tdx_abi::{SeamcallArgs, SeamcallResult};
 use tdx_host::addr::{PhysAddr, PhysRange};
 use tdx_host::frames::{bitmap_words, FrameAllocator, Owner};
 use tdx_host::init::{Bringup, InitConfig, InitStorage, Progress, State};
-use tdx_host::regions::Regions;
+use tdx_host::regions::{MemoryAuthority, PlatformMemory, Regions};
 use tdx_host::seam::{
     Cpu, CpuIndex, KernelError, KeyIdPartition, PhysWriter, PlatformView, Seam, SeamError,
 };
@@ -22,7 +21,8 @@ use tdx_host_api::{
     ServerStats, TdxHostError,
 };
 use userlib::{
-    hl, sys_refresh_task_id, sys_seamcall, ulog, RecvMessage, SeamcallOutcome, TaskIndex,
+    hl, sys_get_timer, sys_refresh_task_id, sys_seamcall, sys_set_timer, ulog, RecvMessage,
+    SeamcallOutcome, TaskIndex,
 };
 
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
@@ -169,11 +169,47 @@ impl PhysWriter for StaticBuffer {
     }
 }
 
-struct KernelScrubber;
+/// The kernel's scrub, timed (TSC) for the drain report.
+#[derive(Default)]
+struct KernelScrubber {
+    tsc: u64,
+}
 
 impl Scrubber for KernelScrubber {
     fn scrub(&mut self, range: PhysRange) -> Result<(), KernelError> {
-        hl::scrub(range.base.0, range.size.0).map_err(|_| KernelError(4))
+        let t0 = tsc();
+        let r = hl::scrub(range.base.0, range.size.0).map_err(|_| KernelError(4));
+        self.tsc += tsc() - t0;
+        r
+    }
+}
+
+/// Cost of the scrub steps since the quarantine was last empty (reported when it drains).
+#[derive(Default)]
+struct DrainCost {
+    steps: u64,
+    bytes: u64,
+    step_tsc: u64,
+    scrub_tsc: u64,
+    worst_step_tsc: u64,
+}
+
+/// The kernel's online-memory table (memory-authority capability).
+struct KernelMemory;
+
+impl MemoryAuthority for KernelMemory {
+    fn online_memory(&mut self, range: PhysRange) -> Result<(), KernelError> {
+        hl::online_memory(range.base.0, range.size.0).map_err(|e| {
+            ulog!("tdx-host: the kernel refused to online {range:?}: {e:?}");
+            KernelError(5)
+        })
+    }
+
+    fn offline_memory(&mut self, range: PhysRange) -> Result<(), KernelError> {
+        hl::offline_memory(range.base.0, range.size.0).map_err(|e| {
+            ulog!("tdx-host: the kernel refused to offline {range:?}: {e:?}");
+            KernelError(6)
+        })
     }
 }
 
@@ -185,6 +221,7 @@ struct Platform {
     ram: Vec<MemRange, MAX_MEMORY_RANGES>,
     offline: Vec<MemRange, MAX_MEMORY_RANGES>,
     image: Vec<PhysRange, 8>,
+    hotplug_window: Option<PhysRange>,
     keyids: Option<KeyIdPartition>,
     nodes: u16,
     complete: bool,
@@ -229,6 +266,7 @@ fn read_platform() -> Platform {
         ram: Vec::new(),
         offline: Vec::new(),
         image: Vec::new(),
+        hotplug_window: None,
         keyids: None,
         nodes: 1,
         complete: false,
@@ -271,6 +309,7 @@ fn read_platform() -> Platform {
     for r in record.image() {
         let _ = p.image.push(PhysRange::new(r.base, r.size));
     }
+    p.hotplug_window = record.hotplug.map(|h| PhysRange::new(h.base, h.size));
     p.nodes = (record.nodes().len() as u16).max(1);
     p.keyids = hl::keyid_partition()
         .ok()
@@ -450,11 +489,34 @@ fn state_line(b: &Bringup) {
 // ---------------------------------------------------------------------------------------------
 // The IDL server.
 
+/// The IDL server and its quarantine pacing.
+///
+/// Scheduling rule (bounded work per request): handlers never scrub. While anything waits in
+/// quarantine, tdx-host keeps its timer armed for the next tick, and on the timer notification
+/// does one [`Server::scrub_step`], then re-arms. So it does at most one step per tick and
+/// sleeps in between: a lower-priority task waits for at most one step, and so does a request
+/// (the kernel delivers a pending notification before a waiting message).
+///
+/// Step size: at most 2 MiB (one kernel scrub and 512 RDMD checks), and less where a step is
+/// slow (under TCG the kernel's 2 MiB scrub alone takes about three 1 ms ticks): a step that saw
+/// the tick change halves the next one (down to [`MIN_STEP_BYTES`]); four in a row that did not
+/// double it again. A step then stays under a tick whatever the machine, and lower-priority
+/// tasks get the rest of each tick.
 struct Host {
     server: &'static mut Server<'static>,
     seam: KernelSeam,
     stats: ServerStats,
+    /// The timer is armed for a scrub step.
+    step_armed: bool,
+    /// Bytes the next step may take (see the scheduling rule above).
+    step_bytes: u64,
+    /// Steps in a row that did not see the tick change.
+    quiet_steps: u32,
+    drain: DrainCost,
 }
+
+/// The smallest step the pacing shrinks to.
+const MIN_STEP_BYTES: u64 = 64 * 1024;
 
 type Res<T> = Result<T, RequestError<TdxHostError>>;
 
@@ -466,34 +528,78 @@ impl Host {
         r.map_err(RequestError::Runtime)
     }
 
-    /// Scrubs everything in quarantine (bounded passes); updates the counters.
-    fn scrub(&mut self) {
-        for _ in 0..64 {
-            let r = self
-                .server
-                .scrub_quarantine(&mut self.seam, &mut KernelScrubber, 16);
-            self.stats.scrubbed_bytes += r.released;
-            self.stats.retired_bytes += r.retired;
-            self.stats.rdmd_calls += r.rdmd_calls;
-            if r.released + r.retired > 0 {
-                self.stats.scrub_runs += 1;
-            }
-            if r.released == 0 && r.retired == 0 {
-                break;
+    /// Arms the timer for a scrub step at the next tick if anything waits in quarantine.
+    fn schedule_scrub(&mut self) {
+        let waiting = self.server.quarantined_bytes();
+        self.stats.quarantined_bytes = waiting;
+        if waiting > 0 && !self.step_armed {
+            self.step_armed = true;
+            let next_tick = sys_get_timer().now + 1;
+            sys_set_timer(Some(next_tick), task_gen::notifications::TIMER_MASK);
+        }
+    }
+
+    /// One bounded scrub step; updates the counters and schedules the next one.
+    fn scrub_step(&mut self) {
+        self.step_armed = false;
+        if self.server.quarantined_bytes() == 0 {
+            return;
+        }
+        let mut scrubber = KernelScrubber::default();
+        let tick0 = sys_get_timer().now;
+        let t0 = tsc();
+        let r = self
+            .server
+            .scrub_step(&mut self.seam, &mut scrubber, self.step_bytes);
+        let spent = tsc() - t0;
+        if sys_get_timer().now != tick0 {
+            self.step_bytes = (self.step_bytes / 2).max(MIN_STEP_BYTES);
+            self.quiet_steps = 0;
+        } else {
+            self.quiet_steps += 1;
+            if self.quiet_steps >= 4 {
+                self.step_bytes = (self.step_bytes * 2).min(tdx_host_api::SCRUB_STEP_BYTES);
+                self.quiet_steps = 0;
             }
         }
-        if let Some(r) = self.server.regions.as_ref() {
-            self.stats.quarantined_bytes = r.frames.quarantined_bytes();
+        let d = &mut self.drain;
+        d.steps += 1;
+        d.bytes += r.released + r.retired;
+        d.step_tsc += spent;
+        d.scrub_tsc += scrubber.tsc;
+        d.worst_step_tsc = d.worst_step_tsc.max(spent);
+        self.stats.scrubbed_bytes += r.released;
+        self.stats.retired_bytes += r.retired;
+        self.stats.rdmd_calls += r.rdmd_calls;
+        if r.released + r.retired > 0 {
+            self.stats.scrub_runs += 1;
+        }
+        self.schedule_scrub();
+        if self.stats.quarantined_bytes == 0 {
+            let d = core::mem::take(&mut self.drain);
+            defmt::info!(
+                "quarantine drained: {=u64} KiB in {=u64} steps (now {=u64} KiB each); per step {=u64} tsc ({=u64} scrub, {=u64} RDMD checks), worst {=u64} tsc",
+                d.bytes / 1024,
+                d.steps,
+                self.step_bytes / 1024,
+                d.step_tsc / d.steps.max(1),
+                d.scrub_tsc / d.steps.max(1),
+                (d.step_tsc - d.scrub_tsc) / d.steps.max(1),
+                d.worst_step_tsc
+            );
         }
     }
 }
 
 impl TdxHostServer for Host {
     fn notification_mask(&self) -> u64 {
-        task_gen::notifications::CLIENT_RESTARTED_MASK
+        task_gen::notifications::CLIENT_RESTARTED_MASK | task_gen::notifications::TIMER_MASK
     }
 
     fn handle_notification(&mut self, bits: u64) {
+        if bits & task_gen::notifications::TIMER_MASK != 0 {
+            self.scrub_step();
+        }
         if bits & task_gen::notifications::CLIENT_RESTARTED_MASK == 0 {
             return;
         }
@@ -507,7 +613,7 @@ impl TdxHostServer for Host {
             let got = self.server.client_restarted(Owner(current.0));
             if got > 0 {
                 defmt::info!(
-                    "{=str} restarted: reclaimed {=u64} KiB, scrubbing",
+                    "{=str} restarted: reclaimed {=u64} KiB into quarantine",
                     task_gen::TASK_NAMES[i],
                     got / 1024
                 );
@@ -515,9 +621,7 @@ impl TdxHostServer for Host {
             reclaimed += got;
         }
         self.stats.reclaimed_bytes += reclaimed;
-        if reclaimed > 0 {
-            self.scrub();
-        }
+        self.schedule_scrub();
     }
 
     fn status(&mut self, _msg: &RecvMessage) -> Result<ModuleStatus, RequestError<Infallible>> {
@@ -550,7 +654,7 @@ impl TdxHostServer for Host {
             let _ = self
                 .server
                 .free_frames(Owner(msg.sender.0), size, &local[..bytes]);
-            self.scrub();
+            self.schedule_scrub();
             return Err(e.into());
         }
         Ok(n)
@@ -569,7 +673,7 @@ impl TdxHostServer for Host {
             .server
             .free_frames(Owner(msg.sender.0), size, &local[..len]);
         let n = self.refuse(r)?;
-        self.scrub();
+        self.schedule_scrub();
         Ok(n)
     }
 
@@ -600,28 +704,9 @@ impl TdxHostServer for Host {
         size: u64,
         node: u16,
     ) -> Res<OnlineReply> {
-        let mut r = self
+        let r = self
             .server
-            .online_region(Owner(msg.sender.0), base, size, node);
-        if r.is_ok() {
-            // The kernel scrubs, and lets the module use as PAMT, only memory
-            // it knows: hot-plug memory must be in its online table too. Boot
-            // RAM held offline is already the kernel's (OverlapsBootRam).
-            match hl::online_memory(base, size) {
-                Ok(()) | Err(hl::KipcFailure::Kernel(KipcError::OverlapsBootRam)) => {}
-                Err(e) => {
-                    ulog!("tdx-host: the kernel refused to online [{base:#x}, +{size:#x}): {e:?}");
-                    let _ = self.server.offline_region(Owner(msg.sender.0), base, size);
-                    r = Err(match e {
-                        hl::KipcFailure::Kernel(KipcError::TableFull) => TdxHostError::TableFull,
-                        hl::KipcFailure::Kernel(KipcError::OverlapsOnline) => {
-                            TdxHostError::RegionOverlap
-                        }
-                        _ => TdxHostError::BadArgument,
-                    });
-                }
-            }
-        }
+            .online_region(Owner(msg.sender.0), base, size, node, &mut KernelMemory);
         match &r {
             Ok(o) => ulog!(
                 "tdx-host: online [{base:#x}, +{} MiB) node {node}: {} (node TDX-capable: {})",
@@ -639,11 +724,9 @@ impl TdxHostServer for Host {
     }
 
     fn offline_region(&mut self, msg: &RecvMessage, base: u64, size: u64) -> Res<()> {
-        let r = self.server.offline_region(Owner(msg.sender.0), base, size);
-        if r.is_ok() {
-            // Boot RAM held offline was never in the kernel's online table.
-            let _ = hl::offline_memory(base, size);
-        }
+        let r = self
+            .server
+            .offline_region(Owner(msg.sender.0), base, size, &mut KernelMemory);
         if r == Err(TdxHostError::RegionBusy) {
             let busy = self.server.regions.as_ref().and_then(|g| {
                 g.frames
@@ -742,7 +825,17 @@ pub fn main() -> ! {
         server_slot.write(Server::new(bringup, None, config::CLIENTS, pamt, ntdmrs));
     if ready {
         let frames = FrameAllocator::new(bitmap);
-        match Regions::build(frames, storage, config::HOTPLUG_POLICY, platform.nodes) {
+        let memory = PlatformMemory {
+            hotplug_window: platform.hotplug_window,
+            cmrs: &server.bringup.info().cmrs,
+        };
+        match Regions::build(
+            frames,
+            storage,
+            memory,
+            config::HOTPLUG_POLICY,
+            platform.nodes,
+        ) {
             Ok(r) => server.regions = Some(r),
             Err(e) => {
                 // Not Ready for clients: the state says so (NotReady) and nothing is served.
@@ -787,6 +880,10 @@ pub fn main() -> ! {
         server,
         seam,
         stats,
+        step_armed: false,
+        step_bytes: tdx_host_api::SCRUB_STEP_BYTES,
+        quiet_steps: 0,
+        drain: DrainCost::default(),
     };
     let mut buffer = [0u8; TDX_HOST_BUFFER_SIZE];
     loop {

@@ -1,8 +1,8 @@
 //! vmm-demo: a client that behaves like a VMM preparing TDs. It asks tdx-host for the module
 //! state, then on every NUMA node for TD memory in 4 KiB frames (control pages: TDR, TDCS,
 //! TDVPR) and 2 MiB frames (private memory), frees part of it as a VMM tearing down a vCPU
-//! would, logs what it got, gives everything back and checks that the node totals returned
-//! exactly. Finally it reports success or failure to jefe, which ends the run.
+//! would, logs what it got, gives everything back, waits for tdx-host to scrub it, and checks
+//! that the node totals returned exactly. Finally it reports success or failure to jefe, which ends the run.
 
 #![no_std]
 #![no_main]
@@ -168,6 +168,18 @@ fn run(tdx: &TdxHost) -> bool {
                 == Ok(h.m2_n as u32);
         }
     }
+    // tdx-host scrubs and checks freed frames between requests, at most 2 MiB per timer
+    // tick: the totals come back once its quarantine has drained.
+    let t0 = userlib::sys_get_timer().now;
+    let mut waits = 0;
+    while tdx.stats().is_ok_and(|s| s.quarantined_bytes > 0) && waits < 10_000 {
+        userlib::hl::sleep_for(1, 1);
+        waits += 1;
+    }
+    ulog!(
+        "vmm-demo: quarantine drained {} ms after the last free",
+        userlib::sys_get_timer().now - t0
+    );
     let after = tdx.status().map(|s| s.tdx_bytes_free).unwrap_or(0);
     let stats = tdx.stats().unwrap_or_default();
     ulog!(

@@ -49,6 +49,16 @@ pub mod referee {
     pub const BAD_OPERATION: u32 = 2;
 }
 
+/// Operations of the `ticker` task (a timer-keeping victim below tdx-host's priority).
+pub mod ticker {
+    /// `[]` → `[]`: forget the lateness seen so far.
+    pub const START: u64 = 1;
+    /// `[]` → `[worst_late_ticks, worst_gap_tsc, wakes, tick_tsc]` (u64 each) since the last
+    /// START: the most ticks a wake came after its deadline, the longest TSC gap between two
+    /// wakes, the number of wakes, and the median gap (one tick in TSC units).
+    pub const REPORT: u64 = 2;
+}
+
 /// Operations of `lease-server`, the server half of the lease attacks. Its
 /// client lends, as lease 0, its own lease table (read-write) and, as lease
 /// 1, a data buffer; the server then rewrites entry 1 of that table through

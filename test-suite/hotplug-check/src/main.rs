@@ -185,10 +185,23 @@ impl Env {
         (n, inside, stop)
     }
 
+    /// Frees `addrs`, then waits (at most 20 s) until tdx-host has scrubbed them: freed frames
+    /// wait in its quarantine, scrubbed a bounded step per tick, and a region with quarantined
+    /// frames is still busy (its remove would be refused).
     fn free(&self, size: FrameSize, addrs: &[u64]) -> Result<u32, TdxHostError> {
         let mut total = 0;
         for chunk in addrs.chunks(512) {
             total += self.host.free_frames(size, addrs_as_bytes_ref(chunk))?;
+        }
+        for _ in 0..20_000 {
+            if self
+                .host
+                .stats()
+                .map_or(true, |st| st.quarantined_bytes == 0)
+            {
+                break;
+            }
+            hl::sleep_for(1, TIMER_MASK);
         }
         Ok(total)
     }

@@ -66,9 +66,25 @@ fn exhaust(
     }
 }
 
+/// Frees `held`, then waits until tdx-host has scrubbed and checked them (see [`settle`]).
 fn free_all(t: &TdxHost, size: FrameSize, held: &[u64]) -> bool {
     held.chunks(512)
         .all(|c| t.free_frames(size, addrs_as_bytes_ref(c)) == Ok(c.len() as u32))
+        && settle(t)
+}
+
+/// Waits (1 ms sleeps, at most 20 s) until nothing is left in tdx-host's quarantine. Freed
+/// frames are scrubbed and checked between requests, at most 2 MiB per timer tick, so free
+/// totals come back a little after the free, not with it.
+fn settle(t: &TdxHost) -> bool {
+    for _ in 0..20_000 {
+        match t.stats() {
+            Ok(st) if st.quarantined_bytes == 0 => return true,
+            Ok(_) => hl::sleep_for(1, 1),
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 fn state_checks(s: &mut Score, t: &TdxHost) {
@@ -227,10 +243,12 @@ fn roundtrip_checks(s: &mut Score, t: &TdxHost) {
             let aligned = a.iter().all(|x| x % size.bytes() == 0);
             let mid = t.node_info(node).unwrap_or_default();
             let fr = t.free_frames(size, addrs_as_bytes_ref(&a));
+            let settled = settle(t);
             let after = t.node_info(node).unwrap_or_default();
             let good = r == Ok(8)
                 && aligned
                 && fr == Ok(8)
+                && settled
                 && mid.tdx_bytes_free + 8 * size.bytes() == info0.tdx_bytes_free
                 && after.tdx_bytes_free == info0.tdx_bytes_free;
             if !good {
@@ -257,7 +275,7 @@ fn roundtrip_checks(s: &mut Score, t: &TdxHost) {
     check!(
         s,
         "tdx_alloc_on_any_node",
-        r == Ok(2) && f == Ok(2),
+        r == Ok(2) && f == Ok(2) && settle(t),
         "{r:?} {f:?}"
     );
     check!(
@@ -473,6 +491,7 @@ fn bad_input_checks(s: &mut Score, t: &TdxHost) {
             && r4 == Err(TdxHostError::UnknownRegion),
         "{r1:?} {r2:?} {r3:?} {r4:?}"
     );
+    settle(t);
     let st = t.status();
     check!(
         s,
@@ -531,8 +550,16 @@ fn quota_checks(s: &mut Score, t: &TdxHost, held: &mut [u64]) {
     );
 }
 
-/// Receives one message from `from` with operation `op`, within `ms`; returns its body.
+/// Receives one message from `from` with operation `op`, within `ms`, and answers it; returns
+/// its body.
 fn recv_from(from: TaskId, op: u64, ms: u64) -> Option<[u8; 8]> {
+    let (sender, body) = recv_holding(from, op, ms)?;
+    sys_reply(sender, 0, &[]);
+    Some(body)
+}
+
+/// As [`recv_from`], but leaves the sender waiting for the reply (other messages are answered).
+fn recv_holding(from: TaskId, op: u64, ms: u64) -> Option<(TaskId, [u8; 8])> {
     let deadline = sys_get_timer().now + ms;
     sys_set_timer(Some(deadline), 1);
     loop {
@@ -544,15 +571,25 @@ fn recv_from(from: TaskId, op: u64, ms: u64) -> Option<[u8; 8]> {
             }
             continue;
         }
-        sys_reply(m.sender, 0, &[]);
         if m.sender.index() == from.index() && m.operation == op {
             sys_set_timer(None, 0);
-            return Some(buf);
+            return Some((m.sender, buf));
         }
+        sys_reply(m.sender, 0, &[]);
     }
 }
 
-fn victim_checks(s: &mut Score, t: &TdxHost) {
+/// The victim's first message (the frame it lends, op 1), taken before any check that counts
+/// free bytes and left unanswered, so the victim stays blocked holding its 7 frames until
+/// [`victim_checks`]: the other checks sleep (waiting for tdx-host's scrub), and a victim
+/// allocating in the middle of them would change their totals.
+fn hold_victim() -> Option<(TaskId, [u8; 8])> {
+    let index = task_gen::TASK_NAMES.iter().position(|n| *n == "victim")?;
+    let victim = sys_refresh_task_id(userlib::TaskIndex(index as u16));
+    recv_holding(victim, 1, 5000)
+}
+
+fn victim_checks(s: &mut Score, t: &TdxHost, first: Option<(TaskId, [u8; 8])>) {
     let Some(index) = task_gen::TASK_NAMES.iter().position(|n| *n == "victim") else {
         s.check(
             "tdx_victim_task_present",
@@ -562,12 +599,15 @@ fn victim_checks(s: &mut Score, t: &TdxHost) {
         return;
     };
     let victim = sys_refresh_task_id(userlib::TaskIndex(index as u16));
-    let before = tdx_free(t);
+    // The victim holds 7 frames now (it is waiting for our answer): they come back on reclaim.
+    let held = 7 * 4096;
+    let before = tdx_free(t) + held;
     let stats0 = t.stats().unwrap_or_default();
-    match recv_from(victim, 1, 5000) {
-        Some(b) => {
+    match first {
+        Some((sender, b)) => {
             let addr = u64::from_le_bytes(b);
             let r = t.free_frames(FrameSize::K4, addrs_as_bytes_ref(&[addr]));
+            sys_reply(sender, 0, &[]);
             check!(
                 s,
                 "tdx_free_of_foreign_frame_refused",
@@ -590,8 +630,9 @@ fn victim_checks(s: &mut Score, t: &TdxHost) {
         second.is_some(),
         "the victim did not come back"
     );
+    // Reclaimed frames are scrubbed between requests: wait for the quarantine to drain.
+    settle(t);
     let stats = t.stats().unwrap_or_default();
-    let held = 7 * 4096;
     check!(
         s,
         "tdx_killed_client_frames_reclaimed",
@@ -726,9 +767,30 @@ fn hotplug_checks(s: &mut Score, t: &TdxHost) {
                 && rec.is_some_and(|r| r.bytes_in_use == 2 * 4096),
             "{busy:?} {rec:?}"
         );
+        // 8 MiB more of the region, so that what the frees below put in quarantine takes tdx-host
+        // at least four scrub steps (at most 2 MiB and one tick each): the offline right after
+        // them must find it busy, whatever the timing.
+        let mut c = [0u64; 4];
+        let more = t.alloc_frames(
+            0,
+            FrameSize::M2,
+            MemClass::NonTdx,
+            4,
+            addrs_as_bytes(&mut c),
+        );
+        let fc = t.free_frames(FrameSize::M2, addrs_as_bytes_ref(&c));
         let f = t.free_frames(FrameSize::K4, addrs_as_bytes_ref(&b));
+        // Freed frames wait in quarantine until scrubbed: offline is refused until then.
+        let early = t.offline_region(window, size);
+        settle(t);
         let off = t.offline_region(window, size);
         let info = t.node_info(0).unwrap_or_default();
+        check!(
+            s,
+            "tdx_offline_quarantined_region_refused",
+            more == Ok(4) && fc == Ok(4) && early == Err(TdxHostError::RegionBusy),
+            "{more:?} {fc:?} {early:?}"
+        );
         check!(
             s,
             "tdx_offline_idle_region_succeeds",
@@ -775,7 +837,7 @@ fn hotplug_checks(s: &mut Score, t: &TdxHost) {
         check!(
             s,
             "tdx_online_twice_refused",
-            dup == Err(TdxHostError::RegionOverlap),
+            dup == Err(TdxHostError::AlreadyOnline),
             "{dup:?}"
         );
         let mut a = [0u64; 512];
@@ -813,6 +875,7 @@ pub fn main() -> ! {
     if expect::STATE == "ready" {
         // Safety: the only reference ever made to HELD.
         let held = unsafe { &mut *addr_of_mut!(HELD) };
+        let victim = if expect::VICTIM { hold_victim() } else { None };
         roundtrip_checks(&mut s, &t);
         if expect::FULL {
             bad_input_checks(&mut s, &t);
@@ -820,7 +883,7 @@ pub fn main() -> ! {
             quota_checks(&mut s, &t, held);
         }
         if expect::VICTIM {
-            victim_checks(&mut s, &t);
+            victim_checks(&mut s, &t, victim);
         }
         hotplug_checks(&mut s, &t);
     }
