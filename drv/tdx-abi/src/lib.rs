@@ -5,8 +5,8 @@
 //! Everything here is a constant, a `#[repr(C)]` layout or a pure function.
 //!
 //! Invariants:
-//! - Every number is restated from `/work/shared/reference/tdx-host-abi.md` (cited as §N); nothing
-//!   is copied from Linux or the Intel module.
+//! - Every number is restated from `docs/tdx-module.md` (cited as §N), which names the public
+//!   source of each; nothing is copied from Linux or the Intel module.
 //! - In-memory structures ([`CmrInfo`], [`TdmrInfo`], [`TdmrInfoBuf`]) have exactly the byte
 //!   layout the module reads; compile-time assertions pin their sizes and alignments.
 //! - Status codes are never `enum`s: the module can return codes this crate does not know, so

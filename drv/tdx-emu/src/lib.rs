@@ -6,7 +6,7 @@
 //! TDH.SYS.INIT / LP.INIT / RD / RDALL / INFO / CONFIG (every §6 rule, in order, with §4.1 detail
 //! bytes) / KEY.CONFIG / TDMR.INIT / SHUTDOWN, a PAMT model, the PHYMEM page and cache leaves,
 //! deterministic fault injection and forced lock contention — checklist items 1–20 of §10 in
-//! `/work/shared/reference/tdx-host-abi.md`.
+//! `docs/tdx-module.md` (every § in this crate refers to that file).
 //!
 //! Module map: [`config`] (platform inputs, fault rules), `module` (state, dispatcher),
 //! `validate` (pure §6 checks), `leaves_sys`, `leaves_phymem`, `pamt` (PAMT model), `metadata`

@@ -2,7 +2,7 @@
 //!
 //! Pattern: a `no_std`, heap-free library of pure functions. The planner turns the module's CMRs
 //! and limits plus the host's memory map into TDMRs, reserved areas and PAMT placements that pass
-//! every TDH.SYS.CONFIG rule (§6 of `tdx-host-abi.md`) and avoid Linux's failure modes (§7):
+//! every TDH.SYS.CONFIG rule (§6 of `docs/tdx-module.md`, which every § in this crate cites) and avoid Linux's failure modes (§7):
 //! holes come from the coarse CMRs, not the fine RAM map; PAMTs of a node share one block placed
 //! next to an existing hole; TDMRs are split or merged to meet `max_tdmrs`/`max_reserved`; memory
 //! that is not online yet is covered too, so it can be onlined as TDX memory later (§8.1).
