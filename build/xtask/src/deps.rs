@@ -41,26 +41,163 @@ pub fn ensure_target() -> Result<()> {
     Ok(())
 }
 
-/// Ensures `qemu-system-x86_64` is available, installing Debian's
-/// `qemu-system-x86` if it is not.
-pub fn ensure_qemu() -> Result<()> {
-    if have("qemu-system-x86_64") {
-        return Ok(());
+/// The oldest QEMU whose TCG emulates x2APIC.
+pub const QEMU_WITH_X2APIC: (u32, u32) = (8, 1);
+
+/// Where package-manager output goes (shown only when an install fails).
+fn apt_log() -> std::path::PathBuf {
+    crate::dist::target_dir().join("xtask-apt.log")
+}
+
+/// The version `qemu-system-x86_64 --version` reports, if it runs.
+#[must_use]
+pub fn qemu_version() -> Option<(u32, u32)> {
+    let out = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .ok()?;
+    parse_qemu_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `QEMU emulator version 7.2.22 (Debian …)` → `(7, 2)`.
+fn parse_qemu_version(text: &str) -> Option<(u32, u32)> {
+    let rest = text.split("version ").nth(1)?;
+    let mut parts = rest.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The Debian release codename from `/etc/os-release`, if this is Debian.
+fn debian_codename() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim_matches('"').to_string())
+    };
+    (field("ID=")? == "debian")
+        .then(|| field("VERSION_CODENAME="))
+        .flatten()
+}
+
+/// The source file this project adds for Debian 12's backports; the
+/// distribution's own source files are never edited.
+const BACKPORTS_SOURCE: &str = "/etc/apt/sources.list.d/tdxhost-bookworm-backports.sources";
+
+/// A deb822 stanza for bookworm-backports on the mirror and key the
+/// machine's own `bookworm` source uses (deb.debian.org if none is found).
+fn backports_stanza(debian_sources: &str) -> String {
+    let mut uri = "http://deb.debian.org/debian".to_string();
+    let mut key = "/usr/share/keyrings/debian-archive-keyring.gpg".to_string();
+    for stanza in debian_sources.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+        };
+        let suites = field("Suites:").unwrap_or_default();
+        if suites.split_whitespace().any(|s| s == "bookworm") {
+            if let Some(u) =
+                field("URIs:").and_then(|u| u.split_whitespace().next().map(String::from))
+            {
+                uri = u;
+            }
+            if let Some(k) = field("Signed-By:") {
+                key = k;
+            }
+            break;
+        }
     }
-    if !have("apt-get") {
-        bail!("qemu-system-x86_64 is not installed and apt-get is unavailable; install QEMU (x86_64 system emulator) by hand");
-    }
-    eprintln!("xtask: qemu-system-x86_64 not found; installing Debian package qemu-system-x86 with apt-get");
+    format!(
+        "# Added by tdxhost's `cargo xtask`: QEMU >= 8.1 (x2APIC under TCG) for Debian 12.\n\
+         Types: deb\nURIs: {uri}\nSuites: bookworm-backports\nComponents: main\nSigned-By: {key}\n"
+    )
+}
+
+/// Runs an apt-get command line (as root, or through sudo), its output
+/// appended to the log. `Ok(false)` when apt-get refused or failed.
+fn apt(args: &str) -> Result<bool> {
     let sudo = if running_as_root() { "" } else { "sudo " };
+    let log = apt_log();
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
     let status = Command::new("sh")
         .args([
             "-c",
-            &format!("{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq qemu-system-x86"),
+            &format!(
+                "DEBIAN_FRONTEND=noninteractive {sudo}apt-get {args} >>'{}' 2>&1",
+                log.display()
+            ),
         ])
         .status()
         .context("running apt-get")?;
-    if !status.success() || !have("qemu-system-x86_64") {
-        bail!("installing qemu-system-x86 failed; install it by hand (apt-get install qemu-system-x86)");
+    Ok(status.success())
+}
+
+/// Prints the end of the apt log, for a failed install.
+fn show_apt_log() {
+    let log = apt_log();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    eprintln!("xtask: last lines of {}:", log.display());
+    for l in text
+        .lines()
+        .rev()
+        .take(20)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        eprintln!("  | {l}");
+    }
+}
+
+/// Installs Debian packages: `-y --no-remove`, so apt refuses rather than
+/// remove (or replace) anything the user has; it never downgrades without
+/// being asked, and we never ask.
+fn apt_install(packages: &str, release: Option<&str>) -> Result<bool> {
+    let target = release.map(|r| format!("-t {r} ")).unwrap_or_default();
+    apt(&format!("install -y --no-remove {target}{packages}"))
+}
+
+/// Ensures `qemu-system-x86_64` is available. On Debian 12 it comes from
+/// bookworm-backports (QEMU ≥ 8.1, which emulates x2APIC under TCG; it
+/// also matches the backports `qemu-utils` such machines often carry);
+/// elsewhere from the distribution. An installed QEMU is left alone.
+pub fn ensure_qemu() -> Result<()> {
+    if qemu_version().is_some() {
+        return Ok(());
+    }
+    if !have("apt-get") {
+        bail!("qemu-system-x86_64 is not installed and apt-get is unavailable; install QEMU >= {}.{} (x86_64 system emulator) by hand", QEMU_WITH_X2APIC.0, QEMU_WITH_X2APIC.1);
+    }
+    let codename = debian_codename();
+    let backports = codename.as_deref() == Some("bookworm");
+    eprintln!(
+        "xtask: installing qemu-system-x86{} with apt-get (log: {})",
+        if backports {
+            " from bookworm-backports (QEMU >= 8.1)"
+        } else {
+            ""
+        },
+        apt_log().display()
+    );
+    if backports && !std::path::Path::new(BACKPORTS_SOURCE).exists() {
+        let ours =
+            std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+        std::fs::write(BACKPORTS_SOURCE, backports_stanza(&ours)).with_context(|| {
+            format!("writing {BACKPORTS_SOURCE} (run as root, or add bookworm-backports yourself)")
+        })?;
+    }
+    let mut ok = apt("update -qq")?;
+    if ok {
+        ok = apt_install("qemu-system-x86", backports.then_some("bookworm-backports"))?;
+    }
+    if !ok || qemu_version().is_none() {
+        show_apt_log();
+        bail!("installing qemu-system-x86 failed (apt-get refuses to remove or downgrade installed packages; see the log); install QEMU >= {}.{} by hand", QEMU_WITH_X2APIC.0, QEMU_WITH_X2APIC.1);
     }
     Ok(())
 }
@@ -79,18 +216,13 @@ pub fn ensure_grub() -> Result<()> {
     if !have("apt-get") {
         bail!("GRUB tools are missing and apt-get is unavailable; install grub-pc-bin, xorriso and mtools");
     }
-    eprintln!("xtask: installing GRUB tools (grub-common grub-pc-bin xorriso mtools) with apt-get, to test the multiboot2 boot path");
-    let sudo = if running_as_root() { "" } else { "sudo " };
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq grub-common grub-pc-bin xorriso mtools"
-            ),
-        ])
-        .status()
-        .context("running apt-get")?;
-    if !status.success() || !have("grub-mkrescue") {
+    eprintln!(
+        "xtask: installing GRUB tools (grub-common grub-pc-bin xorriso mtools) with apt-get, to test the multiboot2 boot path (log: {})",
+        apt_log().display()
+    );
+    let ok = apt("update -qq")? && apt_install("grub-common grub-pc-bin xorriso mtools", None)?;
+    if !ok || !have("grub-mkrescue") {
+        show_apt_log();
         bail!("installing the GRUB tools failed; install grub-pc-bin, xorriso and mtools by hand");
     }
     Ok(())
@@ -102,4 +234,36 @@ fn running_as_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{backports_stanza, parse_qemu_version};
+
+    #[test]
+    fn reads_qemu_versions() {
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\n"),
+            Some((7, 2))
+        );
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)"),
+            Some((10, 0))
+        );
+        assert_eq!(parse_qemu_version("something else"), None);
+    }
+
+    #[test]
+    fn backports_follow_the_machines_own_mirror_and_key() {
+        let own = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /k.gpg\n\nTypes: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n";
+        let s = backports_stanza(own);
+        assert!(s.contains("URIs: http://mirror.example/debian\n"), "{s}");
+        assert!(s.contains("Suites: bookworm-backports\n"), "{s}");
+        assert!(s.contains("Signed-By: /k.gpg\n"), "{s}");
+        let default = backports_stanza("");
+        assert!(
+            default.contains("URIs: http://deb.debian.org/debian\n"),
+            "{default}"
+        );
+    }
 }
