@@ -303,7 +303,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(10_000))]
 
         #[test]
         fn random_maps_never_panic_and_keep_only_ranges_that_fit(
