@@ -12,12 +12,23 @@
 //!
 //! The task slots (both kinds) are a task's SEND edges and `posts` its
 //! POST edges: the kernel refuses IPC along any other edge.
+//!
+//! A manifest may `inherit` another ([`inherit`]): the chain is merged into
+//! one table first, and everything above applies to the merged result, so
+//! no consumer (dist, the task build scripts' config, kconfig, the QEMU
+//! settings of run/test/hotplug) sees a file on its own. A file whose text
+//! is the whole manifest is parsed directly, for errors with line numbers;
+//! a merged one's errors name the section and the file of a bad key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+
+mod inherit;
+
+pub use inherit::{Chain, BASE_KEY, INHERIT_KEY};
 
 /// The whole manifest.
 #[derive(Debug, Clone, Deserialize)]
@@ -283,12 +294,14 @@ pub fn capability_bit(name: &str) -> Option<u32> {
     }
 }
 
+/// The key of serde's "unknown field" message, if it is one.
+fn unknown_field(message: &str) -> Option<&str> {
+    message.split("unknown field `").nth(1)?.split('`').next()
+}
+
 /// Adds "did you mean" to serde's "unknown field" messages.
 fn explain(message: &str) -> String {
-    let Some(rest) = message.split("unknown field `").nth(1) else {
-        return message.to_string();
-    };
-    let Some(field) = rest.split('`').next() else {
+    let Some(field) = unknown_field(message) else {
         return message.to_string();
     };
     let expected: Vec<&str> = message
@@ -313,29 +326,75 @@ fn explain(message: &str) -> String {
     }
 }
 
-/// Reads and checks a manifest.
+/// Reads and checks a manifest, with the files it inherits.
 pub fn load(path: &Path) -> Result<Manifest> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read manifest {}", path.display()))?;
     parse(&text, path)
 }
 
-/// Parses manifest text (`path` is for messages).
+/// Parses manifest text (`path` is for messages, and the directory a
+/// base named by `inherit` is found in).
 pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
-    let mut m: Manifest = toml::from_str(text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), explain(&e.to_string())))?;
+    let chain = Chain::from_text(text, path)?;
+    if chain.is_marked_base() {
+        bail!(
+            "{}: marked `{BASE_KEY} = true`: it is only a base for manifests that `{INHERIT_KEY}` it, not an image; name one of those instead",
+            path.display()
+        );
+    }
+    let source = chain.describe();
+    // For a merged manifest, which file an unknown key came from.
+    let origin = |under: &[&str], message: &str| -> String {
+        let Some(key) = unknown_field(message).filter(|_| !chain.is_plain()) else {
+            return String::new();
+        };
+        let files: Vec<String> = chain
+            .origins_of(under, key)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        if files.is_empty() {
+            String::new()
+        } else {
+            format!("\n  note: `{key}` is set in {}", files.join(" and "))
+        }
+    };
+    let fail = |under: &[&str], context: &str, e: &toml::de::Error| {
+        let message = e.to_string();
+        anyhow::anyhow!(
+            "{source}: {context}{}{}",
+            explain(&message),
+            origin(under, &message)
+        )
+    };
+    let mut m: Manifest = if chain.is_plain() {
+        // The text is the whole manifest: its errors carry line numbers.
+        toml::from_str(text).map_err(|e| fail(&[], "", &e))?
+    } else {
+        let merged = chain.merged();
+        // The sections on their own first, so an error names its section.
+        if let Some(v) = merged.get("kernel") {
+            KernelSettings::deserialize(v.clone())
+                .map_err(|e| fail(&["kernel"], "in [kernel]: ", &e))?;
+        }
+        if let Some(v) = merged.get("qemu") {
+            QemuSettings::deserialize(v.clone()).map_err(|e| fail(&["qemu"], "in [qemu]: ", &e))?;
+        }
+        Manifest::deserialize(toml::Value::Table(merged)).map_err(|e| fail(&[], "", &e))?
+    };
     m.path = path.to_path_buf();
     for (name, value) in &m.tasks {
-        let t: TaskSettings = value.clone().try_into().map_err(|e: toml::de::Error| {
-            anyhow::anyhow!(
-                "{}: in [tasks.{name}]: {}",
-                path.display(),
-                explain(&e.to_string())
+        let t = TaskSettings::deserialize(value.clone()).map_err(|e| {
+            fail(
+                &["tasks", name.as_str()],
+                &format!("in [tasks.{name}]: "),
+                &e,
             )
         })?;
         m.parsed_tasks.push((name.clone(), t));
     }
-    validate(&m).with_context(|| format!("{}: invalid manifest", path.display()))?;
+    validate(&m).with_context(|| format!("{source}: invalid manifest"))?;
     Ok(m)
 }
 
@@ -719,9 +778,38 @@ memory = { text = 0x1000, ram = 0x1000 }
             }
         }
         for p in paths {
-            if p.exists() {
+            if !p.exists() {
+                continue;
+            }
+            let chain = super::Chain::read(&p).unwrap();
+            if chain.is_marked_base() {
+                let e = format!("{:#}", super::load(&p).unwrap_err());
+                assert!(e.contains("only a base"), "{}: {e}", p.display());
+            } else {
                 super::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
             }
+        }
+    }
+
+    /// The six failure images and `tdx-absent` say only what differs from
+    /// their shared base, which is marked as one.
+    #[test]
+    fn the_tdx_failure_images_inherit_one_marked_base() {
+        let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-suite");
+        let base = suite.join("tdx-fail-base.toml");
+        assert!(super::Chain::read(&base).unwrap().is_marked_base());
+        for name in [
+            "fail-config",
+            "fail-keyconfig",
+            "fail-lpinit",
+            "fail-sysinit",
+            "fail-sysrd",
+            "fail-tdmrinit",
+            "absent",
+        ] {
+            let chain = super::Chain::read(&suite.join(format!("tdx-{name}.toml"))).unwrap();
+            let files: Vec<_> = chain.files().map(|f| f.file_name().unwrap()).collect();
+            assert_eq!(files[1], "tdx-fail-base.toml", "{name}");
         }
     }
 

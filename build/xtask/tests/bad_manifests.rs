@@ -1,6 +1,6 @@
 //! `cargo xtask dist` on manifests with out-of-range `[kernel.tdx]` numbers: a clear error that
 //! names the key, exit status 1 (not a panic's 101), and nothing built. The manifests are the
-//! two reported in issue 11 (`tests/fixtures/*.toml`).
+//! two reported in issue 11 (`tests/fixtures/*.toml`). A manifest marked as a base is refused too.
 
 use std::path::Path;
 use std::process::Command;
@@ -33,4 +33,20 @@ fn dist_refuses_out_of_range_keyid_numbers_without_panicking() {
         assert!(stderr.contains(key), "{fixture}: {stderr}");
         assert!(stderr.contains("invalid manifest"), "{fixture}: {stderr}");
     }
+}
+
+/// A file marked `base = true` is only a base for others: `dist` refuses it with a clear error.
+#[test]
+fn dist_refuses_a_manifest_marked_as_a_base() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-suite/tdx-fail-base.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("dist")
+        .arg(&path)
+        .output()
+        .expect("run xtask");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("tdx-fail-base.toml"), "{stderr}");
+    assert!(stderr.contains("only a base"), "{stderr}");
 }
