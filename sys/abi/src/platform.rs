@@ -102,8 +102,10 @@ impl RecordFlags {
     /// Some table was missing or malformed and a fallback was used (one
     /// node, or the boot CPU alone). The kernel's log says which.
     pub const FALLBACK_USED: RecordFlags = RecordFlags(1 << 2);
-    /// Something did not fit (CPUs, RAM ranges, image ranges or nodes).
-    /// The record is incomplete: TDX initialisation must not rely on it.
+    /// Something did not fit (CPUs, RAM ranges, image ranges or nodes), or
+    /// a malformed firmware entry that may have named a CPU or a node
+    /// placement was skipped. The record is incomplete: TDX initialisation
+    /// must not rely on it.
     pub const TRUNCATED: RecordFlags = RecordFlags(1 << 3);
     /// Package ids come from CPUID leaves 1/4, not 0xB/0x1F.
     pub const TOPOLOGY_LEGACY: RecordFlags = RecordFlags(1 << 4);
@@ -112,9 +114,13 @@ impl RecordFlags {
     /// SRAT described more than one hot-plug window; only the first is
     /// recorded.
     pub const HOTPLUG_AMBIGUOUS: RecordFlags = RecordFlags(1 << 6);
+    /// A MADT or SRAT entry was shorter than its type's layout and was
+    /// skipped. When the entry could have named a CPU or placed CPUs or
+    /// memory in a node, TRUNCATED is set as well.
+    pub const ENTRIES_SKIPPED: RecordFlags = RecordFlags(1 << 7);
 
     /// Every flag this version defines.
-    pub const KNOWN: RecordFlags = RecordFlags(0x7F);
+    pub const KNOWN: RecordFlags = RecordFlags(0xFF);
 
     #[must_use]
     pub const fn contains(self, other: RecordFlags) -> bool {
@@ -318,6 +324,12 @@ impl PlatformRecord {
     #[must_use]
     pub fn nodes(&self) -> &[NodeInfo] {
         &self.nodes[..self.node_count]
+    }
+
+    /// Mutable access to the CPUs, e.g. to merge two firmware entries for
+    /// the same CPU.
+    pub fn cpus_mut(&mut self) -> &mut [CpuInfo] {
+        &mut self.cpus[..self.cpu_count]
     }
 
     /// Mutable access to the nodes, e.g. to set their flags.

@@ -516,6 +516,31 @@ impl RootTable {
     }
 }
 
+/// Subtables of a known type that were shorter than that type's layout.
+///
+/// Such an entry still has a sane length (at least 2, inside its table),
+/// so the walk stays in step and the entries after it are read; only the
+/// entry itself is skipped. It is counted here so discovery can say so
+/// rather than quietly lose, say, a processor.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SkippedEntries {
+    pub count: u32,
+    /// The first one skipped ([`AcpiError::EntryTooShort`]), for the log.
+    pub first: Option<AcpiError>,
+    /// Whether any skipped entry was of a type that names a processor or
+    /// places something in a node, so the record built from the table may
+    /// be incomplete (as opposed to, say, a skipped NMI entry).
+    pub lost_placement: bool,
+}
+
+impl SkippedEntries {
+    pub(crate) fn note(&mut self, error: AcpiError, lost_placement: bool) {
+        self.count = self.count.saturating_add(1);
+        self.first.get_or_insert(error);
+        self.lost_placement |= lost_placement;
+    }
+}
+
 /// Largest subtable: its length is one byte.
 const SUBTABLE_MAX: usize = 255;
 

@@ -55,6 +55,8 @@ mod prop_tests;
 mod qemu_tests;
 #[cfg(test)]
 mod testutil;
+#[cfg(test)]
+mod x2apic_tests;
 
 use core::fmt;
 

@@ -5,7 +5,12 @@
 //! counts, declared lengths and (mostly valid) checksums, plus random pointers into nowhere —
 //! and run everything the kernel runs on it: [`crate::discover`] with a random E820 list, image
 //! list and CPUID, each table's own iterators, and the record's encode/decode round trip. The
-//! only property is "returns": an `Err`, a fallback or a truncated record are all fine.
+//! properties are "returns" (an `Err`, a fallback or a truncated record are all fine), no APIC
+//! id recorded twice, and skipped entries always reported. Entries of known types come at their
+//! spec length, one byte short or a few bytes long (payload to match), or with a random length.
+//!
+//! A last property checks results, not just survival: well-formed type 0 / type 9 processor
+//! lists give exactly the usable ids, once each.
 //!
 //! Case count: `TDXHOST_PROPTEST_CASES` (default 10,000 per property, as for the planner property
 //! in `build/tdx-tools`; the workspace builds this crate and proptest optimized even in test
@@ -13,7 +18,7 @@
 
 use std::vec::Vec;
 
-use abi::platform::{decode, encode, ENCODED_MAX};
+use abi::platform::{decode, encode, RecordFlags, ENCODED_MAX};
 use proptest::prelude::{any, prop, prop_oneof, proptest, Just, ProptestConfig, Strategy};
 use proptest::test_runner::RngAlgorithm;
 
@@ -21,7 +26,10 @@ use crate::acpi::{find_rsdp, RootTable};
 use crate::fadt::Fadt;
 use crate::madt::Madt;
 use crate::srat::Srat;
-use crate::testutil::{fix_rsdp_checksums, fix_table_checksum};
+use crate::testutil::{
+    self, fix_rsdp_checksums, fix_table_checksum, m_lapic, m_x2apic, madt_body, qemu_cpuid,
+    rsdp_v1, TestMem,
+};
 use crate::{discover, ApicId, PhysAddr, PhysRead};
 
 /// Cases per property: `TDXHOST_PROPTEST_CASES` or 10,000.
@@ -67,13 +75,24 @@ struct Entry {
     payload: Vec<u8>,
 }
 
+/// A subtable of a known type: mostly its spec length; sometimes one byte short or a few
+/// bytes long with a payload to match (the walk stays in step, so the entry is skipped or
+/// decoded from its prefix); sometimes a random declared length over the spec payload.
 fn entry(known: &'static [(u8, u8)]) -> impl Strategy<Value = Entry> {
     let typed = prop::sample::select(known).prop_flat_map(|(kind, len)| {
-        (
-            Just(kind),
-            prop_oneof![8 => Just(len), 1 => any::<u8>()],
-            prop::collection::vec(any::<u8>(), usize::from(len.saturating_sub(2))),
-        )
+        prop_oneof![
+            6 => Just((len, len)),
+            1 => Just((len.saturating_sub(1), len.saturating_sub(1))),
+            1 => (1u8..8).prop_map(move |extra| (len.saturating_add(extra), len.saturating_add(extra))),
+            1 => any::<u8>().prop_map(move |declared| (declared, len)),
+        ]
+        .prop_flat_map(move |(declared, body)| {
+            (
+                Just(kind),
+                Just(declared),
+                prop::collection::vec(any::<u8>(), usize::from(body.saturating_sub(2))),
+            )
+        })
     });
     let any_entry = (
         any::<u8>(),
@@ -126,9 +145,20 @@ impl Table {
     }
 }
 
-/// MADT entry types and lengths (ACPI 6.5 Tables 5.22–5.39).
-const MADT_KINDS: &[(u8, u8)] = &[(0, 8), (1, 12), (2, 10), (4, 6), (9, 16), (0x7f, 2)];
-/// SRAT entry types and lengths (Tables 5.66–5.69).
+/// MADT entry types and lengths (ACPI 6.5 §5.2.12): local APIC, I/O APIC, source override,
+/// local APIC NMI, LAPIC address override, local x2APIC, local x2APIC NMI, and an unknown type.
+const MADT_KINDS: &[(u8, u8)] = &[
+    (0, 8),
+    (1, 12),
+    (2, 10),
+    (4, 6),
+    (5, 12),
+    (9, 16),
+    (10, 12),
+    (0x7f, 2),
+];
+/// SRAT entry types and lengths (§5.2.16): local APIC, memory and local x2APIC affinity, and
+/// generic initiator affinity (not decoded).
 const SRAT_KINDS: &[(u8, u8)] = &[(0, 16), (1, 40), (2, 24), (5, 32)];
 
 fn table(
@@ -304,6 +334,17 @@ fn exercise(
             "recorded RAM wraps: {r:?}"
         );
     }
+    let cpus = d.record.cpus();
+    for (i, c) in cpus.iter().enumerate() {
+        assert!(
+            cpus[..i].iter().all(|p| p.apic_id != c.apic_id),
+            "APIC id {:#x} recorded twice",
+            c.apic_id
+        );
+    }
+    if d.record.flags.contains(RecordFlags::ENTRIES_SKIPPED) {
+        assert!(!d.report.is_clean(), "skipped entries must be reported");
+    }
     let mut buf = std::vec![0u8; ENCODED_MAX];
     if let Ok(n) = encode(&d.record, &mut buf) {
         let back = decode(&buf[..n]).expect("a record we encoded decodes");
@@ -381,5 +422,52 @@ proptest! {
     ) {
         let mem = fw.memory();
         exercise(&mem, Some(PhysAddr(RSDP_AT)), &ram, &image, 7);
+    }
+
+    /// (c) For well-formed processor entries of both widths (type 0 and type 9, ids above 255,
+    /// duplicates across the two types, "no processor" ids, every flag combination), the record
+    /// holds each usable id exactly once, in table order, enabled if any of its entries is.
+    #[test]
+    fn processor_entries_of_both_widths_give_each_usable_id_once(
+        procs in prop::collection::vec(
+            (any::<bool>(), prop_oneof![
+                4 => 0u32..700,
+                1 => Just(0xFF),
+                1 => Just(u32::MAX),
+                1 => any::<u32>(),
+            ], 0u32..4),
+            0..64,
+        ),
+    ) {
+        // The boot CPU (id 0) comes first, so the MADT always has an enabled processor.
+        let mut entries = std::vec![m_lapic(0, 0, 1)];
+        let mut want: Vec<(u32, bool)> = std::vec![(0, true)];
+        for (i, &(x2apic, id, flags)) in procs.iter().enumerate() {
+            let uid = i as u32 + 1;
+            let (entry, marker) = if x2apic || id > 0xFF {
+                (m_x2apic(id, flags, uid), u32::MAX)
+            } else {
+                (m_lapic(uid as u8, id as u8, flags), 0xFF)
+            };
+            entries.push(entry);
+            let enabled = flags & 1 != 0;
+            let usable = (enabled || flags & 2 != 0) && id != marker;
+            if !usable {
+                continue;
+            }
+            match want.iter_mut().find(|(w, _)| *w == id) {
+                Some(w) => w.1 |= enabled,
+                None => want.push((id, enabled)),
+            }
+        }
+        let mut mem = TestMem::default();
+        mem.put(0x10_0000, &testutil::table(b"APIC", 5, &madt_body(0xFEE0_0000, 0, &entries)));
+        mem.put(0x2000, &testutil::table(b"RSDT", 1, &0x10_0000u32.to_le_bytes()));
+        mem.put(RSDP_AT, &rsdp_v1(0x2000));
+        let d = discover(&mem, Some(PhysAddr(RSDP_AT)), [(0, 1 << 30)], [], &qemu_cpuid(1, 1, 0));
+        let got: Vec<(u32, bool)> = d.record.cpus().iter().map(|c| (c.apic_id, c.enabled)).collect();
+        assert_eq!(got, want);
+        assert_eq!(d.report.cpus_dropped, 0);
+        assert_eq!(d.report.madt_skipped.count, 0);
     }
 }

@@ -17,28 +17,28 @@ use crate::testutil::{
 };
 use crate::{discover, Discovery, PhysAddr};
 
-const GIB: u64 = 1 << 30;
-const RSDP_AT: u64 = 0xF_59E0;
+pub(crate) const GIB: u64 = 1 << 30;
+pub(crate) const RSDP_AT: u64 = 0xF_59E0;
 const TABLES_AT: u64 = 0x3FFE_0000;
 /// QEMU q35 `-m 1G` E820 RAM (reference §1.2, observed).
 const E820_1G: [(u64, u64); 2] = [(0, 0x9_FC00), (0x10_0000, 0x3FFE_0000 - 0x10_0000)];
 const IMAGE: [(u64, u64); 2] = [(0x10_0000, 0x8_0000), (0x20_0000, 0x4_0000)];
 
 /// A q35 machine description, turned into tables the way QEMU does it.
-struct Machine {
+pub(crate) struct Machine {
     /// `(apic id, node)` of every present CPU.
-    cpus: Vec<(u32, u32)>,
+    pub cpus: Vec<(u32, u32)>,
     /// Memory per NUMA node; empty means no `-numa` (and no SRAT unless
     /// there is device memory, as QEMU auto-creates one node then).
-    node_mem: Vec<u64>,
+    pub node_mem: Vec<u64>,
     /// Device-memory window `(base, size)` from `slots=,maxmem=`.
-    hotplug: Option<(u64, u64)>,
+    pub hotplug: Option<(u64, u64)>,
     /// Publish an RSDP v2 + XSDT (OVMF) instead of v1 + RSDT (SeaBIOS).
-    xsdt: bool,
+    pub xsdt: bool,
 }
 
-struct Built {
-    mem: TestMem,
+pub(crate) struct Built {
+    pub mem: TestMem,
     madt_at: u64,
     srat_at: Option<u64>,
 }
@@ -116,7 +116,7 @@ fn srat_for(m: &Machine) -> Option<Vec<u8>> {
     Some(table(b"SRAT", 1, &srat_body(&e)))
 }
 
-fn build(m: &Machine) -> Built {
+pub(crate) fn build(m: &Machine) -> Built {
     let mut mem = TestMem::default();
     let mut at = TABLES_AT;
     let mut place = |mem: &mut TestMem, t: &[u8]| {
@@ -150,7 +150,7 @@ fn build(m: &Machine) -> Built {
     }
 }
 
-fn run(mem: &TestMem, cpuid: &impl crate::Cpuid) -> Discovery {
+pub(crate) fn run(mem: &TestMem, cpuid: &impl crate::Cpuid) -> Discovery {
     discover(mem, Some(PhysAddr(RSDP_AT)), E820_1G, IMAGE, cpuid)
 }
 
@@ -163,7 +163,7 @@ fn two_node_machine(xsdt: bool) -> Machine {
     }
 }
 
-fn cpu(apic_id: u32, package: u32, node: u32) -> CpuInfo {
+pub(crate) fn cpu(apic_id: u32, package: u32, node: u32) -> CpuInfo {
     CpuInfo {
         apic_id,
         package,
@@ -172,7 +172,7 @@ fn cpu(apic_id: u32, package: u32, node: u32) -> CpuInfo {
     }
 }
 
-fn assert_round_trips(d: &Discovery) {
+pub(crate) fn assert_round_trips(d: &Discovery) {
     let mut buf = [0u8; ENCODED_MAX];
     let n = encode(&d.record, &mut buf).expect("a built record is valid");
     assert_eq!(decode(&buf[..n]).unwrap(), d.record);

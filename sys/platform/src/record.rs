@@ -6,7 +6,12 @@
 //! flags (for tdx-host), and a sane fallback fills the gap:
 //! - no usable SRAT → one node (proximity 0) holding everything;
 //! - no usable MADT → the boot CPU alone (from CPUID);
-//! - more than fits → the record is cut at capacity and TRUNCATED is set.
+//! - more than fits → the record is cut at capacity and TRUNCATED is set;
+//! - an entry shorter than its type's layout → skipped, ENTRIES_SKIPPED
+//!   set (and TRUNCATED when it may have named a CPU or a node placement).
+//!
+//! A CPU the MADT lists twice (as type 0 and type 9 with the same id) is
+//! recorded once, enabled if either entry says so.
 //!
 //! Invariants of the result: at least one node; every node index is below
 //! the node count; every RAM range lies inside one boot RAM range and one
@@ -22,7 +27,7 @@ use abi::platform::{
     MAX_CPUS, MAX_NODES,
 };
 
-use crate::acpi::{find_rsdp, AcpiError, RootTable, Signature};
+use crate::acpi::{find_rsdp, AcpiError, RootTable, Signature, SkippedEntries};
 use crate::fadt::Fadt;
 use crate::madt::Madt;
 use crate::srat::Srat;
@@ -51,6 +56,10 @@ pub struct Report {
     pub boot_cpu_added: bool,
     /// Hot-plug windows found (more than one: only the first is recorded).
     pub hotplug_windows: u32,
+    /// MADT entries skipped for being shorter than their type's layout.
+    pub madt_skipped: SkippedEntries,
+    /// SRAT entries skipped for being shorter than their type's layout.
+    pub srat_skipped: SkippedEntries,
 }
 
 impl Report {
@@ -96,6 +105,15 @@ impl fmt::Display for Report {
         }
         if self.hotplug_windows > 1 {
             write!(f, " {} hot-plug windows, first kept;", self.hotplug_windows)?;
+        }
+        for (sig, s) in [("MADT", self.madt_skipped), ("SRAT", self.srat_skipped)] {
+            if let Some(first) = s.first {
+                write!(
+                    f,
+                    " {} short {sig} entries skipped (first: {first});",
+                    s.count
+                )?;
+            }
         }
         Ok(())
     }
@@ -203,6 +221,7 @@ where
     let srat = match srat {
         Ok(s) => {
             rec.flags.insert(RecordFlags::SRAT_PRESENT);
+            report.srat_skipped = s.skipped;
             Some(s)
         }
         Err(AcpiError::TableNotFound { sig }) if sig == Signature::SRAT => None,
@@ -288,12 +307,17 @@ where
         .count();
     rec.package_count = packages as u32;
 
+    let skipped = [report.madt_skipped, report.srat_skipped];
+    if skipped.iter().any(|s| s.count != 0) {
+        rec.flags.insert(RecordFlags::ENTRIES_SKIPPED);
+    }
     if report.cpus_dropped
         + report.ram_dropped
         + report.ram_rejected
         + report.image_dropped
         + report.nodes_dropped
         != 0
+        || skipped.iter().any(|s| s.lost_placement)
     {
         rec.flags.insert(RecordFlags::TRUNCATED);
     }
@@ -369,6 +393,11 @@ fn add_cpus<M: PhysRead>(
             .map_or(0, |d| nodes.index(d)),
         enabled,
     };
+    if let Ok(m) = &madt {
+        // Noted even if no processor survives: the skipped entries may be
+        // why.
+        report.madt_skipped = m.skipped;
+    }
     let madt = madt.and_then(|m| {
         if m.processors(mem).any(|p| p.enabled) {
             Ok(m)
@@ -385,8 +414,12 @@ fn add_cpus<M: PhysRead>(
             // `cpu` runs at most MAX_CPUS times (checked before the call),
             // so a huge MADT against a huge SRAT stays linear.
             for p in m.processors(mem) {
-                if rec.cpus().iter().any(|c| c.apic_id == p.apic_id.0) {
-                    continue; // listed as both type 0 and type 9
+                let same = rec.cpus_mut().iter_mut().find(|c| c.apic_id == p.apic_id.0);
+                if let Some(known) = same {
+                    // Listed twice (type 0 and type 9): one CPU, usable now
+                    // if either entry says so.
+                    known.enabled |= p.enabled;
+                    continue;
                 }
                 if rec.cpus().len() == MAX_CPUS {
                     report.cpus_dropped += 1;

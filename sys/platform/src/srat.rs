@@ -2,10 +2,18 @@
 //! where memory may be hot-plugged.
 //!
 //! Pattern as in [`crate::madt`]: [`Srat::from_sdt`] validates every
-//! subtable once (minimum lengths, no wrapping ranges); lookups then
-//! re-read through [`PhysRead`]. Entries with ENABLED clear are ignored,
-//! as the spec requires ("OSPM ignores the contents"): QEMU pads its SRAT
-//! with such zero entries.
+//! subtable once (a walk that cannot continue or a memory range that wraps
+//! is an error for the table; an entry of a known type shorter than its
+//! layout is skipped and counted in [`Srat::skipped`]; a longer one is
+//! decoded from its known prefix); lookups then re-read through
+//! [`PhysRead`]. Entries with ENABLED clear are ignored, as the spec
+//! requires ("OSPM ignores the contents"): QEMU pads its SRAT with such
+//! zero entries.
+//!
+//! Processors with ids that do not fit in 8 bits are placed by "Processor
+//! Local x2APIC Affinity" entries (type 2: 32-bit proximity domain, 32-bit
+//! x2APIC id, flags, clock domain); lookups by APIC id treat both kinds
+//! alike.
 //!
 //! QEMU 7.2 (`hw/i386/acpi-build.c`, `build_srat`, revision 1) emits: one
 //! CPU affinity per possible CPU (type 0 below APIC id 255, else type 2);
@@ -14,11 +22,13 @@
 //! `maxmem` leaves device memory, one entry HOTPLUGGABLE|ENABLED covering
 //! the whole device-memory window with the last node's domain.
 //!
-//! Reference: ACPI 6.5 §5.2.16 (Tables 5.65 header, 5.66 LAPIC affinity,
-//! 5.67/5.68 memory affinity and flags, 5.69 x2APIC affinity).
+//! Reference: ACPI 6.5 §5.2.16 "System Resource Affinity Table" and its
+//! sections "Processor Local APIC/SAPIC Affinity Structure", "Memory
+//! Affinity Structure" and "Processor Local x2APIC Affinity Structure".
 
 use crate::acpi::{
-    le_u32, AcpiError, RootTable, Sdt, Signature, Subtable, Subtables, SDT_HEADER_LEN,
+    le_u32, AcpiError, RootTable, Sdt, Signature, SkippedEntries, Subtable, Subtables,
+    SDT_HEADER_LEN,
 };
 use crate::{ApicId, PhysAddr, PhysRead, ProximityDomain};
 
@@ -33,9 +43,22 @@ const ENABLED: u32 = 1 << 0;
 const HOT_PLUGGABLE: u32 = 1 << 1;
 const NON_VOLATILE: u32 = 1 << 2;
 
-const LAPIC_AFFINITY: (u8, u8) = (0, 16);
-const MEMORY_AFFINITY: (u8, u8) = (1, 40);
-const X2APIC_AFFINITY: (u8, u8) = (2, 24);
+const LAPIC_AFFINITY: u8 = 0;
+const MEMORY_AFFINITY: u8 = 1;
+const X2APIC_AFFINITY: u8 = 2;
+
+/// The length of a decoded type's layout in the spec; a shorter entry is
+/// skipped. `None` for types this parser does not decode.
+const fn layout_len(kind: u8) -> Option<u8> {
+    match kind {
+        LAPIC_AFFINITY => Some(16),
+        MEMORY_AFFINITY => Some(40),
+        // Type(1) Length(1) Reserved(2) Proximity domain(4) x2APIC id(4)
+        // Flags(4) Clock domain(4) Reserved(4).
+        X2APIC_AFFINITY => Some(24),
+        _ => None,
+    }
+}
 
 /// A processor's proximity domain (types 0 and 2).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -43,6 +66,8 @@ pub struct CpuAffinity {
     pub apic_id: ApicId,
     pub domain: ProximityDomain,
     pub enabled: bool,
+    /// The `_CDM` clock domain the processor is in.
+    pub clock_domain: u32,
     pub x2apic: bool,
 }
 
@@ -75,6 +100,9 @@ impl MemAffinity {
 pub enum SratEntry {
     Cpu(CpuAffinity),
     Memory(MemAffinity),
+    /// A known type shorter than its layout
+    /// ([`AcpiError::EntryTooShort`]); skipped, see [`Srat::skipped`].
+    Malformed(AcpiError),
     /// GICC, ITS, generic initiator/port affinity, or unknown.
     Other {
         kind: u8,
@@ -86,6 +114,9 @@ pub enum SratEntry {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Srat {
     pub sdt: Sdt,
+    /// Entries of known types skipped for being too short. Every type this
+    /// parser decodes places a processor or memory in a node.
+    pub skipped: SkippedEntries,
 }
 
 impl Srat {
@@ -118,9 +149,14 @@ impl Srat {
                 min: SRAT_MIN_LEN,
             });
         }
-        let srat = Srat { sdt };
+        let mut srat = Srat {
+            sdt,
+            skipped: SkippedEntries::default(),
+        };
         for e in srat.entries(mem) {
-            e?;
+            if let SratEntry::Malformed(err) = e? {
+                srat.skipped.note(err, true);
+            }
         }
         Ok(srat)
     }
@@ -180,10 +216,14 @@ impl<M: PhysRead> Iterator for SratEntries<'_, M> {
 
 fn decode(s: &Subtable, revision: u8) -> Result<SratEntry, AcpiError> {
     let sig = Signature::SRAT;
+    if let Some(min) = layout_len(s.kind) {
+        if let Err(e) = s.require(sig, min) {
+            return Ok(SratEntry::Malformed(e));
+        }
+    }
     let wide = revision >= WIDE_DOMAIN_REVISION;
     Ok(match s.kind {
-        k if k == LAPIC_AFFINITY.0 => {
-            s.require(sig, LAPIC_AFFINITY.1)?;
+        LAPIC_AFFINITY => {
             // Proximity domain bits 7:0 at offset 2, bits 31:8 at 9..12.
             let hi = if wide {
                 le_u32(&[s.u8(9), s.u8(10), s.u8(11), 0], 0) << 8
@@ -194,20 +234,18 @@ fn decode(s: &Subtable, revision: u8) -> Result<SratEntry, AcpiError> {
                 apic_id: ApicId(u32::from(s.u8(3))),
                 domain: ProximityDomain(u32::from(s.u8(2)) | hi),
                 enabled: s.u32(4) & ENABLED != 0,
+                clock_domain: s.u32(12),
                 x2apic: false,
             })
         }
-        k if k == X2APIC_AFFINITY.0 => {
-            s.require(sig, X2APIC_AFFINITY.1)?;
-            SratEntry::Cpu(CpuAffinity {
-                apic_id: ApicId(s.u32(8)),
-                domain: ProximityDomain(s.u32(4)),
-                enabled: s.u32(12) & ENABLED != 0,
-                x2apic: true,
-            })
-        }
-        k if k == MEMORY_AFFINITY.0 => {
-            s.require(sig, MEMORY_AFFINITY.1)?;
+        X2APIC_AFFINITY => SratEntry::Cpu(CpuAffinity {
+            apic_id: ApicId(s.u32(8)),
+            domain: ProximityDomain(s.u32(4)),
+            enabled: s.u32(12) & ENABLED != 0,
+            clock_domain: s.u32(16),
+            x2apic: true,
+        }),
+        MEMORY_AFFINITY => {
             let raw = s.u32(2);
             let domain = if wide { raw } else { raw & 0xFF };
             // Base and length are each two u32 halves (Table 5.67).
@@ -235,9 +273,11 @@ fn decode(s: &Subtable, revision: u8) -> Result<SratEntry, AcpiError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{MemAffinity, Srat, SratEntry};
+    use super::{CpuAffinity, MemAffinity, Srat, SratEntry};
     use crate::acpi::{AcpiError, Sdt, Signature};
-    use crate::testutil::{s_lapic, s_mem, s_x2apic, srat_body, table, TestMem};
+    use crate::testutil::{
+        resize, s_lapic, s_mem, s_x2apic, s_x2apic_clock, srat_body, table, TestMem,
+    };
     use crate::{ApicId, PhysAddr, ProximityDomain};
 
     fn load(rev: u8, entries: &[Vec<u8>]) -> Result<(TestMem, Srat), AcpiError> {
@@ -309,17 +349,6 @@ mod tests {
             load(1, &[s_lapic(0, 0, 1), vec![1, 0]]),
             Err(AcpiError::EntryTooShort { len: 0, .. })
         ));
-        let mut short = s_mem(0, 1, 0, 1);
-        short[1] = 24;
-        short.truncate(24);
-        assert!(matches!(
-            load(1, &[short]),
-            Err(AcpiError::EntryTooShort {
-                kind: 1,
-                len: 24,
-                ..
-            })
-        ));
         assert!(matches!(
             load(1, &[s_mem(u64::MAX - 10, 100, 0, 1)]),
             Err(AcpiError::RangeOverflow { .. })
@@ -333,5 +362,69 @@ mod tests {
         // Zero entries: valid, nothing in it.
         let (mem, s) = load(1, &[]).unwrap();
         assert_eq!(s.entries(&mem).count(), 0);
+    }
+
+    #[test]
+    fn x2apic_affinity_places_ids_above_255_with_32_bit_domains() {
+        // Revision 1 (QEMU's): type 2 arrived with 32-bit domains (ACPI
+        // 4.0), so nothing is masked even though type 0 domains would be.
+        let (mem, s) = load(
+            1,
+            &[
+                s_x2apic_clock(256, 0x0102_0304, 1, 9),
+                s_x2apic(0xFFFF_FFFE, 7, 1),
+                s_x2apic(600, 5, 0),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            s.cpus(&mem).next(),
+            Some(CpuAffinity {
+                apic_id: ApicId(256),
+                domain: ProximityDomain(0x0102_0304),
+                enabled: true,
+                clock_domain: 9,
+                x2apic: true
+            })
+        );
+        assert_eq!(
+            s.cpu_domain(&mem, ApicId(0xFFFF_FFFE)),
+            Some(ProximityDomain(7))
+        );
+        // Disabled: no placement; and an id that is only 8 bits of 256
+        // does not alias CPU 0.
+        assert_eq!(s.cpu_domain(&mem, ApicId(600)), None);
+        assert_eq!(s.cpu_domain(&mem, ApicId(0)), None);
+    }
+
+    #[test]
+    fn short_srat_entries_are_skipped_and_long_ones_decoded() {
+        let (mem, s) = load(
+            3,
+            &[
+                resize(s_x2apic(300, 1, 1), 23),
+                resize(s_lapic(1, 1, 1), 15),
+                resize(s_mem(0, 4096, 1, 1), 39),
+                resize(s_x2apic(301, 2, 1), 28),
+                s_mem(1 << 32, 1 << 30, 3, 1),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.skipped.count, 3);
+        assert!(s.skipped.lost_placement);
+        assert_eq!(
+            s.skipped.first,
+            Some(AcpiError::EntryTooShort {
+                sig: Signature::SRAT,
+                offset: 48,
+                kind: 2,
+                len: 23
+            })
+        );
+        assert_eq!(s.cpu_domain(&mem, ApicId(300)), None);
+        assert_eq!(s.cpu_domain(&mem, ApicId(1)), None);
+        assert_eq!(s.cpu_domain(&mem, ApicId(301)), Some(ProximityDomain(2)));
+        let m: Vec<u64> = s.memory(&mem).map(|m| m.base.0).collect();
+        assert_eq!(m, [1 << 32]);
     }
 }

@@ -142,6 +142,24 @@ pub fn m_x2apic(apic: u32, flags: u32, uid: u32) -> Vec<u8> {
     e
 }
 
+/// MADT type 10, Local x2APIC NMI, 12 bytes: INTI flags at 2, UID at 4,
+/// LINT number at 8, three reserved bytes.
+pub fn m_x2apic_nmi(uid: u32, flags: u16, lint: u8) -> Vec<u8> {
+    let mut e = vec![10, 12];
+    e.extend_from_slice(&flags.to_le_bytes());
+    e.extend_from_slice(&uid.to_le_bytes());
+    e.extend_from_slice(&[lint, 0, 0, 0]);
+    e
+}
+
+/// An entry cut or padded (with 0xAA) to `len` bytes, its length byte set
+/// to match: a short or long entry that keeps the walk in step.
+pub fn resize(mut entry: Vec<u8>, len: u8) -> Vec<u8> {
+    entry.resize(usize::from(len), 0xAA);
+    entry[1] = len;
+    entry
+}
+
 /// MADT type 1, I/O APIC (Table 5.24), 12 bytes.
 pub fn m_ioapic(id: u8, addr: u32, gsi_base: u32) -> Vec<u8> {
     let mut e = vec![1, 12, id, 0];
@@ -191,11 +209,16 @@ pub fn s_lapic(apic: u8, pxm: u32, flags: u32) -> Vec<u8> {
 
 /// SRAT type 2, Processor Local x2APIC Affinity (Table 5.69), 24 bytes.
 pub fn s_x2apic(apic: u32, pxm: u32, flags: u32) -> Vec<u8> {
+    s_x2apic_clock(apic, pxm, flags, 0)
+}
+
+/// [`s_x2apic`] with a clock domain.
+pub fn s_x2apic_clock(apic: u32, pxm: u32, flags: u32, clock: u32) -> Vec<u8> {
     let mut e = vec![2, 24, 0, 0];
     e.extend_from_slice(&pxm.to_le_bytes());
     e.extend_from_slice(&apic.to_le_bytes());
     e.extend_from_slice(&flags.to_le_bytes());
-    e.extend_from_slice(&0u32.to_le_bytes());
+    e.extend_from_slice(&clock.to_le_bytes());
     e.extend_from_slice(&0u32.to_le_bytes());
     e
 }

@@ -19,6 +19,10 @@
 //!    is set), CPUID.4:EAX\[31:26\]+1 the number of addressable core ids;
 //!    the package shift is the order of the larger of the two.
 //!
+//! APIC ids are 32-bit x2APIC ids throughout (an 8-bit xAPIC id is the
+//! same number); [`Topology::package_of`] shifts the whole id, so ids
+//! above 255 land in their package like any other.
+//!
 //! Every sub-leaf walk is bounded by [`MAX_LEVELS`].
 
 /// Most sub-leaves read from leaf 0xB/0x1F. The SDM defines level types 1
@@ -262,5 +266,37 @@ mod tests {
         let t = Topology::from_cpuid(&none);
         assert_eq!(t.source, TopologySource::None);
         assert_eq!(t.package_of(ApicId(u32::MAX)), 0);
+    }
+
+    #[test]
+    fn packages_of_32_bit_x2apic_ids_come_from_the_full_id() {
+        // Leaf 0x1F: SMT 1 bit, core 6 bits, die 1 bit → package shift 8;
+        // the boot CPU's id (EDX) is a full 32-bit x2APIC id.
+        let c = |leaf: u32, sub: u32| match (leaf, sub) {
+            (0, _) => (0x1F, 0, 0, 0),
+            (0x1F, 0) => (1, 2, 0x100, 0x1234_5678),
+            (0x1F, 1) => (7, 128, 0x201, 0x1234_5678),
+            (0x1F, 2) => (8, 256, 0x502, 0x1234_5678),
+            (0x1F, n) => (0, 0, n, 0x1234_5678),
+            _ => (0, 0, 0, 0),
+        };
+        let t = Topology::from_cpuid(&c);
+        assert_eq!(
+            (t.source, t.package_shift, t.boot_apic_id),
+            (TopologySource::Leaf1F, 8, ApicId(0x1234_5678))
+        );
+        let ids = [0xFF, 0x100, 300, 600, 0x1234_5678, 0xFFFF_FFFE];
+        assert_eq!(
+            ids.map(|a| t.package_of(ApicId(a))),
+            [0, 1, 1, 2, 0x12_3456, 0xFF_FFFF]
+        );
+        // Leaf 0xB as QEMU reports it for 2 threads × 128 cores, from a CPU
+        // whose id needs more than 8 bits.
+        let t = Topology::from_cpuid(&qemu_cpuid(2, 128, 600));
+        assert_eq!(
+            (t.source, t.package_shift, t.boot_apic_id),
+            (TopologySource::Leaf0B, 8, ApicId(600))
+        );
+        assert_eq!(t.package_of(ApicId(600)), 2);
     }
 }
