@@ -2,7 +2,7 @@
 //!
 //! Pattern: serde structs with `deny_unknown_fields`, so a typo is an error rather than a silently
 //! ignored key. Numbers are read as JSON integers or as strings (`"0x…"` hex or decimal) and always
-//! written as integers. Conversions to and from `tdx-host` types are lossless; range checks are
+//! written as integers. Conversions to and from `tdx-planner` types are lossless; range checks are
 //! left to the planner (inputs) and to `check_config` (plans), which report them precisely.
 
 use std::fmt;
@@ -10,7 +10,7 @@ use std::fmt;
 use anyhow::{Context, Result};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tdx_host::{
+use tdx_planner::{
     ByteLen, Limits, MemRange, PamtLevel, PhysAddr, PhysRange, Plan, ReservedArea, Tdmr,
     MAX_RESERVED_PER_TDMR,
 };
@@ -195,7 +195,7 @@ fn mem(m: &MemJson) -> Result<MemRange> {
     })
 }
 
-/// Owned, converted INPUT; borrow it as a [`tdx_host::PlanInput`] with [`Input::as_plan_input`].
+/// Owned, converted INPUT; borrow it as a [`tdx_planner::PlanInput`] with [`Input::as_plan_input`].
 #[derive(Clone, Debug)]
 pub struct Input {
     /// CMRs.
@@ -209,7 +209,7 @@ pub struct Input {
     /// Limits.
     pub limits: Limits,
     /// Usable physical-address width.
-    pub pa_bits: tdx_host::PaBits,
+    pub pa_bits: tdx_planner::PaBits,
 }
 
 impl Input {
@@ -236,7 +236,7 @@ impl Input {
                 .with_context(|| format!("pa_bits = {} is outside 30..={DEFAULT_PA_BITS}", n.0))?,
         };
         Ok(Input {
-            pa_bits: tdx_host::PaBits(pa_bits),
+            pa_bits: tdx_planner::PaBits(pa_bits),
             cmrs: j.cmrs.iter().map(range).collect(),
             memory: j.memory.iter().map(mem).collect::<Result<_>>()?,
             offline: j.offline.iter().map(mem).collect::<Result<_>>()?,
@@ -247,8 +247,8 @@ impl Input {
 
     /// The planner's view.
     #[must_use]
-    pub fn as_plan_input(&self) -> tdx_host::PlanInput<'_> {
-        tdx_host::PlanInput {
+    pub fn as_plan_input(&self) -> tdx_planner::PlanInput<'_> {
+        tdx_planner::PlanInput {
             cmrs: &self.cmrs,
             memory: &self.memory,
             offline: &self.offline,
@@ -342,7 +342,7 @@ pub fn plan_json_to_infos(plan: &PlanJson) -> Result<Vec<tdx_abi::TdmrInfo>> {
                     size: ByteLen(a.size.0),
                 });
             }
-            Ok(tdx_host::abi::to_tdmr_info(&tdmr))
+            Ok(tdx_planner::abi::to_tdmr_info(&tdmr))
         })
         .collect()
 }

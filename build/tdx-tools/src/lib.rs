@@ -2,7 +2,7 @@
 //!
 //! Pattern: two command entry points that return an exit code (`Ok(0)` success, `Ok(1)`/`Ok(2)`
 //! a negative verdict, `Err` a usage/I/O problem) over shared JSON formats ([`format`]):
-//! - [`plan_command`]: run `tdx_host::plan_tdmrs` on an INPUT, print a table (and the Linux
+//! - [`plan_command`]: run `tdx_planner::plan_tdmrs` on an INPUT, print a table (and the Linux
 //!   baseline's outcome beside it), optionally write PLAN JSON and an SVG memory map;
 //! - [`check_config_command`]: run `tdx-emu`'s TDH.SYS.CONFIG validation (§6) on a PLAN against
 //!   the CMRs and limits of an INPUT.
@@ -15,8 +15,8 @@ pub mod svg;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use tdx_host::baseline::plan_linux_baseline;
-use tdx_host::{plan_tdmrs, Plan, PlanError, PlanInput};
+use tdx_planner::baseline::plan_linux_baseline;
+use tdx_planner::{plan_tdmrs, Plan, PlanError, PlanInput};
 
 /// Runs our planner on `input` into a boxed plan (the plan is under 48 KiB; keep it off the stack).
 ///

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use tdx_host::{Plan, PlanError, PlanInput};
+use tdx_planner::{Plan, PlanError, PlanInput};
 
 /// `1.50 GiB`-style size.
 #[must_use]
@@ -116,7 +116,7 @@ pub fn table(
         );
     }
     let req = required_bytes(input);
-    let min = tdx_host::pamt::granular_min_pamt(plan.required_granules(), &l);
+    let min = tdx_planner::pamt::granular_min_pamt(plan.required_granules(), &l);
     let _ = writeln!(
         s,
         "PAMT bytes: {} ({}), {:.3}% of {} host memory, {:.3}% of {} TDMR; 1 GiB-granular minimum {} (+{} bytes)",

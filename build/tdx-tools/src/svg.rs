@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use tdx_host::{Plan, PlanInput};
+use tdx_planner::{Plan, PlanInput};
 
 const LEFT: f64 = 110.0;
 const WIDTH: f64 = 1600.0;

@@ -1,17 +1,17 @@
-//! Planner fixtures (`task/tdx-host/fixtures/*.json`): every feasible fixture plans, covers its
+//! Planner fixtures (`drv/tdx-planner/fixtures/*.json`): every feasible fixture plans, covers its
 //! memory, passes tdx-emu's SYS.CONFIG validation (§6) and does at least as well as the Linux
 //! baseline (§7); infeasible ones fail with the right error; hand-written invalid PLANs are
 //! rejected with the right status.
 
 use std::path::{Path, PathBuf};
 
-use tdx_host::verify::check_coverage;
-use tdx_host::{PhysAddr, Plan, PlanError};
+use tdx_planner::verify::check_coverage;
+use tdx_planner::{PhysAddr, Plan, PlanError};
 use tdx_tools::format::{plan_json_to_infos, plan_to_json, read_input, read_plan};
 use tdx_tools::{check_config_command, emu, plan_command, run_baseline, run_planner};
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../task/tdx-host/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../drv/tdx-planner/fixtures")
 }
 
 fn max_rsvd(p: &Plan) -> usize {
@@ -46,13 +46,13 @@ fn feasible_fixtures_plan_validly_and_beat_linux() {
         assert!(status.is_success(), "{name}: {status}");
         // PAMT: at most 4 KiB per level per TDMR above the 1 GiB-granular minimum of the TDMRs.
         let tdmr_gib = plan.tdmr_bytes() >> 30;
-        let floor = tdx_host::pamt::granular_min_pamt(tdmr_gib, &input.limits);
+        let floor = tdx_planner::pamt::granular_min_pamt(tdmr_gib, &input.limits);
         assert!(
             plan.pamt_bytes.0 <= floor + 3 * 4096 * plan.tdmrs.len() as u64,
             "{name}"
         );
         // With the stock limits no granule beyond the touched ones is covered.
-        if input.limits == tdx_host::Limits::TDX_1_5 {
+        if input.limits == tdx_planner::Limits::TDX_1_5 {
             assert_eq!(tdmr_gib, plan.required_granules(), "{name}");
         }
         match (run_baseline(&pi), baseline_err) {
@@ -112,7 +112,7 @@ fn infeasible_fixtures_say_why() {
             "infeasible-outside-cmr",
             PlanError::MemoryOutsideCmrs {
                 base: PhysAddr(0x10_0000),
-                size: tdx_host::ByteLen(0xC000_0000 - 0x10_0000),
+                size: tdx_planner::ByteLen(0xC000_0000 - 0x10_0000),
                 node: 0,
             },
         ),

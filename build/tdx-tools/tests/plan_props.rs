@@ -1,6 +1,6 @@
 //! The planner against the emulator, on random memory maps: every map either plans into
 //! TDMR_INFOs that tdx-emu's TDH.SYS.CONFIG validation accepts (and that cover all required
-//! memory, `tdx_host::verify`), or fails with a clean [`PlanError`] — never a panic, never a plan
+//! memory, `tdx_planner::verify`), or fails with a clean [`PlanError`] — never a panic, never a plan
 //! the module rejects.
 //!
 //! The generator covers what real maps do and what hostile ones could: RAM ranges from 4 KiB to
@@ -14,8 +14,8 @@ use proptest::prelude::{
     any, prop, prop_assert, prop_assert_eq, prop_oneof, proptest, Just, ProptestConfig, Strategy,
 };
 use proptest::test_runner::{FileFailurePersistence, RngAlgorithm};
-use tdx_host::verify::check_coverage;
-use tdx_host::{InputKind, Limits, MemRange, PaBits, PhysRange, PlanError};
+use tdx_planner::verify::check_coverage;
+use tdx_planner::{InputKind, Limits, MemRange, PaBits, PhysRange, PlanError};
 use tdx_tools::format::{plan_json_to_infos, plan_to_json, Input};
 use tdx_tools::{emu, run_baseline, run_planner};
 

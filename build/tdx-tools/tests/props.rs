@@ -1,5 +1,5 @@
 //! Property tests on random memory maps: any plan produced passes tdx-emu's SYS.CONFIG
-//! validation, covers all required memory (checked by `tdx_host::verify`), and spends at most
+//! validation, covers all required memory (checked by `tdx_planner::verify`), and spends at most
 //! 12 KiB per TDMR (4 KiB rounding per PAMT level) above the 1 GiB-granular PAMT minimum of the
 //! GiB it covers; with the stock limits it covers no GiB that holds no required memory.
 
@@ -7,8 +7,8 @@ use proptest::prelude::{
     any, prop_assert, prop_assert_eq, proptest, Just, ProptestConfig, Strategy,
 };
 use proptest::prop_oneof;
-use tdx_host::verify::check_coverage;
-use tdx_host::{Limits, MemRange, PhysRange, PlanError};
+use tdx_planner::verify::check_coverage;
+use tdx_planner::{Limits, MemRange, PhysRange, PlanError};
 use tdx_tools::format::{plan_json_to_infos, plan_to_json, Input};
 use tdx_tools::{emu, run_baseline, run_planner};
 
@@ -99,7 +99,7 @@ fn build(segs: &[Seg], nodes: u16, limits: Limits, exclude_low: bool) -> Input {
         offline,
         excluded,
         limits,
-        pa_bits: tdx_host::PaBits(tdx_tools::format::DEFAULT_PA_BITS),
+        pa_bits: tdx_planner::PaBits(tdx_tools::format::DEFAULT_PA_BITS),
     }
 }
 
@@ -123,7 +123,7 @@ proptest! {
                 let status = emu::check(&input, &infos).unwrap();
                 prop_assert!(status.is_success(), "{}", status);
                 let gib = plan.tdmr_bytes() / GIB;
-                let floor = tdx_host::pamt::granular_min_pamt(gib, &limits);
+                let floor = tdx_planner::pamt::granular_min_pamt(gib, &limits);
                 prop_assert!(plan.pamt_bytes.0 <= floor + 3 * PAGE * plan.tdmrs.len() as u64);
                 prop_assert!(gib >= plan.required_granules());
                 if limits == Limits::TDX_1_5 {

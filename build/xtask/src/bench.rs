@@ -181,7 +181,7 @@ mod host {
     }
 
     pub fn planners() -> Result<()> {
-        let dir = crate::dist::workspace_root().join("task/tdx-host/fixtures");
+        let dir = crate::dist::workspace_root().join("drv/tdx-planner/fixtures");
         let mut files: Vec<_> = std::fs::read_dir(&dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))

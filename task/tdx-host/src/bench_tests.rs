@@ -8,8 +8,8 @@ use std::time::Instant;
 use std::vec;
 
 use tdx_host_api::{FrameSize, MemClass};
+use tdx_planner::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 
-use crate::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 use crate::frames::{bitmap_words, FrameAllocator, NodeMask, Owner, Request};
 
 const OPS: u32 = 20_000;

@@ -41,8 +41,7 @@
 
 use heapless::Vec;
 use tdx_host_api::{FrameSize, MemClass, MAX_FRAMES_PER_CALL};
-
-use crate::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
+use tdx_planner::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 
 /// Most pools (regions).
 pub const MAX_POOLS: usize = 128;

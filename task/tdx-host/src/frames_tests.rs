@@ -8,12 +8,12 @@ use std::vec::Vec as StdVec;
 
 use proptest::prelude::{any, prop, prop_oneof, proptest, Just, ProptestConfig, Strategy};
 use tdx_host_api::{FrameSize, MemClass};
+use tdx_planner::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 
 use super::{
     bitmap_words, FrameAllocator, FrameError, NodeMask, Owner, PoolId, Request, MAX_RECORDS,
     RESERVED_FOR_FREE,
 };
-use crate::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 
 const MIB: u64 = 1 << 20;
 

@@ -27,12 +27,15 @@ use heapless::Vec;
 use tdx_abi::metadata::{features0, field};
 use tdx_abi::{FieldId, Leaf, SeamcallArgs, SeamcallResult, TdxStatus, TDMR_INFO_READ_BYTES};
 use tdx_host_api::{InitStep, UnavailableReason};
+use tdx_planner::abi::to_tdmr_info;
+use tdx_planner::addr::{ByteLen, PhysAddr, PhysRange, GIB};
+use tdx_planner::plan_tdmrs;
+use tdx_planner::types::{
+    InputKind, Limits, MemRange, PaBits, Plan, PlanError, PlanInput, MAX_CMRS, MAX_EXCLUDED,
+    MAX_MEMORY_RANGES, MAX_TDMRS,
+};
 
-use crate::abi::to_tdmr_info;
-use crate::addr::{ByteLen, PhysAddr, PhysRange, GIB};
 use crate::seam::{CpuIndex, KeyIdPartition, PhysWriter, PlatformView, Seam};
-use crate::types::{Limits, MemRange, PaBits, Plan, PlanError, PlanInput, MAX_CMRS, MAX_EXCLUDED};
-use crate::types::{MAX_MEMORY_RANGES, MAX_TDMRS};
 
 /// Host-side failure codes, in the software class 0xFF Linux also uses (§4.1, §4.2).
 pub mod host_code {
@@ -447,13 +450,13 @@ impl Bringup {
         st.non_tdx_ram.clear();
         st.excluded.clear();
         clip_to_cmrs(p.ram, cmrs, &mut st.tdx_ram, Some(&mut st.non_tdx_ram))
-            .map_err(|()| too_many(crate::types::InputKind::Memory))?;
+            .map_err(|()| too_many(InputKind::Memory))?;
         clip_to_cmrs(p.boot_offline, cmrs, &mut st.tdx_offline, None)
-            .map_err(|()| too_many(crate::types::InputKind::Memory))?;
+            .map_err(|()| too_many(InputKind::Memory))?;
         for r in p.image.iter().copied().chain(core::iter::once(buffer)) {
             st.excluded.push(r).map_err(|_| {
                 plan_fail(PlanError::TooManyInputRanges {
-                    kind: crate::types::InputKind::Excluded,
+                    kind: InputKind::Excluded,
                     count: p.image.len() + 1,
                     max: MAX_EXCLUDED,
                 })
@@ -467,7 +470,7 @@ impl Bringup {
             limits: self.info.limits.unwrap_or(Limits::TDX_1_5),
             pa_bits,
         };
-        crate::plan_tdmrs(&input, &mut st.plan).map_err(plan_fail)?;
+        plan_tdmrs(&input, &mut st.plan).map_err(plan_fail)?;
         self.tdmr_bytes_total = st.plan.tdmr_bytes();
         Ok(())
     }

@@ -14,13 +14,13 @@ use tdx_emu::{
     TdxModule,
 };
 use tdx_host_api::{InitStep, UnavailableReason};
+use tdx_planner::addr::{PhysAddr, PhysRange, GIB};
+use tdx_planner::types::MemRange;
 
 use super::{host_code, Bringup, InitConfig, InitStorage, Progress, State};
-use crate::addr::{PhysAddr, PhysRange, GIB};
 use crate::seam::{
     Cpu, CpuIndex, KernelError, KeyIdPartition, PhysWriter, PlatformView, Seam, SeamError,
 };
-use crate::types::MemRange;
 
 const MIB: u64 = 1 << 20;
 pub(crate) const BUF_BASE: u64 = 32 * MIB;
@@ -550,7 +550,7 @@ fn plan_is_bounded_by_max_phys_addr() {
             r.state,
             State::Failed {
                 step: InitStep::Plan,
-                plan_error: Some(crate::PlanError::BeyondMaxPhysAddr { pa_bits: 30, .. }),
+                plan_error: Some(tdx_planner::PlanError::BeyondMaxPhysAddr { pa_bits: 30, .. }),
                 ..
             }
         ),

@@ -30,14 +30,14 @@
 
 use heapless::Vec;
 use tdx_host_api::{region_state, MemClass, RegionRecord, TdxHostError};
+use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
+use tdx_planner::types::{
+    MemRange, MAX_CMRS, MAX_MEMORY_RANGES, MAX_PAMT_BLOCKS, MAX_RESERVED_PER_TDMR, MAX_TDMRS,
+};
 
-use crate::addr::{PhysAddr, PhysRange, PAGE_4K};
 use crate::frames::{FrameAllocator, FrameError, PoolId};
 use crate::init::InitStorage;
 use crate::seam::KernelError;
-use crate::types::{
-    MemRange, MAX_CMRS, MAX_MEMORY_RANGES, MAX_PAMT_BLOCKS, MAX_RESERVED_PER_TDMR, MAX_TDMRS,
-};
 
 /// Excluded ranges tracked: every reserved area, PAMT block, image range and the buffer.
 pub const MAX_HOLES: usize = MAX_TDMRS * MAX_RESERVED_PER_TDMR + MAX_PAMT_BLOCKS + 8;

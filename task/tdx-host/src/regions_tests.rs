@@ -4,9 +4,9 @@ extern crate std;
 
 use tdx_emu::EmuConfig;
 use tdx_host_api::{MemClass, TdxHostError};
+use tdx_planner::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 
 use super::{HotplugPolicy, MemoryAuthority, PlatformMemory, Regions};
-use crate::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 use crate::frames::{bitmap_words, FrameAllocator, NodeMask, Owner, Request};
 use crate::init::tests::{mr, run_with, Fixture, Run, BUF_BASE};
 use crate::init::State;

@@ -18,9 +18,8 @@
 
 use tdx_abi::{SeamcallArgs, SeamcallResult};
 use tdx_host_api::UnavailableReason;
-
-use crate::addr::{PhysAddr, PhysRange};
-use crate::types::MemRange;
+use tdx_planner::addr::{PhysAddr, PhysRange};
+use tdx_planner::types::MemRange;
 
 /// Index of a CPU in [`PlatformView::cpus`] (the kernel's logical CPU number).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -174,4 +173,28 @@ pub struct PlatformView<'a> {
     pub nodes: u16,
     /// The record was complete (not TRUNCATED): TDX needs every CPU (§3.2).
     pub complete: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyIdPartition;
+
+    /// KeyID arithmetic on MSR 0x87 values never wraps: u32::MAX MKTME KeyIDs give a first TDX
+    /// KeyID that does not fit a u16 (refused at Detect), not KeyID 0, and the KeyID width used to
+    /// bound the planner counts every KeyID.
+    #[test]
+    fn keyid_arithmetic_never_wraps() {
+        let k = KeyIdPartition {
+            nr_mktme: u32::MAX,
+            nr_tdx: u32::MAX,
+        };
+        assert_eq!(k.first_tdx(), u32::MAX);
+        assert_eq!(k.min_keyid_bits(), 33);
+        let k = KeyIdPartition {
+            nr_mktme: 15,
+            nr_tdx: 48,
+        };
+        assert_eq!((k.first_tdx(), k.min_keyid_bits()), (16, 6));
+        assert_eq!(KeyIdPartition::default().min_keyid_bits(), 0);
+    }
 }

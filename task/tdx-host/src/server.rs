@@ -31,8 +31,8 @@ use tdx_host_api::{
     RegionMapReply, RegionRecord, TdxHostError, ADDR_BYTES, ANY_NODE, MAX_FRAMES_PER_CALL,
     SCRUB_STEP_BYTES,
 };
+use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
 
-use crate::addr::{PhysAddr, PhysRange, PAGE_4K};
 use crate::frames::{NodeMask, Owner, Request};
 use crate::init::{Bringup, State};
 use crate::regions::{frame_error, MemoryAuthority, Regions};

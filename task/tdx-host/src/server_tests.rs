@@ -9,9 +9,9 @@ use tdx_host_api::{
     FrameSize, InitStep, MemClass, ModuleState, RegionRecord, TdxHostError, UnavailableReason,
     ANY_NODE, SCRUB_STEP_BYTES,
 };
+use tdx_planner::addr::{PhysRange, GIB, PAGE_4K};
 
 use super::{ClientPolicy, ScrubReport, Scrubber, Server};
-use crate::addr::{PhysRange, GIB, PAGE_4K};
 use crate::frames::{NodeMask, Owner};
 use crate::init::tests::{run_with, EmuSeam, Fixture};
 use crate::init::{Bringup, InitConfig};

@@ -7,7 +7,6 @@ use core::ptr::addr_of_mut;
 use heapless::Vec;
 use idol_runtime::{Leased, RequestError, R, W};
 use tdx_abi::{SeamcallArgs, SeamcallResult};
-use tdx_host::addr::{PhysAddr, PhysRange};
 use tdx_host::frames::{bitmap_words, FrameAllocator, Owner};
 use tdx_host::init::{Bringup, InitConfig, InitStorage, Progress, State};
 use tdx_host::regions::{MemoryAuthority, PlatformMemory, Regions};
@@ -15,11 +14,12 @@ use tdx_host::seam::{
     Cpu, CpuIndex, KernelError, KeyIdPartition, PhysWriter, PlatformView, Seam, SeamError,
 };
 use tdx_host::server::{Scrubber, Server};
-use tdx_host::types::{MemRange, MAX_MEMORY_RANGES};
 use tdx_host_api::{
     FrameSize, InitStep, MemClass, ModuleStatus, NodeInfo, OnlineReply, RegionMapReply,
     ServerStats, TdxHostError,
 };
+use tdx_planner::addr::{PhysAddr, PhysRange};
+use tdx_planner::types::{MemRange, MAX_MEMORY_RANGES};
 use userlib::{
     hl, sys_get_timer, sys_refresh_task_id, sys_seamcall, sys_set_timer, ulog, RecvMessage,
     SeamcallOutcome, TaskIndex,
@@ -35,7 +35,7 @@ mod config {
 const BITMAP_BYTES_COVERED: u64 = 4 << 30;
 const BITMAP_WORDS: usize = bitmap_words(BITMAP_BYTES_COVERED, tdx_host::frames::MAX_POOLS);
 /// TDMR_INFO buffer: the PA array, then 512 bytes per TDMR (§5.3).
-const TDMR_BUF_BYTES: usize = 512 * (1 + tdx_host::MAX_TDMRS);
+const TDMR_BUF_BYTES: usize = 512 * (1 + tdx_planner::MAX_TDMRS);
 
 #[repr(C, align(4096))]
 struct TdmrBuf([u8; TDMR_BUF_BYTES]);

@@ -112,3 +112,6 @@ fn materialize_reserved(out: &mut Plan, max_res: usize) -> Result<(), PlanError>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

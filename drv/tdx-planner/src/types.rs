@@ -9,12 +9,14 @@
 //! - every PAMT is 4 KiB-aligned, at least `(tdmr_size / page_size) * entry_size` bytes (§6),
 //!   inside host RAM of one CMR, inside a reserved area of the TDMR holding it, and clear of
 //!   every other PAMT and of the caller's excluded ranges.
+//!
+//! Every stage of the planner uses these types, so they depend on [`crate::addr`] alone.
 
 use core::fmt;
 
 use heapless::Vec;
 
-use crate::addr::{ByteLen, PhysAddr, PhysRange, Span};
+use crate::addr::{align_down, align_up, ByteLen, PhysAddr, PhysRange, Span, GIB};
 
 /// Maximum CMRs (module limit MAX_CMR, §5.1).
 pub const MAX_CMRS: usize = 32;
@@ -258,7 +260,17 @@ impl Plan {
     /// TDMR GiB of any plan (valid after [`crate::plan_tdmrs`] or the baseline returned `Ok`).
     #[must_use]
     pub fn required_granules(&self) -> u64 {
-        crate::layout::touched_granules(&self.scratch.req)
+        let mut total = 0;
+        let mut covered_to = 0u64;
+        for r in &self.scratch.req {
+            let start = align_down(r.span.start, GIB).max(covered_to);
+            let end = align_up(r.span.end, GIB);
+            if end > start {
+                total += (end - start) / GIB;
+                covered_to = end;
+            }
+        }
+        total
     }
 }
 

@@ -143,3 +143,6 @@ pub fn pamt_overhead(plan: &Plan, limits: &Limits) -> ByteLen {
     let min = crate::pamt::granular_min_pamt(plan.required_granules(), limits);
     ByteLen(plan.pamt_bytes.0.saturating_sub(min))
 }
+
+#[cfg(test)]
+mod tests;

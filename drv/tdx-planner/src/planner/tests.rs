@@ -1,42 +1,22 @@
-//! Unit tests of the planner's rules (the emulator-backed fixture and property tests live in
-//! `build/tdx-tools/tests`). Each test pins one behaviour and fails if it regresses.
+//! Unit tests of the planner's rules, some against the Linux baseline (the emulator-backed fixture
+//! and property tests live in `build/tdx-tools/tests`). Each test pins one behaviour and fails if
+//! it regresses.
 
 extern crate std;
 
-use crate::addr::{PhysRange, GIB};
+use std::boxed::Box;
+
+use crate::addr::{PhysAddr, GIB};
 use crate::baseline::plan_linux_baseline;
-use crate::types::{Limits, MemRange, PaBits, Plan, PlanError, PlanInput};
+use crate::planner::plan_tdmrs;
+use crate::testing::{input, m, r, MIB, PA_BITS};
+use crate::types::{Limits, PaBits, Plan, PlanError, PlanInput};
 use crate::verify::check_coverage;
-use crate::{plan_tdmrs, PhysAddr};
 
-const MIB: u64 = 1 << 20;
-/// MAXPHYADDR 52 minus 6 KeyID bits, as the emulator-backed tools use.
-const PA_BITS: PaBits = PaBits(46);
-
-fn r(b: u64, e: u64) -> PhysRange {
-    PhysRange::new(b, e - b)
-}
-
-fn m(b: u64, e: u64, node: u16) -> MemRange {
-    MemRange {
-        range: r(b, e),
-        node,
-    }
-}
-
-fn input<'a>(cmrs: &'a [PhysRange], mem: &'a [MemRange], limits: Limits) -> PlanInput<'a> {
-    PlanInput {
-        cmrs,
-        memory: mem,
-        offline: &[],
-        excluded: &[],
-        limits,
-        pa_bits: PA_BITS,
-    }
-}
-
-fn plan(i: &PlanInput<'_>) -> Result<std::boxed::Box<Plan>, PlanError> {
-    let mut p = std::boxed::Box::<Plan>::default();
+/// Plans `i` into a boxed plan and checks it with [`check_coverage`], so no test can pass with a
+/// plan that leaves memory uncovered.
+fn plan(i: &PlanInput<'_>) -> Result<Box<Plan>, PlanError> {
+    let mut p = Box::<Plan>::default();
     plan_tdmrs(i, &mut p)?;
     check_coverage(i, &p).expect("coverage");
     Ok(p)
@@ -276,59 +256,6 @@ fn node_65535_is_a_real_node() {
         .any(|b| b.node == u16::MAX && b.range.base.0 >= 2 * GIB));
 }
 
-/// `verify`: an empty excluded range excludes nothing, even inside a PAMT.
-#[test]
-fn verify_ignores_empty_excluded_ranges() {
-    let cmrs = [r(MIB, 2 * GIB)];
-    let mem = [m(MIB, 2 * GIB, 0)];
-    let p = plan(&input(&cmrs, &mem, Limits::TDX_1_5)).unwrap();
-    let pamt = p.tdmrs[0].pamt[0];
-    for base in [pamt.base.0, pamt.base.0 + 0x1000, pamt.base.0 + 0x1234] {
-        let exc = [PhysRange::new(base, 0)];
-        let i = PlanInput {
-            excluded: &exc,
-            ..input(&cmrs, &mem, Limits::TDX_1_5)
-        };
-        assert_eq!(
-            check_coverage(&i, &p),
-            Ok(()),
-            "empty exclusion at {base:#x}"
-        );
-        // The planner agrees: an empty exclusion changes nothing.
-        assert_eq!(plan(&i).unwrap().pamt_blocks, p.pamt_blocks);
-    }
-    // A one-byte exclusion still counts.
-    let exc = [PhysRange::new(pamt.base.0 + 0x1234, 1)];
-    let i = PlanInput {
-        excluded: &exc,
-        ..input(&cmrs, &mem, Limits::TDX_1_5)
-    };
-    assert!(matches!(
-        check_coverage(&i, &p),
-        Err(crate::verify::CoverageError::PamtInExcluded { .. })
-    ));
-}
-
-/// `verify`: a node whose only online RAM is smaller than a page has no RAM for PAMTs, so a plan
-/// that borrows another node's RAM for its TDMR is not "off node".
-#[test]
-fn verify_does_not_count_sub_page_ram_as_node_ram() {
-    let cmrs = [r(MIB, 4 * GIB)];
-    let mem = [m(MIB, 2 * GIB, 0), m(2 * GIB, 2 * GIB + 0x800, 1)];
-    let off = [m(2 * GIB + 0x1000, 4 * GIB, 1)];
-    let i = PlanInput {
-        cmrs: &cmrs,
-        memory: &mem,
-        offline: &off,
-        excluded: &[],
-        limits: Limits::TDX_1_5,
-        pa_bits: PA_BITS,
-    };
-    let p = plan(&i).unwrap(); // `plan` runs check_coverage
-    let t = p.tdmrs.iter().find(|t| t.node == 1).expect("node 1 TDMR");
-    assert!(t.pamt[0].base.0 < 2 * GIB, "borrowed from node 0: {t:?}");
-}
-
 /// Memory beyond the usable physical-address width is refused with an error naming the range and
 /// the width, never planned into an empty or wrapped TDMR; memory just below the limit plans.
 #[test]
@@ -379,24 +306,4 @@ fn memory_beyond_max_phys_addr_is_refused() {
         };
         assert_eq!(plan(&i).unwrap_err(), PlanError::InvalidPaBits { bits });
     }
-}
-
-/// KeyID arithmetic on MSR 0x87 values never wraps: u32::MAX MKTME KeyIDs give a first TDX
-/// KeyID that does not fit a u16 (refused at Detect), not KeyID 0, and the KeyID width used to
-/// bound the planner counts every KeyID.
-#[test]
-fn keyid_arithmetic_never_wraps() {
-    use crate::seam::KeyIdPartition;
-    let k = KeyIdPartition {
-        nr_mktme: u32::MAX,
-        nr_tdx: u32::MAX,
-    };
-    assert_eq!(k.first_tdx(), u32::MAX);
-    assert_eq!(k.min_keyid_bits(), 33);
-    let k = KeyIdPartition {
-        nr_mktme: 15,
-        nr_tdx: 48,
-    };
-    assert_eq!((k.first_tdx(), k.min_keyid_bits()), (16, 6));
-    assert_eq!(KeyIdPartition::default().min_keyid_bits(), 0);
 }

@@ -282,19 +282,3 @@ pub(crate) fn form_tdmrs(
     }
     Ok(())
 }
-
-/// Granules (1 GiB) touched by required memory: the floor for any plan's TDMR size.
-#[must_use]
-pub(crate) fn touched_granules(req: &[Req]) -> u64 {
-    let mut total = 0;
-    let mut covered_to = 0u64;
-    for r in req {
-        let start = align_down(r.span.start, GIB).max(covered_to);
-        let end = align_up(r.span.end, GIB);
-        if end > start {
-            total += (end - start) / GIB;
-            covered_to = end;
-        }
-    }
-    total
-}
