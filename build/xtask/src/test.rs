@@ -629,7 +629,41 @@ pub fn list(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode
 
 #[cfg(test)]
 mod tests {
-    use super::{cargo_summary, case_line};
+    use super::{cargo_summary, case_line, count_case, Totals};
+
+    #[test]
+    fn counts_only_selected_cases() {
+        let mut t = Totals::default();
+        count_case(
+            "adversary",
+            "lease_a",
+            true,
+            "",
+            Some("adversary::lease"),
+            &mut t,
+        );
+        count_case(
+            "adversary",
+            "flags_b",
+            false,
+            "boom",
+            Some("adversary::lease"),
+            &mut t,
+        );
+        count_case(
+            "kernel",
+            "lease_c",
+            false,
+            "boom",
+            Some("adversary::lease"),
+            &mut t,
+        );
+        assert_eq!((t.passed, t.failed, t.cases), (1, 0, 1));
+        assert!(t.failures.is_empty());
+        count_case("kernel", "lease_c", false, "boom", None, &mut t);
+        assert_eq!((t.passed, t.failed, t.cases), (1, 1, 2));
+        assert_eq!(t.failures, vec!["kernel::lease_c: boom".to_string()]);
+    }
 
     #[test]
     fn reads_cargo_summaries() {
