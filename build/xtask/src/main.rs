@@ -4,8 +4,9 @@
 //! - `dist [MANIFEST]` builds an image (default `app.toml`).
 //! - `run [MANIFEST] [--stay]` builds and boots it in QEMU, showing the
 //!   console, and exits 0 once the image reports success.
-//! - `test` runs every host test and the in-QEMU suites, ending with one
-//!   `N passed, N failed` line.
+//! - `test [PATTERN] [--list]` runs every host test and the in-QEMU
+//!   suites (or those whose full name contains PATTERN), ending with one
+//!   `N passed, N failed` line; `--list` prints the names instead.
 //! - `bench` runs the benchmark image under `-icount` and prints
 //!   instruction counts against baselines measured in the same run.
 //! - `plan` and `emu check-config` run the TDMR planner and the emulator's
@@ -24,6 +25,7 @@ mod qemu;
 mod qmp;
 mod tdxconf;
 mod test;
+mod test_select;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +72,15 @@ enum Cmd {
         /// Only the in-QEMU suites.
         #[arg(long)]
         qemu_only: bool,
+        /// Print the full name of every test the command would run, one a
+        /// line, instead of running them (in-QEMU cases as recorded by the
+        /// image's last complete run).
+        #[arg(long)]
+        list: bool,
+        /// Run (or list) only tests whose full name (`IMAGE::NAME`,
+        /// `host:CRATE::PATH`) contains this string; images run whole,
+        /// only matching cases count. Matching nothing is an error.
+        pattern: Option<String>,
     },
     /// Run the benchmarks (instruction counts under QEMU -icount).
     Bench,
@@ -193,7 +204,15 @@ fn main() -> ExitCode {
         Cmd::Test {
             host_only,
             qemu_only,
-        } => test::run(!qemu_only, !host_only),
+            list,
+            pattern,
+        } => {
+            if list {
+                test::list(!qemu_only, !host_only, pattern.as_deref())
+            } else {
+                test::run(!qemu_only, !host_only, pattern.as_deref())
+            }
+        }
         Cmd::Bench => bench::run(),
         Cmd::Clippy { manifests } => lint::clippy(&manifests),
         Cmd::Plan { input, output, svg } => {

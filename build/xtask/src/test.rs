@@ -8,13 +8,23 @@
 //! through isa-debug-exit; a run that hangs past its timeout, ends in a
 //! kernel failure, or stops before reporting every case counts as a
 //! failure of its own, so nothing can pass by going quiet.
+//!
+//! `--list` and a PATTERN choose tests by full name (`IMAGE::NAME`,
+//! `host:CRATE::PATH`); how, and where an image's names come from, is in
+//! `test_select.rs`. With neither, the run is the plain one CI relies on:
+//! one `cargo test` over every host crate, then every image. With a
+//! pattern, host tests run from the test executables cargo built, each
+//! given the matching names (`--exact`), and every image that may hold a
+//! matching case runs whole, counting only matching cases.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
+use crate::test_select::{self as select, ImagePlan};
 use crate::{deps, dist, qemu};
 
 /// The in-QEMU suites: (manifest, what it checks).
@@ -42,29 +52,231 @@ pub const GRUB_SUITES: &[(&str, &str)] = &[("test-suite/app.toml", "kernel-grub"
 struct Totals {
     passed: u64,
     failed: u64,
+    /// Test cases counted (passed or failed), as opposed to runs that
+    /// failed as a whole.
+    cases: u64,
     failures: Vec<String>,
 }
 
-/// Workspace members that are built and tested on the host.
-pub fn host_crates() -> Result<Vec<String>> {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+/// How an in-QEMU image is booted.
+#[derive(Clone, Copy)]
+enum Boot {
+    /// The image ELF through QEMU's `-kernel` (PVH).
+    Direct,
+    /// A GRUB ISO (the multiboot2 path).
+    Grub,
+    /// Driven over QMP by `hotplug_test.rs`, with this policy.
+    Hotplug(&'static str),
+}
+
+/// One in-QEMU image of the run.
+struct QemuImage {
+    /// The `IMAGE` of its cases' full names.
+    label: String,
+    manifest: &'static str,
+    boot: Boot,
+}
+
+/// Every in-QEMU image, in run order.
+fn qemu_images() -> Vec<QemuImage> {
+    let direct = SUITES.iter().map(|&(manifest, what)| QemuImage {
+        label: what.into(),
+        manifest,
+        boot: Boot::Direct,
+    });
+    let grub = GRUB_SUITES.iter().map(|&(manifest, what)| QemuImage {
+        label: what.into(),
+        manifest,
+        boot: Boot::Grub,
+    });
+    let hotplug = crate::hotplug_test::SUITES
+        .iter()
+        .map(|&(manifest, policy)| QemuImage {
+            label: format!("hotplug-{policy}"),
+            manifest,
+            boot: Boot::Hotplug(policy),
+        });
+    direct.chain(grub).chain(hotplug).collect()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Workspace members that are built and tested on the host: (name,
+/// manifest path).
+fn host_packages() -> Result<Vec<(String, PathBuf)>> {
+    let out = cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(dist::workspace_root())
         .output()
         .context("running cargo metadata")?;
     let meta: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
-    let mut names = vec![];
+    let mut packages = vec![];
     for p in meta["packages"].as_array().into_iter().flatten() {
         let target_only = p["metadata"]["tdxhost"]["target-only"]
             .as_bool()
             .unwrap_or(false);
         if !target_only {
-            names.push(p["name"].as_str().unwrap_or_default().to_string());
+            packages.push((
+                p["name"].as_str().unwrap_or_default().to_string(),
+                PathBuf::from(p["manifest_path"].as_str().unwrap_or_default()),
+            ));
         }
     }
-    names.sort();
-    Ok(names)
+    packages.sort();
+    Ok(packages)
+}
+
+/// Workspace members that are built and tested on the host.
+pub fn host_crates() -> Result<Vec<String>> {
+    Ok(host_packages()?.into_iter().map(|(n, _)| n).collect())
+}
+
+/// One host test executable cargo built, and the tests a run of it runs.
+struct HostExe {
+    crate_name: String,
+    path: PathBuf,
+    /// The package's directory, where cargo runs its tests.
+    dir: PathBuf,
+    /// Test paths, ignored tests left out.
+    tests: Vec<String>,
+}
+
+/// Builds every host crate's tests (as one `cargo test` would, so the
+/// features are the same) and lists each executable's tests.
+fn host_executables() -> Result<Vec<HostExe>> {
+    let packages = host_packages()?;
+    let mut cmd = cargo();
+    cmd.current_dir(dist::workspace_root()).args([
+        "test",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
+    for (name, _) in &packages {
+        cmd.args(["-p", name]);
+    }
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the host tests failed (see above)");
+    }
+    let mut exes = vec![];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(exe), Some(manifest)) =
+            (msg["executable"].as_str(), msg["manifest_path"].as_str())
+        else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" || msg["profile"]["test"] != true {
+            continue;
+        }
+        let Some((name, _)) = packages
+            .iter()
+            .find(|(_, m)| m.as_path() == std::path::Path::new(manifest))
+        else {
+            continue;
+        };
+        let dir = PathBuf::from(manifest)
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(dist::workspace_root);
+        let list = |ignored: bool| -> Result<Vec<String>> {
+            let mut c = Command::new(exe);
+            c.current_dir(&dir).arg("--list");
+            if ignored {
+                c.arg("--ignored");
+            }
+            let out = c
+                .output()
+                .with_context(|| format!("listing the tests of {exe}"))?;
+            if !out.status.success() {
+                bail!(
+                    "{exe} --list failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            Ok(select::parse_libtest_list(&String::from_utf8_lossy(
+                &out.stdout,
+            )))
+        };
+        let ignored = list(true)?;
+        let tests = list(false)?
+            .into_iter()
+            .filter(|t| !ignored.contains(t))
+            .collect();
+        exes.push(HostExe {
+            crate_name: name.clone(),
+            path: PathBuf::from(exe),
+            dir,
+            tests,
+        });
+    }
+    exes.sort_by(|a, b| (&a.crate_name, &a.path).cmp(&(&b.crate_name, &b.path)));
+    Ok(exes)
+}
+
+/// Counts one libtest output line into `t`, and echoes it.
+fn count_host_line(line: &str, who: &str, t: &mut Totals) -> u64 {
+    let mut failed = 0;
+    if let Some((p, f)) = cargo_summary(line) {
+        t.passed += p;
+        t.failed += f;
+        t.cases += p + f;
+        failed = f;
+    }
+    if line.contains("FAILED") || line.contains("panicked") {
+        t.failures.push(format!("{who}: {line}"));
+    }
+    println!("{line}");
+    failed
+}
+
+/// Runs the matching tests of each host executable that has any.
+fn host_tests_filtered(exes: &[HostExe], pattern: &str, t: &mut Totals) -> Result<()> {
+    for exe in exes {
+        let chosen: Vec<&String> = exe
+            .tests
+            .iter()
+            .filter(|p| select::matches(Some(pattern), &select::host_test(&exe.crate_name, p)))
+            .collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        let who = format!("host:{}", exe.crate_name);
+        println!(
+            "xtask: {who}: {} of {} tests of {}",
+            chosen.len(),
+            exe.tests.len(),
+            exe.path.display()
+        );
+        let mut child = Command::new(&exe.path)
+            .current_dir(&exe.dir)
+            .env("CARGO_MANIFEST_DIR", &exe.dir)
+            .env("CARGO_PKG_NAME", &exe.crate_name)
+            .arg("--exact")
+            .args(&chosen)
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {}", exe.path.display()))?;
+        let stdout = child.stdout.take().context("no test output")?;
+        let mut failed = 0;
+        for line in BufReader::new(stdout).lines() {
+            failed += count_host_line(&line?, &who, t);
+        }
+        if !child.wait()?.success() && failed == 0 {
+            t.failed += 1;
+            t.failures
+                .push(format!("{who}: {} did not succeed", exe.path.display()));
+        }
+    }
+    Ok(())
 }
 
 /// Parses cargo's `test result: ok. 12 passed; 0 failed; …` lines.
@@ -89,7 +301,7 @@ fn cargo_summary(line: &str) -> Option<(u64, u64)> {
 fn host_tests(t: &mut Totals) -> Result<()> {
     let crates = host_crates()?;
     println!("xtask: host tests ({} crates)", crates.len());
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut cmd = cargo();
     cmd.current_dir(dist::workspace_root()).arg("test");
     for c in &crates {
         cmd.args(["-p", c]);
@@ -100,15 +312,7 @@ fn host_tests(t: &mut Totals) -> Result<()> {
         .context("running cargo test")?;
     let stdout = child.stdout.take().context("no cargo test output")?;
     for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        if let Some((p, f)) = cargo_summary(&line) {
-            t.passed += p;
-            t.failed += f;
-        }
-        if line.contains("FAILED") || line.contains("panicked") {
-            t.failures.push(format!("host: {line}"));
-        }
-        println!("{line}");
+        count_host_line(&line?, "host", t);
     }
     if !child.wait()?.success() {
         t.failed += 1;
@@ -132,7 +336,31 @@ pub(crate) fn case_line(line: &str) -> Option<(&str, bool, &str)> {
     }
 }
 
-fn qemu_suite(manifest: &str, what: &str, grub: bool, t: &mut Totals) -> Result<()> {
+/// Counts one case of `what` into `t` if `pattern` selects it.
+fn count_case(what: &str, name: &str, ok: bool, why: &str, pattern: Option<&str>, t: &mut Totals) {
+    if !select::matches(pattern, &select::image_case(what, name)) {
+        return;
+    }
+    t.cases += 1;
+    if ok {
+        t.passed += 1;
+        println!("test {what}::{name} ... ok");
+    } else {
+        t.failed += 1;
+        println!("test {what}::{name} ... FAILED {why}");
+        t.failures.push(format!("{what}::{name}: {why}"));
+    }
+}
+
+/// Boots one image and counts its (selected) cases. Returns every case
+/// name it printed when the run completed, for the record.
+fn qemu_suite(
+    manifest: &str,
+    what: &str,
+    grub: bool,
+    pattern: Option<&str>,
+    t: &mut Totals,
+) -> Result<Option<Vec<String>>> {
     println!("xtask: building the {what} test image ({manifest})");
     let image = dist::dist(manifest.as_ref())?;
     let boot = if grub {
@@ -153,20 +381,14 @@ fn qemu_suite(manifest: &str, what: &str, grub: bool, t: &mut Totals) -> Result<
             timeout: None,
         },
     )?;
-    let mut ran = 0;
+    let mut seen = vec![];
     for line in &outcome.console {
         if let Some((name, ok, why)) = case_line(line) {
-            ran += 1;
-            if ok {
-                t.passed += 1;
-                println!("test {what}::{name} ... ok");
-            } else {
-                t.failed += 1;
-                println!("test {what}::{name} ... FAILED {why}");
-                t.failures.push(format!("{what}::{name}: {why}"));
-            }
+            seen.push(name.to_string());
+            count_case(what, name, ok, why, pattern, t);
         }
     }
+    let ran = seen.len();
     let complete =
         outcome.status == Some(qemu::EXIT_SUCCESS) || outcome.status == Some((0x11 << 1) | 1);
     if !complete {
@@ -187,52 +409,129 @@ fn qemu_suite(manifest: &str, what: &str, grub: bool, t: &mut Totals) -> Result<
         "xtask: {what} suite: {ran} cases in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(complete.then_some(seen))
 }
 
-/// The end-to-end memory hotplug suites (driven over QMP, see `hotplug_test.rs`).
-fn hotplug_suites(t: &mut Totals) {
-    for (manifest, policy) in crate::hotplug_test::SUITES {
-        let what = format!("hotplug-{policy}");
-        match crate::hotplug_test::run_suite(manifest, policy) {
-            Ok(results) => {
-                for r in results {
-                    if r.ok {
-                        t.passed += 1;
-                        println!("test {what}::{} ... ok", r.name);
-                    } else {
-                        t.failed += 1;
-                        println!("test {what}::{} ... FAILED {}", r.name, r.why);
-                        t.failures.push(format!("{what}::{}: {}", r.name, r.why));
-                    }
-                }
+/// One end-to-end memory hotplug suite (driven over QMP, see
+/// `hotplug_test.rs`). Returns its case names when it ran to the end.
+fn hotplug_suite(
+    manifest: &str,
+    policy: &'static str,
+    pattern: Option<&str>,
+    t: &mut Totals,
+) -> Result<Option<Vec<String>>> {
+    let what = format!("hotplug-{policy}");
+    let results = crate::hotplug_test::run_suite(manifest, policy)?;
+    for r in &results {
+        count_case(&what, &r.name, r.ok, &r.why, pattern, t);
+    }
+    Ok(Some(results.into_iter().map(|r| r.name).collect()))
+}
+
+fn run_image(image: &QemuImage, pattern: Option<&str>, t: &mut Totals) {
+    let what = &image.label;
+    let result = match image.boot {
+        Boot::Direct => qemu_suite(image.manifest, what, false, pattern, t),
+        Boot::Grub => qemu_suite(image.manifest, what, true, pattern, t),
+        Boot::Hotplug(policy) => hotplug_suite(image.manifest, policy, pattern, t),
+    };
+    match result {
+        Ok(Some(names)) => {
+            if let Err(e) = select::write_record(what, &names) {
+                println!("xtask: could not record the {what} cases: {e:#}");
             }
-            Err(e) => {
-                t.failed += 1;
-                t.failures.push(format!("{what}: {e:#}"));
-                println!("xtask: {what} suite could not run: {e:#}");
-            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            t.failed += 1;
+            t.failures.push(format!("{what}: {e:#}"));
+            println!("xtask: {what} suite could not run: {e:#}");
         }
     }
 }
 
-pub fn run(host: bool, in_qemu: bool) -> Result<ExitCode> {
+/// `cargo xtask test [PATTERN]`.
+pub fn run(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode> {
+    if pattern == Some("") {
+        bail!("the test pattern is empty (leave it out to run every test)");
+    }
     deps::ensure_target()?;
     let mut t = Totals::default();
-    if host {
-        host_tests(&mut t)?;
-    }
-    if in_qemu {
-        deps::ensure_qemu()?;
-        let grub = GRUB_SUITES.iter().map(|(m, w)| (m, w, true));
-        for (manifest, what, grub) in SUITES.iter().map(|(m, w)| (m, w, false)).chain(grub) {
-            if let Err(e) = qemu_suite(manifest, what, grub, &mut t) {
-                t.failed += 1;
-                t.failures.push(format!("{what}: {e:#}"));
-                println!("xtask: {what} suite could not run: {e:#}");
+    let images = if in_qemu { qemu_images() } else { vec![] };
+    match pattern {
+        None => {
+            if host {
+                host_tests(&mut t)?;
+            }
+            if in_qemu {
+                deps::ensure_qemu()?;
+                for image in &images {
+                    run_image(image, None, &mut t);
+                }
             }
         }
-        hotplug_suites(&mut t);
+        Some(p) => {
+            let exes = if host { host_executables()? } else { vec![] };
+            let host_matches = exes
+                .iter()
+                .flat_map(|e| e.tests.iter().map(|p| select::host_test(&e.crate_name, p)))
+                .filter(|n| select::matches(Some(p), n))
+                .count();
+            let mut chosen = vec![];
+            let mut unreachable = vec![];
+            for image in &images {
+                let record = select::read_record(&image.label);
+                match select::plan_image(
+                    Some(p),
+                    &image.label,
+                    record.as_ref().map(|r| &r.cases[..]),
+                ) {
+                    ImagePlan::Run { known } => chosen.push((image, known)),
+                    ImagePlan::Skip => {}
+                    ImagePlan::SkipUnrecorded => unreachable.push(image.label.as_str()),
+                }
+            }
+            if !unreachable.is_empty() {
+                println!(
+                    "xtask: not run, no record of their cases (run them once, e.g. \
+                     `cargo xtask test IMAGE::`, to record them): {}",
+                    unreachable.join(", ")
+                );
+            }
+            if host_matches == 0 && chosen.is_empty() {
+                bail!("no test matches `{p}`{}", unrecorded_note(&unreachable));
+            }
+            println!(
+                "xtask: `{p}` selects {host_matches} host tests and {} in-QEMU images",
+                chosen.len()
+            );
+            host_tests_filtered(&exes, p, &mut t)?;
+            if !chosen.is_empty() {
+                deps::ensure_qemu()?;
+            }
+            for (image, known) in chosen {
+                match known {
+                    Some(n) => println!(
+                        "xtask: {}: {n} recorded cases match; the image runs whole, \
+                         only matching cases count",
+                        image.label
+                    ),
+                    None => println!(
+                        "xtask: {}: no record of its cases; it runs whole, only \
+                         matching cases count",
+                        image.label
+                    ),
+                }
+                run_image(image, Some(p), &mut t);
+            }
+            if t.cases == 0 && t.failed == 0 {
+                bail!(
+                    "no test matched `{p}` (the images it selected printed no \
+                     matching case){}",
+                    unrecorded_note(&unreachable)
+                );
+            }
+        }
     }
     if !t.failures.is_empty() {
         println!("\nfailures:");
@@ -248,9 +547,123 @@ pub fn run(host: bool, in_qemu: bool) -> Result<ExitCode> {
     })
 }
 
+fn unrecorded_note(unrecorded: &[&str]) -> String {
+    if unrecorded.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; these images have no record of their cases and were not searched: {}",
+            unrecorded.join(", ")
+        )
+    }
+}
+
+/// `cargo xtask test --list [PATTERN]`: every selected test's full name,
+/// one a line; `#` lines say where an image's names come from, or that
+/// they are not known.
+pub fn list(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode> {
+    if pattern == Some("") {
+        bail!("the test pattern is empty (leave it out to list every test)");
+    }
+    let mut lines = vec![];
+    let mut listed = 0;
+    let mut unrecorded = vec![];
+    if host {
+        eprintln!("xtask: building the host tests to list them");
+        for exe in host_executables()? {
+            for test in &exe.tests {
+                let name = select::host_test(&exe.crate_name, test);
+                if select::matches(pattern, &name) {
+                    lines.push(name);
+                    listed += 1;
+                }
+            }
+        }
+    }
+    let now = SystemTime::now();
+    let images = if in_qemu { qemu_images() } else { vec![] };
+    for image in &images {
+        let label = &image.label;
+        match select::read_record(label) {
+            Some(record) => {
+                let names: Vec<String> = record
+                    .cases
+                    .iter()
+                    .map(|c| select::image_case(label, c))
+                    .filter(|n| select::matches(pattern, n))
+                    .collect();
+                if names.is_empty() {
+                    continue;
+                }
+                lines.push(format!(
+                    "# {label}: as printed by its last complete run, {} (cases \
+                     exist only at run time; a run updates this list)",
+                    select::age(record.when, now)
+                ));
+                listed += names.len();
+                lines.extend(names);
+            }
+            None => {
+                lines.push(format!(
+                    "# {label}: not listed: its cases are known only by running it, \
+                     and it has not completed a run here (`cargo xtask test {label}::` \
+                     records them)"
+                ));
+                unrecorded.push(label.as_str());
+            }
+        }
+    }
+    for l in &lines {
+        println!("{l}");
+    }
+    if let Some(p) = pattern {
+        if listed == 0 {
+            bail!(
+                "no listed test matches `{p}`{}",
+                unrecorded_note(&unrecorded)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{cargo_summary, case_line};
+    use super::{cargo_summary, case_line, count_case, Totals};
+
+    #[test]
+    fn counts_only_selected_cases() {
+        let mut t = Totals::default();
+        count_case(
+            "adversary",
+            "lease_a",
+            true,
+            "",
+            Some("adversary::lease"),
+            &mut t,
+        );
+        count_case(
+            "adversary",
+            "flags_b",
+            false,
+            "boom",
+            Some("adversary::lease"),
+            &mut t,
+        );
+        count_case(
+            "kernel",
+            "lease_c",
+            false,
+            "boom",
+            Some("adversary::lease"),
+            &mut t,
+        );
+        assert_eq!((t.passed, t.failed, t.cases), (1, 0, 1));
+        assert!(t.failures.is_empty());
+        count_case("kernel", "lease_c", false, "boom", None, &mut t);
+        assert_eq!((t.passed, t.failed, t.cases), (1, 1, 2));
+        assert_eq!(t.failures, vec!["kernel::lease_c: boom".to_string()]);
+    }
 
     #[test]
     fn reads_cargo_summaries() {
