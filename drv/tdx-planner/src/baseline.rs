@@ -13,7 +13,7 @@
 
 use crate::addr::{align_down, align_up, ByteLen, PhysAddr, PhysRange, Span, GIB};
 use crate::normalize::{insertion_sort_by_key, normalize};
-use crate::pamt::tdmr_pamt_sizes;
+use crate::pamt::{checked_total, tdmr_pamt_sizes};
 use crate::types::{
     PamtBlock, Plan, PlanError, PlanInput, Req, ReservedArea, Tdmr, MAX_RESERVED_PER_TDMR,
 };
@@ -99,10 +99,7 @@ fn inner(input: &PlanInput<'_>, out: &mut Plan) -> Result<(), PlanError> {
             .map_or(0, |r| r.node);
         t.node = node;
         let sizes = tdmr_pamt_sizes(t.size, &input.limits);
-        let chunk = sizes
-            .iter()
-            .try_fold(0u64, |acc, &b| acc.checked_add(b))
-            .ok_or(PlanError::ArithmeticOverflow)?;
+        let chunk = checked_total(&sizes)?;
         total = total
             .checked_add(chunk)
             .ok_or(PlanError::ArithmeticOverflow)?;

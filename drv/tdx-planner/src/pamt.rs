@@ -7,7 +7,7 @@
 //! the planner and the emulator share one definition.
 
 use crate::addr::{ByteLen, GIB};
-use crate::types::{Limits, PamtLevel};
+use crate::types::{Limits, PamtLevel, PlanError};
 
 /// Bytes of the `level` PAMT for a TDMR of `tdmr_size` bytes.
 #[must_use]
@@ -17,6 +17,17 @@ pub fn pamt_size(tdmr_size: ByteLen, level: PamtLevel, entry_size: u16) -> ByteL
         level.abi(),
         u64::from(entry_size),
     ))
+}
+
+/// The sum of PAMT byte counts, or `ArithmeticOverflow` (sizes derive from
+/// untrusted memory maps and module limits, so no sum may wrap).
+pub(crate) fn checked_total<'a>(
+    bytes: impl IntoIterator<Item = &'a u64>,
+) -> Result<u64, PlanError> {
+    bytes
+        .into_iter()
+        .try_fold(0u64, |acc, &b| acc.checked_add(b))
+        .ok_or(PlanError::ArithmeticOverflow)
 }
 
 /// The three PAMT sizes (4K, 2M, 1G) of a TDMR.

@@ -22,6 +22,7 @@ use heapless::Vec;
 
 use crate::addr::{ByteLen, PhysAddr, PhysRange, Span};
 use crate::layout::{block_span, reserved_count};
+use crate::pamt::checked_total;
 use crate::types::{PamtBlock, PlanError, Scratch, Tdmr, MAX_PAMT_BLOCKS, MAX_TDMRS};
 
 /// Why a single placement failed.
@@ -55,11 +56,7 @@ pub(crate) fn place_pamts(
         let members: Vec<usize, MAX_TDMRS> = (0..tdmrs.len())
             .filter(|&k| tdmrs[k].node == node)
             .collect();
-        let node_total = members
-            .iter()
-            .flat_map(|&k| sizes[k].iter())
-            .try_fold(0u64, |acc, &b| acc.checked_add(b))
-            .ok_or(PlanError::ArithmeticOverflow)?;
+        let node_total = checked_total(members.iter().flat_map(|&k| sizes[k].iter()))?;
 
         // 1. One block for the whole node.
         if let Ok(at) = find(s, tdmrs, blocks, node_total, src, max_reserved) {
@@ -78,10 +75,7 @@ pub(crate) fn place_pamts(
         }
         // 2./3. Per TDMR, falling back to per level.
         for &k in &members {
-            let total = sizes[k]
-                .iter()
-                .try_fold(0u64, |acc, &b| acc.checked_add(b))
-                .ok_or(PlanError::ArithmeticOverflow)?;
+            let total = checked_total(&sizes[k])?;
             match find(s, tdmrs, blocks, total, src, max_reserved) {
                 Ok(at) => {
                     assign_chunk(&mut tdmrs[k], sizes[k], at.start);

@@ -11,7 +11,7 @@
 use crate::addr::{ByteLen, PhysAddr};
 use crate::layout::{for_each_reserved, form_tdmrs};
 use crate::normalize::normalize;
-use crate::pamt::tdmr_pamt_sizes;
+use crate::pamt::{checked_total, tdmr_pamt_sizes};
 use crate::place::place_pamts;
 use crate::types::{Plan, PlanError, PlanInput, ReservedArea, Tdmr, MAX_TDMRS};
 
@@ -66,11 +66,7 @@ fn plan_inner(input: &PlanInput<'_>, out: &mut Plan) -> Result<(), PlanError> {
         match place_pamts(scratch, tdmrs, pamt_blocks, &sizes[..n], max_res) {
             Ok(()) => {
                 materialize_reserved(out, max_res)?;
-                let total = sizes
-                    .iter()
-                    .flatten()
-                    .try_fold(0u64, |acc, &b| acc.checked_add(b))
-                    .ok_or(PlanError::ArithmeticOverflow)?;
+                let total = checked_total(sizes.iter().flatten())?;
                 out.pamt_bytes = ByteLen(total);
                 return Ok(());
             }
