@@ -4,23 +4,10 @@
 
 extern crate std;
 
-use std::boxed::Box;
-
 use crate::addr::{PhysAddr, GIB};
 use crate::baseline::plan_linux_baseline;
-use crate::planner::plan_tdmrs;
-use crate::testing::{input, m, r, MIB, PA_BITS};
+use crate::testing::{input, m, plan, r, MIB, PA_BITS};
 use crate::types::{Limits, PaBits, Plan, PlanError, PlanInput};
-use crate::verify::check_coverage;
-
-/// Plans `i` into a boxed plan and checks it with [`check_coverage`], so no test can pass with a
-/// plan that leaves memory uncovered.
-fn plan(i: &PlanInput<'_>) -> Result<Box<Plan>, PlanError> {
-    let mut p = Box::<Plan>::default();
-    plan_tdmrs(i, &mut p)?;
-    check_coverage(i, &p).expect("coverage");
-    Ok(p)
-}
 
 /// §7.4: 20 e820 holes inside one CMR below 2 GiB cost Linux 20+ areas; us none.
 #[test]

@@ -2,22 +2,10 @@
 
 extern crate std;
 
-use std::boxed::Box;
-
 use crate::addr::{PhysRange, GIB};
-use crate::planner::plan_tdmrs;
-use crate::testing::{input, m, r, MIB, PA_BITS};
-use crate::types::{Limits, Plan, PlanError, PlanInput};
+use crate::testing::{input, m, plan, r, MIB, PA_BITS};
+use crate::types::{Limits, PlanInput};
 use crate::verify::{check_coverage, CoverageError};
-
-/// Plans `i` into a boxed plan and checks it with [`check_coverage`], so no test can pass with a
-/// plan that leaves memory uncovered.
-fn plan(i: &PlanInput<'_>) -> Result<Box<Plan>, PlanError> {
-    let mut p = Box::<Plan>::default();
-    plan_tdmrs(i, &mut p)?;
-    check_coverage(i, &p).expect("coverage");
-    Ok(p)
-}
 
 /// `verify`: an empty excluded range excludes nothing, even inside a PAMT.
 #[test]
