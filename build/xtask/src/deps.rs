@@ -45,6 +45,9 @@ pub fn ensure_target() -> Result<()> {
 pub const QEMU_WITH_X2APIC: (u32, u32) = (8, 1);
 
 /// Where package-manager output goes (shown only when an install fails).
+/// How long apt-get waits for another package manager's lock, in seconds.
+const APT_LOCK_WAIT_S: u32 = 900;
+
 fn apt_log() -> std::path::PathBuf {
     crate::dist::target_dir().join("xtask-apt.log")
 }
@@ -118,6 +121,10 @@ fn backports_stanza(debian_sources: &str) -> String {
 
 /// Runs an apt-get command line (as root, or through sudo), its output
 /// appended to the log. `Ok(false)` when apt-get refused or failed.
+///
+/// Another package manager may hold dpkg's lock (unattended upgrades, or a
+/// second `cargo xtask` in another checkout installing the same thing):
+/// apt-get waits for it rather than failing at once.
 fn apt(args: &str) -> Result<bool> {
     let sudo = if running_as_root() { "" } else { "sudo " };
     let log = apt_log();
@@ -128,7 +135,7 @@ fn apt(args: &str) -> Result<bool> {
         .args([
             "-c",
             &format!(
-                "DEBIAN_FRONTEND=noninteractive {sudo}apt-get {args} >>'{}' 2>&1",
+                "DEBIAN_FRONTEND=noninteractive {sudo}apt-get -o DPkg::Lock::Timeout={APT_LOCK_WAIT_S} {args} >>'{}' 2>&1",
                 log.display()
             ),
         ])
@@ -195,9 +202,10 @@ pub fn ensure_qemu() -> Result<()> {
     if ok {
         ok = apt_install("qemu-system-x86", backports.then_some("bookworm-backports"))?;
     }
-    if !ok || qemu_version().is_none() {
+    // A QEMU that is there now is good enough, whoever installed it.
+    if qemu_version().is_none() {
         show_apt_log();
-        bail!("installing qemu-system-x86 failed (apt-get refuses to remove or downgrade installed packages; see the log); install QEMU >= {}.{} by hand", QEMU_WITH_X2APIC.0, QEMU_WITH_X2APIC.1);
+        bail!("installing qemu-system-x86 failed{} (the log's last lines are above; apt-get is told never to remove or downgrade a package); install QEMU >= {}.{} by hand", if ok { " although apt-get succeeded" } else { "" }, QEMU_WITH_X2APIC.0, QEMU_WITH_X2APIC.1);
     }
     Ok(())
 }
@@ -205,12 +213,15 @@ pub fn ensure_qemu() -> Result<()> {
 /// Ensures GRUB's BIOS image builder is available (grub-mkrescue with the
 /// i386-pc platform, xorriso, mtools), installing the Debian packages if
 /// not.
-pub fn ensure_grub() -> Result<()> {
-    let ready = have("grub-mkrescue")
+fn grub_ready() -> bool {
+    have("grub-mkrescue")
         && have("xorriso")
         && have("mformat")
-        && std::path::Path::new("/usr/lib/grub/i386-pc").is_dir();
-    if ready {
+        && std::path::Path::new("/usr/lib/grub/i386-pc").is_dir()
+}
+
+pub fn ensure_grub() -> Result<()> {
+    if grub_ready() {
         return Ok(());
     }
     if !have("apt-get") {
@@ -220,8 +231,11 @@ pub fn ensure_grub() -> Result<()> {
         "xtask: installing GRUB tools (grub-common grub-pc-bin xorriso mtools) with apt-get, to test the multiboot2 boot path (log: {})",
         apt_log().display()
     );
-    let ok = apt("update -qq")? && apt_install("grub-common grub-pc-bin xorriso mtools", None)?;
-    if !ok || !have("grub-mkrescue") {
+    if apt("update -qq")? {
+        apt_install("grub-common grub-pc-bin xorriso mtools", None)?;
+    }
+    // Tools that are there now are good enough, whoever installed them.
+    if !grub_ready() {
         show_apt_log();
         bail!("installing the GRUB tools failed; install grub-pc-bin, xorriso and mtools by hand");
     }
