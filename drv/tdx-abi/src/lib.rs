@@ -20,6 +20,7 @@ pub mod hw;
 pub mod leaf;
 pub mod metadata;
 pub mod pamt;
+pub mod reattach;
 pub mod regs;
 pub mod status;
 pub mod structs;
@@ -31,6 +32,7 @@ pub use consts::{
 pub use leaf::{Leaf, LeafWord};
 pub use metadata::FieldId;
 pub use pamt::{pamt_bytes, pamt_min_bytes, tdmr_pamt_bytes, KotState, PageSize, PageType};
+pub use reattach::{step_answer, ProbeAnswer, StepAnswer};
 pub use regs::{SeamcallArgs, SeamcallResult};
 pub use status::{DetailKind, OperandId, StatusClass, TdxStatus};
 pub use structs::{CmrInfo, ReservedArea, TdmrInfo, TdmrInfoBuf};

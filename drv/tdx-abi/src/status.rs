@@ -340,6 +340,18 @@ impl TdxStatus {
             && (self.class().0 == StatusClass::BUSY.0 || self.is(TdxStatus::INTERRUPTED_RESUMABLE))
     }
 
+    /// The module's "already done" answers: what the call asked for had been done by an earlier
+    /// call, and this one changed nothing (TDX_SYS_INIT_NOT_PENDING, TDX_SYS_LP_INIT_DONE,
+    /// TDX_KEY_CONFIGURED, TDX_TDMR_ALREADY_INITIALIZED; §3.4). In 1.5.01 only TDH.SYS.INIT
+    /// returns TDX_SYS_INIT_NOT_PENDING, so the code alone says which step was done.
+    #[must_use]
+    pub const fn is_already_done(self) -> bool {
+        self.is(TdxStatus::SYS_INIT_NOT_PENDING)
+            || self.is(TdxStatus::SYS_LP_INIT_DONE)
+            || self.is(TdxStatus::KEY_CONFIGURED)
+            || self.is(TdxStatus::TDMR_ALREADY_INITIALIZED)
+    }
+
     /// A Linux software code (class 0xFF); never produced by the module.
     #[must_use]
     pub const fn is_software(self) -> bool {
@@ -499,6 +511,26 @@ mod tests {
         assert!(!TdxStatus::KEY_GENERATION_FAILED.is_transient());
         assert!(TdxStatus::KEY_GENERATION_FAILED.is_recoverable());
         assert!(TdxStatus::SEAMCALL_UD.is_software());
+        for done in [
+            TdxStatus::SYS_INIT_NOT_PENDING,
+            TdxStatus::SYS_LP_INIT_DONE,
+            TdxStatus::KEY_CONFIGURED,
+            TdxStatus::TDMR_ALREADY_INITIALIZED,
+        ] {
+            assert!(done.is_already_done(), "{done}");
+        }
+        // The "not pending" codes of later steps say the module is elsewhere, not that the
+        // step was done: they stay out.
+        for other in [
+            TdxStatus::SUCCESS,
+            TdxStatus::SYS_LP_INIT_NOT_PENDING,
+            TdxStatus::SYS_CONFIG_NOT_PENDING,
+            TdxStatus::SYS_KEY_CONFIG_NOT_PENDING,
+            TdxStatus::SYS_LP_INIT_NOT_DONE,
+            TdxStatus::SYS_BUSY,
+        ] {
+            assert!(!other.is_already_done(), "{other}");
+        }
         assert!(TdxStatus::INVALID_TDMR
             .with_details(5, 0, 0)
             .is(TdxStatus::INVALID_TDMR));

@@ -130,10 +130,11 @@ impl TdxModule {
         self.holds.pages.contains(&Some(pa & !(PAGE_SIZE_4K - 1)))
     }
 
-    /// TDH.PHYMEM.PAGE.RDMD (§2.3): RCX = type, RDX = owner, R8 = size, R9 = BEPOCH.
+    /// TDH.PHYMEM.PAGE.RDMD (§2.3): RCX = type, RDX = owner, R8 = size, R9 = BEPOCH. Like
+    /// `tdh_phymem_page_rdmd.c` it clears RCX, RDX and R8–R11 at entry, on every path.
     pub(crate) fn phymem_page_rdmd(&mut self, cx: &mut Call<'_>) -> TdxStatus {
         let o = &mut *cx.out;
-        (o.rcx, o.rdx, o.r8, o.r9) = (0, 0, 0, 0);
+        (o.rcx, o.rdx, o.r8, o.r9, o.r10, o.r11) = (0, 0, 0, 0, 0, 0);
         if let Err(s) = self.lp_gate(cx.lp) {
             return s;
         }

@@ -6,7 +6,9 @@
 //! TDH.SYS.INIT / LP.INIT / RD / RDALL / INFO / CONFIG (every §6 rule, in order, with §4.1 detail
 //! bytes) / KEY.CONFIG / TDMR.INIT / SHUTDOWN, a PAMT model, the PHYMEM page and cache leaves,
 //! deterministic fault injection and forced lock contention — checklist items 1–20 of §10 in
-//! `docs/tdx-module.md` (every § in this crate refers to that file).
+//! `docs/tdx-module.md` (every § in this crate refers to that file). Every init leaf answers a
+//! repeated or out-of-order call in every state as 1.5.01 does, without changing state when the
+//! module would not (§3.4, §10 item 27), so a host's re-attach logic can be tested against it.
 //!
 //! Module map: [`config`] (platform inputs, fault rules), `module` (state, dispatcher),
 //! `validate` (pure §6 checks), `leaves_sys`, `leaves_phymem`, `pamt` (PAMT model), `metadata`

@@ -41,6 +41,17 @@ fn item20_readiness_is_1gib_granular() {
     let r = rdmd(&mut m, &mut mem, 4 * GIB);
     assert_eq!(r.status(), TdxStatus::SUCCESS);
     assert_eq!((r.rcx, r.rdx, r.r8, r.r9), (PageType::Nda as u64, 0, 0, 0));
+    // RDMD clears R10 and R11 as well, on success and failure (`tdh_phymem_page_rdmd.c`).
+    for pa in [4 * GIB, 3 * GIB] {
+        let a = leaf(Leaf::PhymemPageRdmd).rcx(pa);
+        let a = tdx_abi::SeamcallArgs {
+            r10: 10,
+            r11: 11,
+            ..a
+        };
+        let r = call(&mut m, 0, a, &mut mem);
+        assert_eq!((r.r10, r.r11), (0, 0), "{pa:#x}: {}", r.status());
+    }
     assert_eq!(
         rdmd(&mut m, &mut mem, 5 * GIB - 4096).status(),
         TdxStatus::SUCCESS
