@@ -8,7 +8,7 @@
 //! header in the first 32 KiB of the file, and QEMU finds the PVH note
 //! through the `PT_NOTE` program header.
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use object::elf::{FileHeader64, ProgramHeader64, EM_X86_64, ET_EXEC, EV_CURRENT};
 use object::pod::bytes_of;
 use object::read::elf::{FileHeader, ProgramHeader};
