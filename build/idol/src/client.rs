@@ -9,7 +9,12 @@
 //!   retries on the new incarnation, any other returns the error type's
 //!   `ServerRestarted` (the `ServerDeath` trait), so a client never panics
 //!   because its server died;
-//! - a `Simple` reply's error type is `idol_runtime::ServerRestarted`;
+//! - so an idempotent operation without an error of its own returns `T`
+//!   itself, not a `Result` whose error cannot happen; a non-idempotent
+//!   one with a `Simple` reply or `err: ServerDeath` returns
+//!   `Result<T, idol_runtime::ServerRestarted>`;
+//! - an ok value with `recv:` travels as its wire type and is converted
+//!   here (a `FromPrimitive` value the type refuses is a bad reply);
 //! - a reply that breaks the interface (unknown code, undecodable body)
 //!   panics in `idol_runtime::client::bad_reply`: the server broke the
 //!   contract, which is a bug to find, not a condition to handle.
@@ -20,10 +25,11 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::common::{
-    args_tuple_ty, docs, err_kind, header, ident, message_size, ok_ty, ops, packed_struct,
-    read_only, render, reply_size, struct_name, ty, Op,
+    args_tuple_ty, codec, docs, err_kind, err_ty, error_codec, header, ident, message_size, ok_arg,
+    ok_ty, ops, packed_struct, read_only, receive, render, reply_size, send, struct_name, ty,
+    wire_ty, Op,
 };
-use crate::syntax::{Encoding, ErrorKind, Lease, Recv, Reply};
+use crate::syntax::{Encoding, ErrorKind, Lease, Recv};
 use crate::{emit, load_numbered, Error, Numbered, Options};
 
 /// Generates the client stub of `idl_path` into `OUT_DIR/<out_file>`; call
@@ -53,14 +59,15 @@ pub fn generate(n: &Numbered) -> String {
                 quote!(zerocopy::IntoBytes, zerocopy::Immutable),
             )
         });
-    // Every error type a method returns must be able to say "the server
-    // restarted"; checked here so an idempotent operation (which never
-    // returns that value itself) cannot dodge the rule.
+    // The error type of every non-idempotent operation must be able to say
+    // "the server restarted" (an idempotent one retries instead, as in
+    // Hubris, so its error type need not).
     let mut error_types: Vec<String> = ops
         .iter()
+        .filter(|op| !op.op.idempotent)
         .filter_map(|op| match err_kind(op.op) {
             Some(ErrorKind::CLike(e) | ErrorKind::Complex(e)) => Some(e.clone()),
-            None => None,
+            _ => None,
         })
         .collect();
     error_types.sort();
@@ -135,18 +142,6 @@ fn lease_value(name: &str, lease: &Lease) -> TokenStream {
     }
 }
 
-/// The expression a caller's argument becomes on the wire.
-fn arg_value(name: &str, recv: &Recv) -> TokenStream {
-    let n = ident(name);
-    match recv {
-        Recv::FromBytes => quote!(#n),
-        Recv::FromPrimitive(p) => {
-            let p = ty(p);
-            quote!(#p::from(#n))
-        }
-    }
-}
-
 fn method(iface: &str, op: &Op<'_>) -> TokenStream {
     let o = op.op;
     let name = ident(op.name);
@@ -166,25 +161,42 @@ fn method(iface: &str, op: &Op<'_>) -> TokenStream {
             quote!(#n2: #t)
         }));
     let ok = ok_ty(o);
-    let err = match err_kind(o) {
-        None => quote!(idol_runtime::ServerRestarted),
-        Some(ErrorKind::CLike(e) | ErrorKind::Complex(e)) => ty(e),
+    // What the method returns, and the error a restart becomes (for a
+    // non-idempotent operation).
+    let (ret, death_err) = match (err_kind(o), o.idempotent) {
+        (Some(kind), _) => {
+            let e = err_ty(kind);
+            (quote!(Result<#ok, #e>), e)
+        }
+        (None, true) => (quote!(#ok), quote!(idol_runtime::ServerRestarted)),
+        (None, false) => (
+            quote!(Result<#ok, idol_runtime::ServerRestarted>),
+            quote!(idol_runtime::ServerRestarted),
+        ),
     };
+    let returns_result = err_kind(o).is_some() || !o.idempotent;
     let reply_size = reply_size(o);
 
     // Encoding the request, once, before any retry.
     let request_struct = struct_name(iface, op.name, "Request");
-    let values: Vec<TokenStream> = o.args.iter().map(|(n, a)| arg_value(n, &a.recv)).collect();
+    let values: Vec<TokenStream> = o
+        .args
+        .iter()
+        .map(|(n, a)| {
+            let n = ident(n);
+            send(a, quote!(#n))
+        })
+        .collect();
     let (encode, request) = if o.args.is_empty() {
         (quote!(), quote!(&[]))
     } else {
-        match o.encoding {
-            Encoding::Zerocopy => {
+        match codec(o.encoding) {
+            None => {
                 let fields = o.args.iter().zip(&values).map(|((n, a), v)| {
                     let n = ident(n);
                     match a.recv {
                         Recv::FromBytes => quote!(#n),
-                        Recv::FromPrimitive(_) => quote!(#n: #v),
+                        _ => quote!(#n: #v),
                     }
                 });
                 (
@@ -192,14 +204,14 @@ fn method(iface: &str, op: &Op<'_>) -> TokenStream {
                     quote!(zerocopy::IntoBytes::as_bytes(&request)),
                 )
             }
-            Encoding::Postcard => {
+            Some(c) => {
                 let size = message_size(o, &request_struct);
                 let tuple = args_tuple_ty(o);
                 (
                     quote! {
                         const REQUEST_SIZE: usize = #size;
                         let mut request_buf = [0u8; REQUEST_SIZE];
-                        let request: &[u8] = idol_runtime::client::encode_postcard::<#tuple>(
+                        let request: &[u8] = idol_runtime::client::encode::<#c, #tuple>(
                             &(#(#values,)*),
                             &mut request_buf,
                         );
@@ -210,26 +222,35 @@ fn method(iface: &str, op: &Op<'_>) -> TokenStream {
         }
     };
     let leases = o.leases.iter().map(|(n, l)| lease_value(n, l));
-    let unit_ok =
-        matches!(&o.reply, Reply::Simple(t) | Reply::Result { ok: t, .. } if t.trim() == "()");
-    let decode_ok = match o.encoding {
-        Encoding::Zerocopy => quote!(idol_runtime::client::decode_zerocopy(reply_body)),
-        Encoding::Postcard => quote!(idol_runtime::client::decode_postcard(reply_body)),
+
+    // The ok value: decode the wire type, then convert it.
+    let ok_attr = ok_arg(o);
+    let wire = wire_ty(ok_attr);
+    let unit_ok = ok_attr.ty.trim() == "()" && ok_attr.recv == Recv::FromBytes;
+    let raw = match codec(o.encoding) {
+        None => quote!(idol_runtime::client::decode_zerocopy::<#wire>(reply_body)),
+        Some(c) => quote!(idol_runtime::client::decode::<#c, #wire>(reply_body)),
     };
-    let error_arm = match err_kind(o) {
-        Some(ErrorKind::CLike(_)) => quote! {
-            idol_runtime::wire::ReplyCode::CLike(code) => Err(idol_runtime::client::clike(code)),
+    let value = receive(
+        ok_attr,
+        quote!(raw),
+        quote!(idol_runtime::client::from_primitive),
+        quote!(),
+    )
+    .map_or_else(
+        || raw.clone(),
+        |convert| {
+            quote!({
+                let raw = #raw;
+                #convert
+            })
         },
-        Some(ErrorKind::Complex(_)) => quote! {
-            idol_runtime::wire::ReplyCode::Complex => {
-                Err(idol_runtime::client::decode_postcard(reply_body))
-            }
-        },
-        None => quote!(),
-    };
-    // A unit reply is an empty body; check that rather than "decode" a `()`.
-    let (ok_once, ok_idem) = if unit_ok && o.encoding == Encoding::Zerocopy {
-        (
+    );
+    // What the Ok arm evaluates to (`once`) or returns (`retry`, inside the
+    // idempotent loop). A zerocopy unit reply is an empty body; check that
+    // rather than "decode" a `()`.
+    let (ok_once, ok_retry) = match (unit_ok && o.encoding == Encoding::Zerocopy, returns_result) {
+        (true, true) => (
             quote!({
                 idol_runtime::client::expect_empty(reply_body);
                 Ok(())
@@ -238,11 +259,33 @@ fn method(iface: &str, op: &Op<'_>) -> TokenStream {
                 idol_runtime::client::expect_empty(reply_body);
                 return Ok(());
             }),
-        )
-    } else {
-        (quote!(Ok(#decode_ok)), quote!(return Ok(#decode_ok)))
+        ),
+        (true, false) => (
+            quote!(idol_runtime::client::expect_empty(reply_body)),
+            quote!({
+                idol_runtime::client::expect_empty(reply_body);
+                return;
+            }),
+        ),
+        (false, true) => (quote!(Ok(#value)), quote!(return Ok(#value))),
+        (false, false) => (quote!(#value), quote!(return #value)),
     };
-    let send = quote! {
+    let err_value = match err_kind(o) {
+        Some(ErrorKind::CLike(_)) => Some((
+            quote!(idol_runtime::wire::ReplyCode::CLike(code)),
+            quote!(Err(idol_runtime::client::clike(code))),
+        )),
+        Some(ErrorKind::Complex(e)) => {
+            let e = ty(e);
+            let c = error_codec(o);
+            Some((
+                quote!(idol_runtime::wire::ReplyCode::Complex),
+                quote!(Err(idol_runtime::client::decode::<#c, #e>(reply_body))),
+            ))
+        }
+        _ => None,
+    };
+    let send_call = quote! {
         let (reply_code, reply_len) = userlib::sys_send(
             self.current.get(),
             OPERATION,
@@ -253,25 +296,13 @@ fn method(iface: &str, op: &Op<'_>) -> TokenStream {
         let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
     };
     let body = if o.idempotent {
-        let error_arm = match err_kind(o) {
-            Some(ErrorKind::CLike(_)) => quote! {
-                idol_runtime::wire::ReplyCode::CLike(code) => {
-                    return Err(idol_runtime::client::clike(code));
-                }
-            },
-            Some(ErrorKind::Complex(_)) => quote! {
-                idol_runtime::wire::ReplyCode::Complex => {
-                    return Err(idol_runtime::client::decode_postcard(reply_body));
-                }
-            },
-            None => quote!(),
-        };
+        let error_arm = err_value.map(|(pat, v)| quote!(#pat => return #v,));
         quote! {
             // Idempotent: after a restart, resend to the new incarnation.
             loop {
-                #send
+                #send_call
                 match idol_runtime::wire::ReplyCode::classify(reply_code) {
-                    idol_runtime::wire::ReplyCode::Ok => #ok_idem,
+                    idol_runtime::wire::ReplyCode::Ok => #ok_retry,
                     idol_runtime::wire::ReplyCode::Dead(_) => {
                         idol_runtime::client::refresh(&self.current);
                     }
@@ -281,15 +312,16 @@ fn method(iface: &str, op: &Op<'_>) -> TokenStream {
             }
         }
     } else {
+        let error_arm = err_value.map(|(pat, v)| quote!(#pat => #v,));
         quote! {
-            #send
+            #send_call
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => #ok_once,
                 idol_runtime::wire::ReplyCode::Dead(_) => {
                     // Not idempotent: the request may have taken effect, so
                     // report the restart instead of resending.
                     idol_runtime::client::refresh(&self.current);
-                    Err(<#err as idol_runtime::ServerDeath>::server_restarted())
+                    Err(<#death_err as idol_runtime::ServerDeath>::server_restarted())
                 }
                 #error_arm
                 _ => idol_runtime::client::bad_reply(),
@@ -301,7 +333,7 @@ fn method(iface: &str, op: &Op<'_>) -> TokenStream {
         #doc
         ///
         #[doc = #number_doc]
-        pub fn #name(&self, #(#params),*) -> Result<#ok, #err> {
+        pub fn #name(&self, #(#params),*) -> #ret {
             const OPERATION: u16 = #number;
             const REPLY_SIZE: usize = #reply_size;
             #encode

@@ -2,10 +2,12 @@
 //!
 //! Both halves are generated from the same [`Numbered`] interface, so the
 //! wire layout is decided here once: the packed argument struct (zerocopy),
-//! the argument tuple (postcard), the message and reply size expressions,
-//! and the operation list with numbers. Sizes are emitted as constant
-//! expressions (`size_of`, `PostcardMaxSize::MAX_SIZE`) rather than computed
-//! by the generator, because only the compiler knows the user's types.
+//! the argument tuple (postcard or hubpack), the wire type of every
+//! attributed type, the message and reply size expressions, and the
+//! operation list with numbers. Sizes are emitted as constant expressions
+//! (`size_of`, postcard's `MaxSize::POSTCARD_MAX_SIZE`, hubpack's
+//! `SerializedSize::MAX_SIZE`) rather than computed by the generator,
+//! because only the compiler knows the user's types.
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
@@ -71,11 +73,81 @@ pub(crate) fn docs(text: &str) -> TokenStream {
     quote!(#(#lines)*)
 }
 
-/// The type an argument has on the wire.
+/// The type an attributed type has on the wire.
 pub(crate) fn wire_ty(arg: &Arg) -> TokenStream {
     match &arg.recv {
         Recv::FromBytes => ty(&arg.ty),
-        Recv::FromPrimitive(p) => ty(p),
+        Recv::FromPrimitive(p) | Recv::From(p, _) => ty(p),
+    }
+}
+
+/// The receiver's conversion of `raw` (of the wire type) into the
+/// attributed type, or `None` when the wire value is the type itself.
+/// A `FromPrimitive` conversion calls `fallible` and appends `then` (the
+/// server's `?`).
+pub(crate) fn receive(
+    arg: &Arg,
+    raw: TokenStream,
+    fallible: TokenStream,
+    then: TokenStream,
+) -> Option<TokenStream> {
+    let t = ty(&arg.ty);
+    match &arg.recv {
+        Recv::FromBytes => None,
+        Recv::FromPrimitive(p) => {
+            let p = ty(p);
+            Some(quote!(#fallible::<#p, #t>(#raw) #then))
+        }
+        Recv::From(_, None) => Some(quote!(<#t as core::convert::From<_>>::from(#raw))),
+        Recv::From(_, Some(f)) => {
+            let f = ty(f);
+            Some(quote!(#f(#raw)))
+        }
+    }
+}
+
+/// The sender's conversion of `value` (of the attributed type) into the
+/// wire type: `From<T> for wire type`.
+pub(crate) fn send(arg: &Arg, value: TokenStream) -> TokenStream {
+    match &arg.recv {
+        Recv::FromBytes => value,
+        Recv::FromPrimitive(p) | Recv::From(p, _) => {
+            let p = ty(p);
+            quote!(<#p as core::convert::From<_>>::from(#value))
+        }
+    }
+}
+
+/// The runtime's codec type of a serde encoding (`None` for zerocopy).
+pub(crate) fn codec(encoding: Encoding) -> Option<TokenStream> {
+    match encoding {
+        Encoding::Zerocopy => None,
+        Encoding::Postcard => Some(quote!(idol_runtime::Postcard)),
+        Encoding::Hubpack => Some(quote!(idol_runtime::Hubpack)),
+    }
+}
+
+/// The encoding of a Complex error: the operation's serde encoding, or
+/// postcard for a zerocopy operation.
+pub(crate) fn error_encoding(op: &Operation) -> Encoding {
+    match op.encoding {
+        Encoding::Zerocopy => Encoding::Postcard,
+        other => other,
+    }
+}
+
+/// The codec type of a Complex error.
+pub(crate) fn error_codec(op: &Operation) -> TokenStream {
+    codec(error_encoding(op)).unwrap_or_else(|| quote!(idol_runtime::Postcard))
+}
+
+/// The largest encoding of `t` in a serde encoding, from the encoding's own
+/// (derived) bound; zerocopy values are exactly their size.
+pub(crate) fn bound(encoding: Encoding, t: &TokenStream) -> TokenStream {
+    match encoding {
+        Encoding::Zerocopy => quote!(core::mem::size_of::<#t>()),
+        Encoding::Postcard => quote!(<#t as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE),
+        Encoding::Hubpack => quote!(<#t as idol_runtime::hubpack::SerializedSize>::MAX_SIZE),
     }
 }
 
@@ -104,49 +176,65 @@ pub(crate) fn args_tuple_ty(op: &Operation) -> TokenStream {
 }
 
 /// The size of an operation's message: exact for zerocopy (`struct_name`
-/// is the packed struct), an upper bound for postcard.
+/// is the packed struct), an upper bound for a serde encoding. A tuple's
+/// postcard or hubpack encoding is its fields' encodings back to back, so
+/// its bound is the sum of theirs (for any number of arguments).
 pub(crate) fn message_size(op: &Operation, struct_name: &Ident) -> TokenStream {
     if op.args.is_empty() {
         return quote!(0);
     }
     match op.encoding {
         Encoding::Zerocopy => quote!(core::mem::size_of::<#struct_name>()),
-        Encoding::Postcard => {
-            let t = args_tuple_ty(op);
-            quote!(<#t as idol_runtime::PostcardMaxSize>::MAX_SIZE)
+        encoding => {
+            let bounds = op.args.iter().map(|(_, a)| bound(encoding, &wire_ty(a)));
+            quote!(#(#bounds)+*)
         }
     }
 }
 
-/// The success type of an operation.
-pub(crate) fn ok_ty(op: &Operation) -> TokenStream {
+/// The success value of an operation, as an attributed type.
+pub(crate) fn ok_arg(op: &Operation) -> &Arg {
     match &op.reply {
-        Reply::Simple(t) | Reply::Result { ok: t, .. } => ty(t),
+        Reply::Simple(t) | Reply::Result { ok: t, .. } => t,
     }
 }
 
-/// The error kind of an operation, if it has one.
+/// The success type of an operation, as the handler and caller see it.
+pub(crate) fn ok_ty(op: &Operation) -> TokenStream {
+    ty(&ok_arg(op).ty)
+}
+
+/// The error an operation can report besides server death (CLike or
+/// Complex), if it has one.
 pub(crate) fn err_kind(op: &Operation) -> Option<&ErrorKind> {
     match &op.reply {
-        Reply::Simple(_) => None,
+        Reply::Simple(_)
+        | Reply::Result {
+            err: ErrorKind::ServerDeath,
+            ..
+        } => None,
         Reply::Result { err, .. } => Some(err),
+    }
+}
+
+/// The Rust type of a CLike or Complex error.
+pub(crate) fn err_ty(kind: &ErrorKind) -> TokenStream {
+    match kind {
+        ErrorKind::CLike(e) | ErrorKind::Complex(e) => ty(e),
+        ErrorKind::ServerDeath => quote!(idol_runtime::ServerRestarted),
     }
 }
 
 /// The largest reply: max of the encoded ok value and the encoded error.
 pub(crate) fn reply_size(op: &Operation) -> TokenStream {
-    let ok = ok_ty(op);
-    let ok_size = match op.encoding {
-        Encoding::Zerocopy => quote!(core::mem::size_of::<#ok>()),
-        Encoding::Postcard => quote!(<#ok as idol_runtime::PostcardMaxSize>::MAX_SIZE),
-    };
+    let ok_size = bound(op.encoding, &wire_ty(ok_arg(op)));
     match err_kind(op) {
         Some(ErrorKind::Complex(e)) => {
-            let e = ty(e);
-            quote!(idol_runtime::size::max(#ok_size, <#e as idol_runtime::PostcardMaxSize>::MAX_SIZE))
+            let e_size = bound(error_encoding(op), &ty(e));
+            quote!(idol_runtime::size::max(#ok_size, #e_size))
         }
         // CLike errors travel in the response code, with an empty body.
-        Some(ErrorKind::CLike(_)) | None => ok_size,
+        _ => ok_size,
     }
 }
 

@@ -14,7 +14,10 @@
 //! [`server::build_server_support`] (a server task); both write into
 //! `OUT_DIR` and tell cargo when to rerun. The generated code relies on
 //! `idol-runtime`, `userlib`, `zerocopy`, `postcard` and `serde` being
-//! dependencies of the including crate.
+//! dependencies of the including crate (and `hubpack`, for deriving
+//! `SerializedSize`, when an interface uses `encoding: Hubpack`).
+//!
+//! Hubris's own `.idol` files are accepted as they are (see [`syntax`]).
 
 #![forbid(unsafe_code)]
 #![forbid(clippy::wildcard_imports)]

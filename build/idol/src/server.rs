@@ -24,10 +24,10 @@ use quote::{format_ident, quote};
 
 pub use crate::acl::{acl_from_task_env, AccessList, Rule};
 use crate::common::{
-    args_tuple_ty, docs, err_kind, header, ident, message_size, ok_ty, ops, packed_struct, render,
-    reply_size, struct_name, ty, wire_ty, Op,
+    args_tuple_ty, codec, docs, err_kind, err_ty, error_codec, header, ident, message_size, ok_arg,
+    ok_ty, ops, packed_struct, receive, render, reply_size, send, struct_name, ty, wire_ty, Op,
 };
-use crate::syntax::{Encoding, ErrorKind, Lease, Recv};
+use crate::syntax::{Encoding, ErrorKind, Lease};
 use crate::{emit, load_numbered, Error, Numbered, Options};
 
 /// Generates server support for `idl_path` into `OUT_DIR/<out_file>` with
@@ -195,7 +195,7 @@ fn leased_path(lease: &Lease) -> TokenStream {
 fn runtime_err(op: &Op<'_>) -> TokenStream {
     match err_kind(op.op) {
         None => quote!(core::convert::Infallible),
-        Some(ErrorKind::CLike(e) | ErrorKind::Complex(e)) => ty(e),
+        Some(kind) => err_ty(kind),
     }
 }
 
@@ -263,7 +263,9 @@ fn handler(
     let message = message_size(o, &args_struct);
     let message_rule = match o.encoding {
         Encoding::Zerocopy => quote!(idol_runtime::dispatch::MessageSize::Exact(#message)),
-        Encoding::Postcard => quote!(idol_runtime::dispatch::MessageSize::AtMost(#message)),
+        Encoding::Postcard | Encoding::Hubpack => {
+            quote!(idol_runtime::dispatch::MessageSize::AtMost(#message))
+        }
     };
     let reply_size = reply_size(o);
     let lease_count = proc_macro2::Literal::usize_unsuffixed(o.leases.len());
@@ -284,28 +286,28 @@ fn handler(
         // The size check already proved the message empty.
         quote!()
     } else {
-        match o.encoding {
-            Encoding::Zerocopy => quote! {
+        match codec(o.encoding) {
+            None => quote! {
                 let #args_struct { #(#names),* } = idol_runtime::dispatch::decode_zerocopy(body)?;
             },
-            Encoding::Postcard => {
+            Some(c) => {
                 let tuple = args_tuple_ty(o);
                 quote! {
-                    let (#(#names,)*): #tuple = idol_runtime::dispatch::decode_postcard(body)?;
+                    let (#(#names,)*) = idol_runtime::dispatch::decode::<#c, #tuple>(body)?;
                 }
             }
         }
     };
-    let converts = o.args.iter().filter_map(|(a, arg)| match &arg.recv {
-        Recv::FromBytes => None,
-        Recv::FromPrimitive(_) => {
-            let a2 = ident(a);
-            let t = ty(&arg.ty);
-            let w = wire_ty(arg);
-            Some(quote! {
-                let #a2: #t = idol_runtime::dispatch::from_primitive::<#w, #t>(#a2)?;
-            })
-        }
+    let converts = o.args.iter().filter_map(|(a, arg)| {
+        let a2 = ident(a);
+        let t = ty(&arg.ty);
+        receive(
+            arg,
+            quote!(#a2),
+            quote!(idol_runtime::dispatch::from_primitive),
+            quote!(?),
+        )
+        .map(|convert| quote!(let #a2: #t = #convert;))
     });
     let leases = o.leases.iter().enumerate().map(|(i, (l, lease))| {
         let i = proc_macro2::Literal::usize_unsuffixed(i);
@@ -331,32 +333,50 @@ fn handler(
         .chain(o.leases.iter().map(|(l, _)| ident(l)));
 
     let needs_out =
-        o.encoding == Encoding::Postcard || matches!(err_kind(o), Some(ErrorKind::Complex(_)));
+        o.encoding != Encoding::Zerocopy || matches!(err_kind(o), Some(ErrorKind::Complex(_)));
     let out = if needs_out {
         quote!(let mut reply_buf = [0u8; REPLY_SIZE];)
     } else {
         quote!()
     };
-    let ok_arm = match o.encoding {
-        Encoding::Zerocopy => {
-            quote!(Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),)
-        }
-        Encoding::Postcard => {
-            quote!(Ok(result_ok) => idol_runtime::dispatch::reply_postcard(msg.sender, &result_ok, &mut reply_buf),)
-        }
+    let ok_attr = ok_arg(o);
+    let wire = wire_ty(ok_attr);
+    let to_wire = if ok_attr.recv == crate::syntax::Recv::FromBytes {
+        quote!()
+    } else {
+        let v = send(ok_attr, quote!(result_ok));
+        quote!(let result_ok: #wire = #v;)
+    };
+    let ok_arm = match codec(o.encoding) {
+        None => quote! {
+            Ok(result_ok) => {
+                #to_wire
+                idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok)
+            }
+        },
+        Some(c) => quote! {
+            Ok(result_ok) => {
+                #to_wire
+                idol_runtime::dispatch::reply_encoded::<#c, #wire>(msg.sender, &result_ok, &mut reply_buf)
+            }
+        },
     };
     let err_arm = match err_kind(o) {
-        None => quote!(Err(idol_runtime::RequestError::Runtime(never)) => match never {},),
         Some(ErrorKind::CLike(_)) => quote! {
             Err(idol_runtime::RequestError::Runtime(result_err)) => {
                 idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
             }
         },
-        Some(ErrorKind::Complex(_)) => quote! {
-            Err(idol_runtime::RequestError::Runtime(result_err)) => {
-                idol_runtime::dispatch::reply_complex(msg.sender, &result_err, &mut reply_buf)
+        Some(ErrorKind::Complex(e)) => {
+            let e = ty(e);
+            let c = error_codec(o);
+            quote! {
+                Err(idol_runtime::RequestError::Runtime(result_err)) => {
+                    idol_runtime::dispatch::reply_complex::<#c, #e>(msg.sender, &result_err, &mut reply_buf)
+                }
             }
-        },
+        }
+        _ => quote!(Err(idol_runtime::RequestError::Runtime(never)) => match never {},),
     };
     quote! {
         #doc

@@ -1,11 +1,15 @@
 //! The `.idol` format: RON text deserialized into [`Interface`].
 //!
-//! The syntax is Idol's, with three deliberate differences:
-//! - **Every key is checked.** Unknown keys (a typo, or Idol's silently
-//!   dropped `description:`) and duplicate keys are errors naming the file,
-//!   the position and the key, with a did-you-mean where one is close.
-//! - **`doc` is first-class** on the interface and on every operation, and
-//!   ends up in the generated code.
+//! The syntax is Idol's, so Hubris's own `.idol` files load unchanged
+//! (`Hubpack` encoding, `err: ServerDeath`, attributed reply types with
+//! `recv:`, `From(..)` conversions, `description:`), with three deliberate
+//! differences:
+//! - **Every key is checked.** Unknown keys (a typo) and duplicate keys are
+//!   errors naming the file, the position and the key, with a did-you-mean
+//!   where one is close.
+//! - **`doc` is first-class** on the interface and on every operation (with
+//!   `description` accepted as its other name, as Hubris's files use both),
+//!   and ends up in the generated code.
 //! - **Operations may carry `number:`**; otherwise the lock file assigns one
 //!   (see `crate::numbering`). Declaration order never decides a number.
 //!
@@ -30,7 +34,7 @@ pub struct Interface {
     /// the server trait.
     pub name: String,
     /// What the interface is for.
-    #[serde(default)]
+    #[serde(default, alias = "description")]
     pub doc: String,
     /// Operations, in declaration order.
     pub ops: OrderedMap<Operation>,
@@ -41,7 +45,7 @@ pub struct Interface {
 #[serde(deny_unknown_fields)]
 pub struct Operation {
     /// What the operation does, including its documented behaviour.
-    #[serde(default)]
+    #[serde(default, alias = "description")]
     pub doc: String,
     /// By-value arguments, encoded in declaration order.
     #[serde(default)]
@@ -62,25 +66,31 @@ pub struct Operation {
     pub number: Option<u16>,
 }
 
-/// A by-value argument: `"u32"` or `(type: "Mode", recv: FromPrimitive("u8"))`.
+/// An attributed type: a by-value argument or a reply's ok value, written
+/// `"u32"` or `(type: "Mode", recv: FromPrimitive("u8"))`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Arg {
     /// The Rust type the handler and caller see.
     pub ty: String,
-    /// How the server turns the wire value into `ty`.
+    /// How the receiver (the server for an argument, the client for a
+    /// reply) turns the wire value into `ty`.
     pub recv: Recv,
 }
 
-/// How a server receives an argument.
+/// How an attributed type travels and is received.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub enum Recv {
     /// The wire value is the type itself.
     #[default]
     FromBytes,
-    /// The wire value is this primitive; the server converts it with
-    /// `TryFrom` (a refusal is BadMessageContents) and the client with
-    /// `From<T> for primitive`.
+    /// The wire value is this primitive; the receiver converts it with
+    /// `TryFrom` (a refusal is BadMessageContents for an argument, a bad
+    /// reply for an ok value) and the sender with `From<T> for primitive`.
     FromPrimitive(String),
+    /// The wire value is this type; the receiver converts it infallibly
+    /// with `From` (`None`) or the named function (`Some("path::to_fn")`),
+    /// the sender with `From<T> for wire type`.
+    From(String, #[serde(default)] Option<String>),
 }
 
 /// A lease.
@@ -105,12 +115,14 @@ pub struct Lease {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Reply {
-    /// Always succeeds (the client still sees `ServerRestarted`).
-    Simple(String),
+    /// Always succeeds. An idempotent operation returns the value itself; a
+    /// non-idempotent one `Result<T, ServerRestarted>`, as with
+    /// `err: ServerDeath`.
+    Simple(Arg),
     /// Succeeds with `ok` or fails with `err`.
     Result {
         /// The success type.
-        ok: String,
+        ok: Arg,
         /// The error type and how it travels.
         err: ErrorKind,
     },
@@ -122,9 +134,14 @@ pub enum ErrorKind {
     /// An enum declared with `idol_runtime::clike_error!`, sent as the
     /// response code.
     CLike(String),
-    /// A serde type implementing `ServerDeath` and `PostcardMaxSize`, sent
-    /// as postcard after response code 2.
+    /// A serde type implementing `ServerDeath` (for non-idempotent
+    /// operations) and its encoding's size bound, sent after response code
+    /// 2 in the operation's serde encoding (postcard for `Zerocopy`).
     Complex(String),
+    /// The only failure is the server restarting: the client sees
+    /// `idol_runtime::ServerRestarted`. Not allowed on idempotent
+    /// operations, which retry instead.
+    ServerDeath,
 }
 
 /// The encoding of arguments and the ok value.
@@ -135,6 +152,8 @@ pub enum Encoding {
     Zerocopy,
     /// Structured or variable-size values, with postcard.
     Postcard,
+    /// Structured values with hubpack (fixed-size fields), as Hubris.
+    Hubpack,
 }
 
 /// A RON map that keeps declaration order and rejects duplicate keys.

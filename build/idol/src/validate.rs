@@ -10,13 +10,16 @@
 //!   `[u8]` leases;
 //! - an idempotent operation has no read-write lease: a retry after a
 //!   restart could replay a half-applied read-modify-write;
-//! - `FromPrimitive` names a primitive integer;
+//! - `FromPrimitive` names a primitive integer, `From` a type and an
+//!   optional function path, on arguments and ok values alike;
+//! - an idempotent operation does not declare `err: ServerDeath`: it is
+//!   retried after a restart, so it never reports one (Hubris's rule);
 //! - explicit operation numbers are non-zero and distinct.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::syntax::{ErrorKind, Interface, Lease, Operation, Recv, Reply};
+use crate::syntax::{Arg, ErrorKind, Interface, Lease, Operation, Recv, Reply};
 use crate::Error;
 
 /// Names the generated client and server use for their own locals, so an
@@ -106,18 +109,7 @@ impl Interface {
                 check_name(arg, &seen)
                     .map_err(|p| invalid(format!("{item}, argument `{arg}`"), p))?;
                 seen.push(arg);
-                check_type(&a.ty).map_err(|p| invalid(format!("{item}, argument `{arg}`"), p))?;
-                if let Recv::FromPrimitive(prim) = &a.recv {
-                    if !PRIMITIVES.contains(&prim.as_str()) {
-                        return Err(invalid(
-                            format!("{item}, argument `{arg}`"),
-                            format!(
-                                "FromPrimitive(\"{prim}\") must name one of {}",
-                                PRIMITIVES.join(", ")
-                            ),
-                        ));
-                    }
-                }
+                check_attributed(a).map_err(|p| invalid(format!("{item}, argument `{arg}`"), p))?;
             }
             for (lease, l) in op.leases.iter() {
                 let at = format!("{item}, lease `{lease}`");
@@ -135,6 +127,26 @@ impl Interface {
             }
             for ty in op.reply_types() {
                 check_type(ty).map_err(|p| invalid(format!("{item}, reply"), p))?;
+            }
+            let ok = match &op.reply {
+                Reply::Simple(t) | Reply::Result { ok: t, .. } => t,
+            };
+            check_attributed(ok).map_err(|p| invalid(format!("{item}, reply"), p))?;
+            if op.idempotent
+                && matches!(
+                    op.reply,
+                    Reply::Result {
+                        err: ErrorKind::ServerDeath,
+                        ..
+                    }
+                )
+            {
+                return Err(invalid(
+                    item,
+                    "an idempotent operation is retried after a server restart, so it \
+                     never reports ServerDeath; use a Simple reply"
+                        .into(),
+                ));
             }
         }
         Ok(())
@@ -155,6 +167,28 @@ fn check_name(name: &str, seen: &[&str]) -> Result<(), String> {
         return Err("an argument or lease of the same name already exists".into());
     }
     Ok(())
+}
+
+/// An attributed type: its type, and what its `recv:` names.
+fn check_attributed(a: &Arg) -> Result<(), String> {
+    check_type(&a.ty)?;
+    match &a.recv {
+        Recv::FromBytes => Ok(()),
+        Recv::FromPrimitive(prim) if PRIMITIVES.contains(&prim.as_str()) => Ok(()),
+        Recv::FromPrimitive(prim) => Err(format!(
+            "FromPrimitive(\"{prim}\") must name one of {}",
+            PRIMITIVES.join(", ")
+        )),
+        Recv::From(wire, f) => {
+            check_type(wire)?;
+            match f {
+                Some(f) if syn::parse_str::<syn::Path>(f).is_err() => {
+                    Err(format!("From(.., Some(\"{f}\")) must name a function path"))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
 }
 
 fn check_lease(lease: &Lease) -> Result<(), String> {
@@ -184,9 +218,10 @@ impl Operation {
     #[must_use]
     pub fn reply_types(&self) -> Vec<&str> {
         match &self.reply {
-            Reply::Simple(t) => vec![t.as_str()],
+            Reply::Simple(t) => vec![t.ty.as_str()],
             Reply::Result { ok, err } => match err {
-                ErrorKind::CLike(e) | ErrorKind::Complex(e) => vec![ok.as_str(), e.as_str()],
+                ErrorKind::CLike(e) | ErrorKind::Complex(e) => vec![ok.ty.as_str(), e.as_str()],
+                ErrorKind::ServerDeath => vec![ok.ty.as_str()],
             },
         }
     }

@@ -1,6 +1,10 @@
-//! Generated code for `idl/test.idol` matches the checked-in golden files.
-//! After an intended change, regenerate them with `IDOL_BLESS=1 cargo test
-//! -p idol --test golden` and review the diff.
+//! Generated code for `idl/test.idol`, and for the Hubris-shaped interfaces
+//! in `tests/golden/hubris/` (a sensor hub, a power sequencer, GPIO pins and
+//! an SPI controller, written in Hubris's own `.idol` dialect), matches the
+//! checked-in golden files. After an intended change, regenerate them (and
+//! the Hubris-shaped interfaces' lock files) with `IDOL_BLESS=1 cargo test
+//! -p idol --test golden` and review the diff. `tests/compile.rs` compiles
+//! all of them.
 
 use std::path::{Path, PathBuf};
 
@@ -27,11 +31,18 @@ pub fn sample_env() -> TaskEnv {
     }
 }
 
+/// The Hubris-shaped interfaces, by file stem.
+pub const HUBRIS_SHAPED: &[&str] = &["sensor", "sequencer", "gpio", "spi"];
+
+fn blessing() -> bool {
+    std::env::var_os("IDOL_BLESS").is_some()
+}
+
 fn check(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name);
-    if std::env::var_os("IDOL_BLESS").is_some() {
+    if blessing() {
         std::fs::write(&path, actual).expect("write golden");
         return;
     }
@@ -76,4 +87,28 @@ fn server_support_matches_golden() {
         "ACL missing from generated code"
     );
     check("test_server.rs", &code);
+}
+
+#[test]
+fn hubris_shaped_interfaces_match_golden() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/hubris");
+    // Their lock files live beside them; blessing writes them.
+    let options = Options {
+        frozen_lock: !blessing(),
+        write_lock: blessing(),
+        ..Options::default()
+    };
+    for stem in HUBRIS_SHAPED {
+        let n = load_numbered(dir.join(format!("{stem}.idol")), &options)
+            .unwrap_or_else(|e| panic!("{stem}.idol: {e}"));
+        let acl = idol::server::acl_from_task_env(&TaskEnv::default(), &n.iface).expect("acl");
+        check(
+            &format!("hubris/{stem}_client.rs"),
+            &idol::client::generate(&n),
+        );
+        check(
+            &format!("hubris/{stem}_server.rs"),
+            &idol::server::generate(&n, &acl),
+        );
+    }
 }

@@ -32,8 +32,44 @@ fn unknown_operation_key_suggests_the_right_one() {
 
 #[test]
 fn unknown_interface_key_is_refused() {
-    let msg = refuse("Interface(name: \"Demo\", description: \"x\", ops: {})");
-    assert!(msg.contains("unknown key `description`"), "{msg}");
+    let msg = refuse("Interface(name: \"Demo\", version: \"x\", ops: {})");
+    assert!(msg.contains("unknown key `version`"), "{msg}");
+}
+
+#[test]
+fn doc_and_its_other_name_description_may_not_both_be_given() {
+    let msg = refuse(&op(
+        "doc: \"x\", description: \"y\", reply: Simple(\"u32\")",
+    ));
+    assert!(msg.contains("duplicate"), "{msg}");
+    assert!(msg.contains("doc"), "{msg}");
+}
+
+#[test]
+fn idempotent_operation_may_not_report_server_death() {
+    let msg = refuse(&op(
+        "reply: Result(ok: \"u32\", err: ServerDeath), idempotent: true",
+    ));
+    assert!(msg.contains("operation `ping`"), "{msg}");
+    assert!(msg.contains("never reports ServerDeath"), "{msg}");
+}
+
+#[test]
+fn reply_recv_attributes_are_checked_like_arguments() {
+    let msg = refuse(&op(
+        "reply: Simple((type: \"Mode\", recv: FromPrimitive(\"f32\"))), idempotent: true",
+    ));
+    assert!(msg.contains("operation `ping`, reply"), "{msg}");
+    assert!(
+        msg.contains("FromPrimitive(\"f32\") must name one of"),
+        "{msg}"
+    );
+    let msg = refuse(&op(
+        "args: { \"id\": (type: \"SensorId\", recv: From(\"u32\", Some(\"not a path\"))) }, \
+         reply: Simple(\"u32\")",
+    ));
+    assert!(msg.contains("argument `id`"), "{msg}");
+    assert!(msg.contains("must name a function path"), "{msg}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Just enough ELF64 to read the segments of the kernel and task images
-//! and to write the one bootable image that holds them all.
+//! (through the `object` crate's ELF reader) and to write the one bootable
+//! image that holds them all (with `object`'s header structs).
 //!
 //! The image is written deterministically (no timestamps, segments in a
 //! fixed order, zero padding), so two builds of the same tree give the same
@@ -7,13 +8,13 @@
 //! header in the first 32 KiB of the file, and QEMU finds the PVH note
 //! through the `PT_NOTE` program header.
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use object::elf::{FileHeader64, ProgramHeader64, EM_X86_64, ET_EXEC, EV_CURRENT};
+use object::pod::bytes_of;
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{LittleEndian as LE, U16, U32, U64};
 
-pub const PT_LOAD: u32 = 1;
-pub const PT_NOTE: u32 = 4;
-pub const PF_X: u32 = 1;
-pub const PF_W: u32 = 2;
-pub const PF_R: u32 = 4;
+pub use object::elf::{PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE};
 
 /// One program header and its file bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,93 +34,73 @@ pub struct Elf {
     pub segments: Vec<Segment>,
 }
 
-fn u16_at(b: &[u8], o: usize) -> Result<u16> {
-    Ok(u16::from_le_bytes(
-        b.get(o..o + 2)
-            .ok_or_else(|| anyhow::anyhow!("truncated ELF"))?
-            .try_into()?,
-    ))
-}
-fn u32_at(b: &[u8], o: usize) -> Result<u32> {
-    Ok(u32::from_le_bytes(
-        b.get(o..o + 4)
-            .ok_or_else(|| anyhow::anyhow!("truncated ELF"))?
-            .try_into()?,
-    ))
-}
-fn u64_at(b: &[u8], o: usize) -> Result<u64> {
-    Ok(u64::from_le_bytes(
-        b.get(o..o + 8)
-            .ok_or_else(|| anyhow::anyhow!("truncated ELF"))?
-            .try_into()?,
-    ))
-}
-
 /// Reads the program headers of a little-endian ELF64 executable.
 pub fn read(bytes: &[u8]) -> Result<Elf> {
-    ensure!(
-        bytes.len() >= 64 && &bytes[..4] == b"\x7fELF",
-        "not an ELF file"
-    );
-    ensure!(
-        bytes[4] == 2 && bytes[5] == 1,
-        "not a little-endian ELF64 file"
-    );
-    let entry = u64_at(bytes, 24)?;
-    let phoff = u64_at(bytes, 32)? as usize;
-    let phentsize = usize::from(u16_at(bytes, 54)?);
-    let phnum = usize::from(u16_at(bytes, 56)?);
-    ensure!(
-        phentsize == 56,
-        "unexpected program header size {phentsize}"
-    );
+    let header = FileHeader64::<LE>::parse(bytes).map_err(|e| anyhow!("not an ELF64 file: {e}"))?;
+    let endian = header
+        .endian()
+        .map_err(|e| anyhow!("not a little-endian ELF64 file: {e}"))?;
+    let headers = header
+        .program_headers(endian, bytes)
+        .map_err(|e| anyhow!("bad program header table: {e}"))?;
     let mut segments = vec![];
-    for i in 0..phnum {
-        let p = phoff + i * phentsize;
-        let kind = u32_at(bytes, p)?;
-        let offset = u64_at(bytes, p + 8)? as usize;
-        let filesz = u64_at(bytes, p + 32)? as usize;
-        let data = bytes
-            .get(offset..offset + filesz)
-            .ok_or_else(|| anyhow::anyhow!("segment {i} lies outside the file"))?
+    for (i, p) in headers.iter().enumerate() {
+        let data = p
+            .data(endian, bytes)
+            .map_err(|()| anyhow!("segment {i} lies outside the file"))?
             .to_vec();
         segments.push(Segment {
-            kind,
-            flags: u32_at(bytes, p + 4)?,
-            vaddr: u64_at(bytes, p + 16)?,
-            paddr: u64_at(bytes, p + 24)?,
-            memsz: u64_at(bytes, p + 40)?,
+            kind: p.p_type(endian),
+            flags: p.p_flags(endian),
+            vaddr: p.p_vaddr(endian),
+            paddr: p.p_paddr(endian),
+            memsz: p.p_memsz(endian),
             data,
-            align: u64_at(bytes, p + 48)?,
+            align: p.p_align(endian),
         });
     }
-    Ok(Elf { entry, segments })
+    Ok(Elf {
+        entry: header.e_entry(endian),
+        segments,
+    })
 }
 
 /// Writes an ELF64 executable for x86_64 with the given segments, each
 /// placed at a file offset congruent to its address modulo 4 KiB.
 pub fn write(entry: u64, segments: &[Segment]) -> Result<Vec<u8>> {
-    const EHSIZE: usize = 64;
-    const PHSIZE: usize = 56;
-    let mut out = vec![0u8; EHSIZE];
-    out[..4].copy_from_slice(b"\x7fELF");
-    out[4] = 2; // ELFCLASS64
-    out[5] = 1; // little-endian
-    out[6] = 1; // EV_CURRENT
-    out[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    out[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-    out[20..24].copy_from_slice(&1u32.to_le_bytes());
-    out[24..32].copy_from_slice(&entry.to_le_bytes());
-    out[32..40].copy_from_slice(&(EHSIZE as u64).to_le_bytes()); // phoff
-    out[52..54].copy_from_slice(&(EHSIZE as u16).to_le_bytes());
-    out[54..56].copy_from_slice(&(PHSIZE as u16).to_le_bytes());
-    let phnum = u16::try_from(segments.len())?;
-    out[56..58].copy_from_slice(&phnum.to_le_bytes());
-    out[58..60].copy_from_slice(&64u16.to_le_bytes()); // shentsize
-    out.resize(EHSIZE + PHSIZE * segments.len(), 0);
+    const EHSIZE: usize = size_of::<FileHeader64<LE>>();
+    const PHSIZE: usize = size_of::<ProgramHeader64<LE>>();
+    let phnum = u16::try_from(segments.len()).context("too many segments")?;
+    let ident = object::elf::Ident {
+        magic: object::elf::ELFMAG,
+        class: object::elf::ELFCLASS64,
+        data: object::elf::ELFDATA2LSB,
+        version: EV_CURRENT,
+        os_abi: object::elf::ELFOSABI_NONE,
+        abi_version: 0,
+        padding: [0; 7],
+    };
+    let file_header = FileHeader64::<LE> {
+        e_ident: ident,
+        e_type: U16::new(LE, ET_EXEC),
+        e_machine: U16::new(LE, EM_X86_64),
+        e_version: U32::new(LE, u32::from(EV_CURRENT)),
+        e_entry: U64::new(LE, entry),
+        e_phoff: U64::new(LE, EHSIZE as u64),
+        e_shoff: U64::new(LE, 0),
+        e_flags: U32::new(LE, 0),
+        e_ehsize: U16::new(LE, EHSIZE as u16),
+        e_phentsize: U16::new(LE, PHSIZE as u16),
+        e_phnum: U16::new(LE, phnum),
+        e_shentsize: U16::new(LE, size_of::<object::elf::SectionHeader64<LE>>() as u16),
+        e_shnum: U16::new(LE, 0),
+        e_shstrndx: U16::new(LE, 0),
+    };
+    let mut out = bytes_of(&file_header).to_vec();
+    let table_end = EHSIZE + PHSIZE * segments.len();
 
     let mut offsets = vec![];
-    let mut cursor = out.len().next_multiple_of(4096) as u64;
+    let mut cursor = table_end.next_multiple_of(4096) as u64;
     for s in segments {
         if s.data.is_empty() {
             offsets.push(0);
@@ -134,17 +115,18 @@ pub fn write(entry: u64, segments: &[Segment]) -> Result<Vec<u8>> {
         offsets.push(off);
         cursor = off + s.data.len() as u64;
     }
-    for (i, s) in segments.iter().enumerate() {
-        let p = EHSIZE + i * PHSIZE;
-        let h = &mut out[p..p + PHSIZE];
-        h[0..4].copy_from_slice(&s.kind.to_le_bytes());
-        h[4..8].copy_from_slice(&s.flags.to_le_bytes());
-        h[8..16].copy_from_slice(&offsets[i].to_le_bytes());
-        h[16..24].copy_from_slice(&s.vaddr.to_le_bytes());
-        h[24..32].copy_from_slice(&s.paddr.to_le_bytes());
-        h[32..40].copy_from_slice(&(s.data.len() as u64).to_le_bytes());
-        h[40..48].copy_from_slice(&s.memsz.to_le_bytes());
-        h[48..56].copy_from_slice(&s.align.to_le_bytes());
+    for (s, &offset) in segments.iter().zip(&offsets) {
+        let header = ProgramHeader64::<LE> {
+            p_type: U32::new(LE, s.kind),
+            p_flags: U32::new(LE, s.flags),
+            p_offset: U64::new(LE, offset),
+            p_vaddr: U64::new(LE, s.vaddr),
+            p_paddr: U64::new(LE, s.paddr),
+            p_filesz: U64::new(LE, s.data.len() as u64),
+            p_memsz: U64::new(LE, s.memsz),
+            p_align: U64::new(LE, s.align),
+        };
+        out.extend_from_slice(bytes_of(&header));
     }
     for (i, s) in segments.iter().enumerate() {
         if s.data.is_empty() {
@@ -203,5 +185,26 @@ mod tests {
         let back = read(&a).unwrap();
         assert_eq!(back.entry, 0x10_0000);
         assert_eq!(back.segments, segs);
+    }
+
+    #[test]
+    fn read_refuses_malformed_files_with_an_error() {
+        let segs = vec![Segment {
+            kind: PT_LOAD,
+            flags: PF_R,
+            vaddr: 0x10_0000,
+            paddr: 0x10_0000,
+            memsz: 4,
+            data: vec![1, 2, 3, 4],
+            align: 4096,
+        }];
+        let good = write(0x10_0000, &segs).unwrap();
+        assert!(read(b"not an elf file at all").is_err());
+        // Cut inside the program header table, then inside the segment.
+        assert!(read(&good[..80]).is_err());
+        assert!(read(&good[..good.len() - 1]).is_err());
+        let mut big_endian = good.clone();
+        big_endian[5] = 2;
+        assert!(read(&big_endian).is_err());
     }
 }

@@ -285,7 +285,7 @@ pub fn run_suite(manifest: &str, policy: &'static str) -> Result<Vec<CaseResult>
         .lines
         .iter()
         .filter(|l| l.starts_with("[check] "))
-        .filter_map(|l| crate::test::case_line(l))
+        .filter_map(|l| crate::test_select::case_line(l))
         .map(|(name, ok, why)| CaseResult {
             name: name.into(),
             ok,

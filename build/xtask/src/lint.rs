@@ -4,7 +4,8 @@
 //! task's slots and config from the environment xtask sets), so plain
 //! `cargo clippy --workspace` cannot check it. This runs clippy once per
 //! (image, task) with that environment, then on the kernel and the host
-//! crates, denying warnings.
+//! crates, denying warnings. Last, it checks that no crate's modules import
+//! each other in a circle (`cycles`).
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -84,6 +85,11 @@ pub fn clippy(manifests: &[PathBuf]) -> Result<ExitCode> {
         host.args(["-p", &c]);
     }
     ok &= run(host.args(["--", "-D", "warnings"]), "host crates")?;
+    let cycles = crate::cycles::new_cycles(std::path::Path::new("."))?;
+    for c in &cycles {
+        print!("xtask: modules import each other in a circle: {c}");
+    }
+    ok &= cycles.is_empty();
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

@@ -13,6 +13,7 @@
 //!   TDH.SYS.CONFIG validation on memory-map files.
 
 mod bench;
+mod cycles;
 mod defmt_decode;
 mod deps;
 mod dist;

@@ -24,7 +24,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
-use crate::test_select::{self as select, ImagePlan};
+use crate::test_select::{self as select, case_line, ImagePlan};
 use crate::{deps, dist, qemu};
 
 /// The in-QEMU suites: (manifest, what it checks).
@@ -320,20 +320,6 @@ fn host_tests(t: &mut Totals) -> Result<()> {
             .push("host: cargo test did not succeed (see above)".into());
     }
     Ok(())
-}
-
-/// One `test NAME ... ok|FAILED[: why]` line from a suite's console.
-pub(crate) fn case_line(line: &str) -> Option<(&str, bool, &str)> {
-    let at = line.find("test ")?;
-    let rest = &line[at + 5..];
-    let (name, verdict) = rest.split_once(" ... ")?;
-    if verdict.starts_with("ok") {
-        Some((name, true, ""))
-    } else if let Some(why) = verdict.strip_prefix("FAILED") {
-        Some((name, false, why.trim_start_matches(':').trim()))
-    } else {
-        None
-    }
 }
 
 /// Counts one case of `what` into `t` if `pattern` selects it.

@@ -202,6 +202,20 @@ pub fn plan_image(pattern: Option<&str>, image: &str, record: Option<&[String]>)
     }
 }
 
+/// One `test NAME ... ok|FAILED[: why]` line from a suite's console.
+pub(crate) fn case_line(line: &str) -> Option<(&str, bool, &str)> {
+    let at = line.find("test ")?;
+    let rest = &line[at + 5..];
+    let (name, verdict) = rest.split_once(" ... ")?;
+    if verdict.starts_with("ok") {
+        Some((name, true, ""))
+    } else if let Some(why) = verdict.strip_prefix("FAILED") {
+        Some((name, false, why.trim_start_matches(':').trim()))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,14 +11,11 @@
 //! TDMR memory" rule the module would. A small TD table (TDR PA, teardown flag, child count)
 //! backs RECLAIM's lifecycle rules.
 
-use crate::leaves_sys::Call;
-use crate::module::TdxModule;
+use crate::module::{Call, TdxModule};
 use crate::pamt::{PageRecord, PamtEntry};
+use crate::td_table::TdRecord;
 use tdx_abi::consts::{GIB, PAGE_SIZE_4K};
 use tdx_abi::{KotState, OperandId, PageSize, PageType, TdxStatus, MAX_HKIDS};
-
-/// TDs the debug TD table can hold.
-pub const MAX_TDS: usize = 16;
 
 /// Why a debug hook refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,31 +32,6 @@ pub enum EmuError {
     NoSuchTd,
     /// HKID out of range.
     BadHkid,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct TdRecord {
-    tdr: u64,
-    teardown: bool,
-    child_count: u64,
-}
-
-/// Debug TD table.
-#[derive(Clone, Debug)]
-pub(crate) struct TdTable {
-    tds: [Option<TdRecord>; MAX_TDS],
-}
-
-impl TdTable {
-    pub(crate) const fn new() -> Self {
-        TdTable {
-            tds: [None; MAX_TDS],
-        }
-    }
-
-    fn find(&mut self, tdr: u64) -> Option<&mut TdRecord> {
-        self.tds.iter_mut().flatten().find(|t| t.tdr == tdr)
-    }
 }
 
 fn op_invalid() -> TdxStatus {

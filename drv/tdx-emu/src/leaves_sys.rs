@@ -6,26 +6,17 @@
 //! Invariant: a handler that returns an error has changed no module state, except SYS.CONFIG's
 //! documented KOT side effect (§3.2) and CACHE.WB's resumable snapshot.
 
-use crate::module::{HostBug, SysState, TdxModule};
-use crate::physmem::{read_u64, PhysMem};
+use crate::module::{Call, HostBug, SysState, TdxModule};
+use crate::physmem::read_u64;
 use crate::validate::{cmr_list_valid, validate_tdmr, PlatformView};
 use tdx_abi::consts::{
     CMR_INFO_ARRAY_ALIGNMENT, GIB, RDALL_BUFFER_ALIGNMENT, TDMR_INIT_CHUNK, TDSYSINFO_STRUCT_SIZE,
 };
 use tdx_abi::metadata::features0;
 use tdx_abi::{
-    FieldId, KotState, Leaf, OperandId, SeamcallArgs, SeamcallResult, TdmrInfo, TdxStatus,
-    MAX_CMRS, MAX_HKIDS, TDMR_INFO_ALIGNMENT, TDMR_INFO_PA_ARRAY_ALIGNMENT, TDMR_INFO_READ_BYTES,
+    FieldId, KotState, OperandId, TdmrInfo, TdxStatus, MAX_CMRS, MAX_HKIDS, TDMR_INFO_ALIGNMENT,
+    TDMR_INFO_PA_ARRAY_ALIGNMENT, TDMR_INFO_READ_BYTES,
 };
-
-/// One SEAMCALL in flight.
-pub(crate) struct Call<'a> {
-    pub lp: u32,
-    pub leaf: Leaf,
-    pub args: &'a SeamcallArgs,
-    pub out: &'a mut SeamcallResult,
-    pub mem: &'a mut dyn PhysMem,
-}
 
 fn invalid(op: OperandId) -> TdxStatus {
     TdxStatus::OPERAND_INVALID.with_operand(op)

@@ -28,6 +28,7 @@ mod metadata;
 mod module;
 mod pamt;
 pub mod physmem;
+mod td_table;
 mod validate;
 
 pub use config::{
@@ -35,10 +36,11 @@ pub use config::{
     SeamrrRange, MAX_FAULT_RULES, MAX_LPS, MAX_PACKAGES,
 };
 pub use fault::Contention;
-pub use leaves_phymem::{EmuError, MAX_TDS};
+pub use leaves_phymem::EmuError;
 pub use module::{HostBug, SeamcallOutcome, SysState, TdxModule, MAX_HOST_BUGS};
 pub use pamt::{PamtEntry, MAX_PAGE_RECORDS};
 pub use physmem::{NoMem, PhysMem, PhysMemError, SliceMem};
+pub use td_table::MAX_TDS;
 
 use tdx_abi::{Leaf, OperandId, SeamcallArgs, TdmrInfo, TdxStatus, MAX_TDMRS, TDMR_INFO_SIZE};
 

@@ -97,6 +97,16 @@ pub(crate) struct Holds {
     pub pages: [Option<u64>; 4],
 }
 
+/// One SEAMCALL in flight, as the dispatcher hands it to a leaf handler
+/// (`leaves_sys`, `leaves_phymem`).
+pub(crate) struct Call<'a> {
+    pub lp: u32,
+    pub leaf: Leaf,
+    pub args: &'a SeamcallArgs,
+    pub out: &'a mut SeamcallResult,
+    pub mem: &'a mut dyn PhysMem,
+}
+
 /// The software TDX module.
 #[derive(Clone, Debug)]
 pub struct TdxModule {
@@ -120,7 +130,7 @@ pub struct TdxModule {
     pub(crate) needs_wb: [u8; MAX_HKIDS as usize],
     /// Per package: saved CACHE.WB snapshot (bitmap of HKIDs) when interrupted.
     pub(crate) wb_resume: [Option<[u64; MAX_HKIDS as usize / 64]>; MAX_PACKAGES],
-    pub(crate) tds: crate::leaves_phymem::TdTable,
+    pub(crate) tds: crate::td_table::TdTable,
     bugs: [Option<HostBug>; MAX_HOST_BUGS],
     bugs_dropped: u32,
 }
@@ -148,7 +158,7 @@ impl TdxModule {
             pamt: PamtModel::new(),
             needs_wb: [0; MAX_HKIDS as usize],
             wb_resume: [None; MAX_PACKAGES],
-            tds: crate::leaves_phymem::TdTable::new(),
+            tds: crate::td_table::TdTable::new(),
             bugs: [None; MAX_HOST_BUGS],
             bugs_dropped: 0,
         })
@@ -359,7 +369,7 @@ impl TdxModule {
         if self.state != SysState::SysReady && !leaf.allowed_before_ready() {
             return TdxStatus::SYS_NOT_READY;
         }
-        let mut cx = crate::leaves_sys::Call {
+        let mut cx = Call {
             lp,
             leaf,
             args,

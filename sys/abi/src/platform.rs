@@ -1,8 +1,8 @@
 //! The platform record: every CPU and every byte of RAM the kernel found at
 //! boot, as handed to the memory-authority task (tdx-host).
 //!
-//! Pattern: a fixed-capacity, allocation-free value with a hand-written,
-//! fallible wire form. The kernel fills it once (crate `platform`), encodes
+//! Pattern: a fixed-capacity, allocation-free value with a fallible wire
+//! form whose layout is the zerocopy structs of `wire`. The kernel fills it once (crate `platform`), encodes
 //! it into a kernel-IPC reply or a lease, and the task decodes it. The task
 //! must not trust the bytes more than any other message, so [`decode`]
 //! checks everything [`encode`] promises:
@@ -54,6 +54,10 @@
 //!
 //! Bytes after the total length are ignored (a lease may be larger than the
 //! record); fewer bytes are an error.
+
+use zerocopy::FromBytes;
+
+mod wire;
 
 /// Most CPUs a record holds.
 pub const MAX_CPUS: usize = 256;
@@ -478,48 +482,6 @@ const fn encoded_len(cpus: usize, ram: usize, image: usize, nodes: usize) -> usi
     HEADER_LEN + cpus * CPU_LEN + ram * RAM_LEN + image * IMAGE_LEN + nodes * NODE_LEN
 }
 
-/// A cursor writing little-endian words; every write is bounds-checked by
-/// the caller having sized the buffer first.
-struct Writer<'a> {
-    out: &'a mut [u8],
-    at: usize,
-}
-
-impl Writer<'_> {
-    fn bytes(&mut self, b: &[u8]) {
-        self.out[self.at..self.at + b.len()].copy_from_slice(b);
-        self.at += b.len();
-    }
-    fn u32(&mut self, v: u32) {
-        self.bytes(&v.to_le_bytes());
-    }
-    fn u64(&mut self, v: u64) {
-        self.bytes(&v.to_le_bytes());
-    }
-}
-
-/// A cursor reading little-endian words from a buffer whose length has been
-/// checked against the counts before any entry is read.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> [u8; N] {
-        let mut b = [0; N];
-        b.copy_from_slice(&self.bytes[self.at..self.at + N]);
-        self.at += N;
-        b
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes(self.take())
-    }
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(self.take())
-    }
-}
-
 /// Encodes `record` into `out`, returning the number of bytes written.
 ///
 /// # Errors
@@ -534,45 +496,55 @@ pub fn encode(record: &PlatformRecord, out: &mut [u8]) -> Result<usize, RecordEr
             have: out.len(),
         });
     }
-    let mut w = Writer {
+    let mut w = wire::Writer {
         out: &mut out[..len],
         at: 0,
     };
     let h = record.hotplug.unwrap_or_default();
-    w.u32(RECORD_VERSION);
-    w.u32(RECORD_MAGIC);
-    // Bounded by ENCODED_MAX, far below u32::MAX.
-    w.u32(len as u32);
-    w.u32(record.flags.0);
-    w.u32(record.cpu_count as u32);
-    w.u32(record.ram_count as u32);
-    w.u32(record.image_count as u32);
-    w.u32(record.node_count as u32);
-    w.u32(record.package_count);
-    w.u32(u32::from(record.hotplug.is_some()));
-    w.u64(h.base);
-    w.u64(h.size);
-    w.u32(h.node);
-    w.u32(0);
+    w.put(&wire::Header {
+        version: RECORD_VERSION.into(),
+        magic: RECORD_MAGIC.into(),
+        // Bounded by ENCODED_MAX, far below u32::MAX.
+        len: (len as u32).into(),
+        flags: record.flags.0.into(),
+        cpu_count: (record.cpu_count as u32).into(),
+        ram_count: (record.ram_count as u32).into(),
+        image_count: (record.image_count as u32).into(),
+        node_count: (record.node_count as u32).into(),
+        package_count: record.package_count.into(),
+        hotplug_present: u32::from(record.hotplug.is_some()).into(),
+        hotplug_base: h.base.into(),
+        hotplug_size: h.size.into(),
+        hotplug_node: h.node.into(),
+        reserved: 0.into(),
+    });
     for c in record.cpus() {
-        w.u32(c.apic_id);
-        w.u32(c.package);
-        w.u32(c.node);
-        w.u32(if c.enabled { CPU_ENABLED } else { 0 });
+        w.put(&wire::Cpu {
+            apic_id: c.apic_id.into(),
+            package: c.package.into(),
+            node: c.node.into(),
+            flags: (if c.enabled { CPU_ENABLED } else { 0 }).into(),
+        });
     }
     for r in record.ram() {
-        w.u64(r.base);
-        w.u64(r.size);
-        w.u32(r.node);
-        w.u32(0);
+        w.put(&wire::Ram {
+            base: r.base.into(),
+            size: r.size.into(),
+            node: r.node.into(),
+            reserved: 0.into(),
+        });
     }
     for r in record.image() {
-        w.u64(r.base);
-        w.u64(r.size);
+        w.put(&wire::Image {
+            base: r.base.into(),
+            size: r.size.into(),
+        });
     }
     for n in record.nodes() {
-        w.u32(n.proximity);
-        w.u32(n.flags.0);
+        w.put(&wire::Node {
+            proximity: n.proximity.into(),
+            flags: n.flags.0.into(),
+        });
     }
     debug_assert_eq!(w.at, len);
     Ok(len)
@@ -591,48 +563,52 @@ fn count(field: Field, raw: u32, max: usize) -> Result<usize, RecordError> {
 /// # Errors
 /// [`RecordError`] for truncated, inconsistent or unknown input.
 pub fn decode(bytes: &[u8]) -> Result<PlatformRecord, RecordError> {
-    if bytes.len() < HEADER_LEN {
+    let Ok((header, rest)) = wire::Header::read_from_prefix(bytes) else {
         return Err(RecordError::Truncated {
             need: HEADER_LEN,
             have: bytes.len(),
         });
-    }
-    let mut r = Reader { bytes, at: 0 };
-    let version = r.u32();
+    };
+    let version = header.version.get();
     if version != RECORD_VERSION {
         return Err(RecordError::BadVersion(version));
     }
-    let magic = r.u32();
+    let magic = header.magic.get();
     if magic != RECORD_MAGIC {
         return Err(RecordError::BadMagic(magic));
     }
-    let claimed = r.u32();
-    let flags = RecordFlags(r.u32());
-    let cpus = count(Field::Cpus, r.u32(), MAX_CPUS)?;
-    let ram = count(Field::Ram, r.u32(), MAX_RAM_RANGES)?;
-    let image = count(Field::Image, r.u32(), MAX_IMAGE_RANGES)?;
-    let nodes = count(Field::Nodes, r.u32(), MAX_NODES)?;
+    let claimed = header.len.get();
+    let cpus = count(Field::Cpus, header.cpu_count.get(), MAX_CPUS)?;
+    let ram = count(Field::Ram, header.ram_count.get(), MAX_RAM_RANGES)?;
+    let image = count(Field::Image, header.image_count.get(), MAX_IMAGE_RANGES)?;
+    let nodes = count(Field::Nodes, header.node_count.get(), MAX_NODES)?;
     let computed = encoded_len(cpus, ram, image, nodes);
     if claimed as usize != computed {
         return Err(RecordError::LengthMismatch { claimed, computed });
     }
-    if bytes.len() < computed {
-        return Err(RecordError::Truncated {
-            need: computed,
-            have: bytes.len(),
-        });
-    }
-    let mut rec = PlatformRecord::new();
-    rec.flags = flags;
-    rec.package_count = r.u32();
-    let present = r.u32();
-    let h = HotplugWindow {
-        base: r.u64(),
-        size: r.u64(),
-        node: r.u32(),
+    let truncated = RecordError::Truncated {
+        need: computed,
+        have: bytes.len(),
     };
-    let reserved = r.u32();
-    rec.hotplug = match present {
+    // The length check above makes every split below succeed on a
+    // complete record; a short one fails at the first.
+    let (cpu_entries, rest) =
+        <[wire::Cpu]>::ref_from_prefix_with_elems(rest, cpus).map_err(|_| truncated)?;
+    let (ram_entries, rest) =
+        <[wire::Ram]>::ref_from_prefix_with_elems(rest, ram).map_err(|_| truncated)?;
+    let (image_entries, rest) =
+        <[wire::Image]>::ref_from_prefix_with_elems(rest, image).map_err(|_| truncated)?;
+    let (node_entries, _) =
+        <[wire::Node]>::ref_from_prefix_with_elems(rest, nodes).map_err(|_| truncated)?;
+    let mut rec = PlatformRecord::new();
+    rec.flags = RecordFlags(header.flags.get());
+    rec.package_count = header.package_count.get();
+    let h = HotplugWindow {
+        base: header.hotplug_base.get(),
+        size: header.hotplug_size.get(),
+        node: header.hotplug_node.get(),
+    };
+    rec.hotplug = match header.hotplug_present.get() {
         1 => Some(h),
         0 if h == HotplugWindow::default() => None,
         _ => {
@@ -642,7 +618,7 @@ pub fn decode(bytes: &[u8]) -> Result<PlatformRecord, RecordError> {
             })
         }
     };
-    if reserved != 0 {
+    if header.reserved.get() != 0 {
         return Err(RecordError::Reserved {
             field: Field::Header,
             index: 0,
@@ -654,8 +630,8 @@ pub fn decode(bytes: &[u8]) -> Result<PlatformRecord, RecordError> {
         field,
         count: n as u32,
     };
-    for i in 0..cpus {
-        let (apic_id, package, node, f) = (r.u32(), r.u32(), r.u32(), r.u32());
+    for (i, c) in cpu_entries.iter().enumerate() {
+        let f = c.flags.get();
         if f & !CPU_ENABLED != 0 {
             return Err(RecordError::Reserved {
                 field: Field::Cpus,
@@ -663,34 +639,38 @@ pub fn decode(bytes: &[u8]) -> Result<PlatformRecord, RecordError> {
             });
         }
         let cpu = CpuInfo {
-            apic_id,
-            package,
-            node,
+            apic_id: c.apic_id.get(),
+            package: c.package.get(),
+            node: c.node.get(),
             enabled: f == CPU_ENABLED,
         };
         rec.push_cpu(cpu).map_err(|_| full(Field::Cpus, cpus))?;
     }
-    for i in 0..ram {
-        let (base, size, node, res) = (r.u64(), r.u64(), r.u32(), r.u32());
-        if res != 0 {
+    for (i, r) in ram_entries.iter().enumerate() {
+        if r.reserved.get() != 0 {
             return Err(RecordError::Reserved {
                 field: Field::Ram,
                 index: i as u32,
             });
         }
-        rec.push_ram(RamRange { base, size, node })
-            .map_err(|_| full(Field::Ram, ram))?;
+        rec.push_ram(RamRange {
+            base: r.base.get(),
+            size: r.size.get(),
+            node: r.node.get(),
+        })
+        .map_err(|_| full(Field::Ram, ram))?;
     }
-    for _ in 0..image {
-        let (base, size) = (r.u64(), r.u64());
-        rec.push_image(PhysRange { base, size })
-            .map_err(|_| full(Field::Image, image))?;
+    for r in image_entries {
+        rec.push_image(PhysRange {
+            base: r.base.get(),
+            size: r.size.get(),
+        })
+        .map_err(|_| full(Field::Image, image))?;
     }
-    for _ in 0..nodes {
-        let (proximity, f) = (r.u32(), r.u32());
+    for n in node_entries {
         rec.push_node(NodeInfo {
-            proximity,
-            flags: NodeFlags(f),
+            proximity: n.proximity.get(),
+            flags: NodeFlags(n.flags.get()),
         })
         .map_err(|_| full(Field::Nodes, nodes))?;
     }

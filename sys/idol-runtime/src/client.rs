@@ -19,7 +19,7 @@ use serde::Serialize;
 use userlib::sys_refresh_task_id;
 use zerocopy::{Immutable, KnownLayout, TryFromBytes};
 
-use crate::CLikeError;
+use crate::{CLikeError, Codec};
 
 /// Points `current` at the server's present incarnation.
 pub fn refresh(current: &Cell<TaskId>) {
@@ -52,12 +52,23 @@ pub fn decode_zerocopy<T: TryFromBytes + KnownLayout + Immutable>(body: &[u8]) -
     }
 }
 
-/// Decodes a postcard reply body (an ok value or a Complex error).
+/// Decodes a serde reply body (an ok value or a Complex error) in
+/// encoding `C`.
 #[must_use]
-pub fn decode_postcard<T: DeserializeOwned>(body: &[u8]) -> T {
-    match postcard::take_from_bytes(body) {
-        Ok((v, [])) => v,
-        _ => bad_reply(),
+pub fn decode<C: Codec, T: DeserializeOwned>(body: &[u8]) -> T {
+    match C::decode(body) {
+        Some(v) => v,
+        None => bad_reply(),
+    }
+}
+
+/// Converts an ok value received as a primitive (`recv: FromPrimitive(..)`
+/// on a reply) into its type; a value the type refuses is a bad reply.
+#[must_use]
+pub fn from_primitive<P, T: TryFrom<P>>(raw: P) -> T {
+    match T::try_from(raw) {
+        Ok(v) => v,
+        Err(_) => bad_reply(),
     }
 }
 
@@ -70,15 +81,17 @@ pub fn clike<E: CLikeError>(code: u16) -> E {
     }
 }
 
-/// Encodes postcard arguments into `buf`, sized by their `MAX_SIZE`.
+/// Encodes serde arguments in encoding `C` into `buf`, sized by their
+/// encoding's bound.
 ///
 /// # Panics
-/// If they do not fit: a `PostcardMaxSize` bound of the interface's types
-/// is wrong, which is a bug in the interface crate, not a runtime event.
-pub fn encode_postcard<'b, T: Serialize>(args: &T, buf: &'b mut [u8]) -> &'b [u8] {
-    match postcard::to_slice(args, buf) {
-        Ok(bytes) => bytes,
-        Err(_) => panic!("idol: a PostcardMaxSize bound is too small for a request"),
+/// If they do not fit: a derived size bound cannot be too small, so only
+/// a hand-written `MaxSize`/`SerializedSize` impl of the interface crate
+/// gets here, which is a bug in that crate, not a runtime event.
+pub fn encode<'b, C: Codec, T: Serialize>(args: &T, buf: &'b mut [u8]) -> &'b [u8] {
+    match C::encode(args, buf) {
+        Some(bytes) => bytes,
+        None => panic!("idol: an encoding's size bound is too small for a request"),
     }
 }
 

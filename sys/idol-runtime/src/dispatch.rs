@@ -9,7 +9,7 @@
 //! 3. an unknown operation: [`ClientError::UnknownOperation`];
 //! 4. [`check_request`]: access list, message size, reply capacity, lease
 //!    count;
-//! 5. decoding ([`decode_zerocopy`], [`decode_postcard`]): strict, so a
+//! 5. decoding ([`decode_zerocopy`], [`decode`]): strict, so a
 //!    `bool` of 2 or trailing bytes is [`ClientError::BadMessageContents`];
 //! 6. each lease through BORROW_INFO ([`check_lease`]).
 //!
@@ -24,7 +24,7 @@ use userlib::{sys_recv_open, sys_reply, sys_reply_fault, RecvMessage};
 use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
 
 use crate::wire::{COMPLEX_ERROR, OK};
-use crate::{CLikeError, ClientError};
+use crate::{CLikeError, ClientError, Codec};
 
 /// Which clients may call an operation, from the manifest.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -132,15 +132,13 @@ pub fn decode_zerocopy<T: TryFromBytes + KnownLayout + Immutable>(
     T::try_read_from_bytes(body).map_err(|_| ClientError::BadMessageContents)
 }
 
-/// Decodes postcard arguments, which must use every byte of the message.
+/// Decodes serde arguments in encoding `C`, which must use every byte of
+/// the message.
 ///
 /// # Errors
 /// [`ClientError::BadMessageContents`].
-pub fn decode_postcard<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
-    match postcard::take_from_bytes(body) {
-        Ok((value, [])) => Ok(value),
-        _ => Err(ClientError::BadMessageContents),
-    }
+pub fn decode<C: Codec, T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
+    C::decode(body).ok_or(ClientError::BadMessageContents)
 }
 
 /// Converts a primitive received on the wire into the argument's type
@@ -157,15 +155,15 @@ pub fn reply_zerocopy<T: IntoBytes + Immutable + ?Sized>(peer: TaskId, value: &T
     sys_reply(peer, OK, value.as_bytes());
 }
 
-/// Replies success with a postcard value, encoded in `buf` (sized by the
-/// interface's `MAX_SIZE`).
+/// Replies success with a serde value in encoding `C`, encoded in `buf`
+/// (sized by the encoding's bound on the ok type).
 ///
 /// # Panics
-/// If the value does not fit, which means a `PostcardMaxSize` bound of the
+/// If the value does not fit, which means a hand-written size bound of the
 /// interface's types is wrong: a server bug that no client input can fix,
 /// so the server faults and restarts rather than leaving the client blocked.
-pub fn reply_postcard<T: Serialize>(peer: TaskId, value: &T, buf: &mut [u8]) {
-    sys_reply(peer, OK, encode(value, buf));
+pub fn reply_encoded<C: Codec, T: Serialize>(peer: TaskId, value: &T, buf: &mut [u8]) {
+    sys_reply(peer, OK, encode::<C, T>(value, buf));
 }
 
 /// Replies with a CLike error.
@@ -173,24 +171,24 @@ pub fn reply_clike<E: CLikeError>(peer: TaskId, error: &E) {
     sys_reply(peer, u32::from(error.code()), &[]);
 }
 
-/// Replies with a Complex error, encoded in `buf`.
+/// Replies with a Complex error in encoding `C`, encoded in `buf`.
 ///
 /// # Panics
-/// As [`reply_postcard`].
-pub fn reply_complex<E: Serialize>(peer: TaskId, error: &E, buf: &mut [u8]) {
-    sys_reply(peer, COMPLEX_ERROR, encode(error, buf));
+/// As [`reply_encoded`].
+pub fn reply_complex<C: Codec, E: Serialize>(peer: TaskId, error: &E, buf: &mut [u8]) {
+    sys_reply(peer, COMPLEX_ERROR, encode::<C, E>(error, buf));
 }
 
-fn encode<'b, T: Serialize>(value: &T, buf: &'b mut [u8]) -> &'b [u8] {
-    match postcard::to_slice(value, buf) {
-        Ok(bytes) => bytes,
-        Err(_) => encoding_overflow(),
+fn encode<'b, C: Codec, T: Serialize>(value: &T, buf: &'b mut [u8]) -> &'b [u8] {
+    match C::encode(value, buf) {
+        Some(bytes) => bytes,
+        None => encoding_overflow(),
     }
 }
 
 #[cold]
 fn encoding_overflow() -> ! {
-    panic!("idol: a PostcardMaxSize bound is too small for a reply")
+    panic!("idol: an encoding's size bound is too small for a reply")
 }
 
 /// Answers a request that failed a check: REPLY_FAULT, or silence for a
@@ -229,10 +227,10 @@ pub fn serve_one<S: ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::{
-        check_lease, check_request, decode_postcard, decode_zerocopy, Acl, LeaseSpec, MessageSize,
+        check_lease, check_request, decode, decode_zerocopy, Acl, LeaseSpec, MessageSize,
         OpSpec,
     };
-    use crate::ClientError;
+    use crate::{ClientError, Postcard};
     use abi::{lease_attr, Generation, TaskId, TaskIndex};
     use userlib::RecvMessage;
 
@@ -345,13 +343,13 @@ mod tests {
 
     #[test]
     fn postcard_rejects_trailing_bytes() {
-        assert_eq!(decode_postcard::<(u8, bool)>(&[7, 1]), Ok((7, true)));
+        assert_eq!(decode::<Postcard, (u8, bool)>(&[7, 1]), Ok((7, true)));
         assert_eq!(
-            decode_postcard::<(u8, bool)>(&[7, 1, 0]),
+            decode::<Postcard, (u8, bool)>(&[7, 1, 0]),
             Err(ClientError::BadMessageContents)
         );
         assert_eq!(
-            decode_postcard::<(u8, bool)>(&[7, 2]),
+            decode::<Postcard, (u8, bool)>(&[7, 2]),
             Err(ClientError::BadMessageContents)
         );
     }

@@ -7,7 +7,7 @@
 //!
 //! - **Wire codes** ([`wire`]): a reply's response code is `0` for success,
 //!   a CLike error's `u16` code zero-extended, or [`wire::COMPLEX_ERROR`]
-//!   followed by a postcard payload. Codes `1` ([`abi::DEFECT`]) and
+//!   followed by the error in the operation's serde encoding ([`codec`]). Codes `1` ([`abi::DEFECT`]) and
 //!   everything from `0xFFFE_0000` up belong to the kernel and are never
 //!   produced by a server.
 //! - **Server death is an error value, never a panic.** Every client-side
@@ -27,6 +27,7 @@
 #![forbid(clippy::wildcard_imports)]
 
 pub mod client;
+pub mod codec;
 pub mod dispatch;
 mod errors;
 pub mod leased;
@@ -38,10 +39,14 @@ pub use errors::{
     ServerDeath, ServerRestarted,
 };
 pub use leased::{Attribute, CanRead, CanWrite, Leased, R, RW, W};
-pub use size::PostcardMaxSize;
+pub use codec::{Codec, Hubpack, Postcard};
+/// postcard's bound on an encoding's size; `#[derive(MaxSize)]` on the
+/// serde types an interface sends with `encoding: Postcard`.
+pub use postcard::experimental::max_size::MaxSize;
 
 /// Re-exported so generated code and `clike_error!` can name them without
 /// every crate depending on the exact versions.
+pub use hubpack;
 pub use postcard;
 pub use userlib;
 pub use zerocopy;

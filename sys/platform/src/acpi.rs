@@ -1,6 +1,11 @@
 //! ACPI plumbing: RSDP, system description table headers, RSDT/XSDT, and
 //! the "type, length" subtable lists that MADT and SRAT share.
 //!
+//! Hand-written, not the `acpi` crate: that crate reads tables through an
+//! `unsafe` mapping handler that trusts their length fields and needs an
+//! allocator for its MADT/processor view; here every read is bounds-checked
+//! through [`PhysRead`], nothing is allocated, and failures are [`AcpiError`]s.
+//!
 //! Pattern: validate, then read. [`Sdt::load`] checks a table's signature,
 //! length bounds and checksum before anyone looks inside; all later reads
 //! go through [`Sdt::read`], which refuses offsets beyond the validated

@@ -197,7 +197,8 @@ impl Env {
             if self
                 .host
                 .stats()
-                .map_or(true, |st| st.quarantined_bytes == 0)
+                .quarantined_bytes
+                == 0
             {
                 break;
             }
@@ -231,12 +232,11 @@ impl Env {
 fn wait_ready(host: &TdxHost) -> Option<tdx_host_api::ModuleStatus> {
     let start = sys_get_timer().now;
     loop {
-        if let Ok(s) = host.status() {
-            match s.state() {
-                Some(ModuleState::Ready) => return Some(s),
-                Some(ModuleState::Failed | ModuleState::Unavailable) => return None,
-                _ => {}
-            }
+        let s = host.status();
+        match s.state() {
+            Some(ModuleState::Ready) => return Some(s),
+            Some(ModuleState::Failed | ModuleState::Unavailable) => return None,
+            _ => {}
         }
         if sys_get_timer().now - start > 2 * WAIT_MS {
             return None;
@@ -252,7 +252,7 @@ fn reject_checks(s: &mut Score, e: &Env) {
         ok,
         format_args!("driver report {r:?}"),
     );
-    let st = e.host.status().unwrap_or_default();
+    let st = e.host.status();
     let (count, _, _, _) = e.window_regions();
     s.check(
         "refused_dimm_is_not_in_the_region_map",
@@ -278,7 +278,7 @@ fn reject_checks(s: &mut Score, e: &Env) {
         ok,
         format_args!("driver report {r:?}"),
     );
-    let st = e.host.status().unwrap_or_default();
+    let st = e.host.status();
     let (count, _, _, _) = e.window_regions();
     let (tdx_in, _, non_total, tdx_total) = e.allocation_sweep();
     s.check(
@@ -362,7 +362,7 @@ fn per_node_checks(s: &mut Score, e: &Env) {
     ulog!("hotplug: ready for remove");
     let (r, ok) = e.wait_driver(|r| r[COLD].0 == report::EMPTY && r[HOT].0 == report::EMPTY);
     let (count, _, _, _) = e.window_regions();
-    let st = e.host.status().unwrap_or_default();
+    let st = e.host.status();
     s.check(
         "idle_dimms_offlined_and_ejected",
         ok && count == 0 && st.non_tdx_bytes_total == 0,

@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 #![forbid(clippy::wildcard_imports)]
 
-use idol_runtime::{PostcardMaxSize, ServerDeath};
+use idol_runtime::{MaxSize, ServerDeath};
 use serde::{Deserialize, Serialize};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -31,7 +31,7 @@ idol_runtime::clike_error! {
 }
 
 /// The error of `fail_complex`, carried as postcard.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
 pub enum ComplexError {
     /// `value` exceeded `limit`.
     TooBig { limit: u32, got: u32 },
@@ -49,16 +49,6 @@ impl ServerDeath for ComplexError {
     }
 }
 
-impl PostcardMaxSize for ComplexError {
-    // A varint discriminant plus the largest variant.
-    const MAX_SIZE: usize = u32::MAX_SIZE
-        + idol_runtime::size::max_of(&[
-            u32::MAX_SIZE + u32::MAX_SIZE,
-            heapless::String::<16>::MAX_SIZE,
-            u8::MAX_SIZE,
-        ]);
-}
-
 /// A point, lent as a typed lease to `scale_point`.
 #[derive(
     Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
@@ -70,19 +60,12 @@ pub struct Point {
 }
 
 /// A structured message, postcard-encoded, for `echo_postcard`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, MaxSize)]
 pub struct Message {
     pub id: u32,
     pub tag: Option<u8>,
     pub name: heapless::String<16>,
     pub values: heapless::Vec<u16, 8>,
-}
-
-impl PostcardMaxSize for Message {
-    const MAX_SIZE: usize = u32::MAX_SIZE
-        + Option::<u8>::MAX_SIZE
-        + heapless::String::<16>::MAX_SIZE
-        + heapless::Vec::<u16, 8>::MAX_SIZE;
 }
 
 /// A mode for `set_mode`, sent as a `u8`.

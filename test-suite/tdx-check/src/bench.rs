@@ -19,7 +19,8 @@ pub fn main() -> ! {
     let jefe = sys_refresh_task_id(task_gen::slots::JEFE);
     let ready = t
         .status()
-        .is_ok_and(|s| s.state() == Some(tdx_host_api::ModuleState::Ready));
+        .state()
+        == Some(tdx_host_api::ModuleState::Ready);
     let cal = Calibration::measure::<SAMPLES>();
     let to_insn = |ticks: u64| cal.instructions(ticks);
     let mut addr = [0u64; 1];

@@ -83,7 +83,7 @@ pub fn main() -> ! {
             format_args!("{r:?}"),
         );
     } else {
-        let s = tdx.stats().unwrap_or_default();
+        let s = tdx.stats();
         line(
             "tdx_restarted_client_holds_nothing",
             s.caller_usage_bytes == 0,

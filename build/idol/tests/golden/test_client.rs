@@ -28,7 +28,7 @@ impl Test {
     /// Returns `a + b`, wrapping on overflow. Idempotent: a client retries it after a server restart.
     ///
     /// Operation number 1.
-    pub fn add(&self, a: u32, b: u32) -> Result<u32, idol_runtime::ServerRestarted> {
+    pub fn add(&self, a: u32, b: u32) -> u32 {
         const OPERATION: u16 = 1;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
         let request = TestAddRequest { a, b };
@@ -44,7 +44,7 @@ impl Test {
             let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
-                    return Ok(idol_runtime::client::decode_zerocopy(reply_body));
+                    return idol_runtime::client::decode_zerocopy::<u32>(reply_body);
                 }
                 idol_runtime::wire::ReplyCode::Dead(_) => {
                     idol_runtime::client::refresh(&self.current);
@@ -78,7 +78,7 @@ impl Test {
         let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
-                Ok(idol_runtime::client::decode_zerocopy(reply_body))
+                Ok(idol_runtime::client::decode_zerocopy::<u64>(reply_body))
             }
             idol_runtime::wire::ReplyCode::Dead(_) => {
                 idol_runtime::client::refresh(&self.current);
@@ -108,7 +108,7 @@ impl Test {
             let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
-                    return Ok(idol_runtime::client::decode_zerocopy(reply_body));
+                    return Ok(idol_runtime::client::decode_zerocopy::<u32>(reply_body));
                 }
                 idol_runtime::wire::ReplyCode::Dead(_) => {
                     idol_runtime::client::refresh(&self.current);
@@ -157,15 +157,14 @@ impl Test {
     pub fn fail_complex(&self, kind: u8, value: u32) -> Result<u32, ComplexError> {
         const OPERATION: u16 = 5;
         const REPLY_SIZE: usize = idol_runtime::size::max(
-            <u32 as idol_runtime::PostcardMaxSize>::MAX_SIZE,
-            <ComplexError as idol_runtime::PostcardMaxSize>::MAX_SIZE,
+            <u32 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
+            <ComplexError as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
         );
-        const REQUEST_SIZE: usize = <(
-            u8,
-            u32,
-        ) as idol_runtime::PostcardMaxSize>::MAX_SIZE;
+        const REQUEST_SIZE: usize = <u8 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE
+            + <u32 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE;
         let mut request_buf = [0u8; REQUEST_SIZE];
-        let request: &[u8] = idol_runtime::client::encode_postcard::<
+        let request: &[u8] = idol_runtime::client::encode::<
+            idol_runtime::Postcard,
             (u8, u32),
         >(&(kind, value), &mut request_buf);
         let mut reply_buf = [0u8; REPLY_SIZE];
@@ -179,14 +178,24 @@ impl Test {
         let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
-                Ok(idol_runtime::client::decode_postcard(reply_body))
+                Ok(
+                    idol_runtime::client::decode::<
+                        idol_runtime::Postcard,
+                        u32,
+                    >(reply_body),
+                )
             }
             idol_runtime::wire::ReplyCode::Dead(_) => {
                 idol_runtime::client::refresh(&self.current);
                 Err(<ComplexError as idol_runtime::ServerDeath>::server_restarted())
             }
             idol_runtime::wire::ReplyCode::Complex => {
-                Err(idol_runtime::client::decode_postcard(reply_body))
+                Err(
+                    idol_runtime::client::decode::<
+                        idol_runtime::Postcard,
+                        ComplexError,
+                    >(reply_body),
+                )
             }
             _ => idol_runtime::client::bad_reply(),
         }
@@ -194,7 +203,7 @@ impl Test {
     /// Returns the sum of the bytes of `data` as u32. A lease longer than 64 bytes is BadLeases.
     ///
     /// Operation number 6.
-    pub fn sum_bytes(&self, data: &[u8]) -> Result<u32, idol_runtime::ServerRestarted> {
+    pub fn sum_bytes(&self, data: &[u8]) -> u32 {
         const OPERATION: u16 = 6;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
         let mut reply_buf = [0u8; REPLY_SIZE];
@@ -209,7 +218,7 @@ impl Test {
             let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
-                    return Ok(idol_runtime::client::decode_zerocopy(reply_body));
+                    return idol_runtime::client::decode_zerocopy::<u32>(reply_body);
                 }
                 idol_runtime::wire::ReplyCode::Dead(_) => {
                     idol_runtime::client::refresh(&self.current);
@@ -221,11 +230,7 @@ impl Test {
     /// Writes `value` into every byte of `buf` and returns the number of bytes written.
     ///
     /// Operation number 7.
-    pub fn fill(
-        &self,
-        value: u8,
-        buf: &mut [u8],
-    ) -> Result<u32, idol_runtime::ServerRestarted> {
+    pub fn fill(&self, value: u8, buf: &mut [u8]) -> u32 {
         const OPERATION: u16 = 7;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
         let request = TestFillRequest { value };
@@ -241,7 +246,7 @@ impl Test {
             let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
-                    return Ok(idol_runtime::client::decode_zerocopy(reply_body));
+                    return idol_runtime::client::decode_zerocopy::<u32>(reply_body);
                 }
                 idol_runtime::wire::ReplyCode::Dead(_) => {
                     idol_runtime::client::refresh(&self.current);
@@ -267,7 +272,7 @@ impl Test {
         let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
-                Ok(idol_runtime::client::decode_zerocopy(reply_body))
+                Ok(idol_runtime::client::decode_zerocopy::<u32>(reply_body))
             }
             idol_runtime::wire::ReplyCode::Dead(_) => {
                 idol_runtime::client::refresh(&self.current);
@@ -322,17 +327,13 @@ impl Test {
     /// Returns `message` transformed: `id + 1` (wrapping), `tag` unchanged, `name` ASCII-uppercased, `values` reversed.
     ///
     /// Operation number 10.
-    pub fn echo_postcard(
-        &self,
-        message: Message,
-    ) -> Result<Message, idol_runtime::ServerRestarted> {
+    pub fn echo_postcard(&self, message: Message) -> Message {
         const OPERATION: u16 = 10;
-        const REPLY_SIZE: usize = <Message as idol_runtime::PostcardMaxSize>::MAX_SIZE;
-        const REQUEST_SIZE: usize = <(
-            Message,
-        ) as idol_runtime::PostcardMaxSize>::MAX_SIZE;
+        const REPLY_SIZE: usize = <Message as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE;
+        const REQUEST_SIZE: usize = <Message as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE;
         let mut request_buf = [0u8; REQUEST_SIZE];
-        let request: &[u8] = idol_runtime::client::encode_postcard::<
+        let request: &[u8] = idol_runtime::client::encode::<
+            idol_runtime::Postcard,
             (Message,),
         >(&(message,), &mut request_buf);
         let mut reply_buf = [0u8; REPLY_SIZE];
@@ -347,7 +348,10 @@ impl Test {
             let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
-                    return Ok(idol_runtime::client::decode_postcard(reply_body));
+                    return idol_runtime::client::decode::<
+                        idol_runtime::Postcard,
+                        Message,
+                    >(reply_body);
                 }
                 idol_runtime::wire::ReplyCode::Dead(_) => {
                     idol_runtime::client::refresh(&self.current);
@@ -363,7 +367,7 @@ impl Test {
         const OPERATION: u16 = 11;
         const REPLY_SIZE: usize = core::mem::size_of::<u8>();
         let request = TestSetModeRequest {
-            mode: u8::from(mode),
+            mode: <u8 as core::convert::From<_>>::from(mode),
         };
         let mut reply_buf = [0u8; REPLY_SIZE];
         let (reply_code, reply_len) = userlib::sys_send(
@@ -376,7 +380,7 @@ impl Test {
         let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
-                Ok(idol_runtime::client::decode_zerocopy(reply_body))
+                Ok(idol_runtime::client::decode_zerocopy::<u8>(reply_body))
             }
             idol_runtime::wire::ReplyCode::Dead(_) => {
                 idol_runtime::client::refresh(&self.current);
@@ -404,7 +408,7 @@ impl Test {
         let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
-                Ok(idol_runtime::client::decode_zerocopy(reply_body))
+                Ok(idol_runtime::client::decode_zerocopy::<u64>(reply_body))
             }
             idol_runtime::wire::ReplyCode::Dead(_) => {
                 idol_runtime::client::refresh(&self.current);
@@ -418,7 +422,7 @@ impl Test {
     /// Returns the OR of every notification bit the server has received since it started. The server listens to bit 1 (`NOTIFICATION_MASK` = 0b10 in idol-test-server).
     ///
     /// Operation number 13.
-    pub fn notifications_seen(&self) -> Result<u64, idol_runtime::ServerRestarted> {
+    pub fn notifications_seen(&self) -> u64 {
         const OPERATION: u16 = 13;
         const REPLY_SIZE: usize = core::mem::size_of::<u64>();
         let mut reply_buf = [0u8; REPLY_SIZE];
@@ -433,7 +437,7 @@ impl Test {
             let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
-                    return Ok(idol_runtime::client::decode_zerocopy(reply_body));
+                    return idol_runtime::client::decode_zerocopy::<u64>(reply_body);
                 }
                 idol_runtime::wire::ReplyCode::Dead(_) => {
                     idol_runtime::client::refresh(&self.current);
@@ -460,7 +464,7 @@ impl Test {
         let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
-                Ok(idol_runtime::client::decode_zerocopy(reply_body))
+                Ok(idol_runtime::client::decode_zerocopy::<u32>(reply_body))
             }
             idol_runtime::wire::ReplyCode::Dead(_) => {
                 idol_runtime::client::refresh(&self.current);
@@ -474,10 +478,7 @@ impl Test {
     /// Returns `token ^ 0x5A5A_5A5A`. Meant to be restricted by the server's manifest (`[tasks.<server>.config.access] restricted_ping = ["..."]`); a caller not on the list is reply-faulted with AccessViolation.
     ///
     /// Operation number 40.
-    pub fn restricted_ping(
-        &self,
-        token: u32,
-    ) -> Result<u32, idol_runtime::ServerRestarted> {
+    pub fn restricted_ping(&self, token: u32) -> u32 {
         const OPERATION: u16 = 40;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
         let request = TestRestrictedPingRequest { token };
@@ -493,7 +494,7 @@ impl Test {
             let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
-                    return Ok(idol_runtime::client::decode_zerocopy(reply_body));
+                    return idol_runtime::client::decode_zerocopy::<u32>(reply_body);
                 }
                 idol_runtime::wire::ReplyCode::Dead(_) => {
                     idol_runtime::client::refresh(&self.current);

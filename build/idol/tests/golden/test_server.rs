@@ -9,12 +9,13 @@ pub const TEST_BUFFER_SIZE: usize = idol_runtime::size::max_of(
         core::mem::size_of::<TestMixArgs>(),
         core::mem::size_of::<TestDivideArgs>(),
         core::mem::size_of::<TestFailClikeArgs>(),
-        <(u8, u32) as idol_runtime::PostcardMaxSize>::MAX_SIZE,
+        <u8 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE
+            + <u32 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
         0,
         core::mem::size_of::<TestFillArgs>(),
         0,
         core::mem::size_of::<TestScalePointArgs>(),
-        <(Message,) as idol_runtime::PostcardMaxSize>::MAX_SIZE,
+        <Message as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
         core::mem::size_of::<TestSetModeArgs>(),
         0,
         0,
@@ -284,34 +285,36 @@ fn handle_test_fail_complex<S: TestServer>(
     body: &[u8],
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = idol_runtime::size::max(
-        <u32 as idol_runtime::PostcardMaxSize>::MAX_SIZE,
-        <ComplexError as idol_runtime::PostcardMaxSize>::MAX_SIZE,
+        <u32 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
+        <ComplexError as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
     );
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
         message: idol_runtime::dispatch::MessageSize::AtMost(
-            <(u8, u32) as idol_runtime::PostcardMaxSize>::MAX_SIZE,
+            <u8 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE
+                + <u32 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
         ),
         reply_size: REPLY_SIZE,
         leases: 0,
         acl: idol_runtime::dispatch::Acl::Any,
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
-    let (kind, value): (u8, u32) = idol_runtime::dispatch::decode_postcard(body)?;
+    let (kind, value) = idol_runtime::dispatch::decode::<
+        idol_runtime::Postcard,
+        (u8, u32),
+    >(body)?;
     let mut reply_buf = [0u8; REPLY_SIZE];
     match server.fail_complex(msg, kind, value) {
         Ok(result_ok) => {
-            idol_runtime::dispatch::reply_postcard(
-                msg.sender,
-                &result_ok,
-                &mut reply_buf,
-            )
+            idol_runtime::dispatch::reply_encoded::<
+                idol_runtime::Postcard,
+                u32,
+            >(msg.sender, &result_ok, &mut reply_buf)
         }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_complex(
-                msg.sender,
-                &result_err,
-                &mut reply_buf,
-            )
+            idol_runtime::dispatch::reply_complex::<
+                idol_runtime::Postcard,
+                ComplexError,
+            >(msg.sender, &result_err, &mut reply_buf)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -437,25 +440,27 @@ fn handle_test_echo_postcard<S: TestServer>(
     msg: &userlib::RecvMessage,
     body: &[u8],
 ) -> Result<(), idol_runtime::ClientError> {
-    const REPLY_SIZE: usize = <Message as idol_runtime::PostcardMaxSize>::MAX_SIZE;
+    const REPLY_SIZE: usize = <Message as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE;
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
         message: idol_runtime::dispatch::MessageSize::AtMost(
-            <(Message,) as idol_runtime::PostcardMaxSize>::MAX_SIZE,
+            <Message as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
         ),
         reply_size: REPLY_SIZE,
         leases: 0,
         acl: idol_runtime::dispatch::Acl::Any,
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
-    let (message,): (Message,) = idol_runtime::dispatch::decode_postcard(body)?;
+    let (message,) = idol_runtime::dispatch::decode::<
+        idol_runtime::Postcard,
+        (Message,),
+    >(body)?;
     let mut reply_buf = [0u8; REPLY_SIZE];
     match server.echo_postcard(msg, message) {
         Ok(result_ok) => {
-            idol_runtime::dispatch::reply_postcard(
-                msg.sender,
-                &result_ok,
-                &mut reply_buf,
-            )
+            idol_runtime::dispatch::reply_encoded::<
+                idol_runtime::Postcard,
+                Message,
+            >(msg.sender, &result_ok, &mut reply_buf)
         }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),

@@ -175,7 +175,7 @@ fn free_gib_check(s: &mut Score, t: &TdxHost) {
         );
         return;
     }
-    let s0 = t.stats().unwrap_or_default();
+    let s0 = t.stats();
     // Let the ticker settle into its period, then measure from here.
     hl::sleep_for(5, TIMER_MASK);
     let started = ticker_op(ticker::START).is_some();
@@ -185,7 +185,7 @@ fn free_gib_check(s: &mut Score, t: &TdxHost) {
     let free_tsc = test_api::measure::tsc() - tsc0;
     let free_ticks = sys_get_timer().now - t0;
     // At once: the quota is released, the GiB waits in quarantine and cannot be had again.
-    let s1 = t.stats().unwrap_or_default();
+    let s1 = t.stats();
     let mut b = [0u64; 1];
     let again = t.alloc_frames(
         ANY_NODE,
@@ -198,13 +198,13 @@ fn free_gib_check(s: &mut Score, t: &TdxHost) {
         let _ = t.free_frames(FrameSize::G1, addrs_as_bytes_ref(&b));
     }
     let mut waited = 0;
-    while t.stats().is_ok_and(|x| x.quarantined_bytes > 0) && waited < DRAIN_TICKS {
+    while t.stats().quarantined_bytes > 0 && waited < DRAIN_TICKS {
         hl::sleep_for(5, TIMER_MASK);
         waited += 5;
     }
     let drain_ticks = sys_get_timer().now - t0;
     let seen = ticker_op(ticker::REPORT).unwrap_or([u64::MAX; 4]);
-    let s2 = t.stats().unwrap_or_default();
+    let s2 = t.stats();
     let [late, gap, wakes, tick] = seen;
     ulog!(
         "hotplug-liar: free of 1 GiB at tick {t0} took {free_ticks} ticks ({free_tsc} tsc); quarantine drained after {drain_ticks} ticks; ticker: worst lateness {late} ticks, worst gap {gap} tsc (1 tick = {tick} tsc), {wakes} wakes"
