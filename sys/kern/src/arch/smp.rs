@@ -167,10 +167,7 @@ pub fn set_handler(h: Handler) {
 fn execute(cpu_index: usize, op: Op, words: &mut [u64; 8]) {
     match op {
         Op::ApicId => words[0] = u64::from(apic::apic_id()),
-        Op::Wbinvd => {
-            // Safety: WBINVD only writes back and invalidates caches.
-            unsafe { core::arch::asm!("wbinvd", options(nostack)) };
-        }
+        Op::Wbinvd => cpu::wbinvd(),
         Op::VmxOn => words[0] = u64::from(super::vmx::vmxon_here(cpu_index)),
         Op::Seamcall => {
             let h = HANDLER.load(Ordering::Acquire);
@@ -230,7 +227,7 @@ extern "C" fn ap_main(index: u64) -> ! {
     let index = index as usize;
     gdt::load_on_ap();
     super::idt::load_ap();
-    crate::enable_cpu_protections();
+    cpu::enable_protections();
     apic::init_local();
     APIC_IDS[index].store(apic::apic_id(), Ordering::Release);
     let m = &MAILBOXES[index];
