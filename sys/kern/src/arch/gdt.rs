@@ -31,6 +31,15 @@ const USER_CS32: SegmentSelector = SegmentSelector::new(3, PrivilegeLevel::Ring3
 pub const USER_DS: SegmentSelector = SegmentSelector::new(4, PrivilegeLevel::Ring3);
 pub const USER_CS: SegmentSelector = SegmentSelector::new(5, PrivilegeLevel::Ring3);
 const TSS_SELECTOR: SegmentSelector = SegmentSelector::new(6, PrivilegeLevel::Ring0);
+/// The selectors in table order, as `init` appends their descriptors.
+const LAYOUT: [SegmentSelector; 6] = [
+    KERNEL_CS,
+    KERNEL_DS,
+    USER_CS32,
+    USER_DS,
+    USER_CS,
+    TSS_SELECTOR,
+];
 
 /// The interrupt stack (0-based, as the crate counts: IST1 to the CPU) the
 /// double-fault handler runs on.
@@ -90,15 +99,7 @@ pub fn init(double_fault_stack_top: u64) {
         gdt.append(tss_descriptor),
     ];
     assert!(
-        selectors
-            == [
-                KERNEL_CS,
-                KERNEL_DS,
-                USER_CS32,
-                USER_DS,
-                USER_CS,
-                TSS_SELECTOR
-            ],
+        selectors == LAYOUT,
         "GDT built in a different order than its selectors say"
     );
     load_gdt_and_segments();

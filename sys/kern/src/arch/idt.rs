@@ -131,12 +131,10 @@ type Stub = unsafe extern "C" fn();
 /// Reserved vectors (15, 22–27, 31) have none: the CPU never raises them.
 fn set_gate(idt: &mut InterruptDescriptorTable, vector: u8, stub: Stub) -> &mut EntryOptions {
     fn set<F>(entry: &mut Entry<F>, stub: Stub) -> &mut EntryOptions {
-        let options = {
-            // Safety: the stubs of this module are the only handlers, each
-            // written for the frame its vector delivers (with or without
-            // an error code).
-            unsafe { entry.set_handler_addr(VirtAddr::new(stub as usize as u64)) }
-        };
+        // Safety: the stubs of this module are the only handlers, each
+        // written for the frame its vector delivers (with or without an
+        // error code).
+        let options = unsafe { entry.set_handler_addr(VirtAddr::new(stub as usize as u64)) };
         // Safety: KERNEL_CS is the GDT's 64-bit kernel code descriptor,
         // loaded before any gate is used; naming it keeps the gate right
         // whatever CS the filling CPU happens to run on.

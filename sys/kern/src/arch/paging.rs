@@ -107,15 +107,15 @@ fn next_level(parent: TablePhys, index: usize) -> TablePhys {
     let entry = &mut table(parent)[index];
     let flags = entry.flags();
     if !flags.contains(Flags::PRESENT) {
-        let child = alloc_table();
+        let new = alloc_table();
         entry.set_addr(
-            PhysAddr::new(child.0),
+            PhysAddr::new(new.0),
             Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE,
         );
     } else if flags.contains(Flags::HUGE_PAGE) {
         crate::fail::boot_failure(format_args!("mapping inside a large page"));
     }
-    TablePhys(entry.addr().as_u64())
+    child(entry)
 }
 
 /// The PML4, PDPT, PD and PT indices of `va`. Only the low 48 bits count,
