@@ -132,6 +132,7 @@ pub fn init_syscall() {
 /// `save` must point at the [`SavedState`] of a task whose address space is
 /// loaded and whose save area is the current one (`task::load`).
 pub unsafe fn enter_first_task(save: *const SavedState) -> ! {
+    // Hand assembly: moving RSP onto a save area is the entry path itself.
     // Safety: forwarded to the caller; the boot stack is abandoned for good.
     unsafe {
         core::arch::asm!(

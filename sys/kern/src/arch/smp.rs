@@ -38,7 +38,8 @@ pub const SERVICE_VECTOR: u8 = 0xF0;
 // Layout (offsets from the trampoline base): 0 a jump over the data;
 // 8 the parameter block (CR3, stack top, CPU index, entry); 40 a GDT with
 // 32-bit code (0x08), data (0x10) and 64-bit code (0x18); 72 its pointer.
-// Fixed offsets keep every memory operand a plain number.
+// Fixed offsets keep every memory operand a plain number. Hand assembly:
+// it runs in real and protected mode, before any Rust code can.
 core::arch::global_asm!(
     r#"
     .section .rodata.ap_trampoline, "a"

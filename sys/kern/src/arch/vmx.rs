@@ -107,6 +107,7 @@ pub fn vmxon_here(index: usize) -> bool {
         Cr4::write_raw(cr4);
         let pa: u64 = region.as_ptr() as u64;
         let failed: u8;
+        // Hand assembly: the `x86_64` crate has no VMXON.
         core::arch::asm!("vmxon [{pa}]", "setna {f}", pa = in(reg) &pa, f = out(reg_byte) failed);
         failed == 0
     }
