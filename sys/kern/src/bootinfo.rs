@@ -1,3 +1,5 @@
+//! Hand-written, not the `multiboot2` crate: it knows no PVH, and we need only the memory map and RSDP.
+//!
 //! The boot protocol's memory map, in one internal form.
 //!
 //! PVH (`hvm_start_info`, QEMU `-kernel`) and multiboot2 (GRUB) both hand

@@ -32,35 +32,6 @@ use core::sync::atomic::Ordering;
 
 use arch::{apic, cpu, entry, gdt, idt, paging, serial, stacks};
 
-const CR0_WP: u64 = 1 << 16;
-const CR4_PGE: u64 = 1 << 7;
-const CR4_SMEP: u64 = 1 << 20;
-const CR4_SMAP: u64 = 1 << 21;
-
-/// Turns on the protections this CPU has: global pages for the kernel,
-/// and SMEP/SMAP so the kernel can neither run nor touch task pages by
-/// accident (it reaches task memory only through the direct map).
-fn enable_cpu_protections() -> (bool, bool) {
-    let (_, ebx, _, _) = cpu::cpuid(7, 0);
-    let smep = ebx & (1 << 7) != 0;
-    let smap = ebx & (1 << 20) != 0;
-    let mut cr4 = cpu::read_cr4() | CR4_PGE;
-    if smep {
-        cr4 |= CR4_SMEP;
-    }
-    if smap {
-        cr4 |= CR4_SMAP;
-    }
-    // Safety: PGE, SMEP and SMAP are only set when CPUID reports them, and
-    // the kernel never executes or dereferences user pages. CR0.WP makes
-    // read-only mappings binding on the kernel too.
-    unsafe {
-        cpu::write_cr4(cr4);
-        core::arch::asm!("mov {t}, cr0", "or {t}, {wp}", "mov cr0, {t}", t = out(reg) _, wp = in(reg) CR0_WP, options(nostack));
-    }
-    (smep, smap)
-}
-
 /// Starts every other CPU of the platform record and checks each answers
 /// a request with its own APIC id.
 fn start_application_processors(space: &paging::KernelSpace) {
@@ -121,7 +92,7 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     idt::init();
     entry::KERNEL_STACK_TOP.store(stacks::BOOT_CPU_STACK.top(), Ordering::Relaxed);
     entry::init_syscall();
-    let (smep, smap) = enable_cpu_protections();
+    let (smep, smap) = cpu::enable_protections();
 
     let space = paging::build_kernel_space();
     // Safety: the new tables map the kernel image exactly where it runs and
@@ -173,14 +144,6 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
         core::ptr::addr_of!(tasks[first].save)
     });
     // Safety: `first` is the save area of a freshly initialized task whose
-    // address space is loaded; resume_task never returns.
-    unsafe {
-        core::arch::asm!(
-            "mov rsp, {save}",
-            "jmp {resume}",
-            save = in(reg) first,
-            resume = sym entry::resume_task,
-            options(noreturn)
-        )
-    }
+    // address space is loaded.
+    unsafe { entry::enter_first_task(first) }
 }

@@ -6,12 +6,15 @@
 //! for good. IOAPIC inputs start masked; an input is unmasked only when the
 //! task it is bound to asks (IRQ_CONTROL), and the kernel masks it again
 //! each time it fires, so a task always acknowledges before the next one.
+//! The APIC base MSR and the PIC and PIT ports go through the `x86_64`
+//! crate; the APIC registers are plain MMIO.
 
-use super::cpu::{inb, outb, rdmsr};
+use x86_64::instructions::port::{Port, PortWriteOnly};
+use x86_64::registers::model_specific::ApicBase;
+
 use super::idt::{IRQ_BASE_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR};
 use super::paging::phys_to_virt;
 
-const IA32_APIC_BASE: u32 = 0x1B;
 const REG_ID: u64 = 0x20;
 const REG_TPR: u64 = 0x80;
 const REG_EOI: u64 = 0xB0;
@@ -27,8 +30,7 @@ const DIVIDE_BY_16: u32 = 0b0011;
 const IOAPIC_BASE: u64 = 0xFEC0_0000;
 
 fn lapic_base() -> u64 {
-    // Safety: IA32_APIC_BASE exists on every x86_64 CPU.
-    unsafe { rdmsr(IA32_APIC_BASE) & 0xF_FFFF_F000 }
+    ApicBase::read_raw().0.start_address().as_u64()
 }
 
 fn lapic_read(reg: u64) -> u32 {
@@ -58,31 +60,46 @@ pub fn init_local() {
     // Safety: the 8259 data ports; writing 0xFF masks every input, which is
     // what we want whether or not the PICs exist.
     unsafe {
-        outb(0x21, 0xFF);
-        outb(0xA1, 0xFF);
+        PortWriteOnly::<u8>::new(PIC1_DATA).write(0xFF);
+        PortWriteOnly::<u8>::new(PIC2_DATA).write(0xFF);
     }
     lapic_write(REG_TPR, 0);
     lapic_write(REG_SPURIOUS, 0x100 | u32::from(SPURIOUS_VECTOR));
 }
 
+const PIC1_DATA: u16 = 0x21;
+const PIC2_DATA: u16 = 0xA1;
+
 const PIT_HZ: u64 = 1_193_182;
+const PIT_CHANNEL2: u16 = 0x42;
+const PIT_COMMAND: u16 = 0x43;
+/// Port B of the keyboard controller: bit 0 gates PIT channel 2, bit 1
+/// drives the speaker from it, bit 5 reads channel 2's output.
+const KBC_PORT_B: u16 = 0x61;
+const PORT_B_GATE2: u8 = 0x01;
+const PORT_B_SPEAKER: u8 = 0x02;
+const PORT_B_OUT2: u8 = 0x20;
 
 /// Busy-waits `pit_count` ticks of PIT channel 2 (one-shot, mode 0), then
 /// calls nothing: the caller reads whatever it measured around it.
 fn pit_wait(pit_count: u16, before_start: impl FnOnce()) {
-    // Safety: ports 0x42/0x43/0x61 are the PIT channel 2 and its gate on
-    // every PC; the speaker output stays off (bit 1 of 0x61 cleared).
+    let mut port_b = Port::<u8>::new(KBC_PORT_B);
+    let mut command = PortWriteOnly::<u8>::new(PIT_COMMAND);
+    let mut channel2 = PortWriteOnly::<u8>::new(PIT_CHANNEL2);
+    let [count_low, count_high] = pit_count.to_le_bytes();
+    // Safety: these are the PIT channel 2 and its gate on every PC; the
+    // speaker output stays off (its bit in port B is kept clear).
     unsafe {
-        let gate = inb(0x61);
-        outb(0x61, gate & !0x03);
-        outb(0x43, 0b1011_0000); // channel 2, lo/hi, mode 0, binary
-        outb(0x42, pit_count as u8);
-        outb(0x42, (pit_count >> 8) as u8);
+        let gate = port_b.read() & !(PORT_B_GATE2 | PORT_B_SPEAKER);
+        port_b.write(gate);
+        command.write(0b1011_0000); // channel 2, lo/hi, mode 0, binary
+        channel2.write(count_low);
+        channel2.write(count_high);
         before_start();
         // Start counting by raising the gate.
-        let g = inb(0x61) & !0x03;
-        outb(0x61, g | 0x01);
-        while inb(0x61) & 0x20 == 0 {
+        let gate = port_b.read() & !(PORT_B_GATE2 | PORT_B_SPEAKER);
+        port_b.write(gate | PORT_B_GATE2);
+        while port_b.read() & PORT_B_OUT2 == 0 {
             core::hint::spin_loop();
         }
     }

@@ -27,7 +27,11 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
-use super::gdt::{SYSRET_BASE, USER_CS, USER_DS};
+use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+use x86_64::VirtAddr;
+
+use super::gdt::{KERNEL_CS, KERNEL_DS, USER_CS, USER_DS};
 
 /// A task's registers while it is not running. The layout is fixed by the
 /// entry stubs: general registers in push order, then the interrupt frame
@@ -78,10 +82,10 @@ impl SavedState {
     pub fn initial(entry: u64, stack_top: u64) -> Self {
         SavedState {
             rip: entry,
-            cs: u64::from(USER_CS),
+            cs: u64::from(USER_CS.0),
             rflags: INITIAL_RFLAGS,
             rsp: stack_top,
-            ss: u64::from(USER_DS),
+            ss: u64::from(USER_DS.0),
             ..SavedState::default()
         }
     }
@@ -97,30 +101,47 @@ static USER_RSP_SCRATCH: AtomicU64 = AtomicU64::new(0);
 /// from tasks, and interrupts stay off until the vector is read.
 pub static TRAP_VECTOR: AtomicU32 = AtomicU32::new(0);
 
-const MSR_EFER: u32 = 0xC000_0080;
-const MSR_STAR: u32 = 0xC000_0081;
-const MSR_LSTAR: u32 = 0xC000_0082;
-const MSR_FMASK: u32 = 0xC000_0084;
-const EFER_SCE: u64 = 1 << 0;
 /// RFLAGS bits cleared on SYSCALL: TF, IF, DF, AC, NT. Clearing DF and AC
 /// here is what keeps a task's flags out of the kernel on this path (the
 /// trap stub does the same for interrupts and exceptions); SYSRET gives
 /// the task its own RFLAGS back from R11.
-const FMASK: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 18) | (1 << 14);
+const FMASK: RFlags = RFlags::TRAP_FLAG
+    .union(RFlags::INTERRUPT_FLAG)
+    .union(RFlags::DIRECTION_FLAG)
+    .union(RFlags::ALIGNMENT_CHECK)
+    .union(RFlags::NESTED_TASK);
 
 /// Enables SYSCALL and points it at the entry stub.
 pub fn init_syscall() {
-    // Safety: these MSRs exist on every x86_64 CPU; the selectors match the
-    // GDT installed by `gdt::init`, and `syscall_entry` is the stub below.
+    // The crate checks the SYSCALL/SYSRET selector arithmetic the module
+    // doc of `gdt` describes; a mismatch is a kernel bug found at boot.
+    if let Err(e) = Star::write(USER_CS, USER_DS, KERNEL_CS, KERNEL_DS) {
+        panic!("GDT layout does not fit SYSCALL/SYSRET: {e}");
+    }
+    LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+    SFMask::write(FMASK);
+    // Safety: SCE only makes SYSCALL/SYSRET legal; STAR, LSTAR and FMASK
+    // are set above, so the first SYSCALL lands in `syscall_entry`.
+    unsafe { Efer::update(|efer| efer.insert(EferFlags::SYSTEM_CALL_EXTENSIONS)) };
+}
+
+/// Leaves the boot path for the first task: `save` becomes the stack that
+/// [`resume_task`] pops the task's registers from.
+///
+/// # Safety
+/// `save` must point at the [`SavedState`] of a task whose address space is
+/// loaded and whose save area is the current one (`task::load`).
+pub unsafe fn enter_first_task(save: *const SavedState) -> ! {
+    // Hand assembly: moving RSP onto a save area is the entry path itself.
+    // Safety: forwarded to the caller; the boot stack is abandoned for good.
     unsafe {
-        super::cpu::wrmsr(
-            MSR_STAR,
-            u64::from(SYSRET_BASE) << 48 | u64::from(super::gdt::KERNEL_CS) << 32,
-        );
-        super::cpu::wrmsr(MSR_LSTAR, syscall_entry as *const () as u64);
-        super::cpu::wrmsr(MSR_FMASK, FMASK);
-        let efer = super::cpu::rdmsr(MSR_EFER);
-        super::cpu::wrmsr(MSR_EFER, efer | EFER_SCE);
+        core::arch::asm!(
+            "mov rsp, {save}",
+            "jmp {resume}",
+            save = in(reg) save,
+            resume = sym resume_task,
+            options(noreturn)
+        )
     }
 }
 
@@ -157,8 +178,8 @@ unsafe extern "C" fn syscall_entry() {
         scratch = sym USER_RSP_SCRATCH,
         save_end = sym CURRENT_SAVE_END,
         kstack = sym KERNEL_STACK_TOP,
-        uss = const USER_DS as u64,
-        ucs = const USER_CS as u64,
+        uss = const USER_DS.0 as u64,
+        ucs = const USER_CS.0 as u64,
         handler = sym crate::syscalls::syscall_entry_from_task,
         restore = sym resume_task,
     )

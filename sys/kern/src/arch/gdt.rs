@@ -9,40 +9,60 @@
 //! straight into the task's save area — an IST stack for double faults, and
 //! the I/O permission bitmap that grants each task exactly the ports the
 //! manifest gives it (IOPL stays 0 for every task).
+//!
+//! Descriptors, the TSS and the loads are the `x86_64` crate's; this module
+//! decides only the layout, and checks at boot that the table came out in
+//! the order its selector constants (and the entry stubs) assume.
 
 use core::cell::UnsafeCell;
-use core::mem::size_of;
 
-pub const KERNEL_CS: u16 = 0x08;
-pub const KERNEL_DS: u16 = 0x10;
-/// SYSRET base: user SS = 0x20 | 3, user CS = 0x28 | 3.
-pub const SYSRET_BASE: u16 = 0x18;
-pub const USER_DS: u16 = 0x20 | 3;
-pub const USER_CS: u16 = 0x28 | 3;
-const TSS_SELECTOR: u16 = 0x30;
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::load_tss;
+use x86_64::registers::segmentation::SegmentSelector;
+use x86_64::structures::gdt::{Descriptor, DescriptorFlags, GlobalDescriptorTable};
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::{PrivilegeLevel, VirtAddr};
+
+pub const KERNEL_CS: SegmentSelector = SegmentSelector::new(1, PrivilegeLevel::Ring0);
+pub const KERNEL_DS: SegmentSelector = SegmentSelector::new(2, PrivilegeLevel::Ring0);
+/// 32-bit user code: never loaded, but SYSRET's arithmetic puts user SS
+/// and 64-bit CS 8 and 16 bytes above the slot STAR names, which is this.
+const USER_CS32: SegmentSelector = SegmentSelector::new(3, PrivilegeLevel::Ring3);
+pub const USER_DS: SegmentSelector = SegmentSelector::new(4, PrivilegeLevel::Ring3);
+pub const USER_CS: SegmentSelector = SegmentSelector::new(5, PrivilegeLevel::Ring3);
+const TSS_SELECTOR: SegmentSelector = SegmentSelector::new(6, PrivilegeLevel::Ring0);
+/// The selectors in table order, as `init` appends their descriptors.
+const LAYOUT: [SegmentSelector; 6] = [
+    KERNEL_CS,
+    KERNEL_DS,
+    USER_CS32,
+    USER_DS,
+    USER_CS,
+    TSS_SELECTOR,
+];
+
+/// The interrupt stack (0-based, as the crate counts: IST1 to the CPU) the
+/// double-fault handler runs on.
+pub const DOUBLE_FAULT_IST: u16 = 0;
 
 /// Bytes of I/O permission bitmap: one bit per port, plus the terminating
 /// all-ones byte the CPU may read past the last port.
 const IOPB_BYTES: usize = 65536 / 8 + 1;
 
-#[repr(C, packed)]
-struct TaskStateSegment {
-    reserved0: u32,
-    rsp: [u64; 3],
-    reserved1: u64,
-    ist: [u64; 7],
-    reserved2: u64,
-    reserved3: u16,
-    iomap_base: u16,
+/// The TSS with its I/O permission bitmap right behind it, where the
+/// crate's `TaskStateSegment::new` points `iomap_base`.
+#[repr(C)]
+struct TssWithIopb {
+    tss: TaskStateSegment,
     iopb: [u8; IOPB_BYTES],
 }
 
-#[repr(C, align(16))]
-struct Gdt([u64; 8]);
+const _: () =
+    assert!(core::mem::offset_of!(TssWithIopb, iopb) == core::mem::size_of::<TaskStateSegment>());
 
 struct CpuTables {
-    gdt: UnsafeCell<Gdt>,
-    tss: UnsafeCell<TaskStateSegment>,
+    gdt: UnsafeCell<GlobalDescriptorTable>,
+    tss: UnsafeCell<TssWithIopb>,
 }
 
 // Safety: the tables are written only by the boot CPU, with interrupts off,
@@ -50,57 +70,51 @@ struct CpuTables {
 unsafe impl Sync for CpuTables {}
 
 static TABLES: CpuTables = CpuTables {
-    gdt: UnsafeCell::new(Gdt([0; 8])),
-    tss: UnsafeCell::new(TaskStateSegment {
-        reserved0: 0,
-        rsp: [0; 3],
-        reserved1: 0,
-        ist: [0; 7],
-        reserved2: 0,
-        reserved3: 0,
-        iomap_base: 104,
+    gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
+    tss: UnsafeCell::new(TssWithIopb {
+        tss: TaskStateSegment::new(),
         iopb: [0xFF; IOPB_BYTES],
     }),
 };
 
-#[repr(C, packed)]
-struct DescriptorPointer {
-    limit: u16,
-    base: u64,
-}
-
 /// Loads the GDT and TSS on the boot CPU. `double_fault_stack_top` becomes
-/// IST1.
+/// the stack of [`DOUBLE_FAULT_IST`].
 pub fn init(double_fault_stack_top: u64) {
-    let tss_base = TABLES.tss.get() as u64;
-    let tss_limit = (size_of::<TaskStateSegment>() - 1) as u64;
     // Safety: init runs once on the boot CPU before interrupts are enabled;
     // nothing else references the tables yet.
-    unsafe {
-        (*TABLES.tss.get()).ist[0] = double_fault_stack_top;
-        let gdt = &mut *TABLES.gdt.get();
-        gdt.0[1] = 0x00af_9a00_0000_ffff; // kernel code, 64-bit
-        gdt.0[2] = 0x00cf_9200_0000_ffff; // kernel data
-        gdt.0[3] = 0x00cf_fa00_0000_ffff; // user code, 32-bit (unused; SYSRET layout)
-        gdt.0[4] = 0x00cf_f200_0000_ffff; // user data
-        gdt.0[5] = 0x00af_fa00_0000_ffff; // user code, 64-bit
-                                          // 64-bit available TSS descriptor (type 9), present.
-        gdt.0[6] = (tss_limit & 0xffff)
-            | (tss_base & 0xff_ffff) << 16
-            | 0x89 << 40
-            | ((tss_limit >> 16) & 0xf) << 48
-            | ((tss_base >> 24) & 0xff) << 56;
-        gdt.0[7] = tss_base >> 32;
-        load_gdt_and_segments();
-        core::arch::asm!("ltr {tss:x}", tss = in(reg) TSS_SELECTOR as u64);
-    }
+    let (gdt, tss) = unsafe { (&mut *TABLES.gdt.get(), &mut *TABLES.tss.get()) };
+    tss.tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] =
+        VirtAddr::new(double_fault_stack_top);
+    let tss: &'static TssWithIopb = tss;
+    let tss_descriptor = match Descriptor::tss_segment_with_iomap(&tss.tss, &tss.iopb) {
+        Ok(d) => d,
+        Err(e) => panic!("TSS I/O bitmap rejected: {e}"),
+    };
+    let selectors = [
+        gdt.append(Descriptor::kernel_code_segment()),
+        gdt.append(Descriptor::kernel_data_segment()),
+        gdt.append(Descriptor::UserSegment(DescriptorFlags::USER_CODE32.bits())),
+        gdt.append(Descriptor::user_data_segment()),
+        gdt.append(Descriptor::user_code_segment()),
+        gdt.append(tss_descriptor),
+    ];
+    assert!(
+        selectors == LAYOUT,
+        "GDT built in a different order than its selectors say"
+    );
+    load_gdt_and_segments();
+    // Safety: the descriptor at TSS_SELECTOR is the TSS above, which lives
+    // for good in a static.
+    unsafe { load_tss(TSS_SELECTOR) };
 }
 
 /// Sets RSP0, where the CPU puts the frame of an interrupt taken in ring 3.
 pub fn set_rsp0(rsp0: u64) {
     // Safety: boot-CPU-only, interrupts off (kernel invariant); a plain
-    // field write the CPU reads at the next privilege change.
-    unsafe { core::ptr::addr_of_mut!((*TABLES.tss.get()).rsp[0]).write_unaligned(rsp0) }
+    // field write the CPU reads at the next privilege change. `rsp0` is the
+    // end of a save area in the kernel image, so it is canonical, the one
+    // thing `new_unsafe` skips checking on this context-switch path.
+    unsafe { (*TABLES.tss.get()).tss.privilege_stack_table[0] = VirtAddr::new_unsafe(rsp0) }
 }
 
 /// Grants (or with `allow == false`, revokes) direct access to the ports
@@ -126,27 +140,14 @@ pub fn load_on_ap() {
 
 /// Loads the GDT and reloads CS (by a far return) and the data segments.
 fn load_gdt_and_segments() {
-    let ptr = DescriptorPointer {
-        limit: (size_of::<Gdt>() - 1) as u16,
-        base: TABLES.gdt.get() as u64,
-    };
-    // Safety: the GDT was filled by `init` on the boot CPU before any use;
-    // only its kernel code and data descriptors are loaded here.
+    // Safety: the GDT was filled by `init` on the boot CPU before any use
+    // and never changes afterwards; the selectors name its kernel code and
+    // data descriptors.
     unsafe {
-        core::arch::asm!(
-            "lgdt [{ptr}]",
-            "push {cs}",
-            "lea {tmp}, [rip + 2f]",
-            "push {tmp}",
-            "retfq",
-            "2:",
-            "mov ds, {ds:x}",
-            "mov es, {ds:x}",
-            "mov ss, {ds:x}",
-            ptr = in(reg) &ptr,
-            cs = const KERNEL_CS as u64,
-            ds = in(reg) KERNEL_DS as u64,
-            tmp = lateout(reg) _,
-        );
+        (*TABLES.gdt.get()).load_unsafe();
+        CS::set_reg(KERNEL_CS);
+        DS::set_reg(KERNEL_DS);
+        ES::set_reg(KERNEL_DS);
+        SS::set_reg(KERNEL_DS);
     }
 }

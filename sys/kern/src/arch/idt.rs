@@ -4,12 +4,18 @@
 //! zero where the CPU pushes no error code — records its vector, and jumps
 //! to [`trap_common`](super::entry::trap_common). All gates are interrupt
 //! gates (IF cleared on entry): the kernel runs with interrupts off.
+//!
+//! The table and its gates are the `x86_64` crate's. Its typed handlers
+//! need the unstable x86-interrupt ABI, so gates are set by address to the
+//! naked stubs here, which stay hand-written: they are the entry path.
 
 use core::cell::UnsafeCell;
-use core::mem::size_of;
+
+use x86_64::structures::idt::{Entry, EntryOptions, InterruptDescriptorTable};
+use x86_64::{PrivilegeLevel, VirtAddr};
 
 use super::entry::{trap_common, TRAP_VECTOR};
-use super::gdt::KERNEL_CS;
+use super::gdt::{DOUBLE_FAULT_IST, KERNEL_CS};
 
 /// Vector of the LAPIC timer.
 pub const TIMER_VECTOR: u8 = 0x20;
@@ -23,35 +29,13 @@ pub const SPURIOUS_VECTOR: u8 = 0xFF;
 pub const DOUBLE_FAULT: u8 = 8;
 const BREAKPOINT: u8 = 3;
 
-#[derive(Copy, Clone)]
-#[repr(C)]
-struct Gate {
-    offset_low: u16,
-    selector: u16,
-    ist: u8,
-    type_attr: u8,
-    offset_mid: u16,
-    offset_high: u32,
-    reserved: u32,
-}
-
-const MISSING: Gate = Gate {
-    offset_low: 0,
-    selector: 0,
-    ist: 0,
-    type_attr: 0,
-    offset_mid: 0,
-    offset_high: 0,
-    reserved: 0,
-};
-
-#[repr(C, align(16))]
-struct Idt(UnsafeCell<[Gate; 256]>);
+#[repr(transparent)]
+struct Idt(UnsafeCell<InterruptDescriptorTable>);
 
 // Safety: written once during boot-CPU init, read-only afterwards.
 unsafe impl Sync for Idt {}
 
-static IDT: Idt = Idt(UnsafeCell::new([MISSING; 256]));
+static IDT: Idt = Idt(UnsafeCell::new(InterruptDescriptorTable::new()));
 
 macro_rules! stub {
     ($name:ident, $vector:expr, error_code) => {
@@ -108,7 +92,7 @@ stub!(vspurious, SPURIOUS_VECTOR);
 macro_rules! irq_stubs {
     ($($name:ident = $n:expr),* $(,)?) => {
         $( stub!($name, IRQ_BASE_VECTOR + $n); )*
-        const IRQ_STUBS: [unsafe extern "C" fn(); IRQ_COUNT as usize] = [$($name),*];
+        const IRQ_STUBS: [Stub; IRQ_COUNT as usize] = [$($name),*];
     };
 }
 
@@ -139,36 +123,47 @@ irq_stubs!(
     i23 = 23,
 );
 
-fn gate(handler: unsafe extern "C" fn(), ist: u8) -> Gate {
-    gate_with_dpl(handler, ist, 0)
-}
+type Stub = unsafe extern "C" fn();
 
-/// A gate; `dpl` 3 lets `int n` from ring 3 reach it (only #BP, so that a
-/// task's breakpoint is reported as one rather than as #GP).
-fn gate_with_dpl(handler: unsafe extern "C" fn(), ist: u8, dpl: u8) -> Gate {
-    let addr = handler as *const () as u64;
-    Gate {
-        offset_low: addr as u16,
-        selector: KERNEL_CS,
-        ist,
-        // Present, 64-bit interrupt gate; with DPL 0 tasks cannot `int`
-        // into the kernel.
-        type_attr: 0x8E | (dpl << 5),
-        offset_mid: (addr >> 16) as u16,
-        offset_high: (addr >> 32) as u32,
-        reserved: 0,
+/// The crate names the entries of exceptions that push an error code (or
+/// never return) by field, because their handler types differ, and panics
+/// when they are indexed; this reaches any vector's entry by number.
+/// Reserved vectors (15, 22–27, 31) have none: the CPU never raises them.
+fn set_gate(idt: &mut InterruptDescriptorTable, vector: u8, stub: Stub) -> &mut EntryOptions {
+    fn set<F>(entry: &mut Entry<F>, stub: Stub) -> &mut EntryOptions {
+        // Safety: the stubs of this module are the only handlers, each
+        // written for the frame its vector delivers (with or without an
+        // error code).
+        let options = unsafe { entry.set_handler_addr(VirtAddr::new(stub as usize as u64)) };
+        // Safety: KERNEL_CS is the GDT's 64-bit kernel code descriptor,
+        // loaded before any gate is used; naming it keeps the gate right
+        // whatever CS the filling CPU happens to run on.
+        unsafe { options.set_code_selector(KERNEL_CS) }
+    }
+    match vector {
+        8 => set(&mut idt.double_fault, stub),
+        10 => set(&mut idt.invalid_tss, stub),
+        11 => set(&mut idt.segment_not_present, stub),
+        12 => set(&mut idt.stack_segment_fault, stub),
+        13 => set(&mut idt.general_protection_fault, stub),
+        14 => set(&mut idt.page_fault, stub),
+        17 => set(&mut idt.alignment_check, stub),
+        18 => set(&mut idt.machine_check, stub),
+        21 => set(&mut idt.cp_protection_exception, stub),
+        29 => set(&mut idt.vmm_communication_exception, stub),
+        30 => set(&mut idt.security_exception, stub),
+        v => set(&mut idt[v], stub),
     }
 }
 
-#[repr(C, packed)]
-struct DescriptorPointer {
-    limit: u16,
-    base: u64,
+/// Whether the crate's table has an entry for exception `vector`.
+fn is_reserved(vector: u8) -> bool {
+    matches!(vector, 15 | 22..=27 | 31)
 }
 
 /// Fills the IDT and loads it on this CPU.
 pub fn init() {
-    let exceptions: [(u8, unsafe extern "C" fn()); 21] = [
+    let exceptions: [(u8, Stub); 21] = [
         (0, v00),
         (1, v01),
         (2, v02),
@@ -195,32 +190,32 @@ pub fn init() {
     // the table concurrently.
     let idt = unsafe { &mut *IDT.0.get() };
     for (vector, handler) in exceptions {
-        idt[usize::from(vector)] = gate(handler, 0);
+        set_gate(idt, vector, handler);
     }
-    idt[usize::from(DOUBLE_FAULT)] = gate(v08, 1);
-    idt[usize::from(BREAKPOINT)] = gate_with_dpl(v03, 0, 3);
-    idt[usize::from(SPURIOUS_VECTOR)] = gate(vspurious, 0);
-    for (n, handler) in IRQ_STUBS.iter().enumerate() {
-        idt[usize::from(IRQ_BASE_VECTOR) + n] = gate(*handler, 0);
+    // Safety: IST slot DOUBLE_FAULT_IST holds the double-fault stack
+    // (`gdt::init`), used by no other vector.
+    unsafe { set_gate(idt, DOUBLE_FAULT, v08).set_stack_index(DOUBLE_FAULT_IST) };
+    // DPL 3 lets `int3` from ring 3 reach the gate (only #BP, so that a
+    // task's breakpoint is reported as one rather than as #GP); every other
+    // gate keeps DPL 0, so tasks cannot `int` into the kernel.
+    set_gate(idt, BREAKPOINT, v03).set_privilege_level(PrivilegeLevel::Ring3);
+    set_gate(idt, SPURIOUS_VECTOR, vspurious);
+    for (vector, handler) in (IRQ_BASE_VECTOR..).zip(IRQ_STUBS) {
+        set_gate(idt, vector, handler);
     }
     load();
 }
 
 /// Loads the (already filled) IDT on the calling CPU.
 pub fn load() {
-    let ptr = DescriptorPointer {
-        limit: (size_of::<[Gate; 256]>() - 1) as u16,
-        base: IDT.0.get() as u64,
-    };
-    // Safety: the IDT is static and fully initialized by `init`.
-    unsafe {
-        core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags))
-    }
+    // Safety: the IDT is static, fully initialized by `init` and never
+    // changed afterwards.
+    unsafe { (*IDT.0.get()).load_unsafe() }
 }
 
 /// The APs' table: their only interrupt is the service IPI, and any
 /// exception on an AP is a kernel bug.
-static AP_IDT: Idt = Idt(UnsafeCell::new([MISSING; 256]));
+static AP_IDT: Idt = Idt(UnsafeCell::new(InterruptDescriptorTable::new()));
 
 #[unsafe(naked)]
 unsafe extern "C" fn ap_service_stub() {
@@ -339,23 +334,18 @@ extern "C" fn ap_exception() -> ! {
 pub fn init_ap() {
     // Safety: boot CPU, before any AP runs; nothing reads it yet.
     let idt = unsafe { &mut *AP_IDT.0.get() };
-    for g in idt.iter_mut().take(32) {
-        *g = gate(ap_exception_stub, 0);
+    for vector in (0..32).filter(|&v| !is_reserved(v)) {
+        set_gate(idt, vector, ap_exception_stub);
     }
-    idt[6] = gate(ap_ud_stub, 0);
-    idt[13] = gate(ap_gp_stub, 0);
-    idt[usize::from(super::smp::SERVICE_VECTOR)] = gate(ap_service_stub, 0);
-    idt[usize::from(SPURIOUS_VECTOR)] = gate(ap_service_stub, 0);
+    set_gate(idt, 6, ap_ud_stub);
+    set_gate(idt, 13, ap_gp_stub);
+    set_gate(idt, super::smp::SERVICE_VECTOR, ap_service_stub);
+    set_gate(idt, SPURIOUS_VECTOR, ap_service_stub);
 }
 
 /// Loads the APs' IDT on the calling AP.
 pub fn load_ap() {
-    let ptr = DescriptorPointer {
-        limit: (size_of::<[Gate; 256]>() - 1) as u16,
-        base: AP_IDT.0.get() as u64,
-    };
-    // Safety: filled by `init_ap` before any AP started.
-    unsafe {
-        core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags))
-    }
+    // Safety: filled by `init_ap` before any AP started, never changed
+    // afterwards.
+    unsafe { (*AP_IDT.0.get()).load_unsafe() }
 }

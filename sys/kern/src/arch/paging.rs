@@ -15,8 +15,18 @@
 //!   user-accessible: a stray access faults.
 //! - Table pages come from a fixed pool in `.bss`; running out is a boot
 //!   failure, reported as such, because it is a build-time sizing error.
+//!
+//! Tables, entries and their flags are the `x86_64` crate's; the walk is
+//! our own, because it runs on identity-mapped pool pages at boot and
+//! needs none of the crate's mapper machinery (frame allocators, recursive
+//! or offset table access).
 
 use core::cell::UnsafeCell;
+
+use x86_64::instructions::tlb;
+use x86_64::structures::paging::page_table::PageTableEntry;
+use x86_64::structures::paging::{PageTable, PageTableFlags as Flags};
+use x86_64::{PhysAddr, VirtAddr};
 
 /// Where the direct map of physical memory starts.
 pub const PHYS_OFFSET: u64 = 0xFFFF_8000_0000_0000;
@@ -25,16 +35,6 @@ pub const DIRECT_MAP_LIMIT: u64 = 64 << 30;
 
 pub const PAGE_SIZE: u64 = 4096;
 const LARGE_PAGE: u64 = 2 << 20;
-
-const P: u64 = 1 << 0;
-const RW: u64 = 1 << 1;
-const US: u64 = 1 << 2;
-const PWT: u64 = 1 << 3;
-const PCD: u64 = 1 << 4;
-const PS: u64 = 1 << 7;
-const GLOBAL: u64 = 1 << 8;
-const NX: u64 = 1 << 63;
-const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 /// Access a mapping grants.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -45,22 +45,15 @@ pub struct Access {
 }
 
 impl Access {
-    fn leaf_bits(self) -> u64 {
-        let mut bits = P;
-        if self.write {
-            bits |= RW;
-        }
-        if !self.execute {
-            bits |= NX;
-        }
-        if self.user {
-            bits |= US;
-        } else {
-            // The kernel image is the same in every address space, so its
-            // TLB entries may survive CR3 switches.
-            bits |= GLOBAL;
-        }
-        bits
+    fn leaf_flags(self) -> Flags {
+        let mut flags = Flags::PRESENT;
+        flags.set(Flags::WRITABLE, self.write);
+        flags.set(Flags::NO_EXECUTE, !self.execute);
+        // The kernel image is the same in every address space, so its TLB
+        // entries may survive CR3 switches.
+        flags.set(Flags::USER_ACCESSIBLE, self.user);
+        flags.set(Flags::GLOBAL, !self.user);
+        flags
     }
 }
 
@@ -68,13 +61,10 @@ impl Access {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct TablePhys(pub u64);
 
-#[repr(C, align(4096))]
-struct Page([u64; 512]);
-
 const POOL_PAGES: usize = 384;
 
 struct Pool {
-    pages: UnsafeCell<[Page; POOL_PAGES]>,
+    pages: UnsafeCell<[PageTable; POOL_PAGES]>,
     used: UnsafeCell<usize>,
 }
 
@@ -83,17 +73,17 @@ struct Pool {
 unsafe impl Sync for Pool {}
 
 static POOL: Pool = Pool {
-    pages: UnsafeCell::new([const { Page([0; 512]) }; POOL_PAGES]),
+    pages: UnsafeCell::new([const { PageTable::new() }; POOL_PAGES]),
     used: UnsafeCell::new(0),
 };
 
 /// The pool lives in the identity-mapped kernel image, so a table page's
 /// physical address is also a usable pointer to it.
-fn table(phys: TablePhys) -> &'static mut [u64; 512] {
+fn table(phys: TablePhys) -> &'static mut PageTable {
     // Safety: `phys` always comes from `alloc_table`, i.e. it is a pool
     // page, identity-mapped and exclusively owned by the paging code during
     // boot.
-    unsafe { &mut (*(phys.0 as *mut Page)).0 }
+    unsafe { &mut *(phys.0 as *mut PageTable) }
 }
 
 fn alloc_table() -> TablePhys {
@@ -107,37 +97,49 @@ fn alloc_table() -> TablePhys {
     // Safety: as above; the page at `used` has never been handed out.
     let page = unsafe { &mut (*POOL.pages.get())[*used] };
     *used += 1;
-    page.0 = [0; 512];
-    TablePhys(page as *mut Page as u64)
+    page.zero();
+    TablePhys(page as *mut PageTable as u64)
 }
 
 /// Returns the table the entry at `index` of `parent` points to, creating
 /// it if absent. Intermediate entries allow everything; the leaf decides.
 fn next_level(parent: TablePhys, index: usize) -> TablePhys {
     let entry = &mut table(parent)[index];
-    if *entry & P == 0 {
-        let child = alloc_table();
-        *entry = child.0 | P | RW | US;
-    } else if *entry & PS != 0 {
+    let flags = entry.flags();
+    if !flags.contains(Flags::PRESENT) {
+        let new = alloc_table();
+        entry.set_addr(
+            PhysAddr::new(new.0),
+            Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE,
+        );
+    } else if flags.contains(Flags::HUGE_PAGE) {
         crate::fail::boot_failure(format_args!("mapping inside a large page"));
     }
-    TablePhys(*entry & ADDR_MASK)
+    child(entry)
 }
 
+/// The PML4, PDPT, PD and PT indices of `va`. Only the low 48 bits count,
+/// as for the CPU; the upper bits of a non-canonical address are ignored.
 fn indices(va: u64) -> [usize; 4] {
+    let va = VirtAddr::new_truncate(va);
     [
-        ((va >> 39) & 0x1ff) as usize,
-        ((va >> 30) & 0x1ff) as usize,
-        ((va >> 21) & 0x1ff) as usize,
-        ((va >> 12) & 0x1ff) as usize,
+        usize::from(va.p4_index()),
+        usize::from(va.p3_index()),
+        usize::from(va.p2_index()),
+        usize::from(va.p1_index()),
     ]
+}
+
+/// The table an entry known to be present points to.
+fn child(entry: &PageTableEntry) -> TablePhys {
+    TablePhys(entry.addr().as_u64())
 }
 
 /// Maps one 4 KiB page.
 pub fn map_page(pml4: TablePhys, va: u64, pa: u64, access: Access) {
     let [i4, i3, i2, i1] = indices(va);
     let pt = next_level(next_level(next_level(pml4, i4), i3), i2);
-    table(pt)[i1] = pa | access.leaf_bits();
+    table(pt)[i1].set_addr(PhysAddr::new(pa), access.leaf_flags());
 }
 
 /// Maps `[start, end)` identically with `access`, 4 KiB at a time.
@@ -156,7 +158,7 @@ pub struct KernelSpace {
     kernel_pd: TablePhys,
     kernel_pd_entries: usize,
     /// The PML4 entry of the direct map.
-    direct_map_entry: u64,
+    direct_map_entry: PageTableEntry,
 }
 
 extern "C" {
@@ -205,22 +207,23 @@ pub fn build_kernel_space() -> KernelSpace {
     while pa < DIRECT_MAP_LIMIT {
         let [_, i3, i2, _] = indices(PHYS_OFFSET + pa);
         let pd = next_level(direct_pdpt, i3);
-        let mut bits = P | RW | PS | NX | GLOBAL;
+        let mut flags =
+            Flags::PRESENT | Flags::WRITABLE | Flags::HUGE_PAGE | Flags::NO_EXECUTE | Flags::GLOBAL;
         if (3 << 30..4 << 30).contains(&pa) {
-            bits |= PCD | PWT;
+            flags |= Flags::NO_CACHE | Flags::WRITE_THROUGH;
         }
-        table(pd)[i2] = pa | bits;
+        table(pd)[i2].set_addr(PhysAddr::new(pa), flags);
         pa += LARGE_PAGE;
     }
 
     let [i4, i3, _, _] = indices(kstart);
-    let kernel_pdpt = TablePhys(table(pml4)[i4] & ADDR_MASK);
-    let kernel_pd = TablePhys(table(kernel_pdpt)[i3] & ADDR_MASK);
+    let kernel_pdpt = child(&table(pml4)[i4]);
+    let kernel_pd = child(&table(kernel_pdpt)[i3]);
     KernelSpace {
         pml4,
         kernel_pd,
         kernel_pd_entries: kend.div_ceil(LARGE_PAGE) as usize,
-        direct_map_entry: table(pml4)[indices(PHYS_OFFSET)[0]],
+        direct_map_entry: table(pml4)[indices(PHYS_OFFSET)[0]].clone(),
     }
 }
 
@@ -237,10 +240,10 @@ impl KernelSpace {
     #[must_use]
     pub fn new_task_space(&self) -> TablePhys {
         let pml4 = alloc_table();
-        table(pml4)[indices(PHYS_OFFSET)[0]] = self.direct_map_entry;
+        table(pml4)[indices(PHYS_OFFSET)[0]] = self.direct_map_entry.clone();
         let pd = next_level(next_level(pml4, 0), 0);
         for i in 0..self.kernel_pd_entries {
-            table(pd)[i] = table(self.kernel_pd)[i];
+            table(pd)[i] = table(self.kernel_pd)[i].clone();
         }
         pml4
     }
@@ -284,13 +287,12 @@ pub fn unmap_page(pml4: TablePhys, va: u64) {
     let [i4, i3, i2, i1] = indices(va);
     let mut t = pml4;
     for i in [i4, i3, i2] {
-        let e = table(t)[i];
-        if e & P == 0 || e & PS != 0 {
+        let e = &table(t)[i];
+        if !e.flags().contains(Flags::PRESENT) || e.flags().contains(Flags::HUGE_PAGE) {
             return;
         }
-        t = TablePhys(e & ADDR_MASK);
+        t = child(e);
     }
-    table(t)[i1] = 0;
-    // Safety: INVLPG only drops a TLB entry.
-    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
+    table(t)[i1].set_unused();
+    tlb::flush(VirtAddr::new_truncate(va));
 }

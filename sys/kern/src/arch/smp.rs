@@ -38,7 +38,8 @@ pub const SERVICE_VECTOR: u8 = 0xF0;
 // Layout (offsets from the trampoline base): 0 a jump over the data;
 // 8 the parameter block (CR3, stack top, CPU index, entry); 40 a GDT with
 // 32-bit code (0x08), data (0x10) and 64-bit code (0x18); 72 its pointer.
-// Fixed offsets keep every memory operand a plain number.
+// Fixed offsets keep every memory operand a plain number. Hand assembly:
+// it runs in real and protected mode, before any Rust code can.
 core::arch::global_asm!(
     r#"
     .section .rodata.ap_trampoline, "a"
@@ -167,10 +168,7 @@ pub fn set_handler(h: Handler) {
 fn execute(cpu_index: usize, op: Op, words: &mut [u64; 8]) {
     match op {
         Op::ApicId => words[0] = u64::from(apic::apic_id()),
-        Op::Wbinvd => {
-            // Safety: WBINVD only writes back and invalidates caches.
-            unsafe { core::arch::asm!("wbinvd", options(nostack)) };
-        }
+        Op::Wbinvd => cpu::wbinvd(),
         Op::VmxOn => words[0] = u64::from(super::vmx::vmxon_here(cpu_index)),
         Op::Seamcall => {
             let h = HANDLER.load(Ordering::Acquire);
@@ -230,7 +228,7 @@ extern "C" fn ap_main(index: u64) -> ! {
     let index = index as usize;
     gdt::load_on_ap();
     super::idt::load_ap();
-    crate::enable_cpu_protections();
+    cpu::enable_protections();
     apic::init_local();
     APIC_IDS[index].store(apic::apic_id(), Ordering::Release);
     let m = &MAILBOXES[index];

@@ -8,6 +8,9 @@
 //! (no module loaded); #UD and #GP are caught by the trap handlers through
 //! the fix-up at [`SEAMCALL_INSN`], which resumes at [`SEAMCALL_FIXUP`]
 //! with the fault's code in RAX.
+//!
+//! VMXON and SEAMCALL are hand assembly: the `x86_64` crate has neither;
+//! the control registers around them are the crate's.
 
 use core::cell::UnsafeCell;
 
@@ -18,6 +21,8 @@ use tdx_abi::hw::{
 use tdx_abi::{SeamcallArgs, SeamcallResult};
 use tdx_emu::{SeamcallFault, SeamcallOutcome};
 
+use x86_64::registers::control::{Cr0, Cr4, Cr4Flags};
+
 use super::cpu;
 use super::smp::{self, Op, MAX_CPUS};
 
@@ -26,7 +31,6 @@ const MSR_IA32_VMX_CR0_FIXED0: u32 = 0x486;
 const MSR_IA32_VMX_CR0_FIXED1: u32 = 0x487;
 const MSR_IA32_VMX_CR4_FIXED0: u32 = 0x488;
 const MSR_IA32_VMX_CR4_FIXED1: u32 = 0x489;
-const CR4_VMXE: u64 = 1 << 13;
 
 /// Outcome codes the raw stub returns in RAX.
 const RAW_OK: u64 = 0;
@@ -91,15 +95,19 @@ pub fn vmxon_here(index: usize) -> bool {
         let basic = cpu::rdmsr(MSR_IA32_VMX_BASIC);
         let region = &mut (*VMXON_REGIONS.0.get())[index];
         region[..4].copy_from_slice(&((basic as u32) & 0x7FFF_FFFF).to_le_bytes());
-        let mut cr0: u64;
-        core::arch::asm!("mov {}, cr0", out(reg) cr0);
-        cr0 = (cr0 | cpu::rdmsr(MSR_IA32_VMX_CR0_FIXED0)) & cpu::rdmsr(MSR_IA32_VMX_CR0_FIXED1);
-        core::arch::asm!("mov cr0, {}", in(reg) cr0);
-        let cr4 = (cpu::read_cr4() | CR4_VMXE | cpu::rdmsr(MSR_IA32_VMX_CR4_FIXED0))
+        // Raw values: the fixed-bit MSRs may name bits the crate's flag
+        // types do not know, and all of them must reach the register.
+        let cr0 = (Cr0::read_raw() | cpu::rdmsr(MSR_IA32_VMX_CR0_FIXED0))
+            & cpu::rdmsr(MSR_IA32_VMX_CR0_FIXED1);
+        Cr0::write_raw(cr0);
+        let cr4 = (Cr4::read_raw()
+            | Cr4Flags::VIRTUAL_MACHINE_EXTENSIONS.bits()
+            | cpu::rdmsr(MSR_IA32_VMX_CR4_FIXED0))
             & cpu::rdmsr(MSR_IA32_VMX_CR4_FIXED1);
-        cpu::write_cr4(cr4);
+        Cr4::write_raw(cr4);
         let pa: u64 = region.as_ptr() as u64;
         let failed: u8;
+        // Hand assembly: the `x86_64` crate has no VMXON.
         core::arch::asm!("vmxon [{pa}]", "setna {f}", pa = in(reg) &pa, f = out(reg_byte) failed);
         failed == 0
     }
