@@ -96,3 +96,97 @@ pub fn clippy(manifests: &[PathBuf]) -> Result<ExitCode> {
         ExitCode::FAILURE
     })
 }
+
+/// Checks of the kernel's layering that clippy cannot express: the
+/// portable kernel (`sys/kern/src` outside `arch/`) reaches a task's saved
+/// registers only through the typed words of `abi::syscall`, never by
+/// register name.
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn kernel_src() -> PathBuf {
+        crate::dist::workspace_root().join("sys/kern/src")
+    }
+
+    /// The fields of `struct SavedState` in the arch layer, as written.
+    fn saved_state_fields() -> Vec<String> {
+        let path = kernel_src().join("arch/entry.rs");
+        let text = std::fs::read_to_string(&path).expect("reading arch/entry.rs");
+        let start = text
+            .find("pub struct SavedState {")
+            .expect("arch/entry.rs defines SavedState");
+        let body = &text[start..];
+        let end = body.find("\n}").expect("SavedState's body ends");
+        body[..end]
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn portable_sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("listing the kernel sources") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "arch") {
+                    portable_sources(&path, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn saved_registers_are_visible_only_inside_the_arch_layer() {
+        let fields = saved_state_fields();
+        assert!(
+            fields.iter().any(|f| f.contains("rdi:")),
+            "SavedState's fields were not found: {fields:?}"
+        );
+        for f in &fields {
+            assert!(
+                f.starts_with("pub(in crate::arch) ") || !f.starts_with("pub"),
+                "SavedState field `{f}` is visible outside arch/; the portable kernel must use \
+                 the abi::syscall words instead"
+            );
+        }
+    }
+
+    #[test]
+    fn the_portable_kernel_names_no_saved_register() {
+        let registers: Vec<String> = saved_state_fields()
+            .iter()
+            .filter_map(|f| f.split(':').next())
+            .map(|f| {
+                f.trim_start_matches("pub(in crate::arch)")
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+        let mut files = Vec::new();
+        portable_sources(&kernel_src(), &mut files);
+        assert!(files.len() > 10, "kernel sources not found: {files:?}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("reading a kernel source");
+            for (n, line) in text.lines().enumerate() {
+                for reg in &registers {
+                    let by_name = format!("save.{reg}");
+                    let hit = line.match_indices(&by_name).any(|(i, _)| {
+                        !line[i + by_name.len()..]
+                            .starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                    });
+                    assert!(
+                        !hit,
+                        "{}:{}: names saved register `{reg}`; use the task's syscall words",
+                        file.display(),
+                        n + 1
+                    );
+                }
+            }
+        }
+    }
+}

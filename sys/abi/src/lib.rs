@@ -21,6 +21,7 @@
 
 pub mod kipc;
 pub mod platform;
+pub mod syscall;
 
 /// Number of bits of a [`TaskId`] that hold the task index.
 pub const INDEX_BITS: u32 = 16;

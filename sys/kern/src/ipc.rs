@@ -1,10 +1,14 @@
 //! Synchronous IPC: SEND, RECV, REPLY, REPLY_FAULT and the BORROW family.
 //!
-//! Pattern: each syscall is `fn(tasks, caller) -> Result<Next, UserError>`.
-//! Arguments are read from the caller's saved registers (they stay there
-//! while a task is blocked, so a delayed delivery reads them then); results
-//! are written back into saved registers. A `UserError::Usage` faults the
-//! caller; everything recoverable is a response code.
+//! Pattern: each syscall is `fn(tasks, caller, &args) -> Result<Next,
+//! UserError>`, with `args` the caller's argument words already decoded
+//! into their `abi::syscall` struct by the dispatcher. A blocked task's
+//! arguments stay in its saved words, so a delayed delivery decodes them
+//! then (`SendArgs`/`RecvArgs::from_regs` of the blocked task); results are
+//! written back as words of an `abi::syscall` result. A recoverable answer
+//! (a dead code, `IPC_REFUSED`, `DEFECT`) is returned as
+//! `UserError::Recoverable` for the dispatcher to hand back, a misuse as
+//! `UserError::Fault`.
 //!
 //! Blame: when a transfer touches two tasks, each side's memory claims are
 //! checked when that side makes them (the sender's at SEND, the receiver's
@@ -21,52 +25,22 @@
 //! `IPC_REFUSED` without a delivery. REPLY needs no edge: it only ever
 //! reaches a task blocked waiting for the caller.
 
-use abi::{
-    lease_attr, ReplyFaultReason, TaskId, ULease, UsageError, DEFECT, IPC_REFUSED, MAX_LEASES,
-    ULEASE_SIZE,
+use abi::syscall::{
+    BorrowArgs, BorrowInfoArgs, LeaseInfo, Received, RecvArgs, ReplyArgs, ReplyFaultArgs, Response,
+    SendArgs,
 };
+use abi::{lease_attr, TaskId, ULease, UsageError, DEFECT, IPC_REFUSED, MAX_LEASES, ULEASE_SIZE};
 
+use crate::outcome::{Next, UserError};
 use crate::task::{check_id, current_id, force_fault, IdCheck, SchedState, Task, TaskState};
 use crate::umem::{self, USlice};
 
-/// What the dispatcher does after a syscall.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-#[must_use]
-pub enum Next {
-    /// Return to the caller.
-    Same,
-    /// Something changed; pick the most important runnable task.
-    Reschedule,
-}
-
-/// A syscall the caller got wrong.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum UserError {
-    Usage(UsageError),
-}
-
-impl From<UsageError> for UserError {
-    fn from(e: UsageError) -> Self {
-        UserError::Usage(e)
-    }
-}
-
-/// The saved SEND arguments of a task blocked in SEND or REPLY. They are
-/// kernel storage (the task cannot run while blocked); the lease table is
-/// not among them: its checked copy is in the task ([`Task::lease`]).
-struct SendArgs {
-    operation: u16,
-    message: USlice,
-    reply: USlice,
-}
-
-fn send_args(t: &Task) -> SendArgs {
-    let s = &t.save;
-    SendArgs {
-        operation: s.rsi as u16,
-        message: USlice::new(s.rdx, s.r10),
-        reply: USlice::new(s.r8, s.r9),
-    }
+/// The SEND arguments of a task blocked in SEND or REPLY. Its saved words
+/// are kernel storage (the task cannot run while blocked); the lease table
+/// is not read from them again: its checked copy is in the task
+/// ([`Task::lease`]).
+fn blocked_send(t: &Task) -> SendArgs {
+    SendArgs::from_regs(&t.syscall_args())
 }
 
 /// Copies the lease table `table` (`count` entries, `count <=
@@ -95,16 +69,12 @@ fn copy_leases(lender: &Task, table: u64, count: usize) -> Option<[ULease; MAX_L
     Some(out)
 }
 
-/// SEND: `rdi` target, `rsi` operation, `rdx`/`r10` message, `r8`/`r9`
-/// reply buffer, `r12`/`r13` lease table.
-pub fn send(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let target = TaskId(tasks[caller].save.rdi as u32);
-    if target == TaskId::KERNEL {
-        return crate::kipc::handle(tasks, caller);
-    }
-    let args = send_args(&tasks[caller]);
-    let (table, count) = (tasks[caller].save.r12, tasks[caller].save.r13);
-    if tasks[caller].save.rsi > u64::from(u16::MAX) {
+/// SEND to a task (the dispatcher routes a SEND to the kernel to
+/// `kipc`).
+pub fn send(tasks: &mut [Task], caller: usize, args: &SendArgs) -> Result<Next, UserError> {
+    let target = args.target;
+    let (table, count) = (args.leases.base, args.leases.len);
+    if args.operation > u64::from(u16::MAX) {
         return Err(UsageError::ReservedBits.into());
     }
     if count > MAX_LEASES as u64 {
@@ -124,15 +94,11 @@ pub fn send(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     // learns nothing about the target (not even that it restarted).
     let index = usize::from(target.index().0);
     if index < tasks.len() && !tasks[caller].may_send_to(index) {
-        tasks[caller].set_results(u64::from(IPC_REFUSED), 0);
-        return Ok(Next::Same);
+        return Err(UserError::Recoverable(IPC_REFUSED));
     }
     let callee = match check_id(tasks, target) {
         IdCheck::OutOfRange => return Err(UsageError::TaskOutOfRange.into()),
-        IdCheck::Dead(code) => {
-            tasks[caller].set_results(u64::from(code), 0);
-            return Ok(Next::Same);
-        }
+        IdCheck::Dead(code) => return Err(UserError::Recoverable(code)),
         IdCheck::Live(i) => i,
     };
     match &leases {
@@ -143,18 +109,22 @@ pub fn send(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     let me = current_id(tasks, caller);
     if let TaskState::Healthy(SchedState::InRecv(from)) = tasks[callee].state() {
         if from.is_none() || from == Some(me) {
-            deliver(tasks, caller, callee);
+            // The callee's RECV arguments were decoded and checked when it
+            // blocked, so they decode again; an empty buffer would be the
+            // safe reading if they somehow did not.
+            let buffer = RecvArgs::from_regs(&tasks[callee].syscall_args())
+                .map_or(USlice::new(0, 0), |r| r.buffer);
+            deliver(tasks, caller, callee, buffer);
         }
     }
     Ok(Next::Reschedule)
 }
 
-/// Copies the message of `sender` (blocked in SEND) into the RECV buffer
-/// of `receiver` (blocked in RECV) and completes the receiver's RECV.
-fn deliver(tasks: &mut [Task], sender: usize, receiver: usize) {
-    let args = send_args(&tasks[sender]);
-    let r = &tasks[receiver].save;
-    let buffer = USlice::new(r.rdi, r.rsi);
+/// Copies the message of `sender` (blocked in SEND) into `buffer`, the
+/// RECV buffer of `receiver` (blocked in RECV, or making that RECV now),
+/// and completes the receiver's RECV.
+fn deliver(tasks: &mut [Task], sender: usize, receiver: usize, buffer: USlice) {
+    let args = blocked_send(&tasks[sender]);
     let n = args.message.len.min(buffer.len);
     if n != 0 {
         // Safety: the sender's message was checked readable at SEND and the
@@ -165,32 +135,24 @@ fn deliver(tasks: &mut [Task], sender: usize, receiver: usize) {
     let receiver_id = current_id(tasks, receiver);
     let lease_count = tasks[sender].lease_count();
     let r = &mut tasks[receiver];
-    r.save.rax = 0;
-    r.save.rdi = u64::from(sender_id.0);
-    r.save.rsi = u64::from(args.operation);
-    r.save.rdx = args.message.len;
-    r.save.r10 = args.reply.len;
-    r.save.r8 = lease_count as u64;
+    r.set_syscall_results(
+        Received {
+            sender: sender_id,
+            // Checked to fit 16 bits at SEND.
+            operation: args.operation,
+            message_len: args.message.len,
+            response_capacity: args.reply.len,
+            lease_count: lease_count as u64,
+        }
+        .to_regs(),
+    );
     r.set_healthy_state(SchedState::Runnable);
     tasks[sender].set_healthy_state(SchedState::InReply(receiver_id));
 }
 
-/// RECV: `rdi`/`rsi` buffer, `rdx` notification mask, `r10` sender
-/// (bit 63 set for a closed receive).
-pub fn recv(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let s = &tasks[caller].save;
-    let buffer = USlice::new(s.rdi, s.rsi);
-    let mask = s.rdx;
-    let specific = if s.r10 & abi::RECV_CLOSED != 0 {
-        if s.r10 & !(abi::RECV_CLOSED | 0xFFFF_FFFF) != 0 {
-            return Err(UsageError::ReservedBits.into());
-        }
-        Some(TaskId(s.r10 as u32))
-    } else if s.r10 != 0 {
-        return Err(UsageError::ReservedBits.into());
-    } else {
-        None
-    };
+/// RECV.
+pub fn recv(tasks: &mut [Task], caller: usize, args: &RecvArgs) -> Result<Next, UserError> {
+    let (buffer, mask, specific) = (args.buffer, args.notification_mask, args.sender);
     if !tasks[caller].can_access(buffer, true) {
         return Err(UsageError::InvalidSlice.into());
     }
@@ -208,14 +170,11 @@ pub fn recv(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
         Some(TaskId::KERNEL) => {}
         Some(from) => match check_id(tasks, from) {
             IdCheck::OutOfRange => return Err(UsageError::TaskOutOfRange.into()),
-            IdCheck::Dead(code) => {
-                tasks[caller].set_results(u64::from(code), 0);
-                return Ok(Next::Same);
-            }
+            IdCheck::Dead(code) => return Err(UserError::Recoverable(code)),
             IdCheck::Live(i) => {
                 if tasks[i].is_sending_to(me) {
                     tasks[caller].set_healthy_state(SchedState::Runnable);
-                    deliver(tasks, i, caller);
+                    deliver(tasks, i, caller, buffer);
                     return Ok(Next::Same);
                 }
             }
@@ -223,7 +182,7 @@ pub fn recv(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
         None => {
             if let Some(sender) = most_important_sender(tasks, caller, me) {
                 tasks[caller].set_healthy_state(SchedState::Runnable);
-                deliver(tasks, sender, caller);
+                deliver(tasks, sender, caller, buffer);
                 return Ok(Next::Same);
             }
         }
@@ -270,22 +229,16 @@ fn reply_peer(tasks: &[Task], caller: usize, peer: TaskId) -> Result<Option<usiz
     }
 }
 
-/// REPLY: `rdi` peer, `rsi` response code, `rdx`/`r10` message.
-pub fn reply(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let s = &tasks[caller].save;
-    let peer = TaskId(s.rdi as u32);
-    let code = s.rsi;
-    let message = USlice::new(s.rdx, s.r10);
-    if code > u64::from(u32::MAX) {
-        return Err(UsageError::ReservedBits.into());
-    }
+/// REPLY.
+pub fn reply(tasks: &mut [Task], caller: usize, args: &ReplyArgs) -> Result<Next, UserError> {
+    let (peer, code, message) = (args.peer, args.code, args.message);
     if !tasks[caller].can_access(message, false) {
         return Err(UsageError::InvalidSlice.into());
     }
     let Some(p) = reply_peer(tasks, caller, peer)? else {
         return Ok(Next::Same);
     };
-    let reply_buf = send_args(&tasks[p]).reply;
+    let reply_buf = blocked_send(&tasks[p]).reply;
     if message.len > reply_buf.len {
         // The client said at SEND how much it can take; exceeding it is
         // the server's mistake.
@@ -297,20 +250,22 @@ pub fn reply(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
         unsafe { umem::copy(message.base, reply_buf.base, message.len as usize) };
     }
     let t = &mut tasks[p];
-    t.set_results(code, message.len);
+    t.respond(Response {
+        code,
+        value: message.len,
+    });
     t.set_healthy_state(SchedState::Runnable);
     Ok(Next::Reschedule)
 }
 
-/// REPLY_FAULT: `rdi` peer, `rsi` reason.
-pub fn reply_fault(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let s = &tasks[caller].save;
-    let peer = TaskId(s.rdi as u32);
-    let reason = u32::try_from(s.rsi)
-        .ok()
-        .and_then(ReplyFaultReason::from_raw)
-        .ok_or(UsageError::ReservedBits)?;
-    let Some(p) = reply_peer(tasks, caller, peer)? else {
+/// REPLY_FAULT.
+pub fn reply_fault(
+    tasks: &mut [Task],
+    caller: usize,
+    args: &ReplyFaultArgs,
+) -> Result<Next, UserError> {
+    let reason = args.reason;
+    let Some(p) = reply_peer(tasks, caller, args.peer)? else {
         return Ok(Next::Same);
     };
     let me = current_id(tasks, caller);
@@ -318,23 +273,23 @@ pub fn reply_fault(tasks: &mut [Task], caller: usize) -> Result<Next, UserError>
     Ok(Next::Reschedule)
 }
 
-/// The lender of a borrow and its lease, or the response code to return.
+/// Lease `index` of `lender` with at least the attributes `need`, as
+/// checked at the lender's SEND.
 fn find_lease(
     tasks: &[Task],
     caller: usize,
+    lender: TaskId,
+    index: u64,
     need: u32,
-) -> Result<Result<(usize, abi::ULease), u32>, UserError> {
-    let s = &tasks[caller].save;
-    let lender = TaskId(s.rdi as u32);
-    let index = s.rsi;
+) -> Result<ULease, UserError> {
     let l = match check_id(tasks, lender) {
         IdCheck::OutOfRange => return Err(UsageError::TaskOutOfRange.into()),
-        IdCheck::Dead(code) => return Ok(Err(code)),
+        IdCheck::Dead(code) => return Err(UserError::Recoverable(code)),
         IdCheck::Live(i) => i,
     };
     let me = current_id(tasks, caller);
     if !tasks[l].is_awaiting_reply_from(me) {
-        return Ok(Err(DEFECT));
+        return Err(UserError::Recoverable(DEFECT));
     }
     // The copy made and checked at the lender's SEND; its memory is never
     // read again for this.
@@ -342,29 +297,25 @@ fn find_lease(
         return Err(UsageError::LeaseOutOfRange.into());
     };
     if lease.attributes & need != need {
-        return Ok(Err(DEFECT));
+        return Err(UserError::Recoverable(DEFECT));
     }
-    Ok(Ok((l, lease)))
+    Ok(lease)
 }
 
-/// BORROW_READ / BORROW_WRITE: `rdi` lender, `rsi` lease index, `rdx`
-/// offset, `r10`/`r8` the caller's buffer. Returns `rax` code, `rdi` bytes.
-pub fn borrow(tasks: &mut [Task], caller: usize, write: bool) -> Result<Next, UserError> {
+/// BORROW_READ / BORROW_WRITE: answers the number of bytes copied.
+pub fn borrow(
+    tasks: &mut [Task],
+    caller: usize,
+    args: &BorrowArgs,
+    write: bool,
+) -> Result<Next, UserError> {
     let need = if write {
         lease_attr::WRITE
     } else {
         lease_attr::READ
     };
-    let (lender, lease) = match find_lease(tasks, caller, need)? {
-        Ok(found) => found,
-        Err(code) => {
-            tasks[caller].set_results(u64::from(code), 0);
-            return Ok(Next::Same);
-        }
-    };
-    let s = &tasks[caller].save;
-    let offset = s.rdx;
-    let local = USlice::new(s.r10, s.r8);
+    let lease = find_lease(tasks, caller, args.lender, args.index, need)?;
+    let (offset, local) = (args.offset, args.buffer);
     if offset > lease.len {
         return Err(UsageError::OffsetOutOfRange.into());
     }
@@ -384,22 +335,21 @@ pub fn borrow(tasks: &mut [Task], caller: usize, write: bool) -> Result<Next, Us
             umem::copy(remote, local.base, n as usize);
         }
     }
-    let _ = lender;
-    tasks[caller].set_results(0, n);
+    tasks[caller].respond(Response { code: 0, value: n });
     Ok(Next::Same)
 }
 
-/// BORROW_INFO: `rdi` lender, `rsi` index → `rax` code, `rdi` attributes,
-/// `rsi` length.
-pub fn borrow_info(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    match find_lease(tasks, caller, 0)? {
-        Ok((_, lease)) => {
-            let s = &mut tasks[caller].save;
-            s.rax = 0;
-            s.rdi = u64::from(lease.attributes);
-            s.rsi = lease.len;
-        }
-        Err(code) => tasks[caller].set_results(u64::from(code), 0),
-    }
+/// BORROW_INFO.
+pub fn borrow_info(
+    tasks: &mut [Task],
+    caller: usize,
+    args: &BorrowInfoArgs,
+) -> Result<Next, UserError> {
+    let lease = find_lease(tasks, caller, args.lender, args.index, 0)?;
+    let info = LeaseInfo {
+        attributes: lease.attributes,
+        len: lease.len,
+    };
+    tasks[caller].set_syscall_results(info.to_regs());
     Ok(Next::Same)
 }

@@ -9,10 +9,11 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use abi::{irq_control, UsageError};
+use abi::syscall::{IrqControlArgs, IrqStatus, IrqStatusArgs, Response};
+use abi::UsageError;
 
 use crate::arch::apic;
-use crate::ipc::{Next, UserError};
+use crate::outcome::{Next, UserError};
 use crate::startup::IRQS;
 use crate::task::{self, Task};
 
@@ -55,14 +56,13 @@ pub fn fire(tasks: &mut [Task], irq: u8) -> bool {
     woke
 }
 
-/// IRQ_CONTROL: `rdi` notification mask, `rsi` flags.
-pub fn control(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let s = &tasks[caller].save;
-    let (mask, flags) = (s.rdi, s.rsi);
-    if flags & !irq_control::ENABLE != 0 {
-        return Err(UsageError::ReservedBits.into());
-    }
-    let enable = flags & irq_control::ENABLE != 0;
+/// IRQ_CONTROL: (un)mask the inputs bound to the caller's bits `mask`.
+pub fn control(
+    tasks: &mut [Task],
+    caller: usize,
+    args: &IrqControlArgs,
+) -> Result<Next, UserError> {
+    let (mask, enable) = (args.mask, args.enable);
     let mut found = false;
     for b in IRQS
         .iter()
@@ -80,14 +80,14 @@ pub fn control(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     if !found {
         return Err(UsageError::NoIrq.into());
     }
-    tasks[caller].set_results(0, 0);
+    tasks[caller].respond(Response::OK);
     Ok(Next::Same)
 }
 
-/// IRQ_STATUS: `rdi` mask → `rdi` enabled bits, `rsi` pending bits (in
-/// the caller's notification bits).
-pub fn status(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let mask = tasks[caller].save.rdi;
+/// IRQ_STATUS: which inputs bound to the caller's bits `mask` are enabled
+/// and pending, in those bits.
+pub fn status(tasks: &mut [Task], caller: usize, args: &IrqStatusArgs) -> Result<Next, UserError> {
+    let mask = args.mask;
     let (mut enabled, mut pending, mut found) = (0, 0, false);
     for b in IRQS
         .iter()
@@ -104,9 +104,6 @@ pub fn status(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     if !found {
         return Err(UsageError::NoIrq.into());
     }
-    let s = &mut tasks[caller].save;
-    s.rax = 0;
-    s.rdi = enabled;
-    s.rsi = pending;
+    tasks[caller].set_syscall_results(IrqStatus { enabled, pending }.to_regs());
     Ok(Next::Same)
 }

@@ -18,6 +18,7 @@ mod fail;
 mod ipc;
 mod irq;
 mod kipc;
+mod outcome;
 mod seam;
 mod seamgate;
 mod startup;
@@ -141,7 +142,7 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
             fail::boot_failure(format_args!("no task starts at boot"));
         };
         task::load(tasks, first);
-        core::ptr::addr_of!(tasks[first].save)
+        tasks[first].save_area()
     });
     // Safety: `first` is the save area of a freshly initialized task whose
     // address space is loaded.

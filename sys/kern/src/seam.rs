@@ -21,12 +21,13 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use abi::syscall::{SeamcallArgs as SyscallArgs, SeamcallResult};
 use abi::{capability, seamcall, UsageError};
 use tdx_abi::{CmrInfo, Leaf, SeamcallArgs, MAX_CMRS};
 use tdx_emu::{EmuConfig, FaultRule, SeamcallFault, SeamcallOutcome, TdxModule};
 
 use crate::arch::smp::{self, Op};
-use crate::ipc::{Next, UserError};
+use crate::outcome::{Next, UserError};
 use crate::seamgate;
 use crate::startup::{TdxBackendKind, TDX};
 use crate::task::Task;
@@ -265,28 +266,28 @@ fn run_here(cpu: usize, _op: Op, words: &mut [u64; 8]) {
 }
 
 /// The SEAMCALL system call (register use in `abi::seamcall`).
-pub fn syscall(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
+pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<Next, UserError> {
     let t = &mut tasks[caller];
-    if t.desc.capabilities & capability::SEAMCALL == 0 {
-        t.save.rax = seamcall::DENIED;
-        return Ok(Next::Same);
+    if !t.has_capability(capability::SEAMCALL) {
+        // Outcome codes are small; DENIED fits the response code.
+        return Err(UserError::Recoverable(seamcall::DENIED as u32));
     }
     // RAX is passed on as given: its reserved bits are the module's to
     // refuse (OPERAND_INVALID), exactly as on hardware.
-    let s = &t.save;
-    let cpu = if s.rdi == seamcall::ANY_CPU {
+    let cpu = if call.cpu == seamcall::ANY_CPU {
         0
     } else {
-        usize::try_from(s.rdi).map_err(|_| UsageError::ReservedBits)?
+        usize::try_from(call.cpu).map_err(|_| UsageError::ReservedBits)?
     };
+    let [rcx, rdx, r8, r9, r10, r11] = call.inputs;
     let mut args = SeamcallArgs {
-        rax: s.rsi,
-        rcx: s.rdx,
-        rdx: s.r10,
-        r8: s.r8,
-        r9: s.r9,
-        r10: s.r12,
-        r11: s.r13,
+        rax: call.leaf,
+        rcx,
+        rdx,
+        r8,
+        r9,
+        r10,
+        r11,
     };
     let out = match seamgate::admit(t, &mut args) {
         Err(refusal) => refusal.to_words(),
@@ -300,14 +301,8 @@ pub fn syscall(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
             }
         }
     };
-    let s = &mut t.save;
-    s.rax = out[0];
-    s.rdi = out[1];
-    s.rsi = out[2];
-    s.rdx = out[3];
-    s.r10 = out[4];
-    s.r8 = out[5];
-    s.r9 = out[6];
-    s.r12 = out[7];
+    // `out` is an outcome code and seven words, in the result's order.
+    let [outcome, words @ ..] = out;
+    t.set_syscall_results(SeamcallResult { outcome, words }.to_regs());
     Ok(Next::Same)
 }

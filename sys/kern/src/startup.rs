@@ -129,7 +129,7 @@ pub fn create_tasks(space: &KernelSpace) {
     }
     task::with_tasks(|tasks| {
         for t in tasks.iter_mut() {
-            let start = t.desc.start;
+            let start = t.starts_at_boot();
             task::reinitialize(t, start);
         }
     });

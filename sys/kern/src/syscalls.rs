@@ -1,20 +1,27 @@
 //! Syscall dispatch.
 //!
 //! Pattern: `syscall_entry_from_task` is the only function the SYSCALL stub
-//! calls. It finds the handler for RAX, runs it against the task table,
-//! turns a `UserError` into a fault of the caller, and returns the save
-//! area of whichever task should run next. Handlers never switch tasks
+//! calls. `dispatch` decodes the caller's argument words into the
+//! syscall's `abi::syscall` struct and runs its handler against the task
+//! table; `finish` settles a handler's `UserError` (a recoverable code
+//! written back, or a fault of the caller; see `outcome`) and returns the
+//! save area of whichever task should run next. Handlers never switch tasks
 //! themselves; they say whether the choice may have changed.
 
 use core::sync::atomic::Ordering;
 
+use abi::syscall::{
+    BorrowArgs, BorrowInfoArgs, BytesArgs, IrqControlArgs, IrqStatusArgs, PostArgs, RecvArgs,
+    RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, ReplyFaultArgs, Response, SeamcallArgs,
+    SendArgs, SetTimerArgs, TimerState,
+};
 use abi::{FaultInfo, Sysnum, TaskId, TaskIndex, UsageError};
 
 use crate::arch::entry::SavedState;
-use crate::ipc::{self, Next, UserError};
-use crate::task::{self, check_id, force_fault, with_tasks, IdCheck, Task, CURRENT};
+use crate::outcome::{Next, UserError};
+use crate::task::{self, check_id, force_fault, with_tasks, IdCheck, Task, Timer, CURRENT};
 use crate::umem::{self, USlice};
-use crate::{irq, time};
+use crate::{ipc, irq, kipc, time};
 
 /// Called by the SYSCALL stub with the caller's registers saved. Returns
 /// the save area to resume.
@@ -22,10 +29,10 @@ pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const Save
     crate::arch::cpu::check_entry_flags();
     let caller = CURRENT.load(Ordering::Relaxed);
     let resume = with_tasks(|tasks| {
-        tasks[caller].save.resume_with_sysret = 1;
-        let number = tasks[caller].save.rax;
+        tasks[caller].set_entered_by_syscall(true);
+        let number = tasks[caller].syscall_number();
         if Sysnum::from_raw(number) == Some(Sysnum::WaitForInterrupt) {
-            tasks[caller].set_results(0, 0);
+            tasks[caller].respond(Response::OK);
             return None;
         }
         let next = dispatch(tasks, caller, number);
@@ -42,6 +49,9 @@ pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const Save
 
 /// Applies a syscall's outcome and returns the save area of the task to
 /// resume, or `None` if no task is runnable.
+///
+/// The one place a `UserError` takes effect: a recoverable code becomes
+/// the caller's result and it runs on; a usage error faults it.
 fn finish(
     tasks: &mut [Task],
     caller: usize,
@@ -49,7 +59,11 @@ fn finish(
 ) -> Option<*const SavedState> {
     let next = match result {
         Ok(n) => n,
-        Err(UserError::Usage(e)) => {
+        Err(UserError::Recoverable(code)) => {
+            tasks[caller].respond(Response::code(code));
+            Next::Same
+        }
+        Err(UserError::Fault(e)) => {
             force_fault(tasks, caller, FaultInfo::SyscallUsage(e));
             Next::Reschedule
         }
@@ -57,62 +71,69 @@ fn finish(
     if next == Next::Reschedule || !tasks[caller].is_runnable() {
         let chosen = task::select(tasks, caller)?;
         task::switch_to(tasks, chosen);
-        return Some(core::ptr::addr_of!(tasks[chosen].save));
+        return Some(tasks[chosen].save_area());
     }
-    Some(core::ptr::addr_of!(tasks[caller].save))
+    Some(tasks[caller].save_area())
 }
 
+/// Decodes the caller's arguments for syscall `number` and runs its
+/// handler. Decoding checks what the words alone can show (reserved bits,
+/// unknown values) before the handler sees anything.
 fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Result<Next, UserError> {
     let Some(sysnum) = Sysnum::from_raw(number) else {
         return Err(UsageError::BadSyscallNumber.into());
     };
+    let regs = tasks[caller].syscall_args();
     match sysnum {
-        Sysnum::Send => ipc::send(tasks, caller),
-        Sysnum::Recv => ipc::recv(tasks, caller),
-        Sysnum::Reply => ipc::reply(tasks, caller),
-        Sysnum::ReplyFault => ipc::reply_fault(tasks, caller),
-        Sysnum::BorrowRead => ipc::borrow(tasks, caller, false),
-        Sysnum::BorrowWrite => ipc::borrow(tasks, caller, true),
-        Sysnum::BorrowInfo => ipc::borrow_info(tasks, caller),
-        Sysnum::Post => post(tasks, caller),
-        Sysnum::SetTimer => set_timer(tasks, caller),
+        Sysnum::Send => {
+            let args = SendArgs::from_regs(&regs);
+            if args.target == TaskId::KERNEL {
+                kipc::handle(tasks, caller, &args)
+            } else {
+                ipc::send(tasks, caller, &args)
+            }
+        }
+        Sysnum::Recv => ipc::recv(tasks, caller, &RecvArgs::from_regs(&regs)?),
+        Sysnum::Reply => ipc::reply(tasks, caller, &ReplyArgs::from_regs(&regs)?),
+        Sysnum::ReplyFault => ipc::reply_fault(tasks, caller, &ReplyFaultArgs::from_regs(&regs)?),
+        Sysnum::BorrowRead => ipc::borrow(tasks, caller, &BorrowArgs::from_regs(&regs), false),
+        Sysnum::BorrowWrite => ipc::borrow(tasks, caller, &BorrowArgs::from_regs(&regs), true),
+        Sysnum::BorrowInfo => ipc::borrow_info(tasks, caller, &BorrowInfoArgs::from_regs(&regs)),
+        Sysnum::Post => post(tasks, caller, &PostArgs::from_regs(&regs)),
+        Sysnum::SetTimer => set_timer(tasks, caller, &SetTimerArgs::from_regs(&regs)),
         Sysnum::GetTimer => get_timer(tasks, caller),
-        Sysnum::IrqControl => irq::control(tasks, caller),
-        Sysnum::IrqStatus => irq::status(tasks, caller),
-        Sysnum::Panic => panic(tasks, caller),
-        Sysnum::RefreshTaskId => refresh_task_id(tasks, caller),
-        Sysnum::Log => log(tasks, caller),
-        Sysnum::LogFrame => log_frame(tasks, caller),
-        Sysnum::Seamcall => crate::seam::syscall(tasks, caller),
+        Sysnum::IrqControl => irq::control(tasks, caller, &IrqControlArgs::from_regs(&regs)?),
+        Sysnum::IrqStatus => irq::status(tasks, caller, &IrqStatusArgs::from_regs(&regs)),
+        Sysnum::Panic => panic(tasks, caller, &BytesArgs::from_regs(&regs)),
+        Sysnum::RefreshTaskId => {
+            refresh_task_id(tasks, caller, &RefreshTaskIdArgs::from_regs(&regs))
+        }
+        Sysnum::Log => log(tasks, caller, &BytesArgs::from_regs(&regs)),
+        Sysnum::LogFrame => log_frame(tasks, caller, &BytesArgs::from_regs(&regs)),
+        Sysnum::Seamcall => crate::seam::syscall(tasks, caller, &SeamcallArgs::from_regs(&regs)),
         // Handled before dispatch, since it must not hold the table.
         Sysnum::WaitForInterrupt => Ok(Next::Same),
     }
 }
 
-/// POST: `rdi` target, `rsi` bits.
+/// POST.
 ///
 /// Only along the manifest's edges (`posts`): every bit must be one the
 /// manifest lets the caller post to that target, or nothing is posted and
 /// the caller gets `IPC_REFUSED`. A task may post anything to itself. The
 /// kernel's own posts (faults, restart notices, IRQs, timers) do not come
 /// through here.
-fn post(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let s = &tasks[caller].save;
-    let target = TaskId(s.rdi as u32);
-    let bits = s.rsi;
+fn post(tasks: &mut [Task], caller: usize, args: &PostArgs) -> Result<Next, UserError> {
+    let (target, bits) = (args.target, args.bits);
     let index = usize::from(target.index().0);
     if index < tasks.len() && index != caller && !tasks[caller].may_post(index, bits) {
-        tasks[caller].set_results(u64::from(abi::IPC_REFUSED), 0);
-        return Ok(Next::Same);
+        return Err(UserError::Recoverable(abi::IPC_REFUSED));
     }
     match check_id(tasks, target) {
         IdCheck::OutOfRange => Err(UsageError::TaskOutOfRange.into()),
-        IdCheck::Dead(code) => {
-            tasks[caller].set_results(u64::from(code), 0);
-            Ok(Next::Same)
-        }
+        IdCheck::Dead(code) => Err(UserError::Recoverable(code)),
         IdCheck::Live(i) => {
-            tasks[caller].set_results(0, 0);
+            tasks[caller].respond(Response::OK);
             let woke = task::post(tasks, i, bits);
             Ok(
                 if woke
@@ -129,17 +150,14 @@ fn post(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     }
 }
 
-/// SET_TIMER: `rdi` enabled, `rsi` deadline, `rdx` bits.
-fn set_timer(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let s = &tasks[caller].save;
-    let (enabled, deadline, bits) = (s.rdi, s.rsi, s.rdx);
+/// SET_TIMER.
+fn set_timer(tasks: &mut [Task], caller: usize, args: &SetTimerArgs) -> Result<Next, UserError> {
     let t = &mut tasks[caller];
-    t.timer = if enabled != 0 {
-        Some((deadline, bits))
-    } else {
-        None
-    };
-    t.set_results(0, 0);
+    t.set_timer(args.deadline.map(|deadline| Timer {
+        deadline,
+        notifications: args.notifications,
+    }));
+    t.respond(Response::OK);
     // A deadline already past fires at once.
     Ok(if time::fire_timers(tasks) {
         Next::Reschedule
@@ -148,26 +166,26 @@ fn set_timer(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     })
 }
 
-/// GET_TIMER → `rdi` now, `rsi` deadline, `rdx` armed, `r10` bits.
+/// GET_TIMER.
 fn get_timer(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let now = time::now();
     let t = &mut tasks[caller];
-    let (deadline, armed, bits) = match t.timer {
-        Some((d, b)) => (d, 1, b),
-        None => (0, 0, 0),
+    let timer = t.timer();
+    let state = TimerState {
+        now: time::now(),
+        deadline: timer.map(|t| t.deadline),
+        notifications: timer.map_or(0, |t| t.notifications),
     };
-    t.save.rax = 0;
-    t.save.rdi = now;
-    t.save.rsi = deadline;
-    t.save.rdx = armed;
-    t.save.r10 = bits;
+    t.set_syscall_results(state.to_regs());
     Ok(Next::Same)
 }
 
-/// PANIC: `rdi`/`rsi` message.
-fn panic(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let s = &tasks[caller].save;
-    let message = USlice::new(s.rdi, s.rsi.min(abi::PANIC_MESSAGE_MAX as u64));
+/// PANIC: the message is kept (up to `PANIC_MESSAGE_MAX` bytes) for the
+/// supervisor.
+fn panic(tasks: &mut [Task], caller: usize, args: &BytesArgs) -> Result<Next, UserError> {
+    let message = USlice::new(
+        args.bytes.base,
+        args.bytes.len.min(abi::PANIC_MESSAGE_MAX as u64),
+    );
     if !tasks[caller].can_access(message, false) {
         return Err(UsageError::InvalidSlice.into());
     }
@@ -180,23 +198,25 @@ fn panic(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     Ok(Next::Reschedule)
 }
 
-/// REFRESH_TASK_ID: `rdi` index → `rax` id.
-fn refresh_task_id(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let index = tasks[caller].save.rdi;
-    let index = usize::try_from(index)
+/// REFRESH_TASK_ID.
+fn refresh_task_id(
+    tasks: &mut [Task],
+    caller: usize,
+    args: &RefreshTaskIdArgs,
+) -> Result<Next, UserError> {
+    let index = usize::try_from(args.index)
         .ok()
         .filter(|&i| i < tasks.len())
         .ok_or(UsageError::TaskOutOfRange)?;
     let id = TaskId::new(TaskIndex(index as u16), tasks[index].generation());
-    tasks[caller].set_results(u64::from(id.0), 0);
+    tasks[caller].set_syscall_results(RefreshedTaskId { id }.to_regs());
     Ok(Next::Same)
 }
 
-/// LOG: `rdi`/`rsi` bytes.
-fn log(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
+/// LOG: one line (up to 256 bytes kept), tagged with the caller's name.
+fn log(tasks: &mut [Task], caller: usize, args: &BytesArgs) -> Result<Next, UserError> {
     const LOG_MAX: usize = 256;
-    let s = &tasks[caller].save;
-    let bytes = USlice::new(s.rdi, s.rsi.min(LOG_MAX as u64));
+    let bytes = USlice::new(args.bytes.base, args.bytes.len.min(LOG_MAX as u64));
     if !tasks[caller].can_access(bytes, false) {
         return Err(UsageError::InvalidSlice.into());
     }
@@ -204,23 +224,23 @@ fn log(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     let n = bytes.len as usize;
     // Safety: checked readable above; bounded by the buffer.
     unsafe { umem::read_into(bytes.base, &mut buf[..n]) };
-    crate::console::task_line(tasks[caller].desc.name, &buf[..n]);
+    crate::console::task_line(tasks[caller].name(), &buf[..n]);
     crate::console::klog::announce();
-    tasks[caller].set_results(0, 0);
+    tasks[caller].respond(Response::OK);
     Ok(Next::Same)
 }
 
-/// LOG_FRAME: `rdi`/`rsi` one encoded defmt frame, written to COM2 tagged
+/// LOG_FRAME: one encoded defmt frame, written to COM2 tagged
 /// with the caller's index. A frame over the limit is dropped whole (a cut
 /// frame could not be decoded) and the kernel says so in its own log.
-fn log_frame(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
+fn log_frame(tasks: &mut [Task], caller: usize, args: &BytesArgs) -> Result<Next, UserError> {
     use crate::console::klog;
-    let (base, len) = (tasks[caller].save.rdi, tasks[caller].save.rsi);
-    tasks[caller].set_results(0, 0);
+    let (base, len) = (args.bytes.base, args.bytes.len);
+    tasks[caller].respond(Response::OK);
     if len > klog::FRAME_MAX as u64 {
         defmt::warn!(
             "task {=str}: defmt frame of {=u64} bytes dropped (limit {=usize})",
-            tasks[caller].desc.name,
+            tasks[caller].name(),
             len,
             klog::FRAME_MAX
         );

@@ -16,20 +16,25 @@
 //!   that copy, so nothing written to task memory after the SEND (by the
 //!   task, or by a server holding a lease over the table) changes what a
 //!   server may touch. The copy is emptied at every (re)start.
+//! - A task's fields are private to this module. The rest of the kernel
+//!   reads a syscall's arguments and writes its results only as words
+//!   (`abi::syscall` gives them types), never a saved register by name.
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use abi::kipc::Right;
+use abi::syscall::{ArgRegs, Received, Response};
 use abi::{
     dead_response_code, FaultInfo, Generation, TaskId, TaskIndex, ULease, FAULT_NOTIFICATION,
     MAX_LEASES,
 };
 
 use crate::arch::entry::{SavedState, CURRENT_SAVE_END, FRAME_END};
-use crate::arch::paging::{phys_to_virt, TablePhys};
+use crate::arch::paging::{phys_to_virt, TablePhys, PAGE_SIZE};
 use crate::arch::{cpu, gdt};
-use crate::startup::{TaskDesc, TASK_COUNT};
+use crate::startup::{RegionDesc, TaskDesc, TASK_COUNT};
 
 /// A scheduling priority: lower numbers are more important. Deliberately
 /// not `Ord`, so `<` cannot be misread.
@@ -64,19 +69,26 @@ pub enum TaskState {
     },
 }
 
+/// An armed timer: when the tick count reaches `deadline`, the kernel
+/// posts `notifications` to the task and disarms it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Timer {
+    pub deadline: u64,
+    pub notifications: u64,
+}
+
 pub struct Task {
     /// Registers while not running. Kept first: the entry stubs address it.
-    pub save: SavedState,
+    save: SavedState,
     state: TaskState,
     generation: Generation,
     /// Posted, not yet delivered notification bits.
     notifications: u64,
     /// While in RECV: which notification bits end the wait.
     recv_mask: u64,
-    /// Armed deadline (in ticks) and the bits it posts.
-    pub timer: Option<(u64, u64)>,
-    pub desc: &'static TaskDesc,
-    pub pml4: TablePhys,
+    timer: Option<Timer>,
+    desc: &'static TaskDesc,
+    pml4: TablePhys,
     panic_message: [u8; abi::PANIC_MESSAGE_MAX],
     panic_len: usize,
     /// The leases of the task's last SEND, copied and checked at SEND.
@@ -229,10 +241,111 @@ impl Task {
         self.leases[..self.lease_count].get(i).copied()
     }
 
-    /// Sets the registers a blocked syscall returns with.
-    pub fn set_results(&mut self, rax: u64, rdi: u64) {
-        self.save.rax = rax;
-        self.save.rdi = rdi;
+    /// The task's name in the manifest.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.desc.name
+    }
+
+    /// The task's memory regions, sorted by base.
+    #[must_use]
+    pub fn regions(&self) -> &'static [RegionDesc] {
+        self.desc.regions
+    }
+
+    /// Whether the manifest grants this task capability `bit`
+    /// (`abi::capability`).
+    #[must_use]
+    pub fn has_capability(&self, bit: u32) -> bool {
+        self.desc.capabilities & bit != 0
+    }
+
+    /// Whether the manifest grants this task kernel-IPC right `right` over
+    /// task `target`.
+    #[must_use]
+    pub fn holds_right(&self, right: Right, target: usize) -> bool {
+        target < abi::MAX_TASKS && self.desc.rights[right as usize] & (1 << target) != 0
+    }
+
+    /// Whether the manifest starts this task at boot (rather than holding
+    /// it for its supervisor).
+    #[must_use]
+    pub fn starts_at_boot(&self) -> bool {
+        self.desc.start
+    }
+
+    /// The unmapped page below the task's stack: a fault there is a stack
+    /// overflow.
+    #[must_use]
+    pub fn stack_guard_page(&self) -> core::ops::Range<u64> {
+        let base = self.desc.stack_base;
+        base.saturating_sub(PAGE_SIZE)..base
+    }
+
+    /// The armed timer, if any.
+    #[must_use]
+    pub fn timer(&self) -> Option<Timer> {
+        self.timer
+    }
+
+    /// Arms (`Some`) or disarms the timer.
+    pub fn set_timer(&mut self, timer: Option<Timer>) {
+        self.timer = timer;
+    }
+
+    /// If the timer's deadline is at or before `now`, disarms it and
+    /// returns the bits it posts.
+    pub fn take_expired_timer(&mut self, now: u64) -> Option<u64> {
+        let t = self.timer.filter(|t| t.deadline <= now)?;
+        self.timer = None;
+        Some(t.notifications)
+    }
+
+    /// The save area the entry stubs resume this task from.
+    #[must_use]
+    pub fn save_area(&self) -> *const SavedState {
+        core::ptr::addr_of!(self.save)
+    }
+
+    /// Where the task resumes (for a fault: the faulting instruction).
+    #[must_use]
+    pub fn saved_instruction_pointer(&self) -> u64 {
+        self.save.instruction_pointer()
+    }
+
+    /// Records that the task entered the kernel by SYSCALL (`true`) or by
+    /// an interrupt or exception.
+    #[inline]
+    pub fn set_entered_by_syscall(&mut self, by_syscall: bool) {
+        self.save.set_entered_by_syscall(by_syscall);
+    }
+
+    /// The number of the syscall the task made (or is blocked in).
+    #[inline]
+    #[must_use]
+    pub fn syscall_number(&self) -> u64 {
+        self.save.syscall_number()
+    }
+
+    /// The argument words of the syscall the task made (or is blocked in),
+    /// for an `abi::syscall` `*Args::from_regs`.
+    #[inline]
+    #[must_use]
+    pub fn syscall_args(&self) -> ArgRegs {
+        self.save.syscall_args()
+    }
+
+    /// Sets the result words the task's syscall returns with, from an
+    /// `abi::syscall` result's `to_regs`.
+    #[inline]
+    pub fn set_syscall_results<const N: usize>(&mut self, words: [u64; N]) {
+        self.save.set_syscall_results(words);
+    }
+
+    /// Completes the task's syscall with a response code and value.
+    #[inline]
+    pub fn respond(&mut self, response: Response) {
+        self.set_syscall_results(response.to_regs());
     }
 }
 
@@ -366,7 +479,7 @@ pub fn halt_until_runnable(previous: usize) -> *const SavedState {
         let chosen = with_tasks(|tasks| {
             let next = select(tasks, previous)?;
             switch_to(tasks, next);
-            Some(core::ptr::addr_of!(tasks[next].save))
+            Some(tasks[next].save_area())
         });
         if let Some(save) = chosen {
             return save;
@@ -401,7 +514,7 @@ pub fn load(tasks: &mut [Task], index: usize) {
 }
 
 fn set_save_area(tasks: &mut [Task], index: usize) {
-    let save_end = core::ptr::addr_of!(tasks[index].save) as u64 + FRAME_END;
+    let save_end = tasks[index].save_area() as u64 + FRAME_END;
     gdt::set_rsp0(save_end);
     CURRENT_SAVE_END.store(save_end, Ordering::Relaxed);
 }
@@ -423,12 +536,7 @@ pub fn post(tasks: &mut [Task], index: usize, bits: u64) -> bool {
 
 /// Completes a RECV with a notification message.
 pub fn deliver_notification(t: &mut Task, fired: u64) {
-    t.save.rax = 0;
-    t.save.rdi = u64::from(TaskId::KERNEL.0);
-    t.save.rsi = fired;
-    t.save.rdx = 0;
-    t.save.r10 = 0;
-    t.save.r8 = 0;
+    t.set_syscall_results(Received::notification(fired).to_regs());
     t.set_healthy_state(SchedState::Runnable);
 }
 
@@ -491,7 +599,7 @@ pub fn restart(tasks: &mut [Task], index: usize, start: bool) {
             post(tasks, usize::from(who), bits);
         }
     }
-    let code = u64::from(dead_response_code(tasks[index].generation));
+    let code = dead_response_code(tasks[index].generation);
     for (i, t) in tasks.iter_mut().enumerate() {
         if i == index {
             continue;
@@ -501,7 +609,7 @@ pub fn restart(tasks: &mut [Task], index: usize, start: bool) {
         ) = t.state
         {
             if p == old {
-                t.set_results(code, 0);
+                t.respond(Response::code(code));
                 t.set_healthy_state(SchedState::Runnable);
             }
         }

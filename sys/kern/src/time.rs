@@ -28,11 +28,8 @@ pub fn fire_timers(tasks: &mut [Task]) -> bool {
     let now = now();
     let mut woke = false;
     for i in 0..tasks.len() {
-        if let Some((deadline, bits)) = tasks[i].timer {
-            if deadline <= now {
-                tasks[i].timer = None;
-                woke |= task::post(tasks, i, bits);
-            }
+        if let Some(bits) = tasks[i].take_expired_timer(now) {
+            woke |= task::post(tasks, i, bits);
         }
     }
     woke

@@ -46,11 +46,7 @@ fn fault_for(t: &Task, vector: u32, error_code: u64, rip: u64) -> FaultInfo {
         GENERAL_PROTECTION => FaultInfo::GeneralProtection { error_code },
         PAGE_FAULT => {
             let address = cpu::read_cr2();
-            let guard = t
-                .desc
-                .stack_base
-                .saturating_sub(crate::arch::paging::PAGE_SIZE);
-            if (guard..t.desc.stack_base).contains(&address) {
+            if t.stack_guard_page().contains(&address) {
                 FaultInfo::StackOverflow { address }
             } else {
                 FaultInfo::MemoryAccess {
@@ -76,11 +72,11 @@ pub extern "C" fn trap_from_task(
     cpu::check_entry_flags();
     let current = CURRENT.load(Ordering::Relaxed);
     let resume = with_tasks(|tasks| -> Option<*const SavedState> {
-        tasks[current].save.resume_with_sysret = 0;
+        tasks[current].set_entered_by_syscall(false);
         let reschedule = match interrupt(tasks, vector) {
             Some(woke) => woke,
             None => {
-                let rip = tasks[current].save.rip;
+                let rip = tasks[current].saved_instruction_pointer();
                 let fault = fault_for(&tasks[current], vector, error_code, rip);
                 force_fault(tasks, current, fault);
                 true
@@ -95,7 +91,7 @@ pub extern "C" fn trap_from_task(
         } else {
             current
         };
-        Some(core::ptr::addr_of!(tasks[next].save))
+        Some(tasks[next].save_area())
     });
     // Nothing runnable (idle stopped or faulted): halt in the kernel.
     resume.unwrap_or_else(|| task::halt_until_runnable(current))
@@ -114,13 +110,10 @@ pub extern "C" fn trap_in_kernel(vector: u32, error_code: u64, frame: *mut Saved
     }
     // Safety: the stub passes a pointer to the frame it just pushed, and
     // pops it (with any change made here) when we return.
-    let rip = unsafe { (*frame).rip };
+    let rip = unsafe { (*frame).instruction_pointer() };
     if let Some((resume, code)) = crate::arch::vmx::fixup(rip, vector) {
         // Safety: as above.
-        unsafe {
-            (*frame).rip = resume;
-            (*frame).rax = code;
-        }
+        unsafe { (*frame).resume_at_with_status(resume, code) };
         return;
     }
     panic!(

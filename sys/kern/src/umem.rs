@@ -1,30 +1,18 @@
 //! Task memory as the kernel sees it: claims to check, then copies.
 //!
-//! A pointer and length from a task is a [`USlice`]: an *allegation* that
+//! A pointer and length from a task is a [`USlice`] (the type the syscall
+//! argument structs of `abi::syscall` carry): an *allegation* that
 //! the task may access that memory. The only way to turn it into bytes is
 //! to check it against the task's regions ([`Task::can_access`], using
 //! `kerncore::regions_cover`, which is host-tested); copies go
 //! through the kernel's direct map, never through the task's own mapping.
 
+pub use abi::syscall::USlice;
 use abi::{lease_attr, ULease};
 
 use crate::arch::paging::phys_to_virt;
 use crate::startup::{region_attr, RegionDesc};
 use crate::task::Task;
-
-/// A task's claim to `len` bytes at `base`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct USlice {
-    pub base: u64,
-    pub len: u64,
-}
-
-impl USlice {
-    #[must_use]
-    pub fn new(base: u64, len: u64) -> Self {
-        USlice { base, len }
-    }
-}
 
 impl kerncore::Region for RegionDesc {
     fn base(&self) -> u64 {
@@ -47,7 +35,7 @@ impl Task {
         } else {
             region_attr::READ
         };
-        kerncore::regions_cover(self.desc.regions, slice.base, slice.len, need)
+        kerncore::regions_cover(self.regions(), slice.base, slice.len, need)
     }
 }
 

@@ -1,11 +1,13 @@
 //! The task runtime: entry point, syscall stubs and small helpers.
 //!
 //! Every syscall is one `syscall` instruction with the number in RAX and
-//! arguments in RDI, RSI, RDX, R10, R8, R9, R12, R13; results come back in
-//! RAX, RDI, RSI, RDX, R10 and R8. The kernel preserves every other register
-//! (it saves and restores the whole frame), so each stub tells the compiler
-//! exactly which registers change: RCX and R11 (clobbered by the instruction
-//! itself) and the result registers.
+//! eight argument words, answered by result words; which register holds
+//! which word is `abi::syscall`'s to say, and each wrapper here encodes its
+//! arguments and decodes its results with that module's structs, the same
+//! ones the kernel uses. The kernel preserves every other register (it
+//! saves and restores the whole frame), so each stub tells the compiler
+//! exactly which registers change: RCX and R11 (clobbered by the
+//! instruction itself) and the result registers.
 //!
 //! Slices passed to the kernel are *claims*: the kernel checks each against
 //! the caller's regions and faults the caller on a bad one, so these stubs
@@ -25,6 +27,12 @@ mod start;
 use core::arch::asm;
 use core::marker::PhantomData;
 
+pub use abi::syscall::TimerState;
+use abi::syscall::{
+    ArgRegs, BorrowArgs, BorrowInfoArgs, BytesArgs, IrqControlArgs, IrqStatus, IrqStatusArgs,
+    PostArgs, Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, ReplyFaultArgs,
+    Response, SeamcallArgs, SendArgs, SetTimerArgs, USlice,
+};
 pub use abi::{
     lease_attr, FaultInfo, Generation, ReplyFaultReason, Sysnum, TaskId, TaskIndex, TaskState,
     ULease,
@@ -101,21 +109,35 @@ pub struct LeaseInfo {
     pub len: usize,
 }
 
-/// The state of a task's timer, from GET_TIMER.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct TimerState {
-    /// Kernel ticks (milliseconds) since boot.
-    pub now: u64,
-    /// The armed deadline, if any.
-    pub deadline: Option<u64>,
-    /// Bits posted when the deadline passes.
-    pub notifications: u64,
+impl From<Received> for RecvMessage {
+    fn from(m: Received) -> Self {
+        RecvMessage {
+            sender: m.sender,
+            operation: m.operation,
+            message_len: m.message_len as usize,
+            response_capacity: m.response_capacity as usize,
+            lease_count: m.lease_count as usize,
+        }
+    }
 }
 
-/// Raw syscall with up to eight arguments and six results.
+/// The claim a slice makes to the kernel.
+fn claim(bytes: &[u8]) -> USlice {
+    USlice::new(bytes.as_ptr() as u64, bytes.len() as u64)
+}
+
+/// The claim a writable slice makes to the kernel.
+fn claim_mut(bytes: &mut [u8]) -> USlice {
+    USlice::new(bytes.as_mut_ptr() as u64, bytes.len() as u64)
+}
+
+/// Raw syscall with eight argument words, returning the first `N` of its
+/// six result words (a result struct's `from_regs` takes exactly its own).
 #[inline(always)]
-fn syscall(num: Sysnum, args: [u64; 8]) -> [u64; 6] {
-    sys_raw(num as u64, args)
+fn syscall<const N: usize>(num: Sysnum, args: ArgRegs) -> [u64; N] {
+    const { assert!(N <= 6) };
+    let r = sys_raw(num as u64, args);
+    core::array::from_fn(|i| r[i])
 }
 
 /// Sends `outgoing` as operation `operation` to `target`, lending `leases`,
@@ -131,20 +153,15 @@ pub fn sys_send(
     incoming: &mut [u8],
     leases: &[Lease<'_>],
 ) -> (u32, usize) {
-    let r = syscall(
-        Sysnum::Send,
-        [
-            u64::from(target.0),
-            u64::from(operation),
-            outgoing.as_ptr() as u64,
-            outgoing.len() as u64,
-            incoming.as_mut_ptr() as u64,
-            incoming.len() as u64,
-            leases.as_ptr() as u64,
-            leases.len() as u64,
-        ],
-    );
-    (r[0] as u32, r[1] as usize)
+    let args = SendArgs {
+        target,
+        operation: u64::from(operation),
+        message: claim(outgoing),
+        reply: claim_mut(incoming),
+        leases: USlice::new(leases.as_ptr() as u64, leases.len() as u64),
+    };
+    let r = Response::from_regs(syscall(Sysnum::Send, args.to_regs()));
+    (r.code, r.value as usize)
 }
 
 /// Receives from anyone (open receive), or delivers pending notifications
@@ -179,59 +196,29 @@ pub fn sys_recv(
     notification_mask: u64,
     sender: Option<TaskId>,
 ) -> Result<RecvMessage, u32> {
-    let specific = match sender {
-        Some(t) => abi::RECV_CLOSED | u64::from(t.0),
-        None => 0,
+    let args = RecvArgs {
+        buffer: claim_mut(buffer),
+        notification_mask,
+        sender,
     };
-    let r = syscall(
-        Sysnum::Recv,
-        [
-            buffer.as_mut_ptr() as u64,
-            buffer.len() as u64,
-            notification_mask,
-            specific,
-            0,
-            0,
-            0,
-            0,
-        ],
-    );
-    if r[0] != 0 {
-        return Err(r[0] as u32);
-    }
-    Ok(RecvMessage {
-        sender: TaskId(r[1] as u32),
-        operation: r[2],
-        message_len: r[3] as usize,
-        response_capacity: r[4] as usize,
-        lease_count: r[5] as usize,
-    })
+    Received::from_regs(syscall(Sysnum::Recv, args.to_regs())).map(RecvMessage::from)
 }
 
 /// Replies to `peer` with `code` and `message`. A stale `peer`, or one no
 /// longer waiting for us, is silently ignored.
 pub fn sys_reply(peer: TaskId, code: u32, message: &[u8]) {
-    syscall(
-        Sysnum::Reply,
-        [
-            u64::from(peer.0),
-            u64::from(code),
-            message.as_ptr() as u64,
-            message.len() as u64,
-            0,
-            0,
-            0,
-            0,
-        ],
-    );
+    let args = ReplyArgs {
+        peer,
+        code,
+        message: claim(message),
+    };
+    syscall::<0>(Sysnum::Reply, args.to_regs());
 }
 
 /// Faults `peer`, which must be waiting for our reply, for `reason`.
 pub fn sys_reply_fault(peer: TaskId, reason: ReplyFaultReason) {
-    syscall(
-        Sysnum::ReplyFault,
-        [u64::from(peer.0), reason as u64, 0, 0, 0, 0, 0, 0],
-    );
+    let args = ReplyFaultArgs { peer, reason };
+    syscall::<0>(Sysnum::ReplyFault, args.to_regs());
 }
 
 /// Copies from lease `index` of `lender`, starting `offset` bytes in, into
@@ -243,145 +230,115 @@ pub fn sys_borrow_read(
     offset: usize,
     dest: &mut [u8],
 ) -> (u32, usize) {
-    let r = syscall(
-        Sysnum::BorrowRead,
-        [
-            u64::from(lender.0),
-            index as u64,
-            offset as u64,
-            dest.as_mut_ptr() as u64,
-            dest.len() as u64,
-            0,
-            0,
-            0,
-        ],
-    );
-    (r[0] as u32, r[1] as usize)
+    let args = BorrowArgs {
+        lender,
+        index: index as u64,
+        offset: offset as u64,
+        buffer: claim_mut(dest),
+    };
+    let r = Response::from_regs(syscall(Sysnum::BorrowRead, args.to_regs()));
+    (r.code, r.value as usize)
 }
 
 /// Copies `src` into lease `index` of `lender` at `offset`. Returns the
 /// response code and the number of bytes copied.
 pub fn sys_borrow_write(lender: TaskId, index: usize, offset: usize, src: &[u8]) -> (u32, usize) {
-    let r = syscall(
-        Sysnum::BorrowWrite,
-        [
-            u64::from(lender.0),
-            index as u64,
-            offset as u64,
-            src.as_ptr() as u64,
-            src.len() as u64,
-            0,
-            0,
-            0,
-        ],
-    );
-    (r[0] as u32, r[1] as usize)
+    let args = BorrowArgs {
+        lender,
+        index: index as u64,
+        offset: offset as u64,
+        buffer: claim(src),
+    };
+    let r = Response::from_regs(syscall(Sysnum::BorrowWrite, args.to_regs()));
+    (r.code, r.value as usize)
 }
 
 /// Attributes and length of lease `index` of `lender`.
 pub fn sys_borrow_info(lender: TaskId, index: usize) -> Result<LeaseInfo, u32> {
-    let r = syscall(
-        Sysnum::BorrowInfo,
-        [u64::from(lender.0), index as u64, 0, 0, 0, 0, 0, 0],
-    );
-    if r[0] != 0 {
-        return Err(r[0] as u32);
-    }
+    let args = BorrowInfoArgs {
+        lender,
+        index: index as u64,
+    };
+    let info = abi::syscall::LeaseInfo::from_regs(syscall(Sysnum::BorrowInfo, args.to_regs()))?;
     Ok(LeaseInfo {
-        attributes: r[1] as u32,
-        len: r[2] as usize,
+        attributes: info.attributes,
+        len: info.len as usize,
     })
 }
 
-/// ORs `bits` into `target`'s notification word. Returns 0 or a dead code.
+/// ORs `bits` into `target`'s notification word. Returns 0, a dead code or
+/// `abi::IPC_REFUSED`.
 pub fn sys_post(target: TaskId, bits: u64) -> u32 {
-    syscall(Sysnum::Post, [u64::from(target.0), bits, 0, 0, 0, 0, 0, 0])[0] as u32
+    let args = PostArgs { target, bits };
+    Response::from_regs(syscall(Sysnum::Post, args.to_regs())).code
 }
 
 /// Arms (or with `None`, disarms) this task's timer: at `deadline` ticks the
 /// kernel posts `notifications` to us.
 pub fn sys_set_timer(deadline: Option<u64>, notifications: u64) {
-    let (enabled, dl) = match deadline {
-        Some(d) => (1, d),
-        None => (0, 0),
+    let args = SetTimerArgs {
+        deadline,
+        notifications,
     };
-    syscall(
-        Sysnum::SetTimer,
-        [enabled, dl, notifications, 0, 0, 0, 0, 0],
-    );
+    syscall::<0>(Sysnum::SetTimer, args.to_regs());
 }
 
 /// Reads the clock and this task's timer.
 pub fn sys_get_timer() -> TimerState {
-    let r = syscall(Sysnum::GetTimer, [0; 8]);
-    TimerState {
-        now: r[1],
-        deadline: if r[3] != 0 { Some(r[2]) } else { None },
-        notifications: r[4],
-    }
+    TimerState::from_regs(syscall(Sysnum::GetTimer, [0; 8]))
 }
 
 /// Enables or disables the interrupts bound to `mask` in the manifest.
 pub fn sys_irq_control(mask: u64, enable: bool) {
-    let flags = if enable { abi::irq_control::ENABLE } else { 0 };
-    syscall(Sysnum::IrqControl, [mask, flags, 0, 0, 0, 0, 0, 0]);
+    let args = IrqControlArgs { mask, enable };
+    syscall::<0>(Sysnum::IrqControl, args.to_regs());
 }
 
 /// Returns `(enabled, pending)` bit sets for the interrupts bound to `mask`.
 pub fn sys_irq_status(mask: u64) -> (u64, u64) {
-    let r = syscall(Sysnum::IrqStatus, [mask, 0, 0, 0, 0, 0, 0, 0]);
-    (r[1], r[2])
+    let args = IrqStatusArgs { mask };
+    let s = IrqStatus::from_regs(syscall(Sysnum::IrqStatus, args.to_regs()));
+    (s.enabled, s.pending)
 }
 
 /// The current id (with generation) of the task at `index`.
 pub fn sys_refresh_task_id(index: TaskIndex) -> TaskId {
-    TaskId(
-        syscall(
-            Sysnum::RefreshTaskId,
-            [u64::from(index.0), 0, 0, 0, 0, 0, 0, 0],
-        )[0] as u32,
-    )
+    let args = RefreshTaskIdArgs {
+        index: u64::from(index.0),
+    };
+    RefreshedTaskId::from_regs(syscall(Sysnum::RefreshTaskId, args.to_regs())).id
 }
 
 /// Writes `bytes` to the kernel log, tagged with this task's name.
 pub fn sys_log(bytes: &[u8]) {
-    syscall(
-        Sysnum::Log,
-        [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0, 0, 0, 0],
-    );
+    let args = BytesArgs {
+        bytes: claim(bytes),
+    };
+    syscall::<0>(Sysnum::Log, args.to_regs());
 }
 
 /// Hands one encoded defmt frame to the kernel, which writes it to the
 /// binary log port tagged with this task's index. Frames longer than the
 /// kernel's limit (256 bytes) are dropped by the kernel.
 pub fn sys_log_frame(frame: &[u8]) {
-    syscall(
-        Sysnum::LogFrame,
-        [frame.as_ptr() as u64, frame.len() as u64, 0, 0, 0, 0, 0, 0],
-    );
+    let args = BytesArgs {
+        bytes: claim(frame),
+    };
+    syscall::<0>(Sysnum::LogFrame, args.to_regs());
 }
 
 /// Halts the CPU until the next interrupt; for the idle task.
 pub fn sys_wait_for_interrupt() {
-    syscall(Sysnum::WaitForInterrupt, [0; 8]);
+    syscall::<0>(Sysnum::WaitForInterrupt, [0; 8]);
 }
 
 /// Faults this task with `FaultInfo::Panic`; the kernel keeps `message` for
 /// the supervisor.
 pub fn sys_panic(message: &[u8]) -> ! {
-    syscall(
-        Sysnum::Panic,
-        [
-            message.as_ptr() as u64,
-            message.len() as u64,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        ],
-    );
+    let args = BytesArgs {
+        bytes: claim(message),
+    };
+    syscall::<0>(Sysnum::Panic, args.to_regs());
     // The kernel never returns from PANIC; if it somehow did, trap.
     loop {
         core::hint::spin_loop();
@@ -469,21 +426,28 @@ pub fn sys_seamcall(cpu: Option<u32>, rax: u64, regs: [u64; 6]) -> SeamcallOutco
         u64,
         u64,
     );
-    let target = cpu.map_or(abi::seamcall::ANY_CPU, u64::from);
+    let args = SeamcallArgs {
+        cpu: cpu.map_or(abi::seamcall::ANY_CPU, u64::from),
+        leaf: rax,
+        inputs: regs,
+    }
+    .to_regs();
     // Safety: as in `syscall`, with the SEAMCALL register convention of
     // `abi::seamcall`: every register the kernel writes is an output here.
+    // The argument and result words sit in the registers `abi::syscall`
+    // assigns them.
     unsafe {
         asm!(
             "syscall",
             inlateout("rax") Sysnum::Seamcall as u64 => code,
-            inlateout("rdi") target => o_rax,
-            inlateout("rsi") rax => o_rcx,
-            inlateout("rdx") regs[0] => o_rdx,
-            inlateout("r10") regs[1] => o_r8,
-            inlateout("r8") regs[2] => o_r9,
-            inlateout("r9") regs[3] => o_r10,
-            inlateout("r12") regs[4] => o_r11,
-            in("r13") regs[5],
+            inlateout("rdi") args[0] => o_rax,
+            inlateout("rsi") args[1] => o_rcx,
+            inlateout("rdx") args[2] => o_rdx,
+            inlateout("r10") args[3] => o_r8,
+            inlateout("r8") args[4] => o_r9,
+            inlateout("r9") args[5] => o_r10,
+            inlateout("r12") args[6] => o_r11,
+            in("r13") args[7],
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),

@@ -43,29 +43,29 @@ use super::gdt::{KERNEL_CS, KERNEL_DS, USER_CS, USER_DS};
 #[derive(Copy, Clone, Debug, Default)]
 #[repr(C, align(16))]
 pub struct SavedState {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
+    pub(in crate::arch) r15: u64,
+    pub(in crate::arch) r14: u64,
+    pub(in crate::arch) r13: u64,
+    pub(in crate::arch) r12: u64,
+    pub(in crate::arch) r11: u64,
+    pub(in crate::arch) r10: u64,
+    pub(in crate::arch) r9: u64,
+    pub(in crate::arch) r8: u64,
+    pub(in crate::arch) rbp: u64,
+    pub(in crate::arch) rdi: u64,
+    pub(in crate::arch) rsi: u64,
+    pub(in crate::arch) rdx: u64,
+    pub(in crate::arch) rcx: u64,
+    pub(in crate::arch) rbx: u64,
+    pub(in crate::arch) rax: u64,
+    pub(in crate::arch) rip: u64,
+    pub(in crate::arch) cs: u64,
+    pub(in crate::arch) rflags: u64,
+    pub(in crate::arch) rsp: u64,
+    pub(in crate::arch) ss: u64,
     /// Non-zero when the task is suspended in a syscall, so SYSRET may
     /// resume it.
-    pub resume_with_sysret: u64,
+    pub(in crate::arch) resume_with_sysret: u64,
 }
 
 /// Byte offset of the end of the interrupt frame in [`SavedState`].
@@ -88,6 +88,64 @@ impl SavedState {
             ss: u64::from(USER_DS.0),
             ..SavedState::default()
         }
+    }
+
+    /// The syscall number the task passed (RAX at SYSCALL).
+    #[inline]
+    #[must_use]
+    pub fn syscall_number(&self) -> u64 {
+        self.rax
+    }
+
+    /// The syscall's argument words, in `abi::syscall` order.
+    #[inline]
+    #[must_use]
+    pub fn syscall_args(&self) -> abi::syscall::ArgRegs {
+        [
+            self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9, self.r12, self.r13,
+        ]
+    }
+
+    /// Writes the first `N` syscall result words, in `abi::syscall` order;
+    /// the other registers keep their values.
+    #[inline]
+    pub fn set_syscall_results<const N: usize>(&mut self, words: [u64; N]) {
+        const { assert!(N <= abi::syscall::RESULT_WORDS) };
+        let slots = [
+            &mut self.rax,
+            &mut self.rdi,
+            &mut self.rsi,
+            &mut self.rdx,
+            &mut self.r10,
+            &mut self.r8,
+            &mut self.r9,
+            &mut self.r12,
+        ];
+        for (slot, word) in slots.into_iter().zip(words) {
+            *slot = word;
+        }
+    }
+
+    /// The address of the instruction the task resumes at (for a fault,
+    /// the faulting one).
+    #[must_use]
+    pub fn instruction_pointer(&self) -> u64 {
+        self.rip
+    }
+
+    /// Records how the task entered the kernel: by SYSCALL (it may resume
+    /// by SYSRET, RCX and R11 being dead) or by a trap (IRETQ, restoring
+    /// every register).
+    #[inline]
+    pub fn set_entered_by_syscall(&mut self, by_syscall: bool) {
+        self.resume_with_sysret = u64::from(by_syscall);
+    }
+
+    /// Makes a kernel frame resume at `rip` with `code` as the status the
+    /// interrupted instruction's caller reads (the fixups of `vmx`).
+    pub fn resume_at_with_status(&mut self, rip: u64, code: u64) {
+        self.rip = rip;
+        self.rax = code;
     }
 }
 

@@ -1,0 +1,116 @@
+//! Platform and memory services over kernel IPC: the platform record, CPU
+//! count and APIC ids, cache flushes, the KeyID partitioning, the FADT's
+//! event blocks, and the physical memory the memory authority onlines,
+//! offlines and scrubs.
+//!
+//! None of these names a task, so none needs a right; each needs the
+//! capability its `abi::kipc::Kipcnum` states, which the dispatcher has
+//! already checked. Physical ranges are checked against `crate::tdmem`
+//! before the kernel touches a byte.
+
+use abi::kipc::KipcError;
+
+use super::answer::{arg, Answer};
+use crate::arch::smp;
+use crate::outcome::Next;
+
+/// The platform and memory requests (`abi::kipc::Kipcnum` documents each).
+pub enum Request {
+    ReadPlatform,
+    CpuApicId,
+    FlushCaches,
+    Scrub,
+    CpuCount,
+    KeyIdPartition,
+    ReadFadt,
+    OnlineMemory,
+    OfflineMemory,
+}
+
+/// Carries out one platform request.
+///
+/// # Errors
+/// The [`KipcError`] the caller gets.
+pub fn execute<'a>(
+    request: Request,
+    args: &[u64],
+    out: &'a mut [u8],
+) -> Result<Answer<'a>, KipcError> {
+    match request {
+        // Too big for `out`: encoded once at boot and sent from there.
+        Request::ReadPlatform => Ok(Answer::bytes(crate::discovery::encoded())),
+        Request::CpuCount => Ok(Answer::words(out, &[smp::cpu_count() as u64])),
+        Request::CpuApicId => {
+            let cpu = usize::try_from(arg(args, 0)?).map_err(|_| KipcError::CpuUnavailable)?;
+            let w =
+                smp::run_on(cpu, smp::Op::ApicId, [0; 8]).map_err(|_| KipcError::CpuUnavailable)?;
+            Ok(Answer::words(out, &[w[0]]))
+        }
+        Request::FlushCaches => {
+            for cpu in 0..smp::cpu_count() {
+                smp::run_on(cpu, smp::Op::Wbinvd, [0; 8]).map_err(|_| KipcError::CpuUnavailable)?;
+            }
+            crate::seam::note_caches_flushed();
+            Ok(Answer::empty(Next::Same))
+        }
+        Request::KeyIdPartition => {
+            let (bits, mktme, tdx) = crate::seam::keyid_partition();
+            Ok(Answer::words(
+                out,
+                &[u64::from(bits), u64::from(mktme), u64::from(tdx)],
+            ))
+        }
+        Request::ReadFadt => {
+            let port = |b: Option<::platform::fadt::RegisterBlock>| {
+                b.map_or((0, 0), |b| (b.address, u64::from(b.len)))
+            };
+            let w = match crate::discovery::fadt() {
+                Some(f) => {
+                    let (g, gl) = port(f.gpe0);
+                    let (p, pl) = port(f.pm1a_event);
+                    [u64::from(f.sci_int), g, gl, p, pl]
+                }
+                None => [0; 5],
+            };
+            Ok(Answer::words(out, &w))
+        }
+        Request::Scrub => {
+            let (base, len) = (arg(args, 0)?, arg(args, 1)?);
+            scrub(base, len)?;
+            Ok(Answer::empty(Next::Same))
+        }
+        Request::OnlineMemory => {
+            let (base, len) = (arg(args, 0)?, arg(args, 1)?);
+            crate::tdmem::online(base, len)?;
+            Ok(Answer::empty(Next::Same))
+        }
+        Request::OfflineMemory => {
+            let (base, len) = (arg(args, 0)?, arg(args, 1)?);
+            crate::tdmem::offline(base, len)?;
+            Ok(Answer::empty(Next::Same))
+        }
+    }
+}
+
+/// Zeroes `[base, base+len)`: 4 KiB-aligned, entirely TD memory
+/// (`crate::tdmem`: RAM or online hot-plug memory, never the first MiB, the
+/// kernel or a task), and inside the direct map.
+fn scrub(base: u64, len: u64) -> Result<(), KipcError> {
+    const PAGE: u64 = 4096;
+    if !base.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
+        return Err(KipcError::Misaligned);
+    }
+    crate::tdmem::check(base, len)?;
+    // TD memory beyond the direct map exists (hot-plug memory high up) but
+    // the kernel cannot reach it to zero it.
+    if base + len > crate::arch::paging::DIRECT_MAP_LIMIT {
+        return Err(KipcError::BadRequest);
+    }
+    // Safety: the range is page-aligned TD memory (checked above: RAM or
+    // online memory, not the kernel, not a task, not firmware's first MiB)
+    // inside the direct map; the memory authority owns it. MOVDIR64B would
+    // be used where TDX hardware needs it; the emulated module has no
+    // integrity to restore.
+    unsafe { core::ptr::write_bytes(crate::arch::paging::phys_to_virt(base), 0, len as usize) };
+    Ok(())
+}
