@@ -22,5 +22,4 @@
 fn main() {}
 
 #[cfg(target_os = "none")]
-#[path = "task_main.rs"]
 mod task_main;

@@ -434,5 +434,4 @@ fn zerocopy_bytes(r: &RegionRecord) -> &[u8] {
 }
 
 #[cfg(test)]
-#[path = "server_tests.rs"]
 mod tests;

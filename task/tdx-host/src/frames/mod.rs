@@ -914,5 +914,4 @@ fn all_set(bits: &[u64], start: u64, n: u64) -> bool {
 }
 
 #[cfg(test)]
-#[path = "frames_tests.rs"]
 mod tests;

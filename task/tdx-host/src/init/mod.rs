@@ -701,5 +701,4 @@ pub fn initialized_range(p: &Progress) -> PhysRange {
 }
 
 #[cfg(test)]
-#[path = "init_tests.rs"]
 pub(crate) mod tests;
