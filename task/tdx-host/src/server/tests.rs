@@ -17,6 +17,8 @@ use crate::init::tests::{run_with, EmuSeam, Fixture};
 use crate::init::{Bringup, InitConfig};
 use crate::regions::tests::{build, ready_run, FakeKernel};
 use crate::regions::HotplugPolicy;
+use abi::kipc::KipcError;
+
 use crate::seam::{KernelError, Seam};
 
 const MIB: u64 = 1 << 20;
@@ -274,7 +276,7 @@ struct CountingScrubber {
 impl Scrubber for CountingScrubber {
     fn scrub(&mut self, range: PhysRange) -> Result<(), KernelError> {
         if self.refuse {
-            return Err(KernelError(1));
+            return Err(KernelError::Kipc(KipcError::BadRange));
         }
         self.bytes += range.size.0;
         Ok(())
