@@ -71,12 +71,10 @@ impl Platform {
             };
             complete &= p.cpus.push(cpu).is_ok();
         }
-        let offline = boot_offline
-            .iter()
-            .map(|&(base, size, node)| MemRange {
-                range: PhysRange::new(base, size),
-                node,
-            });
+        let offline = boot_offline.iter().map(|&(base, size, node)| MemRange {
+            range: PhysRange::new(base, size),
+            node,
+        });
         for m in offline.clone() {
             complete &= p.offline.push(m).is_ok();
         }
@@ -268,9 +266,17 @@ mod tests {
     fn anything_that_does_not_fit_makes_the_platform_incomplete() {
         let mut r = record();
         r.flags.insert(RecordFlags::TRUNCATED);
-        assert!(!Platform::from_record(&r, [Some(0)], &[], None).view().complete);
+        assert!(
+            !Platform::from_record(&r, [Some(0)], &[], None)
+                .view()
+                .complete
+        );
         let holes: std::vec::Vec<_> = (0..40).map(|i| (260 * MIB + i * 2 * MIB, MIB, 0)).collect();
-        assert!(!Platform::from_record(&record(), [Some(0)], &holes, None).view().complete);
+        assert!(
+            !Platform::from_record(&record(), [Some(0)], &holes, None)
+                .view()
+                .complete
+        );
         let u = Platform::unreadable();
         assert!(u.view().cpus.is_empty() && !u.view().complete);
     }

@@ -121,6 +121,22 @@ pub trait Seam {
     }
 }
 
+/// The registers of a SEAMCALL that returned: RAX (the status), then RCX, RDX, R8, R9, R10, R11
+/// in the order the kernel reports them.
+#[must_use]
+pub const fn returned(rax: u64, out: [u64; 6]) -> SeamcallResult {
+    let [rcx, rdx, r8, r9, r10, r11] = out;
+    SeamcallResult {
+        rax,
+        rcx,
+        rdx,
+        r8,
+        r9,
+        r10,
+        r11,
+    }
+}
+
 /// MAXPHYADDR of the running CPU (see [`Seam::max_phys_addr_bits`]).
 #[must_use]
 pub fn cpuid_max_phys_addr_bits() -> u8 {
@@ -158,7 +174,9 @@ impl PhysWriter for IdentityBuffer<'_> {
         let base = self.0.as_ptr() as u64;
         let off = pa.0.checked_sub(base).ok_or(KernelError::OutsideBuffer)?;
         let off = usize::try_from(off).map_err(|_| KernelError::OutsideBuffer)?;
-        let end = off.checked_add(bytes.len()).ok_or(KernelError::OutsideBuffer)?;
+        let end = off
+            .checked_add(bytes.len())
+            .ok_or(KernelError::OutsideBuffer)?;
         let dst = self.0.get_mut(off..end).ok_or(KernelError::OutsideBuffer)?;
         dst.copy_from_slice(bytes);
         // The module reads physical memory: the bytes must be there before the SEAMCALL.
@@ -239,7 +257,10 @@ mod tests {
         assert_eq!(r.size.0, 64);
         assert_eq!(b.write(PhysAddr(r.base.0 + 8), &[1, 2, 3]), Ok(()));
         for bad in [r.base.0.wrapping_sub(1), r.base.0 + 62, u64::MAX] {
-            assert_eq!(b.write(PhysAddr(bad), &[9, 9, 9]), Err(KernelError::OutsideBuffer));
+            assert_eq!(
+                b.write(PhysAddr(bad), &[9, 9, 9]),
+                Err(KernelError::OutsideBuffer)
+            );
         }
         assert_eq!(bytes[7..12], [0, 1, 2, 3, 0]);
         assert!(!bytes.contains(&9));
@@ -253,11 +274,18 @@ mod tests {
             KernelError::from_raw(KipcError::Denied as u32),
             KernelError::Kipc(KipcError::Denied)
         );
-        for e in [KipcError::CpuUnavailable, KipcError::NotRam, KipcError::BadRange] {
+        for e in [
+            KipcError::CpuUnavailable,
+            KipcError::NotRam,
+            KipcError::BadRange,
+        ] {
             assert_eq!(KernelError::from_raw(e as u32), KernelError::Kipc(e));
         }
         for raw in [0, 1, 4, 0xFFFE_0000, 0xFFFE_00FF, u32::MAX] {
-            assert_eq!(KernelError::from_raw(raw), KernelError::Unknown(u64::from(raw)));
+            assert_eq!(
+                KernelError::from_raw(raw),
+                KernelError::Unknown(u64::from(raw))
+            );
         }
     }
 

@@ -41,6 +41,12 @@ impl<C: FnMut() -> u64> StepTimes<C> {
     pub fn ticks(&self, step: InitStep) -> u64 {
         self.ticks[step as usize]
     }
+
+    /// Ticks per step (indexed by the step).
+    #[must_use]
+    pub fn all(&self) -> [u64; InitStep::COUNT] {
+        self.ticks
+    }
 }
 
 impl<C: FnMut() -> u64> Observer for StepTimes<C> {
@@ -55,6 +61,42 @@ impl<C: FnMut() -> u64> Observer for StepTimes<C> {
     }
 }
 
+/// Bring-up's observer in the server: the step times for the report, and `progress` called
+/// with each TDMR.INIT advance worth a log line ([`GibMilestones`]).
+pub struct Trace<C: FnMut() -> u64, P: FnMut(&Progress)> {
+    /// The step times.
+    pub times: StepTimes<C>,
+    milestones: GibMilestones,
+    progress: P,
+}
+
+impl<C: FnMut() -> u64, P: FnMut(&Progress)> Trace<C, P> {
+    /// Times from `clock`, milestones to `progress`.
+    pub fn new(clock: C, progress: P) -> Self {
+        Trace {
+            times: StepTimes::new(clock),
+            milestones: GibMilestones::default(),
+            progress,
+        }
+    }
+}
+
+impl<C: FnMut() -> u64, P: FnMut(&Progress)> Observer for Trace<C, P> {
+    fn step_started(&mut self, step: InitStep) {
+        self.times.step_started(step);
+    }
+
+    fn step_finished(&mut self, step: InitStep, finished: bool) {
+        self.times.step_finished(step, finished);
+    }
+
+    fn tdmr_progress(&mut self, p: &Progress) {
+        if self.milestones.due(p) {
+            (self.progress)(p);
+        }
+    }
+}
+
 /// Which TDMR.INIT advances are worth a log line: one per initialized GiB (the module's
 /// granularity, §3.2), and the last.
 #[derive(Clone, Copy, Debug, Default)]
@@ -65,7 +107,8 @@ pub struct GibMilestones {
 impl GibMilestones {
     /// Whether `p` completes another GiB since the last line, or finishes everything.
     pub fn due(&mut self, p: &Progress) -> bool {
-        let due = p.bytes_done >= self.last.saturating_add(1 << 30) || p.bytes_done == p.bytes_total;
+        let due =
+            p.bytes_done >= self.last.saturating_add(1 << 30) || p.bytes_done == p.bytes_total;
         if due {
             self.last = p.bytes_done;
         }
@@ -86,12 +129,7 @@ pub struct InitReport<'r> {
     pub ticks: [u64; InitStep::COUNT],
 }
 
-impl<'r> InitReport<'r> {
-    /// The ticks of `times` for the report.
-    pub fn ticks_of<C: FnMut() -> u64>(times: &StepTimes<C>) -> [u64; InitStep::COUNT] {
-        InitStep::ALL.map(|s| times.ticks(s))
-    }
-
+impl InitReport<'_> {
     /// Hands every line of the report to `out`, in order.
     pub fn write(&self, out: &mut dyn FnMut(fmt::Arguments<'_>)) {
         let (b, p) = (self.bringup, self.platform);
@@ -126,7 +164,10 @@ impl<'r> InitReport<'r> {
         for (i, c) in info.cmrs.iter().enumerate() {
             let end = c.base.0 + c.size.0;
             let mib = c.size.0 / MIB;
-            out(format_args!("CMR {i}: [{:#012x}, {end:#012x}) {mib} MiB", c.base.0));
+            out(format_args!(
+                "CMR {i}: [{:#012x}, {end:#012x}) {mib} MiB",
+                c.base.0
+            ));
         }
         self.write_plan(out);
         out(format_args!("cost per step (SEAMCALLs incl. retries; TSC delta = guest instructions under -icount, time under plain TCG):"));
@@ -164,12 +205,17 @@ impl<'r> InitReport<'r> {
                 let base = t.base.0 + a.offset.0;
                 let end = base + a.size.0;
                 let kib = a.size.0 / 1024;
-                out(format_args!("  reserved {j}: [{base:#012x}, {end:#012x}) {kib} KiB"));
+                out(format_args!(
+                    "  reserved {j}: [{base:#012x}, {end:#012x}) {kib} KiB"
+                ));
             }
             for (name, r) in ["4K", "2M", "1G"].iter().zip(&t.pamt) {
                 let end = r.base.0 + r.size.0;
                 let kib = r.size.0 / 1024;
-                out(format_args!("  PAMT {name}: [{:#012x}, {end:#012x}) {kib} KiB", r.base.0));
+                out(format_args!(
+                    "  PAMT {name}: [{:#012x}, {end:#012x}) {kib} KiB",
+                    r.base.0
+                ));
             }
         }
         if !plan.tdmrs.is_empty() {
@@ -194,7 +240,12 @@ impl fmt::Display for StateLine {
                 step,
                 status,
                 plan_error: Some(e),
-            } => write!(f, "state Failed at {} with {:#018x}: {e:?}", step_name(step), status.0),
+            } => write!(
+                f,
+                "state Failed at {} with {:#018x}: {e:?}",
+                step_name(step),
+                status.0
+            ),
             State::Failed { step, status, .. } => {
                 write!(f, "state Failed at {} with {status}", step_name(step))
             }

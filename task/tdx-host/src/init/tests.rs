@@ -204,9 +204,13 @@ pub(crate) fn run_with(cfg: EmuConfig, fx: &Fixture, tweak: impl FnOnce(&mut Emu
     let mut storage = std::boxed::Box::<InitStorage>::default();
     let mut bringup = Bringup::new(InitConfig::default());
     let mut progress = StdVec::new();
-    let state = bringup.run(&mut seam, &mut writer, &fx.view(), &mut storage, &mut |p: &Progress| {
-        progress.push(*p)
-    });
+    let state = bringup.run(
+        &mut seam,
+        &mut writer,
+        &fx.view(),
+        &mut storage,
+        &mut |p: &Progress| progress.push(*p),
+    );
     Run {
         state,
         bringup,
@@ -581,7 +585,13 @@ fn tdmr_info_buffer_too_small_fails_config_before_any_seamcall() {
     let fx = Fixture::new(1, 1, 1);
     let mut st = std::boxed::Box::<InitStorage>::default();
     let mut b = Bringup::new(InitConfig::default());
-    let s = b.run(&mut seam, &mut writer, &fx.view(), &mut st, &mut |_: &Progress| {});
+    let s = b.run(
+        &mut seam,
+        &mut writer,
+        &fx.view(),
+        &mut st,
+        &mut |_: &Progress| {},
+    );
     assert_eq!(
         s,
         State::Failed {
@@ -592,7 +602,13 @@ fn tdmr_info_buffer_too_small_fails_config_before_any_seamcall() {
     );
     assert_eq!(b.counts().seamcalls[InitStep::Config as usize], 0);
     // Terminal: a second run changes nothing.
-    let again = b.run(&mut seam, &mut writer, &fx.view(), &mut st, &mut |_: &Progress| {});
+    let again = b.run(
+        &mut seam,
+        &mut writer,
+        &fx.view(),
+        &mut st,
+        &mut |_: &Progress| {},
+    );
     assert_eq!(again, s);
 }
 

@@ -193,6 +193,25 @@ impl<'a> Server<'a> {
         ));
     }
 
+    /// The kernel reported restarts: every task in `current` (as it runs now) loses what its
+    /// older incarnations held, into quarantine; `reclaimed(index, bytes)` is told of each
+    /// task that had any. Returns the bytes reclaimed.
+    pub fn reclaim_restarted(
+        &mut self,
+        current: impl IntoIterator<Item = Owner>,
+        mut reclaimed: impl FnMut(u16, u64),
+    ) -> u64 {
+        let mut total = 0;
+        for owner in current {
+            let got = self.client_restarted(owner);
+            if got > 0 {
+                reclaimed(owner.index(), got);
+            }
+            total += got;
+        }
+        total
+    }
+
     fn policy(&self, caller: Owner) -> Option<&ClientPolicy> {
         self.clients.iter().find(|c| c.task_index == caller.index())
     }
@@ -505,6 +524,39 @@ impl<'a> Server<'a> {
             }
         }
         report
+    }
+}
+
+/// The log line of an `online_region` request: what it asked and what came of it.
+#[derive(Clone, Copy, Debug)]
+pub struct OnlineLine<'r> {
+    /// The range asked for.
+    pub range: PhysRange,
+    /// The node asked for.
+    pub node: u16,
+    /// The answer.
+    pub result: &'r Result<OnlineReply, TdxHostError>,
+}
+
+impl fmt::Display for OnlineLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (base, size, node) = (self.range.base.0, self.range.size.0, self.node);
+        match self.result {
+            Ok(o) => {
+                let class = if o.class == MemClass::Tdx as u8 {
+                    "TDX"
+                } else {
+                    "non-TDX"
+                };
+                let capable = o.node_tdx_capable != 0;
+                let mib = size >> 20;
+                write!(f, "online [{base:#x}, +{mib} MiB) node {node}: {class} (node TDX-capable: {capable})")
+            }
+            Err(e) => write!(
+                f,
+                "online [{base:#x}, +{size:#x}) node {node} refused: {e:?}"
+            ),
+        }
     }
 }
 

@@ -17,8 +17,34 @@
 //! Invariant: `MIN_STEP_BYTES <= step_bytes() <= SCRUB_STEP_BYTES` at all times.
 
 use tdx_host_api::{ServerStats, SCRUB_STEP_BYTES};
+use tdx_planner::addr::PhysRange;
 
-use super::ScrubReport;
+use super::{ScrubReport, Scrubber, Server};
+use crate::seam::{KernelError, Seam};
+
+/// The task's timer, in ticks; its notification is the pacing's clock.
+pub trait Timer {
+    /// The current tick.
+    fn now(&self) -> u64;
+    /// Asks for the timer notification at `tick`.
+    fn arm(&mut self, tick: u64);
+}
+
+/// A scrubber whose calls are timed with `clock` (the drain report's "scrub" share).
+struct Timed<'k, K, C> {
+    inner: &'k mut K,
+    clock: &'k mut C,
+    ticks: u64,
+}
+
+impl<K: Scrubber, C: FnMut() -> u64> Scrubber for Timed<'_, K, C> {
+    fn scrub(&mut self, range: PhysRange) -> Result<(), KernelError> {
+        let t0 = (self.clock)();
+        let r = self.inner.scrub(range);
+        self.ticks += (self.clock)().saturating_sub(t0);
+        r
+    }
+}
 
 /// The smallest step the pacing shrinks to.
 pub const MIN_STEP_BYTES: u64 = 64 * 1024;
@@ -56,6 +82,8 @@ pub struct ScrubPacer {
     step_bytes: u64,
     quiet_steps: u32,
     drain: DrainCost,
+    /// The timer is armed for a step.
+    armed: bool,
 }
 
 impl Default for ScrubPacer {
@@ -78,7 +106,53 @@ impl ScrubPacer {
                 scrub_ticks: 0,
                 worst_step_ticks: 0,
             },
+            armed: false,
         }
+    }
+
+    /// After anything that may have quarantined memory: arms `timer` for a step at the next
+    /// tick if anything waits (once; the step re-arms), and updates the quarantine counter.
+    pub fn schedule<T: Timer>(
+        &mut self,
+        server: &Server<'_>,
+        timer: &mut T,
+        stats: &mut ServerStats,
+    ) {
+        stats.quarantined_bytes = server.quarantined_bytes();
+        if stats.quarantined_bytes > 0 && !self.armed {
+            self.armed = true;
+            timer.arm(timer.now() + 1);
+        }
+    }
+
+    /// The timer fired: one scrub step of at most [`Self::step_bytes`], timed with `clock`
+    /// (whole step and the scrubber's share) and against `timer`'s tick, then the next one is
+    /// scheduled. Returns the drain's cost when the quarantine is now empty.
+    pub fn tick<S: Seam, K: Scrubber, T: Timer, C: FnMut() -> u64>(
+        &mut self,
+        server: &mut Server<'_>,
+        (seam, scrubber): (&mut S, &mut K),
+        timer: &mut T,
+        mut clock: C,
+        stats: &mut ServerStats,
+    ) -> Option<DrainCost> {
+        self.armed = false;
+        if server.quarantined_bytes() == 0 {
+            return None;
+        }
+        let (tick0, t0) = (timer.now(), clock());
+        let mut timed = Timed {
+            inner: scrubber,
+            clock: &mut clock,
+            ticks: 0,
+        };
+        let r = server.scrub_step(seam, &mut timed, self.step_bytes);
+        let scrub_ticks = timed.ticks;
+        let cost = (clock().saturating_sub(t0), scrub_ticks);
+        let left = server.quarantined_bytes();
+        let drained = self.step_done(&r, cost, timer.now() != tick0, left, stats);
+        self.schedule(server, timer, stats);
+        drained
     }
 
     /// Bytes the next step may take.
@@ -155,7 +229,11 @@ mod tests {
             p.step_done(&STEP, (10, 5), false, 1, &mut s);
         }
         p.step_done(&STEP, (10, 5), true, 1, &mut s);
-        assert_eq!(p.step_bytes(), MIN_STEP_BYTES, "a slow step restarts the quiet run");
+        assert_eq!(
+            p.step_bytes(),
+            MIN_STEP_BYTES,
+            "a slow step restarts the quiet run"
+        );
         for _ in 0..QUIET_STEPS_TO_GROW {
             p.step_done(&STEP, (10, 5), false, 1, &mut s);
         }
@@ -189,7 +267,12 @@ mod tests {
         assert_eq!(d, Some(want));
         assert_eq!(want.per_step(), (20, 7, 13));
         assert_eq!(
-            (s.scrubbed_bytes, s.retired_bytes, s.rdmd_calls, s.scrub_runs),
+            (
+                s.scrubbed_bytes,
+                s.retired_bytes,
+                s.rdmd_calls,
+                s.scrub_runs
+            ),
             (64 * 1024, 4096, 17, 2)
         );
         let empty = ScrubReport::default();
