@@ -41,6 +41,8 @@ use crate::regions::{frame_error, MemoryAuthority, Regions};
 use crate::seam::{KernelError, Seam};
 
 pub mod pacing;
+pub mod service;
+pub mod start;
 
 /// Most clients with a policy.
 pub const MAX_CLIENTS: usize = 32;
@@ -191,25 +193,6 @@ impl<'a> Server<'a> {
             pools.len(),
             offline / MIB
         ));
-    }
-
-    /// The kernel reported restarts: every task in `current` (as it runs now) loses what its
-    /// older incarnations held, into quarantine; `reclaimed(index, bytes)` is told of each
-    /// task that had any. Returns the bytes reclaimed.
-    pub fn reclaim_restarted(
-        &mut self,
-        current: impl IntoIterator<Item = Owner>,
-        mut reclaimed: impl FnMut(u16, u64),
-    ) -> u64 {
-        let mut total = 0;
-        for owner in current {
-            let got = self.client_restarted(owner);
-            if got > 0 {
-                reclaimed(owner.index(), got);
-            }
-            total += got;
-        }
-        total
     }
 
     fn policy(&self, caller: Owner) -> Option<&ClientPolicy> {
