@@ -231,8 +231,11 @@ pub enum InitStep {
 }
 
 impl InitStep {
+    /// How many steps there are: the length of every per-step table.
+    pub const COUNT: usize = InitStep::TdmrInit as usize + 1;
+
     /// All steps in order.
-    pub const ALL: [InitStep; 9] = [
+    pub const ALL: [InitStep; InitStep::COUNT] = [
         InitStep::Detect,
         InitStep::SysInit,
         InitStep::LpInit,
@@ -445,11 +448,13 @@ pub struct ServerStats {
     pub restarts_seen: u32,
     /// Requests refused with an error (any operation).
     pub refused: u32,
-    /// Bring-up retries after a transient status, per `InitStep` (index = the step's value).
+    /// Bring-up retries after a transient status, per `InitStep` (index = the step's value;
+    /// entries from [`InitStep::COUNT`] on are 0, room for steps a later server may add).
     pub init_retries: [u16; 12],
 }
 
 const _: () = assert!(core::mem::size_of::<ServerStats>() == 96);
+const _: () = assert!(InitStep::COUNT <= 12, "ServerStats::init_retries holds every step");
 const _: () = assert!(core::mem::size_of::<ModuleStatus>() == 96);
 const _: () = assert!(core::mem::size_of::<NodeInfo>() == 40);
 const _: () = assert!(core::mem::size_of::<RegionRecord>() == 32);

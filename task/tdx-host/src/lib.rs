@@ -12,6 +12,7 @@
 
 pub mod frames;
 pub mod init;
+pub mod platform;
 pub mod regions;
 pub mod seam;
 pub mod server;

@@ -16,6 +16,7 @@
 //!   [`PhysWriter::buffer`], a range that is plain host RAM outside every TDMR's available
 //!   memory and outside SEAMRR (a "shared HPA", §5.3).
 
+use abi::kipc::KipcError;
 use tdx_abi::{SeamcallArgs, SeamcallResult};
 use tdx_host_api::UnavailableReason;
 use tdx_planner::addr::{PhysAddr, PhysRange};
@@ -25,9 +26,33 @@ use tdx_planner::types::MemRange;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CpuIndex(pub u32);
 
-/// A kernel-IPC failure code (the kernel's response code, passed through for the log).
+/// Why the kernel (or this task's side of a kernel service) refused a request, by name.
+///
+/// Nothing in the library decides on the variant (every refusal is a failure of its step); the
+/// name is for the log, so an unknown code stays [`KernelError::Unknown`] with its value, never
+/// a wrong name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelError(pub u32);
+pub enum KernelError {
+    /// A kernel-IPC response code (e.g. `Denied`: the manifest grants no such right).
+    Kipc(KipcError),
+    /// The kernel's SEAMCALL gate does not allow this leaf; the module was not called.
+    LeafRefused,
+    /// The SEAMCALL gate refused a memory operand; the module was not called.
+    OperandRefused,
+    /// A write fell outside the task's own TDMR_INFO buffer (refused before any syscall).
+    OutsideBuffer,
+    /// A response code this task does not know (a newer kernel), kept for the log.
+    Unknown(u64),
+}
+
+impl KernelError {
+    /// The kernel-IPC response code `raw` by name; total: a code without a name is
+    /// [`KernelError::Unknown`].
+    #[must_use]
+    pub fn from_raw(raw: u32) -> Self {
+        KipcError::from_raw(raw).map_or(KernelError::Unknown(u64::from(raw)), KernelError::Kipc)
+    }
+}
 
 /// A SEAMCALL that did not return a status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +121,22 @@ pub trait Seam {
     }
 }
 
+/// The registers of a SEAMCALL that returned: RAX (the status), then RCX, RDX, R8, R9, R10, R11
+/// in the order the kernel reports them.
+#[must_use]
+pub const fn returned(rax: u64, out: [u64; 6]) -> SeamcallResult {
+    let [rcx, rdx, r8, r9, r10, r11] = out;
+    SeamcallResult {
+        rax,
+        rcx,
+        rdx,
+        r8,
+        r9,
+        r10,
+        r11,
+    }
+}
+
 /// MAXPHYADDR of the running CPU (see [`Seam::max_phys_addr_bits`]).
 #[must_use]
 pub fn cpuid_max_phys_addr_bits() -> u8 {
@@ -117,6 +158,31 @@ pub trait PhysWriter {
     /// # Errors
     /// The kernel's refusal.
     fn write(&mut self, pa: PhysAddr, bytes: &[u8]) -> Result<(), KernelError>;
+}
+
+/// A buffer of this task mapped at its physical address (virtual = physical), as the kernel
+/// maps tdx-host's TDMR_INFO static: writing is a bounds-checked copy.
+#[derive(Debug)]
+pub struct IdentityBuffer<'b>(pub &'b mut [u8]);
+
+impl PhysWriter for IdentityBuffer<'_> {
+    fn buffer(&self) -> PhysRange {
+        PhysRange::new(self.0.as_ptr() as u64, self.0.len() as u64)
+    }
+
+    fn write(&mut self, pa: PhysAddr, bytes: &[u8]) -> Result<(), KernelError> {
+        let base = self.0.as_ptr() as u64;
+        let off = pa.0.checked_sub(base).ok_or(KernelError::OutsideBuffer)?;
+        let off = usize::try_from(off).map_err(|_| KernelError::OutsideBuffer)?;
+        let end = off
+            .checked_add(bytes.len())
+            .ok_or(KernelError::OutsideBuffer)?;
+        let dst = self.0.get_mut(off..end).ok_or(KernelError::OutsideBuffer)?;
+        dst.copy_from_slice(bytes);
+        // The module reads physical memory: the bytes must be there before the SEAMCALL.
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 /// One logical CPU.
@@ -177,7 +243,51 @@ pub struct PlatformView<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::KeyIdPartition;
+    use tdx_planner::addr::PhysAddr;
+
+    use super::{IdentityBuffer, KernelError, KeyIdPartition, KipcError, PhysWriter};
+
+    /// Writes land at their offset from the buffer's own address; anything reaching outside
+    /// it, below, past the end or wrapping, is refused and writes nothing.
+    #[test]
+    fn identity_buffer_writes_only_inside_itself() {
+        let mut bytes = [0u8; 64];
+        let mut b = IdentityBuffer(&mut bytes);
+        let r = b.buffer();
+        assert_eq!(r.size.0, 64);
+        assert_eq!(b.write(PhysAddr(r.base.0 + 8), &[1, 2, 3]), Ok(()));
+        for bad in [r.base.0.wrapping_sub(1), r.base.0 + 62, u64::MAX] {
+            assert_eq!(
+                b.write(PhysAddr(bad), &[9, 9, 9]),
+                Err(KernelError::OutsideBuffer)
+            );
+        }
+        assert_eq!(bytes[7..12], [0, 1, 2, 3, 0]);
+        assert!(!bytes.contains(&9));
+    }
+
+    /// Every kernel-IPC code with a name gets it back; any other value stays unknown with its
+    /// value (no code silently becomes a wrong variant).
+    #[test]
+    fn kernel_error_from_raw_is_total_and_never_misnames() {
+        assert_eq!(
+            KernelError::from_raw(KipcError::Denied as u32),
+            KernelError::Kipc(KipcError::Denied)
+        );
+        for e in [
+            KipcError::CpuUnavailable,
+            KipcError::NotRam,
+            KipcError::BadRange,
+        ] {
+            assert_eq!(KernelError::from_raw(e as u32), KernelError::Kipc(e));
+        }
+        for raw in [0, 1, 4, 0xFFFE_0000, 0xFFFE_00FF, u32::MAX] {
+            assert_eq!(
+                KernelError::from_raw(raw),
+                KernelError::Unknown(u64::from(raw))
+            );
+        }
+    }
 
     /// KeyID arithmetic on MSR 0x87 values never wraps: u32::MAX MKTME KeyIDs give a first TDX
     /// KeyID that does not fit a u16 (refused at Detect), not KeyID 0, and the KeyID width used to

@@ -20,7 +20,7 @@
 //! - Failures that are not a SEAMCALL's status get a class-0xFF host code ([`host_code`]); the
 //!   module never uses class 0xFF (§4.1), so the two can never be confused.
 //!
-//! Stack: a few hundred bytes plus a 64-entry package table (1 KiB); the 48 KiB plan and the
+//! Stack: a few hundred bytes plus the 1 KiB CPU list of TDMR.INIT; the 48 KiB plan and the
 //! clipped memory lists live in the caller's [`InitStorage`].
 
 use heapless::Vec;
@@ -36,6 +36,8 @@ use tdx_planner::types::{
 };
 
 use crate::seam::{CpuIndex, KeyIdPartition, PhysWriter, PlatformView, Seam};
+
+pub mod report;
 
 /// Host-side failure codes, in the software class 0xFF Linux also uses (§4.1, §4.2).
 pub mod host_code {
@@ -66,8 +68,6 @@ pub mod host_code {
     pub const NO_PROGRESS: TdxStatus = sw(10);
     /// The first TDX KeyID does not fit the 16-bit global-KeyID field (§2.3 SYS.CONFIG R8).
     pub const KEYID_OUT_OF_RANGE: TdxStatus = sw(11);
-    /// More packages than the bring-up tracks (64).
-    pub const TOO_MANY_PACKAGES: TdxStatus = sw(12);
 }
 
 /// Where bring-up is.
@@ -111,9 +111,9 @@ impl Default for InitConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StepCounts {
     /// SEAMCALLs issued, retries included.
-    pub seamcalls: [u32; 9],
+    pub seamcalls: [u32; InitStep::COUNT],
     /// Of those, repeats after a transient status.
-    pub retries: [u32; 9],
+    pub retries: [u32; InitStep::COUNT],
     /// Cache flushes requested from the kernel.
     pub flushes: u32,
 }
@@ -164,6 +164,34 @@ pub struct Progress {
     pub bytes_total: u64,
 }
 
+/// What bring-up tells its caller while it runs: each step as it starts and as it ends, and
+/// every TDMR.INIT that moved a TDMR's initialized end. The server binary times the steps and
+/// logs progress through it; an observer cannot change the bring-up.
+pub trait Observer {
+    /// `step` begins; steps begin in [`InitStep`] order, each at most once.
+    fn step_started(&mut self, step: InitStep) {
+        let _ = step;
+    }
+
+    /// `step` ended: `finished` when it completed, false when it stopped the machine (the
+    /// terminal state is what [`Bringup::run`] returns).
+    fn step_finished(&mut self, step: InitStep, finished: bool) {
+        let _ = (step, finished);
+    }
+
+    /// A TDMR.INIT made more of a TDMR usable.
+    fn tdmr_progress(&mut self, progress: &Progress) {
+        let _ = progress;
+    }
+}
+
+/// A closure observes the TDMR.INIT progress only.
+impl<F: FnMut(&Progress)> Observer for F {
+    fn tdmr_progress(&mut self, progress: &Progress) {
+        self(progress);
+    }
+}
+
 /// Caller-provided storage for the bring-up (put it in a `static`; about 60 KiB, mostly the
 /// planner's [`Plan`]). After `Ready` it holds the plan (TDMRs, PAMT blocks) and the RAM the
 /// bring-up could not make TDX memory (outside every CMR).
@@ -179,6 +207,20 @@ pub struct InitStorage {
     pub non_tdx_ram: Vec<MemRange, MAX_MEMORY_RANGES>,
     /// PAMT exclusions: image ranges and the TDMR_INFO buffer.
     pub excluded: Vec<PhysRange, MAX_EXCLUDED>,
+}
+
+impl InitStorage {
+    /// Bytes of PAMT the plan gave the module.
+    #[must_use]
+    pub fn pamt_bytes(&self) -> u64 {
+        self.plan.pamt_bytes.0
+    }
+
+    /// TDMRs in the plan.
+    #[must_use]
+    pub fn tdmr_count(&self) -> u16 {
+        self.plan.tdmrs.len() as u16
+    }
 }
 
 /// The bring-up state machine; small (under 1 KiB) and `Copy`-free only because of `ModuleInfo`.
@@ -227,26 +269,36 @@ impl Bringup {
         &self.info
     }
 
+    /// The CMRs the module reported (empty before SYS.RD).
+    #[must_use]
+    pub fn cmrs(&self) -> &[PhysRange] {
+        &self.info.cmrs
+    }
+
     /// (initialized, total) TDMR bytes.
     #[must_use]
     pub fn tdmr_bytes(&self) -> (u64, u64) {
         (self.tdmr_bytes_done, self.tdmr_bytes_total)
     }
 
-    /// Runs the whole bring-up once; later calls return the terminal state unchanged.
-    /// `progress` is called after every TDMR.INIT that moved a TDMR's initialized end.
+    /// Runs the whole bring-up once, telling `observer` each step's start and end and every
+    /// TDMR.INIT advance; later calls return the terminal state unchanged.
     pub fn run<S: Seam, W: PhysWriter>(
         &mut self,
         seam: &mut S,
         writer: &mut W,
         platform: &PlatformView<'_>,
         storage: &mut InitStorage,
-        progress: &mut dyn FnMut(&Progress),
+        observer: &mut dyn Observer,
     ) -> State {
         if self.state != State::NotStarted {
             return self.state;
         }
-        self.state = match self.run_steps(seam, writer, platform, storage, progress) {
+        let result = self.run_steps(seam, writer, platform, storage, observer);
+        if let State::Initializing(step) = self.state {
+            observer.step_finished(step, result.is_ok());
+        }
+        self.state = match result {
             Ok(()) => State::Ready,
             Err(stop) => {
                 // After CONFIG the PAMTs hold KeyID-tagged lines: flush before anyone could reuse
@@ -263,23 +315,33 @@ impl Bringup {
         self.state
     }
 
+    /// Leaves the running step (finished) and enters `step`.
+    fn enter(&mut self, step: InitStep, observer: &mut dyn Observer) {
+        if let State::Initializing(previous) = self.state {
+            observer.step_finished(previous, true);
+        }
+        self.state = State::Initializing(step);
+        observer.step_started(step);
+    }
+
     fn run_steps<S: Seam, W: PhysWriter>(
         &mut self,
         seam: &mut S,
         writer: &mut W,
         platform: &PlatformView<'_>,
         storage: &mut InitStorage,
-        progress: &mut dyn FnMut(&Progress),
+        observer: &mut dyn Observer,
     ) -> Result<(), Stop> {
+        self.enter(InitStep::Detect, observer);
         let boot = self.detect(platform)?;
-        self.state = State::Initializing(InitStep::SysInit);
+        self.enter(InitStep::SysInit, observer);
         self.call(
             seam,
             InitStep::SysInit,
             Some(boot),
             SeamcallArgs::leaf(Leaf::SysInit),
         )?;
-        self.state = State::Initializing(InitStep::LpInit);
+        self.enter(InitStep::LpInit, observer);
         for (i, cpu) in platform.cpus.iter().enumerate() {
             if cpu.enabled {
                 let lp = Some(CpuIndex(i as u32));
@@ -291,26 +353,25 @@ impl Bringup {
                 )?;
             }
         }
-        self.state = State::Initializing(InitStep::ReadMetadata);
+        self.enter(InitStep::ReadMetadata, observer);
         self.read_metadata(seam, boot)?;
-        self.state = State::Initializing(InitStep::Plan);
+        self.enter(InitStep::Plan, observer);
         let pa_bits = usable_pa_bits(seam.max_phys_addr_bits(), &self.info.keyids);
         self.plan(platform, writer.buffer(), pa_bits, storage)?;
-        self.state = State::Initializing(InitStep::Config);
+        self.enter(InitStep::Config, observer);
         self.configure(seam, writer, boot, &storage.plan)?;
-        self.state = State::Initializing(InitStep::CacheFlush);
+        self.enter(InitStep::CacheFlush, observer);
         self.counts.flushes += 1;
         seam.flush_caches_all_cpus()
             .map_err(|_| fail(InitStep::CacheFlush, host_code::KERNEL_REFUSED))?;
-        self.state = State::Initializing(InitStep::KeyConfig);
+        self.enter(InitStep::KeyConfig, observer);
         self.key_config(seam, platform)?;
-        self.state = State::Initializing(InitStep::TdmrInit);
-        self.tdmr_init(seam, platform, &storage.plan, progress)
+        self.enter(InitStep::TdmrInit, observer);
+        self.tdmr_init(seam, platform, &storage.plan, observer)
     }
 
     /// §1.2: KeyIDs, a complete platform record, at least one CPU. Returns the boot CPU.
     fn detect(&mut self, p: &PlatformView<'_>) -> Result<CpuIndex, Stop> {
-        self.state = State::Initializing(InitStep::Detect);
         let keyids = match p.keyids {
             None | Some(KeyIdPartition { nr_tdx: 0, .. }) => {
                 return Err(State::Unavailable(UnavailableReason::NoTdxKeyIds))
@@ -515,15 +576,9 @@ impl Bringup {
     /// TDX_KEY_CONFIGURED (a warning) means the package is already done.
     fn key_config<S: Seam>(&mut self, seam: &mut S, p: &PlatformView<'_>) -> Result<(), Stop> {
         let step = InitStep::KeyConfig;
-        let mut seen: Vec<u32, 64> = Vec::new();
-        for (i, cpu) in p.cpus.iter().enumerate() {
-            if !cpu.enabled || seen.contains(&cpu.package) {
-                continue;
-            }
-            seen.push(cpu.package)
-                .map_err(|_| fail(step, host_code::TOO_MANY_PACKAGES))?;
+        for cpu in p.package_leaders() {
             let args = SeamcallArgs::leaf(Leaf::SysKeyConfig);
-            let r = self.call(seam, step, Some(CpuIndex(i as u32)), args)?;
+            let r = self.call(seam, step, Some(cpu), args)?;
             if !r.status().is_success() && !r.status().is(TdxStatus::KEY_CONFIGURED) {
                 return Err(fail(step, r.status()));
             }
@@ -538,7 +593,7 @@ impl Bringup {
         seam: &mut S,
         p: &PlatformView<'_>,
         plan: &Plan,
-        progress: &mut dyn FnMut(&Progress),
+        observer: &mut dyn Observer,
     ) -> Result<(), Stop> {
         let step = InitStep::TdmrInit;
         let mut cpus: Vec<CpuIndex, 256> = Vec::new();
@@ -583,7 +638,7 @@ impl Bringup {
                 if next > done_to[i] {
                     self.tdmr_bytes_done += next - done_to[i];
                     done_to[i] = next;
-                    progress(&Progress {
+                    observer.tdmr_progress(&Progress {
                         tdmr: i,
                         tdmr_base: t.base,
                         initialized_end: PhysAddr(next),
@@ -701,5 +756,4 @@ pub fn initialized_range(p: &Progress) -> PhysRange {
 }
 
 #[cfg(test)]
-#[path = "init_tests.rs"]
 pub(crate) mod tests;

@@ -24,12 +24,14 @@
 //! Size: the struct is small apart from its [`Regions`] (pool and record tables, ~70 KiB, keep it
 //! in a `static`); handlers use at most 4 KiB of stack (512 decoded addresses).
 
+use core::fmt;
+
 use heapless::Vec;
 use tdx_abi::{Leaf, PageType, SeamcallArgs};
 use tdx_host_api::{
     FrameSize, InitStep, MemClass, ModuleState, ModuleStatus, NodeInfo, OnlineReply,
-    RegionMapReply, RegionRecord, TdxHostError, ADDR_BYTES, ANY_NODE, MAX_FRAMES_PER_CALL,
-    SCRUB_STEP_BYTES,
+    RegionMapReply, RegionRecord, ServerStats, TdxHostError, ADDR_BYTES, ANY_NODE,
+    MAX_FRAMES_PER_CALL, SCRUB_STEP_BYTES,
 };
 use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
 
@@ -37,6 +39,10 @@ use crate::frames::{NodeMask, Owner, Request};
 use crate::init::{Bringup, State};
 use crate::regions::{frame_error, MemoryAuthority, Regions};
 use crate::seam::{KernelError, Seam};
+
+pub mod pacing;
+pub mod service;
+pub mod start;
 
 /// Most clients with a policy.
 pub const MAX_CLIENTS: usize = 32;
@@ -112,6 +118,81 @@ impl<'a> Server<'a> {
             pamt_bytes,
             num_tdmrs,
         }
+    }
+
+    /// The regions are built (after `Ready`): from now on memory is served.
+    pub fn serve(&mut self, regions: Regions<'a>) {
+        self.regions = Some(regions);
+    }
+
+    /// `stats` for the task with index `caller`: the server's `counters` plus what the caller
+    /// holds, its quota, and what waits in quarantine.
+    #[must_use]
+    pub fn stats(&self, caller: u16, counters: ServerStats) -> ServerStats {
+        let mut s = counters;
+        if let Some(r) = self.regions.as_ref() {
+            s.caller_usage_bytes = r.frames.usage(caller);
+            s.quarantined_bytes = r.frames.quarantined_bytes();
+        }
+        s.caller_quota_bytes = self
+            .clients
+            .iter()
+            .find(|c| c.task_index == caller)
+            .map_or(0, |c| c.quota_bytes);
+        s
+    }
+
+    /// The server's counters at the start: the bring-up's retries per step.
+    #[must_use]
+    pub fn initial_stats(&self) -> ServerStats {
+        let mut s = ServerStats::default();
+        let retries = self.bringup.counts().retries;
+        for (slot, n) in s.init_retries.iter_mut().zip(retries) {
+            *slot = u16::try_from(n).unwrap_or(u16::MAX);
+        }
+        s
+    }
+
+    /// 4 KiB frames in use (allocated, quarantined or retired) in the region exactly `range`,
+    /// if there is one: why an offline was refused.
+    #[must_use]
+    pub fn frames_in_use(&self, range: PhysRange) -> Option<u64> {
+        let r = self.regions.as_ref()?;
+        r.frames
+            .pools()
+            .iter()
+            .find(|p| p.range == range)
+            .map(|p| p.in_use)
+    }
+
+    /// Hands the region summary to `out`, one line per node and a total (nothing before the
+    /// regions are built).
+    pub fn write_regions(&self, out: &mut dyn FnMut(fmt::Arguments<'_>)) {
+        const MIB: u64 = 1 << 20;
+        let Some(r) = self.regions.as_ref() else {
+            return;
+        };
+        for n in 0..r.nodes() {
+            let t = r.node_totals(n);
+            out(format_args!(
+                "node {n}: {} MiB TDX ({} MiB free), {} MiB non-TDX, TDX-capable: {}",
+                t.tdx_total / MIB,
+                t.tdx_free / MIB,
+                t.non_tdx_total / MIB,
+                t.tdx_capable()
+            ));
+        }
+        let pools = r.frames.pools();
+        let offline: u64 = pools
+            .iter()
+            .filter(|p| !p.online)
+            .map(|p| p.range.size.0)
+            .sum();
+        out(format_args!(
+            "{} regions ({} MiB offline until onlined); serving",
+            pools.len(),
+            offline / MIB
+        ));
     }
 
     fn policy(&self, caller: Owner) -> Option<&ClientPolicy> {
@@ -429,10 +510,42 @@ impl<'a> Server<'a> {
     }
 }
 
+/// The log line of an `online_region` request: what it asked and what came of it.
+#[derive(Clone, Copy, Debug)]
+pub struct OnlineLine<'r> {
+    /// The range asked for.
+    pub range: PhysRange,
+    /// The node asked for.
+    pub node: u16,
+    /// The answer.
+    pub result: &'r Result<OnlineReply, TdxHostError>,
+}
+
+impl fmt::Display for OnlineLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (base, size, node) = (self.range.base.0, self.range.size.0, self.node);
+        match self.result {
+            Ok(o) => {
+                let class = if o.class == MemClass::Tdx as u8 {
+                    "TDX"
+                } else {
+                    "non-TDX"
+                };
+                let capable = o.node_tdx_capable != 0;
+                let mib = size >> 20;
+                write!(f, "online [{base:#x}, +{mib} MiB) node {node}: {class} (node TDX-capable: {capable})")
+            }
+            Err(e) => write!(
+                f,
+                "online [{base:#x}, +{size:#x}) node {node} refused: {e:?}"
+            ),
+        }
+    }
+}
+
 fn zerocopy_bytes(r: &RegionRecord) -> &[u8] {
     tdx_host_api::record_bytes(r)
 }
 
 #[cfg(test)]
-#[path = "server_tests.rs"]
 mod tests;

@@ -10,6 +10,8 @@ use super::{HotplugPolicy, MemoryAuthority, PlatformMemory, Regions};
 use crate::frames::{bitmap_words, FrameAllocator, NodeMask, Owner, Request};
 use crate::init::tests::{mr, run_with, Fixture, Run, BUF_BASE};
 use crate::init::State;
+use abi::kipc::KipcError;
+
 use crate::seam::KernelError;
 
 const MIB: u64 = 1 << 20;
@@ -30,7 +32,7 @@ impl MemoryAuthority for FakeKernel {
         let inside =
             WINDOW.base.0 <= r.base.0 && r.base.0 + r.size.0 <= WINDOW.base.0 + WINDOW.size.0;
         if self.refuse || !inside || self.online.iter().any(|o| overlaps(*o, r)) {
-            return Err(KernelError(9));
+            return Err(KernelError::Kipc(KipcError::OutsideHotplugWindow));
         }
         self.online.push(r);
         Ok(())
@@ -43,7 +45,7 @@ impl MemoryAuthority for FakeKernel {
                 self.online.remove(i);
                 Ok(())
             }
-            _ => Err(KernelError(9)),
+            _ => Err(KernelError::Kipc(KipcError::NotOnline)),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::vec::Vec as StdVec;
 
+use abi::kipc::KipcError;
 use tdx_abi::{Leaf, OperandId, SeamcallArgs, SeamcallResult, TdxStatus};
 use tdx_emu::{
     EmuConfig, FaultRule, PhysMem, PhysMemError, SeamcallFault, SeamcallOutcome, SysState,
@@ -18,6 +19,7 @@ use tdx_planner::addr::{PhysAddr, PhysRange, GIB};
 use tdx_planner::types::MemRange;
 
 use super::{host_code, Bringup, InitConfig, InitStorage, Progress, State};
+
 use crate::seam::{
     Cpu, CpuIndex, KernelError, KeyIdPartition, PhysWriter, PlatformView, Seam, SeamError,
 };
@@ -81,7 +83,7 @@ impl Seam for EmuSeam {
 
     fn flush_caches_all_cpus(&mut self) -> Result<(), KernelError> {
         if self.flush_fails {
-            return Err(KernelError(0xFFFE_0001));
+            return Err(KernelError::Kipc(KipcError::Denied));
         }
         for lp in 0..self.m.config().num_lps {
             self.m.note_wbinvd(lp);
@@ -108,7 +110,7 @@ impl PhysWriter for EmuWriter {
         self.mem
             .borrow_mut()
             .write(pa.0, bytes)
-            .map_err(|_| KernelError(1))
+            .map_err(|_| KernelError::OutsideBuffer)
     }
 }
 
@@ -202,9 +204,13 @@ pub(crate) fn run_with(cfg: EmuConfig, fx: &Fixture, tweak: impl FnOnce(&mut Emu
     let mut storage = std::boxed::Box::<InitStorage>::default();
     let mut bringup = Bringup::new(InitConfig::default());
     let mut progress = StdVec::new();
-    let state = bringup.run(&mut seam, &mut writer, &fx.view(), &mut storage, &mut |p| {
-        progress.push(*p)
-    });
+    let state = bringup.run(
+        &mut seam,
+        &mut writer,
+        &fx.view(),
+        &mut storage,
+        &mut |p: &Progress| progress.push(*p),
+    );
     Run {
         state,
         bringup,
@@ -247,7 +253,7 @@ fn ready_on_one_cpu() {
         u64::from(c.seamcalls[InitStep::TdmrInit as usize]),
         tdmr_bytes / (4 * MIB)
     );
-    assert_eq!(c.retries, [0; 9]);
+    assert_eq!(c.retries, [0; InitStep::COUNT]);
     assert_eq!(c.flushes, 1);
     assert_eq!(r.bringup.info().global_keyid, 16);
     assert_eq!(r.bringup.info().cmrs.len(), 2);
@@ -579,7 +585,13 @@ fn tdmr_info_buffer_too_small_fails_config_before_any_seamcall() {
     let fx = Fixture::new(1, 1, 1);
     let mut st = std::boxed::Box::<InitStorage>::default();
     let mut b = Bringup::new(InitConfig::default());
-    let s = b.run(&mut seam, &mut writer, &fx.view(), &mut st, &mut |_| {});
+    let s = b.run(
+        &mut seam,
+        &mut writer,
+        &fx.view(),
+        &mut st,
+        &mut |_: &Progress| {},
+    );
     assert_eq!(
         s,
         State::Failed {
@@ -590,7 +602,13 @@ fn tdmr_info_buffer_too_small_fails_config_before_any_seamcall() {
     );
     assert_eq!(b.counts().seamcalls[InitStep::Config as usize], 0);
     // Terminal: a second run changes nothing.
-    let again = b.run(&mut seam, &mut writer, &fx.view(), &mut st, &mut |_| {});
+    let again = b.run(
+        &mut seam,
+        &mut writer,
+        &fx.view(),
+        &mut st,
+        &mut |_: &Progress| {},
+    );
     assert_eq!(again, s);
 }
 

@@ -6,17 +6,20 @@ extern crate std;
 use tdx_abi::{Leaf, PageType, SeamcallArgs};
 use tdx_emu::EmuConfig;
 use tdx_host_api::{
-    FrameSize, InitStep, MemClass, ModuleState, RegionRecord, TdxHostError, UnavailableReason,
-    ANY_NODE, SCRUB_STEP_BYTES,
+    FrameSize, InitStep, MemClass, ModuleState, RegionRecord, ServerStats, TdxHostError,
+    UnavailableReason, ANY_NODE, SCRUB_STEP_BYTES,
 };
 use tdx_planner::addr::{PhysRange, GIB, PAGE_4K};
 
+use super::pacing::{ScrubPacer, Timer, MIN_STEP_BYTES};
 use super::{ClientPolicy, ScrubReport, Scrubber, Server};
 use crate::frames::{NodeMask, Owner};
 use crate::init::tests::{run_with, EmuSeam, Fixture};
 use crate::init::{Bringup, InitConfig};
 use crate::regions::tests::{build, ready_run, FakeKernel};
 use crate::regions::HotplugPolicy;
+use abi::kipc::KipcError;
+
 use crate::seam::{KernelError, Seam};
 
 const MIB: u64 = 1 << 20;
@@ -274,7 +277,7 @@ struct CountingScrubber {
 impl Scrubber for CountingScrubber {
     fn scrub(&mut self, range: PhysRange) -> Result<(), KernelError> {
         if self.refuse {
-            return Err(KernelError(1));
+            return Err(KernelError::Kipc(KipcError::BadRange));
         }
         self.bytes += range.size.0;
         Ok(())
@@ -464,4 +467,82 @@ fn region_map_pages_through_whole_records() {
         s.region_map(first.total + 1, &mut out),
         Err(TdxHostError::BadArgument)
     );
+}
+
+/// The task's timer as the pacing sees it: `slow` makes every step see the tick change.
+struct FakeTimer {
+    now: core::cell::Cell<u64>,
+    slow: bool,
+    armed: std::vec::Vec<u64>,
+}
+
+impl Timer for FakeTimer {
+    fn now(&self) -> u64 {
+        let t = self.now.get();
+        if self.slow {
+            self.now.set(t + 1);
+        }
+        t
+    }
+
+    fn arm(&mut self, tick: u64) {
+        self.armed.push(tick);
+    }
+}
+
+/// Freeing arms the timer once for the next tick; each timer tick does one step and re-arms
+/// while anything is left; the last step reports the drain. Steps that overrun a tick shrink.
+#[test]
+fn pacing_scrubs_one_step_per_tick_until_drained() {
+    for slow in [false, true] {
+        let (mut s, mut seam) = ready_server(HotplugPolicy::Reject);
+        let mut buf = [0u8; 16];
+        s.alloc_frames(OTHER, ANY_NODE, FrameSize::M2, MemClass::Tdx, 2, &mut buf)
+            .unwrap();
+        s.free_frames(OTHER, FrameSize::M2, &buf).unwrap();
+        let mut timer = FakeTimer {
+            now: core::cell::Cell::new(100),
+            slow,
+            armed: std::vec::Vec::new(),
+        };
+        let (mut pacer, mut stats) = (ScrubPacer::new(), ServerStats::default());
+        pacer.schedule(&s, &mut timer, &mut stats);
+        pacer.schedule(&s, &mut timer, &mut stats);
+        assert_eq!(timer.armed.len(), 1, "armed once while a step is pending");
+        assert_eq!(stats.quarantined_bytes, 4 * MIB);
+        let mut scrub = CountingScrubber {
+            bytes: 0,
+            refuse: false,
+        };
+        let mut clock = 0u64;
+        let mut drained = None;
+        let mut ticks = 0;
+        while drained.is_none() {
+            assert_eq!(timer.armed.len(), ticks + 1, "one armed tick per step");
+            let tsc = || {
+                clock += 10;
+                clock
+            };
+            drained = pacer.tick(&mut s, (&mut seam, &mut scrub), &mut timer, tsc, &mut stats);
+            ticks += 1;
+            assert!(ticks <= 64, "4 MiB drain in at most 64 steps of 64 KiB");
+        }
+        let d = drained.unwrap();
+        assert_eq!(
+            (d.bytes, d.steps, scrub.bytes),
+            (4 * MIB, ticks as u64, 4 * MIB)
+        );
+        assert_eq!(
+            (stats.scrubbed_bytes, stats.quarantined_bytes),
+            (4 * MIB, 0)
+        );
+        assert!(d.scrub_ticks > 0 && d.scrub_ticks < d.step_ticks);
+        if slow {
+            // Halving after every step: 2 + 1 + 1/2 + 1/4 + 1/8 + 1/16 + 1/16 MiB.
+            assert_eq!((ticks, pacer.step_bytes()), (7, MIN_STEP_BYTES));
+        } else {
+            assert_eq!((ticks, pacer.step_bytes()), (2, SCRUB_STEP_BYTES));
+        }
+        assert_eq!(timer.armed.len(), ticks, "nothing armed once drained");
+    }
 }

@@ -468,5 +468,4 @@ pub fn frame_error(e: FrameError) -> TdxHostError {
 }
 
 #[cfg(test)]
-#[path = "regions_tests.rs"]
 pub(crate) mod tests;

@@ -1,0 +1,275 @@
+//! The service between IPC and the handlers: counts refusals and keeps the server's counters,
+//! schedules a scrub step after anything that quarantines memory, and moves lease bytes
+//! through closures, so the binary only turns leases and reply codes into calls.
+//!
+//! Pattern: each operation takes the client's lease as a closure over a local buffer (at most
+//! 4 KiB: 512 addresses or 128 region records) and answers [`Answer`]: the handler's refusal,
+//! or the lease's own failure, which the binary turns into its IPC error.
+//!
+//! Rules: every refusal counts once in `ServerStats::refused`; frames handed out to a client
+//! that then cannot take their addresses go straight back (into quarantine), so an allocation
+//! either reaches the client or leaves nothing held.
+
+use core::fmt;
+
+use tdx_host_api::{
+    FrameSize, MemClass, ModuleStatus, NodeInfo, OnlineReply, RegionMapReply, RegionRecord,
+    ServerStats, TdxHostError, ADDR_BYTES,
+};
+use tdx_planner::addr::PhysRange;
+
+use super::pacing::{DrainCost, ScrubPacer, Timer};
+use super::{OnlineLine, Scrubber, Server};
+use crate::frames::Owner;
+use crate::regions::MemoryAuthority;
+use crate::seam::Seam;
+
+/// Bytes of lease one request moves at most.
+pub const LEASE_BYTES: usize = 4096;
+
+/// Why a leased operation did not answer with a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer<E> {
+    /// The handler refused (the reply code).
+    Refused(TdxHostError),
+    /// The client's lease could not be read or written.
+    Lease(E),
+}
+
+impl<E> Answer<E> {
+    /// `refused` of the refusal or `lease` of the lease's failure.
+    pub fn either<R>(
+        self,
+        refused: impl FnOnce(TdxHostError) -> R,
+        lease: impl FnOnce(E) -> R,
+    ) -> R {
+        match self {
+            Answer::Refused(e) => refused(e),
+            Answer::Lease(e) => lease(e),
+        }
+    }
+}
+
+/// A log sink: one line per call.
+pub type Log = fn(fmt::Arguments<'_>);
+
+/// The server with its counters, scrub pacing and log.
+pub struct Service<'s, 'a> {
+    server: &'s mut Server<'a>,
+    stats: ServerStats,
+    pacer: ScrubPacer,
+    log: Log,
+}
+
+impl<'s, 'a> Service<'s, 'a> {
+    /// Serves `server`, logging hotplug requests to `log`; the counters start with the
+    /// bring-up's retries.
+    pub fn new(server: &'s mut Server<'a>, log: Log) -> Self {
+        let stats = server.initial_stats();
+        Service {
+            server,
+            stats,
+            pacer: ScrubPacer::new(),
+            log,
+        }
+    }
+
+    /// The pacing (its step size).
+    #[must_use]
+    pub fn pacer(&self) -> &ScrubPacer {
+        &self.pacer
+    }
+
+    /// The server.
+    #[must_use]
+    pub fn server(&self) -> &Server<'a> {
+        self.server
+    }
+
+    fn count<T>(&mut self, r: Result<T, TdxHostError>) -> Result<T, TdxHostError> {
+        if r.is_err() {
+            self.stats.refused = self.stats.refused.wrapping_add(1);
+        }
+        r
+    }
+
+    fn schedule<T: Timer>(&mut self, timer: &mut T) {
+        self.pacer.schedule(self.server, timer, &mut self.stats);
+    }
+
+    /// `status`.
+    #[must_use]
+    pub fn status(&self) -> ModuleStatus {
+        self.server.status()
+    }
+
+    /// `stats` for the task with index `caller`.
+    #[must_use]
+    pub fn stats(&self, caller: u16) -> ServerStats {
+        self.server.stats(caller, self.stats)
+    }
+
+    /// `node_info`.
+    ///
+    /// # Errors
+    /// See [`Server::node_info`].
+    pub fn node_info(&mut self, node: u16) -> Result<NodeInfo, TdxHostError> {
+        let r = self.server.node_info(node);
+        self.count(r)
+    }
+
+    /// `alloc_frames` into a lease of `room` bytes: `write` gets the addresses; if it fails,
+    /// the frames go back at once.
+    ///
+    /// # Errors
+    /// See [`Server::alloc_frames`]; the lease's failure.
+    pub fn alloc_frames<E, T: Timer>(
+        &mut self,
+        timer: &mut T,
+        (caller, node, size, class): (Owner, u16, FrameSize, MemClass),
+        count: u32,
+        room: usize,
+        write: impl FnOnce(&[u8]) -> Result<(), E>,
+    ) -> Result<u32, Answer<E>> {
+        let mut local = [0u8; LEASE_BYTES];
+        let len = room.min(LEASE_BYTES);
+        let r = self
+            .server
+            .alloc_frames(caller, node, size, class, count, &mut local[..len]);
+        let n = self.count(r).map_err(Answer::Refused)?;
+        let bytes = n as usize * ADDR_BYTES;
+        if let Err(e) = write(&local[..bytes]) {
+            let _ = self.server.free_frames(caller, size, &local[..bytes]);
+            self.schedule(timer);
+            return Err(Answer::Lease(e));
+        }
+        Ok(n)
+    }
+
+    /// `free_frames` from a lease of `len` bytes that `read` copies in.
+    ///
+    /// # Errors
+    /// The lease's failure; see [`Server::free_frames`].
+    pub fn free_frames<E, T: Timer>(
+        &mut self,
+        timer: &mut T,
+        (caller, size): (Owner, FrameSize),
+        len: usize,
+        read: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<u32, Answer<E>> {
+        let mut local = [0u8; LEASE_BYTES];
+        let len = len.min(LEASE_BYTES);
+        read(&mut local[..len]).map_err(Answer::Lease)?;
+        let r = self.server.free_frames(caller, size, &local[..len]);
+        let n = self.count(r).map_err(Answer::Refused)?;
+        self.schedule(timer);
+        Ok(n)
+    }
+
+    /// `region_map` into a lease of `room` bytes that `write` fills.
+    ///
+    /// # Errors
+    /// See [`Server::region_map`]; the lease's failure.
+    pub fn region_map<E>(
+        &mut self,
+        first: u32,
+        room: usize,
+        write: impl FnOnce(&[u8]) -> Result<(), E>,
+    ) -> Result<RegionMapReply, Answer<E>> {
+        let mut local = [0u8; LEASE_BYTES];
+        let len = room.min(LEASE_BYTES);
+        let r = self.server.region_map(first, &mut local[..len]);
+        let reply = self.count(r).map_err(Answer::Refused)?;
+        let bytes = reply.written as usize * core::mem::size_of::<RegionRecord>();
+        write(&local[..bytes]).map_err(Answer::Lease)?;
+        Ok(reply)
+    }
+
+    /// `online_region` of `[base, base + size)` on `node`, logged with its outcome.
+    ///
+    /// # Errors
+    /// See [`Server::online_region`].
+    pub fn online_region<M: MemoryAuthority>(
+        &mut self,
+        caller: Owner,
+        (base, size, node): (u64, u64, u16),
+        kernel: &mut M,
+    ) -> Result<OnlineReply, TdxHostError> {
+        let result = self.server.online_region(caller, base, size, node, kernel);
+        let range = PhysRange::new(base, size);
+        let line = OnlineLine {
+            range,
+            node,
+            result: &result,
+        };
+        (self.log)(format_args!("{line}"));
+        self.count(result)
+    }
+
+    /// `offline_region` of `[base, base + size)`; a RegionBusy refusal is logged with the
+    /// frames still in use.
+    ///
+    /// # Errors
+    /// See [`Server::offline_region`].
+    pub fn offline_region<M: MemoryAuthority>(
+        &mut self,
+        caller: Owner,
+        (base, size): (u64, u64),
+        kernel: &mut M,
+    ) -> Result<(), TdxHostError> {
+        let r = self.server.offline_region(caller, base, size, kernel);
+        if r == Err(TdxHostError::RegionBusy) {
+            let busy = self.server.frames_in_use(PhysRange::new(base, size));
+            let busy = busy.unwrap_or(0);
+            (self.log)(format_args!(
+                "offline [{base:#x}, +{size:#x}) refused: {busy} frames of 4 KiB in use"
+            ));
+        }
+        self.count(r)
+    }
+
+    /// The timer fired: one paced scrub step (see [`ScrubPacer::tick`]); when it emptied
+    /// the quarantine, the drain's cost is logged.
+    pub fn timer_fired<S: Seam, K: Scrubber, T: Timer>(
+        &mut self,
+        kernel: (&mut S, &mut K),
+        timer: &mut T,
+        clock: impl FnMut() -> u64,
+    ) -> Option<DrainCost> {
+        let drained = self
+            .pacer
+            .tick(self.server, kernel, timer, clock, &mut self.stats)?;
+        let (d, now) = (drained, self.pacer.step_bytes() / 1024);
+        let (each, scrub, rdmd) = d.per_step();
+        (self.log)(format_args!(
+            "quarantine drained: {} KiB in {} steps (now {now} KiB each); per step {each} tsc ({scrub} scrub, {rdmd} RDMD checks), worst {} tsc",
+            d.bytes / 1024,
+            d.steps,
+            d.worst_step_ticks
+        ));
+        Some(d)
+    }
+
+    /// The kernel reported restarts: every task of `current` (as it runs now, with its name)
+    /// loses what its older incarnations held, into quarantine, logged per task; then a scrub
+    /// step is scheduled.
+    pub fn clients_restarted<'n, T: Timer>(
+        &mut self,
+        timer: &mut T,
+        current: impl IntoIterator<Item = (Owner, &'n str)>,
+    ) {
+        self.stats.restarts_seen = self.stats.restarts_seen.wrapping_add(1);
+        let log = self.log;
+        for (owner, name) in current {
+            let got = self.server.client_restarted(owner);
+            if got > 0 {
+                let kib = got / 1024;
+                log(format_args!(
+                    "{name} restarted: reclaimed {kib} KiB into quarantine"
+                ));
+            }
+            self.stats.reclaimed_bytes += got;
+        }
+        self.schedule(timer);
+    }
+}

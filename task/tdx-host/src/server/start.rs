@@ -1,0 +1,96 @@
+//! Start-up of the server task as one call: bring-up, the init report, the server, and its
+//! regions when the module is Ready.
+//!
+//! Pattern: [`start`] takes the kernel's services as the library's traits, the platform, the
+//! caller's static tables and a log sink, and returns the server in the caller's slot; the
+//! binary only provides those. Order (what the log shows): the bring-up summary, TDMR.INIT
+//! progress through the trace, the report, the state line, the region summary.
+//!
+//! Invariant: regions exist only after `Ready`; if they cannot be built the server serves no
+//! memory (clients see NotReady), it never serves a partial map.
+
+use core::fmt;
+use core::mem::MaybeUninit;
+
+use super::{ClientPolicy, Server};
+use crate::frames::FrameAllocator;
+use crate::init::report::{InitReport, StateLine, Trace};
+use crate::init::{Bringup, InitConfig, InitStorage, Progress, State};
+use crate::platform::Platform;
+use crate::regions::{HotplugPolicy, PlatformMemory, Regions};
+use crate::seam::{PhysWriter, Seam};
+
+/// The manifest's part of start-up.
+#[derive(Clone, Copy, Debug)]
+pub struct Setup<'c> {
+    /// Client policies.
+    pub clients: &'c [ClientPolicy],
+    /// The hotplug policy.
+    pub policy: HotplugPolicy,
+}
+
+impl<'c> Setup<'c> {
+    /// The manifest's clients and hotplug policy.
+    #[must_use]
+    pub const fn new(clients: &'c [ClientPolicy], policy: HotplugPolicy) -> Self {
+        Setup { clients, policy }
+    }
+}
+
+/// The caller's static tables: bring-up storage, the allocator's bitmap words, the server's
+/// slot.
+pub type Tables<'a> = (
+    &'a mut InitStorage,
+    &'a mut [u64],
+    &'a mut MaybeUninit<Server<'a>>,
+);
+
+/// Brings the module up on `platform` through `kernel` (SEAMCALL and the TDMR_INFO buffer),
+/// logs the report to `log` line by line, and returns the server, serving memory if `Ready`.
+pub fn start<'a, S: Seam, W: PhysWriter, C: FnMut() -> u64, P: FnMut(&Progress)>(
+    kernel: (&mut S, &mut W),
+    platform: &Platform,
+    (storage, bitmap, slot): Tables<'a>,
+    (setup, trace): (Setup<'_>, &mut Trace<C, P>),
+    log: &mut dyn FnMut(fmt::Arguments<'_>),
+) -> &'a mut Server<'a> {
+    const MIB: u64 = 1 << 20;
+    let view = platform.view();
+    let (ram, offline) = view.ram_bytes();
+    log(format_args!(
+        "bring-up on {} CPUs, {} nodes, {} MiB of boot RAM ({} MiB kept offline), policy {:?}",
+        view.cpus.len(),
+        view.nodes,
+        ram / MIB,
+        offline / MIB,
+        setup.policy
+    ));
+    let mut bringup = Bringup::new(InitConfig::default());
+    let state = bringup.run(kernel.0, kernel.1, &view, storage, trace);
+    let ticks = trace.times.all();
+    InitReport {
+        bringup: &bringup,
+        storage,
+        platform: &view,
+        ticks,
+    }
+    .write(log);
+    let (pamt, tdmrs) = (storage.pamt_bytes(), storage.tdmr_count());
+    let server = slot.write(Server::new(bringup, None, setup.clients, pamt, tdmrs));
+    if state == State::Ready {
+        let memory = PlatformMemory {
+            hotplug_window: platform.hotplug_window(),
+            cmrs: server.bringup.cmrs(),
+        };
+        let frames = FrameAllocator::new(bitmap);
+        match Regions::build(frames, storage, memory, setup.policy, view.nodes) {
+            Ok(r) => server.serve(r),
+            Err(e) => log(format_args!(
+                "cannot build the region map: {e:?}; serving no memory"
+            )),
+        }
+    }
+    log(format_args!("{}", StateLine(state)));
+    server.write_regions(log);
+    server
+}
