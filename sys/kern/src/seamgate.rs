@@ -47,7 +47,7 @@
 //!   only inside this call's read windows. A bug in the rules above cannot
 //!   make the emulator write elsewhere.
 
-use abi::seamcall;
+use abi::seamcall::SeamcallOutcome;
 use kerncore::tdmem::PhysRange;
 use tdx_abi::consts::CMR_INFO_ARRAY_ALIGNMENT;
 use tdx_abi::{
@@ -96,13 +96,18 @@ impl Refusal {
     #[must_use]
     pub fn to_words(self) -> [u64; 8] {
         match self {
-            Refusal::Leaf => [seamcall::LEAF_REFUSED, 0, 0, 0, 0, 0, 0, 0],
+            Refusal::Leaf => SeamcallOutcome::LeafRefused,
             Refusal::Operand {
                 register,
                 why,
                 detail,
-            } => [seamcall::OPERAND_REFUSED, register, why, detail, 0, 0, 0, 0],
+            } => SeamcallOutcome::OperandRefused {
+                register,
+                why,
+                detail,
+            },
         }
+        .to_raw()
     }
 }
 

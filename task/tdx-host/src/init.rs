@@ -68,6 +68,8 @@ pub mod host_code {
     pub const KEYID_OUT_OF_RANGE: TdxStatus = sw(11);
     /// More packages than the bring-up tracks (64).
     pub const TOO_MANY_PACKAGES: TdxStatus = sw(12);
+    /// A CPU did not answer the kernel's SEAMCALL request in time.
+    pub const CPU_TIMEOUT: TdxStatus = sw(13);
 }
 
 /// Where bring-up is.

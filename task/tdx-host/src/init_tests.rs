@@ -10,7 +10,7 @@ use std::vec::Vec as StdVec;
 
 use tdx_abi::{Leaf, OperandId, SeamcallArgs, SeamcallResult, TdxStatus};
 use tdx_emu::{
-    EmuConfig, FaultRule, PhysMem, PhysMemError, SeamcallFault, SeamcallOutcome, SysState,
+    EmuConfig, FaultRule, InstructionOutcome, PhysMem, PhysMemError, SeamcallFault, SysState,
     TdxModule,
 };
 use tdx_host_api::{InitStep, UnavailableReason};
@@ -72,10 +72,10 @@ impl Seam for EmuSeam {
         let lp = cpu.map_or(0, |c| c.0);
         let mut mem = self.mem.borrow_mut();
         match self.m.seamcall(lp, &args, &mut *mem) {
-            SeamcallOutcome::Returned(r) => Ok(r),
-            SeamcallOutcome::VmFailInvalid => Err(SeamError::VmFailInvalid),
-            SeamcallOutcome::Fault(SeamcallFault::Gp) => Err(SeamError::Gp),
-            SeamcallOutcome::Fault(SeamcallFault::Ud) => Err(SeamError::Ud),
+            InstructionOutcome::Returned(r) => Ok(r),
+            InstructionOutcome::VmFailInvalid => Err(SeamError::VmFailInvalid),
+            InstructionOutcome::Fault(SeamcallFault::Gp) => Err(SeamError::Gp),
+            InstructionOutcome::Fault(SeamcallFault::Ud) => Err(SeamError::Ud),
         }
     }
 

@@ -22,7 +22,7 @@ use tdx_planner::addr::{PhysAddr, PhysRange};
 use tdx_planner::types::{MemRange, MAX_MEMORY_RANGES};
 use userlib::{
     hl, sys_get_timer, sys_refresh_task_id, sys_seamcall, sys_set_timer, ulog, RecvMessage,
-    SeamcallOutcome, TaskIndex,
+    SeamcallOutcome, TaskIndex, UnknownOutcome,
 };
 
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
@@ -105,8 +105,9 @@ impl Seam for KernelSeam {
                 c.after_metadata = tsc();
             }
         }
+        let cpu_named = cpu.unwrap_or(CpuIndex(0));
         match out {
-            SeamcallOutcome::Returned { rax, out } => Ok(SeamcallResult {
+            Ok(SeamcallOutcome::Returned { rax, out }) => Ok(SeamcallResult {
                 rax,
                 rcx: out[0],
                 rdx: out[1],
@@ -115,22 +116,18 @@ impl Seam for KernelSeam {
                 r10: out[4],
                 r11: out[5],
             }),
-            SeamcallOutcome::VmFailInvalid => Err(SeamError::VmFailInvalid),
-            SeamcallOutcome::FaultUd => Err(SeamError::Ud),
-            SeamcallOutcome::FaultGp => Err(SeamError::Gp),
-            SeamcallOutcome::NoSuchCpu | SeamcallOutcome::Timeout => {
-                Err(SeamError::NoSuchCpu(cpu.unwrap_or(CpuIndex(0))))
-            }
-            SeamcallOutcome::Denied => Err(SeamError::Kernel(KernelError(1))),
+            Ok(SeamcallOutcome::VmFailInvalid) => Err(SeamError::VmFailInvalid),
+            Ok(SeamcallOutcome::FaultUd) => Err(SeamError::Ud),
+            Ok(SeamcallOutcome::FaultGp) => Err(SeamError::Gp),
+            Ok(SeamcallOutcome::NoSuchCpu) => Err(SeamError::NoSuchCpu(cpu_named)),
+            Ok(SeamcallOutcome::Timeout) => Err(SeamError::Timeout(cpu_named)),
+            Ok(SeamcallOutcome::Denied) => Err(SeamError::Kernel(KernelError(1))),
             // The kernel's gate refused the call before the module saw it:
             // a bug in this task's operands, reported with the outcome code.
-            SeamcallOutcome::LeafRefused => Err(SeamError::Kernel(KernelError(
-                abi::seamcall::LEAF_REFUSED as u32,
-            ))),
-            SeamcallOutcome::OperandRefused { .. } => Err(SeamError::Kernel(KernelError(
-                abi::seamcall::OPERAND_REFUSED as u32,
-            ))),
-            SeamcallOutcome::Unknown(code) => Err(SeamError::Kernel(KernelError(code as u32))),
+            Ok(o @ (SeamcallOutcome::LeafRefused | SeamcallOutcome::OperandRefused { .. })) => {
+                Err(SeamError::Kernel(KernelError(o.code() as u32)))
+            }
+            Err(UnknownOutcome(code)) => Err(SeamError::UnknownOutcome(code)),
         }
     }
 
