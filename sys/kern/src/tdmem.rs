@@ -138,7 +138,9 @@ pub fn online(base: u64, len: u64) -> Result<(), KipcError> {
     for (slot, r) in ram.iter_mut().zip(record.ram()) {
         *slot = PhysRange::saturating(r.base, r.size);
     }
-    if base % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+    // Alignment is judged first, as `OnlineTable::online` does, so a
+    // misaligned range reads as misaligned even when it also wraps.
+    if !base.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
         return Err(KipcError::Misaligned);
     }
     let range = PhysRange::new(base, len).ok_or(KipcError::BadRange)?;
