@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 /// The environment variable carrying the JSON [`KernelConfig`].
 pub const KCONFIG_ENV_VAR: &str = "TDXHOST_KCONFIG";
 
-/// Region attribute bits.
-pub mod attr {
-    pub const READ: u32 = 1 << 0;
-    pub const WRITE: u32 = 1 << 1;
-    pub const EXECUTE: u32 = 1 << 2;
-}
+/// Region attribute bits, defined once in `abi` (the kernel reads them
+/// from the same module).
+pub use abi::region_attr as attr;
+
+/// Capability bits a task may hold, defined once in `abi`.
+pub use abi::capability;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -40,16 +40,6 @@ pub struct KernelConfig {
     /// restarted, so a server holding per-client state (tdx-host's frames)
     /// learns of it without polling.
     pub restart_notify: Option<(u16, u64)>,
-}
-
-/// Capability bits a task may hold (`abi::capability` on the kernel side).
-pub mod capability {
-    /// Read the platform record; ask a CPU for its APIC id.
-    pub const PLATFORM: u32 = 1 << 0;
-    /// Use the SEAMCALL system call.
-    pub const SEAMCALL: u32 = 1 << 1;
-    /// Physical-memory authority: scrub frames, flush caches on all CPUs.
-    pub const MEMORY_AUTHORITY: u32 = 1 << 2;
 }
 
 /// Which SEAMCALL backend the kernel uses.

@@ -281,17 +281,15 @@ impl TaskSettings {
 }
 
 /// Names accepted in `capabilities`.
-const CAPABILITY_NAMES: [&str; 3] = ["platform", "seamcall", "memory-authority"];
+fn capability_names() -> impl Iterator<Item = &'static str> {
+    build_kconfig::capability::BY_NAME.into_iter().map(|(n, _)| n)
+}
 
 /// The kernel's bit for capability `name`.
 pub fn capability_bit(name: &str) -> Option<u32> {
-    use build_kconfig::capability::{MEMORY_AUTHORITY, PLATFORM, SEAMCALL};
-    match name {
-        "platform" => Some(PLATFORM),
-        "seamcall" => Some(SEAMCALL),
-        "memory-authority" => Some(MEMORY_AUTHORITY),
-        _ => None,
-    }
+    build_kconfig::capability::BY_NAME
+        .into_iter()
+        .find_map(|(n, bit)| (n == name).then_some(bit))
 }
 
 /// The key of serde's "unknown field" message, if it is one.
@@ -573,8 +571,8 @@ pub fn validate(m: &Manifest) -> Result<()> {
             if capability_bit(c).is_none() {
                 bail!(
                     "task `{name}`: unknown capability `{c}`{} (known: {})",
-                    suggest(c, CAPABILITY_NAMES.into_iter()),
-                    CAPABILITY_NAMES.join(", ")
+                    suggest(c, capability_names()),
+                    capability_names().collect::<Vec<_>>().join(", ")
                 );
             }
         }

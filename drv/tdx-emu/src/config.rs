@@ -113,9 +113,7 @@ impl SeamrrRange {
     /// True if `[pa, pa + len)` intersects SEAMRR.
     #[must_use]
     pub const fn overlaps(&self, pa: u64, len: u64) -> bool {
-        self.size != 0
-            && pa < self.base.saturating_add(self.size)
-            && self.base < pa.saturating_add(len)
+        crate::validate::overlaps(self.base, self.size, pa, len)
     }
 }
 

@@ -37,7 +37,7 @@ pub use config::{
 };
 pub use fault::Contention;
 pub use leaves_phymem::EmuError;
-pub use module::{HostBug, SeamcallOutcome, SysState, TdxModule, MAX_HOST_BUGS};
+pub use module::{HostBug, InstructionOutcome, SysState, TdxModule, MAX_HOST_BUGS};
 pub use pamt::{PamtEntry, MAX_PAGE_RECORDS};
 pub use physmem::{NoMem, PhysMem, PhysMemError, SliceMem};
 pub use td_table::MAX_TDS;

@@ -39,9 +39,12 @@ pub enum SysState {
     SysShutdown = 4,
 }
 
-/// What one SEAMCALL did, at the CPU level.
+/// What one SEAMCALL instruction did, at the CPU level: the architectural result of the
+/// instruction on one LP. Not the SEAMCALL *system call*'s outcome (`abi::seamcall::
+/// SeamcallOutcome`), which adds what the kernel decides around the instruction (no such CPU,
+/// denied, timed out, refused by the gate); the kernel maps this type into that one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SeamcallOutcome {
+pub enum InstructionOutcome {
     /// The module ran and returned; RAX holds the status.
     Returned(SeamcallResult),
     /// CF=1, RAX unchanged: module not loaded (§2.1).
@@ -50,15 +53,15 @@ pub enum SeamcallOutcome {
     Fault(SeamcallFault),
 }
 
-impl SeamcallOutcome {
+impl InstructionOutcome {
     /// The status a Linux-style host would see (§4.2 software codes for the non-returning cases).
     #[must_use]
     pub fn host_status(&self) -> TdxStatus {
         match self {
-            SeamcallOutcome::Returned(r) => r.status(),
-            SeamcallOutcome::VmFailInvalid => TdxStatus::SEAMCALL_VMFAILINVALID,
-            SeamcallOutcome::Fault(SeamcallFault::Gp) => TdxStatus::SEAMCALL_GP,
-            SeamcallOutcome::Fault(SeamcallFault::Ud) => TdxStatus::SEAMCALL_UD,
+            InstructionOutcome::Returned(r) => r.status(),
+            InstructionOutcome::VmFailInvalid => TdxStatus::SEAMCALL_VMFAILINVALID,
+            InstructionOutcome::Fault(SeamcallFault::Gp) => TdxStatus::SEAMCALL_GP,
+            InstructionOutcome::Fault(SeamcallFault::Ud) => TdxStatus::SEAMCALL_UD,
         }
     }
 
@@ -66,7 +69,7 @@ impl SeamcallOutcome {
     #[must_use]
     pub fn result(&self) -> Option<SeamcallResult> {
         match self {
-            SeamcallOutcome::Returned(r) => Some(*r),
+            InstructionOutcome::Returned(r) => Some(*r),
             _ => None,
         }
     }
@@ -308,25 +311,25 @@ impl TdxModule {
         lp: u32,
         args: &SeamcallArgs,
         mem: &mut dyn PhysMem,
-    ) -> SeamcallOutcome {
+    ) -> InstructionOutcome {
         // CPU-level outcomes come before the module sees anything (§2.1, §10 item 2).
         if self.cfg.module_absent {
-            return SeamcallOutcome::VmFailInvalid;
+            return InstructionOutcome::VmFailInvalid;
         }
         if let Some(f) = self.cfg.seamcall_fault {
-            return SeamcallOutcome::Fault(f);
+            return InstructionOutcome::Fault(f);
         }
         if lp >= self.cfg.num_lps {
             self.record_bug(HostBug::UnknownLp(lp));
-            return SeamcallOutcome::Fault(SeamcallFault::Gp);
+            return InstructionOutcome::Fault(SeamcallFault::Gp);
         }
         if let Some(f) = self.lp_fault[lp as usize] {
-            return SeamcallOutcome::Fault(f);
+            return InstructionOutcome::Fault(f);
         }
         let mut out = SeamcallResult::echo(args);
         let status = self.dispatch(lp, args, &mut out, mem);
         out.rax = status.raw();
-        SeamcallOutcome::Returned(out)
+        InstructionOutcome::Returned(out)
     }
 
     /// §3.1 dispatcher gates, then the leaf.

@@ -19,6 +19,7 @@
 //! Invariants: all arithmetic is checked (wrap tests come first, as in §6); "inside a CMR" merges
 //! CMRs that touch exactly (the `is_area_in_cmr` quirk).
 
+use phys::PhysRange;
 use tdx_abi::consts::{GIB, PAGE_SIZE_4K};
 use tdx_abi::{CmrInfo, PageSize, TdmrInfo, TdxStatus, MAX_RESERVED_PER_TDMR};
 
@@ -36,9 +37,10 @@ pub(crate) struct PlatformView<'a> {
     pub max_reserved: usize,
 }
 
-/// Half-open interval overlap.
+/// Whether `[a, a + a_len)` and `[b, b + b_len)` share a byte. The module answers for any
+/// operand, so a wrapping one counts as reaching the top of the address space.
 pub(crate) const fn overlaps(a: u64, a_len: u64, b: u64, b_len: u64) -> bool {
-    a_len != 0 && b_len != 0 && a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
+    PhysRange::saturating(a, a_len).overlaps(PhysRange::saturating(b, b_len))
 }
 
 /// `[base, base + size)` lies inside one CMR, where touching CMRs count as one (§6 quirk).

@@ -10,7 +10,7 @@ use tdx_abi::consts::{GIB, MIB};
 use tdx_abi::metadata::field;
 use tdx_abi::{CmrInfo, FieldId, KotState, Leaf, LeafWord, SeamcallArgs, TdxStatus};
 use tdx_emu::{
-    Contention, FaultRule, HostBug, NoMem, SeamcallFault, SeamcallOutcome, SysState, TdxModule,
+    Contention, FaultRule, HostBug, InstructionOutcome, NoMem, SeamcallFault, SysState, TdxModule,
 };
 
 // ---- item 1: RAX model, outputs, zeroing ----
@@ -144,7 +144,7 @@ fn item2_module_absent_is_vmfailinvalid() {
     c.module_absent = true;
     let mut m = module(c);
     let o = m.seamcall(0, &leaf(Leaf::SysInit), &mut NoMem);
-    assert_eq!(o, SeamcallOutcome::VmFailInvalid);
+    assert_eq!(o, InstructionOutcome::VmFailInvalid);
     assert_eq!(o.host_status().0, 0x8000_FF00_FFFF_0000);
     assert_eq!(m.state(), SysState::SysinitPending);
 }
@@ -155,7 +155,7 @@ fn item2_ud_and_gp_faults() {
     c.seamcall_fault = Some(SeamcallFault::Gp);
     let mut m = module(c);
     let o = m.seamcall(0, &leaf(Leaf::SysInit), &mut NoMem);
-    assert_eq!(o, SeamcallOutcome::Fault(SeamcallFault::Gp));
+    assert_eq!(o, InstructionOutcome::Fault(SeamcallFault::Gp));
     assert_eq!(o.host_status().0, 0x8000_FF00_0000_000D);
     let mut m = module(cfg());
     m.set_lp_fault(2, Some(SeamcallFault::Ud));
@@ -202,7 +202,7 @@ fn item3_per_lp_state_and_unknown_lp() {
     );
     assert_eq!(
         m.seamcall(4, &leaf(Leaf::SysLpInit), &mut mem),
-        SeamcallOutcome::Fault(SeamcallFault::Gp)
+        InstructionOutcome::Fault(SeamcallFault::Gp)
     );
     assert_eq!(
         m.host_bugs().0.collect::<Vec<_>>(),

@@ -5,8 +5,6 @@
 //! wrap-around; constructors that could wrap return `None`. All alignment constants come from
 //! the TDX ABI notes: TDMRs are 1 GiB-granular, reserved areas and PAMTs 4 KiB-granular (§6).
 
-use core::fmt;
-
 /// 4 KiB: reserved-area, PAMT and CMR granularity (§5.1, §6).
 pub const PAGE_4K: u64 = 1 << 12;
 /// 2 MiB large page.
@@ -16,33 +14,8 @@ pub const GIB: u64 = 1 << 30;
 /// 1 MiB: memory below this is never in a CMR (§5.1); RAM there is clamped away.
 pub const LOW_MIB: u64 = 1 << 20;
 
-/// A host physical address.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct PhysAddr(pub u64);
-
-/// A length in bytes.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ByteLen(pub u64);
-
-impl fmt::Debug for PhysAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}", self.0)
-    }
-}
-
-impl fmt::Debug for ByteLen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}", self.0)
-    }
-}
-
-impl PhysAddr {
-    /// Whether the address is a multiple of `align` (a power of two).
-    #[must_use]
-    pub const fn is_aligned(self, align: u64) -> bool {
-        self.0 & (align - 1) == 0
-    }
-}
+/// Addresses and lengths are the workspace's one vocabulary (`phys`).
+pub use phys::{ByteLen, PhysAddr};
 
 /// A physical range `[base, base + size)`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
@@ -76,6 +49,13 @@ impl PhysRange {
     #[must_use]
     pub const fn is_empty(&self) -> bool {
         self.size.0 == 0
+    }
+
+    /// The checked range ([`phys::PhysRange`]) for overlap and subtraction, cut off at the top of
+    /// the address space should this one wrap.
+    #[must_use]
+    pub const fn checked(&self) -> phys::PhysRange {
+        phys::PhysRange::saturating(self.base.0, self.size.0)
     }
 }
 

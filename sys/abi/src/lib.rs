@@ -21,6 +21,7 @@
 
 pub mod kipc;
 pub mod platform;
+pub mod seamcall;
 pub mod syscall;
 
 /// Number of bits of a [`TaskId`] that hold the task index.
@@ -406,8 +407,21 @@ impl TaskState {
     }
 }
 
+/// Attribute bits of a task's memory region, as the build writes them into
+/// the kernel's task table (`build-kconfig` re-exports this module, so the
+/// manifest side and the kernel read the same numbers).
+pub mod region_attr {
+    /// The task may read the region.
+    pub const READ: u32 = 1 << 0;
+    /// The task may write the region.
+    pub const WRITE: u32 = 1 << 1;
+    /// The task may execute code from the region.
+    pub const EXECUTE: u32 = 1 << 2;
+}
+
 /// Capabilities the manifest may grant a task, beyond kernel-IPC rights
-/// over other tasks.
+/// over other tasks. `build-kconfig` re-exports this module for the
+/// manifest side.
 pub mod capability {
     /// Read the platform record; ask a CPU for its APIC id.
     pub const PLATFORM: u32 = 1 << 0;
@@ -415,57 +429,13 @@ pub mod capability {
     pub const SEAMCALL: u32 = 1 << 1;
     /// Physical-memory authority: scrub frames, flush caches on all CPUs.
     pub const MEMORY_AUTHORITY: u32 = 1 << 2;
-}
 
-/// The SEAMCALL system call.
-///
-/// Arguments: RDI = target CPU index ([`seamcall::ANY_CPU`] for the CPU
-/// the kernel picks), RSI = the SEAMCALL's RAX (leaf and version), RDX,
-/// R10, R8, R9, R12, R13 = its RCX, RDX, R8, R9, R10, R11.
-/// Results: RAX = an [`seamcall`] outcome code; when the module returned,
-/// RDI = its RAX (the status) and RSI, RDX, R10, R8, R9, R12 = its RCX,
-/// RDX, R8, R9, R10, R11.
-pub mod seamcall {
-    /// Run on whichever CPU the kernel chooses (the boot CPU).
-    pub const ANY_CPU: u64 = u64::MAX;
-    /// The module ran; the registers hold its outputs.
-    pub const RETURNED: u64 = 0;
-    /// VMfailInvalid: no module is loaded (hosts report 0x8000FF00FFFF0000).
-    pub const VMFAIL_INVALID: u64 = 1;
-    /// The instruction raised #UD (e.g. not in VMX operation).
-    pub const FAULT_UD: u64 = 2;
-    /// The instruction raised #GP (e.g. SEAM not enabled).
-    pub const FAULT_GP: u64 = 3;
-    /// No CPU with that index runs.
-    pub const NO_SUCH_CPU: u64 = 4;
-    /// The manifest does not grant the caller the SEAMCALL capability.
-    pub const DENIED: u64 = 5;
-    /// The CPU did not answer in time.
-    pub const TIMEOUT: u64 = 6;
-    /// The kernel's SEAMCALL gate does not allow this leaf (or version, or
-    /// RAX's bits 63:24 are set); the module was not called.
-    pub const LEAF_REFUSED: u64 = 7;
-    /// The gate refused a memory operand; the module was not called. RDI =
-    /// the input register (1 RCX, 2 RDX, 3 R8, 4 R9), RSI = a
-    /// [`refusal`] code, RDX = for `NOT_TD_MEMORY`, the
-    /// `kipc::KipcError` code saying what the memory is.
-    pub const OPERAND_REFUSED: u64 = 8;
-
-    /// Why the gate refused an operand.
-    pub mod refusal {
-        /// Not memory of the calling task.
-        pub const NOT_CALLER_MEMORY: u64 = 1;
-        /// The caller's, but read-only, and the module would write it.
-        pub const NOT_WRITABLE: u64 = 2;
-        /// Not TD memory (PAMTs, PHYMEM page operands).
-        pub const NOT_TD_MEMORY: u64 = 3;
-        /// Not aligned as the structure requires.
-        pub const MISALIGNED: u64 = 4;
-        /// A count out of range (e.g. TDMRs of TDH.SYS.CONFIG).
-        pub const BAD_COUNT: u64 = 5;
-        /// Empty or wrapping.
-        pub const BAD_RANGE: u64 = 6;
-    }
+    /// Every capability with the name a manifest grants it by.
+    pub const BY_NAME: [(&str, u32); 3] = [
+        ("platform", PLATFORM),
+        ("seamcall", SEAMCALL),
+        ("memory-authority", MEMORY_AUTHORITY),
+    ];
 }
 
 /// Flags for IRQ_CONTROL.

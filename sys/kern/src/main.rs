@@ -104,7 +104,7 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     irq::BOOT_APIC_ID.store(apic::apic_id(), Ordering::Relaxed);
     irq::init();
 
-    discovery::discover(&tdmem::image_ranges().map(|r| (r.base, r.size)));
+    discovery::discover(&tdmem::image_ranges().map(|r| (r.base().0, r.size().0)));
     discovery::print_banner();
     start_application_processors(&space);
     seam::init();

@@ -21,10 +21,11 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use abi::seamcall::{self, SeamcallOutcome};
 use abi::syscall::{SeamcallArgs as SyscallArgs, SeamcallResult};
-use abi::{capability, seamcall, UsageError};
+use abi::{capability, UsageError};
 use tdx_abi::{CmrInfo, Leaf, SeamcallArgs, MAX_CMRS};
-use tdx_emu::{EmuConfig, FaultRule, SeamcallFault, SeamcallOutcome, TdxModule};
+use tdx_emu::{EmuConfig, FaultRule, InstructionOutcome, SeamcallFault, TdxModule};
 
 use crate::arch::smp::{self, Op};
 use crate::outcome::{Next, UserError};
@@ -240,28 +241,31 @@ fn run_here(cpu: usize, _op: Op, words: &mut [u64; 8]) {
     let outcome = seamgate::with_admitted(sequence, |mem| match TDX.backend {
         TdxBackendKind::Emulated => MODULE.with(|m| match m {
             Some(m) => m.seamcall(cpu as u32, &args, mem),
-            None => SeamcallOutcome::VmFailInvalid,
+            None => InstructionOutcome::VmFailInvalid,
         }),
         TdxBackendKind::Hardware if HARDWARE_READY.load(Ordering::Acquire) => {
             crate::arch::vmx::seamcall(&args)
         }
-        _ => SeamcallOutcome::VmFailInvalid,
+        _ => InstructionOutcome::VmFailInvalid,
     });
-    let Some(outcome) = outcome else {
-        // The request timed out and the gate moved on; its answer is no
-        // longer awaited, and it must not run with another request's checks.
-        *words = [seamcall::TIMEOUT, 0, 0, 0, 0, 0, 0, 0];
-        return;
-    };
-    *words = [0; 8];
-    match outcome {
-        SeamcallOutcome::Returned(r) => {
-            words[0] = seamcall::RETURNED;
-            words[1..].copy_from_slice(&[r.rax, r.rcx, r.rdx, r.r8, r.r9, r.r10, r.r11]);
-        }
-        SeamcallOutcome::VmFailInvalid => words[0] = seamcall::VMFAIL_INVALID,
-        SeamcallOutcome::Fault(SeamcallFault::Ud) => words[0] = seamcall::FAULT_UD,
-        SeamcallOutcome::Fault(SeamcallFault::Gp) => words[0] = seamcall::FAULT_GP,
+    // None: the request timed out and the gate moved on; its answer is no
+    // longer awaited, and it must not run with another request's checks.
+    *words = outcome
+        .map_or(SeamcallOutcome::Timeout, syscall_outcome)
+        .to_raw();
+}
+
+/// The system call's outcome for what the instruction (or the emulated
+/// module) did.
+fn syscall_outcome(o: InstructionOutcome) -> SeamcallOutcome {
+    match o {
+        InstructionOutcome::Returned(r) => SeamcallOutcome::Returned {
+            rax: r.rax,
+            out: [r.rcx, r.rdx, r.r8, r.r9, r.r10, r.r11],
+        },
+        InstructionOutcome::VmFailInvalid => SeamcallOutcome::VmFailInvalid,
+        InstructionOutcome::Fault(SeamcallFault::Ud) => SeamcallOutcome::FaultUd,
+        InstructionOutcome::Fault(SeamcallFault::Gp) => SeamcallOutcome::FaultGp,
     }
 }
 
@@ -296,8 +300,8 @@ pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<
             let words = [a.rax, a.rcx, a.rdx, a.r8, a.r9, a.r10, a.r11, sequence];
             match smp::run_on(cpu, Op::Seamcall, words) {
                 Ok(w) => w,
-                Err(smp::SmpError::NoSuchCpu) => [seamcall::NO_SUCH_CPU, 0, 0, 0, 0, 0, 0, 0],
-                Err(smp::SmpError::Timeout) => [seamcall::TIMEOUT, 0, 0, 0, 0, 0, 0, 0],
+                Err(smp::SmpError::NoSuchCpu) => SeamcallOutcome::NoSuchCpu.to_raw(),
+                Err(smp::SmpError::Timeout) => SeamcallOutcome::Timeout.to_raw(),
             }
         }
     };

@@ -47,7 +47,7 @@
 //!   only inside this call's read windows. A bug in the rules above cannot
 //!   make the emulator write elsewhere.
 
-use abi::seamcall;
+use abi::seamcall::SeamcallOutcome;
 use kerncore::tdmem::PhysRange;
 use tdx_abi::consts::CMR_INFO_ARRAY_ALIGNMENT;
 use tdx_abi::{
@@ -96,13 +96,18 @@ impl Refusal {
     #[must_use]
     pub fn to_words(self) -> [u64; 8] {
         match self {
-            Refusal::Leaf => [seamcall::LEAF_REFUSED, 0, 0, 0, 0, 0, 0, 0],
+            Refusal::Leaf => SeamcallOutcome::LeafRefused,
             Refusal::Operand {
                 register,
                 why,
                 detail,
-            } => [seamcall::OPERAND_REFUSED, register, why, detail, 0, 0, 0, 0],
+            } => SeamcallOutcome::OperandRefused {
+                register,
+                why,
+                detail,
+            },
         }
+        .to_raw()
     }
 }
 
@@ -146,9 +151,9 @@ static GATE: SpinLock<GateState> = SpinLock::new(GateState {
         infos: [const { TdmrInfoBuf::new(TdmrInfo::new(0, 0)) }; MAX_TDMRS],
     },
     windows: Windows {
-        write: [PhysRange::new(0, 0); MAX_WINDOWS],
+        write: [PhysRange::EMPTY; MAX_WINDOWS],
         nwrite: 0,
-        read: [PhysRange::new(0, 0); MAX_WINDOWS],
+        read: [PhysRange::EMPTY; MAX_WINDOWS],
         nread: 0,
     },
     sequence: 0,
@@ -162,9 +167,10 @@ fn caller_buffer(
     write: bool,
     register: u64,
 ) -> Result<PhysRange, Refusal> {
-    if len == 0 || base.checked_add(len).is_none() {
-        return Err(operand(register, why::BAD_RANGE));
-    }
+    let range = match PhysRange::new(base, len) {
+        Some(r) if !r.is_empty() => r,
+        _ => return Err(operand(register, why::BAD_RANGE)),
+    };
     if !task.can_access(USlice::new(base, len), write) {
         let w = if write && task.can_access(USlice::new(base, len), false) {
             why::NOT_WRITABLE
@@ -173,7 +179,7 @@ fn caller_buffer(
         };
         return Err(operand(register, w));
     }
-    Ok(PhysRange::new(base, len))
+    Ok(range)
 }
 
 fn td_memory(base: u64, len: u64, register: u64) -> Result<(), Refusal> {
@@ -230,7 +236,7 @@ pub fn admit(task: &Task, args: &mut SeamcallArgs) -> Result<u64, Refusal> {
             Leaf::PhymemPageRdmd => td_memory(args.rcx, PAGE, register::RCX)?,
             Leaf::SysConfig => {
                 stage_config(task, args, &mut g.staging)?;
-                w.read[0] = PhysRange::new(
+                w.read[0] = PhysRange::saturating(
                     kernel_static_phys(&raw const g.staging),
                     core::mem::size_of::<Staging>() as u64,
                 );
@@ -256,7 +262,7 @@ fn stage_config(task: &Task, args: &SeamcallArgs, staging: &mut Staging) -> Resu
     let array = caller_buffer(task, args.rcx, 8 * n as u64, false, register::RCX)?;
     let mut raw = [0u8; 8 * MAX_TDMRS];
     // Safety: `array` was checked readable for the caller just above.
-    unsafe { umem::read_into(array.base, &mut raw[..8 * n]) };
+    unsafe { umem::read_into(array.base().0, &mut raw[..8 * n]) };
     for i in 0..n {
         let mut pa = [0u8; 8];
         pa.copy_from_slice(&raw[8 * i..8 * i + 8]);
@@ -265,7 +271,7 @@ fn stage_config(task: &Task, args: &SeamcallArgs, staging: &mut Staging) -> Resu
         let info = caller_buffer(task, pa, TDMR_INFO_READ_BYTES as u64, false, register::RCX)?;
         let mut bytes = [0u8; TDMR_INFO_READ_BYTES];
         // Safety: `info` was checked readable for the caller just above.
-        unsafe { umem::read_into(info.base, &mut bytes) };
+        unsafe { umem::read_into(info.base().0, &mut bytes) };
         // From here on only the copy counts.
         let t = TdmrInfo::from_bytes(&bytes);
         for (base, size) in [
@@ -317,8 +323,8 @@ pub struct GatedMem {
 }
 
 fn inside(windows: &[PhysRange], pa: u64, len: usize) -> bool {
-    let r = PhysRange::new(pa, len as u64);
-    r.end().is_some_and(|end| end <= DIRECT_MAP_LIMIT) && windows.iter().any(|w| w.contains(r))
+    PhysRange::new(pa, len as u64)
+        .is_some_and(|r| r.end().0 <= DIRECT_MAP_LIMIT && windows.iter().any(|w| w.contains(r)))
 }
 
 impl PhysMem for GatedMem {
@@ -333,7 +339,7 @@ impl PhysMem for GatedMem {
     }
 
     fn write(&mut self, pa: u64, buf: &[u8]) -> Result<(), PhysMemError> {
-        let r = PhysRange::new(pa, buf.len() as u64);
+        let r = PhysRange::saturating(pa, buf.len() as u64);
         if !inside(&self.windows.write[..self.windows.nwrite], pa, buf.len())
             || self.kernel.overlaps(r)
         {

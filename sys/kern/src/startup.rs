@@ -13,12 +13,8 @@ use abi::kipc::NUM_RIGHTS;
 use crate::arch::paging::{map_identity, Access, KernelSpace};
 use crate::task::{self, Task};
 
-/// Region attribute bits (the same values as `build-kconfig::attr`).
-pub mod region_attr {
-    pub const READ: u32 = 1 << 0;
-    pub const WRITE: u32 = 1 << 1;
-    pub const EXECUTE: u32 = 1 << 2;
-}
+/// Region attribute bits (`build-kconfig::attr` is the same module).
+pub use abi::region_attr;
 
 #[derive(Debug)]
 pub struct RegionDesc {

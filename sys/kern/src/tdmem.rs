@@ -32,7 +32,7 @@ use crate::startup::TASK_DESCS;
 /// How many hot-plug ranges may be online at once.
 pub const MAX_ONLINE: usize = 16;
 /// The first MiB, never TD memory.
-const LOW_MEMORY: PhysRange = PhysRange::new(0, 1 << 20);
+const LOW_MEMORY: PhysRange = PhysRange::literal(0, 1 << 20);
 
 struct Table(UnsafeCell<OnlineTable<MAX_ONLINE>>);
 // Safety: used only from the boot CPU (see the module doc).
@@ -69,8 +69,8 @@ pub fn image_ranges() -> [PhysRange; 2] {
         lo = lo.min(d.stack_base - PAGE_SIZE);
     }
     [
-        PhysRange::new(ks, ke - ks),
-        PhysRange::new(lo.min(hi), hi.saturating_sub(lo)),
+        PhysRange::saturating(ks, ke - ks),
+        PhysRange::saturating(lo.min(hi), hi.saturating_sub(lo)),
     ]
 }
 
@@ -80,7 +80,7 @@ fn included(out: &mut [PhysRange; abi::platform::MAX_RAM_RANGES + MAX_ONLINE]) -
     let ram = crate::discovery::record()
         .ram()
         .iter()
-        .map(|r| PhysRange::new(r.base, r.size));
+        .map(|r| PhysRange::saturating(r.base, r.size));
     for r in ram.chain(online_table().ranges().iter().copied()) {
         if n < out.len() {
             out[n] = r;
@@ -99,15 +99,18 @@ fn included(out: &mut [PhysRange; abi::platform::MAX_RAM_RANGES + MAX_ONLINE]) -
 pub fn check(base: u64, len: u64) -> Result<(), KipcError> {
     let [kernel, tasks] = image_ranges();
     let excluded = [LOW_MEMORY, kernel, tasks];
-    let mut inc = [PhysRange::default(); abi::platform::MAX_RAM_RANGES + MAX_ONLINE];
+    let mut inc = [PhysRange::EMPTY; abi::platform::MAX_RAM_RANGES + MAX_ONLINE];
     let n = included(&mut inc);
-    check_td_memory(PhysRange::new(base, len), &inc[..n], &excluded).map_err(|e| match e {
-        NotTdMemory::Malformed => KipcError::BadRange,
-        NotTdMemory::Excluded { index: 0 } => KipcError::LowMemory,
-        NotTdMemory::Excluded { index: 1 } => KipcError::KernelMemory,
-        NotTdMemory::Excluded { .. } => KipcError::TaskMemory,
-        NotTdMemory::NotRam => KipcError::NotRam,
-    })
+    let range = PhysRange::new(base, len).ok_or(NotTdMemory::Malformed);
+    range
+        .and_then(|r| check_td_memory(r, &inc[..n], &excluded))
+        .map_err(|e| match e {
+            NotTdMemory::Malformed => KipcError::BadRange,
+            NotTdMemory::Excluded { index: 0 } => KipcError::LowMemory,
+            NotTdMemory::Excluded { index: 1 } => KipcError::KernelMemory,
+            NotTdMemory::Excluded { .. } => KipcError::TaskMemory,
+            NotTdMemory::NotRam => KipcError::NotRam,
+        })
 }
 
 fn online_error(e: OnlineError) -> KipcError {
@@ -128,17 +131,21 @@ fn online_error(e: OnlineError) -> KipcError {
 /// The rule it breaks (see `abi::kipc::Kipcnum::OnlineMemory`).
 pub fn online(base: u64, len: u64) -> Result<(), KipcError> {
     let record = crate::discovery::record();
-    let window = record.hotplug.map(|h| PhysRange::new(h.base, h.size));
-    let mut ram = [PhysRange::default(); abi::platform::MAX_RAM_RANGES];
+    let window = record
+        .hotplug
+        .map(|h| PhysRange::saturating(h.base, h.size));
+    let mut ram = [PhysRange::EMPTY; abi::platform::MAX_RAM_RANGES];
     for (slot, r) in ram.iter_mut().zip(record.ram()) {
-        *slot = PhysRange::new(r.base, r.size);
+        *slot = PhysRange::saturating(r.base, r.size);
     }
+    // Alignment is judged first, as `OnlineTable::online` does, so a
+    // misaligned range reads as misaligned even when it also wraps.
+    if !base.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
+        return Err(KipcError::Misaligned);
+    }
+    let range = PhysRange::new(base, len).ok_or(KipcError::BadRange)?;
     online_table()
-        .online(
-            PhysRange::new(base, len),
-            window,
-            &ram[..record.ram().len()],
-        )
+        .online(range, window, &ram[..record.ram().len()])
         .map_err(online_error)
 }
 
@@ -147,7 +154,7 @@ pub fn online(base: u64, len: u64) -> Result<(), KipcError> {
 /// # Errors
 /// `NotOnline` if there is none.
 pub fn offline(base: u64, len: u64) -> Result<(), KipcError> {
-    online_table()
-        .offline(PhysRange::new(base, len))
-        .map_err(online_error)
+    // A wrapping range was never onlined.
+    let range = PhysRange::new(base, len).ok_or(KipcError::NotOnline)?;
+    online_table().offline(range).map_err(online_error)
 }

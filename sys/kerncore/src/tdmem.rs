@@ -22,51 +22,15 @@
 /// 4 KiB: the granule of onlining and scrubbing.
 pub const PAGE: u64 = 4096;
 
-/// A physical range `[base, base + size)`.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct PhysRange {
-    pub base: u64,
-    pub size: u64,
-}
-
-impl PhysRange {
-    #[must_use]
-    pub const fn new(base: u64, size: u64) -> Self {
-        PhysRange { base, size }
-    }
-
-    /// One past the last byte, or `None` if the range wraps.
-    #[must_use]
-    pub const fn end(self) -> Option<u64> {
-        self.base.checked_add(self.size)
-    }
-
-    /// Whether the two ranges share a byte (a wrapping range is treated as
-    /// reaching the top of the address space).
-    #[must_use]
-    pub fn overlaps(self, other: PhysRange) -> bool {
-        if self.size == 0 || other.size == 0 {
-            return false;
-        }
-        let a_end = self.end().unwrap_or(u64::MAX);
-        let b_end = other.end().unwrap_or(u64::MAX);
-        self.base < b_end && other.base < a_end
-    }
-
-    /// Whether `inner` lies entirely inside this range.
-    #[must_use]
-    pub fn contains(self, inner: PhysRange) -> bool {
-        match (self.end(), inner.end()) {
-            (Some(end), Some(inner_end)) => self.base <= inner.base && inner_end <= end,
-            _ => false,
-        }
-    }
-}
+/// The checked physical range (it cannot wrap), shared with the emulator, the planner and
+/// tdx-host.
+pub use phys::PhysRange;
 
 /// Why a range is not TD memory.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum NotTdMemory {
-    /// The range is empty or wraps the address space.
+    /// The range is empty (or, for callers building it from raw words,
+    /// wraps the address space).
     Malformed,
     /// Some byte is in exclusion number `index` of the list given.
     Excluded { index: usize },
@@ -87,27 +51,25 @@ pub fn check_td_memory(
     included: &[PhysRange],
     excluded: &[PhysRange],
 ) -> Result<(), NotTdMemory> {
-    let Some(end) = range.end() else {
-        return Err(NotTdMemory::Malformed);
-    };
-    if range.size == 0 {
+    if range.is_empty() {
         return Err(NotTdMemory::Malformed);
     }
+    let end = range.end().0;
     if let Some(index) = excluded.iter().position(|x| x.overlaps(range)) {
         return Err(NotTdMemory::Excluded { index });
     }
     // Unsorted cover: advance a cursor through any range that holds it.
     // Each step moves the cursor strictly forward past one range's end, so
     // at most `included.len()` steps happen.
-    let mut cursor = range.base;
+    let mut cursor = range.base().0;
     for _ in 0..=included.len() {
         if cursor >= end {
             return Ok(());
         }
         let next = included
             .iter()
-            .filter(|r| r.size != 0 && r.base <= cursor)
-            .filter_map(|r| r.end())
+            .filter(|r| r.base().0 <= cursor)
+            .map(|r| r.end().0)
             .filter(|&r_end| r_end > cursor)
             .max();
         match next {
@@ -127,7 +89,8 @@ pub fn check_td_memory(
 pub enum OnlineError {
     /// Base or size is not a multiple of [`PAGE`].
     Misaligned,
-    /// Empty, or wraps the address space.
+    /// Empty (or, for callers building it from raw words, wraps the
+    /// address space).
     Malformed,
     /// Overlaps RAM the platform record found at boot (already TD memory).
     OverlapsBootRam,
@@ -158,7 +121,7 @@ impl<const N: usize> OnlineTable<N> {
     #[must_use]
     pub const fn new() -> Self {
         OnlineTable {
-            ranges: [PhysRange { base: 0, size: 0 }; N],
+            ranges: [PhysRange::EMPTY; N],
             count: 0,
         }
     }
@@ -180,10 +143,10 @@ impl<const N: usize> OnlineTable<N> {
         window: Option<PhysRange>,
         boot_ram: &[PhysRange],
     ) -> Result<(), OnlineError> {
-        if !range.base.is_multiple_of(PAGE) || !range.size.is_multiple_of(PAGE) {
+        if !range.base().is_aligned(PAGE) || !range.end().is_aligned(PAGE) {
             return Err(OnlineError::Misaligned);
         }
-        if range.size == 0 || range.end().is_none() {
+        if range.is_empty() {
             return Err(OnlineError::Malformed);
         }
         // Boot RAM first: it is the more precise answer for memory the
@@ -213,11 +176,11 @@ impl<const N: usize> OnlineTable<N> {
         let i = self
             .ranges()
             .iter()
-            .position(|&r| r == range && r.size != 0)
+            .position(|&r| r == range && !r.is_empty())
             .ok_or(OnlineError::NotOnline)?;
         self.count -= 1;
         self.ranges[i] = self.ranges[self.count];
-        self.ranges[self.count] = PhysRange::default();
+        self.ranges[self.count] = PhysRange::EMPTY;
         Ok(())
     }
 }
@@ -234,7 +197,7 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn r(base: u64, size: u64) -> PhysRange {
-        PhysRange::new(base, size)
+        PhysRange::literal(base, size)
     }
 
     #[test]
@@ -271,10 +234,6 @@ mod tests {
             );
         }
         assert_eq!(
-            check_td_memory(r(u64::MAX - PAGE + 1, 2 * PAGE), &ram, &excl),
-            Err(NotTdMemory::Malformed)
-        );
-        assert_eq!(
             check_td_memory(r(64 * MIB, 0), &ram, &excl),
             Err(NotTdMemory::Malformed)
         );
@@ -305,8 +264,9 @@ mod tests {
             Err(OnlineError::Malformed)
         );
         assert_eq!(
-            t.online(r(u64::MAX - PAGE + 1, PAGE), window, &ram),
-            Err(OnlineError::Malformed)
+            t.online(r(u64::MAX - 2 * PAGE + 1, PAGE), window, &ram),
+            Err(OnlineError::OutsideHotplugWindow),
+            "the top page of the address space"
         );
         assert_eq!(
             t.online(r(12 << 30, PAGE), window, &ram),
@@ -355,7 +315,7 @@ mod tests {
             size in 0u64..24,
         ) {
             let range = r(base, size);
-            let inside = |x: &PhysRange, a: u64| x.base <= a && a < x.base + x.size;
+            let inside = |x: &PhysRange, a: u64| x.contains_addr(phys::PhysAddr(a));
             let model = size != 0
                 && (base..base + size).all(|a| included.iter().any(|x| inside(x, a)))
                 && !(base..base + size).any(|a| excluded.iter().any(|x| inside(x, a)));

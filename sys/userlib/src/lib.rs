@@ -27,6 +27,7 @@ mod start;
 use core::arch::asm;
 use core::marker::PhantomData;
 
+pub use abi::seamcall::{SeamcallOutcome, UnknownOutcome};
 pub use abi::syscall::TimerState;
 use abi::syscall::{
     ArgRegs, BorrowArgs, BorrowInfoArgs, BytesArgs, IrqControlArgs, IrqStatus, IrqStatusArgs,
@@ -376,46 +377,17 @@ pub fn sys_raw(number: u64, args: [u64; 8]) -> [u64; 6] {
     [r0, r1, r2, r3, r4, r5]
 }
 
-/// What a SEAMCALL came back with.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum SeamcallOutcome {
-    /// The module ran: its RAX (status) and output registers RCX, RDX,
-    /// R8, R9, R10, R11.
-    Returned {
-        rax: u64,
-        out: [u64; 6],
-    },
-    /// VMfailInvalid: no module loaded.
-    VmFailInvalid,
-    /// The instruction raised #UD or #GP.
-    FaultUd,
-    FaultGp,
-    /// No such CPU runs.
-    NoSuchCpu,
-    /// The manifest does not grant this task the SEAMCALL capability.
-    Denied,
-    /// The target CPU did not answer.
-    Timeout,
-    /// The kernel's SEAMCALL gate does not allow this leaf (or version);
-    /// the module was not called.
-    LeafRefused,
-    /// The gate refused a memory operand; the module was not called.
-    /// `register`: 1 RCX, 2 RDX, 3 R8, 4 R9; `why`: an
-    /// `abi::seamcall::refusal` code; `detail`: for `NOT_TD_MEMORY`, the
-    /// `abi::kipc::KipcError` code of what the memory is.
-    OperandRefused {
-        register: u64,
-        why: u64,
-        detail: u64,
-    },
-    /// An outcome code this library does not know (a newer kernel).
-    Unknown(u64),
-}
-
 /// Executes a SEAMCALL through the kernel: `rax` is the leaf word, `regs`
 /// its RCX, RDX, R8, R9, R10, R11; `cpu` the CPU to run on (`None`: the
 /// kernel's choice).
-pub fn sys_seamcall(cpu: Option<u32>, rax: u64, regs: [u64; 6]) -> SeamcallOutcome {
+///
+/// # Errors
+/// [`UnknownOutcome`] when the kernel answers with an outcome code this library does not know.
+pub fn sys_seamcall(
+    cpu: Option<u32>,
+    rax: u64,
+    regs: [u64; 6],
+) -> Result<SeamcallOutcome, UnknownOutcome> {
     let (code, o_rax, o_rcx, o_rdx, o_r8, o_r9, o_r10, o_r11): (
         u64,
         u64,
@@ -453,23 +425,5 @@ pub fn sys_seamcall(cpu: Option<u32>, rax: u64, regs: [u64; 6]) -> SeamcallOutco
             options(nostack),
         );
     }
-    match code {
-        abi::seamcall::RETURNED => SeamcallOutcome::Returned {
-            rax: o_rax,
-            out: [o_rcx, o_rdx, o_r8, o_r9, o_r10, o_r11],
-        },
-        abi::seamcall::VMFAIL_INVALID => SeamcallOutcome::VmFailInvalid,
-        abi::seamcall::FAULT_UD => SeamcallOutcome::FaultUd,
-        abi::seamcall::FAULT_GP => SeamcallOutcome::FaultGp,
-        abi::seamcall::NO_SUCH_CPU => SeamcallOutcome::NoSuchCpu,
-        abi::seamcall::DENIED => SeamcallOutcome::Denied,
-        abi::seamcall::TIMEOUT => SeamcallOutcome::Timeout,
-        abi::seamcall::LEAF_REFUSED => SeamcallOutcome::LeafRefused,
-        abi::seamcall::OPERAND_REFUSED => SeamcallOutcome::OperandRefused {
-            register: o_rax,
-            why: o_rcx,
-            detail: o_rdx,
-        },
-        other => SeamcallOutcome::Unknown(other),
-    }
+    SeamcallOutcome::from_raw([code, o_rax, o_rcx, o_rdx, o_r8, o_r9, o_r10, o_r11])
 }

@@ -35,7 +35,7 @@ mod task {
     use tdx_planner::addr::PhysRange;
     use userlib::hl::{self, KipcFailure};
     use userlib::{sys_get_timer, sys_refresh_task_id, sys_seamcall, sys_set_timer, ulog};
-    use userlib::{RecvMessage, SeamcallOutcome as Out, TaskIndex};
+    use userlib::{RecvMessage, SeamcallOutcome as Out, TaskIndex, UnknownOutcome};
 
     include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
     include!(concat!(env!("OUT_DIR"), "/server_stub.rs"));
@@ -77,20 +77,20 @@ mod task {
         fn seamcall(&mut self, cpu: Option<CpuIndex>, a: SeamcallArgs) -> Call {
             let kernel = |e| Err(SeamError::Kernel(e));
             let regs = [a.rcx, a.rdx, a.r8, a.r9, a.r10, a.r11];
+            let named = cpu.unwrap_or(CpuIndex(0));
             match sys_seamcall(cpu.map(|c| c.0), a.rax, regs) {
-                Out::Returned { rax, out } => Ok(seam::returned(rax, out)),
-                Out::VmFailInvalid => Err(SeamError::VmFailInvalid),
-                Out::FaultUd => Err(SeamError::Ud),
-                Out::FaultGp => Err(SeamError::Gp),
-                Out::NoSuchCpu | Out::Timeout => {
-                    Err(SeamError::NoSuchCpu(cpu.unwrap_or(CpuIndex(0))))
-                }
-                Out::Denied => kernel(KernelError::Kipc(KipcError::Denied)),
+                Ok(Out::Returned { rax, out }) => Ok(seam::returned(rax, out)),
+                Ok(Out::VmFailInvalid) => Err(SeamError::VmFailInvalid),
+                Ok(Out::FaultUd) => Err(SeamError::Ud),
+                Ok(Out::FaultGp) => Err(SeamError::Gp),
+                Ok(Out::NoSuchCpu) => Err(SeamError::NoSuchCpu(named)),
+                Ok(Out::Timeout) => Err(SeamError::Timeout(named)),
+                Ok(Out::Denied) => kernel(KernelError::Kipc(KipcError::Denied)),
                 // The kernel's gate refused the call before the module saw it: a bug in this
                 // task's operands.
-                Out::LeafRefused => kernel(KernelError::LeafRefused),
-                Out::OperandRefused { .. } => kernel(KernelError::OperandRefused),
-                Out::Unknown(code) => kernel(KernelError::Unknown(code)),
+                Ok(Out::LeafRefused) => kernel(KernelError::LeafRefused),
+                Ok(Out::OperandRefused { .. }) => kernel(KernelError::OperandRefused),
+                Err(UnknownOutcome(code)) => Err(SeamError::UnknownOutcome(code)),
             }
         }
 

@@ -65,6 +65,10 @@ pub enum SeamError {
     Ud,
     /// The kernel has no such CPU, or the CPU is offline.
     NoSuchCpu(CpuIndex),
+    /// The CPU did not answer the kernel in time; whether the module ran is unknown.
+    Timeout(CpuIndex),
+    /// The kernel answered with an outcome code this task does not know (a newer kernel).
+    UnknownOutcome(u64),
     /// The kernel refused the syscall (e.g. the manifest grants no SEAMCALL).
     Kernel(KernelError),
 }
@@ -78,7 +82,10 @@ impl SeamError {
             SeamError::Gp => tdx_abi::TdxStatus::SEAMCALL_GP,
             SeamError::Ud => tdx_abi::TdxStatus::SEAMCALL_UD,
             SeamError::NoSuchCpu(_) => crate::init::host_code::NO_SUCH_CPU,
-            SeamError::Kernel(_) => crate::init::host_code::KERNEL_REFUSED,
+            SeamError::Timeout(_) => crate::init::host_code::CPU_TIMEOUT,
+            SeamError::Kernel(_) | SeamError::UnknownOutcome(_) => {
+                crate::init::host_code::KERNEL_REFUSED
+            }
         }
     }
 
@@ -90,7 +97,7 @@ impl SeamError {
             SeamError::Gp => Some(UnavailableReason::SeamcallGp),
             SeamError::Ud => Some(UnavailableReason::SeamcallUd),
             SeamError::Kernel(_) => Some(UnavailableReason::NoSeamcall),
-            SeamError::NoSuchCpu(_) => None,
+            SeamError::NoSuchCpu(_) | SeamError::Timeout(_) | SeamError::UnknownOutcome(_) => None,
         }
     }
 }

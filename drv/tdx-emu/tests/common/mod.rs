@@ -9,7 +9,7 @@ use tdx_abi::consts::{GIB, MIB};
 use tdx_abi::{
     pamt_bytes, Leaf, PageSize, ReservedArea, SeamcallArgs, SeamcallResult, TdmrInfo, TdxStatus,
 };
-use tdx_emu::{EmuConfig, PhysMem, PhysMemError, SeamcallOutcome, TdxModule};
+use tdx_emu::{EmuConfig, InstructionOutcome, PhysMem, PhysMemError, TdxModule};
 
 /// Mapped regions keyed by base.
 #[derive(Clone, Default)]
@@ -72,7 +72,7 @@ pub fn module(c: EmuConfig) -> TdxModule {
 
 pub fn call(m: &mut TdxModule, lp: u32, a: SeamcallArgs, mem: &mut Mem) -> SeamcallResult {
     match m.seamcall(lp, &a, mem) {
-        SeamcallOutcome::Returned(r) => r,
+        InstructionOutcome::Returned(r) => r,
         o => panic!("SEAMCALL did not return: {o:?}"),
     }
 }

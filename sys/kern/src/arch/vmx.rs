@@ -19,7 +19,7 @@ use tdx_abi::hw::{
     MSR_IA32_SEAMRR_PHYS_MASK,
 };
 use tdx_abi::{SeamcallArgs, SeamcallResult};
-use tdx_emu::{SeamcallFault, SeamcallOutcome};
+use tdx_emu::{InstructionOutcome, SeamcallFault};
 
 use x86_64::registers::control::{Cr0, Cr4, Cr4Flags};
 
@@ -188,7 +188,7 @@ extern "C" {
 }
 
 /// One SEAMCALL on the calling CPU (which must be in VMX operation).
-pub fn seamcall(args: &SeamcallArgs) -> SeamcallOutcome {
+pub fn seamcall(args: &SeamcallArgs) -> InstructionOutcome {
     let mut regs = [
         args.rax, args.rcx, args.rdx, args.r8, args.r9, args.r10, args.r11,
     ];
@@ -197,7 +197,7 @@ pub fn seamcall(args: &SeamcallArgs) -> SeamcallOutcome {
     // instruction is redirected to its fix-up by the trap handlers.
     let raw = unsafe { seamcall_raw(&mut regs) };
     match raw {
-        RAW_OK => SeamcallOutcome::Returned(SeamcallResult {
+        RAW_OK => InstructionOutcome::Returned(SeamcallResult {
             rax: regs[0],
             rcx: regs[1],
             rdx: regs[2],
@@ -206,9 +206,9 @@ pub fn seamcall(args: &SeamcallArgs) -> SeamcallOutcome {
             r10: regs[5],
             r11: regs[6],
         }),
-        RAW_VMFAIL_INVALID => SeamcallOutcome::VmFailInvalid,
-        RAW_UD => SeamcallOutcome::Fault(SeamcallFault::Ud),
-        _ => SeamcallOutcome::Fault(SeamcallFault::Gp),
+        RAW_VMFAIL_INVALID => InstructionOutcome::VmFailInvalid,
+        RAW_UD => InstructionOutcome::Fault(SeamcallFault::Ud),
+        _ => InstructionOutcome::Fault(SeamcallFault::Gp),
     }
 }
 

@@ -68,6 +68,8 @@ pub mod host_code {
     pub const NO_PROGRESS: TdxStatus = sw(10);
     /// The first TDX KeyID does not fit the 16-bit global-KeyID field (§2.3 SYS.CONFIG R8).
     pub const KEYID_OUT_OF_RANGE: TdxStatus = sw(11);
+    /// A CPU did not answer the kernel's SEAMCALL request in time.
+    pub const CPU_TIMEOUT: TdxStatus = sw(13);
 }
 
 /// Where bring-up is.

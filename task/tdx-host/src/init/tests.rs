@@ -11,7 +11,7 @@ use std::vec::Vec as StdVec;
 use abi::kipc::KipcError;
 use tdx_abi::{Leaf, OperandId, SeamcallArgs, SeamcallResult, TdxStatus};
 use tdx_emu::{
-    EmuConfig, FaultRule, PhysMem, PhysMemError, SeamcallFault, SeamcallOutcome, SysState,
+    EmuConfig, FaultRule, InstructionOutcome, PhysMem, PhysMemError, SeamcallFault, SysState,
     TdxModule,
 };
 use tdx_host_api::{InitStep, UnavailableReason};
@@ -74,10 +74,10 @@ impl Seam for EmuSeam {
         let lp = cpu.map_or(0, |c| c.0);
         let mut mem = self.mem.borrow_mut();
         match self.m.seamcall(lp, &args, &mut *mem) {
-            SeamcallOutcome::Returned(r) => Ok(r),
-            SeamcallOutcome::VmFailInvalid => Err(SeamError::VmFailInvalid),
-            SeamcallOutcome::Fault(SeamcallFault::Gp) => Err(SeamError::Gp),
-            SeamcallOutcome::Fault(SeamcallFault::Ud) => Err(SeamError::Ud),
+            InstructionOutcome::Returned(r) => Ok(r),
+            InstructionOutcome::VmFailInvalid => Err(SeamError::VmFailInvalid),
+            InstructionOutcome::Fault(SeamcallFault::Gp) => Err(SeamError::Gp),
+            InstructionOutcome::Fault(SeamcallFault::Ud) => Err(SeamError::Ud),
         }
     }
 

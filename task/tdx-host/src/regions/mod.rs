@@ -134,32 +134,17 @@ fn covered(ranges: &[PhysRange], r: PhysRange) -> bool {
 }
 
 fn overlaps(a: PhysRange, b: PhysRange) -> bool {
-    a.base.0 < b.base.0.saturating_add(b.size.0) && b.base.0 < a.base.0.saturating_add(a.size.0)
+    a.checked().overlaps(b.checked())
 }
 
 /// Calls `f` with each 4 KiB-trimmed piece of `r` outside every range of `holes`.
 fn subtract(r: PhysRange, holes: &[PhysRange], mut f: impl FnMut(PhysRange)) {
-    let end = (r.base.0 + r.size.0) & !(PAGE_4K - 1);
-    let mut cursor = r.base.0.next_multiple_of(PAGE_4K);
-    while cursor < end {
-        let next = holes
-            .iter()
-            .filter(|h| h.base.0 + h.size.0 > cursor && h.base.0 < end)
-            .min_by_key(|h| h.base.0);
-        match next {
-            None => {
-                f(PhysRange::new(cursor, end - cursor));
-                break;
+    r.checked()
+        .subtract(holes.iter().map(PhysRange::checked), |piece| {
+            if let Some(p) = piece.align_inward(PAGE_4K) {
+                f(PhysRange::new(p.base().0, p.size().0));
             }
-            Some(h) => {
-                let stop = h.base.0 & !(PAGE_4K - 1);
-                if stop > cursor {
-                    f(PhysRange::new(cursor, stop - cursor));
-                }
-                cursor = cursor.max((h.base.0 + h.size.0).next_multiple_of(PAGE_4K));
-            }
-        }
-    }
+        });
 }
 
 impl<'a> Regions<'a> {

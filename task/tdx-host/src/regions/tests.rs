@@ -73,7 +73,7 @@ pub(crate) fn build(run: &Run, policy: HotplugPolicy) -> Regions<'static> {
 }
 
 fn overlaps(a: PhysRange, b: PhysRange) -> bool {
-    a.base.0 < b.base.0 + b.size.0 && b.base.0 < a.base.0 + a.size.0
+    a.checked().overlaps(b.checked())
 }
 
 #[test]

@@ -67,7 +67,7 @@ pub fn main() -> ! {
     check!(
         s,
         "seamcall_without_capability_refused",
-        seam == SeamcallOutcome::Denied,
+        seam == Ok(SeamcallOutcome::Denied),
         "a task without the seamcall capability got {seam:?}"
     );
 

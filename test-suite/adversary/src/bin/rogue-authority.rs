@@ -21,7 +21,12 @@ use tdx_host_api::{ModuleState, TdxHost};
 use test_api::check;
 use test_api::score::Score;
 use userlib::hl::{self, KipcFailure};
-use userlib::{sys_get_timer, sys_refresh_task_id, sys_seamcall, sys_send, SeamcallOutcome};
+use userlib::{
+    sys_get_timer, sys_refresh_task_id, sys_seamcall, sys_send, SeamcallOutcome, UnknownOutcome,
+};
+
+/// What one SEAMCALL came back with; an unknown outcome code fails every check that reads it.
+type Outcome = Result<SeamcallOutcome, UnknownOutcome>;
 
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
 
@@ -98,25 +103,25 @@ fn tdmr_pa() -> u64 {
     unsafe { core::ptr::addr_of!((*bufs()).tdmr) as u64 }
 }
 
-fn seam(leaf: u64, regs: [u64; 6]) -> SeamcallOutcome {
+fn seam(leaf: u64, regs: [u64; 6]) -> Outcome {
     sys_seamcall(Some(0), leaf, regs)
 }
 
-fn sys_info(info: u64, cmr: u64) -> SeamcallOutcome {
+fn sys_info(info: u64, cmr: u64) -> Outcome {
     seam(Leaf::SysInfo as u64, [info, 1024, cmr, 32, 0, 0])
 }
 
-fn rdall(buf: u64) -> SeamcallOutcome {
+fn rdall(buf: u64) -> Outcome {
     seam(Leaf::SysRdall as u64, [0, buf, 0, 0, 0, 0])
 }
 
-fn rdmd(page: u64) -> SeamcallOutcome {
+fn rdmd(page: u64) -> Outcome {
     seam(Leaf::PhymemPageRdmd as u64, [page, 0, 0, 0, 0, 0])
 }
 
 /// TDH.SYS.CONFIG with one TDMR_INFO (in this task's memory unless
 /// `entry` names another place) whose 4K PAMT is `pamt`.
-fn config(array: u64, entry: Option<u64>, tdmr: TdmrInfo) -> SeamcallOutcome {
+fn config(array: u64, entry: Option<u64>, tdmr: TdmrInfo) -> Outcome {
     let bytes = tdmr.to_bytes();
     // Safety: this task's own buffers; nothing else holds a reference.
     unsafe {
@@ -134,16 +139,16 @@ fn tdmr_with_pamt(pamt: u64) -> TdmrInfo {
     t
 }
 
-fn refused(o: SeamcallOutcome, register: u64, why: u64) -> bool {
-    matches!(o, SeamcallOutcome::OperandRefused { register: r, why: w, .. } if r == register && w == why)
+fn refused(o: Outcome, register: u64, why: u64) -> bool {
+    matches!(o, Ok(SeamcallOutcome::OperandRefused { register: r, why: w, .. }) if r == register && w == why)
 }
 
-fn not_td(o: SeamcallOutcome, register: u64, what: KipcError) -> bool {
-    o == SeamcallOutcome::OperandRefused {
+fn not_td(o: Outcome, register: u64, what: KipcError) -> bool {
+    o == Ok(SeamcallOutcome::OperandRefused {
         register,
         why: refusal::NOT_TD_MEMORY,
         detail: what as u64,
-    }
+    })
 }
 
 fn kerr<T>(r: Result<T, KipcFailure>, e: KipcError) -> bool {
@@ -239,15 +244,15 @@ pub fn main() -> ! {
     check!(
         s,
         "seamcall_buffer_in_own_memory_allowed",
-        matches!(o, SeamcallOutcome::Returned { rax: 0, .. })
+        matches!(o, Ok(SeamcallOutcome::Returned { rax: 0, .. }))
             && vendor == 0x8086
-            && matches!(r, SeamcallOutcome::Returned { .. }),
+            && matches!(r, Ok(SeamcallOutcome::Returned { .. })),
         "SYS.INFO into this task's buffers: {o:?}, vendor {vendor:#x}; RDALL: {r:?}"
     );
 
     // Output buffers and TDH.SYS.CONFIG's PA array / TDMR_INFO, aimed at
     // `target`: all must be refused as not the caller's memory.
-    let buffer_attack = |target: u64| -> [(bool, SeamcallOutcome); 5] {
+    let buffer_attack = |target: u64| -> [(bool, Outcome); 5] {
         let a = sys_info(target, cmr_pa());
         let b = sys_info(info_pa(), target);
         let c = rdall(target);
@@ -330,7 +335,7 @@ pub fn main() -> ! {
     check!(
         s,
         "seamcall_config_with_td_memory_pamt_reaches_module",
-        td != 0 && matches!(o, SeamcallOutcome::Returned { rax, .. } if rax != 0),
+        td != 0 && matches!(o, Ok(SeamcallOutcome::Returned { rax, .. }) if rax != 0),
         "PAMT at {td:#x}: {o:?}"
     );
 
@@ -352,7 +357,7 @@ pub fn main() -> ! {
     check!(
         s,
         "seamcall_page_operand_refused",
-        bad.is_none() && matches!(control, SeamcallOutcome::Returned { .. }),
+        bad.is_none() && matches!(control, Ok(SeamcallOutcome::Returned { .. })),
         "RDMD: first wrong answer {bad:?}; at TD memory {td:#x}: {control:?}"
     );
 
@@ -368,7 +373,7 @@ pub fn main() -> ! {
     let bad = leaves
         .iter()
         .map(|&l| (l, seam(l, [0; 6])))
-        .find(|(_, o)| *o != SeamcallOutcome::LeafRefused);
+        .find(|(_, o)| *o != Ok(SeamcallOutcome::LeafRefused));
     check!(
         s,
         "seamcall_unknown_leaf_refused",
