@@ -724,7 +724,6 @@ fn trace_times_steps_and_reports_gib_milestones() {
     let ticks = trace.times.all();
     // Two clock reads per step, 7 ticks apart.
     assert_eq!(ticks, [7; InitStep::COUNT]);
-    drop(trace);
     let total = r.storage.plan.tdmr_bytes();
     assert_eq!(lines.last().map(|p| p.bytes_done), Some(total));
     assert!(lines
