@@ -71,6 +71,7 @@ fn copy_leases(lender: &Task, table: u64, count: usize) -> Option<[ULease; MAX_L
 
 /// SEND to a task (the dispatcher routes a SEND to the kernel to
 /// `kipc`).
+#[inline]
 pub fn send(tasks: &mut [Task], caller: usize, args: &SendArgs) -> Result<Next, UserError> {
     let target = args.target;
     let (table, count) = (args.leases.base, args.leases.len);
@@ -151,6 +152,7 @@ fn deliver(tasks: &mut [Task], sender: usize, receiver: usize, buffer: USlice) {
 }
 
 /// RECV.
+#[inline]
 pub fn recv(tasks: &mut [Task], caller: usize, args: &RecvArgs) -> Result<Next, UserError> {
     let (buffer, mask, specific) = (args.buffer, args.notification_mask, args.sender);
     if !tasks[caller].can_access(buffer, true) {
@@ -230,6 +232,7 @@ fn reply_peer(tasks: &[Task], caller: usize, peer: TaskId) -> Result<Option<usiz
 }
 
 /// REPLY.
+#[inline]
 pub fn reply(tasks: &mut [Task], caller: usize, args: &ReplyArgs) -> Result<Next, UserError> {
     let (peer, code, message) = (args.peer, args.code, args.message);
     if !tasks[caller].can_access(message, false) {

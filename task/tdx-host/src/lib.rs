@@ -1,11 +1,13 @@
-//! TDX host supervisor logic for the `tdx-host` task: module bring-up, the frame allocator,
-//! memory regions and the request handlers; the server binary (`main.rs`, `task_main.rs`) drives
-//! them over kernel syscalls.
+//! TDX host supervisor logic for the `tdx-host` task: module bring-up ([`init`], with its
+//! report), the platform as bring-up sees it ([`platform`]), the frame allocator ([`frames`]),
+//! memory regions ([`regions`]) and the server ([`server`]: handlers, scrub pacing, start-up
+//! and the service the IPC glue calls). The server binary (`main.rs`) only implements the
+//! traits over kernel syscalls and turns leases and reply codes into library calls.
 //!
 //! Pattern: a `no_std`, heap-free library of state machines and pure functions that reach the
-//! outside world only through small traits ([`seam`]), so all of it is tested on the host
-//! (bring-up against `tdx-emu`). The TDMR/PAMT planner that bring-up runs is the `tdx-planner`
-//! crate; its address and size newtypes are this crate's vocabulary too.
+//! outside world only through small traits ([`seam`], [`server::pacing::Timer`]), so all of it
+//! is tested on the host (bring-up against `tdx-emu`). The TDMR/PAMT planner that bring-up runs
+//! is the `tdx-planner` crate; its address and size newtypes are this crate's vocabulary too.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

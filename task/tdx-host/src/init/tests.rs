@@ -18,7 +18,8 @@ use tdx_host_api::{InitStep, UnavailableReason};
 use tdx_planner::addr::{PhysAddr, PhysRange, GIB};
 use tdx_planner::types::MemRange;
 
-use super::{host_code, Bringup, InitConfig, InitStorage, Progress, State};
+use super::report::{InitReport, StateLine, StepTimes, Trace};
+use super::{host_code, Bringup, InitConfig, InitStorage, Observer, Progress, State};
 
 use crate::seam::{
     Cpu, CpuIndex, KernelError, KeyIdPartition, PhysWriter, PlatformView, Seam, SeamError,
@@ -186,6 +187,19 @@ pub(crate) struct Run {
 }
 
 pub(crate) fn run_with(cfg: EmuConfig, fx: &Fixture, tweak: impl FnOnce(&mut EmuSeam)) -> Run {
+    let mut progress = StdVec::new();
+    let mut r = run_observed(cfg, fx, tweak, &mut |p: &Progress| progress.push(*p));
+    r.progress = progress;
+    r
+}
+
+/// A bring-up on the emulator told to `observer` (the run's `progress` stays empty).
+pub(crate) fn run_observed(
+    cfg: EmuConfig,
+    fx: &Fixture,
+    tweak: impl FnOnce(&mut EmuSeam),
+    observer: &mut dyn Observer,
+) -> Run {
     let mem = Rc::new(RefCell::new(BufMem {
         base: BUF_BASE,
         bytes: std::vec![0; BUF_LEN],
@@ -203,20 +217,13 @@ pub(crate) fn run_with(cfg: EmuConfig, fx: &Fixture, tweak: impl FnOnce(&mut Emu
     };
     let mut storage = std::boxed::Box::<InitStorage>::default();
     let mut bringup = Bringup::new(InitConfig::default());
-    let mut progress = StdVec::new();
-    let state = bringup.run(
-        &mut seam,
-        &mut writer,
-        &fx.view(),
-        &mut storage,
-        &mut |p: &Progress| progress.push(*p),
-    );
+    let state = bringup.run(&mut seam, &mut writer, &fx.view(), &mut storage, observer);
     Run {
         state,
         bringup,
         seam,
         storage,
-        progress,
+        progress: StdVec::new(),
     }
 }
 
@@ -642,4 +649,128 @@ fn ram_outside_cmrs_is_kept_as_non_tdx() {
         .tdmrs
         .iter()
         .all(|t| t.base.0 + t.size.0 <= 16 * GIB));
+}
+
+/// Records what bring-up tells its observer.
+#[derive(Default)]
+struct Recorder {
+    events: StdVec<(InitStep, Option<bool>)>,
+}
+
+impl Observer for Recorder {
+    fn step_started(&mut self, step: InitStep) {
+        self.events.push((step, None));
+    }
+
+    fn step_finished(&mut self, step: InitStep, finished: bool) {
+        self.events.push((step, Some(finished)));
+    }
+}
+
+/// The observer sees every step start and finish in order, each once; a failing step is the
+/// last one and is reported unfinished.
+#[test]
+fn observer_sees_every_step_in_order_and_where_it_stopped() {
+    let mut rec = Recorder::default();
+    let r = run_observed(
+        EmuConfig::new(1, 1),
+        &Fixture::new(1, 1, 1),
+        |_| {},
+        &mut rec,
+    );
+    assert_eq!(r.state, State::Ready);
+    let want: StdVec<_> = InitStep::ALL
+        .iter()
+        .flat_map(|&s| [(s, None), (s, Some(true))])
+        .collect();
+    assert_eq!(rec.events, want);
+
+    let mut rec = Recorder::default();
+    let tweak = |s: &mut EmuSeam| s.flush_fails = true;
+    let r = run_observed(
+        EmuConfig::new(1, 1),
+        &Fixture::new(1, 1, 1),
+        tweak,
+        &mut rec,
+    );
+    assert!(matches!(
+        r.state,
+        State::Failed {
+            step: InitStep::CacheFlush,
+            ..
+        }
+    ));
+    let last = rec.events.last().copied();
+    assert_eq!(last, Some((InitStep::CacheFlush, Some(false))));
+    assert!(!rec.events.iter().any(|&(s, _)| s > InitStep::CacheFlush));
+}
+
+/// Step times are the clock's advance between start and end of each step, and their sum is
+/// the report's total; progress reaches the trace once per initialized GiB and at the end.
+#[test]
+fn trace_times_steps_and_reports_gib_milestones() {
+    let fx = Fixture::new(4, 2, 2);
+    let clock = core::cell::Cell::new(0u64);
+    let mut lines = StdVec::new();
+    let mut trace = Trace::new(
+        || {
+            clock.set(clock.get() + 7);
+            clock.get()
+        },
+        |p: &Progress| lines.push(*p),
+    );
+    let r = run_observed(EmuConfig::new(4, 2), &fx, |_| {}, &mut trace);
+    assert_eq!(r.state, State::Ready);
+    let ticks = trace.times.all();
+    // Two clock reads per step, 7 ticks apart.
+    assert_eq!(ticks, [7; InitStep::COUNT]);
+    let total = r.storage.plan.tdmr_bytes();
+    assert_eq!(lines.last().map(|p| p.bytes_done), Some(total));
+    assert!(lines
+        .windows(2)
+        .all(|w| w[1].bytes_done >= w[0].bytes_done + GIB || w[1].bytes_done == total));
+    assert!(lines.len() as u64 <= total / GIB + 1);
+
+    let view = fx.view();
+    let report = InitReport {
+        bringup: &r.bringup,
+        storage: &r.storage,
+        platform: &view,
+        ticks,
+    };
+    let mut text = StdVec::new();
+    report.write(&mut |a| text.push(std::format!("{a}")));
+    let has = |needle: &str| text.iter().any(|l| l.contains(needle));
+    assert!(
+        has("CPUs: 4 running in 2 packages, 2 nodes; LP.INIT succeeded on 4"),
+        "{text:#?}"
+    );
+    assert!(has("KeyIDs: 15 MKTME, 48 TDX [16..=63], global KeyID 16"));
+    let tdmrs = text.iter().filter(|l| l.starts_with("TDMR ")).count();
+    assert_eq!(tdmrs, r.storage.plan.tdmrs.len());
+    let total_line = text.last().unwrap();
+    let seamcalls = r.bringup.counts().total();
+    assert!(
+        total_line.contains(&std::format!("{seamcalls} SEAMCALLs")),
+        "{total_line}"
+    );
+    assert!(total_line.ends_with(&std::format!("{} tsc", 7 * InitStep::COUNT)));
+    assert_eq!(
+        std::format!("{}", StateLine(r.state)),
+        "state Ready: serving TD memory"
+    );
+}
+
+/// A step that never ran costs nothing; a clock that went backwards counts 0, never wraps.
+#[test]
+fn step_times_of_steps_that_did_not_run_are_zero() {
+    let mut t = [50u64, 40, 10].into_iter();
+    let mut times = StepTimes::new(move || t.next().unwrap_or(0));
+    times.step_started(InitStep::Detect);
+    times.step_finished(InitStep::Detect, true);
+    times.step_finished(InitStep::SysInit, false);
+    assert_eq!(times.all(), [0; InitStep::COUNT]);
+    times.step_started(InitStep::SysInit);
+    times.step_finished(InitStep::SysInit, true);
+    assert_eq!(times.ticks(InitStep::SysInit), 0);
 }
