@@ -26,6 +26,7 @@ mod qmp;
 mod tdxconf;
 mod test;
 mod test_select;
+mod verdict;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
