@@ -17,14 +17,16 @@
 //! Refinements of the protocol note: LABEL is the image's manifest name
 //! (what the image knows about itself; `kernel-grub` boots the
 //! `kernel-tests` image); the CRC covers each case line from `test ` on, so
-//! the kernel's `[task] ` tag is not part of it; [`Judge::with_decoder`]
+//! the kernel's `[task] ` tag is not part of it, and it is a sum of
+//! per-line CRCs so several tasks may print cases (see the `verdict`
+//! crate); [`Judge::with_decoder`]
 //! plugs in the defmt decoder and the fault symbolizer ([`Annotate`]).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 pub use verdict::BuildId;
-use verdict::{frame, Crc32, VerdictLine};
+use verdict::{frame, VerdictLine};
 
 /// The file beside a built image that holds its build id.
 pub const BUILD_ID_FILE: &str = "build-id";
@@ -132,7 +134,7 @@ pub struct Judge {
     /// `Some` while inside an in-band frame: its body so far.
     frame: Option<Vec<u8>>,
     cases: Vec<Case>,
-    crc: Crc32,
+    crc: u32,
     verdict_seen: bool,
     problems: Vec<String>,
 }
@@ -147,7 +149,7 @@ impl Judge {
             line: vec![],
             frame: None,
             cases: vec![],
-            crc: Crc32::new(),
+            crc: 0,
             verdict_seen: false,
             problems: vec![],
         }
@@ -244,8 +246,7 @@ impl Judge {
                 self.problem(format!("a case line after the verdict: {line:?}"), out);
                 return;
             }
-            self.crc.update(c.text.as_bytes());
-            self.crc.update(b"\n");
+            self.crc = self.crc.wrapping_add(verdict::line_sum(c.text.as_bytes()));
             let case = Case {
                 name: c.name.into(),
                 ok: c.ok,
@@ -295,11 +296,10 @@ impl Judge {
                 v.passed, v.failed
             ));
         }
-        if v.crc != self.crc.value() {
+        if v.crc != self.crc {
             wrong.push(format!(
                 "its checksum {:08x} does not match the case lines' {:08x} (lost or garbled lines)",
-                v.crc,
-                self.crc.value()
+                v.crc, self.crc
             ));
         }
         let ok = wrong.is_empty();

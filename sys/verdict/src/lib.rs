@@ -8,10 +8,16 @@
 //! verdict: image=NAME build=BUILDID passed=P failed=F crc=XXXXXXXX
 //! ```
 //!
-//! where `crc` is the CRC-32 (IEEE) over every case line's text — from
-//! `test ` to the end of the line, without CR/LF — each followed by one
-//! `\n`. A console may put a prefix before either line (the kernel tags a
-//! task's lines `[task] `); the prefix is not part of the checked text.
+//! where `crc` is the wrapping 32-bit sum, over every case line, of the
+//! CRC-32 (IEEE) of that line's text — from `test ` to the end of the
+//! line, without CR/LF — followed by one `\n`. A sum rather than one CRC
+//! over all lines because several tasks of an image may print cases (the
+//! adversary's attackers): each keeps its own [`Tally`] and the one that
+//! prints the verdict adds the others in ([`Tally::absorb`]), whatever
+//! order the console interleaved their lines in. A lost, cut or changed
+//! line still changes the sum. A console may put a prefix before either
+//! line (the kernel tags a task's lines `[task] `); the prefix is not part
+//! of the checked text.
 //!
 //! Invariants that make the checksum trustworthy:
 //! - [`Tally`] formats each case line into a fixed buffer, with the same
@@ -202,7 +208,16 @@ impl fmt::Display for CaseText {
 pub struct Tally {
     passed: u64,
     failed: u64,
-    crc: Crc32,
+    crc: u32,
+}
+
+/// What one case line adds to a verdict's `crc`.
+#[must_use]
+pub fn line_sum(text: &[u8]) -> u32 {
+    let mut c = Crc32::new();
+    c.update(text);
+    c.update(b"\n");
+    c.value()
 }
 
 impl Default for Tally {
@@ -217,7 +232,7 @@ impl Tally {
         Tally {
             passed: 0,
             failed: 0,
-            crc: Crc32::new(),
+            crc: 0,
         }
     }
 
@@ -242,8 +257,7 @@ impl Tally {
                 )
             }
         };
-        self.crc.update(&text.buf[..text.len]);
-        self.crc.update(b"\n");
+        self.crc = self.crc.wrapping_add(line_sum(&text.buf[..text.len]));
         text
     }
 
@@ -255,6 +269,20 @@ impl Tally {
     /// A failed case: its line.
     pub fn fail(&mut self, name: &dyn fmt::Display, why: &dyn fmt::Display) -> CaseText {
         self.case(name, Err(why))
+    }
+
+    /// Adds the cases another task counted (and printed): its
+    /// [`Tally::parts`].
+    pub fn absorb(&mut self, passed: u64, failed: u64, crc: u32) {
+        self.passed += passed;
+        self.failed += failed;
+        self.crc = self.crc.wrapping_add(crc);
+    }
+
+    /// (passed, failed, crc), for handing to the task that absorbs them.
+    #[must_use]
+    pub const fn parts(&self) -> (u64, u64, u32) {
+        (self.passed, self.failed, self.crc)
     }
 
     #[must_use]
@@ -275,7 +303,7 @@ impl Tally {
             build: build_id(),
             passed: self.passed,
             failed: self.failed,
-            crc: self.crc.value(),
+            crc: self.crc,
         }
     }
 }

@@ -23,8 +23,21 @@ fn tally_sums_the_lines_it_returns() {
     // Control and non-ASCII bytes are shown as the kernel shows them.
     assert_eq!(b.as_str(), "test beta ... FAILED: x?[2J??");
     let v = t.verdict("img");
-    let expected = crc32(format!("{}\n{}\n", a, b).as_bytes());
+    let expected =
+        crc32(format!("{a}\n").as_bytes()).wrapping_add(crc32(format!("{b}\n").as_bytes()));
     assert_eq!((v.passed, v.failed, v.crc), (1, 1, expected));
+}
+
+#[test]
+fn absorbed_tallies_sum_in_any_order() {
+    let (mut one, mut two, mut all) = (Tally::new(), Tally::new(), Tally::new());
+    let _ = one.pass(&"a");
+    let _ = two.fail(&"b", &"why");
+    let _ = all.fail(&"b", &"why");
+    let _ = all.pass(&"a");
+    let (p, f, c) = two.parts();
+    one.absorb(p, f, c);
+    assert_eq!(one.verdict("i"), all.verdict("i"));
 }
 
 #[test]
