@@ -20,12 +20,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
 use crate::test_select::{self as select, ImagePlan};
-use crate::{deps, dist, qemu};
+use crate::{deps, dist, junit, qemu};
 
 /// The in-QEMU suites: (manifest, what it checks).
 pub const SUITES: &[(&str, &str)] = &[
@@ -56,6 +56,8 @@ struct Totals {
     /// failed as a whole.
     cases: u64,
     failures: Vec<String>,
+    /// The JUnit report: every count above has its case there.
+    junit: junit::Collector,
 }
 
 /// How an in-QEMU image is booted.
@@ -67,6 +69,8 @@ enum Boot {
     Grub,
     /// Driven over QMP by `hotplug_test.rs`, with this policy.
     Hotplug(&'static str),
+    /// On the QEMU rig through `cargo xtask hil` (`hil.rs`).
+    Hil,
 }
 
 /// One in-QEMU image of the run.
@@ -96,7 +100,14 @@ fn qemu_images() -> Vec<QemuImage> {
             manifest,
             boot: Boot::Hotplug(policy),
         });
-    direct.chain(grub).chain(hotplug).collect()
+    let hil = crate::hil::TEST_SUITES
+        .iter()
+        .map(|&(manifest, label)| QemuImage {
+            label: label.into(),
+            manifest,
+            boot: Boot::Hil,
+        });
+    direct.chain(grub).chain(hotplug).chain(hil).collect()
 }
 
 fn cargo() -> Command {
@@ -234,6 +245,7 @@ fn count_host_line(line: &str, who: &str, t: &mut Totals) -> u64 {
     if line.contains("FAILED") || line.contains("panicked") {
         t.failures.push(format!("{who}: {line}"));
     }
+    t.junit.host_line(who, line);
     println!("{line}");
     failed
 }
@@ -272,8 +284,9 @@ fn host_tests_filtered(exes: &[HostExe], pattern: &str, t: &mut Totals) -> Resul
         }
         if !child.wait()?.success() && failed == 0 {
             t.failed += 1;
-            t.failures
-                .push(format!("{who}: {} did not succeed", exe.path.display()));
+            let why = format!("{} did not succeed", exe.path.display());
+            t.junit.whole_run_failed(&who, &why);
+            t.failures.push(format!("{who}: {why}"));
         }
     }
     Ok(())
@@ -301,21 +314,29 @@ fn cargo_summary(line: &str) -> Option<(u64, u64)> {
 fn host_tests(t: &mut Totals) -> Result<()> {
     let crates = host_crates()?;
     println!("xtask: host tests ({} crates)", crates.len());
+    t.junit.set_host_packages(&host_packages()?);
     let mut cmd = cargo();
     cmd.current_dir(dist::workspace_root()).arg("test");
     for c in &crates {
         cmd.args(["-p", c]);
     }
+    // One stream for stdout and stderr, in order: cargo's `Running …`
+    // lines (stderr) tell the JUnit report which crate the results are of.
+    let (stdout, writer) = std::io::pipe().context("creating a pipe")?;
     let mut child = cmd
-        .stdout(Stdio::piped())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
         .spawn()
         .context("running cargo test")?;
-    let stdout = child.stdout.take().context("no cargo test output")?;
+    // The pipe's write end lives only in the child now, so EOF comes.
+    drop(cmd);
     for line in BufReader::new(stdout).lines() {
         count_host_line(&line?, "host", t);
     }
     if !child.wait()?.success() {
         t.failed += 1;
+        t.junit
+            .whole_run_failed("host", "cargo test did not succeed (see the output)");
         t.failures
             .push("host: cargo test did not succeed (see above)".into());
     }
@@ -338,9 +359,23 @@ pub(crate) fn case_line(line: &str) -> Option<(&str, bool, &str)> {
 
 /// Counts one case of `what` into `t` if `pattern` selects it.
 fn count_case(what: &str, name: &str, ok: bool, why: &str, pattern: Option<&str>, t: &mut Totals) {
+    count_timed_case(what, name, ok, why, Duration::ZERO, pattern, t);
+}
+
+/// [`count_case`] with the case's duration, where it is known.
+fn count_timed_case(
+    what: &str,
+    name: &str,
+    ok: bool,
+    why: &str,
+    time: Duration,
+    pattern: Option<&str>,
+    t: &mut Totals,
+) {
     if !select::matches(pattern, &select::image_case(what, name)) {
         return;
     }
+    t.junit.case(what, name, ok, why, time);
     t.cases += 1;
     if ok {
         t.passed += 1;
@@ -391,12 +426,19 @@ fn qemu_suite(
     let ran = seen.len();
     let complete =
         outcome.status == Some(qemu::EXIT_SUCCESS) || outcome.status == Some((0x11 << 1) | 1);
+    t.junit.image_output(
+        what,
+        &(outcome.console.join("\n") + "\n"),
+        started.elapsed(),
+    );
     if !complete {
         t.failed += 1;
-        t.failures.push(format!(
-            "{what}: the run did not finish ({}) after {ran} cases",
+        let why = format!(
+            "the run did not finish ({}) after {ran} cases",
             outcome.describe()
-        ));
+        );
+        t.junit.whole_run_failed(what, &why);
+        t.failures.push(format!("{what}: {why}"));
         println!(
             "xtask: {what} suite: {}; last console lines:",
             outcome.describe()
@@ -428,12 +470,51 @@ fn hotplug_suite(
     Ok(Some(results.into_iter().map(|r| r.name).collect()))
 }
 
+/// One image on the QEMU rig, through `cargo xtask hil`'s path. Returns
+/// its case names when the judge accepted the run.
+fn hil_suite(
+    manifest: &str,
+    what: &str,
+    pattern: Option<&str>,
+    t: &mut Totals,
+) -> Result<Option<Vec<String>>> {
+    let rig = crate::rig::Rig::load(crate::hil::QEMU_RIG.as_ref())?;
+    let target = crate::hil::prepare(manifest.as_ref(), what)?;
+    let run = crate::hil::run_one(&rig, &target, false);
+    if let Err(e) = crate::hil::stop(&rig, Some(&target)) {
+        println!("xtask: {what}: {e:#}");
+    }
+    for c in &run.cases {
+        count_timed_case(what, &c.name, c.ok, &c.why, c.time, pattern, t);
+    }
+    t.junit.image_output(what, &run.console, run.time);
+    println!(
+        "xtask: {what} suite (rig {}): {} cases in {:.1} s",
+        rig.name,
+        run.cases.len(),
+        run.time.as_secs_f64()
+    );
+    if let Some(p) = run.problem {
+        t.failed += 1;
+        t.junit.whole_run_failed(what, &p);
+        t.failures.push(format!("{what}: {p}"));
+        println!("xtask: {what}: the run failed: {p}; last console lines:");
+        let lines: Vec<&str> = run.console.lines().collect();
+        for l in &lines[lines.len().saturating_sub(25)..] {
+            println!("  | {l}");
+        }
+        return Ok(None);
+    }
+    Ok(Some(run.cases.into_iter().map(|c| c.name).collect()))
+}
+
 fn run_image(image: &QemuImage, pattern: Option<&str>, t: &mut Totals) {
     let what = &image.label;
     let result = match image.boot {
         Boot::Direct => qemu_suite(image.manifest, what, false, pattern, t),
         Boot::Grub => qemu_suite(image.manifest, what, true, pattern, t),
         Boot::Hotplug(policy) => hotplug_suite(image.manifest, policy, pattern, t),
+        Boot::Hil => hil_suite(image.manifest, what, pattern, t),
     };
     match result {
         Ok(Some(names)) => {
@@ -444,14 +525,41 @@ fn run_image(image: &QemuImage, pattern: Option<&str>, t: &mut Totals) {
         Ok(None) => {}
         Err(e) => {
             t.failed += 1;
+            t.junit
+                .whole_run_failed(what, &format!("could not run: {e:#}"));
             t.failures.push(format!("{what}: {e:#}"));
             println!("xtask: {what} suite could not run: {e:#}");
         }
     }
 }
 
+/// Writes the JUnit report to `target/junit.xml` (and `extra`), reads it
+/// back and checks its counts against the run's; a report that disagrees
+/// is a failure of the run.
+fn write_junit(t: &mut Totals, extra: Option<&std::path::Path>) {
+    let report = t.junit.report();
+    let default = dist::target_dir().join("junit.xml");
+    for path in std::iter::once(default.as_path()).chain(extra) {
+        let written = report
+            .write(path)
+            .and_then(|()| junit::verify(path, (t.passed + t.failed) as usize, t.failed as usize));
+        match written {
+            Ok(()) => println!("xtask: wrote {}", path.display()),
+            Err(e) => {
+                t.failed += 1;
+                t.failures.push(format!("junit: {e:#}"));
+            }
+        }
+    }
+}
+
 /// `cargo xtask test [PATTERN]`.
-pub fn run(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode> {
+pub fn run(
+    host: bool,
+    in_qemu: bool,
+    pattern: Option<&str>,
+    junit_file: Option<&std::path::Path>,
+) -> Result<ExitCode> {
     if pattern == Some("") {
         bail!("the test pattern is empty (leave it out to run every test)");
     }
@@ -533,6 +641,7 @@ pub fn run(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode>
             }
         }
     }
+    write_junit(&mut t, junit_file);
     if !t.failures.is_empty() {
         println!("\nfailures:");
         for f in &t.failures {
