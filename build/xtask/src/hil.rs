@@ -178,7 +178,7 @@ fn drive(rig: &Rig, t: &Target, echo: bool, run: &mut ImageRun) -> Result<()> {
     reset(rig, &v, &work).context("rig: reset")?;
     let reset_at = Instant::now();
     let run_deadline = reset_at + secs(rig.timeouts.run);
-    let mut judge = Judge::new(&t.image_label, t.build.clone());
+    let mut judge = Judge::new(&t.image_label, t.build);
     let mut last_byte: Option<Instant> = None;
     let mut last_case = reset_at;
     let mut bytes = 0usize;
@@ -458,6 +458,67 @@ mod tests {
             build: None,
             qemu: QemuSettings::default(),
         }
+    }
+
+    /// A console as an image prints it: one passing and one failing case,
+    /// then the verdict line for build `build`.
+    fn canned_console(build: u64) -> String {
+        let mut tally = verdict::Tally::default();
+        let a = tally.pass(&"ipc_round_trip");
+        let b = tally.fail(&"lease_bounds", &"expected 4096, got 0");
+        let mut v = tally.verdict("fake");
+        v.build = verdict::BuildId(build);
+        format!("SeaBIOS\r\n[runner] {a}\r\n[runner] {b}\r\n[jefe] {v}\r\n")
+    }
+
+    /// A console command that prints `text` and then stays connected.
+    fn printing(name: &str, text: &str) -> String {
+        let file = std::env::temp_dir().join(format!("xtask-hil-{name}-{}", std::process::id()));
+        std::fs::write(&file, text).unwrap();
+        format!("cat '{}'; sleep 30", file.display())
+    }
+
+    #[test]
+    fn a_good_console_is_judged_at_its_verdict_line_without_waiting_for_eof() {
+        let console = printing("good", &canned_console(0xabcd));
+        let r = rig("good", "already-booted = true", "true", &console, "");
+        let mut t = target();
+        t.build = Some(verdict::BuildId(0xabcd));
+        let start = std::time::Instant::now();
+        let run = run_one(&r, &t, false);
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(run.problem, None, "{}", run.console);
+        let got: Vec<(&str, bool)> = run.cases.iter().map(|c| (c.name.as_str(), c.ok)).collect();
+        assert_eq!(got, [("ipc_round_trip", true), ("lease_bounds", false)]);
+        assert_eq!(run.cases[1].why, "expected 4096, got 0");
+        assert!(run.console.contains("SeaBIOS"));
+    }
+
+    #[test]
+    fn a_garbled_or_foreign_console_fails_the_run() {
+        // One character of a case line changed on the way: the CRC catches it.
+        let garbled = canned_console(0xabcd).replace("lease_bounds", "lease_bounda");
+        let r = rig(
+            "garbled",
+            "already-booted = true",
+            "true",
+            &printing("garbled", &garbled),
+            "",
+        );
+        let mut t = target();
+        t.build = Some(verdict::BuildId(0xabcd));
+        let p = run_one(&r, &t, false).problem.unwrap();
+        assert!(p.contains("checksum"), "{p}");
+        // A console from another build (a stale image on the rig).
+        let r = rig(
+            "foreign",
+            "already-booted = true",
+            "true",
+            &printing("foreign", &canned_console(0x1111)),
+            "",
+        );
+        let p = run_one(&r, &t, false).problem.unwrap();
+        assert!(p.contains("build"), "{p}");
     }
 
     fn problem(r: &ImageRun) -> &str {

@@ -111,13 +111,13 @@ impl Report {
                             ">\n      <failure message=\"{}\" type=\"failure\">{}</failure>\n    \
                              </testcase>",
                             escape(first_line(why)),
-                            escape(why)
+                            escape_text(why)
                         );
                     }
                 }
             }
             if !s.output.is_empty() {
-                let _ = writeln!(x, "    <system-out>{}</system-out>", escape(&s.output));
+                let _ = writeln!(x, "    <system-out>{}</system-out>", escape_text(&s.output));
             }
             x.push_str("  </testsuite>\n");
         }
@@ -188,12 +188,24 @@ fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
 
-/// `s` escaped for XML 1.0 text and attribute values.
+/// `s` escaped for XML 1.0 attribute values (and text).
 #[must_use]
 pub fn escape(s: &str) -> String {
+    escape_as(s, true)
+}
+
+/// `s` escaped for XML 1.0 element text: line feeds and tabs stay as
+/// they are, so a console reads as it was.
+#[must_use]
+pub fn escape_text(s: &str) -> String {
+    escape_as(s, false)
+}
+
+fn escape_as(s: &str, attribute: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            '\n' | '\t' if !attribute => out.push(c),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -201,6 +213,7 @@ pub fn escape(s: &str) -> String {
             '\'' => out.push_str("&apos;"),
             // Attribute values would fold a raw CR, LF or tab into a space.
             '\n' => out.push_str("&#10;"),
+            // A raw CR would be read back as LF.
             '\r' => out.push_str("&#13;"),
             '\t' => out.push_str("&#9;"),
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
@@ -578,5 +591,6 @@ mod tests {
         assert_eq!(escape("a<b>&'\""), "a&lt;b&gt;&amp;&apos;&quot;");
         assert_eq!(escape("\u{1}\t\n"), "\\x01&#9;&#10;");
         assert_eq!(escape("\u{7f}\u{ffff}é"), "\\x7f\\u{FFFF}é");
+        assert_eq!(super::escape_text("a\tb\r\n<"), "a\tb&#13;\n&lt;");
     }
 }
