@@ -337,7 +337,7 @@ impl Collector {
             .iter()
             .find(|(_, dir)| dir.join(src).is_file())
             .map(|(n, _)| n.clone())
-            .or_else(|| Some(stem))
+            .or(Some(stem))
     }
 
     /// One line of host test output. `who` is `host:CRATE` when the caller
