@@ -472,6 +472,7 @@ pub fn dist(path: &Path) -> Result<Image> {
     let image = elf::write(kernel.entry, &segments)?;
     let elf_path = dir.join("image.elf");
     std::fs::write(&elf_path, &image)?;
+    crate::build_id::stamp_file(&elf_path, &m.path)?;
     Ok(Image {
         manifest: m,
         dir,
