@@ -168,6 +168,43 @@ impl Annotate for ImageAnnotator {
     }
 }
 
+/// The kernel suite's deliberate `#UD` (the assist task's `ud2` in
+/// `do_fault`, source file `SOURCE`): its fault report must be symbolized
+/// to that function and the `ud2` line.
+pub fn check_symbolized_fault(events: &[Event], source: &str) -> Result<(), String> {
+    const FILE: &str = "test-suite/assist/src/main.rs";
+    let line = source
+        .lines()
+        .position(|l| l.contains("asm!(\"ud2\")"))
+        .map(|i| i + 1)
+        .ok_or_else(|| format!("{FILE} has no `ud2`"))?;
+    let want = format!("{FILE}:{line}");
+    let mut after_fault = false;
+    let mut notes = vec![];
+    for e in events {
+        match e {
+            Event::Text(t) => {
+                after_fault = t.contains("kernel: task assist faulted: IllegalInstruction");
+            }
+            Event::Note(n) if after_fault => {
+                if n.contains("do_fault") && n.contains(&want) {
+                    return Ok(());
+                }
+                notes.push(n.clone());
+            }
+            _ => {}
+        }
+    }
+    Err(if notes.is_empty() {
+        "no symbolized report of assist's illegal instruction".into()
+    } else {
+        format!(
+            "assist's illegal instruction was not placed at do_fault ({want}): {}",
+            notes.join(" / ")
+        )
+    })
+}
+
 /// Judges a whole console capture of the image in `dir` named `label`;
 /// returns the events to show and the verdict.
 pub fn judge_capture(bytes: &[u8], dir: &Path, label: &str, end: End) -> (Vec<Event>, Verdict) {

@@ -433,6 +433,8 @@ pub fn dist(path: &Path) -> Result<Image> {
                 .expect("validated");
             (i as u16, 1u64 << bit)
         }),
+        defmt_in_band: m.kernel.defmt == manifest::DefmtPort::Console,
+        on_finish: m.kernel.on_finish,
         tdx: match &m.kernel.tdx {
             Some(t) => t.resolve()?,
             None => Default::default(),

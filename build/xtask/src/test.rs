@@ -402,6 +402,15 @@ fn qemu_suite(
             println!("xtask: {what}: {}", crate::decode::show(e).trim_start());
         }
     }
+    if image.manifest.name == "kernel-tests" {
+        let source =
+            std::fs::read_to_string(dist::workspace_root().join("test-suite/assist/src/main.rs"))
+                .unwrap_or_default();
+        let r = crate::decode::check_symbolized_fault(&events, &source);
+        seen.push("symbolized_fault".into());
+        let why = r.as_ref().err().cloned().unwrap_or_default();
+        count_case(what, "symbolized_fault", r.is_ok(), &why, pattern, t);
+    }
     // The COM2 defmt stream's own check (absent in the shared-console mode,
     // where a bad frame is a problem of the console).
     if let Some((name, ok, why)) = outcome.console.last().and_then(|l| case_line(l)) {
