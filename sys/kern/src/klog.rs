@@ -142,8 +142,12 @@ pub fn announce() {
         defmt::info!(
             "image {=str}: {=usize} tasks; defmt frames on {=str}, tagged by task",
             startup::IMAGE_NAME,
-            if startup::DEFMT_IN_BAND { "the console (in-band)" } else { "COM2" },
-            startup::TASK_COUNT
+            startup::TASK_COUNT,
+            if startup::DEFMT_IN_BAND {
+                "the console (in-band)"
+            } else {
+                "COM2"
+            }
         );
     }
 }
