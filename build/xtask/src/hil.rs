@@ -178,7 +178,9 @@ fn drive(rig: &Rig, t: &Target, echo: bool, run: &mut ImageRun) -> Result<()> {
     reset(rig, &v, &work).context("rig: reset")?;
     let reset_at = Instant::now();
     let run_deadline = reset_at + secs(rig.timeouts.run);
-    let mut judge = Judge::new(&t.image_label, t.build);
+    // Frames are decoded and faults symbolized live, with the image's ELFs.
+    let mut judge = Judge::new(&t.image_label, t.build)
+        .with_decoder(Box::new(crate::decode::ImageAnnotator::new(&t.dir)));
     let mut last_byte: Option<Instant> = None;
     let mut last_case = reset_at;
     let mut bytes = 0usize;
@@ -261,29 +263,15 @@ fn drive(rig: &Rig, t: &Target, echo: bool, run: &mut ImageRun) -> Result<()> {
 
 /// Records one judge event; true at the verdict line.
 fn note(e: Event, t: &Target, echo: bool, run: &mut ImageRun, last_case: &mut Instant) -> bool {
-    let line = |s: &str, run: &mut ImageRun| {
-        if echo {
-            println!("  {} | {s}", t.label);
-        }
-        run.console.push_str(s);
-        run.console.push('\n');
-    };
+    let shown = crate::decode::show(&e);
+    if echo {
+        println!("  {} | {shown}", t.label);
+    }
+    run.console.push_str(&shown);
+    run.console.push('\n');
     match e {
-        Event::Text(s) | Event::Defmt(s) | Event::Note(s) => line(&s, run),
-        Event::Problem(p) => line(&format!("xtask: {p}"), run),
         Event::Case(Case { name, ok, reason }) => {
             let now = Instant::now();
-            line(
-                &format!(
-                    "test {name} ... {}",
-                    if ok {
-                        "ok".into()
-                    } else {
-                        format!("FAILED: {reason}")
-                    }
-                ),
-                run,
-            );
             run.cases.push(CaseResult {
                 name,
                 ok,
@@ -291,28 +279,11 @@ fn note(e: Event, t: &Target, echo: bool, run: &mut ImageRun, last_case: &mut In
                 time: now.duration_since(*last_case),
             });
             *last_case = now;
+            false
         }
-        Event::Verdict {
-            passed,
-            failed,
-            build,
-            ok,
-        } => {
-            line(
-                &format!(
-                    "xtask: verdict line: passed={passed} failed={failed} build={build} ({})",
-                    if ok {
-                        "checks out"
-                    } else {
-                        "does not check out"
-                    }
-                ),
-                run,
-            );
-            return true;
-        }
+        Event::Verdict { .. } => true,
+        Event::Text(_) | Event::Defmt(_) | Event::Note(_) | Event::Problem(_) => false,
     }
-    false
 }
 
 /// Runs the rig's `stop` command, if it has one.

@@ -15,6 +15,8 @@
 //!   TDH.SYS.CONFIG validation on memory-map files.
 
 mod bench;
+mod build_id;
+mod decode;
 mod defmt_decode;
 mod deps;
 mod dist;
@@ -105,6 +107,18 @@ enum Cmd {
         /// Write a JUnit XML report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+    },
+    /// Decode and judge a captured console log (text, in-band defmt
+    /// frames, test lines, fault addresses) with the image's ELFs.
+    Decode {
+        file: PathBuf,
+        /// The built image's directory (default: `target/image/NAME`, NAME
+        /// as the log's kernel boot line or verdict line says).
+        #[arg(long)]
+        image_dir: Option<PathBuf>,
+        /// A COM2 defmt stream captured beside the console.
+        #[arg(long)]
+        defmt: Option<PathBuf>,
     },
     /// Run the benchmarks (instruction counts under QEMU -icount).
     Bench,
@@ -260,6 +274,11 @@ fn main() -> ExitCode {
             let junit = junit.map(|j| user_path(&start, j, true));
             hil::command(&user_path(&start, rig, false), &images, junit.as_deref())
         }
+        Cmd::Decode {
+            file,
+            image_dir,
+            defmt,
+        } => decode::command(&file, image_dir.as_deref(), defmt.as_deref()),
         Cmd::Bench => bench::run(),
         Cmd::Clippy { manifests } => lint::clippy(&manifests),
         Cmd::Plan { input, output, svg } => {

@@ -4,10 +4,13 @@
 //! Host crates are the workspace members not marked
 //! `[package.metadata.tdxhost] target-only = true`; their `cargo test`
 //! results are counted from cargo's own summary lines. Each in-QEMU suite
-//! is an image whose tasks print `test NAME ... ok|FAILED` and end the run
-//! through isa-debug-exit; a run that hangs past its timeout, ends in a
-//! kernel failure, or stops before reporting every case counts as a
-//! failure of its own, so nothing can pass by going quiet.
+//! is an image whose tasks print `test NAME ... ok|FAILED` and a closing
+//! checksummed verdict line (console protocol v1), and end the run through
+//! isa-debug-exit. Each image is judged by its console alone
+//! (`verdict.rs`): a run without a verdict line that checks out — hung,
+//! truncated, garbled, a damaged defmt frame — counts as a failure of its
+//! own, so nothing can pass by going quiet; QEMU's exit status is only
+//! shown.
 //!
 //! `--list` and a PATTERN choose tests by full name (`IMAGE::NAME`,
 //! `host:CRATE::PATH`); how, and where an image's names come from, is in
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 
 use crate::test_select::{self as select, ImagePlan};
+use crate::verdict::{End, Event};
 use crate::{deps, dist, junit, qemu};
 
 /// The in-QEMU suites: (manifest, what it checks).
@@ -416,33 +420,56 @@ fn qemu_suite(
             timeout: None,
         },
     )?;
+    let end = match outcome.status {
+        Some(s) => End::Exited(s),
+        None => End::TimedOut,
+    };
+    let (events, verdict) =
+        crate::decode::judge_capture(&outcome.raw, &image.dir, &image.manifest.name, end);
     let mut seen = vec![];
-    for line in &outcome.console {
-        if let Some((name, ok, why)) = case_line(line) {
+    for c in &verdict.cases {
+        seen.push(c.name.clone());
+        count_case(what, &c.name, c.ok, &c.reason, pattern, t);
+    }
+    // Symbolized faults explain failures: show them with the results.
+    for e in &events {
+        if let Event::Note(_) | Event::Problem(_) = e {
+            println!("xtask: {what}: {}", crate::decode::show(e).trim_start());
+        }
+    }
+    if image.manifest.name == "kernel-tests" {
+        let source =
+            std::fs::read_to_string(dist::workspace_root().join("test-suite/assist/src/main.rs"))
+                .unwrap_or_default();
+        let r = crate::decode::check_symbolized_fault(&events, &source);
+        seen.push("symbolized_fault".into());
+        let why = r.as_ref().err().cloned().unwrap_or_default();
+        count_case(what, "symbolized_fault", r.is_ok(), &why, pattern, t);
+    }
+    // The COM2 defmt stream's own check (absent in the shared-console mode,
+    // where a bad frame is a problem of the console).
+    if let Some((name, ok, why)) = outcome.console.last().and_then(|l| case_line(l)) {
+        if name == "defmt_frames" {
             seen.push(name.to_string());
             count_case(what, name, ok, why, pattern, t);
         }
     }
     let ran = seen.len();
-    let complete =
-        outcome.status == Some(qemu::EXIT_SUCCESS) || outcome.status == Some((0x11 << 1) | 1);
+    let complete = verdict.problem.is_none();
     t.junit.image_output(
         what,
         &(outcome.console.join("\n") + "\n"),
         started.elapsed(),
     );
-    if !complete {
+    if let Some(problem) = &verdict.problem {
         t.failed += 1;
         let why = format!(
-            "the run did not finish ({}) after {ran} cases",
+            "the run failed after {ran} cases: {problem} (QEMU: {})",
             outcome.describe()
         );
         t.junit.whole_run_failed(what, &why);
         t.failures.push(format!("{what}: {why}"));
-        println!(
-            "xtask: {what} suite: {}; last console lines:",
-            outcome.describe()
-        );
+        println!("xtask: {what} suite: {problem}; last console lines:");
         for l in outcome.console.iter().rev().take(25).rev() {
             println!("  | {l}");
         }

@@ -52,6 +52,7 @@ pub fn handle(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
         Requirement::Capability(c) if tasks[caller].desc.capabilities & c == 0 => {
             Err(KipcError::Denied)
         }
+        Requirement::Supervisor if caller != 0 => Err(KipcError::Denied),
         _ => execute(tasks, caller, op, &args[..nargs], &mut out),
     };
     let (code, len, next) = match result {
@@ -165,6 +166,10 @@ fn execute(
             Ok((m.len(), Next::Same))
         }
         Kipcnum::ReadPlatform => Ok((0, Next::Same)),
+        Kipcnum::EndRun => {
+            crate::fail::end_run();
+            Ok((0, Next::Same))
+        }
         Kipcnum::CpuCount => Ok((put_words(out, &[smp::cpu_count() as u64]), Next::Same)),
         Kipcnum::CpuApicId => {
             let cpu = usize::try_from(*args.first().ok_or(KipcError::BadRequest)?)

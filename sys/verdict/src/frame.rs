@@ -57,7 +57,7 @@ fn cobs_encode(parts: &[&[u8]], dst: &mut [u8]) -> Result<usize, FrameError> {
     let mut code_at = 0;
     let mut out = 1;
     let mut code = 1u8;
-    let mut put = |at: usize, b: u8, dst: &mut [u8]| -> Result<(), FrameError> {
+    let put = |at: usize, b: u8, dst: &mut [u8]| -> Result<(), FrameError> {
         *dst.get_mut(at).ok_or(FrameError::TooLong)? = b;
         Ok(())
     };

@@ -866,10 +866,7 @@ fn hotplug_checks(s: &mut Score, t: &TdxHost) {
 
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
-    let mut s = Score {
-        passed: 0,
-        failed: 0,
-    };
+    let mut s = Score::default();
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
     state_checks(&mut s, &t);
     if expect::STATE == "ready" {
@@ -887,9 +884,9 @@ pub fn main() -> ! {
         }
         hotplug_checks(&mut s, &t);
     }
-    ulog!("tdx suite: {} passed, {} failed", s.passed, s.failed);
+    s.verdict(task_gen::IMAGE_NAME);
     let jefe = sys_refresh_task_id(task_gen::slots::JEFE);
-    sys_send(jefe, 1, &[u8::from(s.failed == 0)], &mut [], &[]);
+    sys_send(jefe, 1, &[u8::from(s.failed() == 0)], &mut [], &[]);
     loop {
         hl::sleep_for(1_000_000, 1);
     }
