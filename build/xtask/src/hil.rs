@@ -212,18 +212,18 @@ fn drive(rig: &Rig, t: &Target, echo: bool, run: &mut ImageRun) -> Result<()> {
                          ({bytes} console bytes)",
                         rig.timeouts.run
                     )
+                } else if now < quiet_deadline {
+                    continue; // an interrupted wait
                 } else if last_byte.is_none() {
                     format!(
                         "the console stayed silent for {} s after the reset (no output at all)",
                         rig.timeouts.boot
                     )
-                } else if now >= quiet_deadline {
+                } else {
                     format!(
                         "the console went silent for {} s (after {bytes} bytes)",
                         rig.timeouts.silence
                     )
-                } else {
-                    continue;
                 };
                 timed_out = Some(why);
                 break End::TimedOut;
