@@ -305,7 +305,27 @@ pub fn command(file: &Path, image_dir: Option<&Path>, com2: Option<&Path>) -> Re
 
 #[cfg(test)]
 mod tests {
-    use super::{fault_address, image_named_in};
+    use super::{fault_address, image_named_in, ImageAnnotator};
+    use crate::defmt_decode::{record, FRAME, NAME};
+    use crate::verdict::Annotate;
+
+    #[test]
+    fn in_band_payloads_must_be_one_decodable_record() {
+        let dir = std::env::temp_dir().join("xtask-decode-test-no-elves");
+        let mut a = ImageAnnotator::new(&dir);
+        // A task name: no line, no error.
+        assert_eq!(a.frame(&record(NAME, 1, 0, b"ping")), Ok(vec![]));
+        // Not a record, two records, a frame no ELF decodes: errors.
+        assert!(a.frame(b"garbage").is_err());
+        let mut two = record(NAME, 1, 0, b"a");
+        two.extend(record(NAME, 2, 0, b"b"));
+        assert!(a.frame(&two).is_err());
+        let e = a.frame(&record(FRAME, 1, 0, &[1, 0])).unwrap_err();
+        assert!(e.contains("no defmt table for `ping`"), "{e}");
+        // A fault in a task whose ELF is missing is explained as such.
+        let notes = a.explain("kernel: task ping faulted: Panic (task 1 pc=0x1000)");
+        assert!(notes[0].starts_with("cannot symbolize 0x1000"), "{notes:?}");
+    }
 
     #[test]
     fn fault_reports_are_found() {

@@ -49,6 +49,9 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/adversary.toml", "adversary"),
 ];
 
+/// The raw console of an image's last run, in its image directory.
+pub const CONSOLE_FILE: &str = "console.log";
+
 /// Suites also booted through GRUB from an ISO (the multiboot2 path).
 pub const GRUB_SUITES: &[(&str, &str)] = &[("test-suite/app.toml", "kernel-grub")];
 
@@ -424,6 +427,8 @@ fn qemu_suite(
         Some(s) => End::Exited(s),
         None => End::TimedOut,
     };
+    // Kept for `cargo xtask decode` (as a rig's captured log would be).
+    let _ = std::fs::write(image.dir.join(CONSOLE_FILE), &outcome.raw);
     let (events, verdict) =
         crate::decode::judge_capture(&outcome.raw, &image.dir, &image.manifest.name, end);
     let mut seen = vec![];
@@ -431,10 +436,21 @@ fn qemu_suite(
         seen.push(c.name.clone());
         count_case(what, &c.name, c.ok, &c.reason, pattern, t);
     }
-    // Symbolized faults explain failures: show them with the results.
-    for e in &events {
-        if let Event::Note(_) | Event::Problem(_) = e {
-            println!("xtask: {what}: {}", crate::decode::show(e).trim_start());
+    // Symbolized faults explain failures: with a failure, show each fault
+    // report and where it was, and every problem of the console.
+    if verdict.problem.is_some() || verdict.failed > 0 {
+        let mut last = None;
+        for e in &events {
+            match e {
+                Event::Text(l) => last = Some(l),
+                Event::Note(_) | Event::Problem(_) => {
+                    if let (Event::Note(_), Some(l)) = (e, last.take()) {
+                        println!("xtask: {what}: {l}");
+                    }
+                    println!("xtask: {what}:   {}", crate::decode::show(e).trim_start());
+                }
+                _ => {}
+            }
         }
     }
     if image.manifest.name == "kernel-tests" {

@@ -216,7 +216,8 @@ mod tests {
         }
         assert_eq!(Kipcnum::from_raw(13), Some(Kipcnum::OnlineMemory));
         assert_eq!(Kipcnum::from_raw(14), Some(Kipcnum::OfflineMemory));
-        assert_eq!(Kipcnum::from_raw(15), None);
+        assert_eq!(Kipcnum::from_raw(15), Some(Kipcnum::EndRun));
+        assert_eq!(Kipcnum::from_raw(16), None);
     }
 
     #[test]
