@@ -32,6 +32,8 @@ fn main() {
             irqs: vec![],
             tdx: Default::default(),
             restart_notify: None,
+            defmt_in_band: false,
+            on_finish: Default::default(),
         },
     };
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
@@ -46,6 +48,12 @@ fn render(c: &KernelConfig) -> String {
         s,
         "pub const DEBUG_EXIT_PORT: Option<u16> = {:?};",
         c.debug_exit_port
+    );
+    let _ = writeln!(s, "pub const DEFMT_IN_BAND: bool = {};", c.defmt_in_band);
+    let _ = writeln!(
+        s,
+        "/// What `EndRun` does: 0 stay, 1 halt, 2 reset.\npub const ON_FINISH: u8 = {};",
+        c.on_finish as u8
     );
     let _ = writeln!(s, "pub const TASK_COUNT: usize = {};", c.tasks.len());
     let _ = writeln!(s, "pub static TASK_DESCS: [TaskDesc; TASK_COUNT] = [");

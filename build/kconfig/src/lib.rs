@@ -40,6 +40,26 @@ pub struct KernelConfig {
     /// restarted, so a server holding per-client state (tdx-host's frames)
     /// learns of it without polling.
     pub restart_notify: Option<(u16, u64)>,
+    /// Write defmt records to the text console (COM1) as in-band frames
+    /// (`verdict::frame`) instead of to COM2: for machines with one UART.
+    #[serde(default)]
+    pub defmt_in_band: bool,
+    /// What the supervisor's `EndRun` does.
+    #[serde(default)]
+    pub on_finish: OnFinish,
+}
+
+/// What the kernel does when the supervisor ends the run (`EndRun`).
+#[derive(Copy, Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFinish {
+    /// Nothing: the machine keeps running (interactive runs, production).
+    #[default]
+    Stay,
+    /// Halt the CPU.
+    Halt,
+    /// Reset the machine (a rig boots the next image).
+    Reset,
 }
 
 /// Which SEAMCALL backend the kernel uses.

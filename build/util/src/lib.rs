@@ -90,6 +90,11 @@ pub fn render_task_consts(env: &TaskEnv) -> String {
     let _ = writeln!(out, "#[allow(dead_code)]\npub mod task_gen {{");
     let _ = writeln!(out, "    /// This task's index in the task table.");
     let _ = writeln!(out, "    pub const TASK_INDEX: u16 = {};", env.index);
+    let _ = writeln!(
+        out,
+        "    /// The image (manifest `name`).\n    pub const IMAGE_NAME: &str = {:?};",
+        env.image
+    );
     let _ = writeln!(out, "    /// Every task's name, by index.");
     let _ = writeln!(out, "    pub const TASK_NAMES: &[&str] = &{:?};", env.tasks);
     let _ = writeln!(

@@ -162,47 +162,72 @@ impl Decoder {
         self.tables.get(&source).and_then(Option::as_ref)
     }
 
+    /// Decodes one record: `Ok(None)` for a task name, `Ok(Some(line))` for
+    /// a frame, `Err((line shown, why))` for a frame that does not decode.
+    fn decode_record(&mut self, r: &Record) -> Result<Option<String>, (String, String)> {
+        if r.kind == NAME {
+            let name = String::from_utf8_lossy(&r.payload).into_owned();
+            self.names.insert(r.source, name);
+            return Ok(None);
+        }
+        self.frames += 1;
+        let who = self.name(r.source);
+        let decoded = match self.table(r.source) {
+            None => Err(format!("no defmt table for `{who}`")),
+            Some(table) => {
+                let mut d = table.new_stream_decoder();
+                d.received(&r.payload);
+                match d.decode() {
+                    Ok(f) => {
+                        let level = f
+                            .level()
+                            .map_or_else(|| "PRINT".to_string(), |l| l.as_str().to_uppercase());
+                        Ok(format!("[{who}] {level} {}", f.display_message()))
+                    }
+                    Err(DecodeError::Malformed) => Err(format!("malformed frame from `{who}`")),
+                    Err(DecodeError::UnexpectedEof) => Err(format!("truncated frame from `{who}`")),
+                }
+            }
+        };
+        decoded.map(Some).map_err(|why| {
+            let line = format!("[{who}] defmt: {why} ({} bytes)", r.payload.len());
+            self.problem(why.clone());
+            (line, why)
+        })
+    }
+
     /// Feeds stream bytes; returns the frames they complete, decoded.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Line> {
         let mut out = vec![];
         for r in self.demux.push(bytes) {
-            if r.kind == NAME {
-                let name = String::from_utf8_lossy(&r.payload).into_owned();
-                self.names.insert(r.source, name);
-                continue;
-            }
-            self.frames += 1;
-            let who = self.name(r.source);
-            let decoded = match self.table(r.source) {
-                None => Err(format!("no defmt table for `{who}`")),
-                Some(table) => {
-                    let mut d = table.new_stream_decoder();
-                    d.received(&r.payload);
-                    match d.decode() {
-                        Ok(f) => {
-                            let level = f
-                                .level()
-                                .map_or_else(|| "PRINT".to_string(), |l| l.as_str().to_uppercase());
-                            Ok(format!("[{who}] {level} {}", f.display_message()))
-                        }
-                        Err(DecodeError::Malformed) => Err(format!("malformed frame from `{who}`")),
-                        Err(DecodeError::UnexpectedEof) => {
-                            Err(format!("truncated frame from `{who}`"))
-                        }
-                    }
-                }
+            let text = match self.decode_record(&r) {
+                Ok(None) => continue,
+                Ok(Some(text)) | Err((text, _)) => text,
             };
-            let text = decoded.unwrap_or_else(|why| {
-                let line = format!("[{who}] defmt: {why} ({} bytes)", r.payload.len());
-                self.problem(why);
-                line
-            });
             out.push(Line {
                 after_console_lines: r.line,
                 text,
             });
         }
         out
+    }
+
+    /// Decodes one record that came whole in an in-band console frame
+    /// (the frame's CRC already checked): its line, if it is a frame.
+    pub fn record(&mut self, bytes: &[u8]) -> Result<Option<String>, String> {
+        let mut demux = Demux::default();
+        let records = demux.push(bytes);
+        match (&records[..], demux.skipped, demux.pending()) {
+            ([r], 0, 0) => self.decode_record(r).map_err(|(_, why)| why),
+            _ => {
+                let why = format!(
+                    "an in-band frame of {} bytes is not one log record",
+                    bytes.len()
+                );
+                self.problem(why.clone());
+                Err(why)
+            }
+        }
     }
 
     /// Call at the end of the stream: counts leftovers as problems.

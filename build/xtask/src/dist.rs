@@ -433,6 +433,8 @@ pub fn dist(path: &Path) -> Result<Image> {
                 .expect("validated");
             (i as u16, 1u64 << bit)
         }),
+        defmt_in_band: m.kernel.defmt == manifest::DefmtPort::Console,
+        on_finish: m.kernel.on_finish,
         tdx: match &m.kernel.tdx {
             Some(t) => t.resolve()?,
             None => Default::default(),
@@ -472,6 +474,7 @@ pub fn dist(path: &Path) -> Result<Image> {
     let image = elf::write(kernel.entry, &segments)?;
     let elf_path = dir.join("image.elf");
     std::fs::write(&elf_path, &image)?;
+    crate::build_id::stamp_file(&elf_path, &m.path)?;
     Ok(Image {
         manifest: m,
         dir,

@@ -280,16 +280,22 @@ pub fn run_suite(manifest: &str, policy: &'static str) -> Result<Vec<CaseResult>
     std::thread::sleep(Duration::from_millis(50));
     run.console.drain();
     let _ = std::fs::remove_file(&socket);
-    let mut results: Vec<CaseResult> = run
-        .console
-        .lines
+    // The guest's cases, judged from its console like every image's.
+    let mut console = vec![];
+    for l in &run.console.lines {
+        console.extend_from_slice(l.as_bytes());
+        console.push(b'\n');
+    }
+    let end = status.map_or(crate::verdict::End::TimedOut, crate::verdict::End::Exited);
+    let (_, verdict) =
+        crate::decode::judge_capture(&console, &image.dir, &image.manifest.name, end);
+    let mut results: Vec<CaseResult> = verdict
+        .cases
         .iter()
-        .filter(|l| l.starts_with("[check] "))
-        .filter_map(|l| crate::test_select::case_line(l))
-        .map(|(name, ok, why)| CaseResult {
-            name: name.into(),
-            ok,
-            why: why.into(),
+        .map(|c| CaseResult {
+            name: c.name.clone(),
+            ok: c.ok,
+            why: c.reason.clone(),
         })
         .collect();
     results.append(&mut run.results);
@@ -308,12 +314,11 @@ pub fn run_suite(manifest: &str, policy: &'static str) -> Result<Vec<CaseResult>
             "the driver never logged an SCI for a hotplug event".into()
         },
     });
-    let ok = script.is_ok() && status == Some(qemu::EXIT_SUCCESS);
-    let why = match (&script, status) {
+    let ok = script.is_ok() && verdict.problem.is_none();
+    let why = match (&script, &verdict.problem) {
         (Err(e), _) => format!("{e:#}"),
-        (Ok(()), None) => "hung (killed after the timeout)".into(),
-        (Ok(()), Some(s)) if s == qemu::EXIT_SUCCESS => String::new(),
-        (Ok(()), Some(s)) => format!("QEMU exited with status {s} (the image reported failure)"),
+        (Ok(()), Some(p)) => p.clone(),
+        (Ok(()), None) => String::new(),
     };
     results.push(CaseResult {
         name: "run_completed".into(),

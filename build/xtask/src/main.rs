@@ -7,26 +7,34 @@
 //! - `test [PATTERN] [--list]` runs every host test and the in-QEMU
 //!   suites (or those whose full name contains PATTERN), ending with one
 //!   `N passed, N failed` line; `--list` prints the names instead.
+//! - `hil --rig RIG --image MANIFEST…` runs images on a test rig (a lab
+//!   machine, or QEMU as one) and judges them by their console.
 //! - `bench` runs the benchmark image under `-icount` and prints
 //!   instruction counts against baselines measured in the same run.
 //! - `plan` and `emu check-config` run the TDMR planner and the emulator's
 //!   TDH.SYS.CONFIG validation on memory-map files.
 
 mod bench;
+mod build_id;
 mod cycles;
+mod decode;
 mod defmt_decode;
 mod deps;
 mod dist;
 mod elf;
 mod grub;
+mod hil;
 mod hotplug_test;
+mod junit;
 mod lint;
 mod manifest;
 mod qemu;
 mod qmp;
+mod rig;
 mod tdxconf;
 mod test;
 mod test_select;
+mod verdict;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +90,36 @@ enum Cmd {
         /// `host:CRATE::PATH`) contains this string; images run whole,
         /// only matching cases count. Matching nothing is an error.
         pattern: Option<String>,
+        /// Also write the JUnit XML report here (it always goes to
+        /// target/junit.xml).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Run test images on a rig described by a rig.toml (see README,
+    /// "Running tests on a rig"), judging each by its console.
+    Hil {
+        /// The rig file.
+        #[arg(long, value_name = "RIG.toml")]
+        rig: PathBuf,
+        /// An image manifest to build and run; repeat for several, run in
+        /// order with a reset between them.
+        #[arg(long = "image", value_name = "MANIFEST", required = true)]
+        images: Vec<PathBuf>,
+        /// Write a JUnit XML report here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Decode and judge a captured console log (text, in-band defmt
+    /// frames, test lines, fault addresses) with the image's ELFs.
+    Decode {
+        file: PathBuf,
+        /// The built image's directory (default: `target/image/NAME`, NAME
+        /// as the log's kernel boot line or verdict line says).
+        #[arg(long)]
+        image_dir: Option<PathBuf>,
+        /// A COM2 defmt stream captured beside the console.
+        #[arg(long)]
+        defmt: Option<PathBuf>,
     },
     /// Run the benchmarks (instruction counts under QEMU -icount).
     Bench,
@@ -175,8 +213,21 @@ fn run_image(manifest: PathBuf, stay: bool, qemu_args: Vec<String>) -> Result<Ex
     }
 }
 
+/// `p` as the user meant it: relative to where `cargo xtask` was started
+/// (the process moves to the workspace root), for an existing file or a
+/// file to write; else as given (relative to the root, like manifests).
+fn user_path(start: &std::path::Path, p: PathBuf, to_write: bool) -> PathBuf {
+    let from_start = start.join(&p);
+    if p.is_relative() && (from_start.exists() || to_write) {
+        from_start
+    } else {
+        p
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let start = std::env::current_dir().unwrap_or_default();
     let root = dist::workspace_root();
     if let Err(e) = std::env::set_current_dir(&root) {
         eprintln!(
@@ -207,13 +258,28 @@ fn main() -> ExitCode {
             qemu_only,
             list,
             pattern,
+            junit,
         } => {
             if list {
                 test::list(!qemu_only, !host_only, pattern.as_deref())
             } else {
-                test::run(!qemu_only, !host_only, pattern.as_deref())
+                let junit = junit.map(|j| user_path(&start, j, true));
+                test::run(!qemu_only, !host_only, pattern.as_deref(), junit.as_deref())
             }
         }
+        Cmd::Hil { rig, images, junit } => {
+            let images: Vec<PathBuf> = images
+                .into_iter()
+                .map(|m| user_path(&start, m, false))
+                .collect();
+            let junit = junit.map(|j| user_path(&start, j, true));
+            hil::command(&user_path(&start, rig, false), &images, junit.as_deref())
+        }
+        Cmd::Decode {
+            file,
+            image_dir,
+            defmt,
+        } => decode::command(&file, image_dir.as_deref(), defmt.as_deref()),
         Cmd::Bench => bench::run(),
         Cmd::Clippy { manifests } => lint::clippy(&manifests),
         Cmd::Plan { input, output, svg } => {

@@ -71,6 +71,25 @@ pub struct KernelSettings {
     /// Post a notification to a task whenever any task restarts.
     #[serde(default)]
     pub restart_notify: Option<RestartNotify>,
+    /// Where defmt records go: `com2` (a second UART, the default) or
+    /// `console` (framed in-band on COM1, for a machine with one serial
+    /// console; see `verdict::frame`).
+    #[serde(default)]
+    pub defmt: DefmtPort,
+    /// How the run ends when the image is done and no isa-debug-exit
+    /// device ended it (a rig): `stay` (the default: keep running),
+    /// `halt`, or `reset` (the rig boots the next image).
+    #[serde(default)]
+    pub on_finish: build_kconfig::OnFinish,
+}
+
+/// `[kernel] defmt = "com2" | "console"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DefmtPort {
+    #[default]
+    Com2,
+    Console,
 }
 
 /// `restart-notify = { task = "tdx-host", notification = "client-restarted" }`
@@ -97,6 +116,8 @@ impl Default for KernelSettings {
             debug_exit_port: None,
             tdx: None,
             restart_notify: None,
+            defmt: DefmtPort::Com2,
+            on_finish: build_kconfig::OnFinish::Stay,
         }
     }
 }

@@ -12,6 +12,11 @@
 //! kernel and task ELFs beside it; each decoded line is placed among the
 //! console lines by the console line count its record carries, so the
 //! combined output is in the order the kernel wrote it.
+//!
+//! The console itself is shown through a [`Judge::reader`], which splits
+//! in-band defmt frames (the shared-console mode) from the text, decodes
+//! them, and symbolizes fault addresses; the raw bytes are kept for the
+//! caller's own judgement.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -22,8 +27,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::decode::{show, ImageAnnotator};
 use crate::defmt_decode::{self, Decoder};
 use crate::manifest::QemuSettings;
+use crate::verdict::{Event, Judge};
 
 /// Value an image writes to isa-debug-exit when it succeeded.
 pub const EXIT_SUCCESS_VALUE: u8 = 0x10;
@@ -50,6 +57,8 @@ pub struct Options<'a> {
 pub struct Outcome {
     /// QEMU's exit status, or `None` if it was killed after the timeout.
     pub status: Option<i32>,
+    /// The console's bytes as they came (what a judge reads).
+    pub raw: Vec<u8>,
     /// The console lines, with the decoded defmt lines among them and, if
     /// the image sent any defmt records, a closing
     /// `test defmt_frames ... ok|FAILED` line (a case of the suite).
@@ -174,6 +183,15 @@ impl Merger {
         self.console_lines += 1;
     }
 
+    /// Shows one console event; lines of the console count for placing
+    /// COM2 frames, decoded in-band frames and notes do not.
+    fn event(&mut self, e: &Event) {
+        match e {
+            Event::Text(_) | Event::Case(_) | Event::Verdict { .. } => self.console_line(show(e)),
+            Event::Defmt(_) | Event::Note(_) | Event::Problem(_) => self.emit(show(e)),
+        }
+    }
+
     fn idle(&mut self) {
         self.poll();
         self.place_frames(false);
@@ -202,18 +220,24 @@ pub fn run(image: &Path, o: &Options<'_>) -> Result<Outcome> {
         .spawn()
         .context("cannot start qemu-system-x86_64")?;
     let stdout = child.stdout.take().context("no QEMU stdout")?;
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).split(b'\n') {
-            let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line)
-                .trim_end_matches('\r')
-                .to_string();
-            if tx.send(text).is_err() {
-                break;
+        let mut stdout = BufReader::new(stdout);
+        loop {
+            let mut chunk = vec![];
+            match stdout.read_until(b'\n', &mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(chunk).is_err() {
+                        break;
+                    }
+                }
             }
         }
     });
+    let dir = image.parent().unwrap_or(Path::new("."));
+    let mut shown = Judge::reader().with_decoder(Box::new(ImageAnnotator::new(dir)));
+    let mut raw = vec![];
     let mut merger = Merger {
         decoder: Decoder::new(image.parent().unwrap_or(Path::new("."))),
         stream_path,
@@ -227,7 +251,12 @@ pub fn run(image: &Path, o: &Options<'_>) -> Result<Outcome> {
     let start = Instant::now();
     let status = loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(line) => merger.console_line(line),
+            Ok(chunk) => {
+                raw.extend_from_slice(&chunk);
+                for e in shown.feed(&chunk) {
+                    merger.event(&e);
+                }
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => merger.idle(),
             // The console closed: QEMU is exiting.
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -244,11 +273,15 @@ pub fn run(image: &Path, o: &Options<'_>) -> Result<Outcome> {
         }
     };
     let _ = reader.join();
-    for line in rx.try_iter() {
-        merger.console_line(line);
+    for chunk in rx.try_iter() {
+        raw.extend_from_slice(&chunk);
+        for e in shown.feed(&chunk) {
+            merger.event(&e);
+        }
     }
     Ok(Outcome {
         status,
+        raw,
         console: merger.finish(),
     })
 }

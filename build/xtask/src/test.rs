@@ -4,10 +4,13 @@
 //! Host crates are the workspace members not marked
 //! `[package.metadata.tdxhost] target-only = true`; their `cargo test`
 //! results are counted from cargo's own summary lines. Each in-QEMU suite
-//! is an image whose tasks print `test NAME ... ok|FAILED` and end the run
-//! through isa-debug-exit; a run that hangs past its timeout, ends in a
-//! kernel failure, or stops before reporting every case counts as a
-//! failure of its own, so nothing can pass by going quiet.
+//! is an image whose tasks print `test NAME ... ok|FAILED` and a closing
+//! checksummed verdict line (console protocol v1), and end the run through
+//! isa-debug-exit. Each image is judged by its console alone
+//! (`verdict.rs`): a run without a verdict line that checks out — hung,
+//! truncated, garbled, a damaged defmt frame — counts as a failure of its
+//! own, so nothing can pass by going quiet; QEMU's exit status is only
+//! shown.
 //!
 //! `--list` and a PATTERN choose tests by full name (`IMAGE::NAME`,
 //! `host:CRATE::PATH`); how, and where an image's names come from, is in
@@ -20,12 +23,13 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
 use crate::test_select::{self as select, case_line, ImagePlan};
-use crate::{deps, dist, qemu};
+use crate::verdict::{End, Event};
+use crate::{deps, dist, junit, qemu};
 
 /// The in-QEMU suites: (manifest, what it checks).
 pub const SUITES: &[(&str, &str)] = &[
@@ -45,6 +49,9 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/adversary.toml", "adversary"),
 ];
 
+/// The raw console of an image's last run, in its image directory.
+pub const CONSOLE_FILE: &str = "console.log";
+
 /// Suites also booted through GRUB from an ISO (the multiboot2 path).
 pub const GRUB_SUITES: &[(&str, &str)] = &[("test-suite/app.toml", "kernel-grub")];
 
@@ -56,6 +63,8 @@ struct Totals {
     /// failed as a whole.
     cases: u64,
     failures: Vec<String>,
+    /// The JUnit report: every count above has its case there.
+    junit: junit::Collector,
 }
 
 /// How an in-QEMU image is booted.
@@ -67,6 +76,8 @@ enum Boot {
     Grub,
     /// Driven over QMP by `hotplug_test.rs`, with this policy.
     Hotplug(&'static str),
+    /// On the QEMU rig through `cargo xtask hil` (`hil.rs`).
+    Hil,
 }
 
 /// One in-QEMU image of the run.
@@ -96,7 +107,14 @@ fn qemu_images() -> Vec<QemuImage> {
             manifest,
             boot: Boot::Hotplug(policy),
         });
-    direct.chain(grub).chain(hotplug).collect()
+    let hil = crate::hil::TEST_SUITES
+        .iter()
+        .map(|&(manifest, label)| QemuImage {
+            label: label.into(),
+            manifest,
+            boot: Boot::Hil,
+        });
+    direct.chain(grub).chain(hotplug).chain(hil).collect()
 }
 
 fn cargo() -> Command {
@@ -234,6 +252,7 @@ fn count_host_line(line: &str, who: &str, t: &mut Totals) -> u64 {
     if line.contains("FAILED") || line.contains("panicked") {
         t.failures.push(format!("{who}: {line}"));
     }
+    t.junit.host_line(who, line);
     println!("{line}");
     failed
 }
@@ -272,8 +291,9 @@ fn host_tests_filtered(exes: &[HostExe], pattern: &str, t: &mut Totals) -> Resul
         }
         if !child.wait()?.success() && failed == 0 {
             t.failed += 1;
-            t.failures
-                .push(format!("{who}: {} did not succeed", exe.path.display()));
+            let why = format!("{} did not succeed", exe.path.display());
+            t.junit.whole_run_failed(&who, &why);
+            t.failures.push(format!("{who}: {why}"));
         }
     }
     Ok(())
@@ -301,21 +321,29 @@ fn cargo_summary(line: &str) -> Option<(u64, u64)> {
 fn host_tests(t: &mut Totals) -> Result<()> {
     let crates = host_crates()?;
     println!("xtask: host tests ({} crates)", crates.len());
+    t.junit.set_host_packages(&host_packages()?);
     let mut cmd = cargo();
     cmd.current_dir(dist::workspace_root()).arg("test");
     for c in &crates {
         cmd.args(["-p", c]);
     }
+    // One stream for stdout and stderr, in order: cargo's `Running …`
+    // lines (stderr) tell the JUnit report which crate the results are of.
+    let (stdout, writer) = std::io::pipe().context("creating a pipe")?;
     let mut child = cmd
-        .stdout(Stdio::piped())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
         .spawn()
         .context("running cargo test")?;
-    let stdout = child.stdout.take().context("no cargo test output")?;
+    // The pipe's write end lives only in the child now, so EOF comes.
+    drop(cmd);
     for line in BufReader::new(stdout).lines() {
         count_host_line(&line?, "host", t);
     }
     if !child.wait()?.success() {
         t.failed += 1;
+        t.junit
+            .whole_run_failed("host", "cargo test did not succeed (see the output)");
         t.failures
             .push("host: cargo test did not succeed (see above)".into());
     }
@@ -324,9 +352,23 @@ fn host_tests(t: &mut Totals) -> Result<()> {
 
 /// Counts one case of `what` into `t` if `pattern` selects it.
 fn count_case(what: &str, name: &str, ok: bool, why: &str, pattern: Option<&str>, t: &mut Totals) {
+    count_timed_case(what, name, ok, why, Duration::ZERO, pattern, t);
+}
+
+/// [`count_case`] with the case's duration, where it is known.
+fn count_timed_case(
+    what: &str,
+    name: &str,
+    ok: bool,
+    why: &str,
+    time: Duration,
+    pattern: Option<&str>,
+    t: &mut Totals,
+) {
     if !select::matches(pattern, &select::image_case(what, name)) {
         return;
     }
+    t.junit.case(what, name, ok, why, time);
     t.cases += 1;
     if ok {
         t.passed += 1;
@@ -367,26 +409,69 @@ fn qemu_suite(
             timeout: None,
         },
     )?;
+    let end = match outcome.status {
+        Some(s) => End::Exited(s),
+        None => End::TimedOut,
+    };
+    // Kept for `cargo xtask decode` (as a rig's captured log would be).
+    let _ = std::fs::write(image.dir.join(CONSOLE_FILE), &outcome.raw);
+    let (events, verdict) =
+        crate::decode::judge_capture(&outcome.raw, &image.dir, &image.manifest.name, end);
     let mut seen = vec![];
-    for line in &outcome.console {
-        if let Some((name, ok, why)) = case_line(line) {
+    for c in &verdict.cases {
+        seen.push(c.name.clone());
+        count_case(what, &c.name, c.ok, &c.reason, pattern, t);
+    }
+    // Symbolized faults explain failures: with a failure, show each fault
+    // report and where it was, and every problem of the console.
+    if verdict.problem.is_some() || verdict.failed > 0 {
+        let mut last = None;
+        for e in &events {
+            match e {
+                Event::Text(l) => last = Some(l),
+                Event::Note(_) | Event::Problem(_) => {
+                    if let (Event::Note(_), Some(l)) = (e, last.take()) {
+                        println!("xtask: {what}: {l}");
+                    }
+                    println!("xtask: {what}:   {}", crate::decode::show(e).trim_start());
+                }
+                _ => {}
+            }
+        }
+    }
+    if image.manifest.name == "kernel-tests" {
+        let source =
+            std::fs::read_to_string(dist::workspace_root().join("test-suite/assist/src/main.rs"))
+                .unwrap_or_default();
+        let r = crate::decode::check_symbolized_fault(&events, &source);
+        seen.push("symbolized_fault".into());
+        let why = r.as_ref().err().cloned().unwrap_or_default();
+        count_case(what, "symbolized_fault", r.is_ok(), &why, pattern, t);
+    }
+    // The COM2 defmt stream's own check (absent in the shared-console mode,
+    // where a bad frame is a problem of the console).
+    if let Some((name, ok, why)) = outcome.console.last().and_then(|l| case_line(l)) {
+        if name == "defmt_frames" {
             seen.push(name.to_string());
             count_case(what, name, ok, why, pattern, t);
         }
     }
     let ran = seen.len();
-    let complete =
-        outcome.status == Some(qemu::EXIT_SUCCESS) || outcome.status == Some((0x11 << 1) | 1);
-    if !complete {
+    let complete = verdict.problem.is_none();
+    t.junit.image_output(
+        what,
+        &(outcome.console.join("\n") + "\n"),
+        started.elapsed(),
+    );
+    if let Some(problem) = &verdict.problem {
         t.failed += 1;
-        t.failures.push(format!(
-            "{what}: the run did not finish ({}) after {ran} cases",
-            outcome.describe()
-        ));
-        println!(
-            "xtask: {what} suite: {}; last console lines:",
+        let why = format!(
+            "the run failed after {ran} cases: {problem} (QEMU: {})",
             outcome.describe()
         );
+        t.junit.whole_run_failed(what, &why);
+        t.failures.push(format!("{what}: {why}"));
+        println!("xtask: {what} suite: {problem}; last console lines:");
         for l in outcome.console.iter().rev().take(25).rev() {
             println!("  | {l}");
         }
@@ -414,12 +499,51 @@ fn hotplug_suite(
     Ok(Some(results.into_iter().map(|r| r.name).collect()))
 }
 
+/// One image on the QEMU rig, through `cargo xtask hil`'s path. Returns
+/// its case names when the judge accepted the run.
+fn hil_suite(
+    manifest: &str,
+    what: &str,
+    pattern: Option<&str>,
+    t: &mut Totals,
+) -> Result<Option<Vec<String>>> {
+    let rig = crate::rig::Rig::load(crate::hil::QEMU_RIG.as_ref())?;
+    let target = crate::hil::prepare(manifest.as_ref(), what)?;
+    let run = crate::hil::run_one(&rig, &target, false);
+    if let Err(e) = crate::hil::stop(&rig, Some(&target)) {
+        println!("xtask: {what}: {e:#}");
+    }
+    for c in &run.cases {
+        count_timed_case(what, &c.name, c.ok, &c.why, c.time, pattern, t);
+    }
+    t.junit.image_output(what, &run.console, run.time);
+    println!(
+        "xtask: {what} suite (rig {}): {} cases in {:.1} s",
+        rig.name,
+        run.cases.len(),
+        run.time.as_secs_f64()
+    );
+    if let Some(p) = run.problem {
+        t.failed += 1;
+        t.junit.whole_run_failed(what, &p);
+        t.failures.push(format!("{what}: {p}"));
+        println!("xtask: {what}: the run failed: {p}; last console lines:");
+        let lines: Vec<&str> = run.console.lines().collect();
+        for l in &lines[lines.len().saturating_sub(25)..] {
+            println!("  | {l}");
+        }
+        return Ok(None);
+    }
+    Ok(Some(run.cases.into_iter().map(|c| c.name).collect()))
+}
+
 fn run_image(image: &QemuImage, pattern: Option<&str>, t: &mut Totals) {
     let what = &image.label;
     let result = match image.boot {
         Boot::Direct => qemu_suite(image.manifest, what, false, pattern, t),
         Boot::Grub => qemu_suite(image.manifest, what, true, pattern, t),
         Boot::Hotplug(policy) => hotplug_suite(image.manifest, policy, pattern, t),
+        Boot::Hil => hil_suite(image.manifest, what, pattern, t),
     };
     match result {
         Ok(Some(names)) => {
@@ -430,14 +554,41 @@ fn run_image(image: &QemuImage, pattern: Option<&str>, t: &mut Totals) {
         Ok(None) => {}
         Err(e) => {
             t.failed += 1;
+            t.junit
+                .whole_run_failed(what, &format!("could not run: {e:#}"));
             t.failures.push(format!("{what}: {e:#}"));
             println!("xtask: {what} suite could not run: {e:#}");
         }
     }
 }
 
+/// Writes the JUnit report to `target/junit.xml` (and `extra`), reads it
+/// back and checks its counts against the run's; a report that disagrees
+/// is a failure of the run.
+fn write_junit(t: &mut Totals, extra: Option<&std::path::Path>) {
+    let report = t.junit.report();
+    let default = dist::target_dir().join("junit.xml");
+    for path in std::iter::once(default.as_path()).chain(extra) {
+        let written = report
+            .write(path)
+            .and_then(|()| junit::verify(path, (t.passed + t.failed) as usize, t.failed as usize));
+        match written {
+            Ok(()) => println!("xtask: wrote {}", path.display()),
+            Err(e) => {
+                t.failed += 1;
+                t.failures.push(format!("junit: {e:#}"));
+            }
+        }
+    }
+}
+
 /// `cargo xtask test [PATTERN]`.
-pub fn run(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode> {
+pub fn run(
+    host: bool,
+    in_qemu: bool,
+    pattern: Option<&str>,
+    junit_file: Option<&std::path::Path>,
+) -> Result<ExitCode> {
     if pattern == Some("") {
         bail!("the test pattern is empty (leave it out to run every test)");
     }
@@ -519,6 +670,7 @@ pub fn run(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode>
             }
         }
     }
+    write_junit(&mut t, junit_file);
     if !t.failures.is_empty() {
         println!("\nfailures:");
         for f in &t.failures {
@@ -615,7 +767,8 @@ pub fn list(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode
 
 #[cfg(test)]
 mod tests {
-    use super::{cargo_summary, case_line, count_case, Totals};
+    use super::{cargo_summary, count_case, Totals};
+    use crate::test_select::case_line;
 
     #[test]
     fn counts_only_selected_cases() {

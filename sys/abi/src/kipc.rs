@@ -55,6 +55,10 @@ pub enum Kipcnum {
     /// `[base, len]` → `[]`: forget the online range exactly equal to
     /// `[base, base+len)`. Needs MEMORY_AUTHORITY.
     OfflineMemory = 14,
+    /// `[]` → does not return: the image is done; the kernel resets or
+    /// halts the machine as the manifest's `[kernel] on-finish` says (for
+    /// machines without QEMU's isa-debug-exit). The supervisor only.
+    EndRun = 15,
 }
 
 impl Kipcnum {
@@ -75,6 +79,7 @@ impl Kipcnum {
             12 => Kipcnum::ReadFadt,
             13 => Kipcnum::OnlineMemory,
             14 => Kipcnum::OfflineMemory,
+            15 => Kipcnum::EndRun,
             _ => return None,
         })
     }
@@ -91,6 +96,7 @@ impl Kipcnum {
             Kipcnum::ReadPlatform | Kipcnum::CpuApicId | Kipcnum::CpuCount | Kipcnum::ReadFadt => {
                 Requirement::Capability(crate::capability::PLATFORM)
             }
+            Kipcnum::EndRun => Requirement::Supervisor,
             Kipcnum::FlushCaches
             | Kipcnum::Scrub
             | Kipcnum::OnlineMemory
@@ -108,6 +114,8 @@ pub enum Requirement {
     Right(Right),
     /// A capability bit (`crate::capability`).
     Capability(u32),
+    /// Being the supervisor (task 0).
+    Supervisor,
 }
 
 /// A kernel-IPC right, granted per (holder, target) pair in the manifest.
@@ -208,7 +216,8 @@ mod tests {
         }
         assert_eq!(Kipcnum::from_raw(13), Some(Kipcnum::OnlineMemory));
         assert_eq!(Kipcnum::from_raw(14), Some(Kipcnum::OfflineMemory));
-        assert_eq!(Kipcnum::from_raw(15), None);
+        assert_eq!(Kipcnum::from_raw(15), Some(Kipcnum::EndRun));
+        assert_eq!(Kipcnum::from_raw(16), None);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! defmt frames (the kernel's and the tasks') go to COM2 instead, through
 //! [`klog`]; the host decodes them and prints them between the console
-//! lines they came between.
+//! lines they came between. In the shared-console mode they come in-band
+//! on COM1, and text waits for a frame in progress ([`klog::text`]).
 
 use core::fmt;
 
@@ -25,7 +26,9 @@ impl fmt::Write for Console {
 }
 
 pub fn print(args: fmt::Arguments<'_>) {
-    let _ = fmt::write(&mut Console, args);
+    klog::text(|| {
+        let _ = fmt::write(&mut Console, args);
+    });
 }
 
 #[macro_export]
@@ -49,6 +52,10 @@ macro_rules! kprint {
 /// than tab shown as `?` so a task cannot forge console lines or escape
 /// sequences.
 pub fn task_line(task_name: &str, bytes: &[u8]) {
+    klog::text(|| task_line_unframed(task_name, bytes));
+}
+
+fn task_line_unframed(task_name: &str, bytes: &[u8]) {
     serial::write(serial::COM1, b"[");
     serial::write(serial::COM1, task_name.as_bytes());
     serial::write(serial::COM1, b"] ");

@@ -15,6 +15,14 @@
 //! decodes which index. The line count lets the host print each decoded
 //! frame between the console lines it came between.
 //!
+//! With `[kernel] defmt = "console"` in the manifest
+//! ([`startup::DEFMT_IN_BAND`]) the same records go to COM1 instead, each
+//! as one in-band frame (`verdict::frame`: a zero mark, COBS of the record
+//! and its CRC-32, a zero mark), for a machine whose only UART is the
+//! console; the host splits frames from text and a damaged frame fails
+//! the run. Text on COM1 then takes the same lock ([`text`]), so no text
+//! byte lands inside a frame.
+//!
 //! One spin lock covers every record, so records from different CPUs and
 //! tasks never interleave. The kernel runs with interrupts off, so the
 //! lock is never re-entered on one CPU; a kernel `defmt` call from inside a
@@ -34,6 +42,8 @@ pub const FRAME: u8 = 0xDF;
 pub const NAME: u8 = 0xDE;
 /// Source of the kernel's own frames.
 pub const KERNEL: u16 = 0xFFFF;
+/// Bytes of a record's header.
+const HEADER_LEN: usize = 9;
 /// Largest frame a task may hand over (one encoded defmt frame).
 pub use defmt_frame::FRAME_MAX;
 
@@ -56,15 +66,57 @@ fn unlock() {
     LOCK.store(false, Ordering::Release);
 }
 
+/// Spins before console text gives up waiting for a record to finish: a
+/// panic while this CPU holds the lock must still reach the console.
+const TEXT_SPIN_LIMIT: u32 = 1 << 22;
+
+/// Runs `f`, which writes console text, outside any in-band frame.
+pub fn text<R>(f: impl FnOnce() -> R) -> R {
+    if !startup::DEFMT_IN_BAND {
+        return f();
+    }
+    let mut tries = 0;
+    let locked = loop {
+        if LOCK
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            break true;
+        }
+        tries += 1;
+        if tries == TEXT_SPIN_LIMIT {
+            break false;
+        }
+        core::hint::spin_loop();
+    };
+    let r = f();
+    if locked {
+        unlock();
+    }
+    r
+}
+
 /// With the lock held: one record.
 fn record_locked(kind: u8, source: u16, payload: &[u8]) {
     let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
     let payload = &payload[..usize::from(len)];
-    let mut header = [0u8; 9];
+    let mut header = [0u8; HEADER_LEN];
     header[0] = kind;
     header[1..3].copy_from_slice(&source.to_le_bytes());
     header[3..7].copy_from_slice(&serial::com1_lines().to_le_bytes());
     header[7..9].copy_from_slice(&len.to_le_bytes());
+    if startup::DEFMT_IN_BAND {
+        let mut record = [0u8; HEADER_LEN + FRAME_MAX];
+        let n = HEADER_LEN + payload.len().min(FRAME_MAX);
+        record[..HEADER_LEN].copy_from_slice(&header);
+        record[HEADER_LEN..n].copy_from_slice(&payload[..n - HEADER_LEN]);
+        let mut framed = [0u8; verdict::frame::FRAME_MAX];
+        // A record always fits a frame (FRAME_MAX + header < PAYLOAD_MAX).
+        if let Ok(len) = verdict::frame::encode(&record[..n], &mut framed) {
+            serial::write(serial::COM1, &framed[..len]);
+        }
+        return;
+    }
     serial::write(serial::COM2, &header);
     serial::write(serial::COM2, payload);
 }
@@ -75,7 +127,9 @@ fn ready_locked() {
         return;
     }
     READY.store(true, Ordering::Relaxed);
-    serial::init(serial::COM2);
+    if !startup::DEFMT_IN_BAND {
+        serial::init(serial::COM2);
+    }
     for (i, d) in startup::TASK_DESCS.iter().enumerate() {
         record_locked(NAME, i as u16, d.name.as_bytes());
     }
@@ -86,9 +140,14 @@ fn ready_locked() {
 pub fn announce() {
     if !ANNOUNCED.swap(true, Ordering::Relaxed) {
         defmt::info!(
-            "image {=str}: {=usize} tasks; defmt frames on COM2, tagged by task",
+            "image {=str}: {=usize} tasks; defmt frames on {=str}, tagged by task",
             startup::IMAGE_NAME,
-            startup::TASK_COUNT
+            startup::TASK_COUNT,
+            if startup::DEFMT_IN_BAND {
+                "the console (in-band)"
+            } else {
+                "COM2"
+            }
         );
     }
 }

@@ -552,7 +552,13 @@ pub fn force_fault(tasks: &mut [Task], index: usize, fault: FaultInfo) {
         TaskState::Faulted { original, .. } => original,
     };
     t.state = TaskState::Faulted { fault, original };
-    crate::kprintln!("kernel: task {} faulted: {:?}", t.desc.name, fault);
+    // The saved pc lets the host name the function and line (xtask decode).
+    crate::kprintln!(
+        "kernel: task {} faulted: {:?} (task {index} pc={:#x})",
+        t.desc.name,
+        fault,
+        t.save.rip
+    );
     if index == 0 {
         panic!("the supervisor ({}) faulted: {:?}", t.desc.name, fault);
     }

@@ -1,7 +1,8 @@
 //! FADT ("FACP"): the few fixed-hardware registers the memory hot-plug
 //! driver needs without an AML interpreter: the SCI interrupt, the GPE0
 //! block (QEMU signals DIMM insertion on GPE0 bit 3) and the PM1a event
-//! and control blocks (SCI_EN lives in PM1a control).
+//! and control blocks (SCI_EN lives in PM1a control); and the reset
+//! register, with which a test image resets the machine when its run ends.
 //!
 //! Pattern: one validated read of the fixed part. For each block the
 //! 64-bit extended field (a Generic Address Structure) wins when the table
@@ -35,6 +36,11 @@ const X_PM1A_EVT_BLK: usize = 148;
 const X_PM1A_CNT_BLK: usize = 172;
 const X_GPE0_BLK: usize = 220;
 const GAS_LEN: usize = 12;
+const FLAGS: usize = 112;
+/// FADT Flags bit: RESET_REG and RESET_VALUE are valid.
+const RESET_REG_SUP: u32 = 1 << 10;
+const RESET_REG: usize = 116;
+const RESET_VALUE: usize = 128;
 
 /// The address space of a register block (Table 5.1 "Address Space ID").
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -77,6 +83,16 @@ pub struct Fadt {
     pub pm1a_control: Option<RegisterBlock>,
     /// General-purpose event block 0; half status, half enable.
     pub gpe0: Option<RegisterBlock>,
+    /// The reset register, when the table says it is supported.
+    pub reset: Option<ResetRegister>,
+}
+
+/// Writing `value` to this register resets the machine (§4.8.3.6).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ResetRegister {
+    pub space: AddressSpace,
+    pub address: u64,
+    pub value: u8,
 }
 
 impl Fadt {
@@ -134,8 +150,17 @@ impl Fadt {
                 len,
             })
         };
+        let reset = (have > RESET_VALUE
+            && le_u32(&b, FLAGS) & RESET_REG_SUP != 0
+            && le_u64(&b, RESET_REG + 4) != 0)
+            .then(|| ResetRegister {
+                space: AddressSpace::from_raw(b[RESET_REG]),
+                address: le_u64(&b, RESET_REG + 4),
+                value: b[RESET_VALUE],
+            });
         Ok(Fadt {
             sdt,
+            reset,
             sci_int: u16::from_le_bytes([b[SCI_INT], b[SCI_INT + 1]]),
             pm1a_event: block(PM1A_EVT_BLK, X_PM1A_EVT_BLK, PM1_EVT_LEN),
             pm1a_control: block(PM1A_CNT_BLK, X_PM1A_CNT_BLK, PM1_CNT_LEN),
@@ -172,6 +197,10 @@ pub(crate) mod tests {
         put(76, &0x608u32.to_le_bytes());
         put(80, &0x620u32.to_le_bytes());
         put(88, &[4, 2, 0, 4, 16]);
+        // Flags: RESET_REG_SUP; RESET_REG = I/O 0xCF9, RESET_VALUE 0x0F.
+        put(112, &(1u32 << 10).to_le_bytes());
+        put(116, &gas(1, 8, 0xCF9));
+        put(128, &[0x0F]);
         if with_x {
             put(148, &gas(1, 32, 0x600));
             put(172, &gas(1, 16, 0x604));
@@ -192,6 +221,14 @@ pub(crate) mod tests {
         for with_x in [false, true] {
             let f = load(&q35_fadt_body(with_x)).unwrap();
             assert_eq!(f.sci_int, 9);
+            assert_eq!(
+                f.reset,
+                Some(super::ResetRegister {
+                    space: AddressSpace::SystemIo,
+                    address: 0xCF9,
+                    value: 0x0F,
+                })
+            );
             let io = |address, len| {
                 Some(RegisterBlock {
                     space: AddressSpace::SystemIo,

@@ -70,6 +70,13 @@ pub fn restart_task(index: TaskIndex, start: bool) -> Result<(), KipcFailure> {
     .map(|_| ())
 }
 
+/// Ends the run: the kernel resets or halts the machine as the manifest's
+/// `[kernel] on-finish` says (supervisor only). Returns when the image is
+/// to stay up, or the kernel refused.
+pub fn end_run() -> Result<(), KipcFailure> {
+    kipc(Kipcnum::EndRun, &[], &mut []).map(|_| ())
+}
+
 /// Faults the task at `index` with `FaultInfo::Injected`.
 pub fn fault_task(index: TaskIndex) -> Result<(), KipcFailure> {
     kipc(Kipcnum::FaultTask, &[u64::from(index.0)], &mut []).map(|_| ())

@@ -31,7 +31,8 @@ use userlib::{sys_refresh_task_id, sys_send, TaskIndex};
 
 /// Operations the referee serves. Messages are little-endian words.
 pub mod referee {
-    /// `[DONE_MAGIC: u32, passed: u32, failed: u32]` → `[]`.
+    /// `[DONE_MAGIC: u32, passed: u32, failed: u32, crc: u32]` → `[]`: the
+    /// attacker's cases, for the verdict line (`crc` as `verdict::Tally`).
     pub const DONE: u16 = 1;
     /// `[up to STASH_WORDS u64]` → `[]`: keep these words for the caller's
     /// task index, across the caller's restarts.
@@ -92,10 +93,12 @@ fn referee_id(referee: TaskIndex) -> userlib::TaskId {
 /// Reports an attacker's score to the referee. Returns the response code
 /// (0 when the referee counted it).
 pub fn report_done(referee: TaskIndex, score: &Score) -> u32 {
-    let mut m = [0u8; 12];
+    let (passed, failed, crc) = score.parts();
+    let mut m = [0u8; 16];
     m[..4].copy_from_slice(&referee::DONE_MAGIC.to_le_bytes());
-    m[4..8].copy_from_slice(&score.passed.to_le_bytes());
-    m[8..].copy_from_slice(&score.failed.to_le_bytes());
+    m[4..8].copy_from_slice(&u32::try_from(passed).unwrap_or(u32::MAX).to_le_bytes());
+    m[8..12].copy_from_slice(&u32::try_from(failed).unwrap_or(u32::MAX).to_le_bytes());
+    m[12..].copy_from_slice(&crc.to_le_bytes());
     sys_send(referee_id(referee), referee::DONE, &m, &mut [], &[]).0
 }
 

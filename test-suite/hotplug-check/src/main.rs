@@ -375,10 +375,7 @@ fn per_node_checks(s: &mut Score, e: &Env) {
 
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
-    let mut s = Score {
-        passed: 0,
-        failed: 0,
-    };
+    let mut s = Score::default();
     let host = TdxHost::from_index(task_gen::slots::TDX_HOST);
     let window = match hl::read_platform() {
         Ok(r) => r
@@ -406,9 +403,9 @@ pub fn main() -> ! {
             reject_checks(&mut s, &e);
         }
     }
-    ulog!("hotplug-check: {} passed, {} failed", s.passed, s.failed);
+    s.verdict(task_gen::IMAGE_NAME);
     let jefe = sys_refresh_task_id(task_gen::slots::JEFE);
-    let _ = sys_send(jefe, 1, &[u8::from(s.failed == 0)], &mut [], &[]);
+    let _ = sys_send(jefe, 1, &[u8::from(s.failed() == 0)], &mut [], &[]);
     loop {
         hl::sleep_for(1000, TIMER_MASK);
     }

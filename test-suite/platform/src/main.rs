@@ -221,18 +221,15 @@ fn seam_checks(s: &mut Score) {
 
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
-    let mut s = Score {
-        passed: 0,
-        failed: 0,
-    };
+    let mut s = Score::default();
     match hl::read_platform() {
         Ok(r) => platform_checks(&mut s, &r),
         Err(e) => s.fail("platform_record_is_readable", format_args!("{e:?}")),
     }
     seam_checks(&mut s);
-    ulog!("platform suite: {} passed, {} failed", s.passed, s.failed);
+    s.verdict(task_gen::IMAGE_NAME);
     let jefe = sys_refresh_task_id(task_gen::slots::JEFE);
-    sys_send(jefe, 1, &[u8::from(s.failed == 0)], &mut [], &[]);
+    sys_send(jefe, 1, &[u8::from(s.failed() == 0)], &mut [], &[]);
     loop {
         hl::sleep_for(1_000_000, 1);
     }

@@ -13,6 +13,7 @@
 #![no_main]
 
 use abi::{FaultInfo, TaskIndex, TaskState};
+use test_api::score::Score;
 use test_api::{runner as op, word32};
 use userlib::hl;
 use userlib::{sys_get_timer, sys_recv_open, sys_reply, sys_set_timer, ulog, TaskId};
@@ -35,8 +36,8 @@ struct Runner {
     current: Option<u32>,
     name: [u8; 64],
     name_len: usize,
-    passed: u32,
-    failed: u32,
+    /// The cases so far, for the verdict line.
+    score: Score,
     deadline: u64,
     /// Last fault seen per task, and the generation it was seen in (so a
     /// task still faulted at the next scan is not recorded twice).
@@ -49,33 +50,27 @@ fn exit(value: u8) -> ! {
     unsafe {
         core::arch::asm!("out dx, al", in("dx") 0xf4u16, in("al") value, options(nomem, nostack))
     }
+    // No isa-debug-exit device (a rig): the kernel resets or halts.
+    let _ = hl::end_run();
     loop {
         hl::sleep_for(1000, TIMER_MASK);
     }
 }
 
 impl Runner {
-    fn name(&self) -> &str {
-        core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
-    }
-
     fn finish_case(&mut self, passed: bool, why: core::fmt::Arguments<'_>) {
+        let name = self.name;
+        let name = core::str::from_utf8(&name[..self.name_len]).unwrap_or("?");
         if passed {
-            self.passed += 1;
-            ulog!("test {} ... ok", self.name());
+            self.score.pass(name);
         } else {
-            self.failed += 1;
-            ulog!("test {} ... FAILED: {}", self.name(), why);
+            self.score.fail(name, why);
         }
         self.current = None;
         sys_set_timer(None, 0);
         if self.next >= self.count {
-            ulog!(
-                "kernel suite: {} passed, {} failed",
-                self.passed,
-                self.failed
-            );
-            exit(if self.failed == 0 {
+            self.score.verdict(task_gen::IMAGE_NAME);
+            exit(if self.score.failed() == 0 {
                 EXIT_PASS
             } else {
                 EXIT_FAIL
@@ -134,8 +129,7 @@ pub fn main() -> ! {
         current: None,
         name: [0; 64],
         name_len: 0,
-        passed: 0,
-        failed: 0,
+        score: Score::default(),
         deadline: 0,
         faults: [[0; 3]; MAX_TASKS],
         seen: [None; MAX_TASKS],

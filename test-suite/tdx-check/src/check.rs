@@ -545,18 +545,22 @@ fn quota_checks(s: &mut Score, t: &TdxHost, held: &mut [u64]) {
 
 /// Receives one message from `from` with operation `op`, within `ms`, and answers it; returns
 /// its body.
-fn recv_from(from: TaskId, op: u64, ms: u64) -> Option<[u8; 8]> {
+/// Bytes of a message from the victim: 8 of payload, then its cases' (passed, failed, crc) as
+/// three u32 (see `victim.rs`).
+const VICTIM_MSG: usize = 20;
+
+fn recv_from(from: TaskId, op: u64, ms: u64) -> Option<[u8; VICTIM_MSG]> {
     let (sender, body) = recv_holding(from, op, ms)?;
     sys_reply(sender, 0, &[]);
     Some(body)
 }
 
 /// As [`recv_from`], but leaves the sender waiting for the reply (other messages are answered).
-fn recv_holding(from: TaskId, op: u64, ms: u64) -> Option<(TaskId, [u8; 8])> {
+fn recv_holding(from: TaskId, op: u64, ms: u64) -> Option<(TaskId, [u8; VICTIM_MSG])> {
     let deadline = sys_get_timer().now + ms;
     sys_set_timer(Some(deadline), 1);
     loop {
-        let mut buf = [0u8; 8];
+        let mut buf = [0u8; VICTIM_MSG];
         let m = sys_recv_open(&mut buf, 1);
         if m.sender == TaskId::KERNEL {
             if sys_get_timer().now >= deadline {
@@ -576,13 +580,19 @@ fn recv_holding(from: TaskId, op: u64, ms: u64) -> Option<(TaskId, [u8; 8])> {
 /// free bytes and left unanswered, so the victim stays blocked holding its 7 frames until
 /// [`victim_checks`]: the other checks sleep (waiting for tdx-host's scrub), and a victim
 /// allocating in the middle of them would change their totals.
-fn hold_victim() -> Option<(TaskId, [u8; 8])> {
+fn hold_victim() -> Option<(TaskId, [u8; VICTIM_MSG])> {
     let index = task_gen::TASK_NAMES.iter().position(|n| *n == "victim")?;
     let victim = sys_refresh_task_id(userlib::TaskIndex(index as u16));
     recv_holding(victim, 1, 5000)
 }
 
-fn victim_checks(s: &mut Score, t: &TdxHost, first: Option<(TaskId, [u8; 8])>) {
+/// Counts the cases the victim printed (the tail of its message) for the verdict line.
+fn absorb_victim(s: &mut Score, msg: &[u8; VICTIM_MSG]) {
+    let word = |i: usize| u32::from_le_bytes([msg[i], msg[i + 1], msg[i + 2], msg[i + 3]]);
+    s.absorb(u64::from(word(8)), u64::from(word(12)), word(16));
+}
+
+fn victim_checks(s: &mut Score, t: &TdxHost, first: Option<(TaskId, [u8; VICTIM_MSG])>) {
     let Some(index) = task_gen::TASK_NAMES.iter().position(|n| *n == "victim") else {
         s.check(
             "tdx_victim_task_present",
@@ -598,7 +608,10 @@ fn victim_checks(s: &mut Score, t: &TdxHost, first: Option<(TaskId, [u8; 8])>) {
     let stats0 = t.stats();
     match first {
         Some((sender, b)) => {
-            let addr = u64::from_le_bytes(b);
+            absorb_victim(s, &b);
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[..8]);
+            let addr = u64::from_le_bytes(a);
             let r = t.free_frames(FrameSize::K4, addrs_as_bytes_ref(&[addr]));
             sys_reply(sender, 0, &[]);
             check!(
@@ -617,6 +630,9 @@ fn victim_checks(s: &mut Score, t: &TdxHost, first: Option<(TaskId, [u8; 8])>) {
     // The victim now calls an operation it has no right to: it is faulted, jefe restarts it,
     // the kernel tells tdx-host, which reclaims, scrubs and checks its frames.
     let second = recv_from(victim, 2, 20_000);
+    if let Some(b) = &second {
+        absorb_victim(s, b);
+    }
     check!(
         s,
         "tdx_killed_client_restarted",
@@ -859,10 +875,7 @@ fn hotplug_checks(s: &mut Score, t: &TdxHost) {
 
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
-    let mut s = Score {
-        passed: 0,
-        failed: 0,
-    };
+    let mut s = Score::default();
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
     state_checks(&mut s, &t);
     if expect::STATE == "ready" {
@@ -880,9 +893,9 @@ pub fn main() -> ! {
         }
         hotplug_checks(&mut s, &t);
     }
-    ulog!("tdx suite: {} passed, {} failed", s.passed, s.failed);
+    s.verdict(task_gen::IMAGE_NAME);
     let jefe = sys_refresh_task_id(task_gen::slots::JEFE);
-    sys_send(jefe, 1, &[u8::from(s.failed == 0)], &mut [], &[]);
+    sys_send(jefe, 1, &[u8::from(s.failed() == 0)], &mut [], &[]);
     loop {
         hl::sleep_for(1_000_000, 1);
     }

@@ -10,16 +10,21 @@
 #![no_main]
 
 use tdx_host_api::{addrs_as_bytes, FrameSize, MemClass, TdxHost, TdxHostError};
+use test_api::score::Score;
 use userlib::{sys_refresh_task_id, sys_send, ulog, TaskIndex};
 
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
 
-fn line(name: &str, ok: bool, why: core::fmt::Arguments<'_>) {
-    if ok {
-        ulog!("test {name} ... ok");
-    } else {
-        ulog!("test {name} ... FAILED: {why}");
-    }
+/// A message to the check task: 8 bytes of payload, then this life's cases (passed, failed,
+/// crc), which the check task counts into its verdict line.
+fn message(payload: u64, s: &Score) -> [u8; 20] {
+    let (passed, failed, crc) = s.parts();
+    let mut m = [0u8; 20];
+    m[..8].copy_from_slice(&payload.to_le_bytes());
+    m[8..12].copy_from_slice(&u32::try_from(passed).unwrap_or(u32::MAX).to_le_bytes());
+    m[12..16].copy_from_slice(&u32::try_from(failed).unwrap_or(u32::MAX).to_le_bytes());
+    m[16..].copy_from_slice(&crc.to_le_bytes());
+    m
 }
 
 #[unsafe(no_mangle)]
@@ -27,16 +32,17 @@ pub fn main() -> ! {
     let tdx = TdxHost::from_index(task_gen::slots::TDX_HOST);
     let check = sys_refresh_task_id(task_gen::slots::CHECK);
     let me = sys_refresh_task_id(TaskIndex(task_gen::TASK_INDEX));
+    let mut s = Score::default();
     if me.generation().0 == 0 {
         let mut a = [0u64; 8];
         let r = tdx.alloc_frames(0, FrameSize::K4, MemClass::Tdx, 1, addrs_as_bytes(&mut a));
-        line(
+        s.check(
             "tdx_client_refused_a_node_it_may_not_use",
             r == Err(TdxHostError::NodeNotAllowed),
             format_args!("{r:?}"),
         );
         let r = tdx.alloc_frames(1, FrameSize::M2, MemClass::Tdx, 1, addrs_as_bytes(&mut a));
-        line(
+        s.check(
             "tdx_client_over_quota_is_refused",
             r == Err(TdxHostError::QuotaExceeded),
             format_args!("{r:?}"),
@@ -48,7 +54,7 @@ pub fn main() -> ! {
             1,
             addrs_as_bytes(&mut a),
         );
-        line(
+        s.check(
             "tdx_client_without_class_right_is_refused",
             r == Err(TdxHostError::AccessDenied),
             format_args!("{r:?}"),
@@ -67,29 +73,30 @@ pub fn main() -> ! {
             4,
             addrs_as_bytes(&mut a[3..7]),
         );
-        line(
+        s.check(
             "tdx_victim_allocates_before_dying",
             r1 == Ok(3) && r2 == Ok(4),
             format_args!("{r1:?} {r2:?}"),
         );
         // Lend one address to the check task (op 1), which tries to free it.
-        let _ = sys_send(check, 1, &a[0].to_le_bytes(), &mut [], &[]);
+        let _ = sys_send(check, 1, &message(a[0], &s), &mut [], &[]);
         // Not granted by the access list: tdx-host reply-faults us, holding 7 frames.
         let r = tdx.online_region(0x1_0000_0000, 0x1000, 0);
         ulog!("tdx-victim: online_region returned {r:?}: the access list did not stop it");
-        line(
+        s.check(
             "tdx_operation_outside_access_list_faults_the_caller",
             false,
             format_args!("{r:?}"),
         );
     } else {
-        let s = tdx.stats();
-        line(
+        let st = tdx.stats();
+        s.check(
             "tdx_restarted_client_holds_nothing",
-            s.caller_usage_bytes == 0,
-            format_args!("{} bytes", s.caller_usage_bytes),
+            st.caller_usage_bytes == 0,
+            format_args!("{} bytes", st.caller_usage_bytes),
         );
-        let _ = sys_send(check, 2, &me.generation().0.to_le_bytes(), &mut [], &[]);
+        let m = message(u64::from(me.generation().0), &s);
+        let _ = sys_send(check, 2, &m, &mut [], &[]);
     }
     loop {
         userlib::hl::sleep_for(1_000_000, 1);

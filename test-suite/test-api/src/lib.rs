@@ -140,28 +140,30 @@ pub fn word64(bytes: &[u8], i: usize) -> u64 {
 }
 
 /// Scorekeeping for check tasks that run a list of checks in one image
-/// (platform, TDX and hot-plug images): one `test NAME ... ok|FAILED: why`
-/// line per check, which `cargo xtask test` counts.
+/// (platform, TDX and hot-plug images, the adversary's attackers): one
+/// `test NAME ... ok|FAILED: why` line per check, and at the end the
+/// checksummed verdict line of console protocol v1 (the `verdict` crate),
+/// by which `cargo xtask test` and `cargo xtask hil` judge the image.
 pub mod score {
-    use core::fmt::Arguments;
+    use core::fmt::{Arguments, Display};
 
     use userlib::ulog;
+    use verdict::Tally;
 
     #[derive(Default)]
     pub struct Score {
-        pub passed: u32,
-        pub failed: u32,
+        tally: Tally,
     }
 
     impl Score {
         pub fn pass(&mut self, name: &str) {
-            self.passed += 1;
-            ulog!("test {name} ... ok");
+            let line = self.tally.pass(&name);
+            ulog!("{line}");
         }
 
         pub fn fail(&mut self, name: &str, why: Arguments<'_>) {
-            self.failed += 1;
-            ulog!("test {name} ... FAILED: {why}");
+            let line = self.tally.fail(&name, &why);
+            ulog!("{line}");
         }
 
         pub fn check(&mut self, name: &str, ok: bool, why: Arguments<'_>) {
@@ -170,6 +172,39 @@ pub mod score {
             } else {
                 self.fail(name, why)
             }
+        }
+
+        /// A case whose name is not a plain string.
+        pub fn case(&mut self, name: &dyn Display, outcome: Result<(), &dyn Display>) {
+            let line = self.tally.case(name, outcome);
+            ulog!("{line}");
+        }
+
+        #[must_use]
+        pub fn passed(&self) -> u64 {
+            self.tally.passed()
+        }
+
+        #[must_use]
+        pub fn failed(&self) -> u64 {
+            self.tally.failed()
+        }
+
+        /// (passed, failed, crc) for the task that prints the verdict.
+        #[must_use]
+        pub fn parts(&self) -> (u64, u64, u32) {
+            self.tally.parts()
+        }
+
+        /// Counts cases another task printed (its [`Score::parts`]).
+        pub fn absorb(&mut self, passed: u64, failed: u64, crc: u32) {
+            self.tally.absorb(passed, failed, crc);
+        }
+
+        /// Prints the verdict line for image `image`: the image's last
+        /// word on the console.
+        pub fn verdict(&self, image: &str) {
+            ulog!("{}", self.tally.verdict(image));
         }
     }
 

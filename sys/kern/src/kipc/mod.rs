@@ -50,6 +50,7 @@ fn service(op: Kipcnum) -> Service {
         Kipcnum::FaultTask => Service::Supervision(supervision::Request::FaultTask),
         Kipcnum::FindFaultedTask => Service::Supervision(supervision::Request::FindFaultedTask),
         Kipcnum::ReadPanicMessage => Service::Supervision(supervision::Request::ReadPanicMessage),
+        Kipcnum::EndRun => Service::Supervision(supervision::Request::EndRun),
         Kipcnum::ReadPlatform => Service::Platform(platform::Request::ReadPlatform),
         Kipcnum::CpuApicId => Service::Platform(platform::Request::CpuApicId),
         Kipcnum::FlushCaches => Service::Platform(platform::Request::FlushCaches),
@@ -95,6 +96,7 @@ pub fn handle(tasks: &mut [Task], caller: usize, send: &SendArgs) -> Result<Next
         (Requirement::Capability(c), _) if !tasks[caller].has_capability(c) => {
             Err(KipcError::Denied)
         }
+        (Requirement::Supervisor, _) if caller != 0 => Err(KipcError::Denied),
         (_, Service::Supervision(s)) => supervision::execute(tasks, caller, s, args, &mut out),
         (_, Service::Platform(p)) => platform::execute(p, args, &mut out),
     }

@@ -20,6 +20,9 @@ pub enum Request {
     FaultTask,
     FindFaultedTask,
     ReadPanicMessage,
+    /// The supervisor says the run is over (the image's verdict is out):
+    /// the kernel ends it as the manifest's `on-finish` says.
+    EndRun,
 }
 
 /// The task named by request word `index`, if `caller` holds `right` over
@@ -94,6 +97,10 @@ pub fn execute<'a>(
             let n = m.len().min(out.len());
             out[..n].copy_from_slice(&m[..n]);
             Ok(Answer::bytes(&out[..n]))
+        }
+        Request::EndRun => {
+            crate::fail::end_run();
+            Ok(Answer::empty(Next::Same))
         }
     }
 }

@@ -18,6 +18,7 @@
 
 use abi::TaskState;
 use test_adversary::referee as op;
+use test_api::score::Score;
 use test_api::{word32, word64};
 use userlib::hl;
 use userlib::{sys_recv_open, sys_reply, sys_set_timer, ulog, TaskId};
@@ -38,8 +39,8 @@ const EXIT_FAIL: u8 = 0x11;
 
 struct Referee {
     done: [bool; MAX_TASKS],
-    passed: u32,
-    failed: u32,
+    /// The attackers' cases and the referee's own.
+    score: Score,
     unexpected_faults: u32,
     last_fault: [[u64; 3]; MAX_TASKS],
     fault_count: [u64; MAX_TASKS],
@@ -58,6 +59,8 @@ fn exit(value: u8) -> ! {
             core::arch::asm!("out dx, al", in("dx") config::EXIT_PORT, in("al") value, options(nomem, nostack))
         }
     }
+    // No isa-debug-exit device (a rig): the kernel resets or halts.
+    let _ = hl::end_run();
     loop {
         hl::sleep_for(1000, TIMER_MASK);
     }
@@ -105,37 +108,33 @@ impl Referee {
             .iter()
             .filter(|&&a| !self.done[usize::from(a)])
             .count();
+        let attackers_failed = self.score.failed();
         if missing == 0 {
-            ulog!(
-                "test all_attackers_finished ... ok ({} attackers)",
-                config::ATTACKERS.len()
-            );
+            let n = config::ATTACKERS.len();
+            self.score.case(&"all_attackers_finished", Ok(()));
+            ulog!("({n} attackers reported)");
         } else {
             for &a in config::ATTACKERS {
                 if !self.done[usize::from(a)] {
                     ulog!("attacker {} did not finish", name(usize::from(a)));
                 }
             }
-            ulog!(
-                "test all_attackers_finished ... FAILED: {missing} attackers did not report within {} ms",
-                config::TIMEOUT_MS
+            self.score.fail(
+                "all_attackers_finished",
+                format_args!(
+                    "{missing} attackers did not report within {} ms",
+                    config::TIMEOUT_MS
+                ),
             );
         }
-        if self.unexpected_faults == 0 {
-            ulog!("test no_unexpected_faults ... ok");
-        } else {
-            ulog!(
-                "test no_unexpected_faults ... FAILED: {} unexpected faults (see above)",
-                self.unexpected_faults
-            );
-        }
-        let ok = missing == 0 && self.unexpected_faults == 0 && self.failed == 0;
-        ulog!(
-            "adversary: attackers reported {} passed, {} failed; {} unexpected faults",
-            self.passed,
-            self.failed,
-            self.unexpected_faults
+        let faults = self.unexpected_faults;
+        self.score.check(
+            "no_unexpected_faults",
+            faults == 0,
+            format_args!("{faults} unexpected faults (see above)"),
         );
+        let ok = missing == 0 && faults == 0 && attackers_failed == 0;
+        self.score.verdict(task_gen::IMAGE_NAME);
         exit(if ok { EXIT_PASS } else { EXIT_FAIL })
     }
 
@@ -148,8 +147,11 @@ impl Referee {
             op::DONE if word32(msg, 0) == op::DONE_MAGIC => {
                 if config::ATTACKERS.contains(&sender.index().0) && !self.done[index] {
                     self.done[index] = true;
-                    self.passed += word32(msg, 1);
-                    self.failed += word32(msg, 2);
+                    self.score.absorb(
+                        u64::from(word32(msg, 1)),
+                        u64::from(word32(msg, 2)),
+                        word32(msg, 3),
+                    );
                     sys_reply(sender, 0, &[]);
                 } else {
                     sys_reply(sender, op::BAD_OPERATION, &[]);
@@ -190,8 +192,7 @@ impl Referee {
 pub fn main() -> ! {
     let mut r = Referee {
         done: [false; MAX_TASKS],
-        passed: 0,
-        failed: 0,
+        score: Score::default(),
         unexpected_faults: 0,
         last_fault: [[0; 3]; MAX_TASKS],
         fault_count: [0; MAX_TASKS],
