@@ -84,7 +84,7 @@ proptest! {
     #[test]
     fn align_inward_is_the_largest_aligned_subrange(r in range_in(0x1000), shift in 0u32..5) {
         let align = 1u64 << shift;
-        let aligned = |x: u64| x % align == 0;
+        let aligned = |x: u64| x.is_multiple_of(align);
         let want = (r.base().0..r.end().0).filter(|&b| aligned(b)).find_map(|b| {
             let end = (b..=r.end().0).rev().find(|&e| aligned(e))?;
             (end > b).then(|| PhysRange::from_bounds(b, end).unwrap())
