@@ -3,7 +3,7 @@
 //! Pattern: every handler returns `Result<Next, UserError>`. `Ok` means the
 //! handler wrote the caller's results itself (or the caller is blocked and
 //! its results come later); `Err` hands the caller's fate to the dispatcher
-//! (`syscalls::finish`), which alone decides between the two kinds of
+//! (`syscalls::settle`), which alone decides between the two kinds of
 //! failure: a [`UserError::Recoverable`] code is written to the caller's
 //! result registers and it runs on; a [`UserError::Fault`] faults it. No
 //! handler writes an error code or faults its caller on its own.

@@ -2,11 +2,17 @@
 //!
 //! Pattern: `syscall_entry_from_task` is the only function the SYSCALL stub
 //! calls. `dispatch` decodes the caller's argument words into the
-//! syscall's `abi::syscall` struct and runs its handler against the task
-//! table; `finish` settles a handler's `UserError` (a recoverable code
-//! written back, or a fault of the caller; see `outcome`) and returns the
-//! save area of whichever task should run next. Handlers never switch tasks
-//! themselves; they say whether the choice may have changed.
+//! syscall's `abi::syscall` struct, runs its handler against the task
+//! table and hands the handler's result to `settle`, which alone applies a
+//! `UserError` (a recoverable code written back, or a fault of the caller;
+//! see `outcome`); `resume` then returns the save area of whichever task
+//! should run next. Handlers never switch tasks themselves; they say
+//! whether the choice may have changed.
+//!
+//! Each dispatch arm settles its own handler's result instead of merging
+//! all arms' `Result`s into one value first: per arm the compiler sees the
+//! handler's few constant outcomes and the common `Ok` needs no packing
+//! (the null-syscall and IPC figures of `cargo xtask bench` depend on it).
 
 use core::sync::atomic::Ordering;
 
@@ -36,7 +42,7 @@ pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const Save
             return None;
         }
         let next = dispatch(tasks, caller, number);
-        finish(tasks, caller, next)
+        resume(tasks, caller, next)
     });
     match resume {
         Some(save) => save,
@@ -47,27 +53,41 @@ pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const Save
     }
 }
 
-/// Applies a syscall's outcome and returns the save area of the task to
-/// resume, or `None` if no task is runnable.
+/// Applies a handler's result and says what the dispatcher does next.
 ///
-/// The one place a `UserError` takes effect: a recoverable code becomes
-/// the caller's result and it runs on; a usage error faults it.
-fn finish(
-    tasks: &mut [Task],
-    caller: usize,
-    result: Result<Next, UserError>,
-) -> Option<*const SavedState> {
-    let next = match result {
+/// The one place a `UserError` takes effect (through `apply_error`): a
+/// recoverable code becomes the caller's result and it runs on; a usage
+/// error faults it. Inlined into every dispatch arm so an `Ok` costs a
+/// branch at most.
+#[inline(always)]
+fn settle(tasks: &mut [Task], caller: usize, result: Result<Next, UserError>) -> Next {
+    match result {
         Ok(n) => n,
-        Err(UserError::Recoverable(code)) => {
+        Err(e) => apply_error(tasks, caller, e),
+    }
+}
+
+/// The error half of `settle`, kept out of line: errors are rare and the
+/// fault path is long.
+#[cold]
+#[inline(never)]
+fn apply_error(tasks: &mut [Task], caller: usize, error: UserError) -> Next {
+    match error {
+        UserError::Recoverable(code) => {
             tasks[caller].respond(Response::code(code));
             Next::Same
         }
-        Err(UserError::Fault(e)) => {
+        UserError::Fault(e) => {
             force_fault(tasks, caller, FaultInfo::SyscallUsage(e));
             Next::Reschedule
         }
-    };
+    }
+}
+
+/// Returns the save area of the task to resume after a syscall, or `None`
+/// if no task is runnable.
+#[inline(always)]
+fn resume(tasks: &mut [Task], caller: usize, next: Next) -> Option<*const SavedState> {
     if next == Next::Reschedule || !tasks[caller].is_runnable() {
         let chosen = task::select(tasks, caller)?;
         task::switch_to(tasks, chosen);
@@ -79,82 +99,92 @@ fn finish(
 /// Decodes the caller's arguments for syscall `number` and runs its
 /// handler. Decoding checks what the words alone can show (reserved bits,
 /// unknown values) before the handler sees anything.
-fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Result<Next, UserError> {
+#[inline(always)]
+fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
     let Some(sysnum) = Sysnum::from_raw(number) else {
-        return Err(UsageError::BadSyscallNumber.into());
+        return settle(tasks, caller, Err(UsageError::BadSyscallNumber.into()));
     };
     // Each arm decodes its own words, so only the registers a syscall
     // uses are read (the null-syscall and IPC figures of `cargo xtask
     // bench` depend on it).
     let regs = |tasks: &[Task]| tasks[caller].syscall_args();
+    // Runs one arm's handler (`?` on decoding included) and settles its
+    // result right there.
+    macro_rules! settled {
+        ($body:block) => {{
+            #[allow(clippy::redundant_closure_call)]
+            let result: Result<Next, UserError> = (|| $body)();
+            settle(tasks, caller, result)
+        }};
+    }
     match sysnum {
-        Sysnum::Send => {
+        Sysnum::Send => settled!({
             let args = SendArgs::from_regs(&regs(tasks));
             if args.target == TaskId::KERNEL {
                 kipc::handle(tasks, caller, &args)
             } else {
                 ipc::send(tasks, caller, &args)
             }
-        }
-        Sysnum::Recv => {
+        }),
+        Sysnum::Recv => settled!({
             let args = RecvArgs::from_regs(&regs(tasks))?;
             ipc::recv(tasks, caller, &args)
-        }
-        Sysnum::Reply => {
+        }),
+        Sysnum::Reply => settled!({
             let args = ReplyArgs::from_regs(&regs(tasks))?;
             ipc::reply(tasks, caller, &args)
-        }
-        Sysnum::ReplyFault => {
+        }),
+        Sysnum::ReplyFault => settled!({
             let args = ReplyFaultArgs::from_regs(&regs(tasks))?;
             ipc::reply_fault(tasks, caller, &args)
-        }
-        Sysnum::BorrowRead | Sysnum::BorrowWrite => {
+        }),
+        Sysnum::BorrowRead | Sysnum::BorrowWrite => settled!({
             let args = BorrowArgs::from_regs(&regs(tasks));
             ipc::borrow(tasks, caller, &args, sysnum == Sysnum::BorrowWrite)
-        }
-        Sysnum::BorrowInfo => {
+        }),
+        Sysnum::BorrowInfo => settled!({
             let args = BorrowInfoArgs::from_regs(&regs(tasks));
             ipc::borrow_info(tasks, caller, &args)
-        }
-        Sysnum::Post => {
+        }),
+        Sysnum::Post => settled!({
             let args = PostArgs::from_regs(&regs(tasks));
             post(tasks, caller, &args)
-        }
-        Sysnum::SetTimer => {
+        }),
+        Sysnum::SetTimer => settled!({
             let args = SetTimerArgs::from_regs(&regs(tasks));
             set_timer(tasks, caller, &args)
-        }
-        Sysnum::GetTimer => get_timer(tasks, caller),
-        Sysnum::IrqControl => {
+        }),
+        Sysnum::GetTimer => settled!({ get_timer(tasks, caller) }),
+        Sysnum::IrqControl => settled!({
             let args = IrqControlArgs::from_regs(&regs(tasks))?;
             irq::control(tasks, caller, &args)
-        }
-        Sysnum::IrqStatus => {
+        }),
+        Sysnum::IrqStatus => settled!({
             let args = IrqStatusArgs::from_regs(&regs(tasks));
             irq::status(tasks, caller, &args)
-        }
-        Sysnum::Panic => {
+        }),
+        Sysnum::Panic => settled!({
             let args = BytesArgs::from_regs(&regs(tasks));
             panic(tasks, caller, &args)
-        }
-        Sysnum::RefreshTaskId => {
+        }),
+        Sysnum::RefreshTaskId => settled!({
             let args = RefreshTaskIdArgs::from_regs(&regs(tasks));
             refresh_task_id(tasks, caller, &args)
-        }
-        Sysnum::Log => {
+        }),
+        Sysnum::Log => settled!({
             let args = BytesArgs::from_regs(&regs(tasks));
             log(tasks, caller, &args)
-        }
-        Sysnum::LogFrame => {
+        }),
+        Sysnum::LogFrame => settled!({
             let args = BytesArgs::from_regs(&regs(tasks));
             log_frame(tasks, caller, &args)
-        }
-        Sysnum::Seamcall => {
+        }),
+        Sysnum::Seamcall => settled!({
             let args = SeamcallArgs::from_regs(&regs(tasks));
             crate::seam::syscall(tasks, caller, &args)
-        }
+        }),
         // Handled before dispatch, since it must not hold the table.
-        Sysnum::WaitForInterrupt => Ok(Next::Same),
+        Sysnum::WaitForInterrupt => Next::Same,
     }
 }
 
