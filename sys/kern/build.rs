@@ -37,10 +37,13 @@ fn main() {
         },
     };
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out.join("kconfig_scalars.rs"), render_scalars(&config)).unwrap();
     std::fs::write(out.join("kconfig.rs"), render(&config)).unwrap();
 }
 
-fn render(c: &KernelConfig) -> String {
+/// The image's scalar settings, for `config.rs`: a leaf module, so the
+/// failure paths can read them without depending on startup.
+fn render_scalars(c: &KernelConfig) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "pub const IMAGE_NAME: &str = {:?};", c.image);
     let _ = writeln!(s, "pub const TICK_US: u32 = {};", c.tick_us);
@@ -55,6 +58,11 @@ fn render(c: &KernelConfig) -> String {
         "/// What `EndRun` does: 0 stay, 1 halt, 2 reset.\npub const ON_FINISH: u8 = {};",
         c.on_finish as u8
     );
+    s
+}
+
+fn render(c: &KernelConfig) -> String {
+    let mut s = String::new();
     let _ = writeln!(s, "pub const TASK_COUNT: usize = {};", c.tasks.len());
     let _ = writeln!(s, "pub static TASK_DESCS: [TaskDesc; TASK_COUNT] = [");
     for t in &c.tasks {

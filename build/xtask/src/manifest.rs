@@ -303,7 +303,9 @@ impl TaskSettings {
 
 /// Names accepted in `capabilities`.
 fn capability_names() -> impl Iterator<Item = &'static str> {
-    build_kconfig::capability::BY_NAME.into_iter().map(|(n, _)| n)
+    build_kconfig::capability::BY_NAME
+        .into_iter()
+        .map(|(n, _)| n)
 }
 
 /// The kernel's bit for capability `name`.

@@ -227,8 +227,7 @@ pub fn serve_one<S: ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::{
-        check_lease, check_request, decode, decode_zerocopy, Acl, LeaseSpec, MessageSize,
-        OpSpec,
+        check_lease, check_request, decode, decode_zerocopy, Acl, LeaseSpec, MessageSize, OpSpec,
     };
     use crate::{ClientError, Postcard};
     use abi::{lease_attr, Generation, TaskId, TaskIndex};

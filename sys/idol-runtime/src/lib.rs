@@ -34,12 +34,12 @@ pub mod leased;
 pub mod size;
 pub mod wire;
 
+pub use codec::{Codec, Hubpack, Postcard};
 pub use errors::{
     assert_clike_codes, assert_server_death, CLikeError, ClientError, LeaseError, RequestError,
     ServerDeath, ServerRestarted,
 };
 pub use leased::{Attribute, CanRead, CanWrite, Leased, R, RW, W};
-pub use codec::{Codec, Hubpack, Postcard};
 /// postcard's bound on an encoding's size; `#[derive(MaxSize)]` on the
 /// serde types an interface sends with `encoding: Postcard`.
 pub use postcard::experimental::max_size::MaxSize;

@@ -25,7 +25,7 @@ static FAILING: AtomicBool = AtomicBool::new(false);
 /// Exits QEMU through isa-debug-exit with `value` if the image allows it;
 /// returns if it does not.
 pub fn qemu_exit(value: u8) {
-    if let Some(port) = crate::startup::DEBUG_EXIT_PORT {
+    if let Some(port) = crate::config::DEBUG_EXIT_PORT {
         // Safety: the manifest names this port as QEMU's isa-debug-exit
         // device; writing it ends the virtual machine.
         unsafe { cpu::outb(port, value) }
@@ -58,14 +58,14 @@ struct NullIdt {
 
 static NULL_IDT: NullIdt = NullIdt { limit: 0, base: 0 };
 
-/// `startup::ON_FINISH` values.
+/// `config::ON_FINISH` values.
 const STAY: u8 = 0;
 const HALT: u8 = 1;
 
 /// Ends the run (the supervisor's `EndRun`): resets or halts the machine,
 /// or returns when the image is to stay up.
 pub fn end_run() {
-    let how = crate::startup::ON_FINISH;
+    let how = crate::config::ON_FINISH;
     if how == STAY {
         return;
     }
@@ -85,7 +85,9 @@ pub fn end_run() {
                 settle();
             }
         }
-        Some(r) => crate::kprintln!("kernel: FADT reset register {r:?} is not an I/O port; skipped"),
+        Some(r) => {
+            crate::kprintln!("kernel: FADT reset register {r:?} is not an I/O port; skipped")
+        }
         None => {}
     }
     // Safety: 0xFE to the 8042 command port pulses the CPU reset line.

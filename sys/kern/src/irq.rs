@@ -14,7 +14,7 @@ use abi::UsageError;
 
 use crate::arch::apic;
 use crate::outcome::{Next, UserError};
-use crate::startup::IRQS;
+use crate::tables::IRQS;
 use crate::task::{self, Task};
 
 /// Per-input enabled / pending bits (IOAPIC inputs 0..24).

@@ -16,7 +16,7 @@
 //! frame between the console lines it came between.
 //!
 //! With `[kernel] defmt = "console"` in the manifest
-//! ([`startup::DEFMT_IN_BAND`]) the same records go to COM1 instead, each
+//! ([`config::DEFMT_IN_BAND`]) the same records go to COM1 instead, each
 //! as one in-band frame (`verdict::frame`: a zero mark, COBS of the record
 //! and its CRC-32, a zero mark), for a machine whose only UART is the
 //! console; the host splits frames from text and a damaged frame fails
@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use defmt_frame::FrameBuf;
 
 use crate::arch::serial;
-use crate::startup;
+use crate::{config, tables};
 
 /// Record kind: a defmt frame.
 pub const FRAME: u8 = 0xDF;
@@ -72,7 +72,7 @@ const TEXT_SPIN_LIMIT: u32 = 1 << 22;
 
 /// Runs `f`, which writes console text, outside any in-band frame.
 pub fn text<R>(f: impl FnOnce() -> R) -> R {
-    if !startup::DEFMT_IN_BAND {
+    if !config::DEFMT_IN_BAND {
         return f();
     }
     let mut tries = 0;
@@ -105,7 +105,7 @@ fn record_locked(kind: u8, source: u16, payload: &[u8]) {
     header[1..3].copy_from_slice(&source.to_le_bytes());
     header[3..7].copy_from_slice(&serial::com1_lines().to_le_bytes());
     header[7..9].copy_from_slice(&len.to_le_bytes());
-    if startup::DEFMT_IN_BAND {
+    if config::DEFMT_IN_BAND {
         let mut record = [0u8; HEADER_LEN + FRAME_MAX];
         let n = HEADER_LEN + payload.len().min(FRAME_MAX);
         record[..HEADER_LEN].copy_from_slice(&header);
@@ -127,10 +127,10 @@ fn ready_locked() {
         return;
     }
     READY.store(true, Ordering::Relaxed);
-    if !startup::DEFMT_IN_BAND {
+    if !config::DEFMT_IN_BAND {
         serial::init(serial::COM2);
     }
-    for (i, d) in startup::TASK_DESCS.iter().enumerate() {
+    for (i, d) in tables::TASK_DESCS.iter().enumerate() {
         record_locked(NAME, i as u16, d.name.as_bytes());
     }
 }
@@ -141,9 +141,9 @@ pub fn announce() {
     if !ANNOUNCED.swap(true, Ordering::Relaxed) {
         defmt::info!(
             "image {=str}: {=usize} tasks; defmt frames on {=str}, tagged by task",
-            startup::IMAGE_NAME,
-            startup::TASK_COUNT,
-            if startup::DEFMT_IN_BAND {
+            config::IMAGE_NAME,
+            tables::TASK_COUNT,
+            if config::DEFMT_IN_BAND {
                 "the console (in-band)"
             } else {
                 "COM2"

@@ -12,6 +12,7 @@
 
 mod arch;
 mod bootinfo;
+mod config;
 mod console;
 mod discovery;
 mod fail;
@@ -22,7 +23,9 @@ mod outcome;
 mod seam;
 mod seamgate;
 mod startup;
+mod sync;
 mod syscalls;
+mod tables;
 mod task;
 mod tdmem;
 mod time;
@@ -70,7 +73,7 @@ fn start_application_processors(space: &paging::KernelSpace) {
 #[unsafe(no_mangle)]
 pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     serial::init(serial::COM1);
-    kprintln!("tdxhost kernel, image `{}`", startup::IMAGE_NAME);
+    kprintln!("tdxhost kernel, image `{}`", config::IMAGE_NAME);
     bootinfo::parse(magic, info);
     let map = bootinfo::memory_map();
     kprintln!(
@@ -112,12 +115,12 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     startup::create_tasks(&space);
     kprintln!(
         "kernel: {} tasks, {} page-table pages, SMEP {}, SMAP {}",
-        startup::TASK_COUNT,
+        tables::TASK_COUNT,
         paging::pool_pages_used(),
         if smep { "on" } else { "off" },
         if smap { "on" } else { "off" },
     );
-    for (i, d) in startup::TASK_DESCS.iter().enumerate() {
+    for (i, d) in tables::TASK_DESCS.iter().enumerate() {
         kprintln!(
             "  task {i:>2} {:<12} prio {:>2} {} entry {:#x} stack {:#x}..{:#x}",
             d.name,
@@ -129,10 +132,10 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
         );
     }
 
-    let counts = apic::start_timer(startup::TICK_US);
+    let counts = apic::start_timer(config::TICK_US);
     kprintln!(
         "kernel: timer tick {} us ({counts} LAPIC counts)",
-        startup::TICK_US
+        config::TICK_US
     );
 
     let first = task::with_tasks(|tasks| {

@@ -18,7 +18,6 @@
 //!
 //! The caller cannot tell the backends apart.
 
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::seamcall::{self, SeamcallOutcome};
@@ -30,36 +29,9 @@ use tdx_emu::{EmuConfig, FaultRule, InstructionOutcome, SeamcallFault, TdxModule
 use crate::arch::smp::{self, Op};
 use crate::outcome::{Next, UserError};
 use crate::seamgate;
-use crate::startup::{TdxBackendKind, TDX};
+use crate::sync::SpinLock;
+use crate::tables::{TdxBackendKind, TDX};
 use crate::task::Task;
-
-/// A lock for state shared between CPUs (the emulated module, the gate).
-pub(crate) struct SpinLock<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// Safety: access to `value` is serialized by `locked`.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-
-impl<T> SpinLock<T> {
-    pub(crate) const fn new(value: T) -> Self {
-        SpinLock {
-            locked: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
-        }
-    }
-
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        while self.locked.swap(true, Ordering::Acquire) {
-            core::hint::spin_loop();
-        }
-        // Safety: we hold the lock.
-        let r = f(unsafe { &mut *self.value.get() });
-        self.locked.store(false, Ordering::Release);
-        r
-    }
-}
 
 static MODULE: SpinLock<Option<TdxModule>> = SpinLock::new(None);
 static HARDWARE_READY: AtomicBool = AtomicBool::new(false);

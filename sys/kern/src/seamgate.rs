@@ -57,7 +57,7 @@ use tdx_abi::{
 use tdx_emu::{PhysMem, PhysMemError};
 
 use crate::arch::paging::{kernel_static_phys, phys_to_virt, DIRECT_MAP_LIMIT};
-use crate::seam::SpinLock;
+use crate::sync::SpinLock;
 use crate::task::Task;
 use crate::umem::{self, USlice};
 

@@ -34,7 +34,7 @@ use abi::{
 use crate::arch::entry::{SavedState, CURRENT_SAVE_END, FRAME_END};
 use crate::arch::paging::{phys_to_virt, TablePhys, PAGE_SIZE};
 use crate::arch::{cpu, gdt};
-use crate::startup::{RegionDesc, TaskDesc, TASK_COUNT};
+use crate::tables::{RegionDesc, TaskDesc, TASK_COUNT};
 
 /// A scheduling priority: lower numbers are more important. Deliberately
 /// not `Ord`, so `<` cannot be misread.
@@ -557,7 +557,7 @@ pub fn force_fault(tasks: &mut [Task], index: usize, fault: FaultInfo) {
         "kernel: task {} faulted: {:?} (task {index} pc={:#x})",
         t.desc.name,
         fault,
-        t.save.rip
+        t.save.instruction_pointer()
     );
     if index == 0 {
         panic!("the supervisor ({}) faulted: {:?}", t.desc.name, fault);
@@ -600,7 +600,7 @@ pub fn restart(tasks: &mut [Task], index: usize, start: bool) {
     let old = current_id(tasks, index);
     tasks[index].generation = tasks[index].generation.next();
     reinitialize(&mut tasks[index], start);
-    if let Some((who, bits)) = crate::startup::RESTART_NOTIFY {
+    if let Some((who, bits)) = crate::tables::RESTART_NOTIFY {
         if usize::from(who) != index {
             post(tasks, usize::from(who), bits);
         }

@@ -27,7 +27,7 @@ use abi::kipc::KipcError;
 use kerncore::tdmem::{check_td_memory, NotTdMemory, OnlineError, OnlineTable, PhysRange};
 
 use crate::arch::paging::PAGE_SIZE;
-use crate::startup::TASK_DESCS;
+use crate::tables::TASK_DESCS;
 
 /// How many hot-plug ranges may be online at once.
 pub const MAX_ONLINE: usize = 16;

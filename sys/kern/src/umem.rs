@@ -11,7 +11,7 @@ pub use abi::syscall::USlice;
 use abi::{lease_attr, ULease};
 
 use crate::arch::paging::phys_to_virt;
-use crate::startup::{region_attr, RegionDesc};
+use crate::tables::{region_attr, RegionDesc};
 use crate::task::Task;
 
 impl kerncore::Region for RegionDesc {

@@ -454,7 +454,10 @@ pub struct ServerStats {
 }
 
 const _: () = assert!(core::mem::size_of::<ServerStats>() == 96);
-const _: () = assert!(InitStep::COUNT <= 12, "ServerStats::init_retries holds every step");
+const _: () = assert!(
+    InitStep::COUNT <= 12,
+    "ServerStats::init_retries holds every step"
+);
 const _: () = assert!(core::mem::size_of::<ModuleStatus>() == 96);
 const _: () = assert!(core::mem::size_of::<NodeInfo>() == 40);
 const _: () = assert!(core::mem::size_of::<RegionRecord>() == 32);

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod frames;
+pub mod host_code;
 pub mod init;
 pub mod platform;
 pub mod regions;

@@ -81,11 +81,9 @@ impl SeamError {
             SeamError::VmFailInvalid => tdx_abi::TdxStatus::SEAMCALL_VMFAILINVALID,
             SeamError::Gp => tdx_abi::TdxStatus::SEAMCALL_GP,
             SeamError::Ud => tdx_abi::TdxStatus::SEAMCALL_UD,
-            SeamError::NoSuchCpu(_) => crate::init::host_code::NO_SUCH_CPU,
-            SeamError::Timeout(_) => crate::init::host_code::CPU_TIMEOUT,
-            SeamError::Kernel(_) | SeamError::UnknownOutcome(_) => {
-                crate::init::host_code::KERNEL_REFUSED
-            }
+            SeamError::NoSuchCpu(_) => crate::host_code::NO_SUCH_CPU,
+            SeamError::Timeout(_) => crate::host_code::CPU_TIMEOUT,
+            SeamError::Kernel(_) | SeamError::UnknownOutcome(_) => crate::host_code::KERNEL_REFUSED,
         }
     }
 

@@ -194,12 +194,7 @@ impl Env {
             total += self.host.free_frames(size, addrs_as_bytes_ref(chunk))?;
         }
         for _ in 0..20_000 {
-            if self
-                .host
-                .stats()
-                .quarantined_bytes
-                == 0
-            {
+            if self.host.stats().quarantined_bytes == 0 {
                 break;
             }
             hl::sleep_for(1, TIMER_MASK);

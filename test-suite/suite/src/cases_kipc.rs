@@ -35,7 +35,10 @@ pub static CASES: &[Case] = &[
 ];
 
 fn seamcall_denied() {
-    assert_eq!(sys_seamcall(Some(0), 0, [0; 6]), Ok(SeamcallOutcome::Denied));
+    assert_eq!(
+        sys_seamcall(Some(0), 0, [0; 6]),
+        Ok(SeamcallOutcome::Denied)
+    );
     assert_eq!(sys_seamcall(None, 33, [0; 6]), Ok(SeamcallOutcome::Denied));
 }
 

@@ -17,10 +17,7 @@ const SAMPLES: usize = 201;
 pub fn main() -> ! {
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
     let jefe = sys_refresh_task_id(task_gen::slots::JEFE);
-    let ready = t
-        .status()
-        .state()
-        == Some(tdx_host_api::ModuleState::Ready);
+    let ready = t.status().state() == Some(tdx_host_api::ModuleState::Ready);
     let cal = Calibration::measure::<SAMPLES>();
     let to_insn = |ticks: u64| cal.instructions(ticks);
     let mut addr = [0u64; 1];

@@ -105,7 +105,7 @@ fn nothing_but_status_before_ready() {
     let st = s.status();
     assert_eq!(st.state(), Some(ModuleState::Failed));
     assert_eq!(st.step, InitStep::ReadMetadata as u8);
-    assert_eq!(st.status, crate::init::host_code::MISSING_NO_RBP_MOD.0);
+    assert_eq!(st.status, crate::host_code::MISSING_NO_RBP_MOD.0);
     assert_eq!(
         s.online_region(HOTPLUG, 20 * GIB, GIB, 0, &mut FakeKernel::default()),
         Err(TdxHostError::Failed)
