@@ -57,7 +57,10 @@
 
 use zerocopy::FromBytes;
 
+mod packages;
 mod wire;
+
+pub use packages::{Packages, MAX_PACKAGES};
 
 /// Most CPUs a record holds.
 pub const MAX_CPUS: usize = 256;
