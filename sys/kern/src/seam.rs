@@ -20,6 +20,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use abi::platform::Packages;
 use abi::seamcall::{self, SeamcallOutcome};
 use abi::syscall::{SeamcallArgs as SyscallArgs, SeamcallResult};
 use abi::{capability, UsageError};
@@ -62,29 +63,19 @@ fn cmrs_from_platform(cfg: &mut EmuConfig) {
     cfg.num_cmrs = n;
 }
 
-fn package_of_cpu(index: usize) -> u8 {
+/// The emulator's package of kernel CPU `index`: the dense index (see
+/// [`abi::platform::Packages`]) of the package the record gives its APIC id; 0 for a CPU the
+/// record does not list or a package past the emulator's bound.
+fn package_of_cpu(index: usize, packages: &Packages<{ tdx_emu::MAX_PACKAGES }>) -> u8 {
     let Some(apic) = smp::apic_id_of(index) else {
         return 0;
     };
-    let record = crate::discovery::record();
-    let package = record
+    let package = crate::discovery::record()
         .cpus()
         .iter()
         .find(|c| c.apic_id == apic)
         .map_or(0, |c| c.package);
-    // Dense package numbers, in order of first appearance.
-    let mut seen = [u32::MAX; tdx_emu::MAX_PACKAGES];
-    let mut count = 0;
-    for c in record.cpus() {
-        if !seen[..count].contains(&c.package) && count < seen.len() {
-            seen[count] = c.package;
-            count += 1;
-        }
-    }
-    seen[..count]
-        .iter()
-        .position(|&p| p == package)
-        .unwrap_or(0) as u8
+    packages.index_of(package).unwrap_or(0) as u8
 }
 
 fn max_pa() -> u8 {
@@ -119,8 +110,9 @@ pub fn init() {
             let cpus = smp::cpu_count();
             let mut packages = 1;
             let mut cfg = EmuConfig::new(cpus as u32, 1);
+            let record_packages = Packages::of_record(crate::discovery::record());
             for i in 0..cpus {
-                cfg.lp_package[i] = package_of_cpu(i);
+                cfg.lp_package[i] = package_of_cpu(i, &record_packages);
                 packages = packages.max(usize::from(cfg.lp_package[i]) + 1);
             }
             cmrs_from_platform(&mut cfg);

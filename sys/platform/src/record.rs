@@ -299,13 +299,8 @@ where
     for (n, f) in rec.nodes_mut().iter_mut().zip(flags) {
         n.flags = f;
     }
-    let cpus = rec.cpus();
-    let packages = cpus
-        .iter()
-        .enumerate()
-        .filter(|(i, c)| !cpus[..*i].iter().any(|p| p.package == c.package))
-        .count();
-    rec.package_count = packages as u32;
+    // At most MAX_CPUS CPUs, so the default bound never overflows.
+    rec.package_count = <abi::platform::Packages>::of_record(&rec).count() as u32;
 
     let skipped = [report.madt_skipped, report.srat_skipped];
     if skipped.iter().any(|s| s.count != 0) {

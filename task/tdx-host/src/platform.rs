@@ -12,9 +12,10 @@
 //!   every byte of the record's RAM is in one of the two;
 //! - `complete` is false when anything did not fit (or the record was truncated): bring-up then
 //!   stops at Detect rather than configure TDX without some CPU or memory;
-//! - the set of packages is derived in one place, [`PlatformView::package_leaders`].
+//! - the set of packages is derived in one place, [`abi::platform::Packages`], through
+//!   [`PlatformView::package_leaders`].
 
-use abi::platform::{PlatformRecord, RecordFlags};
+use abi::platform::{Packages, PlatformRecord, RecordFlags};
 use heapless::Vec;
 use tdx_planner::addr::PhysRange;
 use tdx_planner::types::{MemRange, MAX_MEMORY_RANGES};
@@ -157,16 +158,12 @@ fn minus(
 impl PlatformView<'_> {
     /// The first enabled CPU of each physical package, in CPU order: where TDH.SYS.KEY.CONFIG
     /// runs (once per package, §3.2), and the count of packages the init report gives.
+    /// Derived by [`abi::platform::Packages`] from the enabled CPUs; a [`Platform`] holds at
+    /// most [`MAX_CPUS`] CPUs, the bound of that table, so no package is left out.
     pub fn package_leaders(&self) -> impl Iterator<Item = CpuIndex> + '_ {
-        let cpus = self.cpus;
-        (0..cpus.len())
-            .filter(move |&i| {
-                let c = cpus[i];
-                c.enabled
-                    && !cpus[..i]
-                        .iter()
-                        .any(|o| o.enabled && o.package == c.package)
-            })
+        let enabled = self.cpus.iter().map(|c| c.enabled.then_some(c.package));
+        <Packages>::from_cpus(enabled)
+            .into_leaders()
             .map(|i| CpuIndex(i as u32))
     }
 
@@ -258,6 +255,27 @@ mod tests {
         };
         let leaders: std::vec::Vec<_> = v.package_leaders().collect();
         assert_eq!(leaders, [CpuIndex(1), CpuIndex(2)]);
+
+        // A running CPU the record does not list counts in package 0 (the invariant above);
+        // with package 0's CPUs listed after it, it leads package 0.
+        let p = Platform::from_record(&record(), [None, Some(3), Some(0)], &[], None);
+        let leaders: std::vec::Vec<_> = p.view().package_leaders().collect();
+        assert_eq!(leaders, [CpuIndex(0), CpuIndex(1)]);
+        // Sparse package ids and a package whose CPUs are all disabled.
+        let cpus =
+            [(7, true), (3, false), (7, true), (3, false), (12, true)].map(|(package, enabled)| {
+                crate::seam::Cpu {
+                    package,
+                    node: 0,
+                    enabled,
+                }
+            });
+        let v = super::PlatformView {
+            cpus: &cpus,
+            ..p.view()
+        };
+        let leaders: std::vec::Vec<_> = v.package_leaders().collect();
+        assert_eq!(leaders, [CpuIndex(0), CpuIndex(4)]);
     }
 
     /// A truncated record, or more pieces than the tables hold, is incomplete, never silently

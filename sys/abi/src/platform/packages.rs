@@ -96,6 +96,14 @@ impl<const N: usize> Packages<N> {
         self.leaders[..self.count].iter().map(|&l| l as usize)
     }
 
+    /// [`Packages::leaders`], owning the table (for an iterator that outlives a borrow).
+    pub fn into_leaders(self) -> impl Iterator<Item = usize> {
+        self.leaders
+            .into_iter()
+            .take(self.count)
+            .map(|l| l as usize)
+    }
+
     /// More packages than `N` appeared; the ones past the bound are not tracked.
     #[must_use]
     pub fn overflowed(&self) -> bool {
@@ -123,9 +131,13 @@ mod tests {
         let p: Packages = Packages::from_cpus([9, 4, 9, 0, 4].map(Some));
         assert_eq!(p.count(), 3);
         assert_eq!(p.ids(), [9, 4, 0]);
-        assert_eq!([9, 4, 0, 7].map(|id| p.index_of(id)), [Some(0), Some(1), Some(2), None]);
+        assert_eq!(
+            [9, 4, 0, 7].map(|id| p.index_of(id)),
+            [Some(0), Some(1), Some(2), None]
+        );
         assert_eq!(leaders(&p), [0, 1, 3]);
         assert!(!p.overflowed());
+        assert_eq!(p.into_leaders().collect::<Vec<_>>(), [0, 1, 3]);
     }
 
     /// A CPU given as `None` (disabled) neither leads nor creates a package; its package is
@@ -135,7 +147,10 @@ mod tests {
         let p: Packages = Packages::from_cpus([None, Some(0), Some(1), None, Some(1)]);
         assert_eq!(leaders(&p), [1, 2]);
         let p: Packages = Packages::from_cpus([None, Some(5), None]);
-        assert_eq!((p.count(), p.index_of(0), leaders(&p)), (1, None, [1].to_vec()));
+        assert_eq!(
+            (p.count(), p.index_of(0), leaders(&p)),
+            (1, None, [1].to_vec())
+        );
         let p: Packages = Packages::from_cpus([None, None]);
         assert_eq!((p.count(), leaders(&p)), (0, Vec::new()));
     }
@@ -155,7 +170,9 @@ mod tests {
         }
         let p: Packages = Packages::of_record(&r);
         assert_eq!((p.ids(), leaders(&p)), ([3, 8].as_slice(), [0, 2].to_vec()));
-        assert!(Packages::<4>::of_record(&PlatformRecord::new()).ids().is_empty());
+        assert!(Packages::<4>::of_record(&PlatformRecord::new())
+            .ids()
+            .is_empty());
     }
 
     /// More packages than the bound: the first `N` are tracked, the rest have no index and are
