@@ -19,8 +19,8 @@
 //! a host case's `time` is the wall time since the previous result of the
 //! same executable (tests run in parallel, so this is when the result came,
 //! not how long the test ran). An image case's `time` is the time since
-//! the image's previous case line, where the console was read live (hil);
-//! images whose console is read after the run have 0 (unknown).
+//! the image's previous case line (or since the machine started), taken as
+//! the console is read, under QEMU and on a rig alike.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

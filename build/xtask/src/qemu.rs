@@ -63,6 +63,25 @@ pub struct Outcome {
     /// the image sent any defmt records, a closing
     /// `test defmt_frames ... ok|FAILED` line (a case of the suite).
     pub console: Vec<String>,
+    /// Each case line as it arrived, with the time since the previous one
+    /// (or since QEMU started): the case's duration for JUnit.
+    pub case_times: Vec<(String, Duration)>,
+}
+
+/// When each case line arrived, measured while the console is read.
+struct CaseClock {
+    last: Instant,
+    times: Vec<(String, Duration)>,
+}
+
+impl CaseClock {
+    fn see(&mut self, e: &Event) {
+        if let Event::Case(c) = e {
+            let now = Instant::now();
+            self.times.push((c.name.clone(), now - self.last));
+            self.last = now;
+        }
+    }
 }
 
 impl Outcome {
@@ -249,11 +268,16 @@ pub fn run(image: &Path, o: &Options<'_>) -> Result<Outcome> {
     };
     let timeout = o.timeout.unwrap_or(Duration::from_secs(o.settings.timeout));
     let start = Instant::now();
+    let mut clock = CaseClock {
+        last: start,
+        times: vec![],
+    };
     let status = loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(chunk) => {
                 raw.extend_from_slice(&chunk);
                 for e in shown.feed(&chunk) {
+                    clock.see(&e);
                     merger.event(&e);
                 }
             }
@@ -276,6 +300,7 @@ pub fn run(image: &Path, o: &Options<'_>) -> Result<Outcome> {
     for chunk in rx.try_iter() {
         raw.extend_from_slice(&chunk);
         for e in shown.feed(&chunk) {
+            clock.see(&e);
             merger.event(&e);
         }
     }
@@ -283,6 +308,7 @@ pub fn run(image: &Path, o: &Options<'_>) -> Result<Outcome> {
         status,
         raw,
         console: merger.finish(),
+        case_times: clock.times,
     })
 }
 

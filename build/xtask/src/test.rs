@@ -401,7 +401,9 @@ fn qemu_suite(
         &boot,
         &qemu::Options {
             settings: &image.manifest.qemu,
-            debug_exit: true,
+            // The ISO boots the way a machine without QEMU's exit device
+            // does: the image must end the run itself (`on-finish`).
+            debug_exit: !grub,
             icount: false,
             echo: false,
             interactive: false,
@@ -420,7 +422,12 @@ fn qemu_suite(
     let mut seen = vec![];
     for c in &verdict.cases {
         seen.push(c.name.clone());
-        count_case(what, &c.name, c.ok, &c.reason, pattern, t);
+        let time = outcome
+            .case_times
+            .iter()
+            .find(|(name, _)| *name == c.name)
+            .map_or(Duration::ZERO, |&(_, d)| d);
+        count_timed_case(what, &c.name, c.ok, &c.reason, time, pattern, t);
     }
     // Symbolized faults explain failures: with a failure, show each fault
     // report and where it was, and every problem of the console.
@@ -447,6 +454,12 @@ fn qemu_suite(
         seen.push("symbolized_fault".into());
         let why = r.as_ref().err().cloned().unwrap_or_default();
         count_case(what, "symbolized_fault", r.is_ok(), &why, pattern, t);
+    }
+    if grub && image.manifest.kernel.on_finish == build_kconfig::OnFinish::Reset {
+        let r = ended_by_reset(&outcome.raw, outcome.status);
+        seen.push("run_ended_by_reset".into());
+        let why = r.as_ref().err().cloned().unwrap_or_default();
+        count_case(what, "run_ended_by_reset", r.is_ok(), &why, pattern, t);
     }
     // The COM2 defmt stream's own check (absent in the shared-console mode,
     // where a bad frame is a problem of the console).
@@ -559,6 +572,27 @@ fn run_image(image: &QemuImage, pattern: Option<&str>, t: &mut Totals) {
             t.failures.push(format!("{what}: {e:#}"));
             println!("xtask: {what} suite could not run: {e:#}");
         }
+    }
+}
+
+/// Whether a run without isa-debug-exit ended as `on-finish = "reset"`
+/// asks: the kernel announced the reset after the verdict line, and QEMU
+/// (started with `-no-reboot`, so a reset ends it) exited by itself with
+/// status 0 rather than being killed at the timeout.
+fn ended_by_reset(console: &[u8], status: Option<i32>) -> Result<(), String> {
+    let text = String::from_utf8_lossy(console);
+    let verdict = text
+        .find("verdict: ")
+        .ok_or("no verdict line before the end of the run")?;
+    if !text[verdict..].contains("the run is over; resetting") {
+        return Err("the kernel did not announce a reset after the verdict".into());
+    }
+    match status {
+        Some(0) => Ok(()),
+        Some(s) => Err(format!(
+            "QEMU exited with status {s}, not through a guest reset"
+        )),
+        None => Err("the machine did not reset: QEMU was killed at the timeout".into()),
     }
 }
 
