@@ -19,7 +19,7 @@ pub fn emu_config(input: &Input) -> Result<EmuConfig> {
     let cmrs: Vec<CmrInfo> = input
         .cmrs
         .iter()
-        .map(|c| CmrInfo::new(c.base.0, c.size.0))
+        .map(|c| CmrInfo::new(c.base().0, c.size().0))
         .collect();
     anyhow::ensure!(
         cmrs.len() <= tdx_abi::MAX_CMRS,

@@ -184,13 +184,22 @@ fn u16_field(n: Num, what: &str) -> Result<u16> {
     u16::try_from(n.0).with_context(|| format!("{what} = {} does not fit in 16 bits", n.0))
 }
 
-fn range(r: &RangeJson) -> PhysRange {
-    PhysRange::new(r.base.0, r.size.0)
+/// The checked range of a JSON `{base, size}`; a range that wraps the 64-bit space is an error.
+fn range(r: &RangeJson) -> Result<PhysRange> {
+    PhysRange::new(r.base.0, r.size.0).with_context(|| {
+        format!(
+            "range base {:#x} size {:#x} wraps the 64-bit address space",
+            r.base.0, r.size.0
+        )
+    })
 }
 
 fn mem(m: &MemJson) -> Result<MemRange> {
     Ok(MemRange {
-        range: PhysRange::new(m.base.0, m.size.0),
+        range: range(&RangeJson {
+            base: m.base,
+            size: m.size,
+        })?,
         node: u16_field(m.node, "node")?,
     })
 }
@@ -216,7 +225,7 @@ impl Input {
     /// Converts the JSON form.
     ///
     /// # Errors
-    /// A limit or node that does not fit in 16 bits.
+    /// A limit or node that does not fit in 16 bits, or a range that wraps.
     pub fn from_json(j: &InputJson) -> Result<Self> {
         let l = &j.limits;
         let limits = Limits {
@@ -237,10 +246,10 @@ impl Input {
         };
         Ok(Input {
             pa_bits: tdx_planner::PaBits(pa_bits),
-            cmrs: j.cmrs.iter().map(range).collect(),
+            cmrs: j.cmrs.iter().map(range).collect::<Result<_>>()?,
             memory: j.memory.iter().map(mem).collect::<Result<_>>()?,
             offline: j.offline.iter().map(mem).collect::<Result<_>>()?,
-            excluded: j.excluded.iter().map(range).collect(),
+            excluded: j.excluded.iter().map(range).collect::<Result<_>>()?,
             limits,
         })
     }
@@ -284,8 +293,8 @@ pub fn read_plan(path: &std::path::Path) -> Result<PlanJson> {
 
 fn range_json(r: PhysRange) -> RangeJson {
     RangeJson {
-        base: Num(r.base.0),
-        size: Num(r.size.0),
+        base: Num(r.base().0),
+        size: Num(r.size().0),
     }
 }
 
@@ -319,7 +328,7 @@ pub fn plan_to_json(plan: &Plan) -> PlanJson {
 /// A PLAN's TDMRs as module `TDMR_INFO`s (at most 16 reserved areas each).
 ///
 /// # Errors
-/// More than 16 reserved areas in one TDMR.
+/// More than 16 reserved areas in one TDMR, or a PAMT range that wraps.
 pub fn plan_json_to_infos(plan: &PlanJson) -> Result<Vec<tdx_abi::TdmrInfo>> {
     plan.tdmrs
         .iter()
@@ -333,7 +342,7 @@ pub fn plan_json_to_infos(plan: &PlanJson) -> Result<Vec<tdx_abi::TdmrInfo>> {
             let mut tdmr = Tdmr {
                 base: PhysAddr(t.base.0),
                 size: ByteLen(t.size.0),
-                pamt: [range(&t.pamt_4k), range(&t.pamt_2m), range(&t.pamt_1g)],
+                pamt: [range(&t.pamt_4k)?, range(&t.pamt_2m)?, range(&t.pamt_1g)?],
                 ..Tdmr::default()
             };
             for a in &t.reserved {

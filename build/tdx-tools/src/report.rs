@@ -30,7 +30,7 @@ pub fn required_bytes(input: &PlanInput<'_>) -> u64 {
         .memory
         .iter()
         .chain(input.offline)
-        .map(|m| m.range.size.0)
+        .map(|m| m.range.size().0)
         .sum()
 }
 
@@ -78,9 +78,9 @@ pub fn table(
             t.node,
             t.reserved.len(),
             l.max_reserved_per_tdmr,
-            t.pamt[0].base.0,
-            t.pamt[1].base.0,
-            t.pamt[2].base.0
+            t.pamt[0].base().0,
+            t.pamt[1].base().0,
+            t.pamt[2].base().0
         );
         for (j, a) in t.reserved.iter().enumerate() {
             let start = t.base.0 + a.offset.0;
@@ -100,7 +100,8 @@ pub fn table(
             .enumerate()
             .filter(|(_, t)| {
                 t.pamt.iter().any(|p| {
-                    p.base.0 >= b.range.base.0 && p.base.0 < b.range.base.0 + b.range.size.0
+                    p.base().0 >= b.range.base().0
+                        && p.base().0 < b.range.base().0 + b.range.size().0
                 })
             })
             .map(|(i, _)| i.to_string())
@@ -109,9 +110,9 @@ pub fn table(
             s,
             "  node {:>3}: [{:#x}, {:#x})  {}  for TDMR {}",
             b.node,
-            b.range.base.0,
-            b.range.base.0 + b.range.size.0,
-            human(b.range.size.0),
+            b.range.base().0,
+            b.range.base().0 + b.range.size().0,
+            human(b.range.size().0),
             users.join(",")
         );
     }

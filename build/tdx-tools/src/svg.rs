@@ -71,10 +71,10 @@ pub fn render(input: &PlanInput<'_>, plan: &Plan, title: &str) -> String {
         cuts.push(b.saturating_add(sz));
     };
     for c in input.cmrs {
-        push(c.base.0, c.size.0);
+        push(c.base().0, c.size().0);
     }
     for m in input.memory.iter().chain(input.offline) {
-        push(m.range.base.0, m.range.size.0);
+        push(m.range.base().0, m.range.size().0);
     }
     for t in &plan.tdmrs {
         push(t.base.0, t.size.0);
@@ -83,7 +83,7 @@ pub fn render(input: &PlanInput<'_>, plan: &Plan, title: &str) -> String {
         }
     }
     for b in &plan.pamt_blocks {
-        push(b.range.base.0, b.range.size.0);
+        push(b.range.base().0, b.range.size().0);
     }
     let sc = Scale::new(cuts);
     let rows = [
@@ -112,13 +112,13 @@ pub fn render(input: &PlanInput<'_>, plan: &Plan, title: &str) -> String {
         let y = 40.0 + i as f64 * (ROW_H + 6.0) + ROW_H * 0.65;
         let _ = writeln!(s, r#"<text x="8" y="{y:.1}">{r}</text>"#);
     }
-    for c in input.cmrs.iter().filter(|c| c.size.0 > 0) {
+    for c in input.cmrs.iter().filter(|c| c.size().0 > 0) {
         rect(
             &mut s,
             &sc,
             0,
-            c.base.0,
-            c.base.0 + c.size.0,
+            c.base().0,
+            c.base().0 + c.size().0,
             "#cfd8dc",
             "CMR",
         );
@@ -130,8 +130,8 @@ pub fn render(input: &PlanInput<'_>, plan: &Plan, title: &str) -> String {
             &mut s,
             &sc,
             1,
-            m.range.base.0,
-            m.range.base.0 + m.range.size.0,
+            m.range.base().0,
+            m.range.base().0 + m.range.size().0,
             col,
             &t,
         );
@@ -142,8 +142,8 @@ pub fn render(input: &PlanInput<'_>, plan: &Plan, title: &str) -> String {
             &mut s,
             &sc,
             2,
-            m.range.base.0,
-            m.range.base.0 + m.range.size.0,
+            m.range.base().0,
+            m.range.base().0 + m.range.size().0,
             "#b0bec5",
             &t,
         );
@@ -153,8 +153,8 @@ pub fn render(input: &PlanInput<'_>, plan: &Plan, title: &str) -> String {
             &mut s,
             &sc,
             3,
-            e.base.0,
-            e.base.0 + e.size.0,
+            e.base().0,
+            e.base().0 + e.size().0,
             "#e57373",
             "excluded",
         );
@@ -182,8 +182,8 @@ pub fn render(input: &PlanInput<'_>, plan: &Plan, title: &str) -> String {
             &mut s,
             &sc,
             6,
-            b.range.base.0,
-            b.range.base.0 + b.range.size.0,
+            b.range.base().0,
+            b.range.base().0 + b.range.size().0,
             "#d32f2f",
             &t,
         );
@@ -198,8 +198,8 @@ pub fn render(input: &PlanInput<'_>, plan: &Plan, title: &str) -> String {
         input
             .cmrs
             .iter()
-            .filter(|c| c.size.0 > 0)
-            .flat_map(|c| [c.base.0, c.base.0 + c.size.0]),
+            .filter(|c| c.size().0 > 0)
+            .flat_map(|c| [c.base().0, c.base().0 + c.size().0]),
     );
     labels.sort_unstable();
     labels.dedup();

@@ -197,10 +197,10 @@ fn build(m: &Map) -> Option<(Input, Expect)> {
         if !s.no_cmr {
             match cut {
                 Some(c) => {
-                    input.cmrs.push(PhysRange::new(base, c - base));
-                    input.cmrs.push(PhysRange::new(c, end - c));
+                    input.cmrs.push(PhysRange::literal(base, c - base));
+                    input.cmrs.push(PhysRange::literal(c, end - c));
                 }
-                None => input.cmrs.push(PhysRange::new(base, size)),
+                None => input.cmrs.push(PhysRange::literal(base, size)),
             }
             expect.beyond_limit |= end > limit;
         }
@@ -223,7 +223,7 @@ fn build(m: &Map) -> Option<(Input, Expect)> {
         if s.sliver && size > PAGE {
             // A sub-page range on another node: whole-page logic must ignore it.
             input.memory.push(MemRange {
-                range: PhysRange::new(base, PAGE / 2),
+                range: PhysRange::literal(base, PAGE / 2),
                 node: s.node.wrapping_add(1),
             });
             start = base + PAGE;
@@ -238,7 +238,7 @@ fn build(m: &Map) -> Option<(Input, Expect)> {
             let stop = at.min(end);
             if stop > start {
                 let r = MemRange {
-                    range: PhysRange::new(start, stop - start),
+                    range: PhysRange::literal(start, stop - start),
                     node: node_at(start),
                 };
                 expect.beyond_limit |= stop > limit;
@@ -257,10 +257,10 @@ fn build(m: &Map) -> Option<(Input, Expect)> {
             continue;
         };
         let at = (rel + shift + size / 1000 * u64::from(pm)) / PAGE * PAGE;
-        input.excluded.push(PhysRange::new(at, len * PAGE));
+        input.excluded.push(PhysRange::literal(at, len * PAGE));
     }
     for &(list, at, base, size) in &m.chaos {
-        let r = PhysRange::new(base, size);
+        let r = PhysRange::literal(base, size);
         let mem = |v: &mut Vec<MemRange>| {
             v.insert(
                 at.min(v.len()),
@@ -352,16 +352,16 @@ fn top_of_the_address_space() {
         let top = 1u64 << pa_bits;
         let mk = |end: u64| Input {
             cmrs: vec![
-                PhysRange::new(MIB, 512 * MIB),
-                PhysRange::new(top - GIB, end - (top - GIB)),
+                PhysRange::literal(MIB, 512 * MIB),
+                PhysRange::literal(top - GIB, end - (top - GIB)),
             ],
             memory: vec![
                 MemRange {
-                    range: PhysRange::new(MIB, 512 * MIB),
+                    range: PhysRange::literal(MIB, 512 * MIB),
                     node: 0,
                 },
                 MemRange {
-                    range: PhysRange::new(top - GIB, end - (top - GIB)),
+                    range: PhysRange::literal(top - GIB, end - (top - GIB)),
                     node: 1,
                 },
             ],

@@ -56,7 +56,7 @@ fn build(segs: &[Seg], nodes: u16, limits: Limits, exclude_low: bool) -> Input {
     for (k, s) in segs.iter().enumerate() {
         cur += s.gap_pages * PAGE;
         let size = s.size_mib * MIB;
-        cmrs.push(PhysRange::new(cur, size));
+        cmrs.push(PhysRange::literal(cur, size));
         let node = (k as u64 * u64::from(nodes) / n) as u16;
         let mut cuts: Vec<(u64, u64)> = s
             .holes
@@ -75,7 +75,7 @@ fn build(segs: &[Seg], nodes: u16, limits: Limits, exclude_low: bool) -> Input {
             let stop = at.min(end);
             if stop > start {
                 let m = MemRange {
-                    range: PhysRange::new(start, stop - start),
+                    range: PhysRange::literal(start, stop - start),
                     node,
                 };
                 if s.offline {
@@ -89,7 +89,7 @@ fn build(segs: &[Seg], nodes: u16, limits: Limits, exclude_low: bool) -> Input {
         cur = end;
     }
     let excluded = if exclude_low {
-        vec![PhysRange::new(MIB, 32 * MIB)]
+        vec![PhysRange::literal(MIB, 32 * MIB)]
     } else {
         vec![]
     };

@@ -14,7 +14,7 @@ pub fn to_tdmr_info(t: &Tdmr) -> TdmrInfo {
     let mut info = TdmrInfo::new(t.base.0, t.size.0);
     for level in PamtLevel::ALL {
         let p = t.pamt[level as usize];
-        info.set_pamt(level.abi(), p.base.0, p.size.0);
+        info.set_pamt(level.abi(), p.base().0, p.size().0);
     }
     for (slot, a) in info.reserved.iter_mut().zip(t.reserved.iter()) {
         *slot = AbiReserved {

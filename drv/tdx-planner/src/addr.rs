@@ -1,5 +1,7 @@
 //! Physical-address and size newtypes, and the half-open span used inside the planner.
 //!
+//! The range type itself is [`phys::PhysRange`], re-exported here.
+//!
 //! Pattern: thin `Copy` newtypes over `u64` so that an address can never be passed where a size
 //! is expected (and vice versa). Invariant: [`PhysRange`] is `base .. base + size` with no
 //! wrap-around; constructors that could wrap return `None`. All alignment constants come from
@@ -14,50 +16,10 @@ pub const GIB: u64 = 1 << 30;
 /// 1 MiB: memory below this is never in a CMR (§5.1); RAM there is clamped away.
 pub const LOW_MIB: u64 = 1 << 20;
 
-/// Addresses and lengths are the workspace's one vocabulary (`phys`).
-pub use phys::{ByteLen, PhysAddr};
-
-/// A physical range `[base, base + size)`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
-pub struct PhysRange {
-    /// First byte.
-    pub base: PhysAddr,
-    /// Length in bytes.
-    pub size: ByteLen,
-}
-
-impl PhysRange {
-    /// `[base, base + size)`.
-    #[must_use]
-    pub const fn new(base: u64, size: u64) -> Self {
-        Self {
-            base: PhysAddr(base),
-            size: ByteLen(size),
-        }
-    }
-
-    /// One past the last byte, or `None` if the range wraps the 64-bit space.
-    #[must_use]
-    pub const fn end(&self) -> Option<PhysAddr> {
-        match self.base.0.checked_add(self.size.0) {
-            Some(e) => Some(PhysAddr(e)),
-            None => None,
-        }
-    }
-
-    /// Whether the range is empty.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.size.0 == 0
-    }
-
-    /// The checked range ([`phys::PhysRange`]) for overlap and subtraction, cut off at the top of
-    /// the address space should this one wrap.
-    #[must_use]
-    pub const fn checked(&self) -> phys::PhysRange {
-        phys::PhysRange::saturating(self.base.0, self.size.0)
-    }
-}
+/// Addresses, lengths and ranges are the workspace's one vocabulary (`phys`): the planner, tdx-host
+/// and tdx-tools use the same checked [`PhysRange`], whose fields are private so that no range
+/// can wrap.
+pub use phys::{ByteLen, PhysAddr, PhysRange};
 
 /// Internal half-open span `[start, end)`; `start <= end` always holds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -109,7 +71,12 @@ impl Span {
     }
 
     pub const fn to_range(self) -> PhysRange {
-        PhysRange::new(self.start, self.end - self.start)
+        // `start <= end` is this type's invariant, so `from_bounds` cannot refuse; the empty
+        // fallback only keeps the function total.
+        match PhysRange::from_bounds(self.start, self.end) {
+            Some(r) => r,
+            None => PhysRange::EMPTY,
+        }
     }
 }
 

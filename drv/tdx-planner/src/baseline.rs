@@ -111,16 +111,16 @@ fn inner(input: &PlanInput<'_>, out: &mut Plan) -> Result<(), PlanError> {
         )?;
         let mut cursor = at;
         for (level, &sz) in sizes.iter().enumerate() {
-            t.pamt[level] = PhysRange::new(cursor, sz);
+            t.pamt[level] = PhysRange::new(cursor, sz).ok_or(PlanError::ArithmeticOverflow)?;
             cursor = cursor.saturating_add(sz);
         }
         let b = PamtBlock {
             node,
-            range: PhysRange::new(at, chunk),
+            range: PhysRange::new(at, chunk).ok_or(PlanError::ArithmeticOverflow)?,
         };
         let pos = pamt_blocks
             .iter()
-            .position(|x| x.range.base.0 > at)
+            .position(|x| x.range.base().0 > at)
             .unwrap_or(pamt_blocks.len());
         pamt_blocks
             .insert(pos, b)

@@ -28,8 +28,8 @@ use crate::types::{PamtBlock, PlanError, Req, Scratch, Tdmr, WorkTdmr};
 /// Span of a placed PAMT block (blocks lie below `1 << pa_bits`, so the end never saturates).
 pub(crate) fn block_span(b: &PamtBlock) -> Span {
     Span::new(
-        b.range.base.0,
-        b.range.base.0.saturating_add(b.range.size.0),
+        b.range.base().0,
+        b.range.base().0.saturating_add(b.range.size().0),
     )
 }
 

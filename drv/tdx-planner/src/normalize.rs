@@ -38,8 +38,8 @@ pub(crate) fn normalize(
     })?;
     let beyond = |kind, r: &crate::addr::PhysRange| PlanError::BeyondMaxPhysAddr {
         kind,
-        base: r.base,
-        size: r.size,
+        base: r.base(),
+        size: r.size(),
         pa_bits: input.pa_bits.0,
     };
 
@@ -55,19 +55,19 @@ pub(crate) fn normalize(
         if c.is_empty() {
             continue;
         }
-        let end = c.end().ok_or(PlanError::InvalidCmr { index })?.0;
+        let end = c.end().0;
         if end > pa_limit {
             return Err(beyond(InputKind::Cmrs, c));
         }
-        if !c.base.is_aligned(PAGE_4K) || c.size.0 % PAGE_4K != 0 || c.base.0 < prev_end {
+        if !c.base().is_aligned(PAGE_4K) || c.size().0 % PAGE_4K != 0 || c.base().0 < prev_end {
             return Err(PlanError::InvalidCmr { index });
         }
         prev_end = end;
         match s.cmr.last_mut() {
-            Some(last) if last.end == c.base.0 => last.end = end,
+            Some(last) if last.end == c.base().0 => last.end = end,
             _ => s
                 .cmr
-                .push(Span::new(c.base.0, end))
+                .push(Span::new(c.base().0, end))
                 .map_err(|_| PlanError::InvalidCmr { index })?,
         }
     }
@@ -149,8 +149,8 @@ pub(crate) fn normalize(
         if e.is_empty() {
             continue;
         }
-        let end = e.end().map_or(u64::MAX, |p| p.0);
-        let span = Span::new(align_down(e.base.0, PAGE_4K), align_up(end, PAGE_4K));
+        let end = e.end().0;
+        let span = Span::new(align_down(e.base().0, PAGE_4K), align_up(end, PAGE_4K));
         if !span.is_empty() {
             let _ = s.excluded.push(span);
         }
@@ -161,11 +161,8 @@ pub(crate) fn normalize(
 
 /// Clamp above 1 MiB and trim inward to 4 KiB.
 fn trim(m: &MemRange) -> Result<Span, PlanError> {
-    let end = m.range.end().ok_or(PlanError::InvalidMemory {
-        base: m.range.base,
-        size: m.range.size,
-    })?;
-    let start = align_up(m.range.base.0.max(LOW_MIB), PAGE_4K);
+    let end = m.range.end();
+    let start = align_up(m.range.base().0.max(LOW_MIB), PAGE_4K);
     let end = align_down(end.0, PAGE_4K);
     Ok(if start < end {
         Span::new(start, end)

@@ -125,8 +125,8 @@ fn miss_error(miss: Miss, node: u16, bytes: u64, max: usize) -> PlanError {
 fn assign_chunk(t: &mut Tdmr, sizes: [u64; 3], at: u64) -> u64 {
     let mut cursor = at;
     for (level, &sz) in sizes.iter().enumerate() {
-        t.pamt[level] = PhysRange::new(cursor, sz);
         // The block holding the chunk was found for the sum of these sizes: no saturation.
+        t.pamt[level] = PhysRange::saturating(cursor, sz);
         cursor = cursor.saturating_add(sz);
     }
     cursor
@@ -138,7 +138,7 @@ fn insert_block(
 ) -> Result<(), PlanError> {
     let pos = blocks
         .iter()
-        .position(|x| x.range.base > b.range.base)
+        .position(|x| x.range.base() > b.range.base())
         .unwrap_or(blocks.len());
     blocks
         .insert(pos, b)

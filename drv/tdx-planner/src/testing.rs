@@ -19,7 +19,7 @@ pub const PA_BITS: PaBits = PaBits(46);
 
 /// `[b, e)`.
 pub fn r(b: u64, e: u64) -> PhysRange {
-    PhysRange::new(b, e - b)
+    PhysRange::literal(b, e - b)
 }
 
 /// `[b, e)` on `node`.

@@ -174,19 +174,18 @@ pub struct Tdmr {
 }
 
 impl Tdmr {
-    /// The TDMR as a range.
+    /// The TDMR as a range. A TDMR the planner made never wraps (its base and size are below
+    /// `2^pa_bits`); one read from elsewhere is cut off at the top of the address space, which
+    /// the verifier then reports as not covering what it should.
     #[must_use]
-    pub fn range(&self) -> PhysRange {
-        PhysRange {
-            base: self.base,
-            size: self.size,
-        }
+    pub const fn range(&self) -> PhysRange {
+        PhysRange::saturating(self.base.0, self.size.0)
     }
 
     /// Total PAMT bytes of this TDMR.
     #[must_use]
     pub fn pamt_bytes(&self) -> u64 {
-        self.pamt.iter().map(|p| p.size.0).sum()
+        self.pamt.iter().map(|p| p.size().0).sum()
     }
 }
 

@@ -37,9 +37,9 @@ fn host_bench_frame_allocator() {
 
     let mut bits = vec![0u64; bitmap_words(GIB, 4)];
     let mut f = FrameAllocator::new(&mut bits);
-    f.add_pool(PhysRange::new(GIB, GIB), 0, MemClass::Tdx, true)
+    f.add_pool(PhysRange::literal(GIB, GIB), 0, MemClass::Tdx, true)
         .expect("pool");
-    f.mark_ready(PhysRange::new(GIB, GIB));
+    f.mark_ready(PhysRange::literal(GIB, GIB));
     let req = Request {
         nodes: NodeMask::ALL,
         size: FrameSize::K4,

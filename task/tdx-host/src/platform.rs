@@ -73,7 +73,7 @@ impl Platform {
             complete &= p.cpus.push(cpu).is_ok();
         }
         let offline = boot_offline.iter().map(|&(base, size, node)| MemRange {
-            range: PhysRange::new(base, size),
+            range: PhysRange::saturating(base, size),
             node,
         });
         for m in offline.clone() {
@@ -81,15 +81,15 @@ impl Platform {
         }
         for m in record.ram() {
             let r = MemRange {
-                range: PhysRange::new(m.base, m.size),
+                range: PhysRange::saturating(m.base, m.size),
                 node: m.node as u16,
             };
             complete &= minus(r, offline.clone().map(|o| o.range), &mut p.ram);
         }
         for r in record.image() {
-            complete &= p.image.push(PhysRange::new(r.base, r.size)).is_ok();
+            complete &= p.image.push(PhysRange::saturating(r.base, r.size)).is_ok();
         }
-        p.hotplug_window = record.hotplug.map(|h| PhysRange::new(h.base, h.size));
+        p.hotplug_window = record.hotplug.and_then(|h| PhysRange::new(h.base, h.size));
         p.nodes = (record.nodes().len() as u16).max(1);
         p.keyids = keyids;
         p.complete = complete;
@@ -124,12 +124,12 @@ fn minus(
     holes: impl Iterator<Item = PhysRange>,
     out: &mut Vec<MemRange, MAX_MEMORY_RANGES>,
 ) -> bool {
-    let end = |x: PhysRange| x.base.0.saturating_add(x.size.0);
+    let end = |x: PhysRange| x.base().0.saturating_add(x.size().0);
     let mut pieces: Vec<(u64, u64), 16> = Vec::new();
-    let _ = pieces.push((r.range.base.0, end(r.range)));
+    let _ = pieces.push((r.range.base().0, end(r.range)));
     let mut fits = true;
     for h in holes {
-        let (hb, he) = (h.base.0, end(h));
+        let (hb, he) = (h.base().0, end(h));
         let mut next: Vec<(u64, u64), 16> = Vec::new();
         for &(pb, pe) in &pieces {
             if he <= pb || hb >= pe {
@@ -147,7 +147,7 @@ fn minus(
     }
     for (b, e) in pieces {
         let m = MemRange {
-            range: PhysRange::new(b, e - b),
+            range: PhysRange::saturating(b, e - b),
             node: r.node,
         };
         fits &= out.push(m).is_ok();
@@ -170,7 +170,7 @@ impl PlatformView<'_> {
     /// Bytes of boot RAM (online, then kept offline), for the bring-up summary.
     #[must_use]
     pub fn ram_bytes(&self) -> (u64, u64) {
-        let sum = |m: &[MemRange]| m.iter().map(|m| m.range.size.0).sum::<u64>();
+        let sum = |m: &[MemRange]| m.iter().map(|m| m.range.size().0).sum::<u64>();
         (sum(self.ram), sum(self.boot_offline))
     }
 }
@@ -228,9 +228,9 @@ mod tests {
         assert_eq!(
             ram,
             [
-                (PhysRange::new(256 * MIB, 44 * MIB), 0),
-                (PhysRange::new(316 * MIB, 196 * MIB), 0),
-                (PhysRange::new(528 * MIB, 240 * MIB), 1),
+                (PhysRange::literal(256 * MIB, 44 * MIB), 0),
+                (PhysRange::literal(316 * MIB, 196 * MIB), 0),
+                (PhysRange::literal(528 * MIB, 240 * MIB), 1),
             ]
         );
         assert_eq!(v.boot_offline.len(), 2);

@@ -172,7 +172,8 @@ pub struct IdentityBuffer<'b>(pub &'b mut [u8]);
 
 impl PhysWriter for IdentityBuffer<'_> {
     fn buffer(&self) -> PhysRange {
-        PhysRange::new(self.0.as_ptr() as u64, self.0.len() as u64)
+        // A live slice does not wrap the address space.
+        PhysRange::saturating(self.0.as_ptr() as u64, self.0.len() as u64)
     }
 
     fn write(&mut self, pa: PhysAddr, bytes: &[u8]) -> Result<(), KernelError> {
@@ -259,9 +260,9 @@ mod tests {
         let mut bytes = [0u8; 64];
         let mut b = IdentityBuffer(&mut bytes);
         let r = b.buffer();
-        assert_eq!(r.size.0, 64);
-        assert_eq!(b.write(PhysAddr(r.base.0 + 8), &[1, 2, 3]), Ok(()));
-        for bad in [r.base.0.wrapping_sub(1), r.base.0 + 62, u64::MAX] {
+        assert_eq!(r.size().0, 64);
+        assert_eq!(b.write(PhysAddr(r.base().0 + 8), &[1, 2, 3]), Ok(()));
+        for bad in [r.base().0.wrapping_sub(1), r.base().0 + 62, u64::MAX] {
             assert_eq!(
                 b.write(PhysAddr(bad), &[9, 9, 9]),
                 Err(KernelError::OutsideBuffer)

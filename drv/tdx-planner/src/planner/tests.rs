@@ -104,7 +104,7 @@ fn offline_covered_and_excluded_respected() {
     let p = plan(&i).unwrap();
     assert_eq!(p.tdmr_bytes(), 2 * GIB + 4 * GIB);
     for b in &p.pamt_blocks {
-        let (s, e) = (b.range.base.0, b.range.base.0 + b.range.size.0);
+        let (s, e) = (b.range.base().0, b.range.base().0 + b.range.size().0);
         assert!(e <= 5 * GIB - 64 * MIB || s >= 8 * GIB, "{b:?}");
         if b.node == 1 {
             assert!(s >= 4 * GIB && e <= 5 * GIB);
@@ -151,7 +151,7 @@ fn reserved_limit_splits_tdmr() {
     }
     let mem: std::vec::Vec<_> = cmrs
         .iter()
-        .map(|c| m(c.base.0, c.base.0 + c.size.0, 0))
+        .map(|c| m(c.base().0, c.base().0 + c.size().0, 0))
         .collect();
     let l = Limits {
         max_reserved_per_tdmr: 2,
@@ -235,12 +235,12 @@ fn node_65535_is_a_real_node() {
         .expect("a TDMR at 2 GiB");
     assert_eq!(t.node, u16::MAX, "{:?}", p.tdmrs);
     for pamt in &t.pamt {
-        assert!(pamt.base.0 >= 2 * GIB && pamt.base.0 + pamt.size.0 <= 4 * GIB);
+        assert!(pamt.base().0 >= 2 * GIB && pamt.base().0 + pamt.size().0 <= 4 * GIB);
     }
     assert!(p
         .pamt_blocks
         .iter()
-        .any(|b| b.node == u16::MAX && b.range.base.0 >= 2 * GIB));
+        .any(|b| b.node == u16::MAX && b.range.base().0 >= 2 * GIB));
 }
 
 /// Memory beyond the usable physical-address width is refused with an error naming the range and
@@ -265,7 +265,7 @@ fn memory_beyond_max_phys_addr_is_refused() {
                 pa_bits,
                 ..
             }) => {
-                assert_eq!((base, pa_bits), (mem[1].range.base, PA_BITS.0));
+                assert_eq!((base, pa_bits), (mem[1].range.base(), PA_BITS.0));
             }
             other => panic!("{:?}", other.map(|p| p.tdmrs.clone())),
         }

@@ -30,15 +30,15 @@ pub enum CoverageError {
 }
 
 fn end(r: &PhysRange) -> u64 {
-    r.base.0.saturating_add(r.size.0)
+    r.end().0
 }
 
 fn within(inner: &PhysRange, outer: &PhysRange) -> bool {
-    outer.base.0 <= inner.base.0 && end(inner) <= end(outer)
+    outer.base().0 <= inner.base().0 && end(inner) <= end(outer)
 }
 
 fn page_range(m: &MemRange) -> (u64, u64) {
-    let s = m.range.base.0.max(LOW_MIB).next_multiple_of(PAGE_4K);
+    let s = m.range.base().0.max(LOW_MIB).next_multiple_of(PAGE_4K);
     let e = end(&m.range) & !(PAGE_4K - 1);
     (s, e)
 }
@@ -46,7 +46,7 @@ fn page_range(m: &MemRange) -> (u64, u64) {
 /// The node of the online RAM holding all of `p`, if `p` is covered by touching RAM ranges of one
 /// node.
 fn ram_node(input: &PlanInput<'_>, p: &PhysRange) -> Option<u16> {
-    let mut x = p.base.0;
+    let mut x = p.base().0;
     let mut node = None;
     while x < end(p) {
         let m = input.memory.iter().find(|m| {
@@ -73,7 +73,7 @@ pub fn check_coverage(input: &PlanInput<'_>, plan: &Plan) -> Result<(), Coverage
             if let Some(b) = plan
                 .pamt_blocks
                 .iter()
-                .find(|b| b.range.base.0 <= x && x < end(&b.range))
+                .find(|b| b.range.base().0 <= x && x < end(&b.range))
             {
                 x = end(&b.range);
                 continue;
@@ -98,8 +98,8 @@ pub fn check_coverage(input: &PlanInput<'_>, plan: &Plan) -> Result<(), Coverage
                 }
             }
             for b in &plan.pamt_blocks {
-                if b.range.base.0 > x {
-                    next = next.min(b.range.base.0);
+                if b.range.base().0 > x {
+                    next = next.min(b.range.base().0);
                 }
             }
             x = next;
@@ -121,11 +121,9 @@ pub fn check_coverage(input: &PlanInput<'_>, plan: &Plan) -> Result<(), Coverage
                 return Err(CoverageError::PamtOffNode { tdmr: i, level });
             }
             // An empty excluded range excludes nothing (and an empty PAMT overlaps nothing).
-            if input
-                .excluded
-                .iter()
-                .any(|e| !e.is_empty() && !p.is_empty() && p.base.0 < end(e) && e.base.0 < end(p))
-            {
+            if input.excluded.iter().any(|e| {
+                !e.is_empty() && !p.is_empty() && p.base().0 < end(e) && e.base().0 < end(p)
+            }) {
                 return Err(CoverageError::PamtInExcluded { tdmr: i, level });
             }
             if !plan.pamt_blocks.iter().any(|b| within(p, &b.range)) {

@@ -14,8 +14,12 @@ fn verify_ignores_empty_excluded_ranges() {
     let mem = [m(MIB, 2 * GIB, 0)];
     let p = plan(&input(&cmrs, &mem, Limits::TDX_1_5)).unwrap();
     let pamt = p.tdmrs[0].pamt[0];
-    for base in [pamt.base.0, pamt.base.0 + 0x1000, pamt.base.0 + 0x1234] {
-        let exc = [PhysRange::new(base, 0)];
+    for base in [
+        pamt.base().0,
+        pamt.base().0 + 0x1000,
+        pamt.base().0 + 0x1234,
+    ] {
+        let exc = [PhysRange::literal(base, 0)];
         let i = PlanInput {
             excluded: &exc,
             ..input(&cmrs, &mem, Limits::TDX_1_5)
@@ -29,7 +33,7 @@ fn verify_ignores_empty_excluded_ranges() {
         assert_eq!(plan(&i).unwrap().pamt_blocks, p.pamt_blocks);
     }
     // A one-byte exclusion still counts.
-    let exc = [PhysRange::new(pamt.base.0 + 0x1234, 1)];
+    let exc = [PhysRange::literal(pamt.base().0 + 0x1234, 1)];
     let i = PlanInput {
         excluded: &exc,
         ..input(&cmrs, &mem, Limits::TDX_1_5)
@@ -57,5 +61,5 @@ fn verify_does_not_count_sub_page_ram_as_node_ram() {
     };
     let p = plan(&i).unwrap(); // `plan` runs check_coverage
     let t = p.tdmrs.iter().find(|t| t.node == 1).expect("node 1 TDMR");
-    assert!(t.pamt[0].base.0 < 2 * GIB, "borrowed from node 0: {t:?}");
+    assert!(t.pamt[0].base().0 < 2 * GIB, "borrowed from node 0: {t:?}");
 }

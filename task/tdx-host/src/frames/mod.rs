@@ -133,15 +133,15 @@ pub struct Pool {
 
 impl Pool {
     fn frames(&self) -> u64 {
-        self.range.size.0 / PAGE_4K
+        self.range.size().0 / PAGE_4K
     }
 
     fn end(&self) -> u64 {
-        self.range.base.0 + self.range.size.0
+        self.range.base().0 + self.range.size().0
     }
 
     fn contains(&self, pa: u64) -> bool {
-        self.range.base.0 <= pa && pa < self.end()
+        self.range.base().0 <= pa && pa < self.end()
     }
 
     /// Free bytes (allocatable when online and, for TDX, ready).
@@ -157,7 +157,7 @@ impl Pool {
 
     /// Pool-relative 4 KiB index of `pa`.
     fn rel(&self, pa: u64) -> u64 {
-        (pa - self.range.base.0) / PAGE_4K
+        (pa - self.range.base().0) / PAGE_4K
     }
 
     /// Free bit of `pa`.
@@ -304,7 +304,7 @@ impl<'a> FrameAllocator<'a> {
         online: bool,
     ) -> Result<PoolId, FrameError> {
         let (lead, need) = self.pool_layout(range)?;
-        let frames = range.size.0 / PAGE_4K;
+        let frames = range.size().0 / PAGE_4K;
         let pool = Pool {
             range,
             node,
@@ -324,7 +324,7 @@ impl<'a> FrameAllocator<'a> {
         });
         let at = self
             .by_base
-            .partition_point(|&j| self.pools[usize::from(j)].range.base.0 < range.base.0);
+            .partition_point(|&j| self.pools[usize::from(j)].range.base().0 < range.base().0);
         let _ = self.by_base.insert(at, k as u8);
         self.bits_used += need;
         set_bits(self.bits, pool.bit, frames, true);
@@ -343,27 +343,27 @@ impl<'a> FrameAllocator<'a> {
     /// Checks a new pool and returns `(lead, bits)`: the bits skipped to align it and the bits
     /// it takes. Also refuses a full pool table.
     fn pool_layout(&self, range: PhysRange) -> Result<(u64, u64), FrameError> {
-        if !range.base.is_aligned(PAGE_4K) || !range.size.0.is_multiple_of(PAGE_4K) {
+        if !range.base().is_aligned(PAGE_4K) || !range.size().0.is_multiple_of(PAGE_4K) {
             return Err(FrameError::BadAlignment);
         }
-        let end = range.end().ok_or(FrameError::BadArgument)?.0;
+        let end = range.end().0;
         if range.is_empty() {
             return Err(FrameError::BadArgument);
         }
         if self
             .pools
             .iter()
-            .any(|p| p.range.base.0 < end && range.base.0 < p.end())
+            .any(|p| p.range.base().0 < end && range.base().0 < p.end())
         {
             return Err(FrameError::Overlap);
         }
         if self.pools.is_full() {
             return Err(FrameError::TableFull);
         }
-        let frames = range.size.0 / PAGE_4K;
+        let frames = range.size().0 / PAGE_4K;
         // Skip up to 63 bits so that bit ≡ frame number (mod 64): a 2 MiB or 1 GiB frame is then
         // whole words of the free bitmap. `bitmap_words` has two spare words per pool for this.
-        let lead = (range.base.0 / PAGE_4K).wrapping_sub(self.bits_used) % 64;
+        let lead = (range.base().0 / PAGE_4K).wrapping_sub(self.bits_used) % 64;
         let need = lead.saturating_add(frames.saturating_mul(2));
         if self.bits_used.saturating_add(need) > self.bits.len() as u64 * 64 {
             return Err(FrameError::NoBitmapSpace);
@@ -387,8 +387,8 @@ impl<'a> FrameAllocator<'a> {
     /// Records that `range` (TDMR memory) finished TDH.SYS.TDMR.INIT. Only whole 1 GiB blocks
     /// count (§3.2); ranges extending an existing one are merged.
     pub fn mark_ready(&mut self, range: PhysRange) {
-        let start = range.base.0.next_multiple_of(GIB);
-        let end = range.base.0.saturating_add(range.size.0) & !(GIB - 1);
+        let start = range.base().0.next_multiple_of(GIB);
+        let end = range.base().0.saturating_add(range.size().0) & !(GIB - 1);
         if start >= end {
             return;
         }
@@ -406,7 +406,7 @@ impl<'a> FrameAllocator<'a> {
     fn pool_of(&self, pa: u64) -> Option<usize> {
         let j = self
             .by_base
-            .partition_point(|&k| self.pools[usize::from(k)].range.base.0 <= pa);
+            .partition_point(|&k| self.pools[usize::from(k)].range.base().0 <= pa);
         let k = usize::from(*self.by_base.get(j.checked_sub(1)?)?);
         self.pools[k].contains(pa).then_some(k)
     }
@@ -534,7 +534,7 @@ fn scan_pool(
     let frames = pool.frames();
     // Pool-relative index of the first frame of each aligned frame: frame numbers, not pool
     // indices, are aligned (the pool may start off a 2 MiB boundary).
-    let first_f = pool.range.base.0 / PAGE_4K;
+    let first_f = pool.range.base().0 / PAGE_4K;
     let end = pool.bit + frames;
     let mut n = 0;
     let mut at = cache.free_from;
@@ -558,14 +558,14 @@ fn scan_pool(
         if c + per > frames {
             break;
         }
-        let pa = pool.range.base.0 + c * PAGE_4K;
+        let pa = pool.range.base().0 + c * PAGE_4K;
         if req.class == MemClass::Tdx {
             let blk = pa & !(GIB - 1);
             if block.0 != blk {
                 block = (blk, is_ready(ready, pa, req.size.bytes()));
             }
             if !block.1 {
-                at = (blk + GIB - pool.range.base.0) / PAGE_4K;
+                at = (blk + GIB - pool.range.base().0) / PAGE_4K;
                 continue;
             }
         }

@@ -150,8 +150,9 @@ impl FrameAllocator<'_> {
                     break;
                 };
                 let e = find_clear(self.bits, s, end).unwrap_or(end);
-                out[n] = PhysRange::new(
-                    p.range.base.0 + p.rel_of_qbit(s) * PAGE_4K,
+                // A run of quarantine bits lies inside its pool, which does not wrap.
+                out[n] = PhysRange::saturating(
+                    p.range.base().0 + p.rel_of_qbit(s) * PAGE_4K,
                     (e - s) * PAGE_4K,
                 );
                 n += 1;
@@ -169,20 +170,22 @@ impl FrameAllocator<'_> {
     }
 
     fn check_quarantined(&self, range: PhysRange) -> Result<usize, FrameError> {
-        if !range.base.is_aligned(PAGE_4K)
-            || !range.size.0.is_multiple_of(PAGE_4K)
+        if !range.base().is_aligned(PAGE_4K)
+            || !range.size().0.is_multiple_of(PAGE_4K)
             || range.is_empty()
         {
             return Err(FrameError::BadAlignment);
         }
-        let k = self.pool_of(range.base.0).ok_or(FrameError::UnknownFrame)?;
+        let k = self
+            .pool_of(range.base().0)
+            .ok_or(FrameError::UnknownFrame)?;
         let p = &self.pools[k];
-        let end = range.end().ok_or(FrameError::BadArgument)?.0;
+        let end = range.end().0;
         if end > p.end()
             || !all_set(
                 self.bits,
-                p.qbit(p.rel(range.base.0)),
-                range.size.0 / PAGE_4K,
+                p.qbit(p.rel(range.base().0)),
+                range.size().0 / PAGE_4K,
             )
         {
             return Err(FrameError::NotQuarantined);
@@ -194,7 +197,7 @@ impl FrameAllocator<'_> {
     /// quarantine count exact and its lower bound tight. Returns (first index, frames).
     fn unquarantine(&mut self, k: usize, range: PhysRange) -> (u64, u64) {
         let p = &self.pools[k];
-        let (rel, frames) = (p.rel(range.base.0), range.size.0 / PAGE_4K);
+        let (rel, frames) = (p.rel(range.base().0), range.size().0 / PAGE_4K);
         set_bits(self.bits, p.qbit(rel), frames, false);
         let c = &mut self.cache[k];
         c.quarantined -= frames;

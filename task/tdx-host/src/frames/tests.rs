@@ -40,21 +40,21 @@ fn addrs(n: usize) -> StdVec<PhysAddr> {
 fn tdx_frames_only_from_ready_gib_blocks() {
     let mut bits = storage(2 * GIB);
     let mut f = FrameAllocator::new(&mut bits);
-    f.add_pool(PhysRange::new(GIB, 2 * GIB), 0, MemClass::Tdx, true)
+    f.add_pool(PhysRange::literal(GIB, 2 * GIB), 0, MemClass::Tdx, true)
         .unwrap();
     let mut out = addrs(1);
     let r = req(0, FrameSize::K4, MemClass::Tdx);
     assert_eq!(f.allocate(A, r, &mut out), Err(FrameError::NoMemory));
     // Half a GiB initialized is not a usable block (§3.2).
-    f.mark_ready(PhysRange::new(GIB, GIB / 2));
+    f.mark_ready(PhysRange::literal(GIB, GIB / 2));
     assert_eq!(f.allocate(A, r, &mut out), Err(FrameError::NoMemory));
-    f.mark_ready(PhysRange::new(2 * GIB, GIB));
+    f.mark_ready(PhysRange::literal(2 * GIB, GIB));
     f.allocate(A, r, &mut out).unwrap();
     assert_eq!(out[0], PhysAddr(2 * GIB));
     let mut big = addrs(1);
     let g = req(0, FrameSize::G1, MemClass::Tdx);
     assert_eq!(f.allocate(A, g, &mut big), Err(FrameError::NoMemory));
-    f.mark_ready(PhysRange::new(GIB, GIB));
+    f.mark_ready(PhysRange::literal(GIB, GIB));
     f.allocate(A, g, &mut big).unwrap();
     assert_eq!(big[0], PhysAddr(GIB));
 }
@@ -65,14 +65,14 @@ fn sizes_are_aligned_and_class_node_online_respected() {
     let mut f = FrameAllocator::new(&mut bits);
     // Starts 12 KiB past a 2 MiB boundary: the first 2M frame is at the next boundary.
     f.add_pool(
-        PhysRange::new(0x1000_3000, 64 * MIB),
+        PhysRange::literal(0x1000_3000, 64 * MIB),
         1,
         MemClass::NonTdx,
         true,
     )
     .unwrap();
     let off = f
-        .add_pool(PhysRange::new(GIB, 8 * MIB), 1, MemClass::NonTdx, false)
+        .add_pool(PhysRange::literal(GIB, 8 * MIB), 1, MemClass::NonTdx, false)
         .unwrap();
     let mut out = addrs(3);
     f.allocate(A, req(1, FrameSize::M2, MemClass::NonTdx), &mut out)
@@ -105,8 +105,13 @@ fn sizes_are_aligned_and_class_node_online_respected() {
 fn all_or_nothing_allocation() {
     let mut bits = storage(GIB);
     let mut f = FrameAllocator::new(&mut bits);
-    f.add_pool(PhysRange::new(0, 16 * PAGE_4K), 0, MemClass::NonTdx, true)
-        .unwrap();
+    f.add_pool(
+        PhysRange::literal(0, 16 * PAGE_4K),
+        0,
+        MemClass::NonTdx,
+        true,
+    )
+    .unwrap();
     let mut out = addrs(17);
     let r = req(0, FrameSize::K4, MemClass::NonTdx);
     assert_eq!(f.allocate(A, r, &mut out), Err(FrameError::NoMemory));
@@ -122,7 +127,7 @@ fn all_or_nothing_allocation() {
 fn free_errors_and_nothing_changes_on_error() {
     let mut bits = storage(GIB);
     let mut f = FrameAllocator::new(&mut bits);
-    f.add_pool(PhysRange::new(0, 4 * MIB), 0, MemClass::NonTdx, true)
+    f.add_pool(PhysRange::literal(0, 4 * MIB), 0, MemClass::NonTdx, true)
         .unwrap();
     let k4 = req(0, FrameSize::K4, MemClass::NonTdx);
     let mut a = addrs(4);
@@ -168,7 +173,12 @@ fn freed_frames_wait_in_quarantine_until_scrubbed() {
     let mut bits = storage(GIB);
     let mut f = FrameAllocator::new(&mut bits);
     let pool = f
-        .add_pool(PhysRange::new(0, 8 * PAGE_4K), 0, MemClass::NonTdx, true)
+        .add_pool(
+            PhysRange::literal(0, 8 * PAGE_4K),
+            0,
+            MemClass::NonTdx,
+            true,
+        )
         .unwrap();
     let r = req(0, FrameSize::K4, MemClass::NonTdx);
     let mut a = addrs(8);
@@ -176,17 +186,18 @@ fn freed_frames_wait_in_quarantine_until_scrubbed() {
     f.free(A, FrameSize::K4, &a[2..6]).unwrap();
     let mut q = [PhysRange::default(); 4];
     assert_eq!(f.quarantined(&mut q), 1);
-    assert_eq!(q[0], PhysRange::new(2 * PAGE_4K, 4 * PAGE_4K));
+    assert_eq!(q[0], PhysRange::literal(2 * PAGE_4K, 4 * PAGE_4K));
     let mut one = addrs(1);
     assert_eq!(f.allocate(B, r, &mut one), Err(FrameError::NoMemory));
     assert_eq!(f.set_online(pool, false), Err(FrameError::Busy(8)));
     assert_eq!(
-        f.release_scrubbed(PhysRange::new(0, 4 * PAGE_4K)),
+        f.release_scrubbed(PhysRange::literal(0, 4 * PAGE_4K)),
         Err(FrameError::NotQuarantined)
     );
-    f.release_scrubbed(PhysRange::new(2 * PAGE_4K, 2 * PAGE_4K))
+    f.release_scrubbed(PhysRange::literal(2 * PAGE_4K, 2 * PAGE_4K))
         .unwrap();
-    f.retire(PhysRange::new(4 * PAGE_4K, 2 * PAGE_4K)).unwrap();
+    f.retire(PhysRange::literal(4 * PAGE_4K, 2 * PAGE_4K))
+        .unwrap();
     assert_eq!(f.quarantined_bytes(), 0);
     f.allocate(B, r, &mut one).unwrap();
     assert_eq!(one[0], PhysAddr(2 * PAGE_4K));
@@ -199,7 +210,7 @@ fn freed_frames_wait_in_quarantine_until_scrubbed() {
 fn reclaim_takes_only_stale_generations() {
     let mut bits = storage(GIB);
     let mut f = FrameAllocator::new(&mut bits);
-    f.add_pool(PhysRange::new(0, 4 * MIB), 0, MemClass::NonTdx, true)
+    f.add_pool(PhysRange::literal(0, 4 * MIB), 0, MemClass::NonTdx, true)
         .unwrap();
     let r = req(0, FrameSize::K4, MemClass::NonTdx);
     let old = Owner(7);
@@ -223,23 +234,23 @@ fn pools_must_be_aligned_disjoint_and_fit_the_bitmap() {
     let mut f = FrameAllocator::new(&mut bits);
     let t = MemClass::Tdx;
     assert_eq!(
-        f.add_pool(PhysRange::new(1, PAGE_4K), 0, t, true),
+        f.add_pool(PhysRange::literal(1, PAGE_4K), 0, t, true),
         Err(FrameError::BadAlignment)
     );
     assert_eq!(
-        f.add_pool(PhysRange::new(0, 0), 0, t, true),
+        f.add_pool(PhysRange::literal(0, 0), 0, t, true),
         Err(FrameError::BadArgument)
     );
     assert_eq!(
-        f.add_pool(PhysRange::new(0, 64 * PAGE_4K), 0, t, true),
+        f.add_pool(PhysRange::literal(0, 64 * PAGE_4K), 0, t, true),
         Ok(PoolId(0))
     );
     assert_eq!(
-        f.add_pool(PhysRange::new(63 * PAGE_4K, PAGE_4K), 0, t, true),
+        f.add_pool(PhysRange::literal(63 * PAGE_4K, PAGE_4K), 0, t, true),
         Err(FrameError::Overlap)
     );
     assert_eq!(
-        f.add_pool(PhysRange::new(GIB, 128 * PAGE_4K), 0, t, true),
+        f.add_pool(PhysRange::literal(GIB, 128 * PAGE_4K), 0, t, true),
         Err(FrameError::NoBitmapSpace)
     );
 }
@@ -248,7 +259,7 @@ fn pools_must_be_aligned_disjoint_and_fit_the_bitmap() {
 fn record_table_keeps_room_for_frees() {
     let mut bits = storage(64 * MIB);
     let mut f = FrameAllocator::new(&mut bits);
-    f.add_pool(PhysRange::new(0, 64 * MIB), 0, MemClass::NonTdx, true)
+    f.add_pool(PhysRange::literal(0, 64 * MIB), 0, MemClass::NonTdx, true)
         .unwrap();
     let r = req(0, FrameSize::K4, MemClass::NonTdx);
     // Alternate owners so every frame is its own run.
@@ -294,8 +305,8 @@ proptest! {
         let total = 16 * MIB;
         let mut bits = storage(total);
         let mut f = FrameAllocator::new(&mut bits);
-        f.add_pool(PhysRange::new(0, 8 * MIB), 0, MemClass::NonTdx, true).unwrap();
-        f.add_pool(PhysRange::new(32 * MIB, 8 * MIB), 0, MemClass::NonTdx, true).unwrap();
+        f.add_pool(PhysRange::literal(0, 8 * MIB), 0, MemClass::NonTdx, true).unwrap();
+        f.add_pool(PhysRange::literal(32 * MIB, 8 * MIB), 0, MemClass::NonTdx, true).unwrap();
         let mut gens = [0u32; 3];
         let who = |o: u8, g: &[u32; 3]| Owner((10 + u32::from(o)) | (g[o as usize] << 16));
         // Model: frame address -> (owner, size).
@@ -358,7 +369,7 @@ proptest! {
                     let n = f.quarantined(&mut q);
                     for r in &q[..n] {
                         f.release_scrubbed(*r).unwrap();
-                        quarantined -= r.size.0;
+                        quarantined -= r.size().0;
                     }
                 }
             }
@@ -400,16 +411,16 @@ proptest! {
 fn run_across_adjacent_pools_splits_records() {
     let mut bits = storage(2 * GIB);
     let mut f = FrameAllocator::new(&mut bits);
-    f.add_pool(PhysRange::new(GIB, 4 * MIB), 0, MemClass::Tdx, true)
+    f.add_pool(PhysRange::literal(GIB, 4 * MIB), 0, MemClass::Tdx, true)
         .unwrap();
     f.add_pool(
-        PhysRange::new(GIB + 4 * MIB, 4 * MIB),
+        PhysRange::literal(GIB + 4 * MIB, 4 * MIB),
         1,
         MemClass::Tdx,
         true,
     )
     .unwrap();
-    f.mark_ready(PhysRange::new(GIB, GIB));
+    f.mark_ready(PhysRange::literal(GIB, GIB));
     let any = Request {
         nodes: NodeMask::ALL,
         size: FrameSize::M2,
@@ -443,14 +454,14 @@ fn run_across_adjacent_pools_splits_records() {
 fn cursor_does_not_skip_frames_of_unready_blocks() {
     let mut bits = storage(2 * GIB);
     let mut f = FrameAllocator::new(&mut bits);
-    f.add_pool(PhysRange::new(GIB, 2 * GIB), 0, MemClass::Tdx, true)
+    f.add_pool(PhysRange::literal(GIB, 2 * GIB), 0, MemClass::Tdx, true)
         .unwrap();
-    f.mark_ready(PhysRange::new(2 * GIB, GIB));
+    f.mark_ready(PhysRange::literal(2 * GIB, GIB));
     let r = req(0, FrameSize::K4, MemClass::Tdx);
     let mut out = addrs(3);
     f.allocate(A, r, &mut out).unwrap();
     assert_eq!(out[0], PhysAddr(2 * GIB));
-    f.mark_ready(PhysRange::new(GIB, GIB));
+    f.mark_ready(PhysRange::literal(GIB, GIB));
     f.allocate(A, r, &mut out).unwrap();
     assert_eq!(out[0], PhysAddr(GIB), "first fit, not next fit");
 }
@@ -467,7 +478,7 @@ fn bitmap_words_covers_alignment_padding() {
         // Bases at every residue mod 64 frames, so the padding varies from 0 to 63 bits.
         let base = (i * 64 + 63 - i % 64) * PAGE_4K;
         f.add_pool(
-            PhysRange::new(base, frames * PAGE_4K),
+            PhysRange::literal(base, frames * PAGE_4K),
             0,
             MemClass::NonTdx,
             true,
@@ -521,14 +532,14 @@ fn model_runs(pools: &[(u64, u64)], st: &BTreeMap<u64, St>) -> StdVec<PhysRange>
             match (st[&pa] == St::Quarantined, start) {
                 (true, None) => start = Some(pa),
                 (false, Some(s)) => {
-                    runs.push(PhysRange::new(s, pa - s));
+                    runs.push(PhysRange::literal(s, pa - s));
                     start = None;
                 }
                 _ => {}
             }
         }
         if let Some(s) = start {
-            runs.push(PhysRange::new(s, base + len - s));
+            runs.push(PhysRange::literal(s, base + len - s));
         }
     }
     runs
@@ -590,7 +601,7 @@ proptest! {
         let mut f = FrameAllocator::new(&mut bits);
         let mut st = BTreeMap::new();
         for &(base, len) in &pools {
-            f.add_pool(PhysRange::new(base, len), 0, MemClass::NonTdx, true).unwrap();
+            f.add_pool(PhysRange::literal(base, len), 0, MemClass::NonTdx, true).unwrap();
             for pa in (base..base + len).step_by(PAGE_4K as usize) {
                 st.insert(pa, St::Free);
             }
@@ -664,19 +675,19 @@ proptest! {
                     assert_eq!(&q[..n], &want[..want.len().min(3)]);
                     for (i, run) in q[..n].iter().enumerate() {
                         // Sometimes in two parts (the server may release part of a run).
-                        let cut = if retire_mask & 0x10 != 0 && run.size.0 > PAGE_4K {
-                            (run.size.0 / PAGE_4K / 2) * PAGE_4K
+                        let cut = if retire_mask & 0x10 != 0 && run.size().0 > PAGE_4K {
+                            (run.size().0 / PAGE_4K / 2) * PAGE_4K
                         } else {
-                            run.size.0
+                            run.size().0
                         };
-                        let first = PhysRange::new(run.base.0, cut);
-                        let rest = PhysRange::new(run.base.0 + cut, run.size.0 - cut);
+                        let first = PhysRange::literal(run.base().0, cut);
+                        let rest = PhysRange::literal(run.base().0 + cut, run.size().0 - cut);
                         for (j, r) in [first, rest].into_iter().enumerate() {
                             // The rest may stay quarantined until a later scrub.
                             if r.is_empty() || (j == 1 && retire_mask & 0x20 != 0) { continue; }
                             let retire = retire_mask & (1 << (i + j)) != 0 && retire_mask > 200;
                             if retire { f.retire(r).unwrap() } else { f.release_scrubbed(r).unwrap() }
-                            for pa in (r.base.0..r.base.0 + r.size.0).step_by(PAGE_4K as usize) {
+                            for pa in (r.base().0..r.base().0 + r.size().0).step_by(PAGE_4K as usize) {
                                 st.insert(pa, if retire { St::Retired } else { St::Free });
                             }
                         }

@@ -28,7 +28,7 @@ use tdx_abi::metadata::{features0, field};
 use tdx_abi::{FieldId, Leaf, SeamcallArgs, SeamcallResult, TdxStatus, TDMR_INFO_READ_BYTES};
 use tdx_host_api::{InitStep, UnavailableReason};
 use tdx_planner::abi::to_tdmr_info;
-use tdx_planner::addr::{ByteLen, PhysAddr, PhysRange, GIB};
+use tdx_planner::addr::{PhysAddr, PhysRange, GIB};
 use tdx_planner::plan_tdmrs;
 use tdx_planner::types::{
     InputKind, Limits, MemRange, PaBits, Plan, PlanError, PlanInput, MAX_CMRS, MAX_EXCLUDED,
@@ -453,7 +453,10 @@ impl Bringup {
             let size = self.rd(seam, cpu, field::cmr_size(i))?;
             if size != 0 {
                 // Capacity is MAX_CMRS and n <= MAX_CMRS.
-                let _ = self.info.cmrs.push(PhysRange::new(base, size));
+                let _ = self
+                    .info
+                    .cmrs
+                    .push(PhysRange::new(base, size).ok_or_else(bad)?);
             }
         }
         Ok(())
@@ -520,12 +523,12 @@ impl Bringup {
         let buf = writer.buffer();
         let n = plan.tdmrs.len();
         let need = 512 * (1 + n as u64);
-        if !buf.base.is_aligned(512) || buf.size.0 < need || n == 0 || n > MAX_TDMRS {
+        if !buf.base().is_aligned(512) || buf.size().0 < need || n == 0 || n > MAX_TDMRS {
             return Err(fail(step, host_code::BUFFER_UNUSABLE));
         }
         let mut array = [0u8; 512];
         for (i, t) in plan.tdmrs.iter().enumerate() {
-            let pa = buf.base.0 + 512 * (1 + i as u64);
+            let pa = buf.base().0 + 512 * (1 + i as u64);
             array[8 * i..8 * i + 8].copy_from_slice(&pa.to_le_bytes());
             let bytes: [u8; TDMR_INFO_READ_BYTES] = to_tdmr_info(t).to_bytes();
             writer
@@ -533,10 +536,10 @@ impl Bringup {
                 .map_err(|_| fail(step, host_code::WRITE_FAILED))?;
         }
         writer
-            .write(buf.base, &array[..8 * n])
+            .write(buf.base(), &array[..8 * n])
             .map_err(|_| fail(step, host_code::WRITE_FAILED))?;
         let args = SeamcallArgs::leaf(Leaf::SysConfig)
-            .rcx(buf.base.0)
+            .rcx(buf.base().0)
             .rdx(n as u64)
             .r8(u64::from(self.info.global_keyid));
         let r = self.call(seam, step, Some(cpu), args)?;
@@ -680,20 +683,20 @@ fn clip_to_cmrs<const N: usize>(
 ) -> Result<(), ()> {
     const LOW: u64 = 1 << 20;
     for r in ram {
-        let start = r.range.base.0.max(LOW);
-        let end = r.range.base.0.saturating_add(r.range.size.0);
+        let start = r.range.base().0.max(LOW);
+        let end = r.range.base().0.saturating_add(r.range.size().0);
         let mut cursor = start;
         while cursor < end {
             // The CMR containing `cursor`, else the next CMR start after it.
             let hit = cmrs
                 .iter()
-                .find(|c| c.base.0 <= cursor && cursor < c.base.0 + c.size.0);
+                .find(|c| c.base().0 <= cursor && cursor < c.base().0 + c.size().0);
             let (piece_end, is_in) = match hit {
-                Some(c) => ((c.base.0 + c.size.0).min(end), true),
+                Some(c) => ((c.base().0 + c.size().0).min(end), true),
                 None => {
                     let next = cmrs
                         .iter()
-                        .map(|c| c.base.0)
+                        .map(|c| c.base().0)
                         .filter(|&b| b > cursor)
                         .min()
                         .unwrap_or(end);
@@ -701,10 +704,7 @@ fn clip_to_cmrs<const N: usize>(
                 }
             };
             let piece = MemRange {
-                range: PhysRange {
-                    base: PhysAddr(cursor),
-                    size: ByteLen(piece_end - cursor),
-                },
+                range: PhysRange::from_bounds(cursor, piece_end).ok_or(())?,
                 node: r.node,
             };
             if is_in {
@@ -723,7 +723,7 @@ fn clip_to_cmrs<const N: usize>(
 pub fn initialized_range(p: &Progress) -> PhysRange {
     let base = p.tdmr_base.0;
     let end = p.initialized_end.0 & !(GIB - 1);
-    PhysRange::new(base, end.saturating_sub(base))
+    PhysRange::saturating(base, end.saturating_sub(base))
 }
 
 #[cfg(test)]

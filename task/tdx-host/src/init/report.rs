@@ -162,11 +162,11 @@ impl InitReport<'_> {
             ));
         }
         for (i, c) in info.cmrs.iter().enumerate() {
-            let end = c.base.0 + c.size.0;
-            let mib = c.size.0 / MIB;
+            let end = c.base().0 + c.size().0;
+            let mib = c.size().0 / MIB;
             out(format_args!(
                 "CMR {i}: [{:#012x}, {end:#012x}) {mib} MiB",
-                c.base.0
+                c.base().0
             ));
         }
         self.write_plan(out);
@@ -210,11 +210,11 @@ impl InitReport<'_> {
                 ));
             }
             for (name, r) in ["4K", "2M", "1G"].iter().zip(&t.pamt) {
-                let end = r.base.0 + r.size.0;
-                let kib = r.size.0 / 1024;
+                let end = r.base().0 + r.size().0;
+                let kib = r.size().0 / 1024;
                 out(format_args!(
                     "  PAMT {name}: [{:#012x}, {end:#012x}) {kib} KiB",
-                    r.base.0
+                    r.base().0
                 ));
             }
         }

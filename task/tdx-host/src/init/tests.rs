@@ -104,7 +104,7 @@ pub(crate) struct EmuWriter {
 
 impl PhysWriter for EmuWriter {
     fn buffer(&self) -> PhysRange {
-        PhysRange::new(BUF_BASE, self.len)
+        PhysRange::literal(BUF_BASE, self.len)
     }
 
     fn write(&mut self, pa: PhysAddr, bytes: &[u8]) -> Result<(), KernelError> {
@@ -128,7 +128,7 @@ pub(crate) struct Fixture {
 
 pub(crate) fn mr(base: u64, end: u64, node: u16) -> MemRange {
     MemRange {
-        range: PhysRange::new(base, end - base),
+        range: PhysRange::literal(base, end - base),
         node,
     }
 }
@@ -155,7 +155,7 @@ impl Fixture {
             cpus,
             ram,
             offline: StdVec::new(),
-            image: std::vec![PhysRange::new(MIB, 16 * MIB)],
+            image: std::vec![PhysRange::literal(MIB, 16 * MIB)],
             // EmuConfig::new's partitioning: 15 MKTME, 48 TDX KeyIDs.
             keyids: Some(KeyIdPartition {
                 nr_mktme: 15,
@@ -283,15 +283,15 @@ fn ready_on_four_cpus_two_packages_two_nodes() {
     assert!(plan
         .tdmrs
         .iter()
-        .any(|t| t.range().base.0 <= 14 * GIB && t.base.0 + t.size.0 >= 16 * GIB));
+        .any(|t| t.range().base().0 <= 14 * GIB && t.base.0 + t.size.0 >= 16 * GIB));
     for b in &plan.pamt_blocks {
-        let end = b.range.base.0 + b.range.size.0;
+        let end = b.range.base().0 + b.range.size().0;
         assert!(
-            end <= 14 * GIB || b.range.base.0 >= 16 * GIB,
+            end <= 14 * GIB || b.range.base().0 >= 16 * GIB,
             "PAMT in offline RAM"
         );
         assert!(
-            end <= MIB || b.range.base.0 >= 17 * MIB,
+            end <= MIB || b.range.base().0 >= 17 * MIB,
             "PAMT in the image"
         );
     }
@@ -641,7 +641,7 @@ fn ram_outside_cmrs_is_kept_as_non_tdx() {
     assert_eq!(r.storage.non_tdx_ram.len(), 1);
     assert_eq!(
         r.storage.non_tdx_ram[0].range,
-        PhysRange::new(16 * GIB, GIB)
+        PhysRange::literal(16 * GIB, GIB)
     );
     assert!(r
         .storage

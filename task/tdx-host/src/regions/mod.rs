@@ -119,14 +119,14 @@ pub struct Regions<'a> {
 
 /// Whether `r` lies wholly inside the union of `ranges` (in any order, touching ranges join).
 fn covered(ranges: &[PhysRange], r: PhysRange) -> bool {
-    let end = r.base.0 + r.size.0;
-    let mut cursor = r.base.0;
+    let end = r.base().0 + r.size().0;
+    let mut cursor = r.base().0;
     while cursor < end {
         match ranges
             .iter()
-            .find(|t| t.base.0 <= cursor && cursor < t.base.0.saturating_add(t.size.0))
+            .find(|t| t.base().0 <= cursor && cursor < t.base().0.saturating_add(t.size().0))
         {
-            Some(t) => cursor = t.base.0.saturating_add(t.size.0),
+            Some(t) => cursor = t.base().0.saturating_add(t.size().0),
             None => return false,
         }
     }
@@ -134,17 +134,16 @@ fn covered(ranges: &[PhysRange], r: PhysRange) -> bool {
 }
 
 fn overlaps(a: PhysRange, b: PhysRange) -> bool {
-    a.checked().overlaps(b.checked())
+    a.overlaps(b)
 }
 
 /// Calls `f` with each 4 KiB-trimmed piece of `r` outside every range of `holes`.
 fn subtract(r: PhysRange, holes: &[PhysRange], mut f: impl FnMut(PhysRange)) {
-    r.checked()
-        .subtract(holes.iter().map(PhysRange::checked), |piece| {
-            if let Some(p) = piece.align_inward(PAGE_4K) {
-                f(PhysRange::new(p.base().0, p.size().0));
-            }
-        });
+    r.subtract(holes.iter().copied(), |piece| {
+        if let Some(p) = piece.align_inward(PAGE_4K) {
+            f(p);
+        }
+    });
 }
 
 impl<'a> Regions<'a> {
@@ -167,7 +166,8 @@ impl<'a> Regions<'a> {
             tdmrs.push(t.range()).map_err(full)?;
             frames.mark_ready(t.range());
             for a in &t.reserved {
-                let abs = PhysRange::new(t.base.0 + a.offset.0, a.size.0);
+                // A verified plan's reserved areas lie inside their TDMR, which does not wrap.
+                let abs = PhysRange::saturating(t.base.0.saturating_add(a.offset.0), a.size.0);
                 reserved.push(abs).map_err(full)?;
             }
         }
@@ -218,7 +218,7 @@ impl<'a> Regions<'a> {
             reserved,
             forbidden,
             boot_ram,
-            hotplug_window: platform.hotplug_window.filter(|w| w.end().is_some()),
+            hotplug_window: platform.hotplug_window,
             cmrs,
             policy,
             nodes,
@@ -241,15 +241,15 @@ impl<'a> Regions<'a> {
     #[must_use]
     pub fn is_tdx_usable(&self, r: PhysRange) -> bool {
         // TDMRs are sorted and disjoint; walk the ones covering r contiguously.
-        let end = r.base.0 + r.size.0;
-        let mut cursor = r.base.0;
+        let end = r.base().0 + r.size().0;
+        let mut cursor = r.base().0;
         while cursor < end {
             match self
                 .tdmrs
                 .iter()
-                .find(|t| t.base.0 <= cursor && cursor < t.base.0 + t.size.0)
+                .find(|t| t.base().0 <= cursor && cursor < t.base().0 + t.size().0)
             {
-                Some(t) => cursor = t.base.0 + t.size.0,
+                Some(t) => cursor = t.base().0 + t.size().0,
                 None => return false,
             }
         }
@@ -381,7 +381,7 @@ impl<'a> Regions<'a> {
                 MemClass::Tdx => (&mut t.tdx_total, &mut t.tdx_free),
                 MemClass::NonTdx => (&mut t.non_tdx_total, &mut t.non_tdx_free),
             };
-            *total += p.range.size.0;
+            *total += p.range.size().0;
             *free += p.free_bytes();
         }
         t
@@ -406,8 +406,8 @@ impl<'a> Regions<'a> {
     pub fn record(&self, i: usize) -> Option<RegionRecord> {
         let p = self.frames.pools().get(i)?;
         Some(RegionRecord {
-            base: p.range.base.0,
-            size: p.range.size.0,
+            base: p.range.base().0,
+            size: p.range.size().0,
             bytes_in_use: p.in_use * PAGE_4K,
             node: p.node,
             class: p.class as u8,
@@ -426,10 +426,10 @@ fn subtract_both(r: PhysRange, a: &[PhysRange], b: &[PhysRange], mut f: impl FnM
 }
 
 fn check_range(r: PhysRange) -> Result<(), TdxHostError> {
-    if !r.base.is_aligned(PAGE_4K) || !PhysAddr(r.size.0).is_aligned(PAGE_4K) {
+    if !r.base().is_aligned(PAGE_4K) || !PhysAddr(r.size().0).is_aligned(PAGE_4K) {
         return Err(TdxHostError::BadAlignment);
     }
-    if r.is_empty() || r.end().is_none() {
+    if r.is_empty() {
         return Err(TdxHostError::BadArgument);
     }
     Ok(())

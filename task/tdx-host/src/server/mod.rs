@@ -186,7 +186,7 @@ impl<'a> Server<'a> {
         let offline: u64 = pools
             .iter()
             .filter(|p| !p.online)
-            .map(|p| p.range.size.0)
+            .map(|p| p.range.size().0)
             .sum();
         out(format_args!(
             "{} regions ({} MiB offline until onlined); serving",
@@ -413,7 +413,8 @@ impl<'a> Server<'a> {
             return Err(TdxHostError::AccessDenied);
         }
         let regions = self.ready_mut()?;
-        let class = regions.online(PhysRange::new(base, size), node, kernel)?;
+        let range = PhysRange::new(base, size).ok_or(TdxHostError::BadArgument)?;
+        let class = regions.online(range, node, kernel)?;
         Ok(OnlineReply {
             class: class as u8,
             node_tdx_capable: u8::from(regions.node_totals(node).tdx_capable()),
@@ -435,8 +436,10 @@ impl<'a> Server<'a> {
         if !self.policy(caller).is_some_and(|p| p.hotplug) {
             return Err(TdxHostError::AccessDenied);
         }
-        self.ready_mut()?
-            .offline(PhysRange::new(base, size), kernel)
+        self.ready_mut()?.offline(
+            PhysRange::new(base, size).ok_or(TdxHostError::BadArgument)?,
+            kernel,
+        )
     }
 
     /// The kernel reported that task `current.index()` restarted as `current`: everything its
@@ -477,11 +480,11 @@ impl<'a> Server<'a> {
             return report;
         }
         let budget = (max_bytes.min(SCRUB_STEP_BYTES) & !(PAGE_4K - 1)).max(PAGE_4K);
-        let piece = PhysRange::new(first[0].base.0, first[0].size.0.min(budget));
+        let piece = PhysRange::saturating(first[0].base().0, first[0].size().0.min(budget));
         let mut clean = scrubber.scrub(piece).is_ok();
         if clean && regions.is_tdx_usable(piece) {
-            let mut pa = piece.base.0;
-            while pa < piece.base.0 + piece.size.0 {
+            let mut pa = piece.base().0;
+            while pa < piece.base().0 + piece.size().0 {
                 report.rdmd_calls += 1;
                 let args = SeamcallArgs::leaf(Leaf::PhymemPageRdmd).rcx(pa);
                 match seam.seamcall(None, args) {
@@ -501,9 +504,9 @@ impl<'a> Server<'a> {
         };
         if done.is_ok() {
             if clean {
-                report.released = piece.size.0;
+                report.released = piece.size().0;
             } else {
-                report.retired = piece.size.0;
+                report.retired = piece.size().0;
             }
         }
         report
@@ -523,7 +526,7 @@ pub struct OnlineLine<'r> {
 
 impl fmt::Display for OnlineLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (base, size, node) = (self.range.base.0, self.range.size.0, self.node);
+        let (base, size, node) = (self.range.base().0, self.range.size().0, self.node);
         match self.result {
             Ok(o) => {
                 let class = if o.class == MemClass::Tdx as u8 {

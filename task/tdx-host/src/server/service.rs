@@ -196,7 +196,7 @@ impl<'s, 'a> Service<'s, 'a> {
         kernel: &mut M,
     ) -> Result<OnlineReply, TdxHostError> {
         let result = self.server.online_region(caller, base, size, node, kernel);
-        let range = PhysRange::new(base, size);
+        let range = PhysRange::saturating(base, size);
         let line = OnlineLine {
             range,
             node,
@@ -219,7 +219,7 @@ impl<'s, 'a> Service<'s, 'a> {
     ) -> Result<(), TdxHostError> {
         let r = self.server.offline_region(caller, base, size, kernel);
         if r == Err(TdxHostError::RegionBusy) {
-            let busy = self.server.frames_in_use(PhysRange::new(base, size));
+            let busy = self.server.frames_in_use(PhysRange::saturating(base, size));
             let busy = busy.unwrap_or(0);
             (self.log)(format_args!(
                 "offline [{base:#x}, +{size:#x}) refused: {busy} frames of 4 KiB in use"

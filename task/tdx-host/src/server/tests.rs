@@ -279,7 +279,7 @@ impl Scrubber for CountingScrubber {
         if self.refuse {
             return Err(KernelError::Kipc(KipcError::BadRange));
         }
-        self.bytes += range.size.0;
+        self.bytes += range.size().0;
         Ok(())
     }
 }
