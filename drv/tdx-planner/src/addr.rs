@@ -43,31 +43,29 @@ impl Span {
         self.start >= self.end
     }
 
-    /// Intersection (possibly empty).
-    pub fn clip(&self, other: Span) -> Span {
-        let s = if self.start > other.start {
-            self.start
-        } else {
-            other.start
-        };
-        let e = if self.end < other.end {
-            self.end
-        } else {
-            other.end
-        };
-        if s < e {
-            Span::new(s, e)
-        } else {
-            Span::EMPTY
+    /// Intersection (possibly empty); the arithmetic is `PhysRange`'s, like every overlap test
+    /// in the workspace.
+    pub const fn clip(&self, other: Span) -> Span {
+        match self.to_range().intersect(other.to_range()) {
+            Some(r) => Span::of(r),
+            None => Span::EMPTY,
         }
     }
 
     pub const fn overlaps(&self, other: Span) -> bool {
-        self.start < other.end && other.start < self.end
+        self.to_range().overlaps(other.to_range())
+    }
+
+    /// The span of a range (a range never wraps, so `start <= end` holds).
+    pub const fn of(r: PhysRange) -> Span {
+        Span {
+            start: r.base().0,
+            end: r.end().0,
+        }
     }
 
     pub const fn contains(&self, other: Span) -> bool {
-        self.start <= other.start && other.end <= self.end
+        self.to_range().contains(other.to_range())
     }
 
     pub const fn to_range(self) -> PhysRange {

@@ -101,16 +101,16 @@ mod task {
 
     impl Scrubber for Kernel {
         fn scrub(&mut self, r: PhysRange) -> Result<(), KernelError> {
-            hl::scrub(r.base.0, r.size.0).map_err(kernel_error)
+            hl::scrub(r.base().0, r.size().0).map_err(kernel_error)
         }
     }
 
     impl MemoryAuthority for Kernel {
         fn online_memory(&mut self, r: PhysRange) -> Result<(), KernelError> {
-            hl::online_memory(r.base.0, r.size.0).map_err(kernel_error)
+            hl::online_memory(r.base().0, r.size().0).map_err(kernel_error)
         }
         fn offline_memory(&mut self, r: PhysRange) -> Result<(), KernelError> {
-            hl::offline_memory(r.base.0, r.size.0).map_err(kernel_error)
+            hl::offline_memory(r.base().0, r.size().0).map_err(kernel_error)
         }
     }
 

@@ -117,24 +117,12 @@ pub struct Regions<'a> {
     nodes: u16,
 }
 
-/// Whether `r` lies wholly inside the union of `ranges` (in any order, touching ranges join).
+/// Whether `r` lies wholly inside the union of `ranges` (in any order, touching ranges join):
+/// nothing of it is left once they are subtracted.
 fn covered(ranges: &[PhysRange], r: PhysRange) -> bool {
-    let end = r.base().0 + r.size().0;
-    let mut cursor = r.base().0;
-    while cursor < end {
-        match ranges
-            .iter()
-            .find(|t| t.base().0 <= cursor && cursor < t.base().0.saturating_add(t.size().0))
-        {
-            Some(t) => cursor = t.base().0.saturating_add(t.size().0),
-            None => return false,
-        }
-    }
-    true
-}
-
-fn overlaps(a: PhysRange, b: PhysRange) -> bool {
-    a.overlaps(b)
+    let mut uncovered = false;
+    r.subtract(ranges.iter().copied(), |_| uncovered = true);
+    !uncovered
 }
 
 /// Calls `f` with each 4 KiB-trimmed piece of `r` outside every range of `holes`.
@@ -253,7 +241,7 @@ impl<'a> Regions<'a> {
                 None => return false,
             }
         }
-        !self.reserved.iter().any(|h| overlaps(*h, r))
+        !self.reserved.iter().any(|h| h.overlaps(r))
     }
 
     /// Whether `r` lies wholly inside the platform's hot-plug window.
@@ -264,13 +252,13 @@ impl<'a> Regions<'a> {
     /// Why `r` (overlapping no pool and no system memory) is not memory tdx-host may online,
     /// or `None` when it lies wholly inside the hot-plug window.
     fn not_onlinable(&self, r: PhysRange) -> Option<TdxHostError> {
-        if self.boot_ram.iter().any(|m| overlaps(*m, r)) {
+        if self.boot_ram.iter().any(|m| m.overlaps(r)) {
             return Some(TdxHostError::NotHeldOffline);
         }
         if self.in_window(r) {
             return None;
         }
-        if self.cmrs.iter().chain(&self.tdmrs).any(|c| overlaps(*c, r)) {
+        if self.cmrs.iter().chain(&self.tdmrs).any(|c| c.overlaps(r)) {
             return Some(TdxHostError::FirmwareHole);
         }
         Some(TdxHostError::NotMemory)
@@ -311,8 +299,8 @@ impl<'a> Regions<'a> {
                 .map_err(frame_error)?;
             return Ok(p.class);
         }
-        if pools.iter().any(|p| overlaps(p.range, range))
-            || self.forbidden.iter().any(|f| overlaps(*f, range))
+        if pools.iter().any(|p| p.range.overlaps(range))
+            || self.forbidden.iter().any(|f| f.overlaps(range))
         {
             return Err(TdxHostError::RegionOverlap);
         }

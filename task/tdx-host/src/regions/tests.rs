@@ -31,7 +31,7 @@ impl MemoryAuthority for FakeKernel {
     fn online_memory(&mut self, r: PhysRange) -> Result<(), KernelError> {
         let inside = WINDOW.base().0 <= r.base().0
             && r.base().0 + r.size().0 <= WINDOW.base().0 + WINDOW.size().0;
-        if self.refuse || !inside || self.online.iter().any(|o| overlaps(*o, r)) {
+        if self.refuse || !inside || self.online.iter().any(|o| o.overlaps(r)) {
             return Err(KernelError::Kipc(KipcError::OutsideHotplugWindow));
         }
         self.online.push(r);
@@ -72,10 +72,6 @@ pub(crate) fn build(run: &Run, policy: HotplugPolicy) -> Regions<'static> {
     Regions::build(FrameAllocator::new(bits), &run.storage, platform, policy, 2).expect("regions")
 }
 
-fn overlaps(a: PhysRange, b: PhysRange) -> bool {
-    a.overlaps(b)
-}
-
 #[test]
 fn build_keeps_pamts_image_and_buffer_out() {
     let run = ready_run();
@@ -83,17 +79,14 @@ fn build_keeps_pamts_image_and_buffer_out() {
     let pools = regions.frames.pools();
     for p in pools {
         for b in &run.storage.plan.pamt_blocks {
-            assert!(
-                !overlaps(p.range, b.range),
-                "pool {p:?} overlaps PAMT {b:?}"
-            );
+            assert!(!p.range.overlaps(b.range), "pool {p:?} overlaps PAMT {b:?}");
         }
         assert!(
-            !overlaps(p.range, PhysRange::literal(MIB, 16 * MIB)),
+            !p.range.overlaps(PhysRange::literal(MIB, 16 * MIB)),
             "image"
         );
         assert!(
-            !overlaps(p.range, PhysRange::literal(BUF_BASE, 64 * 1024)),
+            !p.range.overlaps(PhysRange::literal(BUF_BASE, 64 * 1024)),
             "buffer"
         );
         assert_eq!(p.class, MemClass::Tdx, "Reject: no non-TDX pool at boot");
