@@ -177,6 +177,7 @@ fn run_image(manifest: PathBuf, stay: bool, qemu_args: Vec<String>) -> Result<Ex
                 interactive: true,
                 extra_args: qemu_args,
                 timeout: None,
+                uefi: None,
             },
         )
         .status()?;
@@ -205,6 +206,7 @@ fn run_image(manifest: PathBuf, stay: bool, qemu_args: Vec<String>) -> Result<Ex
             interactive: false,
             extra_args: qemu_args,
             timeout: None,
+            uefi: None,
         },
     )?;
     println!("xtask: {}: {}", image.manifest.name, outcome.describe());
