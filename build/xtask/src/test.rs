@@ -927,7 +927,11 @@ mod tests {
         let r = super::uefi_boot_checks(bios);
         assert!(r.iter().all(|(_, r)| r.is_err()), "{r:?}");
         let r = super::uefi_boot_checks(b"");
-        assert!(r[0].1.as_ref().unwrap_err().contains("no memory map source"));
+        assert!(r[0]
+            .1
+            .as_ref()
+            .unwrap_err()
+            .contains("no memory map source"));
     }
 
     #[test]
