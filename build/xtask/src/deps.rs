@@ -286,7 +286,12 @@ pub struct Ovmf {
 }
 
 fn find_ovmf() -> Option<Ovmf> {
-    OVMF_PAIRS.iter().find_map(|(code, vars)| {
+    find_ovmf_in(OVMF_PAIRS)
+}
+
+/// The first pair whose code image and variable store both exist.
+fn find_ovmf_in(pairs: &[(&str, &str)]) -> Option<Ovmf> {
+    pairs.iter().find_map(|(code, vars)| {
         let (code, vars) = (std::path::Path::new(code), std::path::Path::new(vars));
         (code.is_file() && vars.is_file()).then(|| Ovmf {
             code: code.into(),
@@ -327,7 +332,29 @@ fn running_as_root() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{backports_stanza, parse_qemu_version};
+    use super::{backports_stanza, find_ovmf_in, parse_qemu_version};
+
+    #[test]
+    fn ovmf_needs_both_halves_of_a_pair() {
+        let dir = std::env::temp_dir().join(format!("xtask-ovmf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = |n: &str| dir.join(n).display().to_string();
+        std::fs::write(dir.join("CODE_4M.fd"), b"c").unwrap();
+        std::fs::write(dir.join("CODE.fd"), b"c").unwrap();
+        std::fs::write(dir.join("VARS.fd"), b"v").unwrap();
+        let (c4, v4, c2, v2) = (
+            path("CODE_4M.fd"),
+            path("VARS_4M.fd"),
+            path("CODE.fd"),
+            path("VARS.fd"),
+        );
+        // The 4 MiB code image has no variable store: the next pair is used.
+        let found = find_ovmf_in(&[(&c4, &v4), (&c2, &v2)]).unwrap();
+        assert_eq!(found.code.display().to_string(), c2);
+        assert!(find_ovmf_in(&[(&c4, &v4)]).is_none());
+        assert!(find_ovmf_in(&[]).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn reads_qemu_versions() {
