@@ -77,6 +77,7 @@ fn run_image(manifest: &str) -> Result<Vec<BenchResult>> {
             interactive: false,
             extra_args: vec![],
             timeout: None,
+            uefi: None,
         },
     )?;
     if outcome.status != Some(qemu::EXIT_SUCCESS) {

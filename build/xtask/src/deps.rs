@@ -210,36 +210,116 @@ pub fn ensure_qemu() -> Result<()> {
     Ok(())
 }
 
-/// Ensures GRUB's BIOS image builder is available (grub-mkrescue with the
-/// i386-pc platform, xorriso, mtools), installing the Debian packages if
-/// not.
+/// The GRUB platforms the ISO carries: BIOS (i386-pc) and UEFI
+/// (x86_64-efi), each with the Debian package that provides it.
+const GRUB_PLATFORMS: &[(&str, &str)] = &[
+    ("/usr/lib/grub/i386-pc", "grub-pc-bin"),
+    ("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin"),
+];
+
+/// Whether the hybrid ISO can be built: grub-mkrescue with both platforms,
+/// xorriso, and mtools (for the EFI system partition image).
 fn grub_ready() -> bool {
     have("grub-mkrescue")
         && have("xorriso")
         && have("mformat")
-        && std::path::Path::new("/usr/lib/grub/i386-pc").is_dir()
+        && GRUB_PLATFORMS
+            .iter()
+            .all(|(dir, _)| std::path::Path::new(dir).is_dir())
 }
 
+/// Ensures GRUB's image builder can make an ISO that boots under BIOS and
+/// UEFI, installing the Debian packages if not (never removing anything).
 pub fn ensure_grub() -> Result<()> {
     if grub_ready() {
         return Ok(());
     }
+    let packages = format!(
+        "grub-common {} xorriso mtools",
+        GRUB_PLATFORMS
+            .iter()
+            .map(|(_, p)| *p)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     if !have("apt-get") {
-        bail!("GRUB tools are missing and apt-get is unavailable; install grub-pc-bin, xorriso and mtools");
+        bail!("GRUB tools are missing and apt-get is unavailable; install {packages}");
     }
     eprintln!(
-        "xtask: installing GRUB tools (grub-common grub-pc-bin xorriso mtools) with apt-get, to test the multiboot2 boot path (log: {})",
+        "xtask: installing GRUB tools ({packages}) with apt-get, to build the BIOS+UEFI boot ISO (log: {})",
         apt_log().display()
     );
+    // Without recommends: grub-efi-amd64-bin recommends the signed GRUB
+    // and shim, which are for installing a boot loader on this machine.
     if apt("update -qq")? {
-        apt_install("grub-common grub-pc-bin xorriso mtools", None)?;
+        apt(&format!(
+            "install -y --no-remove --no-install-recommends {packages}"
+        ))?;
     }
     // Tools that are there now are good enough, whoever installed them.
     if !grub_ready() {
         show_apt_log();
-        bail!("installing the GRUB tools failed; install grub-pc-bin, xorriso and mtools by hand");
+        bail!("installing the GRUB tools failed (the log's last lines are above); install {packages} by hand");
     }
     Ok(())
+}
+
+/// UEFI firmware for QEMU: a code image and the variable store template
+/// that goes with it (each run gets its own copy of the store). Debian 12's
+/// `ovmf` ships both pairs; Debian 13's only the 4 MiB one.
+const OVMF_PAIRS: &[(&str, &str)] = &[
+    (
+        "/usr/share/OVMF/OVMF_CODE_4M.fd",
+        "/usr/share/OVMF/OVMF_VARS_4M.fd",
+    ),
+    (
+        "/usr/share/OVMF/OVMF_CODE.fd",
+        "/usr/share/OVMF/OVMF_VARS.fd",
+    ),
+];
+
+/// OVMF's code image and variable-store template.
+#[derive(Clone, Debug)]
+pub struct Ovmf {
+    pub code: std::path::PathBuf,
+    pub vars: std::path::PathBuf,
+}
+
+fn find_ovmf() -> Option<Ovmf> {
+    find_ovmf_in(OVMF_PAIRS)
+}
+
+/// The first pair whose code image and variable store both exist.
+fn find_ovmf_in(pairs: &[(&str, &str)]) -> Option<Ovmf> {
+    pairs.iter().find_map(|(code, vars)| {
+        let (code, vars) = (std::path::Path::new(code), std::path::Path::new(vars));
+        (code.is_file() && vars.is_file()).then(|| Ovmf {
+            code: code.into(),
+            vars: vars.into(),
+        })
+    })
+}
+
+/// Finds OVMF, installing Debian's `ovmf` if it is missing. A missing
+/// firmware is an error that says so, never a silent skip.
+pub fn ensure_ovmf() -> Result<Ovmf> {
+    if let Some(o) = find_ovmf() {
+        return Ok(o);
+    }
+    if !have("apt-get") {
+        bail!("UEFI firmware for QEMU (OVMF_CODE*.fd and OVMF_VARS*.fd in /usr/share/OVMF) is missing and apt-get is unavailable; install OVMF by hand");
+    }
+    eprintln!(
+        "xtask: installing ovmf (UEFI firmware for QEMU) with apt-get, for the UEFI boot runs (log: {})",
+        apt_log().display()
+    );
+    if apt("update -qq")? {
+        apt_install("ovmf", None)?;
+    }
+    find_ovmf().ok_or_else(|| {
+        show_apt_log();
+        anyhow::anyhow!("installing ovmf failed (the log's last lines are above): no OVMF_CODE*.fd/OVMF_VARS*.fd pair in /usr/share/OVMF; install the `ovmf` package by hand")
+    })
 }
 
 fn running_as_root() -> bool {
@@ -252,7 +332,29 @@ fn running_as_root() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{backports_stanza, parse_qemu_version};
+    use super::{backports_stanza, find_ovmf_in, parse_qemu_version};
+
+    #[test]
+    fn ovmf_needs_both_halves_of_a_pair() {
+        let dir = std::env::temp_dir().join(format!("xtask-ovmf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = |n: &str| dir.join(n).display().to_string();
+        std::fs::write(dir.join("CODE_4M.fd"), b"c").unwrap();
+        std::fs::write(dir.join("CODE.fd"), b"c").unwrap();
+        std::fs::write(dir.join("VARS.fd"), b"v").unwrap();
+        let (c4, v4, c2, v2) = (
+            path("CODE_4M.fd"),
+            path("VARS_4M.fd"),
+            path("CODE.fd"),
+            path("VARS.fd"),
+        );
+        // The 4 MiB code image has no variable store: the next pair is used.
+        let found = find_ovmf_in(&[(&c4, &v4), (&c2, &v2)]).unwrap();
+        assert_eq!(found.code.display().to_string(), c2);
+        assert!(find_ovmf_in(&[(&c4, &v4)]).is_none());
+        assert!(find_ovmf_in(&[]).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn reads_qemu_versions() {

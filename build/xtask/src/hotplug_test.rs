@@ -215,6 +215,7 @@ fn spawn(manifest: &str, socket: &std::path::Path) -> Result<(Child, Console, di
                 format!("unix:{},server=on,wait=off", socket.display()),
             ],
             timeout: None,
+            uefi: None,
         },
     )
     .stdin(Stdio::null())
@@ -417,6 +418,7 @@ pub fn run_interactive(
             interactive: true,
             extra_args: qemu_args,
             timeout: None,
+            uefi: None,
         },
     )
     .status()?;

@@ -1,7 +1,8 @@
 //! `cargo xtask`: the one entry point for building, running and testing
 //! tdxhost images.
 //!
-//! - `dist [MANIFEST]` builds an image (default `app.toml`).
+//! - `dist [MANIFEST] [--iso]` builds an image (default `app.toml`), and
+//!   with `--iso` a GRUB ISO of it that boots under BIOS and UEFI.
 //! - `run [MANIFEST] [--stay]` builds and boots it in QEMU, showing the
 //!   console, and exits 0 once the image reports success.
 //! - `test [PATTERN] [--list]` runs every host test and the in-QEMU
@@ -55,6 +56,10 @@ enum Cmd {
     Dist {
         #[arg(default_value = "app.toml")]
         manifest: PathBuf,
+        /// Also build `image.iso`: GRUB loading the image through
+        /// multiboot2, bootable under BIOS and UEFI (USB, virtual media).
+        #[arg(long)]
+        iso: bool,
     },
     /// Build and boot an image in QEMU.
     Run {
@@ -172,6 +177,7 @@ fn run_image(manifest: PathBuf, stay: bool, qemu_args: Vec<String>) -> Result<Ex
                 interactive: true,
                 extra_args: qemu_args,
                 timeout: None,
+                uefi: None,
             },
         )
         .status()?;
@@ -200,6 +206,7 @@ fn run_image(manifest: PathBuf, stay: bool, qemu_args: Vec<String>) -> Result<Ex
             interactive: false,
             extra_args: qemu_args,
             timeout: None,
+            uefi: None,
         },
     )?;
     println!("xtask: {}: {}", image.manifest.name, outcome.describe());
@@ -237,9 +244,13 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
-        Cmd::Dist { manifest } => dist::dist(&manifest).map(|img| {
+        Cmd::Dist { manifest, iso } => dist::dist(&manifest).and_then(|img| {
             println!("xtask: wrote {}", img.elf.display());
-            ExitCode::SUCCESS
+            if iso {
+                let iso = grub::make_iso(&img)?;
+                println!("xtask: wrote {} (BIOS and UEFI)", iso.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }),
         Cmd::Run {
             manifest,

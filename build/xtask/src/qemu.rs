@@ -52,6 +52,45 @@ pub struct Options<'a> {
     pub extra_args: Vec<String>,
     /// Override the manifest's timeout.
     pub timeout: Option<Duration>,
+    /// Boot under UEFI: OVMF's code (read-only) and this run's own copy of
+    /// its variable store (writable; the firmware records boot entries).
+    /// `None`: QEMU's default BIOS (SeaBIOS).
+    pub uefi: Option<Uefi>,
+}
+
+/// The firmware flash of a UEFI run.
+#[derive(Clone, Debug)]
+pub struct Uefi {
+    pub code: PathBuf,
+    pub vars: PathBuf,
+    /// OVMF makes every serial port a firmware console, so COM2 carries
+    /// its text too. For an image whose defmt shares COM1 (nothing of the
+    /// kernel's is on COM2) COM2 is not captured, rather than read as a
+    /// damaged defmt stream.
+    pub com2_unused: bool,
+}
+
+impl Uefi {
+    /// OVMF with a fresh copy of its variable store beside `image`, so
+    /// runs share nothing and the system's template stays untouched.
+    pub fn fresh(ovmf: &crate::deps::Ovmf, image: &Path, com2_unused: bool) -> Result<Uefi> {
+        let vars = image
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("ovmf-vars.fd");
+        std::fs::copy(&ovmf.vars, &vars).with_context(|| {
+            format!(
+                "copying the OVMF variable store {} to {}",
+                ovmf.vars.display(),
+                vars.display()
+            )
+        })?;
+        Ok(Uefi {
+            code: ovmf.code.clone(),
+            vars,
+            com2_unused,
+        })
+    }
 }
 
 pub struct Outcome {
@@ -123,7 +162,11 @@ pub fn command(image: &Path, o: &Options<'_>) -> Command {
     .args(["-m", &o.settings.memory, "-smp", &o.settings.smp])
     .args(["-serial", if o.interactive { "mon:stdio" } else { "stdio" }])
     .arg("-serial")
-    .arg(format!("file:{}", defmt_stream(image).display()))
+    .arg(if o.uefi.as_ref().is_some_and(|u| u.com2_unused) {
+        "null".into()
+    } else {
+        format!("file:{}", defmt_stream(image).display())
+    })
     // An ISO boots through GRUB (multiboot2); an ELF through -kernel (PVH).
     .arg(if image.extension().is_some_and(|e| e == "iso") {
         "-cdrom"
@@ -133,6 +176,18 @@ pub fn command(image: &Path, o: &Options<'_>) -> Command {
     .arg(image)
     .args(&o.settings.args)
     .args(&o.extra_args);
+    if let Some(u) = &o.uefi {
+        cmd.arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                u.code.display()
+            ))
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                u.vars.display()
+            ));
+    }
     if o.debug_exit {
         cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     }

@@ -12,6 +12,12 @@
 //! own, so nothing can pass by going quiet; QEMU's exit status is only
 //! shown.
 //!
+//! Some suites also boot from the GRUB ISO (`grub.rs`): under SeaBIOS
+//! (`…-grub`) and under OVMF (`…-uefi`, firmware from `deps::ensure_ovmf`,
+//! each run with its own copy of the variable store); a UEFI run also
+//! checks that the kernel took its memory map and RSDP from the
+//! multiboot2 EFI tags.
+//!
 //! `--list` and a PATTERN choose tests by full name (`IMAGE::NAME`,
 //! `host:CRATE::PATH`); how, and where an image's names come from, is in
 //! `test_select.rs`. With neither, the run is the plain one CI relies on:
@@ -55,6 +61,16 @@ pub const CONSOLE_FILE: &str = "console.log";
 /// Suites also booted through GRUB from an ISO (the multiboot2 path).
 pub const GRUB_SUITES: &[(&str, &str)] = &[("test-suite/app.toml", "kernel-grub")];
 
+/// Suites booted from the same ISO under UEFI firmware (OVMF): GRUB's EFI
+/// build, the EFI memory map and the RSDP tag. The kernel suite ends by its
+/// own reset as on a rig, and so does the TDX suite (`tdx-numa`'s 4 CPUs,
+/// 2 nodes and hot-plug slots, with defmt on the one console, since OVMF
+/// writes to every serial port).
+pub const UEFI_SUITES: &[(&str, &str)] = &[
+    ("test-suite/app.toml", "kernel-uefi"),
+    ("test-suite/tdx-uefi.toml", "tdx-uefi"),
+];
+
 #[derive(Default)]
 struct Totals {
     passed: u64,
@@ -72,8 +88,10 @@ struct Totals {
 enum Boot {
     /// The image ELF through QEMU's `-kernel` (PVH).
     Direct,
-    /// A GRUB ISO (the multiboot2 path).
+    /// A GRUB ISO (the multiboot2 path) under SeaBIOS.
     Grub,
+    /// The same ISO under OVMF (UEFI).
+    Uefi,
     /// Driven over QMP by `hotplug_test.rs`, with this policy.
     Hotplug(&'static str),
     /// On the QEMU rig through `cargo xtask hil` (`hil.rs`).
@@ -100,6 +118,11 @@ fn qemu_images() -> Vec<QemuImage> {
         manifest,
         boot: Boot::Grub,
     });
+    let uefi = UEFI_SUITES.iter().map(|&(manifest, what)| QemuImage {
+        label: what.into(),
+        manifest,
+        boot: Boot::Uefi,
+    });
     let hotplug = crate::hotplug_test::SUITES
         .iter()
         .map(|&(manifest, policy)| QemuImage {
@@ -114,7 +137,12 @@ fn qemu_images() -> Vec<QemuImage> {
             manifest,
             boot: Boot::Hil,
         });
-    direct.chain(grub).chain(hotplug).chain(hil).collect()
+    direct
+        .chain(grub)
+        .chain(uefi)
+        .chain(hotplug)
+        .chain(hil)
+        .collect()
 }
 
 fn cargo() -> Command {
@@ -385,30 +413,51 @@ fn count_timed_case(
 fn qemu_suite(
     manifest: &str,
     what: &str,
-    grub: bool,
+    how: Boot,
     pattern: Option<&str>,
     t: &mut Totals,
 ) -> Result<Option<Vec<String>>> {
+    // Missing firmware is this image's failure, said before anything runs.
+    let ovmf = match how {
+        Boot::Uefi => Some(deps::ensure_ovmf()?),
+        _ => None,
+    };
     println!("xtask: building the {what} test image ({manifest})");
     let image = dist::dist(manifest.as_ref())?;
+    let grub = matches!(how, Boot::Grub | Boot::Uefi);
     let boot = if grub {
         crate::grub::make_iso(&image)?
     } else {
         image.elf.clone()
     };
+    let uefi = match &ovmf {
+        Some(o) => Some(qemu::Uefi::fresh(
+            o,
+            &boot,
+            image.manifest.kernel.defmt == crate::manifest::DefmtPort::Console,
+        )?),
+        None => None,
+    };
+    let ends_by_reset = image.manifest.kernel.on_finish == build_kconfig::OnFinish::Reset;
     let started = Instant::now();
     let outcome = qemu::run(
         &boot,
         &qemu::Options {
             settings: &image.manifest.qemu,
             // The ISO boots the way a machine without QEMU's exit device
-            // does: the image must end the run itself (`on-finish`).
-            debug_exit: !grub,
+            // does: the image must end the run itself (`on-finish`). Under
+            // UEFI an image that cannot end itself keeps the exit device.
+            debug_exit: match how {
+                Boot::Grub => false,
+                Boot::Uefi => !ends_by_reset,
+                _ => true,
+            },
             icount: false,
             echo: false,
             interactive: false,
             extra_args: vec![],
             timeout: None,
+            uefi,
         },
     )?;
     let end = match outcome.status {
@@ -455,11 +504,18 @@ fn qemu_suite(
         let why = r.as_ref().err().cloned().unwrap_or_default();
         count_case(what, "symbolized_fault", r.is_ok(), &why, pattern, t);
     }
-    if grub && image.manifest.kernel.on_finish == build_kconfig::OnFinish::Reset {
+    if grub && ends_by_reset {
         let r = ended_by_reset(&outcome.raw, outcome.status);
         seen.push("run_ended_by_reset".into());
         let why = r.as_ref().err().cloned().unwrap_or_default();
         count_case(what, "run_ended_by_reset", r.is_ok(), &why, pattern, t);
+    }
+    if matches!(how, Boot::Uefi) {
+        for (name, r) in uefi_boot_checks(&outcome.raw) {
+            seen.push(name.into());
+            let why = r.as_ref().err().cloned().unwrap_or_default();
+            count_case(what, name, r.is_ok(), &why, pattern, t);
+        }
     }
     // The COM2 defmt stream's own check (absent in the shared-console mode,
     // where a bad frame is a problem of the console).
@@ -553,8 +609,9 @@ fn hil_suite(
 fn run_image(image: &QemuImage, pattern: Option<&str>, t: &mut Totals) {
     let what = &image.label;
     let result = match image.boot {
-        Boot::Direct => qemu_suite(image.manifest, what, false, pattern, t),
-        Boot::Grub => qemu_suite(image.manifest, what, true, pattern, t),
+        Boot::Direct | Boot::Grub | Boot::Uefi => {
+            qemu_suite(image.manifest, what, image.boot, pattern, t)
+        }
         Boot::Hotplug(policy) => hotplug_suite(image.manifest, policy, pattern, t),
         Boot::Hil => hil_suite(image.manifest, what, pattern, t),
     };
@@ -594,6 +651,30 @@ fn ended_by_reset(console: &[u8], status: Option<i32>) -> Result<(), String> {
         )),
         None => Err("the machine did not reset: QEMU was killed at the timeout".into()),
     }
+}
+
+/// What a UEFI boot must show on the kernel's console, beyond the suite's
+/// own cases: the firmware was UEFI, memory came from the EFI memory map
+/// (multiboot2 tag 17), and the RSDP from a multiboot2 tag rather than a
+/// search of legacy BIOS areas.
+fn uefi_boot_checks(console: &[u8]) -> [(&'static str, Result<(), String>); 2] {
+    let text = String::from_utf8_lossy(console);
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .map(|l| l.trim_end().to_string())
+    };
+    let map = match line("boot: memory from ") {
+        Some(l) if l.starts_with("boot: memory from the EFI memory map (") => Ok(()),
+        Some(l) => Err(format!("not from the EFI memory map: `{l}`")),
+        None => Err("the kernel printed no memory map source".into()),
+    };
+    let acpi = match line("boot: firmware ") {
+        Some(l) if l.starts_with("boot: firmware UEFI; ACPI RSDP from multiboot2 tag") => Ok(()),
+        Some(l) => Err(format!("expected a UEFI boot with an RSDP tag: `{l}`")),
+        None => Err("the kernel printed no firmware line".into()),
+    };
+    [("efi_memory_map", map), ("rsdp_from_tag", acpi)]
 }
 
 /// Writes the JUnit report to `target/junit.xml` (and `extra`), reads it
@@ -836,6 +917,21 @@ mod tests {
         count_case("kernel", "lease_c", false, "boom", None, &mut t);
         assert_eq!((t.passed, t.failed, t.cases), (1, 1, 2));
         assert_eq!(t.failures, vec!["kernel::lease_c: boom".to_string()]);
+    }
+
+    #[test]
+    fn uefi_boot_checks_read_the_kernels_boot_lines() {
+        let good = b"BdsDxe: starting Boot0001\r\ntdxhost kernel\r\nboot: memory from the EFI memory map (128 descriptors, version 1)\r\nboot: firmware UEFI; ACPI RSDP from multiboot2 tag 15 (ACPI 2.0+)\r\n";
+        assert!(super::uefi_boot_checks(good).iter().all(|(_, r)| r.is_ok()));
+        let bios = b"boot: memory from the multiboot2 memory map (7 entries)\nboot: firmware BIOS; ACPI RSDP not given (searched in the BIOS areas)\n";
+        let r = super::uefi_boot_checks(bios);
+        assert!(r.iter().all(|(_, r)| r.is_err()), "{r:?}");
+        let r = super::uefi_boot_checks(b"");
+        assert!(r[0]
+            .1
+            .as_ref()
+            .unwrap_err()
+            .contains("no memory map source"));
     }
 
     #[test]

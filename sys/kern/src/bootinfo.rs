@@ -2,26 +2,33 @@
 //!
 //! The boot protocol's memory map, in one internal form.
 //!
-//! PVH (`hvm_start_info`, QEMU `-kernel`) and multiboot2 (GRUB) both hand
-//! over an E820-style list; it is copied here before the boot-time identity
-//! map goes away. Only type 1 ("usable RAM") counts as RAM. The parsing
-//! itself is `kerncore::bootmap` (host-tested); this module only finds the
-//! loader's bytes. Malformed input (bad magic, absurd counts, an entry whose
-//! end wraps past 2^64) gives a clear message and skips what is wrong, never
-//! a crash; the kernel then refuses to place tasks it cannot prove are in
-//! RAM.
+//! PVH (`hvm_start_info`, QEMU `-kernel`) hands over an E820-style list;
+//! multiboot2 (GRUB, under BIOS or UEFI) an E820-style list and, under
+//! UEFI, the firmware's EFI memory map, which is preferred and translated
+//! into the same kinds (`kerncore::multiboot2`). Everything the kernel
+//! needs from the loader's memory is copied here before that memory can be
+//! reused: the ranges, and the RSDP, of which a multiboot2 tag holds a copy
+//! inside the boot information (EFI loader data, which counts as RAM). Only
+//! type 1 ("usable RAM") counts as RAM. The parsing itself is in
+//! `kerncore` (host-tested); this module only finds the loader's bytes.
+//! Malformed input (bad magic, absurd counts, a truncated or malformed tag,
+//! an entry whose end wraps past 2^64) gives a clear message and skips what
+//! is wrong, never a crash; the kernel then refuses to place tasks it
+//! cannot prove are in RAM.
 
 use core::cell::UnsafeCell;
 
 pub use kerncore::bootmap::MemRange;
 use kerncore::bootmap::{self, Rejected};
+use kerncore::multiboot2::{self as mb2, kind, MapSource, Problem};
 
 pub const PVH_MAGIC: u32 = 0x336e_c578;
 pub const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
 const MAX_RANGES: usize = 128;
-/// The boot stub identity-maps the first GiB; the loader's structures must
-/// lie below it.
-const BOOT_MAPPED: u64 = 1 << 30;
+/// The boot stub identity-maps the first 4 GiB; the loader's structures
+/// must lie below it (a multiboot2 loader passes them below 4 GiB anyway:
+/// EBX is 32 bits; UEFI GRUB may put them anywhere up to there).
+const BOOT_MAPPED: u64 = 4 << 30;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -35,10 +42,30 @@ pub struct MemoryMap {
     map: bootmap::MemoryMap<MAX_RANGES>,
     /// Entries the boot loader gave beyond `MAX_RANGES`.
     pub dropped: usize,
-    /// Where the ACPI RSDP is: PVH's `rsdp_paddr`, or the copy inside a
-    /// multiboot2 tag 15 (ACPI 2.0+) or 14 (ACPI 1.0).
+    /// Where the ACPI RSDP is: PVH's `rsdp_paddr`, or the kernel's copy of
+    /// the one a multiboot2 tag 15 (ACPI 2.0+) or 14 (ACPI 1.0) holds.
     pub rsdp: Option<u64>,
+    /// Multiboot2: where the memory map came from.
+    pub source: MapSource,
+    /// Multiboot2: the tag that gave the RSDP (15 or 14), if one did.
+    pub rsdp_tag: Option<u32>,
+    /// Multiboot2: the loader passed an EFI system table (UEFI boot).
+    pub uefi: bool,
 }
+
+/// The kernel's copy of a multiboot2 tag's RSDP. The kernel runs
+/// identity-mapped, so its address is its physical address, which is what
+/// the ACPI parser reads through the direct map.
+#[repr(C, align(16))]
+struct RsdpBytes([u8; RSDP_MAX]);
+/// An RSDP is 20 (ACPI 1.0) or 36 bytes (2.0+); room for a longer one.
+const RSDP_MAX: usize = 64;
+
+struct RsdpCell(UnsafeCell<RsdpBytes>);
+// Safety: written once during single-threaded boot, read-only afterwards.
+unsafe impl Sync for RsdpCell {}
+
+static RSDP_COPY: RsdpCell = RsdpCell(UnsafeCell::new(RsdpBytes([0; RSDP_MAX])));
 
 struct Cell(UnsafeCell<MemoryMap>);
 // Safety: written once during single-threaded boot, read-only afterwards.
@@ -49,6 +76,9 @@ static MAP: Cell = Cell(UnsafeCell::new(MemoryMap {
     map: bootmap::MemoryMap::new(),
     dropped: 0,
     rsdp: None,
+    source: MapSource::None,
+    rsdp_tag: None,
+    uefi: false,
 }));
 
 impl MemoryMap {
@@ -71,6 +101,9 @@ impl MemoryMap {
             Rejected::Full => self.dropped += 1,
             Rejected::Wraps { base, size } => crate::kprintln!(
                 "boot: memory map entry {base:#x}+{size:#x} ends past 2^64; skipped"
+            ),
+            Rejected::Misaligned { base } => crate::kprintln!(
+                "boot: EFI memory descriptor at {base:#x} is not page-aligned; skipped"
             ),
         }
     }
@@ -199,12 +232,91 @@ unsafe fn parse_multiboot2(map: &mut MemoryMap, info: u64) {
     };
     let mut rejected = [None; 4];
     let mut nrejected = 0;
-    let rsdp = bootmap::parse_multiboot2(mbi, &mut map.map, |why| {
-        if let Some(slot) = rejected.get_mut(nrejected) {
-            *slot = Some(why);
+    let found = mb2::parse(mbi, &mut map.map, |p| match p {
+        Problem::Entry(why) => {
+            if let Some(slot) = rejected.get_mut(nrejected) {
+                *slot = Some(why);
+            }
+            nrejected += 1;
         }
-        nrejected += 1;
+        Problem::Malformed(m) => crate::kprintln!("boot: multiboot2 information: {m}"),
     });
-    map.rsdp = rsdp.map(|offset| info + offset as u64);
+    map.source = found.source;
+    map.uefi = found.uefi;
+    if found.boot_services_running {
+        crate::kprintln!(
+            "boot: the loader left EFI boot services running; their memory is not counted as RAM"
+        );
+    }
+    if let Some(r) = found.rsdp {
+        // Safety: single-threaded boot, before any reader of the copy.
+        let copy = unsafe { &mut (*RSDP_COPY.0.get()).0 };
+        let len = r.len.min(RSDP_MAX);
+        if let (Some(dst), Some(src)) = (copy.get_mut(..len), mbi.get(r.offset..r.offset + len)) {
+            dst.copy_from_slice(src);
+            map.rsdp = Some(copy.as_ptr() as u64);
+            map.rsdp_tag = Some(if r.v2 {
+                mb2::tag::ACPI_NEW
+            } else {
+                mb2::tag::ACPI_OLD
+            });
+        }
+    }
     report(map, &rejected, nrejected);
+}
+
+/// The name of a memory map kind.
+fn kind_name(k: u32) -> &'static str {
+    match k {
+        kind::RAM => "RAM",
+        kind::ACPI_RECLAIM => "ACPI",
+        kind::ACPI_NVS => "ACPI NVS",
+        kind::UNUSABLE => "unusable",
+        kind::PERSISTENT => "persistent",
+        kind::SOFT_RESERVED => "soft-reserved",
+        _ => "reserved",
+    }
+}
+
+/// Prints where the memory map and the RSDP came from, and the ranges.
+pub fn print_summary() {
+    let map = memory_map();
+    crate::kprintln!(
+        "boot: protocol {:?}, {} memory ranges",
+        map.protocol,
+        map.ranges().len()
+    );
+    if map.protocol == Protocol::Multiboot2 {
+        match map.source {
+            MapSource::Efi {
+                descriptors,
+                version,
+            } => crate::kprintln!(
+                "boot: memory from the EFI memory map ({descriptors} descriptors, version {version})"
+            ),
+            MapSource::Basic { entries } => {
+                crate::kprintln!("boot: memory from the multiboot2 memory map ({entries} entries)")
+            }
+            MapSource::None => crate::kprintln!("boot: no usable multiboot2 memory map"),
+        }
+        crate::kprintln!(
+            "boot: firmware {}; ACPI RSDP {}",
+            if map.uefi { "UEFI" } else { "BIOS" },
+            match map.rsdp_tag {
+                Some(mb2::tag::ACPI_NEW) => "from multiboot2 tag 15 (ACPI 2.0+)",
+                Some(_) => "from multiboot2 tag 14 (ACPI 1.0)",
+                None => "not given (searched in the BIOS areas)",
+            }
+        );
+    }
+    for r in map.ranges() {
+        crate::kprintln!(
+            "  {:#014x}..{:#014x} {:>9} KiB {} (type {})",
+            r.base,
+            r.end(),
+            r.size >> 10,
+            kind_name(r.kind),
+            r.kind
+        );
+    }
 }

@@ -75,22 +75,7 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     serial::init(serial::COM1);
     kprintln!("tdxhost kernel, image `{}`", config::IMAGE_NAME);
     bootinfo::parse(magic, info);
-    let map = bootinfo::memory_map();
-    kprintln!(
-        "boot: protocol {:?}, {} memory ranges",
-        map.protocol,
-        map.ranges().len()
-    );
-    for r in map.ranges() {
-        let kind = if r.kind == 1 { "RAM" } else { "reserved" };
-        kprintln!(
-            "  {:#014x}..{:#014x} {:>6} KiB {kind} (type {})",
-            r.base,
-            r.end(),
-            r.size >> 10,
-            r.kind
-        );
-    }
+    bootinfo::print_summary();
 
     gdt::init(stacks::DOUBLE_FAULT_STACK.top());
     idt::init();

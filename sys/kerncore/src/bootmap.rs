@@ -1,9 +1,11 @@
 //! The boot loader's memory map, parsed from bytes.
 //!
 //! PVH (`hvm_start_info`) and multiboot2 both describe memory as E820-style
-//! entries (`base: u64, size: u64, kind: u32`). The kernel copies the
-//! loader's bytes into slices and parses them here, so every parser runs on
-//! the host under property tests as well.
+//! entries (`base: u64, size: u64, kind: u32`); a UEFI memory map is
+//! translated into those kinds (`multiboot2::efi_kind`). The kernel copies
+//! the loader's bytes into slices and parses them here and in
+//! [`crate::multiboot2`], so every parser runs on the host under property
+//! tests as well.
 //!
 //! Invariants: a [`MemoryMap`] holds only entries whose end `base + size`
 //! fits in a `u64` (an entry that wraps is [`Rejected::Wraps`] and
@@ -41,6 +43,9 @@ pub enum Rejected {
     Wraps { base: u64, size: u64 },
     /// The map is full; the entry was dropped.
     Full,
+    /// An EFI descriptor whose start is not page-aligned (the UEFI
+    /// specification requires it); skipped.
+    Misaligned { base: u64 },
 }
 
 /// At most `N` memory ranges, in the loader's order.
@@ -85,6 +90,30 @@ impl<const N: usize> MemoryMap<N> {
         *slot = r;
         self.count += 1;
         Ok(())
+    }
+
+    /// Stores `r`, or extends the last stored range by it when that one
+    /// has the same kind and ends where `r` starts (firmware maps split
+    /// memory into many touching descriptors).
+    pub fn push_merged(&mut self, r: MemRange) -> Result<(), Rejected> {
+        let Some(end) = r.base.checked_add(r.size) else {
+            return Err(Rejected::Wraps {
+                base: r.base,
+                size: r.size,
+            });
+        };
+        if let Some(last) = self
+            .count
+            .checked_sub(1)
+            .and_then(|i| self.ranges.get_mut(i))
+        {
+            if last.kind == r.kind && last.end() == r.base {
+                // `end` fits in 64 bits, so the merged range does too.
+                last.size = end - last.base;
+                return Ok(());
+            }
+        }
+        self.push(r)
     }
 
     /// Whether `[base, base+size)` is wholly usable RAM (possibly spanning
@@ -142,55 +171,6 @@ pub fn parse_e820<const N: usize>(
     }
 }
 
-/// Multiboot2 tag types used here.
-const MB2_TAG_END: u32 = 0;
-const MB2_TAG_MMAP: u32 = 6;
-const MB2_TAG_ACPI_OLD: u32 = 14;
-const MB2_TAG_ACPI_NEW: u32 = 15;
-
-/// Parses a multiboot2 information structure (`mbi` starts at its total
-/// size field and is at most that long) into `map`. Returns the offset in
-/// `mbi` of the RSDP copy (tag 15, ACPI 2.0+, wins over tag 14).
-pub fn parse_multiboot2<const N: usize>(
-    mbi: &[u8],
-    map: &mut MemoryMap<N>,
-    mut rejected: impl FnMut(Rejected),
-) -> Option<usize> {
-    let total = usize::try_from(u32_at(mbi, 0)?).ok()?.min(mbi.len());
-    let mbi = &mbi[..total];
-    let mut rsdp = None;
-    let mut tag = 8usize;
-    while let (Some(kind), Some(size)) = (u32_at(mbi, tag), u32_at(mbi, tag + 4)) {
-        let size = size as usize;
-        if kind == MB2_TAG_END || size < 8 {
-            break;
-        }
-        let Some(body) = tag.checked_add(size).and_then(|end| mbi.get(tag..end)) else {
-            break;
-        };
-        if kind == MB2_TAG_ACPI_NEW || (kind == MB2_TAG_ACPI_OLD && rsdp.is_none()) {
-            rsdp = Some(tag + 8);
-        }
-        if kind == MB2_TAG_MMAP {
-            let entry_size = u32_at(body, 8).unwrap_or(0) as usize;
-            if entry_size >= E820_ENTRY_SIZE {
-                let entries = body.get(16..).unwrap_or(&[]);
-                for e in entries.chunks_exact(entry_size).filter_map(entry) {
-                    if let Err(why) = map.push(e) {
-                        rejected(why);
-                    }
-                }
-            }
-        }
-        // Tags are 8-aligned.
-        let Some(next) = size.checked_add(7).map(|s| tag + (s & !7)) else {
-            break;
-        };
-        tag = next;
-    }
-    rsdp
-}
-
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -198,9 +178,10 @@ mod tests {
     use proptest::prelude::{any, prop, prop_assert, proptest};
     use std::vec::Vec;
 
-    use super::{parse_e820, parse_multiboot2, MemRange, MemoryMap, Rejected, E820_RAM};
+    use super::{parse_e820, MemRange, MemoryMap, Rejected, E820_RAM};
 
-    fn e820(entries: &[(u64, u64, u32)]) -> Vec<u8> {
+    /// PVH/E820 entries as bytes (24 bytes each).
+    pub fn e820(entries: &[(u64, u64, u32)]) -> Vec<u8> {
         let mut out = Vec::new();
         for &(base, size, kind) in entries {
             out.extend_from_slice(&base.to_le_bytes());
@@ -208,26 +189,6 @@ mod tests {
             out.extend_from_slice(&kind.to_le_bytes());
             out.extend_from_slice(&0u32.to_le_bytes());
         }
-        out
-    }
-
-    fn mb2_with_mmap(entries: &[(u64, u64, u32)]) -> Vec<u8> {
-        let body = e820(entries);
-        let tag_size = 16 + body.len();
-        let mut out = Vec::new();
-        out.extend_from_slice(&0u32.to_le_bytes()); // total, patched below
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&6u32.to_le_bytes());
-        out.extend_from_slice(&(tag_size as u32).to_le_bytes());
-        out.extend_from_slice(&24u32.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&body);
-        while out.len() % 8 != 0 {
-            out.push(0);
-        }
-        out.extend_from_slice(&[0; 8]); // end tag
-        let total = out.len() as u32;
-        out[..4].copy_from_slice(&total.to_le_bytes());
         out
     }
 
@@ -261,37 +222,6 @@ mod tests {
     }
 
     #[test]
-    fn multiboot2_gives_the_same_map() {
-        let entries = [
-            (0, 0x9_f000, E820_RAM),
-            (0xffff_ffff_ffff_f000, 0x2000, E820_RAM),
-            (0x10_0000, 0x1000_0000, E820_RAM),
-        ];
-        let mut map = MemoryMap::<8>::new();
-        let mut rejected = 0;
-        assert_eq!(
-            parse_multiboot2(&mb2_with_mmap(&entries), &mut map, |_| rejected += 1),
-            None
-        );
-        assert_eq!(rejected, 1);
-        assert_eq!(
-            map.ranges(),
-            [
-                MemRange {
-                    base: 0,
-                    size: 0x9_f000,
-                    kind: E820_RAM
-                },
-                MemRange {
-                    base: 0x10_0000,
-                    size: 0x1000_0000,
-                    kind: E820_RAM
-                }
-            ]
-        );
-    }
-
-    #[test]
     fn a_full_map_drops_the_rest() {
         let table = e820(&[(0, 1, 1), (1, 1, 1), (2, 1, 1)]);
         let mut map = MemoryMap::<2>::new();
@@ -300,6 +230,26 @@ mod tests {
             full += usize::from(r == Rejected::Full)
         });
         assert_eq!((map.ranges().len(), full), (2, 1));
+    }
+
+    #[test]
+    fn touching_ranges_of_one_kind_merge() {
+        let mut map = MemoryMap::<2>::new();
+        let r = |base, size, kind| MemRange { base, size, kind };
+        map.push_merged(r(0x1000, 0x1000, 1)).unwrap();
+        map.push_merged(r(0x2000, 0x3000, 1)).unwrap();
+        // Another kind, then a gap: new ranges.
+        map.push_merged(r(0x5000, 0x1000, 2)).unwrap();
+        assert_eq!(map.push_merged(r(0x7000, 0x1000, 2)), Err(Rejected::Full));
+        map.push_merged(r(0x6000, 0x1000, 2)).unwrap();
+        assert_eq!(map.ranges(), [r(0x1000, 0x4000, 1), r(0x5000, 0x2000, 2)]);
+        assert_eq!(
+            map.push_merged(r(u64::MAX - 0xfff, 0x2000, 2)),
+            Err(Rejected::Wraps {
+                base: u64::MAX - 0xfff,
+                size: 0x2000
+            })
+        );
     }
 
     proptest! {
@@ -316,20 +266,6 @@ mod tests {
                 prop_assert!(r.base.checked_add(r.size).is_some());
             }
             let _ = map.is_ram(probe.0, probe.1);
-            let mut mb = MemoryMap::<32>::new();
-            parse_multiboot2(&mb2_with_mmap(&entries), &mut mb, |_| {});
-            prop_assert!(mb.ranges() == map.ranges());
-        }
-
-        #[test]
-        fn random_multiboot2_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-            let mut map = MemoryMap::<16>::new();
-            if let Some(rsdp) = parse_multiboot2(&bytes, &mut map, |_| {}) {
-                prop_assert!(rsdp < bytes.len());
-            }
-            for r in map.ranges() {
-                prop_assert!(r.base.checked_add(r.size).is_some());
-            }
         }
     }
 }

@@ -6,7 +6,8 @@
 //! with the needed permission? A range may span regions that touch; it may
 //! not wrap, and an empty range is always fine (it names no memory).
 //!
-//! [`bootmap`] parses the boot loader's memory map from bytes; [`mailbox`]
+//! [`bootmap`] parses the boot loader's memory map from bytes, and
+//! [`multiboot2`] GRUB's boot information (EFI memory map, RSDP); [`mailbox`]
 //! is the per-CPU request protocol, whose answers carry their request's
 //! sequence number.
 //! [`tdmem`] decides what "TD memory" is: the memory the kernel lets the
@@ -18,6 +19,7 @@
 
 pub mod bootmap;
 pub mod mailbox;
+pub mod multiboot2;
 pub mod tdmem;
 
 /// A region of task memory: `[base, base + size)` with attribute bits.

@@ -292,22 +292,20 @@ impl Rsdp {
 
 /// Finds the RSDP.
 ///
-/// With a `hint` (PVH `rsdp_paddr`, or the payload of multiboot2 tag 15 or
-/// 14) the RSDP there is used if valid. Otherwise, or if it is invalid, the
-/// first KiB of the EBDA and then 0xE0000–0xFFFFF are searched on 16-byte
-/// boundaries (§5.2.5.1); candidates with a bad checksum are skipped.
+/// With a `hint` (PVH `rsdp_paddr`, or the kernel's copy of the payload of
+/// multiboot2 tag 15 or 14) only the RSDP there is used: the loader said
+/// where it is, and a UEFI machine need have nothing at the legacy BIOS
+/// addresses. Without one, the first KiB of the EBDA and then
+/// 0xE0000–0xFFFFF are searched on 16-byte boundaries (§5.2.5.1);
+/// candidates with a bad checksum are skipped.
 ///
 /// # Errors
-/// The hint's error if there was a hint and the search found nothing, else
-/// [`AcpiError::RsdpNotFound`].
+/// The hint's error if there was a hint, else [`AcpiError::RsdpNotFound`]
+/// if the search found nothing.
 pub fn find_rsdp(mem: &impl PhysRead, hint: Option<PhysAddr>) -> Result<Rsdp, AcpiError> {
-    let hint_err = match hint {
-        Some(at) => match Rsdp::parse(mem, at) {
-            Ok(r) => return Ok(r),
-            Err(e) => Some(e),
-        },
-        None => None,
-    };
+    if let Some(at) = hint {
+        return Rsdp::parse(mem, at);
+    }
     let mut seg = [0u8; 2];
     let ebda = if read_exact(mem, EBDA_POINTER, &mut seg).is_ok() {
         u64::from(le_u16(&seg, 0)) << 4
@@ -335,7 +333,7 @@ pub fn find_rsdp(mem: &impl PhysRead, hint: Option<PhysAddr>) -> Result<Rsdp, Ac
             at += 16;
         }
     }
-    Err(hint_err.unwrap_or(AcpiError::RsdpNotFound))
+    Err(AcpiError::RsdpNotFound)
 }
 
 /// A validated system description table: signature, length bounds and
@@ -774,20 +772,21 @@ mod tests {
         mem.put(0, &[0u8; 0x1000]);
         mem.put(0xE_0000, &[0u8; 0x2_0000]);
         assert_eq!(find_rsdp(&mem, None), Err(AcpiError::RsdpNotFound));
-        // A bad hint and nothing to scan: the hint's error is reported.
-        assert_eq!(
-            find_rsdp(&mem, Some(PhysAddr(0xDEAD_0000))),
-            Err(AcpiError::Unreadable {
-                at: PhysAddr(0xDEAD_0000),
-                len: 20
-            })
-        );
+        // A bad hint: the hint's error is reported.
+        let bad_hint = Err(AcpiError::Unreadable {
+            at: PhysAddr(0xDEAD_0000),
+            len: 20,
+        });
+        assert_eq!(find_rsdp(&mem, Some(PhysAddr(0xDEAD_0000))), bad_hint);
         // A stale signature with a bad checksum is skipped.
         let mut stale = rsdp_v1(0x1111);
         stale[8] ^= 1;
         mem.put(0xE_1000, &stale);
         mem.put(0xF_59E0, &rsdp_v1(0x2222));
         assert_eq!(find_rsdp(&mem, None).unwrap().rsdt, 0x2222);
+        // A hint is the loader's word: a bad one is not replaced by what
+        // the legacy BIOS area happens to hold.
+        assert_eq!(find_rsdp(&mem, Some(PhysAddr(0xDEAD_0000))), bad_hint);
         // The EBDA is searched first.
         mem.put(0x40E, &(0x9FC0u16).to_le_bytes());
         mem.put(0x9_FC00, &[0u8; 0x400]);

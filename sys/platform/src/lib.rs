@@ -16,9 +16,10 @@
 //! 2. It finds the RSDP address: PVH `hvm_start_info.rsdp_paddr` (offset
 //!    32; 0 means absent), or multiboot2 tag 15 (ACPI 2.0+ RSDP copy,
 //!    preferred) or tag 14 (ACPI 1.0 RSDP copy). A multiboot2 tag holds a
-//!    *copy* of the RSDP, not its address: pass the tag's payload address.
-//!    With neither, [`acpi::find_rsdp`] scans the first KiB of the EBDA and
-//!    0xE0000–0xFFFFF (ACPI 6.5 §5.2.5.1).
+//!    *copy* of the RSDP, not its address: the kernel copies the payload
+//!    out of the boot information and passes the copy's address. Only
+//!    with neither does [`acpi::find_rsdp`] scan the first KiB of the EBDA
+//!    and 0xE0000–0xFFFFF (ACPI 6.5 §5.2.5.1).
 //! 3. It calls [`discover`] with the E820 RAM ranges (type 1 only), the
 //!    physical ranges of the loaded image and the boot CPU's CPUID, prints
 //!    [`Report`] if it is not clean, and keeps the record (and the FADT

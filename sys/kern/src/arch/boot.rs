@@ -5,14 +5,23 @@
 //! header and enters the ELF entry, which is also `start32`, with EAX =
 //! 0x36d76289 and EBX = the multiboot2 information. Both arrive in 32-bit
 //! protected mode with paging off and no usable stack, so the stub:
-//! 1. builds throw-away page tables identity-mapping the first GiB with
-//!    2 MiB pages (the kernel's real tables are built later in Rust);
+//! 1. builds throw-away page tables identity-mapping the first 4 GiB with
+//!    2 MiB pages (the kernel's real tables are built later in Rust): the
+//!    loader's information may lie anywhere below 4 GiB (UEFI GRUB puts it
+//!    high), and the kernel reads it before its own tables exist;
 //! 2. enables PAE, long mode and NX, then paging;
 //! 3. far-returns into 64-bit code, zeroes `.bss` and calls
 //!    `kmain(eax, ebx)`, which tells the protocols apart by the magic.
 //!
 //! The early tables and the boot stack live in `.boot.bss`, outside the
 //! `.bss` range the stub zeroes, because they are in use while it does so.
+//!
+//! Under UEFI, GRUB enters the same 32-bit entry: our multiboot2 header
+//! carries no "EFI boot services" tag (type 7) and no EFI amd64 entry tag
+//! (type 9), so GRUB calls `ExitBootServices`, leaves the CPU in 32-bit
+//! protected mode with paging off, and the firmware's memory other than
+//! runtime services and ACPI is ours. The kernel asks for no framebuffer
+//! either: its console is the serial port.
 
 core::arch::global_asm!(
     r#"
@@ -40,7 +49,7 @@ mb2_header_end:
     .balign 4096
 early_pml4: .skip 4096
 early_pdpt: .skip 4096
-early_pd:   .skip 4096
+early_pd:   .skip 4 * 4096
     .balign 16
 early_stack: .skip 256
 early_stack_top:
@@ -66,15 +75,22 @@ start32:
 
     mov edi, offset early_pml4
     xor eax, eax
-    mov ecx, 3 * 1024
+    mov ecx, 6 * 1024
     rep stosd
 
     mov eax, offset early_pdpt
     or eax, 3
     mov dword ptr [early_pml4], eax
-    mov eax, offset early_pd
+    xor ecx, ecx
+3:
+    mov eax, ecx
+    shl eax, 12
+    add eax, offset early_pd
     or eax, 3
-    mov dword ptr [early_pdpt], eax
+    mov dword ptr [early_pdpt + ecx * 8], eax
+    inc ecx
+    cmp ecx, 4
+    jne 3b
     xor ecx, ecx
 2:
     mov eax, ecx
@@ -82,7 +98,7 @@ start32:
     or eax, 0x83
     mov dword ptr [early_pd + ecx * 8], eax
     inc ecx
-    cmp ecx, 512
+    cmp ecx, 2048
     jne 2b
 
     mov eax, offset early_pml4
