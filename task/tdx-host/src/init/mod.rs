@@ -39,10 +39,13 @@ use tdx_planner::types::{
 };
 
 use crate::seam::{CpuIndex, KeyIdPartition, PhysWriter, PlatformView, Seam};
-use record::{platform_digest, Durable, Opened, PlanFacts, Record, RecordError};
+use record::{platform_digest, Durable, PlanFacts, Record, RecordError};
 
 pub mod record;
 pub mod report;
+mod resume;
+
+pub use resume::Reattach;
 
 use crate::host_code;
 
@@ -199,39 +202,6 @@ impl InitStorage {
     }
 }
 
-/// What this instance learned about earlier instances' work (all empty on a first instance):
-/// what the bring-up record said, and what the module answered "already done" beyond it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Reattach {
-    /// The record held marks of an earlier instance: this is a re-attach.
-    pub found: bool,
-    /// Instances that re-attached this boot, this one included.
-    pub attaches: u32,
-    /// Sequence number of the marks found.
-    pub seq: u64,
-    /// Steps the record said done (bit `InitStep as u16`).
-    pub recorded: u16,
-    /// Steps the module answered "done before" for (bit `InitStep as u16`).
-    pub answered: u16,
-    /// LPs the record said initialized, and LPs the module answered TDX_SYS_LP_INIT_DONE for.
-    pub lps: (u32, u32),
-    /// Packages the record said keyed, and packages answered TDX_KEY_CONFIGURED (or found
-    /// keyed by the READY question).
-    pub packages: (u32, u32),
-    /// The plan (and the module facts) came from the record, not from SYS.RD and the planner.
-    pub plan_from_record: bool,
-    /// TDMR bytes the record said initialized when TDMR.INIT resumed.
-    pub tdmr_bytes_recorded: u64,
-    /// Why the record could not be used, when that stopped bring-up.
-    pub error: Option<RecordError>,
-}
-
-impl Reattach {
-    fn answer(&mut self, step: InitStep) {
-        self.answered |= 1 << step as u16;
-    }
-}
-
 /// The bring-up state machine; small (about 1 KiB) and `Copy`-free only because of `ModuleInfo`.
 #[derive(Clone, Debug)]
 pub struct Bringup {
@@ -378,6 +348,7 @@ impl Bringup {
             false
         };
         if rec.marks().is_done(InitStep::TdmrInit) {
+            self.plan(platform, buffer, pa_bits, storage, false)?;
             self.enter(InitStep::TdmrInit, observer);
             return self.confirm_ready(seam, boot, &storage.plan);
         }
@@ -428,135 +399,6 @@ impl Bringup {
         self.key_config(seam, platform, boot, &mut rec)?;
         self.enter(InitStep::TdmrInit, observer);
         self.tdmr_init(seam, platform, &storage.plan, &mut rec, observer)
-    }
-
-    /// Opens the record (a volatile one without durable memory) and notes what it holds.
-    fn open_record<'d>(
-        &mut self,
-        durable: Option<&'d mut dyn Durable>,
-    ) -> Result<Record<'d>, Stop> {
-        let Some(mem) = durable else {
-            return Ok(Record::volatile());
-        };
-        let (rec, opened) = Record::open(mem).map_err(|e| self.record_fail(InitStep::Detect, e))?;
-        if opened == Opened::Found {
-            let m = rec.marks();
-            self.reattach.found = true;
-            self.reattach.attaches = m.attaches;
-            self.reattach.seq = m.seq;
-            self.reattach.recorded = m.done;
-            self.reattach.lps.0 = m.lp_count();
-            self.reattach.packages.0 = m.package_count();
-        }
-        Ok(rec)
-    }
-
-    /// A record that cannot be used, or contradicts the module: `Failed` with the reason kept.
-    fn record_fail(&mut self, step: InitStep, e: RecordError) -> Stop {
-        self.reattach.error = Some(e);
-        fail(step, host_code::RECORD_REFUSED)
-    }
-
-    /// Takes the committed plan and the facts it was made from; refuses them for another
-    /// platform (the module keeps the recorded plan, so the platform must be the planned one).
-    fn load_plan(
-        &mut self,
-        rec: &Record<'_>,
-        platform: &PlatformView<'_>,
-        buffer: PhysRange,
-        pa_bits: PaBits,
-        storage: &mut InitStorage,
-    ) -> Result<(), Stop> {
-        let step = InitStep::Detect;
-        let detected = (self.info.keyids, self.info.global_keyid);
-        let facts = rec
-            .load_plan(&mut self.info, &mut storage.plan)
-            .map_err(|e| self.record_fail(step, e))?;
-        let same = facts.platform == platform_digest(platform)
-            && facts.buffer == buffer
-            && facts.pa_bits == pa_bits.0
-            && (self.info.keyids, self.info.global_keyid) == detected;
-        if !same {
-            return Err(self.record_fail(step, RecordError::PlatformChanged));
-        }
-        if facts.tdmr_info != tdmr_info_digest(&storage.plan, buffer) {
-            return Err(self.record_fail(step, RecordError::TdmrInfoMismatch));
-        }
-        self.reattach.plan_from_record = true;
-        self.tdmr_bytes_total = storage.plan.tdmr_bytes();
-        Ok(())
-    }
-
-    /// The record says Ready: the READY question and, per recorded TDMR, TDMR.INIT with its
-    /// base (TDX_TDMR_ALREADY_INITIALIZED, no side effect) confirm the module agrees.
-    fn confirm_ready<S: Seam>(
-        &mut self,
-        seam: &mut S,
-        boot: CpuIndex,
-        plan: &Plan,
-    ) -> Result<(), Stop> {
-        let step = InitStep::TdmrInit;
-        let r = self.call_raw(seam, step, Some(boot), ready_probe())?;
-        if read_ready_probe(r.status()) != ProbeAnswer::Yes {
-            return Err(self.record_fail(step, RecordError::AheadOfModule(InitStep::KeyConfig)));
-        }
-        for t in &plan.tdmrs {
-            let r = self.call_raw(
-                seam,
-                step,
-                Some(boot),
-                leaf(Leaf::SysTdmrInit).rcx(t.base.0),
-            )?;
-            if step_answer(Leaf::SysTdmrInit, r.status()) != StepAnswer::AlreadyDone {
-                let e = if r
-                    .status()
-                    .is(TdxStatus::OPERAND_INVALID.with_operand(OperandId::RCX))
-                {
-                    RecordError::PlanNotModules
-                } else {
-                    RecordError::AheadOfModule(step)
-                };
-                return Err(self.record_fail(step, e));
-            }
-        }
-        self.tdmr_bytes_done = self.tdmr_bytes_total;
-        Ok(())
-    }
-
-    /// LP.INIT on every enabled CPU the record does not show done (§3.4). Returns true when
-    /// the module answered TDX_SYS_LP_INIT_NOT_PENDING after an earlier SYS.INIT: SYS.CONFIG
-    /// has run, which under the strict rule means every LP was initialized.
-    fn lp_init<S: Seam>(
-        &mut self,
-        seam: &mut S,
-        p: &PlatformView<'_>,
-        rec: &mut Record<'_>,
-    ) -> Result<bool, Stop> {
-        let step = InitStep::LpInit;
-        if rec.marks().is_done(step) {
-            return Ok(false);
-        }
-        let sys_init_before = self.reattach.recorded & (1 << InitStep::SysInit as u16) != 0
-            || self.reattach.answered & (1 << InitStep::SysInit as u16) != 0;
-        for (i, cpu) in p.cpus.iter().enumerate() {
-            if !cpu.enabled || rec.marks().lp_done(i) {
-                continue;
-            }
-            let r = self.call_raw(seam, step, Some(CpuIndex(i as u32)), leaf(Leaf::SysLpInit))?;
-            match step_answer(Leaf::SysLpInit, r.status()) {
-                StepAnswer::DidNow => {}
-                StepAnswer::AlreadyDone => self.reattach.lps.1 += 1,
-                StepAnswer::NotPending if sys_init_before => {
-                    self.reattach.answer(step);
-                    rec.update(|m| m.set_done(step));
-                    return Ok(true);
-                }
-                _ => return Err(fail(step, r.status())),
-            }
-            rec.update(|m| m.set_lp(i));
-        }
-        rec.update(|m| m.set_done(step));
-        Ok(false)
     }
 
     /// §1.2: KeyIDs, a complete platform record, at least one CPU. Returns the boot CPU.
@@ -1059,5 +901,7 @@ pub fn initialized_range(p: &Progress) -> PhysRange {
     PhysRange::new(base, end.saturating_sub(base))
 }
 
+#[cfg(test)]
+mod restart_tests;
 #[cfg(test)]
 pub(crate) mod tests;
