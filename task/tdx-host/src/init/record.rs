@@ -28,6 +28,8 @@
 //! - Stores are whole aligned 64-bit words (single stores on x86-64, persisted in program
 //!   order under TSO); [`Durable::fence`] keeps the compiler from moving them across a phase.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use heapless::Vec;
 use tdx_host_api::InitStep;
 use tdx_planner::addr::{ByteLen, PhysAddr, PhysRange};
@@ -97,6 +99,52 @@ impl Durable for DurableWords<'_> {
         if let Some(w) = self.0.get_mut(i) {
             *w = value;
         }
+    }
+}
+
+/// [`Durable`] over shared atomic words: the task's [`RECORD`] (no `unsafe` needed to reach
+/// a `static`). Relaxed loads and stores are plain moves on x86-64; [`Durable::fence`] orders
+/// them.
+#[derive(Clone, Copy, Debug)]
+pub struct AtomicWords<'a>(pub &'a [AtomicU64]);
+
+impl Durable for AtomicWords<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn load(&self, i: usize) -> u64 {
+        self.0.get(i).map_or(0, |w| w.load(Ordering::Relaxed))
+    }
+    fn store(&mut self, i: usize, value: u64) {
+        if let Some(w) = self.0.get(i) {
+            w.store(value, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The words of one record, as a `static` the server task places in its `.durable` section
+/// (the kernel zeroes it once at boot and keeps it across the task's restart).
+#[derive(Debug)]
+#[repr(transparent)]
+pub struct RecordWords([AtomicU64; RECORD_WORDS]);
+
+impl RecordWords {
+    /// All zero: no record.
+    #[must_use]
+    pub const fn new() -> Self {
+        RecordWords([const { AtomicU64::new(0) }; RECORD_WORDS])
+    }
+
+    /// The words, for [`AtomicWords`].
+    #[must_use]
+    pub fn words(&self) -> &[AtomicU64] {
+        &self.0
+    }
+}
+
+impl Default for RecordWords {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
