@@ -374,6 +374,12 @@ impl Bringup {
         self.enter(InitStep::Plan, observer);
         self.plan(platform, buffer, pa_bits, storage, !loaded)?;
         if !loaded {
+            // On a re-attach the module may have been configured by someone the record does
+            // not know: ask before committing a plan that could then pass for the module's.
+            let earlier = self.reattach.found || self.reattach.answered != 0;
+            if earlier && self.module_configured(seam, InitStep::Plan, boot)? {
+                return Err(self.record_fail(InitStep::Plan, RecordError::ConfiguredWithoutPlan));
+            }
             let facts = PlanFacts {
                 pa_bits: pa_bits.0,
                 buffer,
@@ -636,7 +642,7 @@ impl Bringup {
             _ => {
                 rec.retract_plan();
                 let configured = r.status().is(TdxStatus::SYS_CONFIG_NOT_PENDING)
-                    && self.module_configured(seam, cpu)?;
+                    && self.module_configured(seam, step, cpu)?;
                 if configured {
                     return Err(self.record_fail(step, RecordError::ConfiguredWithoutPlan));
                 }
@@ -645,11 +651,16 @@ impl Bringup {
         }
     }
 
-    /// After SYS.CONFIG answered TDX_SYS_CONFIG_NOT_PENDING to a plan of this instance: was it
-    /// configured before (LP.INIT answers TDX_SYS_LP_INIT_NOT_PENDING), or are LPs missing
-    /// (TDX_SYS_LP_INIT_DONE on an initialized LP)? §3.4's order of questions.
-    fn module_configured<S: Seam>(&mut self, seam: &mut S, cpu: CpuIndex) -> Result<bool, Stop> {
-        let r = self.call_raw(seam, InitStep::Config, Some(cpu), leaf(Leaf::SysLpInit))?;
+    /// Is the module configured (LP.INIT on an initialized LP answers
+    /// TDX_SYS_LP_INIT_NOT_PENDING) or still in SYSINIT_DONE (TDX_SYS_LP_INIT_DONE)? Asked
+    /// once SYS.INIT and LP.INIT are known done, §3.4's order of questions.
+    fn module_configured<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        step: InitStep,
+        cpu: CpuIndex,
+    ) -> Result<bool, Stop> {
+        let r = self.call_raw(seam, step, Some(cpu), leaf(Leaf::SysLpInit))?;
         Ok(step_answer(Leaf::SysLpInit, r.status()) == StepAnswer::NotPending)
     }
 

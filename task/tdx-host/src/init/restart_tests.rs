@@ -554,18 +554,19 @@ fn configured_module_without_a_recorded_plan_is_refused() {
         refused(&o, InitStep::LpInit),
         RecordError::ConfiguredWithoutPlan
     );
-    // A record from before SYS.RD (every LP recorded): SYS.CONFIG is refused, LP.INIT tells
-    // why, and the plan this instance made is taken out of the record again.
+    // A record from before SYS.RD (every LP recorded): LP.INIT says "configured" before a
+    // plan is committed or submitted.
     let rd = call_index(&reference, Leaf::SysRd, 1);
     let early = instance(module(), fresh_words(), &fx, Kill::BeforeCall(rd));
     let o = instance(o.module, early.words, &fx, Kill::Never);
     assert_eq!(
-        refused(&o, InitStep::Config),
+        refused(&o, InitStep::Plan),
         RecordError::ConfiguredWithoutPlan
     );
+    assert_eq!(o.module.calls(Leaf::SysConfig), 1, "no second SYS.CONFIG");
     let again = instance(o.module, o.words, &fx, Kill::Never);
     assert_eq!(
-        refused(&again, InitStep::Config),
+        refused(&again, InitStep::Plan),
         RecordError::ConfiguredWithoutPlan
     );
     assert_eq!(again.module.state(), SysState::SysconfigDone);
