@@ -73,7 +73,7 @@ pub const RECORD_BYTES: usize = 8 * RECORD_WORDS;
 /// over memory that stops taking stores at a chosen point (a crash).
 pub trait Durable {
     /// Words available (at least [`RECORD_WORDS`] for a usable record).
-    fn len(&self) -> usize;
+    fn word_count(&self) -> usize;
     /// Word `i` as it is now.
     fn load(&self, i: usize) -> u64;
     /// One 8-byte store to word `i`.
@@ -89,7 +89,7 @@ pub trait Durable {
 pub struct DurableWords<'a>(pub &'a mut [u64]);
 
 impl Durable for DurableWords<'_> {
-    fn len(&self) -> usize {
+    fn word_count(&self) -> usize {
         self.0.len()
     }
     fn load(&self, i: usize) -> u64 {
@@ -109,7 +109,7 @@ impl Durable for DurableWords<'_> {
 pub struct AtomicWords<'a>(pub &'a [AtomicU64]);
 
 impl Durable for AtomicWords<'_> {
-    fn len(&self) -> usize {
+    fn word_count(&self) -> usize {
         self.0.len()
     }
     fn load(&self, i: usize) -> u64 {
@@ -423,8 +423,10 @@ impl<'d> Record<'d> {
     /// # Errors
     /// A slot or the committed plan block that fails a check; or too little memory.
     pub fn open(mem: &'d mut dyn Durable) -> Result<(Record<'d>, Opened), RecordError> {
-        if mem.len() < RECORD_WORDS {
-            return Err(RecordError::TooSmall { words: mem.len() });
+        if mem.word_count() < RECORD_WORDS {
+            return Err(RecordError::TooSmall {
+                words: mem.word_count(),
+            });
         }
         let mut best: Option<Marks> = None;
         for part in 0..2u8 {

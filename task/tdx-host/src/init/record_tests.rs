@@ -21,7 +21,7 @@ struct Torn {
 }
 
 impl Durable for Torn {
-    fn len(&self) -> usize {
+    fn word_count(&self) -> usize {
         self.words.len()
     }
     fn load(&self, i: usize) -> u64 {
@@ -72,7 +72,6 @@ fn a_torn_update_leaves_the_previous_marks() {
     rec.update(|m| m.set_done(InitStep::SysInit));
     rec.update(|m| m.tdmr_end[5] = 7 << 30);
     let before = rec.marks().clone();
-    drop(rec);
     let base = mem.words.clone();
     // An update is SLOT_WORDS + 1 stores: magic cleared, the rest, magic set.
     for budget in 0..=SLOT_WORDS + 1 {
@@ -112,7 +111,6 @@ fn plan_block_round_trips_a_real_plan() {
     let (mut rec, _) = Record::open(&mut mem).unwrap();
     rec.commit_plan(r.bringup.info(), &facts, &r.storage.plan);
     assert!(rec.marks().is_done(InitStep::Plan));
-    drop(rec);
     let (rec, _) = Record::open(&mut mem).unwrap();
     let mut info = ModuleInfo::default();
     let mut plan = Plan::default();
@@ -138,17 +136,14 @@ fn only_the_committed_plan_block_counts() {
     let mut mem = torn(std::vec![0; RECORD_WORDS], None);
     let (mut rec, _) = Record::open(&mut mem).unwrap();
     rec.update(|m| m.set_done(InitStep::SysInit));
-    drop(rec);
     // A plan block written without its commit (the writer died before the slot).
     let mut other = torn(std::vec![0; RECORD_WORDS], None);
     let (mut o, _) = Record::open(&mut other).unwrap();
     o.commit_plan(r.bringup.info(), &PlanFacts::default(), &r.storage.plan);
-    drop(o);
     mem.words[2 * SLOT_WORDS..].copy_from_slice(&other.words[2 * SLOT_WORDS..]);
     let (rec, opened) = Record::open(&mut mem).unwrap();
     assert_eq!(opened, Opened::Found);
     assert!(!rec.marks().is_done(InitStep::Plan));
-    drop(rec);
     // The other record's slots commit its block; pair them with a different block.
     let mut swapped = other.words.clone();
     swapped[2 * SLOT_WORDS + PLAN_HEADER + 1] ^= 1; // features0
@@ -179,6 +174,6 @@ fn too_small_memory_is_refused() {
 #[test]
 fn layout_sizes() {
     assert_eq!(SLOT_WORDS * 8, 640);
-    assert!(RECORD_BYTES <= 32 * 1024, "{RECORD_BYTES}");
+    const { assert!(RECORD_BYTES <= 32 * 1024) };
     assert_eq!(RECORD_BYTES, 8 * RECORD_WORDS);
 }

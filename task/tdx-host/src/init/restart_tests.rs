@@ -105,7 +105,7 @@ struct CrashMem {
 }
 
 impl Durable for CrashMem {
-    fn len(&self) -> usize {
+    fn word_count(&self) -> usize {
         self.words.len()
     }
     fn load(&self, i: usize) -> u64 {
