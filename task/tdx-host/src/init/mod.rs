@@ -20,6 +20,10 @@
 //! - Failures that are not a SEAMCALL's status get a class-0xFF host code ([`host_code`]); the
 //!   module never uses class 0xFF (§4.1), so the two can never be confused.
 //!
+//! Restart: [`Bringup::run_durable`] keeps a bring-up record ([`record`]) in memory that survives
+//! the task's restart, and a new instance re-attaches to the module where the old one stopped
+//! ([`resume`], §3.4): same plan, every step done once, or `Failed` with the record's reason.
+//!
 //! Stack: a few hundred bytes plus the 1 KiB CPU list of TDMR.INIT; the 48 KiB plan and the
 //! clipped memory lists live in the caller's [`InitStorage`].
 

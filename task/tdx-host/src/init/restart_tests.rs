@@ -456,6 +456,18 @@ fn restart_of_a_ready_instance_is_probes_only() {
     assert_eq!(again.storage.excluded, reference.storage.excluded);
     let total = reference.storage.plan.tdmr_bytes();
     assert_eq!(again.bringup.tdmr_bytes(), (total, total));
+    let mut text = StdVec::new();
+    super::report::ReattachLine(r).write(&mut |a| text.push(std::format!("{a}")));
+    assert!(text[0].starts_with("re-attach #1 (record seq "), "{text:?}");
+    let steps = "SYS.INIT LP.INIT SYS.RD plan SYS.CONFIG KEY.CONFIG TDMR.INIT";
+    assert!(text[0].ends_with(&std::format!(
+        "recorded done: {steps}; module answered done: none"
+    )));
+    let mib = total >> 20;
+    assert!(text[1].ends_with(&std::format!(
+        "plan from the record, TDMR.INIT resumed at {mib} MiB"
+    )));
+    assert!(text[1].contains("plan from the record"), "{text:?}");
     // Only the attach count changed in the record.
     let third = instance(again.module, again.words, &fx, Kill::Never);
     assert_eq!(third.bringup.reattach().attaches, 2);

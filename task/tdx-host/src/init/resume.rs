@@ -145,6 +145,7 @@ impl Bringup {
             }
         }
         self.tdmr_bytes_done = self.tdmr_bytes_total;
+        self.reattach.tdmr_bytes_recorded = self.tdmr_bytes_total;
         Ok(())
     }
 
