@@ -55,7 +55,7 @@ mod task {
     static mut BITMAP: [u64; BITMAP_WORDS] = [0; BITMAP_WORDS];
     static mut STORAGE: MaybeUninit<InitStorage> = MaybeUninit::uninit();
     static mut SERVER: MaybeUninit<Server<'static>> = MaybeUninit::uninit();
-    /// The bring-up record (`init::record`); `.durable` once the manifest gives tdx-host durable memory.
+    /// Bring-up record (`init::record`): belongs in `.durable` once tdx-host has durable memory.
     static RECORD: RecordWords = RecordWords::new();
 
     fn tsc() -> u64 {
