@@ -483,7 +483,7 @@ impl<'d> Record<'d> {
         if self.marks == before {
             return;
         }
-        self.marks.seq += 1;
+        self.marks.seq = self.marks.seq.wrapping_add(1);
         let Some(mem) = self.mem.as_deref_mut() else {
             return;
         };
