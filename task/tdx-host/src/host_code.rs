@@ -36,3 +36,5 @@ pub const NO_PROGRESS: TdxStatus = sw(10);
 pub const KEYID_OUT_OF_RANGE: TdxStatus = sw(11);
 /// A CPU did not answer the kernel's SEAMCALL request in time.
 pub const CPU_TIMEOUT: TdxStatus = sw(13);
+/// The bring-up record is unusable or contradicts the module (the reason is in the report).
+pub const RECORD_REFUSED: TdxStatus = sw(14);

@@ -21,8 +21,7 @@ mod task {
     use idol_runtime::{Leased, RequestError, R, W};
     use tdx_abi::{SeamcallArgs, SeamcallResult};
     use tdx_host::frames::{bitmap_words, Owner, MAX_POOLS};
-    use tdx_host::init::report::Trace;
-    use tdx_host::init::{InitStorage, Progress};
+    use tdx_host::init::{record::RecordWords, report::Trace, InitStorage, Progress};
     use tdx_host::platform::Platform;
     use tdx_host::regions::MemoryAuthority;
     use tdx_host::seam::{self, CpuIndex, IdentityBuffer, KernelError, KeyIdPartition, SeamError};
@@ -42,8 +41,7 @@ mod task {
     mod config {
         include!(concat!(env!("OUT_DIR"), "/tdx_host_config.rs"));
     }
-    use task_gen::notifications::{CLIENT_RESTARTED_MASK, TIMER_MASK};
-    use task_gen::TASK_NAMES;
+    use task_gen::{notifications::CLIENT_RESTARTED_MASK, notifications::TIMER_MASK, TASK_NAMES};
 
     /// Pool memory the allocator can track (2 bits per 4 KiB frame): 4 GiB in 256 KiB of bitmap.
     const BITMAP_WORDS: usize = bitmap_words(4 << 30, MAX_POOLS);
@@ -57,6 +55,8 @@ mod task {
     static mut BITMAP: [u64; BITMAP_WORDS] = [0; BITMAP_WORDS];
     static mut STORAGE: MaybeUninit<InitStorage> = MaybeUninit::uninit();
     static mut SERVER: MaybeUninit<Server<'static>> = MaybeUninit::uninit();
+    /// Bring-up record (`init::record`): belongs in `.durable` once tdx-host has durable memory.
+    static RECORD: RecordWords = RecordWords::new();
 
     fn tsc() -> u64 {
         // Safety: RDTSC has no memory effects; the kernel does not set CR4.TSD.
@@ -237,7 +237,7 @@ mod task {
             defmt::info!("TDMR.INIT: TDMR {=usize} at {=u64:#x} initialized to {=u64:#x} ({=u64} of {=u64} MiB)",
                 p.tdmr, p.tdmr_base.0, p.initialized_end.0, p.bytes_done >> 20, p.bytes_total >> 20)
         });
-        let setup = Setup::new(config::CLIENTS, config::HOTPLUG_POLICY);
+        let setup = Setup::new(config::CLIENTS, config::HOTPLUG_POLICY).record(&RECORD);
         let tables = (storage, bitmap as &mut [u64], slot);
         let kernel = (&mut Kernel, &mut IdentityBuffer(buf));
         let server = start(kernel, &platform, tables, (setup, &mut trace), &mut log);

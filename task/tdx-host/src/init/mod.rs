@@ -20,12 +20,19 @@
 //! - Failures that are not a SEAMCALL's status get a class-0xFF host code ([`host_code`]); the
 //!   module never uses class 0xFF (§4.1), so the two can never be confused.
 //!
+//! Restart: [`Bringup::run_durable`] keeps a bring-up record ([`record`]) in memory that survives
+//! the task's restart, and a new instance re-attaches to the module where the old one stopped
+//! ([`resume`], §3.4): same plan, every step done once, or `Failed` with the record's reason.
+//!
 //! Stack: a few hundred bytes plus the 1 KiB CPU list of TDMR.INIT; the 48 KiB plan and the
 //! clipped memory lists live in the caller's [`InitStorage`].
 
 use heapless::Vec;
 use tdx_abi::metadata::{features0, field};
-use tdx_abi::{FieldId, Leaf, SeamcallArgs, SeamcallResult, TdxStatus, TDMR_INFO_READ_BYTES};
+use tdx_abi::reattach::{read_ready_probe, ready_probe, step_answer, ProbeAnswer, StepAnswer};
+use tdx_abi::{
+    FieldId, Leaf, OperandId, SeamcallArgs, SeamcallResult, TdxStatus, TDMR_INFO_READ_BYTES,
+};
 use tdx_host_api::{InitStep, UnavailableReason};
 use tdx_planner::abi::to_tdmr_info;
 use tdx_planner::addr::{PhysAddr, PhysRange, GIB};
@@ -36,8 +43,13 @@ use tdx_planner::types::{
 };
 
 use crate::seam::{CpuIndex, KeyIdPartition, PhysWriter, PlatformView, Seam};
+use record::{platform_digest, Durable, PlanFacts, Record, RecordError};
 
+pub mod record;
 pub mod report;
+mod resume;
+
+pub use resume::Reattach;
 
 use crate::host_code;
 
@@ -194,7 +206,7 @@ impl InitStorage {
     }
 }
 
-/// The bring-up state machine; small (under 1 KiB) and `Copy`-free only because of `ModuleInfo`.
+/// The bring-up state machine; small (about 1 KiB) and `Copy`-free only because of `ModuleInfo`.
 #[derive(Clone, Debug)]
 pub struct Bringup {
     state: State,
@@ -203,6 +215,7 @@ pub struct Bringup {
     info: ModuleInfo,
     tdmr_bytes_total: u64,
     tdmr_bytes_done: u64,
+    reattach: Reattach,
 }
 
 /// Why a step stopped the machine.
@@ -219,7 +232,14 @@ impl Bringup {
             info: ModuleInfo::default(),
             tdmr_bytes_total: 0,
             tdmr_bytes_done: 0,
+            reattach: Reattach::default(),
         }
+    }
+
+    /// What the record and the module said about earlier instances.
+    #[must_use]
+    pub fn reattach(&self) -> &Reattach {
+        &self.reattach
     }
 
     /// Current state.
@@ -253,7 +273,8 @@ impl Bringup {
     }
 
     /// Runs the whole bring-up once, telling `observer` each step's start and end and every
-    /// TDMR.INIT advance; later calls return the terminal state unchanged.
+    /// TDMR.INIT advance; later calls return the terminal state unchanged. Nothing is recorded:
+    /// an instance started after this one dies cannot re-attach ([`Bringup::run_durable`]).
     pub fn run<S: Seam, W: PhysWriter>(
         &mut self,
         seam: &mut S,
@@ -262,10 +283,25 @@ impl Bringup {
         storage: &mut InitStorage,
         observer: &mut dyn Observer,
     ) -> State {
+        self.run_durable(seam, writer, platform, storage, None, observer)
+    }
+
+    /// [`Bringup::run`] keeping the bring-up record in `durable` (memory that survives this
+    /// task's restart): with a record of an earlier instance, it re-attaches — asks the module
+    /// how far it got, finishes with the recorded plan — instead of starting over (§3.4).
+    pub fn run_durable<S: Seam, W: PhysWriter>(
+        &mut self,
+        seam: &mut S,
+        writer: &mut W,
+        platform: &PlatformView<'_>,
+        storage: &mut InitStorage,
+        durable: Option<&mut dyn Durable>,
+        observer: &mut dyn Observer,
+    ) -> State {
         if self.state != State::NotStarted {
             return self.state;
         }
-        let result = self.run_steps(seam, writer, platform, storage, observer);
+        let result = self.run_steps(seam, writer, platform, storage, durable, observer);
         if let State::Initializing(step) = self.state {
             observer.step_finished(step, result.is_ok());
         }
@@ -301,44 +337,78 @@ impl Bringup {
         writer: &mut W,
         platform: &PlatformView<'_>,
         storage: &mut InitStorage,
+        durable: Option<&mut dyn Durable>,
         observer: &mut dyn Observer,
     ) -> Result<(), Stop> {
         self.enter(InitStep::Detect, observer);
         let boot = self.detect(platform)?;
+        let mut rec = self.open_record(durable)?;
+        let buffer = writer.buffer();
+        let pa_bits = usable_pa_bits(seam.max_phys_addr_bits(), &self.info.keyids);
+        let loaded = if rec.marks().is_done(InitStep::Plan) {
+            self.load_plan(&rec, platform, buffer, pa_bits, storage)?;
+            true
+        } else {
+            false
+        };
+        if rec.marks().is_done(InitStep::TdmrInit) {
+            self.plan(platform, buffer, pa_bits, storage, false)?;
+            self.enter(InitStep::TdmrInit, observer);
+            return self.confirm_ready(seam, boot, &storage.plan);
+        }
         self.enter(InitStep::SysInit, observer);
-        self.call(
-            seam,
-            InitStep::SysInit,
-            Some(boot),
-            SeamcallArgs::leaf(Leaf::SysInit),
-        )?;
-        self.enter(InitStep::LpInit, observer);
-        for (i, cpu) in platform.cpus.iter().enumerate() {
-            if cpu.enabled {
-                let lp = Some(CpuIndex(i as u32));
-                self.call(
-                    seam,
-                    InitStep::LpInit,
-                    lp,
-                    SeamcallArgs::leaf(Leaf::SysLpInit),
-                )?;
+        if !rec.marks().is_done(InitStep::SysInit) {
+            let r = self.call_raw(seam, InitStep::SysInit, Some(boot), leaf(Leaf::SysInit))?;
+            match step_answer(Leaf::SysInit, r.status()) {
+                StepAnswer::DidNow => {}
+                StepAnswer::AlreadyDone => self.reattach.answer(InitStep::SysInit),
+                _ => return Err(fail(InitStep::SysInit, r.status())),
             }
+            rec.update(|m| m.set_done(InitStep::SysInit));
+        }
+        self.enter(InitStep::LpInit, observer);
+        let configured = self.lp_init(seam, platform, &mut rec)?;
+        if configured && !loaded {
+            return Err(self.record_fail(InitStep::LpInit, RecordError::ConfiguredWithoutPlan));
         }
         self.enter(InitStep::ReadMetadata, observer);
-        self.read_metadata(seam, boot)?;
+        if !loaded {
+            self.read_metadata(seam, boot)?;
+        }
         self.enter(InitStep::Plan, observer);
-        let pa_bits = usable_pa_bits(seam.max_phys_addr_bits(), &self.info.keyids);
-        self.plan(platform, writer.buffer(), pa_bits, storage)?;
+        self.plan(platform, buffer, pa_bits, storage, !loaded)?;
+        if !loaded {
+            // On a re-attach the module may have been configured by someone the record does
+            // not know: ask before committing a plan that could then pass for the module's.
+            let earlier = self.reattach.found || self.reattach.answered != 0;
+            if earlier && self.module_configured(seam, InitStep::Plan, boot)? {
+                return Err(self.record_fail(InitStep::Plan, RecordError::ConfiguredWithoutPlan));
+            }
+            let facts = PlanFacts {
+                pa_bits: pa_bits.0,
+                buffer,
+                platform: platform_digest(platform),
+                tdmr_info: tdmr_info_digest(&storage.plan, buffer),
+            };
+            rec.commit_plan(&self.info, &facts, &storage.plan);
+        }
         self.enter(InitStep::Config, observer);
-        self.configure(seam, writer, boot, &storage.plan)?;
+        if configured {
+            self.reattach.answer(InitStep::Config);
+        } else if !rec.marks().is_done(InitStep::Config) {
+            self.configure(seam, writer, boot, &storage.plan, loaded, &mut rec)?;
+        }
+        rec.update(|m| m.set_done(InitStep::Config));
         self.enter(InitStep::CacheFlush, observer);
-        self.counts.flushes += 1;
-        seam.flush_caches_all_cpus()
-            .map_err(|_| fail(InitStep::CacheFlush, host_code::KERNEL_REFUSED))?;
+        if !rec.marks().is_done(InitStep::KeyConfig) {
+            self.counts.flushes += 1;
+            seam.flush_caches_all_cpus()
+                .map_err(|_| fail(InitStep::CacheFlush, host_code::KERNEL_REFUSED))?;
+        }
         self.enter(InitStep::KeyConfig, observer);
-        self.key_config(seam, platform)?;
+        self.key_config(seam, platform, boot, &mut rec)?;
         self.enter(InitStep::TdmrInit, observer);
-        self.tdmr_init(seam, platform, &storage.plan, observer)
+        self.tdmr_init(seam, platform, &storage.plan, &mut rec, observer)
     }
 
     /// §1.2: KeyIDs, a complete platform record, at least one CPU. Returns the boot CPU.
@@ -375,6 +445,22 @@ impl Bringup {
         cpu: Option<CpuIndex>,
         args: SeamcallArgs,
     ) -> Result<SeamcallResult, Stop> {
+        let r = self.call_raw(seam, step, cpu, args)?;
+        if r.status().is_error() {
+            return Err(fail(step, r.status()));
+        }
+        Ok(r)
+    }
+
+    /// [`Bringup::call`] that also returns error statuses other than transient ones, for the
+    /// caller to read (re-attach answers, probes).
+    fn call_raw<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        step: InitStep,
+        cpu: Option<CpuIndex>,
+        args: SeamcallArgs,
+    ) -> Result<SeamcallResult, Stop> {
         let k = step as usize;
         let mut last = TdxStatus::SUCCESS;
         for attempt in 0..self.config.max_tries.max(1) {
@@ -395,11 +481,8 @@ impl Bringup {
                 }
             };
             let s = r.status();
-            if !s.is_error() {
-                return Ok(r);
-            }
             if !is_retryable(s) {
-                return Err(fail(step, s));
+                return Ok(r);
             }
             last = s;
         }
@@ -463,13 +546,15 @@ impl Bringup {
     }
 
     /// §7 via the planner: RAM (online and boot-offline) clipped to the CMRs, PAMTs kept away
-    /// from the image and the TDMR_INFO buffer.
+    /// from the image and the TDMR_INFO buffer. Without `compute` only the clipped lists are
+    /// rebuilt around the plan already in `st` (a recorded one).
     fn plan(
         &mut self,
         p: &PlatformView<'_>,
         buffer: PhysRange,
         pa_bits: PaBits,
         st: &mut InitStorage,
+        compute: bool,
     ) -> Result<(), Stop> {
         let too_many = |kind| {
             let e = PlanError::TooManyInputRanges {
@@ -497,6 +582,9 @@ impl Bringup {
                 })
             })?;
         }
+        if !compute {
+            return Ok(());
+        }
         let input = PlanInput {
             cmrs,
             memory: &st.tdx_ram,
@@ -511,13 +599,18 @@ impl Bringup {
     }
 
     /// §5.3 layout in the kernel's buffer: the PA array at its base, TDMR_INFO `i` at
-    /// `base + 512 × (1 + i)`; then TDH.SYS.CONFIG.
+    /// `base + 512 × (1 + i)`; then TDH.SYS.CONFIG. With a plan from the record (`recorded`)
+    /// the predecessor may have submitted it already: TDX_SYS_CONFIG_NOT_PENDING then means
+    /// the module holds this plan (§3.4). A plan of this instance that the module refuses is
+    /// taken out of the record again, so no later instance mistakes it for the module's.
     fn configure<S: Seam, W: PhysWriter>(
         &mut self,
         seam: &mut S,
         writer: &mut W,
         cpu: CpuIndex,
         plan: &Plan,
+        recorded: bool,
+        rec: &mut Record<'_>,
     ) -> Result<(), Stop> {
         let step = InitStep::Config;
         let buf = writer.buffer();
@@ -526,37 +619,98 @@ impl Bringup {
         if !buf.base().is_aligned(512) || buf.size().0 < need || n == 0 || n > MAX_TDMRS {
             return Err(fail(step, host_code::BUFFER_UNUSABLE));
         }
-        let mut array = [0u8; 512];
-        for (i, t) in plan.tdmrs.iter().enumerate() {
-            let pa = buf.base().0 + 512 * (1 + i as u64);
-            array[8 * i..8 * i + 8].copy_from_slice(&pa.to_le_bytes());
-            let bytes: [u8; TDMR_INFO_READ_BYTES] = to_tdmr_info(t).to_bytes();
-            writer
-                .write(PhysAddr(pa), &bytes)
-                .map_err(|_| fail(step, host_code::WRITE_FAILED))?;
-        }
-        writer
-            .write(buf.base(), &array[..8 * n])
-            .map_err(|_| fail(step, host_code::WRITE_FAILED))?;
+        let mut written = Ok(());
+        for_each_tdmr_info(plan, buf.base(), &mut |pa, bytes| {
+            if written.is_ok() {
+                written = writer.write(PhysAddr(pa), bytes);
+            }
+        });
+        written.map_err(|_| fail(step, host_code::WRITE_FAILED))?;
         let args = SeamcallArgs::leaf(Leaf::SysConfig)
             .rcx(buf.base().0)
             .rdx(n as u64)
             .r8(u64::from(self.info.global_keyid));
-        let r = self.call(seam, step, Some(cpu), args)?;
-        expect_success(step, r)
-    }
-
-    /// TDH.SYS.KEY.CONFIG once on one enabled CPU of each package, serially (§3.3 g).
-    /// TDX_KEY_CONFIGURED (a warning) means the package is already done.
-    fn key_config<S: Seam>(&mut self, seam: &mut S, p: &PlatformView<'_>) -> Result<(), Stop> {
-        let step = InitStep::KeyConfig;
-        for cpu in p.package_leaders() {
-            let args = SeamcallArgs::leaf(Leaf::SysKeyConfig);
-            let r = self.call(seam, step, Some(cpu), args)?;
-            if !r.status().is_success() && !r.status().is(TdxStatus::KEY_CONFIGURED) {
-                return Err(fail(step, r.status()));
+        let r = match self.call_raw(seam, step, Some(cpu), args) {
+            Ok(r) => r,
+            Err(stop) => {
+                if !recorded {
+                    rec.retract_plan();
+                }
+                return Err(stop);
+            }
+        };
+        match step_answer(Leaf::SysConfig, r.status()) {
+            StepAnswer::DidNow => Ok(()),
+            StepAnswer::NotPending if recorded => {
+                self.reattach.answer(step);
+                Ok(())
+            }
+            _ if recorded => Err(fail(step, r.status())),
+            _ => {
+                rec.retract_plan();
+                let configured = r.status().is(TdxStatus::SYS_CONFIG_NOT_PENDING)
+                    && self.module_configured(seam, step, cpu)?;
+                if configured {
+                    return Err(self.record_fail(step, RecordError::ConfiguredWithoutPlan));
+                }
+                Err(fail(step, r.status()))
             }
         }
+    }
+
+    /// Is the module configured (LP.INIT on an initialized LP answers
+    /// TDX_SYS_LP_INIT_NOT_PENDING) or still in SYSINIT_DONE (TDX_SYS_LP_INIT_DONE)? Asked
+    /// once SYS.INIT and LP.INIT are known done, §3.4's order of questions.
+    fn module_configured<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        step: InitStep,
+        cpu: CpuIndex,
+    ) -> Result<bool, Stop> {
+        let r = self.call_raw(seam, step, Some(cpu), leaf(Leaf::SysLpInit))?;
+        Ok(step_answer(Leaf::SysLpInit, r.status()) == StepAnswer::NotPending)
+    }
+
+    /// TDH.SYS.KEY.CONFIG once on one enabled CPU of each package not recorded keyed,
+    /// serially (§3.3 g). TDX_KEY_CONFIGURED means the package was keyed before;
+    /// TDX_SYS_KEY_CONFIG_NOT_PENDING on a re-attach means every package is (the READY
+    /// question confirms it).
+    fn key_config<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        p: &PlatformView<'_>,
+        boot: CpuIndex,
+        rec: &mut Record<'_>,
+    ) -> Result<(), Stop> {
+        let step = InitStep::KeyConfig;
+        if rec.marks().is_done(step) {
+            return Ok(());
+        }
+        for (k, cpu) in p.package_leaders().enumerate() {
+            if rec.marks().package_done(k) {
+                continue;
+            }
+            let args = SeamcallArgs::leaf(Leaf::SysKeyConfig);
+            let r = self.call_raw(seam, step, Some(cpu), args)?;
+            match step_answer(Leaf::SysKeyConfig, r.status()) {
+                StepAnswer::DidNow => {}
+                StepAnswer::AlreadyDone => self.reattach.packages.1 += 1,
+                StepAnswer::NotPending if self.reattach.found => {
+                    let q = self.call_raw(seam, step, Some(boot), ready_probe())?;
+                    if read_ready_probe(q.status()) != ProbeAnswer::Yes {
+                        let e = RecordError::AheadOfModule(InitStep::Config);
+                        return Err(self.record_fail(step, e));
+                    }
+                    let rest = p.package_leaders().skip(k).count() as u32;
+                    self.reattach.packages.1 += rest;
+                    self.reattach.answer(step);
+                    break;
+                }
+                _ => return Err(fail(step, r.status())),
+            }
+            rec.update(|m| m.set_package(k));
+        }
+        rec.update(|m| m.set_done(step));
         Ok(())
     }
 
@@ -567,6 +721,7 @@ impl Bringup {
         seam: &mut S,
         p: &PlatformView<'_>,
         plan: &Plan,
+        rec: &mut Record<'_>,
         observer: &mut dyn Observer,
     ) -> Result<(), Stop> {
         let step = InitStep::TdmrInit;
@@ -576,15 +731,23 @@ impl Bringup {
                 break;
             }
         }
-        let n = plan.tdmrs.len();
         // Per TDMR: initialized end (1 GiB granular as the module reports it) and calls left.
         let mut done_to = [0u64; MAX_TDMRS];
         let mut budget = [0u64; MAX_TDMRS];
         for (i, t) in plan.tdmrs.iter().enumerate() {
-            done_to[i] = t.base.0;
+            // Resume where the record says; the module's own progress may be further (§3.4).
+            let end = t.base.0 + t.size.0;
+            done_to[i] = rec.marks().tdmr_end[i].clamp(t.base.0, end);
+            self.tdmr_bytes_done += done_to[i] - t.base.0;
             budget[i] = t.size.0.div_ceil(tdx_abi::consts::TDMR_INIT_CHUNK) + 1;
         }
-        let mut remaining = n;
+        self.reattach.tdmr_bytes_recorded = self.tdmr_bytes_done;
+        let mut remaining = plan
+            .tdmrs
+            .iter()
+            .zip(&done_to)
+            .filter(|(t, &d)| d < t.base.0 + t.size.0)
+            .count();
         while remaining > 0 {
             for (i, t) in plan.tdmrs.iter().enumerate() {
                 let end = t.base.0 + t.size.0;
@@ -597,12 +760,16 @@ impl Bringup {
                 budget[i] -= 1;
                 let cpu = cpus.get(i % cpus.len().max(1)).copied();
                 let args = SeamcallArgs::leaf(Leaf::SysTdmrInit).rcx(t.base.0);
-                let r = self.call(seam, step, cpu, args)?;
+                let r = self.call_raw(seam, step, cpu, args)?;
                 let s = r.status();
                 let next = if s.is(TdxStatus::TDMR_ALREADY_INITIALIZED) {
                     end
                 } else if s.is_success() {
                     r.rdx
+                } else if self.reattach.plan_from_record
+                    && s.is(TdxStatus::OPERAND_INVALID.with_operand(OperandId::RCX))
+                {
+                    return Err(self.record_fail(step, RecordError::PlanNotModules));
                 } else {
                     return Err(fail(step, s));
                 };
@@ -612,6 +779,7 @@ impl Bringup {
                 if next > done_to[i] {
                     self.tdmr_bytes_done += next - done_to[i];
                     done_to[i] = next;
+                    rec.update(|m| m.tdmr_end[i] = next);
                     observer.tdmr_progress(&Progress {
                         tdmr: i,
                         tdmr_base: t.base,
@@ -625,6 +793,7 @@ impl Bringup {
                 }
             }
         }
+        rec.update(|m| m.set_done(step));
         Ok(())
     }
 }
@@ -640,6 +809,35 @@ pub fn is_retryable(s: TdxStatus) -> bool {
     ]
     .iter()
     .any(|&t| s.is(t))
+}
+
+const fn leaf(l: Leaf) -> SeamcallArgs {
+    SeamcallArgs::leaf(l)
+}
+
+/// The bytes SYS.CONFIG reads (§5.3), in the order written: TDMR_INFO `i` at
+/// `base + 512 × (1 + i)`, then the PA array at `base`.
+fn for_each_tdmr_info(plan: &Plan, base: PhysAddr, out: &mut dyn FnMut(u64, &[u8])) {
+    let mut array = [0u8; 8 * MAX_TDMRS];
+    let n = plan.tdmrs.len().min(MAX_TDMRS);
+    for (i, t) in plan.tdmrs.iter().take(n).enumerate() {
+        let pa = base.0 + 512 * (1 + i as u64);
+        array[8 * i..8 * i + 8].copy_from_slice(&pa.to_le_bytes());
+        let bytes: [u8; TDMR_INFO_READ_BYTES] = to_tdmr_info(t).to_bytes();
+        out(pa, &bytes);
+    }
+    out(base.0, &array[..8 * n]);
+}
+
+/// CRC-32 of the TDMR_INFO bytes `plan` gives in the buffer at `buffer` (what the record keeps
+/// of the TDMR_INFO handed to SYS.CONFIG).
+fn tdmr_info_digest(plan: &Plan, buffer: PhysRange) -> u32 {
+    let mut c = verdict::Crc32::new();
+    for_each_tdmr_info(plan, buffer.base(), &mut |pa, bytes| {
+        c.update(&pa.to_le_bytes());
+        c.update(bytes);
+    });
+    c.value()
 }
 
 fn fail(step: InitStep, status: TdxStatus) -> State {
@@ -662,14 +860,6 @@ fn plan_fail(e: PlanError) -> State {
         step: InitStep::Plan,
         status: host_code::PLAN_FAILED,
         plan_error: Some(e),
-    }
-}
-
-fn expect_success(step: InitStep, r: SeamcallResult) -> Result<(), Stop> {
-    if r.status().is_success() {
-        Ok(())
-    } else {
-        Err(fail(step, r.status()))
     }
 }
 
@@ -726,5 +916,7 @@ pub fn initialized_range(p: &Progress) -> PhysRange {
     PhysRange::saturating(base, end.saturating_sub(base))
 }
 
+#[cfg(test)]
+mod restart_tests;
 #[cfg(test)]
 pub(crate) mod tests;

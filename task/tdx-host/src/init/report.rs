@@ -13,7 +13,7 @@ use core::fmt;
 
 use tdx_host_api::InitStep;
 
-use super::{Bringup, InitStorage, Observer, Progress, State};
+use super::{Bringup, InitStorage, Observer, Progress, Reattach, State};
 use crate::seam::PlatformView;
 
 const MIB: u64 = 1 << 20;
@@ -136,6 +136,7 @@ impl InitReport<'_> {
         let info = b.info();
         let counts = b.counts();
         out(format_args!("---- TDX init report ----"));
+        ReattachLine(b.reattach()).write(out);
         let lp = InitStep::LpInit as usize;
         let lp_done = if b.state() == State::Ready {
             p.cpus.len() as u32
@@ -224,6 +225,67 @@ impl InitReport<'_> {
                 plan.pamt_bytes.0 / 1024,
                 plan.tdmr_bytes() / MIB,
                 plan.pamt_blocks.len()
+            ));
+        }
+    }
+}
+
+/// The re-attach lines of the report: what the bring-up record held and what the module
+/// answered "done before"; nothing on a first instance that found nothing done.
+pub struct ReattachLine<'r>(pub &'r Reattach);
+
+/// The steps in `bits` (bit `InitStep as u16`) by name, space-separated.
+struct Steps(u16);
+
+impl fmt::Display for Steps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut any = false;
+        for s in InitStep::ALL {
+            if self.0 & (1 << s as u16) != 0 {
+                write!(f, "{}{}", if any { " " } else { "" }, step_name(s))?;
+                any = true;
+            }
+        }
+        if !any {
+            write!(f, "none")?;
+        }
+        Ok(())
+    }
+}
+
+impl ReattachLine<'_> {
+    /// Hands the lines to `out`.
+    pub fn write(&self, out: &mut dyn FnMut(fmt::Arguments<'_>)) {
+        let r = self.0;
+        if r.found {
+            out(format_args!(
+                "re-attach #{} (record seq {}): recorded done: {}; module answered done: {}",
+                r.attaches,
+                r.seq,
+                Steps(r.recorded),
+                Steps(r.answered)
+            ));
+            out(format_args!(
+                "  LPs {} recorded + {} answered done, packages {} + {} keyed, plan {}, TDMR.INIT resumed at {} MiB",
+                r.lps.0,
+                r.lps.1,
+                r.packages.0,
+                r.packages.1,
+                if r.plan_from_record { "from the record" } else { "made by this instance" },
+                r.tdmr_bytes_recorded / MIB
+            ));
+        } else if r.answered != 0 || r.lps.1 != 0 || r.packages.1 != 0 {
+            out(format_args!(
+                "no record, but the module answered done: {} (LPs {}, packages {})",
+                Steps(r.answered),
+                r.lps.1,
+                r.packages.1
+            ));
+        }
+        if let Some(e) = r.error {
+            out(format_args!(
+                "bring-up record refused: {} ({e:?})",
+                e.reason()
             ));
         }
     }

@@ -35,6 +35,16 @@ pub(crate) struct BufMem {
     bytes: StdVec<u8>,
 }
 
+impl BufMem {
+    /// `len` zero bytes at `base`.
+    pub(crate) fn new(base: u64, len: usize) -> Self {
+        BufMem {
+            base,
+            bytes: std::vec![0; len],
+        }
+    }
+}
+
 impl PhysMem for BufMem {
     fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysMemError> {
         let off = pa.checked_sub(self.base).ok_or(PhysMemError { pa })? as usize;

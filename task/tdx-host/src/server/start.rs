@@ -14,6 +14,7 @@ use core::mem::MaybeUninit;
 
 use super::{ClientPolicy, Server};
 use crate::frames::FrameAllocator;
+use crate::init::record::{AtomicWords, Durable, RecordWords};
 use crate::init::report::{InitReport, StateLine, Trace};
 use crate::init::{Bringup, InitConfig, InitStorage, Progress, State};
 use crate::platform::Platform;
@@ -27,13 +28,26 @@ pub struct Setup<'c> {
     pub clients: &'c [ClientPolicy],
     /// The hotplug policy.
     pub policy: HotplugPolicy,
+    /// Durable words for the bring-up record (`init::record`), if the task has them.
+    pub record: Option<&'c RecordWords>,
 }
 
 impl<'c> Setup<'c> {
     /// The manifest's clients and hotplug policy.
     #[must_use]
     pub const fn new(clients: &'c [ClientPolicy], policy: HotplugPolicy) -> Self {
-        Setup { clients, policy }
+        Setup {
+            clients,
+            policy,
+            record: None,
+        }
+    }
+
+    /// Keeps the bring-up record in `words` (durable memory): a restarted instance re-attaches.
+    #[must_use]
+    pub const fn record(mut self, words: &'c RecordWords) -> Self {
+        self.record = Some(words);
+        self
     }
 }
 
@@ -46,7 +60,8 @@ pub type Tables<'a> = (
 );
 
 /// Brings the module up on `platform` through `kernel` (SEAMCALL and the TDMR_INFO buffer),
-/// logs the report to `log` line by line, and returns the server, serving memory if `Ready`.
+/// keeping the bring-up record in the setup's durable words, logs the report to `log` line by
+/// line, and returns the server, serving memory if `Ready`.
 pub fn start<'a, S: Seam, W: PhysWriter, C: FnMut() -> u64, P: FnMut(&Progress)>(
     kernel: (&mut S, &mut W),
     platform: &Platform,
@@ -66,7 +81,9 @@ pub fn start<'a, S: Seam, W: PhysWriter, C: FnMut() -> u64, P: FnMut(&Progress)>
         setup.policy
     ));
     let mut bringup = Bringup::new(InitConfig::default());
-    let state = bringup.run(kernel.0, kernel.1, &view, storage, trace);
+    let mut words = setup.record.map(|r| AtomicWords(r.words()));
+    let record = words.as_mut().map(|w| w as &mut dyn Durable);
+    let state = bringup.run_durable(kernel.0, kernel.1, &view, storage, record, trace);
     let ticks = trace.times.all();
     InitReport {
         bringup: &bringup,
