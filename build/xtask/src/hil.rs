@@ -201,6 +201,7 @@ fn drive(rig: &Rig, t: &Target, echo: bool, run: &mut ImageRun) -> Result<()> {
                     done |= note(e, t, echo, run, &mut last_case);
                 }
                 if done {
+                    judge.stop_after_verdict();
                     break End::Exited(0);
                 }
             }

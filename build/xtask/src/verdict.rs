@@ -322,6 +322,16 @@ impl Judge {
         }
     }
 
+    /// The reader stops at the verdict line: whatever the same read brought after it (the
+    /// start of a frame the image sends on its way out) is not part of the run, so an unfinished
+    /// frame there is no problem. Before the verdict nothing is dropped.
+    pub fn stop_after_verdict(&mut self) {
+        if self.verdict_seen {
+            self.frame = None;
+            self.line.clear();
+        }
+    }
+
     /// Ends the run: the console ended as `end`.
     #[must_use]
     pub fn finish(mut self, end: End) -> Verdict {

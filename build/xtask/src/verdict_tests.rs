@@ -259,3 +259,24 @@ fn build_ids_are_read_from_beside_the_image() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(build_id_of(&dir).is_err());
 }
+
+#[test]
+fn a_reader_stopping_at_the_verdict_drops_only_what_came_after_it() {
+    // The read that brought the verdict line also brought the start of a frame the image sends
+    // on its way out; the reader stops there, and the run stands.
+    let mut bytes = console(&[("a", Ok(()))]).into_bytes();
+    bytes.extend(&framed(b"leaving")[..4]);
+    let mut j = Judge::new("kernel-tests", Some(BUILD));
+    j.feed(&bytes);
+    j.stop_after_verdict();
+    let v = j.finish(End::Exited(0));
+    assert_eq!(v.problem, None, "{v:?}");
+    assert!(v.success());
+    // Without a verdict, stopping drops nothing: the cut frame is still reported.
+    let mut j = Judge::new("kernel-tests", Some(BUILD));
+    j.feed(b"test a ... ok\n");
+    j.feed(&framed(b"cut")[..4]);
+    j.stop_after_verdict();
+    let v = j.finish(End::TimedOut);
+    assert!(problem(&v).contains("inside an in-band frame"), "{v:?}");
+}
