@@ -125,9 +125,13 @@ impl RecordFlags {
     /// skipped. When the entry could have named a CPU or placed CPUs or
     /// memory in a node, TRUNCATED is set as well.
     pub const ENTRIES_SKIPPED: RecordFlags = RecordFlags(1 << 7);
+    /// The kernel drives the local APICs in x2APIC mode (MSRs, 32-bit APIC
+    /// ids); clear means xAPIC (MMIO, 8-bit ids). Set by the kernel, not by
+    /// table parsing.
+    pub const X2APIC: RecordFlags = RecordFlags(1 << 8);
 
     /// Every flag this version defines.
-    pub const KNOWN: RecordFlags = RecordFlags(0xFF);
+    pub const KNOWN: RecordFlags = RecordFlags(0x1FF);
 
     #[must_use]
     pub const fn contains(self, other: RecordFlags) -> bool {

@@ -9,11 +9,11 @@
 
 use core::cell::UnsafeCell;
 
-use abi::platform::PlatformRecord;
+use abi::platform::{PlatformRecord, RecordFlags};
 use platform::{PhysAddr, PhysRead};
 
-use crate::arch::cpu;
 use crate::arch::paging::{phys_to_virt, DIRECT_MAP_LIMIT};
+use crate::arch::{apic, cpu};
 use crate::bootinfo::memory_map;
 
 struct DirectMap;
@@ -146,8 +146,9 @@ fn read_overrides(rsdp: Option<u64>) -> ([(u8, IrqRoute); MAX_OVERRIDES], usize)
 }
 
 /// Fills the platform record. `image` lists the physical ranges the kernel
-/// and tasks occupy.
-pub fn discover(image: &[(u64, u64)]) {
+/// and tasks occupy; `lapic` is the mode the kernel drives the local APICs
+/// in, which the record reports (flag `X2APIC`).
+pub fn discover(image: &[(u64, u64)], lapic: apic::Mode) {
     let map = memory_map();
     let ram = map
         .ranges()
@@ -164,11 +165,15 @@ pub fn discover(image: &[(u64, u64)]) {
     if !found.report.is_clean() {
         crate::kprintln!("platform: {}", found.report);
     }
+    let mut record = found.record;
+    if lapic == apic::Mode::X2Apic {
+        record.flags.insert(RecordFlags::X2APIC);
+    }
     let (routes, nroutes) = read_overrides(map.rsdp);
     // Safety: single-threaded boot, before any reader.
     unsafe {
         *EXTRA.0.get() = (routes, nroutes, found.fadt);
-        *RECORD.0.get() = found.record;
+        *RECORD.0.get() = record;
         let (buf, len) = &mut *ENCODED.0.get();
         match abi::platform::encode(&*RECORD.0.get(), buf) {
             Ok(n) => *len = n,

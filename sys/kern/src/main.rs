@@ -103,11 +103,27 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     // the direct map; the boot identity map is no longer needed.
     unsafe { cpu::write_cr3(space.pml4.0) };
 
-    apic::init_local();
-    irq::BOOT_APIC_ID.store(apic::apic_id(), Ordering::Relaxed);
+    let (lapic, handed_over) = apic::init_boot_cpu();
+    let boot_apic_id = apic::apic_id();
+    kprintln!(
+        "lapic: {}{}, boot CPU APIC id {boot_apic_id}",
+        lapic.name(),
+        if handed_over {
+            " (firmware handed over in x2APIC mode)"
+        } else {
+            ""
+        }
+    );
+    if boot_apic_id > 0xFF {
+        kprintln!("lapic: boot CPU APIC id {boot_apic_id} is beyond the IOAPIC's 8-bit destination: no device interrupts");
+    }
+    irq::BOOT_APIC_ID.store(boot_apic_id, Ordering::Relaxed);
     irq::init();
 
-    discovery::discover(&tdmem::image_ranges().map(|r| (r.base().0, r.size().0)));
+    discovery::discover(
+        &tdmem::image_ranges().map(|r| (r.base().0, r.size().0)),
+        lapic,
+    );
     discovery::print_banner();
     start_application_processors(&space);
     seam::init();

@@ -284,6 +284,16 @@ pub fn start_aps(
     let mut nfailed = 0;
     let mut next = 1;
     for id in apic_ids.filter(|&id| id != boot_id) {
+        if !apic::can_address(id) {
+            crate::kprintln!(
+                "smp: CPU with APIC id {id} not started: ids above 255 need x2APIC mode, which this CPU lacks"
+            );
+            if nfailed < MAX_CPUS {
+                failed[nfailed] = id;
+                nfailed += 1;
+            }
+            continue;
+        }
         if next >= MAX_CPUS {
             crate::kprintln!(
                 "smp: CPU with APIC id {id} ignored: the kernel drives at most {MAX_CPUS} CPUs"
