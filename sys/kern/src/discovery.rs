@@ -155,7 +155,7 @@ pub fn discover(image: &[(u64, u64)], lapic: apic::Mode) {
         .iter()
         .filter(|r| r.kind == 1)
         .map(|r| (r.base, r.size));
-    let found = platform::discover(
+    let mut found = platform::discover(
         &DirectMap,
         map.rsdp.map(PhysAddr),
         ram,
@@ -165,15 +165,19 @@ pub fn discover(image: &[(u64, u64)], lapic: apic::Mode) {
     if !found.report.is_clean() {
         crate::kprintln!("platform: {}", found.report);
     }
-    let mut record = found.record;
+    if let Some(over) = found.report.exceeded(&found.record) {
+        crate::fail::boot_failure(format_args!(
+            "platform: {over}; this build refuses the machine rather than run TDX on part of it"
+        ));
+    }
     if lapic == apic::Mode::X2Apic {
-        record.flags.insert(RecordFlags::X2APIC);
+        found.record.flags.insert(RecordFlags::X2APIC);
     }
     let (routes, nroutes) = read_overrides(map.rsdp);
     // Safety: single-threaded boot, before any reader.
     unsafe {
         *EXTRA.0.get() = (routes, nroutes, found.fadt);
-        *RECORD.0.get() = record;
+        *RECORD.0.get() = found.record;
         let (buf, len) = &mut *ENCODED.0.get();
         match abi::platform::encode(&*RECORD.0.get(), buf) {
             Ok(n) => *len = n,
