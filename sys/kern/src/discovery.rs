@@ -186,6 +186,25 @@ pub fn discover(image: &[(u64, u64)], lapic: apic::Mode) {
     }
 }
 
+/// Adds an image range found after discovery (the per-CPU area) to the
+/// record and re-encodes it. Boot CPU only, before any task runs.
+///
+/// # Errors
+/// The record has no room for another image range.
+pub fn add_image(base: u64, size: u64) -> Result<(), abi::platform::Full> {
+    // Safety: as for `discover`: single-threaded boot, no reader yet.
+    unsafe {
+        let record = &mut *RECORD.0.get();
+        record.push_image(abi::platform::PhysRange { base, size })?;
+        let (buf, len) = &mut *ENCODED.0.get();
+        match abi::platform::encode(record, buf) {
+            Ok(n) => *len = n,
+            Err(e) => crate::kprintln!("platform: record cannot be encoded: {e:?}"),
+        }
+    }
+    Ok(())
+}
+
 /// Prints the boot banner: CPUs, packages, nodes and memory by node.
 pub fn print_banner() {
     let r = record();

@@ -11,6 +11,7 @@
 
 use core::ptr::addr_of_mut;
 
+use abi::platform::RecordFlags;
 use tdx_host_api::{
     addrs_as_bytes, addrs_as_bytes_ref, region_state, FrameSize, MemClass, ModuleState,
     RegionRecord, TdxHost, TdxHostError, ANY_NODE,
@@ -873,10 +874,40 @@ fn hotplug_checks(s: &mut Score, t: &TdxHost) {
     }
 }
 
+/// The mode the kernel reports (platform record flag X2APIC) it drives the
+/// local APICs in, against `lapic` in the manifest: the QEMU `-cpu` flag
+/// says only what the CPU offers, this is what the kernel does.
+fn lapic_checks(s: &mut Score) {
+    if expect::LAPIC.is_empty() {
+        return;
+    }
+    match hl::read_platform() {
+        Ok(r) => {
+            let mode = if r.flags.contains(RecordFlags::X2APIC) {
+                "x2apic"
+            } else {
+                "xapic"
+            };
+            check!(
+                s,
+                "kernel_runs_lapic_in_expected_mode",
+                mode == expect::LAPIC,
+                "kernel reports {mode}, expected {}",
+                expect::LAPIC
+            );
+        }
+        Err(e) => s.fail(
+            "kernel_runs_lapic_in_expected_mode",
+            format_args!("platform record unreadable: {e:?}"),
+        ),
+    }
+}
+
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
     let mut s = Score::default();
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
+    lapic_checks(&mut s);
     state_checks(&mut s, &t);
     if expect::STATE == "ready" {
         // Safety: the only reference ever made to HELD.
