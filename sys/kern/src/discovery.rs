@@ -147,8 +147,10 @@ fn read_overrides(rsdp: Option<u64>) -> ([(u8, IrqRoute); MAX_OVERRIDES], usize)
 
 /// Fills the platform record. `image` lists the physical ranges the kernel
 /// and tasks occupy; `lapic` is the mode the kernel drives the local APICs
-/// in, which the record reports (flag `X2APIC`).
-pub fn discover(image: &[(u64, u64)], lapic: apic::Mode) {
+/// in, which the record reports (flag `X2APIC`). Returns the system limit
+/// the machine exceeds, if any: the caller refuses to go on.
+#[must_use]
+pub fn discover(image: &[(u64, u64)], lapic: apic::Mode) -> Option<abi::limits::Exceeded> {
     let map = memory_map();
     let ram = map
         .ranges()
@@ -165,11 +167,7 @@ pub fn discover(image: &[(u64, u64)], lapic: apic::Mode) {
     if !found.report.is_clean() {
         crate::kprintln!("platform: {}", found.report);
     }
-    if let Some(over) = found.report.exceeded(&found.record) {
-        crate::fail::boot_failure(format_args!(
-            "platform: {over}; this build refuses the machine rather than run TDX on part of it"
-        ));
-    }
+    let exceeded = found.report.exceeded(&found.record);
     if lapic == apic::Mode::X2Apic {
         found.record.flags.insert(RecordFlags::X2APIC);
     }
@@ -184,6 +182,7 @@ pub fn discover(image: &[(u64, u64)], lapic: apic::Mode) {
             Err(e) => crate::kprintln!("platform: record cannot be encoded: {e:?}"),
         }
     }
+    exceeded
 }
 
 /// Adds an image range found after discovery (the per-CPU area) to the

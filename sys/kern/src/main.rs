@@ -153,10 +153,14 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     irq::BOOT_APIC_ID.store(boot_apic_id, Ordering::Relaxed);
     irq::init();
 
-    discovery::discover(
+    if let Some(over) = discovery::discover(
         &tdmem::image_ranges().map(|r| (r.base().0, r.size().0)),
         lapic,
-    );
+    ) {
+        fail::boot_failure(format_args!(
+            "platform: {over}; this build refuses the machine rather than run TDX on part of it"
+        ));
+    }
     discovery::print_banner();
     start_application_processors(&space);
     seam::init();

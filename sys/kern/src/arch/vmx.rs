@@ -12,7 +12,6 @@
 //! VMXON and SEAMCALL are hand assembly: the `x86_64` crate has neither;
 //! the control registers around them are the crate's.
 
-
 use tdx_abi::hw::{
     check_seam_support, SeamUnsupported, MSR_IA32_FEATURE_CONTROL, MSR_IA32_MTRRCAP,
     MSR_IA32_SEAMRR_PHYS_MASK,
