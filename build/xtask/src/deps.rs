@@ -372,7 +372,7 @@ pub fn ensure_qemu() -> Result<()> {
         ok = apt_install("qemu-system-x86", backports.then_some("bookworm-backports"))?;
     }
     // A QEMU that is there now is good enough, whoever installed it.
-    if !qemu_version().is_some_and(|v| v >= QEMU_WITH_X2APIC) {
+    if qemu_version().is_none_or(|v| v < QEMU_WITH_X2APIC) {
         show_apt_log();
         bail!("installing qemu-system-x86 failed{} (the log's last lines are above; apt-get is told never to remove or downgrade a package); install QEMU >= {}.{} by hand", if ok { " although apt-get succeeded" } else { "" }, QEMU_WITH_X2APIC.0, QEMU_WITH_X2APIC.1);
     }
