@@ -17,6 +17,10 @@ struct Expect {
     /// A hot-plug window is reported.
     #[serde(default)]
     hotplug: bool,
+    /// The local APIC mode the kernel must report running in ("x2apic" or
+    /// "xapic"; empty: not checked).
+    #[serde(default)]
+    lapic: String,
     /// What the SEAMCALL checks expect: "none", "absent" or "emulated".
     #[serde(default)]
     tdx: String,
@@ -36,6 +40,7 @@ fn main() {
     let _ = writeln!(s, "pub const NODE_RAM_MIB: &[u64] = &{:?};", e.node_ram_mib);
     let _ = writeln!(s, "pub const HOTPLUG: bool = {};", e.hotplug);
     let _ = writeln!(s, "pub const TDX: &str = {:?};", e.tdx);
+    let _ = writeln!(s, "pub const LAPIC: &str = {:?};", e.lapic);
     std::fs::write(
         format!("{}/expect.rs", std::env::var("OUT_DIR").unwrap()),
         s,

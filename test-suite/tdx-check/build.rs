@@ -34,6 +34,10 @@ struct Expect {
     /// Run the exhaustion, quota and bad-input cases.
     #[serde(default)]
     full: bool,
+    /// The local APIC mode the kernel must report running in ("x2apic" or
+    /// "xapic"; empty: not checked).
+    #[serde(default)]
+    lapic: String,
     /// A victim task shares a frame, then is killed holding frames.
     #[serde(default)]
     victim: bool,
@@ -64,6 +68,7 @@ fn main() {
     let _ = writeln!(s, "pub const BOOT_OFFLINE: &[u64] = &{:?};", e.boot_offline);
     let _ = writeln!(s, "pub const FULL: bool = {};", e.full);
     let _ = writeln!(s, "pub const VICTIM: bool = {};", e.victim);
+    let _ = writeln!(s, "pub const LAPIC: &str = {:?};", e.lapic);
     std::fs::write(
         format!("{}/expect.rs", std::env::var("OUT_DIR").unwrap()),
         s,

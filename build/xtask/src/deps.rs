@@ -3,6 +3,12 @@
 //! `cargo xtask run` and `test` must work on a fresh machine: the Rust
 //! target comes from rustup, QEMU from apt. Each install is announced
 //! before it runs, and a failure says what to install by hand.
+//!
+//! Installing never takes anything away: before apt-get installs, the same
+//! command runs simulated (`apt-get -s`), and a plan that would remove or
+//! downgrade an installed package (Debian 12's `qemu-system-x86` against a
+//! newer backports `qemu-utils`, say) is refused with one line naming the
+//! packages; the real command carries `--no-remove` as well.
 
 use std::process::Command;
 
@@ -161,21 +167,193 @@ fn show_apt_log() {
     }
 }
 
-/// Installs Debian packages: `-y --no-remove`, so apt refuses rather than
-/// remove (or replace) anything the user has; it never downgrades without
-/// being asked, and we never ask.
+/// What an `apt-get -s install` plan would do to installed packages.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Takes {
+    /// `(package, installed version)` the plan removes.
+    removed: Vec<(String, String)>,
+    /// `(package, installed version, planned version)` it downgrades.
+    downgraded: Vec<(String, String, String)>,
+}
+
+impl Takes {
+    fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.downgraded.is_empty()
+    }
+}
+
+impl std::fmt::Display for Takes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for (p, v) in &self.removed {
+            parts.push(format!("remove {p} {v}"));
+        }
+        for (p, old, new) in &self.downgraded {
+            parts.push(format!("downgrade {p} {old} to {new}"));
+        }
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
+/// Reads the `Remv` and `Inst` lines of `apt-get -s` output:
+/// `Remv NAME [VERSION]`, and `Inst NAME [OLD] (NEW …)` for a package that
+/// is installed (a new one has no `[OLD]`). An `Inst` whose NEW sorts
+/// below OLD (Debian version order) is a downgrade.
+fn simulated_takes(text: &str) -> Takes {
+    let bracketed = |s: &str| {
+        s.strip_prefix('[')
+            .and_then(|r| r.split(']').next())
+            .map(String::from)
+    };
+    let mut takes = Takes::default();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("Remv"), Some(name), v) => {
+                let version = v.and_then(bracketed).unwrap_or_default();
+                takes.removed.push((name.to_string(), version));
+            }
+            (Some("Inst"), Some(name), Some(v)) => {
+                let (Some(old), Some(new)) = (bracketed(v), words.next()) else {
+                    continue;
+                };
+                let new = new.trim_start_matches('(').to_string();
+                if compare_debian_versions(&new, &old) == std::cmp::Ordering::Less {
+                    takes.downgraded.push((name.to_string(), old, new));
+                }
+            }
+            _ => {}
+        }
+    }
+    takes
+}
+
+/// Debian's version order (Debian Policy §5.6.12, as dpkg implements it):
+/// epoch numerically, then the upstream version, then the revision, each
+/// compared in alternating runs of non-digits (letters before other
+/// characters, `~` before everything, even the end) and digits
+/// (numerically).
+fn compare_debian_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    fn split(v: &str) -> (u64, &str, &str) {
+        let (epoch, rest) = match v.split_once(':') {
+            Some((e, r)) if e.bytes().all(|c| c.is_ascii_digit()) => (e.parse().unwrap_or(0), r),
+            _ => (0, v),
+        };
+        match rest.rsplit_once('-') {
+            Some((up, rev)) => (epoch, up, rev),
+            None => (epoch, rest, ""),
+        }
+    }
+    fn order(c: Option<u8>) -> i32 {
+        match c {
+            None => 0,
+            Some(c) if c.is_ascii_digit() => 0,
+            Some(c) if c.is_ascii_alphabetic() => i32::from(c),
+            Some(b'~') => -1,
+            Some(c) => i32::from(c) + 256,
+        }
+    }
+    fn part(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+        let (mut i, mut j) = (0, 0);
+        let digit = |s: &[u8], k: usize| s.get(k).is_some_and(u8::is_ascii_digit);
+        while i < a.len() || j < b.len() {
+            while (i < a.len() && !digit(a, i)) || (j < b.len() && !digit(b, j)) {
+                let (x, y) = (order(a.get(i).copied()), order(b.get(j).copied()));
+                if x != y {
+                    return x.cmp(&y);
+                }
+                i += 1;
+                j += 1;
+            }
+            while a.get(i) == Some(&b'0') {
+                i += 1;
+            }
+            while b.get(j) == Some(&b'0') {
+                j += 1;
+            }
+            let mut first = std::cmp::Ordering::Equal;
+            while digit(a, i) && digit(b, j) {
+                if first == std::cmp::Ordering::Equal {
+                    first = a[i].cmp(&b[j]);
+                }
+                i += 1;
+                j += 1;
+            }
+            if digit(a, i) {
+                return std::cmp::Ordering::Greater;
+            }
+            if digit(b, j) {
+                return std::cmp::Ordering::Less;
+            }
+            if first != std::cmp::Ordering::Equal {
+                return first;
+            }
+        }
+        std::cmp::Ordering::Equal
+    }
+    let (ea, ua, ra) = split(a);
+    let (eb, ub, rb) = split(b);
+    ea.cmp(&eb)
+        .then_with(|| part(ua.as_bytes(), ub.as_bytes()))
+        .then_with(|| part(ra.as_bytes(), rb.as_bytes()))
+}
+
+/// Installs Debian packages, unless the simulated plan would remove or
+/// downgrade something installed: then nothing is installed and the error
+/// is one line naming what the plan would take. The real command still
+/// carries `-y --no-remove`, so apt refuses rather than remove (or
+/// replace) anything the user has, and never downgrades (we never pass
+/// `--allow-downgrades`).
 fn apt_install(packages: &str, release: Option<&str>) -> Result<bool> {
+    apt_install_with(packages, release, "")
+}
+
+/// [`apt_install`] with extra apt-get options (e.g. `--no-install-recommends`).
+fn apt_install_with(packages: &str, release: Option<&str>, options: &str) -> Result<bool> {
     let target = release.map(|r| format!("-t {r} ")).unwrap_or_default();
+    let target = format!(
+        "{options}{}{target}",
+        if options.is_empty() { "" } else { " " }
+    );
+    let args = format!("install {target}{packages}");
+    let sim = Command::new("sh")
+        .args(["-c", &format!("LC_ALL=C apt-get -s -q {args} 2>&1")])
+        .output()
+        .context("running apt-get -s")?;
+    let text = String::from_utf8_lossy(&sim.stdout);
+    if let Ok(mut log) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(apt_log())
+    {
+        use std::io::Write as _;
+        let _ = writeln!(log, "$ apt-get -s {args}\n{text}");
+    }
+    let takes = simulated_takes(&text);
+    if !takes.is_empty() {
+        bail!("not installing {packages}: apt-get would {takes}; install it by hand if that is what you want");
+    }
     apt(&format!("install -y --no-remove {target}{packages}"))
 }
 
 /// Ensures `qemu-system-x86_64` is available. On Debian 12 it comes from
 /// bookworm-backports (QEMU ≥ 8.1, which emulates x2APIC under TCG; it
 /// also matches the backports `qemu-utils` such machines often carry);
-/// elsewhere from the distribution. An installed QEMU is left alone.
+/// elsewhere from the distribution. An installed QEMU is left alone if it
+/// has x2APIC under TCG (≥ 8.1); an older one is upgraded from
+/// bookworm-backports on Debian 12, and elsewhere kept with a warning (the
+/// x2APIC image will say what it found).
 pub fn ensure_qemu() -> Result<()> {
-    if qemu_version().is_some() {
-        return Ok(());
+    match qemu_version() {
+        Some(v) if v >= QEMU_WITH_X2APIC => return Ok(()),
+        Some(v) if debian_codename().as_deref() != Some("bookworm") || !have("apt-get") => {
+            eprintln!(
+                "xtask: QEMU {}.{} predates x2APIC under TCG ({}.{}); the x2APIC image will fail — install a newer QEMU",
+                v.0, v.1, QEMU_WITH_X2APIC.0, QEMU_WITH_X2APIC.1
+            );
+            return Ok(());
+        }
+        _ => {}
     }
     if !have("apt-get") {
         bail!("qemu-system-x86_64 is not installed and apt-get is unavailable; install QEMU >= {}.{} (x86_64 system emulator) by hand", QEMU_WITH_X2APIC.0, QEMU_WITH_X2APIC.1);
@@ -203,7 +381,7 @@ pub fn ensure_qemu() -> Result<()> {
         ok = apt_install("qemu-system-x86", backports.then_some("bookworm-backports"))?;
     }
     // A QEMU that is there now is good enough, whoever installed it.
-    if qemu_version().is_none() {
+    if qemu_version().is_none_or(|v| v < QEMU_WITH_X2APIC) {
         show_apt_log();
         bail!("installing qemu-system-x86 failed{} (the log's last lines are above; apt-get is told never to remove or downgrade a package); install QEMU >= {}.{} by hand", if ok { " although apt-get succeeded" } else { "" }, QEMU_WITH_X2APIC.0, QEMU_WITH_X2APIC.1);
     }
@@ -252,9 +430,7 @@ pub fn ensure_grub() -> Result<()> {
     // Without recommends: grub-efi-amd64-bin recommends the signed GRUB
     // and shim, which are for installing a boot loader on this machine.
     if apt("update -qq")? {
-        apt(&format!(
-            "install -y --no-remove --no-install-recommends {packages}"
-        ))?;
+        apt_install_with(&packages, None, "--no-install-recommends")?;
     }
     // Tools that are there now are good enough, whoever installed them.
     if !grub_ready() {
@@ -332,7 +508,88 @@ fn running_as_root() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{backports_stanza, find_ovmf_in, parse_qemu_version};
+    use std::cmp::Ordering;
+
+    use super::{
+        backports_stanza, compare_debian_versions, find_ovmf_in, parse_qemu_version,
+        simulated_takes,
+    };
+
+    /// `apt-get -s install qemu-system-x86` on Debian 12 with the backports
+    /// `qemu-utils` installed and the plain (stable) candidate: the plan the
+    /// issue describes, which must be refused.
+    const STABLE_OVER_BACKPORTS: &str = "\
+Reading package lists...
+Building dependency tree...
+Reading state information...
+The following packages will be REMOVED:
+  qemu-block-extra
+The following packages will be DOWNGRADED:
+  qemu-utils
+The following NEW packages will be installed:
+  qemu-system-x86 qemu-system-common qemu-system-data
+0 upgraded, 3 newly installed, 1 downgraded, 1 to remove and 0 not upgraded.
+Remv qemu-block-extra [1:10.0.2+ds-2~bpo12+1]
+Inst qemu-utils [1:10.0.2+ds-2~bpo12+1] (1:7.2+dfsg-7+deb12u18 Debian:12.12/stable [amd64])
+Inst qemu-system-common (1:7.2+dfsg-7+deb12u18 Debian:12.12/stable [amd64])
+Inst qemu-system-data (1:7.2+dfsg-7+deb12u18 Debian:12.12/stable [all])
+Inst qemu-system-x86 (1:7.2+dfsg-7+deb12u18 Debian:12.12/stable [amd64])
+Conf qemu-utils (1:7.2+dfsg-7+deb12u18 Debian:12.12/stable [amd64])
+";
+
+    /// The same from bookworm-backports: upgrades and new packages only.
+    const FROM_BACKPORTS: &str = "\
+The following NEW packages will be installed:
+  qemu-system-x86
+The following packages will be upgraded:
+  qemu-utils
+1 upgraded, 1 newly installed, 0 to remove and 0 not upgraded.
+Inst qemu-utils [1:10.0.2+ds-1~bpo12+1] (1:10.0.2+ds-2~bpo12+1 Debian Backports:bookworm-backports [amd64])
+Inst qemu-system-x86 (1:10.0.2+ds-2~bpo12+1 Debian Backports:bookworm-backports [amd64])
+Conf qemu-utils (1:10.0.2+ds-2~bpo12+1 Debian Backports:bookworm-backports [amd64])
+";
+
+    #[test]
+    fn a_plan_that_removes_or_downgrades_is_named_and_one_that_only_adds_is_clean() {
+        let t = simulated_takes(STABLE_OVER_BACKPORTS);
+        assert_eq!(
+            t.removed,
+            [("qemu-block-extra".into(), "1:10.0.2+ds-2~bpo12+1".into())]
+        );
+        assert_eq!(t.downgraded.len(), 1);
+        assert_eq!(t.downgraded[0].0, "qemu-utils");
+        assert_eq!(
+            t.to_string(),
+            "remove qemu-block-extra 1:10.0.2+ds-2~bpo12+1, downgrade qemu-utils 1:10.0.2+ds-2~bpo12+1 to 1:7.2+dfsg-7+deb12u18"
+        );
+        let clean = simulated_takes(FROM_BACKPORTS);
+        assert!(clean.is_empty(), "{clean:?}");
+        assert!(simulated_takes("").is_empty());
+    }
+
+    #[test]
+    fn debian_versions_sort_as_dpkg_sorts_them() {
+        let less = [
+            ("1:7.2+dfsg-7+deb12u18", "1:10.0.2+ds-2~bpo12+1"),
+            ("10.0.2+ds-2", "1:7.2"),
+            ("1.0~rc1", "1.0"),
+            ("1.0", "1.0-1"),
+            ("1.0-1", "1.0-1+b1"),
+            ("1.0a", "1.0+"),
+            ("2.9", "2.10"),
+            ("1:10.0.2+ds-2~bpo12+1", "1:10.0.2+ds-2"),
+        ];
+        for (a, b) in less {
+            assert_eq!(compare_debian_versions(a, b), Ordering::Less, "{a} < {b}");
+            assert_eq!(
+                compare_debian_versions(b, a),
+                Ordering::Greater,
+                "{b} > {a}"
+            );
+        }
+        assert_eq!(compare_debian_versions("1.007", "1.7"), Ordering::Equal);
+        assert_eq!(compare_debian_versions("0:1.0", "1.0"), Ordering::Equal);
+    }
 
     #[test]
     fn ovmf_needs_both_halves_of_a_pair() {

@@ -12,10 +12,10 @@ use tdx_abi::consts::GIB;
 use tdx_abi::metadata::features0;
 use tdx_abi::{CmrInfo, Leaf, MAX_CMRS, MAX_RESERVED_PER_TDMR, MAX_TDMRS, PAMT_ENTRY_SIZE};
 
-/// Maximum logical processors the emulator tracks.
-pub const MAX_LPS: usize = 256;
-/// Maximum packages the emulator tracks (package ids are `0..MAX_PACKAGES`).
-pub const MAX_PACKAGES: usize = 8;
+/// Maximum logical processors the emulator tracks (the system limit).
+pub const MAX_LPS: usize = abi::limits::MAX_CPUS;
+/// Maximum packages the emulator tracks (package ids are `0..MAX_PACKAGES`; the system limit).
+pub const MAX_PACKAGES: usize = abi::limits::MAX_PACKAGES;
 /// Fault-injection rules per module.
 pub const MAX_FAULT_RULES: usize = 16;
 

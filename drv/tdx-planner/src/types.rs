@@ -20,12 +20,15 @@ use crate::addr::{align_down, align_up, ByteLen, PhysAddr, PhysRange, Span, GIB}
 
 /// Maximum CMRs (module limit MAX_CMR, §5.1).
 pub const MAX_CMRS: usize = 32;
-/// Maximum memory ranges: online `memory` plus `offline` together.
-pub const MAX_MEMORY_RANGES: usize = 128;
+/// Maximum memory ranges: online `memory` plus `offline` together (the system limit
+/// `abi::limits::MAX_PLAN_RANGES`).
+pub const MAX_MEMORY_RANGES: usize = abi::limits::MAX_PLAN_RANGES;
 /// Maximum excluded ranges (kernel image, boot modules, firmware tables the host keeps).
 pub const MAX_EXCLUDED: usize = 16;
-/// Maximum TDMRs (module MAX_TDMRS, §5.3); also the output capacity.
-pub const MAX_TDMRS: usize = 64;
+/// Maximum TDMRs (the system limit `abi::limits::MAX_TDMRS`, at most the module's MAX_TDMRS,
+/// §5.3); also the output capacity.
+pub const MAX_TDMRS: usize = abi::limits::MAX_TDMRS;
+const _: () = assert!(MAX_TDMRS <= tdx_abi::MAX_TDMRS);
 /// Reserved-area slots per TDMR_INFO (§5.3); also the output capacity.
 pub const MAX_RESERVED_PER_TDMR: usize = 16;
 /// Worst case: every PAMT of every TDMR placed on its own.

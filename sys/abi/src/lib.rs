@@ -20,6 +20,7 @@
 #![forbid(clippy::wildcard_imports)]
 
 pub mod kipc;
+pub mod limits;
 pub mod platform;
 pub mod seamcall;
 pub mod syscall;

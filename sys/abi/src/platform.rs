@@ -17,16 +17,13 @@
 //!
 //! A record that [`encode`] accepts always decodes to an equal record.
 //!
-//! Capacities (why these numbers):
-//! - [`MAX_CPUS`] = 256: the largest TDX-capable two-socket servers have
-//!   ~240 logical CPUs; TDX needs *every* logical CPU (TDH.SYS.LP.INIT on
-//!   each before TDH.SYS.CONFIG), so a record that silently dropped CPUs
-//!   would make initialisation fail. Overflow is flagged, never silent.
-//! - [`MAX_RAM_RANGES`] = 64: an E820 map rarely has more than ~20 RAM
-//!   entries; splitting at node boundaries adds at most one per node.
-//! - [`MAX_IMAGE_RANGES`] = 4: the kernel and task image is loaded as a
-//!   handful of contiguous physical ranges (kernel, tasks, boot stacks).
-//! - [`MAX_NODES`] = 64: 8 sockets × sub-NUMA clustering (4) is 32 nodes.
+//! Capacities: [`MAX_CPUS`], [`MAX_RAM_RANGES`] and [`MAX_NODES`] are the
+//! system-wide limits of [`crate::limits`] (why those numbers is said
+//! there). TDX needs *every* logical CPU (TDH.SYS.LP.INIT on each before
+//! TDH.SYS.CONFIG), so overflow is flagged (TRUNCATED), never silent, and
+//! the kernel refuses such a machine at boot.
+//! [`MAX_IMAGE_RANGES`] = 4: the kernel and task image is loaded as a
+//! handful of contiguous physical ranges (kernel, tasks, per-CPU stacks).
 //!
 //! Wire layout (all little-endian; the version word comes first so a future
 //! layout can be told apart before anything else is read):
@@ -63,13 +60,13 @@ mod wire;
 pub use packages::{Packages, MAX_PACKAGES};
 
 /// Most CPUs a record holds.
-pub const MAX_CPUS: usize = 256;
+pub const MAX_CPUS: usize = crate::limits::MAX_CPUS;
 /// Most RAM ranges a record holds (after splitting at node boundaries).
-pub const MAX_RAM_RANGES: usize = 64;
+pub const MAX_RAM_RANGES: usize = crate::limits::MAX_RAM_RANGES;
 /// Most physical ranges the kernel+tasks image is described by.
 pub const MAX_IMAGE_RANGES: usize = 4;
 /// Most NUMA nodes a record holds.
-pub const MAX_NODES: usize = 64;
+pub const MAX_NODES: usize = crate::limits::MAX_NODES;
 
 /// The layout version this crate writes and reads.
 pub const RECORD_VERSION: u32 = 1;
@@ -125,9 +122,13 @@ impl RecordFlags {
     /// skipped. When the entry could have named a CPU or placed CPUs or
     /// memory in a node, TRUNCATED is set as well.
     pub const ENTRIES_SKIPPED: RecordFlags = RecordFlags(1 << 7);
+    /// The kernel drives the local APICs in x2APIC mode (MSRs, 32-bit APIC
+    /// ids); clear means xAPIC (MMIO, 8-bit ids). Set by the kernel, not by
+    /// table parsing.
+    pub const X2APIC: RecordFlags = RecordFlags(1 << 8);
 
     /// Every flag this version defines.
-    pub const KNOWN: RecordFlags = RecordFlags(0xFF);
+    pub const KNOWN: RecordFlags = RecordFlags(0x1FF);
 
     #[must_use]
     pub const fn contains(self, other: RecordFlags) -> bool {
@@ -747,7 +748,7 @@ mod tests {
             r.push_cpu(CpuInfo {
                 apic_id: 0x1_0000 + i,
                 package: i / 64,
-                node: i % 64,
+                node: i % MAX_NODES as u32,
                 enabled: true,
             })
             .unwrap();
@@ -756,7 +757,7 @@ mod tests {
             r.push_ram(RamRange {
                 base: i << 32,
                 size: 1 << 31,
-                node: i as u32,
+                node: (i % MAX_NODES as u64) as u32,
             })
             .unwrap();
         }

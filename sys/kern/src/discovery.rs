@@ -9,11 +9,11 @@
 
 use core::cell::UnsafeCell;
 
-use abi::platform::PlatformRecord;
+use abi::platform::{PlatformRecord, RecordFlags};
 use platform::{PhysAddr, PhysRead};
 
-use crate::arch::cpu;
 use crate::arch::paging::{phys_to_virt, DIRECT_MAP_LIMIT};
+use crate::arch::{apic, cpu};
 use crate::bootinfo::memory_map;
 
 struct DirectMap;
@@ -146,15 +146,18 @@ fn read_overrides(rsdp: Option<u64>) -> ([(u8, IrqRoute); MAX_OVERRIDES], usize)
 }
 
 /// Fills the platform record. `image` lists the physical ranges the kernel
-/// and tasks occupy.
-pub fn discover(image: &[(u64, u64)]) {
+/// and tasks occupy; `lapic` is the mode the kernel drives the local APICs
+/// in, which the record reports (flag `X2APIC`). Returns the system limit
+/// the machine exceeds, if any: the caller refuses to go on.
+#[must_use]
+pub fn discover(image: &[(u64, u64)], lapic: apic::Mode) -> Option<abi::limits::Exceeded> {
     let map = memory_map();
     let ram = map
         .ranges()
         .iter()
         .filter(|r| r.kind == 1)
         .map(|r| (r.base, r.size));
-    let found = platform::discover(
+    let mut found = platform::discover(
         &DirectMap,
         map.rsdp.map(PhysAddr),
         ram,
@@ -163,6 +166,10 @@ pub fn discover(image: &[(u64, u64)]) {
     );
     if !found.report.is_clean() {
         crate::kprintln!("platform: {}", found.report);
+    }
+    let exceeded = found.report.exceeded(&found.record);
+    if lapic == apic::Mode::X2Apic {
+        found.record.flags.insert(RecordFlags::X2APIC);
     }
     let (routes, nroutes) = read_overrides(map.rsdp);
     // Safety: single-threaded boot, before any reader.
@@ -175,6 +182,26 @@ pub fn discover(image: &[(u64, u64)]) {
             Err(e) => crate::kprintln!("platform: record cannot be encoded: {e:?}"),
         }
     }
+    exceeded
+}
+
+/// Adds an image range found after discovery (the per-CPU area) to the
+/// record and re-encodes it. Boot CPU only, before any task runs.
+///
+/// # Errors
+/// The record has no room for another image range.
+pub fn add_image(base: u64, size: u64) -> Result<(), abi::platform::Full> {
+    // Safety: as for `discover`: single-threaded boot, no reader yet.
+    unsafe {
+        let record = &mut *RECORD.0.get();
+        record.push_image(abi::platform::PhysRange { base, size })?;
+        let (buf, len) = &mut *ENCODED.0.get();
+        match abi::platform::encode(record, buf) {
+            Ok(n) => *len = n,
+            Err(e) => crate::kprintln!("platform: record cannot be encoded: {e:?}"),
+        }
+    }
+    Ok(())
 }
 
 /// Prints the boot banner: CPUs, packages, nodes and memory by node.

@@ -36,6 +36,38 @@ use core::sync::atomic::Ordering;
 
 use arch::{apic, cpu, entry, gdt, idt, paging, serial, stacks};
 
+/// Carves the per-CPU area for `cpus` CPUs from the RAM right after the
+/// task memory, and records it as kernel memory and as an image range, so
+/// tdx-host never hands it out and the kernel never scrubs it. A machine
+/// whose RAM does not continue there cannot start its other CPUs: a boot
+/// failure, named.
+fn reserve_per_cpu_area(cpus: usize) {
+    use arch::smp;
+    let tasks = tdmem::image_ranges()[1];
+    let base = tasks.end().0.next_multiple_of(paging::PAGE_SIZE);
+    let size = smp::per_cpu_area_bytes(cpus);
+    let fits = base
+        .checked_add(size)
+        .is_some_and(|end| end <= paging::DIRECT_MAP_LIMIT);
+    if !fits || !bootinfo::memory_map().is_ram(base, size) {
+        fail::boot_failure(format_args!(
+            "smp: the per-CPU area for {cpus} CPUs ({} KiB at {base:#x}, after the tasks) is not RAM",
+            size >> 10
+        ));
+    }
+    smp::set_per_cpu_area(base, cpus);
+    tdmem::set_per_cpu_area(kerncore::tdmem::PhysRange::saturating(base, size));
+    if discovery::add_image(base, size).is_err() {
+        fail::boot_failure(format_args!(
+            "platform: no room in the record for the per-CPU area's image range"
+        ));
+    }
+    kprintln!(
+        "smp: per-CPU area {base:#x}..{:#x} ({cpus} CPUs)",
+        base + size
+    );
+}
+
 /// Starts every other CPU of the platform record and checks each answers
 /// a request with its own APIC id.
 fn start_application_processors(space: &paging::KernelSpace) {
@@ -53,6 +85,7 @@ fn start_application_processors(space: &paging::KernelSpace) {
         .iter()
         .filter(|c| c.enabled)
         .map(|c| c.apic_id);
+    reserve_per_cpu_area(ids.clone().count());
     let mut failed = [0u32; smp::MAX_CPUS];
     let nfailed = smp::start_aps(space.pml4, ids, &mut failed);
     paging::unmap_page(space.pml4, smp::TRAMPOLINE);
@@ -88,11 +121,31 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     // the direct map; the boot identity map is no longer needed.
     unsafe { cpu::write_cr3(space.pml4.0) };
 
-    apic::init_local();
-    irq::BOOT_APIC_ID.store(apic::apic_id(), Ordering::Relaxed);
+    let (lapic, handed_over) = apic::init_boot_cpu();
+    let boot_apic_id = apic::apic_id();
+    kprintln!(
+        "lapic: {}{}, boot CPU APIC id {boot_apic_id}",
+        lapic.name(),
+        if handed_over {
+            " (firmware handed over in x2APIC mode)"
+        } else {
+            ""
+        }
+    );
+    if boot_apic_id > 0xFF {
+        kprintln!("lapic: boot CPU APIC id {boot_apic_id} is beyond the IOAPIC's 8-bit destination: no device interrupts");
+    }
+    irq::BOOT_APIC_ID.store(boot_apic_id, Ordering::Relaxed);
     irq::init();
 
-    discovery::discover(&tdmem::image_ranges().map(|r| (r.base().0, r.size().0)));
+    if let Some(over) = discovery::discover(
+        &tdmem::image_ranges().map(|r| (r.base().0, r.size().0)),
+        lapic,
+    ) {
+        fail::boot_failure(format_args!(
+            "platform: {over}; this build refuses the machine rather than run TDX on part of it"
+        ));
+    }
     discovery::print_banner();
     start_application_processors(&space);
     seam::init();

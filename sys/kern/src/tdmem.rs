@@ -8,8 +8,10 @@
 //! memory**: RAM the platform record found at boot, plus ranges onlined
 //! inside the firmware's hot-plug window, minus
 //! 1. the first MiB (firmware data, the AP start-up trampoline),
-//! 2. the kernel image (which holds every page table, kernel stack and
-//!    kernel static, the emulated module's state included),
+//! 2. the kernel image (which holds every page table, the boot CPU's
+//!    stacks and every kernel static, the emulated module's state
+//!    included) and the per-CPU area (each other CPU's stack and VMXON
+//!    region, carved from RAM after the tasks at boot),
 //! 3. the span of every task's memory.
 //!
 //! The decision itself is `kerncore::tdmem` (host-tested against a model);
@@ -22,6 +24,7 @@
 //! CPU).
 
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::kipc::KipcError;
 use kerncore::tdmem::{check_td_memory, NotTdMemory, OnlineError, OnlineTable, PhysRange};
@@ -45,11 +48,23 @@ fn online_table() -> &'static mut OnlineTable<MAX_ONLINE> {
     unsafe { &mut *ONLINE.0.get() }
 }
 
+/// The per-CPU area `(base, len)`, set once at boot before any AP starts
+/// and before any task runs; empty before.
+static PER_CPU: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Records the per-CPU area (see `arch::smp::set_per_cpu_area`) as kernel
+/// memory.
+pub fn set_per_cpu_area(area: PhysRange) {
+    PER_CPU[0].store(area.base().0, Ordering::Relaxed);
+    PER_CPU[1].store(area.size().0, Ordering::Release);
+}
+
 /// The physical ranges the loaded image occupies: the kernel (with every
-/// page table, stack and static), and the span of task memory (every
-/// region and stack guard page of every task).
+/// page table, boot stack and static), the span of task memory (every
+/// region and stack guard page of every task), and the per-CPU area
+/// (empty until `set_per_cpu_area`).
 #[must_use]
-pub fn image_ranges() -> [PhysRange; 2] {
+pub fn image_ranges() -> [PhysRange; 3] {
     extern "C" {
         static __kernel_start: u8;
         static __kernel_end: u8;
@@ -68,9 +83,11 @@ pub fn image_ranges() -> [PhysRange; 2] {
         }
         lo = lo.min(d.stack_base - PAGE_SIZE);
     }
+    let per_cpu_len = PER_CPU[1].load(Ordering::Acquire);
     [
         PhysRange::saturating(ks, ke - ks),
         PhysRange::saturating(lo.min(hi), hi.saturating_sub(lo)),
+        PhysRange::saturating(PER_CPU[0].load(Ordering::Relaxed), per_cpu_len),
     ]
 }
 
@@ -97,8 +114,8 @@ fn included(out: &mut [PhysRange; abi::platform::MAX_RAM_RANGES + MAX_ONLINE]) -
 /// `TaskMemory`, or `NotRam` (MMIO, firmware hole, absent memory, hot-plug
 /// memory not online).
 pub fn check(base: u64, len: u64) -> Result<(), KipcError> {
-    let [kernel, tasks] = image_ranges();
-    let excluded = [LOW_MEMORY, kernel, tasks];
+    let [kernel, tasks, per_cpu] = image_ranges();
+    let excluded = [LOW_MEMORY, kernel, tasks, per_cpu];
     let mut inc = [PhysRange::EMPTY; abi::platform::MAX_RAM_RANGES + MAX_ONLINE];
     let n = included(&mut inc);
     let range = PhysRange::new(base, len).ok_or(NotTdMemory::Malformed);
@@ -107,7 +124,7 @@ pub fn check(base: u64, len: u64) -> Result<(), KipcError> {
         .map_err(|e| match e {
             NotTdMemory::Malformed => KipcError::BadRange,
             NotTdMemory::Excluded { index: 0 } => KipcError::LowMemory,
-            NotTdMemory::Excluded { index: 1 } => KipcError::KernelMemory,
+            NotTdMemory::Excluded { index: 1 | 3 } => KipcError::KernelMemory,
             NotTdMemory::Excluded { .. } => KipcError::TaskMemory,
             NotTdMemory::NotRam => KipcError::NotRam,
         })

@@ -6,7 +6,8 @@
 use std::vec::Vec;
 
 use abi::platform::{
-    decode, encode, CpuInfo, HotplugWindow, NodeFlags, RamRange, RecordFlags, ENCODED_MAX, MAX_CPUS,
+    decode, encode, CpuInfo, HotplugWindow, NodeFlags, RamRange, RecordFlags, ENCODED_MAX,
+    MAX_CPUS, MAX_RAM_RANGES,
 };
 
 use crate::acpi::{AcpiError, Signature};
@@ -277,11 +278,14 @@ fn qemu_hotplug_window_at_4g() {
 }
 
 /// Large machines use x2APIC entries (ids ≥ 255) in MADT and SRAT, and a
-/// MADT with more CPUs than the record holds is cut, flagged, reported.
+/// MADT with more CPUs than the record holds is cut, flagged, reported,
+/// and refused by name.
 #[test]
 fn x2apic_entries_and_cpu_overflow() {
-    let cpus: Vec<(u32, u32)> = (0..300)
-        .map(|i| (if i < 200 { i } else { 0x1000 + i }, i / 150))
+    let total = MAX_CPUS as u32 + 44;
+    let half = total / 2;
+    let cpus: Vec<(u32, u32)> = (0..total)
+        .map(|i| (if i < 200 { i } else { 0x1000 + i }, i / half))
         .collect();
     let b = build(&Machine {
         cpus,
@@ -292,12 +296,30 @@ fn x2apic_entries_and_cpu_overflow() {
     let d = run(&b.mem, &crate::testutil::qemu_cpuid(2, 64, 0));
     let r = &d.record;
     assert_eq!(r.cpus().len(), MAX_CPUS);
-    assert_eq!(d.report.cpus_dropped, 300 - MAX_CPUS as u32);
+    assert_eq!(d.report.cpus_dropped, 44);
     assert!(r.flags.contains(RecordFlags::TRUNCATED));
-    assert_eq!(r.cpus()[255], cpu(0x1000 + 255, (0x1000 + 255) >> 7, 1));
-    assert_eq!(r.cpus()[149].node, 0);
-    assert_eq!(r.cpus()[150].node, 1);
+    assert_eq!(r.cpus()[255], cpu(0x1000 + 255, (0x1000 + 255) >> 7, 0));
+    assert_eq!(r.cpus()[half as usize - 1].node, 0);
+    assert_eq!(r.cpus()[half as usize].node, 1);
     assert!(!d.report.is_clean());
+    let refused = d
+        .report
+        .exceeded(r)
+        .expect("a machine beyond MAX_CPUS is refused");
+    assert_eq!(
+        refused,
+        abi::limits::Exceeded {
+            limit: abi::limits::Limit::Cpus,
+            found: total as usize
+        }
+    );
+    let msg = refused.to_string();
+    assert!(
+        msg.contains(&format!(
+            "has {total} logical CPUs, more than MAX_CPUS = {MAX_CPUS}"
+        )),
+        "{msg}"
+    );
     assert_round_trips(&d);
 }
 
@@ -464,7 +486,8 @@ fn ram_outside_srat_goes_to_node_0_and_capacity_is_respected() {
     // A range above every SRAT entry, one straddling the 4 GiB gap, one
     // that wraps, and many more than fit.
     let mut ram = vec![(8 * GIB, GIB), (0x3000_0000, 0x2000_0000), (u64::MAX, 2)];
-    ram.extend((0..100).map(|i| (16 * GIB + i * 0x1000_0000, 0x1000)));
+    let extra = MAX_RAM_RANGES as u64 + 36;
+    ram.extend((0..extra).map(|i| (16 * GIB + i * 0x1000_0000, 0x1000)));
     let d = discover(
         &b.mem,
         Some(PhysAddr(RSDP_AT)),
@@ -497,10 +520,19 @@ fn ram_outside_srat_goes_to_node_0_and_capacity_is_respected() {
             node: 0
         }
     );
-    assert_eq!(r.ram().len(), 64);
+    assert_eq!(r.ram().len(), MAX_RAM_RANGES);
     assert_eq!(d.report.ram_rejected, 1);
-    assert_eq!(d.report.ram_dropped, 100 - 61);
+    assert_eq!(
+        u64::from(d.report.ram_dropped),
+        extra - (MAX_RAM_RANGES as u64 - 3)
+    );
     assert!(r.flags.contains(RecordFlags::TRUNCATED));
+    let refused = d.report.exceeded(r).expect("refused");
+    assert_eq!(refused.limit, abi::limits::Limit::RamRanges);
+    assert!(
+        refused.to_string().contains("MAX_RAM_RANGES = 128"),
+        "{refused}"
+    );
     assert_round_trips(&d);
 }
 

@@ -22,6 +22,7 @@
 
 use core::fmt;
 
+use abi::limits::{Exceeded, Limit, MAX_PACKAGES};
 use abi::platform::{
     CpuInfo, HotplugWindow, NodeFlags, NodeInfo, PhysRange, PlatformRecord, RamRange, RecordFlags,
     MAX_CPUS, MAX_NODES,
@@ -63,6 +64,49 @@ pub struct Report {
 }
 
 impl Report {
+    /// The first system limit ([`abi::limits`]) this machine exceeds, given
+    /// the record built with this report: more CPUs, NUMA nodes or RAM
+    /// ranges than the record holds, or more packages than
+    /// [`abi::limits::MAX_PACKAGES`]. The kernel refuses such a machine at
+    /// boot with this as its message; a record that merely lost a
+    /// malformed entry is not refused (it carries TRUNCATED instead).
+    #[must_use]
+    pub fn exceeded(&self, record: &PlatformRecord) -> Option<Exceeded> {
+        // Dropped CPUs are counted one each (the MADT walk skips
+        // duplicates first); dropped nodes and RAM ranges are counted per
+        // entry, so only "one more than fits" is certain.
+        let over = |limit: Limit, kept: usize, dropped: u32, exact: bool| {
+            (dropped != 0).then_some(Exceeded {
+                limit,
+                found: kept + if exact { dropped as usize } else { 1 },
+            })
+        };
+        over(Limit::Cpus, record.cpus().len(), self.cpus_dropped, true)
+            .or_else(|| {
+                over(
+                    Limit::Nodes,
+                    record.nodes().len(),
+                    self.nodes_dropped,
+                    false,
+                )
+            })
+            .or_else(|| {
+                over(
+                    Limit::RamRanges,
+                    record.ram().len(),
+                    self.ram_dropped,
+                    false,
+                )
+            })
+            .or_else(|| {
+                let packages = record.package_count as usize;
+                (packages > MAX_PACKAGES).then_some(Exceeded {
+                    limit: Limit::Packages,
+                    found: packages,
+                })
+            })
+    }
+
     #[must_use]
     pub fn is_clean(&self) -> bool {
         *self

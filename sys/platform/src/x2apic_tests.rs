@@ -5,11 +5,12 @@
 //! Pattern as in `qemu_tests`: synthetic tables in a sparse memory, the
 //! record checked field by field, then one thing broken at a time. The
 //! record holds [`MAX_CPUS`] CPUs, so "more CPUs than that" is a
-//! truncation test, not a success test.
+//! truncation test and a refusal (`Report::exceeded`), not a success test.
 
 use std::vec::Vec;
 
-use abi::platform::{RecordFlags, MAX_CPUS};
+use abi::limits::{Exceeded, Limit, MAX_PACKAGES};
+use abi::platform::{RecordFlags, MAX_CPUS, MAX_NODES};
 
 use crate::acpi::{AcpiError, Signature};
 use crate::fadt::tests::q35_fadt_body;
@@ -43,40 +44,101 @@ fn ids(d: &Discovery) -> Vec<u32> {
 }
 
 #[test]
-fn a_qemu_shaped_machine_with_ids_up_to_600_records_every_id_node_and_package() {
-    // As many CPUs as the record holds, ids spread over 0..=600: QEMU lists
+fn a_qemu_shaped_machine_with_ids_up_to_2400_records_every_id_node_and_package() {
+    // As many CPUs as the record holds, ids spread over 0..=2400: QEMU lists
     // ids below 255 as type 0 and the rest as type 9 (MADT) and type 2
     // (SRAT). 2 threads × 128 cores: the package is the id >> 8.
-    let apic: Vec<u32> = (0..MAX_CPUS as u32).map(|i| i * 600 / 255).collect();
-    assert_eq!((apic.len(), apic[255]), (256, 600));
+    let last = MAX_CPUS as u32 - 1;
+    let apic: Vec<u32> = (0..=last).map(|i| i * 2400 / last).collect();
+    assert_eq!((apic.len(), apic[last as usize]), (MAX_CPUS, 2400));
     let b = build(&Machine {
-        cpus: apic.iter().map(|&a| (a, a / 200)).collect(),
+        cpus: apic.iter().map(|&a| (a, a / 800)).collect(),
         node_mem: vec![GIB / 4; 4],
         hotplug: None,
         xsdt: true,
     });
     let d = run(&b.mem, &qemu_cpuid(2, 128, 0));
     assert!(d.report.is_clean(), "{}", d.report);
-    let want: Vec<_> = apic.iter().map(|&a| cpu(a, a >> 8, a / 200)).collect();
+    let want: Vec<_> = apic.iter().map(|&a| cpu(a, a >> 8, a / 800)).collect();
     assert_eq!(d.record.cpus(), &want[..]);
-    assert_eq!(d.record.package_count, 3);
+    assert_eq!(d.record.package_count, 10);
     assert_eq!(d.record.nodes().len(), 4);
     assert!(!d.record.flags.contains(RecordFlags::TRUNCATED));
+    assert_eq!(d.report.exceeded(&d.record), None);
     assert_round_trips(&d);
 }
 
 #[test]
-fn three_hundred_x2apic_cpus_fill_the_record_and_the_rest_are_reported() {
-    // 300 CPUs, every one a type 9 entry, ids 0, 2, …, 598 (SMT off).
-    let madt: Vec<Vec<u8>> = (0..300u32).map(|i| m_x2apic(2 * i, 1, i)).collect();
+fn more_x2apic_cpus_than_the_record_holds_are_reported_and_refused() {
+    // MAX_CPUS + 44 CPUs, every one a type 9 entry, ids 0, 2, 4, … (SMT off).
+    let n = MAX_CPUS as u32 + 44;
+    let madt: Vec<Vec<u8>> = (0..n).map(|i| m_x2apic(2 * i, 1, i)).collect();
     let d = run(&firmware(&madt, 5, None), &qemu_cpuid(2, 128, 0));
     let want: Vec<u32> = (0..MAX_CPUS as u32).map(|i| 2 * i).collect();
     assert_eq!(ids(&d), want);
     assert_eq!(d.record.cpus()[200], cpu(400, 1, 0));
-    assert_eq!(d.report.cpus_dropped, 300 - MAX_CPUS as u32);
+    assert_eq!(d.report.cpus_dropped, 44);
     assert!(d.record.flags.contains(RecordFlags::TRUNCATED));
     assert!(!d.report.is_clean());
+    assert_eq!(
+        d.report.exceeded(&d.record),
+        Some(Exceeded {
+            limit: Limit::Cpus,
+            found: n as usize
+        })
+    );
     assert_round_trips(&d);
+}
+
+#[test]
+fn more_numa_nodes_than_the_record_holds_are_refused_by_name() {
+    // One CPU and a 16 MiB memory range in each of MAX_NODES + 3 sparse
+    // proximity domains (x2APIC affinity, ids above 255).
+    let n = MAX_NODES as u32 + 3;
+    let madt: Vec<Vec<u8>> = (0..n).map(|i| m_x2apic(0x100 + i, 1, i)).collect();
+    let mut srat: Vec<Vec<u8>> = (0..n).map(|i| s_x2apic(0x100 + i, 10 * i, 1)).collect();
+    srat.extend((0..n).map(|i| s_mem(u64::from(i) << 24, 1 << 24, 10 * i, 1)));
+    let d = run(&firmware(&madt, 5, Some(&srat)), &qemu_cpuid(2, 128, 0x100));
+    assert_eq!(d.record.nodes().len(), MAX_NODES);
+    // Each of the 3 extra domains is named by a CPU and a memory entry.
+    assert_eq!(d.report.nodes_dropped, 6);
+    assert!(d.record.flags.contains(RecordFlags::TRUNCATED));
+    let refused = d.report.exceeded(&d.record).expect("refused");
+    assert_eq!(
+        refused,
+        Exceeded {
+            limit: Limit::Nodes,
+            found: MAX_NODES + 1
+        }
+    );
+    let msg = refused.to_string();
+    let want = format!(
+        "at least {} NUMA nodes, more than MAX_NODES = {MAX_NODES}",
+        MAX_NODES + 1
+    );
+    assert!(msg.contains(&want), "{msg}");
+    assert_round_trips(&d);
+}
+
+#[test]
+fn more_packages_than_the_limit_are_refused_by_name() {
+    // One CPU per package (1 thread, 1 core: the package is the id).
+    let n = MAX_PACKAGES as u32 + 1;
+    let madt: Vec<Vec<u8>> = (0..n).map(|i| m_x2apic(0x200 + i, 1, i)).collect();
+    let d = run(&firmware(&madt, 5, None), &qemu_cpuid(1, 1, 0x200));
+    assert!(d.report.is_clean(), "{}", d.report);
+    assert_eq!(d.record.package_count, n);
+    let refused = d.report.exceeded(&d.record).expect("refused");
+    assert_eq!(refused.limit, Limit::Packages);
+    assert!(
+        refused.to_string().contains("MAX_PACKAGES = 16"),
+        "{refused}"
+    );
+
+    // At the limit: accepted.
+    let madt: Vec<Vec<u8>> = (0..n - 1).map(|i| m_x2apic(0x200 + i, 1, i)).collect();
+    let d = run(&firmware(&madt, 5, None), &qemu_cpuid(1, 1, 0x200));
+    assert_eq!(d.report.exceeded(&d.record), None);
 }
 
 #[test]

@@ -112,6 +112,11 @@ pub fn sleep_for(ticks: u64, mask: u64) {
 }
 
 /// Reads the platform record (needs the `platform` capability).
+///
+/// Stack: the encoded record (`ENCODED_MAX`, about 20 KiB at the limits of
+/// `abi::limits`) lives only in this function's frame, which is never
+/// inlined, so a caller pays for its decoded copy alone.
+#[inline(never)]
 pub fn read_platform() -> Result<abi::platform::PlatformRecord, KipcFailure> {
     let mut buf = [0u8; abi::platform::ENCODED_MAX];
     let n = kipc(Kipcnum::ReadPlatform, &[], &mut buf)?;

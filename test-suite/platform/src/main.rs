@@ -11,7 +11,7 @@
 #![no_std]
 #![no_main]
 
-use abi::platform::PlatformRecord;
+use abi::platform::{PlatformRecord, RecordFlags};
 use tdx_abi::{Leaf, TdxStatus};
 use userlib::{
     hl, sys_refresh_task_id, sys_seamcall, sys_send, ulog, SeamcallOutcome, UnknownOutcome,
@@ -36,7 +36,29 @@ fn status(o: Result<SeamcallOutcome, UnknownOutcome>) -> Option<TdxStatus> {
     }
 }
 
+/// The mode the kernel says (platform record flag X2APIC) it drives the
+/// local APICs in, against the manifest's expectation: a QEMU `-cpu` flag
+/// only says what the CPU offers, this says what the kernel does.
+fn lapic_check(s: &mut Score, r: &PlatformRecord) {
+    if expect::LAPIC.is_empty() {
+        return;
+    }
+    let mode = if r.flags.contains(RecordFlags::X2APIC) {
+        "x2apic"
+    } else {
+        "xapic"
+    };
+    check!(
+        s,
+        "platform_kernel_runs_lapic_in_expected_mode",
+        mode == expect::LAPIC,
+        "kernel reports {mode}, expected {}",
+        expect::LAPIC
+    );
+}
+
 fn platform_checks(s: &mut Score, r: &PlatformRecord) {
+    lapic_check(s, r);
     let cpus = r.cpus().iter().filter(|c| c.enabled).count();
     check!(
         s,

@@ -11,6 +11,7 @@
 
 use core::ptr::addr_of_mut;
 
+use abi::platform::RecordFlags;
 use tdx_host_api::{
     addrs_as_bytes, addrs_as_bytes_ref, region_state, FrameSize, MemClass, ModuleState,
     RegionRecord, TdxHost, TdxHostError, ANY_NODE,
@@ -687,11 +688,18 @@ fn region_record(t: &TdxHost, base: u64) -> Option<RegionRecord> {
     })
 }
 
-fn hotplug_checks(s: &mut Score, t: &TdxHost) {
-    let window = hl::read_platform()
+/// The hot-plug window's base (or 4 GiB without one); apart, so the decoded
+/// record's frame is gone before the checks run.
+#[inline(never)]
+fn hotplug_window_base() -> u64 {
+    hl::read_platform()
         .ok()
         .and_then(|r| r.hotplug)
-        .map_or(0x1_0000_0000, |h| h.base);
+        .map_or(0x1_0000_0000, |h| h.base)
+}
+
+fn hotplug_checks(s: &mut Score, t: &TdxHost) {
+    let window = hotplug_window_base();
     let size = 16 * MIB;
     let r = t.online_region(window, size, 0);
     if expect::POLICY == "reject" {
@@ -873,10 +881,41 @@ fn hotplug_checks(s: &mut Score, t: &TdxHost) {
     }
 }
 
+/// The mode the kernel reports (platform record flag X2APIC) it drives the
+/// local APICs in, against `lapic` in the manifest: the QEMU `-cpu` flag
+/// says only what the CPU offers, this is what the kernel does.
+#[inline(never)]
+fn lapic_checks(s: &mut Score) {
+    if expect::LAPIC.is_empty() {
+        return;
+    }
+    match hl::read_platform() {
+        Ok(r) => {
+            let mode = if r.flags.contains(RecordFlags::X2APIC) {
+                "x2apic"
+            } else {
+                "xapic"
+            };
+            check!(
+                s,
+                "kernel_runs_lapic_in_expected_mode",
+                mode == expect::LAPIC,
+                "kernel reports {mode}, expected {}",
+                expect::LAPIC
+            );
+        }
+        Err(e) => s.fail(
+            "kernel_runs_lapic_in_expected_mode",
+            format_args!("platform record unreadable: {e:?}"),
+        ),
+    }
+}
+
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
     let mut s = Score::default();
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
+    lapic_checks(&mut s);
     state_checks(&mut s, &t);
     if expect::STATE == "ready" {
         // Safety: the only reference ever made to HELD.

@@ -19,19 +19,21 @@
 //! mode itself on the kernel's page tables. An AP that does not check in
 //! within the timeout is reported and left alone.
 
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use kerncore::mailbox::Mailbox;
 
-use super::paging::{map_page, phys_to_virt, Access, TablePhys};
+use super::paging::{map_page, phys_to_virt, Access, TablePhys, PAGE_SIZE};
 use super::{apic, cpu, gdt};
 
 /// Physical address of the AP trampoline (SIPI vector 0x08).
 pub const TRAMPOLINE: u64 = 0x8000;
-/// Most CPUs the kernel drives (the boot CPU is index 0).
-pub const MAX_CPUS: usize = 32;
-const AP_STACK_SIZE: usize = 32 * 1024;
+/// Most CPUs the kernel drives (the boot CPU is index 0): the system limit.
+pub const MAX_CPUS: usize = abi::limits::MAX_CPUS;
+const AP_STACK_SIZE: u64 = 32 * 1024;
+/// One CPU's slot in the per-CPU area: its VMXON region (a page), then its
+/// stack (unused for the boot CPU, which has its own in the image).
+pub const PER_CPU_BYTES: u64 = PAGE_SIZE + AP_STACK_SIZE;
 /// IPI vector that wakes an AP to look at its mailbox.
 pub const SERVICE_VECTOR: u8 = 0xF0;
 
@@ -150,11 +152,43 @@ static MAILBOXES: [Mailbox; MAX_CPUS] = [const { Mailbox::new() }; MAX_CPUS];
 static APIC_IDS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
 static CPU_COUNT: AtomicU32 = AtomicU32::new(1);
 
-#[repr(C, align(16))]
-struct ApStacks(UnsafeCell<[[u8; AP_STACK_SIZE]; MAX_CPUS]>);
-// Safety: each stack is used only by the AP it is given to.
-unsafe impl Sync for ApStacks {}
-static AP_STACKS: ApStacks = ApStacks(UnsafeCell::new([[0; AP_STACK_SIZE]; MAX_CPUS]));
+/// The per-CPU area: physical base and slot count, set once by
+/// [`set_per_cpu_area`] before any AP starts. It lives outside the kernel
+/// image (32 MiB of stacks for MAX_CPUS would not fit below the tasks), in
+/// RAM the boot CPU carved after the task memory and recorded as an image
+/// range, so no task and no TDX structure is ever given it.
+static AREA_BASE: AtomicU64 = AtomicU64::new(0);
+static AREA_SLOTS: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of per-CPU area `cpus` CPUs need.
+#[must_use]
+pub const fn per_cpu_area_bytes(cpus: usize) -> u64 {
+    cpus as u64 * PER_CPU_BYTES
+}
+
+/// Hands the kernel `slots` per-CPU slots at physical `base` (page-aligned
+/// RAM of [`per_cpu_area_bytes`]`(slots)` bytes inside the direct map, which
+/// the caller checked and keeps from everyone else), and zeroes them.
+pub fn set_per_cpu_area(base: u64, slots: usize) {
+    // Safety: the caller hands over this RAM for good; the direct map
+    // covers it and nothing else refers to it yet.
+    unsafe { core::ptr::write_bytes(phys_to_virt(base), 0, per_cpu_area_bytes(slots) as usize) };
+    AREA_BASE.store(base, Ordering::Relaxed);
+    AREA_SLOTS.store(slots as u64, Ordering::Release);
+}
+
+/// Physical address of CPU `index`'s slot, if the area has one.
+fn slot(index: usize) -> Option<u64> {
+    ((index as u64) < AREA_SLOTS.load(Ordering::Acquire))
+        .then(|| AREA_BASE.load(Ordering::Relaxed) + index as u64 * PER_CPU_BYTES)
+}
+
+/// The physical address of CPU `index`'s VMXON region (a zeroed page only
+/// that CPU uses), if the per-CPU area has a slot for it.
+#[must_use]
+pub fn vmxon_region(index: usize) -> Option<u64> {
+    slot(index)
+}
 
 /// The handler of a request, installed by the kernel (SEAMCALL backend).
 pub type Handler = fn(cpu: usize, op: Op, words: &mut [u64; 8]);
@@ -284,16 +318,35 @@ pub fn start_aps(
     let mut nfailed = 0;
     let mut next = 1;
     for id in apic_ids.filter(|&id| id != boot_id) {
+        let Some(slot) = slot(next) else {
+            crate::kprintln!("smp: CPU with APIC id {id} ignored: no per-CPU slot for it");
+            if nfailed < MAX_CPUS {
+                failed[nfailed] = id;
+                nfailed += 1;
+            }
+            continue;
+        };
+        if !apic::can_address(id) {
+            crate::kprintln!(
+                "smp: CPU with APIC id {id} not started: ids above 255 need x2APIC mode, which this CPU lacks"
+            );
+            if nfailed < MAX_CPUS {
+                failed[nfailed] = id;
+                nfailed += 1;
+            }
+            continue;
+        }
         if next >= MAX_CPUS {
             crate::kprintln!(
                 "smp: CPU with APIC id {id} ignored: the kernel drives at most {MAX_CPUS} CPUs"
             );
             continue;
         }
-        // Safety: each AP gets its own stack; the parameter block is read
-        // by exactly one starting AP at a time (we wait for it below).
+        // Safety: each AP gets its own stack (its slot's, after the VMXON
+        // page, reached through the direct map); the parameter block is
+        // read by exactly one starting AP at a time (we wait for it below).
         unsafe {
-            let stack_top = (*AP_STACKS.0.get())[next].as_ptr() as u64 + AP_STACK_SIZE as u64;
+            let stack_top = phys_to_virt(slot + PER_CPU_BYTES) as u64;
             param(0).write_volatile(kernel_pml4.0);
             param(1).write_volatile(stack_top);
             param(2).write_volatile(next as u64);

@@ -6,9 +6,11 @@
 use core::cell::UnsafeCell;
 
 /// `kmain` runs platform discovery on this stack with a frame of about
-/// 74 KiB (the platform record and the ACPI parsers' buffers inlined into
-/// it); at 64 KiB it overflowed into the neighbouring `.bss` unnoticed.
-pub const KERNEL_STACK_SIZE: usize = 128 * 1024;
+/// 74 KiB when the record held 256 CPUs (the platform record and the ACPI
+/// parsers' buffers inlined into it); at 64 KiB it overflowed into the
+/// neighbouring `.bss` unnoticed. The record grew fourfold with
+/// `abi::limits` (about 20 KiB per copy), hence 256 KiB.
+pub const KERNEL_STACK_SIZE: usize = 256 * 1024;
 pub const IST_STACK_SIZE: usize = 16 * 1024;
 
 #[repr(C, align(16))]

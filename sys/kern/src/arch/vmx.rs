@@ -12,8 +12,6 @@
 //! VMXON and SEAMCALL are hand assembly: the `x86_64` crate has neither;
 //! the control registers around them are the crate's.
 
-use core::cell::UnsafeCell;
-
 use tdx_abi::hw::{
     check_seam_support, SeamUnsupported, MSR_IA32_FEATURE_CONTROL, MSR_IA32_MTRRCAP,
     MSR_IA32_SEAMRR_PHYS_MASK,
@@ -24,7 +22,8 @@ use tdx_emu::{InstructionOutcome, SeamcallFault};
 use x86_64::registers::control::{Cr0, Cr4, Cr4Flags};
 
 use super::cpu;
-use super::smp::{self, Op, MAX_CPUS};
+use super::paging::phys_to_virt;
+use super::smp::{self, Op};
 
 const MSR_IA32_VMX_BASIC: u32 = 0x480;
 const MSR_IA32_VMX_CR0_FIXED0: u32 = 0x486;
@@ -38,12 +37,6 @@ const RAW_VMFAIL_INVALID: u64 = 1;
 /// Set by the trap fix-up.
 pub const RAW_UD: u64 = 2;
 pub const RAW_GP: u64 = 3;
-
-#[repr(C, align(4096))]
-struct VmxonRegions(UnsafeCell<[[u8; 4096]; MAX_CPUS]>);
-// Safety: each CPU touches only its own region, once, before VMXON.
-unsafe impl Sync for VmxonRegions {}
-static VMXON_REGIONS: VmxonRegions = VmxonRegions(UnsafeCell::new([[0; 4096]; MAX_CPUS]));
 
 /// Why the hardware backend is not available.
 #[derive(Copy, Clone, Debug)]
@@ -88,13 +81,17 @@ fn detect() -> Result<(), SeamUnsupported> {
 /// Enters VMX root operation on the calling CPU. Runs through the per-CPU
 /// service so it happens on each CPU itself.
 pub fn vmxon_here(index: usize) -> bool {
+    let Some(pa) = smp::vmxon_region(index) else {
+        return false;
+    };
     // Safety: detection passed on the boot CPU (all CPUs are alike); the
-    // fixed-bit MSRs exist with VMX; the region is this CPU's own,
-    // 4 KiB-aligned, identity-mapped kernel memory.
+    // fixed-bit MSRs exist with VMX; the region is this CPU's own zeroed,
+    // 4 KiB-aligned page of the per-CPU area, reached through the direct
+    // map.
     unsafe {
         let basic = cpu::rdmsr(MSR_IA32_VMX_BASIC);
-        let region = &mut (*VMXON_REGIONS.0.get())[index];
-        region[..4].copy_from_slice(&((basic as u32) & 0x7FFF_FFFF).to_le_bytes());
+        let revision = (basic as u32) & 0x7FFF_FFFF;
+        core::ptr::write_volatile(phys_to_virt(pa) as *mut u32, revision);
         // Raw values: the fixed-bit MSRs may name bits the crate's flag
         // types do not know, and all of them must reach the register.
         let cr0 = (Cr0::read_raw() | cpu::rdmsr(MSR_IA32_VMX_CR0_FIXED0))
@@ -105,7 +102,6 @@ pub fn vmxon_here(index: usize) -> bool {
             | cpu::rdmsr(MSR_IA32_VMX_CR4_FIXED0))
             & cpu::rdmsr(MSR_IA32_VMX_CR4_FIXED1);
         Cr4::write_raw(cr4);
-        let pa: u64 = region.as_ptr() as u64;
         let failed: u8;
         // Hand assembly: the `x86_64` crate has no VMXON.
         core::arch::asm!("vmxon [{pa}]", "setna {f}", pa = in(reg) &pa, f = out(reg_byte) failed);
