@@ -108,6 +108,8 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     irq::init();
 
     discovery::discover(&tdmem::image_ranges().map(|r| (r.base().0, r.size().0)));
+    discovery::srat_memory(paging::cover);
+    paging::finish_direct_map(&space);
     discovery::print_banner();
     start_application_processors(&space);
     seam::init();
