@@ -34,7 +34,9 @@ fn main() {
     };
     let mut s = String::new();
     if c.highmem && !per_node {
-        panic!("hotplug-check config: highmem needs the per-node policy (DIMMs become non-TDX memory)");
+        panic!(
+            "hotplug-check config: highmem needs the per-node policy (DIMMs become non-TDX memory)"
+        );
     }
     let _ = writeln!(s, "pub const PER_NODE: bool = {per_node};");
     let _ = writeln!(s, "pub const HIGHMEM: bool = {};", c.highmem);

@@ -46,12 +46,10 @@ fn online_bases(e: &Env, out: &mut [u64; 8]) -> usize {
     k
 }
 
-/// Takes every non-TDX 2 MiB frame and `SMALL_FRAMES` 4 KiB frames, checks each lies in one of
+/// Takes `SMALL_FRAMES` 4 KiB frames and every non-TDX 2 MiB frame left, checks each lies in one of
 /// `dimms` and every DIMM served some of each size, then frees them all and checks the kernel
 /// scrubbed them.
 fn sweep(s: &mut Score, e: &Env, stage: &str, dimms: &[u64]) {
-    let mut big = [0u64; MAX_HELD];
-    let (nbig, _, stop) = e.drain(MemClass::NonTdx, FrameSize::M2, &mut big);
     let mut small = [0u64; SMALL_FRAMES];
     let nsmall = e
         .host
@@ -63,10 +61,16 @@ fn sweep(s: &mut Score, e: &Env, stage: &str, dimms: &[u64]) {
             addrs_as_bytes(&mut small),
         )
         .map_or(0, |n| n as usize);
+    // Then every 2 MiB frame left (the small ones took part of one).
+    let mut big = [0u64; MAX_HELD];
+    let (nbig, _, stop) = e.drain(MemClass::NonTdx, FrameSize::M2, &mut big);
     let mut big_per = [0usize; 3];
     let mut small_per = [0usize; 3];
     let mut stray = 0;
-    for (frames, per) in [(&big[..nbig], &mut big_per), (&small[..nsmall], &mut small_per)] {
+    for (frames, per) in [
+        (&big[..nbig], &mut big_per),
+        (&small[..nsmall], &mut small_per),
+    ] {
         for &a in frames {
             match dimm_of(a, dimms) {
                 Some(i) => per[i] += 1,
