@@ -5,8 +5,8 @@
 //! - The kernel image is identity-mapped, supervisor-only, with W^X
 //!   permissions, in every address space; the page tables for it are
 //!   shared, so the kernel image and tasks never share a 2 MiB block.
-//! - All physical memory the platform reports is mapped at [`PHYS_OFFSET`]
-//!   + pa, supervisor-only and non-executable: the low 4 GiB (its top GiB,
+//! - All physical memory the platform reports is mapped at
+//!   `PHYS_OFFSET + pa`, supervisor-only and non-executable: the low 4 GiB (its top GiB,
 //!   the PC MMIO window, uncached), the boot memory map's RAM and ACPI
 //!   ranges, and every enabled SRAT memory range, hot-pluggable ones
 //!   included, up to the CPU's MAXPHYADDR; 1 GiB pages where the CPU has
