@@ -1,5 +1,7 @@
 //! `[tasks.<this>.config]`: which tdx-host hotplug policy the image runs
-//! (`policy = "reject" | "per-node"`), so the checks know what to expect.
+//! (`policy = "reject" | "per-node"`), so the checks know what to expect, and whether the image
+//! is the high-memory one (`highmem = true`: DIMMs above 64 GiB and 1 TiB, see
+//! `test-suite/tdx-highmem.toml`).
 
 use std::fmt::Write as _;
 
@@ -9,6 +11,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Config {
     policy: String,
+    #[serde(default)]
+    highmem: bool,
 }
 
 fn main() {
@@ -16,6 +20,7 @@ fn main() {
     let c: Config = if env.name.is_empty() {
         Config {
             policy: "reject".into(),
+            highmem: false,
         }
     } else {
         env.config().unwrap_or_else(|e| panic!("{e}"))
@@ -28,7 +33,13 @@ fn main() {
         }
     };
     let mut s = String::new();
+    if c.highmem && !per_node {
+        panic!(
+            "hotplug-check config: highmem needs the per-node policy (DIMMs become non-TDX memory)"
+        );
+    }
     let _ = writeln!(s, "pub const PER_NODE: bool = {per_node};");
+    let _ = writeln!(s, "pub const HIGHMEM: bool = {};", c.highmem);
     std::fs::write(
         format!("{}/check_config.rs", std::env::var("OUT_DIR").unwrap()),
         s,

@@ -1,11 +1,12 @@
-//! End-to-end memory hotplug tests: boots `test-suite/hotplug-<policy>.toml` with a QMP socket,
-//! and plays the platform's part while the image's check task plays the guest's.
+//! End-to-end memory hotplug tests: boots `test-suite/hotplug-<policy>.toml` (and
+//! `test-suite/tdx-highmem.toml`, DIMMs above 64 GiB and 1 TiB) with a QMP socket, and plays the platform's part while the image's check task plays the guest's.
 //!
 //! They meet on console lines: the check task prints `hotplug: ready for <step>`, the harness
 //! waits for it (bounded), acts over QMP (`object-add` + `device_add pc-dimm`, `device_del`),
 //! and checks QEMU's side of the outcome (`ACPI_DEVICE_OST` with the driver's `_OST` codes,
 //! `DEVICE_DELETED`, `query-memory-devices`); the check task's own `test NAME ... ok|FAILED`
-//! lines are the guest side. Each result is printed as `test hotplug-<policy>::NAME ...` and
+//! lines are the guest side. Each result is printed as `test hotplug-<policy>::NAME ...`
+//! (`tdx-highmem::NAME ...`) and
 //! counted by `cargo xtask test`. A run that does not get to its end, or does not end with
 //! the image reporting success, is a failure of its own, and prints the console tail.
 
@@ -21,11 +22,27 @@ use serde_json::{json, Value};
 use crate::qmp::Qmp;
 use crate::{dist, qemu};
 
-/// The suites: (manifest, policy).
+/// The suites: (manifest, policy). `highmem` is the per-node policy with DIMMs above 64 GiB and
+/// 1 TiB (`tdx-highmem`).
 pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/hotplug-reject.toml", "reject"),
     ("test-suite/hotplug-per-node.toml", "per-node"),
+    ("test-suite/tdx-highmem.toml", "highmem"),
 ];
+
+/// The `IMAGE` of a suite's case names.
+#[must_use]
+pub fn label(policy: &str) -> String {
+    if policy == "highmem" {
+        "tdx-highmem".into()
+    } else {
+        format!("hotplug-{policy}")
+    }
+}
+
+/// Where `tdx-highmem` hot-adds its DIMM: 1 TiB + 2 GiB, inside QEMU's device-memory region
+/// (which starts at 4 GiB, after RAM, for an Intel CPU) and above the cold ones.
+const HIGHMEM_HOT_ADDR: u64 = (1 << 40) + (2 << 30);
 
 /// `_OST` codes the driver reports (drv/acpi-mem-hotplug, `ost`).
 const OST_INSERTION: u64 = 0x200;
@@ -35,6 +52,8 @@ const OST_DEVICE_IN_USE: u64 = 0x81;
 
 /// Bound of the wait for the first step (boot and TDX bring-up included).
 const FIRST_STEP: Duration = Duration::from_secs(90);
+/// The same for `tdx-highmem`, whose first step also scrubs the cold DIMMs under TCG.
+const HIGHMEM_FIRST_STEP: Duration = Duration::from_secs(150);
 /// Bound of every later wait.
 const STEP: Duration = Duration::from_secs(45);
 /// Bound of a QMP event the driver should cause.
@@ -88,7 +107,6 @@ impl Console {
 }
 
 struct Run {
-    policy: &'static str,
     qmp: Qmp,
     console: Console,
     results: Vec<CaseResult>,
@@ -168,6 +186,29 @@ impl Run {
         self.remove_all("device_del_of_refused_dimms_completes", &["d1", "d0"])
     }
 
+    /// `tdx-highmem`: hot-adds a DIMM above 1 TiB at a fixed address, then ejects all three.
+    fn highmem(&mut self) -> Result<()> {
+        self.console
+            .wait_for("hotplug: ready for add", HIGHMEM_FIRST_STEP)?;
+        self.qmp.execute(
+            "object-add",
+            json!({ "qom-type": "memory-backend-ram", "id": "m2", "size": 64u64 << 20 }),
+        )?;
+        let added = self.qmp.execute(
+            "device_add",
+            json!({ "driver": "pc-dimm", "id": "d2", "memdev": "m2", "slot": 2, "node": 1,
+                    "addr": HIGHMEM_HOT_ADDR }),
+        );
+        let listed = self.qmp.memory_device_ids()?;
+        self.case(
+            "dimm_hot_added_above_1t",
+            added.is_ok() && listed.len() == 3,
+            format!("device_add: {added:?}; query-memory-devices: {listed:?}"),
+        );
+        self.console.wait_for("hotplug: ready for remove", STEP)?;
+        self.remove_all("device_del_of_high_dimms_completes", &["d2", "d1", "d0"])
+    }
+
     fn per_node(&mut self) -> Result<()> {
         self.console
             .wait_for("hotplug: ready for add", FIRST_STEP)?;
@@ -242,8 +283,9 @@ fn spawn(manifest: &str, socket: &std::path::Path) -> Result<(Child, Console, di
 /// Runs one policy's suite; every result (guest cases from the console, harness cases, and a
 /// `run_completed` case for the run itself) is returned.
 pub fn run_suite(manifest: &str, policy: &'static str) -> Result<Vec<CaseResult>> {
-    println!("xtask: building the hotplug-{policy} test image ({manifest})");
-    let socket = dist::target_dir().join(format!("hotplug-{policy}-{}.qmp", std::process::id()));
+    let what = label(policy);
+    println!("xtask: building the {what} test image ({manifest})");
+    let socket = dist::target_dir().join(format!("{what}-{}.qmp", std::process::id()));
     let (mut child, console, image) = spawn(manifest, &socket)?;
     let started = Instant::now();
     let qmp = match Qmp::connect(&socket, Duration::from_secs(10)) {
@@ -255,15 +297,14 @@ pub fn run_suite(manifest: &str, policy: &'static str) -> Result<Vec<CaseResult>
         }
     };
     let mut run = Run {
-        policy,
         qmp,
         console,
         results: vec![],
     };
-    let script = if policy == "reject" {
-        run.reject()
-    } else {
-        run.per_node()
+    let script = match policy {
+        "reject" => run.reject(),
+        "highmem" => run.highmem(),
+        _ => run.per_node(),
     };
     // The image ends itself (isa-debug-exit) once the check task is done.
     let limit = Duration::from_secs(image.manifest.qemu.timeout);
@@ -327,13 +368,13 @@ pub fn run_suite(manifest: &str, policy: &'static str) -> Result<Vec<CaseResult>
         why,
     });
     if !ok || results.iter().any(|r| !r.ok) {
-        println!("xtask: hotplug-{}: last console lines:", run.policy);
+        println!("xtask: {what}: last console lines:");
         for l in run.console.tail(30) {
             println!("  | {l}");
         }
     }
     println!(
-        "xtask: hotplug-{policy}: {} cases in {:.1} s",
+        "xtask: {what}: {} cases in {:.1} s",
         results.len(),
         started.elapsed().as_secs_f64()
     );

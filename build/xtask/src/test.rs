@@ -128,7 +128,7 @@ fn qemu_images() -> Vec<QemuImage> {
     let hotplug = crate::hotplug_test::SUITES
         .iter()
         .map(|&(manifest, policy)| QemuImage {
-            label: format!("hotplug-{policy}"),
+            label: crate::hotplug_test::label(policy),
             manifest,
             boot: Boot::Hotplug(policy),
         });
@@ -562,7 +562,7 @@ fn hotplug_suite(
     pattern: Option<&str>,
     t: &mut Totals,
 ) -> Result<Option<Vec<String>>> {
-    let what = format!("hotplug-{policy}");
+    let what = crate::hotplug_test::label(policy);
     let results = crate::hotplug_test::run_suite(manifest, policy)?;
     for r in &results {
         count_case(&what, &r.name, r.ok, &r.why, pattern, t);

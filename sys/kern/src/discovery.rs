@@ -12,7 +12,7 @@ use core::cell::UnsafeCell;
 use abi::platform::{PlatformRecord, RecordFlags};
 use platform::{PhysAddr, PhysRead};
 
-use crate::arch::paging::{phys_to_virt, DIRECT_MAP_LIMIT};
+use crate::arch::paging::phys_to_virt_checked;
 use crate::arch::{apic, cpu};
 use crate::bootinfo::memory_map;
 
@@ -20,15 +20,12 @@ struct DirectMap;
 
 impl PhysRead for DirectMap {
     fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
-        let Some(end) = pa.checked_add(buf.len() as u64) else {
+        let Some(src) = phys_to_virt_checked(pa, buf.len() as u64) else {
             return false;
         };
-        if end > DIRECT_MAP_LIMIT {
-            return false;
-        }
         // Safety: the range lies inside the direct map (checked above);
         // firmware tables are plain memory and reading them has no effect.
-        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa), buf.as_mut_ptr(), buf.len()) };
+        unsafe { core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
         true
     }
 }
@@ -202,6 +199,19 @@ pub fn add_image(base: u64, size: u64) -> Result<(), abi::platform::Full> {
         }
     }
     Ok(())
+}
+
+/// Calls `cover` with every enabled SRAT memory range, hot-pluggable ones
+/// included (the direct map covers them all); nothing without an SRAT.
+pub fn srat_memory(mut cover: impl FnMut(u64, u64)) {
+    let srat = platform::acpi::find_rsdp(&DirectMap, memory_map().rsdp.map(PhysAddr))
+        .and_then(|r| platform::acpi::RootTable::from_rsdp(&DirectMap, &r))
+        .and_then(|root| platform::srat::Srat::find(&DirectMap, &root));
+    if let Ok(srat) = srat {
+        for m in srat.memory(&DirectMap) {
+            cover(m.base.0, m.length);
+        }
+    }
 }
 
 /// Prints the boot banner: CPUs, packages, nodes and memory by node.

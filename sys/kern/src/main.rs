@@ -46,9 +46,7 @@ fn reserve_per_cpu_area(cpus: usize) {
     let tasks = tdmem::image_ranges()[1];
     let base = tasks.end().0.next_multiple_of(paging::PAGE_SIZE);
     let size = smp::per_cpu_area_bytes(cpus);
-    let fits = base
-        .checked_add(size)
-        .is_some_and(|end| end <= paging::DIRECT_MAP_LIMIT);
+    let fits = paging::direct_map_covers(base, size);
     if !fits || !bootinfo::memory_map().is_ram(base, size) {
         fail::boot_failure(format_args!(
             "smp: the per-CPU area for {cpus} CPUs ({} KiB at {base:#x}, after the tasks) is not RAM",
@@ -146,6 +144,8 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
             "platform: {over}; this build refuses the machine rather than run TDX on part of it"
         ));
     }
+    discovery::srat_memory(paging::cover);
+    paging::finish_direct_map(&space);
     discovery::print_banner();
     start_application_processors(&space);
     seam::init();

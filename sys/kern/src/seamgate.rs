@@ -56,7 +56,7 @@ use tdx_abi::{
 };
 use tdx_emu::{PhysMem, PhysMemError};
 
-use crate::arch::paging::{kernel_static_phys, phys_to_virt, DIRECT_MAP_LIMIT};
+use crate::arch::paging::{direct_map_covers, kernel_static_phys, phys_to_virt};
 use crate::sync::SpinLock;
 use crate::task::Task;
 use crate::umem::{self, USlice};
@@ -324,7 +324,7 @@ pub struct GatedMem {
 
 fn inside(windows: &[PhysRange], pa: u64, len: usize) -> bool {
     PhysRange::new(pa, len as u64)
-        .is_some_and(|r| r.end().0 <= DIRECT_MAP_LIMIT && windows.iter().any(|w| w.contains(r)))
+        .is_some_and(|r| windows.iter().any(|w| w.contains(r)) && direct_map_covers(pa, len as u64))
 }
 
 impl PhysMem for GatedMem {

@@ -10,6 +10,8 @@
 //! [`multiboot2`] GRUB's boot information (EFI memory map, RSDP); [`mailbox`]
 //! is the per-CPU request protocol, whose answers carry their request's
 //! sequence number.
+//! [`directmap`] computes the extent of the kernel's direct map of physical
+//! memory, its page sizes and the page-table pages it costs.
 //! [`tdmem`] decides what "TD memory" is: the memory the kernel lets the
 //! memory authority scrub and hand to the TDX module.
 
@@ -18,6 +20,7 @@
 #![forbid(clippy::wildcard_imports)]
 
 pub mod bootmap;
+pub mod directmap;
 pub mod mailbox;
 pub mod multiboot2;
 pub mod tdmem;

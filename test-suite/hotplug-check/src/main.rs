@@ -16,6 +16,8 @@
 //!   region stays online with those bytes in use, and freeing them succeeds afterwards); once
 //!   idle, both DIMMs are offlined and ejected.
 //!
+//! - `highmem` (per-node policy): DIMMs above 64 GiB and above 1 TiB, see `highmem.rs`.
+//!
 //! Prints `test NAME ... ok|FAILED: why` per check and reports the verdict to jefe.
 
 #![no_std]
@@ -32,6 +34,8 @@ include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
 include!(concat!(env!("OUT_DIR"), "/check_config.rs"));
 
 use task_gen::notifications::TIMER_MASK;
+
+mod highmem;
 
 /// The hotplug driver's report operation (`drv_acpi_mem_hotplug::report`; not a dependency,
 /// because the driver crate's build script reads the driver's manifest config).
@@ -379,8 +383,9 @@ pub fn main() -> ! {
         Err(_) => (4 << 30, u64::MAX - (4 << 30)),
     };
     ulog!(
-        "hotplug: policy {}, hotplug window {:#x}+{:#x}",
+        "hotplug: policy {}{}, hotplug window {:#x}+{:#x}",
         if PER_NODE { "per-node" } else { "reject" },
+        if HIGHMEM { " (high memory)" } else { "" },
         window.0,
         window.1
     );
@@ -392,7 +397,9 @@ pub fn main() -> ! {
     );
     if ready.is_some() {
         let e = Env { host, window };
-        if PER_NODE {
+        if HIGHMEM {
+            highmem::checks(&mut s, &e);
+        } else if PER_NODE {
             per_node_checks(&mut s, &e);
         } else {
             reject_checks(&mut s, &e);

@@ -101,16 +101,17 @@ fn scrub(base: u64, len: u64) -> Result<(), KipcError> {
         return Err(KipcError::Misaligned);
     }
     crate::tdmem::check(base, len)?;
-    // TD memory beyond the direct map exists (hot-plug memory high up) but
-    // the kernel cannot reach it to zero it.
-    if base + len > crate::arch::paging::DIRECT_MAP_LIMIT {
+    // The direct map covers all memory the platform reports (hot-pluggable
+    // SRAT ranges included), so TD memory outside it means firmware named
+    // memory nowhere else; refuse rather than fault.
+    let Some(dst) = crate::arch::paging::phys_to_virt_checked(base, len) else {
         return Err(KipcError::BadRequest);
-    }
+    };
     // Safety: the range is page-aligned TD memory (checked above: RAM or
     // online memory, not the kernel, not a task, not firmware's first MiB)
     // inside the direct map; the memory authority owns it. MOVDIR64B would
     // be used where TDX hardware needs it; the emulated module has no
     // integrity to restore.
-    unsafe { core::ptr::write_bytes(crate::arch::paging::phys_to_virt(base), 0, len as usize) };
+    unsafe { core::ptr::write_bytes(dst, 0, len as usize) };
     Ok(())
 }

@@ -36,7 +36,7 @@ use task_gen::slots::{GATE_CANARY, REFEREE, TDX_HOST};
 const KERNEL: u64 = 0x10_0000;
 const LAPIC: u64 = 0xfee0_0000;
 const IOAPIC: u64 = 0xfec0_0000;
-/// Inside the kernel's direct map (64 GiB), far above this image's RAM.
+/// Far above this image's RAM, where no memory is.
 const ABSENT: u64 = 48 << 30;
 /// Beyond everything.
 const FAR_ABSENT: u64 = 1 << 40;
