@@ -10,7 +10,8 @@
 //! free + quarantined + held + retired = frames.
 
 use heapless::Vec;
-use tdx_planner::addr::{PhysAddr, PAGE_4K};
+use tdx_host_api::MemClass;
+use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
 
 use super::bitmap::find_set;
 use super::{Dirty, FrameAllocator, Owner, Pool, PoolCache, Record, MAX_POOLS};
@@ -72,6 +73,27 @@ fn count_set(bits: &[u64], start: u64, n: u64) -> u64 {
 }
 
 impl Pool {
+    /// A pool as stored: range, node, class, online, and (in use, retired) 4 KiB frames. Its
+    /// bitmap position comes with it in [`PoolImage`].
+    #[must_use]
+    pub fn stored(
+        range: PhysRange,
+        node: u16,
+        class: MemClass,
+        online: bool,
+        (in_use, retired): (u64, u64),
+    ) -> Self {
+        Pool {
+            range,
+            node,
+            class,
+            online,
+            in_use,
+            retired,
+            bit: 0,
+        }
+    }
+
     /// Its first free bit in the bitmap (the quarantine bits follow the free bits).
     #[must_use]
     pub fn first_bit(&self) -> u64 {
