@@ -42,7 +42,7 @@ use crate::frames::{MAX_POOLS, MAX_RECORDS, MAX_TASKS};
 
 mod state;
 
-pub use state::{format, kind, load, sync, ClientSlot, Intent, LedgerState, COUNTERS};
+pub use state::{format, kind, load, sync, sync_intent, ClientSlot, Intent, LedgerState, COUNTERS};
 
 /// "TDXLEDGR".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TDXLEDGR");
@@ -225,6 +225,9 @@ pub enum LedgerError {
     Inconsistent(crate::frames::RestoreError),
     /// The stored pools are not the ones the bring-up's plan gives (another plan).
     PlanMismatch,
+    /// One change did not fit the journal: the image stays at the state before it, and the
+    /// server stops rather than commit anything after a lost change.
+    JournalFull,
 }
 
 impl LedgerError {
@@ -244,6 +247,7 @@ impl LedgerError {
             LedgerError::BadField(s) => (8, s as u64),
             LedgerError::Inconsistent(_) => (9, 0),
             LedgerError::PlanMismatch => (10, 0),
+            LedgerError::JournalFull => (11, 0),
         };
         BASE | kind << 16 | detail
     }

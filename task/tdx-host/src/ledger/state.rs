@@ -225,6 +225,16 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
     l.commit()
 }
 
+/// Commits only the pending hot-plug step of `s` (before the kernel is asked; see
+/// [`Intent`]). Anything else dirty stays for the operation's own commit.
+pub fn sync_intent(l: &mut Ledger<'_>, s: &LedgerState) -> bool {
+    l.begin();
+    for (j, w) in intent_words(s.intent).into_iter().enumerate() {
+        l.put(hdr::INTENT + j, w);
+    }
+    l.commit()
+}
+
 /// Rebuilds the working state from an accepted image: the allocator over `bits` (its stored
 /// words copied in) and the rest.
 ///

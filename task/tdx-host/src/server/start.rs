@@ -7,7 +7,10 @@
 //! progress through the trace, the report, the state line, the region summary.
 //!
 //! Invariant: regions exist only after `Ready`; if they cannot be built the server serves no
-//! memory (clients see NotReady), it never serves a partial map.
+//! memory (clients see NotReady), it never serves a partial map. The ledger decides whether
+//! they are built (a first start: its durable words were never written) or restored (a
+//! restart: the pools, records and bitmaps it holds, checked against the plan); a ledger that
+//! fails its checks leaves the server `Failed` with the reason, never re-initialized.
 
 use core::fmt;
 use core::mem::MaybeUninit;
@@ -16,8 +19,9 @@ use super::{ClientPolicy, Server};
 use crate::frames::FrameAllocator;
 use crate::init::report::{InitReport, StateLine, Trace};
 use crate::init::{Bringup, InitConfig, InitStorage, Progress, State};
+use crate::ledger::{self, Layout, Ledger, LedgerError, Opened};
 use crate::platform::Platform;
-use crate::regions::{HotplugPolicy, PlatformMemory, Regions};
+use crate::regions::{HotplugPolicy, MemoryAuthority, PlatformMemory, Regions};
 use crate::seam::{PhysWriter, Seam};
 
 /// The manifest's part of start-up.
@@ -37,23 +41,27 @@ impl<'c> Setup<'c> {
     }
 }
 
-/// The caller's static tables: bring-up storage, the allocator's bitmap words, the server's
-/// slot.
+/// The caller's static tables: bring-up storage, the allocator's bitmap words, the ledger's
+/// durable words (at least `Layout::new(bitmap.len()).total_words()`), the server's slot.
 pub type Tables<'a> = (
     &'a mut InitStorage,
+    &'a mut [u64],
     &'a mut [u64],
     &'a mut MaybeUninit<Server<'a>>,
 );
 
 /// Brings the module up on `platform` through `kernel` (SEAMCALL and the TDMR_INFO buffer),
 /// logs the report to `log` line by line, and returns the server, serving memory if `Ready`.
-pub fn start<'a, S: Seam, W: PhysWriter, C: FnMut() -> u64, P: FnMut(&Progress)>(
+pub fn start<'a, S, W: PhysWriter, C: FnMut() -> u64, P: FnMut(&Progress)>(
     kernel: (&mut S, &mut W),
     platform: &Platform,
-    (storage, bitmap, slot): Tables<'a>,
+    (storage, bitmap, durable, slot): Tables<'a>,
     (setup, trace): (Setup<'_>, &mut Trace<C, P>),
     log: &mut dyn FnMut(fmt::Arguments<'_>),
-) -> &'a mut Server<'a> {
+) -> &'a mut Server<'a>
+where
+    S: Seam + MemoryAuthority,
+{
     const MIB: u64 = 1 << 20;
     let view = platform.view();
     let (ram, offline) = view.ram_bytes();
@@ -82,12 +90,42 @@ pub fn start<'a, S: Seam, W: PhysWriter, C: FnMut() -> u64, P: FnMut(&Progress)>
             hotplug_window: platform.hotplug_window(),
             cmrs: server.bringup.cmrs(),
         };
-        let frames = FrameAllocator::new(bitmap);
-        match Regions::build(frames, storage, memory, setup.policy, view.nodes) {
-            Ok(r) => server.serve(r),
-            Err(e) => log(format_args!(
-                "cannot build the region map: {e:?}; serving no memory"
-            )),
+        let layout = Layout::new(bitmap.len());
+        let regions = |frames| Regions::build(frames, storage, memory, setup.policy, view.nodes);
+        match Ledger::open(durable, layout) {
+            Err(e) => server.fail_ledger(e),
+            Ok((l, Opened::Fresh)) => match regions(FrameAllocator::new(bitmap)) {
+                Ok(r) => {
+                    server.serve_fresh(r, l);
+                    log(format_args!(
+                        "ledger: new, {} KiB of durable memory",
+                        layout.total_words() / 128
+                    ));
+                }
+                Err(e) => log(format_args!(
+                    "cannot build the region map: {e:?}; serving no memory"
+                )),
+            },
+            Ok((l, Opened::Existing { replayed })) => match ledger::load(&l, bitmap) {
+                Err(e) => server.fail_ledger(e),
+                Ok((frames, st)) => match regions(frames) {
+                    Err(_) => server.fail_ledger(LedgerError::PlanMismatch),
+                    Ok(r) => {
+                        let seq = l.seq();
+                        server.serve_restored(r, l, st);
+                        let undone = server.resolve_intent(kernel.0);
+                        log(format_args!(
+                            "ledger: recovered at commit {seq} (journal replayed: {replayed}, hot-plug step undone: {undone:?})"
+                        ));
+                    }
+                },
+            },
+        }
+        if let Some(e) = server.ledger_error() {
+            log(format_args!(
+                "ledger refused: {e:?}; serving no memory (Failed, status {:#x})",
+                e.code()
+            ));
         }
     }
     log(format_args!("{}", StateLine(state)));
