@@ -60,8 +60,9 @@ pub const POOL_WORDS: usize = 6;
 pub const RECORD_WORDS: usize = 3;
 /// Words of the journal's own header: commit word, length, checksum.
 const JOURNAL_HEAD: usize = 3;
-/// Most pages whose checksum one commit changes (every page of the largest image).
-const MAX_PAGES: usize = 2048;
+/// Most pages whose checksum one commit changes (the default image has 82 pages in all; a
+/// commit touching more is refused as `JournalFull`).
+const MAX_PAGES: usize = 512;
 
 /// Where each part lives, in words, for an allocator bitmap of `bitmap_words`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,9 +13,9 @@ use tdx_host_api::{OwnedRecord, OwnedReply, MAX_FRAMES_PER_CALL};
 use tdx_planner::addr::{PhysAddr, PhysRange};
 
 use super::Server;
-use crate::frames::Owner;
-use crate::ledger::COUNTERS;
-use crate::ledger::{self, kind, ClientSlot, Intent, Ledger, LedgerError, LedgerState};
+use crate::frames::{FrameAllocator, Owner};
+use crate::ledger::{self, kind, ClientSlot, Intent, Layout, Ledger, LedgerError, LedgerState};
+use crate::ledger::{Opened, COUNTERS};
 use crate::regions::{MemoryAuthority, Regions};
 use crate::seam::KernelError;
 
@@ -95,7 +95,70 @@ impl<M: MemoryAuthority> MemoryAuthority for Intending<'_, '_, '_, M> {
     }
 }
 
+/// What [`Server::attach_ledger`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    /// A first start: regions built from the plan, the ledger's first image written.
+    Fresh,
+    /// A restart: regions restored from the ledger at commit `seq`.
+    Restored {
+        /// The ledger's commit sequence number.
+        seq: u64,
+        /// A committed journal was re-applied first.
+        replayed: bool,
+        /// The hot-plug step that was undone at the kernel.
+        undone: Intent,
+    },
+    /// A first start whose region map could not be built: no memory is served.
+    NoRegions(TdxHostError),
+    /// The ledger was refused: `Failed` with the reason.
+    Refused(LedgerError),
+}
+
 impl<'a> Server<'a> {
+    /// After `Ready`: opens the ledger in `words` and serves regions, built by `build` from an
+    /// empty allocator over `bits` at a first start, or from the allocator the ledger restores
+    /// (checked against the plan by `build`) after a restart, whose unfinished hot-plug step
+    /// is then undone at `kernel`. A refused ledger leaves the server `Failed`.
+    pub fn attach_ledger<M: MemoryAuthority>(
+        &mut self,
+        (words, bits): (&'a mut [u64], &'a mut [u64]),
+        build: impl FnOnce(FrameAllocator<'a>) -> Result<Regions<'a>, TdxHostError>,
+        kernel: &mut M,
+    ) -> Attached {
+        let layout = Layout::new(bits.len());
+        let attached = match Ledger::open(words, layout) {
+            Err(e) => Attached::Refused(e),
+            Ok((l, Opened::Fresh)) => match build(FrameAllocator::new(bits)) {
+                Ok(r) => {
+                    self.serve_fresh(r, l);
+                    Attached::Fresh
+                }
+                Err(e) => Attached::NoRegions(e),
+            },
+            Ok((l, Opened::Existing { replayed })) => match ledger::load(&l, bits) {
+                Err(e) => Attached::Refused(e),
+                Ok((frames, st)) => match build(frames) {
+                    Err(_) => Attached::Refused(LedgerError::PlanMismatch),
+                    Ok(r) => {
+                        let seq = l.seq();
+                        self.serve_restored(r, l, st);
+                        let undone = self.resolve_intent(kernel);
+                        Attached::Restored {
+                            seq,
+                            replayed,
+                            undone,
+                        }
+                    }
+                },
+            },
+        };
+        if let Attached::Refused(e) = attached {
+            self.fail_ledger(e);
+        }
+        attached
+    }
+
     /// Serves `regions` built at a first start, and writes the ledger's first image into
     /// `ledger` (opened `Fresh`).
     pub fn serve_fresh(&mut self, mut regions: Regions<'a>, mut ledger: Ledger<'a>) {

@@ -46,7 +46,7 @@ pub mod pacing;
 pub mod service;
 pub mod start;
 
-pub use durable::{counters_from, OWNED_RECORD_BYTES};
+pub use durable::{counters_from, Attached, OWNED_RECORD_BYTES};
 
 /// Most clients with a policy.
 pub const MAX_CLIENTS: usize = 32;
@@ -585,5 +585,7 @@ fn zerocopy_bytes(r: &RegionRecord) -> &[u8] {
     tdx_host_api::record_bytes(r)
 }
 
+#[cfg(test)]
+mod restart_tests;
 #[cfg(test)]
 mod tests;

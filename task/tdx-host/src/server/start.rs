@@ -16,10 +16,13 @@ use core::fmt;
 use core::mem::MaybeUninit;
 
 use super::{ClientPolicy, Server};
-use crate::frames::FrameAllocator;
 use crate::init::report::{InitReport, StateLine, Trace};
 use crate::init::{Bringup, InitConfig, InitStorage, Progress, State};
-use crate::ledger::{self, Layout, Ledger, LedgerError, Opened};
+use tdx_planner::addr::PhysRange;
+use tdx_planner::types::MAX_CMRS;
+
+use super::Attached;
+use crate::ledger::Layout;
 use crate::platform::Platform;
 use crate::regions::{HotplugPolicy, MemoryAuthority, PlatformMemory, Regions};
 use crate::seam::{PhysWriter, Seam};
@@ -49,6 +52,10 @@ pub type Tables<'a> = (
     &'a mut [u64],
     &'a mut MaybeUninit<Server<'a>>,
 );
+
+fn layout_words(bitmap_words: usize) -> usize {
+    Layout::new(bitmap_words).total_words()
+}
 
 /// Brings the module up on `platform` through `kernel` (SEAMCALL and the TDMR_INFO buffer),
 /// logs the report to `log` line by line, and returns the server, serving memory if `Ready`.
@@ -86,46 +93,34 @@ where
     let (pamt, tdmrs) = (storage.pamt_bytes(), storage.tdmr_count());
     let server = slot.write(Server::new(bringup, None, setup.clients, pamt, tdmrs));
     if state == State::Ready {
+        // A copy: the server is borrowed mutably while the regions are built.
+        let cmrs: heapless::Vec<PhysRange, MAX_CMRS> =
+            server.bringup.cmrs().iter().copied().collect();
         let memory = PlatformMemory {
             hotplug_window: platform.hotplug_window(),
-            cmrs: server.bringup.cmrs(),
+            cmrs: &cmrs,
         };
-        let layout = Layout::new(bitmap.len());
+        let words = layout_words(bitmap.len());
         let regions = |frames| Regions::build(frames, storage, memory, setup.policy, view.nodes);
-        match Ledger::open(durable, layout) {
-            Err(e) => server.fail_ledger(e),
-            Ok((l, Opened::Fresh)) => match regions(FrameAllocator::new(bitmap)) {
-                Ok(r) => {
-                    server.serve_fresh(r, l);
-                    log(format_args!(
-                        "ledger: new, {} KiB of durable memory",
-                        layout.total_words() / 128
-                    ));
-                }
-                Err(e) => log(format_args!(
-                    "cannot build the region map: {e:?}; serving no memory"
-                )),
-            },
-            Ok((l, Opened::Existing { replayed })) => match ledger::load(&l, bitmap) {
-                Err(e) => server.fail_ledger(e),
-                Ok((frames, st)) => match regions(frames) {
-                    Err(_) => server.fail_ledger(LedgerError::PlanMismatch),
-                    Ok(r) => {
-                        let seq = l.seq();
-                        server.serve_restored(r, l, st);
-                        let undone = server.resolve_intent(kernel.0);
-                        log(format_args!(
-                            "ledger: recovered at commit {seq} (journal replayed: {replayed}, hot-plug step undone: {undone:?})"
-                        ));
-                    }
-                },
-            },
-        }
-        if let Some(e) = server.ledger_error() {
-            log(format_args!(
+        match server.attach_ledger((durable, bitmap), regions, kernel.0) {
+            Attached::Fresh => log(format_args!(
+                "ledger: new, {} KiB of durable memory",
+                words / 128
+            )),
+            Attached::Restored {
+                seq,
+                replayed,
+                undone,
+            } => log(format_args!(
+                "ledger: recovered at commit {seq} (journal replayed: {replayed}, hot-plug step undone: {undone:?})"
+            )),
+            Attached::NoRegions(e) => log(format_args!(
+                "cannot build the region map: {e:?}; serving no memory"
+            )),
+            Attached::Refused(e) => log(format_args!(
                 "ledger refused: {e:?}; serving no memory (Failed, status {:#x})",
                 e.code()
-            ));
+            )),
         }
     }
     log(format_args!("{}", StateLine(state)));
