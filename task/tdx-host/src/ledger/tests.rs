@@ -516,3 +516,4 @@ fn intent_survives_and_fresh_is_only_all_zero_magic() {
     );
     assert_eq!(Layout::new(BITMAP).section(hdr::INTENT), Section::Header);
 }
+
