@@ -198,7 +198,7 @@ impl<'a> FrameAllocator<'a> {
             f.usage[usize::from(r.owner.index())] += bytes;
             f.records.push(r).map_err(|_| RestoreError::TooMany)?;
         }
-        for k in 0..f.pools.len() {
+        for (k, &held_k) in held.iter().enumerate().take(f.pools.len()) {
             let p = f.pools[k];
             let frames = p.frames();
             let mut i = 0;
@@ -211,7 +211,7 @@ impl<'a> FrameAllocator<'a> {
             }
             let free = count_set(f.bits, p.bit, frames);
             let quarantined = count_set(f.bits, p.qbit(0), frames);
-            if p.in_use != frames - free || p.in_use != quarantined + held[k] + p.retired {
+            if p.in_use != frames - free || p.in_use != quarantined + held_k + p.retired {
                 return Err(RestoreError::PoolCounts(k));
             }
             let q_from =

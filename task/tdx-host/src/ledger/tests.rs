@@ -104,13 +104,16 @@ struct Client {
     next_request: u32,
 }
 
+/// A client's new beliefs after an operation: (client, frames allocated or now held).
+type Change = (usize, Vec<(u64, FrameSize)>);
+
 /// One random operation on the working state; returns a name for failures.
 fn step(
     rng: &mut Rng,
     f: &mut FrameAllocator<'_>,
     s: &mut LedgerState,
     clients: &mut [Client; 2],
-) -> (&'static str, Option<(usize, Vec<(u64, FrameSize)>)>) {
+) -> (&'static str, Option<Change>) {
     let c = rng.below(2) as usize;
     match rng.below(10) {
         0..=2 => {
@@ -233,7 +236,7 @@ fn check_beliefs(snap: &Snapshot, clients: &[Client; 2]) {
 /// alone, and get exactly the state before or after the operation.
 #[test]
 fn crash_at_every_store_recovers_before_or_after() {
-    let seed = 0x5eed_1ed9_e1u64;
+    let seed = 0x005e_ed1e_d9e1_u64;
     let mut rng = Rng(seed);
     let mut bits = vec![0u64; BITMAP];
     let mut words = new_words();
@@ -258,7 +261,7 @@ fn crash_at_every_store_recovers_before_or_after() {
             l.stores()
         };
         let c = commit_at.unwrap_or(0);
-        let near = |k: u64| k < 64 || k + 64 > total || k.abs_diff(c) < 64 || k % 11 == 0;
+        let near = |k: u64| k < 64 || k + 64 > total || k.abs_diff(c) < 64 || k.is_multiple_of(11);
         for k in (0..=total).filter(|&k| near(k)) {
             let mut copy = words.clone();
             let (mut l, _) = Ledger::open(&mut copy, Layout::new(BITMAP)).expect("open");
@@ -516,4 +519,3 @@ fn intent_survives_and_fresh_is_only_all_zero_magic() {
     );
     assert_eq!(Layout::new(BITMAP).section(hdr::INTENT), Section::Header);
 }
-
