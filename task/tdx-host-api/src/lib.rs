@@ -8,7 +8,8 @@
 //! so a newer server can add states without an older client misreading them.
 //!
 //! Sizes (pinned by compile-time assertions): [`ModuleStatus`] 96 bytes, [`NodeInfo`] 40,
-//! [`RegionRecord`] 32, [`RegionMapReply`] 8, [`OnlineReply`] 2.
+//! [`RegionRecord`] 32, [`RegionMapReply`] 8, [`OnlineReply`] 2, [`OwnedRecord`] 24,
+//! [`OwnedReply`] 8. [`RequestIds`] gives `alloc_request`/`free_request` their identities.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -422,6 +423,66 @@ pub struct OnlineReply {
     pub node_tdx_capable: u8,
 }
 
+/// One run of frames the caller holds (`owned`, 24 bytes).
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct OwnedRecord {
+    /// First frame.
+    pub base: u64,
+    /// Frames in the run.
+    pub count: u32,
+    /// The `alloc_request` identity that allocated it (0: `alloc_frames`).
+    pub request: u32,
+    /// [`FrameSize`] as a byte.
+    pub size: u8,
+    /// Zero.
+    pub _pad: [u8; 7],
+}
+
+/// Reply of `owned`.
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct OwnedReply {
+    /// Records written to the lease.
+    pub written: u32,
+    /// Runs the caller holds.
+    pub total: u32,
+}
+
+/// Request identities for `alloc_request`/`free_request`: each call takes the next (never 0).
+/// One per client task; a restarted client starts over, which is safe because the server keys
+/// identities by the client's generation too.
+#[derive(Debug, Default)]
+pub struct RequestIds(core::cell::Cell<u32>);
+
+impl RequestIds {
+    /// Starts at 1.
+    #[must_use]
+    pub const fn new() -> Self {
+        RequestIds(core::cell::Cell::new(0))
+    }
+
+    /// The next identity.
+    pub fn next(&self) -> u32 {
+        let n = match self.0.get().wrapping_add(1) {
+            0 => 1,
+            n => n,
+        };
+        self.0.set(n);
+        n
+    }
+}
+
+/// The wire bytes of an owned record (what `owned` writes per record).
+#[must_use]
+pub fn owned_bytes(r: &OwnedRecord) -> &[u8] {
+    r.as_bytes()
+}
+
 /// Reply of `stats`: the server's hygiene and bookkeeping counters since it started.
 #[derive(
     Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
@@ -463,6 +524,8 @@ const _: () = assert!(core::mem::size_of::<NodeInfo>() == 40);
 const _: () = assert!(core::mem::size_of::<RegionRecord>() == 32);
 const _: () = assert!(core::mem::size_of::<RegionMapReply>() == 8);
 const _: () = assert!(core::mem::size_of::<OnlineReply>() == 2);
+const _: () = assert!(core::mem::size_of::<OwnedRecord>() == 24);
+const _: () = assert!(core::mem::size_of::<OwnedReply>() == 8);
 
 /// Lends a `[u64]` of addresses as the byte lease `alloc_frames`/`free_frames` expect
 /// (little-endian, which is the native order on x86_64).

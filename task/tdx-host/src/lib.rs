@@ -15,6 +15,7 @@
 pub mod frames;
 pub mod host_code;
 pub mod init;
+pub mod ledger;
 pub mod platform;
 pub mod regions;
 pub mod seam;

@@ -17,24 +17,21 @@ mod task {
     use core::mem::MaybeUninit;
     use core::ptr::addr_of_mut;
 
-    use abi::kipc::KipcError;
     use idol_runtime::{Leased, RequestError, R, W};
-    use tdx_abi::{SeamcallArgs, SeamcallResult};
     use tdx_host::frames::{bitmap_words, Owner, MAX_POOLS};
     use tdx_host::init::{record::RecordWords, report::Trace, InitStorage, Progress};
+    use tdx_host::ledger::Layout;
     use tdx_host::platform::Platform;
-    use tdx_host::regions::MemoryAuthority;
-    use tdx_host::seam::{self, CpuIndex, IdentityBuffer, KernelError, KeyIdPartition, SeamError};
-    use tdx_host::server::pacing::Timer;
+    use tdx_host::seam::{IdentityBuffer, KeyIdPartition};
     use tdx_host::server::service::{Answer, Service};
     use tdx_host::server::start::{start, Setup};
-    use tdx_host::server::{Scrubber, Server};
+    use tdx_host::server::Server;
     use tdx_host_api::{FrameSize, MemClass, ModuleStatus, NodeInfo, OnlineReply, RegionMapReply};
-    use tdx_host_api::{ServerStats, TdxHostError};
-    use tdx_planner::addr::PhysRange;
-    use userlib::hl::{self, KipcFailure};
-    use userlib::{sys_get_timer, sys_refresh_task_id, sys_seamcall, sys_set_timer, ulog};
-    use userlib::{RecvMessage, SeamcallOutcome as Out, TaskIndex, UnknownOutcome};
+    use tdx_host_api::{OwnedReply, ServerStats, TdxHostError};
+    use userlib::{hl, sys_refresh_task_id, ulog, RecvMessage, TaskIndex};
+
+    mod kernel;
+    use kernel::Kernel;
 
     include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
     include!(concat!(env!("OUT_DIR"), "/server_stub.rs"));
@@ -57,75 +54,19 @@ mod task {
     static mut SERVER: MaybeUninit<Server<'static>> = MaybeUninit::uninit();
     /// Bring-up record (`init::record`): belongs in `.durable` once tdx-host has durable memory.
     static RECORD: RecordWords = RecordWords::new();
+    /// The ledger (`tdx_host::ledger`): what the server must not forget across its restart.
+    /// It belongs in durable memory (kept by the kernel across this task's restart); until
+    /// the manifest gives tdx-host some, it lives in ordinary RAM and each start is a first.
+    const LEDGER_WORDS: usize = Layout::new(BITMAP_WORDS).total_words();
+    static mut LEDGER: [u64; LEDGER_WORDS] = [0; LEDGER_WORDS];
 
     fn tsc() -> u64 {
         // Safety: RDTSC has no memory effects; the kernel does not set CR4.TSD.
         unsafe { core::arch::x86_64::_rdtsc() }
     }
 
-    fn kernel_error(e: KipcFailure) -> KernelError {
-        match e {
-            KipcFailure::Kernel(k) => KernelError::Kipc(k),
-            KipcFailure::Unknown(raw) => KernelError::from_raw(raw),
-        }
-    }
-
-    /// The kernel's services: SEAMCALL, cache flush, scrub, the online-memory table, the timer.
-    struct Kernel;
-
-    impl seam::Seam for Kernel {
-        fn seamcall(&mut self, cpu: Option<CpuIndex>, a: SeamcallArgs) -> Call {
-            let kernel = |e| Err(SeamError::Kernel(e));
-            let regs = [a.rcx, a.rdx, a.r8, a.r9, a.r10, a.r11];
-            let named = cpu.unwrap_or(CpuIndex(0));
-            match sys_seamcall(cpu.map(|c| c.0), a.rax, regs) {
-                Ok(Out::Returned { rax, out }) => Ok(seam::returned(rax, out)),
-                Ok(Out::VmFailInvalid) => Err(SeamError::VmFailInvalid),
-                Ok(Out::FaultUd) => Err(SeamError::Ud),
-                Ok(Out::FaultGp) => Err(SeamError::Gp),
-                Ok(Out::NoSuchCpu) => Err(SeamError::NoSuchCpu(named)),
-                Ok(Out::Timeout) => Err(SeamError::Timeout(named)),
-                Ok(Out::Denied) => kernel(KernelError::Kipc(KipcError::Denied)),
-                // The kernel's gate refused the call before the module saw it: a bug in this
-                // task's operands.
-                Ok(Out::LeafRefused) => kernel(KernelError::LeafRefused),
-                Ok(Out::OperandRefused { .. }) => kernel(KernelError::OperandRefused),
-                Err(UnknownOutcome(code)) => Err(SeamError::UnknownOutcome(code)),
-            }
-        }
-
-        fn flush_caches_all_cpus(&mut self) -> Result<(), KernelError> {
-            hl::flush_caches().map_err(kernel_error)
-        }
-    }
-
-    impl Scrubber for Kernel {
-        fn scrub(&mut self, r: PhysRange) -> Result<(), KernelError> {
-            hl::scrub(r.base().0, r.size().0).map_err(kernel_error)
-        }
-    }
-
-    impl MemoryAuthority for Kernel {
-        fn online_memory(&mut self, r: PhysRange) -> Result<(), KernelError> {
-            hl::online_memory(r.base().0, r.size().0).map_err(kernel_error)
-        }
-        fn offline_memory(&mut self, r: PhysRange) -> Result<(), KernelError> {
-            hl::offline_memory(r.base().0, r.size().0).map_err(kernel_error)
-        }
-    }
-
-    impl Timer for Kernel {
-        fn now(&self) -> u64 {
-            sys_get_timer().now
-        }
-        fn arm(&mut self, tick: u64) {
-            sys_set_timer(Some(tick), TIMER_MASK);
-        }
-    }
-
     type Res<T> = Result<T, RequestError<TdxHostError>>;
     type Msg = RecvMessage;
-    type Call = Result<SeamcallResult, SeamError>;
 
     fn answer<T, E: Into<RequestError<TdxHostError>>>(r: Result<T, Answer<E>>) -> Res<T> {
         r.map_err(|e| e.either(RequestError::Runtime, E::into))
@@ -196,6 +137,57 @@ mod task {
             r.map_err(RequestError::Runtime)
         }
 
+        fn alloc_request(
+            &mut self,
+            m: &Msg,
+            id: u32,
+            node: u16,
+            size: FrameSize,
+            class: MemClass,
+            n: u32,
+            out: Leased<W, [u8]>,
+        ) -> Res<u32> {
+            let write = |b: &[u8]| out.write_range(0..b.len(), b);
+            let what = (Owner(m.sender.0), id, node, size, class);
+            answer(Service::alloc_request(
+                self,
+                &mut Kernel,
+                what,
+                n,
+                out.len(),
+                write,
+            ))
+        }
+
+        fn free_request(
+            &mut self,
+            m: &Msg,
+            id: u32,
+            size: FrameSize,
+            a: Leased<R, [u8]>,
+        ) -> Res<u32> {
+            let read = |b: &mut [u8]| a.read_range(0..b.len(), b);
+            let what = (Owner(m.sender.0), id, size);
+            answer(Service::free_request(
+                self,
+                &mut Kernel,
+                what,
+                a.len(),
+                read,
+            ))
+        }
+
+        fn owned(&mut self, m: &Msg, first: u32, out: Leased<W, [u8]>) -> Res<OwnedReply> {
+            let write = |b: &[u8]| out.write_range(0..b.len(), b);
+            answer(Service::owned(
+                self,
+                Owner(m.sender.0),
+                first,
+                out.len(),
+                write,
+            ))
+        }
+
         fn stats(&mut self, m: &Msg) -> Result<ServerStats, RequestError<Infallible>> {
             Ok(Service::stats(self, m.sender.index().0))
         }
@@ -221,12 +213,13 @@ mod task {
     #[unsafe(no_mangle)]
     pub fn main() -> ! {
         // Safety: `main` runs once; these are the only references ever made to the statics.
-        let (buf, bitmap, storage, slot) = unsafe {
+        let (buf, bitmap, storage, slot, ledger) = unsafe {
             (
                 &mut (*addr_of_mut!(TDMR_BUF)).0,
                 &mut *addr_of_mut!(BITMAP),
                 &mut *addr_of_mut!(STORAGE),
                 &mut *addr_of_mut!(SERVER),
+                &mut *addr_of_mut!(LEDGER),
             )
         };
         let storage = storage.write(InitStorage::default());
@@ -238,10 +231,12 @@ mod task {
                 p.tdmr, p.tdmr_base.0, p.initialized_end.0, p.bytes_done >> 20, p.bytes_total >> 20)
         });
         let setup = Setup::new(config::CLIENTS, config::HOTPLUG_POLICY).record(&RECORD);
-        let tables = (storage, bitmap as &mut [u64], slot);
+        let tables = (storage, bitmap as &mut [u64], ledger as &mut [u64], slot);
         let kernel = (&mut Kernel, &mut IdentityBuffer(buf));
         let server = start(kernel, &platform, tables, (setup, &mut trace), &mut log);
         let mut service = Service::new(server, log);
+        // Clients that restarted while tdx-host was down lose what their old incarnation held.
+        service.handle_notification(CLIENT_RESTARTED_MASK);
         let mut buffer = [0u8; TDX_HOST_BUFFER_SIZE];
         loop {
             dispatch_tdx_host(&mut service, &mut buffer);

@@ -8,7 +8,8 @@
 #![no_main]
 
 use tdx_host_api::{
-    addrs_as_bytes, addrs_as_bytes_ref, FrameSize, MemClass, ModuleState, TdxHost, TdxHostError,
+    addrs_as_bytes, addrs_as_bytes_ref, FrameSize, MemClass, ModuleState, RequestIds, TdxHost,
+    TdxHostError,
 };
 use userlib::{sys_refresh_task_id, sys_send, ulog};
 
@@ -32,7 +33,30 @@ fn span(a: &[u64]) -> (u64, u64) {
     (lo, hi)
 }
 
+/// Frames of `size` tdx-host says this task holds (`owned`, the reconciliation call).
+fn owned_frames(tdx: &TdxHost, size: FrameSize) -> u64 {
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    let mut first = 0;
+    while let Ok(r) = tdx.owned(first, &mut buf) {
+        // `OwnedRecord`: base (8 bytes), count (4), request (4), size (1), padding.
+        for rec in buf.chunks_exact(24).take(r.written as usize) {
+            if rec[16] == size as u8 {
+                n += u64::from(u32::from_le_bytes([rec[8], rec[9], rec[10], rec[11]]));
+            }
+        }
+        first += r.written;
+        if r.written == 0 || first >= r.total {
+            break;
+        }
+    }
+    n
+}
+
 fn run(tdx: &TdxHost) -> bool {
+    // Every allocation and free carries an identity: retried across a tdx-host restart, it
+    // returns the committed answer instead of being done twice.
+    let ids = RequestIds::new();
     // Idempotent: the client retries across a tdx-host restart.
     let st = tdx.status();
     match st.state() {
@@ -86,7 +110,8 @@ fn run(tdx: &TdxHost) -> bool {
             info.tdx_capable != 0
         );
         let h = &mut held[usize::from(node)];
-        match tdx.alloc_frames(
+        match tdx.alloc_request(
+            ids.next(),
             node,
             FrameSize::K4,
             MemClass::Tdx,
@@ -106,7 +131,8 @@ fn run(tdx: &TdxHost) -> bool {
                 ok = false;
             }
         }
-        match tdx.alloc_frames(
+        match tdx.alloc_request(
+            ids.next(),
             node,
             FrameSize::M2,
             MemClass::Tdx,
@@ -132,13 +158,24 @@ fn run(tdx: &TdxHost) -> bool {
     // Tear down "one vCPU" per node: half the control pages and a quarter of the private memory.
     for (node, h) in held.iter_mut().enumerate().take(nodes) {
         let (k, m) = (h.k4_n / 2, h.m2_n / 4);
-        let r1 = tdx.free_frames(FrameSize::K4, addrs_as_bytes_ref(&h.k4[h.k4_n - k..h.k4_n]));
-        let r2 = tdx.free_frames(FrameSize::M2, addrs_as_bytes_ref(&h.m2[h.m2_n - m..h.m2_n]));
+        let k4 = addrs_as_bytes_ref(&h.k4[h.k4_n - k..h.k4_n]);
+        let r1 = tdx.free_request(ids.next(), FrameSize::K4, k4);
+        let m2 = addrs_as_bytes_ref(&h.m2[h.m2_n - m..h.m2_n]);
+        let r2 = tdx.free_request(ids.next(), FrameSize::M2, m2);
         ulog!("vmm-demo: node {node}: freed {r1:?} x 4 KiB and {r2:?} x 2 MiB");
         ok &= r1 == Ok(k as u32) && r2 == Ok(m as u32);
         h.k4_n -= k;
         h.m2_n -= m;
     }
+    // Reconcile: what tdx-host says this task owns is exactly what it believes it holds.
+    let (k4, m2) = (
+        owned_frames(tdx, FrameSize::K4),
+        owned_frames(tdx, FrameSize::M2),
+    );
+    let believed = |f: fn(&Held) -> usize| held.iter().map(|h| f(h) as u64).sum::<u64>();
+    let agree = k4 == believed(|h| h.k4_n) && m2 == believed(|h| h.m2_n);
+    ulog!("vmm-demo: tdx-host lists {k4} x 4 KiB and {m2} x 2 MiB as ours (agrees: {agree})");
+    ok &= agree;
     ulog!(
         "vmm-demo: holding {} KiB of TD memory; {} MiB TDX free",
         held.iter()
@@ -148,20 +185,20 @@ fn run(tdx: &TdxHost) -> bool {
     );
     // A VMM must not free what it does not own, nor twice: both refused, nothing changes.
     let bogus = [held[0].k4[0] + 0x800];
-    let e1 = tdx.free_frames(FrameSize::K4, addrs_as_bytes_ref(&bogus));
+    let e1 = tdx.free_request(ids.next(), FrameSize::K4, addrs_as_bytes_ref(&bogus));
     let again = [held[0].k4[K4 - 1]];
-    let e2 = tdx.free_frames(FrameSize::K4, addrs_as_bytes_ref(&again));
+    let e2 = tdx.free_request(ids.next(), FrameSize::K4, addrs_as_bytes_ref(&again));
     ulog!("vmm-demo: misaligned free: {e1:?}; double free: {e2:?}");
     ok &= e1 == Err(TdxHostError::BadAlignment) && e2 == Err(TdxHostError::DoubleFree);
     // Shut down every TD: everything goes back, and the totals return exactly.
     for h in held.iter().take(nodes) {
         if h.k4_n > 0 {
-            ok &= tdx.free_frames(FrameSize::K4, addrs_as_bytes_ref(&h.k4[..h.k4_n]))
-                == Ok(h.k4_n as u32);
+            let k4 = addrs_as_bytes_ref(&h.k4[..h.k4_n]);
+            ok &= tdx.free_request(ids.next(), FrameSize::K4, k4) == Ok(h.k4_n as u32);
         }
         if h.m2_n > 0 {
-            ok &= tdx.free_frames(FrameSize::M2, addrs_as_bytes_ref(&h.m2[..h.m2_n]))
-                == Ok(h.m2_n as u32);
+            let m2 = addrs_as_bytes_ref(&h.m2[..h.m2_n]);
+            ok &= tdx.free_request(ids.next(), FrameSize::M2, m2) == Ok(h.m2_n as u32);
         }
     }
     // tdx-host scrubs and checks freed frames between requests, at most 2 MiB per timer

@@ -45,9 +45,14 @@ use tdx_planner::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 
 pub use bitmap::bitmap_words;
 use bitmap::{all_set, find_set, set_bits};
+pub use dirty::Dirty;
 
 mod bitmap;
+mod dirty;
 mod quarantine;
+mod restore;
+
+pub use restore::{PoolImage, RestoreError};
 
 /// Most pools (regions).
 pub const MAX_POOLS: usize = 128;
@@ -187,6 +192,8 @@ pub struct Record {
     pub size: FrameSize,
     /// Frames in the run (≥ 1).
     pub count: u32,
+    /// The client's request identity that allocated the run (0: none); a split run keeps it.
+    pub tag: u32,
 }
 
 impl Record {
@@ -253,6 +260,8 @@ pub struct FrameAllocator<'a> {
     records: Vec<Record, MAX_RECORDS>,
     ready: Vec<(u64, u64), MAX_READY>,
     usage: [u64; MAX_TASKS],
+    /// What changed since the ledger last took it (bitmap words, pools, records).
+    dirty: Dirty,
 }
 
 // `by_base` stores pool indices as u8.
@@ -271,7 +280,31 @@ impl<'a> FrameAllocator<'a> {
             records: Vec::new(),
             ready: Vec::new(),
             usage: [0; MAX_TASKS],
+            dirty: Dirty::new(),
         }
+    }
+
+    /// The bitmap words (free and quarantine bits of every pool).
+    #[must_use]
+    pub fn bitmap(&self) -> &[u64] {
+        self.bits
+    }
+
+    /// Bitmap bits handed to pools so far.
+    #[must_use]
+    pub fn bits_used(&self) -> u64 {
+        self.bits_used
+    }
+
+    /// What changed since the last [`Self::clean`].
+    #[must_use]
+    pub fn dirty(&self) -> &Dirty {
+        &self.dirty
+    }
+
+    /// Forgets what changed: the ledger committed it.
+    pub fn clean(&mut self) {
+        self.dirty.clean();
     }
 
     /// Pools in the order they were added.
@@ -328,6 +361,8 @@ impl<'a> FrameAllocator<'a> {
         let _ = self.by_base.insert(at, k as u8);
         self.bits_used += need;
         set_bits(self.bits, pool.bit, frames, true);
+        self.dirty.bits(pool.bit, frames);
+        self.dirty.pool(k);
         Ok(PoolId(k))
     }
 
@@ -381,6 +416,7 @@ impl<'a> FrameAllocator<'a> {
             return Err(FrameError::Busy(p.in_use));
         }
         p.online = online;
+        self.dirty.pool(id.0);
         Ok(())
     }
 
@@ -420,6 +456,21 @@ impl<'a> FrameAllocator<'a> {
         &mut self,
         owner: Owner,
         req: Request,
+        out: &mut [PhysAddr],
+    ) -> Result<(), FrameError> {
+        self.allocate_tagged(owner, req, 0, out)
+    }
+
+    /// [`Self::allocate`] with the client's request identity `tag` kept in the new records, so
+    /// a retried request can be answered with the frames it got ([`Self::tagged`]).
+    ///
+    /// # Errors
+    /// As `allocate`.
+    pub fn allocate_tagged(
+        &mut self,
+        owner: Owner,
+        req: Request,
+        tag: u32,
         out: &mut [PhysAddr],
     ) -> Result<(), FrameError> {
         let n = out.len();
@@ -475,6 +526,8 @@ impl<'a> FrameAllocator<'a> {
             let p = &mut self.pools[k];
             let frames = (j - i) as u64 * per;
             set_bits(self.bits, p.bit_of(out[i].0), frames, false);
+            self.dirty.bits(p.bit_of(out[i].0), frames);
+            self.dirty.pool(k);
             p.in_use += frames;
             i = j;
         }
@@ -487,13 +540,13 @@ impl<'a> FrameAllocator<'a> {
             while lo > 0 && out[lo - 1].0 < out[lo].0 {
                 lo -= 1;
             }
-            merge_runs(
+            let from = merge_runs(
                 &mut self.records,
-                owner,
-                req.size,
+                (owner, req.size, tag),
                 &out[lo..hi],
                 &pool_ix[lo..hi],
             );
+            self.dirty.records(from, self.records.len());
             hi = lo;
         }
         Ok(())
@@ -585,14 +638,13 @@ fn scan_pool(
 
 /// Inserts one record per run of `addrs` (ascending, one pool per entry of `pool_ix`) into the
 /// sorted `records`, merging from the back: O(new + records above them), not a shift per run.
-/// The caller checked capacity.
+/// The caller checked capacity. Returns the lowest index written (everything from there moved).
 fn merge_runs(
     records: &mut Vec<Record, MAX_RECORDS>,
-    owner: Owner,
-    size: FrameSize,
+    (owner, size, tag): (Owner, FrameSize, u32),
     addrs: &[PhysAddr],
     pool_ix: &[u8],
-) {
+) -> usize {
     let step = size.bytes();
     let joins = |i: usize| addrs[i].0 == addrs[i - 1].0 + step && pool_ix[i] == pool_ix[i - 1];
     let runs = 1 + (1..addrs.len()).filter(|&i| !joins(i)).count();
@@ -602,6 +654,7 @@ fn merge_runs(
         base: 0,
         size,
         count: 0,
+        tag,
     };
     let _ = records.resize(old + runs, blank);
     // records[..old]: not yet moved; records[w..]: final.
@@ -617,6 +670,7 @@ fn merge_runs(
             base: addrs[lo].0,
             size,
             count: (hi - lo) as u32,
+            tag,
         };
         while old > 0 && records[old - 1].base > rec.base {
             old -= 1;
@@ -627,6 +681,7 @@ fn merge_runs(
         records[w] = rec;
         hi = lo;
     }
+    w
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ impl FrameAllocator<'_> {
         let step = size.bytes();
         if r.count == 1 {
             self.records.remove(i);
+            self.dirty.records(i, self.records.len());
         } else if pa == r.base {
             self.records[i].base += step;
             self.records[i].count -= 1;
@@ -81,11 +82,13 @@ impl FrameAllocator<'_> {
                 base: pa + step,
                 size,
                 count: r.count - left - 1,
+                tag: r.tag,
             };
             // Right after its left part keeps the table sorted. RESERVED_FOR_FREE slots
             // guarantee room.
             let _ = self.records.insert(i + 1, right);
         }
+        self.dirty.records(i, self.records.len().max(i + 1));
         if let Some(u) = self.usage.get_mut(usize::from(r.owner.index())) {
             *u -= step;
         }
@@ -98,6 +101,7 @@ impl FrameAllocator<'_> {
             let p = &self.pools[k];
             let rel = p.rel(pa);
             set_bits(self.bits, p.qbit(rel), frames, true);
+            self.dirty.bits(p.qbit(rel), frames);
             let c = &mut self.cache[k];
             c.quarantined += frames;
             c.q_from = c.q_from.min(rel);
@@ -119,12 +123,16 @@ impl FrameAllocator<'_> {
     fn reclaim_where(&mut self, pred: impl Fn(Owner) -> bool) -> u64 {
         let mut moved = 0;
         let mut kept = 0;
-        for i in 0..self.records.len() {
+        let len = self.records.len();
+        for i in 0..len {
             let r = self.records[i];
             if !pred(r.owner) {
                 self.records[kept] = r;
                 kept += 1;
                 continue;
+            }
+            if moved == 0 {
+                self.dirty.records(kept, len);
             }
             moved += r.bytes();
             if let Some(u) = self.usage.get_mut(usize::from(r.owner.index())) {
@@ -199,6 +207,8 @@ impl FrameAllocator<'_> {
         let p = &self.pools[k];
         let (rel, frames) = (p.rel(range.base().0), range.size().0 / PAGE_4K);
         set_bits(self.bits, p.qbit(rel), frames, false);
+        self.dirty.bits(p.qbit(rel), frames);
+        self.dirty.pool(k);
         let c = &mut self.cache[k];
         c.quarantined -= frames;
         if c.quarantined == 0 {
@@ -223,6 +233,7 @@ impl FrameAllocator<'_> {
         let (rel, frames) = self.unquarantine(k, range);
         let p = &mut self.pools[k];
         set_bits(self.bits, p.bit + rel, frames, true);
+        self.dirty.bits(p.bit + rel, frames);
         p.in_use -= frames;
         let c = &mut self.cache[k];
         c.free_from = c.free_from.min(rel);

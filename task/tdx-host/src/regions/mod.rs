@@ -136,9 +136,13 @@ fn subtract(r: PhysRange, holes: &[PhysRange], mut f: impl FnMut(PhysRange)) {
 
 impl<'a> Regions<'a> {
     /// Builds the region map after a successful bring-up; every TDMR is marked initialized.
+    /// `frames` is empty, or restored from the ledger: then its first pools must be exactly
+    /// the boot pools this plan gives (same order, range, node and class; their online state
+    /// and counters are the ledger's), else `RegionOverlap`.
     ///
     /// # Errors
-    /// `TableFull` when pools, holes, boot RAM ranges or bitmap storage run out.
+    /// `TableFull` when pools, holes, boot RAM ranges or bitmap storage run out;
+    /// `RegionOverlap` for a restored allocator that does not match the plan.
     pub fn build(
         mut frames: FrameAllocator<'a>,
         storage: &InitStorage,
@@ -179,9 +183,22 @@ impl<'a> Regions<'a> {
             cmrs.push(*c).map_err(full)?;
         }
         let mut err = None;
+        // A restored allocator (the ledger's, after a restart) already holds the boot pools:
+        // they must be exactly the ones this plan gives, in the same order.
+        let restored = !frames.pools().is_empty();
+        let mut next = 0;
         let mut add = |m: &MemRange, class, online| {
             subtract_both(m.range, &reserved, &forbidden, |p| {
-                if let Err(e) = frames.add_pool(p, m.node, class, online) {
+                if restored {
+                    let same = frames
+                        .pools()
+                        .get(next)
+                        .is_some_and(|q| q.range == p && q.node == m.node && q.class == class);
+                    if !same {
+                        err.get_or_insert(FrameError::Overlap);
+                    }
+                    next += 1;
+                } else if let Err(e) = frames.add_pool(p, m.node, class, online) {
                     err.get_or_insert(e);
                 }
             });

@@ -37,12 +37,16 @@ use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
 
 use crate::frames::{NodeMask, Owner, Request};
 use crate::init::{Bringup, State};
+use crate::ledger::{Ledger, LedgerError, LedgerState};
 use crate::regions::{frame_error, MemoryAuthority, Regions};
 use crate::seam::{KernelError, Seam};
 
+mod durable;
 pub mod pacing;
 pub mod service;
 pub mod start;
+
+pub use durable::{counters_from, Attached, OWNED_RECORD_BYTES};
 
 /// Most clients with a policy.
 pub const MAX_CLIENTS: usize = 32;
@@ -94,6 +98,12 @@ pub struct Server<'a> {
     clients: Vec<ClientPolicy, MAX_CLIENTS>,
     pamt_bytes: u64,
     num_tdmrs: u16,
+    /// The durable ledger, once attached (see [`crate::ledger`]).
+    ledger: Option<Ledger<'a>>,
+    /// What the ledger keeps besides the allocator: clients' last requests, counters, intent.
+    lstate: LedgerState,
+    /// The ledger was refused (or could not commit): the server serves nothing, `Failed`.
+    ledger_error: Option<LedgerError>,
 }
 
 impl<'a> Server<'a> {
@@ -117,6 +127,9 @@ impl<'a> Server<'a> {
             clients: v,
             pamt_bytes,
             num_tdmrs,
+            ledger: None,
+            lstate: LedgerState::default(),
+            ledger_error: None,
         }
     }
 
@@ -200,6 +213,9 @@ impl<'a> Server<'a> {
     }
 
     fn ready(&self) -> Result<&Regions<'a>, TdxHostError> {
+        if self.ledger_error.is_some() {
+            return Err(TdxHostError::Failed);
+        }
         match self.bringup.state() {
             State::Ready => self.regions.as_ref().ok_or(TdxHostError::NotReady),
             State::NotStarted | State::Initializing(_) => Err(TdxHostError::NotReady),
@@ -254,6 +270,11 @@ impl<'a> Server<'a> {
                 s.reason = reason as u8;
             }
         }
+        if let Some(e) = self.ledger_error {
+            s.state = ModuleState::Failed as u8;
+            s.step = InitStep::TdmrInit as u8;
+            s.status = e.code();
+        }
         if let Some(r) = self.regions.as_ref() {
             let t = r.totals();
             s.tdx_bytes_total = t.tdx_total;
@@ -276,6 +297,18 @@ impl<'a> Server<'a> {
         size: FrameSize,
         class: MemClass,
         count: u32,
+        out: &mut [u8],
+    ) -> Result<u32, TdxHostError> {
+        self.alloc_tagged(caller, (node, size, class), count, 0, out)
+    }
+
+    /// `alloc_frames` whose new records carry the request identity `tag`.
+    fn alloc_tagged(
+        &mut self,
+        caller: Owner,
+        (node, size, class): (u16, FrameSize, MemClass),
+        count: u32,
+        tag: u32,
         out: &mut [u8],
     ) -> Result<u32, TdxHostError> {
         let nodes = self.ready()?.nodes();
@@ -313,7 +346,7 @@ impl<'a> Server<'a> {
         };
         regions
             .frames
-            .allocate(caller, req, &mut addrs[..n])
+            .allocate_tagged(caller, req, tag, &mut addrs[..n])
             .map_err(frame_error)?;
         for (chunk, a) in out.chunks_exact_mut(ADDR_BYTES).zip(&addrs[..n]) {
             chunk.copy_from_slice(&a.0.to_le_bytes());
@@ -412,9 +445,11 @@ impl<'a> Server<'a> {
         if !self.policy(caller).is_some_and(|p| p.hotplug) {
             return Err(TdxHostError::AccessDenied);
         }
-        let regions = self.ready_mut()?;
+        self.ready()?;
         let range = PhysRange::new(base, size).ok_or(TdxHostError::BadArgument)?;
-        let class = regions.online(range, node, kernel)?;
+        let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
+        let mut k = durable::Intending::new(kernel, self.ledger.as_mut(), &mut self.lstate);
+        let class = regions.online(range, node, &mut k)?;
         Ok(OnlineReply {
             class: class as u8,
             node_tdx_capable: u8::from(regions.node_totals(node).tdx_capable()),
@@ -436,9 +471,12 @@ impl<'a> Server<'a> {
         if !self.policy(caller).is_some_and(|p| p.hotplug) {
             return Err(TdxHostError::AccessDenied);
         }
-        self.ready_mut()?.offline(
+        self.ready()?;
+        let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
+        let mut k = durable::Intending::new(kernel, self.ledger.as_mut(), &mut self.lstate);
+        regions.offline(
             PhysRange::new(base, size).ok_or(TdxHostError::BadArgument)?,
-            kernel,
+            &mut k,
         )
     }
 
@@ -550,5 +588,7 @@ fn zerocopy_bytes(r: &RegionRecord) -> &[u8] {
     tdx_host_api::record_bytes(r)
 }
 
+#[cfg(test)]
+mod restart_tests;
 #[cfg(test)]
 mod tests;

@@ -13,13 +13,13 @@
 use core::fmt;
 
 use tdx_host_api::{
-    FrameSize, MemClass, ModuleStatus, NodeInfo, OnlineReply, RegionMapReply, RegionRecord,
-    ServerStats, TdxHostError, ADDR_BYTES,
+    FrameSize, MemClass, ModuleStatus, NodeInfo, OnlineReply, OwnedReply, RegionMapReply,
+    RegionRecord, ServerStats, TdxHostError, ADDR_BYTES,
 };
 use tdx_planner::addr::PhysRange;
 
 use super::pacing::{DrainCost, ScrubPacer, Timer};
-use super::{OnlineLine, Scrubber, Server};
+use super::{OnlineLine, Scrubber, Server, OWNED_RECORD_BYTES};
 use crate::frames::Owner;
 use crate::regions::MemoryAuthority;
 use crate::seam::Seam;
@@ -65,7 +65,8 @@ impl<'s, 'a> Service<'s, 'a> {
     /// Serves `server`, logging hotplug requests to `log`; the counters start with the
     /// bring-up's retries.
     pub fn new(server: &'s mut Server<'a>, log: Log) -> Self {
-        let stats = server.initial_stats();
+        let mut stats = server.initial_stats();
+        server.restore_counters(&mut stats);
         Service {
             server,
             stats,
@@ -93,6 +94,20 @@ impl<'s, 'a> Service<'s, 'a> {
         r
     }
 
+    /// Commits the operation's changes and the counters to the ledger: before the answer.
+    fn commit(&mut self) {
+        self.server.commit(Some(&self.stats));
+    }
+
+    /// [`Self::count`] for an operation that changes nothing but the refusal counter.
+    fn count_read<T>(&mut self, r: Result<T, TdxHostError>) -> Result<T, TdxHostError> {
+        let r = self.count(r);
+        if r.is_err() {
+            self.commit();
+        }
+        r
+    }
+
     fn schedule<T: Timer>(&mut self, timer: &mut T) {
         self.pacer.schedule(self.server, timer, &mut self.stats);
     }
@@ -115,7 +130,7 @@ impl<'s, 'a> Service<'s, 'a> {
     /// See [`Server::node_info`].
     pub fn node_info(&mut self, node: u16) -> Result<NodeInfo, TdxHostError> {
         let r = self.server.node_info(node);
-        self.count(r)
+        self.count_read(r)
     }
 
     /// `alloc_frames` into a lease of `room` bytes: `write` gets the addresses; if it fails,
@@ -136,13 +151,63 @@ impl<'s, 'a> Service<'s, 'a> {
         let r = self
             .server
             .alloc_frames(caller, node, size, class, count, &mut local[..len]);
-        let n = self.count(r).map_err(Answer::Refused)?;
+        let n = self.count(r);
+        self.delivered(timer, (caller, 0, size), n, &local, write)
+    }
+
+    /// `alloc_request` (an allocation with the caller's identity `request`) into a lease of
+    /// `room` bytes: as [`Self::alloc_frames`]; a retried identity gets the committed frames.
+    ///
+    /// # Errors
+    /// See [`Server::alloc_request`]; the lease's failure.
+    pub fn alloc_request<E, T: Timer>(
+        &mut self,
+        timer: &mut T,
+        (caller, request, node, size, class): (Owner, u32, u16, FrameSize, MemClass),
+        count: u32,
+        room: usize,
+        write: impl FnOnce(&[u8]) -> Result<(), E>,
+    ) -> Result<u32, Answer<E>> {
+        let mut local = [0u8; LEASE_BYTES];
+        let len = room.min(LEASE_BYTES);
+        let what = (node, size, class);
+        let r = self
+            .server
+            .alloc_request((caller, request), what, count, &mut local[..len]);
+        let n = self.count(r);
+        self.delivered(timer, (caller, request, size), n, &local, write)
+    }
+
+    /// Hands an allocation's addresses to the client; if its lease fails they go back (with
+    /// the same identity as a free, so a retry allocates anew). Commits either way.
+    fn delivered<E, T: Timer>(
+        &mut self,
+        timer: &mut T,
+        (caller, request, size): (Owner, u32, FrameSize),
+        r: Result<u32, TdxHostError>,
+        local: &[u8],
+        write: impl FnOnce(&[u8]) -> Result<(), E>,
+    ) -> Result<u32, Answer<E>> {
+        let n = match r {
+            Ok(n) => n,
+            Err(e) => {
+                self.commit();
+                return Err(Answer::Refused(e));
+            }
+        };
         let bytes = n as usize * ADDR_BYTES;
         if let Err(e) = write(&local[..bytes]) {
-            let _ = self.server.free_frames(caller, size, &local[..bytes]);
+            let _ = if request == 0 {
+                self.server.free_frames(caller, size, &local[..bytes])
+            } else {
+                self.server
+                    .free_request((caller, request), size, &local[..bytes])
+            };
+            self.commit();
             self.schedule(timer);
             return Err(Answer::Lease(e));
         }
+        self.commit();
         Ok(n)
     }
 
@@ -161,9 +226,53 @@ impl<'s, 'a> Service<'s, 'a> {
         let len = len.min(LEASE_BYTES);
         read(&mut local[..len]).map_err(Answer::Lease)?;
         let r = self.server.free_frames(caller, size, &local[..len]);
-        let n = self.count(r).map_err(Answer::Refused)?;
+        let n = self.count(r);
+        self.commit();
         self.schedule(timer);
-        Ok(n)
+        n.map_err(Answer::Refused)
+    }
+
+    /// `free_request` (a free with the caller's identity `request`) from a lease of `len`
+    /// bytes: as [`Self::free_frames`]; a retried identity gets the committed count.
+    ///
+    /// # Errors
+    /// The lease's failure; see [`Server::free_request`].
+    pub fn free_request<E, T: Timer>(
+        &mut self,
+        timer: &mut T,
+        (caller, request, size): (Owner, u32, FrameSize),
+        len: usize,
+        read: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<u32, Answer<E>> {
+        let mut local = [0u8; LEASE_BYTES];
+        let len = len.min(LEASE_BYTES);
+        read(&mut local[..len]).map_err(Answer::Lease)?;
+        let r = self
+            .server
+            .free_request((caller, request), size, &local[..len]);
+        let n = self.count(r);
+        self.commit();
+        self.schedule(timer);
+        n.map_err(Answer::Refused)
+    }
+
+    /// `owned`: the caller's runs from `first` into a lease of `room` bytes that `write` fills.
+    ///
+    /// # Errors
+    /// See [`Server::owned`]; the lease's failure.
+    pub fn owned<E>(
+        &mut self,
+        caller: Owner,
+        first: u32,
+        room: usize,
+        write: impl FnOnce(&[u8]) -> Result<(), E>,
+    ) -> Result<OwnedReply, Answer<E>> {
+        let mut local = [0u8; LEASE_BYTES];
+        let len = room.min(LEASE_BYTES);
+        let r = self.server.owned(caller, first, &mut local[..len]);
+        let reply = self.count_read(r).map_err(Answer::Refused)?;
+        write(&local[..reply.written as usize * OWNED_RECORD_BYTES]).map_err(Answer::Lease)?;
+        Ok(reply)
     }
 
     /// `region_map` into a lease of `room` bytes that `write` fills.
@@ -179,7 +288,7 @@ impl<'s, 'a> Service<'s, 'a> {
         let mut local = [0u8; LEASE_BYTES];
         let len = room.min(LEASE_BYTES);
         let r = self.server.region_map(first, &mut local[..len]);
-        let reply = self.count(r).map_err(Answer::Refused)?;
+        let reply = self.count_read(r).map_err(Answer::Refused)?;
         let bytes = reply.written as usize * core::mem::size_of::<RegionRecord>();
         write(&local[..bytes]).map_err(Answer::Lease)?;
         Ok(reply)
@@ -203,7 +312,9 @@ impl<'s, 'a> Service<'s, 'a> {
             result: &result,
         };
         (self.log)(format_args!("{line}"));
-        self.count(result)
+        let r = self.count(result);
+        self.commit();
+        r
     }
 
     /// `offline_region` of `[base, base + size)`; a RegionBusy refusal is logged with the
@@ -225,7 +336,9 @@ impl<'s, 'a> Service<'s, 'a> {
                 "offline [{base:#x}, +{size:#x}) refused: {busy} frames of 4 KiB in use"
             ));
         }
-        self.count(r)
+        let r = self.count(r);
+        self.commit();
+        r
     }
 
     /// The timer fired: one paced scrub step (see [`ScrubPacer::tick`]); when it emptied
@@ -238,7 +351,9 @@ impl<'s, 'a> Service<'s, 'a> {
     ) -> Option<DrainCost> {
         let drained = self
             .pacer
-            .tick(self.server, kernel, timer, clock, &mut self.stats)?;
+            .tick(self.server, kernel, timer, clock, &mut self.stats);
+        self.commit();
+        let drained = drained?;
         let (d, now) = (drained, self.pacer.step_bytes() / 1024);
         let (each, scrub, rdmd) = d.per_step();
         (self.log)(format_args!(
@@ -270,6 +385,7 @@ impl<'s, 'a> Service<'s, 'a> {
             }
             self.stats.reclaimed_bytes += got;
         }
+        self.commit();
         self.schedule(timer);
     }
 }

@@ -7,18 +7,25 @@
 //! progress through the trace, the report, the state line, the region summary.
 //!
 //! Invariant: regions exist only after `Ready`; if they cannot be built the server serves no
-//! memory (clients see NotReady), it never serves a partial map.
+//! memory (clients see NotReady), it never serves a partial map. The ledger decides whether
+//! they are built (a first start: its durable words were never written) or restored (a
+//! restart: the pools, records and bitmaps it holds, checked against the plan); a ledger that
+//! fails its checks leaves the server `Failed` with the reason, never re-initialized.
 
 use core::fmt;
 use core::mem::MaybeUninit;
 
 use super::{ClientPolicy, Server};
-use crate::frames::FrameAllocator;
 use crate::init::record::{AtomicWords, Durable, RecordWords};
 use crate::init::report::{InitReport, StateLine, Trace};
 use crate::init::{Bringup, InitConfig, InitStorage, Progress, State};
+use tdx_planner::addr::PhysRange;
+use tdx_planner::types::MAX_CMRS;
+
+use super::Attached;
+use crate::ledger::Layout;
 use crate::platform::Platform;
-use crate::regions::{HotplugPolicy, PlatformMemory, Regions};
+use crate::regions::{HotplugPolicy, MemoryAuthority, PlatformMemory, Regions};
 use crate::seam::{PhysWriter, Seam};
 
 /// The manifest's part of start-up.
@@ -51,24 +58,32 @@ impl<'c> Setup<'c> {
     }
 }
 
-/// The caller's static tables: bring-up storage, the allocator's bitmap words, the server's
-/// slot.
+/// The caller's static tables: bring-up storage, the allocator's bitmap words, the ledger's
+/// durable words (at least `Layout::new(bitmap.len()).total_words()`), the server's slot.
 pub type Tables<'a> = (
     &'a mut InitStorage,
+    &'a mut [u64],
     &'a mut [u64],
     &'a mut MaybeUninit<Server<'a>>,
 );
 
+fn layout_words(bitmap_words: usize) -> usize {
+    Layout::new(bitmap_words).total_words()
+}
+
 /// Brings the module up on `platform` through `kernel` (SEAMCALL and the TDMR_INFO buffer),
 /// keeping the bring-up record in the setup's durable words, logs the report to `log` line by
 /// line, and returns the server, serving memory if `Ready`.
-pub fn start<'a, S: Seam, W: PhysWriter, C: FnMut() -> u64, P: FnMut(&Progress)>(
+pub fn start<'a, S, W: PhysWriter, C: FnMut() -> u64, P: FnMut(&Progress)>(
     kernel: (&mut S, &mut W),
     platform: &Platform,
-    (storage, bitmap, slot): Tables<'a>,
+    (storage, bitmap, durable, slot): Tables<'a>,
     (setup, trace): (Setup<'_>, &mut Trace<C, P>),
     log: &mut dyn FnMut(fmt::Arguments<'_>),
-) -> &'a mut Server<'a> {
+) -> &'a mut Server<'a>
+where
+    S: Seam + MemoryAuthority,
+{
     const MIB: u64 = 1 << 20;
     let view = platform.view();
     let (ram, offline) = view.ram_bytes();
@@ -95,15 +110,33 @@ pub fn start<'a, S: Seam, W: PhysWriter, C: FnMut() -> u64, P: FnMut(&Progress)>
     let (pamt, tdmrs) = (storage.pamt_bytes(), storage.tdmr_count());
     let server = slot.write(Server::new(bringup, None, setup.clients, pamt, tdmrs));
     if state == State::Ready {
+        // A copy: the server is borrowed mutably while the regions are built.
+        let cmrs: heapless::Vec<PhysRange, MAX_CMRS> =
+            server.bringup.cmrs().iter().copied().collect();
         let memory = PlatformMemory {
             hotplug_window: platform.hotplug_window(),
-            cmrs: server.bringup.cmrs(),
+            cmrs: &cmrs,
         };
-        let frames = FrameAllocator::new(bitmap);
-        match Regions::build(frames, storage, memory, setup.policy, view.nodes) {
-            Ok(r) => server.serve(r),
-            Err(e) => log(format_args!(
+        let words = layout_words(bitmap.len());
+        let regions = |frames| Regions::build(frames, storage, memory, setup.policy, view.nodes);
+        match server.attach_ledger((durable, bitmap), regions, kernel.0) {
+            Attached::Fresh => log(format_args!(
+                "ledger: new, {} KiB of durable memory",
+                words / 128
+            )),
+            Attached::Restored {
+                seq,
+                replayed,
+                undone,
+            } => log(format_args!(
+                "ledger: recovered at commit {seq} (journal replayed: {replayed}, hot-plug step undone: {undone:?})"
+            )),
+            Attached::NoRegions(e) => log(format_args!(
                 "cannot build the region map: {e:?}; serving no memory"
+            )),
+            Attached::Refused(e) => log(format_args!(
+                "ledger refused: {e:?}; serving no memory (Failed, status {:#x})",
+                e.code()
             )),
         }
     }

@@ -1,0 +1,634 @@
+//! The ledger: everything tdx-host must not forget across its own restart (pools and their
+//! classes, the allocator's free and quarantine bitmaps, every record with its owner and request
+//! tag, the clients' last requests, a pending hot-plug step, the counters), kept in durable
+//! memory (a `.durable` static the kernel keeps across the task's restart) so that a crash at
+//! any instruction leaves a state the next instance recovers exactly.
+//!
+//! Pattern: a **shadow image with a redo journal**. The working state stays where it is (the
+//! allocator's tables in ordinary memory); the durable storage holds a word image of it plus a
+//! journal. Every mutating operation ends with one commit of the words it changed:
+//! 1. the allocator reports what it touched ([`crate::frames::Dirty`]: bitmap chunks, pools, a
+//!    record range); [`Ledger::put`] compares each such word with the image and appends only
+//!    the ones that differ to the journal (extents of consecutive words), together with the
+//!    new checksums of the pages they fall in;
+//! 2. the journal's length and checksum are written, then — one aligned 8-byte store, after a
+//!    compiler fence — its commit word (the sequence number). That store is the commit point;
+//! 3. the journal is applied to the image (plain copies), then the commit word is cleared.
+//!
+//! Recovery ([`Ledger::open`]) re-applies a journal whose commit word is set and whose checksum
+//! matches (copying the same words again is idempotent, so a crash during step 3 or during
+//! recovery itself is harmless) and ignores one without a commit word (a crash in step 1 or 2:
+//! the image is the state before the operation). So the image always equals the state before
+//! or after the last operation, never a mix.
+//!
+//! Integrity: the image is a header (magic, version, a hash of the layout, its size, the
+//! commit sequence), the sections, and a table of one checksum per 4 KiB page, with a checksum
+//! of the table itself. A page checksum is a position-keyed sum, Σ mix(word, index), where mix
+//! is a bijection of the word for each index: any change of one word (so of any byte) changes
+//! it, and a commit updates it in O(1) per changed word (a CRC would have to re-read the
+//! page). Recovery verifies every page and names the first bad one and its section
+//! ([`LedgerError`]); then the restored state is checked for consistency
+//! ([`crate::frames::RestoreError`]). A ledger that fails is never re-initialized: the server
+//! reports `Failed` with the reason. Only an image whose magic word is exactly zero — never
+//! written, as the kernel leaves it at boot — is formatted.
+//!
+//! Crash model: the task may die at any instruction and every store before its death persists
+//! (x86 TSO; compiler fences keep the compiler from reordering the protocol's stores). Tests
+//! simulate a death after every single store of a commit ([`Ledger::crash_after`]).
+
+use heapless::Vec;
+
+use crate::frames::{MAX_POOLS, MAX_RECORDS, MAX_TASKS};
+
+mod state;
+
+pub use state::{format, kind, load, sync, sync_intent, ClientSlot, Intent, LedgerState, COUNTERS};
+
+/// "TDXLEDGR".
+pub const MAGIC: u64 = u64::from_le_bytes(*b"TDXLEDGR");
+/// Version of the image format.
+pub const VERSION: u64 = 1;
+/// Words per checksummed page (4 KiB).
+pub const PAGE_WORDS: usize = 512;
+/// Words of the header section.
+pub const HEADER_WORDS: usize = 64;
+/// Words per client slot, pool and record.
+pub const CLIENT_WORDS: usize = 2;
+/// Words per pool.
+pub const POOL_WORDS: usize = 6;
+/// Words per record.
+pub const RECORD_WORDS: usize = 3;
+/// Words of the journal's own header: commit word, length, checksum.
+const JOURNAL_HEAD: usize = 3;
+/// Most pages whose checksum one commit changes (the default image has 82 pages in all; a
+/// commit touching more is refused as `JournalFull`).
+const MAX_PAGES: usize = 512;
+
+/// Where each part lives, in words, for an allocator bitmap of `bitmap_words`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Bitmap words the image holds.
+    pub bitmap_words: usize,
+    /// First word of the client slots.
+    pub clients: usize,
+    /// First word of the pools.
+    pub pools: usize,
+    /// First word of the records.
+    pub records: usize,
+    /// First word of the bitmap.
+    pub bitmap: usize,
+    /// Words of checksummed data (whole pages).
+    pub data_words: usize,
+    /// First word of the page checksum table (one per page, then the table's checksum).
+    pub sums: usize,
+    /// First word of the journal.
+    pub journal: usize,
+    /// Words the journal may hold after its header.
+    pub journal_words: usize,
+}
+
+impl Layout {
+    /// The layout for an allocator with `bitmap_words` of bitmap storage.
+    #[must_use]
+    pub const fn new(bitmap_words: usize) -> Self {
+        let clients = HEADER_WORDS;
+        let pools = clients + MAX_TASKS * CLIENT_WORDS;
+        let records = pools + MAX_POOLS * POOL_WORDS;
+        let bitmap = records + MAX_RECORDS * RECORD_WORDS;
+        let data_words = (bitmap + bitmap_words).div_ceil(PAGE_WORDS) * PAGE_WORDS;
+        let pages = data_words / PAGE_WORDS;
+        let sums = data_words;
+        let journal = sums + pages + 1;
+        // Extents merge across a gap of one unchanged word, so the journal never holds more
+        // than every word once plus one header: the whole image fits.
+        let journal_words = data_words + pages + 2;
+        Layout {
+            bitmap_words,
+            clients,
+            pools,
+            records,
+            bitmap,
+            data_words,
+            sums,
+            journal,
+            journal_words,
+        }
+    }
+
+    /// Pages of checksummed data.
+    #[must_use]
+    pub const fn pages(&self) -> usize {
+        self.data_words / PAGE_WORDS
+    }
+
+    /// Words of durable storage the ledger needs.
+    #[must_use]
+    pub const fn total_words(&self) -> usize {
+        self.journal + JOURNAL_HEAD + self.journal_words
+    }
+
+    /// The header's layout word: a hash of every capacity that shapes the image.
+    #[must_use]
+    pub const fn hash(&self) -> u64 {
+        let parts = [
+            self.bitmap_words as u64,
+            MAX_TASKS as u64,
+            MAX_POOLS as u64,
+            MAX_RECORDS as u64,
+            HEADER_WORDS as u64,
+            PAGE_WORDS as u64,
+        ];
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut i = 0;
+        while i < parts.len() {
+            h = (h ^ parts[i]).wrapping_mul(0x0000_0100_0000_01b3);
+            i += 1;
+        }
+        h
+    }
+
+    /// The section word `i` of the data belongs to.
+    #[must_use]
+    pub fn section(&self, i: usize) -> Section {
+        if i < self.clients {
+            Section::Header
+        } else if i < self.pools {
+            Section::Clients
+        } else if i < self.records {
+            Section::Pools
+        } else if i < self.bitmap {
+            Section::Records
+        } else if i < self.data_words {
+            Section::Bitmap
+        } else {
+            Section::Checksums
+        }
+    }
+}
+
+/// Header words.
+pub(crate) mod hdr {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 1;
+    pub const LAYOUT: usize = 2;
+    pub const WORDS: usize = 3;
+    pub const SEQ: usize = 4;
+    pub const BITS_USED: usize = 5;
+    pub const POOLS: usize = 6;
+    pub const RECORDS: usize = 7;
+    pub const COUNTERS: usize = 8;
+    pub const INTENT: usize = 16;
+}
+
+/// A part of the image, as recovery names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// Magic, version, layout, sequence, counts, counters, pending hot-plug step.
+    Header,
+    /// The clients' last requests.
+    Clients,
+    /// The pool (region) table.
+    Pools,
+    /// The ownership records.
+    Records,
+    /// The free and quarantine bitmaps.
+    Bitmap,
+    /// The page checksum table.
+    Checksums,
+}
+
+/// Why a ledger was refused. The server then reports `Failed` with [`LedgerError::code`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerError {
+    /// The durable storage is smaller than the layout needs.
+    TooSmall,
+    /// The magic word is neither the ledger's nor zero.
+    BadMagic,
+    /// Written by another version of the format.
+    BadVersion(u64),
+    /// Written for other capacities (the layout hash or size differs).
+    BadLayout,
+    /// A committed journal's checksum does not match, or an extent lies outside the image.
+    BadJournal,
+    /// The checksum table's own checksum does not match.
+    BadChecksumTable,
+    /// The first page whose checksum does not match, and its section.
+    BadPage {
+        /// Page index (4 KiB pages from the start of the image).
+        page: usize,
+        /// What the page holds (its first word's section).
+        section: Section,
+    },
+    /// A counter or field out of range (more pools or records than the tables hold, a
+    /// memory class or frame size that does not exist).
+    BadField(Section),
+    /// The stored allocator state is inconsistent.
+    Inconsistent(crate::frames::RestoreError),
+    /// The stored pools are not the ones the bring-up's plan gives (another plan).
+    PlanMismatch,
+    /// One change did not fit the journal: the image stays at the state before it, and the
+    /// server stops rather than commit anything after a lost change.
+    JournalFull,
+}
+
+impl LedgerError {
+    /// A host status code (class 0xFF, like bring-up's own) naming the reason: the `status`
+    /// a client reads in `ModuleStatus` when the state is Failed because of the ledger.
+    #[must_use]
+    pub fn code(&self) -> u64 {
+        const BASE: u64 = 0xFF00_0000_0000_2000;
+        let (kind, detail) = match *self {
+            LedgerError::TooSmall => (1, 0),
+            LedgerError::BadMagic => (2, 0),
+            LedgerError::BadVersion(v) => (3, v & 0xFF),
+            LedgerError::BadLayout => (4, 0),
+            LedgerError::BadJournal => (5, 0),
+            LedgerError::BadChecksumTable => (6, 0),
+            LedgerError::BadPage { page, .. } => (7, page as u64 & 0xFFFF),
+            LedgerError::BadField(s) => (8, s as u64),
+            LedgerError::Inconsistent(_) => (9, 0),
+            LedgerError::PlanMismatch => (10, 0),
+            LedgerError::JournalFull => (11, 0),
+        };
+        BASE | kind << 16 | detail
+    }
+}
+
+/// What [`Ledger::open`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// Never written (magic zero): format it from the state built at start.
+    Fresh,
+    /// A valid image (a committed journal re-applied first when `replayed`).
+    Existing {
+        /// A committed journal was found and re-applied.
+        replayed: bool,
+    },
+}
+
+/// One word's contribution to its page checksum: a bijection of `w` for each index.
+#[must_use]
+pub const fn mix(w: u64, i: usize) -> u64 {
+    (w ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+}
+
+/// The durable image and its journal.
+#[derive(Debug)]
+pub struct Ledger<'d> {
+    words: &'d mut [u64],
+    layout: Layout,
+    /// Stores left before a simulated death (tests); `None` in service.
+    budget: Option<u64>,
+    /// Journal words written in the open commit (after the journal header).
+    jlen: usize,
+    /// Journal index of the open extent's header, its first image word, and the image index
+    /// after its last word (kept here: the durable copy may be lost after a simulated death).
+    ext: Option<(usize, usize, usize)>,
+    /// Checksum deltas per page touched by the open commit.
+    pages: Vec<(u32, u64), MAX_PAGES>,
+    /// A commit could not be journaled (no room): the image is behind; nothing else commits.
+    stuck: bool,
+    /// Stores made (tests: where the crash points are).
+    stores: u64,
+    /// The store count just before the last commit word was written.
+    commit_at: Option<u64>,
+}
+
+impl<'d> Ledger<'d> {
+    /// Opens `words` laid out as `layout`: re-applies a committed journal, then checks magic,
+    /// version, layout and every checksum.
+    ///
+    /// # Errors
+    /// See [`LedgerError`]; nothing was written then except a valid journal's re-application.
+    pub fn open(words: &'d mut [u64], layout: Layout) -> Result<(Self, Opened), LedgerError> {
+        if words.len() < layout.total_words() {
+            return Err(LedgerError::TooSmall);
+        }
+        let mut l = Ledger {
+            words,
+            layout,
+            budget: None,
+            jlen: 0,
+            ext: None,
+            pages: Vec::new(),
+            stuck: false,
+            stores: 0,
+            commit_at: None,
+        };
+        let magic = l.words[hdr::MAGIC];
+        let replayed = l.replay()?;
+        if magic == 0 && !replayed {
+            return Ok((l, Opened::Fresh));
+        }
+        if l.words[hdr::MAGIC] != MAGIC {
+            return Err(LedgerError::BadMagic);
+        }
+        if l.words[hdr::VERSION] != VERSION {
+            return Err(LedgerError::BadVersion(l.words[hdr::VERSION]));
+        }
+        if l.words[hdr::LAYOUT] != layout.hash()
+            || l.words[hdr::WORDS] != layout.total_words() as u64
+        {
+            return Err(LedgerError::BadLayout);
+        }
+        l.verify()?;
+        Ok((l, Opened::Existing { replayed }))
+    }
+
+    /// The layout.
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Image word `i`.
+    #[must_use]
+    pub fn word(&self, i: usize) -> u64 {
+        self.words[i]
+    }
+
+    /// Commits applied since the image was formatted.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.words[hdr::SEQ]
+    }
+
+    /// Tests: the task dies after `stores` more stores to durable memory (later stores are
+    /// lost, as after a real death); `None` lifts the limit.
+    pub fn crash_after(&mut self, stores: Option<u64>) {
+        self.budget = stores;
+    }
+
+    /// Stores to durable memory so far, and the count just before the last commit word.
+    #[must_use]
+    pub fn stores(&self) -> (u64, Option<u64>) {
+        (self.stores, self.commit_at)
+    }
+
+    /// Whether a simulated death happened (the budget ran out).
+    #[must_use]
+    pub fn dead(&self) -> bool {
+        self.budget == Some(0)
+    }
+
+    fn store(&mut self, i: usize, v: u64) {
+        self.stores += 1;
+        if let Some(b) = self.budget.as_mut() {
+            if *b == 0 {
+                return;
+            }
+            *b -= 1;
+        }
+        self.words[i] = v;
+    }
+
+    /// Page checksum of page `p` computed from the image.
+    fn page_sum(&self, p: usize) -> u64 {
+        let base = p * PAGE_WORDS;
+        let mut s = 0u64;
+        for (j, w) in self.words[base..base + PAGE_WORDS].iter().enumerate() {
+            s = s.wrapping_add(mix(*w, base + j));
+        }
+        s
+    }
+
+    fn table_sum(&self) -> u64 {
+        let t = self.layout.sums;
+        let mut s = 0u64;
+        for p in 0..self.layout.pages() {
+            s = s.wrapping_add(mix(self.words[t + p], t + p));
+        }
+        s
+    }
+
+    fn verify(&self) -> Result<(), LedgerError> {
+        let t = self.layout.sums;
+        if self.table_sum() != self.words[t + self.layout.pages()] {
+            return Err(LedgerError::BadChecksumTable);
+        }
+        for p in 0..self.layout.pages() {
+            if self.page_sum(p) != self.words[t + p] {
+                let section = self.layout.section(p * PAGE_WORDS);
+                return Err(LedgerError::BadPage { page: p, section });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a whole new image: `fill` gives every data word (called in index order), then
+    /// the checksums, and the magic word last, so a death before it leaves a never-written
+    /// (magic zero) image.
+    pub fn format(&mut self, mut fill: impl FnMut(usize) -> u64) {
+        let l = self.layout;
+        self.store(l.journal, 0);
+        for i in 1..l.data_words {
+            let v = match i {
+                hdr::VERSION => VERSION,
+                hdr::LAYOUT => l.hash(),
+                hdr::WORDS => l.total_words() as u64,
+                hdr::SEQ => 0,
+                _ => fill(i),
+            };
+            self.store(i, v);
+        }
+        // The magic word counts in page 0's sum already.
+        let mut sums = [0u64; 1];
+        for p in 0..l.pages() {
+            sums[0] = self.page_sum(p);
+            if p == 0 {
+                sums[0] = sums[0]
+                    .wrapping_sub(mix(self.words[0], 0))
+                    .wrapping_add(mix(MAGIC, 0));
+            }
+            self.store(l.sums + p, sums[0]);
+        }
+        let table = self.table_sum();
+        self.store(l.sums + l.pages(), table);
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        self.store(hdr::MAGIC, MAGIC);
+    }
+
+    /// Re-applies a committed journal; returns whether there was one.
+    fn replay(&mut self) -> Result<bool, LedgerError> {
+        let j = self.layout.journal;
+        let seq = self.words[j];
+        if seq == 0 {
+            return Ok(false);
+        }
+        let len = self.words[j + 1];
+        if len > self.layout.journal_words as u64 {
+            return Err(LedgerError::BadJournal);
+        }
+        let len = len as usize;
+        let body = j + JOURNAL_HEAD;
+        let mut chk = mix(seq, 0).wrapping_add(mix(len as u64, 1));
+        for k in 0..len {
+            chk = chk.wrapping_add(mix(self.words[body + k], k + 2));
+        }
+        if chk != self.words[j + 2] {
+            return Err(LedgerError::BadJournal);
+        }
+        // Check every extent before copying anything.
+        let mut k = 0;
+        while k < len {
+            let (at, n) = extent(self.words[body + k]);
+            if k + 1 + n > len || at + n > self.layout.journal || n == 0 {
+                return Err(LedgerError::BadJournal);
+            }
+            k += 1 + n;
+        }
+        self.apply(len);
+        Ok(true)
+    }
+
+    /// Copies the journal's `len` words of extents into the image, then clears the commit.
+    fn apply(&mut self, len: usize) {
+        let body = self.layout.journal + JOURNAL_HEAD;
+        let mut k = 0;
+        // After a (simulated) death nothing runs: the journal read back may be stale.
+        while k < len && !self.dead() {
+            let (at, n) = extent(self.words[body + k]);
+            for m in 0..n {
+                let v = self.words[body + k + 1 + m];
+                self.store(at + m, v);
+            }
+            k += 1 + n;
+        }
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        self.store(self.layout.journal, 0);
+    }
+
+    /// Starts a commit.
+    pub fn begin(&mut self) {
+        self.jlen = 0;
+        self.ext = None;
+        self.pages.clear();
+    }
+
+    /// Image word `i` (data) should now be `v`: journaled if it differs. Each word at most once
+    /// per commit, data sections only.
+    pub fn put(&mut self, i: usize, v: u64) {
+        let old = self.words[i];
+        if old == v || i >= self.layout.data_words {
+            return;
+        }
+        let delta = mix(v, i).wrapping_sub(mix(old, i));
+        let p = (i / PAGE_WORDS) as u32;
+        match self.pages.last_mut() {
+            Some(last) if last.0 == p => last.1 = last.1.wrapping_add(delta),
+            _ => match self.pages.iter_mut().find(|e| e.0 == p) {
+                Some(e) => e.1 = e.1.wrapping_add(delta),
+                None => {
+                    if self.pages.push((p, delta)).is_err() {
+                        self.stuck = true;
+                    }
+                }
+            },
+        }
+        self.journal_word(i, v);
+    }
+
+    /// Appends word `i` = `v` to the journal, extending the open extent (also across one
+    /// unchanged word, copied from the image) or opening a new one.
+    fn journal_word(&mut self, i: usize, v: u64) {
+        match self.ext {
+            Some((h, at, next)) if i == next || i == next + 1 => {
+                if i == next + 1 {
+                    let gap = self.words[next];
+                    self.jword(gap);
+                }
+                self.jword(v);
+                self.ext = Some((h, at, i + 1));
+            }
+            _ => {
+                self.close_extent();
+                let h = self.jlen;
+                self.jword(i as u64 | 1 << 32);
+                self.jword(v);
+                self.ext = Some((h, i, i + 1));
+            }
+        }
+    }
+
+    /// Writes the open extent's header with its final length.
+    fn close_extent(&mut self) {
+        if let Some((h, at, next)) = self.ext.take() {
+            let body = self.layout.journal + JOURNAL_HEAD;
+            if h < self.layout.journal_words {
+                self.store(body + h, (at as u64) | ((next - at) as u64) << 32);
+            }
+        }
+    }
+
+    fn jword(&mut self, v: u64) {
+        if self.jlen >= self.layout.journal_words {
+            self.stuck = true;
+            return;
+        }
+        let at = self.layout.journal + JOURNAL_HEAD + self.jlen;
+        self.store(at, v);
+        self.jlen += 1;
+    }
+
+    /// Ends the commit: journals the changed page checksums and the table checksum, writes the
+    /// commit word, applies, clears. Returns false if the journal overflowed (nothing was
+    /// committed; the image keeps the previous state and every later commit is refused, so
+    /// the image never mixes two states).
+    pub fn commit(&mut self) -> bool {
+        if self.stuck {
+            return false;
+        }
+        if self.jlen == 0 {
+            return true;
+        }
+        let l = self.layout;
+        let seq = self.words[hdr::SEQ].wrapping_add(1);
+        // The sequence word is data too (page 0).
+        self.put(hdr::SEQ, seq);
+        let mut table_delta = 0u64;
+        self.pages.sort_unstable_by_key(|e| e.0);
+        for k in 0..self.pages.len() {
+            let (p, d) = self.pages[k];
+            let at = l.sums + p as usize;
+            let old = self.words[at];
+            let new = old.wrapping_add(d);
+            table_delta = table_delta.wrapping_add(mix(new, at).wrapping_sub(mix(old, at)));
+            self.journal_word(at, new);
+        }
+        let t = l.sums + l.pages();
+        let table = self.words[t].wrapping_add(table_delta);
+        self.journal_word(t, table);
+        self.close_extent();
+        if self.stuck {
+            return false;
+        }
+        let j = l.journal;
+        let mut chk = mix(seq, 0).wrapping_add(mix(self.jlen as u64, 1));
+        for k in 0..self.jlen {
+            chk = chk.wrapping_add(mix(self.words[j + JOURNAL_HEAD + k], k + 2));
+        }
+        self.store(j + 1, self.jlen as u64);
+        self.store(j + 2, chk);
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        // The commit point.
+        self.commit_at = Some(self.stores);
+        self.store(j, seq);
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        self.apply(self.jlen);
+        true
+    }
+
+    /// Whether a commit ever failed for lack of journal room.
+    #[must_use]
+    pub fn stuck(&self) -> bool {
+        self.stuck
+    }
+}
+
+/// An extent header: (first image word, words).
+fn extent(h: u64) -> (usize, usize) {
+    ((h & 0xFFFF_FFFF) as usize, (h >> 32) as usize)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,331 @@
+//! What the ledger stores besides the allocator, and the mapping between the working state and
+//! the image's words: [`sync`] commits what changed, [`format`] writes a first image, [`load`]
+//! rebuilds the working state from an image that [`super::Ledger::open`] accepted.
+//!
+//! Word encodings (little-endian u64 words):
+//! - pool: base, size, node | class << 16 | online << 24, first bit, in use, retired;
+//! - record: owner | tag << 32, base, size | count << 8;
+//! - client slot: owner | request << 32, kind | count << 8;
+//! - header: bits used, pool count, record count, [`COUNTERS`] counters, the pending hot-plug
+//!   step (kind | node << 16, base, size).
+
+use tdx_host_api::{FrameSize, MemClass};
+use tdx_planner::addr::PhysRange;
+
+use super::{hdr, Layout, Ledger, LedgerError, Section, CLIENT_WORDS, POOL_WORDS, RECORD_WORDS};
+use crate::frames::MAX_TASKS;
+use crate::frames::{FrameAllocator, Owner, Pool, PoolImage, Record, MAX_POOLS, MAX_RECORDS};
+
+/// Counters kept in the header (the server's `ServerStats` totals; see `server::service`).
+pub const COUNTERS: usize = 8;
+
+/// A client's last committed request that had an effect, by task index.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientSlot {
+    /// The client (index and generation) that made it.
+    pub owner: u32,
+    /// Its request identity (never 0 for a stored request).
+    pub request: u32,
+    /// 1: an allocation, 2: a free.
+    pub kind: u8,
+    /// Frames allocated or freed.
+    pub count: u32,
+}
+
+/// Request kinds in [`ClientSlot::kind`].
+pub mod kind {
+    /// An allocation.
+    pub const ALLOC: u8 = 1;
+    /// A free.
+    pub const FREE: u8 = 2;
+}
+
+/// A hot-plug step that involves the kernel's table and is not yet finished: recovery undoes
+/// the kernel's half (the ledger's half was never committed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Intent {
+    /// Nothing pending.
+    #[default]
+    None,
+    /// The kernel is (perhaps) being asked to online this range.
+    Online(PhysRange),
+    /// The kernel is (perhaps) being asked to offline this range.
+    Offline(PhysRange),
+}
+
+/// The ledger's state besides the allocator, with what changed since the last commit.
+#[derive(Clone, Debug)]
+pub struct LedgerState {
+    /// Counters (see [`COUNTERS`]).
+    pub counters: [u64; COUNTERS],
+    /// Client slots by task index.
+    pub clients: [ClientSlot; MAX_TASKS],
+    /// The pending hot-plug step.
+    pub intent: Intent,
+    dirty_clients: u64,
+}
+
+impl Default for LedgerState {
+    fn default() -> Self {
+        LedgerState {
+            counters: [0; COUNTERS],
+            clients: [ClientSlot::default(); MAX_TASKS],
+            intent: Intent::None,
+            dirty_clients: 0,
+        }
+    }
+}
+
+const _: () = assert!(MAX_TASKS <= 64, "client slots fit the u64 dirty mask");
+
+impl LedgerState {
+    /// Client slot `index` now records `slot`.
+    pub fn set_client(&mut self, index: u16, slot: ClientSlot) {
+        if let Some(s) = self.clients.get_mut(usize::from(index)) {
+            *s = slot;
+            self.dirty_clients |= 1 << index;
+        }
+    }
+
+    /// Forgets which slots changed (they were committed).
+    pub fn clean(&mut self) {
+        self.dirty_clients = 0;
+    }
+
+    /// Client slot `index`.
+    #[must_use]
+    pub fn client(&self, index: u16) -> Option<ClientSlot> {
+        self.clients.get(usize::from(index)).copied()
+    }
+}
+
+fn pool_words(p: &PoolImage) -> [u64; POOL_WORDS] {
+    let q = &p.pool;
+    let flags = u64::from(q.node) | (q.class as u64) << 16 | u64::from(q.online) << 24;
+    [
+        q.range.base().0,
+        q.range.size().0,
+        flags,
+        p.bit,
+        q.in_use,
+        q.retired,
+    ]
+}
+
+fn record_words(r: &Record) -> [u64; RECORD_WORDS] {
+    [
+        u64::from(r.owner.0) | u64::from(r.tag) << 32,
+        r.base,
+        r.size as u64 | u64::from(r.count) << 8,
+    ]
+}
+
+fn client_words(c: &ClientSlot) -> [u64; CLIENT_WORDS] {
+    [
+        u64::from(c.owner) | u64::from(c.request) << 32,
+        u64::from(c.kind) | u64::from(c.count) << 8,
+    ]
+}
+
+fn intent_words(i: Intent) -> [u64; 3] {
+    match i {
+        Intent::None => [0; 3],
+        Intent::Online(r) => [1, r.base().0, r.size().0],
+        Intent::Offline(r) => [2, r.base().0, r.size().0],
+    }
+}
+
+/// The working state's value of data word `i` (the header's fixed words excepted).
+fn word_of(lay: Layout, f: &FrameAllocator<'_>, s: &LedgerState, i: usize) -> u64 {
+    match lay.section(i) {
+        Section::Header => match i {
+            hdr::BITS_USED => f.bits_used(),
+            hdr::POOLS => f.pools().len() as u64,
+            hdr::RECORDS => f.records().len() as u64,
+            c if (hdr::COUNTERS..hdr::COUNTERS + COUNTERS).contains(&c) => {
+                s.counters[c - hdr::COUNTERS]
+            }
+            t if (hdr::INTENT..hdr::INTENT + 3).contains(&t) => {
+                intent_words(s.intent)[t - hdr::INTENT]
+            }
+            _ => 0,
+        },
+        Section::Clients => {
+            let k = (i - lay.clients) / CLIENT_WORDS;
+            client_words(&s.clients[k])[(i - lay.clients) % CLIENT_WORDS]
+        }
+        Section::Pools => {
+            let k = (i - lay.pools) / POOL_WORDS;
+            f.pool_image(k)
+                .map_or(0, |p| pool_words(&p)[(i - lay.pools) % POOL_WORDS])
+        }
+        Section::Records => {
+            let k = (i - lay.records) / RECORD_WORDS;
+            f.records()
+                .get(k)
+                .map_or(0, |r| record_words(r)[(i - lay.records) % RECORD_WORDS])
+        }
+        Section::Bitmap => f.bitmap().get(i - lay.bitmap).copied().unwrap_or(0),
+        Section::Checksums => 0,
+    }
+}
+
+/// Writes a first image of the working state (see [`Ledger::format`]) and forgets what was
+/// dirty.
+pub fn format(l: &mut Ledger<'_>, f: &mut FrameAllocator<'_>, s: &mut LedgerState) {
+    let lay = l.layout();
+    l.format(|i| word_of(lay, f, s, i));
+    f.clean();
+    s.dirty_clients = 0;
+}
+
+/// Commits what changed in `f` and `s` since the last commit (one journal commit; see the
+/// module doc of `ledger`). Returns false if the ledger could not take it (journal full). The
+/// caller then forgets what was dirty ([`FrameAllocator::clean`], [`LedgerState::clean`]).
+pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool {
+    let lay = l.layout();
+    l.begin();
+    for i in hdr::BITS_USED..hdr::INTENT + 3 {
+        l.put(i, word_of(lay, f, s, i));
+    }
+    let mut mask = s.dirty_clients;
+    while mask != 0 {
+        let k = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        for (j, w) in client_words(&s.clients[k]).into_iter().enumerate() {
+            l.put(lay.clients + k * CLIENT_WORDS + j, w);
+        }
+    }
+    let d = f.dirty();
+    let mut pools = d.pools();
+    while pools != 0 {
+        let k = pools.trailing_zeros() as usize;
+        pools &= pools - 1;
+        if let Some(p) = f.pool_image(k) {
+            for (j, w) in pool_words(&p).into_iter().enumerate() {
+                l.put(lay.pools + k * POOL_WORDS + j, w);
+            }
+        }
+    }
+    if let Some((lo, hi)) = d.record_range() {
+        let records = f.records();
+        for (k, r) in records.iter().enumerate().take(hi).skip(lo) {
+            for (j, w) in record_words(r).into_iter().enumerate() {
+                l.put(lay.records + k * RECORD_WORDS + j, w);
+            }
+        }
+    }
+    let bits = f.bitmap();
+    let words = (lay.bitmap_words.min(bits.len())) as u64;
+    d.for_each_chunk(words, |first, n| {
+        for w in first..first + n {
+            l.put(lay.bitmap + w as usize, bits[w as usize]);
+        }
+    });
+    l.commit()
+}
+
+/// Commits only the pending hot-plug step of `s` (before the kernel is asked; see
+/// [`Intent`]). Anything else dirty stays for the operation's own commit.
+pub fn sync_intent(l: &mut Ledger<'_>, s: &LedgerState) -> bool {
+    l.begin();
+    for (j, w) in intent_words(s.intent).into_iter().enumerate() {
+        l.put(hdr::INTENT + j, w);
+    }
+    l.commit()
+}
+
+/// Rebuilds the working state from an accepted image: the allocator over `bits` (its stored
+/// words copied in) and the rest.
+///
+/// # Errors
+/// `BadField` for counts or codes out of range, `Inconsistent` for an allocator state that
+/// breaks its invariants.
+pub fn load<'a>(
+    l: &Ledger<'_>,
+    bits: &'a mut [u64],
+) -> Result<(FrameAllocator<'a>, LedgerState), LedgerError> {
+    let lay = l.layout();
+    let npools = l.word(hdr::POOLS);
+    let nrec = l.word(hdr::RECORDS);
+    if npools > MAX_POOLS as u64 || nrec > MAX_RECORDS as u64 {
+        return Err(LedgerError::BadField(Section::Header));
+    }
+    if bits.len() < lay.bitmap_words {
+        return Err(LedgerError::TooSmall);
+    }
+    for (w, slot) in bits.iter_mut().enumerate().take(lay.bitmap_words) {
+        *slot = l.word(lay.bitmap + w);
+    }
+    let mut s = LedgerState::default();
+    for (c, slot) in s.counters.iter_mut().enumerate() {
+        *slot = l.word(hdr::COUNTERS + c);
+    }
+    let it = [0, 1, 2].map(|j| l.word(hdr::INTENT + j));
+    let node_ok = it[0] >> 16 == 0;
+    s.intent = match (it[0] & 0xFFFF, node_ok) {
+        (0, true) => Intent::None,
+        (1, true) => Intent::Online(
+            PhysRange::new(it[1], it[2]).ok_or(LedgerError::BadField(Section::Header))?,
+        ),
+        (2, true) => Intent::Offline(
+            PhysRange::new(it[1], it[2]).ok_or(LedgerError::BadField(Section::Header))?,
+        ),
+        _ => return Err(LedgerError::BadField(Section::Header)),
+    };
+    for (k, c) in s.clients.iter_mut().enumerate() {
+        let a = l.word(lay.clients + k * CLIENT_WORDS);
+        let b = l.word(lay.clients + k * CLIENT_WORDS + 1);
+        *c = ClientSlot {
+            owner: a as u32,
+            request: (a >> 32) as u32,
+            kind: b as u8,
+            count: (b >> 8) as u32,
+        };
+        if c.kind > kind::FREE || b >> 40 != 0 {
+            return Err(LedgerError::BadField(Section::Clients));
+        }
+    }
+    let mut pools = heapless::Vec::<PoolImage, MAX_POOLS>::new();
+    for k in 0..npools as usize {
+        let w = |j: usize| l.word(lay.pools + k * POOL_WORDS + j);
+        let flags = w(2);
+        let class = MemClass::try_from((flags >> 16) as u8)
+            .map_err(|()| LedgerError::BadField(Section::Pools))?;
+        if flags >> 25 != 0 {
+            return Err(LedgerError::BadField(Section::Pools));
+        }
+        let pool = Pool::stored(
+            PhysRange::new(w(0), w(1)).ok_or(LedgerError::BadField(Section::Pools))?,
+            flags as u16,
+            class,
+            (flags >> 24) & 1 == 1,
+            (w(4), w(5)),
+        );
+        let _ = pools.push(PoolImage { pool, bit: w(3) });
+    }
+    let mut bad = None;
+    let records = (0..nrec as usize).map_while(|k| {
+        let w = |j: usize| l.word(lay.records + k * RECORD_WORDS + j);
+        let size = FrameSize::try_from(w(2) as u8);
+        match size {
+            Ok(size) if w(2) >> 40 == 0 => Some(Record {
+                owner: Owner(w(0) as u32),
+                tag: (w(0) >> 32) as u32,
+                base: w(1),
+                size,
+                count: (w(2) >> 8) as u32,
+            }),
+            _ => {
+                bad = Some(k);
+                None
+            }
+        }
+    });
+    let f = FrameAllocator::restore(bits, l.word(hdr::BITS_USED), pools, records);
+    if bad.is_some() {
+        return Err(LedgerError::BadField(Section::Records));
+    }
+    let f = f.map_err(LedgerError::Inconsistent)?;
+    Ok((f, s))
+}
