@@ -9,6 +9,8 @@
 //! [`bootmap`] parses the boot loader's memory map from bytes; [`mailbox`]
 //! is the per-CPU request protocol, whose answers carry their request's
 //! sequence number.
+//! [`inject`] holds the manifest's deliberate kills (SEAMCALL kill rules, the
+//! seeded chaos schedule).
 //! [`tdmem`] decides what "TD memory" is: the memory the kernel lets the
 //! memory authority scrub and hand to the TDX module.
 
@@ -17,6 +19,7 @@
 #![forbid(clippy::wildcard_imports)]
 
 pub mod bootmap;
+pub mod inject;
 pub mod mailbox;
 pub mod tdmem;
 
