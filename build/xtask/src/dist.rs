@@ -4,7 +4,9 @@
 //! 1. Lay out memory from the manifest's budgets: each task gets a text
 //!    block (code, read-only data, the initial `.data` image) and, after an
 //!    unmapped guard page, a RAM block with the stack at its bottom, so an
-//!    overflow runs into the guard page.
+//!    overflow runs into the guard page; with `memory.durable`, another
+//!    guard page and the durable block (the linker script's NOLOAD
+//!    `.durable` section), which the kernel zeroes only at boot.
 //! 2. Build each task with `cargo rustc`, linked at its addresses by a
 //!    generated linker script, with its slots, notifications and config in
 //!    its build environment.
