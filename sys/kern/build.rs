@@ -34,8 +34,14 @@ fn main() {
             restart_notify: None,
             defmt_in_band: false,
             on_finish: Default::default(),
+            chaos: None,
         },
     };
+    // xtask checked this already; a stale or hand-written configuration
+    // must not reach the kernel either.
+    if let Err(e) = config.check() {
+        panic!("{KCONFIG_ENV_VAR}: {e}");
+    }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     std::fs::write(out.join("kconfig_scalars.rs"), render_scalars(&config)).unwrap();
     std::fs::write(out.join("kconfig.rs"), render(&config)).unwrap();
@@ -90,8 +96,8 @@ fn render(c: &KernelConfig) -> String {
         );
         let _ = writeln!(
             s,
-            "        ram_base: {:#x}, ram_size: {:#x},",
-            t.ram_base, t.ram_size
+            "        ram_base: {:#x}, ram_size: {:#x}, durable_base: {:#x}, durable_size: {:#x},",
+            t.ram_base, t.ram_size, t.durable_base, t.durable_size
         );
         let _ = writeln!(
             s,
@@ -148,10 +154,39 @@ fn render(c: &KernelConfig) -> String {
     for f in &x.faults {
         let _ = writeln!(
             s,
-            "        FaultRuleDesc {{ leaf: {}, status: {:#x}, on_call: {:?}, on_cpu: {:?}, repeat: {} }},",
-            f.leaf, f.status, f.on_call, f.on_cpu, f.repeat
+            "        FaultRuleDesc {{ leaf: {}, status: {:#x}, on_call: {:?}, on_cpu: {:?}, repeat: {}, kill: {} }},",
+            f.leaf,
+            f.status,
+            f.on_call,
+            f.on_cpu,
+            f.repeat,
+            match f.kill {
+                None => "None",
+                Some(build_kconfig::KillWhen::Before) => "Some(kerncore::inject::When::Before)",
+                Some(build_kconfig::KillWhen::After) => "Some(kerncore::inject::When::After)",
+            }
         );
     }
     let _ = writeln!(s, "    ],\n}};");
+    // `CHAOS_TASK` is a constant so that, without chaos, the syscall path's
+    // test of it compiles away (`syscalls`).
+    match &c.chaos {
+        Some(ch) => {
+            let _ = writeln!(
+                s,
+                "pub static CHAOS: Option<ChaosDesc> = Some(ChaosDesc {{ task: {}, seed: {}, kills: {}, every: {}, after: {} }});",
+                ch.task, ch.seed, ch.kills, ch.every, ch.after
+            );
+            let _ = writeln!(
+                s,
+                "pub const CHAOS_TASK: Option<usize> = Some({});",
+                ch.task
+            );
+        }
+        None => {
+            let _ = writeln!(s, "pub static CHAOS: Option<ChaosDesc> = None;");
+            let _ = writeln!(s, "pub const CHAOS_TASK: Option<usize> = None;");
+        }
+    }
     s
 }

@@ -19,6 +19,10 @@ struct Config {
     /// End the run with failure when any task faults.
     #[serde(default)]
     fail_on_fault: bool,
+    /// Tasks jefe restarts whatever `fail-on-fault` says: the ones whose
+    /// restart the image is about (tdx-host in the restart images).
+    #[serde(default)]
+    restart: Vec<String>,
 }
 
 fn main() {
@@ -51,6 +55,18 @@ fn main() {
         "pub const FAIL_ON_FAULT: bool = {};",
         config.fail_on_fault
     );
+    let restart: Vec<u16> = config
+        .restart
+        .iter()
+        .map(|n| {
+            env.task_index(n)
+                .unwrap_or_else(|| panic!("jefe config: restart names `{n}`, which is not a task"))
+        })
+        .collect();
+    if restart.contains(&0) {
+        panic!("jefe config: restart names jefe itself, which cannot be restarted");
+    }
+    let _ = writeln!(out, "pub const ALWAYS_RESTART: &[u16] = &{restart:?};");
     let dir = std::env::var("OUT_DIR").unwrap();
     std::fs::write(format!("{dir}/jefe_config.rs"), out).unwrap();
 }

@@ -10,6 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod check;
+
+pub use check::{ConfigError, MAX_DURABLE_BYTES, PAGE_SIZE};
+
 /// The environment variable carrying the JSON [`KernelConfig`].
 pub const KCONFIG_ENV_VAR: &str = "TDXHOST_KCONFIG";
 
@@ -47,6 +51,9 @@ pub struct KernelConfig {
     /// What the supervisor's `EndRun` does.
     #[serde(default)]
     pub on_finish: OnFinish,
+    /// Seeded random kills of one task, for restart soaks.
+    #[serde(default)]
+    pub chaos: Option<ChaosDesc>,
 }
 
 /// What the kernel does when the supervisor ends the run (`EndRun`).
@@ -94,7 +101,9 @@ pub struct TdxConfig {
 }
 
 /// A deterministic fault: `leaf` returns `status`, from its `on_call`-th
-/// call (1-based) or on CPU `on_cpu`, `repeat` times.
+/// call (1-based) or on CPU `on_cpu`, `repeat` times. With `kill`, the
+/// kernel instead kills the calling task (a fault its supervisor sees)
+/// before or after the module executes the call; `status` is then unused.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRuleDesc {
@@ -103,6 +112,33 @@ pub struct FaultRuleDesc {
     pub on_call: Option<u32>,
     pub on_cpu: Option<u32>,
     pub repeat: u32,
+    #[serde(default)]
+    pub kill: Option<KillWhen>,
+}
+
+/// When a kill rule kills the caller, relative to the module running the
+/// SEAMCALL.
+#[derive(Copy, Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KillWhen {
+    Before,
+    After,
+}
+
+/// `[kernel.chaos]`: seeded pseudo-random kills of one task (see
+/// `kerncore::inject::Chaos`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosDesc {
+    /// Task index of the target (never 0).
+    pub task: u16,
+    pub seed: u64,
+    pub kills: u32,
+    /// Most events (the target's syscalls and the ticks that interrupt it)
+    /// between two kills.
+    pub every: u32,
+    /// Events before the schedule starts.
+    pub after: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -123,6 +159,12 @@ pub struct TaskDesc {
     /// The task's writable memory, zeroed at every (re)start.
     pub ram_base: u64,
     pub ram_size: u64,
+    /// The task's durable memory (size 0: none): also one of `regions`,
+    /// with [`attr::DURABLE`]; zeroed once at boot, kept across restarts.
+    #[serde(default)]
+    pub durable_base: u64,
+    #[serde(default)]
+    pub durable_size: u64,
     /// Where the initial `.data` image sits (inside a read-only region),
     /// where it goes, and its length.
     pub data_load: u64,

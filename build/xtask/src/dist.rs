@@ -4,7 +4,9 @@
 //! 1. Lay out memory from the manifest's budgets: each task gets a text
 //!    block (code, read-only data, the initial `.data` image) and, after an
 //!    unmapped guard page, a RAM block with the stack at its bottom, so an
-//!    overflow runs into the guard page.
+//!    overflow runs into the guard page; with `memory.durable`, another
+//!    guard page and the durable block (the linker script's NOLOAD
+//!    `.durable` section), which the kernel zeroes only at boot.
 //! 2. Build each task with `cargo rustc`, linked at its addresses by a
 //!    generated linker script, with its slots, notifications and config in
 //!    its build environment.
@@ -46,6 +48,10 @@ struct Layout {
     stack_base: u64,
     stack_top: u64,
     ram_end: u64,
+    /// Durable memory `[durable_base, durable_base + durable_size)`, after
+    /// a guard page above the RAM (size 0: none).
+    durable_base: u64,
+    durable_size: u64,
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -87,14 +93,24 @@ fn layout(m: &Manifest) -> Result<Vec<Layout>> {
         let stack_base = text_base + text_size + PAGE; // guard page below the stack
         let stack_top = stack_base + page_up(t.stack_size);
         let ram_end = stack_top + page_up(t.memory.ram.max(PAGE));
+        // A guard page between RAM and durable memory: a `.bss` overrun
+        // faults instead of corrupting what must survive a restart.
+        let durable_size = t.memory.durable.unwrap_or(0);
+        let (durable_base, end) = if durable_size == 0 {
+            (ram_end, ram_end)
+        } else {
+            (ram_end + PAGE, ram_end + PAGE + durable_size)
+        };
         out.push(Layout {
             text_base,
             text_size,
             stack_base,
             stack_top,
             ram_end,
+            durable_base,
+            durable_size,
         });
-        cursor = ram_end;
+        cursor = end;
     }
     Ok(out)
 }
@@ -105,6 +121,7 @@ fn linker_script(l: &Layout) -> String {
 MEMORY {{
     TEXT (rx) : ORIGIN = {text:#x}, LENGTH = {text_len:#x}
     RAM (rw) : ORIGIN = {ram:#x}, LENGTH = {ram_len:#x}
+    DURABLE (rw) : ORIGIN = {durable:#x}, LENGTH = {durable_len:#x}
 }}
 ENTRY(_start)
 PHDRS {{
@@ -112,12 +129,17 @@ PHDRS {{
     rodata PT_LOAD FLAGS(4);
     data PT_LOAD FLAGS(6);
     bss PT_LOAD FLAGS(6);
+    durable PT_LOAD FLAGS(6);
 }}
 SECTIONS {{
     .text : {{ KEEP(*(.text.start)) *(.text .text.*) }} > TEXT :text
     .rodata : ALIGN(4096) {{ *(.rodata .rodata.*) *(.got .got.*) }} > TEXT :rodata
     .data : ALIGN(8) {{ *(.data .data.*) . = ALIGN(8); }} > RAM AT > TEXT :data
     .bss (NOLOAD) : ALIGN(8) {{ *(.bss .bss.*) *(COMMON) }} > RAM :bss
+    /* Durable memory: never loaded (initializers are ignored), zeroed by
+       the kernel once at boot, kept across the task's restarts. */
+    .durable (NOLOAD) : ALIGN(8) {{ KEEP(*(.durable .durable.*)) }} > DURABLE :durable
+    ASSERT(SIZEOF(.durable) <= {durable_len:#x}, "statics in .durable exceed memory.durable: declare or raise memory.durable in the manifest")
     /DISCARD/ : {{ *(.eh_frame .eh_frame_hdr .comment .note.GNU-stack) }}
 }}
 "#,
@@ -125,6 +147,8 @@ SECTIONS {{
         text_len = l.text_size,
         ram = l.stack_top,
         ram_len = l.ram_end - l.stack_top,
+        durable = l.durable_base,
+        durable_len = l.durable_size,
     )
 }
 
@@ -167,7 +191,11 @@ fn build_binary(
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprint!("{stderr}");
     if !out.status.success() {
-        let hint = if stderr.contains("will not fit in region 'TEXT'") {
+        let hint = if stderr.contains("exceed memory.durable")
+            || stderr.contains("will not fit in region 'DURABLE'")
+        {
+            "; its `#[link_section = \".durable\"]` statics exceed the manifest's `memory.durable` (absent = 0): declare or raise it"
+        } else if stderr.contains("will not fit in region 'TEXT'") {
             "; its code and read-only data exceed the manifest's `memory.text` budget: raise it"
         } else if stderr.contains("will not fit in region 'RAM'") {
             "; its data exceed the manifest's `memory.ram` budget: raise it"
@@ -214,10 +242,20 @@ fn describe_task(
     let text_end = l.text_base + l.text_size;
     let mut rx_end = l.text_base;
     let mut data = (0, 0, 0);
-    for s in elf.segments.iter().filter(|s| s.kind == PT_LOAD) {
+    let durable_end = l.durable_base + l.durable_size;
+    for s in elf
+        .segments
+        .iter()
+        .filter(|s| s.kind == PT_LOAD && s.memsz > 0)
+    {
         let file_end = s.paddr + s.data.len() as u64;
         let mem_end = s.vaddr + s.memsz;
-        if s.flags & PF_W == 0 {
+        let in_durable = l.durable_size > 0 && s.vaddr >= l.durable_base;
+        if in_durable {
+            if mem_end > durable_end || s.flags & PF_X != 0 {
+                bail!("task `{name}`: durable statics at {:#x}..{mem_end:#x} exceed memory.durable ({:#x} bytes); raise tasks.{name}.memory.durable", s.vaddr, l.durable_size);
+            }
+        } else if s.flags & PF_W == 0 {
             if s.paddr < l.text_base || file_end > text_end {
                 bail!("task `{name}`: code/read-only data at {:#x}..{file_end:#x} exceed the text budget ({:#x} bytes); raise tasks.{name}.memory.text", s.paddr, l.text_size);
             }
@@ -253,6 +291,13 @@ fn describe_task(
         size: l.ram_end - l.stack_base,
         attributes: attr::READ | attr::WRITE,
     });
+    if l.durable_size > 0 {
+        regions.push(RegionDesc {
+            base: l.durable_base,
+            size: l.durable_size,
+            attributes: attr::READ | attr::WRITE | attr::DURABLE,
+        });
+    }
     Ok(TaskDesc {
         name: name.to_string(),
         priority: t.priority,
@@ -263,6 +308,12 @@ fn describe_task(
         stack_top: l.stack_top,
         ram_base: l.stack_base,
         ram_size: l.ram_end - l.stack_base,
+        durable_base: if l.durable_size > 0 {
+            l.durable_base
+        } else {
+            0
+        },
+        durable_size: l.durable_size,
         data_load: data.0,
         data_vma: data.1,
         data_len: data.2,
@@ -411,6 +462,19 @@ pub fn dist(path: &Path) -> Result<Image> {
             data: vec![],
             align: PAGE,
         });
+        if l.durable_size > 0 {
+            // Reserved like the RAM (zero-filled, no file bytes); the
+            // kernel zeroes it once at boot.
+            task_segments.push(Segment {
+                kind: PT_LOAD,
+                flags: elf::PF_R | PF_W,
+                vaddr: l.durable_base,
+                paddr: l.durable_base,
+                memsz: l.durable_size,
+                data: vec![],
+                align: PAGE,
+            });
+        }
     }
 
     let kconfig = KernelConfig {
@@ -435,11 +499,25 @@ pub fn dist(path: &Path) -> Result<Image> {
         }),
         defmt_in_band: m.kernel.defmt == manifest::DefmtPort::Console,
         on_finish: m.kernel.on_finish,
+        chaos: m.kernel.chaos.as_ref().map(|c| build_kconfig::ChaosDesc {
+            task: m
+                .parsed_tasks
+                .iter()
+                .position(|(n, _)| *n == c.task)
+                .expect("validated") as u16,
+            seed: c.seed,
+            kills: c.kills,
+            every: c.every,
+            after: c.after,
+        }),
         tdx: match &m.kernel.tdx {
             Some(t) => t.resolve()?,
             None => Default::default(),
         },
     };
+    kconfig
+        .check()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", m.path.display()))?;
     let built = build_binary(
         "kern",
         "kern",

@@ -81,7 +81,33 @@ pub struct KernelSettings {
     /// `halt`, or `reset` (the rig boots the next image).
     #[serde(default)]
     pub on_finish: build_kconfig::OnFinish,
+    /// Seeded random kills of one task (restart soaks).
+    #[serde(default)]
+    pub chaos: Option<ChaosSettings>,
 }
+
+/// `[kernel.chaos] task = "tdx-host", seed = 1, kills = 200, every = 40, after = 0`:
+/// the kernel kills `task` `kills` times at seeded pseudo-random points, each 1..=`every`
+/// events (its system calls and the timer ticks that interrupt it) after the previous,
+/// the first after `after` events more; it prints the seed at boot and every kill.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ChaosSettings {
+    pub task: String,
+    pub seed: u64,
+    pub kills: u32,
+    #[serde(default = "default_chaos_every")]
+    pub every: u32,
+    #[serde(default)]
+    pub after: u32,
+}
+
+fn default_chaos_every() -> u32 {
+    50
+}
+
+/// The most kills `[kernel.chaos]` may ask for.
+pub const MAX_CHAOS_KILLS: u32 = 100_000;
 
 /// `[kernel] defmt = "com2" | "console"`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -118,6 +144,7 @@ impl Default for KernelSettings {
             restart_notify: None,
             defmt: DefmtPort::Com2,
             on_finish: build_kconfig::OnFinish::Stay,
+            chaos: None,
         }
     }
 }
@@ -229,6 +256,12 @@ pub struct MemoryBudget {
     pub text: u64,
     /// `.data` and `.bss` (the stack is separate).
     pub ram: u64,
+    /// Durable memory: a page multiple, placed after the RAM behind a
+    /// guard page; statics go there with `#[link_section = ".durable"]`.
+    /// Zeroed once at boot; the task's restarts keep it (see
+    /// `build_kconfig::check` for the rules).
+    #[serde(default)]
+    pub durable: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -500,6 +533,27 @@ pub fn validate(m: &Manifest) -> Result<()> {
             );
         }
     }
+    if let Some(c) = &m.kernel.chaos {
+        let Some(i) = index_of(&c.task) else {
+            bail!(
+                "kernel.chaos.task names `{}`, which is not a task{}",
+                c.task,
+                suggest(&c.task, names.iter().map(|n| n.as_str()))
+            );
+        };
+        if i == 0 {
+            bail!("kernel.chaos.task = `{}` is the supervisor, whose fault stops the kernel; name a task it restarts", c.task);
+        }
+        if c.kills == 0 || c.kills > MAX_CHAOS_KILLS {
+            bail!(
+                "kernel.chaos.kills = {} is out of range 1..={MAX_CHAOS_KILLS}",
+                c.kills
+            );
+        }
+        if c.every == 0 {
+            bail!("kernel.chaos.every = 0 is out of range 1..=4294967295 (the most events between two kills)");
+        }
+    }
     for (name, t) in tasks {
         let mut seen_slots = std::collections::BTreeSet::new();
         for (slot, target) in t.slots() {
@@ -599,9 +653,34 @@ pub fn validate(m: &Manifest) -> Result<()> {
                 );
             }
         }
+        if let Some(d) = t.memory.durable {
+            check_durable(name, d, std::ptr::eq(t, sup_t))?;
+        }
         if t.memory.text == 0 || t.stack_size < 4096 {
             bail!("task `{name}`: text budget must be non-zero and the stack at least 4096 bytes");
         }
+    }
+    Ok(())
+}
+
+/// `memory.durable` of task `name`: a non-zero page multiple up to the
+/// kernel's limit, and not on the supervisor.
+fn check_durable(name: &str, size: u64, supervisor: bool) -> Result<()> {
+    let page = build_kconfig::PAGE_SIZE;
+    let max = build_kconfig::MAX_DURABLE_BYTES;
+    if supervisor {
+        bail!("task `{name}`: memory.durable is not allowed on the supervisor (the first task): it is never restarted (a fault of it stops the kernel), so durable memory would be plain RAM; give it to the task that is restarted");
+    }
+    if size == 0 {
+        bail!("task `{name}`: memory.durable = 0; leave the key out for no durable memory");
+    }
+    if !size.is_multiple_of(page) {
+        bail!("task `{name}`: memory.durable = {size:#x} is not a multiple of the page size {page:#x}");
+    }
+    if size > max {
+        bail!(
+            "task `{name}`: memory.durable = {size:#x} is larger than the limit {max:#x} (64 MiB)"
+        );
     }
     Ok(())
 }
@@ -611,6 +690,101 @@ mod tests {
     use std::path::Path;
 
     use super::parse;
+
+    #[test]
+    fn chaos_settings_are_checked() {
+        let with = |c: &str| format!("{GOOD}\n[kernel.chaos]\n{c}\n");
+        let m = parse(
+            &with("task = \"pong\"\nseed = 7\nkills = 200"),
+            Path::new("a"),
+        )
+        .unwrap();
+        let c = m.kernel.chaos.unwrap();
+        assert_eq!((c.seed, c.kills, c.every, c.after), (7, 200, 50, 0));
+        for (c, want) in [
+            (
+                "task = \"pnog\"\nseed = 1\nkills = 1",
+                "kernel.chaos.task names `pnog`, which is not a task (did you mean `pong`?)",
+            ),
+            ("task = \"jefe\"\nseed = 1\nkills = 1", "is the supervisor"),
+            (
+                "task = \"pong\"\nseed = 1\nkills = 0",
+                "kernel.chaos.kills = 0 is out of range",
+            ),
+            (
+                "task = \"pong\"\nseed = 1\nkills = 1\nevery = 0",
+                "kernel.chaos.every = 0",
+            ),
+            (
+                "task = \"pong\"\nseed = 1\nkils = 1",
+                "did you mean `kills`",
+            ),
+        ] {
+            let e = err(&with(c));
+            assert!(e.contains(want), "{c}: {e}");
+        }
+    }
+
+    #[test]
+    fn kill_rules_need_exactly_one_action() {
+        let with = |f: &str| format!("{GOOD}\n[kernel.tdx]\nfaults = [{f}]\n");
+        let ok = with("{ leaf = \"TDH.SYS.KEY.CONFIG\", on-call = 2, kill = \"after\" }");
+        let m = parse(&ok, Path::new("a")).unwrap();
+        let rules = m.kernel.tdx.unwrap().resolve().unwrap().faults;
+        assert_eq!(rules[0].kill, Some(build_kconfig::KillWhen::After));
+        assert_eq!(rules[0].on_call, Some(2));
+        for (f, want) in [
+            (
+                "{ leaf = \"TDH.SYS.INIT\", kill = \"before\", status = \"TDX_SYS_BUSY\" }",
+                "`status` and `kill` together",
+            ),
+            ("{ leaf = \"TDH.SYS.INIT\" }", "needs `status = \"NAME\"`"),
+            ("{ leaf = \"TDH.SYS.INIT\", kill = \"later\" }", "later"),
+        ] {
+            let e = err(&with(f));
+            assert!(e.contains(want), "{f}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_durable_size_is_refused_clearly() {
+        let with = |d: &str| {
+            GOOD.replace(
+                "priority = 1\nmemory = { text = 0x10000, ram = 0x4000 }",
+                &format!(
+                    "priority = 1\nmemory = {{ text = 0x10000, ram = 0x4000, durable = {d} }}"
+                ),
+            )
+        };
+        let m = parse(&with("0x2000"), Path::new("app.toml")).unwrap();
+        assert_eq!(m.parsed_tasks[2].1.memory.durable, Some(0x2000));
+        for (d, want) in [
+            ("0", "memory.durable = 0; leave the key out"),
+            (
+                "0x1800",
+                "memory.durable = 0x1800 is not a multiple of the page size 0x1000",
+            ),
+            (
+                "0x8000000",
+                "memory.durable = 0x8000000 is larger than the limit 0x4000000 (64 MiB)",
+            ),
+            ("-1", "durable"),
+        ] {
+            let e = err(&with(d));
+            assert!(e.contains(want), "{d}: {e}");
+            assert!(e.contains("pong") || d == "-1", "{d}: names the task: {e}");
+        }
+        let e = err(&GOOD.replace(
+            "memory = { text = 0x10000, ram = 0x4000 }\nrights",
+            "memory = { text = 0x10000, ram = 0x4000, durable = 0x1000 }\nrights",
+        ));
+        assert!(
+            e.contains("task `jefe`: memory.durable is not allowed on the supervisor"),
+            "{e}"
+        );
+        let e = err(&with("0x1000").replace("durable = 0x1000", "durabel = 0x1000"));
+        assert!(e.contains("did you mean `durable`"), "{e}");
+    }
 
     const GOOD: &str = r#"
 name = "t"

@@ -16,9 +16,13 @@
 //! - `max-tdmrs`: 1..=64, `max-reserved-per-tdmr`: 1..=16 (a TDMR_INFO has 16 slots);
 //! - `pamt-entry-size`: 1..=4096 (an entry describes one 4 KiB page);
 //! - `faults`: at most 16 rules, each with a known leaf and status, `on-call` and `repeat` ≥ 1.
+//!   A rule with `kill = "before" | "after"` instead of `status` kills the calling task
+//!   (`FaultInfo::Killed`) before or after the module executes its call
+//!   (`kerncore::inject::KillTable`), for restart tests:
+//!   `{ leaf = "TDH.SYS.KEY.CONFIG", on-call = 2, kill = "after" }`.
 
 use anyhow::{bail, Result};
-use build_kconfig::{FaultRuleDesc, TdxBackend, TdxConfig};
+use build_kconfig::{FaultRuleDesc, KillWhen, TdxBackend, TdxConfig};
 use serde::Deserialize;
 use tdx_abi::Leaf;
 
@@ -85,7 +89,13 @@ pub enum NameOrNumber {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FaultSpec {
     pub leaf: NameOrNumber,
-    pub status: NameOrNumber,
+    /// What the module answers; exactly one of `status` and `kill`.
+    #[serde(default)]
+    pub status: Option<NameOrNumber>,
+    /// Instead of answering: the kernel kills the calling task `before` or
+    /// `after` the module executes the call.
+    #[serde(default)]
+    pub kill: Option<KillWhen>,
     pub on_call: Option<u32>,
     pub on_cpu: Option<u32>,
     #[serde(default = "one")]
@@ -221,7 +231,18 @@ impl TdxSettings {
         }
         for (i, f) in self.faults.iter().enumerate() {
             leaf(&f.leaf)?;
-            status(&f.status)?;
+            match (&f.status, f.kill) {
+                (Some(s), None) => {
+                    status(s)?;
+                }
+                (None, Some(_)) => {}
+                (Some(_), Some(_)) => bail!(
+                    "kernel.tdx.faults[{i}]: `status` and `kill` together; a rule either makes the module answer a status or kills the caller"
+                ),
+                (None, None) => bail!(
+                    "kernel.tdx.faults[{i}]: needs `status = \"NAME\"` (the module answers it) or `kill = \"before\" | \"after\"` (the kernel kills the caller)"
+                ),
+            }
             // Both count from 1; the emulator would silently read 0 as "from the start"/"once".
             if f.on_call == Some(0) {
                 bail!("kernel.tdx.faults[{i}].on-call = 0 is out of range 1..=4294967295 (calls count from 1)");
@@ -247,10 +268,11 @@ impl TdxSettings {
         for f in &self.faults {
             faults.push(FaultRuleDesc {
                 leaf: leaf(&f.leaf)?,
-                status: status(&f.status)?,
+                status: f.status.as_ref().map(status).transpose()?.unwrap_or(0),
                 on_call: f.on_call,
                 on_cpu: f.on_cpu,
                 repeat: f.repeat,
+                kill: f.kill,
             });
         }
         Ok(TdxConfig {

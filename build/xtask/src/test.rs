@@ -55,6 +55,7 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/tdx-fail-keyconfig.toml", "tdx-fail-keyconfig"),
     ("test-suite/tdx-fail-tdmrinit.toml", "tdx-fail-tdmrinit"),
     ("test-suite/adversary.toml", "adversary"),
+    ("test-suite/kill.toml", "kill"),
 ];
 
 /// The raw console of an image's last run, in its image directory.

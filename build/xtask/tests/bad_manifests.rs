@@ -50,3 +50,23 @@ fn dist_refuses_a_manifest_marked_as_a_base() {
     assert!(stderr.contains("tdx-fail-base.toml"), "{stderr}");
     assert!(stderr.contains("only a base"), "{stderr}");
 }
+
+/// A bad `memory.durable` is refused at load, naming the task and the rule.
+#[test]
+fn dist_refuses_bad_durable_memory() {
+    for (fixture, want) in [
+        (
+            "durable-bad.toml",
+            "task `worker`: memory.durable = 0x1800 is not a multiple of the page size 0x1000",
+        ),
+        (
+            "durable-supervisor.toml",
+            "task `jefe`: memory.durable is not allowed on the supervisor",
+        ),
+    ] {
+        let (code, stderr) = dist(fixture);
+        assert!(!stderr.contains("panicked"), "{fixture}: {stderr}");
+        assert_eq!(code, Some(1), "{fixture}: {stderr}");
+        assert!(stderr.contains(want), "{fixture}: {stderr}");
+    }
+}

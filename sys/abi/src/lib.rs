@@ -305,6 +305,42 @@ pub enum FaultInfo {
     Injected(TaskId),
     /// A server reply-faulted this task.
     FromServer(TaskId, ReplyFaultReason),
+    /// The kernel killed the task on purpose: fault injection from the
+    /// manifest (`[kernel.tdx] faults` with `kill`, or `[kernel.chaos]`),
+    /// so restart paths can be tested at chosen and random points.
+    /// `detail`: the SEAMCALL leaf, or the chaos kill's ordinal (1-based).
+    Killed { cause: KillCause, detail: u64 },
+}
+
+/// Where the kernel killed a task ([`FaultInfo::Killed`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KillCause {
+    /// At a SEAMCALL, before the module executed it.
+    SeamcallBefore = 1,
+    /// At a SEAMCALL, after the module executed it (its state changed,
+    /// the task never saw the answer).
+    SeamcallAfter = 2,
+    /// Chaos: on entry to a system call, before it ran.
+    ChaosSyscallBefore = 3,
+    /// Chaos: after a system call ran, before the task saw its result.
+    ChaosSyscallAfter = 4,
+    /// Chaos: at the instruction a timer tick interrupted.
+    ChaosTick = 5,
+}
+
+impl KillCause {
+    #[must_use]
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        Some(match raw {
+            1 => KillCause::SeamcallBefore,
+            2 => KillCause::SeamcallAfter,
+            3 => KillCause::ChaosSyscallBefore,
+            4 => KillCause::ChaosSyscallAfter,
+            5 => KillCause::ChaosTick,
+            _ => return None,
+        })
+    }
 }
 
 impl FaultInfo {
@@ -325,6 +361,7 @@ impl FaultInfo {
             FaultInfo::Panic => [8, 0, 0],
             FaultInfo::Injected(by) => [9, u64::from(by.0), 0],
             FaultInfo::FromServer(server, why) => [10, u64::from(server.0), why as u64],
+            FaultInfo::Killed { cause, detail } => [11, cause as u64, detail],
         }
     }
 
@@ -351,6 +388,10 @@ impl FaultInfo {
                 TaskId(u32::try_from(w[1]).ok()?),
                 ReplyFaultReason::from_raw(u32::try_from(w[2]).ok()?)?,
             ),
+            11 => FaultInfo::Killed {
+                cause: KillCause::from_raw(w[1])?,
+                detail: w[2],
+            },
             _ => return None,
         })
     }
@@ -418,6 +459,11 @@ pub mod region_attr {
     pub const WRITE: u32 = 1 << 1;
     /// The task may execute code from the region.
     pub const EXECUTE: u32 = 1 << 2;
+    /// Durable memory (the manifest's `memory.durable`): zeroed once at
+    /// boot and never again; the task's restarts keep its contents and
+    /// address, where its ordinary RAM is zeroed and `.data` re-copied.
+    /// Always with READ and WRITE, never EXECUTE; at most one per task.
+    pub const DURABLE: u32 = 1 << 3;
 }
 
 /// Capabilities the manifest may grant a task, beyond kernel-IPC rights
@@ -451,8 +497,8 @@ pub const RECV_CLOSED: u64 = 1 << 63;
 #[cfg(test)]
 mod tests {
     use super::{
-        dead_response_code, extract_new_generation, FaultInfo, Generation, ReplyFaultReason,
-        TaskId, TaskIndex, TaskState, UsageError,
+        dead_response_code, extract_new_generation, FaultInfo, Generation, KillCause,
+        ReplyFaultReason, TaskId, TaskIndex, TaskState, UsageError,
     };
 
     #[test]
@@ -497,6 +543,14 @@ mod tests {
             FaultInfo::Panic,
             FaultInfo::Injected(TaskId(3)),
             FaultInfo::FromServer(TaskId(2), ReplyFaultReason::BadLeases),
+            FaultInfo::Killed {
+                cause: KillCause::SeamcallAfter,
+                detail: 44,
+            },
+            FaultInfo::Killed {
+                cause: KillCause::ChaosTick,
+                detail: 200,
+            },
         ];
         for f in faults {
             assert_eq!(FaultInfo::from_words(f.to_words()), Some(f));

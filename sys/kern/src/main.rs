@@ -16,6 +16,7 @@ mod config;
 mod console;
 mod discovery;
 mod fail;
+mod inject;
 mod ipc;
 mod irq;
 mod kipc;
@@ -149,6 +150,7 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
     discovery::print_banner();
     start_application_processors(&space);
     seam::init();
+    inject::init();
 
     startup::create_tasks(&space);
     kprintln!(

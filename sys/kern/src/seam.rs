@@ -24,6 +24,7 @@ use abi::platform::Packages;
 use abi::seamcall::{self, SeamcallOutcome};
 use abi::syscall::{SeamcallArgs as SyscallArgs, SeamcallResult};
 use abi::{capability, UsageError};
+use kerncore::inject::When;
 use tdx_abi::{CmrInfo, Leaf, SeamcallArgs, MAX_CMRS};
 use tdx_emu::{EmuConfig, FaultRule, InstructionOutcome, SeamcallFault, TdxModule};
 
@@ -129,7 +130,9 @@ pub fn init() {
             cfg.module_absent = TDX.absent;
             // QEMU has no SEAM range; real hardware's lies outside the CMRs.
             cfg.seamrr = tdx_emu::SeamrrRange { base: 0, size: 0 };
-            for (slot, f) in cfg.faults.iter_mut().zip(TDX.faults) {
+            // Kill rules are the kernel's (`inject`), not the module's.
+            let answers = TDX.faults.iter().filter(|f| f.kill.is_none());
+            for (slot, f) in cfg.faults.iter_mut().zip(answers) {
                 if let Some(leaf) = Leaf::from_number(f.leaf) {
                     *slot = Some(FaultRule {
                         leaf,
@@ -257,9 +260,19 @@ pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<
         r10,
         r11,
     };
+    let mut kill = None;
     let out = match seamgate::admit(t, &mut args) {
         Err(refusal) => refusal.to_words(),
         Ok(sequence) => {
+            // Admitted calls only: a refused one never reaches the module,
+            // so it is no point of the module's life to kill at. (A call
+            // killed before is never run: its sequence number is left to
+            // the next admission to replace.)
+            kill = crate::inject::seamcall(args.rax as u16, cpu);
+            if kill == Some(When::Before) {
+                crate::inject::kill_at_seamcall(tasks, caller, call.leaf as u16, When::Before);
+                return Ok(Next::Reschedule);
+            }
             let a = &args;
             let words = [a.rax, a.rcx, a.rdx, a.r8, a.r9, a.r10, a.r11, sequence];
             match smp::run_on(cpu, Op::Seamcall, words) {
@@ -269,8 +282,13 @@ pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<
             }
         }
     };
+    if kill == Some(When::After) {
+        // The module ran the call; the caller never sees its answer.
+        crate::inject::kill_at_seamcall(tasks, caller, call.leaf as u16, When::After);
+        return Ok(Next::Reschedule);
+    }
     // `out` is an outcome code and seven words, in the result's order.
     let [outcome, words @ ..] = out;
-    t.set_syscall_results(SeamcallResult { outcome, words }.to_regs());
+    tasks[caller].set_syscall_results(SeamcallResult { outcome, words }.to_regs());
     Ok(Next::Same)
 }

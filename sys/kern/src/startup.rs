@@ -4,6 +4,11 @@
 //! machine could break: every task region must be RAM the boot loader
 //! reported and must lie above the kernel's shared page tables. A
 //! violation stops boot with a message naming the task.
+//!
+//! Durable memory (`region_attr::DURABLE`) is zeroed here, once per boot,
+//! and nowhere else: `task::reinitialize` zeroes only the task's RAM, so a
+//! restarted task finds its durable memory as its last incarnation left
+//! it.
 
 use crate::arch::paging::{map_identity, Access, KernelSpace};
 use crate::tables::{region_attr, TASK_DESCS};
@@ -38,6 +43,26 @@ pub fn create_tasks(space: &KernelSpace) {
                 user: true,
             };
             map_identity(pml4, r.base, r.base + r.size, access);
+        }
+        if d.durable_size != 0 {
+            // Safety: the region was just checked to be RAM the boot loader
+            // reported, above the kernel's tables; the build keeps it
+            // disjoint from every other task's memory and the kernel
+            // (`KernelConfig::check`); the direct map covers it, and no
+            // task runs yet.
+            unsafe {
+                core::ptr::write_bytes(
+                    crate::arch::paging::phys_to_virt(d.durable_base),
+                    0,
+                    d.durable_size as usize,
+                );
+            }
+            crate::kprintln!(
+                "kernel: task {} durable memory {:#x}..{:#x} zeroed (kept across its restarts)",
+                d.name,
+                d.durable_base,
+                d.durable_base + d.durable_size
+            );
         }
         task::install(Task::new(d, pml4));
     }

@@ -41,7 +41,12 @@ pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const Save
             tasks[caller].respond(Response::OK);
             return None;
         }
-        let next = dispatch(tasks, caller, number);
+        // Without `[kernel.chaos]` this test is a constant `false`.
+        let next = if crate::tables::CHAOS_TASK == Some(caller) {
+            chaos_dispatch(tasks, caller, number)
+        } else {
+            dispatch(tasks, caller, number)
+        };
         resume(tasks, caller, next)
     });
     match resume {
@@ -51,6 +56,30 @@ pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const Save
         // holds when nothing is runnable after the syscall.
         None => task::halt_until_runnable(caller),
     }
+}
+
+/// `dispatch` for the chaos target (`inject`): its syscall may be a kill
+/// point, before the call runs or after it ran (its effects happened, the
+/// task never sees the result).
+#[cold]
+#[inline(never)]
+fn chaos_dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
+    let pc = tasks[caller].saved_instruction_pointer();
+    let Some((cause, ordinal)) = crate::inject::chaos(kerncore::inject::ChaosEvent::Syscall, pc)
+    else {
+        return dispatch(tasks, caller, number);
+    };
+    if cause == abi::KillCause::ChaosSyscallAfter {
+        let _ = dispatch(tasks, caller, number);
+        if !matches!(tasks[caller].state(), task::TaskState::Healthy(_)) {
+            // The call itself faulted the task: keep that fault (the
+            // restart that follows is the same).
+            crate::kprintln!("[chaos] kill {ordinal}: the task's own fault came first");
+            return Next::Reschedule;
+        }
+    }
+    crate::inject::chaos_kill(tasks, caller, cause, ordinal);
+    Next::Reschedule
 }
 
 /// Applies a handler's result and says what the dispatcher does next.

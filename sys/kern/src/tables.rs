@@ -1,9 +1,10 @@
 //! The static tables generated from the manifest: every task's
-//! descriptor, the IRQ bindings, the TDX backend's settings.
+//! descriptor, the IRQ bindings, the TDX backend's settings, the chaos
+//! schedule.
 //!
 //! `build.rs` writes `kconfig.rs` from the JSON that `cargo xtask dist`
-//! computed; it defines `TASK_COUNT`, `TASK_DESCS`, `IRQS`, `TDX` and
-//! `RESTART_NOTIFY` over the types below. A leaf module: the scheduler, the
+//! computed; it defines `TASK_COUNT`, `TASK_DESCS`, `IRQS`, `TDX`,
+//! `RESTART_NOTIFY`, `CHAOS` and `CHAOS_TASK` over the types below. A leaf module: the scheduler, the
 //! task table and start-up all read it, and it reads nothing of theirs.
 
 use abi::kipc::NUM_RIGHTS;
@@ -28,8 +29,13 @@ pub struct TaskDesc {
     pub regions: &'static [RegionDesc],
     pub stack_base: u64,
     pub stack_top: u64,
+    /// Zeroed at every (re)start.
     pub ram_base: u64,
     pub ram_size: u64,
+    /// Zeroed once at boot, kept across restarts (size 0: none); also one
+    /// of `regions`, with `region_attr::DURABLE`.
+    pub durable_base: u64,
+    pub durable_size: u64,
     pub data_load: u64,
     pub data_vma: u64,
     pub data_len: u64,
@@ -61,6 +67,18 @@ pub struct FaultRuleDesc {
     pub on_call: Option<u32>,
     pub on_cpu: Option<u32>,
     pub repeat: u32,
+    /// `Some`: kill the caller instead of answering `status` (`inject`).
+    pub kill: Option<kerncore::inject::When>,
+}
+
+/// `[kernel.chaos]` (see `inject`).
+#[derive(Debug)]
+pub struct ChaosDesc {
+    pub task: usize,
+    pub seed: u64,
+    pub kills: u32,
+    pub every: u32,
+    pub after: u32,
 }
 
 #[derive(Debug)]

@@ -567,7 +567,9 @@ pub fn force_fault(tasks: &mut [Task], index: usize, fault: FaultInfo) {
 
 /// Resets a task's memory and registers: RAM zeroed, `.data` re-copied,
 /// registers at the entry point, no notifications or timer. The
-/// generation is not touched.
+/// generation is not touched, and neither is durable memory
+/// (`TaskDesc::durable_*`, zeroed once at boot by `startup`): it keeps its
+/// contents across every restart by design.
 pub fn reinitialize(t: &mut Task, start: bool) {
     let d = t.desc;
     // Safety: `ram_*` and `data_*` describe this task's own memory (checked

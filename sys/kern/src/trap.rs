@@ -74,6 +74,21 @@ pub extern "C" fn trap_from_task(
     let resume = with_tasks(|tasks| -> Option<*const SavedState> {
         tasks[current].set_entered_by_syscall(false);
         let reschedule = match interrupt(tasks, vector) {
+            // Without `[kernel.chaos]` the test is a constant `false`.
+            Some(woke)
+                if crate::tables::CHAOS_TASK == Some(current)
+                    && vector == u32::from(TIMER_VECTOR)
+                    && tasks[current].is_runnable() =>
+            {
+                let pc = tasks[current].saved_instruction_pointer();
+                match crate::inject::chaos(kerncore::inject::ChaosEvent::Tick, pc) {
+                    Some((cause, ordinal)) => {
+                        crate::inject::chaos_kill(tasks, current, cause, ordinal);
+                        true
+                    }
+                    None => woke,
+                }
+            }
             Some(woke) => woke,
             None => {
                 let rip = tasks[current].saved_instruction_pointer();

@@ -12,6 +12,8 @@
 //! sequence number.
 //! [`directmap`] computes the extent of the kernel's direct map of physical
 //! memory, its page sizes and the page-table pages it costs.
+//! [`inject`] holds the manifest's deliberate kills (SEAMCALL kill rules, the
+//! seeded chaos schedule).
 //! [`tdmem`] decides what "TD memory" is: the memory the kernel lets the
 //! memory authority scrub and hand to the TDX module.
 
@@ -21,6 +23,7 @@
 
 pub mod bootmap;
 pub mod directmap;
+pub mod inject;
 pub mod mailbox;
 pub mod multiboot2;
 pub mod tdmem;

@@ -19,6 +19,7 @@
 
 #[cfg(feature = "defmt")]
 pub mod defmt_log;
+pub mod durable;
 pub mod hl;
 pub mod log;
 #[cfg(target_os = "none")]

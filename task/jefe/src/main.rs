@@ -4,7 +4,14 @@
 //! whenever a task faults; jefe finds every faulted task, logs why (the
 //! fault and any panic message), and restarts it. A task that faults again
 //! soon after a restart is held for a back-off that doubles on each quick
-//! fault (up to a cap), so a crash loop cannot starve the system.
+//! fault (up to a cap), so a crash loop cannot starve the system. A
+//! deliberate kill by the kernel (`FaultInfo::Killed`: the manifest's kill
+//! rules and chaos) is restarted at once and is no sign of a crash loop.
+//!
+//! `fail-on-fault` ends the run at the first fault, except for the tasks
+//! the config lists in `restart` (`ALWAYS_RESTART`): the images that test a
+//! task's restart set both. Each restart is logged with the task's restart
+//! count, which kernel IPC status also shows as the task's generation.
 //!
 //! jefe never SENDs to another task — a server could refuse to answer and
 //! wedge the supervisor — it only receives and talks to the kernel. Its one
@@ -98,7 +105,8 @@ fn handle_faults(records: &mut [Record; MAX_TASKS], now: u64) {
             _ => continue,
         };
         describe(fault, found);
-        if FAIL_ON_FAULT {
+        let killed = matches!(fault, FaultInfo::Killed { .. });
+        if FAIL_ON_FAULT && !ALWAYS_RESTART.contains(&found.0) {
             ulog!("fail-on-fault is set: ending the run");
             exit_qemu(EXIT_FAILURE);
         }
@@ -106,7 +114,7 @@ fn handle_faults(records: &mut [Record; MAX_TASKS], now: u64) {
         if r.restart_at.is_some() {
             continue;
         }
-        if now.saturating_sub(r.started_at) < MIN_RUN_TICKS {
+        if !killed && now.saturating_sub(r.started_at) < MIN_RUN_TICKS {
             r.restart_at = Some(now + r.backoff);
             ulog!(
                 "holding it {} ticks before restarting (crash loop back-off)",

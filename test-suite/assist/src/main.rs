@@ -10,12 +10,18 @@
 #![no_main]
 
 use test_api::{assist as op, fault, word32, word64};
+use userlib::durable::Durable;
 use userlib::{
     sys_borrow_info, sys_borrow_read, sys_borrow_write, sys_irq_control, sys_raw, sys_recv_closed,
     sys_recv_open, sys_refresh_task_id, sys_reply, sys_send, Lease, TaskId, TaskIndex,
 };
 
 static mut CALLS: u32 = 0;
+/// Kept across restarts (the manifest gives each instance
+/// `memory.durable`); the RAM twin below is zeroed by each restart.
+#[link_section = ".durable"]
+static DURABLE: Durable<[u32; op::DURABLE_WORDS]> = Durable::zeroed();
+static mut RAM_TWIN: [u32; op::DURABLE_WORDS] = [0; op::DURABLE_WORDS];
 static mut NOTES: u32 = 0;
 static LEASE_TEXT: [u8; 16] = *b"assist-lease-ok!";
 /// The memory RAW_SEND lends.
@@ -298,6 +304,52 @@ pub fn main() -> ! {
                 message[..payload.len()].copy_from_slice(payload);
                 sys_reply(m.sender, 0, &[]);
                 raw_send(header, &message);
+            }
+            op::DURABLE_FILL => {
+                let seed = word32(msg, 0);
+                // Safety: single-threaded task; these references are the
+                // only ones and end with this arm.
+                let (durable, ram) =
+                    unsafe { (DURABLE.get_mut(), &mut *core::ptr::addr_of_mut!(RAM_TWIN)) };
+                for i in 0..op::DURABLE_WORDS {
+                    durable[i] = op::durable_pattern(seed, i);
+                    ram[i] = op::durable_pattern(seed, i);
+                }
+                let mut out = [0u8; 16];
+                out[..8].copy_from_slice(&(DURABLE.as_ptr() as u64).to_le_bytes());
+                out[8..].copy_from_slice(&(ram.as_ptr() as u64).to_le_bytes());
+                sys_reply(m.sender, 0, &out);
+            }
+            op::DURABLE_CHECK => {
+                let seed = word32(msg, 0);
+                // Safety: as for DURABLE_FILL (read-only here).
+                let (durable, ram) =
+                    unsafe { (&*DURABLE.as_ptr(), &*core::ptr::addr_of!(RAM_TWIN)) };
+                let matching = (0..op::DURABLE_WORDS)
+                    .filter(|&i| durable[i] == op::durable_pattern(seed, i))
+                    .count() as u32;
+                let zero = durable.iter().filter(|w| **w == 0).count() as u32;
+                let ram_zero = ram.iter().filter(|w| **w == 0).count() as u32;
+                let mut out = [0u8; 20];
+                out[..4].copy_from_slice(&matching.to_le_bytes());
+                out[4..8].copy_from_slice(&zero.to_le_bytes());
+                out[8..12].copy_from_slice(&ram_zero.to_le_bytes());
+                out[12..].copy_from_slice(&(DURABLE.as_ptr() as u64).to_le_bytes());
+                sys_reply(m.sender, 0, &out);
+            }
+            op::DURABLE_LEND => {
+                let back_op = word32(msg, 0) as u16;
+                sys_reply(m.sender, 0, &[]);
+                // Safety: single-threaded task; the reference ends with the
+                // SEND, during which only the kernel touches the bytes.
+                let durable = unsafe { DURABLE.get_mut() };
+                // Lend the durable words themselves, not a copy.
+                // Safety: the first 16 bytes of the durable array, which is
+                // borrowed exclusively above; u32s are plain bytes.
+                let lent: &mut [u8] = unsafe {
+                    core::slice::from_raw_parts_mut(durable.as_mut_ptr().cast::<u8>(), 16)
+                };
+                sys_send(m.sender, back_op, &[], &mut [], &[Lease::read_write(lent)]);
             }
             op::RAW_RESULT => {
                 // Safety: single-threaded task; a copy, no reference escapes.

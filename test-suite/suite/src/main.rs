@@ -10,6 +10,7 @@
 #![no_std]
 #![no_main]
 
+mod cases_durable;
 mod cases_faults;
 mod cases_idol;
 mod cases_ipc;
@@ -103,6 +104,7 @@ static CASES: &[&[Case]] = &[
     cases_kipc::CASES,
     cases_time::CASES,
     cases_idol::CASES,
+    cases_durable::CASES,
 ];
 
 fn case(mut i: usize) -> Option<Case> {

@@ -82,6 +82,26 @@ pub mod assist {
     /// and restarts that task (the manifest must grant the right) — so a
     /// test can have a server restarted while it waits on it.
     pub const RESTART_LATER: u16 = 16;
+    /// `[seed: u32]` → `[durable address: u64, RAM address: u64]`: fills
+    /// the instance's durable words ([`DURABLE_WORDS`] u32s in
+    /// `.durable`) and as many RAM words with [`durable_pattern`]`(seed, i)`.
+    pub const DURABLE_FILL: u16 = 17;
+    /// `[seed: u32]` → `[durable words matching the pattern, durable words
+    /// that are zero, RAM words that are zero]` (u32 each), then the
+    /// durable address (u64).
+    pub const DURABLE_CHECK: u16 = 18;
+    /// `[op: u32]`: replies, then SENDs back with one read-write lease over
+    /// the first 16 bytes of its durable words.
+    pub const DURABLE_LEND: u16 = 19;
+    /// u32 words of durable memory the instance uses (2 KiB, inside a
+    /// one-page `memory.durable`).
+    pub const DURABLE_WORDS: usize = 512;
+
+    /// Word `i` of DURABLE_FILL's pattern: never zero.
+    #[must_use]
+    pub const fn durable_pattern(seed: u32, i: usize) -> u32 {
+        (seed.wrapping_mul(0x9E37_79B9) ^ (i as u32).wrapping_mul(0x85EB_CA6B)) | 1
+    }
     /// Bytes of RAW_SEND's header (eight u32 words).
     pub const RAW_HEADER: usize = 32;
     /// The most payload bytes a RAW_SEND carries.
