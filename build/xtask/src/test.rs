@@ -56,6 +56,7 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/tdx-fail-tdmrinit.toml", "tdx-fail-tdmrinit"),
     ("test-suite/adversary.toml", "adversary"),
     ("test-suite/kill.toml", "kill"),
+    ("test-suite/tdx-restart.toml", "tdx-restart"),
 ];
 
 /// The raw console of an image's last run, in its image directory.
@@ -513,6 +514,19 @@ fn qemu_suite(
         let why = r.as_ref().err().cloned().unwrap_or_default();
         count_case(what, "run_ended_by_reset", r.is_ok(), &why, pattern, t);
     }
+    if image.manifest.name == "tdx-restart" {
+        let r = restarted_at_every_kill(&outcome.raw);
+        seen.push("tdx_host_restarted_at_every_kill".into());
+        let why = r.as_ref().err().cloned().unwrap_or_default();
+        count_case(
+            what,
+            "tdx_host_restarted_at_every_kill",
+            r.is_ok(),
+            &why,
+            pattern,
+            t,
+        );
+    }
     if matches!(how, Boot::Uefi) {
         for (name, r) in uefi_boot_checks(&outcome.raw) {
             seen.push(name.into());
@@ -654,6 +668,29 @@ fn ended_by_reset(console: &[u8], status: Option<i32>) -> Result<(), String> {
         )),
         None => Err("the machine did not reset: QEMU was killed at the timeout".into()),
     }
+}
+
+/// `tdx-restart`'s own case: every kill the kernel injected into tdx-host was followed by one
+/// restart by jefe, and the last instance re-attached (its bring-up record said where the module
+/// stood) — the client cases that follow ran on a server that had been killed at every step.
+fn restarted_at_every_kill(console: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(console);
+    let kills = text.lines().filter(|l| l.starts_with("[kill] ")).count();
+    let restarts = text
+        .lines()
+        .filter(|l| l.contains("restarted tdx-host (restart #"))
+        .count();
+    let reattached = text.lines().any(|l| l.contains("tdx-host: re-attach #"));
+    if kills == 0 {
+        return Err("the kernel injected no kill".into());
+    }
+    if restarts != kills {
+        return Err(format!("{kills} kills but {restarts} restarts of tdx-host"));
+    }
+    if !reattached {
+        return Err("no instance of tdx-host reported a re-attach".into());
+    }
+    Ok(())
 }
 
 /// What a UEFI boot must show on the kernel's console, beyond the suite's
@@ -920,6 +957,17 @@ mod tests {
         count_case("kernel", "lease_c", false, "boom", None, &mut t);
         assert_eq!((t.passed, t.failed, t.cases), (1, 1, 2));
         assert_eq!(t.failures, vec!["kernel::lease_c: boom".to_string()]);
+    }
+
+    #[test]
+    fn a_restart_run_needs_one_restart_per_kill_and_a_re_attach() {
+        let good = b"[kill] a\n[jefe] WARN restarted tdx-host (restart #1)\n[tdx-host] tdx-host: re-attach #1 (record seq 3)\n";
+        assert_eq!(super::restarted_at_every_kill(good), Ok(()));
+        let lost = b"[kill] a\n[kill] b\n[jefe] WARN restarted tdx-host (restart #1)\n[tdx-host] tdx-host: re-attach #1\n";
+        assert!(super::restarted_at_every_kill(lost).is_err());
+        let fresh = b"[kill] a\n[jefe] WARN restarted tdx-host (restart #1)\n";
+        assert!(super::restarted_at_every_kill(fresh).is_err());
+        assert!(super::restarted_at_every_kill(b"").is_err());
     }
 
     #[test]

@@ -52,12 +52,13 @@ mod task {
     static mut BITMAP: [u64; BITMAP_WORDS] = [0; BITMAP_WORDS];
     static mut STORAGE: MaybeUninit<InitStorage> = MaybeUninit::uninit();
     static mut SERVER: MaybeUninit<Server<'static>> = MaybeUninit::uninit();
-    /// Bring-up record (`init::record`): belongs in `.durable` once tdx-host has durable memory.
+    /// Bring-up record (`init::record`) and ledger (`tdx_host::ledger`): what this task must not
+    /// forget across its restart, in the durable memory the manifest declares (the kernel zeroes
+    /// it once at boot and keeps it across restarts; the initializers are never used).
+    #[unsafe(link_section = ".durable")]
     static RECORD: RecordWords = RecordWords::new();
-    /// The ledger (`tdx_host::ledger`): what the server must not forget across its restart.
-    /// It belongs in durable memory (kept by the kernel across this task's restart); until
-    /// the manifest gives tdx-host some, it lives in ordinary RAM and each start is a first.
     const LEDGER_WORDS: usize = Layout::new(BITMAP_WORDS).total_words();
+    #[unsafe(link_section = ".durable")]
     static mut LEDGER: [u64; LEDGER_WORDS] = [0; LEDGER_WORDS];
 
     fn tsc() -> u64 {
