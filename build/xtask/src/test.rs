@@ -69,10 +69,12 @@ pub const GRUB_SUITES: &[(&str, &str)] = &[("test-suite/app.toml", "kernel-grub"
 /// build, the EFI memory map and the RSDP tag. The kernel suite ends by its
 /// own reset as on a rig, and so does the TDX suite (`tdx-numa`'s 4 CPUs,
 /// 2 nodes and hot-plug slots, with defmt on the one console, since OVMF
-/// writes to every serial port).
+/// writes to every serial port). The hardware image (`tdx-hw`) boots the
+/// same way a TDX server would and, without TDX, must end Unavailable.
 pub const UEFI_SUITES: &[(&str, &str)] = &[
     ("test-suite/app.toml", "kernel-uefi"),
     ("test-suite/tdx-uefi.toml", "tdx-uefi"),
+    ("test-suite/tdx-hw.toml", "tdx-hw-uefi"),
 ];
 
 #[derive(Default)]

@@ -174,7 +174,7 @@ fn state_checks(s: &mut Score, t: &TdxHost) {
             );
             check!(
                 s,
-                "tdx_unavailable_reason_is_module_not_loaded",
+                "tdx_unavailable_reason_is_the_expected_one",
                 st.reason == expect::REASON,
                 "reason {}",
                 st.reason
