@@ -235,7 +235,9 @@ fn run(tdx: &TdxHost) -> bool {
 
 /// tdx-host's generation: its restart count (wrapping), which the kernel advances at each restart.
 fn tdx_host_generation() -> u16 {
-    sys_refresh_task_id(task_gen::slots::TDX_HOST).generation().0
+    sys_refresh_task_id(task_gen::slots::TDX_HOST)
+        .generation()
+        .0
 }
 
 #[unsafe(no_mangle)]
