@@ -28,7 +28,7 @@ mod task {
     use tdx_host::server::Server;
     use tdx_host_api::{FrameSize, MemClass, ModuleStatus, NodeInfo, OnlineReply, RegionMapReply};
     use tdx_host_api::{OwnedReply, ServerStats, TdxHostError};
-    use userlib::{hl, sys_refresh_task_id, ulog, RecvMessage, TaskIndex};
+    use userlib::{hl, sys_get_timer, sys_refresh_task_id, ulog, RecvMessage, TaskIndex};
 
     mod kernel;
     use kernel::Kernel;
@@ -213,6 +213,8 @@ mod task {
 
     #[unsafe(no_mangle)]
     pub fn main() -> ! {
+        // This instance's start, for the recovery time it logs once it serves.
+        let started = (tsc(), sys_get_timer().now);
         // Safety: `main` runs once; these are the only references ever made to the statics.
         let (buf, bitmap, storage, slot, ledger) = unsafe {
             (
@@ -235,9 +237,21 @@ mod task {
         let tables = (storage, bitmap as &mut [u64], ledger as &mut [u64], slot);
         let kernel = (&mut Kernel, &mut IdentityBuffer(buf));
         let server = start(kernel, &platform, tables, (setup, &mut trace), &mut log);
+        let reattach = *server.bringup.reattach();
         let mut service = Service::new(server, log);
         // Clients that restarted while tdx-host was down lose what their old incarnation held.
         service.handle_notification(CLIENT_RESTARTED_MASK);
+        // The recovery time: from this instance's first instruction to its first RECV (bring-up
+        // or re-attach, the ledger's restore, the reclaim above), in timer ticks and TSC.
+        let (ticks, cycles) = (sys_get_timer().now - started.1, tsc() - started.0);
+        if reattach.found {
+            ulog!(
+                "tdx-host: re-attach #{}: serving {ticks} ticks ({cycles} tsc) after this instance started",
+                reattach.attaches
+            );
+        } else {
+            ulog!("tdx-host: first start: serving {ticks} ticks ({cycles} tsc) after it started");
+        }
         let mut buffer = [0u8; TDX_HOST_BUFFER_SIZE];
         loop {
             dispatch_tdx_host(&mut service, &mut buffer);

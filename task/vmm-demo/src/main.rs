@@ -3,6 +3,11 @@
 //! TDVPR) and 2 MiB frames (private memory), frees part of it as a VMM tearing down a vCPU
 //! would, logs what it got, gives everything back, waits for tdx-host to scrub it, and checks
 //! that the node totals returned exactly. Finally it reports success or failure to jefe, which ends the run.
+//!
+//! The default image kills tdx-host once while the demo runs (after its first frees, at the
+//! first PAGE.RDMD check of their scrub) and jefe restarts it: every call retries across the
+//! restart with its request identity, so the totals must still come back exactly, and the demo
+//! checks that tdx-host restarted exactly as often as its config says (its generation's advance).
 
 #![no_std]
 #![no_main]
@@ -14,6 +19,7 @@ use tdx_host_api::{
 use userlib::{sys_refresh_task_id, sys_send, ulog};
 
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
+include!(concat!(env!("OUT_DIR"), "/demo_config.rs"));
 
 const MIB: u64 = 1 << 20;
 /// Control pages per TD (TDR + TDCS + one vCPU's TDVPR/TDCX, rounded) and 2 MiB private chunks.
@@ -227,10 +233,23 @@ fn run(tdx: &TdxHost) -> bool {
     ok
 }
 
+/// tdx-host's generation: its restart count (wrapping), which the kernel advances at each restart.
+fn tdx_host_generation() -> u16 {
+    sys_refresh_task_id(task_gen::slots::TDX_HOST)
+        .generation()
+        .0
+}
+
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
     let tdx = TdxHost::from_index(task_gen::slots::TDX_HOST);
-    let ok = run(&tdx);
+    let gen0 = tdx_host_generation();
+    let mut ok = run(&tdx);
+    let restarts = tdx_host_generation().wrapping_sub(gen0);
+    ulog!(
+        "vmm-demo: tdx-host restarted {restarts} time(s) during the demo (expected {TDX_HOST_RESTARTS})"
+    );
+    ok &= restarts == TDX_HOST_RESTARTS;
     ulog!(
         "vmm-demo: {}",
         if ok { "demo succeeded" } else { "demo FAILED" }
