@@ -85,9 +85,21 @@ fn books(t: &TdxHost, base: &Regions) -> Result<u64, &'static str> {
     if !wait_ready(t) {
         return Err("tdx-host did not come back Ready within 10 s");
     }
-    let st = t.status();
-    let stats = t.stats();
-    let r = region_map(t)?;
+    // tdx-host scrubs a step on a timer tick between any two requests, so one look is three
+    // calls; it is a snapshot only if status and stats read the same before and after the map
+    // (a step or a restart in between moves them: look again).
+    let mut snapshot = None;
+    for _ in 0..100 {
+        let (st, stats) = (t.status(), t.stats());
+        let r = region_map(t)?;
+        if (st, stats) == (t.status(), t.stats()) {
+            snapshot = Some((st, stats, r));
+            break;
+        }
+    }
+    let Some((st, stats, r)) = snapshot else {
+        return Err("no quiet snapshot of the books in 100 tries");
+    };
     if r.n != base.n
         || r.rec[..r.n].iter().zip(&base.rec[..base.n]).any(|(a, b)| {
             (a.base, a.size, a.node, a.class, a.state) != (b.base, b.size, b.node, b.class, b.state)
@@ -242,9 +254,11 @@ pub fn main() -> ! {
     let [a, b] = reports.map(|r| r.unwrap_or_default());
     let ops = a[0] + b[0];
     ulog!(
-        "[soak] seed {}: {} restarts ({checked} checked), {ops} operations, {frames_checked} frames checked; client reconciles {}+{}, refusals {}+{}",
+        "[soak] seed {}: {} restarts ({checked} checked), {ops} operations ({}+{}), {frames_checked} frames checked; client reconciles {}+{}, refusals {}+{}",
         config::CHAOS_SEED,
         generation,
+        a[0],
+        b[0],
         a[1],
         b[1],
         a[3],
