@@ -28,14 +28,17 @@ use userlib::{
 use zerocopy::IntoBytes;
 
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
+/// The task's config (each binary reads only what concerns it).
+#[allow(dead_code)]
 mod config {
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
 
 const PAGE: u64 = 4096;
 const MAX_REGIONS: usize = 64;
-/// Frames a client may report (its `CAP`).
-const CLIENT_CAP: usize = 1024;
+const LARGE: u64 = 2 << 20;
+/// Frames a client may report (its `CAP` + `CAP2`).
+const CLIENT_CAP: usize = 1024 + 8;
 /// The clients' quotas together (the manifest's `quota-mib` of both).
 const QUOTAS: u64 = 2 * 32 << 20;
 
@@ -80,8 +83,8 @@ fn wait_ready(t: &TdxHost) -> bool {
     false
 }
 
-/// One look at the books; returns the allocated bytes, or what is wrong.
-fn books(t: &TdxHost, base: &Regions) -> Result<u64, &'static str> {
+/// One look at the books; returns the allocated and the quarantined bytes, or what is wrong.
+fn books(t: &TdxHost, base: &Regions) -> Result<(u64, u64), &'static str> {
     if !wait_ready(t) {
         return Err("tdx-host did not come back Ready within 10 s");
     }
@@ -144,7 +147,7 @@ fn books(t: &TdxHost, base: &Regions) -> Result<u64, &'static str> {
     if allocated > QUOTAS {
         return Err("more allocated than the clients' quotas");
     }
-    Ok(allocated)
+    Ok((allocated, stats.quarantined_bytes))
 }
 
 /// Waits until nothing is left in quarantine (at most 20 s).
@@ -159,12 +162,14 @@ fn settle(t: &TdxHost) -> bool {
 }
 
 /// Reads client `who`'s report into its belief; returns its counts.
-fn take_report(sender: TaskId, msg: &[u8], belief: &mut [u64]) -> Option<[u64; 5]> {
-    let mut w = [0u64; 5];
+fn take_report(sender: TaskId, msg: &[u8], belief: &mut [u64]) -> Option<[u64; 6]> {
+    let mut w = [0u64; 6];
     for (i, x) in w.iter_mut().enumerate() {
         *x = u64::from_le_bytes(msg.get(i * 8..i * 8 + 8)?.try_into().ok()?);
     }
-    let n = usize::try_from(w[4]).ok().filter(|&n| n <= belief.len())?;
+    let n = usize::try_from(w[4].checked_add(w[5])?)
+        .ok()
+        .filter(|&n| n <= belief.len())?;
     let (code, got) = sys_borrow_read(sender, 0, 0, belief[..n].as_mut_bytes());
     (code == 0 && got == n * 8).then_some(w)
 }
@@ -190,10 +195,12 @@ pub fn main() -> ! {
     };
     let total_frames: u64 = base.rec[..base.n].iter().map(|r| r.size / PAGE).sum();
     let (mut checked, mut frames_checked) = (0u64, 0u64);
+    // Restarts whose new instance found frames still waiting for their scrub.
+    let mut mid_scrub = 0u64;
     let mut seen = 0u16;
-    let mut reports: [Option<[u64; 5]>; 2] = [None, None];
-    let mut lens = [0usize; 2];
-    let mut buf = [0u8; 40];
+    let mut reports: [Option<[u64; 6]>; 2] = [None, None];
+    let mut lens = [[0usize; 2]; 2];
+    let mut buf = [0u8; 48];
     let mut pending: Option<TaskId> = None;
     while reports.iter().any(Option::is_none) && error.is_none() {
         let g = sys_refresh_task_id(task_gen::slots::TDX_HOST)
@@ -205,8 +212,9 @@ pub fn main() -> ! {
             }
         } else {
             match books(&t, &base) {
-                Ok(_) => {
+                Ok((_, quarantined)) => {
                     checked += 1;
+                    mid_scrub += u64::from(quarantined > 0);
                     frames_checked += total_frames;
                 }
                 Err(e) => error = Some(e),
@@ -236,7 +244,7 @@ pub fn main() -> ! {
             &mut beliefs[k],
         ) {
             Some(w) => {
-                lens[k] = w[4] as usize;
+                lens[k] = [w[4] as usize, w[5] as usize];
                 reports[k] = Some(w);
             }
             None => error = Some("a client's report is malformed"),
@@ -249,12 +257,12 @@ pub fn main() -> ! {
         .0;
     if error.is_none() {
         error = final_books(&t, &base, beliefs, lens, &reports);
-        frames_checked += total_frames + (lens[0] + lens[1]) as u64;
+        frames_checked += total_frames + lens.iter().flatten().sum::<usize>() as u64;
     }
     let [a, b] = reports.map(|r| r.unwrap_or_default());
     let ops = a[0] + b[0];
     ulog!(
-        "[soak] seed {}: {} restarts ({checked} checked), {ops} operations ({}+{}), {frames_checked} frames checked; client reconciles {}+{}, refusals {}+{}",
+        "[soak] seed {}: {} restarts ({checked} checked, {mid_scrub} with a scrub pending), {ops} operations ({}+{}), {frames_checked} frames checked; client reconciles {}+{}, refusals {}+{}",
         config::CHAOS_SEED,
         generation,
         a[0],
@@ -287,13 +295,14 @@ pub fn main() -> ! {
 }
 
 /// The books at the end, with both clients stopped: after the quarantine drains, allocated is
-/// exactly the clients' beliefs together, which share no frame.
+/// exactly the clients' beliefs together, and no two believed frames overlap (within a client
+/// or across the two: no frame has two owners).
 fn final_books(
     t: &TdxHost,
     base: &Regions,
-    beliefs: &mut [[u64; CLIENT_CAP]; 2],
-    lens: [usize; 2],
-    reports: &[Option<[u64; 5]>; 2],
+    beliefs: &[[u64; CLIENT_CAP]; 2],
+    lens: [[usize; 2]; 2],
+    reports: &[Option<[u64; 6]>; 2],
 ) -> Option<&'static str> {
     if reports.iter().any(Option::is_none) {
         return Some("a client never reported");
@@ -302,20 +311,28 @@ fn final_books(
         return Some("the quarantine did not drain");
     }
     let allocated = match books(t, base) {
-        Ok(a) => a,
+        Ok((a, _)) => a,
         Err(e) => return Some(e),
     };
-    let [a, b] = beliefs;
-    let (a, b) = (&mut a[..lens[0]], &mut b[..lens[1]]);
-    a.sort_unstable();
-    b.sort_unstable();
-    if a.windows(2).chain(b.windows(2)).any(|w| w[0] == w[1]) {
-        return Some("a client believes it owns a frame twice");
+    // Every believed frame as (base, end), sorted: neighbours must not overlap.
+    let mut spans = [(0u64, 0u64); 2 * CLIENT_CAP];
+    let mut n = 0;
+    let mut bytes = 0;
+    for (belief, [small, large]) in beliefs.iter().zip(lens) {
+        for (i, &f) in belief[..small + large].iter().enumerate() {
+            let size = if i < small { PAGE } else { LARGE };
+            spans[n] = (f, f + size);
+            n += 1;
+            bytes += size;
+        }
     }
-    if a.iter().any(|f| b.binary_search(f).is_ok()) {
-        return Some("a frame has two owners");
+    let spans = &mut spans[..n];
+    spans.sort_unstable();
+    if spans.windows(2).any(|w| w[1].0 < w[0].1) {
+        return Some("a frame has two owners (or one owner twice)");
     }
-    if allocated != (lens[0] + lens[1]) as u64 * PAGE {
+    if allocated != bytes {
+        ulog!("soak-check: allocated {allocated:#x}, the clients own {bytes:#x}");
         return Some("allocated bytes are not the frames the clients own");
     }
     None
