@@ -57,6 +57,7 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/adversary.toml", "adversary"),
     ("test-suite/kill.toml", "kill"),
     ("test-suite/tdx-restart.toml", "tdx-restart"),
+    ("test-suite/tdx-soak.toml", "tdx-soak"),
 ];
 
 /// The raw console of an image's last run, in its image directory.
