@@ -41,6 +41,11 @@ struct Expect {
     /// A victim task shares a frame, then is killed holding frames.
     #[serde(default)]
     victim: bool,
+    /// Kill tdx-host in the middle of requests, a scrub, a reclaim and hot-plug steps, then
+    /// damage its ledger (`restart.rs`; needs the Fault right over tdx-host, the Restart right
+    /// over the victim and a task slot for it).
+    #[serde(default)]
+    restart_cases: bool,
 }
 
 fn main() {
@@ -68,6 +73,7 @@ fn main() {
     let _ = writeln!(s, "pub const BOOT_OFFLINE: &[u64] = &{:?};", e.boot_offline);
     let _ = writeln!(s, "pub const FULL: bool = {};", e.full);
     let _ = writeln!(s, "pub const VICTIM: bool = {};", e.victim);
+    let _ = writeln!(s, "pub const RESTART_CASES: bool = {};", e.restart_cases);
     let _ = writeln!(s, "pub const LAPIC: &str = {:?};", e.lapic);
     std::fs::write(
         format!("{}/expect.rs", std::env::var("OUT_DIR").unwrap()),

@@ -49,6 +49,17 @@ pub fn generate(n: &Numbered) -> String {
     let doc = docs(&n.iface.doc);
     let ops = ops(n);
     let methods = ops.iter().map(|op| method(&n.iface.name, op));
+    // The numbers the kernel sees in SEND, for tools that act on a call by
+    // its operation (an armed kill at a server's REPLY to it).
+    let numbers = ops.iter().map(|op| {
+        let c = quote::format_ident!("OP_{}", op.name.to_uppercase());
+        let d = format!(" Operation number of `{}`.", op.name);
+        let v = op.number;
+        quote! {
+            #[doc = #d]
+            pub const #c: u16 = #v;
+        }
+    });
     let structs = ops
         .iter()
         .filter(|op| op.op.encoding == Encoding::Zerocopy && !op.op.args.is_empty())
@@ -97,6 +108,8 @@ pub fn generate(n: &Numbered) -> String {
             pub fn from_index(index: userlib::TaskIndex) -> Self {
                 Self::from(userlib::sys_refresh_task_id(index))
             }
+
+            #(#numbers)*
 
             /// The server's id as this handle last knew it.
             pub fn task_id(&self) -> userlib::TaskId {

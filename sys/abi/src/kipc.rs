@@ -59,6 +59,13 @@ pub enum Kipcnum {
     /// halts the machine as the manifest's `[kernel] on-finish` says (for
     /// machines without QEMU's isa-debug-exit). The supervisor only.
     EndRun = 15,
+    /// `[index, point, arg]` → `[]`: arms a deliberate kill of the task
+    /// ([`KillPoint`] encodes `point` and `arg`), for tests of restart
+    /// paths that must land at a chosen point of a server's work. One kill
+    /// is armed at a time; arming replaces it, [`KillPoint::Disarm`]
+    /// clears it. Needs the Fault right over the task; never oneself or
+    /// task 0.
+    ArmKill = 16,
 }
 
 impl Kipcnum {
@@ -80,6 +87,7 @@ impl Kipcnum {
             13 => Kipcnum::OnlineMemory,
             14 => Kipcnum::OfflineMemory,
             15 => Kipcnum::EndRun,
+            16 => Kipcnum::ArmKill,
             _ => return None,
         })
     }
@@ -90,7 +98,7 @@ impl Kipcnum {
         match self {
             Kipcnum::ReadTaskStatus | Kipcnum::FindFaultedTask => Requirement::Right(Right::Status),
             Kipcnum::RestartTask => Requirement::Right(Right::Restart),
-            Kipcnum::FaultTask => Requirement::Right(Right::Fault),
+            Kipcnum::FaultTask | Kipcnum::ArmKill => Requirement::Right(Right::Fault),
             Kipcnum::ReadPanicMessage => Requirement::Right(Right::PanicMessage),
             Kipcnum::KeyIdPartition => Requirement::Capability(crate::capability::SEAMCALL),
             Kipcnum::ReadPlatform | Kipcnum::CpuApicId | Kipcnum::CpuCount | Kipcnum::ReadFadt => {
@@ -199,6 +207,62 @@ impl KipcError {
     }
 }
 
+/// Where an armed kill ([`Kipcnum::ArmKill`]) falls. The kernel kills the
+/// task as the point is reached, as an ordinary fault
+/// (`FaultInfo::Killed`), and disarms.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum KillPoint {
+    /// Nothing armed.
+    Disarm,
+    /// At the task's next REPLY to a caller whose call had this operation
+    /// number, before the reply is delivered: the server did the work, the
+    /// caller never hears of it.
+    BeforeReply { operation: u16 },
+    /// Right after that REPLY was delivered.
+    AfterReply { operation: u16 },
+    /// At the task's `nth` system call from now (1 = the next one), before
+    /// it runs.
+    AtSyscall { nth: u32 },
+    /// After the module ran the task's next SEAMCALL of this leaf.
+    AfterSeamcall { leaf: u16 },
+    /// Now, after inverting every bit of the byte at `offset` in the task's
+    /// durable memory: what a stray write into it would leave.
+    CorruptDurable { offset: u64 },
+}
+
+impl KillPoint {
+    /// The `[point, arg]` words of the request.
+    #[must_use]
+    pub fn to_words(self) -> [u64; 2] {
+        match self {
+            KillPoint::Disarm => [0, 0],
+            KillPoint::BeforeReply { operation } => [1, u64::from(operation)],
+            KillPoint::AfterReply { operation } => [2, u64::from(operation)],
+            KillPoint::AtSyscall { nth } => [3, u64::from(nth)],
+            KillPoint::AfterSeamcall { leaf } => [4, u64::from(leaf)],
+            KillPoint::CorruptDurable { offset } => [5, offset],
+        }
+    }
+
+    /// Decodes `[point, arg]`; `None` for an unknown point, an argument
+    /// that does not fit, or `AtSyscall` with `nth` 0.
+    #[must_use]
+    pub fn from_words(point: u64, arg: u64) -> Option<Self> {
+        let small = u16::try_from(arg).ok();
+        Some(match point {
+            0 => KillPoint::Disarm,
+            1 => KillPoint::BeforeReply { operation: small? },
+            2 => KillPoint::AfterReply { operation: small? },
+            3 => KillPoint::AtSyscall {
+                nth: u32::try_from(arg).ok().filter(|&n| n != 0)?,
+            },
+            4 => KillPoint::AfterSeamcall { leaf: small? },
+            5 => KillPoint::CorruptDurable { offset: arg },
+            _ => return None,
+        })
+    }
+}
+
 /// Reply size of [`Kipcnum::ReadTaskStatus`]: five state words and the
 /// current generation.
 pub const TASK_STATUS_REPLY_WORDS: usize = 6;
@@ -217,7 +281,29 @@ mod tests {
         assert_eq!(Kipcnum::from_raw(13), Some(Kipcnum::OnlineMemory));
         assert_eq!(Kipcnum::from_raw(14), Some(Kipcnum::OfflineMemory));
         assert_eq!(Kipcnum::from_raw(15), Some(Kipcnum::EndRun));
-        assert_eq!(Kipcnum::from_raw(16), None);
+        assert_eq!(Kipcnum::from_raw(16), Some(Kipcnum::ArmKill));
+        assert_eq!(Kipcnum::from_raw(17), None);
+    }
+
+    #[test]
+    fn kill_points_round_trip_and_reject_what_does_not_fit() {
+        use super::KillPoint;
+        let all = [
+            KillPoint::Disarm,
+            KillPoint::BeforeReply { operation: 9 },
+            KillPoint::AfterReply { operation: u16::MAX },
+            KillPoint::AtSyscall { nth: 3 },
+            KillPoint::AfterSeamcall { leaf: 34 },
+            KillPoint::CorruptDurable { offset: u64::MAX },
+        ];
+        for p in all {
+            let [point, arg] = p.to_words();
+            assert_eq!(KillPoint::from_words(point, arg), Some(p));
+        }
+        assert_eq!(KillPoint::from_words(1, 0x1_0000), None);
+        assert_eq!(KillPoint::from_words(3, 0), None);
+        assert_eq!(KillPoint::from_words(3, u64::from(u32::MAX) + 1), None);
+        assert_eq!(KillPoint::from_words(6, 0), None);
     }
 
     #[test]

@@ -327,6 +327,17 @@ pub enum KillCause {
     ChaosSyscallAfter = 4,
     /// Chaos: at the instruction a timer tick interrupted.
     ChaosTick = 5,
+    /// An armed kill (`KillPoint::BeforeReply`): at a REPLY, before delivery.
+    ArmedBeforeReply = 6,
+    /// An armed kill (`KillPoint::AfterReply`): right after a REPLY.
+    ArmedAfterReply = 7,
+    /// An armed kill (`KillPoint::AtSyscall`): on entry to a system call.
+    ArmedSyscall = 8,
+    /// An armed kill (`KillPoint::AfterSeamcall`): after the module ran it.
+    ArmedAfterSeamcall = 9,
+    /// An armed kill (`KillPoint::CorruptDurable`): its durable memory was
+    /// damaged first.
+    CorruptedDurable = 10,
 }
 
 impl KillCause {
@@ -338,6 +349,11 @@ impl KillCause {
             3 => KillCause::ChaosSyscallBefore,
             4 => KillCause::ChaosSyscallAfter,
             5 => KillCause::ChaosTick,
+            6 => KillCause::ArmedBeforeReply,
+            7 => KillCause::ArmedAfterReply,
+            8 => KillCause::ArmedSyscall,
+            9 => KillCause::ArmedAfterSeamcall,
+            10 => KillCause::CorruptedDurable,
             _ => return None,
         })
     }

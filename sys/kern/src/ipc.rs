@@ -231,6 +231,14 @@ fn reply_peer(tasks: &[Task], caller: usize, peer: TaskId) -> Result<Option<usiz
     }
 }
 
+/// The operation number of the call `peer` is waiting on `caller` to
+/// answer, if it is live and waiting for exactly that (what a REPLY from
+/// `caller` to `peer` would answer).
+pub fn awaited_operation(tasks: &[Task], caller: usize, peer: TaskId) -> Option<u16> {
+    let p = reply_peer(tasks, caller, peer).ok()??;
+    u16::try_from(blocked_send(&tasks[p]).operation).ok()
+}
+
 /// REPLY.
 #[inline]
 pub fn reply(tasks: &mut [Task], caller: usize, args: &ReplyArgs) -> Result<Next, UserError> {

@@ -268,7 +268,7 @@ pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<
             // so it is no point of the module's life to kill at. (A call
             // killed before is never run: its sequence number is left to
             // the next admission to replace.)
-            kill = crate::inject::seamcall(args.rax as u16, cpu);
+            kill = crate::inject::seamcall(caller, args.rax as u16, cpu);
             if kill == Some(When::Before) {
                 crate::inject::kill_at_seamcall(tasks, caller, call.leaf as u16, When::Before);
                 return Ok(Next::Reschedule);

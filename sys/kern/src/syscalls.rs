@@ -23,6 +23,8 @@ use abi::syscall::{
 };
 use abi::{FaultInfo, Sysnum, TaskId, TaskIndex, UsageError};
 
+use kerncore::inject::{ArmedSyscall, When};
+
 use crate::arch::entry::SavedState;
 use crate::outcome::{Next, UserError};
 use crate::task::{self, check_id, force_fault, with_tasks, IdCheck, Task, Timer, CURRENT};
@@ -44,6 +46,8 @@ pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const Save
         // Without `[kernel.chaos]` this test is a constant `false`.
         let next = if crate::tables::CHAOS_TASK == Some(caller) {
             chaos_dispatch(tasks, caller, number)
+        } else if crate::inject::armed_task(caller) {
+            armed_dispatch(tasks, caller, number)
         } else {
             dispatch(tasks, caller, number)
         };
@@ -79,6 +83,32 @@ fn chaos_dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
         }
     }
     crate::inject::chaos_kill(tasks, caller, cause, ordinal);
+    Next::Reschedule
+}
+
+/// `dispatch` for the target of an armed kill (`inject::arm`): this call
+/// may be its point. A REPLY is identified by the operation of the call it
+/// answers, read from the waiting caller's saved SEND arguments.
+#[cold]
+#[inline(never)]
+fn armed_dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
+    let call = match Sysnum::from_raw(number) {
+        Some(Sysnum::Reply) => ReplyArgs::from_regs(&tasks[caller].syscall_args())
+            .ok()
+            .and_then(|a| ipc::awaited_operation(tasks, caller, a.peer))
+            .map_or(ArmedSyscall::Other, ArmedSyscall::Reply),
+        _ => ArmedSyscall::Other,
+    };
+    let Some((when, cause)) = crate::inject::armed_syscall(call) else {
+        return dispatch(tasks, caller, number);
+    };
+    if when == When::After {
+        let _ = dispatch(tasks, caller, number);
+        if !matches!(tasks[caller].state(), task::TaskState::Healthy(_)) {
+            return Next::Reschedule;
+        }
+    }
+    crate::inject::armed_kill(tasks, caller, cause, number);
     Next::Reschedule
 }
 

@@ -247,6 +247,13 @@ impl Task {
         self.desc.name
     }
 
+    /// The task's durable memory as `(base, size)` (size 0: none). Task
+    /// memory is identity-mapped, so `base` is also its physical address.
+    #[must_use]
+    pub fn durable(&self) -> (u64, u64) {
+        (self.desc.durable_base, self.desc.durable_size)
+    }
+
     /// The task's memory regions, sorted by base.
     #[must_use]
     pub fn regions(&self) -> &'static [RegionDesc] {

@@ -17,6 +17,12 @@
 //!   runs (a coin flip); a kill at a tick falls on whatever instruction the
 //!   tick interrupted.
 //!
+//! - [`ArmedKill`]: one kill armed at run time by a task holding the Fault
+//!   right over the target (kernel IPC `ArmKill`), at a point of the
+//!   target's work the arming task chooses: its next REPLY to a given
+//!   operation (before or after delivery), its n-th next system call, or
+//!   after its next SEAMCALL of a leaf. It fires once.
+//!
 //! Invariant: no time and no hidden state; everything is in the structs.
 
 /// When a kill rule kills the caller relative to the SEAMCALL.
@@ -203,6 +209,67 @@ impl Chaos {
     }
 }
 
+/// Where an [`ArmedKill`] falls (`abi::kipc::KillPoint` without the
+/// points the kernel carries out at once).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ArmedPoint {
+    /// The next REPLY to a call of this operation, before delivery.
+    BeforeReply(u16),
+    /// The next REPLY to a call of this operation, after delivery.
+    AfterReply(u16),
+    /// The n-th next system call (n ≥ 1), before it runs.
+    AtSyscall(u32),
+    /// After the module ran the next SEAMCALL of this leaf.
+    AfterSeamcall(u16),
+}
+
+/// What the target's system call is, as far as an armed kill cares.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ArmedSyscall {
+    /// A REPLY to a live caller waiting for it, whose call had this
+    /// operation number.
+    Reply(u16),
+    /// Anything else (a REPLY to nobody included).
+    Other,
+}
+
+/// The kill armed over one task; it fires once.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ArmedKill {
+    pub target: usize,
+    point: ArmedPoint,
+}
+
+impl ArmedKill {
+    #[must_use]
+    pub const fn new(target: usize, point: ArmedPoint) -> Self {
+        ArmedKill { target, point }
+    }
+
+    /// Counts one system call of the target; whether (and when relative
+    /// to the call) this is the kill point. A fired kill must be dropped.
+    pub fn at_syscall(&mut self, call: ArmedSyscall) -> Option<When> {
+        match (self.point, call) {
+            (ArmedPoint::BeforeReply(op), ArmedSyscall::Reply(r)) if op == r => Some(When::Before),
+            (ArmedPoint::AfterReply(op), ArmedSyscall::Reply(r)) if op == r => Some(When::After),
+            (ArmedPoint::AtSyscall(1), _) => Some(When::Before),
+            (ArmedPoint::AtSyscall(n), _) => {
+                self.point = ArmedPoint::AtSyscall(n - 1);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the target's SEAMCALL of `leaf` is the kill point (after
+    /// the module ran it). A SEAMCALL is also a system call: the syscall
+    /// entry has counted it already.
+    #[must_use]
+    pub fn at_seamcall(&self, leaf: u16) -> bool {
+        self.point == ArmedPoint::AfterSeamcall(leaf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -211,7 +278,37 @@ mod tests {
 
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
 
-    use super::{Chaos, ChaosEvent, ChaosKill, KillRule, KillTable, When};
+    use super::{
+        ArmedKill, ArmedPoint, ArmedSyscall, Chaos, ChaosEvent, ChaosKill, KillRule, KillTable,
+        When,
+    };
+
+    #[test]
+    fn an_armed_reply_kill_waits_for_its_operation() {
+        let mut k = ArmedKill::new(3, ArmedPoint::BeforeReply(9));
+        assert_eq!(k.at_syscall(ArmedSyscall::Other), None);
+        assert_eq!(k.at_syscall(ArmedSyscall::Reply(8)), None);
+        assert_eq!(k.at_syscall(ArmedSyscall::Reply(9)), Some(When::Before));
+        let mut k = ArmedKill::new(3, ArmedPoint::AfterReply(9));
+        assert_eq!(k.at_syscall(ArmedSyscall::Reply(9)), Some(When::After));
+        assert!(!k.at_seamcall(9), "a reply kill is no SEAMCALL kill");
+    }
+
+    #[test]
+    fn an_armed_syscall_kill_counts_every_call() {
+        let mut k = ArmedKill::new(1, ArmedPoint::AtSyscall(3));
+        assert_eq!(k.at_syscall(ArmedSyscall::Reply(1)), None);
+        assert_eq!(k.at_syscall(ArmedSyscall::Other), None);
+        assert_eq!(k.at_syscall(ArmedSyscall::Other), Some(When::Before));
+    }
+
+    #[test]
+    fn an_armed_seamcall_kill_names_its_leaf() {
+        let mut k = ArmedKill::new(1, ArmedPoint::AfterSeamcall(34));
+        assert_eq!(k.at_syscall(ArmedSyscall::Other), None);
+        assert!(!k.at_seamcall(33));
+        assert!(k.at_seamcall(34));
+    }
 
     fn rule(
         leaf: u16,

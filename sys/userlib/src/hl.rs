@@ -82,6 +82,14 @@ pub fn fault_task(index: TaskIndex) -> Result<(), KipcFailure> {
     kipc(Kipcnum::FaultTask, &[u64::from(index.0)], &mut []).map(|_| ())
 }
 
+/// Arms a kill of the task at `index` at `point` of its work (or clears it
+/// with `KillPoint::Disarm`); `CorruptDurable` is done at once. Needs the
+/// Fault right over it.
+pub fn arm_kill(index: TaskIndex, point: abi::kipc::KillPoint) -> Result<(), KipcFailure> {
+    let [p, arg] = point.to_words();
+    kipc(Kipcnum::ArmKill, &[u64::from(index.0), p, arg], &mut []).map(|_| ())
+}
+
 /// The first faulted task at or after `start`, if any.
 pub fn find_faulted_task(start: usize) -> Result<Option<TaskIndex>, KipcFailure> {
     let mut reply = [0u8; 8];

@@ -52,14 +52,24 @@ mod task {
     static mut BITMAP: [u64; BITMAP_WORDS] = [0; BITMAP_WORDS];
     static mut STORAGE: MaybeUninit<InitStorage> = MaybeUninit::uninit();
     static mut SERVER: MaybeUninit<Server<'static>> = MaybeUninit::uninit();
-    /// Bring-up record (`init::record`) and ledger (`tdx_host::ledger`): what this task must not
-    /// forget across its restart, in the durable memory the manifest declares (the kernel zeroes
-    /// it once at boot and keeps it across restarts; the initializers are never used).
-    #[unsafe(link_section = ".durable")]
-    static RECORD: RecordWords = RecordWords::new();
     const LEDGER_WORDS: usize = Layout::new(BITMAP_WORDS).total_words();
+
+    /// What this task must not forget across its restart: the ledger (`tdx_host::ledger`) and
+    /// the bring-up record (`init::record`), in the durable memory the manifest declares (the
+    /// kernel zeroes it once at boot and keeps it across restarts; the initializer is never
+    /// used). One `repr(C)` static, so the ledger starts the region: a test that damages it
+    /// (kernel IPC `ArmKill`, `CorruptDurable`) names a ledger byte by its offset.
+    #[repr(C)]
+    struct Durable {
+        ledger: [u64; LEDGER_WORDS],
+        record: RecordWords,
+    }
+
     #[unsafe(link_section = ".durable")]
-    static mut LEDGER: [u64; LEDGER_WORDS] = [0; LEDGER_WORDS];
+    static mut DURABLE: Durable = Durable {
+        ledger: [0; LEDGER_WORDS],
+        record: RecordWords::new(),
+    };
 
     fn tsc() -> u64 {
         // Safety: RDTSC has no memory effects; the kernel does not set CR4.TSD.
@@ -216,15 +226,16 @@ mod task {
         // This instance's start, for the recovery time it logs once it serves.
         let started = (tsc(), sys_get_timer().now);
         // Safety: `main` runs once; these are the only references ever made to the statics.
-        let (buf, bitmap, storage, slot, ledger) = unsafe {
+        let (buf, bitmap, storage, slot, durable) = unsafe {
             (
                 &mut (*addr_of_mut!(TDMR_BUF)).0,
                 &mut *addr_of_mut!(BITMAP),
                 &mut *addr_of_mut!(STORAGE),
                 &mut *addr_of_mut!(SERVER),
-                &mut *addr_of_mut!(LEDGER),
+                &mut *addr_of_mut!(DURABLE),
             )
         };
+        let (ledger, record) = (&mut durable.ledger, &durable.record);
         let storage = storage.write(InitStorage::default());
         let platform = read_platform();
         // defmt: progress lines can be many on large memory, and a binary frame costs a
@@ -233,7 +244,7 @@ mod task {
             defmt::info!("TDMR.INIT: TDMR {=usize} at {=u64:#x} initialized to {=u64:#x} ({=u64} of {=u64} MiB)",
                 p.tdmr, p.tdmr_base.0, p.initialized_end.0, p.bytes_done >> 20, p.bytes_total >> 20)
         });
-        let setup = Setup::new(config::CLIENTS, config::HOTPLUG_POLICY).record(&RECORD);
+        let setup = Setup::new(config::CLIENTS, config::HOTPLUG_POLICY).record(record);
         let tables = (storage, bitmap as &mut [u64], ledger as &mut [u64], slot);
         let kernel = (&mut Kernel, &mut IdentityBuffer(buf));
         let server = start(kernel, &platform, tables, (setup, &mut trace), &mut log);

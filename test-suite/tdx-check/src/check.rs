@@ -2,7 +2,8 @@
 //! be (`[tasks.check.config]`, see build.rs): the bring-up state (Ready, Failed at a step with a
 //! status, Unavailable), retries where transient faults were injected, allocation and free on
 //! every node and size until exhaustion and back (exact totals), every bad input, quotas, rights,
-//! reclaim of a killed client, and the hotplug policy.
+//! reclaim of a killed client, the hotplug policy, and (`restart.rs`) tdx-host killed in the
+//! middle of its work.
 //!
 //! Prints one `test NAME ... ok|FAILED: why` line per check and reports the verdict to jefe.
 
@@ -33,6 +34,8 @@ static mut HELD: [u64; MAX_HELD] = [0; MAX_HELD];
 
 use test_api::check;
 use test_api::score::Score;
+
+mod restart;
 
 fn tdx_free(t: &TdxHost) -> u64 {
     t.status().tdx_bytes_free
@@ -931,6 +934,9 @@ pub fn main() -> ! {
             victim_checks(&mut s, &t, victim);
         }
         hotplug_checks(&mut s, &t);
+        if expect::RESTART_CASES {
+            restart::restart_checks(&mut s, &t);
+        }
     }
     s.verdict(task_gen::IMAGE_NAME);
     let jefe = sys_refresh_task_id(task_gen::slots::JEFE);

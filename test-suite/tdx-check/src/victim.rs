@@ -4,14 +4,15 @@
 //! quota, class not granted), allocates 7 frames of 4 KiB on node 1, lends the address of one to
 //! the check task (which tries to free it: NotOwner), then calls `online_region`, which the
 //! manifest's access list does not grant it: the server reply-faults it and jefe restarts it.
-//! Second life: tdx-host must have reclaimed everything (usage 0); it says so to the check task.
+//! Later lives: tdx-host must have reclaimed everything (usage 0); it says so to the check task,
+//! then allocates 8 frames when the check task asks (op 3) and holds them.
 
 #![no_std]
 #![no_main]
 
 use tdx_host_api::{addrs_as_bytes, FrameSize, MemClass, TdxHost, TdxHostError};
 use test_api::score::Score;
-use userlib::{sys_refresh_task_id, sys_send, ulog, TaskIndex};
+use userlib::{sys_recv_open, sys_refresh_task_id, sys_reply, sys_send, ulog, TaskIndex};
 
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
 
@@ -97,6 +98,22 @@ pub fn main() -> ! {
         );
         let m = message(u64::from(me.generation().0), &s);
         let _ = sys_send(check, 2, &m, &mut [], &[]);
+        // Then, on the check task's word (op 3), it takes 8 frames and holds them, to be
+        // restarted holding them while tdx-host is killed mid-reclaim (`restart.rs`).
+        let mut frames = [0u64; 8];
+        loop {
+            let msg = sys_recv_open(&mut [], 0);
+            let n = if msg.operation == 3 {
+                let r = tdx.alloc_frames(1, FrameSize::K4, MemClass::Tdx, 8, addrs_as_bytes(&mut frames));
+                if let Err(e) = r {
+                    ulog!("tdx-victim: allocating 8 frames on node 1 refused: {e:?}");
+                }
+                r.unwrap_or(0)
+            } else {
+                0
+            };
+            sys_reply(msg.sender, 0, &n.to_le_bytes());
+        }
     }
     loop {
         userlib::hl::sleep_for(1_000_000, 1);

@@ -21,6 +21,36 @@ impl Test {
     pub fn from_index(index: userlib::TaskIndex) -> Self {
         Self::from(userlib::sys_refresh_task_id(index))
     }
+    /// Operation number of `add`.
+    pub const OP_ADD: u16 = 1u16;
+    /// Operation number of `mix`.
+    pub const OP_MIX: u16 = 2u16;
+    /// Operation number of `divide`.
+    pub const OP_DIVIDE: u16 = 3u16;
+    /// Operation number of `fail_clike`.
+    pub const OP_FAIL_CLIKE: u16 = 4u16;
+    /// Operation number of `fail_complex`.
+    pub const OP_FAIL_COMPLEX: u16 = 5u16;
+    /// Operation number of `sum_bytes`.
+    pub const OP_SUM_BYTES: u16 = 6u16;
+    /// Operation number of `fill`.
+    pub const OP_FILL: u16 = 7u16;
+    /// Operation number of `reverse`.
+    pub const OP_REVERSE: u16 = 8u16;
+    /// Operation number of `scale_point`.
+    pub const OP_SCALE_POINT: u16 = 9u16;
+    /// Operation number of `echo_postcard`.
+    pub const OP_ECHO_POSTCARD: u16 = 10u16;
+    /// Operation number of `set_mode`.
+    pub const OP_SET_MODE: u16 = 11u16;
+    /// Operation number of `bump_counter`.
+    pub const OP_BUMP_COUNTER: u16 = 12u16;
+    /// Operation number of `notifications_seen`.
+    pub const OP_NOTIFICATIONS_SEEN: u16 = 13u16;
+    /// Operation number of `stall`.
+    pub const OP_STALL: u16 = 14u16;
+    /// Operation number of `restricted_ping`.
+    pub const OP_RESTRICTED_PING: u16 = 40u16;
     /// The server's id as this handle last knew it.
     pub fn task_id(&self) -> userlib::TaskId {
         self.current.get()

@@ -51,6 +51,7 @@ fn service(op: Kipcnum) -> Service {
         Kipcnum::FindFaultedTask => Service::Supervision(supervision::Request::FindFaultedTask),
         Kipcnum::ReadPanicMessage => Service::Supervision(supervision::Request::ReadPanicMessage),
         Kipcnum::EndRun => Service::Supervision(supervision::Request::EndRun),
+        Kipcnum::ArmKill => Service::Supervision(supervision::Request::ArmKill),
         Kipcnum::ReadPlatform => Service::Platform(platform::Request::ReadPlatform),
         Kipcnum::CpuApicId => Service::Platform(platform::Request::CpuApicId),
         Kipcnum::FlushCaches => Service::Platform(platform::Request::FlushCaches),

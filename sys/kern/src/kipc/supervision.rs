@@ -6,7 +6,7 @@
 //! faulted tasks reports only tasks the caller holds the status right
 //! over, since finding one reveals its state.
 
-use abi::kipc::{KipcError, Right};
+use abi::kipc::{KillPoint, KipcError, Right};
 use abi::FaultInfo;
 
 use super::answer::{arg, Answer};
@@ -20,6 +20,8 @@ pub enum Request {
     FaultTask,
     FindFaultedTask,
     ReadPanicMessage,
+    /// Arms a kill of a task at a point of its work (`crate::inject`).
+    ArmKill,
     /// The supervisor says the run is over (the image's verdict is out):
     /// the kernel ends it as the manifest's `on-finish` says.
     EndRun,
@@ -78,6 +80,13 @@ pub fn execute<'a>(
             }
             let by = current_id(tasks, caller);
             force_fault(tasks, i, FaultInfo::Injected(by));
+            Ok(Answer::empty(Next::Reschedule))
+        }
+        Request::ArmKill => {
+            let i = target(tasks, caller, Right::Fault, args, 0)?;
+            let point = KillPoint::from_words(arg(args, 1)?, arg(args, 2)?)
+                .ok_or(KipcError::BadRequest)?;
+            crate::inject::arm(tasks, caller, i, point)?;
             Ok(Answer::empty(Next::Reschedule))
         }
         Request::FindFaultedTask => {

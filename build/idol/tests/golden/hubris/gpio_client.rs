@@ -20,6 +20,16 @@ impl Gpio {
     pub fn from_index(index: userlib::TaskIndex) -> Self {
         Self::from(userlib::sys_refresh_task_id(index))
     }
+    /// Operation number of `configure`.
+    pub const OP_CONFIGURE: u16 = 1u16;
+    /// Operation number of `set_reset`.
+    pub const OP_SET_RESET: u16 = 2u16;
+    /// Operation number of `toggle`.
+    pub const OP_TOGGLE: u16 = 3u16;
+    /// Operation number of `read_input`.
+    pub const OP_READ_INPUT: u16 = 4u16;
+    /// Operation number of `is_high`.
+    pub const OP_IS_HIGH: u16 = 5u16;
     /// The server's id as this handle last knew it.
     pub fn task_id(&self) -> userlib::TaskId {
         self.current.get()

@@ -20,6 +20,16 @@ impl Sensor {
     pub fn from_index(index: userlib::TaskIndex) -> Self {
         Self::from(userlib::sys_refresh_task_id(index))
     }
+    /// Operation number of `get`.
+    pub const OP_GET: u16 = 1u16;
+    /// Operation number of `get_reading`.
+    pub const OP_GET_READING: u16 = 2u16;
+    /// Operation number of `post`.
+    pub const OP_POST: u16 = 3u16;
+    /// Operation number of `nodata`.
+    pub const OP_NODATA: u16 = 4u16;
+    /// Operation number of `error_count`.
+    pub const OP_ERROR_COUNT: u16 = 5u16;
     /// The server's id as this handle last knew it.
     pub fn task_id(&self) -> userlib::TaskId {
         self.current.get()

@@ -20,6 +20,16 @@ impl Sequencer {
     pub fn from_index(index: userlib::TaskIndex) -> Self {
         Self::from(userlib::sys_refresh_task_id(index))
     }
+    /// Operation number of `get_state`.
+    pub const OP_GET_STATE: u16 = 1u16;
+    /// Operation number of `set_state`.
+    pub const OP_SET_STATE: u16 = 2u16;
+    /// Operation number of `pulse_reset`.
+    pub const OP_PULSE_RESET: u16 = 3u16;
+    /// Operation number of `read_registers`.
+    pub const OP_READ_REGISTERS: u16 = 4u16;
+    /// Operation number of `edge_count`.
+    pub const OP_EDGE_COUNT: u16 = 5u16;
     /// The server's id as this handle last knew it.
     pub fn task_id(&self) -> userlib::TaskId {
         self.current.get()

@@ -20,6 +20,16 @@ impl Spi {
     pub fn from_index(index: userlib::TaskIndex) -> Self {
         Self::from(userlib::sys_refresh_task_id(index))
     }
+    /// Operation number of `exchange`.
+    pub const OP_EXCHANGE: u16 = 1u16;
+    /// Operation number of `write`.
+    pub const OP_WRITE: u16 = 2u16;
+    /// Operation number of `lock`.
+    pub const OP_LOCK: u16 = 3u16;
+    /// Operation number of `release`.
+    pub const OP_RELEASE: u16 = 4u16;
+    /// Operation number of `status`.
+    pub const OP_STATUS: u16 = 5u16;
     /// The server's id as this handle last knew it.
     pub fn task_id(&self) -> userlib::TaskId {
         self.current.get()
