@@ -37,7 +37,9 @@ use crate::test_select::{self as select, case_line, ImagePlan};
 use crate::verdict::{End, Event};
 use crate::{deps, dist, junit, qemu};
 
-/// The in-QEMU suites: (manifest, what it checks).
+/// The in-QEMU suites: (manifest, what it checks). A label may be shared
+/// by several manifests booted one after the other (one suite of several
+/// boots); their case names must differ.
 pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/app.toml", "kernel"),
     ("test-suite/platform-numa.toml", "platform-numa"),
@@ -57,7 +59,9 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/adversary.toml", "adversary"),
     ("test-suite/kill.toml", "kill"),
     ("test-suite/tdx-restart.toml", "tdx-restart"),
-    ("test-suite/tdx-soak.toml", "tdx-soak"),
+    // The restart soak reports under tdx-restart's label
+    // (`tdx-restart::restart_soak`): one suite of two boots.
+    ("test-suite/tdx-restart-soak.toml", "tdx-restart"),
 ];
 
 /// The raw console of an image's last run, in its image directory.
@@ -111,6 +115,27 @@ struct QemuImage {
     label: String,
     manifest: &'static str,
     boot: Boot,
+}
+
+impl QemuImage {
+    /// How the run names this image: its label, and its manifest too when
+    /// the label covers several (`tdx-restart (tdx-restart-soak.toml)`).
+    fn name(&self) -> String {
+        let shared = qemu_images()
+            .iter()
+            .filter(|i| i.label == self.label)
+            .count()
+            > 1;
+        if shared {
+            let file = std::path::Path::new(self.manifest)
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or(self.manifest);
+            format!("{} ({file})", self.label)
+        } else {
+            self.label.clone()
+        }
+    }
 }
 
 /// Every in-QEMU image, in run order.
@@ -517,18 +542,22 @@ fn qemu_suite(
         let why = r.as_ref().err().cloned().unwrap_or_default();
         count_case(what, "run_ended_by_reset", r.is_ok(), &why, pattern, t);
     }
-    if image.manifest.name == "tdx-restart" {
-        let r = restarted_at_every_kill(&outcome.raw);
-        seen.push("tdx_host_restarted_at_every_kill".into());
+    // A soak's summary (its seed, the restarts, operations and frames it
+    // checked) is shown with its cases.
+    for l in outcome
+        .console
+        .iter()
+        .filter(|l| l.contains("[soak] seed "))
+    {
+        println!("xtask: {what}: {}", l.trim());
+    }
+    if let Some(name) = restart_case(&image.manifest.name) {
+        // The console with the decoded defmt lines: jefe's restart lines
+        // are defmt records (on COM2, or in-band on the console).
+        let r = restarted_at_every_kill(&outcome.console.join("\n"));
+        seen.push(name.into());
         let why = r.as_ref().err().cloned().unwrap_or_default();
-        count_case(
-            what,
-            "tdx_host_restarted_at_every_kill",
-            r.is_ok(),
-            &why,
-            pattern,
-            t,
-        );
+        count_case(what, name, r.is_ok(), &why, pattern, t);
     }
     if matches!(how, Boot::Uefi) {
         for (name, r) in uefi_boot_checks(&outcome.raw) {
@@ -637,7 +666,7 @@ fn run_image(image: &QemuImage, pattern: Option<&str>, t: &mut Totals) {
     };
     match result {
         Ok(Some(names)) => {
-            if let Err(e) = select::write_record(what, &names) {
+            if let Err(e) = select::write_record(what, image.manifest, &names) {
                 println!("xtask: could not record the {what} cases: {e:#}");
             }
         }
@@ -673,12 +702,34 @@ fn ended_by_reset(console: &[u8], status: Option<i32>) -> Result<(), String> {
     }
 }
 
-/// `tdx-restart`'s own case: every kill the kernel injected into tdx-host was followed by one
-/// restart by jefe, and the last instance re-attached (its bring-up record said where the module
-/// stood) — the client cases that follow ran on a server that had been killed at every step.
-fn restarted_at_every_kill(console: &[u8]) -> Result<(), String> {
-    let text = String::from_utf8_lossy(console);
-    let kills = text.lines().filter(|l| l.starts_with("[kill] ")).count();
+/// The images judged by [`restarted_at_every_kill`], by manifest name, and
+/// the name of that case in each. Both report under the `tdx-restart`
+/// label, so the names differ.
+const RESTART_CASES: &[(&str, &str)] = &[
+    ("tdx-restart", "tdx_host_restarted_at_every_kill"),
+    ("tdx-restart-soak", "soak_restarted_at_every_kill"),
+];
+
+/// The [`restarted_at_every_kill`] case of the image named `manifest`, if
+/// it has one.
+fn restart_case(manifest: &str) -> Option<&'static str> {
+    RESTART_CASES
+        .iter()
+        .find(|&&(m, _)| m == manifest)
+        .map(|&(_, case)| case)
+}
+
+/// The own case of `tdx-restart` and `tdx-restart-soak`: every kill the
+/// kernel injected into tdx-host (a SEAMCALL kill rule's `[kill]` line or a
+/// `[chaos] kill` line) was followed by one restart by jefe, and the last
+/// instance re-attached (its bring-up record said where the module stood)
+/// — the client cases ran on a server that had been killed at every step.
+/// `text` is the console with the decoded defmt lines among it.
+fn restarted_at_every_kill(text: &str) -> Result<(), String> {
+    let kills = text
+        .lines()
+        .filter(|l| l.starts_with("[kill] ") || l.starts_with("[chaos] kill "))
+        .count();
     let restarts = text
         .lines()
         .filter(|l| l.contains("restarted tdx-host (restart #"))
@@ -773,9 +824,9 @@ pub fn run(
                 .filter(|n| select::matches(Some(p), n))
                 .count();
             let mut chosen = vec![];
-            let mut unreachable = vec![];
+            let mut unreachable: Vec<String> = vec![];
             for image in &images {
-                let record = select::read_record(&image.label);
+                let record = select::read_record(&image.label, image.manifest);
                 match select::plan_image(
                     Some(p),
                     &image.label,
@@ -783,7 +834,7 @@ pub fn run(
                 ) {
                     ImagePlan::Run { known } => chosen.push((image, known)),
                     ImagePlan::Skip => {}
-                    ImagePlan::SkipUnrecorded => unreachable.push(image.label.as_str()),
+                    ImagePlan::SkipUnrecorded => unreachable.push(image.name()),
                 }
             }
             if !unreachable.is_empty() {
@@ -809,12 +860,12 @@ pub fn run(
                     Some(n) => println!(
                         "xtask: {}: {n} recorded cases match; the image runs whole, \
                          only matching cases count",
-                        image.label
+                        image.name()
                     ),
                     None => println!(
                         "xtask: {}: no record of its cases; it runs whole, only \
                          matching cases count",
-                        image.label
+                        image.name()
                     ),
                 }
                 run_image(image, Some(p), &mut t);
@@ -843,7 +894,7 @@ pub fn run(
     })
 }
 
-fn unrecorded_note(unrecorded: &[&str]) -> String {
+fn unrecorded_note(unrecorded: &[String]) -> String {
     if unrecorded.is_empty() {
         String::new()
     } else {
@@ -863,7 +914,7 @@ pub fn list(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode
     }
     let mut lines = vec![];
     let mut listed = 0;
-    let mut unrecorded = vec![];
+    let mut unrecorded: Vec<String> = vec![];
     if host {
         eprintln!("xtask: building the host tests to list them");
         for exe in host_executables()? {
@@ -880,7 +931,8 @@ pub fn list(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode
     let images = if in_qemu { qemu_images() } else { vec![] };
     for image in &images {
         let label = &image.label;
-        match select::read_record(label) {
+        let name = image.name();
+        match select::read_record(label, image.manifest) {
             Some(record) => {
                 let names: Vec<String> = record
                     .cases
@@ -892,7 +944,7 @@ pub fn list(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode
                     continue;
                 }
                 lines.push(format!(
-                    "# {label}: as printed by its last complete run, {} (cases \
+                    "# {name}: as printed by its last complete run, {} (cases \
                      exist only at run time; a run updates this list)",
                     select::age(record.when, now)
                 ));
@@ -901,11 +953,11 @@ pub fn list(host: bool, in_qemu: bool, pattern: Option<&str>) -> Result<ExitCode
             }
             None => {
                 lines.push(format!(
-                    "# {label}: not listed: its cases are known only by running it, \
+                    "# {name}: not listed: its cases are known only by running it, \
                      and it has not completed a run here (`cargo xtask test {label}::` \
                      records them)"
                 ));
-                unrecorded.push(label.as_str());
+                unrecorded.push(name);
             }
         }
     }
@@ -964,13 +1016,51 @@ mod tests {
 
     #[test]
     fn a_restart_run_needs_one_restart_per_kill_and_a_re_attach() {
-        let good = b"[kill] a\n[jefe] WARN restarted tdx-host (restart #1)\n[tdx-host] tdx-host: re-attach #1 (record seq 3)\n";
+        let good = "[kill] a\n[jefe] WARN restarted tdx-host (restart #1)\n[tdx-host] tdx-host: re-attach #1 (record seq 3)\n";
         assert_eq!(super::restarted_at_every_kill(good), Ok(()));
-        let lost = b"[kill] a\n[kill] b\n[jefe] WARN restarted tdx-host (restart #1)\n[tdx-host] tdx-host: re-attach #1\n";
+        let lost = "[kill] a\n[kill] b\n[jefe] WARN restarted tdx-host (restart #1)\n[tdx-host] tdx-host: re-attach #1\n";
         assert!(super::restarted_at_every_kill(lost).is_err());
-        let fresh = b"[kill] a\n[jefe] WARN restarted tdx-host (restart #1)\n";
+        let fresh = "[kill] a\n[jefe] WARN restarted tdx-host (restart #1)\n";
         assert!(super::restarted_at_every_kill(fresh).is_err());
-        assert!(super::restarted_at_every_kill(b"").is_err());
+        assert!(super::restarted_at_every_kill("").is_err());
+        // Chaos kills count (the `[chaos] seed` line is not a kill).
+        let chaos = "[chaos] seed 1 task tdx-host: 2 kills\n[chaos] kill 1 of 2 at Tick\n[jefe] WARN restarted tdx-host (restart #1)\n[tdx-host] tdx-host: re-attach #1\n[chaos] kill 2 of 2 at Tick\n";
+        assert_eq!(
+            super::restarted_at_every_kill(chaos),
+            Err("2 kills but 1 restarts of tdx-host".into())
+        );
+        let both = "[chaos] seed 1 task tdx-host: 2 kills\n[chaos] kill 1 of 2 at Syscall\n[jefe] WARN restarted tdx-host (restart #1)\n[chaos] kill 2 of 2 at Tick\n[jefe] WARN restarted tdx-host (restart #2)\n[tdx-host] tdx-host: re-attach #2 (record seq 9)\n";
+        assert_eq!(super::restarted_at_every_kill(both), Ok(()));
+        let mixed = "[kill] a\n[jefe] WARN restarted tdx-host (restart #1)\n[chaos] kill 1 of 1 at Tick\n[tdx-host] tdx-host: re-attach #1\n";
+        assert!(super::restarted_at_every_kill(mixed).is_err());
+    }
+
+    #[test]
+    fn restart_cases_are_unique_per_label() {
+        assert_eq!(
+            super::restart_case("tdx-restart"),
+            Some("tdx_host_restarted_at_every_kill")
+        );
+        assert_eq!(
+            super::restart_case("tdx-restart-soak"),
+            Some("soak_restarted_at_every_kill")
+        );
+        assert_eq!(super::restart_case("kill"), None);
+        // Every manifest with a restart case is a suite, and no two print
+        // the same case (they share the `tdx-restart` label).
+        for (i, &(manifest, case)) in super::RESTART_CASES.iter().enumerate() {
+            let path = format!("test-suite/{manifest}.toml");
+            assert!(
+                super::SUITES.iter().any(|&(m, _)| m == path),
+                "{path} is not in SUITES"
+            );
+            assert!(
+                super::RESTART_CASES[i + 1..]
+                    .iter()
+                    .all(|&(_, c)| c != case),
+                "{case} twice"
+            );
+        }
     }
 
     #[test]

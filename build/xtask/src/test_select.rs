@@ -16,10 +16,13 @@
 //!   `test NAME ...` as they go, some names are built at run time, and
 //!   which checks a shared check task runs depends on the image's
 //!   configuration. So no static list can be trusted; instead every
-//!   complete run records the names it saw in `target/xtask-cases/IMAGE`,
-//!   and `--list` prints that record and says how old it is, and names an
-//!   image with no record (cases known only by running it) instead of
-//!   leaving it out.
+//!   complete run records the names it saw in
+//!   `target/xtask-cases/IMAGE@MANIFEST` (one record per boot: several
+//!   manifests may share an `IMAGE` label, as `tdx-restart` and its soak
+//!   do, and one manifest may boot under several labels, as `app.toml`
+//!   does), and `--list` prints that record and says how old it is, and
+//!   names an image with no record (cases known only by running it)
+//!   instead of leaving it out.
 //!
 //! Invariants of a filtered run: a case whose full name does not match is
 //! never counted (images run whole, since their cases cannot be chosen from
@@ -95,10 +98,10 @@ pub struct Recorded {
 
 /// The record file's text: a comment line, then one case name per line.
 #[must_use]
-pub fn record_text(image: &str, cases: &[String]) -> String {
+pub fn record_text(image: &str, manifest: &str, cases: &[String]) -> String {
     let mut text = format!(
-        "# cases printed by the last complete run of the {image} image \
-         (written by cargo xtask test; one name per line)\n"
+        "# cases printed by the last complete run of the {image} image from \
+         {manifest} (written by cargo xtask test; one name per line)\n"
     );
     for c in cases {
         text.push_str(c);
@@ -117,13 +120,29 @@ pub fn parse_record(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn record_path(image: &str) -> PathBuf {
-    crate::dist::target_dir().join("xtask-cases").join(image)
+/// The record file's name for the boot of `manifest` whose cases are
+/// named `image::…`: both, since a label may cover several manifests and a
+/// manifest may boot under several labels (`tdx-restart@tdx-restart-soak`,
+/// `kernel-grub@app`).
+#[must_use]
+pub fn record_name(image: &str, manifest: &str) -> String {
+    let stem = std::path::Path::new(manifest)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(manifest);
+    format!("{image}@{stem}")
 }
 
-/// The record of `image`'s last complete run, if there is one.
-pub fn read_record(image: &str) -> Option<Recorded> {
-    let path = record_path(image);
+fn record_path(image: &str, manifest: &str) -> PathBuf {
+    crate::dist::target_dir()
+        .join("xtask-cases")
+        .join(record_name(image, manifest))
+}
+
+/// The record of the last complete run of `manifest` as `image`, if there
+/// is one.
+pub fn read_record(image: &str, manifest: &str) -> Option<Recorded> {
+    let path = record_path(image, manifest);
     let text = std::fs::read_to_string(&path).ok()?;
     let when = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
     Some(Recorded {
@@ -132,20 +151,20 @@ pub fn read_record(image: &str) -> Option<Recorded> {
     })
 }
 
-/// Records the cases a complete run of `image` printed (names in the
-/// order printed, each once).
-pub fn write_record(image: &str, cases: &[String]) -> Result<()> {
+/// Records the cases a complete run of `manifest` as `image` printed
+/// (names in the order printed, each once).
+pub fn write_record(image: &str, manifest: &str, cases: &[String]) -> Result<()> {
     let mut unique: Vec<String> = vec![];
     for c in cases {
         if !unique.contains(c) {
             unique.push(c.clone());
         }
     }
-    let path = record_path(image);
+    let path = record_path(image, manifest);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(&path, record_text(image, &unique))
+    std::fs::write(&path, record_text(image, manifest, &unique))
         .with_context(|| format!("writing {}", path.display()))
 }
 
@@ -311,10 +330,50 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let cases = vec!["a_b".to_string(), "c".to_string()];
-        let text = record_text("kernel", &cases);
+        let text = record_text("kernel", "test-suite/app.toml", &cases);
         assert!(text.starts_with('#'));
         assert_eq!(parse_record(&text), cases);
         assert_eq!(parse_record("# only a comment\n\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn records_are_per_boot() {
+        // Two manifests under one label, one manifest under two labels:
+        // every boot has a record of its own.
+        let names = [
+            record_name("tdx-restart", "test-suite/tdx-restart.toml"),
+            record_name("tdx-restart", "test-suite/tdx-restart-soak.toml"),
+            record_name("kernel", "test-suite/app.toml"),
+            record_name("kernel-grub", "test-suite/app.toml"),
+        ];
+        assert_eq!(names[1], "tdx-restart@tdx-restart-soak");
+        assert_eq!(names[3], "kernel-grub@app");
+        for (i, a) in names.iter().enumerate() {
+            assert!(names[i + 1..].iter().all(|b| b != a), "{a} twice");
+        }
+    }
+
+    #[test]
+    fn images_sharing_a_label_are_planned_by_their_own_records() {
+        let restart = vec!["tdx_host_restarted_at_every_kill".to_string()];
+        let soak = vec![
+            "restart_soak".to_string(),
+            "soak_restarted_at_every_kill".to_string(),
+        ];
+        let p = Some("tdx-restart::restart_soak");
+        assert_eq!(
+            plan_image(p, "tdx-restart", Some(&restart)),
+            ImagePlan::Skip
+        );
+        assert_eq!(
+            plan_image(p, "tdx-restart", Some(&soak)),
+            ImagePlan::Run { known: Some(1) }
+        );
+        // Without records the label names both, so both boot.
+        assert_eq!(
+            plan_image(p, "tdx-restart", None),
+            ImagePlan::Run { known: None }
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ const LARGE: u64 = 2 << 20;
 /// Frames a client may report (its `CAP` + `CAP2`).
 const CLIENT_CAP: usize = 1024 + 8;
 /// The clients' quotas together (the manifest's `quota-mib` of both).
-const QUOTAS: u64 = 2 * 32 << 20;
+const QUOTAS: u64 = (2 * 32) << 20;
 
 static mut BELIEFS: [[u64; CLIENT_CAP]; 2] = [[0; CLIENT_CAP]; 2];
 
@@ -273,6 +273,7 @@ pub fn main() -> ! {
         b[3]
     );
     let ok = error.is_none()
+        && checked > 0
         && u32::from(generation) == config::KILLS
         && a[2] == 0
         && b[2] == 0
@@ -282,7 +283,7 @@ pub fn main() -> ! {
         "restart_soak",
         ok,
         format_args!(
-            "{}; tdx-host generation {generation} (want {}), client mismatches {}+{}, refusals {}+{}",
+            "{}; tdx-host generation {generation} (want {}), {checked} restarts checked, client mismatches {}+{}, refusals {}+{}",
             error.unwrap_or("books held"),
             config::KILLS,
             a[2],
