@@ -10,7 +10,7 @@
 #![no_std]
 #![no_main]
 
-use tdx_host_api::{addrs_as_bytes, FrameSize, MemClass, TdxHost, TdxHostError};
+use tdx_host_api::{addrs_as_bytes, FrameSize, MemClass, RequestIds, TdxHost, TdxHostError};
 use test_api::score::Score;
 use userlib::{sys_recv_open, sys_refresh_task_id, sys_reply, sys_send, ulog, TaskIndex};
 
@@ -100,11 +100,15 @@ pub fn main() -> ! {
         let _ = sys_send(check, 2, &m, &mut [], &[]);
         // Then, on the check task's word (op 3), it takes 8 frames and holds them, to be
         // restarted holding them while tdx-host is killed mid-reclaim (`restart.rs`).
+        // tdx-host may have restarted since this life began: a request with an identity is
+        // retried across that, where a plain `alloc_frames` would report ServerRestarted.
+        let ids = RequestIds::new();
         let mut frames = [0u64; 8];
         loop {
             let msg = sys_recv_open(&mut [], 0);
             let n = if msg.operation == 3 {
-                let r = tdx.alloc_frames(1, FrameSize::K4, MemClass::Tdx, 8, addrs_as_bytes(&mut frames));
+                let (node, size, class) = (1, FrameSize::K4, MemClass::Tdx);
+                let r = tdx.alloc_request(ids.next(), node, size, class, 8, addrs_as_bytes(&mut frames));
                 if let Err(e) = r {
                     ulog!("tdx-victim: allocating 8 frames on node 1 refused: {e:?}");
                 }
