@@ -14,6 +14,7 @@
 #![no_std]
 #![no_main]
 
+use abi::kipc::{KillPoint, KipcError};
 use abi::{FaultInfo, TaskState};
 use test_api::check;
 use test_api::score::Score;
@@ -88,6 +89,21 @@ pub fn main() -> ! {
             && restarted.is_ok()
             && matches!(after, Ok((TaskState::Runnable, _))),
         "fault {faulted:?}, others runnable {runnable:#x}, slept {slept} ms, idle {state:?}, restart {restarted:?}, then {after:?}"
+    );
+
+    // The Fault right over idle is no more than that: idle has no durable memory to damage,
+    // and the referee is not idle.
+    let gen = sys_refresh_task_id(IDLE);
+    let no_durable = hl::arm_kill(IDLE, KillPoint::CorruptDurable { offset: 0 });
+    let not_granted = hl::arm_kill(REFEREE, KillPoint::AtSyscall { nth: 1 });
+    let unchanged = sys_refresh_task_id(IDLE) == gen;
+    check!(
+        s,
+        "arm_kill_refuses_beyond_its_right",
+        matches!(no_durable, Err(KipcFailure::Kernel(KipcError::BadRequest)))
+            && matches!(not_granted, Err(KipcFailure::Kernel(KipcError::Denied)))
+            && unchanged,
+        "durable of idle: {no_durable:?}, the referee: {not_granted:?}, idle unchanged {unchanged}"
     );
 
     test_adversary::report_done(REFEREE, &s);

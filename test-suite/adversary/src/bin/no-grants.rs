@@ -1,6 +1,6 @@
 //! no-grants: an attacker holding no right and no capability asks the
 //! kernel for everything a supervisor, the memory authority or tdx-host
-//! may do — restart, fault and inspect other tasks, scrub physical memory,
+//! may do — restart, fault, arm a kill of and inspect other tasks, scrub physical memory,
 //! flush caches, read the platform record, make a SEAMCALL — and checks that
 //! each request is refused with `Denied` and changed nothing (the targets
 //! keep their generation).
@@ -8,7 +8,7 @@
 #![no_std]
 #![no_main]
 
-use abi::kipc::KipcError;
+use abi::kipc::{KillPoint, KipcError};
 use test_api::check;
 use test_api::score::Score;
 use userlib::hl::{self, KipcFailure};
@@ -34,7 +34,18 @@ pub fn main() -> ! {
             && denied(hl::fault_task(t))
             && denied(hl::read_task_status(t))
     });
+    // An armed kill or a damaged durable byte is the Fault right's too.
+    let arm_refused = targets.iter().all(|&t| {
+        denied(hl::arm_kill(t, KillPoint::AtSyscall { nth: 1 }))
+            && denied(hl::arm_kill(t, KillPoint::CorruptDurable { offset: 0 }))
+    });
     let after = targets.map(sys_refresh_task_id);
+    check!(
+        s,
+        "arm_kill_without_fault_right_refused",
+        arm_refused && before == after,
+        "an armed kill or a durable-memory corruption of tdx-host, idle or the referee was not refused ({before:?} -> {after:?})"
+    );
     check!(
         s,
         "kipc_without_rights_refused",
