@@ -171,7 +171,10 @@ fn render(c: &KernelConfig) -> String {
     // Whether any task may arm a kill (it holds a Fault right): without
     // one, the syscall path's test for an armed kill compiles away.
     let fault = abi::kipc::Right::Fault as usize;
-    let armable = c.tasks.iter().any(|t| t.rights.get(fault).is_some_and(|&m| m != 0));
+    let armable = c
+        .tasks
+        .iter()
+        .any(|t| t.rights.get(fault).is_some_and(|&m| m != 0));
     let _ = writeln!(s, "pub const KILLS_ARMABLE: bool = {armable};");
     // `CHAOS_TASK` is a constant so that, without chaos, the syscall path's
     // test of it compiles away (`syscalls`).
