@@ -22,12 +22,17 @@
 
 pub mod config;
 mod fault;
+mod kot;
 mod leaves_phymem;
 mod leaves_sys;
+mod leaves_td_mem;
+mod leaves_td_mng;
+mod leaves_td_vp;
 mod metadata;
 mod module;
 mod pamt;
 pub mod physmem;
+mod td_checks;
 mod td_table;
 mod validate;
 
@@ -40,7 +45,7 @@ pub use leaves_phymem::EmuError;
 pub use module::{HostBug, InstructionOutcome, SysState, TdxModule, MAX_HOST_BUGS};
 pub use pamt::{PamtEntry, MAX_PAGE_RECORDS};
 pub use physmem::{NoMem, PhysMem, PhysMemError, SliceMem};
-pub use td_table::MAX_TDS;
+pub use td_table::{MAX_SEPT_ENTRIES, MAX_TDS, MAX_VCPUS};
 
 use tdx_abi::{Leaf, OperandId, SeamcallArgs, TdmrInfo, TdxStatus, MAX_TDMRS, TDMR_INFO_SIZE};
 
