@@ -24,6 +24,7 @@ pub mod reattach;
 pub mod regs;
 pub mod status;
 pub mod structs;
+pub mod td;
 
 pub use consts::{
     GIB, KIB, MAX_CMRS, MAX_HKIDS, MAX_RESERVED_PER_TDMR, MAX_TDMRS, MIB, PAMT_ENTRY_SIZE,
@@ -36,3 +37,4 @@ pub use reattach::{step_answer, ProbeAnswer, StepAnswer};
 pub use regs::{SeamcallArgs, SeamcallResult};
 pub use status::{DetailKind, OperandId, StatusClass, TdxStatus};
 pub use structs::{CmrInfo, ReservedArea, TdmrInfo, TdmrInfoBuf};
+pub use td::{gpa_operand, TdLifecycle, TdOpState, TdParams};

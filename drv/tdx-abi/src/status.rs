@@ -32,12 +32,22 @@ impl OperandId {
     pub const R13: OperandId = OperandId(13);
     pub const R14: OperandId = OperandId(14);
     pub const R15: OperandId = OperandId(15);
+    pub const ATTRIBUTES: OperandId = OperandId(64);
+    pub const XFAM: OperandId = OperandId(65);
+    pub const EXEC_CONTROLS: OperandId = OperandId(66);
+    pub const EPTP_CONTROLS: OperandId = OperandId(67);
+    pub const MAX_VCPUS: OperandId = OperandId(68);
+    pub const CPUID_CONFIG: OperandId = OperandId(69);
+    pub const TSC_FREQUENCY: OperandId = OperandId(70);
+    pub const NUM_L2_VMS: OperandId = OperandId(71);
     pub const TDMR_INFO_PA: OperandId = OperandId(96);
     pub const TDR: OperandId = OperandId(128);
     pub const TDCX: OperandId = OperandId(129);
     pub const TDVPR: OperandId = OperandId(130);
     pub const TDCS: OperandId = OperandId(144);
     pub const SEPT_TREE: OperandId = OperandId(146);
+    pub const TD_EPOCH: OperandId = OperandId(169);
+    pub const OP_STATE: OperandId = OperandId(172);
     pub const SYS: OperandId = OperandId(184);
     pub const TDMR: OperandId = OperandId(185);
     pub const KOT: OperandId = OperandId(186);
@@ -63,12 +73,22 @@ impl OperandId {
             13 => "R13",
             14 => "R14",
             15 => "R15",
+            64 => "ATTRIBUTES",
+            65 => "XFAM",
+            66 => "EXEC_CONTROLS",
+            67 => "EPTP_CONTROLS",
+            68 => "MAX_VCPUS",
+            69 => "CPUID_CONFIG",
+            70 => "TSC_FREQUENCY",
+            71 => "NUM_L2_VMS",
             96 => "TDMR_INFO_PA",
             128 => "TDR",
             129 => "TDCX",
             130 => "TDVPR",
             144 => "TDCS",
             146 => "SEPT_TREE",
+            169 => "TD_EPOCH",
+            172 => "OP_STATE",
             184 => "SYS",
             185 => "TDMR",
             186 => "KOT",
@@ -154,6 +174,7 @@ codes! {
     RND_NO_ENTROPY = 0x8000_0203_0000_0000, None;
     PAGE_METADATA_INCORRECT = 0xC000_0300_0000_0000, Operand;
     PAGE_ALREADY_FREE = 0x0000_0301_0000_0000, Operand;
+    PAGE_NOT_OWNED_BY_TD = 0xC000_0302_0000_0000, Operand;
     PAGE_NOT_FREE = 0xC000_0303_0000_0000, Operand;
     TD_ASSOCIATED_PAGES_EXIST = 0xC000_0400_0000_0000, None;
     SYS_INIT_NOT_PENDING = 0xC000_0500_0000_0000, None;
@@ -166,7 +187,17 @@ codes! {
     SYS_LP_INIT_NOT_PENDING = 0xC000_050B_0000_0000, None;
     SYS_CONFIG_NOT_PENDING = 0xC000_050C_0000_0000, None;
     INCOMPATIBLE_SEAM_CAPABILITIES = 0xC000_050D_0000_0000, None;
+    /// Fatal bit set: the TD is unusable.
+    TD_FATAL = 0xE000_0604_0000_0000, None;
+    TDCS_NOT_ALLOCATED = 0xC000_0606_0000_0000, None;
     LIFECYCLE_STATE_INCORRECT = 0xC000_0607_0000_0000, Operand;
+    OP_STATE_INCORRECT = 0xC000_0608_0000_0000, None;
+    NO_VCPUS = 0xC000_0609_0000_0000, None;
+    TDCX_NUM_INCORRECT = 0xC000_0610_0000_0000, None;
+    VCPU_STATE_INCORRECT = 0xC000_0700_0000_0000, None;
+    VCPU_ASSOCIATED = 0x8000_0701_0000_0000, None;
+    VCPU_NOT_ASSOCIATED = 0x8000_0702_0000_0000, None;
+    MAX_VCPUS_EXCEEDED = 0xC000_0705_0000_0000, None;
     KEY_GENERATION_FAILED = 0x8000_0800_0000_0000, None;
     TD_KEYS_NOT_CONFIGURED = 0x8000_0810_0000_0000, None;
     KEY_STATE_INCORRECT = 0xC000_0811_0000_0000, Operand;
@@ -197,8 +228,12 @@ codes! {
     NON_ORDERED_RESERVED_IN_TDMR = 0xC000_0A21_0000_0000, TdmrReserved;
     CMR_LIST_INVALID = 0xC000_0A22_0000_0000, None;
     INTERRUPTED_RESUMABLE = 0x8000_0003_0000_0000, None;
-    EPT_WALK_FAILED = 0xC000_0B00_0000_0000, None;
-    EPT_ENTRY_STATE_INCORRECT = 0xC000_0B0D_0000_0000, None;
+    EPT_WALK_FAILED = 0xC000_0B00_0000_0000, Operand;
+    EPT_ENTRY_STATE_INCORRECT = 0xC000_0B0D_0000_0000, Operand;
+    GPA_RANGE_NOT_BLOCKED = 0xC000_0B06_0000_0000, Operand;
+    /// Warning class: bit 63 clear.
+    GPA_RANGE_ALREADY_BLOCKED = 0x0000_0B07_0000_0000, Operand;
+    TLB_TRACKING_NOT_DONE = 0xC000_0B08_0000_0000, Operand;
     METADATA_FIELD_ID_INCORRECT = 0xC000_0C00_0000_0000, None;
     METADATA_LIST_OVERFLOW = 0xC000_0C04_0000_0000, None;
     METADATA_FIRST_FIELD_ID_IN_CONTEXT = 0x0000_0C0B_0000_0000, None;
@@ -210,6 +245,10 @@ codes! {
     SEAMCALL_UD = 0x8000_FF00_0000_0006, Software;
     /// Linux: TDX_ERROR | class 0xFF, the base of software codes.
     SW_ERROR = 0x8000_FF00_0000_0000, Software;
+    /// Emulator only (`drv/tdx-emu`), never from a real module or Linux: a fixed-capacity table of
+    /// the emulator (page records, TDs, vCPUs, S-EPT entries) is full (§10.2). Class 0xFF, detail
+    /// 0xFE, non-recoverable, so no host mistakes it for a module answer or retries it.
+    EMU_CAPACITY_EXCEEDED = 0xC000_FFFE_0000_0000, Software;
 }
 
 impl TdxStatus {

@@ -6,16 +6,16 @@
 //! configured TDMR, in a 1 GiB block TDMR.INIT finished → OPERAND_ADDR_RANGE_ERROR|RCX), then the
 //! PAMT entry lock (OPERAND_BUSY|RCX), then the page type.
 //!
-//! TD-side leaves (MNG.CREATE, PAGE.AUG, …; §10 item 24) are out of scope, so pages become owned
-//! only through the `debug_*` hooks, which enforce the same "must be PT_NDA, inside initialized
-//! TDMR memory" rule the module would. A small TD table (TDR PA, teardown flag, child count)
-//! backs RECLAIM's lifecycle rules.
+//! Pages become owned through the TD leaves (`leaves_td_*`) or, for tests that need ownership
+//! without building a TD, through the `debug_*` hooks, which enforce the same "must be PT_NDA,
+//! inside initialized TDMR memory" rule. RECLAIM follows the TD table's life-cycle state
+//! (TEARDOWN only), lowers the TDR child count and takes the TDR last (§9.2).
 
 use crate::module::{Call, TdxModule};
 use crate::pamt::{PageRecord, PamtEntry};
 use crate::td_table::TdRecord;
-use tdx_abi::consts::{GIB, PAGE_SIZE_4K};
-use tdx_abi::{KotState, OperandId, PageSize, PageType, TdxStatus, MAX_HKIDS};
+use tdx_abi::consts::PAGE_SIZE_4K;
+use tdx_abi::{KotState, OperandId, PageSize, PageType, TdLifecycle, TdOpState, TdxStatus};
 
 /// Why a debug hook refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,20 +41,10 @@ fn op_invalid() -> TdxStatus {
 impl TdxModule {
     /// The TDMR holding `pa` if `pa` is in initialized memory (module `pamt_get_block`).
     pub(crate) fn pamt_block(&self, pa: u64) -> Result<usize, TdxStatus> {
-        let range_err = TdxStatus::OPERAND_ADDR_RANGE_ERROR.with_operand(OperandId::RCX);
-        let idx = self
-            .tdmrs()
-            .iter()
-            .position(|t| t.base <= pa && pa < t.end())
-            .ok_or(range_err)?;
-        // §3.2: usable only below next_to_init rounded down to 1 GiB.
-        if pa >= self.next_to_init[idx] & !(GIB - 1) {
-            return Err(range_err);
-        }
-        Ok(idx)
+        self.pamt_block_op(pa, OperandId::RCX)
     }
 
-    fn in_reserved(&self, idx: usize, pa: u64, len: u64) -> bool {
+    pub(crate) fn in_reserved(&self, idx: usize, pa: u64, len: u64) -> bool {
         let t = &self.tdmrs[idx];
         t.reserved
             .iter()
@@ -160,31 +150,31 @@ impl TdxModule {
             return op_invalid();
         }
         if rec.page_type == PageType::Tdr {
-            let Some(td) = self.tds.find(rec.owner) else {
+            // The TDR's own PAMT owner is 0; the TD is the one whose TDR this is.
+            let Some(td) = self.tds.get(rec.pa) else {
                 return TdxStatus::PAGE_METADATA_INCORRECT.with_operand(OperandId::TDR);
             };
-            if !td.teardown {
+            if td.lifecycle != TdLifecycle::Teardown {
                 return TdxStatus::LIFECYCLE_STATE_INCORRECT;
             }
             if td.child_count != 0 {
                 return TdxStatus::TD_ASSOCIATED_PAGES_EXIST;
             }
-            for t in self
-                .tds
-                .tds
-                .iter_mut()
-                .filter(|t| t.is_some_and(|t| t.tdr == rec.owner))
-            {
-                *t = None;
-            }
+            self.tds.remove(rec.pa);
         } else {
-            let Some(td) = self.tds.find(rec.owner) else {
-                return TdxStatus::PAGE_METADATA_INCORRECT.with_operand(OperandId::TDR);
+            let td = match self.implicit_tdr(rec.owner) {
+                Ok(td) => td,
+                Err(s) => return s,
             };
-            if !td.teardown {
+            if td.lifecycle != TdLifecycle::Teardown {
                 return TdxStatus::LIFECYCLE_STATE_INCORRECT;
             }
-            td.child_count -= 1 << (9 * rec.size as u32);
+            if let Some(td) = self.tds.find(rec.owner) {
+                td.child_count = td
+                    .child_count
+                    .saturating_sub(crate::td_checks::child_pages(rec.size));
+            }
+            self.tds.forget_page(rec.owner, rec.pa);
         }
         self.pamt.remove(slot);
         TdxStatus::SUCCESS
@@ -232,12 +222,7 @@ impl TdxModule {
             }
         } else {
             self.wb_resume[pkg] = None;
-            let mut s = [0u64; MAX_HKIDS as usize / 64];
-            for (h, k) in self.kot.iter().enumerate() {
-                if *k == KotState::Flushed {
-                    s[h / 64] |= 1 << (h % 64);
-                }
-            }
+            let s = self.kot.flushed_set();
             if s.iter().all(|w| *w == 0) {
                 return TdxStatus::NO_HKID_READY_TO_WBCACHE;
             }
@@ -249,11 +234,7 @@ impl TdxModule {
             }
             return s;
         }
-        for h in 0..MAX_HKIDS as usize {
-            if snapshot[h / 64] & (1 << (h % 64)) != 0 {
-                self.needs_wb[h] &= !(1u8 << pkg);
-            }
-        }
+        self.kot.written_back(pkg, &snapshot);
         TdxStatus::SUCCESS
     }
 
@@ -274,29 +255,25 @@ impl TdxModule {
         Ok(())
     }
 
-    /// Make `tdr_pa` a TDR page (PT_TDR, owner = itself) of a new, running TD.
+    /// Make `tdr_pa` a TDR page (PT_TDR, PAMT owner 0) of a new TD whose keys are configured
+    /// and which is runnable, without a KeyID (no KOT entry changes).
     pub fn debug_td_create(&mut self, tdr_pa: u64) -> Result<(), EmuError> {
         self.check_free(tdr_pa, PageSize::Size4K)?;
-        let slot = self
-            .tds
-            .tds
-            .iter_mut()
-            .find(|t| t.is_none())
-            .ok_or(EmuError::TableFull)?;
+        if !self.tds.has_room_for_td() || !self.pamt.has_room() {
+            return Err(EmuError::TableFull);
+        }
         let rec = PageRecord {
             pa: tdr_pa,
             size: PageSize::Size4K,
             page_type: PageType::Tdr,
-            owner: tdr_pa,
+            owner: 0,
         };
-        if !self.pamt.insert(rec) {
+        let mut td = TdRecord::new(tdr_pa, 0);
+        td.lifecycle = TdLifecycle::KeysConfigured;
+        td.op_state = TdOpState::Runnable;
+        if !self.pamt.insert(rec) || !self.tds.insert(td) {
             return Err(EmuError::TableFull);
         }
-        *slot = Some(TdRecord {
-            tdr: tdr_pa,
-            teardown: false,
-            child_count: 0,
-        });
         Ok(())
     }
 
@@ -309,46 +286,36 @@ impl TdxModule {
         page_type: PageType,
     ) -> Result<(), EmuError> {
         self.check_free(pa, size)?;
-        if self.tds.find(tdr_pa).is_none() {
+        if self.tds.get(tdr_pa).is_none() {
             return Err(EmuError::NoSuchTd);
         }
-        let rec = PageRecord {
-            pa,
-            size,
-            page_type,
-            owner: tdr_pa,
-        };
-        if !self.pamt.insert(rec) {
+        if !self.pamt.has_room() {
             return Err(EmuError::TableFull);
         }
-        if let Some(td) = self.tds.find(tdr_pa) {
-            td.child_count += 1 << (9 * size as u32);
-        }
+        self.give_page(tdr_pa, pa, size, page_type);
         Ok(())
     }
 
     /// Move the TD to TEARDOWN (what a successful MNG.KEY.FREEID does).
     pub fn debug_td_teardown(&mut self, tdr_pa: u64) -> Result<(), EmuError> {
         let td = self.tds.find(tdr_pa).ok_or(EmuError::NoSuchTd)?;
-        td.teardown = true;
+        td.lifecycle = TdLifecycle::Teardown;
         Ok(())
     }
 
     /// Set a KOT entry; for FLUSHED, every package that has LPs must then run CACHE.WB (§9.2).
     pub fn debug_set_kot(&mut self, hkid: u16, state: KotState) -> Result<(), EmuError> {
-        let k = self.kot.get_mut(hkid as usize).ok_or(EmuError::BadHkid)?;
-        *k = state;
-        self.needs_wb[hkid as usize] = if state == KotState::Flushed {
-            self.all_packages_mask()
+        let all = self.all_packages_mask();
+        if self.kot.force(hkid, state, all) {
+            Ok(())
         } else {
-            0
-        };
-        Ok(())
+            Err(EmuError::BadHkid)
+        }
     }
 
     /// Packages that still owe a CACHE.WB for `hkid`.
     #[must_use]
     pub fn needs_wbcache(&self, hkid: u16) -> u8 {
-        self.needs_wb.get(hkid as usize).copied().unwrap_or(0)
+        self.kot.needs_wb(hkid)
     }
 }

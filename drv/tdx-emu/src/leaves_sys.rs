@@ -14,7 +14,7 @@ use tdx_abi::consts::{
 };
 use tdx_abi::metadata::features0;
 use tdx_abi::{
-    FieldId, KotState, OperandId, TdmrInfo, TdxStatus, MAX_CMRS, MAX_HKIDS, TDMR_INFO_ALIGNMENT,
+    FieldId, OperandId, TdmrInfo, TdxStatus, MAX_CMRS, MAX_HKIDS, TDMR_INFO_ALIGNMENT,
     TDMR_INFO_PA_ARRAY_ALIGNMENT, TDMR_INFO_READ_BYTES,
 };
 
@@ -286,7 +286,7 @@ impl TdxModule {
             return s;
         }
         // §3.2 side effect before the TDMR checks: it survives a later failure (§10 item 10).
-        self.kot[keyid as usize] = KotState::Reserved;
+        self.kot.reserve(keyid as u16);
         self.global_keyid = Some(keyid as u16);
 
         let n = a.rdx as usize;

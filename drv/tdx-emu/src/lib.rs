@@ -5,14 +5,18 @@
 //! [`PhysMem`], as the real module does. It implements the global and per-LP init state machine,
 //! TDH.SYS.INIT / LP.INIT / RD / RDALL / INFO / CONFIG (every §6 rule, in order, with §4.1 detail
 //! bytes) / KEY.CONFIG / TDMR.INIT / SHUTDOWN, a PAMT model, the PHYMEM page and cache leaves,
-//! deterministic fault injection and forced lock contention — checklist items 1–20 of §10 in
-//! `docs/tdx-module.md` (every § in this crate refers to that file). Every init leaf answers a
+//! the host-side TD life-cycle leaves (§9.4: MNG.*, VP.*, MEM.*, MR.FINALIZE, with a KOT and
+//! bounded TD, vCPU and secure-EPT tables), deterministic fault injection and forced lock
+//! contention — checklist items 1–20, 24 and 26 of §10 in `docs/tdx-module.md` (every § in
+//! this crate refers to that file). Every init leaf answers a
 //! repeated or out-of-order call in every state as 1.5.01 does, without changing state when the
 //! module would not (§3.4, §10 item 27), so a host's re-attach logic can be tested against it.
 //!
 //! Module map: [`config`] (platform inputs, fault rules), `module` (state, dispatcher),
-//! `validate` (pure §6 checks), `leaves_sys`, `leaves_phymem`, `pamt` (PAMT model), `metadata`
-//! (SYS.RD table), `fault` (injection/contention), [`physmem`] (memory access).
+//! `validate` (pure §6 checks), `leaves_sys`, `leaves_phymem`, `leaves_td_mng`, `leaves_td_vp`,
+//! `leaves_td_mem` (TD leaves), `td_checks` (their shared operand checks), `td_table` (TDs,
+//! vCPUs, S-EPT entries), `kot` (KeyID ownership), `pamt` (PAMT model), `metadata` (SYS.RD
+//! table), `fault` (injection/contention), [`physmem`] (memory access).
 //!
 //! Invariants: no `unsafe`, no heap, no panics on host input (all arithmetic on register and
 //! memory values is checked or saturating); identical call sequences give identical results.
@@ -22,12 +26,17 @@
 
 pub mod config;
 mod fault;
+mod kot;
 mod leaves_phymem;
 mod leaves_sys;
+mod leaves_td_mem;
+mod leaves_td_mng;
+mod leaves_td_vp;
 mod metadata;
 mod module;
 mod pamt;
 pub mod physmem;
+mod td_checks;
 mod td_table;
 mod validate;
 
@@ -40,7 +49,7 @@ pub use leaves_phymem::EmuError;
 pub use module::{HostBug, InstructionOutcome, SysState, TdxModule, MAX_HOST_BUGS};
 pub use pamt::{PamtEntry, MAX_PAGE_RECORDS};
 pub use physmem::{NoMem, PhysMem, PhysMemError, SliceMem};
-pub use td_table::MAX_TDS;
+pub use td_table::{MAX_SEPT_ENTRIES, MAX_TDS, MAX_VCPUS};
 
 use tdx_abi::{Leaf, OperandId, SeamcallArgs, TdmrInfo, TdxStatus, MAX_TDMRS, TDMR_INFO_SIZE};
 

@@ -121,7 +121,7 @@ pub struct TdxModule {
     pub(crate) faults: FaultTable,
     pub(crate) holds: Holds,
     pub(crate) global_keyid: Option<u16>,
-    pub(crate) kot: [KotState; MAX_HKIDS as usize],
+    pub(crate) kot: crate::kot::Kot,
     pub(crate) tdmrs: [TdmrInfo; MAX_TDMRS],
     pub(crate) num_tdmrs: usize,
     pub(crate) next_to_init: [u64; MAX_TDMRS],
@@ -129,8 +129,6 @@ pub struct TdxModule {
     pub(crate) wbinvd_since_config: [bool; MAX_LPS],
     pub(crate) wbinvd_reported: bool,
     pub(crate) pamt: PamtModel,
-    /// Per HKID: bitmap of packages that still need CACHE.WB (§9.2).
-    pub(crate) needs_wb: [u8; MAX_HKIDS as usize],
     /// Per package: saved CACHE.WB snapshot (bitmap of HKIDs) when interrupted.
     pub(crate) wb_resume: [Option<[u64; MAX_HKIDS as usize / 64]>; MAX_PACKAGES],
     pub(crate) tds: crate::td_table::TdTable,
@@ -151,7 +149,7 @@ impl TdxModule {
             lp_fault: [None; MAX_LPS],
             holds: Holds::default(),
             global_keyid: None,
-            kot: [KotState::HkidFree; MAX_HKIDS as usize],
+            kot: crate::kot::Kot::new(),
             tdmrs: [TdmrInfo::default(); MAX_TDMRS],
             num_tdmrs: 0,
             next_to_init: [0; MAX_TDMRS],
@@ -159,7 +157,6 @@ impl TdxModule {
             wbinvd_since_config: [false; MAX_LPS],
             wbinvd_reported: false,
             pamt: PamtModel::new(),
-            needs_wb: [0; MAX_HKIDS as usize],
             wb_resume: [None; MAX_PACKAGES],
             tds: crate::td_table::TdTable::new(),
             bugs: [None; MAX_HOST_BUGS],
@@ -200,7 +197,7 @@ impl TdxModule {
     /// KOT state of `hkid`.
     #[must_use]
     pub fn kot_state(&self, hkid: u16) -> Option<KotState> {
-        self.kot.get(hkid as usize).copied()
+        self.kot.state(hkid)
     }
 
     /// The configured TDMRs (empty before a successful SYS.CONFIG).
@@ -394,7 +391,24 @@ impl TdxModule {
             Leaf::PhymemPageReclaim => self.phymem_page_reclaim(&mut cx),
             Leaf::PhymemPageWbinvd => self.phymem_page_wbinvd(&mut cx),
             Leaf::PhymemCacheWb => self.phymem_cache_wb(&mut cx),
-            // Leaves outside §10 items 1–20 are known to the dispatcher but not emulated: an LP
+            Leaf::MngCreate => self.mng_create(&mut cx),
+            Leaf::MngKeyConfig => self.mng_key_config(&mut cx),
+            Leaf::MngAddcx => self.mng_addcx(&mut cx),
+            Leaf::MngInit => self.mng_init(&mut cx),
+            Leaf::MngVpflushdone => self.mng_vpflushdone(&mut cx),
+            Leaf::MngKeyFreeid => self.mng_key_freeid(&mut cx),
+            Leaf::VpCreate => self.vp_create(&mut cx),
+            Leaf::VpAddcx => self.vp_addcx(&mut cx),
+            Leaf::VpInit => self.vp_init(&mut cx),
+            Leaf::VpFlush => self.vp_flush(&mut cx),
+            Leaf::MemSeptAdd => self.mem_sept_add(&mut cx),
+            Leaf::MemPageAdd => self.mem_page_add(&mut cx),
+            Leaf::MemPageAug => self.mem_page_aug(&mut cx),
+            Leaf::MemRangeBlock => self.mem_range_block(&mut cx),
+            Leaf::MemTrack => self.mem_track(&mut cx),
+            Leaf::MemPageRemove => self.mem_page_remove(&mut cx),
+            Leaf::MrFinalize => self.mr_finalize(&mut cx),
+            // Leaves the emulator does not model (§10 items 24, 25) are known to the dispatcher: an LP
             // that is not initialized still gets the item-9 answer, everything else is reported
             // as an invalid leaf so a host never mistakes it for success.
             _ => {
@@ -452,6 +466,36 @@ impl TdxModule {
         } else {
             (1u8 << n) - 1
         }
+    }
+
+    /// Life-cycle state of the TD whose TDR is at `tdr`.
+    #[must_use]
+    pub fn td_lifecycle(&self, tdr: u64) -> Option<tdx_abi::TdLifecycle> {
+        self.tds.get(tdr).map(|t| t.lifecycle)
+    }
+
+    /// Op state of the TD whose TDR is at `tdr`.
+    #[must_use]
+    pub fn td_op_state(&self, tdr: u64) -> Option<tdx_abi::TdOpState> {
+        self.tds.get(tdr).map(|t| t.op_state)
+    }
+
+    /// TDR child count (4 KiB pages, a 2 MiB page counting 512) of the TD at `tdr`.
+    #[must_use]
+    pub fn td_child_count(&self, tdr: u64) -> Option<u64> {
+        self.tds.get(tdr).map(|t| t.child_count)
+    }
+
+    /// KeyID of the TD at `tdr`.
+    #[must_use]
+    pub fn td_hkid(&self, tdr: u64) -> Option<u16> {
+        self.tds.get(tdr).map(|t| t.hkid)
+    }
+
+    /// Owned-page records in the PAMT model (every page that is not PT_NDA or PT_RSVD).
+    #[must_use]
+    pub fn owned_pages(&self) -> usize {
+        self.pamt.count()
     }
 
     /// Fault-injection hook: the injected status for this call, if a rule fires.

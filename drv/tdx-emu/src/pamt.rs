@@ -12,7 +12,9 @@
 //! - Everything else is PT_NDA (4K level).
 //!
 //! Invariants: records never overlap each other or reserved areas (enforced by [`PamtModel::insert`]
-//! callers through [`crate::TdxModule::debug_assign`]); capacity is [`MAX_PAGE_RECORDS`].
+//! callers: the TD leaves and the `debug_*` hooks check the range is PT_NDA first); capacity is
+//! [`MAX_PAGE_RECORDS`], and a leaf that needs a record beyond it answers
+//! `TDX_EMU_CAPACITY_EXCEEDED`. A TDR's record has owner 0, as in the module's PAMT.
 
 use tdx_abi::{PageSize, PageType};
 
@@ -73,6 +75,16 @@ impl PamtModel {
             .iter()
             .flatten()
             .any(|r| r.pa < pa.saturating_add(len) && pa < r.end())
+    }
+
+    /// Records held.
+    pub(crate) fn count(&self) -> usize {
+        self.recs.iter().flatten().count()
+    }
+
+    /// True if one more record fits.
+    pub(crate) fn has_room(&self) -> bool {
+        self.recs.iter().any(Option::is_none)
     }
 
     /// Store a record; `false` when full.
