@@ -1,7 +1,5 @@
 //! tdx-host, the server task: brings the TDX module up, logs the init report, then serves
-//! `idl/tdx-host.idol` (RECV/REPLY only; it never SENDs).
-//!
-//! Pattern: a thin adapter. All logic lives in the library (bring-up, report, regions, handlers,
+//! `idl/tdx-host.idol` (RECV/REPLY only; it never SENDs). Pattern: a thin adapter. All logic lives in the library (bring-up, report, regions, handlers,
 //! scrub pacing: `tdx_host::server::{start, service, pacing}`); this binary implements its traits
 //! over kernel syscalls, keeps the big tables in `static`s and turns leases and reply codes of
 //! the generated dispatch into library calls. Policy comes from the manifest through `build.rs`;
@@ -47,18 +45,14 @@ mod task {
 
     #[repr(C, align(4096))]
     struct TdmrBuf([u8; TDMR_BUF_BYTES]);
-
     static mut TDMR_BUF: TdmrBuf = TdmrBuf([0; TDMR_BUF_BYTES]);
     static mut BITMAP: [u64; BITMAP_WORDS] = [0; BITMAP_WORDS];
     static mut STORAGE: MaybeUninit<InitStorage> = MaybeUninit::uninit();
     static mut SERVER: MaybeUninit<Server<'static>> = MaybeUninit::uninit();
     const LEDGER_WORDS: usize = Layout::new(BITMAP_WORDS).total_words();
 
-    /// What this task must not forget across its restart: the ledger (`tdx_host::ledger`) and
-    /// the bring-up record (`init::record`), in the durable memory the manifest declares (the
-    /// kernel zeroes it once at boot and keeps it across restarts; the initializer is never
-    /// used). One `repr(C)` static, so the ledger starts the region: a test that damages it
-    /// (kernel IPC `ArmKill`, `CorruptDurable`) names a ledger byte by its offset.
+    /// The ledger and the bring-up record, kept by the kernel across this task's restarts
+    /// (`memory.durable`). `repr(C)`, ledger first: a test that damages it names a byte by offset.
     #[repr(C)]
     struct Durable {
         ledger: [u64; LEDGER_WORDS],
@@ -190,13 +184,8 @@ mod task {
 
         fn owned(&mut self, m: &Msg, first: u32, out: Leased<W, [u8]>) -> Res<OwnedReply> {
             let write = |b: &[u8]| out.write_range(0..b.len(), b);
-            answer(Service::owned(
-                self,
-                Owner(m.sender.0),
-                first,
-                out.len(),
-                write,
-            ))
+            let who = Owner(m.sender.0);
+            answer(Service::owned(self, who, first, out.len(), write))
         }
 
         fn stats(&mut self, m: &Msg) -> Result<ServerStats, RequestError<Infallible>> {
@@ -224,7 +213,7 @@ mod task {
     #[unsafe(no_mangle)]
     pub fn main() -> ! {
         // This instance's start, for the recovery time it logs once it serves.
-        let started = (tsc(), sys_get_timer().now);
+        let started = (sys_get_timer().now, tsc());
         // Safety: `main` runs once; these are the only references ever made to the statics.
         let (buf, bitmap, storage, slot, durable) = unsafe {
             (
@@ -238,8 +227,7 @@ mod task {
         let (ledger, record) = (&mut durable.ledger, &durable.record);
         let storage = storage.write(InitStorage::default());
         let platform = read_platform();
-        // defmt: progress lines can be many on large memory, and a binary frame costs a
-        // fraction of a formatted line.
+        // defmt: many progress lines on large memory; a binary frame is a fraction of a line.
         let mut trace = Trace::new(tsc, |p: &Progress| {
             defmt::info!("TDMR.INIT: TDMR {=usize} at {=u64:#x} initialized to {=u64:#x} ({=u64} of {=u64} MiB)",
                 p.tdmr, p.tdmr_base.0, p.initialized_end.0, p.bytes_done >> 20, p.bytes_total >> 20)
@@ -248,21 +236,10 @@ mod task {
         let tables = (storage, bitmap as &mut [u64], ledger as &mut [u64], slot);
         let kernel = (&mut Kernel, &mut IdentityBuffer(buf));
         let server = start(kernel, &platform, tables, (setup, &mut trace), &mut log);
-        let reattach = *server.bringup.reattach();
         let mut service = Service::new(server, log);
         // Clients that restarted while tdx-host was down lose what their old incarnation held.
         service.handle_notification(CLIENT_RESTARTED_MASK);
-        // The recovery time: from this instance's first instruction to its first RECV (bring-up
-        // or re-attach, the ledger's restore, the reclaim above), in timer ticks and TSC.
-        let (ticks, cycles) = (sys_get_timer().now - started.1, tsc() - started.0);
-        if reattach.found {
-            ulog!(
-                "tdx-host: re-attach #{}: serving {ticks} ticks ({cycles} tsc) after this instance started",
-                reattach.attaches
-            );
-        } else {
-            ulog!("tdx-host: first start: serving {ticks} ticks ({cycles} tsc) after it started");
-        }
+        service.log_serving(started, (sys_get_timer().now, tsc()));
         let mut buffer = [0u8; TDX_HOST_BUFFER_SIZE];
         loop {
             dispatch_tdx_host(&mut service, &mut buffer);

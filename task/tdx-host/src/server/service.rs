@@ -75,6 +75,27 @@ impl<'s, 'a> Service<'s, 'a> {
         }
     }
 
+    /// Logs this instance's recovery time: from its first instruction (`started`, as timer
+    /// ticks and TSC) to `now`, when it is about to serve (bring-up or re-attach, the ledger's
+    /// restore and the reclaim of clients that restarted meanwhile all done).
+    pub fn log_serving(&self, started: (u64, u64), now: (u64, u64)) {
+        let (ticks, tsc) = (
+            now.0.saturating_sub(started.0),
+            now.1.saturating_sub(started.1),
+        );
+        let r = self.server.bringup.reattach();
+        if r.found {
+            (self.log)(format_args!(
+                "re-attach #{}: serving {ticks} ticks ({tsc} tsc) after this instance started",
+                r.attaches
+            ));
+        } else {
+            (self.log)(format_args!(
+                "first start: serving {ticks} ticks ({tsc} tsc) after it started"
+            ));
+        }
+    }
+
     /// The pacing (its step size).
     #[must_use]
     pub fn pacer(&self) -> &ScrubPacer {
