@@ -104,13 +104,28 @@ impl TdxModule {
         }
         let page = cx.args.r8;
         self.check_page(page, OperandId::R8, PageSize::Size4K, PageType::Nda)?;
+        let what = (PageSize::Size4K, PageType::Ept, SeptKind::Table);
+        self.place(cx, &td, (gpa, level), page, what)
+    }
+
+    /// The common end of SEPT.ADD, PAGE.ADD and PAGE.AUG once their operands are checked: room
+    /// in the page and S-EPT tables, then an injected fault if one is due, then the page given
+    /// to the TD (`size`, `ty`) and mapped at `gpa` as `kind`. Nothing changes on an error.
+    fn place(
+        &mut self,
+        cx: &Call<'_>,
+        td: &TdRecord,
+        (gpa, level): (u64, u8),
+        page: u64,
+        (size, ty, kind): (PageSize, PageType, SeptKind),
+    ) -> Result<(), TdxStatus> {
         self.page_room()?;
         self.need_sept_room()?;
         if let Some(s) = self.injected(cx.leaf, cx.lp) {
             return Err(s);
         }
-        self.give_page(td.tdr, page, PageSize::Size4K, PageType::Ept);
-        self.map(&td, gpa, level, page, SeptKind::Table);
+        self.give_page(td.tdr, page, size, ty);
+        self.map(td, gpa, level, page, kind);
         Ok(())
     }
 
@@ -136,14 +151,12 @@ impl TdxModule {
         }
         let page = cx.args.r8;
         self.check_page(page, OperandId::R8, PageSize::Size4K, PageType::Nda)?;
-        self.page_room()?;
-        self.need_sept_room()?;
-        if let Some(s) = self.injected(cx.leaf, cx.lp) {
-            return Err(s);
-        }
-        self.give_page(td.tdr, page, PageSize::Size4K, PageType::Reg);
-        self.map(&td, gpa, level, page, SeptKind::Leaf { pending: false });
-        Ok(())
+        let what = (
+            PageSize::Size4K,
+            PageType::Reg,
+            SeptKind::Leaf { pending: false },
+        );
+        self.place(cx, &td, (gpa, level), page, what)
     }
 
     /// TDH.MEM.PAGE.AUG (RCX = GPA | level 0..=1, RDX = TDR, R8 = free 4 KiB or 2 MiB range).
@@ -164,14 +177,12 @@ impl TdxModule {
         }
         let page = cx.args.r8;
         self.check_free_range(page, OperandId::R8, leaf_size(level))?;
-        self.page_room()?;
-        self.need_sept_room()?;
-        if let Some(s) = self.injected(cx.leaf, cx.lp) {
-            return Err(s);
-        }
-        self.give_page(td.tdr, page, leaf_size(level), PageType::Reg);
-        self.map(&td, gpa, level, page, SeptKind::Leaf { pending: true });
-        Ok(())
+        let what = (
+            leaf_size(level),
+            PageType::Reg,
+            SeptKind::Leaf { pending: true },
+        );
+        self.place(cx, &td, (gpa, level), page, what)
     }
 
     /// TDH.MEM.RANGE.BLOCK (RCX = GPA | level 0..=3, RDX = TDR): the entry records the TD
