@@ -6,7 +6,7 @@
 //! [tasks.tdx-host.config]
 //! hotplug-policy = "per-node"                # or "reject" (default)
 //! boot-offline = [{ base = 0xe000000, size = 0x1000000, node = 1 }]
-//! clients = { vmm-demo = { quota-mib = 64, nodes = [0, 1], classes = ["tdx"], hotplug = false } }
+//! clients = { vmm-demo = { quota-mib = 64, nodes = [0, 1], classes = ["tdx"], hotplug = false, keyids = 2 } }
 //! access = { online_region = ["hotplug"], offline_region = ["hotplug"] }
 //! ```
 //!
@@ -51,6 +51,9 @@ struct Client {
     classes: Vec<String>,
     #[serde(default)]
     hotplug: bool,
+    /// Most guest KeyIDs (TDs) the client may hold at once.
+    #[serde(default)]
+    keyids: u16,
 }
 
 fn tdx_only() -> Vec<String> {
@@ -140,11 +143,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         writeln!(
             out,
-            "    tdx_host::server::ClientPolicy {{ task_index: {index}, quota_bytes: {}, nodes: tdx_host::frames::NodeMask({mask:#x}), tdx: {}, non_tdx: {}, hotplug: {} }}, // {name}",
+            "    tdx_host::server::ClientPolicy {{ task_index: {index}, quota_bytes: {}, nodes: tdx_host::frames::NodeMask({mask:#x}), tdx: {}, non_tdx: {}, hotplug: {}, keyids: {} }}, // {name}",
             c.quota_mib.saturating_mul(1 << 20),
             c.classes.iter().any(|k| k == "tdx"),
             c.classes.iter().any(|k| k == "non-tdx"),
-            c.hotplug
+            c.hotplug,
+            c.keyids
         )?;
     }
     writeln!(out, "];")?;

@@ -53,6 +53,9 @@ pub mod refusal {
     pub const BAD_COUNT: u64 = 5;
     /// Empty or wrapping.
     pub const BAD_RANGE: u64 = 6;
+    /// A KeyID-tagged operand whose KeyID is not a TDX private KeyID (or with bits set above
+    /// MAXPHYADDR).
+    pub const BAD_KEYID: u64 = 7;
 }
 
 /// Number of result words of the system call (see [`SeamcallOutcome::to_raw`]).

@@ -179,6 +179,21 @@ pub fn keyid_partition() -> (u8, u32, u32) {
     }
 }
 
+/// Where the KeyID sits in a physical address, and the TDX private KeyIDs; `None` without TDX
+/// KeyIDs.
+fn keyid_layout() -> Option<seamgate::KeyIdLayout> {
+    let (bits, mktme, tdx) = keyid_partition();
+    let max_pa = u32::from(max_pa());
+    if tdx == 0 || u32::from(bits) >= max_pa {
+        return None;
+    }
+    Some(seamgate::KeyIdLayout {
+        shift: max_pa - u32::from(bits),
+        first: mktme + 1,
+        last: mktme + tdx,
+    })
+}
+
 /// Tells the emulated module every CPU flushed its caches (it checks the
 /// host did so between TDH.SYS.CONFIG and TDH.SYS.KEY.CONFIG).
 pub fn note_caches_flushed() {
@@ -261,7 +276,7 @@ pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<
         r11,
     };
     let mut kill = None;
-    let out = match seamgate::admit(t, &mut args) {
+    let out = match seamgate::admit(t, &mut args, keyid_layout) {
         Err(refusal) => refusal.to_words(),
         Ok(sequence) => {
             // Admitted calls only: a refused one never reaches the module,

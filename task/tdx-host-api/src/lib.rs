@@ -93,6 +93,22 @@ idol_runtime::clike_error! {
         /// kernel's hot-plug window, or overlaps memory the kernel tracks); tdx-host's tables are
         /// unchanged.
         MemoryRefused = 27,
+        /// The frame (or part of it) is held by a TD (a TDR, TD control, S-EPT or private
+        /// page): tear the TD down or remove the page first.
+        PageInTd = 28,
+        /// No TD with this id belongs to the caller (or no such vCPU).
+        NoSuchTd = 29,
+        /// No guest KeyID is free (all in use or retired).
+        NoKeyId = 30,
+        /// The caller holds as many KeyIDs (TDs) as its `keyids` limit allows.
+        KeyIdLimit = 31,
+        /// The TDX module refused the TD operation (tdx-host keeps and logs its status).
+        ModuleRefused = 32,
+        /// The TD is not in a state that allows this operation (tdx-host's books), or the page
+        /// operand is not an allocated frame of the caller outside every TD.
+        WrongState = 33,
+        /// The module stayed busy (or interrupted) beyond tdx-host's bounded retries.
+        TdBusy = 34,
     }
 }
 

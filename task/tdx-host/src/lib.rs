@@ -1,6 +1,6 @@
 //! TDX host supervisor logic for the `tdx-host` task: module bring-up ([`init`], with its
 //! report), the platform as bring-up sees it ([`platform`]), the frame allocator ([`frames`]),
-//! memory regions ([`regions`]) and the server ([`server`]: handlers, scrub pacing, start-up
+//! memory regions ([`regions`]), guest KeyIDs, TDs and TD pages ([`td`]) and the server ([`server`]: handlers, scrub pacing, start-up
 //! and the service the IPC glue calls). The server binary (`main.rs`) only implements the
 //! traits over kernel syscalls and turns leases and reply codes into library calls.
 //!
@@ -20,6 +20,7 @@ pub mod platform;
 pub mod regions;
 pub mod seam;
 pub mod server;
+pub mod td;
 
 #[cfg(test)]
 mod bench_tests;

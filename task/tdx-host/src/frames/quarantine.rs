@@ -171,6 +171,28 @@ impl FrameAllocator<'_> {
         n
     }
 
+    /// Whether every 4 KiB frame of `range` is quarantined.
+    #[must_use]
+    pub fn is_quarantined(&self, range: PhysRange) -> bool {
+        self.check_quarantined(range).is_ok()
+    }
+
+    /// Whether every 4 KiB frame of `range` (inside one pool) is free.
+    #[must_use]
+    pub fn is_free(&self, range: PhysRange) -> bool {
+        let Some(k) = self.pool_of(range.base().0) else {
+            return false;
+        };
+        let p = &self.pools[k];
+        range.end().0 <= p.end()
+            && range.base().is_aligned(PAGE_4K)
+            && all_set(
+                self.bits,
+                p.bit_of(range.base().0),
+                range.size().0 / PAGE_4K,
+            )
+    }
+
     /// Quarantined bytes in total.
     #[must_use]
     pub fn quarantined_bytes(&self) -> u64 {

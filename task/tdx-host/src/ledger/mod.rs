@@ -4,6 +4,9 @@
 //! memory (a `.durable` static the kernel keeps across the task's restart) so that a crash at
 //! any instruction leaves a state the next instance recovers exactly.
 //!
+//! Version 2 adds the TD table (`crate::td`: guest KeyIDs, TDs, the pages TDs hold) as a
+//! section of its own, committed with every operation like the rest.
+//!
 //! Pattern: a **shadow image with a redo journal**. The working state stays where it is (the
 //! allocator's tables in ordinary memory); the durable storage holds a word image of it plus a
 //! journal. Every mutating operation ends with one commit of the words it changed:
@@ -39,6 +42,7 @@
 use heapless::Vec;
 
 use crate::frames::{MAX_POOLS, MAX_RECORDS, MAX_TASKS};
+use crate::td::TABLE_WORDS;
 
 mod state;
 
@@ -47,7 +51,7 @@ pub use state::{format, kind, load, sync, sync_intent, ClientSlot, Intent, Ledge
 /// "TDXLEDGR".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TDXLEDGR");
 /// Version of the image format.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 /// Words per checksummed page (4 KiB).
 pub const PAGE_WORDS: usize = 512;
 /// Words of the header section.
@@ -75,6 +79,8 @@ pub struct Layout {
     pub pools: usize,
     /// First word of the records.
     pub records: usize,
+    /// First word of the TD table (guest KeyIDs, TDs, TD pages: `crate::td`).
+    pub tds: usize,
     /// First word of the bitmap.
     pub bitmap: usize,
     /// Words of checksummed data (whole pages).
@@ -94,7 +100,8 @@ impl Layout {
         let clients = HEADER_WORDS;
         let pools = clients + MAX_TASKS * CLIENT_WORDS;
         let records = pools + MAX_POOLS * POOL_WORDS;
-        let bitmap = records + MAX_RECORDS * RECORD_WORDS;
+        let tds = records + MAX_RECORDS * RECORD_WORDS;
+        let bitmap = tds + TABLE_WORDS;
         let data_words = (bitmap + bitmap_words).div_ceil(PAGE_WORDS) * PAGE_WORDS;
         let pages = data_words / PAGE_WORDS;
         let sums = data_words;
@@ -107,6 +114,7 @@ impl Layout {
             clients,
             pools,
             records,
+            tds,
             bitmap,
             data_words,
             sums,
@@ -135,6 +143,7 @@ impl Layout {
             MAX_TASKS as u64,
             MAX_POOLS as u64,
             MAX_RECORDS as u64,
+            TABLE_WORDS as u64,
             HEADER_WORDS as u64,
             PAGE_WORDS as u64,
         ];
@@ -156,8 +165,10 @@ impl Layout {
             Section::Clients
         } else if i < self.records {
             Section::Pools
-        } else if i < self.bitmap {
+        } else if i < self.tds {
             Section::Records
+        } else if i < self.bitmap {
+            Section::Tds
         } else if i < self.data_words {
             Section::Bitmap
         } else {
@@ -191,6 +202,8 @@ pub enum Section {
     Pools,
     /// The ownership records.
     Records,
+    /// Guest KeyIDs, TDs and the pages TDs hold.
+    Tds,
     /// The free and quarantine bitmaps.
     Bitmap,
     /// The page checksum table.

@@ -6,6 +6,7 @@
 //! - pool: base, size, node | class << 16 | online << 24, first bit, in use, retired;
 //! - record: owner | tag << 32, base, size | count << 8;
 //! - client slot: owner | request << 32, kind | count << 8;
+//! - TD table: [`TdTable::word`] (retired KeyIDs, id serial, KeyID range, TD records, TD pages);
 //! - header: bits used, pool count, record count, [`COUNTERS`] counters, the pending hot-plug
 //!   step (kind | node << 16, base, size).
 
@@ -15,6 +16,7 @@ use tdx_planner::addr::PhysRange;
 use super::{hdr, Layout, Ledger, LedgerError, Section, CLIENT_WORDS, POOL_WORDS, RECORD_WORDS};
 use crate::frames::MAX_TASKS;
 use crate::frames::{FrameAllocator, Owner, Pool, PoolImage, Record, MAX_POOLS, MAX_RECORDS};
+use crate::td::{TdTable, TABLE_WORDS};
 
 /// Counters kept in the header (the server's `ServerStats` totals; see `server::service`).
 pub const COUNTERS: usize = 8;
@@ -62,6 +64,8 @@ pub struct LedgerState {
     pub clients: [ClientSlot; MAX_TASKS],
     /// The pending hot-plug step.
     pub intent: Intent,
+    /// Guest KeyIDs, TDs and TD pages (committed whole: `put` journals only changed words).
+    pub tds: TdTable,
     dirty_clients: u64,
 }
 
@@ -71,6 +75,7 @@ impl Default for LedgerState {
             counters: [0; COUNTERS],
             clients: [ClientSlot::default(); MAX_TASKS],
             intent: Intent::None,
+            tds: TdTable::default(),
             dirty_clients: 0,
         }
     }
@@ -165,6 +170,7 @@ fn word_of(lay: Layout, f: &FrameAllocator<'_>, s: &LedgerState, i: usize) -> u6
                 .get(k)
                 .map_or(0, |r| record_words(r)[(i - lay.records) % RECORD_WORDS])
         }
+        Section::Tds => s.tds.word(i - lay.tds),
         Section::Bitmap => f.bitmap().get(i - lay.bitmap).copied().unwrap_or(0),
         Section::Checksums => 0,
     }
@@ -195,6 +201,9 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
         for (j, w) in client_words(&s.clients[k]).into_iter().enumerate() {
             l.put(lay.clients + k * CLIENT_WORDS + j, w);
         }
+    }
+    for k in 0..TABLE_WORDS {
+        l.put(lay.tds + k, s.tds.word(k));
     }
     let d = f.dirty();
     let mut pools = d.pools();
@@ -286,6 +295,8 @@ pub fn load<'a>(
             return Err(LedgerError::BadField(Section::Clients));
         }
     }
+    s.tds =
+        TdTable::from_words(|k| l.word(lay.tds + k)).ok_or(LedgerError::BadField(Section::Tds))?;
     let mut pools = heapless::Vec::<PoolImage, MAX_POOLS>::new();
     for k in 0..npools as usize {
         let w = |j: usize| l.word(lay.pools + k * POOL_WORDS + j);

@@ -45,6 +45,7 @@ mod durable;
 pub mod pacing;
 pub mod service;
 pub mod start;
+pub mod td;
 
 pub use durable::{counters_from, Attached, OWNED_RECORD_BYTES};
 
@@ -66,6 +67,8 @@ pub struct ClientPolicy {
     pub non_tdx: bool,
     /// May online/offline regions (a hotplug driver).
     pub hotplug: bool,
+    /// Most guest KeyIDs (TDs) it may hold at once (0: it may create no TD).
+    pub keyids: u16,
 }
 
 /// Zeroes physical memory with the right key (the kernel's "scrub physical range" op).
@@ -104,6 +107,12 @@ pub struct Server<'a> {
     lstate: LedgerState,
     /// The ledger was refused (or could not commit): the server serves nothing, `Failed`.
     ledger_error: Option<LedgerError>,
+    /// Where TD operations run.
+    td_cpus: td::TdCpus,
+    /// TD SEAMCALLs made again after a busy or interrupted answer.
+    td_retries: u32,
+    /// The module's status for the last TD operation it refused.
+    last_td_status: tdx_abi::TdxStatus,
 }
 
 impl<'a> Server<'a> {
@@ -130,6 +139,9 @@ impl<'a> Server<'a> {
             ledger: None,
             lstate: LedgerState::default(),
             ledger_error: None,
+            td_cpus: td::TdCpus::default(),
+            td_retries: 0,
+            last_td_status: tdx_abi::TdxStatus::SUCCESS,
         }
     }
 
@@ -365,7 +377,7 @@ impl<'a> Server<'a> {
         size: FrameSize,
         addrs: &[u8],
     ) -> Result<u32, TdxHostError> {
-        let regions = self.ready_mut()?;
+        self.ready()?;
         let n = addrs.len() / ADDR_BYTES;
         if n == 0 || n > MAX_FRAMES_PER_CALL || !addrs.len().is_multiple_of(ADDR_BYTES) {
             return Err(TdxHostError::BadArgument);
@@ -376,6 +388,13 @@ impl<'a> Server<'a> {
             b.copy_from_slice(chunk);
             *slot = PhysAddr(u64::from_le_bytes(b));
         }
+        if list[..n]
+            .iter()
+            .any(|a| self.lstate.tds.page_in_td(a.0, size.bytes()))
+        {
+            return Err(TdxHostError::PageInTd);
+        }
+        let regions = self.ready_mut()?;
         let freed = regions
             .frames
             .free(caller, size, &list[..n])
@@ -590,5 +609,7 @@ fn zerocopy_bytes(r: &RegionRecord) -> &[u8] {
 
 #[cfg(test)]
 mod restart_tests;
+#[cfg(test)]
+mod td_tests;
 #[cfg(test)]
 mod tests;

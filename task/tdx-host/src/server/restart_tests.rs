@@ -30,6 +30,7 @@ fn policies() -> [ClientPolicy; 2] {
             tdx: true,
             non_tdx: true,
             hotplug: false,
+            keyids: 2,
         },
         ClientPolicy {
             task_index: 5,
@@ -38,6 +39,7 @@ fn policies() -> [ClientPolicy; 2] {
             tdx: false,
             non_tdx: false,
             hotplug: true,
+            keyids: 2,
         },
     ]
 }

@@ -37,6 +37,7 @@ fn policies() -> [ClientPolicy; 3] {
             tdx: true,
             non_tdx: false,
             hotplug: false,
+            keyids: 2,
         },
         ClientPolicy {
             task_index: 4,
@@ -45,6 +46,7 @@ fn policies() -> [ClientPolicy; 3] {
             tdx: true,
             non_tdx: true,
             hotplug: false,
+            keyids: 2,
         },
         ClientPolicy {
             task_index: 5,
@@ -53,6 +55,7 @@ fn policies() -> [ClientPolicy; 3] {
             tdx: false,
             non_tdx: false,
             hotplug: true,
+            keyids: 2,
         },
     ]
 }

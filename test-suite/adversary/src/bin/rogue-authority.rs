@@ -47,11 +47,14 @@ const PAGE: u64 = 4096;
 const RCX: u64 = 1;
 const RDX: u64 = 2;
 const R8: u64 = 3;
+const R9: u64 = 4;
 
 /// This task's own output buffers, in its writable RAM.
 #[repr(C, align(4096))]
 struct Buffers {
     rdall: [u8; 4096],
+    /// 1024-aligned, as TD_PARAMS must be.
+    params: [u8; 1024],
     info: [u8; 1024],
     cmr: [u8; 512],
     array: [u64; 64],
@@ -60,6 +63,7 @@ struct Buffers {
 
 static mut BUFS: Buffers = Buffers {
     rdall: [0; 4096],
+    params: [0; 1024],
     info: [0; 1024],
     cmr: [0; 512],
     array: [0; 64],
@@ -101,6 +105,11 @@ fn array_pa() -> u64 {
 fn tdmr_pa() -> u64 {
     // Safety: only the address is taken.
     unsafe { core::ptr::addr_of!((*bufs()).tdmr) as u64 }
+}
+
+fn params_pa() -> u64 {
+    // Safety: only the address is taken.
+    unsafe { core::ptr::addr_of!((*bufs()).params) as u64 }
 }
 
 fn seam(leaf: u64, regs: [u64; 6]) -> Outcome {
@@ -361,11 +370,15 @@ pub fn main() -> ! {
         "RDMD: first wrong answer {bad:?}; at TD memory {td:#x}: {control:?}"
     );
 
+    td_leaf_attacks(&mut s, td, canary, ro, hole_page(&platform));
+
     let leaves = [
         0xFFFF,
-        Leaf::MngCreate as u64,
-        Leaf::PhymemPageReclaim as u64,
-        Leaf::PhymemPageWbinvd as u64,
+        Leaf::VpEnter as u64,
+        Leaf::MemSeptRemove as u64,
+        Leaf::MngRd as u64,
+        Leaf::MemSeptAdd as u64 | 1 << 16,
+        Leaf::MngCreate as u64 | 1 << 16,
         Leaf::SysShutdown as u64,
         Leaf::SysRd as u64 | 1 << 16,
         Leaf::SysRd as u64 | 1 << 40,
@@ -492,4 +505,181 @@ pub fn main() -> ! {
 
     test_adversary::report_done(REFEREE, &s);
     test_adversary::park()
+}
+
+/// Where each TD leaf takes a page operand: (leaf, register index 0 = RCX .. 3 = R9, the other
+/// registers' values). The other page operands hold `td`, a page of TD memory, so only the
+/// aimed one can be refused.
+fn td_page_operands(td: u64) -> [(Leaf, usize, [u64; 6]); 23] {
+    let p = params_pa();
+    [
+        (Leaf::MngCreate, 0, [0, 64, 0, 0, 0, 0]),
+        (Leaf::MngKeyConfig, 0, [0; 6]),
+        (Leaf::MngVpflushdone, 0, [0; 6]),
+        (Leaf::MngKeyFreeid, 0, [0; 6]),
+        (Leaf::MemTrack, 0, [0; 6]),
+        (Leaf::MrFinalize, 0, [0; 6]),
+        (Leaf::VpInit, 0, [0; 6]),
+        (Leaf::VpFlush, 0, [0; 6]),
+        (Leaf::PhymemPageReclaim, 0, [0; 6]),
+        (Leaf::MngAddcx, 0, [0, td, 0, 0, 0, 0]),
+        (Leaf::MngAddcx, 1, [td, 0, 0, 0, 0, 0]),
+        (Leaf::VpCreate, 0, [0, td, 0, 0, 0, 0]),
+        (Leaf::VpCreate, 1, [td, 0, 0, 0, 0, 0]),
+        (Leaf::VpAddcx, 0, [0, td, 0, 0, 0, 0]),
+        (Leaf::VpAddcx, 1, [td, 0, 0, 0, 0, 0]),
+        (Leaf::MngInit, 0, [0, p, 0, 0, 0, 0]),
+        (Leaf::MemSeptAdd, 1, [3, 0, td, 0, 0, 0]),
+        (Leaf::MemSeptAdd, 2, [3, td, 0, 0, 0, 0]),
+        (Leaf::MemPageAdd, 1, [0, 0, td, p & !4095, 0, 0]),
+        (Leaf::MemPageAdd, 2, [0, td, 0, p & !4095, 0, 0]),
+        (Leaf::MemPageAug, 2, [0, td, 0, 0, 0, 0]),
+        (Leaf::MemRangeBlock, 1, [0, 0, 0, 0, 0, 0]),
+        (Leaf::MemPageRemove, 1, [0, 0, 0, 0, 0, 0]),
+    ]
+}
+
+/// The TD life-cycle leaves aimed at the kernel, another task, this task's own memory and MMIO:
+/// every page operand is refused as not TD memory, TD_PARAMS and PAGE.ADD's source outside the
+/// caller's memory as not the caller's, WBINVD with a KeyID that is not a TDX private KeyID as
+/// a bad KeyID. Positive controls show the same calls with TD memory reach the module.
+fn td_leaf_attacks(s: &mut Score, td: u64, canary: u64, ro: u64, hole: Option<u64>) {
+    let targets = [
+        (KERNEL, KipcError::KernelMemory),
+        (canary, KipcError::TaskMemory),
+        (ro, KipcError::TaskMemory),
+        (LAPIC, KipcError::NotRam),
+        (IOAPIC, KipcError::NotRam),
+        (ABSENT, KipcError::NotRam),
+        (LOW, KipcError::LowMemory),
+    ];
+    let mut bad = None;
+    for (leaf, reg, regs) in td_page_operands(td) {
+        for &(target, what) in &targets {
+            let mut r = regs;
+            // Fill every other zero page operand with TD memory, the aimed one with the target.
+            r[reg] = target;
+            let o = seam(leaf as u64, r);
+            if bad.is_none() && !not_td(o, reg as u64 + 1, what) {
+                bad = Some((leaf, reg, target, o));
+            }
+        }
+    }
+    check!(
+        s,
+        "seamcall_td_page_operand_at_foreign_memory_refused",
+        bad.is_none() && canary_intact() && ro_intact(),
+        "first wrong answer (leaf, register, target, outcome): {bad:?}"
+    );
+
+    // A 2 MiB AUG page is checked whole: the last page of RAM before a hole passes as a 4 KiB
+    // page and is refused as the start of a 2 MiB one.
+    let last = hole.map_or(0, |h| h - PAGE);
+    let aug4k = seam(Leaf::MemPageAug as u64, [0, td, last, 0, 0, 0]);
+    let aug2m = seam(Leaf::MemPageAug as u64, [1, td, last, 0, 0, 0]);
+    let aug_level = seam(Leaf::MemPageAug as u64, [2, td, td, 0, 0, 0]);
+    check!(
+        s,
+        "seamcall_page_aug_checks_the_whole_page",
+        hole.is_some()
+            && matches!(aug4k, Ok(SeamcallOutcome::Returned { .. }))
+            && not_td(aug2m, R8, KipcError::NotRam)
+            && refused(aug_level, RCX, refusal::BAD_RANGE),
+        "last RAM page {last:#x}: 4 KiB {aug4k:?}, 2 MiB {aug2m:?}; level 2: {aug_level:?}"
+    );
+
+    // Buffers the module reads: TD_PARAMS and PAGE.ADD's source.
+    let nc = refusal::NOT_CALLER_MEMORY;
+    let mut bad = None;
+    for target in [KERNEL, canary & !1023, LAPIC, ABSENT, td] {
+        let a = seam(Leaf::MngInit as u64, [td, target, 0, 0, 0, 0]);
+        let b = seam(Leaf::MemPageAdd as u64, [0, td, td, target & !4095, 0, 0]);
+        if bad.is_none() && !(refused(a, RDX, nc) && refused(b, R9, nc)) {
+            bad = Some((target, a, b));
+        }
+    }
+    let misaligned = seam(Leaf::MngInit as u64, [td, params_pa() + 8, 0, 0, 0, 0]);
+    check!(
+        s,
+        "seamcall_td_source_buffer_elsewhere_refused",
+        bad.is_none() && refused(misaligned, RDX, refusal::MISALIGNED) && canary_intact(),
+        "first wrong answer (target, MNG.INIT, PAGE.ADD): {bad:?}; misaligned {misaligned:?}"
+    );
+
+    // WBINVD: the KeyID must be a TDX private KeyID and the page TD memory.
+    let kp = hl::keyid_partition();
+    let maxpa = {
+        use core::arch::x86_64::__cpuid;
+        if __cpuid(0x8000_0000).eax >= 0x8000_0008 {
+            __cpuid(0x8000_0008).eax & 0xff
+        } else {
+            36
+        }
+    };
+    let ok = if let Ok((bits, mktme, tdx)) = kp {
+        let shift = maxpa - u32::from(bits);
+        let private = u64::from(mktme + 1) << shift;
+        let last_private = u64::from(mktme + tdx) << shift;
+        let shared = seam(Leaf::PhymemPageWbinvd as u64, [td, 0, 0, 0, 0, 0]);
+        let beyond = seam(
+            Leaf::PhymemPageWbinvd as u64,
+            [td | u64::from(mktme + tdx + 1) << shift, 0, 0, 0, 0, 0],
+        );
+        let above = seam(
+            Leaf::PhymemPageWbinvd as u64,
+            [td | private | 1 << 62, 0, 0, 0, 0, 0],
+        );
+        let kernel = seam(
+            Leaf::PhymemPageWbinvd as u64,
+            [KERNEL | private, 0, 0, 0, 0, 0],
+        );
+        let other = seam(
+            Leaf::PhymemPageWbinvd as u64,
+            [canary | last_private, 0, 0, 0, 0, 0],
+        );
+        let good = seam(
+            Leaf::PhymemPageWbinvd as u64,
+            [td | last_private, 0, 0, 0, 0, 0],
+        );
+        let keyed_tdr = seam(Leaf::MngKeyConfig as u64, [td | private, 0, 0, 0, 0, 0]);
+        let bk = refusal::BAD_KEYID;
+        let r = refused(shared, RCX, bk)
+            && refused(beyond, RCX, bk)
+            && refused(above, RCX, bk)
+            && not_td(kernel, RCX, KipcError::KernelMemory)
+            && not_td(other, RCX, KipcError::TaskMemory)
+            && matches!(good, Ok(SeamcallOutcome::Returned { .. }))
+            && not_td(keyed_tdr, RCX, KipcError::NotRam);
+        if !r {
+            userlib::ulog!(
+                "WBINVD: shared {shared:?} beyond {beyond:?} above {above:?} kernel {kernel:?} other {other:?} good {good:?}; KEY.CONFIG with KeyID bits {keyed_tdr:?}"
+            );
+        }
+        r
+    } else {
+        false
+    };
+    check!(
+        s,
+        "seamcall_wbinvd_keyid_and_page_checked",
+        ok,
+        "KeyID partition {kp:?}, MAXPHYADDR {maxpa}"
+    );
+
+    // Positive controls: with TD memory and this task's own TD_PARAMS the calls reach the module,
+    // which refuses them for its own reasons (the page is not a TDR), changing nothing.
+    let init = seam(Leaf::MngInit as u64, [td, params_pa(), 0, 0, 0, 0]);
+    let add = seam(
+        Leaf::MemPageAdd as u64,
+        [0, td, td, params_pa() & !4095, 0, 0],
+    );
+    let reclaim = seam(Leaf::PhymemPageReclaim as u64, [td, 0, 0, 0, 0, 0]);
+    let wb = seam(Leaf::PhymemCacheWb as u64, [0, 0, 0, 0, 0, 0]);
+    let reached = |o: Outcome| matches!(o, Ok(SeamcallOutcome::Returned { rax, .. }) if rax != 0);
+    check!(
+        s,
+        "seamcall_td_leaf_with_td_memory_reaches_module",
+        reached(init) && reached(add) && reached(reclaim) && reached(wb),
+        "MNG.INIT {init:?}, PAGE.ADD {add:?}, RECLAIM {reclaim:?}, CACHE.WB {wb:?}"
+    );
 }

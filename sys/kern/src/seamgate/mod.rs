@@ -22,6 +22,9 @@
 //! |                            | of the caller; every non-empty PAMT in each       |
 //! |                            | TDMR_INFO is TD memory (`crate::tdmem`)           |
 //! | TDH.PHYMEM.PAGE.RDMD       | RCX: the 4 KiB page is TD memory                  |
+//! | the TD life-cycle leaves   | see [`td`]: page operands TD memory, TD_PARAMS and |
+//! |                            | PAGE.ADD's source the caller's memory (staged),   |
+//! |                            | WBINVD's KeyID a TDX private KeyID                |
 //!
 //! Anything else (another leaf, a non-zero version, RAX bits 63:24) is
 //! refused with `seamcall::LEAF_REFUSED`; a bad operand with
@@ -35,7 +38,9 @@
 //!   are copied from the caller into kernel storage ([`Staging`]), checked
 //!   there, and the module is handed the *kernel's* copy (RCX rewritten to
 //!   its physical address). Nothing the task changes afterwards, from any
-//!   CPU or through a lease, reaches the module.
+//!   CPU or through a lease, reaches the module. The same holds for
+//!   TDH.MNG.INIT's TD_PARAMS and TDH.MEM.PAGE.ADD's source page
+//!   ([`td::TdStaging`]).
 //! - The gate's state (staging and the access windows below) is under one
 //!   lock, held by the CPU executing the call for the whole call, and
 //!   tagged with a sequence number the request carries: a late call after a
@@ -61,6 +66,8 @@ use crate::sync::SpinLock;
 use crate::task::Task;
 use crate::umem::{self, USlice};
 
+mod td;
+
 /// Bytes TDH.SYS.INFO writes at RCX (TDSYSINFO_STRUCT).
 const SYSINFO_BYTES: u64 = tdx_abi::consts::TDSYSINFO_STRUCT_SIZE;
 /// Bytes TDH.SYS.RDALL writes at RDX.
@@ -77,6 +84,18 @@ pub mod register {
 
 /// Why an operand was refused (RSI of the result); see `abi::seamcall`.
 pub use abi::seamcall::refusal as why;
+
+/// Where the KeyID sits in a physical address and which KeyIDs are TDX private ones (from the
+/// SEAM dispatcher: the manifest's partition, or MSR 0x87 on hardware).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct KeyIdLayout {
+    /// The lowest KeyID bit of a physical address.
+    pub shift: u32,
+    /// The first TDX private KeyID.
+    pub first: u32,
+    /// The last TDX private KeyID.
+    pub last: u32,
+}
 
 /// A refused SEAMCALL.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -140,6 +159,7 @@ struct Staging {
 
 struct GateState {
     staging: Staging,
+    td: td::TdStaging,
     windows: Windows,
     /// Sequence number of the request the state was prepared for.
     sequence: u64,
@@ -150,6 +170,7 @@ static GATE: SpinLock<GateState> = SpinLock::new(GateState {
         array: [0; MAX_TDMRS],
         infos: [const { TdmrInfoBuf::new(TdmrInfo::new(0, 0)) }; MAX_TDMRS],
     },
+    td: td::TdStaging::new(),
     windows: Windows {
         write: [PhysRange::EMPTY; MAX_WINDOWS],
         nwrite: 0,
@@ -198,13 +219,18 @@ fn aligned(pa: u64, alignment: u64, register: u64) -> Result<(), Refusal> {
     }
 }
 
-/// Checks a SEAMCALL from `task` and prepares the gate for it. `args` may
+/// Checks a SEAMCALL from `task` and prepares the gate for it; `keyids` tells the KeyID layout
+/// (asked only for a KeyID-tagged operand; `None` without TDX KeyIDs refuses every such operand). `args` may
 /// be rewritten (TDH.SYS.CONFIG's RCX becomes the kernel's copy). Returns
 /// the sequence number the executing CPU must find.
 ///
 /// # Errors
 /// The [`Refusal`]; nothing was prepared and the module must not be called.
-pub fn admit(task: &Task, args: &mut SeamcallArgs) -> Result<u64, Refusal> {
+pub fn admit(
+    task: &Task,
+    args: &mut SeamcallArgs,
+    keyids: fn() -> Option<KeyIdLayout>,
+) -> Result<u64, Refusal> {
     if args.rax >> 16 != 0 {
         return Err(Refusal::Leaf);
     }
@@ -243,6 +269,7 @@ pub fn admit(task: &Task, args: &mut SeamcallArgs) -> Result<u64, Refusal> {
                 w.nread = 1;
                 args.rcx = kernel_static_phys(&raw const g.staging.array);
             }
+            l if td::is_td_leaf(l) => td::admit(task, l, args, &mut g.td, &mut w, keyids)?,
             _ => return Err(Refusal::Leaf),
         }
         g.windows = w;

@@ -1,0 +1,319 @@
+//! TD operations against the software module: the whole life cycle with exact totals, refusals
+//! before the module is called (tdx-host's books) and by the module, KeyID exhaustion and the
+//! per-client limit, and teardown with injected busy and interrupted statuses.
+
+extern crate std;
+
+use tdx_abi::{Leaf, TdParams, TdxStatus};
+use tdx_emu::{EmuConfig, FaultRule, PhysMem};
+use tdx_host_api::{FrameSize, MemClass, TdxHostError};
+use tdx_planner::addr::GIB;
+
+use super::td::{TdCpus, BUSY_TRIES};
+use super::{ClientPolicy, Server};
+use crate::frames::{NodeMask, Owner};
+use crate::init::tests::{run_with, EmuSeam, BUF_BASE};
+use crate::regions::tests::build;
+use crate::regions::HotplugPolicy;
+use crate::seam::CpuIndex;
+use crate::td::PageState;
+
+const MIB: u64 = 1 << 20;
+const VMM: Owner = Owner(3 | 1 << 16);
+const OTHER: Owner = Owner(4);
+/// TD_PARAMS and PAGE.ADD's source in the buffer the emulated module can read.
+const PARAMS: u64 = BUF_BASE + 32 * 1024;
+const SOURCE: u64 = BUF_BASE + 36 * 1024;
+
+fn policy(index: u16, keyids: u16) -> ClientPolicy {
+    ClientPolicy {
+        task_index: index,
+        quota_bytes: 256 * MIB,
+        nodes: NodeMask::ALL,
+        tdx: true,
+        non_tdx: false,
+        hotplug: false,
+        keyids,
+    }
+}
+
+fn server_with(faults: &[FaultRule], keyids: u32) -> (Server<'static>, EmuSeam) {
+    let mut cfg = EmuConfig::new(4, 2);
+    cfg.td_fixed = [!(1 << 62), 0, 0xF_FFFF, 0b11];
+    cfg.keyids.nr_tdx = keyids;
+    for (slot, f) in cfg.faults.iter_mut().zip(faults) {
+        *slot = Some(*f);
+    }
+    let mut fx = crate::init::tests::Fixture::new(4, 2, 2);
+    fx.keyids = Some(crate::seam::KeyIdPartition {
+        nr_mktme: cfg.keyids.nr_mktme,
+        nr_tdx: keyids,
+    });
+    let run = run_with(cfg, &fx, |_| {});
+    assert_eq!(run.state, crate::init::State::Ready);
+    let regions = build_run(&run);
+    let n = run.storage.plan.tdmrs.len() as u16;
+    let pamt = run.storage.plan.pamt_bytes.0;
+    let policies = [policy(3, 4), policy(4, 1)];
+    let seam = run.seam;
+    let mut s = Server::new(run.bringup, Some(regions), &policies, pamt, n);
+    let mut leaders = heapless::Vec::new();
+    let _ = leaders.push(CpuIndex(0));
+    let _ = leaders.push(CpuIndex(1));
+    s.set_td_cpus(TdCpus {
+        leaders,
+        cpus: 4,
+        keyid_bits: seam.m.config().keyids.keyid_bits,
+    });
+    {
+        let mut m = seam.mem.borrow_mut();
+        m.write(PARAMS, &TdParams::default().to_bytes()).unwrap();
+        m.write(SOURCE, &[0x5a; 4096]).unwrap();
+    }
+    (s, seam)
+}
+
+fn build_run(run: &crate::init::tests::Run) -> crate::regions::Regions<'static> {
+    build(run, HotplugPolicy::Reject)
+}
+
+fn alloc(s: &mut Server<'_>, who: Owner, size: FrameSize, n: u32) -> std::vec::Vec<u64> {
+    let mut buf = std::vec![0u8; 8 * n as usize];
+    s.alloc_frames(who, 0, size, MemClass::Tdx, n, &mut buf)
+        .expect("alloc");
+    buf.chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn free_bytes(s: &Server<'_>) -> u64 {
+    s.regions
+        .as_ref()
+        .unwrap()
+        .frames
+        .pools()
+        .iter()
+        .map(|p| p.free_bytes())
+        .sum()
+}
+
+/// A TD with 6 TDCS pages, initialized, two vCPUs (6 pages each) on CPUs 0 and 1, S-EPT for
+/// GPA [0, 1 GiB) and `private` 4 KiB pages (one added, the rest AUGed), plus one 2 MiB page.
+fn populated(s: &mut Server<'_>, seam: &mut EmuSeam, who: Owner, private: usize) -> u32 {
+    let p = alloc(s, who, FrameSize::K4, 6 + 1 + 12 + 3 + private as u32);
+    let big = alloc(s, who, FrameSize::M2, 1);
+    let c = s.td_create(seam, who, p[0]).expect("create");
+    for &pa in &p[1..7] {
+        s.td_add_tdcs(seam, who, c.td, pa).expect("tdcs");
+    }
+    s.td_init(seam, who, c.td, PARAMS).expect("init");
+    for (v, cpu) in [(0usize, 0u32), (1, 1)] {
+        let base = 7 + 6 * v;
+        let id = s.vcpu_create(seam, who, c.td, p[base]).expect("vcpu");
+        for &pa in &p[base + 1..base + 6] {
+            s.vcpu_add_tdcx(seam, who, (c.td, id), pa).expect("tdcx");
+        }
+        s.vcpu_init(seam, who, (c.td, id, cpu), 0).expect("vp init");
+    }
+    for (i, level) in [3u8, 2, 1].into_iter().enumerate() {
+        s.sept_add(seam, who, (c.td, 0, level), p[19 + i])
+            .expect("sept");
+    }
+    s.page_add(seam, who, (c.td, 0), p[22], SOURCE)
+        .expect("page add");
+    s.mr_finalize(seam, who, c.td).expect("finalize");
+    for (i, &pa) in p[23..].iter().enumerate() {
+        s.page_aug(seam, who, (c.td, (i as u64 + 1) * 4096, 0), pa)
+            .expect("aug");
+    }
+    s.page_aug(seam, who, (c.td, 2 * MIB, 1), big[0])
+        .expect("aug 2M");
+    c.td
+}
+
+#[test]
+fn a_td_is_built_and_torn_down_with_exact_totals() {
+    let (mut s, mut seam) = server_with(&[], 8);
+    let free0 = free_bytes(&s);
+    let k0 = s.tds().keyid_counts();
+    assert_eq!((k0.free, k0.in_use, k0.retired), (7, 0, 0));
+    let td = populated(&mut s, &mut seam, VMM, 4);
+    let frames = 1 + 6 + 12 + 3 + 1 + 3 + 512;
+    assert_eq!(s.tds().frames_in_tds(), frames);
+    assert_eq!(s.tds().keyid_counts().in_use, 1);
+    let tdr = s.tds().td(0).unwrap().tdr;
+    assert_eq!(s.page_state(tdr), PageState::TdRoot);
+
+    // A page taken back is the caller's again; its frame may be freed.
+    let gone = s
+        .page_remove(&mut seam, VMM, (td, 4096, 0))
+        .expect("remove");
+    assert_eq!(s.page_state(gone), PageState::Allocated);
+    assert_eq!(s.tds().frames_in_tds(), frames - 1);
+
+    let r = s.td_teardown(&mut seam, VMM, td).expect("teardown");
+    assert_eq!(r.reclaimed as u64, 1 + 6 + 12 + 3 + 1 + 2 + 1);
+    assert!(!r.keyid_retired);
+    assert_eq!(s.tds().frames_in_tds(), 0);
+    assert_eq!(s.tds().keyid_counts(), k0);
+    assert_eq!(s.page_state(tdr), PageState::Allocated);
+    assert_eq!(seam.m.td_lifecycle(tdr), None);
+    // Every frame the TD had is the caller's again and PT_NDA; freeing all restores the pool.
+    let owned: std::vec::Vec<_> = s
+        .regions
+        .as_ref()
+        .unwrap()
+        .frames
+        .owned(VMM)
+        .copied()
+        .collect();
+    for rec in owned {
+        for i in 0..u64::from(rec.count) {
+            let pa = rec.base + i * rec.size.bytes();
+            s.free_frames(VMM, rec.size, &pa.to_le_bytes())
+                .expect("free");
+        }
+    }
+    assert_eq!(
+        s.quarantined_bytes() + free_bytes(&s),
+        free0,
+        "every frame is free or waits for its scrub"
+    );
+}
+
+#[test]
+fn out_of_order_and_foreign_operands_are_refused() {
+    let (mut s, mut seam) = server_with(&[], 8);
+    let p = alloc(&mut s, VMM, FrameSize::K4, 8);
+    let theirs = alloc(&mut s, OTHER, FrameSize::K4, 1);
+    assert_eq!(
+        s.td_create(&mut seam, VMM, theirs[0]),
+        Err(TdxHostError::NotOwner)
+    );
+    assert_eq!(
+        s.td_create(&mut seam, VMM, 1 << 50),
+        Err(TdxHostError::UnknownFrame)
+    );
+    let c = s.td_create(&mut seam, VMM, p[0]).unwrap();
+    // The TDR is in a TD: not free-able, not usable twice.
+    assert_eq!(
+        s.free_frames(VMM, FrameSize::K4, &p[0].to_le_bytes()),
+        Err(TdxHostError::PageInTd)
+    );
+    assert_eq!(
+        s.td_add_tdcs(&mut seam, VMM, c.td, p[0]),
+        Err(TdxHostError::PageInTd)
+    );
+    // Another client cannot name the TD.
+    assert_eq!(
+        s.td_add_tdcs(&mut seam, OTHER, c.td, theirs[0]),
+        Err(TdxHostError::NoSuchTd)
+    );
+    // tdx-host's order: no vCPU before MNG.INIT.
+    assert_eq!(
+        s.vcpu_create(&mut seam, VMM, c.td, p[1]),
+        Err(TdxHostError::WrongState)
+    );
+    // The module's order: MNG.INIT with too few TDCS pages.
+    s.td_add_tdcs(&mut seam, VMM, c.td, p[1]).unwrap();
+    assert_eq!(
+        s.td_init(&mut seam, VMM, c.td, PARAMS),
+        Err(TdxHostError::ModuleRefused)
+    );
+    assert!(s.last_td_status().is(TdxStatus::TDCS_NOT_ALLOCATED));
+    // A teardown of the half-built TD works and gives everything back.
+    let r = s.td_teardown(&mut seam, VMM, c.td);
+    assert!(r.is_ok(), "{r:?} {:?}", s.last_td_status());
+    assert_eq!(s.tds().frames_in_tds(), 0);
+    assert_eq!(
+        s.td_teardown(&mut seam, VMM, c.td),
+        Err(TdxHostError::NoSuchTd)
+    );
+    s.free_frames(VMM, FrameSize::K4, &p[0].to_le_bytes())
+        .unwrap();
+}
+
+#[test]
+fn keyids_run_out_and_the_per_client_limit_holds() {
+    // 4 TDX KeyIDs: the global one and 3 guest KeyIDs.
+    let (mut s, mut seam) = server_with(&[], 4);
+    let p = alloc(&mut s, VMM, FrameSize::K4, 5);
+    let q = alloc(&mut s, OTHER, FrameSize::K4, 2);
+    s.td_create(&mut seam, OTHER, q[0]).unwrap();
+    assert_eq!(
+        s.td_create(&mut seam, OTHER, q[1]),
+        Err(TdxHostError::KeyIdLimit)
+    );
+    let a = s.td_create(&mut seam, VMM, p[0]).unwrap();
+    s.td_create(&mut seam, VMM, p[1]).unwrap();
+    assert_eq!(
+        s.td_create(&mut seam, VMM, p[2]),
+        Err(TdxHostError::NoKeyId)
+    );
+    s.td_teardown(&mut seam, VMM, a.td).unwrap();
+    let again = s.td_create(&mut seam, VMM, p[2]).unwrap();
+    assert_eq!(again.hkid, a.hkid, "a freed KeyID is reused");
+}
+
+#[test]
+fn busy_and_interrupted_teardown_statuses_are_retried_to_completion() {
+    let faults = [
+        FaultRule {
+            leaf: Leaf::PhymemCacheWb,
+            status: TdxStatus::INTERRUPTED_RESUMABLE.raw(),
+            on_call: Some(1),
+            on_lp: None,
+            repeat: 3,
+        },
+        FaultRule {
+            leaf: Leaf::PhymemPageReclaim,
+            status: TdxStatus::OPERAND_BUSY.raw(),
+            on_call: Some(2),
+            on_lp: None,
+            repeat: 2,
+        },
+        FaultRule {
+            leaf: Leaf::MngVpflushdone,
+            status: TdxStatus::OPERAND_BUSY.raw(),
+            on_call: Some(1),
+            on_lp: None,
+            repeat: 1,
+        },
+    ];
+    let (mut s, mut seam) = server_with(&faults, 8);
+    let td = populated(&mut s, &mut seam, VMM, 2);
+    let r = s.td_teardown(&mut seam, VMM, td);
+    let st = s.last_td_status();
+    let r = r.unwrap_or_else(|e| panic!("{e:?} {st:?}"));
+    assert_eq!(r.retries, 3 + 2 + 1);
+    assert!(!r.keyid_retired);
+    assert_eq!(s.tds().frames_in_tds(), 0);
+    assert_eq!(s.tds().keyid_counts().free, 7);
+}
+
+#[test]
+fn a_keyid_that_cannot_be_freed_is_retired_with_its_pages() {
+    let faults = [FaultRule {
+        leaf: Leaf::MngKeyFreeid,
+        status: TdxStatus::OPERAND_BUSY.raw(),
+        on_call: Some(1),
+        on_lp: None,
+        repeat: BUSY_TRIES,
+    }];
+    let (mut s, mut seam) = server_with(&faults, 8);
+    let td = populated(&mut s, &mut seam, VMM, 1);
+    let usage = s.regions.as_ref().unwrap().frames.usage(VMM.index());
+    let r = s.td_teardown(&mut seam, VMM, td).expect("teardown");
+    assert!(r.keyid_retired);
+    let k = s.tds().keyid_counts();
+    assert_eq!((k.free, k.in_use, k.retired), (6, 0, 1));
+    assert_eq!(s.tds().frames_in_tds(), 0);
+    // The TD's frames left the caller for good (retired), the rest is still the caller's.
+    let after = s.regions.as_ref().unwrap().frames.usage(VMM.index());
+    assert_eq!(usage - after, (1 + 6 + 12 + 3 + 1) * 4096 + 2 * MIB);
+    // The next TD gets another KeyID.
+    let p = alloc(&mut s, VMM, FrameSize::K4, 1);
+    let c = s.td_create(&mut seam, VMM, p[0]).unwrap();
+    assert_ne!(c.hkid, 33);
+    let _ = GIB;
+}
