@@ -80,7 +80,119 @@ fn relative(r: &[BenchResult], name: &str, n: u64) -> Option<String> {
     (b > 0).then(|| format!("{what}: {:.0} × {base} ({b})", n as f64 / b as f64))
 }
 
-fn run_image(manifest: &str) -> Result<Vec<BenchResult>> {
+/// The kernel image with `[kernel] breakdown` (`kern::breakdown`).
+const BREAKDOWN_IMAGE: &str = "test-suite/bench/breakdown.toml";
+
+/// One syscall's phases from the kernel's last `kernel breakdown:` line for it: mean
+/// instructions per call, in the kernel's order (enter, decode, check, transfer, schedule,
+/// leave).
+#[derive(Debug, Clone, PartialEq)]
+struct Phases {
+    syscall: String,
+    /// The whole instrumented Rust part (phases and probes).
+    span: f64,
+    values: Vec<(String, f64)>,
+}
+
+impl Phases {
+    fn total(&self) -> f64 {
+        self.values.iter().map(|(_, v)| v).sum()
+    }
+}
+
+/// The last `kernel breakdown:` line of each syscall.
+fn phases(console: &[String]) -> Vec<Phases> {
+    let mut out: Vec<Phases> = Vec::new();
+    for l in console {
+        let Some(rest) = l.split("kernel breakdown: ").nth(1) else {
+            continue;
+        };
+        let mut w = rest.split_whitespace();
+        let Some(syscall) = w.next() else { continue };
+        let mut span = 0.0;
+        let values = w
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                let v = v.parse().ok()?;
+                if k == "span" {
+                    span = v;
+                }
+                (!matches!(k, "n" | "probe" | "span")).then(|| (k.to_string(), v))
+            })
+            .collect();
+        let p = Phases {
+            syscall: syscall.to_string(),
+            span,
+            values,
+        };
+        match out.iter_mut().find(|q| q.syscall == p.syscall) {
+            Some(q) => *q = p,
+            None => out.push(p),
+        }
+    }
+    out
+}
+
+/// Prints where the null syscall's and the IPC round trip's instructions go: each kernel
+/// phase (its probes subtracted); the probes' own cost (the instrumented Rust span less the
+/// phases); and the rest of the client's total in the same run: its syscall stubs,
+/// SYSCALL/SYSRET, the asm entry and exit stubs and, for the round trip, the server's loop.
+fn print_breakdown(totals: &[BenchResult], phases: &[Phases]) -> Result<()> {
+    let find = |name: &str| phases.iter().find(|p| p.syscall == name);
+    let total = |name: &str| totals.iter().find(|(n, _, _)| n == name).map(|r| r.1);
+    let Some(first) = phases.first() else {
+        bail!("the breakdown image printed no `kernel breakdown:` lines");
+    };
+    println!();
+    println!("where the instructions go ({BREAKDOWN_IMAGE}: mean instructions per call)");
+    print!("{:<24}", "");
+    for (k, _) in &first.values {
+        print!(" {k:>8}");
+    }
+    println!(
+        " {:>8} {:>8} {:>10} {:>8}",
+        "kernel", "probes", "stubs+user", "total"
+    );
+    let row = |label: &str, ps: &[&Phases], total: Option<u64>| {
+        print!("{label:<24}");
+        for (i, _) in first.values.iter().enumerate() {
+            let v: f64 = ps
+                .iter()
+                .filter_map(|p| p.values.get(i))
+                .map(|(_, v)| v)
+                .sum();
+            print!(" {v:>8.1}");
+        }
+        let kernel: f64 = ps.iter().map(|p| p.total()).sum();
+        let span: f64 = ps.iter().map(|p| p.span).sum();
+        print!(" {kernel:>8.1} {:>8.1}", span - kernel);
+        match total {
+            Some(t) => println!(" {:>10.1} {t:>8}", t as f64 - span),
+            None => println!(),
+        }
+    };
+    if let Some(p) = find("refresh_task_id") {
+        row("null syscall", &[p], total("null_syscall"));
+    }
+    let ipc: Vec<&Phases> = ["send", "recv", "reply"]
+        .iter()
+        .filter_map(|s| find(s))
+        .collect();
+    for p in &ipc {
+        row(&format!("  {}", p.syscall.to_uppercase()), &[p], None);
+    }
+    if ipc.len() == 3 {
+        row("IPC round trip", &ipc, total("ipc_round_trip"));
+    }
+    println!(
+        "(null syscall: REFRESH_TASK_ID; round trip: the client's SEND, the server's REPLY and \
+         RECV; probes: the counters' own instructions, absent from the plain image; \
+         stubs+user: the client's total in this run less the instrumented kernel span)"
+    );
+    Ok(())
+}
+
+fn run_image(manifest: &str) -> Result<(Vec<BenchResult>, Vec<String>)> {
     let image = dist::dist(manifest.as_ref())?;
     let outcome = qemu::run(
         &image.elf,
@@ -104,15 +216,18 @@ fn run_image(manifest: &str) -> Result<Vec<BenchResult>> {
             outcome.describe()
         );
     }
-    Ok(results(&outcome.console))
+    Ok((results(&outcome.console), outcome.console))
 }
 
-pub fn run() -> Result<ExitCode> {
+pub fn run(breakdown: bool) -> Result<ExitCode> {
     deps::ensure_target()?;
     deps::ensure_qemu()?;
     let mut r = Vec::new();
-    for m in IMAGES {
-        r.extend(run_image(m)?);
+    // `--breakdown` is about the kernel alone: its image, then the same
+    // image with the phase counters.
+    let images = if breakdown { &IMAGES[..1] } else { IMAGES };
+    for m in images {
+        r.extend(run_image(m)?.0);
     }
     let null = r
         .iter()
@@ -154,6 +269,11 @@ pub fn run() -> Result<ExitCode> {
     }
     if r.is_empty() {
         bail!("the benchmark image reported no results");
+    }
+    if breakdown {
+        let (totals, console) = run_image(BREAKDOWN_IMAGE)?;
+        print_breakdown(&totals, &phases(&console))?;
+        return Ok(ExitCode::SUCCESS);
     }
     host::frame_allocator()?;
     host::planners()?;

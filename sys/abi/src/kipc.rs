@@ -291,7 +291,9 @@ mod tests {
         let all = [
             KillPoint::Disarm,
             KillPoint::BeforeReply { operation: 9 },
-            KillPoint::AfterReply { operation: u16::MAX },
+            KillPoint::AfterReply {
+                operation: u16::MAX,
+            },
             KillPoint::AtSyscall { nth: 3 },
             KillPoint::AfterSeamcall { leaf: 34 },
             KillPoint::CorruptDurable { offset: u64::MAX },

@@ -83,7 +83,9 @@ pub fn init() {
 /// the caller, and when.
 pub fn seamcall(caller: usize, leaf: u16, cpu: usize) -> Option<When> {
     if armed_seamcall(caller, leaf) {
-        crate::kprintln!("[kill] SEAMCALL leaf {leaf} on cpu {cpu}: armed kill after the module ran it");
+        crate::kprintln!(
+            "[kill] SEAMCALL leaf {leaf} on cpu {cpu}: armed kill after the module ran it"
+        );
         return Some(When::After);
     }
     let (when, call) = KILLS.with(|t| t.on_call(leaf, cpu as u32));
@@ -159,7 +161,12 @@ pub fn armed_task(task: usize) -> bool {
 /// # Errors
 /// `IllegalTarget` for oneself or task 0; `BadRequest` for a durable
 /// offset outside the target's durable memory (or a task without one).
-pub fn arm(tasks: &mut [Task], by: usize, target: usize, point: KillPoint) -> Result<(), KipcError> {
+pub fn arm(
+    tasks: &mut [Task],
+    by: usize,
+    target: usize,
+    point: KillPoint,
+) -> Result<(), KipcError> {
     if target == by || target == 0 {
         return Err(KipcError::IllegalTarget);
     }

@@ -31,6 +31,7 @@ use abi::syscall::{
 };
 use abi::{lease_attr, TaskId, ULease, UsageError, DEFECT, IPC_REFUSED, MAX_LEASES, ULEASE_SIZE};
 
+use crate::breakdown::{self, Phase};
 use crate::outcome::{Next, UserError};
 use crate::task::{check_id, current_id, force_fault, IdCheck, SchedState, Task, TaskState};
 use crate::umem::{self, USlice};
@@ -102,6 +103,7 @@ pub fn send(tasks: &mut [Task], caller: usize, args: &SendArgs) -> Result<Next, 
         IdCheck::Dead(code) => return Err(UserError::Recoverable(code)),
         IdCheck::Live(i) => i,
     };
+    breakdown::mark(Phase::Check);
     match &leases {
         Some(l) => tasks[caller].lend(&l[..count as usize]),
         None => tasks[caller].lend(&[]),
@@ -118,6 +120,7 @@ pub fn send(tasks: &mut [Task], caller: usize, args: &SendArgs) -> Result<Next, 
             deliver(tasks, caller, callee, buffer);
         }
     }
+    breakdown::mark(Phase::Transfer);
     Ok(Next::Reschedule)
 }
 
@@ -189,7 +192,9 @@ pub fn recv(tasks: &mut [Task], caller: usize, args: &RecvArgs) -> Result<Next, 
             }
         }
     }
+    breakdown::mark(Phase::Check);
     tasks[caller].block_in_recv(specific, mask);
+    breakdown::mark(Phase::Transfer);
     Ok(Next::Reschedule)
 }
 
@@ -255,6 +260,7 @@ pub fn reply(tasks: &mut [Task], caller: usize, args: &ReplyArgs) -> Result<Next
         // the server's mistake.
         return Err(UsageError::ReplyTooBig.into());
     }
+    breakdown::mark(Phase::Check);
     if message.len != 0 {
         // Safety: the server's message checked readable just above; the
         // client's reply buffer checked writable at its SEND.
@@ -266,6 +272,7 @@ pub fn reply(tasks: &mut [Task], caller: usize, args: &ReplyArgs) -> Result<Next
         value: message.len,
     });
     t.set_healthy_state(SchedState::Runnable);
+    breakdown::mark(Phase::Transfer);
     Ok(Next::Reschedule)
 }
 

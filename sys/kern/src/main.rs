@@ -12,6 +12,7 @@
 
 mod arch;
 mod bootinfo;
+mod breakdown;
 mod config;
 mod console;
 mod discovery;

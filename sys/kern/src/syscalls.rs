@@ -26,6 +26,7 @@ use abi::{FaultInfo, Sysnum, TaskId, TaskIndex, UsageError};
 use kerncore::inject::{ArmedSyscall, When};
 
 use crate::arch::entry::SavedState;
+use crate::breakdown::{self, Phase};
 use crate::outcome::{Next, UserError};
 use crate::task::{self, check_id, force_fault, with_tasks, IdCheck, Task, Timer, CURRENT};
 use crate::umem::{self, USlice};
@@ -34,6 +35,7 @@ use crate::{ipc, irq, kipc, time};
 /// Called by the SYSCALL stub with the caller's registers saved. Returns
 /// the save area to resume.
 pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const SavedState {
+    breakdown::begin();
     crate::arch::cpu::check_entry_flags();
     let caller = CURRENT.load(Ordering::Relaxed);
     let resume = with_tasks(|tasks| {
@@ -49,12 +51,18 @@ pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const Save
         } else if crate::inject::armed_task(caller) {
             armed_dispatch(tasks, caller, number)
         } else {
+            breakdown::enter(number);
             dispatch(tasks, caller, number)
         };
-        resume(tasks, caller, next)
+        let r = resume(tasks, caller, next);
+        breakdown::mark(Phase::Schedule);
+        r
     });
     match resume {
-        Some(save) => save,
+        Some(save) => {
+            breakdown::end();
+            save
+        }
         // Halting must happen without the table borrowed: the interrupt
         // that ends the halt is handled in ring 0 and needs it. The same
         // holds when nothing is runnable after the syscall.
@@ -179,6 +187,7 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
     match sysnum {
         Sysnum::Send => settled!({
             let args = SendArgs::from_regs(&regs(tasks));
+            breakdown::mark(Phase::Decode);
             if args.target == TaskId::KERNEL {
                 kipc::handle(tasks, caller, &args)
             } else {
@@ -187,10 +196,12 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
         }),
         Sysnum::Recv => settled!({
             let args = RecvArgs::from_regs(&regs(tasks))?;
+            breakdown::mark(Phase::Decode);
             ipc::recv(tasks, caller, &args)
         }),
         Sysnum::Reply => settled!({
             let args = ReplyArgs::from_regs(&regs(tasks))?;
+            breakdown::mark(Phase::Decode);
             ipc::reply(tasks, caller, &args)
         }),
         Sysnum::ReplyFault => settled!({
@@ -228,6 +239,7 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
         }),
         Sysnum::RefreshTaskId => settled!({
             let args = RefreshTaskIdArgs::from_regs(&regs(tasks));
+            breakdown::mark(Phase::Decode);
             refresh_task_id(tasks, caller, &args)
         }),
         Sysnum::Log => settled!({
@@ -339,8 +351,10 @@ fn refresh_task_id(
         .ok()
         .filter(|&i| i < tasks.len())
         .ok_or(UsageError::TaskOutOfRange)?;
+    breakdown::mark(Phase::Check);
     let id = TaskId::new(TaskIndex(index as u16), tasks[index].generation());
     tasks[caller].set_syscall_results(RefreshedTaskId { id }.to_regs());
+    breakdown::mark(Phase::Transfer);
     Ok(Next::Same)
 }
 

@@ -83,10 +83,24 @@ fn request_cases(s: &mut Score, t: &TdxHost, ids: &RequestIds) {
     let armed = arm(KillPoint::BeforeReply {
         operation: TdxHost::OP_ALLOC_REQUEST,
     });
-    let r = t.alloc_request(id, ANY_NODE, FrameSize::K4, MemClass::Tdx, 4, addrs_as_bytes(&mut a[..4]));
+    let r = t.alloc_request(
+        id,
+        ANY_NODE,
+        FrameSize::K4,
+        MemClass::Tdx,
+        4,
+        addrs_as_bytes(&mut a[..4]),
+    );
     let g1 = tdx_host_generation();
     let mut again = [0u64; 4];
-    let r2 = t.alloc_request(id, ANY_NODE, FrameSize::K4, MemClass::Tdx, 4, addrs_as_bytes(&mut again));
+    let r2 = t.alloc_request(
+        id,
+        ANY_NODE,
+        FrameSize::K4,
+        MemClass::Tdx,
+        4,
+        addrs_as_bytes(&mut again),
+    );
     check!(
         s,
         "restart_before_alloc_reply_allocates_once",
@@ -104,7 +118,14 @@ fn request_cases(s: &mut Score, t: &TdxHost, ids: &RequestIds) {
     let armed = arm(KillPoint::AfterReply {
         operation: TdxHost::OP_ALLOC_REQUEST,
     });
-    let r = t.alloc_request(ids.next(), ANY_NODE, FrameSize::K4, MemClass::Tdx, 4, addrs_as_bytes(&mut a[4..]));
+    let r = t.alloc_request(
+        ids.next(),
+        ANY_NODE,
+        FrameSize::K4,
+        MemClass::Tdx,
+        4,
+        addrs_as_bytes(&mut a[4..]),
+    );
     let g2 = tdx_host_generation();
     check!(
         s,
@@ -145,7 +166,13 @@ fn scrub_case(s: &mut Score, t: &TdxHost) {
     settle(t);
     let free0 = tdx_free(t);
     let mut a = [0u64; 32];
-    let r = t.alloc_frames(ANY_NODE, FrameSize::M2, MemClass::Tdx, 32, addrs_as_bytes(&mut a));
+    let r = t.alloc_frames(
+        ANY_NODE,
+        FrameSize::M2,
+        MemClass::Tdx,
+        32,
+        addrs_as_bytes(&mut a),
+    );
     let g0 = tdx_host_generation();
     // Armed before the free: the free itself makes no SEAMCALL, so the kill falls in the scrub.
     let armed = arm(KillPoint::AfterSeamcall {
@@ -291,7 +318,13 @@ fn corrupted_ledger_case(s: &mut Score, t: &TdxHost) {
     let st = t.status();
     let g1 = tdx_host_generation();
     let mut a = [0u64; 1];
-    let alloc = t.alloc_frames(ANY_NODE, FrameSize::K4, MemClass::Tdx, 1, addrs_as_bytes(&mut a));
+    let alloc = t.alloc_frames(
+        ANY_NODE,
+        FrameSize::K4,
+        MemClass::Tdx,
+        1,
+        addrs_as_bytes(&mut a),
+    );
     check!(
         s,
         "corrupted_ledger_gives_failed_with_the_reason",

@@ -108,7 +108,14 @@ pub fn main() -> ! {
             let msg = sys_recv_open(&mut [], 0);
             let n = if msg.operation == 3 {
                 let (node, size, class) = (1, FrameSize::K4, MemClass::Tdx);
-                let r = tdx.alloc_request(ids.next(), node, size, class, 8, addrs_as_bytes(&mut frames));
+                let r = tdx.alloc_request(
+                    ids.next(),
+                    node,
+                    size,
+                    class,
+                    8,
+                    addrs_as_bytes(&mut frames),
+                );
                 if let Err(e) = r {
                     ulog!("tdx-victim: allocating 8 frames on node 1 refused: {e:?}");
                 }

@@ -84,8 +84,8 @@ pub fn execute<'a>(
         }
         Request::ArmKill => {
             let i = target(tasks, caller, Right::Fault, args, 0)?;
-            let point = KillPoint::from_words(arg(args, 1)?, arg(args, 2)?)
-                .ok_or(KipcError::BadRequest)?;
+            let point =
+                KillPoint::from_words(arg(args, 1)?, arg(args, 2)?).ok_or(KipcError::BadRequest)?;
             crate::inject::arm(tasks, caller, i, point)?;
             Ok(Answer::empty(Next::Reschedule))
         }
