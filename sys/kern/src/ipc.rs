@@ -127,7 +127,8 @@ pub fn send(tasks: &mut [Task], caller: usize, args: &SendArgs) -> Result<Next, 
 /// Copies the message of `sender` (blocked in SEND) into `buffer`, the
 /// RECV buffer of `receiver` (blocked in RECV, or making that RECV now),
 /// and completes the receiver's RECV.
-fn deliver(tasks: &mut [Task], sender: usize, receiver: usize, buffer: USlice) {
+#[inline]
+pub(crate) fn deliver(tasks: &mut [Task], sender: usize, receiver: usize, buffer: USlice) {
     let args = blocked_send(&tasks[sender]);
     let n = args.message.len.min(buffer.len);
     if n != 0 {
@@ -198,25 +199,15 @@ pub fn recv(tasks: &mut [Task], caller: usize, args: &RecvArgs) -> Result<Next, 
     Ok(Next::Reschedule)
 }
 
-/// The most important task blocked sending to `me`, scanning round-robin
-/// from just after the receiver so equal priorities take turns.
-fn most_important_sender(tasks: &[Task], receiver: usize, me: TaskId) -> Option<usize> {
-    let n = tasks.len();
-    let mut best: Option<usize> = None;
-    for k in 1..n {
-        let i = (receiver + k) % n;
-        if !tasks[i].is_sending_to(me) {
-            continue;
-        }
-        match best {
-            Some(b)
-                if !tasks[i]
-                    .priority()
-                    .is_more_important_than(tasks[b].priority()) => {}
-            _ => best = Some(i),
-        }
-    }
-    best
+/// The most important task blocked sending to `me`, round-robin from just
+/// after the receiver so equal priorities take turns. Visits only the
+/// tasks blocked in SEND (`task::sending_set`).
+pub(crate) fn most_important_sender(tasks: &[Task], receiver: usize, me: TaskId) -> Option<usize> {
+    let others = crate::task::sending_set() & !(1u64 << receiver);
+    kerncore::sched::pick(others, receiver, |i| {
+        let t = tasks.get(i)?;
+        t.is_sending_to(me).then(|| t.priority().0)
+    })
 }
 
 /// Finds the peer of a REPLY or REPLY_FAULT: live, and waiting for the

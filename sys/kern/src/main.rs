@@ -17,6 +17,7 @@ mod config;
 mod console;
 mod discovery;
 mod fail;
+mod fastpath;
 mod inject;
 mod ipc;
 mod irq;
