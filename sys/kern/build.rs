@@ -35,6 +35,7 @@ fn main() {
             defmt_in_band: false,
             on_finish: Default::default(),
             chaos: None,
+            breakdown: false,
         },
     };
     // xtask checked this already; a stale or hand-written configuration
@@ -59,6 +60,8 @@ fn render_scalars(c: &KernelConfig) -> String {
         c.debug_exit_port
     );
     let _ = writeln!(s, "pub const DEFMT_IN_BAND: bool = {};", c.defmt_in_band);
+    // A constant, so that without it every probe of `breakdown` compiles away.
+    let _ = writeln!(s, "pub const BREAKDOWN: bool = {};", c.breakdown);
     let _ = writeln!(
         s,
         "/// What `EndRun` does: 0 stay, 1 halt, 2 reset.\npub const ON_FINISH: u8 = {};",

@@ -273,6 +273,7 @@ mod tests {
             defmt_in_band: false,
             on_finish: Default::default(),
             chaos: None,
+            breakdown: false,
         }
     }
 

@@ -54,6 +54,10 @@ pub struct KernelConfig {
     /// Seeded random kills of one task, for restart soaks.
     #[serde(default)]
     pub chaos: Option<ChaosDesc>,
+    /// Count the instructions of each phase of the syscall path and print
+    /// them (`kern::breakdown`); off except in the breakdown bench image.
+    #[serde(default)]
+    pub breakdown: bool,
 }
 
 /// What the kernel does when the supervisor ends the run (`EndRun`).

@@ -65,6 +65,23 @@ const BEFORE: &[(&str, &str)] = &[
     ),
 ];
 
+/// The kernel's figures before its fast path (issue 15), measured on this branch's base (main at
+/// ed48da8, the generic dispatcher only) with this image: `(figure, instructions)`. The issue
+/// quotes 135 and 937 from an older tree.
+const BEFORE_FAST_PATH: &[(&str, u64)] = &[("null_syscall", 116), ("ipc_round_trip", 901)];
+
+/// The anchor text of `name`: the published anchor, then the figure before the fast path.
+fn anchor_text(name: &str) -> Option<String> {
+    let anchor = ANCHORS.iter().chain(BEFORE).find(|(a, _)| *a == name);
+    let before = BEFORE_FAST_PATH.iter().find(|(a, _)| *a == name);
+    match (anchor, before) {
+        (Some((_, a)), Some((_, b))) => Some(format!("{a}; before the fast path: {b}")),
+        (Some((_, a)), None) => Some((*a).to_string()),
+        (None, Some((_, b))) => Some(format!("before the fast path: {b}")),
+        (None, None) => None,
+    }
+}
+
 /// Figures read against a baseline of the same run rather than a published anchor: (figure,
 /// baseline, what the figure is).
 const RELATIVE: &[(&str, &str, &str)] = &[(
@@ -80,7 +97,119 @@ fn relative(r: &[BenchResult], name: &str, n: u64) -> Option<String> {
     (b > 0).then(|| format!("{what}: {:.0} × {base} ({b})", n as f64 / b as f64))
 }
 
-fn run_image(manifest: &str) -> Result<Vec<BenchResult>> {
+/// The kernel image with `[kernel] breakdown` (`kern::breakdown`).
+const BREAKDOWN_IMAGE: &str = "test-suite/bench/breakdown.toml";
+
+/// One syscall's phases from the kernel's last `kernel breakdown:` line for it: mean
+/// instructions per call, in the kernel's order (enter, decode, check, transfer, schedule,
+/// leave).
+#[derive(Debug, Clone, PartialEq)]
+struct Phases {
+    syscall: String,
+    /// The whole instrumented Rust part (phases and probes).
+    span: f64,
+    values: Vec<(String, f64)>,
+}
+
+impl Phases {
+    fn total(&self) -> f64 {
+        self.values.iter().map(|(_, v)| v).sum()
+    }
+}
+
+/// The last `kernel breakdown:` line of each syscall.
+fn phases(console: &[String]) -> Vec<Phases> {
+    let mut out: Vec<Phases> = Vec::new();
+    for l in console {
+        let Some(rest) = l.split("kernel breakdown: ").nth(1) else {
+            continue;
+        };
+        let mut w = rest.split_whitespace();
+        let Some(syscall) = w.next() else { continue };
+        let mut span = 0.0;
+        let values = w
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                let v = v.parse().ok()?;
+                if k == "span" {
+                    span = v;
+                }
+                (!matches!(k, "n" | "probe" | "span")).then(|| (k.to_string(), v))
+            })
+            .collect();
+        let p = Phases {
+            syscall: syscall.to_string(),
+            span,
+            values,
+        };
+        match out.iter_mut().find(|q| q.syscall == p.syscall) {
+            Some(q) => *q = p,
+            None => out.push(p),
+        }
+    }
+    out
+}
+
+/// Prints where the null syscall's and the IPC round trip's instructions go: each kernel
+/// phase (its probes subtracted); the probes' own cost (the instrumented Rust span less the
+/// phases); and the rest of the client's total in the same run: its syscall stubs,
+/// SYSCALL/SYSRET, the asm entry and exit stubs and, for the round trip, the server's loop.
+fn print_breakdown(totals: &[BenchResult], phases: &[Phases]) -> Result<()> {
+    let find = |name: &str| phases.iter().find(|p| p.syscall == name);
+    let total = |name: &str| totals.iter().find(|(n, _, _)| n == name).map(|r| r.1);
+    let Some(first) = phases.first() else {
+        bail!("the breakdown image printed no `kernel breakdown:` lines");
+    };
+    println!();
+    println!("where the instructions go ({BREAKDOWN_IMAGE}: mean instructions per call)");
+    print!("{:<24}", "");
+    for (k, _) in &first.values {
+        print!(" {k:>8}");
+    }
+    println!(
+        " {:>8} {:>8} {:>10} {:>8}",
+        "kernel", "probes", "stubs+user", "total"
+    );
+    let row = |label: &str, ps: &[&Phases], total: Option<u64>| {
+        print!("{label:<24}");
+        for (i, _) in first.values.iter().enumerate() {
+            let v: f64 = ps
+                .iter()
+                .filter_map(|p| p.values.get(i))
+                .map(|(_, v)| v)
+                .sum();
+            print!(" {v:>8.1}");
+        }
+        let kernel: f64 = ps.iter().map(|p| p.total()).sum();
+        let span: f64 = ps.iter().map(|p| p.span).sum();
+        print!(" {kernel:>8.1} {:>8.1}", span - kernel);
+        match total {
+            Some(t) => println!(" {:>10.1} {t:>8}", t as f64 - span),
+            None => println!(),
+        }
+    };
+    if let Some(p) = find("refresh_task_id") {
+        row("null syscall", &[p], total("null_syscall"));
+    }
+    let ipc: Vec<&Phases> = ["send", "recv", "reply"]
+        .iter()
+        .filter_map(|s| find(s))
+        .collect();
+    for p in &ipc {
+        row(&format!("  {}", p.syscall.to_uppercase()), &[p], None);
+    }
+    if ipc.len() == 3 {
+        row("IPC round trip", &ipc, total("ipc_round_trip"));
+    }
+    println!(
+        "(null syscall: REFRESH_TASK_ID; round trip: the client's SEND, the server's REPLY and \
+         RECV; probes: the counters' own instructions, absent from the plain image; \
+         stubs+user: the client's total in this run less the instrumented kernel span)"
+    );
+    Ok(())
+}
+
+fn run_image(manifest: &str) -> Result<(Vec<BenchResult>, Vec<String>)> {
     let image = dist::dist(manifest.as_ref())?;
     let outcome = qemu::run(
         &image.elf,
@@ -104,15 +233,18 @@ fn run_image(manifest: &str) -> Result<Vec<BenchResult>> {
             outcome.describe()
         );
     }
-    Ok(results(&outcome.console))
+    Ok((results(&outcome.console), outcome.console))
 }
 
-pub fn run() -> Result<ExitCode> {
+pub fn run(breakdown: bool) -> Result<ExitCode> {
     deps::ensure_target()?;
     deps::ensure_qemu()?;
     let mut r = Vec::new();
-    for m in IMAGES {
-        r.extend(run_image(m)?);
+    // `--breakdown` is about the kernel alone: its image, then the same
+    // image with the phase counters.
+    let images = if breakdown { &IMAGES[..1] } else { IMAGES };
+    for m in images {
+        r.extend(run_image(m)?.0);
     }
     let null = r
         .iter()
@@ -143,17 +275,17 @@ pub fn run() -> Result<ExitCode> {
         };
         let anchor = match relative(&r, name, *n) {
             Some(text) => text,
-            None => ANCHORS
-                .iter()
-                .chain(BEFORE)
-                .find(|(a, _)| a == name)
-                .map(|(_, t)| (*t).to_string())
-                .unwrap_or_default(),
+            None => anchor_text(name).unwrap_or_default(),
         };
         println!("{name:<36} {n:>12} {ratio:>14.2}   {anchor}");
     }
     if r.is_empty() {
         bail!("the benchmark image reported no results");
+    }
+    if breakdown {
+        let (totals, console) = run_image(BREAKDOWN_IMAGE)?;
+        print_breakdown(&totals, &phases(&console))?;
+        return Ok(ExitCode::SUCCESS);
     }
     host::frame_allocator()?;
     host::planners()?;
@@ -288,6 +420,31 @@ mod tests {
                 ("gib_free_worst_timer_late_ticks".into(), 2, true)
             ]
         );
+    }
+
+    #[test]
+    fn kernel_figures_show_their_anchor_and_the_figure_before_the_fast_path() {
+        let t = super::anchor_text("null_syscall").unwrap();
+        assert!(
+            t.starts_with("L4Re ≈ 147") && t.ends_with("before the fast path: 116"),
+            "{t}"
+        );
+        assert!(super::anchor_text("tdx_alloc_4k").is_none());
+    }
+
+    #[test]
+    fn breakdown_lines_keep_the_last_of_each_syscall() {
+        let console = vec![
+            "kernel breakdown: send n=256 probe=20.0 span=300.0 enter=1.0 decode=2.5".to_string(),
+            "kernel breakdown: recv n=256 probe=20.0 span=100.0 enter=3.0".to_string(),
+            "kernel breakdown: send n=256 probe=20.0 span=200.0 enter=4.0 decode=5.0".to_string(),
+        ];
+        let p = super::phases(&console);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].syscall, "send");
+        assert_eq!(p[0].span, 200.0);
+        assert_eq!(p[0].total(), 9.0);
+        assert_eq!(p[1].values, vec![("enter".to_string(), 3.0)]);
     }
 
     #[test]

@@ -499,6 +499,7 @@ pub fn dist(path: &Path) -> Result<Image> {
         }),
         defmt_in_band: m.kernel.defmt == manifest::DefmtPort::Console,
         on_finish: m.kernel.on_finish,
+        breakdown: m.kernel.breakdown,
         chaos: m.kernel.chaos.as_ref().map(|c| build_kconfig::ChaosDesc {
             task: m
                 .parsed_tasks

@@ -127,7 +127,13 @@ enum Cmd {
         defmt: Option<PathBuf>,
     },
     /// Run the benchmarks (instruction counts under QEMU -icount).
-    Bench,
+    Bench {
+        /// Only the kernel's figures, then where their instructions go:
+        /// each phase of the null syscall and of the IPC round trip
+        /// (test-suite/bench/breakdown.toml).
+        #[arg(long)]
+        breakdown: bool,
+    },
     /// Run clippy on every task of the given manifests (default: all
     /// images), each in its image's build environment, then on host crates.
     Clippy { manifests: Vec<PathBuf> },
@@ -291,7 +297,7 @@ fn main() -> ExitCode {
             image_dir,
             defmt,
         } => decode::command(&file, image_dir.as_deref(), defmt.as_deref()),
-        Cmd::Bench => bench::run(),
+        Cmd::Bench { breakdown } => bench::run(breakdown),
         Cmd::Clippy { manifests } => lint::clippy(&manifests),
         Cmd::Plan { input, output, svg } => {
             tdx_tools::plan_command(&input, output.as_deref(), svg.as_deref()).map(exit_code)

@@ -84,6 +84,10 @@ pub struct KernelSettings {
     /// Seeded random kills of one task (restart soaks).
     #[serde(default)]
     pub chaos: Option<ChaosSettings>,
+    /// Count the guest instructions of each phase of the syscall path and
+    /// print them (`cargo xtask bench --breakdown`; benchmark images only).
+    #[serde(default)]
+    pub breakdown: bool,
 }
 
 /// `[kernel.chaos] task = "tdx-host", seed = 1, kills = 200, every = 40, after = 0`:
@@ -145,6 +149,7 @@ impl Default for KernelSettings {
             defmt: DefmtPort::Com2,
             on_finish: build_kconfig::OnFinish::Stay,
             chaos: None,
+            breakdown: false,
         }
     }
 }

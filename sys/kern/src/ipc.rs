@@ -31,6 +31,7 @@ use abi::syscall::{
 };
 use abi::{lease_attr, TaskId, ULease, UsageError, DEFECT, IPC_REFUSED, MAX_LEASES, ULEASE_SIZE};
 
+use crate::breakdown::{self, Phase};
 use crate::outcome::{Next, UserError};
 use crate::task::{check_id, current_id, force_fault, IdCheck, SchedState, Task, TaskState};
 use crate::umem::{self, USlice};
@@ -102,6 +103,7 @@ pub fn send(tasks: &mut [Task], caller: usize, args: &SendArgs) -> Result<Next, 
         IdCheck::Dead(code) => return Err(UserError::Recoverable(code)),
         IdCheck::Live(i) => i,
     };
+    breakdown::mark(Phase::Check);
     match &leases {
         Some(l) => tasks[caller].lend(&l[..count as usize]),
         None => tasks[caller].lend(&[]),
@@ -118,13 +120,15 @@ pub fn send(tasks: &mut [Task], caller: usize, args: &SendArgs) -> Result<Next, 
             deliver(tasks, caller, callee, buffer);
         }
     }
+    breakdown::mark(Phase::Transfer);
     Ok(Next::Reschedule)
 }
 
 /// Copies the message of `sender` (blocked in SEND) into `buffer`, the
 /// RECV buffer of `receiver` (blocked in RECV, or making that RECV now),
 /// and completes the receiver's RECV.
-fn deliver(tasks: &mut [Task], sender: usize, receiver: usize, buffer: USlice) {
+#[inline]
+pub(crate) fn deliver(tasks: &mut [Task], sender: usize, receiver: usize, buffer: USlice) {
     let args = blocked_send(&tasks[sender]);
     let n = args.message.len.min(buffer.len);
     if n != 0 {
@@ -189,29 +193,21 @@ pub fn recv(tasks: &mut [Task], caller: usize, args: &RecvArgs) -> Result<Next, 
             }
         }
     }
+    breakdown::mark(Phase::Check);
     tasks[caller].block_in_recv(specific, mask);
+    breakdown::mark(Phase::Transfer);
     Ok(Next::Reschedule)
 }
 
-/// The most important task blocked sending to `me`, scanning round-robin
-/// from just after the receiver so equal priorities take turns.
-fn most_important_sender(tasks: &[Task], receiver: usize, me: TaskId) -> Option<usize> {
-    let n = tasks.len();
-    let mut best: Option<usize> = None;
-    for k in 1..n {
-        let i = (receiver + k) % n;
-        if !tasks[i].is_sending_to(me) {
-            continue;
-        }
-        match best {
-            Some(b)
-                if !tasks[i]
-                    .priority()
-                    .is_more_important_than(tasks[b].priority()) => {}
-            _ => best = Some(i),
-        }
-    }
-    best
+/// The most important task blocked sending to `me`, round-robin from just
+/// after the receiver so equal priorities take turns. Visits only the
+/// tasks blocked in SEND (`task::sending_set`).
+pub(crate) fn most_important_sender(tasks: &[Task], receiver: usize, me: TaskId) -> Option<usize> {
+    let others = crate::task::sending_set() & !(1u64 << receiver);
+    kerncore::sched::pick(others, receiver, |i| {
+        let t = tasks.get(i)?;
+        t.is_sending_to(me).then(|| t.priority().0)
+    })
 }
 
 /// Finds the peer of a REPLY or REPLY_FAULT: live, and waiting for the
@@ -255,6 +251,7 @@ pub fn reply(tasks: &mut [Task], caller: usize, args: &ReplyArgs) -> Result<Next
         // the server's mistake.
         return Err(UsageError::ReplyTooBig.into());
     }
+    breakdown::mark(Phase::Check);
     if message.len != 0 {
         // Safety: the server's message checked readable just above; the
         // client's reply buffer checked writable at its SEND.
@@ -266,6 +263,7 @@ pub fn reply(tasks: &mut [Task], caller: usize, args: &ReplyArgs) -> Result<Next
         value: message.len,
     });
     t.set_healthy_state(SchedState::Runnable);
+    breakdown::mark(Phase::Transfer);
     Ok(Next::Reschedule)
 }
 

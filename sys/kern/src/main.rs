@@ -12,10 +12,12 @@
 
 mod arch;
 mod bootinfo;
+mod breakdown;
 mod config;
 mod console;
 mod discovery;
 mod fail;
+mod fastpath;
 mod inject;
 mod ipc;
 mod irq;

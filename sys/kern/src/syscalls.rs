@@ -9,6 +9,11 @@
 //! should run next. Handlers never switch tasks themselves; they say
 //! whether the choice may have changed.
 //!
+//! The common calls (the null syscall, SEND to a waiting receiver, open
+//! RECV, REPLY) are finished first by `fastpath`, which takes a call only
+//! when every check of the generic handler passes and otherwise leaves it
+//! untouched for `dispatch`; see there.
+//!
 //! Each dispatch arm settles its own handler's result instead of merging
 //! all arms' `Result`s into one value first: per arm the compiler sees the
 //! handler's few constant outcomes and the common `Ok` needs no packing
@@ -26,6 +31,8 @@ use abi::{FaultInfo, Sysnum, TaskId, TaskIndex, UsageError};
 use kerncore::inject::{ArmedSyscall, When};
 
 use crate::arch::entry::SavedState;
+use crate::breakdown::{self, Phase};
+use crate::fastpath::{self, Fast};
 use crate::outcome::{Next, UserError};
 use crate::task::{self, check_id, force_fault, with_tasks, IdCheck, Task, Timer, CURRENT};
 use crate::umem::{self, USlice};
@@ -33,33 +40,61 @@ use crate::{ipc, irq, kipc, time};
 
 /// Called by the SYSCALL stub with the caller's registers saved. Returns
 /// the save area to resume.
+///
+/// Kept small: the fast path (`fastpath`) is inlined here, and everything
+/// else is in [`generic`], out of line, so the common calls do not pay for
+/// the generic dispatcher's stack frame.
 pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const SavedState {
+    breakdown::begin();
     crate::arch::cpu::check_entry_flags();
     let caller = CURRENT.load(Ordering::Relaxed);
     let resume = with_tasks(|tasks| {
         tasks[caller].set_entered_by_syscall(true);
         let number = tasks[caller].syscall_number();
-        if Sysnum::from_raw(number) == Some(Sysnum::WaitForInterrupt) {
+        if number == Sysnum::WaitForInterrupt as u64 {
             tasks[caller].respond(Response::OK);
             return None;
         }
-        // Without `[kernel.chaos]` this test is a constant `false`.
-        let next = if crate::tables::CHAOS_TASK == Some(caller) {
-            chaos_dispatch(tasks, caller, number)
-        } else if crate::inject::armed_task(caller) {
-            armed_dispatch(tasks, caller, number)
-        } else {
-            dispatch(tasks, caller, number)
-        };
-        resume(tasks, caller, next)
+        // The kill injectors must see every syscall of their target, so
+        // it never takes the fast path. Without `[kernel.chaos]` the first
+        // test is a constant `false`, and without a Fault right in the
+        // image the second one too.
+        if crate::tables::CHAOS_TASK != Some(caller) && !crate::inject::armed_task(caller) {
+            breakdown::enter(number);
+            if let Fast::Resume(next) = fastpath::try_fast(tasks, caller, number) {
+                return next;
+            }
+        }
+        generic(tasks, caller, number)
     });
     match resume {
-        Some(save) => save,
+        Some(save) => {
+            breakdown::end();
+            save
+        }
         // Halting must happen without the table borrowed: the interrupt
         // that ends the halt is handled in ring 0 and needs it. The same
         // holds when nothing is runnable after the syscall.
         None => task::halt_until_runnable(caller),
     }
+}
+
+/// Every syscall the fast path declined, and every syscall of a kill
+/// injector's target: decoded, run and settled by `dispatch` (or through
+/// an injector), then the task to resume chosen. `None`: nothing is
+/// runnable.
+#[inline(never)]
+fn generic(tasks: &mut [Task], caller: usize, number: u64) -> Option<*const SavedState> {
+    let next = if crate::tables::CHAOS_TASK == Some(caller) {
+        chaos_dispatch(tasks, caller, number)
+    } else if crate::inject::armed_task(caller) {
+        armed_dispatch(tasks, caller, number)
+    } else {
+        dispatch(tasks, caller, number)
+    };
+    let r = resume(tasks, caller, next);
+    breakdown::mark(Phase::Schedule);
+    r
 }
 
 /// `dispatch` for the chaos target (`inject`): its syscall may be a kill
@@ -179,6 +214,7 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
     match sysnum {
         Sysnum::Send => settled!({
             let args = SendArgs::from_regs(&regs(tasks));
+            breakdown::mark(Phase::Decode);
             if args.target == TaskId::KERNEL {
                 kipc::handle(tasks, caller, &args)
             } else {
@@ -187,10 +223,12 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
         }),
         Sysnum::Recv => settled!({
             let args = RecvArgs::from_regs(&regs(tasks))?;
+            breakdown::mark(Phase::Decode);
             ipc::recv(tasks, caller, &args)
         }),
         Sysnum::Reply => settled!({
             let args = ReplyArgs::from_regs(&regs(tasks))?;
+            breakdown::mark(Phase::Decode);
             ipc::reply(tasks, caller, &args)
         }),
         Sysnum::ReplyFault => settled!({
@@ -228,6 +266,7 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
         }),
         Sysnum::RefreshTaskId => settled!({
             let args = RefreshTaskIdArgs::from_regs(&regs(tasks));
+            breakdown::mark(Phase::Decode);
             refresh_task_id(tasks, caller, &args)
         }),
         Sysnum::Log => settled!({
@@ -339,8 +378,10 @@ fn refresh_task_id(
         .ok()
         .filter(|&i| i < tasks.len())
         .ok_or(UsageError::TaskOutOfRange)?;
+    breakdown::mark(Phase::Check);
     let id = TaskId::new(TaskIndex(index as u16), tasks[index].generation());
     tasks[caller].set_syscall_results(RefreshedTaskId { id }.to_regs());
+    breakdown::mark(Phase::Transfer);
     Ok(Next::Same)
 }
 

@@ -22,7 +22,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use abi::kipc::Right;
 use abi::syscall::{ArgRegs, Received, Response};
@@ -94,6 +94,32 @@ pub struct Task {
     /// The leases of the task's last SEND, copied and checked at SEND.
     leases: [ULease; MAX_LEASES],
     lease_count: usize,
+    /// The task's index in the table (its bit in [`RUNNABLE`] and
+    /// [`SENDING`]), set by [`install`].
+    index: usize,
+}
+
+/// Bit `i` set: task `i` is healthy and runnable. Kept equal to the states
+/// by [`Task::set_state`], the only writer of a state, so the scheduler
+/// visits only these tasks ([`select`]).
+static RUNNABLE: AtomicU64 = AtomicU64::new(0);
+/// Bit `i` set: task `i` is healthy and blocked in SEND (its message not
+/// yet delivered). Kept like [`RUNNABLE`]; RECV looks for senders only here.
+static SENDING: AtomicU64 = AtomicU64::new(0);
+
+/// Sets or clears `bit` in `set`. (Only the boot CPU runs the task table,
+/// borrowed exclusively: relaxed plain loads and stores suffice.)
+#[inline(always)]
+fn update_set(set: &AtomicU64, bit: u64, on: bool) {
+    let old = set.load(Ordering::Relaxed);
+    set.store(if on { old | bit } else { old & !bit }, Ordering::Relaxed);
+}
+
+/// The tasks blocked in SEND, as bits (see [`SENDING`]).
+#[inline(always)]
+#[must_use]
+pub fn sending_set() -> u64 {
+    SENDING.load(Ordering::Relaxed)
 }
 
 impl Task {
@@ -112,7 +138,26 @@ impl Task {
             panic_len: 0,
             leases: [ULease::default(); MAX_LEASES],
             lease_count: 0,
+            index: 0,
         }
+    }
+
+    /// The one writer of `state`: keeps [`RUNNABLE`] and [`SENDING`] equal
+    /// to the states.
+    #[inline(always)]
+    fn set_state(&mut self, s: TaskState) {
+        self.state = s;
+        let bit = 1u64 << self.index;
+        update_set(
+            &RUNNABLE,
+            bit,
+            matches!(s, TaskState::Healthy(SchedState::Runnable)),
+        );
+        update_set(
+            &SENDING,
+            bit,
+            matches!(s, TaskState::Healthy(SchedState::InSend(_))),
+        );
     }
 
     #[must_use]
@@ -167,19 +212,27 @@ impl Task {
     /// # Panics
     /// If the task is faulted: only a restart may leave that state, and a
     /// caller trying otherwise is a kernel bug.
+    #[inline(always)]
     pub fn set_healthy_state(&mut self, s: SchedState) {
         assert!(
             matches!(self.state, TaskState::Healthy(_)),
             "state change of a faulted task"
         );
-        self.state = TaskState::Healthy(s);
+        self.set_state(TaskState::Healthy(s));
     }
 
     /// Marks the task as waiting in RECV for notifications in `mask` or a
     /// message from `from`.
+    #[inline(always)]
     pub fn block_in_recv(&mut self, from: Option<TaskId>, mask: u64) {
         self.recv_mask = mask;
         self.set_healthy_state(SchedState::InRecv(from));
+    }
+
+    /// The pending bits in `mask`, left pending.
+    #[must_use]
+    pub fn pending_notifications(&self, mask: u64) -> u64 {
+        self.notifications & mask
     }
 
     /// Takes the pending bits in `mask` out of the notification word.
@@ -381,8 +434,14 @@ pub static CURRENT: AtomicUsize = AtomicUsize::new(0);
 ///
 /// # Panics
 /// If more than `TASK_COUNT` tasks are installed.
-pub fn install(task: Task) {
+pub fn install(mut task: Task) {
     let i = TABLE.installed.load(Ordering::Relaxed);
+    task.index = i;
+    // A task is installed stopped; its first state change sets its bits.
+    debug_assert!(matches!(
+        task.state,
+        TaskState::Healthy(SchedState::Stopped)
+    ));
     // TASK_COUNT is generated; it is 0 in an unconfigured (lint-only) build.
     #[allow(clippy::absurd_extreme_comparisons)]
     let fits = i < TASK_COUNT;
@@ -455,24 +514,15 @@ pub fn check_id(tasks: &[Task], id: TaskId) -> IdCheck {
 /// Normally `idle` is always runnable, but a task holding `restart` or
 /// `fault` rights over idle can stop or fault it; then the kernel halts in
 /// [`halt_until_runnable`] instead of running a task.
+///
+/// Visits only the runnable tasks ([`RUNNABLE`]), by the rule of
+/// `kerncore::sched::pick` (host-tested against the scan of every index).
+#[inline]
 #[must_use]
 pub fn select(tasks: &[Task], previous: usize) -> Option<usize> {
-    let n = tasks.len();
-    let mut best: Option<usize> = None;
-    for k in 1..=n {
-        let i = (previous + k) % n;
-        if !tasks[i].is_runnable() {
-            continue;
-        }
-        match best {
-            Some(b)
-                if !tasks[i]
-                    .priority()
-                    .is_more_important_than(tasks[b].priority()) => {}
-            _ => best = Some(i),
-        }
-    }
-    best
+    kerncore::sched::pick(RUNNABLE.load(Ordering::Relaxed), previous, |i| {
+        tasks.get(i).map(|t| t.priority().0)
+    })
 }
 
 /// Halts the CPU in the kernel until an interrupt (a timer, an IRQ) makes
@@ -495,7 +545,10 @@ pub fn halt_until_runnable(previous: usize) -> *const SavedState {
 }
 
 /// Makes `next` the task on the CPU: its address space, its I/O ports and
-/// the save area the entry stubs use.
+/// the save area the entry stubs use. Staying on the same task changes
+/// nothing: only [`load`] writes the save area, CR3 and `CURRENT`, always
+/// together, so they already name `next`.
+#[inline]
 pub fn switch_to(tasks: &mut [Task], next: usize) {
     let prev = CURRENT.load(Ordering::Relaxed);
     if prev != next {
@@ -504,7 +557,6 @@ pub fn switch_to(tasks: &mut [Task], next: usize) {
         }
         load(tasks, next);
     }
-    set_save_area(tasks, next);
 }
 
 /// Loads task `index`'s address space and I/O ports unconditionally (the
@@ -558,7 +610,7 @@ pub fn force_fault(tasks: &mut [Task], index: usize, fault: FaultInfo) {
         // A second fault keeps the first's original state.
         TaskState::Faulted { original, .. } => original,
     };
-    t.state = TaskState::Faulted { fault, original };
+    t.set_state(TaskState::Faulted { fault, original });
     // The saved pc lets the host name the function and line (xtask decode).
     crate::kprintln!(
         "kernel: task {} faulted: {:?} (task {index} pc={:#x})",
@@ -596,11 +648,11 @@ pub fn reinitialize(t: &mut Task, start: bool) {
     t.timer = None;
     t.panic_len = 0;
     t.lease_count = 0;
-    t.state = TaskState::Healthy(if start {
+    t.set_state(TaskState::Healthy(if start {
         SchedState::Runnable
     } else {
         SchedState::Stopped
-    });
+    }));
 }
 
 /// Restarts task `index` with a new generation. Every task blocked on its

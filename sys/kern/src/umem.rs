@@ -28,8 +28,18 @@ impl kerncore::Region for RegionDesc {
 
 impl Task {
     /// Whether this task may read (and, with `write`, write) `slice`.
+    ///
+    /// An empty slice names no memory and is always fine; that answer is
+    /// inlined (IPC without payload is the common case), the region walk
+    /// is not.
+    #[inline(always)]
     #[must_use]
     pub fn can_access(&self, slice: USlice, write: bool) -> bool {
+        slice.len == 0 || self.can_access_nonempty(slice, write)
+    }
+
+    #[inline(never)]
+    fn can_access_nonempty(&self, slice: USlice, write: bool) -> bool {
         let need = if write {
             region_attr::READ | region_attr::WRITE
         } else {

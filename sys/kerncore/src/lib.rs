@@ -14,6 +14,7 @@
 //! memory, its page sizes and the page-table pages it costs.
 //! [`inject`] holds the manifest's deliberate kills (SEAMCALL kill rules, the
 //! seeded chaos schedule).
+//! [`sched`] is the scheduler's pick over a set of task bits.
 //! [`tdmem`] decides what "TD memory" is: the memory the kernel lets the
 //! memory authority scrub and hand to the TDX module.
 
@@ -26,6 +27,7 @@ pub mod directmap;
 pub mod inject;
 pub mod mailbox;
 pub mod multiboot2;
+pub mod sched;
 pub mod tdmem;
 
 /// A region of task memory: `[base, base + size)` with attribute bits.

@@ -33,6 +33,10 @@ pub static CASES: &[Case] = &[
         recv_truncation,
     ),
     ("ipc_send_to_restarted_task_is_dead_code", send_stale),
+    (
+        "ipc_send_to_waiting_receiver_by_stale_id_is_dead_code",
+        send_stale_to_waiting_receiver,
+    ),
     ("ipc_send_without_task_slot_is_refused", send_off_manifest),
     (
         "ipc_reply_to_restarted_client_is_ignored",
@@ -166,6 +170,22 @@ fn send_stale() {
         id(ASSIST).generation().0,
         old.generation().0.wrapping_add(1)
     );
+}
+
+/// The kernel's fast path finishes a SEND to a task already waiting in
+/// RECV; the generation check is one it must keep. A stale id of a task
+/// that waits in an open RECV gets the dead code, and nothing is delivered.
+fn send_stale_to_waiting_receiver() {
+    let old = id(ASSIST);
+    hl::restart_task(ASSIST, true).unwrap();
+    // assist, more important than the suite, is back in its RECV already.
+    assert_eq!(state(ASSIST), TaskState::InRecv(None));
+    let (rc, n) = sys_send(old, op::ECHO, b"x", &mut [0; 4], &[]);
+    assert_eq!(rc, dead_response_code(id(ASSIST).generation()));
+    assert_eq!(n, 0);
+    assert_eq!(state(ASSIST), TaskState::InRecv(None), "nothing delivered");
+    // The live id still takes the fast path's way and is answered.
+    call(ASSIST, op::ECHO, b"ok", &mut [0; 4], &[]);
 }
 
 /// SEND only along task slots: the suite has none to idle, and none to

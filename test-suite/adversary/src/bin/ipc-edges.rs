@@ -6,6 +6,10 @@
 //!   itself (each a live task, some more important), and to a stale id of a
 //!   task it has no edge to (refused, not a dead code: the edge is checked
 //!   first); the targets keep their generation; the declared edge works.
+//! - `send_to_waiting_receiver_without_edge_refused`: the same for
+//!   lease-server while it waits in an open RECV, the one state in which
+//!   the kernel's fast path would deliver at once: still `IPC_REFUSED`,
+//!   and lease-server still waits (nothing delivered).
 //! - `post_off_manifest_refused`: POST of the referee's `fault` bit, of
 //!   tdx-host's `client-restarted` bit, to idle, of a bit of lease-server
 //!   the edge does not name, and of an allowed bit mixed with a forbidden
@@ -14,10 +18,10 @@
 #![no_std]
 #![no_main]
 
-use abi::{TaskId, IPC_REFUSED};
+use abi::{TaskId, TaskState, IPC_REFUSED};
 use test_api::check;
 use test_api::score::Score;
-use userlib::{sys_post, sys_refresh_task_id, sys_send, TaskIndex};
+use userlib::{hl, sys_post, sys_refresh_task_id, sys_send, TaskIndex};
 
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
 
@@ -55,6 +59,27 @@ pub fn main() -> ! {
             && before == after
             && allowed == 0,
         "SEND to tdx-host/idle/lease-server/self gave {refused:#x?}, to a stale id {stale_rc:#x}, generations {before:?} -> {after:?}, the declared edge {allowed:#x}"
+    );
+
+    // lease-server is more important, so it is blocked whenever this task
+    // runs; wait (a tick at a time) until that is in its open RECV.
+    let status = || hl::read_task_status(LEASE_SERVER).map(|(st, _)| st).ok();
+    let mut waiting = status() == Some(TaskState::InRecv(None));
+    for _ in 0..100 {
+        if waiting {
+            break;
+        }
+        hl::sleep_for(1, 1 << 41);
+        waiting = status() == Some(TaskState::InRecv(None));
+    }
+    let ls = id(LEASE_SERVER);
+    let (rc, _) = sys_send(ls, 1, b"hello", &mut reply, &[]);
+    let after = status();
+    check!(
+        s,
+        "send_to_waiting_receiver_without_edge_refused",
+        waiting && rc == IPC_REFUSED && after == Some(TaskState::InRecv(None)) && id(LEASE_SERVER) == ls,
+        "lease-server waiting in RECV: {waiting}; SEND without an edge gave {rc:#x}, lease-server then {after:?}"
     );
 
     // Bit 0 of the referee is `fault`, of tdx-host `client-restarted`;

@@ -1,0 +1,236 @@
+//! The syscall fast path: the null syscall and the common SEND, RECV and
+//! REPLY, finished without the generic dispatcher.
+//!
+//! Pattern: [`try_fast`] runs before the generic dispatch (and only when
+//! neither kill injector watches the caller: the chaos target and an
+//! armed kill's target always go the generic way, so they still see every
+//! syscall). Each fast handler decodes its argument words once, then tests
+//! everything the generic handler would test for this case. If any test
+//! fails, or the call is one it does not handle, it answers
+//! [`Fast::Declined`] having changed nothing, and the generic path runs
+//! the call from the start and gives the exact answer (the error code or
+//! fault, in the generic order of checks). So the fast path never decides
+//! an error; it only finishes calls that succeed.
+//!
+//! What each handler takes, and why that is enough:
+//! - REFRESH_TASK_ID with an index in the table.
+//! - SEND to a task (not the kernel) with no leases (a lease table must be
+//!   copied and checked: generic), an operation that fits 16 bits, message
+//!   readable and reply buffer writable by the caller, a manifest edge
+//!   (`may_send_to`), the target's generation current, and the target
+//!   already blocked in an open RECV or one closed on the caller, whose
+//!   buffer was checked writable when it blocked. Anything else (a dead
+//!   code, `IPC_REFUSED`, a usage fault, a target not waiting) is generic.
+//! - Open RECV with a writable buffer and no pending notification in its
+//!   mask (notifications come first: generic). It takes the most important
+//!   waiting sender by the generic rule, or blocks.
+//! - REPLY to a live task awaiting the caller's reply, with a readable
+//!   message that fits the reply buffer the client gave at SEND (too big
+//!   is a fault: generic; a stale or not-waiting peer is silently ignored:
+//!   generic).
+//!
+//! Invariants: the state changes are the generic ones (`Task` methods),
+//! so the runnable and sending sets stay exact; the next task is chosen
+//! by `task::select`, the scheduler's one rule, whenever the generic path
+//! would reschedule, and the caller resumes directly only where the
+//! generic path answers `Next::Same` with the caller still runnable.
+
+use abi::syscall::{
+    Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, Response, SendArgs,
+};
+use abi::{Sysnum, TaskId, TaskIndex};
+
+use crate::arch::entry::SavedState;
+use crate::breakdown::{self, Phase};
+use crate::task::{self, current_id, SchedState, Task, TaskState};
+use crate::umem;
+
+/// What the fast path did with a syscall.
+pub enum Fast {
+    /// Not taken; nothing changed. The generic path handles the call.
+    Declined,
+    /// Done: resume this save area (`None`: nothing is runnable, halt).
+    Resume(Option<*const SavedState>),
+}
+
+const SEND: u64 = Sysnum::Send as u64;
+const RECV: u64 = Sysnum::Recv as u64;
+const REPLY: u64 = Sysnum::Reply as u64;
+const REFRESH_TASK_ID: u64 = Sysnum::RefreshTaskId as u64;
+
+/// Finishes syscall `number` of `caller` if it is one the fast path
+/// handles and every check passes; see the module doc.
+#[inline(always)]
+pub fn try_fast(tasks: &mut [Task], caller: usize, number: u64) -> Fast {
+    match number {
+        REFRESH_TASK_ID => refresh_task_id(tasks, caller),
+        SEND => send(tasks, caller),
+        RECV => recv(tasks, caller),
+        REPLY => reply(tasks, caller),
+        _ => Fast::Declined,
+    }
+}
+
+/// The caller goes on (the generic `Next::Same` with the caller runnable).
+#[inline(always)]
+fn same(tasks: &[Task], caller: usize) -> Fast {
+    breakdown::mark(Phase::Schedule);
+    Fast::Resume(Some(tasks[caller].save_area()))
+}
+
+/// The generic `Next::Reschedule`: the scheduler's choice, switched to.
+#[inline(always)]
+fn reschedule(tasks: &mut [Task], caller: usize) -> Fast {
+    let next = task::select(tasks, caller).map(|chosen| {
+        task::switch_to(tasks, chosen);
+        tasks[chosen].save_area()
+    });
+    breakdown::mark(Phase::Schedule);
+    Fast::Resume(next)
+}
+
+/// REFRESH_TASK_ID, the null syscall: an index in the table.
+#[inline(always)]
+fn refresh_task_id(tasks: &mut [Task], caller: usize) -> Fast {
+    let args = RefreshTaskIdArgs::from_regs(&tasks[caller].syscall_args());
+    breakdown::mark(Phase::Decode);
+    let Some(index) = usize::try_from(args.index)
+        .ok()
+        .filter(|&i| i < tasks.len())
+    else {
+        return Fast::Declined;
+    };
+    breakdown::mark(Phase::Check);
+    let id = TaskId::new(TaskIndex(index as u16), tasks[index].generation());
+    tasks[caller].set_syscall_results(RefreshedTaskId { id }.to_regs());
+    breakdown::mark(Phase::Transfer);
+    same(tasks, caller)
+}
+
+/// SEND to a task already waiting in RECV, no leases.
+#[inline(always)]
+fn send(tasks: &mut [Task], caller: usize) -> Fast {
+    let args = SendArgs::from_regs(&tasks[caller].syscall_args());
+    breakdown::mark(Phase::Decode);
+    if args.target == TaskId::KERNEL || args.leases.len != 0 || args.operation > u64::from(u16::MAX)
+    {
+        return Fast::Declined;
+    }
+    let callee = usize::from(args.target.index().0);
+    let me = current_id(tasks, caller);
+    let (Some(c), true) = (tasks.get(callee), tasks[caller].may_send_to(callee)) else {
+        return Fast::Declined;
+    };
+    // Only a live target (a stale generation is the generic dead code)
+    // that waits for this sender.
+    if c.generation() != args.target.generation() {
+        return Fast::Declined;
+    }
+    let TaskState::Healthy(SchedState::InRecv(from)) = c.state() else {
+        return Fast::Declined;
+    };
+    if from.is_some() && from != Some(me) {
+        return Fast::Declined;
+    }
+    // Checked writable when the callee blocked; a word that no longer
+    // decodes would be a kernel bug, and the generic path copes with it.
+    let Ok(recv) = RecvArgs::from_regs(&c.syscall_args()) else {
+        return Fast::Declined;
+    };
+    let t = &tasks[caller];
+    if !t.can_access(args.message, false) || !t.can_access(args.reply, true) {
+        return Fast::Declined;
+    }
+    breakdown::mark(Phase::Check);
+    let n = args.message.len.min(recv.buffer.len);
+    // Safety: the message was checked readable by the caller just above,
+    // the buffer writable by the callee when it blocked in RECV; regions
+    // never change.
+    unsafe { umem::copy(args.message.base, recv.buffer.base, n as usize) };
+    let s = &mut tasks[caller];
+    // No leases: the kernel-side copy of the last table is emptied, as the
+    // generic SEND does, so BORROW finds nothing stale.
+    s.lend(&[]);
+    s.set_healthy_state(SchedState::InReply(args.target));
+    let r = &mut tasks[callee];
+    r.set_syscall_results(
+        Received {
+            sender: me,
+            // Checked to fit 16 bits above.
+            operation: args.operation,
+            message_len: args.message.len,
+            response_capacity: args.reply.len,
+            lease_count: 0,
+        }
+        .to_regs(),
+    );
+    r.set_healthy_state(SchedState::Runnable);
+    breakdown::mark(Phase::Transfer);
+    reschedule(tasks, caller)
+}
+
+/// Open RECV: takes a waiting sender, or blocks.
+#[inline(always)]
+fn recv(tasks: &mut [Task], caller: usize) -> Fast {
+    let Ok(args) = RecvArgs::from_regs(&tasks[caller].syscall_args()) else {
+        return Fast::Declined;
+    };
+    breakdown::mark(Phase::Decode);
+    let t = &tasks[caller];
+    if args.sender.is_some()
+        || !t.can_access(args.buffer, true)
+        || t.pending_notifications(args.notification_mask) != 0
+    {
+        return Fast::Declined;
+    }
+    let me = current_id(tasks, caller);
+    match crate::ipc::most_important_sender(tasks, caller, me) {
+        Some(sender) => {
+            breakdown::mark(Phase::Check);
+            crate::ipc::deliver(tasks, sender, caller, args.buffer);
+            breakdown::mark(Phase::Transfer);
+            same(tasks, caller)
+        }
+        None => {
+            breakdown::mark(Phase::Check);
+            tasks[caller].block_in_recv(None, args.notification_mask);
+            breakdown::mark(Phase::Transfer);
+            reschedule(tasks, caller)
+        }
+    }
+}
+
+/// REPLY to a task waiting for it.
+#[inline(always)]
+fn reply(tasks: &mut [Task], caller: usize) -> Fast {
+    let Ok(args) = ReplyArgs::from_regs(&tasks[caller].syscall_args()) else {
+        return Fast::Declined;
+    };
+    breakdown::mark(Phase::Decode);
+    let (peer, message) = (args.peer, args.message);
+    let p = usize::from(peer.index().0);
+    let me = current_id(tasks, caller);
+    let Some(client) = tasks.get(p) else {
+        return Fast::Declined;
+    };
+    if client.generation() != peer.generation() || !client.is_awaiting_reply_from(me) {
+        return Fast::Declined;
+    }
+    // The client's reply buffer, checked writable at its SEND.
+    let reply_buf = SendArgs::from_regs(&client.syscall_args()).reply;
+    if message.len > reply_buf.len || !tasks[caller].can_access(message, false) {
+        return Fast::Declined;
+    }
+    breakdown::mark(Phase::Check);
+    // Safety: the message checked readable by the caller just above; the
+    // client's reply buffer writable at its SEND; regions never change.
+    unsafe { umem::copy(message.base, reply_buf.base, message.len as usize) };
+    let c = &mut tasks[p];
+    c.respond(Response {
+        code: args.code,
+        value: message.len,
+    });
+    c.set_healthy_state(SchedState::Runnable);
+    breakdown::mark(Phase::Transfer);
+    reschedule(tasks, caller)
+}
