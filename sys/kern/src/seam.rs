@@ -16,7 +16,9 @@
 //!   ([`crate::arch::vmx`]).
 //! - `none`: every SEAMCALL reports VMfailInvalid (no module).
 //!
-//! The caller cannot tell the backends apart.
+//! The caller cannot tell the backends apart. The asynchronous form (start
+//! on a CPU, collect after a notification) is [`crate::seam_async`]; both
+//! forms pass the same gate and kill hooks.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -205,7 +207,7 @@ fn run_here(cpu: usize, _op: Op, words: &mut [u64; 8]) {
         r11: words[6],
     };
     let sequence = words[7];
-    let outcome = seamgate::with_admitted(sequence, |mem| match TDX.backend {
+    let outcome = seamgate::with_admitted(cpu, sequence, |mem| match TDX.backend {
         TdxBackendKind::Emulated => MODULE.with(|m| match m {
             Some(m) => m.seamcall(cpu as u32, &args, mem),
             None => InstructionOutcome::VmFailInvalid,
@@ -238,8 +240,7 @@ fn syscall_outcome(o: InstructionOutcome) -> SeamcallOutcome {
 
 /// The SEAMCALL system call (register use in `abi::seamcall`).
 pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<Next, UserError> {
-    let t = &mut tasks[caller];
-    if !t.has_capability(capability::SEAMCALL) {
+    if !tasks[caller].has_capability(capability::SEAMCALL) {
         // Outcome codes are small; DENIED fits the response code.
         return Err(UserError::Recoverable(seamcall::DENIED as u32));
     }
@@ -260,8 +261,13 @@ pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<
         r10,
         r11,
     };
+    // An asynchronous call still running there ends first (bounded wait).
+    if crate::seam_async::settle_cpu(tasks, cpu) && !tasks[caller].is_runnable() {
+        // Its `after` kill rule hit the caller itself.
+        return Ok(Next::Reschedule);
+    }
     let mut kill = None;
-    let out = match seamgate::admit(t, &mut args) {
+    let out = match seamgate::admit(&tasks[caller], &mut args, cpu) {
         Err(refusal) => refusal.to_words(),
         Ok(sequence) => {
             // Admitted calls only: a refused one never reaches the module,

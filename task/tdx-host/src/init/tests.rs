@@ -22,7 +22,7 @@ use super::report::{InitReport, StateLine, StepTimes, Trace};
 use super::{host_code, Bringup, InitConfig, InitStorage, Observer, Progress, State};
 
 use crate::seam::{
-    Cpu, CpuIndex, KernelError, KeyIdPartition, PhysWriter, PlatformView, Seam, SeamError,
+    Cpu, CpuIndex, Deferred, KernelError, KeyIdPartition, PhysWriter, PlatformView, Seam, SeamError,
 };
 
 const MIB: u64 = 1 << 20;
@@ -74,6 +74,8 @@ pub(crate) struct EmuSeam {
     pub flush_fails: bool,
     /// MAXPHYADDR the CPU reports, if not the module's (a CPU/module mismatch).
     pub cpu_max_pa: Option<u8>,
+    /// Answers of started calls.
+    pub deferred: Deferred,
 }
 
 impl Seam for EmuSeam {
@@ -90,6 +92,10 @@ impl Seam for EmuSeam {
             InstructionOutcome::Fault(SeamcallFault::Gp) => Err(SeamError::Gp),
             InstructionOutcome::Fault(SeamcallFault::Ud) => Err(SeamError::Ud),
         }
+    }
+
+    fn deferred(&mut self) -> &mut Deferred {
+        &mut self.deferred
     }
 
     fn flush_caches_all_cpus(&mut self) -> Result<(), KernelError> {
@@ -219,6 +225,7 @@ pub(crate) fn run_observed(
         mem: mem.clone(),
         flush_fails: false,
         cpu_max_pa: None,
+        deferred: Deferred::default(),
     };
     tweak(&mut seam);
     let mut writer = EmuWriter {
@@ -449,7 +456,13 @@ fn persistent_transient_faults_fail_after_bounded_tries() {
                     },
                     "{leaf:?} {status:?} {on_call:?}"
                 );
-                assert_eq!(r.bringup.counts().retries[step as usize], 9);
+                // Each call is tried 10 times; LP.INIT and TDMR.INIT run on several CPUs
+                // at once, each CPU's call with its own bound.
+                let retries = r.bringup.counts().retries[step as usize];
+                assert!(
+                    retries >= 9 && retries % 9 == 0 && retries <= 9 * 4,
+                    "{leaf:?} {status:?} {on_call:?}: {retries}"
+                );
                 if step < InitStep::KeyConfig {
                     assert_ne!(r.seam.m.state(), SysState::SysReady);
                 }
@@ -597,6 +610,7 @@ fn tdmr_info_buffer_too_small_fails_config_before_any_seamcall() {
         mem: mem.clone(),
         flush_fails: false,
         cpu_max_pa: None,
+        deferred: Deferred::default(),
     };
     let mut writer = EmuWriter { mem, len: 512 };
     let fx = Fixture::new(1, 1, 1);
