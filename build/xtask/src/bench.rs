@@ -49,7 +49,46 @@ const IMAGES: &[&str] = &[
     "test-suite/bench/app.toml",
     "test-suite/bench/tdx.toml",
     "test-suite/bench/scrub.toml",
+    "test-suite/tdx-parinit.toml",
 ];
+
+/// tdx-host's init report line of parallel TDMR.INIT: (CPUs, most in flight at once, the most
+/// calls on one CPU, all calls), from `TDMR.INIT per CPU: 4 CPUs, at most 4 in flight at once,
+/// the most on one CPU 256 of 1024:`.
+fn tdmr_init_line(console: &[String]) -> Option<(u64, u64, u64, u64)> {
+    let l = console
+        .iter()
+        .find_map(|l| l.split("TDMR.INIT per CPU: ").nth(1))?;
+    let num = |after: &str| -> Option<u64> {
+        l.split(after)
+            .nth(1)?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    let cpus = l.split(' ').next()?.parse().ok()?;
+    Some((cpus, num("at most ")?, num("on one CPU ")?, num(" of ")?))
+}
+
+/// Prints the parallel bring-up figure against the goal and the figure before it.
+fn print_parallel_tdmr_init(console: &[String]) {
+    let Some((cpus, peak, most, total)) = tdmr_init_line(console) else {
+        println!("bring-up: tdx-parinit printed no TDMR.INIT per-CPU line");
+        return;
+    };
+    println!();
+    println!(
+        "bring-up: the most TDMR.INIT calls any one CPU makes, 4 TDMRs on 4 CPUs: {most} of {total} \
+         ({cpus} CPUs, {peak} calls in flight at once)"
+    );
+    println!(
+        "  goal: ≤ ¼ of the total + one TDMR = {} + {}; before: {total} of {total} in sequence \
+         (one call in flight, tdx-host blocked on each)",
+        total / 4,
+        total / 4
+    );
+}
 
 /// Figures measured once on the server before its scrub was bounded (commit d5688c5's tdx-host
 /// on this image, `-icount shift=0,sleep=off`): the free request scrubbed 1 GiB and made
@@ -80,7 +119,7 @@ fn relative(r: &[BenchResult], name: &str, n: u64) -> Option<String> {
     (b > 0).then(|| format!("{what}: {:.0} × {base} ({b})", n as f64 / b as f64))
 }
 
-fn run_image(manifest: &str) -> Result<Vec<BenchResult>> {
+fn run_image(manifest: &str) -> Result<(Vec<BenchResult>, Vec<String>)> {
     let image = dist::dist(manifest.as_ref())?;
     let outcome = qemu::run(
         &image.elf,
@@ -104,15 +143,20 @@ fn run_image(manifest: &str) -> Result<Vec<BenchResult>> {
             outcome.describe()
         );
     }
-    Ok(results(&outcome.console))
+    Ok((results(&outcome.console), outcome.console))
 }
 
 pub fn run() -> Result<ExitCode> {
     deps::ensure_target()?;
     deps::ensure_qemu()?;
     let mut r = Vec::new();
+    let mut parinit = Vec::new();
     for m in IMAGES {
-        r.extend(run_image(m)?);
+        let (results, console) = run_image(m)?;
+        r.extend(results);
+        if m.ends_with("tdx-parinit.toml") {
+            parinit = console;
+        }
     }
     let null = r
         .iter()
@@ -155,6 +199,7 @@ pub fn run() -> Result<ExitCode> {
     if r.is_empty() {
         bail!("the benchmark image reported no results");
     }
+    print_parallel_tdmr_init(&parinit);
     host::frame_allocator()?;
     host::planners()?;
     Ok(ExitCode::SUCCESS)
@@ -288,6 +333,15 @@ mod tests {
                 ("gib_free_worst_timer_late_ticks".into(), 2, true)
             ]
         );
+    }
+
+    #[test]
+    fn parses_the_tdmr_init_line() {
+        let console = vec![
+            "[tdx-host] tdx-host: TDMR.INIT per CPU: 4 CPUs, at most 4 in flight at once, the most on one CPU 256 of 1024:".to_string(),
+        ];
+        assert_eq!(super::tdmr_init_line(&console), Some((4, 4, 256, 1024)));
+        assert_eq!(super::tdmr_init_line(&[]), None);
     }
 
     #[test]

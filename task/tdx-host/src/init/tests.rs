@@ -296,6 +296,15 @@ fn ready_on_four_cpus_two_packages_two_nodes() {
     assert_eq!(c.seamcalls[InitStep::LpInit as usize], 4);
     assert_eq!(c.seamcalls[InitStep::KeyConfig as usize], 2);
     assert_eq!(r.seam.m.packages_configured(), 0b11);
+    // TDMR.INIT ran on as many CPUs as there are TDMRs (up to 4), each TDMR on one CPU, the
+    // boot CPU last; every call is counted on some CPU.
+    let per_cpu = r.bringup.tdmr_init_per_cpu();
+    let tdmrs = r.storage.plan.tdmrs.len();
+    assert_eq!(per_cpu.len(), tdmrs.min(4), "{per_cpu:?}");
+    assert_eq!(r.bringup.tdmr_init_peak_in_flight(), tdmrs.min(4));
+    assert_eq!(per_cpu[0].0, CpuIndex(1), "an AP takes the first TDMR");
+    let calls: u32 = per_cpu.iter().map(|&(_, n)| n).sum();
+    assert_eq!(calls, c.seamcalls[InitStep::TdmrInit as usize]);
     let plan = &r.storage.plan;
     assert!(plan
         .tdmrs
@@ -772,7 +781,18 @@ fn trace_times_steps_and_reports_gib_milestones() {
     assert!(has("KeyIDs: 15 MKTME, 48 TDX [16..=63], global KeyID 16"));
     let tdmrs = text.iter().filter(|l| l.starts_with("TDMR ")).count();
     assert_eq!(tdmrs, r.storage.plan.tdmrs.len());
-    let total_line = text.last().unwrap();
+    let total_line = text.iter().find(|l| l.starts_with("  total")).unwrap();
+    let per_cpu = r.bringup.tdmr_init_per_cpu();
+    assert!(
+        has(&std::format!("TDMR.INIT per CPU: {} CPUs", per_cpu.len())),
+        "{text:#?}"
+    );
+    assert_eq!(
+        text.iter()
+            .filter(|l| l.ends_with("TDMR.INIT calls"))
+            .count(),
+        per_cpu.len()
+    );
     let seamcalls = r.bringup.counts().total();
     assert!(
         total_line.contains(&std::format!("{seamcalls} SEAMCALLs")),
