@@ -469,7 +469,7 @@ fn persistent_transient_faults_fail_after_bounded_tries() {
                 // at once, each CPU's call with its own bound.
                 let retries = r.bringup.counts().retries[step as usize];
                 assert!(
-                    retries >= 9 && retries % 9 == 0 && retries <= 9 * 4,
+                    retries >= 9 && retries.is_multiple_of(9) && retries <= 9 * 4,
                     "{leaf:?} {status:?} {on_call:?}: {retries}"
                 );
                 if step < InitStep::KeyConfig {
