@@ -83,8 +83,8 @@ fn print_parallel_tdmr_init(console: &[String]) {
          ({cpus} CPUs, {peak} calls in flight at once)"
     );
     println!(
-        "  goal: ≤ ¼ of the total + one TDMR = {} + {}; before: {total} of {total} in sequence \
-         (one call in flight, tdx-host blocked on each)",
+        "  goal: ≤ ¼ of the total + one TDMR = {} + {}; before: one call in flight at a time, \
+         all {total} in sequence with tdx-host blocked on each (TDMR i already went to CPU i mod n)",
         total / 4,
         total / 4
     );
