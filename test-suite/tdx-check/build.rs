@@ -46,6 +46,10 @@ struct Expect {
     /// over the victim and a task slot for it).
     #[serde(default)]
     restart_cases: bool,
+    /// TDMR.INIT must have run on at least this many CPUs at once, each within the list
+    /// scheduling bound (`parinit.rs`; 0: not checked).
+    #[serde(default)]
+    parallel_tdmr_init: u16,
 }
 
 fn main() {
@@ -75,6 +79,11 @@ fn main() {
     let _ = writeln!(s, "pub const VICTIM: bool = {};", e.victim);
     let _ = writeln!(s, "pub const RESTART_CASES: bool = {};", e.restart_cases);
     let _ = writeln!(s, "pub const LAPIC: &str = {:?};", e.lapic);
+    let _ = writeln!(
+        s,
+        "pub const PARALLEL_TDMR_INIT: u16 = {};",
+        e.parallel_tdmr_init
+    );
     std::fs::write(
         format!("{}/expect.rs", std::env::var("OUT_DIR").unwrap()),
         s,

@@ -49,7 +49,46 @@ const IMAGES: &[&str] = &[
     "test-suite/bench/app.toml",
     "test-suite/bench/tdx.toml",
     "test-suite/bench/scrub.toml",
+    "test-suite/tdx-parinit.toml",
 ];
+
+/// tdx-host's init report line of parallel TDMR.INIT: (CPUs, most in flight at once, the most
+/// calls on one CPU, all calls), from `TDMR.INIT per CPU: 4 CPUs, at most 4 in flight at once,
+/// the most on one CPU 256 of 1024:`.
+fn tdmr_init_line(console: &[String]) -> Option<(u64, u64, u64, u64)> {
+    let l = console
+        .iter()
+        .find_map(|l| l.split("TDMR.INIT per CPU: ").nth(1))?;
+    let num = |after: &str| -> Option<u64> {
+        l.split(after)
+            .nth(1)?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    let cpus = l.split(' ').next()?.parse().ok()?;
+    Some((cpus, num("at most ")?, num("on one CPU ")?, num(" of ")?))
+}
+
+/// Prints the parallel bring-up figure against the goal and the figure before it.
+fn print_parallel_tdmr_init(console: &[String]) {
+    let Some((cpus, peak, most, total)) = tdmr_init_line(console) else {
+        println!("bring-up: tdx-parinit printed no TDMR.INIT per-CPU line");
+        return;
+    };
+    println!();
+    println!(
+        "bring-up: the most TDMR.INIT calls any one CPU makes, 4 TDMRs on 4 CPUs: {most} of {total} \
+         ({cpus} CPUs, {peak} calls in flight at once)"
+    );
+    println!(
+        "  goal: ≤ ¼ of the total + one TDMR = {} + {}; before: one call in flight at a time, \
+         all {total} in sequence with tdx-host blocked on each (TDMR i already went to CPU i mod n)",
+        total / 4,
+        total / 4
+    );
+}
 
 /// Figures measured once on the server before its scrub was bounded (commit d5688c5's tdx-host
 /// on this image, `-icount shift=0,sleep=off`): the free request scrubbed 1 GiB and made
@@ -240,11 +279,16 @@ pub fn run(breakdown: bool) -> Result<ExitCode> {
     deps::ensure_target()?;
     deps::ensure_qemu()?;
     let mut r = Vec::new();
+    let mut parinit = Vec::new();
     // `--breakdown` is about the kernel alone: its image, then the same
     // image with the phase counters.
     let images = if breakdown { &IMAGES[..1] } else { IMAGES };
     for m in images {
-        r.extend(run_image(m)?.0);
+        let (results, console) = run_image(m)?;
+        r.extend(results);
+        if m.ends_with("tdx-parinit.toml") {
+            parinit = console;
+        }
     }
     let null = r
         .iter()
@@ -287,6 +331,7 @@ pub fn run(breakdown: bool) -> Result<ExitCode> {
         print_breakdown(&totals, &phases(&console))?;
         return Ok(ExitCode::SUCCESS);
     }
+    print_parallel_tdmr_init(&parinit);
     host::frame_allocator()?;
     host::planners()?;
     Ok(ExitCode::SUCCESS)
@@ -445,6 +490,15 @@ mod tests {
         assert_eq!(p[0].span, 200.0);
         assert_eq!(p[0].total(), 9.0);
         assert_eq!(p[1].values, vec![("enter".to_string(), 3.0)]);
+    }
+
+    #[test]
+    fn parses_the_tdmr_init_line() {
+        let console = vec![
+            "[tdx-host] tdx-host: TDMR.INIT per CPU: 4 CPUs, at most 4 in flight at once, the most on one CPU 256 of 1024:".to_string(),
+        ];
+        assert_eq!(super::tdmr_init_line(&console), Some((4, 4, 256, 1024)));
+        assert_eq!(super::tdmr_init_line(&[]), None);
     }
 
     #[test]

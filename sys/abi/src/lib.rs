@@ -145,6 +145,11 @@ pub enum Sysnum {
     /// Write one encoded defmt frame to the kernel's binary log port
     /// (COM2), tagged with the caller's index.
     LogFrame = 17,
+    /// Start a SEAMCALL on a CPU and return at once (see [`seamcall`]);
+    /// needs the SEAMCALL capability.
+    SeamcallStart = 18,
+    /// Collect the result of a started SEAMCALL (see [`seamcall`]).
+    SeamcallCollect = 19,
 }
 
 impl Sysnum {
@@ -169,6 +174,8 @@ impl Sysnum {
             15 => Sysnum::WaitForInterrupt,
             16 => Sysnum::Seamcall,
             17 => Sysnum::LogFrame,
+            18 => Sysnum::SeamcallStart,
+            19 => Sysnum::SeamcallCollect,
             _ => return None,
         })
     }

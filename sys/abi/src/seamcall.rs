@@ -10,6 +10,18 @@
 //! register, the [`refusal`] code and its detail. Registers an outcome does not use are
 //! unspecified.
 //!
+//! Asynchronous form (system calls `SeamcallStart` and `SeamcallCollect`): START takes the same
+//! registers, except that RDI holds the CPU index in bits 31:0 and, in bits 37:32, the number of
+//! the caller's notification bit the kernel posts when the call has finished (every other RDI
+//! bit must be zero). It answers [`STARTED`] at once (or the refusal: [`DENIED`],
+//! [`NO_SUCH_CPU`], [`CPU_BUSY`], [`LEAF_REFUSED`], [`OPERAND_REFUSED`]); the named CPU runs
+//! the call. COLLECT (RDI = the CPU index) answers with the finished call's result words, in
+//! the layout above, or [`IN_PROGRESS`], or [`NOTHING_TO_COLLECT`] when that CPU holds no call
+//! of the caller's (this incarnation). Only leaves without memory operands in the caller's
+//! memory may be started (the module must never write into a task that may restart under
+//! it): TDH.SYS.INIT, LP.INIT, RD, KEY.CONFIG, TDMR.INIT and TDH.PHYMEM.PAGE.RDMD; others are
+//! [`LEAF_REFUSED`].
+//!
 //! Pattern: the kernel encodes with [`SeamcallOutcome::to_raw`] and userlib decodes with
 //! [`SeamcallOutcome::from_raw`], so the codes below are written down once. Decoding is fallible:
 //! a code this crate does not know (a newer kernel) is an [`UnknownOutcome`] error, never one of
@@ -38,6 +50,20 @@ pub const LEAF_REFUSED: u64 = 7;
 /// RCX, 2 RDX, 3 R8, 4 R9), RSI = a [`refusal`] code, RDX = for `NOT_TD_MEMORY`, the
 /// `kipc::KipcError` code saying what the memory is.
 pub const OPERAND_REFUSED: u64 = 8;
+
+/// START: the call was handed to its CPU; its result is collected later.
+pub const STARTED: u64 = 9;
+/// START: that CPU still runs (or holds the uncollected result of) an asynchronous call.
+pub const CPU_BUSY: u64 = 10;
+/// COLLECT: the call has not finished yet.
+pub const IN_PROGRESS: u64 = 11;
+/// COLLECT: that CPU holds no asynchronous call of the caller's.
+pub const NOTHING_TO_COLLECT: u64 = 12;
+
+/// Most notification bit numbers START accepts (bits 37:32 of RDI).
+pub const START_BIT_SHIFT: u32 = 32;
+/// Mask of RDI bits START reads; any other bit set is a usage fault.
+pub const START_RDI_MASK: u64 = 0x3F_FFFF_FFFF;
 
 /// Why the gate refused an operand.
 pub mod refusal {
@@ -89,6 +115,14 @@ pub enum SeamcallOutcome {
         why: u64,
         detail: u64,
     },
+    /// START: the call runs on its CPU; collect it after the notification.
+    Started,
+    /// START: the CPU is busy with (or holds the uncollected result of) an asynchronous call.
+    CpuBusy,
+    /// COLLECT: the call has not finished yet.
+    InProgress,
+    /// COLLECT: that CPU holds no asynchronous call of the caller's.
+    NothingToCollect,
 }
 
 /// A SEAMCALL outcome code this crate does not know (the raw RAX of the result).
@@ -109,6 +143,10 @@ impl SeamcallOutcome {
             SeamcallOutcome::Timeout => TIMEOUT,
             SeamcallOutcome::LeafRefused => LEAF_REFUSED,
             SeamcallOutcome::OperandRefused { .. } => OPERAND_REFUSED,
+            SeamcallOutcome::Started => STARTED,
+            SeamcallOutcome::CpuBusy => CPU_BUSY,
+            SeamcallOutcome::InProgress => IN_PROGRESS,
+            SeamcallOutcome::NothingToCollect => NOTHING_TO_COLLECT,
         }
     }
 
@@ -152,6 +190,10 @@ impl SeamcallOutcome {
                 why: w[2],
                 detail: w[3],
             },
+            STARTED => SeamcallOutcome::Started,
+            CPU_BUSY => SeamcallOutcome::CpuBusy,
+            IN_PROGRESS => SeamcallOutcome::InProgress,
+            NOTHING_TO_COLLECT => SeamcallOutcome::NothingToCollect,
             other => return Err(UnknownOutcome(other)),
         })
     }
@@ -159,9 +201,9 @@ impl SeamcallOutcome {
 
 #[cfg(test)]
 mod tests {
-    use super::{SeamcallOutcome, UnknownOutcome, OPERAND_REFUSED};
+    use super::{SeamcallOutcome, UnknownOutcome, NOTHING_TO_COLLECT};
 
-    const EVERY: [SeamcallOutcome; 9] = [
+    const EVERY: [SeamcallOutcome; 13] = [
         SeamcallOutcome::Returned {
             rax: 0xC000_0100_0000_0000,
             out: [1, 2, 3, 4, 5, 6],
@@ -178,6 +220,10 @@ mod tests {
             why: 3,
             detail: 0xFFFE_0004,
         },
+        SeamcallOutcome::Started,
+        SeamcallOutcome::CpuBusy,
+        SeamcallOutcome::InProgress,
+        SeamcallOutcome::NothingToCollect,
     ];
 
     #[test]
@@ -191,14 +237,14 @@ mod tests {
     fn outcome_codes_are_distinct_and_dense() {
         let mut codes = EVERY.map(SeamcallOutcome::code);
         codes.sort_unstable();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     }
 
     /// Every code past the known ones (and the far end of the space) is an error carrying the
     /// code, not a known outcome.
     #[test]
     fn unknown_codes_are_errors_not_outcomes() {
-        for code in (OPERAND_REFUSED + 1..OPERAND_REFUSED + 64).chain([u64::MAX, 1 << 63]) {
+        for code in (NOTHING_TO_COLLECT + 1..NOTHING_TO_COLLECT + 64).chain([u64::MAX, 1 << 63]) {
             assert_eq!(
                 SeamcallOutcome::from_raw([code, 1, 2, 3, 4, 5, 6, 7]),
                 Err(UnknownOutcome(code))

@@ -24,6 +24,7 @@ mod irq;
 mod kipc;
 mod outcome;
 mod seam;
+mod seam_async;
 mod seamgate;
 mod startup;
 mod sync;

@@ -16,7 +16,9 @@
 //!   ([`crate::arch::vmx`]).
 //! - `none`: every SEAMCALL reports VMfailInvalid (no module).
 //!
-//! The caller cannot tell the backends apart.
+//! The caller cannot tell the backends apart. The asynchronous form (start
+//! on a CPU, collect after a notification) is [`crate::seam_async`]; both
+//! forms pass the same gate and kill hooks.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -181,7 +183,7 @@ pub fn keyid_partition() -> (u8, u32, u32) {
 
 /// Where the KeyID sits in a physical address, and the TDX private KeyIDs; `None` without TDX
 /// KeyIDs.
-fn keyid_layout() -> Option<seamgate::KeyIdLayout> {
+pub(crate) fn keyid_layout() -> Option<seamgate::KeyIdLayout> {
     let (bits, mktme, tdx) = keyid_partition();
     let max_pa = u32::from(max_pa());
     if tdx == 0 || u32::from(bits) >= max_pa {
@@ -220,7 +222,7 @@ fn run_here(cpu: usize, _op: Op, words: &mut [u64; 8]) {
         r11: words[6],
     };
     let sequence = words[7];
-    let outcome = seamgate::with_admitted(sequence, |mem| match TDX.backend {
+    let outcome = seamgate::with_admitted(cpu, sequence, |mem| match TDX.backend {
         TdxBackendKind::Emulated => MODULE.with(|m| match m {
             Some(m) => m.seamcall(cpu as u32, &args, mem),
             None => InstructionOutcome::VmFailInvalid,
@@ -253,8 +255,7 @@ fn syscall_outcome(o: InstructionOutcome) -> SeamcallOutcome {
 
 /// The SEAMCALL system call (register use in `abi::seamcall`).
 pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<Next, UserError> {
-    let t = &mut tasks[caller];
-    if !t.has_capability(capability::SEAMCALL) {
+    if !tasks[caller].has_capability(capability::SEAMCALL) {
         // Outcome codes are small; DENIED fits the response code.
         return Err(UserError::Recoverable(seamcall::DENIED as u32));
     }
@@ -275,8 +276,13 @@ pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<
         r10,
         r11,
     };
+    // An asynchronous call still running there ends first (bounded wait).
+    if crate::seam_async::settle_cpu(tasks, cpu) && !tasks[caller].is_runnable() {
+        // Its `after` kill rule hit the caller itself.
+        return Ok(Next::Reschedule);
+    }
     let mut kill = None;
-    let out = match seamgate::admit(t, &mut args, keyid_layout) {
+    let out = match seamgate::admit(&tasks[caller], &mut args, cpu, keyid_layout) {
         Err(refusal) => refusal.to_words(),
         Ok(sequence) => {
             // Admitted calls only: a refused one never reaches the module,

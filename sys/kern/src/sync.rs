@@ -1,7 +1,10 @@
 //! A spin lock for kernel state that several CPUs touch (the emulated
 //! module, the SEAMCALL gate). The lock is held only for the closure passed
-//! to [`SpinLock::with`], so no caller can forget to release it; nothing in
-//! the kernel takes two of these at once, so lock order cannot deadlock.
+//! to [`SpinLock::with`], so no caller can forget to release it. Where one
+//! is taken inside another the order is fixed: a CPU's SEAMCALL gate slot,
+//! then the gate's staging, then the emulated module (`seamgate`, `seam`);
+//! the async slots (`seam_async`) and the kill tables are never held while
+//! another is taken.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -281,6 +281,14 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
             let args = SeamcallArgs::from_regs(&regs(tasks));
             crate::seam::syscall(tasks, caller, &args)
         }),
+        Sysnum::SeamcallStart => settled!({
+            let args = SeamcallArgs::from_regs(&regs(tasks));
+            crate::seam_async::start(tasks, caller, &args)
+        }),
+        Sysnum::SeamcallCollect => settled!({
+            let args = SeamcallArgs::from_regs(&regs(tasks));
+            crate::seam_async::collect(tasks, caller, args.cpu)
+        }),
         // Handled before dispatch, since it must not hold the table.
         Sysnum::WaitForInterrupt => Next::Same,
     }

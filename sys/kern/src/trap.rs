@@ -11,6 +11,7 @@ use abi::FaultInfo;
 
 use crate::arch::entry::SavedState;
 use crate::arch::idt::{IRQ_BASE_VECTOR, IRQ_COUNT, SPURIOUS_VECTOR, TIMER_VECTOR};
+use crate::arch::smp::DONE_VECTOR;
 use crate::arch::{apic, cpu};
 use crate::task::{self, force_fault, with_tasks, Task, CURRENT};
 use crate::{irq, time};
@@ -24,7 +25,13 @@ const PAGE_FAULT: u32 = 14;
 fn interrupt(tasks: &mut [Task], vector: u32) -> Option<bool> {
     if vector == u32::from(TIMER_VECTOR) {
         apic::eoi();
-        return Some(time::tick(tasks));
+        // A completion whose interrupt was lost is seen one tick late.
+        let settled = crate::seam_async::poll(tasks);
+        return Some(time::tick(tasks) | settled);
+    }
+    if vector == u32::from(DONE_VECTOR) {
+        apic::eoi();
+        return Some(crate::seam_async::poll(tasks));
     }
     if vector == u32::from(SPURIOUS_VECTOR) {
         // Spurious interrupts take no EOI.

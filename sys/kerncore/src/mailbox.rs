@@ -84,6 +84,13 @@ impl Mailbox {
         }))
     }
 
+    /// Whether the server still owes the answer to the last request (a new
+    /// one would be refused with [`Busy`]).
+    #[must_use]
+    pub fn is_busy(&self) -> bool {
+        self.request.load(Ordering::Relaxed) != self.answered.load(Ordering::Acquire)
+    }
+
     /// Server: the request waiting for an answer, if any.
     #[must_use]
     pub fn pending(&self) -> Option<(Ticket, u64, [u64; WORDS])> {
@@ -120,7 +127,9 @@ mod tests {
         assert_eq!((t, op, args), (first, 1, w(10)));
         // The requester gives up on `first`; the server is still at work.
         assert_eq!(m.post(2, w(20)), Err(Busy), "the words are still in use");
+        assert!(m.is_busy());
         m.complete(t, w(11));
+        assert!(!m.is_busy());
         // The late answer is in the box; the next request must not take it.
         let second = m.post(2, w(20)).unwrap();
         assert_eq!(m.answer(second), None);

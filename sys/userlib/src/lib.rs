@@ -389,6 +389,49 @@ pub fn sys_seamcall(
     rax: u64,
     regs: [u64; 6],
 ) -> Result<SeamcallOutcome, UnknownOutcome> {
+    let args = SeamcallArgs {
+        cpu: cpu.map_or(abi::seamcall::ANY_CPU, u64::from),
+        leaf: rax,
+        inputs: regs,
+    };
+    seamcall_syscall(Sysnum::Seamcall, args)
+}
+
+/// Starts a SEAMCALL on CPU `cpu` and returns at once (`SeamcallOutcome::Started`, or why
+/// not); the kernel posts notification bit `bit` (0..=63) to this task when it has finished,
+/// and [`sys_seamcall_collect`] then returns its result. Register use as [`sys_seamcall`].
+///
+/// # Errors
+/// [`UnknownOutcome`] when the kernel answers with an outcome code this library does not know.
+pub fn sys_seamcall_start(
+    cpu: u32,
+    bit: u8,
+    rax: u64,
+    regs: [u64; 6],
+) -> Result<SeamcallOutcome, UnknownOutcome> {
+    let args = SeamcallArgs {
+        cpu: u64::from(cpu) | (u64::from(bit & 63) << abi::seamcall::START_BIT_SHIFT),
+        leaf: rax,
+        inputs: regs,
+    };
+    seamcall_syscall(Sysnum::SeamcallStart, args)
+}
+
+/// The result of the SEAMCALL this task started on CPU `cpu`: what [`sys_seamcall`] would
+/// have returned, or `InProgress`, or `NothingToCollect`.
+///
+/// # Errors
+/// [`UnknownOutcome`] when the kernel answers with an outcome code this library does not know.
+pub fn sys_seamcall_collect(cpu: u32) -> Result<SeamcallOutcome, UnknownOutcome> {
+    let args = SeamcallArgs {
+        cpu: u64::from(cpu),
+        leaf: 0,
+        inputs: [0; 6],
+    };
+    seamcall_syscall(Sysnum::SeamcallCollect, args)
+}
+
+fn seamcall_syscall(number: Sysnum, args: SeamcallArgs) -> Result<SeamcallOutcome, UnknownOutcome> {
     let (code, o_rax, o_rcx, o_rdx, o_r8, o_r9, o_r10, o_r11): (
         u64,
         u64,
@@ -399,20 +442,15 @@ pub fn sys_seamcall(
         u64,
         u64,
     );
-    let args = SeamcallArgs {
-        cpu: cpu.map_or(abi::seamcall::ANY_CPU, u64::from),
-        leaf: rax,
-        inputs: regs,
-    }
-    .to_regs();
+    let args = args.to_regs();
     // Safety: as in `syscall`, with the SEAMCALL register convention of
-    // `abi::seamcall`: every register the kernel writes is an output here.
-    // The argument and result words sit in the registers `abi::syscall`
-    // assigns them.
+    // `abi::seamcall` (the same for its asynchronous forms): every register
+    // the kernel writes is an output here. The argument and result words
+    // sit in the registers `abi::syscall` assigns them.
     unsafe {
         asm!(
             "syscall",
-            inlateout("rax") Sysnum::Seamcall as u64 => code,
+            inlateout("rax") number as u64 => code,
             inlateout("rdi") args[0] => o_rax,
             inlateout("rsi") args[1] => o_rcx,
             inlateout("rdx") args[2] => o_rdx,

@@ -7,7 +7,7 @@
 //! [`addrs_as_bytes`] to lend a `[u64]`. Unknown enum codes decode to `None`, never to a default,
 //! so a newer server can add states without an older client misreading them.
 //!
-//! Sizes (pinned by compile-time assertions): [`ModuleStatus`] 96 bytes, [`NodeInfo`] 40,
+//! Sizes (pinned by compile-time assertions): [`ModuleStatus`] 112 bytes, [`NodeInfo`] 40,
 //! [`RegionRecord`] 32, [`RegionMapReply`] 8, [`OnlineReply`] 2, [`OwnedRecord`] 24,
 //! [`OwnedReply`] 8. [`RequestIds`] gives `alloc_request`/`free_request` their identities.
 
@@ -353,6 +353,16 @@ pub struct ModuleStatus {
     pub reason: u8,
     /// Zero.
     pub _pad: u8,
+    /// TDH.SYS.TDMR.INIT calls this instance made (retries included).
+    pub tdmr_init_calls: u32,
+    /// The most of them one CPU made.
+    pub tdmr_init_most_on_one_cpu: u32,
+    /// CPUs that made TDMR.INIT calls.
+    pub tdmr_init_cpus: u16,
+    /// The most TDMR.INIT calls in flight at once.
+    pub tdmr_init_peak_in_flight: u16,
+    /// Zero.
+    pub _pad2: u32,
 }
 
 impl ModuleStatus {
@@ -535,7 +545,7 @@ const _: () = assert!(
     InitStep::COUNT <= 12,
     "ServerStats::init_retries holds every step"
 );
-const _: () = assert!(core::mem::size_of::<ModuleStatus>() == 96);
+const _: () = assert!(core::mem::size_of::<ModuleStatus>() == 112);
 const _: () = assert!(core::mem::size_of::<NodeInfo>() == 40);
 const _: () = assert!(core::mem::size_of::<RegionRecord>() == 32);
 const _: () = assert!(core::mem::size_of::<RegionMapReply>() == 8);

@@ -234,7 +234,8 @@ mod task {
         });
         let setup = Setup::new(config::CLIENTS, config::HOTPLUG_POLICY).record(record);
         let tables = (storage, bitmap as &mut [u64], ledger as &mut [u64], slot);
-        let kernel = (&mut Kernel, &mut IdentityBuffer(buf));
+        let mut seam = kernel::SeamKernel::new();
+        let kernel = (&mut seam, &mut IdentityBuffer(buf));
         let server = start(kernel, &platform, tables, (setup, &mut trace), &mut log);
         let mut service = Service::new(server, log);
         // Clients that restarted while tdx-host was down lose what their old incarnation held.

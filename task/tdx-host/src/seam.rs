@@ -9,6 +9,12 @@
 //! - [`Seam::seamcall`] executes exactly one SEAMCALL (no retries: the retry policy lives in
 //!   `init`, §2.1) on the CPU with that index in [`PlatformView::cpus`] (`None` = any CPU),
 //!   and reports VMfailInvalid and #GP/#UD as [`SeamError`]s, never as a status (§2.1).
+//! - [`Seam::start`] begins exactly one SEAMCALL on `cpu` and returns; [`Seam::finish_one`]
+//!   returns each started call's answer exactly once, with its CPU. At most one call is
+//!   started per CPU until its answer was returned (the caller keeps to that; the kernel
+//!   refuses a second one). The default pair runs the call at `start` through
+//!   [`Seam::seamcall`] and hands the answers back in start order ([`Deferred`]), which is
+//!   what a synchronous implementation (the emulator-backed tests) needs.
 //! - [`Seam::flush_caches_all_cpus`] returns only after WBINVD has completed on every CPU
 //!   (§3.3 g: dirty KeyID-0 lines must not be written back over what the module writes with the
 //!   global KeyID).
@@ -71,6 +77,10 @@ pub enum SeamError {
     UnknownOutcome(u64),
     /// The kernel refused the syscall (e.g. the manifest grants no SEAMCALL).
     Kernel(KernelError),
+    /// The CPU still runs an earlier asynchronous SEAMCALL of this task; nothing was started.
+    CpuBusy(CpuIndex),
+    /// [`Seam::finish_one`] with no call started.
+    NothingStarted,
 }
 
 impl SeamError {
@@ -83,7 +93,10 @@ impl SeamError {
             SeamError::Ud => tdx_abi::TdxStatus::SEAMCALL_UD,
             SeamError::NoSuchCpu(_) => crate::host_code::NO_SUCH_CPU,
             SeamError::Timeout(_) => crate::host_code::CPU_TIMEOUT,
-            SeamError::Kernel(_) | SeamError::UnknownOutcome(_) => crate::host_code::KERNEL_REFUSED,
+            SeamError::Kernel(_)
+            | SeamError::UnknownOutcome(_)
+            | SeamError::CpuBusy(_)
+            | SeamError::NothingStarted => crate::host_code::KERNEL_REFUSED,
         }
     }
 
@@ -95,7 +108,11 @@ impl SeamError {
             SeamError::Gp => Some(UnavailableReason::SeamcallGp),
             SeamError::Ud => Some(UnavailableReason::SeamcallUd),
             SeamError::Kernel(_) => Some(UnavailableReason::NoSeamcall),
-            SeamError::NoSuchCpu(_) | SeamError::Timeout(_) | SeamError::UnknownOutcome(_) => None,
+            SeamError::NoSuchCpu(_)
+            | SeamError::Timeout(_)
+            | SeamError::UnknownOutcome(_)
+            | SeamError::CpuBusy(_)
+            | SeamError::NothingStarted => None,
         }
     }
 }
@@ -112,6 +129,27 @@ pub trait Seam {
         args: SeamcallArgs,
     ) -> Result<SeamcallResult, SeamError>;
 
+    /// Starts one SEAMCALL with `args` on `cpu` and returns without waiting for it; its answer
+    /// comes from [`Seam::finish_one`]. The default runs it now and keeps the answer.
+    ///
+    /// # Errors
+    /// [`SeamError`] when nothing was started (the CPU is busy, the kernel refused).
+    fn start(&mut self, cpu: CpuIndex, args: SeamcallArgs) -> Result<(), SeamError> {
+        let r = self.seamcall(Some(cpu), args);
+        self.deferred().push(cpu, r)
+    }
+
+    /// Waits until one started call has finished and returns its CPU and its answer.
+    ///
+    /// # Errors
+    /// [`SeamError::NothingStarted`] when no call is outstanding.
+    fn finish_one(&mut self) -> Result<Finished, SeamError> {
+        self.deferred().pop()
+    }
+
+    /// Where the default [`Seam::start`] keeps answers for [`Seam::finish_one`].
+    fn deferred(&mut self) -> &mut Deferred;
+
     /// WBINVD on every CPU, returning when all are done (§3.3 g).
     ///
     /// # Errors
@@ -123,6 +161,41 @@ pub trait Seam {
     /// emulator-backed tests return the emulated module's configured width instead.
     fn max_phys_addr_bits(&self) -> u8 {
         cpuid_max_phys_addr_bits()
+    }
+}
+
+/// Most SEAMCALLs in flight at once (one per CPU; bring-up uses at most this many CPUs at a time).
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// A started SEAMCALL that finished: its CPU and its answer.
+pub type Finished = (CpuIndex, Result<SeamcallResult, SeamError>);
+
+/// Answers of calls a synchronous [`Seam`] ran at [`Seam::start`], returned by
+/// [`Seam::finish_one`] in start order.
+#[derive(Debug, Default)]
+pub struct Deferred(heapless::Deque<Finished, MAX_IN_FLIGHT>);
+
+impl Deferred {
+    /// Keeps one answer.
+    ///
+    /// # Errors
+    /// [`SeamError::CpuBusy`] when [`MAX_IN_FLIGHT`] answers wait already.
+    pub fn push(
+        &mut self,
+        cpu: CpuIndex,
+        r: Result<SeamcallResult, SeamError>,
+    ) -> Result<(), SeamError> {
+        self.0
+            .push_back((cpu, r))
+            .map_err(|_| SeamError::CpuBusy(cpu))
+    }
+
+    /// The oldest answer.
+    ///
+    /// # Errors
+    /// [`SeamError::NothingStarted`] when none waits.
+    pub fn pop(&mut self) -> Result<Finished, SeamError> {
+        self.0.pop_front().ok_or(SeamError::NothingStarted)
     }
 }
 

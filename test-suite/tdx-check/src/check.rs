@@ -35,6 +35,7 @@ static mut HELD: [u64; MAX_HELD] = [0; MAX_HELD];
 use test_api::check;
 use test_api::score::Score;
 
+mod parinit;
 mod restart;
 
 fn tdx_free(t: &TdxHost) -> u64 {
@@ -920,6 +921,9 @@ pub fn main() -> ! {
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
     lapic_checks(&mut s);
     state_checks(&mut s, &t);
+    if expect::PARALLEL_TDMR_INIT > 0 {
+        parinit::parallel_tdmr_init_checks(&mut s, &t);
+    }
     if expect::STATE == "ready" {
         // Safety: the only reference ever made to HELD.
         let held = unsafe { &mut *addr_of_mut!(HELD) };

@@ -88,6 +88,7 @@ stub!(v20, 20);
 stub!(v21, 21, error_code);
 stub!(vtimer, TIMER_VECTOR);
 stub!(vspurious, SPURIOUS_VECTOR);
+stub!(vdone, super::smp::DONE_VECTOR);
 
 macro_rules! irq_stubs {
     ($($name:ident = $n:expr),* $(,)?) => {
@@ -200,6 +201,7 @@ pub fn init() {
     // gate keeps DPL 0, so tasks cannot `int` into the kernel.
     set_gate(idt, BREAKPOINT, v03).set_privilege_level(PrivilegeLevel::Ring3);
     set_gate(idt, SPURIOUS_VECTOR, vspurious);
+    set_gate(idt, super::smp::DONE_VECTOR, vdone);
     for (vector, handler) in (IRQ_BASE_VECTOR..).zip(IRQ_STUBS) {
         set_gate(idt, vector, handler);
     }

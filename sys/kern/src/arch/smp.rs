@@ -22,6 +22,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use kerncore::mailbox::Mailbox;
+pub use kerncore::mailbox::Ticket;
 
 use super::paging::{map_page, phys_to_virt, Access, TablePhys, PAGE_SIZE};
 use super::{apic, cpu, gdt};
@@ -36,6 +37,9 @@ const AP_STACK_SIZE: u64 = 32 * 1024;
 pub const PER_CPU_BYTES: u64 = PAGE_SIZE + AP_STACK_SIZE;
 /// IPI vector that wakes an AP to look at its mailbox.
 pub const SERVICE_VECTOR: u8 = 0xF0;
+/// IPI vector an AP sends the boot CPU when it finished a request that
+/// asked to be announced ([`Op::SeamcallAnnounced`]).
+pub const DONE_VECTOR: u8 = 0xF1;
 
 // Layout (offsets from the trampoline base): 0 a jump over the data;
 // 8 the parameter block (CR3, stack top, CPU index, entry); 40 a GDT with
@@ -134,6 +138,9 @@ pub enum Op {
     /// Enter VMX root operation (hardware SEAMCALL backend); word 0 = 1 on
     /// success.
     VmxOn = 4,
+    /// [`Op::Seamcall`], after which the CPU interrupts the boot CPU with
+    /// [`DONE_VECTOR`] (an asynchronous SEAMCALL nobody spins on).
+    SeamcallAnnounced = 5,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -204,7 +211,7 @@ fn execute(cpu_index: usize, op: Op, words: &mut [u64; 8]) {
         Op::ApicId => words[0] = u64::from(apic::apic_id()),
         Op::Wbinvd => cpu::wbinvd(),
         Op::VmxOn => words[0] = u64::from(super::vmx::vmxon_here(cpu_index)),
-        Op::Seamcall => {
+        Op::Seamcall | Op::SeamcallAnnounced => {
             let h = HANDLER.load(Ordering::Acquire);
             if h != 0 {
                 // Safety: HANDLER only ever holds a `Handler` stored by
@@ -232,18 +239,56 @@ pub fn apic_id_of(index: usize) -> Option<u32> {
 /// Runs `op` on CPU `index` and returns its result words. The boot CPU
 /// (index 0) runs it directly.
 pub fn run_on(index: usize, op: Op, words: [u64; 8]) -> Result<[u64; 8], SmpError> {
+    match post_to(index, op, words)? {
+        Posted::Done(w) => Ok(w),
+        Posted::Running(ticket) => wait(index, ticket),
+    }
+}
+
+/// A request handed to a CPU by [`post_to`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Posted {
+    /// The boot CPU ran it at once: its result words.
+    Done([u64; 8]),
+    /// An AP runs it; [`answer`] or [`wait`] with this ticket.
+    Running(Ticket),
+}
+
+/// Hands `op` to CPU `index` and returns without waiting for an AP (the
+/// boot CPU runs it at once). An AP still busy with an earlier request
+/// refuses it (`Timeout`, nothing posted).
+pub fn post_to(index: usize, op: Op, words: [u64; 8]) -> Result<Posted, SmpError> {
     let apic_id = apic_id_of(index).ok_or(SmpError::NoSuchCpu)?;
     let mut w = words;
     if index == 0 {
         execute(0, op, &mut w);
-        return Ok(w);
+        return Ok(Posted::Done(w));
     }
-    let m = &MAILBOXES[index];
-    let ticket = m.post(op as u64, w).map_err(|_| SmpError::Timeout)?;
+    let ticket = MAILBOXES[index]
+        .post(op as u64, w)
+        .map_err(|_| SmpError::Timeout)?;
     apic::send_ipi(apic_id, SERVICE_VECTOR);
+    Ok(Posted::Running(ticket))
+}
+
+/// Whether CPU `index` still owes the answer to a request (a new one
+/// would be refused).
+#[must_use]
+pub fn is_busy(index: usize) -> bool {
+    MAILBOXES.get(index).is_some_and(Mailbox::is_busy)
+}
+
+/// The answer of request `ticket` on CPU `index`, once it has one.
+#[must_use]
+pub fn answer(index: usize, ticket: Ticket) -> Option<[u64; 8]> {
+    MAILBOXES.get(index)?.answer(ticket)
+}
+
+/// Waits (bounded) for the answer of request `ticket` on CPU `index`.
+pub fn wait(index: usize, ticket: Ticket) -> Result<[u64; 8], SmpError> {
     let mut spins: u64 = 0;
     loop {
-        if let Some(answer) = m.answer(ticket) {
+        if let Some(answer) = answer(index, ticket) {
             return Ok(answer);
         }
         spins += 1;
@@ -272,10 +317,16 @@ extern "C" fn ap_main(index: u64) -> ! {
                 1 => Op::ApicId,
                 2 => Op::Wbinvd,
                 4 => Op::VmxOn,
+                5 => Op::SeamcallAnnounced,
                 _ => Op::Seamcall,
             };
             execute(index, op, &mut w);
             m.complete(ticket, w);
+            if op == Op::SeamcallAnnounced {
+                if let Some(boot) = apic_id_of(0) {
+                    apic::send_ipi(boot, DONE_VECTOR);
+                }
+            }
         }
         // `sti; hlt` is race-free: an IPI arriving after the check wakes
         // the halt, and its handler only acknowledges it.

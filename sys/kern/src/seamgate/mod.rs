@@ -40,12 +40,22 @@
 //!   its physical address). Nothing the task changes afterwards, from any
 //!   CPU or through a lease, reaches the module. The same holds for
 //!   TDH.MNG.INIT's TD_PARAMS and TDH.MEM.PAGE.ADD's source page
-//!   ([`td::TdStaging`]).
-//! - The gate's state (staging and the access windows below) is under one
-//!   lock, held by the CPU executing the call for the whole call, and
-//!   tagged with a sequence number the request carries: a late call after a
-//!   timed-out request finds the number changed and is refused instead of
-//!   running with another request's checks.
+//!   ([`td::TdStaging`], kept with the configuration's staging).
+//! - **Per-CPU state, per-call tags.** Each CPU has its own gate slot (the
+//!   access windows below and the sequence number of the call admitted for
+//!   it), held by that CPU for the whole call; the staging copies are one
+//!   more slot, tagged with the sequence number of the call they were
+//!   staged for. Sequence numbers come from one counter, so no two admitted
+//!   calls share one. A call runs only if its CPU's slot (and, for a staged
+//!   call, the staging) still carries its number: a late call after a
+//!   timed-out request, or one whose staging another admission replaced, is
+//!   refused instead of running with another call's checks. Calls in flight
+//!   on different CPUs (asynchronous SEAMCALLs, `crate::seam_async`) thus
+//!   never share gate state, and admitting a call for one CPU never waits
+//!   for a call running on another (only a staged admission — SYS.CONFIG or
+//!   a TD leaf — waits for a staged call still reading the staging, and no
+//!   asynchronous call is staged). Lock order: a CPU's slot, then the
+//!   staging.
 //! - Defense in depth for the emulated module: its view of physical memory
 //!   ([`GatedMem`]) writes only inside this call's checked write windows
 //!   (the caller's output buffers), never into the kernel image, and reads
@@ -61,7 +71,10 @@ use tdx_abi::{
 };
 use tdx_emu::{PhysMem, PhysMemError};
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::arch::paging::{direct_map_covers, kernel_static_phys, phys_to_virt};
+use crate::arch::smp::MAX_CPUS;
 use crate::sync::SpinLock;
 use crate::task::Task;
 use crate::umem::{self, USlice};
@@ -157,28 +170,68 @@ struct Staging {
     infos: [TdmrInfoBuf; MAX_TDMRS],
 }
 
-struct GateState {
+/// One CPU's gate slot: what the call admitted for it may touch.
+struct CpuGate {
+    windows: Windows,
+    /// Sequence number of the call the slot was prepared for (0: none).
+    sequence: u64,
+    /// The call reads the staging (TDH.SYS.CONFIG).
+    staged: bool,
+}
+
+/// The staging copies and the call they were staged for.
+struct StagingSlot {
     staging: Staging,
     td: td::TdStaging,
-    windows: Windows,
-    /// Sequence number of the request the state was prepared for.
+    /// Sequence number of the call it holds the checked copy of (0: none).
     sequence: u64,
 }
 
-static GATE: SpinLock<GateState> = SpinLock::new(GateState {
+const EMPTY_WINDOWS: Windows = Windows {
+    write: [PhysRange::EMPTY; MAX_WINDOWS],
+    nwrite: 0,
+    read: [PhysRange::EMPTY; MAX_WINDOWS],
+    nread: 0,
+};
+
+static GATES: [SpinLock<CpuGate>; MAX_CPUS] = [const {
+    SpinLock::new(CpuGate {
+        windows: EMPTY_WINDOWS,
+        sequence: 0,
+        staged: false,
+    })
+}; MAX_CPUS];
+
+static STAGING: SpinLock<StagingSlot> = SpinLock::new(StagingSlot {
     staging: Staging {
         array: [0; MAX_TDMRS],
         infos: [const { TdmrInfoBuf::new(TdmrInfo::new(0, 0)) }; MAX_TDMRS],
     },
     td: td::TdStaging::new(),
-    windows: Windows {
-        write: [PhysRange::EMPTY; MAX_WINDOWS],
-        nwrite: 0,
-        read: [PhysRange::EMPTY; MAX_WINDOWS],
-        nread: 0,
-    },
     sequence: 0,
 });
+
+/// The last sequence number given out; only the boot CPU admits calls.
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// Whether `leaf` may run asynchronously: no operand in the caller's
+/// memory (the module must never write into a task that may restart while
+/// the call runs) and no staging.
+#[must_use]
+pub fn may_run_async(leaf: u64) -> bool {
+    leaf >> 16 == 0
+        && matches!(
+            Leaf::from_number(leaf as u16),
+            Some(
+                Leaf::SysInit
+                    | Leaf::SysLpInit
+                    | Leaf::SysKeyConfig
+                    | Leaf::SysRd
+                    | Leaf::SysTdmrInit
+                    | Leaf::PhymemPageRdmd
+            )
+        )
+}
 
 /// `len` bytes at `base` of the caller's memory (writable if `write`).
 fn caller_buffer(
@@ -219,63 +272,87 @@ fn aligned(pa: u64, alignment: u64, register: u64) -> Result<(), Refusal> {
     }
 }
 
-/// Checks a SEAMCALL from `task` and prepares the gate for it; `keyids` tells the KeyID layout
-/// (asked only for a KeyID-tagged operand; `None` without TDX KeyIDs refuses every such operand). `args` may
-/// be rewritten (TDH.SYS.CONFIG's RCX becomes the kernel's copy). Returns
-/// the sequence number the executing CPU must find.
+/// Checks a SEAMCALL from `task` and prepares CPU `cpu`'s gate slot for
+/// it; `keyids` tells the KeyID layout (asked only for a KeyID-tagged
+/// operand; `None` without TDX KeyIDs refuses every such operand). `args`
+/// may be rewritten (TDH.SYS.CONFIG's RCX, TD_PARAMS and PAGE.ADD's source
+/// become the kernel's copies). Returns the sequence number the executing
+/// CPU must find. For a CPU the kernel does not have, the checks still run
+/// (a refusal is answered first) but nothing is prepared: the call cannot
+/// run anywhere.
 ///
 /// # Errors
 /// The [`Refusal`]; nothing was prepared and the module must not be called.
 pub fn admit(
     task: &Task,
     args: &mut SeamcallArgs,
+    cpu: usize,
     keyids: fn() -> Option<KeyIdLayout>,
 ) -> Result<u64, Refusal> {
     if args.rax >> 16 != 0 {
         return Err(Refusal::Leaf);
     }
     let leaf = Leaf::from_number(args.rax as u16).ok_or(Refusal::Leaf)?;
-    GATE.with(|g| {
-        let mut w = Windows::default();
-        match leaf {
-            Leaf::SysInit
-            | Leaf::SysLpInit
-            | Leaf::SysKeyConfig
-            | Leaf::SysRd
-            | Leaf::SysTdmrInit => {}
-            Leaf::SysInfo => {
-                let info_len = args.rdx.max(SYSINFO_BYTES);
-                let cmr_len = args
-                    .r9
-                    .checked_mul(16)
-                    .ok_or(operand(register::R9, why::BAD_RANGE))?
-                    .max(16 * MAX_CMRS as u64);
-                aligned(args.r8, CMR_INFO_ARRAY_ALIGNMENT, register::R8)?;
-                w.write[0] = caller_buffer(task, args.rcx, info_len, true, register::RCX)?;
-                w.write[1] = caller_buffer(task, args.r8, cmr_len, true, register::R8)?;
-                w.nwrite = 2;
-            }
-            Leaf::SysRdall => {
-                w.write[0] = caller_buffer(task, args.rdx, RDALL_BYTES, true, register::RDX)?;
-                w.nwrite = 1;
-            }
-            Leaf::PhymemPageRdmd => td_memory(args.rcx, PAGE, register::RCX)?,
-            Leaf::SysConfig => {
-                stage_config(task, args, &mut g.staging)?;
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+    let mut w = Windows::default();
+    let mut staged = false;
+    match leaf {
+        Leaf::SysInit | Leaf::SysLpInit | Leaf::SysKeyConfig | Leaf::SysRd | Leaf::SysTdmrInit => {}
+        Leaf::SysInfo => {
+            let info_len = args.rdx.max(SYSINFO_BYTES);
+            let cmr_len = args
+                .r9
+                .checked_mul(16)
+                .ok_or(operand(register::R9, why::BAD_RANGE))?
+                .max(16 * MAX_CMRS as u64);
+            aligned(args.r8, CMR_INFO_ARRAY_ALIGNMENT, register::R8)?;
+            w.write[0] = caller_buffer(task, args.rcx, info_len, true, register::RCX)?;
+            w.write[1] = caller_buffer(task, args.r8, cmr_len, true, register::R8)?;
+            w.nwrite = 2;
+        }
+        Leaf::SysRdall => {
+            w.write[0] = caller_buffer(task, args.rdx, RDALL_BYTES, true, register::RDX)?;
+            w.nwrite = 1;
+        }
+        Leaf::PhymemPageRdmd => td_memory(args.rcx, PAGE, register::RCX)?,
+        Leaf::SysConfig => {
+            // Waits only for a staged call still reading the staging.
+            STAGING.with(|st| {
+                // A refused staging leaves no call able to use it.
+                st.sequence = 0;
+                stage_config(task, args, &mut st.staging)?;
+                st.sequence = sequence;
                 w.read[0] = PhysRange::saturating(
-                    kernel_static_phys(&raw const g.staging),
+                    kernel_static_phys(&raw const st.staging),
                     core::mem::size_of::<Staging>() as u64,
                 );
                 w.nread = 1;
-                args.rcx = kernel_static_phys(&raw const g.staging.array);
-            }
-            l if td::is_td_leaf(l) => td::admit(task, l, args, &mut g.td, &mut w, keyids)?,
-            _ => return Err(Refusal::Leaf),
+                args.rcx = kernel_static_phys(&raw const st.staging.array);
+                Ok(())
+            })?;
+            staged = true;
         }
-        g.windows = w;
-        g.sequence = g.sequence.wrapping_add(1);
-        Ok(g.sequence)
-    })
+        l if td::is_td_leaf(l) => {
+            // TD leaves are synchronous only; those that read the caller's
+            // memory are handed the kernel's copy in the staging slot.
+            STAGING.with(|st| {
+                st.sequence = 0;
+                td::admit(task, l, args, &mut st.td, &mut w, keyids)?;
+                st.sequence = sequence;
+                Ok(())
+            })?;
+            staged = true;
+        }
+        _ => return Err(Refusal::Leaf),
+    }
+    if let Some(gate) = GATES.get(cpu) {
+        gate.with(|g| {
+            g.windows = w;
+            g.sequence = sequence;
+            g.staged = staged;
+        });
+    }
+    Ok(sequence)
 }
 
 /// Copies TDH.SYS.CONFIG's PA array and TDMR_INFOs into `staging`, checking
@@ -322,23 +399,33 @@ fn stage_config(task: &Task, args: &SeamcallArgs, staging: &mut Staging) -> Resu
     Ok(())
 }
 
-/// Runs `call` with the gate's state for request `sequence` held for the
-/// whole call, giving it the emulated module's memory view. A request
-/// whose state was replaced (it timed out and another was admitted) does
-/// not run: `None`.
-pub fn with_admitted<R>(sequence: u64, call: impl FnOnce(&mut GatedMem) -> R) -> Option<R> {
-    GATE.with(|g| {
-        if g.sequence != sequence {
+/// Runs `call` on CPU `cpu` with that CPU's gate slot for request
+/// `sequence` held for the whole call (and the staging, for a staged
+/// call), giving it the emulated module's memory view. A request whose
+/// state was replaced (it timed out and another was admitted for this CPU,
+/// or its staging was replaced) does not run: `None`.
+pub fn with_admitted<R>(
+    cpu: usize,
+    sequence: u64,
+    call: impl FnOnce(&mut GatedMem) -> R,
+) -> Option<R> {
+    GATES.get(cpu)?.with(|g| {
+        if g.sequence != sequence || sequence == 0 {
             return None;
         }
         let mut mem = GatedMem {
             windows: g.windows,
             kernel: crate::tdmem::image_ranges()[0],
         };
-        let r = call(&mut mem);
+        let r = if g.staged {
+            STAGING.with(|st| (st.sequence == sequence).then(|| call(&mut mem)))
+        } else {
+            Some(call(&mut mem))
+        };
         // A window serves one call only.
         g.windows = Windows::default();
-        Some(r)
+        g.sequence = 0;
+        r
     })
 }
 

@@ -30,9 +30,7 @@
 use heapless::Vec;
 use tdx_abi::metadata::{features0, field};
 use tdx_abi::reattach::{read_ready_probe, ready_probe, step_answer, ProbeAnswer, StepAnswer};
-use tdx_abi::{
-    FieldId, Leaf, OperandId, SeamcallArgs, SeamcallResult, TdxStatus, TDMR_INFO_READ_BYTES,
-};
+use tdx_abi::{FieldId, Leaf, SeamcallArgs, SeamcallResult, TdxStatus, TDMR_INFO_READ_BYTES};
 use tdx_host_api::{InitStep, UnavailableReason};
 use tdx_planner::abi::to_tdmr_info;
 use tdx_planner::addr::{PhysAddr, PhysRange, GIB};
@@ -42,12 +40,15 @@ use tdx_planner::types::{
     MAX_MEMORY_RANGES, MAX_TDMRS,
 };
 
-use crate::seam::{CpuIndex, KeyIdPartition, PhysWriter, PlatformView, Seam};
+use crate::seam::{CpuIndex, KeyIdPartition, PhysWriter, PlatformView, Seam, MAX_IN_FLIGHT};
 use record::{platform_digest, Durable, PlanFacts, Record, RecordError};
 
+mod flights;
 pub mod record;
 pub mod report;
 mod resume;
+pub mod schedule;
+mod tdmr;
 
 pub use resume::Reattach;
 
@@ -216,6 +217,10 @@ pub struct Bringup {
     tdmr_bytes_total: u64,
     tdmr_bytes_done: u64,
     reattach: Reattach,
+    /// TDMR.INIT calls per CPU (retries included), in the order the CPUs were first used.
+    tdmr_calls: Vec<(CpuIndex, u32), MAX_IN_FLIGHT>,
+    /// The most TDMR.INIT calls that were in flight at once.
+    tdmr_peak_in_flight: usize,
 }
 
 /// Why a step stopped the machine.
@@ -233,7 +238,22 @@ impl Bringup {
             tdmr_bytes_total: 0,
             tdmr_bytes_done: 0,
             reattach: Reattach::default(),
+            tdmr_calls: Vec::new(),
+            tdmr_peak_in_flight: 0,
         }
+    }
+
+    /// TDMR.INIT calls each CPU made (retries included), in the order the CPUs were first
+    /// used; empty before TDMR.INIT.
+    #[must_use]
+    pub fn tdmr_init_per_cpu(&self) -> &[(CpuIndex, u32)] {
+        &self.tdmr_calls
+    }
+
+    /// The most TDMR.INIT calls that were in flight at once.
+    #[must_use]
+    pub fn tdmr_init_peak_in_flight(&self) -> usize {
+        self.tdmr_peak_in_flight
     }
 
     /// What the record and the module said about earlier instances.
@@ -709,89 +729,6 @@ impl Bringup {
                 _ => return Err(fail(step, r.status())),
             }
             rec.update(|m| m.set_package(k));
-        }
-        rec.update(|m| m.set_done(step));
-        Ok(())
-    }
-
-    /// TDH.SYS.TDMR.INIT, one call per unfinished TDMR per round, TDMR `i` on enabled CPU
-    /// `i mod n` (different TDMRs may be initialized in parallel, §3.2, §7.5).
-    fn tdmr_init<S: Seam>(
-        &mut self,
-        seam: &mut S,
-        p: &PlatformView<'_>,
-        plan: &Plan,
-        rec: &mut Record<'_>,
-        observer: &mut dyn Observer,
-    ) -> Result<(), Stop> {
-        let step = InitStep::TdmrInit;
-        let mut cpus: Vec<CpuIndex, 256> = Vec::new();
-        for (i, c) in p.cpus.iter().enumerate() {
-            if c.enabled && cpus.push(CpuIndex(i as u32)).is_err() {
-                break;
-            }
-        }
-        // Per TDMR: initialized end (1 GiB granular as the module reports it) and calls left.
-        let mut done_to = [0u64; MAX_TDMRS];
-        let mut budget = [0u64; MAX_TDMRS];
-        for (i, t) in plan.tdmrs.iter().enumerate() {
-            // Resume where the record says; the module's own progress may be further (§3.4).
-            let end = t.base.0 + t.size.0;
-            done_to[i] = rec.marks().tdmr_end[i].clamp(t.base.0, end);
-            self.tdmr_bytes_done += done_to[i] - t.base.0;
-            budget[i] = t.size.0.div_ceil(tdx_abi::consts::TDMR_INIT_CHUNK) + 1;
-        }
-        self.reattach.tdmr_bytes_recorded = self.tdmr_bytes_done;
-        let mut remaining = plan
-            .tdmrs
-            .iter()
-            .zip(&done_to)
-            .filter(|(t, &d)| d < t.base.0 + t.size.0)
-            .count();
-        while remaining > 0 {
-            for (i, t) in plan.tdmrs.iter().enumerate() {
-                let end = t.base.0 + t.size.0;
-                if done_to[i] >= end {
-                    continue;
-                }
-                if budget[i] == 0 {
-                    return Err(fail(step, host_code::NO_PROGRESS));
-                }
-                budget[i] -= 1;
-                let cpu = cpus.get(i % cpus.len().max(1)).copied();
-                let args = SeamcallArgs::leaf(Leaf::SysTdmrInit).rcx(t.base.0);
-                let r = self.call_raw(seam, step, cpu, args)?;
-                let s = r.status();
-                let next = if s.is(TdxStatus::TDMR_ALREADY_INITIALIZED) {
-                    end
-                } else if s.is_success() {
-                    r.rdx
-                } else if self.reattach.plan_from_record
-                    && s.is(TdxStatus::OPERAND_INVALID.with_operand(OperandId::RCX))
-                {
-                    return Err(self.record_fail(step, RecordError::PlanNotModules));
-                } else {
-                    return Err(fail(step, s));
-                };
-                if next < done_to[i] || next > end || next < t.base.0 {
-                    return Err(fail(step, host_code::NO_PROGRESS));
-                }
-                if next > done_to[i] {
-                    self.tdmr_bytes_done += next - done_to[i];
-                    done_to[i] = next;
-                    rec.update(|m| m.tdmr_end[i] = next);
-                    observer.tdmr_progress(&Progress {
-                        tdmr: i,
-                        tdmr_base: t.base,
-                        initialized_end: PhysAddr(next),
-                        bytes_done: self.tdmr_bytes_done,
-                        bytes_total: self.tdmr_bytes_total,
-                    });
-                }
-                if next >= end {
-                    remaining -= 1;
-                }
-            }
         }
         rec.update(|m| m.set_done(step));
         Ok(())

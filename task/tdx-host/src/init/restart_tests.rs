@@ -28,7 +28,7 @@ use tdx_planner::types::Plan;
 use super::record::{Durable, RecordError, RECORD_WORDS, SLOT_WORDS};
 use super::tests::{mr, BufMem, EmuSeam, EmuWriter, Fixture, BUF_BASE};
 use super::{host_code, Bringup, InitConfig, InitStorage, Progress, State};
-use crate::seam::{CpuIndex, KernelError, Seam, SeamError};
+use crate::seam::{CpuIndex, Deferred, KernelError, Seam, SeamError};
 
 const MIB: u64 = 1 << 20;
 
@@ -52,6 +52,7 @@ struct CrashSeam {
     /// TDMR.INIT calls that initialized a chunk (TDX_SUCCESS).
     chunks: u64,
     leaves: StdVec<u64>,
+    deferred: Deferred,
 }
 
 fn is_leaf(args: &SeamcallArgs, leaf: Leaf) -> bool {
@@ -83,6 +84,10 @@ impl Seam for CrashSeam {
             return gone;
         }
         r
+    }
+
+    fn deferred(&mut self) -> &mut Deferred {
+        &mut self.deferred
     }
 
     fn flush_caches_all_cpus(&mut self) -> Result<(), KernelError> {
@@ -161,12 +166,14 @@ fn instance(module: TdxModule, words: StdVec<u64>, fx: &Fixture, kill: Kill) -> 
             mem: mem.clone(),
             flush_fails: false,
             cpu_max_pa: None,
+            deferred: Deferred::default(),
         },
         dead: dead.clone(),
         kill,
         calls: 0,
         chunks: 0,
         leaves: StdVec::new(),
+        deferred: Deferred::default(),
     };
     let mut durable = CrashMem {
         words,
@@ -314,12 +321,28 @@ fn restart_mid_lp_init_skips_recorded_lps() {
     let n = call_index(&reference, Leaf::SysLpInit, 2);
     let (_, second) = restart_once(&fx, &reference, Kill::AfterCall(n));
     let r = *second.bringup.reattach();
-    // LP 0 was recorded; LP 1 was initialized but not recorded: the module says so.
-    assert_eq!(r.lps, (1, 1), "{r:?}");
+    // The LP.INITs run concurrently: LPs 0 and 1 were initialized before any answer was
+    // recorded (the record is behind the module, never ahead); the module says so.
+    assert_eq!(r.lps, (0, 2), "{r:?}");
     assert_eq!(
         second.bringup.counts().seamcalls[InitStep::LpInit as usize],
-        3
+        4
     );
+    // A death after LP 0's answer was recorded: LP 0 is skipped.
+    let mut skipped = false;
+    for k in 1..reference.stores {
+        let (_, second) = restart_once(&fx, &reference, Kill::AfterStores(k));
+        let lps = second.bringup.reattach().lps;
+        if lps.0 == 0 {
+            continue;
+        }
+        assert_eq!(lps.0 + lps.1, 4, "every LP recorded or answered: {lps:?}");
+        if lps.0 < 4 {
+            skipped = true;
+            break;
+        }
+    }
+    assert!(skipped, "some death between the LP records");
 }
 
 #[test]

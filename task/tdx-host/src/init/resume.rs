@@ -16,10 +16,11 @@ use tdx_host_api::InitStep;
 use tdx_planner::addr::PhysRange;
 use tdx_planner::types::{PaBits, Plan};
 
+use super::flights::Flights;
 use super::record::{platform_digest, Durable, Opened, Record, RecordError};
 use super::{fail, leaf, tdmr_info_digest, Bringup, InitStorage, Stop};
 use crate::host_code;
-use crate::seam::{CpuIndex, PlatformView, Seam};
+use crate::seam::{CpuIndex, PlatformView, Seam, MAX_IN_FLIGHT};
 
 /// What this instance learned about earlier instances' work (all empty on a first instance):
 /// what the bring-up record said, and what the module answered "already done" beyond it.
@@ -164,11 +165,44 @@ impl Bringup {
         }
         let sys_init_before = self.reattach.recorded & (1 << InitStep::SysInit as u16) != 0
             || self.reattach.answered & (1 << InitStep::SysInit as u16) != 0;
-        for (i, cpu) in p.cpus.iter().enumerate() {
-            if !cpu.enabled || rec.marks().lp_done(i) {
-                continue;
+        // Every LP concurrently (the module takes its global lock shared for LP.INIT, §3.2),
+        // at most MAX_IN_FLIGHT at a time.
+        let mut flights = Flights::default();
+        let r = self.lp_rounds(seam, p, rec, sys_init_before, &mut flights);
+        if !matches!(r, Ok(false)) {
+            self.drain(seam, &mut flights);
+        }
+        if r? {
+            return Ok(true);
+        }
+        rec.update(|m| m.set_done(step));
+        Ok(false)
+    }
+
+    /// The LP.INIT calls of [`Bringup::lp_init`]; `true` when the module answered that it is
+    /// configured already (the rest need no LP.INIT).
+    fn lp_rounds<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        p: &PlatformView<'_>,
+        rec: &mut Record<'_>,
+        sys_init_before: bool,
+        flights: &mut Flights,
+    ) -> Result<bool, Stop> {
+        let step = InitStep::LpInit;
+        let mut next = 0;
+        loop {
+            while flights.len() < MAX_IN_FLIGHT && next < p.cpus.len() {
+                let i = next;
+                next += 1;
+                if p.cpus[i].enabled && !rec.marks().lp_done(i) {
+                    let cpu = CpuIndex(i as u32);
+                    self.launch(seam, flights, step, (cpu, i), leaf(Leaf::SysLpInit))?;
+                }
             }
-            let r = self.call_raw(seam, step, Some(CpuIndex(i as u32)), leaf(Leaf::SysLpInit))?;
+            let Some((i, _, r)) = self.land(seam, flights, step)? else {
+                return Ok(false);
+            };
             match step_answer(Leaf::SysLpInit, r.status()) {
                 StepAnswer::DidNow => {}
                 StepAnswer::AlreadyDone => self.reattach.lps.1 += 1,
@@ -181,7 +215,5 @@ impl Bringup {
             }
             rec.update(|m| m.set_lp(i));
         }
-        rec.update(|m| m.set_done(step));
-        Ok(false)
     }
 }

@@ -22,7 +22,7 @@ use super::report::{InitReport, StateLine, StepTimes, Trace};
 use super::{host_code, Bringup, InitConfig, InitStorage, Observer, Progress, State};
 
 use crate::seam::{
-    Cpu, CpuIndex, KernelError, KeyIdPartition, PhysWriter, PlatformView, Seam, SeamError,
+    Cpu, CpuIndex, Deferred, KernelError, KeyIdPartition, PhysWriter, PlatformView, Seam, SeamError,
 };
 
 const MIB: u64 = 1 << 20;
@@ -74,6 +74,8 @@ pub(crate) struct EmuSeam {
     pub flush_fails: bool,
     /// MAXPHYADDR the CPU reports, if not the module's (a CPU/module mismatch).
     pub cpu_max_pa: Option<u8>,
+    /// Answers of started calls.
+    pub deferred: Deferred,
 }
 
 impl Seam for EmuSeam {
@@ -90,6 +92,10 @@ impl Seam for EmuSeam {
             InstructionOutcome::Fault(SeamcallFault::Gp) => Err(SeamError::Gp),
             InstructionOutcome::Fault(SeamcallFault::Ud) => Err(SeamError::Ud),
         }
+    }
+
+    fn deferred(&mut self) -> &mut Deferred {
+        &mut self.deferred
     }
 
     fn flush_caches_all_cpus(&mut self) -> Result<(), KernelError> {
@@ -219,6 +225,7 @@ pub(crate) fn run_observed(
         mem: mem.clone(),
         flush_fails: false,
         cpu_max_pa: None,
+        deferred: Deferred::default(),
     };
     tweak(&mut seam);
     let mut writer = EmuWriter {
@@ -289,6 +296,15 @@ fn ready_on_four_cpus_two_packages_two_nodes() {
     assert_eq!(c.seamcalls[InitStep::LpInit as usize], 4);
     assert_eq!(c.seamcalls[InitStep::KeyConfig as usize], 2);
     assert_eq!(r.seam.m.packages_configured(), 0b11);
+    // TDMR.INIT ran on as many CPUs as there are TDMRs (up to 4), each TDMR on one CPU, the
+    // boot CPU last; every call is counted on some CPU.
+    let per_cpu = r.bringup.tdmr_init_per_cpu();
+    let tdmrs = r.storage.plan.tdmrs.len();
+    assert_eq!(per_cpu.len(), tdmrs.min(4), "{per_cpu:?}");
+    assert_eq!(r.bringup.tdmr_init_peak_in_flight(), tdmrs.min(4));
+    assert_eq!(per_cpu[0].0, CpuIndex(1), "an AP takes the first TDMR");
+    let calls: u32 = per_cpu.iter().map(|&(_, n)| n).sum();
+    assert_eq!(calls, c.seamcalls[InitStep::TdmrInit as usize]);
     let plan = &r.storage.plan;
     assert!(plan
         .tdmrs
@@ -449,7 +465,13 @@ fn persistent_transient_faults_fail_after_bounded_tries() {
                     },
                     "{leaf:?} {status:?} {on_call:?}"
                 );
-                assert_eq!(r.bringup.counts().retries[step as usize], 9);
+                // Each call is tried 10 times; LP.INIT and TDMR.INIT run on several CPUs
+                // at once, each CPU's call with its own bound.
+                let retries = r.bringup.counts().retries[step as usize];
+                assert!(
+                    retries >= 9 && retries.is_multiple_of(9) && retries <= 9 * 4,
+                    "{leaf:?} {status:?} {on_call:?}: {retries}"
+                );
                 if step < InitStep::KeyConfig {
                     assert_ne!(r.seam.m.state(), SysState::SysReady);
                 }
@@ -597,6 +619,7 @@ fn tdmr_info_buffer_too_small_fails_config_before_any_seamcall() {
         mem: mem.clone(),
         flush_fails: false,
         cpu_max_pa: None,
+        deferred: Deferred::default(),
     };
     let mut writer = EmuWriter { mem, len: 512 };
     let fx = Fixture::new(1, 1, 1);
@@ -758,7 +781,18 @@ fn trace_times_steps_and_reports_gib_milestones() {
     assert!(has("KeyIDs: 15 MKTME, 48 TDX [16..=63], global KeyID 16"));
     let tdmrs = text.iter().filter(|l| l.starts_with("TDMR ")).count();
     assert_eq!(tdmrs, r.storage.plan.tdmrs.len());
-    let total_line = text.last().unwrap();
+    let total_line = text.iter().find(|l| l.starts_with("  total")).unwrap();
+    let per_cpu = r.bringup.tdmr_init_per_cpu();
+    assert!(
+        has(&std::format!("TDMR.INIT per CPU: {} CPUs", per_cpu.len())),
+        "{text:#?}"
+    );
+    assert_eq!(
+        text.iter()
+            .filter(|l| l.ends_with("TDMR.INIT calls"))
+            .count(),
+        per_cpu.len()
+    );
     let seamcalls = r.bringup.counts().total();
     assert!(
         total_line.contains(&std::format!("{seamcalls} SEAMCALLs")),

@@ -247,8 +247,13 @@ impl<'a> Server<'a> {
         let b = &self.bringup;
         let info = b.info();
         let (done, total) = b.tdmr_bytes();
+        let per_cpu = b.tdmr_init_per_cpu();
         let mut s = ModuleStatus {
             init_seamcalls: b.counts().total(),
+            tdmr_init_calls: per_cpu.iter().map(|&(_, n)| n).sum(),
+            tdmr_init_most_on_one_cpu: per_cpu.iter().map(|&(_, n)| n).max().unwrap_or(0),
+            tdmr_init_cpus: per_cpu.len() as u16,
+            tdmr_init_peak_in_flight: b.tdmr_init_peak_in_flight() as u16,
             tdmr_bytes_initialized: done,
             tdmr_bytes_total: total,
             first_tdx_keyid: info.keyids.first_tdx(),

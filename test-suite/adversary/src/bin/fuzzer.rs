@@ -250,9 +250,9 @@ fn generate(index: u64) -> (u64, [u64; 8], Outcome) {
         *w = r.next();
     }
     let number = if r.below(12) == 0 {
-        18 + r.below(1000)
+        20 + r.below(1000)
     } else {
-        r.below(18)
+        r.below(20)
     };
     let Some(sysnum) = Sysnum::from_raw(number) else {
         return (number, a, Outcome::Faults);
@@ -450,7 +450,7 @@ fn generate(index: u64) -> (u64, [u64; 8], Outcome) {
             }
         }
         // No SEAMCALL capability: refused before anything is read.
-        Sysnum::Seamcall => Outcome::Returns,
+        Sysnum::Seamcall | Sysnum::SeamcallStart | Sysnum::SeamcallCollect => Outcome::Returns,
     };
     (number, a, outcome)
 }

@@ -12,7 +12,10 @@ use abi::kipc::{KillPoint, KipcError};
 use test_api::check;
 use test_api::score::Score;
 use userlib::hl::{self, KipcFailure};
-use userlib::{sys_refresh_task_id, sys_seamcall, SeamcallOutcome, TaskIndex};
+use userlib::{
+    sys_refresh_task_id, sys_seamcall, sys_seamcall_collect, sys_seamcall_start, SeamcallOutcome,
+    TaskIndex,
+};
 
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
 
@@ -80,6 +83,15 @@ pub fn main() -> ! {
         "seamcall_without_capability_refused",
         seam == Ok(SeamcallOutcome::Denied),
         "a task without the seamcall capability got {seam:?}"
+    );
+
+    let start = sys_seamcall_start(1, 0, 36, [0x100000, 0, 0, 0, 0, 0]);
+    let collect = sys_seamcall_collect(0);
+    check!(
+        s,
+        "async_seamcall_without_capability_refused",
+        start == Ok(SeamcallOutcome::Denied) && collect == Ok(SeamcallOutcome::Denied),
+        "a task without the seamcall capability got START {start:?}, COLLECT {collect:?}"
     );
 
     test_adversary::report_done(REFEREE, &s);

@@ -22,7 +22,8 @@ use test_api::check;
 use test_api::score::Score;
 use userlib::hl::{self, KipcFailure};
 use userlib::{
-    sys_get_timer, sys_refresh_task_id, sys_seamcall, sys_send, SeamcallOutcome, UnknownOutcome,
+    sys_get_timer, sys_refresh_task_id, sys_seamcall, sys_seamcall_collect, sys_seamcall_start,
+    sys_send, SeamcallOutcome, UnknownOutcome,
 };
 
 /// What one SEAMCALL came back with; an unknown outcome code fails every check that reads it.
@@ -139,6 +140,73 @@ fn config(array: u64, entry: Option<u64>, tdmr: TdmrInfo) -> Outcome {
         b.array[0] = entry.unwrap_or_else(tdmr_pa);
     }
     seam(Leaf::SysConfig as u64, [array, 1, 65, 0, 0, 0])
+}
+
+/// The asynchronous SEAMCALL (START/COLLECT) under attack: a CPU that does not exist, a leaf
+/// whose operand is the caller's memory, RDMD aimed at the kernel, a second call on a busy CPU,
+/// collecting where nothing of this task's runs, and collecting twice. A positive control
+/// starts TDH.SYS.RD on CPU 1 and collects its answer.
+fn async_checks(s: &mut Score) {
+    let bit = TIMER_MASK.trailing_zeros() as u8;
+    let rd = Leaf::SysRd as u64;
+    // MAJOR_VERSION (a harmless read after Ready).
+    let field = [0, tdx_abi::metadata::field::MAJOR_VERSION.0, 0, 0, 0, 0];
+    let bad_cpu = [9999, u32::MAX].map(|cpu| sys_seamcall_start(cpu, bit, rd, field));
+    check!(
+        s,
+        "async_seamcall_bad_cpu_refused",
+        bad_cpu.iter().all(|o| *o == Ok(SeamcallOutcome::NoSuchCpu)),
+        "START on CPUs 9999 and u32::MAX: {bad_cpu:?}"
+    );
+    let info = sys_seamcall_start(
+        1,
+        bit,
+        Leaf::SysInfo as u64,
+        [info_pa(), 1024, cmr_pa(), 32, 0, 0],
+    );
+    let kernel = sys_seamcall_start(1, bit, Leaf::PhymemPageRdmd as u64, [KERNEL, 0, 0, 0, 0, 0]);
+    check!(
+        s,
+        "async_seamcall_gate_holds",
+        info == Ok(SeamcallOutcome::LeafRefused)
+            && matches!(
+                kernel,
+                Ok(SeamcallOutcome::OperandRefused {
+                    register: RCX,
+                    why: refusal::NOT_TD_MEMORY,
+                    ..
+                })
+            ),
+        "async SYS.INFO into own memory: {info:?}; async RDMD of the kernel: {kernel:?}"
+    );
+    let nothing = sys_seamcall_collect(1);
+    let started = sys_seamcall_start(1, bit, rd, field);
+    let busy = sys_seamcall_start(1, bit, rd, field);
+    let elsewhere = sys_seamcall_collect(0);
+    let far = sys_seamcall_collect(u32::MAX);
+    let mut answer = sys_seamcall_collect(1);
+    let deadline = sys_get_timer().now + 1000;
+    while answer == Ok(SeamcallOutcome::InProgress) && sys_get_timer().now < deadline {
+        hl::sleep_for(1, TIMER_MASK);
+        answer = sys_seamcall_collect(1);
+    }
+    let again = sys_seamcall_collect(1);
+    check!(
+        s,
+        "async_seamcall_one_call_per_cpu",
+        started == Ok(SeamcallOutcome::Started) && busy == Ok(SeamcallOutcome::CpuBusy),
+        "START {started:?}, a second START on the same CPU {busy:?}"
+    );
+    check!(
+        s,
+        "async_seamcall_collect_only_own_result",
+        nothing == Ok(SeamcallOutcome::NothingToCollect)
+            && elsewhere == Ok(SeamcallOutcome::NothingToCollect)
+            && far == Ok(SeamcallOutcome::NothingToCollect)
+            && matches!(answer, Ok(SeamcallOutcome::Returned { rax: 0, .. }))
+            && again == Ok(SeamcallOutcome::NothingToCollect),
+        "before START {nothing:?}, CPU 0 {elsewhere:?}, CPU u32::MAX {far:?}, own {answer:?}, again {again:?}"
+    );
 }
 
 fn tdmr_with_pamt(pamt: u64) -> TdmrInfo {
@@ -491,6 +559,8 @@ pub fn main() -> ! {
             "scrub before {before:?}, online {first:?}, overlap {again:?}, misaligned {misaligned:?}, partial offline {partial:?}, offline {off:?}, again {off_again:?}"
         );
     }
+
+    async_checks(&mut s);
 
     // The victims and the real memory authority are unharmed.
     let still = host.status().state();
