@@ -183,7 +183,7 @@ pub fn keyid_partition() -> (u8, u32, u32) {
 
 /// Where the KeyID sits in a physical address, and the TDX private KeyIDs; `None` without TDX
 /// KeyIDs.
-pub(crate) fn keyid_layout() -> Option<seamgate::KeyIdLayout> {
+fn keyid_layout() -> Option<seamgate::KeyIdLayout> {
     let (bits, mktme, tdx) = keyid_partition();
     let max_pa = u32::from(max_pa());
     if tdx == 0 || u32::from(bits) >= max_pa {

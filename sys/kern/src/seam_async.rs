@@ -124,8 +124,9 @@ pub fn start(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<Ne
         r10,
         r11,
     };
-    let sequence = match seamgate::admit(&tasks[caller], &mut args, cpu, crate::seam::keyid_layout)
-    {
+    // No leaf that may run asynchronously takes a KeyID-tagged operand, so
+    // the gate needs no KeyID layout here (`None` would refuse one).
+    let sequence = match seamgate::admit(&tasks[caller], &mut args, cpu, || None) {
         Ok(s) => s,
         Err(refusal) => {
             let words = refusal.to_words();
