@@ -921,7 +921,7 @@ pub fn main() -> ! {
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
     lapic_checks(&mut s);
     state_checks(&mut s, &t);
-    if expect::PARALLEL_TDMR_INIT > 0 {
+    if expect::PARALLEL_TDMR_INIT != 0 {
         parinit::parallel_tdmr_init_checks(&mut s, &t);
     }
     if expect::STATE == "ready" {
