@@ -91,7 +91,7 @@ mod task {
                 let others = (0..TASK_NAMES.len() as u16).filter(|&i| i != task_gen::TASK_INDEX);
                 let owner = |i: u16| Owner(sys_refresh_task_id(TaskIndex(i)).0);
                 let current = others.map(|i| (owner(i), TASK_NAMES[usize::from(i)]));
-                self.clients_restarted(&mut Kernel, current);
+                self.clients_restarted((&mut Kernel, &mut Kernel), current);
             }
         }
 

@@ -387,24 +387,31 @@ impl<'s, 'a> Service<'s, 'a> {
     }
 
     /// The kernel reported restarts: every task of `current` (as it runs now, with its name)
-    /// loses what its older incarnations held, into quarantine, logged per task; then a scrub
-    /// step is scheduled.
-    pub fn clients_restarted<'n, T: Timer>(
+    /// loses what its older incarnations held: their TDs torn down at `seam` first, then
+    /// their frames into quarantine, logged per task; then a scrub step is scheduled.
+    pub fn clients_restarted<'n, S: Seam, T: Timer>(
         &mut self,
-        timer: &mut T,
+        (seam, timer): (&mut S, &mut T),
         current: impl IntoIterator<Item = (Owner, &'n str)>,
     ) {
         self.stats.restarts_seen = self.stats.restarts_seen.wrapping_add(1);
         let log = self.log;
         for (owner, name) in current {
-            let got = self.server.client_restarted(owner);
-            if got > 0 {
-                let kib = got / 1024;
+            let got = self.server.client_restarted(seam, owner);
+            let t = got.tds;
+            if t.torn_down + t.failed > 0 {
+                log(format_args!(
+                    "{name} restarted: {} TDs torn down ({} KeyIDs retired), {} could not be (its frames stay held)",
+                    t.torn_down, t.keyids_retired, t.failed
+                ));
+            }
+            if got.bytes > 0 {
+                let kib = got.bytes / 1024;
                 log(format_args!(
                     "{name} restarted: reclaimed {kib} KiB into quarantine"
                 ));
             }
-            self.stats.reclaimed_bytes += got;
+            self.stats.reclaimed_bytes += got.bytes;
         }
         self.commit();
         self.schedule(timer);
