@@ -46,6 +46,23 @@ pub struct TdCpus {
     pub keyid_bits: u8,
 }
 
+impl TdCpus {
+    /// From the platform: the first enabled CPU of each package (at most 16 packages), the
+    /// CPU count, and the KeyID bits the kernel reports (`KeyIdPartition`).
+    #[must_use]
+    pub fn from_platform(view: &crate::seam::PlatformView<'_>, keyid_bits: u8) -> Self {
+        let mut leaders = heapless::Vec::new();
+        for cpu in view.package_leaders() {
+            let _ = leaders.push(cpu);
+        }
+        TdCpus {
+            leaders,
+            cpus: u32::try_from(view.cpus.len()).unwrap_or(u32::MAX),
+            keyid_bits,
+        }
+    }
+}
+
 /// What a created TD is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TdCreated {

@@ -19,10 +19,13 @@ use tdx_host_api::{
 use tdx_planner::addr::PhysRange;
 
 use super::pacing::{DrainCost, ScrubPacer, Timer};
+
+mod td;
 use super::{OnlineLine, Scrubber, Server, OWNED_RECORD_BYTES};
 use crate::frames::Owner;
 use crate::regions::MemoryAuthority;
 use crate::seam::Seam;
+pub use td::{TdStaging, SOURCE_BYTES, TD_PARAMS_BYTES};
 
 /// Bytes of lease one request moves at most.
 pub const LEASE_BYTES: usize = 4096;
@@ -59,6 +62,8 @@ pub struct Service<'s, 'a> {
     stats: ServerStats,
     pacer: ScrubPacer,
     log: Log,
+    /// Where TD_PARAMS and PAGE.ADD sources are copied for the module (see [`td`]).
+    staging: Option<&'s mut TdStaging>,
 }
 
 impl<'s, 'a> Service<'s, 'a> {
@@ -72,7 +77,16 @@ impl<'s, 'a> Service<'s, 'a> {
             stats,
             pacer: ScrubPacer::new(),
             log,
+            staging: None,
         }
+    }
+
+    /// Copies TD_PARAMS and PAGE.ADD sources into `staging` (this task's memory, named to the
+    /// module by its own address); without it `td_init` and `page_add` answer NotReady.
+    #[must_use]
+    pub fn with_td_staging(mut self, staging: &'s mut TdStaging) -> Self {
+        self.staging = Some(staging);
+        self
     }
 
     /// Logs this instance's recovery time: from its first instruction (`started`, as timer
