@@ -46,6 +46,7 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/platform-1cpu.toml", "platform-1cpu"),
     ("test-suite/platform-hotplug.toml", "platform-hotplug"),
     ("test-suite/tdx-numa.toml", "tdx-numa"),
+    ("test-suite/tdx-td.toml", "tdx-td"),
     ("test-suite/tdx-x2apic.toml", "tdx-x2apic"),
     ("test-suite/tdx-8node.toml", "tdx-8node"),
     ("test-suite/tdx-1cpu.toml", "tdx-1cpu"),

@@ -129,6 +129,9 @@ pub fn init() {
             cfg.limits.pamt_2m_entry_size = TDX.pamt_entry_size;
             cfg.limits.pamt_1g_entry_size = TDX.pamt_entry_size;
             cfg.features0 = TDX.features0;
+            // The TD_PARAMS fixed bits a module reports: any attribute but bit 62, XFAM within
+            // bits 0..=19 with x87 and SSE set (what TDH.MNG.INIT checks TD_PARAMS against).
+            cfg.td_fixed = [!(1 << 62), 0, 0xF_FFFF, 0b11];
             cfg.module_absent = TDX.absent;
             // QEMU has no SEAM range; real hardware's lies outside the CMRs.
             cfg.seamrr = tdx_emu::SeamrrRange { base: 0, size: 0 };

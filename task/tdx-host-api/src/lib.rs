@@ -9,7 +9,8 @@
 //!
 //! Sizes (pinned by compile-time assertions): [`ModuleStatus`] 112 bytes, [`NodeInfo`] 40,
 //! [`RegionRecord`] 32, [`RegionMapReply`] 8, [`OnlineReply`] 2, [`OwnedRecord`] 24,
-//! [`OwnedReply`] 8. [`RequestIds`] gives `alloc_request`/`free_request` their identities.
+//! [`OwnedReply`] 8, [`TdCreateReply`] 8, [`TeardownReply`] 16, [`TdTotals`] 24.
+//! [`RequestIds`] gives `alloc_request`/`free_request` their identities.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -545,6 +546,59 @@ const _: () = assert!(
     InitStep::COUNT <= 12,
     "ServerStats::init_retries holds every step"
 );
+
+/// Reply of `td_create` (8 bytes).
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct TdCreateReply {
+    /// The TD's id: what every other TD operation names.
+    pub td: u32,
+    /// Its guest KeyID (HKID).
+    pub hkid: u16,
+    /// Zero.
+    pub _pad: u16,
+}
+
+/// Reply of `td_teardown` (16 bytes).
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct TeardownReply {
+    /// Pages reclaimed, the TDR included.
+    pub reclaimed: u32,
+    /// SEAMCALLs answered busy or interrupted and made again.
+    pub retries: u32,
+    /// 1 if the module would not free the KeyID: it and the TD's frames are retired.
+    pub keyid_retired: u8,
+    /// Zero.
+    pub _pad: [u8; 7],
+}
+
+/// Reply of `td_totals` (24 bytes).
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct TdTotals {
+    /// The module's status of the last TD SEAMCALL it refused (any client; 0 if none).
+    pub last_refusal: u64,
+    /// 4 KiB frames held by TDs (TDRs included; a 2 MiB page counts 512).
+    pub frames_in_tds: u32,
+    /// Guest KeyIDs free.
+    pub keyids_free: u16,
+    /// Guest KeyIDs held by TDs.
+    pub keyids_in_use: u16,
+    /// Guest KeyIDs retired (never reused).
+    pub keyids_retired: u16,
+    /// TDs of the caller (this incarnation).
+    pub mine: u16,
+    /// Zero.
+    pub _pad: u32,
+}
+
 const _: () = assert!(core::mem::size_of::<ModuleStatus>() == 112);
 const _: () = assert!(core::mem::size_of::<NodeInfo>() == 40);
 const _: () = assert!(core::mem::size_of::<RegionRecord>() == 32);
@@ -552,6 +606,9 @@ const _: () = assert!(core::mem::size_of::<RegionMapReply>() == 8);
 const _: () = assert!(core::mem::size_of::<OnlineReply>() == 2);
 const _: () = assert!(core::mem::size_of::<OwnedRecord>() == 24);
 const _: () = assert!(core::mem::size_of::<OwnedReply>() == 8);
+const _: () = assert!(core::mem::size_of::<TdCreateReply>() == 8);
+const _: () = assert!(core::mem::size_of::<TeardownReply>() == 16);
+const _: () = assert!(core::mem::size_of::<TdTotals>() == 24);
 
 /// Lends a `[u64]` of addresses as the byte lease `alloc_frames`/`free_frames` expect
 /// (little-endian, which is the native order on x86_64).

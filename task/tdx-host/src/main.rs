@@ -1,8 +1,10 @@
 //! tdx-host, the server task: brings the TDX module up, logs the init report, then serves
-//! `idl/tdx-host.idol` (RECV/REPLY only; it never SENDs). Pattern: a thin adapter. All logic lives in the library (bring-up, report, regions, handlers,
-//! scrub pacing: `tdx_host::server::{start, service, pacing}`); this binary implements its traits
-//! over kernel syscalls, keeps the big tables in `static`s and turns leases and reply codes of
-//! the generated dispatch into library calls. Policy comes from the manifest through `build.rs`;
+//! `idl/tdx-host.idol` (RECV/REPLY only; it never SENDs). Pattern: a thin adapter. All logic
+//! lives in the library (bring-up, report, regions, handlers, TD operations, scrub pacing:
+//! `tdx_host::server::{start, service, td, pacing}`); this binary implements its traits over
+//! kernel syscalls (`kernel.rs`), keeps the big tables and the TD staging in `static`s and
+//! starts the server (`setup.rs`), and turns leases and reply codes of the generated dispatch
+//! into library calls. Policy comes from the manifest through `build.rs`;
 //! per-operation rights are enforced by the dispatch (`[tasks.tdx-host.config.access]`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
@@ -12,24 +14,19 @@ fn main() {}
 #[cfg(target_os = "none")]
 mod task {
     use core::convert::Infallible;
-    use core::mem::MaybeUninit;
-    use core::ptr::addr_of_mut;
 
     use idol_runtime::{Leased, RequestError, R, W};
-    use tdx_host::frames::{bitmap_words, Owner, MAX_POOLS};
-    use tdx_host::init::{record::RecordWords, report::Trace, InitStorage, Progress};
-    use tdx_host::ledger::Layout;
-    use tdx_host::platform::Platform;
-    use tdx_host::seam::{IdentityBuffer, KeyIdPartition};
+    use tdx_host::frames::Owner;
     use tdx_host::server::service::{Answer, Service};
-    use tdx_host::server::start::{start, Setup};
-    use tdx_host::server::Server;
+    use tdx_host_api::TeardownReply;
     use tdx_host_api::{FrameSize, MemClass, ModuleStatus, NodeInfo, OnlineReply, RegionMapReply};
-    use tdx_host_api::{OwnedReply, ServerStats, TdxHostError};
-    use userlib::{hl, sys_get_timer, sys_refresh_task_id, ulog, RecvMessage, TaskIndex};
+    use tdx_host_api::{OwnedReply, ServerStats, TdCreateReply, TdTotals, TdxHostError};
+    use userlib::{sys_get_timer, sys_refresh_task_id, RecvMessage, TaskIndex};
 
     mod kernel;
+    mod setup;
     use kernel::Kernel;
+    use setup::{log, tsc};
 
     include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
     include!(concat!(env!("OUT_DIR"), "/server_stub.rs"));
@@ -38,40 +35,17 @@ mod task {
     }
     use task_gen::{notifications::CLIENT_RESTARTED_MASK, notifications::TIMER_MASK, TASK_NAMES};
 
-    /// Pool memory the allocator can track (2 bits per 4 KiB frame): 4 GiB in 256 KiB of bitmap.
-    const BITMAP_WORDS: usize = bitmap_words(4 << 30, MAX_POOLS);
-    /// TDMR_INFO buffer: the PA array, then 512 bytes per TDMR (§5.3).
-    const TDMR_BUF_BYTES: usize = 512 * (1 + tdx_planner::MAX_TDMRS);
-
-    #[repr(C, align(4096))]
-    struct TdmrBuf([u8; TDMR_BUF_BYTES]);
-    static mut TDMR_BUF: TdmrBuf = TdmrBuf([0; TDMR_BUF_BYTES]);
-    static mut BITMAP: [u64; BITMAP_WORDS] = [0; BITMAP_WORDS];
-    static mut STORAGE: MaybeUninit<InitStorage> = MaybeUninit::uninit();
-    static mut SERVER: MaybeUninit<Server<'static>> = MaybeUninit::uninit();
-    const LEDGER_WORDS: usize = Layout::new(BITMAP_WORDS).total_words();
-
-    /// The ledger and the bring-up record, kept by the kernel across this task's restarts
-    /// (`memory.durable`). `repr(C)`, ledger first: a test that damages it names a byte by offset.
-    #[repr(C)]
-    struct Durable {
-        ledger: [u64; LEDGER_WORDS],
-        record: RecordWords,
-    }
-
-    #[unsafe(link_section = ".durable")]
-    static mut DURABLE: Durable = Durable {
-        ledger: [0; LEDGER_WORDS],
-        record: RecordWords::new(),
-    };
-
-    fn tsc() -> u64 {
-        // Safety: RDTSC has no memory effects; the kernel does not set CR4.TSD.
-        unsafe { core::arch::x86_64::_rdtsc() }
-    }
-
     type Res<T> = Result<T, RequestError<TdxHostError>>;
+    type Lease = Leased<R, [u8]>;
     type Msg = RecvMessage;
+
+    fn rt<T>(r: Result<T, TdxHostError>) -> Res<T> {
+        r.map_err(RequestError::Runtime)
+    }
+
+    fn who(m: &Msg) -> Owner {
+        Owner(m.sender.0)
+    }
 
     fn answer<T, E: Into<RequestError<TdxHostError>>>(r: Result<T, Answer<E>>) -> Res<T> {
         r.map_err(|e| e.either(RequestError::Runtime, E::into))
@@ -91,7 +65,7 @@ mod task {
                 let others = (0..TASK_NAMES.len() as u16).filter(|&i| i != task_gen::TASK_INDEX);
                 let owner = |i: u16| Owner(sys_refresh_task_id(TaskIndex(i)).0);
                 let current = others.map(|i| (owner(i), TASK_NAMES[usize::from(i)]));
-                self.clients_restarted(&mut Kernel, current);
+                self.clients_restarted((&mut Kernel, &mut Kernel), current);
             }
         }
 
@@ -188,56 +162,78 @@ mod task {
             answer(Service::owned(self, who, first, out.len(), write))
         }
 
+        fn td_create(&mut self, m: &Msg, tdr: u64) -> Res<TdCreateReply> {
+            rt(Service::td_create(self, &mut Kernel, who(m), tdr))
+        }
+
+        fn td_add_tdcs(&mut self, m: &Msg, td: u32, page: u64) -> Res<()> {
+            rt(self.td(|s| s.td_add_tdcs(&mut Kernel, Owner(m.sender.0), td, page)))
+        }
+
+        fn td_init(&mut self, m: &Msg, td: u32, params: Lease) -> Res<()> {
+            let read = |b: &mut [u8]| params.read_range(0..b.len(), b);
+            let who = (&mut Kernel, Owner(m.sender.0), td);
+            answer(Service::td_init(self, who, (params.len(), read)))
+        }
+
+        fn vcpu_create(&mut self, m: &Msg, td: u32, tdvpr: u64) -> Res<u8> {
+            rt(self.td(|s| s.vcpu_create(&mut Kernel, Owner(m.sender.0), td, tdvpr)))
+        }
+
+        fn vcpu_add_tdcx(&mut self, m: &Msg, td: u32, vcpu: u8, page: u64) -> Res<()> {
+            let who = Owner(m.sender.0);
+            rt(self.td(|s| s.vcpu_add_tdcx(&mut Kernel, who, (td, vcpu), page)))
+        }
+
+        fn vcpu_init(&mut self, m: &Msg, td: u32, vcpu: u8, cpu: u32, rcx: u64) -> Res<()> {
+            let who = Owner(m.sender.0);
+            rt(self.td(|s| s.vcpu_init(&mut Kernel, who, (td, vcpu, cpu), rcx)))
+        }
+
+        fn sept_add(&mut self, m: &Msg, td: u32, gpa: u64, level: u8, page: u64) -> Res<()> {
+            let who = Owner(m.sender.0);
+            rt(self.td(|s| s.sept_add(&mut Kernel, who, (td, gpa, level), page)))
+        }
+
+        fn page_add(&mut self, m: &Msg, td: u32, gpa: u64, page: u64, source: Lease) -> Res<()> {
+            let read = |b: &mut [u8]| source.read_range(0..b.len(), b);
+            let (who, what) = ((&mut Kernel, Owner(m.sender.0)), (td, gpa, page));
+            answer(Service::page_add(self, who, what, (source.len(), read)))
+        }
+
+        fn mr_finalize(&mut self, m: &Msg, td: u32) -> Res<()> {
+            rt(self.td(|s| s.mr_finalize(&mut Kernel, Owner(m.sender.0), td)))
+        }
+
+        fn page_aug(&mut self, m: &Msg, td: u32, gpa: u64, level: u8, page: u64) -> Res<()> {
+            let who = Owner(m.sender.0);
+            rt(self.td(|s| s.page_aug(&mut Kernel, who, (td, gpa, level), page)))
+        }
+
+        fn page_remove(&mut self, m: &Msg, td: u32, gpa: u64, level: u8) -> Res<u64> {
+            let who = Owner(m.sender.0);
+            rt(self.td(|s| s.page_remove(&mut Kernel, who, (td, gpa, level))))
+        }
+
+        fn td_teardown(&mut self, m: &Msg, td: u32) -> Res<TeardownReply> {
+            rt(Service::td_teardown(self, &mut Kernel, who(m), td))
+        }
+
+        fn td_totals(&mut self, m: &Msg) -> Result<TdTotals, RequestError<Infallible>> {
+            Ok(Service::td_totals(self, Owner(m.sender.0)))
+        }
+
         fn stats(&mut self, m: &Msg) -> Result<ServerStats, RequestError<Infallible>> {
             Ok(Service::stats(self, m.sender.index().0))
         }
-    }
-
-    fn read_platform() -> Platform {
-        let running = (0..hl::cpu_count().unwrap_or(0)).map(|i| hl::cpu_apic_id(i).ok());
-        let msr = hl::keyid_partition().ok();
-        let keyids = msr.map(|(_, nr_mktme, nr_tdx)| KeyIdPartition { nr_mktme, nr_tdx });
-        match hl::read_platform() {
-            Ok(r) => Platform::from_record(&r, running, config::BOOT_OFFLINE, keyids),
-            Err(e) => {
-                ulog!("tdx-host: cannot read the platform record: {e:?}");
-                Platform::unreadable()
-            }
-        }
-    }
-
-    fn log(line: core::fmt::Arguments<'_>) {
-        ulog!("tdx-host: {line}");
     }
 
     #[unsafe(no_mangle)]
     pub fn main() -> ! {
         // This instance's start, for the recovery time it logs once it serves.
         let started = (sys_get_timer().now, tsc());
-        // Safety: `main` runs once; these are the only references ever made to the statics.
-        let (buf, bitmap, storage, slot, durable) = unsafe {
-            (
-                &mut (*addr_of_mut!(TDMR_BUF)).0,
-                &mut *addr_of_mut!(BITMAP),
-                &mut *addr_of_mut!(STORAGE),
-                &mut *addr_of_mut!(SERVER),
-                &mut *addr_of_mut!(DURABLE),
-            )
-        };
-        let (ledger, record) = (&mut durable.ledger, &durable.record);
-        let storage = storage.write(InitStorage::default());
-        let platform = read_platform();
-        // defmt: many progress lines on large memory; a binary frame is a fraction of a line.
-        let mut trace = Trace::new(tsc, |p: &Progress| {
-            defmt::info!("TDMR.INIT: TDMR {=usize} at {=u64:#x} initialized to {=u64:#x} ({=u64} of {=u64} MiB)",
-                p.tdmr, p.tdmr_base.0, p.initialized_end.0, p.bytes_done >> 20, p.bytes_total >> 20)
-        });
-        let setup = Setup::new(config::CLIENTS, config::HOTPLUG_POLICY).record(record);
-        let tables = (storage, bitmap as &mut [u64], ledger as &mut [u64], slot);
-        let mut seam = kernel::SeamKernel::new();
-        let kernel = (&mut seam, &mut IdentityBuffer(buf));
-        let server = start(kernel, &platform, tables, (setup, &mut trace), &mut log);
-        let mut service = Service::new(server, log);
+        let (server, staging) = setup::server();
+        let mut service = Service::new(server, log).with_td_staging(staging);
         // Clients that restarted while tdx-host was down lose what their old incarnation held.
         service.handle_notification(CLIENT_RESTARTED_MASK);
         service.log_serving(started, (sys_get_timer().now, tsc()));

@@ -48,6 +48,16 @@ pub mod start;
 pub mod td;
 
 pub use durable::{counters_from, Attached, OWNED_RECORD_BYTES};
+pub use td::DeadTds;
+
+/// What [`Server::client_restarted`] did for one client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// The dead incarnations' TDs.
+    pub tds: DeadTds,
+    /// Bytes moved into quarantine.
+    pub bytes: u64,
+}
 
 /// Most clients with a policy.
 pub const MAX_CLIENTS: usize = 32;
@@ -504,12 +514,24 @@ impl<'a> Server<'a> {
         )
     }
 
-    /// The kernel reported that task `current.index()` restarted as `current`: everything its
-    /// older incarnations held goes to quarantine. Returns the bytes reclaimed.
-    pub fn client_restarted(&mut self, current: Owner) -> u64 {
-        self.regions
-            .as_mut()
-            .map_or(0, |r| r.frames.reclaim_stale(current))
+    /// The kernel reported that task `current.index()` restarted as `current`: every TD its
+    /// older incarnations held is torn down first ([`Server::reap_dead_tds`]), then everything
+    /// they held goes to quarantine. If a TD could not be torn down, nothing of theirs is
+    /// reclaimed (a frame the module still holds never reaches quarantine): a later
+    /// notification tries again. Returns what was torn down and the bytes reclaimed.
+    pub fn client_restarted<S: Seam>(&mut self, seam: &mut S, current: Owner) -> Reclaimed {
+        let tds = self.reap_dead_tds(seam, current);
+        let stale_td = self
+            .lstate
+            .tds
+            .stale_slots(current.index(), Some(current))
+            .next()
+            .is_some();
+        let bytes = match self.regions.as_mut() {
+            Some(r) if !stale_td => r.frames.reclaim_stale(current),
+            _ => 0,
+        };
+        Reclaimed { tds, bytes }
     }
 
     /// Bytes waiting in quarantine (freed or reclaimed, not yet scrubbed and checked).

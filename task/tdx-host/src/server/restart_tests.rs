@@ -13,6 +13,7 @@ use tdx_planner::addr::{PhysRange, GIB};
 
 use super::{Attached, ClientPolicy, Server};
 use crate::frames::{bitmap_words, NodeMask, Owner};
+use crate::init::tests::EmuSeam;
 use crate::ledger::{Intent, Layout, LedgerError, Section, PAGE_WORDS};
 use crate::regions::tests::{ready_run, FakeKernel, WINDOW};
 use crate::regions::{HotplugPolicy, PlatformMemory, Regions};
@@ -65,6 +66,13 @@ impl Machine {
     }
 
     fn start_with(&mut self, kernel: &mut FakeKernel) -> (Server<'_>, Attached) {
+        let (s, a, _) = self.start_seam(kernel);
+        (s, a)
+    }
+
+    /// [`Machine::start_with`], with the instance's module (a fresh one: what the module held
+    /// for the last instance is not modelled).
+    fn start_seam(&mut self, kernel: &mut FakeKernel) -> (Server<'_>, Attached, EmuSeam) {
         let run = ready_run();
         let cmrs: Vec<PhysRange> = run.bringup.info().cmrs.to_vec();
         let n = run.storage.plan.tdmrs.len() as u16;
@@ -77,7 +85,7 @@ impl Machine {
         };
         let build = |f| Regions::build(f, &storage, memory, HotplugPolicy::PerNode, 2);
         let a = s.attach_ledger((&mut self.words, &mut self.bits), build, kernel);
-        (s, a)
+        (s, a, run.seam)
     }
 }
 
@@ -180,10 +188,10 @@ fn owners_survive_restarts_and_restarted_clients_are_reclaimed_body() {
         let r = s.regions.as_ref().unwrap();
         assert_eq!(r.frames.owned(VMM).map(|r| r.count).sum::<u32>(), 4);
     }
-    let (mut s, _) = m.start();
+    let (mut s, _, mut seam) = m.start_seam(&mut FakeKernel::default());
     // The client restarted while tdx-host was down: its frames go to quarantine.
-    let got = s.client_restarted(Owner(3 | 2 << 16));
-    assert_eq!(got, 8 * MIB);
+    let got = s.client_restarted(&mut seam, Owner(3 | 2 << 16));
+    assert_eq!(got.bytes, 8 * MIB);
     s.commit(None);
     drop(s);
     let (s, _) = m.start();
@@ -271,4 +279,35 @@ fn a_damaged_ledger_is_failed_with_the_reason_body() {
         s.alloc_frames(VMM, 0, FrameSize::K4, MemClass::Tdx, 1, &mut buf),
         Err(TdxHostError::Failed)
     );
+}
+
+#[test]
+fn a_td_booked_before_a_crash_cut_is_dropped_at_the_next_start() {
+    big_stack(a_td_booked_before_a_crash_cut_is_dropped_at_the_next_start_body);
+}
+
+fn a_td_booked_before_a_crash_cut_is_dropped_at_the_next_start_body() {
+    let mut m = Machine::new();
+    let mut buf = [0u8; 8];
+    let tdr = {
+        let (mut s, _) = m.start();
+        s.set_td_cpus(super::td::TdCpus::default());
+        let what = (ANY_NODE, FrameSize::K4, MemClass::Tdx);
+        s.alloc_request((VMM, 1), what, 1, &mut buf).expect("alloc");
+        let tdr = u64::from_le_bytes(buf);
+        // td_create's booking, committed; the instance dies before MNG.CREATE.
+        s.lstate.tds.create(VMM, tdr).expect("booked");
+        s.commit(None);
+        tdr
+    };
+    let (mut s, a, mut seam) = m.start_seam(&mut FakeKernel::default());
+    assert!(matches!(a, Attached::Restored { .. }), "{a:?}");
+    assert_eq!(s.tds().keyid_counts().in_use, 1, "the booking survived");
+    assert_eq!(s.drop_uncreated_tds(&mut seam), 1);
+    drop(s);
+    // Dropped for good (committed), the TDR the client's plain frame again.
+    let (mut s, _) = m.start();
+    assert_eq!(s.tds().keyid_counts().in_use, 0);
+    assert_eq!(s.page_state(tdr), crate::td::PageState::Allocated);
+    assert_eq!(s.free_frames(VMM, FrameSize::K4, &tdr.to_le_bytes()), Ok(1));
 }

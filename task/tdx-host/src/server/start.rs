@@ -128,9 +128,18 @@ where
                 seq,
                 replayed,
                 undone,
-            } => log(format_args!(
-                "ledger: recovered at commit {seq} (journal replayed: {replayed}, hot-plug step undone: {undone:?})"
-            )),
+            } => {
+                log(format_args!(
+                    "ledger: recovered at commit {seq} (journal replayed: {replayed}, hot-plug step undone: {undone:?})"
+                ));
+                // A TD booked but never created (stopped before MNG.CREATE) is dropped.
+                let dropped = server.drop_uncreated_tds(kernel.0);
+                if dropped > 0 {
+                    log(format_args!(
+                        "ledger: {dropped} TDs booked but never created, dropped"
+                    ));
+                }
+            }
             Attached::NoRegions(e) => log(format_args!(
                 "cannot build the region map: {e:?}; serving no memory"
             )),

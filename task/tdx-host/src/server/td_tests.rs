@@ -317,3 +317,176 @@ fn a_keyid_that_cannot_be_freed_is_retired_with_its_pages() {
     assert_ne!(c.hkid, 33);
     let _ = GIB;
 }
+
+struct Scrub;
+
+impl super::Scrubber for Scrub {
+    fn scrub(&mut self, _: tdx_planner::addr::PhysRange) -> Result<(), crate::seam::KernelError> {
+        Ok(())
+    }
+}
+
+/// Scrubs and checks the whole quarantine; every piece must be released (PT_NDA).
+fn drain(s: &mut Server<'_>, seam: &mut EmuSeam) {
+    while s.quarantined_bytes() > 0 {
+        let r = s.scrub_step(seam, &mut Scrub, super::SCRUB_STEP_BYTES);
+        assert_eq!(r.retired, 0, "a reclaimed page was not PT_NDA");
+    }
+}
+
+#[test]
+fn a_restarted_vmm_s_two_tds_are_torn_down_before_its_frames_are_reclaimed() {
+    let (mut s, mut seam) = server_with(&[], 8);
+    let free0 = free_bytes(&s);
+    let k0 = s.tds().keyid_counts();
+    let a = populated(&mut s, &mut seam, VMM, 3);
+    let b = populated(&mut s, &mut seam, VMM, 2);
+    assert_ne!(a, b);
+    let other = alloc(&mut s, OTHER, FrameSize::K4, 1);
+    let theirs = s.td_create(&mut seam, OTHER, other[0]).expect("other TD");
+    assert_eq!(s.tds().keyid_counts().in_use, 3);
+    let held = s.regions.as_ref().unwrap().frames.usage(VMM.index());
+
+    // The VMM restarts: both its TDs are torn down, then everything it held is quarantined.
+    let next = Owner(3 | 2 << 16);
+    let got = s.client_restarted(&mut seam, next);
+    assert_eq!(got.tds.torn_down, 2);
+    assert_eq!((got.tds.failed, got.tds.keyids_retired), (0, 0));
+    assert_eq!(
+        got.bytes, held,
+        "every frame of the dead VMM, none left behind"
+    );
+    let k = s.tds().keyid_counts();
+    assert_eq!((k.free, k.in_use, k.retired), (k0.free - 1, 1, 0));
+    assert_eq!(s.tds().frames_in_tds(), 1, "only the other client's TDR");
+    assert!(
+        s.tds().find(OTHER, theirs.td).is_ok(),
+        "another client's TD stays"
+    );
+    assert!(seam.m.td_lifecycle(other[0]).is_some());
+    // Nothing more to do on a second notification.
+    assert_eq!(s.client_restarted(&mut seam, next).tds.torn_down, 0);
+
+    // The quarantine drains with every page PT_NDA; the totals are exact.
+    drain(&mut s, &mut seam);
+    s.td_teardown(&mut seam, OTHER, theirs.td)
+        .expect("teardown");
+    s.free_frames(OTHER, FrameSize::K4, &other[0].to_le_bytes())
+        .expect("free");
+    drain(&mut s, &mut seam);
+    assert_eq!(free_bytes(&s), free0);
+    assert_eq!(s.tds().keyid_counts(), k0);
+}
+
+#[test]
+fn a_dead_vmm_s_frames_stay_held_while_its_td_cannot_be_torn_down() {
+    let faults = [FaultRule {
+        leaf: Leaf::MngVpflushdone,
+        status: TdxStatus::OPERAND_INVALID.raw(),
+        on_call: Some(1),
+        on_lp: None,
+        repeat: 1,
+    }];
+    let (mut s, mut seam) = server_with(&faults, 8);
+    let free0 = free_bytes(&s);
+    populated(&mut s, &mut seam, VMM, 1);
+    let held = s.regions.as_ref().unwrap().frames.usage(VMM.index());
+    let next = Owner(3 | 2 << 16);
+    let got = s.client_restarted(&mut seam, next);
+    assert_eq!((got.tds.torn_down, got.tds.failed, got.bytes), (0, 1, 0));
+    assert_eq!(
+        s.quarantined_bytes(),
+        0,
+        "no page of a live TD in quarantine"
+    );
+    assert_eq!(s.regions.as_ref().unwrap().frames.usage(VMM.index()), held);
+    // The next notification finishes the job.
+    let got = s.client_restarted(&mut seam, next);
+    assert_eq!((got.tds.torn_down, got.tds.failed, got.bytes), (1, 0, held));
+    drain(&mut s, &mut seam);
+    assert_eq!(free_bytes(&s), free0);
+}
+
+#[test]
+fn a_td_booked_but_never_created_is_dropped_on_restore() {
+    let (mut s, mut seam) = server_with(&[], 8);
+    let k0 = s.tds().keyid_counts();
+    let p = alloc(&mut s, VMM, FrameSize::K4, 2);
+    // A TD whose MNG.CREATE ran (left `Created`: its KEY.CONFIG cut short by a failure).
+    let kept = s.td_create(&mut seam, VMM, p[0]).expect("create");
+    s.lstate.tds.td_mut(0).unwrap().state = crate::td::TdState::Created;
+    // The crash cut: td_create booked the second TD and committed, then tdx-host died before
+    // MNG.CREATE reached the module.
+    s.lstate.tds.create(VMM, p[1]).expect("booked");
+    s.commit(None);
+    // The restart: the table as the ledger restores it, then the restore-time check.
+    s.lstate.tds = crate::td::TdTable::from_words(|i| s.lstate.tds.word(i)).expect("words");
+    assert_eq!(s.tds().keyid_counts().in_use, 2);
+    assert_eq!(s.drop_uncreated_tds(&mut seam), 1);
+    assert_eq!(s.drop_uncreated_tds(&mut seam), 0);
+    assert_eq!(s.page_state(p[1]), PageState::Allocated);
+    assert_eq!(s.page_state(p[0]), PageState::TdRoot);
+    // The TD the module holds is torn down as usual (its KEY.CONFIG is not needed for that).
+    let r = s.td_teardown(&mut seam, VMM, kept.td).expect("teardown");
+    assert_eq!(r.reclaimed, 1);
+    assert_eq!(s.tds().keyid_counts(), k0);
+    s.free_frames(
+        VMM,
+        FrameSize::K4,
+        &[p[0].to_le_bytes(), p[1].to_le_bytes()].concat(),
+    )
+    .expect("both frames free again");
+}
+
+#[test]
+fn the_service_counts_td_refusals_checks_leases_and_reports_totals() {
+    use super::service::{Answer, Service, TdStaging};
+    let (mut s, mut seam) = server_with(&[], 8);
+    let p = alloc(&mut s, VMM, FrameSize::K4, 2);
+    let mut staging = std::boxed::Box::new(TdStaging::new());
+    let mut svc = Service::new(&mut s, |_| {}).with_td_staging(&mut staging);
+    let refused0 = svc.stats(3).refused;
+    let c = svc.td_create(&mut seam, VMM, p[0]).expect("create");
+    let t = svc.td_totals(VMM);
+    assert_eq!(
+        (t.mine, t.keyids_in_use, t.keyids_free, t.frames_in_tds),
+        (1, 1, 6, 1)
+    );
+    assert_eq!(svc.td_totals(OTHER).mine, 0);
+    // TD_PARAMS of the wrong size: refused before any SEAMCALL, counted once.
+    let short = svc.td_init(
+        (&mut seam, VMM, c.td),
+        (512, |_: &mut [u8]| Ok::<(), ()>(())),
+    );
+    assert_eq!(short, Err(Answer::Refused(TdxHostError::BadArgument)));
+    // A lease that fails is the lease's failure, not a refusal.
+    let gone = svc.td_init((&mut seam, VMM, c.td), (1024, |_: &mut [u8]| Err(7u8)));
+    assert_eq!(gone, Err(Answer::Lease(7)));
+    let source = svc.page_add(
+        (&mut seam, VMM),
+        (c.td, 0, p[1]),
+        (4096, |_: &mut [u8]| Ok::<(), ()>(())),
+    );
+    assert_eq!(source, Err(Answer::Refused(TdxHostError::WrongState)));
+    assert_eq!(
+        svc.td(|s| s.td_add_tdcs(&mut seam, OTHER, c.td, p[1])),
+        Err(TdxHostError::NoSuchTd)
+    );
+    assert_eq!(svc.stats(3).refused, refused0 + 3);
+    let r = svc.td_teardown(&mut seam, VMM, c.td).expect("teardown");
+    assert_eq!((r.reclaimed, r.keyid_retired), (1, 0));
+    let t = svc.td_totals(VMM);
+    assert_eq!(
+        (t.mine, t.keyids_in_use, t.keyids_free, t.frames_in_tds),
+        (0, 0, 7, 0)
+    );
+}
+
+#[test]
+fn without_staging_leased_td_operations_answer_not_ready() {
+    use super::service::{Answer, Service};
+    let (mut s, mut seam) = server_with(&[], 8);
+    let mut svc = Service::new(&mut s, |_| {});
+    let r = svc.td_init((&mut seam, VMM, 1), (1024, |_: &mut [u8]| Ok::<(), ()>(())));
+    assert_eq!(r, Err(Answer::Refused(TdxHostError::NotReady)));
+}

@@ -404,13 +404,13 @@ fn a_step_takes_no_more_than_asked_and_at_least_a_page() {
 
 #[test]
 fn restarted_client_frames_are_reclaimed() {
-    let (mut s, _) = ready_server(HotplugPolicy::Reject);
+    let (mut s, mut seam) = ready_server(HotplugPolicy::Reject);
     let mut buf = [0u8; 80];
     s.alloc_frames(VMM, 0, FrameSize::K4, MemClass::Tdx, 10, &mut buf)
         .unwrap();
     let restarted = Owner(3 | 2 << 16);
-    assert_eq!(s.client_restarted(restarted), 10 * PAGE_4K);
-    assert_eq!(s.client_restarted(restarted), 0);
+    assert_eq!(s.client_restarted(&mut seam, restarted).bytes, 10 * PAGE_4K);
+    assert_eq!(s.client_restarted(&mut seam, restarted).bytes, 0);
     assert_eq!(
         s.free_frames(restarted, FrameSize::K4, &buf[..8]),
         Err(TdxHostError::DoubleFree)

@@ -9,16 +9,12 @@
 //! records the module's new state in the [`TdTable`] and commits the ledger after each
 //! change the module made, so a restart finds every page the module holds for a TD.
 //!
-//! Teardown ([`Server::td_teardown`]), in the module's order (docs/tdx-module.md §9.2):
-//! VP.FLUSH of each initialized vCPU on the CPU it was initialized on, MNG.VPFLUSHDONE,
-//! PHYMEM.CACHE.WB on one CPU of every package (resumed while INTERRUPTED_RESUMABLE), MNG.KEY.FREEID,
-//! PHYMEM.PAGE.RECLAIM of every page with the TDR last, PHYMEM.PAGE.WBINVD of each page with the
-//! TD's KeyID; then the pages go back to the caller's allocated frames (or, for a dead owner, to
-//! quarantine: the scrub and the PT_NDA check happen in the paced scrub step) and the KeyID to
-//! the pool. A KeyID the module will not free (retries exhausted) is retired and reported, and
-//! the TD's pages are retired with it (never reused). *Bounded work*: a TD holds at most
-//! [`MAX_PAGES_PER_TD`] pages and [`MAX_VCPUS`] vCPUs, so one teardown is at most
-//! 8 + 1 + packages × (1 + resumes) + 1 + 2 × 97 SEAMCALLs; no request scrubs.
+//! Teardown, the reclaim of a dead client's TDs and the restore-time check of TDs booked but
+//! never created live in [`teardown`].
+//!
+//! Invariants: a TD's record exists exactly while the module may hold its TDR or KeyID (booked
+//! before MNG.CREATE, removed after the TDR's reclaim); every page in a TD lies in an allocator
+//! record of the TD's owner, so no allocator path can free or reclaim it unnoticed.
 
 use tdx_abi::{gpa_operand, Leaf, SeamcallArgs, SeamcallResult, TdxStatus};
 use tdx_host_api::{FrameSize, TdxHostError};
@@ -27,7 +23,10 @@ use tdx_planner::addr::PhysRange;
 use super::Server;
 use crate::frames::Owner;
 use crate::seam::{CpuIndex, Seam};
-use crate::td::{PageKind, PageState, TdError, TdState, TdTable, MAX_PAGES_PER_TD, MAX_VCPUS};
+use crate::td::{PageKind, PageState, TdError, TdState, TdTable, MAX_VCPUS};
+
+mod teardown;
+pub use teardown::DeadTds;
 
 /// Tries of a SEAMCALL that answers busy (OPERAND_BUSY and other BUSY-class statuses).
 pub const BUSY_TRIES: u32 = 16;
@@ -45,6 +44,23 @@ pub struct TdCpus {
     /// KeyID bits of a physical address (MSR-derived; the kernel's `KeyIdPartition` answer):
     /// the KeyID starts at bit MAXPHYADDR − this.
     pub keyid_bits: u8,
+}
+
+impl TdCpus {
+    /// From the platform: the first enabled CPU of each package (at most 16 packages), the
+    /// CPU count, and the KeyID bits the kernel reports (`KeyIdPartition`).
+    #[must_use]
+    pub fn from_platform(view: &crate::seam::PlatformView<'_>, keyid_bits: u8) -> Self {
+        let mut leaders = heapless::Vec::new();
+        for cpu in view.package_leaders() {
+            let _ = leaders.push(cpu);
+        }
+        TdCpus {
+            leaders,
+            cpus: u32::try_from(view.cpus.len()).unwrap_or(u32::MAX),
+            keyid_bits,
+        }
+    }
 }
 
 /// What a created TD is called.
@@ -568,178 +584,6 @@ impl<'a> Server<'a> {
     fn hkid_shift<S: Seam>(&self, seam: &S) -> u32 {
         let bits = u32::from(self.td_cpus.keyid_bits);
         u32::from(seam.max_phys_addr_bits()).saturating_sub(bits)
-    }
-
-    /// `td_teardown`: the whole teardown of the caller's TD `td` (see the module doc).
-    ///
-    /// # Errors
-    /// NoSuchTd, ModuleRefused (a step other than the KeyID's failed: the TD stays, in the
-    /// state reached, and a later teardown continues from there), TdBusy.
-    pub fn td_teardown<S: Seam>(
-        &mut self,
-        seam: &mut S,
-        caller: Owner,
-        td: u32,
-    ) -> Result<TeardownReport, TdxHostError> {
-        let slot = self.td_slot(caller, td)?;
-        self.teardown_slot(seam, slot, true)
-    }
-
-    /// Tears down the TD in `slot`; its pages go back to the owner's allocated frames
-    /// (`to_owner`) or, for a dead owner, stay in the allocator's records for the reclaim that
-    /// follows.
-    pub(crate) fn teardown_slot<S: Seam>(
-        &mut self,
-        seam: &mut S,
-        slot: usize,
-        _to_owner: bool,
-    ) -> Result<TeardownReport, TdxHostError> {
-        let before = self.td_retries;
-        let mut report = TeardownReport::default();
-        let t = self.td_state(slot)?;
-        if t.state < TdState::Blocked {
-            for v in t.vcpus.iter().take(usize::from(t.nvcpus)) {
-                if v.cpu_plus_one == 0 {
-                    continue;
-                }
-                let cpu = Some(CpuIndex(u32::from(v.cpu_plus_one) - 1));
-                let r = self.td_call(seam, cpu, SeamcallArgs::leaf(Leaf::VpFlush).rcx(v.tdvpr))?;
-                // Not associated: flushed before (a teardown resumed after a crash).
-                if r.status().is_error() && !r.status().is(TdxStatus::VCPU_NOT_ASSOCIATED) {
-                    self.last_td_status = r.status();
-                    return Err(TdxHostError::ModuleRefused);
-                }
-            }
-            let r = self.td_call(
-                seam,
-                None,
-                SeamcallArgs::leaf(Leaf::MngVpflushdone).rcx(t.tdr),
-            )?;
-            let already = r.status().is(TdxStatus::LIFECYCLE_STATE_INCORRECT);
-            if r.status().is_error() && !already {
-                self.last_td_status = r.status();
-                return Err(TdxHostError::ModuleRefused);
-            }
-            if let Some(t) = self.lstate.tds.td_mut(slot) {
-                t.state = TdState::Blocked;
-            }
-            self.commit(None);
-        }
-        if t.state < TdState::KeyFreed {
-            let freed = self.write_back_and_free(seam, t.tdr);
-            match freed {
-                Ok(()) => {}
-                Err(TdxHostError::TdBusy | TdxHostError::ModuleRefused) => {
-                    // The KeyID cannot be freed: retire it with every page of the TD.
-                    report.keyid_retired = true;
-                    self.retire_td(slot);
-                    self.commit(None);
-                    return Ok(report);
-                }
-                Err(e) => return Err(e),
-            }
-            if let Some(t) = self.lstate.tds.td_mut(slot) {
-                t.state = TdState::KeyFreed;
-            }
-            self.commit(None);
-        }
-        let mut pages: heapless::Vec<(u64, u64), MAX_PAGES_PER_TD> = heapless::Vec::new();
-        for p in self.lstate.tds.pages_of(slot) {
-            let _ = pages.push((p.pa, p.kind.bytes()));
-        }
-        for (pa, bytes) in pages.iter().copied().chain([(t.tdr, 4096)]) {
-            let r = self.td_call(
-                seam,
-                None,
-                SeamcallArgs::leaf(Leaf::PhymemPageReclaim).rcx(pa),
-            )?;
-            // PAGE_METADATA_INCORRECT: already PT_NDA (reclaimed before a crash).
-            let again = r.status().code().is(TdxStatus::PAGE_METADATA_INCORRECT);
-            if r.status().is_error() && !again {
-                self.last_td_status = r.status();
-                return Err(TdxHostError::ModuleRefused);
-            }
-            let shift = self.hkid_shift(seam);
-            for off in (0..bytes).step_by(4096) {
-                let tagged = (pa + off) | u64::from(t.hkid) << shift;
-                self.td_ok(
-                    seam,
-                    None,
-                    SeamcallArgs::leaf(Leaf::PhymemPageWbinvd).rcx(tagged),
-                )?;
-            }
-            if pa == t.tdr {
-                self.lstate.tds.remove(slot, false);
-            } else {
-                self.lstate.tds.remove_page(pa);
-            }
-            report.reclaimed += 1;
-            self.commit(None);
-        }
-        report.retries = self.td_retries - before;
-        Ok(report)
-    }
-
-    /// CACHE.WB on one CPU of every package (resumed while interrupted), then KEY.FREEID.
-    fn write_back_and_free<S: Seam>(&mut self, seam: &mut S, tdr: u64) -> Result<(), TdxHostError> {
-        let leaders = self.td_cpus.leaders.clone();
-        for cpu in leaders.iter() {
-            let mut resume = 0;
-            let mut done = false;
-            for _ in 0..RESUME_TRIES {
-                let args = SeamcallArgs::leaf(Leaf::PhymemCacheWb).rcx(resume);
-                let r = self.td_call(seam, Some(*cpu), args)?;
-                let s = r.status();
-                if s.is(TdxStatus::INTERRUPTED_RESUMABLE) {
-                    resume = 1;
-                    self.td_retries += 1;
-                    continue;
-                }
-                // Nothing left to write back: another TD's teardown did it.
-                if s.is_error() && !s.is(TdxStatus::NO_HKID_READY_TO_WBCACHE) {
-                    self.last_td_status = s;
-                    return Err(TdxHostError::ModuleRefused);
-                }
-                done = true;
-                break;
-            }
-            if !done {
-                return Err(TdxHostError::TdBusy);
-            }
-        }
-        self.td_ok(seam, None, SeamcallArgs::leaf(Leaf::MngKeyFreeid).rcx(tdr))?;
-        Ok(())
-    }
-
-    /// A TD whose KeyID cannot be freed: the KeyID is retired and every frame of the TD (TDR
-    /// included) is retired in the allocator, never reused.
-    fn retire_td(&mut self, slot: usize) {
-        let Some(t) = self.lstate.tds.td(slot).copied() else {
-            return;
-        };
-        let mut ranges: heapless::Vec<PhysRange, { MAX_PAGES_PER_TD + 1 }> = heapless::Vec::new();
-        for p in self.lstate.tds.pages_of(slot) {
-            if let Some(r) = PhysRange::new(p.pa, p.kind.bytes()) {
-                let _ = ranges.push(r);
-            }
-        }
-        if let Some(r) = PhysRange::new(t.tdr, 4096) {
-            let _ = ranges.push(r);
-        }
-        self.lstate.tds.remove(slot, true);
-        if let Some(regions) = self.regions.as_mut() {
-            for r in &ranges {
-                let size = if r.size().0 == 4096 {
-                    FrameSize::K4
-                } else {
-                    FrameSize::M2
-                };
-                let freed = regions.frames.free(t.owner, size, &[r.base()]);
-                if freed.is_ok() {
-                    let _ = regions.frames.retire(*r);
-                }
-            }
-        }
     }
 
     /// The state of the 4 KiB frame at `pa` in tdx-host's books.

@@ -19,10 +19,13 @@ use tdx_host_api::{
 use tdx_planner::addr::PhysRange;
 
 use super::pacing::{DrainCost, ScrubPacer, Timer};
+
+mod td;
 use super::{OnlineLine, Scrubber, Server, OWNED_RECORD_BYTES};
 use crate::frames::Owner;
 use crate::regions::MemoryAuthority;
 use crate::seam::Seam;
+pub use td::{TdStaging, SOURCE_BYTES, TD_PARAMS_BYTES};
 
 /// Bytes of lease one request moves at most.
 pub const LEASE_BYTES: usize = 4096;
@@ -59,6 +62,8 @@ pub struct Service<'s, 'a> {
     stats: ServerStats,
     pacer: ScrubPacer,
     log: Log,
+    /// Where TD_PARAMS and PAGE.ADD sources are copied for the module (see [`td`]).
+    staging: Option<&'s mut TdStaging>,
 }
 
 impl<'s, 'a> Service<'s, 'a> {
@@ -72,7 +77,16 @@ impl<'s, 'a> Service<'s, 'a> {
             stats,
             pacer: ScrubPacer::new(),
             log,
+            staging: None,
         }
+    }
+
+    /// Copies TD_PARAMS and PAGE.ADD sources into `staging` (this task's memory, named to the
+    /// module by its own address); without it `td_init` and `page_add` answer NotReady.
+    #[must_use]
+    pub fn with_td_staging(mut self, staging: &'s mut TdStaging) -> Self {
+        self.staging = Some(staging);
+        self
     }
 
     /// Logs this instance's recovery time: from its first instruction (`started`, as timer
@@ -387,24 +401,31 @@ impl<'s, 'a> Service<'s, 'a> {
     }
 
     /// The kernel reported restarts: every task of `current` (as it runs now, with its name)
-    /// loses what its older incarnations held, into quarantine, logged per task; then a scrub
-    /// step is scheduled.
-    pub fn clients_restarted<'n, T: Timer>(
+    /// loses what its older incarnations held: their TDs torn down at `seam` first, then
+    /// their frames into quarantine, logged per task; then a scrub step is scheduled.
+    pub fn clients_restarted<'n, S: Seam, T: Timer>(
         &mut self,
-        timer: &mut T,
+        (seam, timer): (&mut S, &mut T),
         current: impl IntoIterator<Item = (Owner, &'n str)>,
     ) {
         self.stats.restarts_seen = self.stats.restarts_seen.wrapping_add(1);
         let log = self.log;
         for (owner, name) in current {
-            let got = self.server.client_restarted(owner);
-            if got > 0 {
-                let kib = got / 1024;
+            let got = self.server.client_restarted(seam, owner);
+            let t = got.tds;
+            if t.torn_down + t.failed > 0 {
+                log(format_args!(
+                    "{name} restarted: {} TDs torn down ({} KeyIDs retired), {} could not be (its frames stay held)",
+                    t.torn_down, t.keyids_retired, t.failed
+                ));
+            }
+            if got.bytes > 0 {
+                let kib = got.bytes / 1024;
                 log(format_args!(
                     "{name} restarted: reclaimed {kib} KiB into quarantine"
                 ));
             }
-            self.stats.reclaimed_bytes += got;
+            self.stats.reclaimed_bytes += got.bytes;
         }
         self.commit();
         self.schedule(timer);
