@@ -8,10 +8,18 @@
 //! first PAGE.RDMD check of their scrub) and jefe restarts it: every call retries across the
 //! restart with its request identity, so the totals must still come back exactly, and the demo
 //! checks that tdx-host restarted exactly as often as its config says (its generation's advance).
+//!
+//! After the restart, the demo builds a TD the way a VMM does: it allocates 4 KiB TDX frames,
+//! creates a TD on one of them (tdx-host picks a free guest KeyID), adds its TDCS pages and
+//! initializes it from TD_PARAMS, creates two vCPUs with their TDCX pages, maps private memory
+//! (S-EPT pages, one measured page added, the measurement finalized, more pages augmented),
+//! removes one private page, tears the TD down and frees its frames. Free TDX frames and free
+//! KeyIDs must then be exactly what they were before, or the demo fails.
 
 #![no_std]
 #![no_main]
 
+use tdx_abi::TdParams;
 use tdx_host_api::{
     addrs_as_bytes, addrs_as_bytes_ref, FrameSize, MemClass, ModuleState, RequestIds, TdxHost,
     TdxHostError,
@@ -59,10 +67,7 @@ fn owned_frames(tdx: &TdxHost, size: FrameSize) -> u64 {
     n
 }
 
-fn run(tdx: &TdxHost) -> bool {
-    // Every allocation and free carries an identity: retried across a tdx-host restart, it
-    // returns the committed answer instead of being done twice.
-    let ids = RequestIds::new();
+fn run(tdx: &TdxHost, ids: &RequestIds) -> bool {
     // Idempotent: the client retries across a tdx-host restart.
     let st = tdx.status();
     match st.state() {
@@ -233,6 +238,190 @@ fn run(tdx: &TdxHost) -> bool {
     ok
 }
 
+/// TD control pages: TDCS pages per TD, TDCX pages per vCPU (besides its TDVPR).
+const TDCS: usize = 6;
+const TDCX: usize = 5;
+const VCPUS: usize = 2;
+/// S-EPT pages mapping GPA 0 (levels 3, 2, 1), private pages added (measured) and augmented.
+const SEPT: usize = 3;
+const ADDED: usize = 1;
+const AUGED: usize = 7;
+/// Frames of the demo TD: its TDR, TDCS, vCPUs (TDVPR + TDCX), S-EPT and private pages.
+const TD_FRAMES: usize = 1 + TDCS + VCPUS * (1 + TDCX) + SEPT + ADDED + AUGED;
+/// Where the private pages start in the TD's frames.
+const PRIVATE: usize = TD_FRAMES - ADDED - AUGED;
+/// The contents of the added (measured) page.
+static INITIAL_PAGE: [u8; 4096] = [0x5a; 4096];
+
+/// Builds TD `td` on the frames `p` (`p[0]` is its TDR already): TDCS and TD_PARAMS, two
+/// vCPUs, S-EPT, one added and `AUGED` augmented private pages.
+fn build_td(tdx: &TdxHost, td: u32, p: &[u64; TD_FRAMES]) -> Result<(), TdxHostError> {
+    for &page in &p[1..=TDCS] {
+        tdx.td_add_tdcs(td, page)?;
+    }
+    let params = TdParams::default();
+    tdx.td_init(td, &params.to_bytes())?;
+    ulog!(
+        "vmm-demo: TD {td}: {TDCS} TDCS pages added, initialized (TD_PARAMS: max {} vCPUs, TSC {} MHz)",
+        params.max_vcpus,
+        u32::from(params.tsc_frequency) * 25
+    );
+    for v in 0..VCPUS {
+        let base = 1 + TDCS + v * (1 + TDCX);
+        let id = tdx.vcpu_create(td, p[base])?;
+        for &page in &p[base + 1..=base + TDCX] {
+            tdx.vcpu_add_tdcx(td, id, page)?;
+        }
+        tdx.vcpu_init(td, id, v as u32, 0)?;
+        ulog!(
+            "vmm-demo: TD {td}: vCPU {id} created (TDVPR {:#x}, {TDCX} TDCX pages), initialized on CPU {v}",
+            p[base]
+        );
+    }
+    let sept = PRIVATE - SEPT;
+    for (i, level) in [3u8, 2, 1].into_iter().enumerate() {
+        tdx.sept_add(td, 0, level, p[sept + i])?;
+    }
+    tdx.page_add(td, 0, p[PRIVATE], &INITIAL_PAGE)?;
+    tdx.mr_finalize(td)?;
+    for (i, &page) in p[PRIVATE + ADDED..].iter().enumerate() {
+        tdx.page_aug(td, (i + ADDED) as u64 * 4096, 0, page)?;
+    }
+    ulog!(
+        "vmm-demo: TD {td}: {SEPT} S-EPT pages, {ADDED} page added (measured), measurement finalized, {AUGED} pages augmented: {} KiB private memory at GPA [0, {:#x}]",
+        (ADDED + AUGED) * 4,
+        (ADDED + AUGED) * 4096 - 1
+    );
+    Ok(())
+}
+
+/// Builds a TD with two vCPUs and private memory, tears it down, gives its frames back and
+/// checks that free frames and free KeyIDs return exactly.
+fn td_demo(tdx: &TdxHost, ids: &RequestIds) -> bool {
+    let totals0 = tdx.td_totals();
+    let frames0 = tdx.status().tdx_bytes_free / 4096;
+    let mut p = [0u64; TD_FRAMES];
+    let n = TD_FRAMES as u32;
+    let got = tdx.alloc_request(
+        ids.next(),
+        0,
+        FrameSize::K4,
+        MemClass::Tdx,
+        n,
+        addrs_as_bytes(&mut p),
+    );
+    if got != Ok(n) {
+        ulog!("vmm-demo: TD: {n} x 4 KiB frames refused: {got:?}");
+        return false;
+    }
+    let (lo, hi) = span(&p);
+    ulog!(
+        "vmm-demo: TD: got {n} x 4 KiB TDX frames in [{lo:#x}, {:#x}] (TDR, {TDCS} TDCS, {VCPUS} x (TDVPR + {TDCX} TDCX), {SEPT} S-EPT, {} private)",
+        hi + 0xfff,
+        ADDED + AUGED
+    );
+    let mut ok = true;
+    // The frame back with the caller before the teardown (`page_remove`), if any.
+    let mut removed = None;
+    match tdx.td_create(p[0]) {
+        Ok(c) => {
+            ulog!(
+                "vmm-demo: TD {}: created on TDR {:#x} with guest KeyID {} ({} KeyIDs free, {} in use)",
+                c.td,
+                p[0],
+                c.hkid,
+                tdx.td_totals().keyids_free,
+                tdx.td_totals().keyids_in_use
+            );
+            let built = build_td(tdx, c.td, &p);
+            let mid = tdx.td_totals();
+            ulog!(
+                "vmm-demo: TD {}: built: {built:?}; {} frames in TDs, {} TD(s) ours",
+                c.td,
+                mid.frames_in_tds,
+                mid.mine
+            );
+            ok &= built.is_ok() && mid.mine == 1 && mid.frames_in_tds == totals0.frames_in_tds + n;
+            if built.is_ok() {
+                // A VMM gives a private page back while the TD lives.
+                let gpa = ADDED as u64 * 4096;
+                let r = tdx.page_remove(c.td, gpa, 0);
+                let freed = r.ok().map(|pa| {
+                    removed = Some(pa);
+                    tdx.free_request(ids.next(), FrameSize::K4, addrs_as_bytes_ref(&[pa]))
+                });
+                match r {
+                    Ok(pa) => ulog!(
+                        "vmm-demo: TD {}: removed the private page at GPA {gpa:#x} (frame {pa:#x}), freed: {:?}",
+                        c.td,
+                        freed.unwrap_or(Ok(0))
+                    ),
+                    Err(e) => ulog!(
+                        "vmm-demo: TD {}: page_remove at GPA {gpa:#x} refused: {e:?}",
+                        c.td
+                    ),
+                }
+                ok &= r == Ok(p[PRIVATE + ADDED]) && freed == Some(Ok(1));
+            }
+            let down = tdx.td_teardown(c.td);
+            match down {
+                Ok(d) => ulog!(
+                    "vmm-demo: TD {}: torn down: {} pages reclaimed (TDR last), {} retries, KeyID {} {}",
+                    c.td,
+                    d.reclaimed,
+                    d.retries,
+                    c.hkid,
+                    if d.keyid_retired != 0 { "retired" } else { "freed" }
+                ),
+                Err(e) => ulog!("vmm-demo: TD {}: teardown failed: {e:?}", c.td),
+            }
+            let expect = n - u32::from(removed.is_some());
+            ok &= down
+                .is_ok_and(|d| d.keyid_retired == 0 && (built.is_err() || d.reclaimed == expect));
+        }
+        Err(e) => {
+            ulog!(
+                "vmm-demo: TD: td_create refused: {e:?} (module status {:#x})",
+                tdx.td_totals().last_refusal
+            );
+            ok = false;
+        }
+    }
+    // Every frame is the caller's again: give them all back (the removed one is gone already).
+    let mut rest = [0u64; TD_FRAMES];
+    let mut k = 0;
+    for &pa in &p {
+        if Some(pa) != removed {
+            rest[k] = pa;
+            k += 1;
+        }
+    }
+    let r = tdx.free_request(ids.next(), FrameSize::K4, addrs_as_bytes_ref(&rest[..k]));
+    ok &= r == Ok(k as u32);
+    let mut waits = 0;
+    while tdx.stats().quarantined_bytes > 0 && waits < 10_000 {
+        userlib::hl::sleep_for(1, 1);
+        waits += 1;
+    }
+    let totals1 = tdx.td_totals();
+    let frames1 = tdx.status().tdx_bytes_free / 4096;
+    ulog!(
+        "vmm-demo: TD: freed {r:?} x 4 KiB; {} frames in TDs (before: {})",
+        totals1.frames_in_tds,
+        totals0.frames_in_tds
+    );
+    let (fx, kx) = (
+        frames1 == frames0,
+        totals1.keyids_free == totals0.keyids_free,
+    );
+    ulog!(
+        "vmm-demo: frames: {frames0} before, {frames1} after (exact: {fx}); KeyIDs free: {} before, {} after (exact: {kx})",
+        totals0.keyids_free,
+        totals1.keyids_free
+    );
+    ok && fx && kx && totals1.frames_in_tds == totals0.frames_in_tds && totals1.mine == 0
+}
+
 /// tdx-host's generation: its restart count (wrapping), which the kernel advances at each restart.
 fn tdx_host_generation() -> u16 {
     sys_refresh_task_id(task_gen::slots::TDX_HOST)
@@ -244,12 +433,17 @@ fn tdx_host_generation() -> u16 {
 pub fn main() -> ! {
     let tdx = TdxHost::from_index(task_gen::slots::TDX_HOST);
     let gen0 = tdx_host_generation();
-    let mut ok = run(&tdx);
+    // Every allocation and free carries an identity: retried across a tdx-host restart, it
+    // returns the committed answer instead of being done twice.
+    let ids = RequestIds::new();
+    let mut ok = run(&tdx, &ids);
     let restarts = tdx_host_generation().wrapping_sub(gen0);
     ulog!(
         "vmm-demo: tdx-host restarted {restarts} time(s) during the demo (expected {TDX_HOST_RESTARTS})"
     );
     ok &= restarts == TDX_HOST_RESTARTS;
+    // TD operations are not idempotent: the TD is built once tdx-host's restart is behind us.
+    ok &= td_demo(&tdx, &ids);
     ulog!(
         "vmm-demo: {}",
         if ok { "demo succeeded" } else { "demo FAILED" }
