@@ -316,18 +316,29 @@ impl<'a> Server<'a> {
         td: u32,
         params: u64,
     ) -> Result<(), TdxHostError> {
+        let steps = (TdState::Keyed, TdState::Initialized);
+        self.td_step(seam, (caller, td), steps, |tdr| {
+            SeamcallArgs::leaf(Leaf::MngInit).rcx(tdr).rdx(params)
+        })
+    }
+
+    /// One life-cycle step of the caller's TD `td`: it must be in `from`; the module's call
+    /// (made from its TDR) must succeed; then it is in `to` and the ledger commits.
+    fn td_step<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        (caller, td): (Owner, u32),
+        (from, to): (TdState, TdState),
+        call: impl FnOnce(u64) -> SeamcallArgs,
+    ) -> Result<(), TdxHostError> {
         let slot = self.td_slot(caller, td)?;
         let t = self.td_state(slot)?;
-        if t.state != TdState::Keyed {
+        if t.state != from {
             return Err(TdxHostError::WrongState);
         }
-        self.td_ok(
-            seam,
-            None,
-            SeamcallArgs::leaf(Leaf::MngInit).rcx(t.tdr).rdx(params),
-        )?;
+        self.td_ok(seam, None, call(t.tdr))?;
         if let Some(t) = self.lstate.tds.td_mut(slot) {
-            t.state = TdState::Initialized;
+            t.state = to;
         }
         self.commit(None);
         Ok(())
@@ -493,17 +504,10 @@ impl<'a> Server<'a> {
         caller: Owner,
         td: u32,
     ) -> Result<(), TdxHostError> {
-        let slot = self.td_slot(caller, td)?;
-        let t = self.td_state(slot)?;
-        if t.state != TdState::Initialized {
-            return Err(TdxHostError::WrongState);
-        }
-        self.td_ok(seam, None, SeamcallArgs::leaf(Leaf::MrFinalize).rcx(t.tdr))?;
-        if let Some(t) = self.lstate.tds.td_mut(slot) {
-            t.state = TdState::Runnable;
-        }
-        self.commit(None);
-        Ok(())
+        let steps = (TdState::Initialized, TdState::Runnable);
+        self.td_step(seam, (caller, td), steps, |tdr| {
+            SeamcallArgs::leaf(Leaf::MrFinalize).rcx(tdr)
+        })
     }
 
     /// `page_aug`: MEM.PAGE.AUG of the caller's frame `page` at `gpa`, level 0 (4 KiB) or 1
