@@ -202,8 +202,10 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
             l.put(lay.clients + k * CLIENT_WORDS + j, w);
         }
     }
-    for k in 0..TABLE_WORDS {
-        l.put(lay.tds + k, s.tds.word(k));
+    if s.tds.take_unsynced() {
+        for k in 0..TABLE_WORDS {
+            l.put(lay.tds + k, s.tds.word(k));
+        }
     }
     let d = f.dirty();
     let mut pools = d.pools();

@@ -208,6 +208,10 @@ pub struct TdTable {
     serial: u32,
     tds: [Option<Td>; MAX_TDS],
     pages: [Option<TdPage>; MAX_TD_PAGES],
+    /// Changed since the ledger last copied it ([`TdTable::take_unsynced`]): every commit
+    /// would otherwise compare all [`TABLE_WORDS`] words, a cost every allocation would pay.
+    /// Not part of the words; a new or loaded table starts unsynced.
+    unsynced: core::cell::Cell<bool>,
 }
 
 impl Default for TdTable {
@@ -219,6 +223,7 @@ impl Default for TdTable {
             serial: 0,
             tds: [None; MAX_TDS],
             pages: [None; MAX_TD_PAGES],
+            unsynced: core::cell::Cell::new(true),
         }
     }
 }
@@ -238,6 +243,7 @@ impl TdTable {
     /// The guest KeyIDs: the TDX private range `first_tdx..=last_tdx` minus the global KeyID
     /// `global` (the first), at most [`MAX_KEYIDS`] of them.
     pub fn set_keyids(&mut self, global: u16, last_tdx: u16) {
+        self.unsynced.set(true);
         self.first_keyid = global.saturating_add(1);
         let n = last_tdx.saturating_sub(global);
         self.nkeyids = n.min(MAX_KEYIDS as u16);
@@ -281,6 +287,12 @@ impl TdTable {
             .find(|&k| !self.keyid_in_use(k) && !self.is_retired(k))
     }
 
+    /// Whether the table changed since the last call (and forgets it): the ledger's sync
+    /// copies the table's words only then.
+    pub fn take_unsynced(&self) -> bool {
+        self.unsynced.replace(false)
+    }
+
     /// Records a new TD of `owner` on `tdr` with a free KeyID; returns its slot. The record is
     /// made before MNG.CREATE (so a crash after the module's answer still finds the TDR and
     /// KeyID booked) and removed again by [`TdTable::remove`] if the module refuses.
@@ -288,6 +300,7 @@ impl TdTable {
     /// # Errors
     /// `NoKeyId`, `TableFull`.
     pub fn create(&mut self, owner: Owner, tdr: u64) -> Result<usize, TdError> {
+        self.unsynced.set(true);
         let hkid = self.free_keyid().ok_or(TdError::NoKeyId)?;
         let slot = self
             .tds
@@ -328,6 +341,7 @@ impl TdTable {
 
     /// TD in `slot`, to change.
     pub fn td_mut(&mut self, slot: usize) -> Option<&mut Td> {
+        self.unsynced.set(true);
         self.tds.get_mut(slot).and_then(Option::as_mut)
     }
 
@@ -355,6 +369,7 @@ impl TdTable {
     /// Forgets the TD in `slot` and every page it held (after its teardown, or when MNG.CREATE
     /// was refused); `retire_keyid` retires its KeyID instead of returning it to the pool.
     pub fn remove(&mut self, slot: usize, retire_keyid: bool) {
+        self.unsynced.set(true);
         let Some(td) = self.tds.get_mut(slot).and_then(Option::take) else {
             return;
         };
@@ -391,6 +406,7 @@ impl TdTable {
     /// # Errors
     /// `TableFull`.
     pub fn add_page(&mut self, slot: usize, pa: u64, kind: PageKind) -> Result<(), TdError> {
+        self.unsynced.set(true);
         if !self.has_room(slot) {
             return Err(TdError::TableFull);
         }
@@ -409,6 +425,7 @@ impl TdTable {
 
     /// Forgets TD page `pa` (after MEM.PAGE.REMOVE or RECLAIM).
     pub fn remove_page(&mut self, pa: u64) {
+        self.unsynced.set(true);
         for p in &mut self.pages {
             if p.is_some_and(|p| p.pa == pa) {
                 *p = None;
