@@ -452,7 +452,13 @@ impl TdTable {
     pub fn page_in_td(&self, base: u64, len: u64) -> bool {
         let end = base.saturating_add(len);
         let hit = |pa: u64, n: u64| pa < end && base < pa.saturating_add(n);
-        self.tds.iter().flatten().any(|t| hit(t.tdr, 4096))
+        let mut tds = self.tds.iter().flatten().peekable();
+        // Pages belong to TDs: with none (the common case of a plain free) the page list is
+        // not scanned at all.
+        if tds.peek().is_none() {
+            return false;
+        }
+        tds.any(|t| hit(t.tdr, 4096))
             || self
                 .pages
                 .iter()
