@@ -269,16 +269,7 @@ pub fn syscall(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<
     } else {
         usize::try_from(call.cpu).map_err(|_| UsageError::ReservedBits)?
     };
-    let [rcx, rdx, r8, r9, r10, r11] = call.inputs;
-    let mut args = SeamcallArgs {
-        rax: call.leaf,
-        rcx,
-        rdx,
-        r8,
-        r9,
-        r10,
-        r11,
-    };
+    let mut args = seamgate::module_args(call.leaf, call.inputs);
     // An asynchronous call still running there ends first (bounded wait).
     if crate::seam_async::settle_cpu(tasks, cpu) && !tasks[caller].is_runnable() {
         // Its `after` kill rule hit the caller itself.

@@ -47,7 +47,6 @@ use abi::seamcall::{self, SeamcallOutcome};
 use abi::syscall::{SeamcallArgs as SyscallArgs, SeamcallResult};
 use abi::{capability, TaskId, UsageError};
 use kerncore::inject::When;
-use tdx_abi::SeamcallArgs;
 
 use crate::arch::smp::{self, Op, Posted, Ticket, MAX_CPUS};
 use crate::outcome::{Next, UserError};
@@ -114,16 +113,7 @@ pub fn start(tasks: &mut [Task], caller: usize, call: &SyscallArgs) -> Result<Ne
         respond(tasks, caller, SeamcallOutcome::CpuBusy);
         return Ok(Next::Same);
     }
-    let [rcx, rdx, r8, r9, r10, r11] = call.inputs;
-    let mut args = SeamcallArgs {
-        rax: call.leaf,
-        rcx,
-        rdx,
-        r8,
-        r9,
-        r10,
-        r11,
-    };
+    let mut args = seamgate::module_args(call.leaf, call.inputs);
     // No leaf that may run asynchronously takes a KeyID-tagged operand, so
     // the gate needs no KeyID layout here (`None` would refuse one).
     let sequence = match seamgate::admit(&tasks[caller], &mut args, cpu, || None) {

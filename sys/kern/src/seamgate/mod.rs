@@ -214,6 +214,22 @@ static STAGING: SpinLock<StagingSlot> = SpinLock::new(StagingSlot {
 /// The last sequence number given out; only the boot CPU admits calls.
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
+/// The module's registers for a SEAMCALL system call's leaf word and six
+/// input words (RCX, RDX, R8–R11), before the gate checks and rewrites
+/// them.
+#[must_use]
+pub fn module_args(leaf: u64, [rcx, rdx, r8, r9, r10, r11]: [u64; 6]) -> SeamcallArgs {
+    SeamcallArgs {
+        rax: leaf,
+        rcx,
+        rdx,
+        r8,
+        r9,
+        r10,
+        r11,
+    }
+}
+
 /// Whether `leaf` may run asynchronously: no operand in the caller's
 /// memory (the module must never write into a task that may restart while
 /// the call runs) and no staging.
