@@ -10,7 +10,9 @@
 #![no_std]
 #![no_main]
 
-use tdx_host_api::{addrs_as_bytes, FrameSize, MemClass, RequestIds, TdxHost, TdxHostError};
+use tdx_host_api::{
+    addrs_as_bytes, FrameSize, MemClass, ModuleState, RequestIds, TdxHost, TdxHostError,
+};
 use test_api::score::Score;
 use userlib::{sys_recv_open, sys_refresh_task_id, sys_reply, sys_send, ulog, TaskIndex};
 
@@ -35,6 +37,12 @@ pub fn main() -> ! {
     let me = sys_refresh_task_id(TaskIndex(task_gen::TASK_INDEX));
     let mut s = Score::default();
     if me.generation().0 == 0 {
+        // tdx-host may still be bringing the module up (and, in tdx-restart, be killed and
+        // restarted while it does): the refusals below are asked of the instance that serves.
+        // `status` is idempotent, so it follows each restart.
+        while tdx.status().state() != Some(ModuleState::Ready) {
+            userlib::hl::sleep_for(1, 1);
+        }
         let mut a = [0u64; 8];
         let r = tdx.alloc_frames(0, FrameSize::K4, MemClass::Tdx, 1, addrs_as_bytes(&mut a));
         s.check(
