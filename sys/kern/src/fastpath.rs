@@ -23,7 +23,8 @@
 //!   code, `IPC_REFUSED`, a usage fault, a target not waiting) is generic.
 //! - Open RECV with a writable buffer and no pending notification in its
 //!   mask (notifications come first: generic). It takes the most important
-//!   waiting sender by the generic rule, or blocks.
+//!   waiting sender by the generic rule, or blocks if another task is
+//!   runnable.
 //! - REPLY to a live task awaiting the caller's reply, with a readable
 //!   message that fits the reply buffer the client gave at SEND (too big
 //!   is a fault: generic; a stale or not-waiting peer is silently ignored:
@@ -33,7 +34,17 @@
 //! so the runnable and sending sets stay exact; the next task is chosen
 //! by `task::select`, the scheduler's one rule, whenever the generic path
 //! would reschedule, and the caller resumes directly only where the
-//! generic path answers `Next::Same` with the caller still runnable.
+//! generic path answers `Next::Same` with the caller still runnable (or
+//! the rule picks the caller again).
+//!
+//! The fast path runs while the caller's lazy registers (RBX, RBP, R14,
+//! R15, RSP; `arch::entry`) are still in the CPU, not in its save area:
+//! it reads only the caller's number and argument words and writes only
+//! its result words, and it never halts (a RECV that would block with
+//! nothing else runnable is declined: the generic path halts). Its answer
+//! says whether the caller goes on ([`Fast::Same`]) or which task was
+//! switched to ([`Fast::Switch`]); the entry stub completes the caller's
+//! save area in the second case before the other task runs.
 
 use abi::syscall::{
     Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, Response, SendArgs,
