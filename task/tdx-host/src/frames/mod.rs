@@ -484,6 +484,7 @@ impl<'a> FrameAllocator<'a> {
     }
 
     /// Index of the pool containing `pa` (binary search over `by_base`).
+    #[inline]
     fn pool_of(&self, pa: u64) -> Option<usize> {
         let j = self
             .by_base

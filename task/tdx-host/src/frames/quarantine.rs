@@ -105,11 +105,11 @@ impl FrameAllocator<'_> {
         // leaves the next run of that record in the upper part, which `record_of` finds).
         let mut i = 0;
         while i < list.len() {
-            let Some(r) = self.record_of(list[i].0).map(|k| self.records[k]) else {
+            let Some(k) = self.record_of(list[i].0) else {
                 break;
             };
-            let count = run_len(list, i, size.bytes(), r.end());
-            self.quarantine_frames(list[i].0, size, count as u32);
+            let count = run_len(list, i, size.bytes(), self.records[k].end());
+            self.quarantine_frames(k, list[i].0, size, count as u32);
             i += count;
         }
         Ok(n)
@@ -187,10 +187,9 @@ impl FrameAllocator<'_> {
         Ok(i)
     }
 
-    /// Moves `count` frames of `size` from `pa` (checked: inside one record) from their record
-    /// into quarantine, shrinking, splitting or vacating the record.
-    fn quarantine_frames(&mut self, pa: u64, size: FrameSize, count: u32) {
-        let Some(i) = self.record_of(pa) else { return };
+    /// Moves `count` frames of `size` from `pa` (checked: inside record slot `i`) from their
+    /// record into quarantine, shrinking, splitting or vacating the record.
+    fn quarantine_frames(&mut self, i: usize, pa: u64, size: FrameSize, count: u32) {
         let r = self.records[i];
         let step = size.bytes();
         let bytes = u64::from(count) * step;

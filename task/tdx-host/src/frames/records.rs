@@ -47,6 +47,7 @@ fn hole(base: u64) -> Record {
 
 impl FrameAllocator<'_> {
     /// Index of the record holding `pa` (binary search; holes hold nothing).
+    #[inline]
     pub(super) fn record_of(&self, pa: u64) -> Option<usize> {
         let h = usize::from(self.hints[hint_of(pa)]);
         if self

@@ -43,16 +43,19 @@ pub(super) struct Span {
 
 impl Span {
     /// Summary bit of pool-relative frame `rel`.
+    #[inline]
     pub fn sbit_of(&self, rel: u64) -> u64 {
         self.sbit + (self.first_frame + rel) / CHUNK_FRAMES - self.first_frame / CHUNK_FRAMES
     }
 
     /// One past the pool's last summary bit.
+    #[inline]
     pub fn sbit_end(&self) -> u64 {
         self.sbit_of(self.frames - 1) + 1
     }
 
     /// Pool-relative frames `[lo, hi)` of the chunk with summary bit `s`, clamped to the pool.
+    #[inline]
     pub fn chunk(&self, s: u64) -> (u64, u64) {
         let g = s - self.sbit + self.first_frame / CHUNK_FRAMES;
         let lo = (g * CHUNK_FRAMES).max(self.first_frame) - self.first_frame;
@@ -96,6 +99,7 @@ impl Summary {
 
     /// Brings the chunks holding pool-relative frames `[rel, rel + n)` of `span` up to date
     /// with the free bits in `bits`, after `change` was done to exactly those frames.
+    #[inline]
     pub fn refresh(&mut self, bits: &[u64], span: &Span, rel: u64, n: u64, change: Change) {
         if n == 0 {
             return;
