@@ -311,4 +311,3 @@ fn host_bench_frame_allocator() {
         int(buddy_bulk)
     );
 }
-
