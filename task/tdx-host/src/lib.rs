@@ -23,4 +23,6 @@ pub mod server;
 pub mod td;
 
 #[cfg(test)]
+mod bench_buddy;
+#[cfg(test)]
 mod bench_tests;

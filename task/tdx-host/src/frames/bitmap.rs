@@ -14,16 +14,19 @@ pub const fn bitmap_words(bytes: u64, pools: usize) -> usize {
 }
 
 /// First set bit in `[from, to)`: a word at a time, `trailing_zeros` on the first non-zero one.
+#[inline]
 pub(super) fn find_set(bits: &[u64], from: u64, to: u64) -> Option<u64> {
     find(bits, from, to, 0)
 }
 
 /// First clear bit in `[from, to)`.
+#[inline]
 pub(super) fn find_clear(bits: &[u64], from: u64, to: u64) -> Option<u64> {
     find(bits, from, to, u64::MAX)
 }
 
 /// First bit in `[from, to)` differing from `skip` (all zeros or all ones).
+#[inline]
 fn find(bits: &[u64], from: u64, to: u64, skip: u64) -> Option<u64> {
     if from >= to {
         return None;
@@ -46,6 +49,7 @@ fn find(bits: &[u64], from: u64, to: u64, skip: u64) -> Option<u64> {
 }
 
 /// Sets or clears `n` bits from bit `start`, a word at a time where possible.
+#[inline]
 pub(super) fn set_bits(bits: &mut [u64], start: u64, n: u64, value: bool) {
     let mut i = start;
     let end = start + n;
@@ -68,6 +72,7 @@ pub(super) fn set_bits(bits: &mut [u64], start: u64, n: u64, value: bool) {
 }
 
 /// Whether all `n` bits from `start` are set (stops at the first word that is not).
+#[inline]
 pub(super) fn all_set(bits: &[u64], start: u64, n: u64) -> bool {
     find_clear(bits, start, start + n).is_none()
 }

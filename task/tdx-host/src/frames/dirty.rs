@@ -53,6 +53,7 @@ impl Dirty {
     }
 
     /// Bits `[start, start + n)` of the bitmap changed.
+    #[inline]
     pub fn bits(&mut self, start: u64, n: u64) {
         if n == 0 {
             return;
@@ -71,11 +72,13 @@ impl Dirty {
     }
 
     /// Pool `k` changed.
+    #[inline]
     pub fn pool(&mut self, k: usize) {
         self.pools |= 1 << (k % 128);
     }
 
     /// Records `[lo, hi)` changed (or moved).
+    #[inline]
     pub fn records(&mut self, lo: usize, hi: usize) {
         self.rec_lo = self.rec_lo.min(lo);
         self.rec_hi = self.rec_hi.max(hi);

@@ -4,25 +4,34 @@
 //! Pattern: no heap. Free-space metadata is **2 bits per 4 KiB frame** in caller-provided words
 //! (one "free" bitmap and one "quarantined" bitmap, each 1 bit per 4 KiB; 16 GiB of pools need
 //! 1 MiB, see [`bitmap_words`]). Ownership is one [`Record`] per contiguous
-//! run of same-size frames held by one task (at most [`MAX_RECORDS`], 24 bytes each, ~60 KiB).
+//! run of same-size frames held by one task (at most [`MAX_RECORDS`] slots, 24 bytes each,
+//! ~60 KiB).
 //! Pools (at most [`MAX_POOLS`]) are the region map: each is a 4 KiB-aligned range on one node of
 //! one class, online or offline.
 //!
 //! Search pattern (hot path O(1) in the common case, never a whole-table scan):
 //! - each pool's free bits start at a bit ≡ its first frame number (mod 64), so bit `i` of a word
 //!   is frame `64k + i`: a 2 MiB frame is 8 whole words, a 1 GiB frame 4096 (all ones = free);
-//! - free frames are found a word at a time (`trailing_zeros` on the first non-zero word) from a
-//!   per-pool cursor `free_from`, a *lower bound* on the pool's free bits: the scan raises it to
-//!   the first free bit it meets, release lowers it. So the search stays first fit (lowest free
-//!   address), exactly as a scan from the pool start, and never skips a free frame (also one in
-//!   a 1 GiB block not yet ready);
+//! - a second level (`summary`, fixed storage for 64 GiB of pools) keeps two bits per 2 MiB
+//!   chunk: some frame free / every frame free. A 4 KiB search is `trailing_zeros` on the first
+//!   level, then on at most 8 words of the free bitmap, taking a whole word's free frames at
+//!   once; a 2 MiB search is one `trailing_zeros`, a 1 GiB frame 8 whole summary words;
+//! - searches start at a per-pool cursor `free_from`, a *lower bound* on the pool's free bits:
+//!   a 4 KiB search raises it to the first free bit it meets, release lowers it. So the search
+//!   stays first fit (lowest free address), exactly as a scan from the pool start, and never
+//!   skips a free frame (also one in a 1 GiB block not yet ready);
 //! - per pool, an exact count of quarantined frames and a lower bound on the first one:
 //!   [`FrameAllocator::quarantined`] skips pools with none, starts at that bound and stops once
 //!   it has seen them all; [`FrameAllocator::quarantined_bytes`] is a sum over pools;
-//! - records are kept sorted by base, so the record of an address is a binary search; a pool
-//!   index sorted by base does the same for pools. Allocation merges its new runs into the
-//!   table in one backward pass;
-//! - these caches are O(pools) and derived: they never decide an answer, only where to look.
+//! - records are slots sorted by base with holes (`records`): the record of an address is a
+//!   hinted lookup (a direct-mapped table of recently written slots, checked before use) or a
+//!   binary search; a new record takes a hole next to its place, a freed one leaves a hole, so
+//!   neither shifts the table (nor makes the ledger journal it). Many runs at once are merged
+//!   into the table in one backward pass; a pool index sorted by base finds pools;
+//! - bulk calls ([`FrameAllocator::alloc_many`], [`FrameAllocator::free_many`]) work per run of
+//!   consecutive frames: one record lookup, one record write, one bit-range write and one dirty
+//!   range per run;
+//! - these caches are derived: they never decide an answer, only where to look.
 //!
 //! Frame life cycle: free → allocated (a record) → quarantined (freed or reclaimed; the server
 //! must scrub it and check TDH.PHYMEM.PAGE.RDMD = PT_NDA, §8.4, §9.1) → free again
@@ -46,13 +55,18 @@ use tdx_planner::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 pub use bitmap::bitmap_words;
 use bitmap::{all_set, find_set, set_bits};
 pub use dirty::Dirty;
+use summary::{Change, Span, Summary, CHUNK_FRAMES};
 
 mod bitmap;
 mod dirty;
 mod quarantine;
+mod records;
 mod restore;
+mod summary;
 
+pub use quarantine::Refused;
 pub use restore::{PoolImage, RestoreError};
+pub use summary::SUMMARY_WORDS;
 
 /// Most pools (regions).
 pub const MAX_POOLS: usize = 128;
@@ -170,6 +184,16 @@ impl Pool {
         self.bit + self.rel(pa)
     }
 
+    /// Where its frames are, for the chunk summary (`sbit`: its first summary bit).
+    fn span(&self, sbit: u64) -> Span {
+        Span {
+            bit: self.bit,
+            first_frame: self.range.base().0 / PAGE_4K,
+            frames: self.frames(),
+            sbit,
+        }
+    }
+
     /// Quarantine bit of pool-relative index `rel`.
     fn qbit(&self, rel: u64) -> u64 {
         self.bit + self.frames() + rel
@@ -244,6 +268,8 @@ struct PoolCache {
     /// Lower bound on the pool's quarantine bits (`frames()` when none): lowered when frames are
     /// quarantined, moved past a released/retired range that covered it.
     q_from: u64,
+    /// The pool's first bit in the chunk summary (placed like its free bits, see `summary`).
+    sbit: u64,
 }
 
 /// The allocator. `'a` is the lifetime of the caller's bitmap storage.
@@ -256,13 +282,19 @@ pub struct FrameAllocator<'a> {
     cache: Vec<PoolCache, MAX_POOLS>,
     /// Pool indices sorted by base address (pools keep their insertion index as `PoolId`).
     by_base: Vec<u8, MAX_POOLS>,
-    /// Sorted by base; runs never overlap.
+    /// Slots sorted by base, disjoint; a slot with `count == 0` is a hole (see `records`).
     records: Vec<Record, MAX_RECORDS>,
     ready: Vec<(u64, u64), MAX_READY>,
     usage: [u64; MAX_TASKS],
     /// What changed since the ledger last took it (bitmap words, pools, records).
     dirty: Dirty,
+    /// Per 2 MiB chunk of every pool: some / every frame free (derived from the free bits).
+    summary: Summary,
+    /// Guesses of the record slot of an address (see `records`); never trusted unchecked.
+    hints: [u16; records::HINTS],
 }
+
+const _: () = assert!(MAX_RECORDS <= u16::MAX as usize);
 
 // `by_base` stores pool indices as u8.
 const _: () = assert!(MAX_POOLS <= 256);
@@ -281,6 +313,8 @@ impl<'a> FrameAllocator<'a> {
             ready: Vec::new(),
             usage: [0; MAX_TASKS],
             dirty: Dirty::new(),
+            summary: Summary::new(),
+            hints: [0; records::HINTS],
         }
     }
 
@@ -313,7 +347,9 @@ impl<'a> FrameAllocator<'a> {
         &self.pools
     }
 
-    /// Ownership records (sorted by base address).
+    /// The record table: slots sorted by base address and disjoint. A slot with `count == 0`
+    /// is a hole (no frames, no owner; kept so that frees and allocations next to it do not
+    /// shift the table); every other slot is an ownership record.
     #[must_use]
     pub fn records(&self) -> &[Record] {
         &self.records
@@ -336,7 +372,7 @@ impl<'a> FrameAllocator<'a> {
         class: MemClass,
         online: bool,
     ) -> Result<PoolId, FrameError> {
-        let (lead, need) = self.pool_layout(range)?;
+        let (lead, need, (sbit, sneed)) = self.pool_layout(range)?;
         let frames = range.size().0 / PAGE_4K;
         let pool = Pool {
             range,
@@ -354,13 +390,17 @@ impl<'a> FrameAllocator<'a> {
             free_from: 0,
             quarantined: 0,
             q_from: frames,
+            sbit,
         });
+        self.summary.take(sneed);
         let at = self
             .by_base
             .partition_point(|&j| self.pools[usize::from(j)].range.base().0 < range.base().0);
         let _ = self.by_base.insert(at, k as u8);
         self.bits_used += need;
         set_bits(self.bits, pool.bit, frames, true);
+        self.summary
+            .refresh(self.bits, &pool.span(sbit), 0, frames, Change::Set);
         self.dirty.bits(pool.bit, frames);
         self.dirty.pool(k);
         Ok(PoolId(k))
@@ -375,9 +415,10 @@ impl<'a> FrameAllocator<'a> {
         self.pool_layout(range).map(|_| ())
     }
 
-    /// Checks a new pool and returns `(lead, bits)`: the bits skipped to align it and the bits
-    /// it takes. Also refuses a full pool table.
-    fn pool_layout(&self, range: PhysRange) -> Result<(u64, u64), FrameError> {
+    /// Checks a new pool and returns `(lead, bits, (summary bit, summary bits))`: the bits
+    /// skipped to align it, the bits it takes, and its place in the chunk summary. Also
+    /// refuses a full pool table.
+    fn pool_layout(&self, range: PhysRange) -> Result<(u64, u64, (u64, u64)), FrameError> {
         if !range.base().is_aligned(PAGE_4K) || !range.size().0.is_multiple_of(PAGE_4K) {
             return Err(FrameError::BadAlignment);
         }
@@ -403,7 +444,11 @@ impl<'a> FrameAllocator<'a> {
         if self.bits_used.saturating_add(need) > self.bits.len() as u64 * 64 {
             return Err(FrameError::NoBitmapSpace);
         }
-        Ok((lead, need))
+        let place = self
+            .summary
+            .place(range.base().0 / PAGE_4K, frames)
+            .ok_or(FrameError::NoBitmapSpace)?;
+        Ok((lead, need, place))
     }
 
     /// Sets a pool online or offline. Offlining is refused while frames are in use.
@@ -439,6 +484,7 @@ impl<'a> FrameAllocator<'a> {
     }
 
     /// Index of the pool containing `pa` (binary search over `by_base`).
+    #[inline]
     fn pool_of(&self, pa: u64) -> Option<usize> {
         let j = self
             .by_base
@@ -458,7 +504,7 @@ impl<'a> FrameAllocator<'a> {
         req: Request,
         out: &mut [PhysAddr],
     ) -> Result<(), FrameError> {
-        self.allocate_tagged(owner, req, 0, out)
+        self.alloc_many(owner, req, 0, out).map(|_| ())
     }
 
     /// [`Self::allocate`] with the client's request identity `tag` kept in the new records, so
@@ -473,6 +519,28 @@ impl<'a> FrameAllocator<'a> {
         tag: u32,
         out: &mut [PhysAddr],
     ) -> Result<(), FrameError> {
+        self.alloc_many(owner, req, tag, out).map(|_| ())
+    }
+
+    /// The bulk allocation: `out.len()` (1..=512) frames of `req` for `owner`, tagged `tag`,
+    /// written to `out` (ascending within each pool; pools in `PoolId` order). All or nothing:
+    /// on an error nothing changed and `out` holds no frame anyone may use. Returns
+    /// `out.len()`.
+    ///
+    /// Cost: free frames are taken a 64-bit word of the free bitmap at a time (found through
+    /// the chunk summary), each contiguous run is cleared with whole-word stores, gets one
+    /// record and is reported dirty as one bit range.
+    ///
+    /// # Errors
+    /// `BadArgument` (empty, more than 512, task index beyond the table), `NoMemory`,
+    /// `TableFull`.
+    pub fn alloc_many(
+        &mut self,
+        owner: Owner,
+        req: Request,
+        tag: u32,
+        out: &mut [PhysAddr],
+    ) -> Result<usize, FrameError> {
         let n = out.len();
         let idx = usize::from(owner.index());
         if n == 0 || n > MAX_FRAMES_PER_CALL || idx >= MAX_TASKS {
@@ -492,14 +560,26 @@ impl<'a> FrameAllocator<'a> {
         if free < n as u64 * per {
             return Err(FrameError::NoMemory);
         }
-        let mut pool_ix = [0u8; MAX_FRAMES_PER_CALL];
+        // (first entry of `out`, pool) of each pool that gave frames, in order.
+        let mut segs: Vec<(usize, usize), MAX_POOLS> = Vec::new();
         let mut found = 0usize;
         for (k, (pool, cache)) in self.pools.iter().zip(self.cache.iter_mut()).enumerate() {
             if !eligible(pool) {
                 continue;
             }
-            let got = scan_pool(self.bits, &self.ready, pool, cache, req, &mut out[found..]);
-            pool_ix[found..found + got].fill(k as u8);
+            let got = scan_pool(
+                self.bits,
+                &self.summary,
+                &self.ready,
+                pool,
+                cache,
+                req,
+                &mut out[found..],
+            );
+            if got > 0 {
+                // One entry per pool: cannot overflow.
+                let _ = segs.push((found, k));
+            }
             found += got;
             if found == n {
                 break;
@@ -510,57 +590,74 @@ impl<'a> FrameAllocator<'a> {
         }
         // A run is contiguous *and* inside one pool: adjacent pools (e.g. two nodes meeting at a
         // boundary) have separate bitmaps and counters, so a record never spans two of them.
-        let joins = |i: usize| out[i].0 == out[i - 1].0 + step && pool_ix[i] == pool_ix[i - 1];
+        let joins = |i: usize| out[i].0 == out[i - 1].0 + step && !segs.iter().any(|s| s.0 == i);
         let runs = 1 + (1..n).filter(|&i| !joins(i)).count();
-        if self.records.len() + runs + RESERVED_FOR_FREE > MAX_RECORDS {
+        if !self.record_room(runs + RESERVED_FOR_FREE) {
             return Err(FrameError::TableFull);
         }
-        // Commit: clear free bits run by run.
+        // Commit, run by run: clear the free bits, refresh their chunks, one record each (a
+        // few runs go into holes of the table; many are merged in one pass below).
+        let few = runs <= FEW_RUNS;
         let mut i = 0;
+        let mut seg = 0;
         while i < n {
             let mut j = i + 1;
             while j < n && joins(j) {
                 j += 1;
             }
-            let k = usize::from(pool_ix[i]);
+            while seg + 1 < segs.len() && segs[seg + 1].0 <= i {
+                seg += 1;
+            }
+            let k = segs[seg].1;
             let p = &mut self.pools[k];
             let frames = (j - i) as u64 * per;
-            set_bits(self.bits, p.bit_of(out[i].0), frames, false);
-            self.dirty.bits(p.bit_of(out[i].0), frames);
+            let (bit, rel) = (p.bit_of(out[i].0), p.rel(out[i].0));
+            set_bits(self.bits, bit, frames, false);
+            self.dirty.bits(bit, frames);
             self.dirty.pool(k);
             p.in_use += frames;
+            let span = p.span(self.cache[k].sbit);
+            self.summary
+                .refresh(self.bits, &span, rel, frames, Change::Cleared);
+            if few {
+                self.insert_record(Record {
+                    owner,
+                    base: out[i].0,
+                    size: req.size,
+                    count: (j - i) as u32,
+                    tag,
+                });
+            }
             i = j;
         }
         self.usage[idx] += n as u64 * step;
-        // One record per run. `out` is ascending within each pool; pools are visited in PoolId
-        // order, so it is a few ascending chunks, each merged into the sorted table in one pass.
-        let mut hi = n;
-        while hi > 0 {
-            let mut lo = hi - 1;
-            while lo > 0 && out[lo - 1].0 < out[lo].0 {
-                lo -= 1;
+        if !few {
+            // `out` is ascending within each pool; pools are visited in PoolId order, so it is a
+            // few ascending chunks, each merged into the sorted table in one pass.
+            let mut hi = n;
+            while hi > 0 {
+                let mut lo = hi - 1;
+                while lo > 0 && out[lo - 1].0 < out[lo].0 {
+                    lo -= 1;
+                }
+                let from = merge_runs(
+                    &mut self.records,
+                    (owner, req.size, tag),
+                    &out[..hi],
+                    lo,
+                    &joins,
+                );
+                self.dirty.records(from, self.records.len());
+                hi = lo;
             }
-            let from = merge_runs(
-                &mut self.records,
-                (owner, req.size, tag),
-                &out[lo..hi],
-                &pool_ix[lo..hi],
-            );
-            self.dirty.records(from, self.records.len());
-            hi = lo;
         }
-        Ok(())
-    }
-
-    /// Index of the record holding `pa` (binary search: records are sorted and disjoint).
-    fn record_of(&self, pa: u64) -> Option<usize> {
-        let i = self
-            .records
-            .partition_point(|r| r.base <= pa)
-            .checked_sub(1)?;
-        (pa < self.records[i].end()).then_some(i)
+        Ok(n)
     }
 }
+
+/// Runs an allocation puts into the table one by one (each O(1) next to a hole); more are
+/// merged in one pass.
+const FEW_RUNS: usize = 16;
 
 /// Whether the whole 1 GiB blocks around `[pa, pa + len)` finished TDMR init (§3.2).
 fn is_ready(ready: &[(u64, u64)], pa: u64, len: u64) -> bool {
@@ -570,13 +667,18 @@ fn is_ready(ready: &[(u64, u64)], pa: u64, len: u64) -> bool {
 }
 
 /// Finds up to `out.len()` free frames of `req.size` in `pool` (eligible for `req`), lowest
-/// first, and writes them to `out`; returns how many. Reads the bitmap only: the caller commits.
+/// first, and writes them to `out`; returns how many. Reads the bitmaps only: the caller
+/// commits.
 ///
-/// The scan jumps from free bit to free bit with [`find_set`] (a word at a time), starting at
-/// `cache.free_from`, and raises that bound to the first free bit it meets: nothing below it is
-/// free, and nothing is taken here, so it stays a lower bound whatever the caller does next.
+/// The search starts at `cache.free_from` and jumps with the chunk summary: for 4 KiB frames
+/// to the next chunk with a free frame (`any`), then takes that chunk's free bits a word at a
+/// time; for 2 MiB / 1 GiB frames to the next wholly free chunk (`all`), a 1 GiB frame being
+/// 512 such chunks. A 4 KiB search raises `free_from` to the first free bit it meets (nothing
+/// below it is free, and nothing is taken here, so it stays a lower bound whatever the caller
+/// does next).
 fn scan_pool(
     bits: &[u64],
+    summary: &Summary,
     ready: &[(u64, u64)],
     pool: &Pool,
     cache: &mut PoolCache,
@@ -585,69 +687,98 @@ fn scan_pool(
 ) -> usize {
     let per = req.size.frames_4k();
     let frames = pool.frames();
-    // Pool-relative index of the first frame of each aligned frame: frame numbers, not pool
-    // indices, are aligned (the pool may start off a 2 MiB boundary).
-    let first_f = pool.range.base().0 / PAGE_4K;
-    let end = pool.bit + frames;
+    let base = pool.range.base().0;
+    let span = pool.span(cache.sbit);
+    // Frame numbers, not pool indices, are aligned (the pool may start off a 2 MiB boundary).
+    let first_f = base / PAGE_4K;
+    let level = if per == 1 { &summary.any } else { &summary.all };
+    let s_end = span.sbit_end();
     let mut n = 0;
     let mut at = cache.free_from;
     let mut first = true;
     // Readiness of the last 1 GiB block looked at (one `is_ready` per block, not per frame).
     let mut block = (u64::MAX, false);
-    while n < out.len() {
-        let Some(b) = find_set(bits, pool.bit + at, end) else {
-            if first {
+    let mut ready_at = |pa: u64| {
+        let blk = pa & !(GIB - 1);
+        if block.0 != blk {
+            block = (blk, is_ready(ready, blk, GIB));
+        }
+        block.1
+    };
+    while n < out.len() && at < frames {
+        let Some(s) = find_set(level, span.sbit_of(at), s_end) else {
+            if first && per == 1 {
                 cache.free_from = frames;
             }
             break;
+        };
+        let (lo, hi) = span.chunk(s);
+        let from = at.max(lo);
+        if per > 1 {
+            let c = (first_f + from).next_multiple_of(per) - first_f;
+            if c + per > frames {
+                break;
+            }
+            let pa = base + c * PAGE_4K;
+            if req.class == MemClass::Tdx && !ready_at(pa) {
+                at = ((pa & !(GIB - 1)) + GIB - base) / PAGE_4K;
+                continue;
+            }
+            if all_set(level, span.sbit_of(c), per / CHUNK_FRAMES) {
+                out[n] = PhysAddr(pa);
+                n += 1;
+            }
+            at = c + per;
+            continue;
+        }
+        let Some(b) = find_set(bits, pool.bit + from, pool.bit + hi) else {
+            at = hi;
+            continue;
         };
         let f = b - pool.bit;
         if first {
             cache.free_from = f;
             first = false;
         }
-        // The first aligned candidate that could hold the free frame `f` or later ones.
-        let c = (first_f + f).next_multiple_of(per) - first_f;
-        if c + per > frames {
-            break;
+        if req.class == MemClass::Tdx && !ready_at(base + f * PAGE_4K) {
+            at = (((base + f * PAGE_4K) & !(GIB - 1)) + GIB - base) / PAGE_4K;
+            continue;
         }
-        let pa = pool.range.base().0 + c * PAGE_4K;
-        if req.class == MemClass::Tdx {
-            let blk = pa & !(GIB - 1);
-            if block.0 != blk {
-                block = (blk, is_ready(ready, pa, req.size.bytes()));
+        // Take the chunk's free frames from `f`, a word at a time.
+        let mut w_at = f;
+        while w_at < hi && n < out.len() {
+            let b = pool.bit + w_at;
+            let word_end = ((b / 64 + 1) * 64 - pool.bit).min(hi);
+            let mut m = bits[(b / 64) as usize] >> (b % 64);
+            let cnt = word_end - w_at;
+            if cnt < 64 {
+                m &= (1 << cnt) - 1;
             }
-            if !block.1 {
-                at = (blk + GIB - pool.range.base().0) / PAGE_4K;
-                continue;
+            while m != 0 && n < out.len() {
+                out[n] = PhysAddr(base + (w_at + u64::from(m.trailing_zeros())) * PAGE_4K);
+                n += 1;
+                m &= m - 1;
             }
+            w_at = word_end;
         }
-        // 2 MiB / 1 GiB: `per` bits from a word boundary, i.e. whole words all ones.
-        if per == 1 || all_set(bits, pool.bit + c, per) {
-            out[n] = PhysAddr(pa);
-            n += 1;
-            // Every free 4 KiB frame of the pool taken: do not scan the rest of it.
-            if per == 1 && n as u64 == pool.free() {
-                break;
-            }
-        }
-        at = c + per;
+        at = hi;
     }
     n
 }
 
-/// Inserts one record per run of `addrs` (ascending, one pool per entry of `pool_ix`) into the
-/// sorted `records`, merging from the back: O(new + records above them), not a shift per run.
-/// The caller checked capacity. Returns the lowest index written (everything from there moved).
+/// Inserts one record per run of `addrs[first..]` (ascending; entry `i` continues the run of
+/// `i - 1` iff `joins(i)`) into the sorted `records`, merging from the back: O(new + records
+/// above them), not a shift per run. The caller checked capacity. Returns the lowest index
+/// written (everything from there moved). A hole that ends up above a new run gets its base
+/// raised past the run, so slots stay sorted and disjoint.
 fn merge_runs(
     records: &mut Vec<Record, MAX_RECORDS>,
     (owner, size, tag): (Owner, FrameSize, u32),
     addrs: &[PhysAddr],
-    pool_ix: &[u8],
+    first: usize,
+    joins: &impl Fn(usize) -> bool,
 ) -> usize {
-    let step = size.bytes();
-    let joins = |i: usize| addrs[i].0 == addrs[i - 1].0 + step && pool_ix[i] == pool_ix[i - 1];
-    let runs = 1 + (1..addrs.len()).filter(|&i| !joins(i)).count();
+    let runs = 1 + (first + 1..addrs.len()).filter(|&i| !joins(i)).count();
     let mut old = records.len();
     let blank = Record {
         owner,
@@ -660,9 +791,9 @@ fn merge_runs(
     // records[..old]: not yet moved; records[w..]: final.
     let mut w = old + runs;
     let mut hi = addrs.len();
-    while hi > 0 {
+    while hi > first {
         let mut lo = hi - 1;
-        while lo > 0 && joins(lo) {
+        while lo > first && joins(lo) {
             lo -= 1;
         }
         let rec = Record {
@@ -676,6 +807,9 @@ fn merge_runs(
             old -= 1;
             w -= 1;
             records[w] = records[old];
+            if records[w].count == 0 && records[w].base < rec.end() {
+                records[w].base = rec.end();
+            }
         }
         w -= 1;
         records[w] = rec;
@@ -683,6 +817,7 @@ fn merge_runs(
     }
     w
 }
-
+#[cfg(test)]
+mod bulk_tests;
 #[cfg(test)]
 mod tests;

@@ -11,88 +11,215 @@ use tdx_host_api::{FrameSize, MAX_FRAMES_PER_CALL};
 use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
 
 use super::bitmap::{all_set, find_clear, find_set, set_bits};
+use super::summary::Change;
 use super::{FrameAllocator, FrameError, Owner, Record};
+
+/// Why a list free was refused, and which entry of the list (in the caller's order) is at
+/// fault: `None` when the list as a whole is (empty, too long, or it would need more record
+/// slots than the table has). Nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The first entry (lowest index) that cannot be freed, if one entry is the reason.
+    pub index: Option<usize>,
+    /// What is wrong with it.
+    pub error: FrameError,
+}
+
+/// Entries of `list` from `i` that are consecutive frames (`step` apart) below `end`.
+fn run_len(list: &[PhysAddr], i: usize, step: u64, end: u64) -> usize {
+    let mut j = i + 1;
+    while j < list.len() && list[j].0 == list[j - 1].0 + step && list[j].0 < end {
+        j += 1;
+    }
+    j - i
+}
 
 impl FrameAllocator<'_> {
     /// Frees `addrs` (frames of `size` owned by `owner`) into quarantine. All or nothing.
+    /// [`Self::free_many`] without the entry's index.
     ///
     /// # Errors
     /// `BadArgument` (empty or more than 512), `BadAlignment`, `UnknownFrame`, `DoubleFree`,
-    /// `NotOwner`, `WrongSize`.
+    /// `NotOwner`, `WrongSize`, `TableFull`.
     pub fn free(
         &mut self,
         owner: Owner,
         size: FrameSize,
         addrs: &[PhysAddr],
     ) -> Result<usize, FrameError> {
-        if addrs.is_empty() || addrs.len() > MAX_FRAMES_PER_CALL {
-            return Err(FrameError::BadArgument);
-        }
-        // Strictly ascending lists (what `allocate` hands out) cannot repeat an address: skip
-        // the quadratic duplicate check for them.
-        let ascending = addrs.windows(2).all(|w| w[0].0 < w[1].0);
-        for (i, a) in addrs.iter().enumerate() {
-            self.check_free(owner, size, a.0)?;
-            if !ascending && addrs[..i].contains(a) {
-                return Err(FrameError::DoubleFree);
-            }
-        }
-        for a in addrs {
-            self.quarantine_frame(a.0, size);
-        }
-        Ok(addrs.len())
+        self.free_many(owner, size, addrs).map_err(|r| r.error)
     }
 
-    fn check_free(&self, owner: Owner, size: FrameSize, pa: u64) -> Result<(), FrameError> {
+    /// The bulk free: moves `addrs` (1..=512 frames of `size`, each held by exactly `owner` —
+    /// index and generation — in any order) into quarantine and returns how many. All or
+    /// nothing: if any entry is misaligned, outside every pool, not held (free, quarantined,
+    /// retired, or listed twice), of another size or another owner, nothing changes and the
+    /// first such entry in the list is named.
+    ///
+    /// Cost: the list is copied once (so it is read once) and sorted unless already ascending;
+    /// consecutive frames of one record are checked as one run (one record lookup) and each
+    /// run is one record update, one whole-word write of the quarantine bits and one dirty
+    /// range.
+    ///
+    /// # Errors
+    /// [`Refused`]: `BadArgument` (empty or more than 512), `BadAlignment`, `UnknownFrame`,
+    /// `DoubleFree`, `NotOwner`, `WrongSize`; `TableFull` (no entry) if splitting the records
+    /// needs more slots than the table has.
+    pub fn free_many(
+        &mut self,
+        owner: Owner,
+        size: FrameSize,
+        addrs: &[PhysAddr],
+    ) -> Result<usize, Refused> {
+        let n = addrs.len();
+        if n == 0 || n > MAX_FRAMES_PER_CALL {
+            return Err(Refused {
+                index: None,
+                error: FrameError::BadArgument,
+            });
+        }
+        // An ascending list (what `alloc_many` hands out) is used in place: it cannot repeat
+        // an entry, and the caller's borrow keeps it from changing. Any other order is
+        // copied once and sorted, which also puts duplicates side by side.
+        let mut copy;
+        let list = if addrs.windows(2).all(|w| w[0].0 < w[1].0) {
+            addrs
+        } else {
+            copy = [PhysAddr(0); MAX_FRAMES_PER_CALL];
+            let c = &mut copy[..n];
+            c.copy_from_slice(addrs);
+            c.sort_unstable_by_key(|a| a.0);
+            c
+        };
+        let splits = match self.free_runs(owner, size, list) {
+            Ok(s) => s,
+            Err(error) => return Err(self.first_refused(owner, size, addrs, error)),
+        };
+        if !self.record_room(splits) {
+            return Err(Refused {
+                index: None,
+                error: FrameError::TableFull,
+            });
+        }
+        // The same runs again (the checks held, so each lies inside one record; a split
+        // leaves the next run of that record in the upper part, which `record_of` finds).
+        let mut i = 0;
+        while i < list.len() {
+            let Some(k) = self.record_of(list[i].0) else {
+                break;
+            };
+            let count = run_len(list, i, size.bytes(), self.records[k].end());
+            self.quarantine_frames(k, list[i].0, size, count as u32);
+            i += count;
+        }
+        Ok(n)
+    }
+
+    /// Checks the ascending `list`, a run of consecutive frames inside one record at a time
+    /// (one lookup per run). Returns the record splits freeing it needs, or the first error
+    /// met in address order.
+    fn free_runs(
+        &self,
+        owner: Owner,
+        size: FrameSize,
+        list: &[PhysAddr],
+    ) -> Result<usize, FrameError> {
+        let step = size.bytes();
+        let (mut i, mut splits) = (0, 0);
+        while i < list.len() {
+            let pa = list[i].0;
+            if i > 0 && list[i - 1].0 == pa {
+                return Err(FrameError::DoubleFree);
+            }
+            let r = self.records[self.check_free(owner, size, pa)?];
+            let count = run_len(list, i, step, r.end());
+            if pa != r.base && pa + count as u64 * step != r.end() {
+                splits += 1;
+            }
+            i += count;
+        }
+        Ok(splits)
+    }
+
+    /// The refusal for a list `free_runs` found `error` in: the first entry of `addrs`, in
+    /// the caller's order, that fails on its own or repeats an earlier one (error path only).
+    fn first_refused(
+        &self,
+        owner: Owner,
+        size: FrameSize,
+        addrs: &[PhysAddr],
+        error: FrameError,
+    ) -> Refused {
+        for (i, a) in addrs.iter().enumerate() {
+            if let Err(e) = self.check_free(owner, size, a.0) {
+                return Refused {
+                    index: Some(i),
+                    error: e,
+                };
+            }
+            if addrs[..i].contains(a) {
+                return Refused {
+                    index: Some(i),
+                    error: FrameError::DoubleFree,
+                };
+            }
+        }
+        Refused { index: None, error }
+    }
+
+    /// The record slot holding `pa`, if `owner` may free it as a frame of `size`.
+    fn check_free(&self, owner: Owner, size: FrameSize, pa: u64) -> Result<usize, FrameError> {
         if !pa.is_multiple_of(size.bytes()) {
             return Err(FrameError::BadAlignment);
         }
         self.pool_of(pa).ok_or(FrameError::UnknownFrame)?;
-        let Some(r) = self.record_of(pa).map(|i| self.records[i]) else {
+        let Some(i) = self.record_of(pa) else {
             // Free, quarantined or retired: not held by anyone.
             return Err(FrameError::DoubleFree);
         };
+        let r = self.records[i];
         if r.size != size || !(pa - r.base).is_multiple_of(size.bytes()) {
             return Err(FrameError::WrongSize);
         }
         if r.owner != owner {
             return Err(FrameError::NotOwner);
         }
-        Ok(())
+        Ok(i)
     }
 
-    /// Moves one frame from its record into quarantine (splitting the record if needed).
-    fn quarantine_frame(&mut self, pa: u64, size: FrameSize) {
-        let Some(i) = self.record_of(pa) else { return };
+    /// Moves `count` frames of `size` from `pa` (checked: inside record slot `i`) from their
+    /// record into quarantine, shrinking, splitting or vacating the record.
+    fn quarantine_frames(&mut self, i: usize, pa: u64, size: FrameSize, count: u32) {
         let r = self.records[i];
         let step = size.bytes();
-        if r.count == 1 {
-            self.records.remove(i);
-            self.dirty.records(i, self.records.len());
+        let bytes = u64::from(count) * step;
+        if count == r.count {
+            self.vacate(i);
         } else if pa == r.base {
-            self.records[i].base += step;
-            self.records[i].count -= 1;
-        } else if pa + step == r.end() {
-            self.records[i].count -= 1;
+            self.records[i].base += bytes;
+            self.records[i].count -= count;
+            self.dirty.records(i, i + 1);
+            self.hint(i, pa + bytes);
+        } else if pa + bytes == r.end() {
+            self.records[i].count -= count;
+            self.dirty.records(i, i + 1);
         } else {
             let left = ((pa - r.base) / step) as u32;
             self.records[i].count = left;
+            self.dirty.records(i, i + 1);
             let right = Record {
                 owner: r.owner,
-                base: pa + step,
+                base: pa + bytes,
                 size,
-                count: r.count - left - 1,
+                count: r.count - left - count,
                 tag: r.tag,
             };
-            // Right after its left part keeps the table sorted. RESERVED_FOR_FREE slots
-            // guarantee room.
-            let _ = self.records.insert(i + 1, right);
+            self.insert_after(i, right);
         }
-        self.dirty.records(i, self.records.len().max(i + 1));
         if let Some(u) = self.usage.get_mut(usize::from(r.owner.index())) {
-            *u -= step;
+            *u -= bytes;
         }
-        self.quarantine_run(pa, size.frames_4k());
+        self.quarantine_run(pa, bytes / PAGE_4K);
     }
 
     /// Sets the quarantine bits of `frames` 4 KiB frames from `pa` (inside one pool, held).
@@ -119,20 +246,26 @@ impl FrameAllocator<'_> {
         self.reclaim_where(|r| r.index() == index)
     }
 
-    /// One compacting pass: kept records slide down in order, so the table stays sorted.
+    /// One compacting pass: kept records slide down in order, so the table stays sorted (holes
+    /// are dropped on the way).
     fn reclaim_where(&mut self, pred: impl Fn(Owner) -> bool) -> u64 {
         let mut moved = 0;
         let mut kept = 0;
         let len = self.records.len();
         for i in 0..len {
             let r = self.records[i];
-            if !pred(r.owner) {
+            let hole = r.count == 0;
+            if !hole && !pred(r.owner) {
                 self.records[kept] = r;
                 kept += 1;
                 continue;
             }
-            if moved == 0 {
+            if kept == i {
+                // First slot dropped: everything from here moves.
                 self.dirty.records(kept, len);
+            }
+            if hole {
+                continue;
             }
             moved += r.bytes();
             if let Some(u) = self.usage.get_mut(usize::from(r.owner.index())) {
@@ -259,6 +392,9 @@ impl FrameAllocator<'_> {
         p.in_use -= frames;
         let c = &mut self.cache[k];
         c.free_from = c.free_from.min(rel);
+        let span = p.span(c.sbit);
+        self.summary
+            .refresh(self.bits, &span, rel, frames, Change::Set);
         Ok(())
     }
 

@@ -7,13 +7,16 @@
 //! others, so a restored allocator satisfies the module invariants of `frames` or the restore
 //! is refused with the first thing that is wrong ([`RestoreError`]). In particular, per pool,
 //! no frame is both free and quarantined, no record covers a free or quarantined frame, and
-//! free + quarantined + held + retired = frames.
+//! free + quarantined + held + retired = frames. A record slot with `count == 0` is a hole of
+//! the table (see `records`): it is kept where it is, and only its place in the order is
+//! checked.
 
 use heapless::Vec;
 use tdx_host_api::MemClass;
 use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
 
 use super::bitmap::find_set;
+use super::summary::{Change, Summary};
 use super::{Dirty, FrameAllocator, Owner, Pool, PoolCache, Record, MAX_POOLS};
 use super::{MAX_READY, MAX_TASKS};
 
@@ -136,6 +139,8 @@ impl<'a> FrameAllocator<'a> {
             ready: Vec::<(u64, u64), MAX_READY>::new(),
             usage: [0; MAX_TASKS],
             dirty: Dirty::new(),
+            summary: Summary::new(),
+            hints: [0; super::records::HINTS],
         };
         let mut next_bit = 0;
         for (k, img) in pools.into_iter().enumerate() {
@@ -159,8 +164,16 @@ impl<'a> FrameAllocator<'a> {
                 return Err(RestoreError::BadPoolBits(k));
             }
             next_bit = span.unwrap_or(u64::MAX);
+            let (sbit, sneed) = f
+                .summary
+                .place(r.base().0 / PAGE_4K, p.frames())
+                .ok_or(RestoreError::TooMany)?;
+            f.summary.take(sneed);
             f.pools.push(p).map_err(|_| RestoreError::TooMany)?;
-            let _ = f.cache.push(PoolCache::default());
+            let _ = f.cache.push(PoolCache {
+                sbit,
+                ..PoolCache::default()
+            });
         }
         let mut order: Vec<u8, MAX_POOLS> = (0..f.pools.len() as u8).collect();
         order.sort_unstable_by_key(|&k| f.pools[usize::from(k)].range.base().0);
@@ -169,6 +182,14 @@ impl<'a> FrameAllocator<'a> {
         for (i, r) in records.into_iter().enumerate() {
             let bytes = u64::from(r.count) * r.size.bytes();
             let sorted = f.records.last().is_none_or(|q| q.end() <= r.base);
+            if r.count == 0 {
+                // A hole: only its place in the order matters.
+                if !sorted {
+                    return Err(RestoreError::BadRecord(i));
+                }
+                f.records.push(r).map_err(|_| RestoreError::TooMany)?;
+                continue;
+            }
             let k = f.pool_of(r.base);
             let inside = k.is_some_and(|k| {
                 r.base
@@ -219,7 +240,10 @@ impl<'a> FrameAllocator<'a> {
                 free_from: 0,
                 quarantined,
                 q_from,
+                sbit: f.cache[k].sbit,
             };
+            f.summary
+                .refresh(f.bits, &p.span(f.cache[k].sbit), 0, frames, Change::Any);
         }
         Ok(f)
     }
@@ -246,6 +270,8 @@ impl<'a> FrameAllocator<'a> {
 
     /// `owner`'s records (exactly its generation), in address order.
     pub fn owned(&self, owner: Owner) -> impl Iterator<Item = &Record> {
-        self.records.iter().filter(move |r| r.owner == owner)
+        self.records
+            .iter()
+            .filter(move |r| r.owner == owner && r.count > 0)
     }
 }

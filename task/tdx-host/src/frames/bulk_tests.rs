@@ -1,0 +1,228 @@
+//! The bulk calls (`alloc_many`, `free_many`) under attack: lists with duplicates, foreign
+//! frames, mixed sizes and invalid tails are refused whole, naming the first bad entry; the
+//! summary-driven search finds the same frames as a plain scan would; holes in the record
+//! table survive a restore.
+
+extern crate std;
+
+use std::vec::Vec as StdVec;
+
+use tdx_host_api::{FrameSize, MemClass, MAX_FRAMES_PER_CALL};
+use tdx_planner::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
+
+use super::{
+    bitmap_words, FrameAllocator, FrameError, NodeMask, Owner, PoolImage, Record, Refused, Request,
+};
+
+const MIB: u64 = 1 << 20;
+const A: Owner = Owner(5);
+const B: Owner = Owner(6);
+
+fn req(size: FrameSize) -> Request {
+    Request {
+        nodes: NodeMask::ALL,
+        size,
+        class: MemClass::NonTdx,
+    }
+}
+
+fn alloc(f: &mut FrameAllocator<'_>, o: Owner, size: FrameSize, n: usize) -> StdVec<PhysAddr> {
+    let mut out = std::vec![PhysAddr(0); n];
+    assert_eq!(f.alloc_many(o, req(size), 0, &mut out), Ok(n));
+    out
+}
+
+type Snapshot = (StdVec<Record>, StdVec<u64>, u64, u64);
+
+fn snapshot(f: &FrameAllocator<'_>) -> Snapshot {
+    (
+        f.records().to_vec(),
+        f.bitmap().to_vec(),
+        f.usage(A.index()),
+        f.quarantined_bytes(),
+    )
+}
+
+#[test]
+fn bulk_free_is_refused_whole_and_names_the_entry() {
+    let mut bits = std::vec![0; bitmap_words(64 * MIB, 2)];
+    let mut f = FrameAllocator::new(&mut bits);
+    f.add_pool(PhysRange::literal(0, 64 * MIB), 0, MemClass::NonTdx, true)
+        .unwrap();
+    let a = alloc(&mut f, A, FrameSize::K4, 512);
+    let big = alloc(&mut f, A, FrameSize::M2, 1);
+    let b = alloc(&mut f, B, FrameSize::K4, 4);
+    let before = snapshot(&f);
+    let refused = |index, error| Err(Refused { index, error });
+    let k4 = FrameSize::K4;
+    // A duplicate far from its twin in an unsorted list.
+    let mut dup: StdVec<PhysAddr> = a[..300].iter().rev().copied().collect();
+    dup.push(a[7]);
+    assert_eq!(
+        f.free_many(A, k4, &dup),
+        refused(Some(300), FrameError::DoubleFree)
+    );
+    // Another task's frame in the middle.
+    let mut foreign = a[..100].to_vec();
+    foreign.insert(50, b[2]);
+    assert_eq!(
+        f.free_many(A, k4, &foreign),
+        refused(Some(50), FrameError::NotOwner)
+    );
+    // The same task, another incarnation.
+    assert_eq!(
+        f.free_many(Owner(A.0 | 1 << 16), k4, &a[..10]),
+        refused(Some(0), FrameError::NotOwner)
+    );
+    // Mixed sizes: a 4 KiB frame inside the 2 MiB frame, and the 2 MiB frame as 4 KiB.
+    let mut mixed = a[..10].to_vec();
+    mixed.push(PhysAddr(big[0].0 + PAGE_4K));
+    assert_eq!(
+        f.free_many(A, k4, &mixed),
+        refused(Some(10), FrameError::WrongSize)
+    );
+    assert_eq!(
+        f.free_many(A, FrameSize::M2, &[big[0], a[1]]),
+        refused(Some(1), FrameError::BadAlignment)
+    );
+    assert_eq!(
+        f.free_many(A, FrameSize::M2, &[big[0], a[0]]),
+        refused(Some(1), FrameError::WrongSize)
+    );
+    // A valid head with an invalid tail: unknown, misaligned, already free.
+    for (bad, e) in [
+        (PhysAddr(GIB), FrameError::UnknownFrame),
+        (PhysAddr(a[3].0 + 8), FrameError::BadAlignment),
+        (PhysAddr(63 * MIB), FrameError::DoubleFree),
+    ] {
+        let mut l = a[..511].to_vec();
+        l.push(bad);
+        assert_eq!(f.free_many(A, k4, &l), refused(Some(511), e));
+    }
+    // The list as a whole: empty, too long.
+    assert_eq!(
+        f.free_many(A, k4, &[]),
+        refused(None, FrameError::BadArgument)
+    );
+    let long = std::vec![a[0]; MAX_FRAMES_PER_CALL + 1];
+    assert_eq!(
+        f.free_many(A, k4, &long),
+        refused(None, FrameError::BadArgument)
+    );
+    assert_eq!(snapshot(&f), before, "a refused call changes nothing");
+    // Done whole: every other frame, shuffled, then the rest (the record splits 256 times).
+    let mut odd: StdVec<PhysAddr> = a.iter().copied().step_by(2).collect();
+    odd.reverse();
+    odd.swap(3, 200);
+    assert_eq!(f.free_many(A, k4, &odd), Ok(256));
+    assert_eq!(f.usage(A.index()), 256 * PAGE_4K + 2 * MIB);
+    assert_eq!(f.quarantined_bytes(), 256 * PAGE_4K);
+    let even: StdVec<PhysAddr> = a.iter().copied().skip(1).step_by(2).collect();
+    assert_eq!(f.free_many(A, k4, &even), Ok(256));
+    assert_eq!(f.free_many(A, FrameSize::M2, &big), Ok(1));
+    assert_eq!(f.usage(A.index()), 0);
+    assert_eq!(f.owned(A).count(), 0);
+    assert_eq!(f.owned(B).count(), 1, "B's run untouched");
+}
+
+#[test]
+fn bulk_alloc_takes_whole_words_and_one_record_per_run() {
+    let mut bits = std::vec![0; bitmap_words(64 * MIB, 2)];
+    let mut f = FrameAllocator::new(&mut bits);
+    f.add_pool(PhysRange::literal(0, 64 * MIB), 0, MemClass::NonTdx, true)
+        .unwrap();
+    // Fragment: B holds every third frame of the first 3 MiB.
+    let mut first = alloc(&mut f, A, FrameSize::K4, 512);
+    first.extend(alloc(&mut f, A, FrameSize::K4, 256));
+    let keep: StdVec<PhysAddr> = first.iter().copied().step_by(3).collect();
+    let drop: StdVec<PhysAddr> = first
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(_, a)| *a)
+        .collect();
+    for c in drop.chunks(MAX_FRAMES_PER_CALL) {
+        assert_eq!(f.free_many(A, FrameSize::K4, c).map(|_| ()), Ok(()));
+    }
+    let mut runs = [PhysRange::default(); 64];
+    loop {
+        let n = f.quarantined(&mut runs);
+        for r in &runs[..n] {
+            f.release_scrubbed(*r).unwrap();
+        }
+        if n < runs.len() {
+            break;
+        }
+    }
+    assert_eq!(f.quarantined_bytes(), 0);
+    let got = alloc(&mut f, B, FrameSize::K4, 512);
+    // Lowest first: exactly the freed frames, ascending, then nothing skipped.
+    assert_eq!(got, drop[..512].to_vec());
+    let b_runs = f.owned(B).count();
+    assert_eq!(b_runs, 256, "one record per run of two frames");
+    assert_eq!(f.owned(A).count(), 256, "A keeps its single frames");
+    assert_eq!(f.usage(B.index()), 512 * PAGE_4K);
+    // A 2 MiB frame now comes from the first wholly free chunk.
+    let m2 = alloc(&mut f, B, FrameSize::M2, 1);
+    assert_eq!(
+        m2[0].0,
+        4 * MIB,
+        "chunks 0-2 fragmented, chunk 3 holds the rest"
+    );
+    assert_eq!(keep.len(), 256);
+    // Freed in reverse order, all at once.
+    let mut back = got.clone();
+    back.reverse();
+    assert_eq!(f.free_many(B, FrameSize::K4, &back), Ok(512));
+    assert_eq!(f.owned(B).count(), 1);
+}
+
+#[test]
+fn holes_in_the_record_table_survive_a_restore() {
+    let mut bits = std::vec![0; bitmap_words(64 * MIB, 2)];
+    let mut f = FrameAllocator::new(&mut bits);
+    f.add_pool(PhysRange::literal(0, 64 * MIB), 0, MemClass::NonTdx, true)
+        .unwrap();
+    let mut held = StdVec::new();
+    for i in 0..40 {
+        held.push(alloc(
+            &mut f,
+            if i % 2 == 0 { A } else { B },
+            FrameSize::K4,
+            3,
+        ));
+    }
+    // Whole records go: their slots stay as holes below live records.
+    for run in held.iter().skip(2).step_by(4) {
+        assert_eq!(
+            f.free_many(B, FrameSize::K4, run),
+            Err(Refused {
+                index: Some(0),
+                error: FrameError::NotOwner
+            })
+        );
+        assert_eq!(f.free_many(A, FrameSize::K4, run), Ok(3));
+    }
+    assert!(f.records().iter().any(|r| r.count == 0), "holes kept");
+    let pools: StdVec<PoolImage> = (0..f.pools().len())
+        .map(|k| f.pool_image(k).unwrap())
+        .collect();
+    let records = f.records().to_vec();
+    let used = f.bits_used();
+    let mut copy = f.bitmap().to_vec();
+    let mut g = FrameAllocator::restore(&mut copy, used, pools, records.clone()).unwrap();
+    assert_eq!(g.records(), &records[..]);
+    assert_eq!(g.usage(A.index()), 10 * 3 * PAGE_4K);
+    // A hole out of order is refused.
+    let mut bad = records.clone();
+    let h = bad.iter().position(|r| r.count == 0).unwrap();
+    bad[h].base = bad[h + 1].base + PAGE_4K;
+    let pools: StdVec<PoolImage> = (0..g.pools().len())
+        .map(|k| g.pool_image(k).unwrap())
+        .collect();
+    let mut copy2 = g.bitmap().to_vec();
+    assert!(FrameAllocator::restore(&mut copy2, used, pools, bad).is_err());
+    // The restored allocator reuses the holes.
+    let again = alloc(&mut g, A, FrameSize::K4, 1);
+    assert_eq!(g.free_many(A, FrameSize::K4, &again), Ok(1));
+}
