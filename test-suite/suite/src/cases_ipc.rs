@@ -6,7 +6,7 @@ use abi::{
     dead_response_code, extract_new_generation, lease_attr, FaultInfo, ReplyFaultReason, TaskState,
     UsageError, DEFECT, IPC_REFUSED,
 };
-use test_api::regs::{self, AllRegs};
+use test_api::regs::{self, AllRegs, Probe};
 use test_api::{assist as op, word32, word64};
 use userlib::{
     hl, sys_borrow_read, sys_borrow_write, sys_recv, sys_recv_closed, sys_recv_open, sys_reply,
@@ -20,6 +20,18 @@ pub static CASES: &[Case] = &[
     (
         "ipc_registers_never_cross_between_tasks",
         registers_stay_with_their_task,
+    ),
+    (
+        "syscall_short_exit_keeps_flags_and_stack",
+        short_exit_keeps_flags_and_stack,
+    ),
+    (
+        "syscall_slow_path_keeps_flags_and_stack",
+        slow_path_keeps_flags_and_stack,
+    ),
+    (
+        "ipc_switch_keeps_flags_and_stack",
+        switch_keeps_flags_and_stack,
     ),
     (
         "ipc_server_sees_the_clients_reply_capacity",
@@ -491,4 +503,106 @@ fn registers_stay_with_their_task() {
         }
     }
     assert_eq!(recv.rdi, u64::from(id(crate::SUITE).0), "RECV sender");
+}
+
+/// RFLAGS patterns each probe runs under: every flag a task may set, none,
+/// and a mix (so a kernel giving back fixed flags, or another task's, is
+/// seen).
+const FLAG_PATTERNS: [u64; 3] = [regs::USER_FLAGS, 0, 0x400 | 0x80 | 0x1];
+
+/// Makes the syscall `args` describes (over our markers in every other
+/// register) once per flag pattern, and checks that every register it does
+/// not answer in (`answers`), RFLAGS and RSP come back as they went in.
+/// Returns the registers after the last call.
+fn probe_keeps_everything(what: &str, args: impl Fn() -> AllRegs, answers: &[&str]) -> AllRegs {
+    let mut last = AllRegs::default();
+    for pattern in FLAG_PATTERNS {
+        let before = Probe {
+            regs: args(),
+            flags: pattern,
+            ..Probe::default()
+        };
+        let mut after = before;
+        regs::syscall_probe(&mut after);
+        for (i, (b, a)) in before
+            .regs
+            .words()
+            .iter()
+            .zip(after.regs.words())
+            .enumerate()
+        {
+            let name = AllRegs::NAMES[i];
+            if !answers.contains(&name) {
+                assert_eq!(a, *b, "{what} (flags {pattern:#x}): our {name} changed");
+            }
+        }
+        assert_eq!(
+            after.flags & (regs::USER_FLAGS | regs::INTERRUPT_FLAG),
+            pattern | regs::INTERRUPT_FLAG,
+            "{what}: RFLAGS {:#x} after the call, {pattern:#x} set before",
+            after.flags
+        );
+        assert_eq!(
+            after.rsp_after, after.rsp_before,
+            "{what} (flags {pattern:#x}): RSP changed"
+        );
+        last = after.regs;
+    }
+    last
+}
+
+/// The null syscall, which the kernel finishes on its fast path and leaves
+/// by the short exit (the lazy registers never left the CPU, RFLAGS and
+/// RIP come back from the save area): every register but its answer, the
+/// task's own RFLAGS (DF and AC included) and RSP come back.
+fn short_exit_keeps_flags_and_stack() {
+    let after = probe_keeps_everything(
+        "REFRESH_TASK_ID",
+        || AllRegs {
+            rax: Sysnum::RefreshTaskId as u64,
+            rdi: u64::from(ASSIST.0),
+            ..AllRegs::filled(regs::marker)
+        },
+        &["rax", "rdi"],
+    );
+    assert_eq!(after.rax, u64::from(id(ASSIST).0), "the answer itself");
+}
+
+/// GET_TIMER, which only the generic path serves: the stub spills the
+/// lazy registers before the slow entry runs (Rust code that uses every
+/// register), and the caller is resumed from its save area.
+fn slow_path_keeps_flags_and_stack() {
+    probe_keeps_everything(
+        "GET_TIMER",
+        || AllRegs {
+            rax: Sysnum::GetTimer as u64,
+            ..AllRegs::filled(regs::marker)
+        },
+        &["rax", "rdi", "rsi", "rdx", "r10"],
+    );
+}
+
+/// A SEND to assist (more important), which runs, replies and blocks in
+/// RECV again before we resume: we are left by the fast path's switch and
+/// resumed from our save area after assist ran with flags of its own.
+fn switch_keeps_flags_and_stack() {
+    let mut reply = [0u8; 8];
+    let reply_at = reply.as_mut_ptr() as u64;
+    let after = probe_keeps_everything(
+        "SEND",
+        || AllRegs {
+            rax: Sysnum::Send as u64,
+            rdi: u64::from(id(ASSIST).0),
+            rsi: u64::from(op::ECHO),
+            rdx: 0,
+            r10: 0,
+            r8: reply_at,
+            r9: 8,
+            r12: 0,
+            r13: 0,
+            ..AllRegs::filled(regs::marker)
+        },
+        &["rax", "rdi"],
+    );
+    assert_eq!((after.rax, after.rdi), (0, 0), "SEND answer");
 }

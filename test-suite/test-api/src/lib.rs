@@ -262,6 +262,113 @@ pub mod regs {
             );
         }
     }
+
+    /// The RFLAGS bits a task sets freely in ring 3 and gets back from
+    /// every syscall: CF, PF, AF, ZF, SF, OF, and DF and AC, which the
+    /// kernel must clear for itself on entry but never for the task.
+    pub const USER_FLAGS: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x800 | 0x400 | 0x4_0000;
+    /// RFLAGS.IF, on whenever a task runs.
+    pub const INTERRUPT_FLAG: u64 = 0x200;
+
+    /// One syscall made by [`syscall_probe`]: every register, RFLAGS and
+    /// the stack pointer around it.
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct Probe {
+        /// In: the registers loaded (RAX the syscall number). Out: as
+        /// after the syscall.
+        pub regs: AllRegs,
+        /// In: the [`USER_FLAGS`] bits to set (the others are cleared).
+        /// Out: RFLAGS right after the syscall.
+        pub flags: u64,
+        /// RSP at the SYSCALL instruction.
+        pub rsp_before: u64,
+        /// RSP right after it.
+        pub rsp_after: u64,
+    }
+    const _: () = assert!(core::mem::offset_of!(Probe, flags) == 104);
+    const _: () = assert!(core::mem::offset_of!(Probe, rsp_after) == 120);
+
+    /// [`syscall_all`] with RFLAGS and RSP under control too: sets the
+    /// flags `probe.flags` names, makes the syscall, and records RFLAGS
+    /// and RSP before anything else runs.
+    ///
+    /// Hand assembly, for the reasons of [`syscall_all`]; DF and AC are
+    /// cleared again before the block ends (compiled code assumes DF
+    /// clear), and between setting and clearing them only `mov`, `xchg`,
+    /// `push` and `pop` run.
+    pub fn syscall_probe(probe: &mut Probe) {
+        probe.flags &= USER_FLAGS;
+        // Safety: as `syscall_all`; the flags the block sets are cleared
+        // before it ends, and RBX, RBP and the pointer are restored from
+        // the stack.
+        unsafe {
+            core::arch::asm!(
+                "push rbx",
+                "push rbp",
+                "push rax",
+                "mov [rax + 112], rsp",
+                "mov rbx, [rax + 104]",
+                "pushfq",
+                "and qword ptr [rsp], {not_user}",
+                "or [rsp], rbx",
+                "popfq",
+                "mov rbx, [rax + 8]",
+                "mov rdx, [rax + 16]",
+                "mov rsi, [rax + 24]",
+                "mov rdi, [rax + 32]",
+                "mov rbp, [rax + 40]",
+                "mov r8, [rax + 48]",
+                "mov r9, [rax + 56]",
+                "mov r10, [rax + 64]",
+                "mov r12, [rax + 72]",
+                "mov r13, [rax + 80]",
+                "mov r14, [rax + 88]",
+                "mov r15, [rax + 96]",
+                "mov rax, [rax]",
+                "syscall",
+                "pushfq",
+                "xchg rax, [rsp + 8]",
+                "mov [rax + 8], rbx",
+                "mov [rax + 16], rdx",
+                "mov [rax + 24], rsi",
+                "mov [rax + 32], rdi",
+                "mov [rax + 40], rbp",
+                "mov [rax + 48], r8",
+                "mov [rax + 56], r9",
+                "mov [rax + 64], r10",
+                "mov [rax + 72], r12",
+                "mov [rax + 80], r13",
+                "mov [rax + 88], r14",
+                "mov [rax + 96], r15",
+                "pop rbx",
+                "mov [rax + 104], rbx",
+                "mov [rax + 120], rsp",
+                "pushfq",
+                "and qword ptr [rsp], {not_df_ac}",
+                "popfq",
+                "pop rbx",
+                "mov [rax], rbx",
+                "pop rbp",
+                "pop rbx",
+                not_user = const !USER_FLAGS as i32,
+                not_df_ac = const !(0x400u64 | 0x4_0000) as i32,
+                inout("rax") core::ptr::from_mut(probe) => _,
+                out("rdx") _,
+                out("rsi") _,
+                out("rdi") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r12") _,
+                out("r13") _,
+                out("r14") _,
+                out("r15") _,
+                out("rcx") _,
+                out("r11") _,
+            );
+        }
+    }
 }
 
 /// Fault kinds for [`assist::FAULT`].

@@ -6,6 +6,11 @@
 //! - `df_ac_across_syscall`: a SEND to the referee (UNSTASH, a 64-byte
 //!   copy by the kernel) made with DF and AC set returns the right bytes,
 //!   and DF and AC are still set after it;
+//! - `df_ac_across_short_exit`: the null syscall (finished on the fast
+//!   path and left by the short exit, which returns RFLAGS from the save
+//!   area while the lazy registers never left the CPU) made with DF, AC
+//!   and every arithmetic flag set gives all of them back, with RSP and
+//!   every register it does not answer in;
 //! - `df_ac_across_interrupt`: spins with DF and AC set across several
 //!   timer interrupts; the flags stay set throughout and the kernel
 //!   survives.
@@ -19,6 +24,7 @@
 use abi::Sysnum;
 use test_adversary::referee::{STASH_WORDS, UNSTASH};
 use test_api::check;
+use test_api::regs::{self, AllRegs, Probe};
 use test_api::score::Score;
 use userlib::sys_refresh_task_id;
 
@@ -124,6 +130,39 @@ pub fn main() -> ! {
         code == 0 && got == pattern && flags & (DF | AC) == DF | AC,
         "code {code:#x}, reply {}, flags after the syscall {flags:#x}",
         if got == pattern { "intact" } else { "garbled" }
+    );
+
+    let before = Probe {
+        regs: AllRegs {
+            rax: Sysnum::RefreshTaskId as u64,
+            rdi: u64::from(REFEREE.0),
+            ..AllRegs::filled(regs::marker)
+        },
+        flags: regs::USER_FLAGS,
+        ..Probe::default()
+    };
+    let mut after = before;
+    regs::syscall_probe(&mut after);
+    // REFRESH_TASK_ID answers in RAX and RDI (words 0 and 4).
+    let changed = before
+        .regs
+        .words()
+        .iter()
+        .zip(after.regs.words())
+        .enumerate()
+        .filter(|&(i, (b, a))| i != 0 && i != 4 && *b != a)
+        .count();
+    check!(
+        s,
+        "df_ac_across_short_exit",
+        after.flags & regs::USER_FLAGS == regs::USER_FLAGS
+            && after.rsp_after == after.rsp_before
+            && changed == 0,
+        "flags after {:#x} (set {:#x}), rsp {:#x} -> {:#x}, {changed} registers changed",
+        after.flags,
+        regs::USER_FLAGS,
+        after.rsp_before,
+        after.rsp_after
     );
 
     let start = userlib::sys_get_timer().now;
