@@ -519,12 +519,19 @@ impl<'d> Ledger<'d> {
     }
 
     /// Image word `i` (data) should now be `v`: journaled if it differs. Each word at most once
-    /// per commit, data sections only.
+    /// per commit, data sections only. Most words a commit offers are unchanged, so the
+    /// comparison is inline and the journaling out of line.
+    #[inline]
     pub fn put(&mut self, i: usize, v: u64) {
-        let old = self.words[i];
-        if old == v || i >= self.layout.data_words {
-            return;
+        match self.words.get(i) {
+            Some(&old) if old != v && i < self.layout.data_words => self.journal_change(i, old, v),
+            _ => {}
         }
+    }
+
+    /// Journals word `i` changing from `old` to `v` and its page checksum's delta.
+    #[inline(never)]
+    fn journal_change(&mut self, i: usize, old: u64, v: u64) {
         let delta = mix(v, i).wrapping_sub(mix(old, i));
         let p = (i / PAGE_WORDS) as u32;
         match self.pages.last_mut() {
