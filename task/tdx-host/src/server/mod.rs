@@ -635,6 +635,8 @@ fn zerocopy_bytes(r: &RegionRecord) -> &[u8] {
 }
 
 #[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
 mod restart_tests;
 #[cfg(test)]
 mod td_tests;
