@@ -144,7 +144,7 @@ fn intent_words(i: Intent) -> [u64; 3] {
 /// counters, the pending hot-plug step (`hdr::BITS_USED` up to the end of `hdr::INTENT`).
 fn header_words(f: &FrameAllocator<'_>, s: &LedgerState) -> [u64; HEADER_STATE_WORDS] {
     let mut w = [0u64; HEADER_STATE_WORDS];
-    w[hdr::BITS_USED - hdr::BITS_USED] = f.bits_used();
+    w[0] = f.bits_used();
     w[hdr::POOLS - hdr::BITS_USED] = f.pools().len() as u64;
     w[hdr::RECORDS - hdr::BITS_USED] = f.records().len() as u64;
     let c = hdr::COUNTERS - hdr::BITS_USED;
