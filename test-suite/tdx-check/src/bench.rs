@@ -246,7 +246,7 @@ pub fn main() -> ! {
         );
         ulog!("bench result: tdx_scrub_check_4k {} instructions", scrub_4k);
         if let Some(m) = method {
-            ulog!("bench note: scrub_method {}", m.name());
+            ulog!("bench note: scrub_method {}", m.describe());
         }
         ulog!(
             "bench result: tdx_td_minimal_create {} instructions",
