@@ -133,6 +133,12 @@ enum Cmd {
         /// (test-suite/bench/breakdown.toml).
         #[arg(long)]
         breakdown: bool,
+        /// Write every figure (both runs) and the goal table to FILE as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Show the figures of an earlier `--json` FILE beside this run's.
+        #[arg(long, value_name = "FILE")]
+        baseline: Option<PathBuf>,
     },
     /// Run clippy on every task of the given manifests (default: all
     /// images), each in its image's build environment, then on host crates.
@@ -297,7 +303,15 @@ fn main() -> ExitCode {
             image_dir,
             defmt,
         } => decode::command(&file, image_dir.as_deref(), defmt.as_deref()),
-        Cmd::Bench { breakdown } => bench::run(breakdown),
+        Cmd::Bench {
+            breakdown,
+            json,
+            baseline,
+        } => bench::run(&bench::Options {
+            breakdown,
+            json,
+            baseline,
+        }),
         Cmd::Clippy { manifests } => lint::clippy(&manifests),
         Cmd::Plan { input, output, svg } => {
             tdx_tools::plan_command(&input, output.as_deref(), svg.as_deref()).map(exit_code)

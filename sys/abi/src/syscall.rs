@@ -9,6 +9,14 @@
 //! - argument word `i` is `[RDI, RSI, RDX, R10, R8, R9, R12, R13][i]`;
 //! - result word `i` is `[RAX, RDI, RSI, RDX, R10, R8, R9, R12][i]`.
 //!
+//! The kernel reads only the argument words a syscall's struct defines
+//! and ignores the others, so a stub need not set them (an argument
+//! struct with a `WORDS` constant says how many it defines; the tests
+//! hold `from_regs` and `to_regs` to it). Registers a syscall does not
+//! answer in keep the caller's values: the callee-saved RBX, RBP, R13,
+//! R14 and R15 always, and of the result registers those past the
+//! answer's own words; RCX and R11 are lost to SYSCALL itself.
+//!
 //! Each syscall has an argument struct with `from_regs` (the kernel
 //! decodes) and `to_regs` (userlib encodes), and a result struct with
 //! `to_regs` (the kernel answers) and `from_regs` (userlib decodes). A
@@ -150,6 +158,9 @@ pub struct RecvArgs {
 }
 
 impl RecvArgs {
+    /// The argument words RECV defines (RDI, RSI, RDX, R10).
+    pub const WORDS: usize = 4;
+
     /// # Errors
     /// `ReservedBits` if the sender word has bits set besides
     /// [`RECV_CLOSED`] and a task id, or a task id without `RECV_CLOSED`.
@@ -261,6 +272,9 @@ pub struct ReplyArgs {
 }
 
 impl ReplyArgs {
+    /// The argument words REPLY defines (RDI, RSI, RDX, R10).
+    pub const WORDS: usize = 4;
+
     /// # Errors
     /// `ReservedBits` if the code does not fit 32 bits.
     pub const fn from_regs(r: &ArgRegs) -> Result<Self, UsageError> {
@@ -591,6 +605,9 @@ pub struct RefreshTaskIdArgs {
 }
 
 impl RefreshTaskIdArgs {
+    /// The argument words REFRESH_TASK_ID defines (RDI).
+    pub const WORDS: usize = 1;
+
     #[must_use]
     pub const fn from_regs(r: &ArgRegs) -> Self {
         RefreshTaskIdArgs { index: r[0] }
@@ -726,6 +743,52 @@ mod tests {
         USlice,
     };
     use crate::{ReplyFaultReason, TaskId, UsageError, RECV_CLOSED};
+
+    /// `regs` with every word from `first` on replaced by a garbage value.
+    fn with_garbage_from(mut regs: ArgRegs, first: usize) -> ArgRegs {
+        for (i, w) in regs.iter_mut().enumerate().skip(first) {
+            *w = 0xDEAD_BEEF_0000_0000 | i as u64;
+        }
+        regs
+    }
+
+    /// The stubs that pass only `WORDS` argument words rely on both halves:
+    /// `to_regs` puts nothing past them, and `from_regs` reads nothing
+    /// past them (whatever the caller left in those registers).
+    #[test]
+    fn words_past_a_syscalls_own_are_unused() {
+        let refresh = RefreshTaskIdArgs { index: 3 };
+        let regs = refresh.to_regs();
+        assert!(regs[RefreshTaskIdArgs::WORDS..].iter().all(|&w| w == 0));
+        assert_eq!(
+            RefreshTaskIdArgs::from_regs(&with_garbage_from(regs, RefreshTaskIdArgs::WORDS)),
+            refresh
+        );
+        for sender in [None, Some(TaskId(5)), Some(TaskId::KERNEL)] {
+            let recv = RecvArgs {
+                buffer: USlice::new(0x4000, 64),
+                notification_mask: 0b101,
+                sender,
+            };
+            let regs = recv.to_regs();
+            assert!(regs[RecvArgs::WORDS..].iter().all(|&w| w == 0));
+            assert_eq!(
+                RecvArgs::from_regs(&with_garbage_from(regs, RecvArgs::WORDS)),
+                Ok(recv)
+            );
+        }
+        let reply = ReplyArgs {
+            peer: TaskId(9),
+            code: 77,
+            message: USlice::new(0x5000, 8),
+        };
+        let regs = reply.to_regs();
+        assert!(regs[ReplyArgs::WORDS..].iter().all(|&w| w == 0));
+        assert_eq!(
+            ReplyArgs::from_regs(&with_garbage_from(regs, ReplyArgs::WORDS)),
+            Ok(reply)
+        );
+    }
 
     #[test]
     fn arguments_round_trip_through_registers() {

@@ -23,7 +23,8 @@
 //!   code, `IPC_REFUSED`, a usage fault, a target not waiting) is generic.
 //! - Open RECV with a writable buffer and no pending notification in its
 //!   mask (notifications come first: generic). It takes the most important
-//!   waiting sender by the generic rule, or blocks.
+//!   waiting sender by the generic rule, or blocks if another task is
+//!   runnable.
 //! - REPLY to a live task awaiting the caller's reply, with a readable
 //!   message that fits the reply buffer the client gave at SEND (too big
 //!   is a fault: generic; a stale or not-waiting peer is silently ignored:
@@ -33,14 +34,23 @@
 //! so the runnable and sending sets stay exact; the next task is chosen
 //! by `task::select`, the scheduler's one rule, whenever the generic path
 //! would reschedule, and the caller resumes directly only where the
-//! generic path answers `Next::Same` with the caller still runnable.
+//! generic path answers `Next::Same` with the caller still runnable (or
+//! the rule picks the caller again).
+//!
+//! The fast path runs while the caller's lazy registers (RBX, RBP, R14,
+//! R15, RSP; `arch::entry`) are still in the CPU, not in its save area:
+//! it reads only the caller's number and argument words and writes only
+//! its result words, and it never halts (a RECV that would block with
+//! nothing else runnable is declined: the generic path halts). Its answer
+//! says whether the caller goes on ([`Fast::Same`]) or which task was
+//! switched to ([`Fast::Switch`]); the entry stub completes the caller's
+//! save area in the second case before the other task runs.
 
 use abi::syscall::{
     Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, Response, SendArgs,
 };
 use abi::{Sysnum, TaskId, TaskIndex};
 
-use crate::arch::entry::SavedState;
 use crate::breakdown::{self, Phase};
 use crate::task::{self, current_id, SchedState, Task, TaskState};
 use crate::umem;
@@ -49,8 +59,10 @@ use crate::umem;
 pub enum Fast {
     /// Not taken; nothing changed. The generic path handles the call.
     Declined,
-    /// Done: resume this save area (`None`: nothing is runnable, halt).
-    Resume(Option<*const SavedState>),
+    /// Done, and the caller goes on (by the entry stub's short exit).
+    Same,
+    /// Done, and this other task runs next (already switched to).
+    Switch(usize),
 }
 
 const SEND: u64 = Sysnum::Send as u64;
@@ -59,7 +71,9 @@ const REPLY: u64 = Sysnum::Reply as u64;
 const REFRESH_TASK_ID: u64 = Sysnum::RefreshTaskId as u64;
 
 /// Finishes syscall `number` of `caller` if it is one the fast path
-/// handles and every check passes; see the module doc.
+/// handles and every check passes; see the module doc. Never reads or
+/// writes the caller's lazy registers (`arch::entry`): they are not in its
+/// save area while this runs.
 #[inline(always)]
 pub fn try_fast(tasks: &mut [Task], caller: usize, number: u64) -> Fast {
     match number {
@@ -73,20 +87,35 @@ pub fn try_fast(tasks: &mut [Task], caller: usize, number: u64) -> Fast {
 
 /// The caller goes on (the generic `Next::Same` with the caller runnable).
 #[inline(always)]
-fn same(tasks: &[Task], caller: usize) -> Fast {
+fn same() -> Fast {
     breakdown::mark(Phase::Schedule);
-    Fast::Resume(Some(tasks[caller].save_area()))
+    Fast::Same
 }
 
 /// The generic `Next::Reschedule`: the scheduler's choice, switched to.
+/// Only called with a runnable task in the table (each handler makes sure
+/// of it before it changes anything), so there is always a choice.
 #[inline(always)]
 fn reschedule(tasks: &mut [Task], caller: usize) -> Fast {
-    let next = task::select(tasks, caller).map(|chosen| {
+    let Some(chosen) = task::select(tasks, caller) else {
+        nothing_runnable()
+    };
+    let next = if chosen == caller {
+        Fast::Same
+    } else {
         task::switch_to(tasks, chosen);
-        tasks[chosen].save_area()
-    });
+        Fast::Switch(chosen)
+    };
     breakdown::mark(Phase::Schedule);
-    Fast::Resume(next)
+    next
+}
+
+/// A fast handler found nothing runnable after it had committed: it checks
+/// for a runnable task before changing anything, so this is a kernel bug.
+#[cold]
+#[inline(never)]
+fn nothing_runnable() -> ! {
+    panic!("syscall fast path: nothing runnable after a committed call");
 }
 
 /// REFRESH_TASK_ID, the null syscall: an index in the table.
@@ -104,7 +133,7 @@ fn refresh_task_id(tasks: &mut [Task], caller: usize) -> Fast {
     let id = TaskId::new(TaskIndex(index as u16), tasks[index].generation());
     tasks[caller].set_syscall_results(RefreshedTaskId { id }.to_regs());
     breakdown::mark(Phase::Transfer);
-    same(tasks, caller)
+    same()
 }
 
 /// SEND to a task already waiting in RECV, no leases.
@@ -189,8 +218,11 @@ fn recv(tasks: &mut [Task], caller: usize) -> Fast {
             breakdown::mark(Phase::Check);
             crate::ipc::deliver(tasks, sender, caller, args.buffer);
             breakdown::mark(Phase::Transfer);
-            same(tasks, caller)
+            same()
         }
+        // Blocking with nothing else runnable halts in the kernel: the
+        // generic path's business (the fast path never halts).
+        None if !task::any_runnable_but(caller) => Fast::Declined,
         None => {
             breakdown::mark(Phase::Check);
             tasks[caller].block_in_recv(None, args.notification_mask);

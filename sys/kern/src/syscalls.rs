@@ -1,7 +1,9 @@
 //! Syscall dispatch.
 //!
-//! Pattern: `syscall_entry_from_task` is the only function the SYSCALL stub
-//! calls. `dispatch` decodes the caller's argument words into the
+//! Pattern: the SYSCALL stub calls `syscall_fast_entry` first, and
+//! `syscall_slow_entry` only when the fast path declined (by then the
+//! stub has completed the caller's save area: see `arch::entry`). In the
+//! slow path `dispatch` decodes the caller's argument words into the
 //! syscall's `abi::syscall` struct, runs its handler against the task
 //! table and hands the handler's result to `settle`, which alone applies a
 //! `UserError` (a recoverable code written back, or a fault of the caller;
@@ -12,7 +14,9 @@
 //! The common calls (the null syscall, SEND to a waiting receiver, open
 //! RECV, REPLY) are finished first by `fastpath`, which takes a call only
 //! when every check of the generic handler passes and otherwise leaves it
-//! untouched for `dispatch`; see there.
+//! untouched for `dispatch`; see there. The fast path never touches the
+//! caller's lazy registers (RBX, RBP, R14, R15, RSP), which are not in its
+//! save area yet; the slow path runs only after they are.
 //!
 //! Each dispatch arm settles its own handler's result instead of merging
 //! all arms' `Result`s into one value first: per arm the compiler sees the
@@ -30,7 +34,7 @@ use abi::{FaultInfo, Sysnum, TaskId, TaskIndex, UsageError};
 
 use kerncore::inject::{ArmedSyscall, When};
 
-use crate::arch::entry::SavedState;
+use crate::arch::entry::{SavedState, SyscallExit};
 use crate::breakdown::{self, Phase};
 use crate::fastpath::{self, Fast};
 use crate::outcome::{Next, UserError};
@@ -38,32 +42,50 @@ use crate::task::{self, check_id, force_fault, with_tasks, IdCheck, Task, Timer,
 use crate::umem::{self, USlice};
 use crate::{ipc, irq, kipc, time};
 
-/// Called by the SYSCALL stub with the caller's registers saved. Returns
-/// the save area to resume.
+/// Called by the SYSCALL stub with the caller's number and argument words
+/// saved (its lazy registers still in the CPU: see `arch::entry`). Finishes
+/// the call by the fast path or declines it; the stub then completes the
+/// caller's save area unless the caller goes on, and runs
+/// [`syscall_slow_entry`] after a decline.
 ///
 /// Kept small: the fast path (`fastpath`) is inlined here, and everything
-/// else is in [`generic`], out of line, so the common calls do not pay for
+/// else is in [`syscall_slow_entry`], so the common calls do not pay for
 /// the generic dispatcher's stack frame.
-pub extern "C" fn syscall_entry_from_task(_save: *mut SavedState) -> *const SavedState {
+pub extern "C" fn syscall_fast_entry(save: *mut SavedState) -> SyscallExit {
     breakdown::begin();
     crate::arch::cpu::check_entry_flags();
     let caller = CURRENT.load(Ordering::Relaxed);
+    // The kill injectors must see every syscall of their target, so it
+    // never takes the fast path. Without `[kernel.chaos]` the first test
+    // is a constant `false`, and without a Fault right in the image the
+    // second one too.
+    if crate::tables::CHAOS_TASK == Some(caller) || crate::inject::armed_task(caller) {
+        return SyscallExit::slow(save);
+    }
+    let exit = with_tasks(|tasks| {
+        let number = tasks[caller].syscall_number();
+        breakdown::enter(number);
+        match fastpath::try_fast(tasks, caller, number) {
+            Fast::Declined => SyscallExit::slow(save),
+            Fast::Same => SyscallExit::same(save),
+            Fast::Switch(next) => SyscallExit::switch(save, tasks[next].save_area()),
+        }
+    });
+    if !exit.resume.is_null() {
+        breakdown::end();
+    }
+    exit
+}
+
+/// Called by the SYSCALL stub for every call the fast path declined, with
+/// the caller's registers all saved. Returns the save area to resume.
+pub extern "C" fn syscall_slow_entry(_save: *mut SavedState) -> *const SavedState {
+    let caller = CURRENT.load(Ordering::Relaxed);
     let resume = with_tasks(|tasks| {
-        tasks[caller].set_entered_by_syscall(true);
         let number = tasks[caller].syscall_number();
         if number == Sysnum::WaitForInterrupt as u64 {
             tasks[caller].respond(Response::OK);
             return None;
-        }
-        // The kill injectors must see every syscall of their target, so
-        // it never takes the fast path. Without `[kernel.chaos]` the first
-        // test is a constant `false`, and without a Fault right in the
-        // image the second one too.
-        if crate::tables::CHAOS_TASK != Some(caller) && !crate::inject::armed_task(caller) {
-            breakdown::enter(number);
-            if let Fast::Resume(next) = fastpath::try_fast(tasks, caller, number) {
-                return next;
-            }
         }
         generic(tasks, caller, number)
     });

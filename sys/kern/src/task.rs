@@ -421,10 +421,14 @@ pub struct Table {
 // `with_tasks` refuses nested borrows.
 unsafe impl Sync for Table {}
 
+/// `borrowed` starts set: the table opens (the flag clears) only when
+/// [`install`] has written its last task, so the one test in
+/// [`with_tasks`] refuses both a nested borrow and a borrow before startup
+/// finished.
 pub static TABLE: Table = Table {
     tasks: UnsafeCell::new(MaybeUninit::uninit()),
     installed: AtomicUsize::new(0),
-    borrowed: AtomicBool::new(false),
+    borrowed: AtomicBool::new(true),
 };
 
 /// The task on the CPU (the one whose save area is current).
@@ -456,29 +460,41 @@ pub fn install(mut task: Task) {
             .write(task)
     };
     TABLE.installed.store(i + 1, Ordering::Release);
+    if i + 1 == TASK_COUNT {
+        // Every element is written: open the table (see `TABLE`).
+        TABLE.borrowed.store(false, Ordering::Release);
+    }
 }
 
 /// Runs `f` with exclusive access to the task table.
 ///
 /// # Panics
 /// On a nested borrow, or before every task is installed; both would be
-/// kernel bugs.
+/// kernel bugs. One test covers both: the table stays closed (`borrowed`
+/// set) until the last task is installed.
+#[inline(always)]
 pub fn with_tasks<R>(f: impl FnOnce(&mut [Task]) -> R) -> R {
-    assert_eq!(
-        TABLE.installed.load(Ordering::Acquire),
-        TASK_COUNT,
-        "task table used before startup finished"
-    );
-    assert!(
-        !TABLE.borrowed.swap(true, Ordering::Acquire),
-        "task table borrowed twice"
-    );
-    // Safety: every element was written by `install` (count checked
-    // above), and the flag guarantees this is the only live reference.
+    if TABLE.borrowed.swap(true, Ordering::Acquire) {
+        table_unavailable();
+    }
+    // Safety: the flag was clear, so every element was written by
+    // `install` (which clears it only after the last one), and setting it
+    // guarantees this is the only live reference.
     let tasks = unsafe { (*TABLE.tasks.get()).assume_init_mut() };
     let r = f(tasks);
     TABLE.borrowed.store(false, Ordering::Release);
     r
+}
+
+/// The failure of [`with_tasks`], out of line.
+#[cold]
+#[inline(never)]
+fn table_unavailable() -> ! {
+    let installed = TABLE.installed.load(Ordering::Acquire);
+    if installed == TASK_COUNT {
+        panic!("task table borrowed twice");
+    }
+    panic!("task table used before startup finished ({installed} of {TASK_COUNT} tasks installed)");
 }
 
 /// The id (with current generation) of task `index`.
@@ -508,6 +524,20 @@ pub fn check_id(tasks: &[Task], id: TaskId) -> IdCheck {
     }
 }
 
+/// The scheduler's masks for the manifest's fixed priorities, built at
+/// compile time.
+// TASK_COUNT is generated; it is 0 in an unconfigured (lint-only) build.
+#[allow(clippy::absurd_extreme_comparisons)]
+static RANKS: kerncore::sched::Ranks = {
+    let mut priorities = [0u8; TASK_COUNT];
+    let mut i = 0;
+    while i < TASK_COUNT {
+        priorities[i] = crate::tables::TASK_DESCS[i].priority;
+        i += 1;
+    }
+    kerncore::sched::Ranks::new(&priorities)
+};
+
 /// Picks the most important runnable task, round-robin among equals
 /// starting after `previous`; `None` if nothing is runnable.
 ///
@@ -516,13 +546,19 @@ pub fn check_id(tasks: &[Task], id: TaskId) -> IdCheck {
 /// [`halt_until_runnable`] instead of running a task.
 ///
 /// Visits only the runnable tasks ([`RUNNABLE`]), by the rule of
-/// `kerncore::sched::pick` (host-tested against the scan of every index).
+/// `kerncore::sched::pick`, computed by `pick_ranked` from the masks of the
+/// fixed priorities (both host-tested against the scan of every index).
 #[inline]
 #[must_use]
-pub fn select(tasks: &[Task], previous: usize) -> Option<usize> {
-    kerncore::sched::pick(RUNNABLE.load(Ordering::Relaxed), previous, |i| {
-        tasks.get(i).map(|t| t.priority().0)
-    })
+pub fn select(_tasks: &[Task], previous: usize) -> Option<usize> {
+    kerncore::sched::pick_ranked(RUNNABLE.load(Ordering::Relaxed), previous, &RANKS)
+}
+
+/// Whether a task other than `index` is runnable.
+#[inline(always)]
+#[must_use]
+pub fn any_runnable_but(index: usize) -> bool {
+    RUNNABLE.load(Ordering::Relaxed) & !(1u64 << index) != 0
 }
 
 /// Halts the CPU in the kernel until an interrupt (a timer, an IRQ) makes

@@ -142,6 +142,58 @@ fn syscall<const N: usize>(num: Sysnum, args: ArgRegs) -> [u64; N] {
     core::array::from_fn(|i| r[i])
 }
 
+/// [`syscall`] setting only the first `A` argument words: the kernel
+/// ignores the words past a syscall's own (`abi::syscall`), so the other
+/// registers need neither zeroing nor, for R12 and R13, saving around the
+/// call. Hand-written per width because `asm!` cannot take a register
+/// list as a parameter.
+#[inline(always)]
+fn syscall_words<const A: usize, const N: usize>(num: Sysnum, args: ArgRegs) -> [u64; N] {
+    const { assert!(N <= 6 && A <= 8) };
+    let r: [u64; 6] = if A <= 1 {
+        let (r0, r1, r2, r3, r4, r5);
+        // Safety: as `sys_raw`, with the argument registers past RDI left
+        // as they are; the kernel writes at most the six result
+        // registers named here (and SYSCALL clobbers RCX and R11).
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") num as u64 => r0,
+                inlateout("rdi") args[0] => r1,
+                lateout("rsi") r2,
+                lateout("rdx") r3,
+                lateout("r10") r4,
+                lateout("r8") r5,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        [r0, r1, r2, r3, r4, r5]
+    } else if A <= 4 {
+        let (r0, r1, r2, r3, r4, r5);
+        // Safety: as above, with four argument words.
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") num as u64 => r0,
+                inlateout("rdi") args[0] => r1,
+                inlateout("rsi") args[1] => r2,
+                inlateout("rdx") args[2] => r3,
+                inlateout("r10") args[3] => r4,
+                lateout("r8") r5,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        [r0, r1, r2, r3, r4, r5]
+    } else {
+        sys_raw(num as u64, args)
+    };
+    core::array::from_fn(|i| r[i])
+}
+
 /// Sends `outgoing` as operation `operation` to `target`, lending `leases`,
 /// and waits for the reply. Returns the response code and the reply length
 /// (which is at most `incoming.len()`).
@@ -203,7 +255,11 @@ pub fn sys_recv(
         notification_mask,
         sender,
     };
-    Received::from_regs(syscall(Sysnum::Recv, args.to_regs())).map(RecvMessage::from)
+    Received::from_regs(syscall_words::<{ RecvArgs::WORDS }, _>(
+        Sysnum::Recv,
+        args.to_regs(),
+    ))
+    .map(RecvMessage::from)
 }
 
 /// Replies to `peer` with `code` and `message`. A stale `peer`, or one no
@@ -214,7 +270,7 @@ pub fn sys_reply(peer: TaskId, code: u32, message: &[u8]) {
         code,
         message: claim(message),
     };
-    syscall::<0>(Sysnum::Reply, args.to_regs());
+    syscall_words::<{ ReplyArgs::WORDS }, 0>(Sysnum::Reply, args.to_regs());
 }
 
 /// Faults `peer`, which must be waiting for our reply, for `reason`.
@@ -308,7 +364,11 @@ pub fn sys_refresh_task_id(index: TaskIndex) -> TaskId {
     let args = RefreshTaskIdArgs {
         index: u64::from(index.0),
     };
-    RefreshedTaskId::from_regs(syscall(Sysnum::RefreshTaskId, args.to_regs())).id
+    RefreshedTaskId::from_regs(syscall_words::<{ RefreshTaskIdArgs::WORDS }, _>(
+        Sysnum::RefreshTaskId,
+        args.to_regs(),
+    ))
+    .id
 }
 
 /// Writes `bytes` to the kernel log, tagged with this task's name.

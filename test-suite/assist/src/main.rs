@@ -9,6 +9,8 @@
 #![no_std]
 #![no_main]
 
+use abi::Sysnum;
+use test_api::regs::{self, AllRegs};
 use test_api::{assist as op, fault, word32, word64};
 use userlib::durable::Durable;
 use userlib::{
@@ -183,6 +185,44 @@ fn irq_round() -> [u32; 4] {
     ]
 }
 
+/// REG_PROBE: a null syscall (the caller goes on) and an open RECV (left
+/// while blocked, resumed by the suite's SEND) with our sentinels in every
+/// register the call does not pass; the REPLY, made the same way, carries
+/// what we saw after each.
+fn reg_probe() {
+    let sentinels = AllRegs::filled(regs::sentinel);
+    let mut null = AllRegs {
+        rax: Sysnum::RefreshTaskId as u64,
+        rdi: 0,
+        ..sentinels
+    };
+    regs::syscall_all(&mut null);
+    let mut buf = [0u8; 8];
+    let mut recv = AllRegs {
+        rax: Sysnum::Recv as u64,
+        rdi: buf.as_mut_ptr() as u64,
+        rsi: buf.len() as u64,
+        rdx: 0,
+        r10: 0,
+        ..sentinels
+    };
+    regs::syscall_all(&mut recv);
+    let mut report = [0u8; 2 * regs::WORDS * 8];
+    for (i, w) in null.words().iter().chain(recv.words().iter()).enumerate() {
+        report[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    let len = report.len().min(recv.r10 as usize);
+    let mut reply = AllRegs {
+        rax: Sysnum::Reply as u64,
+        rdi: recv.rdi,
+        rsi: 0,
+        rdx: report.as_ptr() as u64,
+        r10: len as u64,
+        ..sentinels
+    };
+    regs::syscall_all(&mut reply);
+}
+
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
     let mut buf = [0u8; 64];
@@ -293,6 +333,10 @@ pub fn main() -> ! {
                 // Safety: single-threaded task.
                 let n = unsafe { NOTES };
                 sys_reply(m.sender, 0, &n.to_le_bytes());
+            }
+            op::REG_PROBE => {
+                sys_reply(m.sender, 0, &[]);
+                reg_probe();
             }
             op::RAW_SEND => {
                 let mut header = [0u32; 8];

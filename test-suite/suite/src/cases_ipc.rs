@@ -1,11 +1,13 @@
 //! IPC semantics: send/receive/reply, open and closed receive, priorities,
 //! dead codes, reply-fault, and leases in and out of bounds.
 
+use abi::Sysnum;
 use abi::{
     dead_response_code, extract_new_generation, lease_attr, FaultInfo, ReplyFaultReason, TaskState,
     UsageError, DEFECT, IPC_REFUSED,
 };
-use test_api::{assist as op, word32};
+use test_api::regs::{self, AllRegs};
+use test_api::{assist as op, word32, word64};
 use userlib::{
     hl, sys_borrow_read, sys_borrow_write, sys_recv, sys_recv_closed, sys_recv_open, sys_reply,
     sys_reply_fault, sys_send, Lease,
@@ -15,6 +17,10 @@ use crate::{call, collect_fault, id, state, words, Case, ASSIST, IDLE, PEER};
 
 pub static CASES: &[Case] = &[
     ("ipc_send_reply_round_trip", send_reply_round_trip),
+    (
+        "ipc_registers_never_cross_between_tasks",
+        registers_stay_with_their_task,
+    ),
     (
         "ipc_server_sees_the_clients_reply_capacity",
         reply_capacity_respected,
@@ -426,4 +432,63 @@ fn lease_server_side() {
     let (rc, n) = sys_borrow_write(m.sender, 0, 15, b"?!");
     assert_eq!((rc, n), (0, 1), "a write is clipped at the lease end");
     sys_reply(m.sender, 0, &[]);
+}
+
+/// The kernel keeps part of a task's registers in the CPU while its
+/// syscall runs (RBX, RBP, R14, R15, RSP: `kern::arch::entry`), saving
+/// them only when it leaves the task. Every register of both sides is
+/// marked: our SEND (marked) ends assist's RECV (made with its sentinels,
+/// after a null syscall made the same way), and assist's REPLY (with its
+/// sentinels) and next RECV end our SEND. Each side must see exactly its
+/// own values in every register the call does not answer in.
+fn registers_stay_with_their_task() {
+    call(ASSIST, op::REG_PROBE, &[], &mut [], &[]);
+    // assist is more important: it now waits in its marked RECV.
+    let mut report = [0u8; 2 * regs::WORDS * 8];
+    let before = AllRegs {
+        rax: Sysnum::Send as u64,
+        rdi: u64::from(id(ASSIST).0),
+        rsi: u64::from(op::REG_PROBE),
+        rdx: 0,
+        r10: 0,
+        r8: report.as_mut_ptr() as u64,
+        r9: report.len() as u64,
+        r12: 0,
+        r13: 0,
+        ..AllRegs::filled(regs::marker)
+    };
+    let mut after = before;
+    regs::syscall_all(&mut after);
+    assert_eq!((after.rax, after.rdi), (0, report.len() as u64), "SEND");
+    // SEND answers in RAX and RDI only.
+    for (i, (b, a)) in before.words().iter().zip(after.words()).enumerate().skip(1) {
+        if AllRegs::NAMES[i] != "rdi" {
+            assert_eq!(a, *b, "our {} changed across SEND", AllRegs::NAMES[i]);
+        }
+    }
+    let seen = |k: usize| AllRegs::from_words(core::array::from_fn(|i| word64(&report, k + i)));
+    let (null, recv) = (seen(0), seen(regs::WORDS));
+    // REFRESH_TASK_ID answers in RAX and RDI, RECV in RAX, RDI, RSI, RDX,
+    // R10 and R8; every other register must be assist's own.
+    let answered = [
+        &["rax", "rdi"][..],
+        &["rax", "rdi", "rsi", "rdx", "r10", "r8"][..],
+    ];
+    for (call, (regs_seen, answers)) in ["null syscall", "RECV"]
+        .iter()
+        .zip([null, recv].iter().zip(answered))
+    {
+        for (i, w) in regs_seen.words().iter().enumerate() {
+            let name = AllRegs::NAMES[i];
+            assert!(
+                !(0..regs::WORDS).any(|j| *w == regs::marker(j)),
+                "assist saw our {} in its {name} after its {call}",
+                AllRegs::NAMES[(*w & 0xFF) as usize % regs::WORDS]
+            );
+            if !answers.contains(&name) {
+                assert_eq!(*w, regs::sentinel(i), "assist's {name} after its {call}");
+            }
+        }
+    }
+    assert_eq!(recv.rdi, u64::from(id(crate::SUITE).0), "RECV sender");
 }

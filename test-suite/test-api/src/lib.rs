@@ -102,6 +102,13 @@ pub mod assist {
     pub const fn durable_pattern(seed: u32, i: usize) -> u32 {
         (seed.wrapping_mul(0x9E37_79B9) ^ (i as u32).wrapping_mul(0x85EB_CA6B)) | 1
     }
+    /// `[]` → `[]`: replies, then makes a null syscall and an open RECV
+    /// with [`regs::sentinel`](crate::regs::sentinel) values in every register it
+    /// does not pass, and answers the message that RECV takes (the
+    /// suite's, sent with its own markers) with the registers it saw after
+    /// each: 2 × [`regs::WORDS`](crate::regs::WORDS) u64 words, null
+    /// syscall first.
+    pub const REG_PROBE: u16 = 20;
     /// Bytes of RAW_SEND's header (eight u32 words).
     pub const RAW_HEADER: usize = 32;
     /// The most payload bytes a RAW_SEND carries.
@@ -110,6 +117,151 @@ pub mod assist {
     pub const RAW_MESSAGE_MAX: usize = 64;
     /// The longest lease a RAW_SEND lends.
     pub const RAW_LEASE_MAX: usize = 512;
+}
+
+/// Every general register around one syscall, for the cases that check no
+/// register value crosses from one task to another.
+pub mod regs {
+    /// How many registers [`AllRegs`] holds.
+    pub const WORDS: usize = 13;
+    // `syscall_all` addresses the fields by these offsets.
+    const _: () = assert!(core::mem::size_of::<AllRegs>() == WORDS * 8);
+    const _: () = assert!(core::mem::offset_of!(AllRegs, r15) == 96);
+
+    /// The general registers a task controls across a syscall (all but
+    /// RSP, and RCX and R11, which SYSCALL itself overwrites), in the
+    /// order of [`AllRegs::NAMES`].
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct AllRegs {
+        pub rax: u64,
+        pub rbx: u64,
+        pub rdx: u64,
+        pub rsi: u64,
+        pub rdi: u64,
+        pub rbp: u64,
+        pub r8: u64,
+        pub r9: u64,
+        pub r10: u64,
+        pub r12: u64,
+        pub r13: u64,
+        pub r14: u64,
+        pub r15: u64,
+    }
+
+    impl AllRegs {
+        pub const NAMES: [&'static str; WORDS] = [
+            "rax", "rbx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r12", "r13", "r14", "r15",
+        ];
+
+        /// Every register set to `value(i)`, `i` its index in [`Self::NAMES`].
+        #[must_use]
+        pub fn filled(value: fn(usize) -> u64) -> Self {
+            Self::from_words(core::array::from_fn(value))
+        }
+
+        #[must_use]
+        pub fn words(&self) -> [u64; WORDS] {
+            [
+                self.rax, self.rbx, self.rdx, self.rsi, self.rdi, self.rbp, self.r8, self.r9,
+                self.r10, self.r12, self.r13, self.r14, self.r15,
+            ]
+        }
+
+        #[must_use]
+        pub fn from_words(w: [u64; WORDS]) -> Self {
+            AllRegs {
+                rax: w[0],
+                rbx: w[1],
+                rdx: w[2],
+                rsi: w[3],
+                rdi: w[4],
+                rbp: w[5],
+                r8: w[6],
+                r9: w[7],
+                r10: w[8],
+                r12: w[9],
+                r13: w[10],
+                r14: w[11],
+                r15: w[12],
+            }
+        }
+    }
+
+    /// What the suite puts in register `i` of a marked call.
+    #[must_use]
+    pub const fn marker(i: usize) -> u64 {
+        0x5017_E0DD_0000_0000 | i as u64
+    }
+
+    /// What assist puts in register `i` of a marked call.
+    #[must_use]
+    pub const fn sentinel(i: usize) -> u64 {
+        0xA551_5700_0000_0000 | i as u64
+    }
+
+    /// Loads every register from `regs` (RAX is the syscall number), makes
+    /// the syscall and stores every register back into `regs`.
+    ///
+    /// Hand assembly: RBX and RBP cannot be `asm!` operands, and the point
+    /// is to control every register around the instruction.
+    pub fn syscall_all(regs: &mut AllRegs) {
+        // Safety: the block saves RBX and RBP (which the compiler owns)
+        // and the pointer on the stack and restores them; every other
+        // register it changes is declared clobbered. The syscall's own
+        // effects are the caller's business, as for `userlib::sys_raw`.
+        unsafe {
+            core::arch::asm!(
+                "push rbx",
+                "push rbp",
+                "push rax",
+                "mov rbx, [rax + 8]",
+                "mov rdx, [rax + 16]",
+                "mov rsi, [rax + 24]",
+                "mov rdi, [rax + 32]",
+                "mov rbp, [rax + 40]",
+                "mov r8, [rax + 48]",
+                "mov r9, [rax + 56]",
+                "mov r10, [rax + 64]",
+                "mov r12, [rax + 72]",
+                "mov r13, [rax + 80]",
+                "mov r14, [rax + 88]",
+                "mov r15, [rax + 96]",
+                "mov rax, [rax]",
+                "syscall",
+                "xchg rax, [rsp]",
+                "mov [rax + 8], rbx",
+                "mov [rax + 16], rdx",
+                "mov [rax + 24], rsi",
+                "mov [rax + 32], rdi",
+                "mov [rax + 40], rbp",
+                "mov [rax + 48], r8",
+                "mov [rax + 56], r9",
+                "mov [rax + 64], r10",
+                "mov [rax + 72], r12",
+                "mov [rax + 80], r13",
+                "mov [rax + 88], r14",
+                "mov [rax + 96], r15",
+                "pop rbx",
+                "mov [rax], rbx",
+                "pop rbp",
+                "pop rbx",
+                inout("rax") core::ptr::from_mut(regs) => _,
+                out("rdx") _,
+                out("rsi") _,
+                out("rdi") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r12") _,
+                out("r13") _,
+                out("r14") _,
+                out("r15") _,
+                out("rcx") _,
+                out("r11") _,
+            );
+        }
+    }
 }
 
 /// Fault kinds for [`assist::FAULT`].

@@ -123,9 +123,18 @@ pub const RFLAGS_AC: u64 = RFlags::ALIGNMENT_CHECK.bits();
 /// paths clear both (SYSCALL through FMASK, traps in their stub), and the
 /// compiled kernel assumes DF clear and relies on AC clear for SMAP. A
 /// violation is an entry-path bug, never a task's doing.
+#[inline(always)]
 pub fn check_entry_flags() {
     let flags = rflags::read_raw();
     if flags & (RFLAGS_DF | RFLAGS_AC) != 0 {
-        panic!("kernel entered with RFLAGS {flags:#x}: DF/AC not cleared by the entry path");
+        entry_flags_not_cleared(flags);
     }
+}
+
+/// The failure of [`check_entry_flags`], out of line so the check costs
+/// the syscall path only the read and the test.
+#[cold]
+#[inline(never)]
+fn entry_flags_not_cleared(flags: u64) -> ! {
+    panic!("kernel entered with RFLAGS {flags:#x}: DF/AC not cleared by the entry path");
 }

@@ -1,19 +1,36 @@
 //! Kernel entry and exit: SYSCALL, interrupts and exceptions, and the one
 //! path back to a task.
 //!
-//! Pattern: every way into the kernel from ring 3 ends with the task's full
+//! Pattern: every way into the kernel from ring 3 ends with the task's
 //! register state in its [`SavedState`], after which the kernel runs on its
-//! own stack, calls one Rust function, and gets back the `SavedState` of
-//! the task to resume (possibly another one). That function is the only
-//! place scheduling decisions surface; the asm never decides anything.
+//! own stack, calls Rust, and gets back the `SavedState` of the task to
+//! resume (possibly another one). Rust is the only place scheduling
+//! decisions surface; the asm never decides anything.
 //!
-//! - SYSCALL does not switch stacks, so the entry uses the save area itself
-//!   as a stack to push the frame (`CURRENT_SAVE_END` points just past it),
-//!   then moves to the kernel stack.
+//! - SYSCALL does not switch stacks. The entry keeps the task's RSP in a
+//!   scratch word, addresses the save area from `CURRENT_SAVE_END` (just
+//!   past it) and stores only what a syscall reads: RAX, the argument
+//!   registers (RDI, RSI, RDX, R10, R8, R9, R12, R13), RIP (RCX) and
+//!   RFLAGS (R11). The *lazy registers*, RBX, RBP, R14, R15 and RSP, stay
+//!   in the CPU (and the scratch word) while the fast path runs: the Rust
+//!   code preserves the callee-saved ones by its ABI, and no syscall reads
+//!   or answers in them. See [`SyscallExit`] for the two exits.
+//! - Invariant of the lazy registers: a task's save area is complete
+//!   whenever anything but the fast path of its own syscall runs. The stub
+//!   spills the lazy registers into the caller's save area before it
+//!   leaves the caller for another task, and before the slow path (the
+//!   generic dispatcher, kill injection, faults, restarts, halting) runs;
+//!   the fast path neither reads nor writes the caller's lazy slots. A
+//!   task that goes on after a fast syscall keeps its own lazy registers,
+//!   never another task's; a task that is switched to is loaded in full.
+//! - On a syscall entry the CS, SS, RCX and R11 slots are not written:
+//!   only the IRETQ exit reads them, and it runs only after a trap entry
+//!   stored them or at a task's (re)start, never after a syscall (the
+//!   spill marks the save area to resume by SYSRET).
 //! - An interrupt from ring 3 makes the CPU load RSP0 from the TSS, which
 //!   also points just past the save area, so the CPU's own pushes (SS, RSP,
 //!   RFLAGS, CS, RIP, error code) land in the frame; the stub pushes the
-//!   rest.
+//!   rest, so a trap always saves the full state.
 //! - An interrupt in ring 0 can only arrive while the kernel halts in
 //!   `WaitForInterrupt`; its frame stays on the kernel stack and it returns
 //!   to the halt.
@@ -23,7 +40,8 @@
 //!   under SMAP; both paths return the task's own RFLAGS.
 //! - Resume uses SYSRET when the task last entered by SYSCALL (RCX and R11
 //!   are then dead by the ABI) and IRETQ otherwise, which restores every
-//!   register exactly.
+//!   register exactly. The kernel is built without SSE, so no vector
+//!   register carries kernel data back to a task.
 
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -203,42 +221,162 @@ pub unsafe fn enter_first_task(save: *const SavedState) -> ! {
     }
 }
 
+/// What the syscall fast path answers the SYSCALL stub (returned in RAX
+/// and RDX by the C ABI). The stub, not Rust, writes the caller's lazy
+/// registers (see the module doc), because only the stub still holds
+/// them: the Rust code preserved them for it.
+#[repr(C)]
+pub struct SyscallExit {
+    /// The save area to resume; null: the fast path declined the call,
+    /// and the stub runs the slow entry once the caller is spilled.
+    pub resume: *const SavedState,
+    /// Null: `resume` is the caller, which goes on with its lazy registers
+    /// still in the CPU (the short exit). Otherwise the caller's save
+    /// area, completed by the stub before anything else runs.
+    pub spill: *mut SavedState,
+}
+
+impl SyscallExit {
+    /// The caller resumes at once, by the short exit.
+    #[must_use]
+    pub fn same(caller: *const SavedState) -> Self {
+        SyscallExit {
+            resume: caller,
+            spill: core::ptr::null_mut(),
+        }
+    }
+
+    /// The caller is left: its save area is completed, `next` resumed.
+    #[must_use]
+    pub fn switch(caller: *mut SavedState, next: *const SavedState) -> Self {
+        SyscallExit {
+            resume: next,
+            spill: caller,
+        }
+    }
+
+    /// The slow path takes the call from the start, after the spill.
+    #[must_use]
+    pub fn slow(caller: *mut SavedState) -> Self {
+        SyscallExit {
+            resume: core::ptr::null(),
+            spill: caller,
+        }
+    }
+}
+
+/// Distance of a [`SavedState`] field below the frame end (the syscall
+/// stub addresses the save area from `CURRENT_SAVE_END`).
+macro_rules! below_end {
+    ($field:ident) => {
+        FRAME_END as usize - core::mem::offset_of!(SavedState, $field)
+    };
+}
+
+/// The SYSCALL entry and its two exits.
+///
+/// Entry: stores only what a syscall reads (number, arguments, RIP from
+/// RCX, RFLAGS from R11) into the caller's save area, keeps its RSP in
+/// `USER_RSP_SCRATCH`, and calls the fast entry on the kernel stack.
+///
+/// Exit, by the fast entry's [`SyscallExit`]:
+/// - `spill` null (the caller goes on): the short exit reloads every
+///   register the kernel's Rust code may have changed (RAX, RDI, RSI,
+///   RDX, R8, R9, R10 and R12, the result words, from the save area; RCX
+///   and R11 are RIP and RFLAGS) and SYSRETs. RBX, RBP, R13, R14 and R15
+///   were preserved by the Rust code (callee-saved in its ABI), so they
+///   hold the caller's own values; R13 also equals its save slot, which
+///   no syscall answers in.
+/// - otherwise the lazy registers are stored into the caller's save
+///   area (now complete, marked to resume by SYSRET), then either the
+///   chosen task is resumed by the full restore of [`resume_task`], which
+///   loads every register it will see, or the slow entry runs the call
+///   and its answer is resumed the same way.
 #[unsafe(naked)]
 unsafe extern "C" fn syscall_entry() {
     core::arch::naked_asm!(
         "mov [rip + {scratch}], rsp",
         "mov rsp, [rip + {save_end}]",
-        "push {uss}",
-        "push qword ptr [rip + {scratch}]",
-        "push r11",
-        "push {ucs}",
-        "push rcx",
-        "push rax",
-        "push rbx",
-        "push rcx",
-        "push rdx",
-        "push rsi",
-        "push rdi",
-        "push rbp",
-        "push r8",
-        "push r9",
-        "push r10",
-        "push r11",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov rdi, rsp",
+        "mov [rsp - {rip_}], rcx",
+        "mov [rsp - {rflags}], r11",
+        "mov [rsp - {rax}], rax",
+        "mov [rsp - {rdi}], rdi",
+        "mov [rsp - {rsi}], rsi",
+        "mov [rsp - {rdx}], rdx",
+        "mov [rsp - {r10}], r10",
+        "mov [rsp - {r8}], r8",
+        "mov [rsp - {r9}], r9",
+        "mov [rsp - {r12}], r12",
+        "mov [rsp - {r13}], r13",
+        "lea rdi, [rsp - {end}]",
         "mov rsp, [rip + {kstack}]",
-        "call {handler}",
+        "call {fast}",
+        "test rdx, rdx",
+        "jnz 2f",
+        // The short exit: the caller goes on.
+        "mov rdi, [rax + {o_rdi}]",
+        "mov rsi, [rax + {o_rsi}]",
+        "mov rdx, [rax + {o_rdx}]",
+        "mov r10, [rax + {o_r10}]",
+        "mov r8, [rax + {o_r8}]",
+        "mov r9, [rax + {o_r9}]",
+        "mov r12, [rax + {o_r12}]",
+        "mov rcx, [rax + {o_rip}]",
+        "mov r11, [rax + {o_rflags}]",
+        "mov rsp, [rip + {scratch}]",
+        "mov rax, [rax + {o_rax}]",
+        "sysretq",
+        // The caller is left, or the slow path runs: spill it first.
+        "2:",
+        "mov [rdx + {o_rbx}], rbx",
+        "mov [rdx + {o_rbp}], rbp",
+        "mov [rdx + {o_r14}], r14",
+        "mov [rdx + {o_r15}], r15",
+        "mov rcx, [rip + {scratch}]",
+        "mov [rdx + {o_rsp}], rcx",
+        "mov qword ptr [rdx + {o_sysret}], 1",
+        "test rax, rax",
+        "jz 3f",
+        "mov rsp, rax",
+        "jmp {restore}",
+        "3:",
+        "mov rdi, rdx",
+        "call {slow}",
         "mov rsp, rax",
         "jmp {restore}",
         scratch = sym USER_RSP_SCRATCH,
         save_end = sym CURRENT_SAVE_END,
         kstack = sym KERNEL_STACK_TOP,
-        uss = const USER_DS.0 as u64,
-        ucs = const USER_CS.0 as u64,
-        handler = sym crate::syscalls::syscall_entry_from_task,
+        end = const FRAME_END,
+        rip_ = const below_end!(rip),
+        rflags = const below_end!(rflags),
+        rax = const below_end!(rax),
+        rdi = const below_end!(rdi),
+        rsi = const below_end!(rsi),
+        rdx = const below_end!(rdx),
+        r10 = const below_end!(r10),
+        r8 = const below_end!(r8),
+        r9 = const below_end!(r9),
+        r12 = const below_end!(r12),
+        r13 = const below_end!(r13),
+        o_rax = const core::mem::offset_of!(SavedState, rax),
+        o_rdi = const core::mem::offset_of!(SavedState, rdi),
+        o_rsi = const core::mem::offset_of!(SavedState, rsi),
+        o_rdx = const core::mem::offset_of!(SavedState, rdx),
+        o_r10 = const core::mem::offset_of!(SavedState, r10),
+        o_r8 = const core::mem::offset_of!(SavedState, r8),
+        o_r9 = const core::mem::offset_of!(SavedState, r9),
+        o_r12 = const core::mem::offset_of!(SavedState, r12),
+        o_rip = const core::mem::offset_of!(SavedState, rip),
+        o_rflags = const core::mem::offset_of!(SavedState, rflags),
+        o_rbx = const core::mem::offset_of!(SavedState, rbx),
+        o_rbp = const core::mem::offset_of!(SavedState, rbp),
+        o_r14 = const core::mem::offset_of!(SavedState, r14),
+        o_r15 = const core::mem::offset_of!(SavedState, r15),
+        o_rsp = const core::mem::offset_of!(SavedState, rsp),
+        o_sysret = const core::mem::offset_of!(SavedState, resume_with_sysret),
+        fast = sym crate::syscalls::syscall_fast_entry,
+        slow = sym crate::syscalls::syscall_slow_entry,
         restore = sym resume_task,
     )
 }
