@@ -32,8 +32,9 @@ pub enum Kipcnum {
     FlushCaches = 8,
     /// `[base, len]` → `[]`: zero physical memory. 4 KiB-aligned and
     /// entirely TD memory: RAM from the platform record or online hot-plug
-    /// memory, never the first MiB, the kernel or any task's memory.
-    /// Needs MEMORY_AUTHORITY.
+    /// memory, never the first MiB, the kernel or any task's memory. `len` 0
+    /// clears nothing and answers `[method]`, the [`ScrubMethod`] code the
+    /// kernel clears with. Needs MEMORY_AUTHORITY.
     Scrub = 9,
     /// `[]` → `[cpus]`: how many CPUs run (boot CPU included). Needs
     /// PLATFORM.
@@ -267,6 +268,64 @@ impl KillPoint {
 /// current generation.
 pub const TASK_STATUS_REPLY_WORDS: usize = 6;
 
+/// How the kernel clears memory for `Scrub`, chosen once at boot from
+/// CPUID: the fastest the CPU has. MOVDIR64B writes a whole 64-byte line
+/// with one direct store, which on TDX hardware also resets the line's
+/// integrity metadata before the page is used with another KeyID (Linux
+/// clears TDX pages this way: arch/x86/virt/vmx/tdx/tdx.c,
+/// `reset_tdx_pages`); without it, 8-byte string stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScrubMethod {
+    /// `rep stosq`: wide stores of zero.
+    WideStores = 1,
+    /// MOVDIR64B of a zeroed 64-byte line, then SFENCE.
+    Movdir64b = 2,
+}
+
+impl ScrubMethod {
+    /// CPUID.(EAX=7,ECX=0):ECX bit 28 reports MOVDIR64B.
+    pub const CPUID_7_ECX_MOVDIR64B: u32 = 1 << 28;
+
+    /// The method for a CPU whose CPUID.(EAX=7,ECX=0) returned `ecx` (and
+    /// leaf 7 exists when `has_leaf_7`).
+    #[must_use]
+    pub const fn select(has_leaf_7: bool, ecx: u32) -> Self {
+        if has_leaf_7 && ecx & Self::CPUID_7_ECX_MOVDIR64B != 0 {
+            ScrubMethod::Movdir64b
+        } else {
+            ScrubMethod::WideStores
+        }
+    }
+
+    /// The method with code `code`, as `Scrub` answers it.
+    #[must_use]
+    pub const fn from_code(code: u64) -> Option<Self> {
+        match code {
+            1 => Some(ScrubMethod::WideStores),
+            2 => Some(ScrubMethod::Movdir64b),
+            _ => None,
+        }
+    }
+
+    /// A one-word name (logs, benchmark notes).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            ScrubMethod::WideStores => "rep-stosq",
+            ScrubMethod::Movdir64b => "movdir64b",
+        }
+    }
+
+    /// What the method is, for reports.
+    #[must_use]
+    pub const fn describe(self) -> &'static str {
+        match self {
+            ScrubMethod::WideStores => "wide stores (rep stosq)",
+            ScrubMethod::Movdir64b => "movdir64b",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{KipcError, Kipcnum};
@@ -318,5 +377,25 @@ mod tests {
             }
         }
         assert_eq!(seen, 17, "every KipcError decodes from its own code");
+    }
+
+    #[test]
+    fn scrub_method_follows_cpuid_bit_28() {
+        use super::ScrubMethod;
+        assert_eq!(ScrubMethod::select(true, 1 << 28), ScrubMethod::Movdir64b);
+        assert_eq!(
+            ScrubMethod::select(true, !(1 << 28)),
+            ScrubMethod::WideStores
+        );
+        // Without leaf 7 its registers mean nothing.
+        assert_eq!(
+            ScrubMethod::select(false, u32::MAX),
+            ScrubMethod::WideStores
+        );
+        for m in [ScrubMethod::WideStores, ScrubMethod::Movdir64b] {
+            assert_eq!(ScrubMethod::from_code(m as u64), Some(m));
+        }
+        assert_eq!(ScrubMethod::from_code(0), None);
+        assert_eq!(ScrubMethod::from_code(3), None);
     }
 }

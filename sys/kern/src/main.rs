@@ -157,11 +157,12 @@ pub extern "C" fn kmain(magic: u32, info: u32) -> ! {
 
     startup::create_tasks(&space);
     kprintln!(
-        "kernel: {} tasks, {} page-table pages, SMEP {}, SMAP {}",
+        "kernel: {} tasks, {} page-table pages, SMEP {}, SMAP {}, scrub by {}",
         tables::TASK_COUNT,
         paging::pool_pages_used(),
         if smep { "on" } else { "off" },
         if smap { "on" } else { "off" },
+        kipc::platform::scrub_method().describe(),
     );
     for (i, d) in tables::TASK_DESCS.iter().enumerate() {
         kprintln!(

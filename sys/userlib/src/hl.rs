@@ -160,6 +160,14 @@ pub fn scrub(base: u64, len: u64) -> Result<(), KipcFailure> {
     kipc(Kipcnum::Scrub, &[base, len], &mut []).map(|_| ())
 }
 
+/// How the kernel clears memory for [`scrub`] (chosen from CPUID at boot;
+/// needs `memory-authority`). `None` for a code this library does not know.
+pub fn scrub_method() -> Result<Option<abi::kipc::ScrubMethod>, KipcFailure> {
+    let mut reply = [0u8; 8];
+    kipc(Kipcnum::Scrub, &[0, 0], &mut reply)?;
+    Ok(abi::kipc::ScrubMethod::from_code(word(&reply, 0)))
+}
+
 /// The KeyID partitioning `(keyid bits, MKTME KeyIDs, TDX KeyIDs)` (needs
 /// `seamcall`).
 pub fn keyid_partition() -> Result<(u8, u32, u32), KipcFailure> {

@@ -539,9 +539,17 @@ pub struct ServerStats {
     /// Bring-up retries after a transient status, per `InitStep` (index = the step's value;
     /// entries from [`InitStep::COUNT`] on are 0, room for steps a later server may add).
     pub init_retries: [u16; 12],
+    /// TSC ticks spent in scrub steps (the kernel's scrub, the PAGE.RDMD checks and the
+    /// release of what they cleared) over the `scrubbed_bytes + retired_bytes` they handled:
+    /// the background cost of taking memory back.
+    pub scrub_step_tsc: u64,
+    /// How the kernel clears memory (`abi::kipc::ScrubMethod` code; 0 unknown).
+    pub scrub_method: u8,
+    /// Zero.
+    pub _pad: [u8; 7],
 }
 
-const _: () = assert!(core::mem::size_of::<ServerStats>() == 96);
+const _: () = assert!(core::mem::size_of::<ServerStats>() == 112);
 const _: () = assert!(
     InitStep::COUNT <= 12,
     "ServerStats::init_retries holds every step"

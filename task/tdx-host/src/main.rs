@@ -234,6 +234,13 @@ mod task {
         let started = (sys_get_timer().now, tsc());
         let (server, staging) = setup::server();
         let mut service = Service::new(server, log).with_td_staging(staging);
+        match userlib::hl::scrub_method() {
+            Ok(Some(m)) => {
+                log(format_args!("scrub method: {}", m.describe()));
+                service.set_scrub_method(m as u8);
+            }
+            r => log(format_args!("scrub method: unknown ({r:?})")),
+        }
         // Clients that restarted while tdx-host was down lose what their old incarnation held.
         service.handle_notification(CLIENT_RESTARTED_MASK);
         service.log_serving(started, (sys_get_timer().now, tsc()));

@@ -48,6 +48,7 @@ fn platform_denied() {
     denied(hl::cpu_count());
     denied(hl::flush_caches());
     denied(hl::scrub(0x4000_0000, 4096));
+    denied(hl::scrub_method());
 }
 
 fn denied(r: Result<impl core::fmt::Debug, KipcFailure>) {

@@ -16,7 +16,7 @@
 //! onlines, offlines and scrubs). Both answer through [`answer`].
 
 mod answer;
-mod platform;
+pub(crate) mod platform;
 mod supervision;
 
 use abi::kipc::{KipcError, Kipcnum, Requirement, TASK_STATUS_REPLY_WORDS};

@@ -8,7 +8,9 @@
 //! already checked. Physical ranges are checked against `crate::tdmem`
 //! before the kernel touches a byte.
 
-use abi::kipc::KipcError;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use abi::kipc::{KipcError, ScrubMethod};
 
 use super::answer::{arg, Answer};
 use crate::arch::smp;
@@ -76,8 +78,14 @@ pub fn execute<'a>(
         }
         Request::Scrub => {
             let (base, len) = (arg(args, 0)?, arg(args, 1)?);
-            scrub(base, len)?;
-            Ok(Answer::empty(Next::Same))
+            let method = scrub(base, len)?;
+            // Only the zero-length question answers the method: a scrub's
+            // caller may lend no reply buffer.
+            if len == 0 {
+                Ok(Answer::words(out, &[method as u64]))
+            } else {
+                Ok(Answer::empty(Next::Same))
+            }
         }
         Request::OnlineMemory => {
             let (base, len) = (arg(args, 0)?, arg(args, 1)?);
@@ -94,11 +102,16 @@ pub fn execute<'a>(
 
 /// Zeroes `[base, base+len)`: 4 KiB-aligned, entirely TD memory
 /// (`crate::tdmem`: RAM or online hot-plug memory, never the first MiB, the
-/// kernel or a task), and inside the direct map.
-fn scrub(base: u64, len: u64) -> Result<(), KipcError> {
+/// kernel or a task), and inside the direct map. `len` 0 clears nothing.
+/// Answers the method used ([`scrub_method`]).
+fn scrub(base: u64, len: u64) -> Result<ScrubMethod, KipcError> {
     const PAGE: u64 = 4096;
     if !base.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
         return Err(KipcError::Misaligned);
+    }
+    let method = scrub_method();
+    if len == 0 {
+        return Ok(method);
     }
     crate::tdmem::check(base, len)?;
     // The direct map covers all memory the platform reports (hot-pluggable
@@ -109,9 +122,71 @@ fn scrub(base: u64, len: u64) -> Result<(), KipcError> {
     };
     // Safety: the range is page-aligned TD memory (checked above: RAM or
     // online memory, not the kernel, not a task, not firmware's first MiB)
-    // inside the direct map; the memory authority owns it. MOVDIR64B would
-    // be used where TDX hardware needs it; the emulated module has no
-    // integrity to restore.
-    unsafe { core::ptr::write_bytes(dst, 0, len as usize) };
-    Ok(())
+    // inside the direct map; the memory authority owns it. Whole pages, so
+    // a multiple of 64 bytes and 64-byte aligned.
+    unsafe { clear(method, dst, len) };
+    Ok(method)
+}
+
+/// The kernel's clearing method, chosen from CPUID at boot (its first call,
+/// for the boot log) and kept: the CPU does not change under the kernel.
+pub fn scrub_method() -> ScrubMethod {
+    static METHOD: AtomicU8 = AtomicU8::new(0);
+    if let Some(m) = ScrubMethod::from_code(u64::from(METHOD.load(Ordering::Relaxed))) {
+        return m;
+    }
+    let (max_leaf, ..) = crate::arch::cpu::cpuid(0, 0);
+    let (_, _, ecx, _) = crate::arch::cpu::cpuid(7, 0);
+    let m = ScrubMethod::select(max_leaf >= 7, ecx);
+    METHOD.store(m as u8, Ordering::Relaxed);
+    m
+}
+
+/// Zeroes `len` bytes at `dst` with `method`.
+///
+/// # Safety
+/// `dst..dst+len` must be writable kernel-mapped memory no one else uses,
+/// 64-byte aligned, `len` a multiple of 64.
+unsafe fn clear(method: ScrubMethod, dst: *mut u8, len: u64) {
+    match method {
+        ScrubMethod::Movdir64b => {
+            // One zeroed cache line as the source of every direct store.
+            #[repr(align(64))]
+            struct Line([u8; 64]);
+            static ZERO: Line = Line([0; 64]);
+            let mut at = dst;
+            let end = dst.wrapping_add(len as usize);
+            while at < end {
+                // Safety: `at` is a 64-byte aligned line inside the range
+                // the caller vouched for; MOVDIR64B exists (CPUID bit 28,
+                // checked by `scrub_method`); the source is a static line.
+                unsafe {
+                    core::arch::asm!(
+                        "movdir64b {dst}, [{src}]",
+                        dst = in(reg) at,
+                        src = in(reg) ZERO.0.as_ptr(),
+                        options(nostack, preserves_flags),
+                    );
+                }
+                at = at.wrapping_add(64);
+            }
+            // Direct stores are weakly ordered: fence before the caller
+            // hands the memory on.
+            // Safety: SFENCE only orders stores.
+            unsafe { core::arch::asm!("sfence", options(nostack, preserves_flags)) };
+        }
+        ScrubMethod::WideStores => {
+            // Safety: as the function's contract; RCX counts quadwords,
+            // RDI walks up (DF is clear in the kernel, as the ABI keeps it).
+            unsafe {
+                core::arch::asm!(
+                    "rep stosq",
+                    inout("rcx") len / 8 => _,
+                    inout("rdi") dst => _,
+                    in("rax") 0u64,
+                    options(nostack, preserves_flags),
+                );
+            }
+        }
+    }
 }

@@ -123,6 +123,9 @@ pub struct Server<'a> {
     td_retries: u32,
     /// The module's status for the last TD operation it refused.
     last_td_status: tdx_abi::TdxStatus,
+    /// Room for one request's frame addresses, cleared once at start: a request for one frame
+    /// must not pay for clearing room for [`MAX_FRAMES_PER_CALL`].
+    addrs: [PhysAddr; MAX_FRAMES_PER_CALL],
 }
 
 impl<'a> Server<'a> {
@@ -152,6 +155,7 @@ impl<'a> Server<'a> {
             td_cpus: td::TdCpus::default(),
             td_retries: 0,
             last_td_status: tdx_abi::TdxStatus::SUCCESS,
+            addrs: [PhysAddr(0); MAX_FRAMES_PER_CALL],
         }
     }
 
@@ -244,11 +248,6 @@ impl<'a> Server<'a> {
             State::Failed { .. } => Err(TdxHostError::Failed),
             State::Unavailable(_) => Err(TdxHostError::Unavailable),
         }
-    }
-
-    fn ready_mut(&mut self) -> Result<&mut Regions<'a>, TdxHostError> {
-        self.ready()?;
-        self.regions.as_mut().ok_or(TdxHostError::NotReady)
     }
 
     /// `status`: always answers.
@@ -360,22 +359,23 @@ impl<'a> Server<'a> {
         } else {
             NodeMask(1 << node)
         };
-        let regions = self.ready_mut()?;
+        self.ready()?;
+        let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
         let want = u64::from(count).saturating_mul(size.bytes());
         if regions.frames.usage(caller.index()).saturating_add(want) > p.quota_bytes {
             return Err(TdxHostError::QuotaExceeded);
         }
-        let mut addrs = [PhysAddr(0); MAX_FRAMES_PER_CALL];
         let req = Request {
             nodes: mask,
             size,
             class,
         };
+        let addrs = &mut self.addrs[..n];
         regions
             .frames
-            .allocate_tagged(caller, req, tag, &mut addrs[..n])
+            .allocate_tagged(caller, req, tag, addrs)
             .map_err(frame_error)?;
-        for (chunk, a) in out.chunks_exact_mut(ADDR_BYTES).zip(&addrs[..n]) {
+        for (chunk, a) in out.chunks_exact_mut(ADDR_BYTES).zip(addrs.iter()) {
             chunk.copy_from_slice(&a.0.to_le_bytes());
         }
         Ok(count)
@@ -397,22 +397,22 @@ impl<'a> Server<'a> {
         if n == 0 || n > MAX_FRAMES_PER_CALL || !addrs.len().is_multiple_of(ADDR_BYTES) {
             return Err(TdxHostError::BadArgument);
         }
-        let mut list = [PhysAddr(0); MAX_FRAMES_PER_CALL];
+        let list = &mut self.addrs[..n];
         for (slot, chunk) in list.iter_mut().zip(addrs.chunks_exact(ADDR_BYTES)) {
             let mut b = [0u8; ADDR_BYTES];
             b.copy_from_slice(chunk);
             *slot = PhysAddr(u64::from_le_bytes(b));
         }
-        if list[..n]
+        if list
             .iter()
             .any(|a| self.lstate.tds.page_in_td(a.0, size.bytes()))
         {
             return Err(TdxHostError::PageInTd);
         }
-        let regions = self.ready_mut()?;
+        let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
         let freed = regions
             .frames
-            .free(caller, size, &list[..n])
+            .free(caller, size, list)
             .map_err(frame_error)?;
         Ok(freed as u32)
     }
@@ -634,6 +634,8 @@ fn zerocopy_bytes(r: &RegionRecord) -> &[u8] {
     tdx_host_api::record_bytes(r)
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod restart_tests;
 #[cfg(test)]

@@ -195,6 +195,7 @@ impl ScrubPacer {
         stats.rdmd_calls += report.rdmd_calls;
         if done > 0 {
             stats.scrub_runs += 1;
+            stats.scrub_step_tsc += step_ticks;
         }
         stats.quarantined_bytes = left;
         (left == 0).then(|| core::mem::take(&mut self.drain))

@@ -23,8 +23,8 @@ use abi::kipc::KipcError;
 use crate::seam::{KernelError, Seam};
 
 const MIB: u64 = 1 << 20;
-const VMM: Owner = Owner(3 | 1 << 16);
-const OTHER: Owner = Owner(4);
+pub(super) const VMM: Owner = Owner(3 | 1 << 16);
+pub(super) const OTHER: Owner = Owner(4);
 const HOTPLUG: Owner = Owner(5);
 const STRANGER: Owner = Owner(9);
 
@@ -60,7 +60,7 @@ fn policies() -> [ClientPolicy; 3] {
     ]
 }
 
-fn ready_server(policy: HotplugPolicy) -> (Server<'static>, EmuSeam) {
+pub(super) fn ready_server(policy: HotplugPolicy) -> (Server<'static>, EmuSeam) {
     let run = ready_run();
     let regions = build(&run, policy);
     let n = run.storage.plan.tdmrs.len() as u16;

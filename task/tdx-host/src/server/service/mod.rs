@@ -64,6 +64,9 @@ pub struct Service<'s, 'a> {
     log: Log,
     /// Where TD_PARAMS and PAGE.ADD sources are copied for the module (see [`td`]).
     staging: Option<&'s mut TdStaging>,
+    /// The lease bytes of the request being served (addresses or records), cleared once at
+    /// start: each request moves only the bytes it names, never the whole buffer.
+    lease: [u8; LEASE_BYTES],
 }
 
 impl<'s, 'a> Service<'s, 'a> {
@@ -78,6 +81,7 @@ impl<'s, 'a> Service<'s, 'a> {
             pacer: ScrubPacer::new(),
             log,
             staging: None,
+            lease: [0; LEASE_BYTES],
         }
     }
 
@@ -108,6 +112,11 @@ impl<'s, 'a> Service<'s, 'a> {
                 "first start: serving {ticks} ticks ({tsc} tsc) after it started"
             ));
         }
+    }
+
+    /// Records how the kernel clears memory (`abi::kipc::ScrubMethod` code), for `stats`.
+    pub fn set_scrub_method(&mut self, code: u8) {
+        self.stats.scrub_method = code;
     }
 
     /// The pacing (its step size).
@@ -181,13 +190,12 @@ impl<'s, 'a> Service<'s, 'a> {
         room: usize,
         write: impl FnOnce(&[u8]) -> Result<(), E>,
     ) -> Result<u32, Answer<E>> {
-        let mut local = [0u8; LEASE_BYTES];
         let len = room.min(LEASE_BYTES);
         let r = self
             .server
-            .alloc_frames(caller, node, size, class, count, &mut local[..len]);
+            .alloc_frames(caller, node, size, class, count, &mut self.lease[..len]);
         let n = self.count(r);
-        self.delivered(timer, (caller, 0, size), n, &local, write)
+        self.delivered(timer, (caller, 0, size), n, write)
     }
 
     /// `alloc_request` (an allocation with the caller's identity `request`) into a lease of
@@ -203,24 +211,23 @@ impl<'s, 'a> Service<'s, 'a> {
         room: usize,
         write: impl FnOnce(&[u8]) -> Result<(), E>,
     ) -> Result<u32, Answer<E>> {
-        let mut local = [0u8; LEASE_BYTES];
         let len = room.min(LEASE_BYTES);
         let what = (node, size, class);
         let r = self
             .server
-            .alloc_request((caller, request), what, count, &mut local[..len]);
+            .alloc_request((caller, request), what, count, &mut self.lease[..len]);
         let n = self.count(r);
-        self.delivered(timer, (caller, request, size), n, &local, write)
+        self.delivered(timer, (caller, request, size), n, write)
     }
 
-    /// Hands an allocation's addresses to the client; if its lease fails they go back (with
-    /// the same identity as a free, so a retry allocates anew). Commits either way.
+    /// Hands an allocation's addresses (at the start of the lease buffer) to the client; if
+    /// its lease fails they go back (with the same identity as a free, so a retry allocates
+    /// anew). Commits either way.
     fn delivered<E, T: Timer>(
         &mut self,
         timer: &mut T,
         (caller, request, size): (Owner, u32, FrameSize),
         r: Result<u32, TdxHostError>,
-        local: &[u8],
         write: impl FnOnce(&[u8]) -> Result<(), E>,
     ) -> Result<u32, Answer<E>> {
         let n = match r {
@@ -230,13 +237,12 @@ impl<'s, 'a> Service<'s, 'a> {
                 return Err(Answer::Refused(e));
             }
         };
-        let bytes = n as usize * ADDR_BYTES;
-        if let Err(e) = write(&local[..bytes]) {
+        let local = &self.lease[..n as usize * ADDR_BYTES];
+        if let Err(e) = write(local) {
             let _ = if request == 0 {
-                self.server.free_frames(caller, size, &local[..bytes])
+                self.server.free_frames(caller, size, local)
             } else {
-                self.server
-                    .free_request((caller, request), size, &local[..bytes])
+                self.server.free_request((caller, request), size, local)
             };
             self.commit();
             self.schedule(timer);
@@ -257,10 +263,9 @@ impl<'s, 'a> Service<'s, 'a> {
         len: usize,
         read: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<u32, Answer<E>> {
-        let mut local = [0u8; LEASE_BYTES];
-        let len = len.min(LEASE_BYTES);
-        read(&mut local[..len]).map_err(Answer::Lease)?;
-        let r = self.server.free_frames(caller, size, &local[..len]);
+        let local = &mut self.lease[..len.min(LEASE_BYTES)];
+        read(local).map_err(Answer::Lease)?;
+        let r = self.server.free_frames(caller, size, local);
         let n = self.count(r);
         self.commit();
         self.schedule(timer);
@@ -279,12 +284,9 @@ impl<'s, 'a> Service<'s, 'a> {
         len: usize,
         read: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<u32, Answer<E>> {
-        let mut local = [0u8; LEASE_BYTES];
-        let len = len.min(LEASE_BYTES);
-        read(&mut local[..len]).map_err(Answer::Lease)?;
-        let r = self
-            .server
-            .free_request((caller, request), size, &local[..len]);
+        let local = &mut self.lease[..len.min(LEASE_BYTES)];
+        read(local).map_err(Answer::Lease)?;
+        let r = self.server.free_request((caller, request), size, local);
         let n = self.count(r);
         self.commit();
         self.schedule(timer);
@@ -302,11 +304,11 @@ impl<'s, 'a> Service<'s, 'a> {
         room: usize,
         write: impl FnOnce(&[u8]) -> Result<(), E>,
     ) -> Result<OwnedReply, Answer<E>> {
-        let mut local = [0u8; LEASE_BYTES];
         let len = room.min(LEASE_BYTES);
-        let r = self.server.owned(caller, first, &mut local[..len]);
+        let r = self.server.owned(caller, first, &mut self.lease[..len]);
         let reply = self.count_read(r).map_err(Answer::Refused)?;
-        write(&local[..reply.written as usize * OWNED_RECORD_BYTES]).map_err(Answer::Lease)?;
+        let bytes = reply.written as usize * OWNED_RECORD_BYTES;
+        write(&self.lease[..bytes]).map_err(Answer::Lease)?;
         Ok(reply)
     }
 
@@ -320,12 +322,11 @@ impl<'s, 'a> Service<'s, 'a> {
         room: usize,
         write: impl FnOnce(&[u8]) -> Result<(), E>,
     ) -> Result<RegionMapReply, Answer<E>> {
-        let mut local = [0u8; LEASE_BYTES];
         let len = room.min(LEASE_BYTES);
-        let r = self.server.region_map(first, &mut local[..len]);
+        let r = self.server.region_map(first, &mut self.lease[..len]);
         let reply = self.count_read(r).map_err(Answer::Refused)?;
         let bytes = reply.written as usize * core::mem::size_of::<RegionRecord>();
-        write(&local[..bytes]).map_err(Answer::Lease)?;
+        write(&self.lease[..bytes]).map_err(Answer::Lease)?;
         Ok(reply)
     }
 
