@@ -51,6 +51,7 @@ pub mod schedule;
 mod tdmr;
 
 pub use resume::Reattach;
+pub use tdmr::TdmrRun;
 
 use crate::host_code;
 
@@ -286,6 +287,12 @@ impl Bringup {
         &self.info.cmrs
     }
 
+    /// TDMR.INIT has begun and not ended ([`Bringup::begin_durable`] left it running).
+    #[must_use]
+    pub fn tdmr_init_running(&self) -> bool {
+        self.state == State::Initializing(InitStep::TdmrInit)
+    }
+
     /// (initialized, total) TDMR bytes.
     #[must_use]
     pub fn tdmr_bytes(&self) -> (u64, u64) {
@@ -315,13 +322,91 @@ impl Bringup {
         writer: &mut W,
         platform: &PlatformView<'_>,
         storage: &mut InitStorage,
+        mut durable: Option<&mut dyn Durable>,
+        observer: &mut dyn Observer,
+    ) -> State {
+        // A shorter borrow of the record's memory per call.
+        fn again<'b>(d: &'b mut Option<&mut dyn Durable>) -> Option<&'b mut dyn Durable> {
+            d.as_mut().map(|d| &mut **d as &mut dyn Durable)
+        }
+        let mut run = None;
+        let d = again(&mut durable);
+        self.begin_durable(seam, writer, platform, storage, d, observer, &mut run);
+        while run.is_some() {
+            self.step(seam, &mut run, again(&mut durable), observer, true);
+        }
+        self.state
+    }
+
+    /// [`Bringup::run_durable`] up to TDMR.INIT's first chunks: returns
+    /// `Initializing(TdmrInit)` while they run, with the run in `run` (the caller then serves
+    /// what is initialized and calls [`Bringup::advance`] when SEAMCALLs finish), or the
+    /// terminal state. Later calls return the state unchanged. The run (about 9 KiB) is the
+    /// caller's to keep, on its stack rather than in this struct's `static`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin_durable<S: Seam, W: PhysWriter>(
+        &mut self,
+        seam: &mut S,
+        writer: &mut W,
+        platform: &PlatformView<'_>,
+        storage: &mut InitStorage,
         durable: Option<&mut dyn Durable>,
         observer: &mut dyn Observer,
+        run: &mut Option<TdmrRun>,
     ) -> State {
         if self.state != State::NotStarted {
             return self.state;
         }
-        let result = self.run_steps(seam, writer, platform, storage, durable, observer);
+        match self.run_steps(seam, writer, platform, storage, durable, observer) {
+            Ok(Some(r)) => {
+                *run = Some(r);
+                self.state
+            }
+            Ok(None) => self.finish(seam, Ok(()), observer),
+            Err(stop) => self.finish(seam, Err(stop), observer),
+        }
+    }
+
+    /// Books the TDMR.INIT answers there are now and starts the next chunks, never waiting:
+    /// bounded work (one answer per CPU in flight at most). `durable` is the record's memory
+    /// given to [`Bringup::begin_durable`]. Returns the state: still `Initializing(TdmrInit)`,
+    /// or `Ready` / `Failed` once TDMR.INIT ended. Without a running TDMR.INIT, the state.
+    pub fn advance<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        run: &mut Option<TdmrRun>,
+        durable: Option<&mut dyn Durable>,
+        observer: &mut dyn Observer,
+    ) -> State {
+        self.step(seam, run, durable, observer, false)
+    }
+
+    fn step<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        run: &mut Option<TdmrRun>,
+        durable: Option<&mut dyn Durable>,
+        observer: &mut dyn Observer,
+        wait: bool,
+    ) -> State {
+        let Some(r) = run.as_ref() else {
+            return self.state;
+        };
+        let mut rec = Record::resume(durable, r.marks.clone());
+        match self.tdmr_advance(seam, run, &mut rec, observer, wait) {
+            Ok(false) => self.state,
+            Ok(true) => self.finish(seam, Ok(()), observer),
+            Err(stop) => self.finish(seam, Err(stop), observer),
+        }
+    }
+
+    /// The end of bring-up: `Ready`, or the stop (after CONFIG, with the caches flushed).
+    fn finish<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        result: Result<(), Stop>,
+        observer: &mut dyn Observer,
+    ) -> State {
         if let State::Initializing(step) = self.state {
             observer.step_finished(step, result.is_ok());
         }
@@ -359,7 +444,7 @@ impl Bringup {
         storage: &mut InitStorage,
         durable: Option<&mut dyn Durable>,
         observer: &mut dyn Observer,
-    ) -> Result<(), Stop> {
+    ) -> Result<Option<TdmrRun>, Stop> {
         self.enter(InitStep::Detect, observer);
         let boot = self.detect(platform)?;
         let mut rec = self.open_record(durable)?;
@@ -374,7 +459,7 @@ impl Bringup {
         if rec.marks().is_done(InitStep::TdmrInit) {
             self.plan(platform, buffer, pa_bits, storage, false)?;
             self.enter(InitStep::TdmrInit, observer);
-            return self.confirm_ready(seam, boot, &storage.plan);
+            return self.confirm_ready(seam, boot, &storage.plan).map(|()| None);
         }
         self.enter(InitStep::SysInit, observer);
         if !rec.marks().is_done(InitStep::SysInit) {
@@ -428,7 +513,7 @@ impl Bringup {
         self.enter(InitStep::KeyConfig, observer);
         self.key_config(seam, platform, boot, &mut rec)?;
         self.enter(InitStep::TdmrInit, observer);
-        self.tdmr_init(seam, platform, &storage.plan, &mut rec, observer)
+        self.tdmr_init_begin(seam, platform, &storage.plan, &mut rec)
     }
 
     /// §1.2: KeyIDs, a complete platform record, at least one CPU. Returns the boot CPU.

@@ -19,6 +19,8 @@ use tdx_host_api::{
 use tdx_planner::addr::PhysRange;
 
 use super::pacing::{DrainCost, ScrubPacer, Timer};
+use super::start::TdmrInitDone;
+use crate::init::TdmrRun;
 
 mod td;
 use super::{OnlineLine, Scrubber, Server, OWNED_RECORD_BYTES};
@@ -64,6 +66,8 @@ pub struct Service<'s, 'a> {
     log: Log,
     /// Where TD_PARAMS and PAGE.ADD sources are copied for the module (see [`td`]).
     staging: Option<&'s mut TdStaging>,
+    /// TDMR.INIT still running while serving (see [`Self::advance_init`]).
+    tdmr_run: Option<TdmrRun>,
 }
 
 impl<'s, 'a> Service<'s, 'a> {
@@ -78,7 +82,15 @@ impl<'s, 'a> Service<'s, 'a> {
             pacer: ScrubPacer::new(),
             log,
             staging: None,
+            tdmr_run: None,
         }
+    }
+
+    /// Goes on with the TDMR.INIT that [`start`](super::start::start) left running.
+    #[must_use]
+    pub fn with_tdmr_run(mut self, run: Option<TdmrRun>) -> Self {
+        self.tdmr_run = run;
+        self
     }
 
     /// Copies TD_PARAMS and PAGE.ADD sources into `staging` (this task's memory, named to the
@@ -374,6 +386,30 @@ impl<'s, 'a> Service<'s, 'a> {
         let r = self.count(r);
         self.commit();
         r
+    }
+
+    /// A `seam-done` arrived: while TDMR.INIT runs, one bounded step of it
+    /// ([`Server::advance_init`]), each 1 GiB block it finishes logged; its end is logged with
+    /// [`TdmrInitDone`]. Nothing otherwise (a late `seam-done` of a dead incarnation's call).
+    pub fn advance_init<S: Seam>(&mut self, seam: &mut S) {
+        if !self.server.initializing() {
+            return;
+        }
+        let log = self.log;
+        self.server
+            .advance_init(seam, &mut self.tdmr_run, &mut |p| {
+                log(format_args!(
+                    "TDMR.INIT: TDMR {} at {:#x} initialized to {:#x} ({} of {} MiB), serving it",
+                    p.tdmr,
+                    p.tdmr_base.0,
+                    p.initialized_end.0,
+                    p.bytes_done >> 20,
+                    p.bytes_total >> 20
+                ));
+            });
+        if !self.server.initializing() {
+            TdmrInitDone(self.server).write(&mut |a| log(a));
+        }
     }
 
     /// The timer fired: one paced scrub step (see [`ScrubPacer::tick`]); when it emptied
