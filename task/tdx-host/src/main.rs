@@ -63,9 +63,10 @@ mod task {
         fn handle_notification(&mut self, bits: u64) {
             if bits & SEAM_DONE_MASK != 0 {
                 // TDMR.INIT goes on while serving: the CPUs that finished get their next chunk.
-                self.advance_init(&mut SeamKernel::new());
+                self.advance_init(&mut SeamKernel::new(), &mut Kernel);
             }
             if bits & TIMER_MASK != 0 {
+                self.release_init(&mut SeamKernel::new());
                 self.timer_fired((&mut Kernel, &mut Kernel), &mut Kernel, tsc);
             }
             if bits & CLIENT_RESTARTED_MASK != 0 {
@@ -246,10 +247,12 @@ mod task {
         service.handle_notification(CLIENT_RESTARTED_MASK);
         service.log_serving(started, (sys_get_timer().now, tsc()));
         // Answers that landed before the loop: their `seam-done` may have been taken already.
-        service.advance_init(&mut SeamKernel::new());
+        service.advance_init(&mut SeamKernel::new(), &mut Kernel);
         let mut buffer = [0u8; TDX_HOST_BUFFER_SIZE];
         loop {
             dispatch_tdx_host(&mut service, &mut buffer);
+            // A TDMR.INIT chunk held back for requests starts once one was served.
+            service.after_dispatch(&mut SeamKernel::new());
         }
     }
 }

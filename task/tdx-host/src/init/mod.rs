@@ -51,7 +51,7 @@ pub mod schedule;
 mod tdmr;
 
 pub use resume::Reattach;
-pub use tdmr::TdmrRun;
+pub use tdmr::{TdmrRun, FOREGROUND_BURST};
 
 use crate::host_code;
 
@@ -379,6 +379,20 @@ impl Bringup {
         observer: &mut dyn Observer,
     ) -> State {
         self.step(seam, run, durable, observer, false)
+    }
+
+    /// Starts the foreground chunk [`Bringup::advance`] held back (see [`TdmrRun::holds_back`]):
+    /// call it after serving a request, or a tick later. Returns the state.
+    pub fn release_held<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        run: &mut Option<TdmrRun>,
+        observer: &mut dyn Observer,
+    ) -> State {
+        match self.tdmr_release(seam, run) {
+            Ok(()) => self.state,
+            Err(stop) => self.finish(seam, Err(stop), observer),
+        }
     }
 
     fn step<S: Seam>(

@@ -8,7 +8,10 @@
 //! the first chunks and keeps the run ([`TdmrRun`]) in the bring-up; each
 //! [`Bringup::tdmr_advance`] books the answers there are (waiting for one only when asked to)
 //! and starts the next chunks, so a caller that serves requests between two calls does
-//! bounded work per call: at most one answer per call in flight when it began.
+//! bounded work per call: at most one answer per call in flight when it began. A chunk on
+//! the caller's own CPU (the kernel's boot CPU runs it before returning, so its end is always
+//! there first) is held back after [`FOREGROUND_BURST`] in a row, until the caller has served
+//! a request or a tick passed ([`Bringup::release_held`]): requests are never starved.
 //!
 //! Invariants: a TDMR is on at most one CPU at a time (the module answers TDX_OPERAND_BUSY to
 //! two LPs on one TDMR); the record is updated only after the module's answer, and the
@@ -42,9 +45,27 @@ pub struct TdmrRun {
     t: TdmrProgress,
     /// The record's marks as last written (the record is re-opened over them per call).
     pub(super) marks: Marks,
+    /// The CPU the caller itself runs on (the kernel's boot CPU): a call started there runs
+    /// before the kernel returns, so its end is always already there and would come before
+    /// any request (notifications are received first).
+    foreground: Option<CpuIndex>,
+    /// Chunks the foreground CPU ran since the caller last served a request.
+    burst: u32,
+    /// A foreground chunk held back for the caller to start ([`Bringup::release_held`]).
+    held: Option<(usize, usize)>,
 }
 
+/// Foreground chunks in a row while serving before one is held back for requests: a request
+/// waits for at most this many (4 MiB each), and an idle server does this many per tick.
+pub const FOREGROUND_BURST: u32 = 16;
+
 impl TdmrRun {
+    /// A foreground chunk waits for [`Bringup::release_held`].
+    #[must_use]
+    pub fn holds_back(&self) -> bool {
+        self.held.is_some()
+    }
+
     /// `[base, initialized end)` of each TDMR in plan order, the end 1 GiB granular as the
     /// module reports it (§3.2), so every byte of it is usable.
     pub fn initialized(&self) -> impl Iterator<Item = PhysRange> + '_ {
@@ -96,6 +117,13 @@ impl Bringup {
             flights: Flights::default(),
             t,
             marks: rec.marks().clone(),
+            foreground: p
+                .cpus
+                .iter()
+                .position(|c| c.enabled)
+                .map(|i| CpuIndex(i as u32)),
+            burst: 0,
+            held: None,
         };
         let mut r = Ok(());
         for w in 0..run.sched.workers() {
@@ -133,19 +161,51 @@ impl Bringup {
         let Some(mut run) = slot.take() else {
             return Ok(true);
         };
-        let r = self.advance_run(seam, &mut run, rec, observer, wait);
+        let r = match run.held.take() {
+            // Waiting for answers: nobody else would start it.
+            Some((w, i)) if wait => self.start_chunk(seam, &mut run, w, i),
+            held => {
+                run.held = held;
+                Ok(())
+            }
+        };
+        let r = r.and_then(|()| self.advance_run(seam, &mut run, rec, observer, wait));
         self.note_flights(&run.flights);
         run.marks = rec.marks().clone();
         if r.is_err() {
             self.drain(seam, &mut run.flights);
         }
         r?;
-        if run.flights.len() == 0 {
+        if run.flights.len() == 0 && run.held.is_none() {
             rec.update(|m| m.set_done(InitStep::TdmrInit));
             return Ok(true);
         }
         *slot = Some(run);
         Ok(false)
+    }
+
+    /// Starts the foreground chunk held back, if any (the caller served a request, or a
+    /// tick passed). On a failure every call still in flight is waited for and the run is
+    /// gone.
+    pub(super) fn tdmr_release<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        slot: &mut Option<TdmrRun>,
+    ) -> Result<(), Stop> {
+        let Some(run) = slot.as_mut() else {
+            return Ok(());
+        };
+        run.burst = 0;
+        let Some((w, i)) = run.held.take() else {
+            return Ok(());
+        };
+        let r = self.start_chunk(seam, run, w, i);
+        self.note_flights(&run.flights);
+        if r.is_err() {
+            self.drain(seam, &mut run.flights);
+            *slot = None;
+        }
+        r
     }
 
     fn note_flights(&mut self, flights: &Flights) {
@@ -197,6 +257,13 @@ impl Bringup {
             };
             self.book(run, w, r, rec, observer)?;
             if let Some(j) = run.sched.take(w) {
+                if !wait && Some(run.cpus[w]) == run.foreground {
+                    if run.burst >= FOREGROUND_BURST {
+                        run.held = Some((w, j));
+                        continue;
+                    }
+                    run.burst += 1;
+                }
                 self.start_chunk(seam, run, w, j)?;
             }
         }

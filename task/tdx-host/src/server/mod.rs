@@ -294,6 +294,12 @@ impl<'a> Server<'a> {
         }
     }
 
+    /// Starts the TDMR.INIT chunk `run` held back for requests ([`TdmrRun::holds_back`]).
+    /// Returns the state.
+    pub fn release_init<S: Seam>(&mut self, seam: &mut S, run: &mut Option<TdmrRun>) -> State {
+        self.bringup.release_held(seam, run, &mut |_: &Progress| {})
+    }
+
     /// The regions for what is served while TDMR.INIT runs (TDX frames of initialized blocks
     /// and their free); otherwise as [`Self::ready`].
     fn early(&self) -> Result<&Regions<'a>, TdxHostError> {
@@ -695,6 +701,8 @@ fn zerocopy_bytes(r: &RegionRecord) -> &[u8] {
     tdx_host_api::record_bytes(r)
 }
 
+#[cfg(test)]
+mod early_tests;
 #[cfg(test)]
 mod restart_tests;
 #[cfg(test)]

@@ -68,6 +68,8 @@ pub struct Service<'s, 'a> {
     staging: Option<&'s mut TdStaging>,
     /// TDMR.INIT still running while serving (see [`Self::advance_init`]).
     tdmr_run: Option<TdmrRun>,
+    /// A chunk was held back since the last dispatch: the next request goes first.
+    fresh_hold: bool,
 }
 
 impl<'s, 'a> Service<'s, 'a> {
@@ -83,6 +85,7 @@ impl<'s, 'a> Service<'s, 'a> {
             log,
             staging: None,
             tdmr_run: None,
+            fresh_hold: false,
         }
     }
 
@@ -391,7 +394,9 @@ impl<'s, 'a> Service<'s, 'a> {
     /// A `seam-done` arrived: while TDMR.INIT runs, one bounded step of it
     /// ([`Server::advance_init`]), each 1 GiB block it finishes logged; its end is logged with
     /// [`TdmrInitDone`]. Nothing otherwise (a late `seam-done` of a dead incarnation's call).
-    pub fn advance_init<S: Seam>(&mut self, seam: &mut S) {
+    /// A chunk held back for requests is started after the next dispatch
+    /// ([`Self::after_dispatch`]) or at the next tick of `timer`, whichever comes first.
+    pub fn advance_init<S: Seam, T: Timer>(&mut self, seam: &mut S, timer: &mut T) {
         if !self.server.initializing() {
             return;
         }
@@ -407,7 +412,35 @@ impl<'s, 'a> Service<'s, 'a> {
                     p.bytes_total >> 20
                 ));
             });
+        if self.tdmr_run.as_ref().is_some_and(TdmrRun::holds_back) {
+            self.fresh_hold = true;
+            timer.arm(timer.now() + 1);
+        }
+        self.init_ended();
+    }
+
+    /// After every dispatch (a request or a notification): starts the TDMR.INIT chunk held
+    /// back, unless it was held back by this very dispatch (then a request waiting goes first;
+    /// without one, the timer starts it).
+    pub fn after_dispatch<S: Seam>(&mut self, seam: &mut S) {
+        if core::mem::take(&mut self.fresh_hold) {
+            return;
+        }
+        self.release_init(seam);
+    }
+
+    /// The tick after a hold-back: starts the chunk held back, if still held.
+    pub fn release_init<S: Seam>(&mut self, seam: &mut S) {
+        if self.tdmr_run.as_ref().is_some_and(TdmrRun::holds_back) {
+            self.server.release_init(seam, &mut self.tdmr_run);
+            self.init_ended();
+        }
+    }
+
+    /// Logs the end of TDMR.INIT (called only by steps that found it running).
+    fn init_ended(&mut self) {
         if !self.server.initializing() {
+            let log = self.log;
             TdmrInitDone(self.server).write(&mut |a| log(a));
         }
     }
