@@ -1,9 +1,11 @@
 //! TDX module bring-up: detect → SYS.INIT → LP.INIT on every CPU → SYS.RD metadata → plan →
 //! SYS.CONFIG → WBINVD everywhere → KEY.CONFIG per package → TDMR.INIT until done (§3.3).
 //!
-//! Pattern: a run-to-completion state machine, [`Bringup::run`], generic over [`Seam`] and
-//! [`PhysWriter`]. Each step either finishes or moves the machine to a terminal state:
-//! - [`State::Ready`]: every TDMR is fully initialized; only now may memory be served;
+//! Pattern: a state machine generic over [`Seam`] and [`PhysWriter`], run to completion
+//! ([`Bringup::run`]) or up to TDMR.INIT's first chunks ([`Bringup::begin_durable`]), after
+//! which the caller serves and moves TDMR.INIT on with [`Bringup::advance`], bounded work per
+//! call. Each step either finishes or moves the machine to a terminal state:
+//! - [`State::Ready`]: every TDMR is fully initialized; only now is all memory served;
 //! - [`State::Failed`] `{ step, status }`: the first non-transient failure, permanent (the
 //!   module cannot be configured twice in practice, §3.2/§3.3; Linux never retries either);
 //! - [`State::Unavailable`]: no module (VMfailInvalid/#GP/#UD on the first SEAMCALL, §2.1) or
@@ -14,8 +16,10 @@
 //!   returns a transient status (RND_NO_ENTROPY, SYS_BUSY, OPERAND_BUSY, KEY_GENERATION_FAILED;
 //!   §2.1, §3.2, §10 items 5/26), and TDMR.INIT is called at most `size / 4 MiB + 1` successful
 //!   times per TDMR (§3.2: 4 MiB per call); a TDMR that does not advance is a failure.
-//! - **It never half-serves.** Progress callbacks report which 1 GiB blocks are initialized (the
-//!   module makes memory usable block by block, §3.2), but the state is `Ready` only at the end.
+//! - **It never serves what the module would refuse.** Progress callbacks report which 1 GiB
+//!   blocks are initialized (the module makes memory usable block by block, §3.2), after the
+//!   record holds them; the server serves TDX frames of those blocks only, and the state is
+//!   `Ready` only at the end.
 //! - **Costs are counted, not timed**: [`StepCounts`] holds SEAMCALLs and retries per step.
 //! - Failures that are not a SEAMCALL's status get a class-0xFF host code ([`host_code`]); the
 //!   module never uses class 0xFF (§4.1), so the two can never be confused.
