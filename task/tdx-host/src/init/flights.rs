@@ -5,8 +5,9 @@
 //! Pattern: [`Flights`] lists the calls started through [`Seam::start`] and not yet answered,
 //! each with the job it belongs to (a worker or an LP) and how often it was tried.
 //! [`Bringup::launch`] starts one; [`Bringup::land`] returns the next answer that is not
-//! transient ([`Bringup::land_now`]: only if one is there, never waiting), restarting transient ones on the same CPU under the same bounded-retry policy as
-//! a synchronous call ([`InitConfig::max_tries`](super::InitConfig)); [`Bringup::drain`]
+//! transient ([`Bringup::land_now`]: only if one is there, never waiting), restarting
+//! transient ones on the same CPU under the same bounded-retry policy as a synchronous call
+//! ([`InitConfig::max_tries`](super::InitConfig)); [`Bringup::drain`]
 //! waits for everything still in flight after a failure, so bring-up never stops (or
 //! flushes caches) while a CPU still works for it.
 //!

@@ -174,8 +174,9 @@ impl<'a> Server<'a> {
     }
 
     /// One bounded TDMR.INIT step of `run` (from [`start`](start::start)) while serving (a
-    /// `seam-done` arrived): the answers there are, booked in the record; every block they finish is marked initialized in the
-    /// regions (after the record holds it), then reported to `progress`. Returns the state.
+    /// `seam-done` arrived): the answers there are, booked in the record; every block they
+    /// finish is marked initialized in the regions (after the record holds it), then reported
+    /// to `progress`. Returns the state.
     pub fn advance_init<S: Seam>(
         &mut self,
         seam: &mut S,
@@ -213,6 +214,8 @@ impl<'a> Server<'a> {
     #[must_use]
     pub fn stats(&self, caller: u16, counters: ServerStats) -> ServerStats {
         let mut s = counters;
+        // TDMR.INIT may still retry while serving: the bring-up's counts as they are now.
+        s.init_retries = self.initial_stats().init_retries;
         if let Some(r) = self.regions.as_ref() {
             s.caller_usage_bytes = r.frames.usage(caller);
             s.quarantined_bytes = r.frames.quarantined_bytes();
