@@ -251,7 +251,7 @@ mod task {
         let mut buffer = [0u8; TDX_HOST_BUFFER_SIZE];
         loop {
             dispatch_tdx_host(&mut service, &mut buffer);
-            // A TDMR.INIT chunk held back for requests starts once one was served.
+            // TDMR.INIT chunks held back for requests start once one was served.
             service.after_dispatch(&mut SeamKernel::new());
         }
     }

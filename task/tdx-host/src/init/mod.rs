@@ -55,7 +55,7 @@ pub mod schedule;
 mod tdmr;
 
 pub use resume::Reattach;
-pub use tdmr::{TdmrRun, FOREGROUND_BURST};
+pub use tdmr::{TdmrRun, TURN_CHUNKS};
 
 use crate::host_code;
 
@@ -385,8 +385,8 @@ impl Bringup {
         self.step(seam, run, durable, observer, false)
     }
 
-    /// Starts the foreground chunk [`Bringup::advance`] held back (see [`TdmrRun::holds_back`]):
-    /// call it after serving a request, or a tick later. Returns the state.
+    /// Starts the chunks [`Bringup::advance`] held back (see [`TdmrRun::holds_back`]): call it
+    /// after serving a request, or a tick later. Returns the state.
     pub fn release_held<S: Seam>(
         &mut self,
         seam: &mut S,

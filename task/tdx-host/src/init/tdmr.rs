@@ -8,10 +8,12 @@
 //! the first chunks and keeps the run ([`TdmrRun`]) in the bring-up; each
 //! [`Bringup::tdmr_advance`] books the answers there are (waiting for one only when asked to)
 //! and starts the next chunks, so a caller that serves requests between two calls does
-//! bounded work per call: at most one answer per call in flight when it began. A chunk on
-//! the caller's own CPU (the kernel's boot CPU runs it before returning, so its end is always
-//! there first) is held back after [`FOREGROUND_BURST`] in a row, until the caller has served
-//! a request or a tick passed ([`Bringup::release_held`]): requests are never starved.
+//! bounded work per call: at most one answer per call in flight when it began. Requests are
+//! never starved: notifications are received before requests, and answers can come faster
+//! than the caller books them (the boot CPU's even come before the kernel returns from the
+//! start), so after [`TURN_CHUNKS`] chunks started since the caller last served a request,
+//! the next ones are held back until it has served one or a tick passed
+//! ([`Bringup::release_held`]).
 //!
 //! Invariants: a TDMR is on at most one CPU at a time (the module answers TDX_OPERAND_BUSY to
 //! two LPs on one TDMR); the record is updated only after the module's answer, and the
@@ -45,25 +47,22 @@ pub struct TdmrRun {
     t: TdmrProgress,
     /// The record's marks as last written (the record is re-opened over them per call).
     pub(super) marks: Marks,
-    /// The CPU the caller itself runs on (the kernel's boot CPU): a call started there runs
-    /// before the kernel returns, so its end is always already there and would come before
-    /// any request (notifications are received first).
-    foreground: Option<CpuIndex>,
-    /// Chunks the foreground CPU ran since the caller last served a request.
+    /// Chunks started since the caller last served a request (or a tick passed).
     burst: u32,
-    /// A foreground chunk held back for the caller to start ([`Bringup::release_held`]).
-    held: Option<(usize, usize)>,
+    /// (worker, TDMR) of chunks held back for the caller to start ([`Bringup::release_held`]).
+    held: Vec<(usize, usize), { schedule::MAX_WORKERS }>,
 }
 
-/// Foreground chunks in a row while serving before one is held back for requests: a request
-/// waits for at most this many (4 MiB each), and an idle server does this many per tick.
-pub const FOREGROUND_BURST: u32 = 16;
+/// Chunks started while serving before the next ones are held back for requests: a request
+/// waits for at most this many answers to be booked (4 MiB of TDMR each), and an idle server
+/// still starts this many per timer tick (256 MiB per tick).
+pub const TURN_CHUNKS: u32 = 64;
 
 impl TdmrRun {
-    /// A foreground chunk waits for [`Bringup::release_held`].
+    /// Chunks wait for [`Bringup::release_held`].
     #[must_use]
     pub fn holds_back(&self) -> bool {
-        self.held.is_some()
+        !self.held.is_empty()
     }
 
     /// `[base, initialized end)` of each TDMR in plan order, the end 1 GiB granular as the
@@ -117,13 +116,8 @@ impl Bringup {
             flights: Flights::default(),
             t,
             marks: rec.marks().clone(),
-            foreground: p
-                .cpus
-                .iter()
-                .position(|c| c.enabled)
-                .map(|i| CpuIndex(i as u32)),
             burst: 0,
-            held: None,
+            held: Vec::new(),
         };
         let mut r = Ok(());
         for w in 0..run.sched.workers() {
@@ -161,13 +155,11 @@ impl Bringup {
         let Some(mut run) = slot.take() else {
             return Ok(true);
         };
-        let r = match run.held.take() {
-            // Waiting for answers: nobody else would start it.
-            Some((w, i)) if wait => self.start_chunk(seam, &mut run, w, i),
-            held => {
-                run.held = held;
-                Ok(())
-            }
+        // Waiting for answers: nobody else would start the held-back chunks.
+        let r = if wait {
+            self.start_held(seam, &mut run)
+        } else {
+            Ok(())
         };
         let r = r.and_then(|()| self.advance_run(seam, &mut run, rec, observer, wait));
         self.note_flights(&run.flights);
@@ -176,7 +168,7 @@ impl Bringup {
             self.drain(seam, &mut run.flights);
         }
         r?;
-        if run.flights.len() == 0 && run.held.is_none() {
+        if run.flights.len() == 0 && run.held.is_empty() {
             rec.update(|m| m.set_done(InitStep::TdmrInit));
             return Ok(true);
         }
@@ -184,8 +176,8 @@ impl Bringup {
         Ok(false)
     }
 
-    /// Starts the foreground chunk held back, if any (the caller served a request, or a
-    /// tick passed). On a failure every call still in flight is waited for and the run is
+    /// A new turn (the caller served a request, or a tick passed): starts the chunks held
+    /// back, if any. On a failure every call still in flight is waited for and the run is
     /// gone.
     pub(super) fn tdmr_release<S: Seam>(
         &mut self,
@@ -196,16 +188,20 @@ impl Bringup {
             return Ok(());
         };
         run.burst = 0;
-        let Some((w, i)) = run.held.take() else {
-            return Ok(());
-        };
-        let r = self.start_chunk(seam, run, w, i);
+        let r = self.start_held(seam, run);
         self.note_flights(&run.flights);
         if r.is_err() {
             self.drain(seam, &mut run.flights);
             *slot = None;
         }
         r
+    }
+
+    fn start_held<S: Seam>(&mut self, seam: &mut S, run: &mut TdmrRun) -> Result<(), Stop> {
+        while let Some((w, i)) = run.held.pop() {
+            self.start_chunk(seam, run, w, i)?;
+        }
+        Ok(())
     }
 
     fn note_flights(&mut self, flights: &Flights) {
@@ -257,9 +253,9 @@ impl Bringup {
             };
             self.book(run, w, r, rec, observer)?;
             if let Some(j) = run.sched.take(w) {
-                if !wait && Some(run.cpus[w]) == run.foreground {
-                    if run.burst >= FOREGROUND_BURST {
-                        run.held = Some((w, j));
+                if !wait {
+                    // A worker holds one TDMR: at most one entry per worker, so it fits.
+                    if run.burst >= TURN_CHUNKS && run.held.push((w, j)).is_ok() {
                         continue;
                     }
                     run.burst += 1;

@@ -2,7 +2,7 @@
 //! frames only from 1 GiB blocks the module has finished — checked against the emulated module
 //! itself (TDH.PHYMEM.PAGE.RDMD answers OPERAND_ADDR_RANGE_ERROR in an unfinished GiB) after
 //! every bounded step — answers `status` with growing progress, NotReady for the rest, frees
-//! early frames, and holds the boot CPU's chunks back for requests after a burst.
+//! early frames, and holds chunks back for requests after a turn's worth.
 
 extern crate std;
 
@@ -145,8 +145,8 @@ fn frames_come_only_from_finished_blocks_while_tdmr_init_runs() {
             }
         }
         s.advance_init(&mut seam, &mut run, &mut |_| {});
-        // The boot CPU's chunk is held back after a burst; the server starts it after the
-        // next request (here: the next round of requests).
+        // Chunks are held back after a turn's worth; the server starts them after the next
+        // request (here: the next round of requests).
         if run.as_ref().is_some_and(TdmrRun::holds_back) {
             holds += 1;
             s.release_init(&mut seam, &mut run);

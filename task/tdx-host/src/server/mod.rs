@@ -297,8 +297,8 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Starts the TDMR.INIT chunk `run` held back for requests ([`TdmrRun::holds_back`]).
-    /// Returns the state.
+    /// Starts the TDMR.INIT chunks `run` held back for requests ([`TdmrRun::holds_back`]),
+    /// and begins a new turn: a request was served. Returns the state.
     pub fn release_init<S: Seam>(&mut self, seam: &mut S, run: &mut Option<TdmrRun>) -> State {
         self.bringup.release_held(seam, run, &mut |_: &Progress| {})
     }

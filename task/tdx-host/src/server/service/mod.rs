@@ -68,7 +68,7 @@ pub struct Service<'s, 'a> {
     staging: Option<&'s mut TdStaging>,
     /// TDMR.INIT still running while serving (see [`Self::advance_init`]).
     tdmr_run: Option<TdmrRun>,
-    /// A chunk was held back since the last dispatch: the next request goes first.
+    /// Chunks were held back by the last dispatch: the next request goes first.
     fresh_hold: bool,
 }
 
@@ -394,7 +394,7 @@ impl<'s, 'a> Service<'s, 'a> {
     /// A `seam-done` arrived: while TDMR.INIT runs, one bounded step of it
     /// ([`Server::advance_init`]), each 1 GiB block it finishes logged; its end is logged with
     /// [`TdmrInitDone`]. Nothing otherwise (a late `seam-done` of a dead incarnation's call).
-    /// A chunk held back for requests is started after the next dispatch
+    /// Chunks held back for requests are started after the next dispatch
     /// ([`Self::after_dispatch`]) or at the next tick of `timer`, whichever comes first.
     pub fn advance_init<S: Seam, T: Timer>(&mut self, seam: &mut S, timer: &mut T) {
         if !self.server.initializing() {
@@ -419,9 +419,9 @@ impl<'s, 'a> Service<'s, 'a> {
         self.init_ended();
     }
 
-    /// After every dispatch (a request or a notification): starts the TDMR.INIT chunk held
-    /// back, unless it was held back by this very dispatch (then a request waiting goes first;
-    /// without one, the timer starts it).
+    /// After every dispatch (a request or a notification): starts the TDMR.INIT chunks held
+    /// back and begins a new turn, unless they were held back by this very dispatch (then a
+    /// request waiting goes first; without one, the timer starts them).
     pub fn after_dispatch<S: Seam>(&mut self, seam: &mut S) {
         if core::mem::take(&mut self.fresh_hold) {
             return;
@@ -429,9 +429,9 @@ impl<'s, 'a> Service<'s, 'a> {
         self.release_init(seam);
     }
 
-    /// The tick after a hold-back: starts the chunk held back, if still held.
+    /// The tick after a hold-back: starts the chunks held back, if still held.
     pub fn release_init<S: Seam>(&mut self, seam: &mut S) {
-        if self.tdmr_run.as_ref().is_some_and(TdmrRun::holds_back) {
+        if self.tdmr_run.is_some() {
             self.server.release_init(seam, &mut self.tdmr_run);
             self.init_ended();
         }
