@@ -50,6 +50,10 @@ struct Expect {
     /// scheduling bound (`parinit.rs`; 0: not checked).
     #[serde(default)]
     parallel_tdmr_init: u16,
+    /// tdx-host must serve TDX frames while TDMR.INIT still runs (`early.rs`; the image needs
+    /// several 1 GiB blocks so that some are initialized before others).
+    #[serde(default)]
+    early_serve: bool,
 }
 
 fn main() {
@@ -79,6 +83,7 @@ fn main() {
     let _ = writeln!(s, "pub const VICTIM: bool = {};", e.victim);
     let _ = writeln!(s, "pub const RESTART_CASES: bool = {};", e.restart_cases);
     let _ = writeln!(s, "pub const LAPIC: &str = {:?};", e.lapic);
+    let _ = writeln!(s, "pub const EARLY_SERVE: bool = {};", e.early_serve);
     let _ = writeln!(
         s,
         "pub const PARALLEL_TDMR_INIT: u16 = {};",

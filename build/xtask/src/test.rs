@@ -51,6 +51,7 @@ pub const SUITES: &[(&str, &str)] = &[
     ("test-suite/tdx-8node.toml", "tdx-8node"),
     ("test-suite/tdx-1cpu.toml", "tdx-1cpu"),
     ("test-suite/tdx-parinit.toml", "tdx-parinit"),
+    ("test-suite/tdx-early.toml", "tdx-early"),
     ("test-suite/tdx-absent.toml", "tdx-absent"),
     ("test-suite/tdx-fail-sysinit.toml", "tdx-fail-sysinit"),
     ("test-suite/tdx-fail-lpinit.toml", "tdx-fail-lpinit"),

@@ -871,3 +871,33 @@ fn td_leaves_from_an_uninitialized_lp_or_before_ready_are_refused() {
         "TDMR.INIT has not reached the page"
     );
 }
+
+/// In the middle of TDMR.INIT the usable boundary is next-to-initialize rounded down to 1 GiB
+/// (§3.2): with TDMR 1 initialized 1 GiB and 40 MiB into it, RDX says 1 GiB, a page just below
+/// it is usable (PAGE.RDMD, MNG.CREATE), and the first page of the partly initialized GiB is
+/// refused by both with OPERAND_ADDR_RANGE_ERROR naming RCX — although its 4 MiB chunk is done.
+#[test]
+fn in_the_middle_of_tdmr_init_only_finished_gibs_are_usable() {
+    let (mut m, mut mem) = (module(td_cfg()), mem());
+    to_ready(&mut m, &mut mem);
+    let mut rdx = 0;
+    for _ in 0..(GIB / (4 * MIB) + 10) {
+        let r = call(&mut m, 0, leaf(Leaf::SysTdmrInit).rcx(BASE), &mut mem);
+        assert_eq!(r.status(), TdxStatus::SUCCESS);
+        rdx = r.rdx;
+    }
+    let boundary = BASE + GIB;
+    assert_eq!(rdx, boundary, "RDX rounds next-to-initialize down to 1 GiB");
+    let rdmd = |m: &mut TdxModule, mem: &mut Mem, pa: u64| {
+        s(m, 0, leaf(Leaf::PhymemPageRdmd).rcx(pa), mem)
+    };
+    assert_eq!(rdmd(&mut m, &mut mem, boundary - 4096), TdxStatus::SUCCESS);
+    let refused = op(TdxStatus::OPERAND_ADDR_RANGE_ERROR, OperandId::RCX);
+    assert_eq!(rdmd(&mut m, &mut mem, boundary), refused);
+    let create = |pa: u64| leaf(Leaf::MngCreate).rcx(pa).rdx(HKID);
+    assert_eq!(s(&mut m, 0, create(boundary), &mut mem), refused);
+    assert_eq!(
+        s(&mut m, 0, create(boundary - 4096), &mut mem),
+        TdxStatus::SUCCESS
+    );
+}

@@ -638,3 +638,21 @@ pub fn record_bytes(r: &RegionRecord) -> &[u8] {
 }
 
 include!(concat!(env!("OUT_DIR"), "/client_stub.rs"));
+
+impl TdxHost {
+    /// `status` once bring-up has ended (`Ready`, `Failed` or `Unavailable`): tdx-host answers
+    /// `Initializing` while TDH.SYS.TDMR.INIT still runs (it serves TDX frames of initialized
+    /// blocks meanwhile), so a client that needs the whole module asks again, calling `pause`
+    /// (e.g. a one-tick sleep) in between, at most `tries` times. Returns the last answer.
+    pub fn status_settled(&self, tries: u32, mut pause: impl FnMut()) -> ModuleStatus {
+        let mut st = self.status();
+        for _ in 0..tries {
+            if st.state() != Some(ModuleState::Initializing) {
+                break;
+            }
+            pause();
+            st = self.status();
+        }
+        st
+    }
+}

@@ -1,5 +1,6 @@
 //! tdx-host, the server task: brings the TDX module up, logs the init report, then serves
-//! `idl/tdx-host.idol` (RECV/REPLY only; it never SENDs). Pattern: a thin adapter. All logic
+//! `idl/tdx-host.idol` (RECV/REPLY only; it never SENDs) — already while TDMR.INIT runs, which
+//! each `seam-done` notification moves on by one bounded step. Pattern: a thin adapter. All logic
 //! lives in the library (bring-up, report, regions, handlers, TD operations, scrub pacing:
 //! `tdx_host::server::{start, service, td, pacing}`); this binary implements its traits over
 //! kernel syscalls (`kernel.rs`), keeps the big tables and the TD staging in `static`s and
@@ -33,7 +34,9 @@ mod task {
     mod config {
         include!(concat!(env!("OUT_DIR"), "/tdx_host_config.rs"));
     }
-    use task_gen::{notifications::CLIENT_RESTARTED_MASK, notifications::TIMER_MASK, TASK_NAMES};
+    use kernel::SeamKernel;
+    use task_gen::notifications::{CLIENT_RESTARTED_MASK, SEAM_DONE_MASK, TIMER_MASK};
+    use task_gen::TASK_NAMES;
 
     type Res<T> = Result<T, RequestError<TdxHostError>>;
     type Lease = Leased<R, [u8]>;
@@ -54,11 +57,16 @@ mod task {
     /// The IDL server: leases and reply codes around the library's [`Service`].
     impl TdxHostServer for Service<'static, 'static> {
         fn notification_mask(&self) -> u64 {
-            CLIENT_RESTARTED_MASK | TIMER_MASK
+            CLIENT_RESTARTED_MASK | TIMER_MASK | SEAM_DONE_MASK
         }
 
         fn handle_notification(&mut self, bits: u64) {
+            if bits & SEAM_DONE_MASK != 0 {
+                // TDMR.INIT goes on while serving: the CPUs that finished get their next chunk.
+                self.advance_init(&mut SeamKernel::new(), &mut Kernel);
+            }
             if bits & TIMER_MASK != 0 {
+                self.release_init(&mut SeamKernel::new());
                 self.timer_fired((&mut Kernel, &mut Kernel), &mut Kernel, tsc);
             }
             if bits & CLIENT_RESTARTED_MASK != 0 {
@@ -232,8 +240,9 @@ mod task {
     pub fn main() -> ! {
         // This instance's start, for the recovery time it logs once it serves.
         let started = (sys_get_timer().now, tsc());
-        let (server, staging) = setup::server();
-        let mut service = Service::new(server, log).with_td_staging(staging);
+        let (server, staging, tdmr_run) = setup::server();
+        let service = Service::new(server, log).with_td_staging(staging);
+        let mut service = service.with_tdmr_run(tdmr_run);
         match userlib::hl::scrub_method() {
             Ok(Some(m)) => {
                 log(format_args!("scrub method: {}", m.describe()));
@@ -244,9 +253,13 @@ mod task {
         // Clients that restarted while tdx-host was down lose what their old incarnation held.
         service.handle_notification(CLIENT_RESTARTED_MASK);
         service.log_serving(started, (sys_get_timer().now, tsc()));
+        // Answers that landed before the loop: their `seam-done` may have been taken already.
+        service.advance_init(&mut SeamKernel::new(), &mut Kernel);
         let mut buffer = [0u8; TDX_HOST_BUFFER_SIZE];
         loop {
             dispatch_tdx_host(&mut service, &mut buffer);
+            // TDMR.INIT chunks held back for requests start once one was served.
+            service.after_dispatch(&mut SeamKernel::new());
         }
     }
 }

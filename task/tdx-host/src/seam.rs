@@ -147,6 +147,17 @@ pub trait Seam {
         self.deferred().pop()
     }
 
+    /// One started call among `cpus` that has finished, if there is one now: never waits.
+    /// The default (a synchronous [`Seam`] ran every call at [`Seam::start`]) is
+    /// [`Seam::finish_one`].
+    ///
+    /// # Errors
+    /// [`SeamError::NothingStarted`] when no call is outstanding.
+    fn poll_one(&mut self, cpus: &[CpuIndex]) -> Result<Option<Finished>, SeamError> {
+        let _ = cpus;
+        self.finish_one().map(Some)
+    }
+
     /// Where the default [`Seam::start`] keeps answers for [`Seam::finish_one`].
     fn deferred(&mut self) -> &mut Deferred;
 

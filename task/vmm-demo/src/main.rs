@@ -68,8 +68,9 @@ fn owned_frames(tdx: &TdxHost, size: FrameSize) -> u64 {
 }
 
 fn run(tdx: &TdxHost, ids: &RequestIds) -> bool {
-    // Idempotent: the client retries across a tdx-host restart.
-    let st = tdx.status();
+    // Idempotent: the client retries across a tdx-host restart. While TDMR.INIT still runs
+    // tdx-host answers Initializing: the demo wants the whole module, so it waits.
+    let st = tdx.status_settled(100_000, || userlib::hl::sleep_for(1, 1));
     match st.state() {
         Some(ModuleState::Ready) => ulog!(
             "vmm-demo: TDX module {}.{}.{} ready: {} TDMRs, {} MiB TDX memory ({} MiB free), PAMT {} KiB, guest KeyIDs {}..{}",

@@ -159,6 +159,8 @@ fn free(t: &TdxHost, ids: &RequestIds, size: FrameSize, frames: &[u64]) -> bool 
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
+    // Non-TDX memory and hot-plug need the whole module: wait while TDMR.INIT still runs.
+    let _ = t.status_settled(100_000, || hl::sleep_for(1, 1));
     // Safety: the only reference to HELD.
     let held = unsafe { &mut *core::ptr::addr_of_mut!(HELD) };
     let ids = RequestIds::new();

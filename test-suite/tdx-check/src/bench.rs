@@ -115,7 +115,8 @@ fn free_all(t: &TdxHost, a: &[u64]) -> bool {
 pub fn main() -> ! {
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
     let jefe = sys_refresh_task_id(task_gen::slots::JEFE);
-    let ready = t.status().state() == Some(ModuleState::Ready);
+    let settled = t.status_settled(100_000, || hl::sleep_for(1, 1));
+    let ready = settled.state() == Some(ModuleState::Ready);
     let cal = Calibration::measure::<SAMPLES>();
     let to_insn = |ticks: u64| cal.instructions(ticks);
     let mut addr = [0u64; 1];

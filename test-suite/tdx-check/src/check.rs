@@ -2,8 +2,8 @@
 //! be (`[tasks.check.config]`, see build.rs): the bring-up state (Ready, Failed at a step with a
 //! status, Unavailable), retries where transient faults were injected, allocation and free on
 //! every node and size until exhaustion and back (exact totals), every bad input, quotas, rights,
-//! reclaim of a killed client, the hotplug policy, and (`restart.rs`) tdx-host killed in the
-//! middle of its work.
+//! reclaim of a killed client, the hotplug policy, (`restart.rs`) tdx-host killed in the
+//! middle of its work, and (`early.rs`) TDX frames served while TDMR.INIT still runs.
 //!
 //! Prints one `test NAME ... ok|FAILED: why` line per check and reports the verdict to jefe.
 
@@ -35,6 +35,7 @@ static mut HELD: [u64; MAX_HELD] = [0; MAX_HELD];
 use test_api::check;
 use test_api::score::Score;
 
+mod early;
 mod parinit;
 mod restart;
 
@@ -93,8 +94,8 @@ fn settle(t: &TdxHost) -> bool {
 
 fn state_checks(s: &mut Score, t: &TdxHost) {
     // Idempotent: the client retries across a restart, so it always
-    // gets an answer.
-    let st = t.status();
+    // gets an answer; it waits while TDMR.INIT still runs.
+    let st = t.status_settled(100_000, || hl::sleep_for(1, 1));
     let state = st.state();
     match expect::STATE {
         "ready" => {
@@ -920,6 +921,9 @@ pub fn main() -> ! {
     let mut s = Score::default();
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
     lapic_checks(&mut s);
+    if expect::EARLY_SERVE {
+        early::early_serving_checks(&mut s, &t);
+    }
     state_checks(&mut s, &t);
     if expect::PARALLEL_TDMR_INIT != 0 {
         parinit::parallel_tdmr_init_checks(&mut s, &t);

@@ -213,6 +213,8 @@ fn refusals(s: &mut Score, t: &TdxHost, theirs: (u64, u32)) {
 pub fn main() -> ! {
     let mut s = Score::default();
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
+    // TD operations need the whole module: wait while TDMR.INIT still runs.
+    let _ = t.status_settled(100_000, || hl::sleep_for(1, 1));
     let victim = victim_message();
     let (theirs, vflags) = victim.map_or(((0, 0), 0), |(_, m)| {
         let w = |i: usize| u32::from_le_bytes([m[i], m[i + 1], m[i + 2], m[i + 3]]);

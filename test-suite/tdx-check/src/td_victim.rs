@@ -21,6 +21,8 @@ pub fn main() -> ! {
     let vmm = sys_refresh_task_id(task_gen::slots::VMM);
     let me = sys_refresh_task_id(TaskIndex(task_gen::TASK_INDEX));
     if me.generation().0 == 0 {
+        // TD operations need the whole module: wait while TDMR.INIT still runs.
+        let _ = tdx.status_settled(100_000, || userlib::hl::sleep_for(1, 1));
         let mut a = [0u64; 5];
         let got = tdx.alloc_frames(
             ANY_NODE,

@@ -38,13 +38,15 @@ const ANCHORS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Guest benchmark images: the kernel's, tdx-host's, then tdx-host's bounded scrub (a 1 GiB
-/// free while a lower-priority task keeps a timer).
+/// Guest benchmark images: the kernel's, tdx-host's, tdx-host's bounded scrub (a 1 GiB free
+/// while a lower-priority task keeps a timer), parallel TDMR.INIT (4 TDMRs on 4 CPUs), and the
+/// first TDX frame served while TDMR.INIT still runs against the time to Ready.
 const IMAGES: &[&str] = &[
     "test-suite/bench/app.toml",
     "test-suite/bench/tdx.toml",
     "test-suite/bench/scrub.toml",
     "test-suite/tdx-parinit.toml",
+    "test-suite/tdx-early.toml",
 ];
 
 /// tdx-host's init report line of parallel TDMR.INIT: (CPUs, most in flight at once, the most

@@ -5,8 +5,9 @@
 //! Pattern: [`Flights`] lists the calls started through [`Seam::start`] and not yet answered,
 //! each with the job it belongs to (a worker or an LP) and how often it was tried.
 //! [`Bringup::launch`] starts one; [`Bringup::land`] returns the next answer that is not
-//! transient, restarting transient ones on the same CPU under the same bounded-retry policy as
-//! a synchronous call ([`InitConfig::max_tries`](super::InitConfig)); [`Bringup::drain`]
+//! transient ([`Bringup::land_now`]: only if one is there, never waiting), restarting
+//! transient ones on the same CPU under the same bounded-retry policy as a synchronous call
+//! ([`InitConfig::max_tries`](super::InitConfig)); [`Bringup::drain`]
 //! waits for everything still in flight after a failure, so bring-up never stops (or
 //! flushes caches) while a CPU still works for it.
 //!
@@ -20,7 +21,7 @@ use tdx_host_api::InitStep;
 
 use super::{fail, is_retryable, Bringup, Stop};
 use crate::host_code;
-use crate::seam::{CpuIndex, Seam, MAX_IN_FLIGHT};
+use crate::seam::{CpuIndex, Finished, Seam, MAX_IN_FLIGHT};
 
 /// One call in flight.
 #[derive(Clone, Copy, Debug)]
@@ -120,25 +121,66 @@ impl Bringup {
             if flights.list.is_empty() {
                 return Ok(None);
             }
-            let (cpu, r) = seam.finish_one().map_err(|e| fail(step, e.status()))?;
-            let Some(pos) = flights.list.iter().position(|f| f.cpu == cpu) else {
-                // An answer for a CPU this bring-up did not start: the kernel's bug.
-                return Err(fail(step, host_code::KERNEL_REFUSED));
-            };
-            let f = flights.list.swap_remove(pos);
-            let r = r.map_err(|e| fail(step, e.status()))?;
-            if !is_retryable(r.status()) {
-                return Ok(Some((f.job, cpu, r)));
+            let done = seam.finish_one().map_err(|e| fail(step, e.status()))?;
+            if let Some(landed) = self.landed(seam, flights, step, done)? {
+                return Ok(Some(landed));
             }
-            if f.tries >= self.config.max_tries.max(1) {
-                return Err(fail(step, r.status()));
-            }
-            let again = Flight {
-                tries: f.tries + 1,
-                ..f
-            };
-            self.relaunch(seam, flights, step, again)?;
         }
+    }
+
+    /// [`Bringup::land`] without waiting: the next answer that is not transient among those
+    /// that are there now; `None` when none is (or nothing is in flight).
+    pub(super) fn land_now<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        flights: &mut Flights,
+        step: InitStep,
+    ) -> Result<Option<(usize, CpuIndex, SeamcallResult)>, Stop> {
+        loop {
+            let mut cpus: Vec<CpuIndex, MAX_IN_FLIGHT> = Vec::new();
+            for f in &flights.list {
+                // Capacity MAX_IN_FLIGHT, as the list's.
+                let _ = cpus.push(f.cpu);
+            }
+            if cpus.is_empty() {
+                return Ok(None);
+            }
+            let Some((cpu, r)) = seam.poll_one(&cpus).map_err(|e| fail(step, e.status()))? else {
+                return Ok(None);
+            };
+            if let Some(landed) = self.landed(seam, flights, step, (cpu, r))? {
+                return Ok(Some(landed));
+            }
+        }
+    }
+
+    /// Books one finished call: its answer when it is not transient, else the call started
+    /// again (`None`).
+    fn landed<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        flights: &mut Flights,
+        step: InitStep,
+        (cpu, r): Finished,
+    ) -> Result<Option<(usize, CpuIndex, SeamcallResult)>, Stop> {
+        let Some(pos) = flights.list.iter().position(|f| f.cpu == cpu) else {
+            // An answer for a CPU this bring-up did not start: the kernel's bug.
+            return Err(fail(step, host_code::KERNEL_REFUSED));
+        };
+        let f = flights.list.swap_remove(pos);
+        let r = r.map_err(|e| fail(step, e.status()))?;
+        if !is_retryable(r.status()) {
+            return Ok(Some((f.job, cpu, r)));
+        }
+        if f.tries >= self.config.max_tries.max(1) {
+            return Err(fail(step, r.status()));
+        }
+        let again = Flight {
+            tries: f.tries + 1,
+            ..f
+        };
+        self.relaunch(seam, flights, step, again)?;
+        Ok(None)
     }
 
     /// Waits for every call still in flight and drops the answers (after a failure, or once

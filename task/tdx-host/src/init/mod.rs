@@ -1,9 +1,11 @@
 //! TDX module bring-up: detect → SYS.INIT → LP.INIT on every CPU → SYS.RD metadata → plan →
 //! SYS.CONFIG → WBINVD everywhere → KEY.CONFIG per package → TDMR.INIT until done (§3.3).
 //!
-//! Pattern: a run-to-completion state machine, [`Bringup::run`], generic over [`Seam`] and
-//! [`PhysWriter`]. Each step either finishes or moves the machine to a terminal state:
-//! - [`State::Ready`]: every TDMR is fully initialized; only now may memory be served;
+//! Pattern: a state machine generic over [`Seam`] and [`PhysWriter`], run to completion
+//! ([`Bringup::run`]) or up to TDMR.INIT's first chunks ([`Bringup::begin_durable`]), after
+//! which the caller serves and moves TDMR.INIT on with [`Bringup::advance`], bounded work per
+//! call. Each step either finishes or moves the machine to a terminal state:
+//! - [`State::Ready`]: every TDMR is fully initialized; only now is all memory served;
 //! - [`State::Failed`] `{ step, status }`: the first non-transient failure, permanent (the
 //!   module cannot be configured twice in practice, §3.2/§3.3; Linux never retries either);
 //! - [`State::Unavailable`]: no module (VMfailInvalid/#GP/#UD on the first SEAMCALL, §2.1) or
@@ -14,8 +16,10 @@
 //!   returns a transient status (RND_NO_ENTROPY, SYS_BUSY, OPERAND_BUSY, KEY_GENERATION_FAILED;
 //!   §2.1, §3.2, §10 items 5/26), and TDMR.INIT is called at most `size / 4 MiB + 1` successful
 //!   times per TDMR (§3.2: 4 MiB per call); a TDMR that does not advance is a failure.
-//! - **It never half-serves.** Progress callbacks report which 1 GiB blocks are initialized (the
-//!   module makes memory usable block by block, §3.2), but the state is `Ready` only at the end.
+//! - **It never serves what the module would refuse.** Progress callbacks report which 1 GiB
+//!   blocks are initialized (the module makes memory usable block by block, §3.2), after the
+//!   record holds them; the server serves TDX frames of those blocks only, and the state is
+//!   `Ready` only at the end.
 //! - **Costs are counted, not timed**: [`StepCounts`] holds SEAMCALLs and retries per step.
 //! - Failures that are not a SEAMCALL's status get a class-0xFF host code ([`host_code`]); the
 //!   module never uses class 0xFF (§4.1), so the two can never be confused.
@@ -51,6 +55,7 @@ pub mod schedule;
 mod tdmr;
 
 pub use resume::Reattach;
+pub use tdmr::{TdmrRun, TURN_CHUNKS};
 
 use crate::host_code;
 
@@ -286,6 +291,12 @@ impl Bringup {
         &self.info.cmrs
     }
 
+    /// TDMR.INIT has begun and not ended ([`Bringup::begin_durable`] left it running).
+    #[must_use]
+    pub fn tdmr_init_running(&self) -> bool {
+        self.state == State::Initializing(InitStep::TdmrInit)
+    }
+
     /// (initialized, total) TDMR bytes.
     #[must_use]
     pub fn tdmr_bytes(&self) -> (u64, u64) {
@@ -315,13 +326,105 @@ impl Bringup {
         writer: &mut W,
         platform: &PlatformView<'_>,
         storage: &mut InitStorage,
+        mut durable: Option<&mut dyn Durable>,
+        observer: &mut dyn Observer,
+    ) -> State {
+        // A shorter borrow of the record's memory per call.
+        fn again<'b>(d: &'b mut Option<&mut dyn Durable>) -> Option<&'b mut dyn Durable> {
+            d.as_mut().map(|d| &mut **d as &mut dyn Durable)
+        }
+        let mut run = None;
+        let d = again(&mut durable);
+        self.begin_durable(seam, writer, platform, storage, d, observer, &mut run);
+        while run.is_some() {
+            self.step(seam, &mut run, again(&mut durable), observer, true);
+        }
+        self.state
+    }
+
+    /// [`Bringup::run_durable`] up to TDMR.INIT's first chunks: returns
+    /// `Initializing(TdmrInit)` while they run, with the run in `run` (the caller then serves
+    /// what is initialized and calls [`Bringup::advance`] when SEAMCALLs finish), or the
+    /// terminal state. Later calls return the state unchanged. The run (about 9 KiB) is the
+    /// caller's to keep, on its stack rather than in this struct's `static`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin_durable<S: Seam, W: PhysWriter>(
+        &mut self,
+        seam: &mut S,
+        writer: &mut W,
+        platform: &PlatformView<'_>,
+        storage: &mut InitStorage,
         durable: Option<&mut dyn Durable>,
         observer: &mut dyn Observer,
+        run: &mut Option<TdmrRun>,
     ) -> State {
         if self.state != State::NotStarted {
             return self.state;
         }
-        let result = self.run_steps(seam, writer, platform, storage, durable, observer);
+        match self.run_steps(seam, writer, platform, storage, durable, observer) {
+            Ok(Some(r)) => {
+                *run = Some(r);
+                self.state
+            }
+            Ok(None) => self.finish(seam, Ok(()), observer),
+            Err(stop) => self.finish(seam, Err(stop), observer),
+        }
+    }
+
+    /// Books the TDMR.INIT answers there are now and starts the next chunks, never waiting:
+    /// bounded work (one answer per CPU in flight at most). `durable` is the record's memory
+    /// given to [`Bringup::begin_durable`]. Returns the state: still `Initializing(TdmrInit)`,
+    /// or `Ready` / `Failed` once TDMR.INIT ended. Without a running TDMR.INIT, the state.
+    pub fn advance<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        run: &mut Option<TdmrRun>,
+        durable: Option<&mut dyn Durable>,
+        observer: &mut dyn Observer,
+    ) -> State {
+        self.step(seam, run, durable, observer, false)
+    }
+
+    /// Starts the chunks [`Bringup::advance`] held back (see [`TdmrRun::holds_back`]): call it
+    /// after serving a request, or a tick later. Returns the state.
+    pub fn release_held<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        run: &mut Option<TdmrRun>,
+        observer: &mut dyn Observer,
+    ) -> State {
+        match self.tdmr_release(seam, run) {
+            Ok(()) => self.state,
+            Err(stop) => self.finish(seam, Err(stop), observer),
+        }
+    }
+
+    fn step<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        run: &mut Option<TdmrRun>,
+        durable: Option<&mut dyn Durable>,
+        observer: &mut dyn Observer,
+        wait: bool,
+    ) -> State {
+        let Some(r) = run.as_ref() else {
+            return self.state;
+        };
+        let mut rec = Record::resume(durable, r.marks.clone());
+        match self.tdmr_advance(seam, run, &mut rec, observer, wait) {
+            Ok(false) => self.state,
+            Ok(true) => self.finish(seam, Ok(()), observer),
+            Err(stop) => self.finish(seam, Err(stop), observer),
+        }
+    }
+
+    /// The end of bring-up: `Ready`, or the stop (after CONFIG, with the caches flushed).
+    fn finish<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        result: Result<(), Stop>,
+        observer: &mut dyn Observer,
+    ) -> State {
         if let State::Initializing(step) = self.state {
             observer.step_finished(step, result.is_ok());
         }
@@ -359,7 +462,7 @@ impl Bringup {
         storage: &mut InitStorage,
         durable: Option<&mut dyn Durable>,
         observer: &mut dyn Observer,
-    ) -> Result<(), Stop> {
+    ) -> Result<Option<TdmrRun>, Stop> {
         self.enter(InitStep::Detect, observer);
         let boot = self.detect(platform)?;
         let mut rec = self.open_record(durable)?;
@@ -374,7 +477,7 @@ impl Bringup {
         if rec.marks().is_done(InitStep::TdmrInit) {
             self.plan(platform, buffer, pa_bits, storage, false)?;
             self.enter(InitStep::TdmrInit, observer);
-            return self.confirm_ready(seam, boot, &storage.plan);
+            return self.confirm_ready(seam, boot, &storage.plan).map(|()| None);
         }
         self.enter(InitStep::SysInit, observer);
         if !rec.marks().is_done(InitStep::SysInit) {
@@ -428,7 +531,7 @@ impl Bringup {
         self.enter(InitStep::KeyConfig, observer);
         self.key_config(seam, platform, boot, &mut rec)?;
         self.enter(InitStep::TdmrInit, observer);
-        self.tdmr_init(seam, platform, &storage.plan, &mut rec, observer)
+        self.tdmr_init_begin(seam, platform, &storage.plan, &mut rec)
     }
 
     /// §1.2: KeyIDs, a complete platform record, at least one CPU. Returns the boot CPU.

@@ -464,6 +464,13 @@ impl<'d> Record<'d> {
         Ok((rec, Opened::Found))
     }
 
+    /// The record over `mem` as this instance last wrote it (`marks`): for bring-up steps
+    /// taken after the record was opened (TDMR.INIT while serving); nothing is read again.
+    #[must_use]
+    pub fn resume(mem: Option<&'d mut dyn Durable>, marks: Marks) -> Record<'d> {
+        Record { mem, marks }
+    }
+
     /// The current marks.
     #[must_use]
     pub fn marks(&self) -> &Marks {

@@ -97,6 +97,25 @@ impl<C: FnMut() -> u64, P: FnMut(&Progress)> Observer for Trace<C, P> {
     }
 }
 
+/// TDMR.INIT calls per CPU, and the most on one CPU against the total (nothing before
+/// TDMR.INIT).
+pub fn write_tdmr_cpus(bringup: &Bringup, out: &mut dyn FnMut(fmt::Arguments<'_>)) {
+    let per_cpu = bringup.tdmr_init_per_cpu();
+    if per_cpu.is_empty() {
+        return;
+    }
+    let total: u32 = per_cpu.iter().map(|&(_, n)| n).sum();
+    let most = per_cpu.iter().map(|&(_, n)| n).max().unwrap_or(0);
+    out(format_args!(
+        "TDMR.INIT per CPU: {} CPUs, at most {} in flight at once, the most on one CPU {most} of {total}:",
+        per_cpu.len(),
+        bringup.tdmr_init_peak_in_flight()
+    ));
+    for &(cpu, n) in per_cpu {
+        out(format_args!("  cpu {:<4} {n:>6} TDMR.INIT calls", cpu.0));
+    }
+}
+
 /// Which TDMR.INIT advances are worth a log line: one per initialized GiB (the module's
 /// granularity, §3.2), and the last.
 #[derive(Clone, Copy, Debug, Default)]
@@ -188,24 +207,9 @@ impl InitReport<'_> {
             counts.flushes,
             self.ticks.iter().sum::<u64>()
         ));
-        self.write_tdmr_cpus(out);
-    }
-
-    /// TDMR.INIT calls per CPU, and the most on one CPU against the total.
-    fn write_tdmr_cpus(&self, out: &mut dyn FnMut(fmt::Arguments<'_>)) {
-        let per_cpu = self.bringup.tdmr_init_per_cpu();
-        if per_cpu.is_empty() {
-            return;
-        }
-        let total: u32 = per_cpu.iter().map(|&(_, n)| n).sum();
-        let most = per_cpu.iter().map(|&(_, n)| n).max().unwrap_or(0);
-        out(format_args!(
-            "TDMR.INIT per CPU: {} CPUs, at most {} in flight at once, the most on one CPU {most} of {total}:",
-            per_cpu.len(),
-            self.bringup.tdmr_init_peak_in_flight()
-        ));
-        for &(cpu, n) in per_cpu {
-            out(format_args!("  cpu {:<4} {n:>6} TDMR.INIT calls", cpu.0));
+        // While TDMR.INIT still runs, the server writes these lines when it ends.
+        if !b.tdmr_init_running() {
+            write_tdmr_cpus(b, out);
         }
     }
 

@@ -27,7 +27,7 @@ use crate::seam::{
 
 const MIB: u64 = 1 << 20;
 pub(crate) const BUF_BASE: u64 = 32 * MIB;
-const BUF_LEN: usize = 64 * 1024;
+pub(crate) const BUF_LEN: usize = 64 * 1024;
 
 /// The TDMR_INFO buffer as the module sees it.
 pub(crate) struct BufMem {

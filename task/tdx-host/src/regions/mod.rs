@@ -2,7 +2,8 @@
 //!
 //! Pattern: the region map *is* the frame allocator's pool list; this module decides which
 //! pools exist and what class they get. Rules:
-//! - at build time (after `Ready`): online RAM inside the CMRs becomes TDX pools, minus PAMT
+//! - at build time (after `Ready`, or once TDMR.INIT has begun: then TDX frames come only
+//!   from the 1 GiB blocks TDMR.INIT has finished, marked as it advances): online RAM inside the CMRs becomes TDX pools, minus PAMT
 //!   blocks, reserved areas, the image and the TDMR_INFO buffer; boot-offline RAM becomes TDX
 //!   pools that are offline (not allocatable) until onlined; RAM outside every CMR becomes a
 //!   non-TDX pool under `PerNode` and is left unused under `Reject`;
@@ -144,11 +145,30 @@ impl<'a> Regions<'a> {
     /// `TableFull` when pools, holes, boot RAM ranges or bitmap storage run out;
     /// `RegionOverlap` for a restored allocator that does not match the plan.
     pub fn build(
+        frames: FrameAllocator<'a>,
+        storage: &InitStorage,
+        platform: PlatformMemory<'_>,
+        policy: HotplugPolicy,
+        nodes: u16,
+    ) -> Result<Self, TdxHostError> {
+        let all = &mut storage.plan.tdmrs.iter().map(|t| t.range());
+        Self::build_initialized(frames, storage, platform, policy, nodes, all)
+    }
+
+    /// [`Regions::build`] while TDMR.INIT still runs: only the whole 1 GiB blocks of
+    /// `initialized` (inside the plan's TDMRs) are marked initialized; the rest follows with
+    /// [`Regions::mark_initialized`] as TDMR.INIT advances. TDX frames come only from marked
+    /// blocks (the module refuses a page of a GiB whose TDMR.INIT is not finished, §3.2, §9.1).
+    ///
+    /// # Errors
+    /// As [`Regions::build`].
+    pub fn build_initialized(
         mut frames: FrameAllocator<'a>,
         storage: &InitStorage,
         platform: PlatformMemory<'_>,
         policy: HotplugPolicy,
         nodes: u16,
+        initialized: &mut dyn Iterator<Item = PhysRange>,
     ) -> Result<Self, TdxHostError> {
         let full = |_| TdxHostError::TableFull;
         let mut tdmrs: Vec<PhysRange, MAX_TDMRS> = Vec::new();
@@ -156,7 +176,6 @@ impl<'a> Regions<'a> {
         let mut forbidden: Vec<PhysRange, MAX_HOLES> = Vec::new();
         for t in &storage.plan.tdmrs {
             tdmrs.push(t.range()).map_err(full)?;
-            frames.mark_ready(t.range());
             for a in &t.reserved {
                 // A verified plan's reserved areas lie inside their TDMR, which does not wrap.
                 let abs = PhysRange::saturating(t.base.0.saturating_add(a.offset.0), a.size.0);
@@ -217,6 +236,11 @@ impl<'a> Regions<'a> {
         if let Some(e) = err {
             return Err(frame_error(e));
         }
+        for r in initialized {
+            if covered(&tdmrs, r) {
+                frames.mark_ready(r);
+            }
+        }
         Ok(Regions {
             frames,
             tdmrs,
@@ -228,6 +252,15 @@ impl<'a> Regions<'a> {
             policy,
             nodes,
         })
+    }
+
+    /// TDMR.INIT made `range` usable (`[TDMR base, initialized end)`): TDX frames of its
+    /// whole 1 GiB blocks may be handed out from now on. A range not inside the plan's TDMRs
+    /// is ignored (nothing outside a TDMR is ever initialized).
+    pub fn mark_initialized(&mut self, range: PhysRange) {
+        if covered(&self.tdmrs, range) {
+            self.frames.mark_ready(range);
+        }
     }
 
     /// The policy.

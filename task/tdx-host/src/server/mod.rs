@@ -7,8 +7,10 @@
 //! alignment and node is checked, and arithmetic on client values is checked or saturating.
 //!
 //! Rules:
-//! - nothing but `status` is served before `Ready`: NotReady while initializing, Failed and
-//!   Unavailable afterwards — never half-initialized memory (§3.3);
+//! - before `Ready` only `status` is served, and, once TDMR.INIT has begun, TDX frames from
+//!   the 1 GiB blocks it has finished and their free ([`Server::advance_init`] marks blocks as
+//!   the module reports them, §3.2); everything else answers NotReady while initializing,
+//!   Failed and Unavailable afterwards — never a frame of a block TDMR.INIT has not finished;
 //! - allocation needs a [`ClientPolicy`]: the class must be granted (AccessDenied), the node in
 //!   the client's mask (NodeNotAllowed), and usage + request within the quota (QuotaExceeded);
 //! - anyone may free, but only its own frames (the allocator checks owner and generation);
@@ -36,7 +38,8 @@ use tdx_host_api::{
 use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
 
 use crate::frames::{NodeMask, Owner, Request};
-use crate::init::{Bringup, State};
+use crate::init::record::{AtomicWords, Durable, RecordWords};
+use crate::init::{initialized_range, Bringup, Observer, Progress, State, TdmrRun};
 use crate::ledger::{Ledger, LedgerError, LedgerState};
 use crate::regions::{frame_error, MemoryAuthority, Regions};
 use crate::seam::{KernelError, Seam};
@@ -126,6 +129,8 @@ pub struct Server<'a> {
     /// Room for one request's frame addresses, cleared once at start: a request for one frame
     /// must not pay for clearing room for [`MAX_FRAMES_PER_CALL`].
     addrs: [PhysAddr; MAX_FRAMES_PER_CALL],
+    /// The bring-up record's durable words, for TDMR.INIT steps taken while serving.
+    record: Option<&'a RecordWords>,
 }
 
 impl<'a> Server<'a> {
@@ -156,7 +161,51 @@ impl<'a> Server<'a> {
             td_retries: 0,
             last_td_status: tdx_abi::TdxStatus::SUCCESS,
             addrs: [PhysAddr(0); MAX_FRAMES_PER_CALL],
+            record: None,
         }
+    }
+
+    /// Keeps the bring-up record's words (given to the bring-up) for [`Server::advance_init`].
+    pub fn keep_record(&mut self, words: Option<&'a RecordWords>) {
+        self.record = words;
+    }
+
+    /// TDMR.INIT runs while the server serves: the regions exist, TDX frames come from the
+    /// blocks already initialized.
+    #[must_use]
+    pub fn initializing(&self) -> bool {
+        self.bringup.tdmr_init_running()
+    }
+
+    /// One bounded TDMR.INIT step of `run` (from [`start`](start::start)) while serving (a
+    /// `seam-done` arrived): the answers there are, booked in the record; every block they
+    /// finish is marked initialized in the regions (after the record holds it), then reported
+    /// to `progress`. Returns the state.
+    pub fn advance_init<S: Seam>(
+        &mut self,
+        seam: &mut S,
+        run: &mut Option<TdmrRun>,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> State {
+        struct Marking<'r, 'b, 'p> {
+            regions: Option<&'r mut Regions<'b>>,
+            progress: &'p mut dyn FnMut(&Progress),
+        }
+        impl Observer for Marking<'_, '_, '_> {
+            fn tdmr_progress(&mut self, p: &Progress) {
+                if let Some(r) = self.regions.as_deref_mut() {
+                    r.mark_initialized(initialized_range(p));
+                }
+                (self.progress)(p);
+            }
+        }
+        let mut words = self.record.map(|r| AtomicWords(r.words()));
+        let durable = words.as_mut().map(|w| w as &mut dyn Durable);
+        let mut observer = Marking {
+            regions: self.regions.as_mut(),
+            progress,
+        };
+        self.bringup.advance(seam, run, durable, &mut observer)
     }
 
     /// The regions are built (after `Ready`): from now on memory is served.
@@ -169,6 +218,8 @@ impl<'a> Server<'a> {
     #[must_use]
     pub fn stats(&self, caller: u16, counters: ServerStats) -> ServerStats {
         let mut s = counters;
+        // TDMR.INIT may still retry while serving: the bring-up's counts as they are now.
+        s.init_retries = self.initial_stats().init_retries;
         if let Some(r) = self.regions.as_ref() {
             s.caller_usage_bytes = r.frames.usage(caller);
             s.quarantined_bytes = r.frames.quarantined_bytes();
@@ -248,6 +299,21 @@ impl<'a> Server<'a> {
             State::Failed { .. } => Err(TdxHostError::Failed),
             State::Unavailable(_) => Err(TdxHostError::Unavailable),
         }
+    }
+
+    /// Starts the TDMR.INIT chunks `run` held back for requests ([`TdmrRun::holds_back`]),
+    /// and begins a new turn: a request was served. Returns the state.
+    pub fn release_init<S: Seam>(&mut self, seam: &mut S, run: &mut Option<TdmrRun>) -> State {
+        self.bringup.release_held(seam, run, &mut |_: &Progress| {})
+    }
+
+    /// The regions for what is served while TDMR.INIT runs (TDX frames of initialized blocks
+    /// and their free); otherwise as [`Self::ready`].
+    fn early(&self) -> Result<&Regions<'a>, TdxHostError> {
+        if self.ledger_error.is_none() && self.initializing() {
+            return self.regions.as_ref().ok_or(TdxHostError::NotReady);
+        }
+        self.ready()
     }
 
     /// `status`: always answers.
@@ -337,7 +403,11 @@ impl<'a> Server<'a> {
         tag: u32,
         out: &mut [u8],
     ) -> Result<u32, TdxHostError> {
-        let nodes = self.ready()?.nodes();
+        let nodes = self.early()?.nodes();
+        if class != MemClass::Tdx {
+            // Non-TDX memory is served from `Ready` on, as everything but TDX frames.
+            self.ready()?;
+        }
         let n = count as usize;
         if n == 0 || n > MAX_FRAMES_PER_CALL || out.len() < n * ADDR_BYTES {
             return Err(TdxHostError::BadArgument);
@@ -359,7 +429,6 @@ impl<'a> Server<'a> {
         } else {
             NodeMask(1 << node)
         };
-        self.ready()?;
         let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
         let want = u64::from(count).saturating_mul(size.bytes());
         if regions.frames.usage(caller.index()).saturating_add(want) > p.quota_bytes {
@@ -392,7 +461,7 @@ impl<'a> Server<'a> {
         size: FrameSize,
         addrs: &[u8],
     ) -> Result<u32, TdxHostError> {
-        self.ready()?;
+        self.early()?;
         let n = addrs.len() / ADDR_BYTES;
         if n == 0 || n > MAX_FRAMES_PER_CALL || !addrs.len().is_multiple_of(ADDR_BYTES) {
             return Err(TdxHostError::BadArgument);
@@ -636,6 +705,8 @@ fn zerocopy_bytes(r: &RegionRecord) -> &[u8] {
 
 #[cfg(test)]
 mod batch_tests;
+#[cfg(test)]
+mod early_tests;
 #[cfg(test)]
 mod restart_tests;
 #[cfg(test)]

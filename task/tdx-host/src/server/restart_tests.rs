@@ -91,7 +91,7 @@ impl Machine {
 
 /// Runs `f` on a thread with room for several servers' tables by value (debug builds copy
 /// them on the stack while building and restoring).
-fn big_stack(f: impl FnOnce() + Send + 'static) {
+pub(super) fn big_stack(f: impl FnOnce() + Send + 'static) {
     let t = std::thread::Builder::new().stack_size(64 << 20).spawn(f);
     t.expect("thread").join().expect("test body");
 }

@@ -1,12 +1,17 @@
-//! Start-up of the server task as one call: bring-up, the init report, the server, and its
-//! regions when the module is Ready.
+//! Start-up of the server task as one call: bring-up up to TDMR.INIT's first chunks, the
+//! init report, the server, and its regions once TDMR.INIT has begun.
 //!
 //! Pattern: [`start`] takes the kernel's services as the library's traits, the platform, the
 //! caller's static tables and a log sink, and returns the server in the caller's slot; the
-//! binary only provides those. Order (what the log shows): the bring-up summary, TDMR.INIT
-//! progress through the trace, the report, the state line, the region summary.
+//! binary only provides those. Order (what the log shows): the bring-up summary, the report,
+//! the state line, the region summary. TDMR.INIT then goes on while the server serves: the
+//! binary calls [`Server::advance_init`] on every `seam-done` and logs progress and, at the
+//! end, [`TdmrInitDone`].
 //!
-//! Invariant: regions exist only after `Ready`; if they cannot be built the server serves no
+//! Invariant: regions exist only once TDMR.INIT has begun (or the module is `Ready`), and
+//! before `Ready` TDX frames come only from 1 GiB blocks TDMR.INIT has finished, as the
+//! bring-up record has them (a restarted instance marks what the record holds, which is at
+//! least what any earlier instance served); if they cannot be built the server serves no
 //! memory (clients see NotReady), it never serves a partial map. The ledger decides whether
 //! they are built (a first start: its durable words were never written) or restored (a
 //! restart: the pools, records and bitmaps it holds, checked against the plan); a ledger that
@@ -18,9 +23,10 @@ use core::mem::MaybeUninit;
 use super::{ClientPolicy, Server};
 use crate::init::record::{AtomicWords, Durable, RecordWords};
 use crate::init::report::{InitReport, StateLine, Trace};
-use crate::init::{Bringup, InitConfig, InitStorage, Progress, State};
+use crate::init::{Bringup, InitConfig, InitStorage, Progress, State, TdmrRun};
+use tdx_host_api::InitStep;
 use tdx_planner::addr::PhysRange;
-use tdx_planner::types::MAX_CMRS;
+use tdx_planner::types::{MAX_CMRS, MAX_TDMRS};
 
 use super::Attached;
 use crate::ledger::Layout;
@@ -73,12 +79,13 @@ fn layout_words(bitmap_words: usize) -> usize {
 
 /// Brings the module up on `platform` through `kernel` (SEAMCALL and the TDMR_INFO buffer),
 /// keeping the bring-up record in the setup's durable words, logs the report to `log` line by
-/// line, and returns the server, serving memory if `Ready`.
+/// line, and returns the server, serving memory if `Ready` — or TDX frames of the initialized
+/// blocks while TDMR.INIT runs: its run is then in `run`, for [`Server::advance_init`].
 pub fn start<'a, S, W: PhysWriter, C: FnMut() -> u64, P: FnMut(&Progress)>(
     kernel: (&mut S, &mut W),
     platform: &Platform,
     (storage, bitmap, durable, slot): Tables<'a>,
-    (setup, trace): (Setup<'_>, &mut Trace<C, P>),
+    (setup, trace, run): (Setup<'a>, &mut Trace<C, P>, &mut Option<TdmrRun>),
     log: &mut dyn FnMut(fmt::Arguments<'_>),
 ) -> &'a mut Server<'a>
 where
@@ -98,7 +105,18 @@ where
     let mut bringup = Bringup::new(InitConfig::default());
     let mut words = setup.record.map(|r| AtomicWords(r.words()));
     let record = words.as_mut().map(|w| w as &mut dyn Durable);
-    let state = bringup.run_durable(kernel.0, kernel.1, &view, storage, record, trace);
+    let state = bringup.begin_durable(kernel.0, kernel.1, &view, storage, record, trace, run);
+    // TDMR.INIT under way: serve the blocks it finished (as the record has them) from now on.
+    let mut initialized: heapless::Vec<PhysRange, MAX_TDMRS> = heapless::Vec::new();
+    let early = run.as_ref().map(|r| {
+        for done in r.initialized() {
+            // At most MAX_TDMRS, one per TDMR of the plan.
+            let _ = initialized.push(done);
+        }
+    });
+    if early.is_none() {
+        initialized.extend(storage.plan.tdmrs.iter().map(|t| t.range()));
+    }
     let ticks = trace.times.all();
     InitReport {
         bringup: &bringup,
@@ -109,7 +127,8 @@ where
     .write(log);
     let (pamt, tdmrs) = (storage.pamt_bytes(), storage.tdmr_count());
     let server = slot.write(Server::new(bringup, None, setup.clients, pamt, tdmrs));
-    if state == State::Ready {
+    server.keep_record(setup.record);
+    if state == State::Ready || early.is_some() {
         // A copy: the server is borrowed mutably while the regions are built.
         let cmrs: heapless::Vec<PhysRange, MAX_CMRS> =
             server.bringup.cmrs().iter().copied().collect();
@@ -118,7 +137,10 @@ where
             cmrs: &cmrs,
         };
         let words = layout_words(bitmap.len());
-        let regions = |frames| Regions::build(frames, storage, memory, setup.policy, view.nodes);
+        let regions = |frames| {
+            let done = &mut initialized.iter().copied();
+            Regions::build_initialized(frames, storage, memory, setup.policy, view.nodes, done)
+        };
         match server.attach_ledger((durable, bitmap), regions, kernel.0) {
             Attached::Fresh => log(format_args!(
                 "ledger: new, {} KiB of durable memory",
@@ -150,6 +172,35 @@ where
         }
     }
     log(format_args!("{}", StateLine(state)));
+    if early.is_some() {
+        let (done, total) = server.bringup.tdmr_bytes();
+        log(format_args!(
+            "TDMR.INIT under way ({} of {} MiB): serving TDX frames of initialized 1 GiB blocks",
+            done >> 20,
+            total >> 20
+        ));
+    }
     server.write_regions(log);
     server
+}
+
+/// The log lines of a TDMR.INIT that ended while the server served: the calls per CPU, the
+/// state line and, when `Ready`, the region summary.
+pub struct TdmrInitDone<'s, 'a>(pub &'s Server<'a>);
+
+impl TdmrInitDone<'_, '_> {
+    /// Hands the lines to `log`.
+    pub fn write(&self, log: &mut dyn FnMut(fmt::Arguments<'_>)) {
+        let b = &self.0.bringup;
+        let n = b.counts().seamcalls[InitStep::TdmrInit as usize];
+        let (done, total) = b.tdmr_bytes();
+        log(format_args!(
+            "TDMR.INIT ended while serving: {} of {} MiB, {n} SEAMCALLs",
+            done >> 20,
+            total >> 20
+        ));
+        crate::init::report::write_tdmr_cpus(b, log);
+        log(format_args!("{}", StateLine(b.state())));
+        self.0.write_regions(log);
+    }
 }

@@ -440,46 +440,50 @@ fn a_td_booked_but_never_created_is_dropped_on_restore() {
 
 #[test]
 fn the_service_counts_td_refusals_checks_leases_and_reports_totals() {
-    use super::service::{Answer, Service, TdStaging};
-    let (mut s, mut seam) = server_with(&[], 8);
-    let p = alloc(&mut s, VMM, FrameSize::K4, 2);
-    let mut staging = std::boxed::Box::new(TdStaging::new());
-    let mut svc = Service::new(&mut s, |_| {}).with_td_staging(&mut staging);
-    let refused0 = svc.stats(3).refused;
-    let c = svc.td_create(&mut seam, VMM, p[0]).expect("create");
-    let t = svc.td_totals(VMM);
-    assert_eq!(
-        (t.mine, t.keyids_in_use, t.keyids_free, t.frames_in_tds),
-        (1, 1, 6, 1)
-    );
-    assert_eq!(svc.td_totals(OTHER).mine, 0);
-    // TD_PARAMS of the wrong size: refused before any SEAMCALL, counted once.
-    let short = svc.td_init(
-        (&mut seam, VMM, c.td),
-        (512, |_: &mut [u8]| Ok::<(), ()>(())),
-    );
-    assert_eq!(short, Err(Answer::Refused(TdxHostError::BadArgument)));
-    // A lease that fails is the lease's failure, not a refusal.
-    let gone = svc.td_init((&mut seam, VMM, c.td), (1024, |_: &mut [u8]| Err(7u8)));
-    assert_eq!(gone, Err(Answer::Lease(7)));
-    let source = svc.page_add(
-        (&mut seam, VMM),
-        (c.td, 0, p[1]),
-        (4096, |_: &mut [u8]| Ok::<(), ()>(())),
-    );
-    assert_eq!(source, Err(Answer::Refused(TdxHostError::WrongState)));
-    assert_eq!(
-        svc.td(|s| s.td_add_tdcs(&mut seam, OTHER, c.td, p[1])),
-        Err(TdxHostError::NoSuchTd)
-    );
-    assert_eq!(svc.stats(3).refused, refused0 + 3);
-    let r = svc.td_teardown(&mut seam, VMM, c.td).expect("teardown");
-    assert_eq!((r.reclaimed, r.keyid_retired), (1, 0));
-    let t = svc.td_totals(VMM);
-    assert_eq!(
-        (t.mine, t.keyids_in_use, t.keyids_free, t.frames_in_tds),
-        (0, 0, 7, 0)
-    );
+    // The service holds a request's lease and TDMR.INIT state by value: more than a debug
+    // build's default test stack once the server's tables are copied around.
+    super::restart_tests::big_stack(|| {
+        use super::service::{Answer, Service, TdStaging};
+        let (mut s, mut seam) = server_with(&[], 8);
+        let p = alloc(&mut s, VMM, FrameSize::K4, 2);
+        let mut staging = std::boxed::Box::new(TdStaging::new());
+        let mut svc = Service::new(&mut s, |_| {}).with_td_staging(&mut staging);
+        let refused0 = svc.stats(3).refused;
+        let c = svc.td_create(&mut seam, VMM, p[0]).expect("create");
+        let t = svc.td_totals(VMM);
+        assert_eq!(
+            (t.mine, t.keyids_in_use, t.keyids_free, t.frames_in_tds),
+            (1, 1, 6, 1)
+        );
+        assert_eq!(svc.td_totals(OTHER).mine, 0);
+        // TD_PARAMS of the wrong size: refused before any SEAMCALL, counted once.
+        let short = svc.td_init(
+            (&mut seam, VMM, c.td),
+            (512, |_: &mut [u8]| Ok::<(), ()>(())),
+        );
+        assert_eq!(short, Err(Answer::Refused(TdxHostError::BadArgument)));
+        // A lease that fails is the lease's failure, not a refusal.
+        let gone = svc.td_init((&mut seam, VMM, c.td), (1024, |_: &mut [u8]| Err(7u8)));
+        assert_eq!(gone, Err(Answer::Lease(7)));
+        let source = svc.page_add(
+            (&mut seam, VMM),
+            (c.td, 0, p[1]),
+            (4096, |_: &mut [u8]| Ok::<(), ()>(())),
+        );
+        assert_eq!(source, Err(Answer::Refused(TdxHostError::WrongState)));
+        assert_eq!(
+            svc.td(|s| s.td_add_tdcs(&mut seam, OTHER, c.td, p[1])),
+            Err(TdxHostError::NoSuchTd)
+        );
+        assert_eq!(svc.stats(3).refused, refused0 + 3);
+        let r = svc.td_teardown(&mut seam, VMM, c.td).expect("teardown");
+        assert_eq!((r.reclaimed, r.keyid_retired), (1, 0));
+        let t = svc.td_totals(VMM);
+        assert_eq!(
+            (t.mine, t.keyids_in_use, t.keyids_free, t.frames_in_tds),
+            (0, 0, 7, 0)
+        );
+    });
 }
 
 #[test]

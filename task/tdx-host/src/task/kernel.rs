@@ -7,7 +7,9 @@
 //! and while none has finished waits for that notification (or its timer: a CPU silent for
 //! [`ASYNC_TIMEOUT_TICKS`] is reported as timed out). A CPU still busy with the call of a
 //! dead incarnation of this task (the kernel drops its result and posts `seam-done` when it
-//! ends) is waited for the same way before the start is tried again.
+//! ends) is waited for the same way before the start is tried again. `poll_one` collects
+//! without waiting (TDMR.INIT while serving); a CPU that never answers then leaves the state
+//! `Initializing` with its progress visible in `status`, rather than stopping the server.
 
 use abi::kipc::KipcError;
 use tdx_abi::{SeamcallArgs, SeamcallResult};
@@ -156,6 +158,20 @@ impl seam::Seam for SeamKernel {
                 return Ok((cpu, Err(SeamError::Timeout(cpu))));
             }
         }
+    }
+
+    /// One pass over `cpus` (any instance may collect: the kernel keeps the calls per task).
+    fn poll_one(&mut self, cpus: &[CpuIndex]) -> Result<Option<Finished>, SeamError> {
+        for &cpu in cpus {
+            match sys_seamcall_collect(cpu.0) {
+                Ok(Out::InProgress) => {}
+                o => {
+                    self.in_flight.retain(|&c| c != cpu);
+                    return Ok(Some((cpu, answer(o, cpu))));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn deferred(&mut self) -> &mut Deferred {

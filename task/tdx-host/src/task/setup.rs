@@ -8,7 +8,7 @@ use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 
 use tdx_host::frames::{bitmap_words, MAX_POOLS};
-use tdx_host::init::{record::RecordWords, report::Trace, InitStorage, Progress};
+use tdx_host::init::{record::RecordWords, report::Trace, InitStorage, Progress, TdmrRun};
 use tdx_host::ledger::Layout;
 use tdx_host::platform::Platform;
 use tdx_host::seam::{IdentityBuffer, KeyIdPartition};
@@ -102,8 +102,12 @@ pub(super) fn log(line: core::fmt::Arguments<'_>) {
 }
 
 /// Brings the module up (or re-attaches), restores the ledger, and sets where TD operations
-/// run: the server, and the TD staging buffers. Call once.
-pub(super) fn server() -> (&'static mut Server<'static>, &'static mut TdStaging) {
+/// run: the server, the TD staging buffers, and TDMR.INIT if it still runs. Call once.
+pub(super) fn server() -> (
+    &'static mut Server<'static>,
+    &'static mut TdStaging,
+    Option<TdmrRun>,
+) {
     let t = tables();
     let (ledger, record) = (&mut t.durable.ledger, &t.durable.record);
     let storage = t.storage.write(InitStorage::default());
@@ -123,7 +127,9 @@ pub(super) fn server() -> (&'static mut Server<'static>, &'static mut TdStaging)
     let tables = (storage, t.bitmap, ledger as &mut [u64], t.server);
     let mut seam = super::kernel::SeamKernel::new();
     let kernel = (&mut seam, &mut IdentityBuffer(t.tdmr_buf));
-    let server = start(kernel, &platform, tables, (setup, &mut trace), &mut log);
+    let mut run = None;
+    let how = (setup, &mut trace, &mut run);
+    let server = start(kernel, &platform, tables, how, &mut log);
     server.set_td_cpus(TdCpus::from_platform(&platform.view(), keyid_bits));
-    (server, t.staging)
+    (server, t.staging, run)
 }

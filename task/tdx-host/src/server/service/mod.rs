@@ -19,6 +19,8 @@ use tdx_host_api::{
 use tdx_planner::addr::PhysRange;
 
 use super::pacing::{DrainCost, ScrubPacer, Timer};
+use super::start::TdmrInitDone;
+use crate::init::TdmrRun;
 
 mod td;
 use super::{OnlineLine, Scrubber, Server, OWNED_RECORD_BYTES};
@@ -67,6 +69,10 @@ pub struct Service<'s, 'a> {
     /// The lease bytes of the request being served (addresses or records), cleared once at
     /// start: each request moves only the bytes it names, never the whole buffer.
     lease: [u8; LEASE_BYTES],
+    /// TDMR.INIT still running while serving (see [`Self::advance_init`]).
+    tdmr_run: Option<TdmrRun>,
+    /// Chunks were held back by the last dispatch: the next request goes first.
+    fresh_hold: bool,
 }
 
 impl<'s, 'a> Service<'s, 'a> {
@@ -82,7 +88,16 @@ impl<'s, 'a> Service<'s, 'a> {
             log,
             staging: None,
             lease: [0; LEASE_BYTES],
+            tdmr_run: None,
+            fresh_hold: false,
         }
+    }
+
+    /// Goes on with the TDMR.INIT that [`start`](super::start::start) left running.
+    #[must_use]
+    pub fn with_tdmr_run(mut self, run: Option<TdmrRun>) -> Self {
+        self.tdmr_run = run;
+        self
     }
 
     /// Copies TD_PARAMS and PAGE.ADD sources into `staging` (this task's memory, named to the
@@ -375,6 +390,60 @@ impl<'s, 'a> Service<'s, 'a> {
         let r = self.count(r);
         self.commit();
         r
+    }
+
+    /// A `seam-done` arrived: while TDMR.INIT runs, one bounded step of it
+    /// ([`Server::advance_init`]), each 1 GiB block it finishes logged; its end is logged with
+    /// [`TdmrInitDone`]. Nothing otherwise (a late `seam-done` of a dead incarnation's call).
+    /// Chunks held back for requests are started after the next dispatch
+    /// ([`Self::after_dispatch`]) or at the next tick of `timer`, whichever comes first.
+    pub fn advance_init<S: Seam, T: Timer>(&mut self, seam: &mut S, timer: &mut T) {
+        if !self.server.initializing() {
+            return;
+        }
+        let log = self.log;
+        self.server
+            .advance_init(seam, &mut self.tdmr_run, &mut |p| {
+                log(format_args!(
+                    "TDMR.INIT: TDMR {} at {:#x} initialized to {:#x} ({} of {} MiB), serving it",
+                    p.tdmr,
+                    p.tdmr_base.0,
+                    p.initialized_end.0,
+                    p.bytes_done >> 20,
+                    p.bytes_total >> 20
+                ));
+            });
+        if self.tdmr_run.as_ref().is_some_and(TdmrRun::holds_back) {
+            self.fresh_hold = true;
+            timer.arm(timer.now() + 1);
+        }
+        self.init_ended();
+    }
+
+    /// After every dispatch (a request or a notification): starts the TDMR.INIT chunks held
+    /// back and begins a new turn, unless they were held back by this very dispatch (then a
+    /// request waiting goes first; without one, the timer starts them).
+    pub fn after_dispatch<S: Seam>(&mut self, seam: &mut S) {
+        if core::mem::take(&mut self.fresh_hold) {
+            return;
+        }
+        self.release_init(seam);
+    }
+
+    /// The tick after a hold-back: starts the chunks held back, if still held.
+    pub fn release_init<S: Seam>(&mut self, seam: &mut S) {
+        if self.tdmr_run.is_some() {
+            self.server.release_init(seam, &mut self.tdmr_run);
+            self.init_ended();
+        }
+    }
+
+    /// Logs the end of TDMR.INIT (called only by steps that found it running).
+    fn init_ended(&mut self) {
+        if !self.server.initializing() {
+            let log = self.log;
+            TdmrInitDone(self.server).write(&mut |a| log(a));
+        }
     }
 
     /// The timer fired: one paced scrub step (see [`ScrubPacer::tick`]); when it emptied
