@@ -3,6 +3,11 @@
 //! and a plain bool-per-frame first-fit scan, on the same fragmented pool and the same
 //! workloads in the same run. Each figure is the median of [`RUNS`] runs.
 //!
+//! Both allocators follow the server's rule: a freed frame is quarantined and reused only after
+//! the scrub step releases it, which the churn runs once [`RELEASE_BATCH`] frames wait (the
+//! background scrub's 2 MiB step between requests). The op figures are the caller's alloc+free;
+//! the release is timed apart and reported per released frame.
+//!
 //! Lines starting `host` or two spaces are relayed by xtask; `host result: NAME N` lines are
 //! the machine-parsable figures (N in integer ns).
 
