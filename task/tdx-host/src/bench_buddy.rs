@@ -11,6 +11,11 @@
 //! `batch` back to the buddy lists when it holds more than `high` (`free_pcppages_bulk`).
 //! Frees are checked like ours: the frame must be allocated, by this owner, with this order.
 //!
+//! Scrub before reuse, the rule `frames::FrameAllocator` follows: a checked free only puts the
+//! block on a quarantine list; [`Buddy::release`] (the scrub step) hands quarantined blocks to
+//! the pcp list or the buddy lists exactly as Linux's free path would, so a freed frame is
+//! reused only after a release, as in ours.
+//!
 //! Hand-written rather than taken from a crate: no crate models Linux's pcp + buddy pair.
 
 extern crate std;
@@ -34,6 +39,8 @@ enum State {
     Pcp,
     /// Allocated (head of an allocated block), or inside a block.
     Used,
+    /// Freed by its owner, waiting for [`Buddy::release`] (not allocatable yet).
+    Quarantined,
 }
 
 #[derive(Clone, Copy)]
@@ -64,6 +71,8 @@ pub struct Buddy {
     heads: [u32; MAX_ORDER + 1],
     /// The per-CPU list: frees and allocations at the front, drains from the back.
     pcp: VecDeque<u32>,
+    /// Freed blocks (head, order) waiting for the scrub, oldest first.
+    quarantine: Vec<(u32, u8)>,
 }
 
 impl Buddy {
@@ -81,6 +90,7 @@ impl Buddy {
             pages: vec![used; frames],
             heads: [NIL; MAX_ORDER + 1],
             pcp: VecDeque::with_capacity(HIGH + BATCH + 1),
+            quarantine: Vec::with_capacity(4096),
         }
     }
 
@@ -174,7 +184,7 @@ impl Buddy {
         Some(pfn)
     }
 
-    /// Frees a block `owner` holds (checked).
+    /// Frees a block `owner` holds (checked) into quarantine.
     ///
     /// # Errors
     /// The check that failed; nothing changed.
@@ -189,10 +199,29 @@ impl Buddy {
         if usize::from(p.order) != order {
             return Err(BuddyError::WrongOrder);
         }
-        self.pages[pfn as usize].owner = 0;
+        let p = &mut self.pages[pfn as usize];
+        p.owner = 0;
+        p.state = State::Quarantined;
+        self.quarantine.push((pfn, order as u8));
+        Ok(())
+    }
+
+    /// The scrub step: every quarantined block becomes allocatable, through Linux's free path
+    /// (order 0 onto the pcp list, draining a batch to the buddy lists above `high`; larger
+    /// orders straight to the buddy lists with merging).
+    pub fn release(&mut self) {
+        for k in 0..self.quarantine.len() {
+            let (pfn, order) = self.quarantine[k];
+            self.free_to_lists(pfn, usize::from(order));
+        }
+        self.quarantine.clear();
+    }
+
+    /// The part of Linux's `free_pages` after the checks.
+    fn free_to_lists(&mut self, pfn: u32, order: usize) {
         if order != 0 {
             self.free_one(pfn, order);
-            return Ok(());
+            return;
         }
         self.pages[pfn as usize].state = State::Pcp;
         self.pcp.push_front(pfn);
@@ -204,6 +233,5 @@ impl Buddy {
                 }
             }
         }
-        Ok(())
     }
 }

@@ -546,6 +546,10 @@ impl<'a> FrameAllocator<'a> {
         if n == 0 || n > MAX_FRAMES_PER_CALL || idx >= MAX_TASKS {
             return Err(FrameError::BadArgument);
         }
+        if n == 1 {
+            out[0] = self.alloc_one(owner, req, tag)?;
+            return Ok(1);
+        }
         let step = req.size.bytes();
         let per = req.size.frames_4k();
         let eligible =
@@ -652,6 +656,62 @@ impl<'a> FrameAllocator<'a> {
             }
         }
         Ok(n)
+    }
+}
+
+impl FrameAllocator<'_> {
+    /// [`Self::alloc_many`] of one frame (the common request), without the bookkeeping of
+    /// runs and pool segments: the first pool (in `PoolId` order) with an eligible frame gives
+    /// its lowest one, exactly as the bulk path would. Same checks, same errors, same order of
+    /// errors (`NoMemory` before `TableFull`); nothing changes on an error.
+    fn alloc_one(&mut self, owner: Owner, req: Request, tag: u32) -> Result<PhysAddr, FrameError> {
+        let per = req.size.frames_4k();
+        let mut got = None;
+        for k in 0..self.pools.len() {
+            let pool = &self.pools[k];
+            if !(pool.online && pool.class == req.class && req.nodes.has(pool.node))
+                || pool.free() < per
+            {
+                continue;
+            }
+            let mut one = [PhysAddr(0)];
+            let cache = &mut self.cache[k];
+            if scan_pool(
+                self.bits,
+                &self.summary,
+                &self.ready,
+                pool,
+                cache,
+                req,
+                &mut one,
+            ) == 1
+            {
+                got = Some((k, one[0]));
+                break;
+            }
+        }
+        let (k, pa) = got.ok_or(FrameError::NoMemory)?;
+        if !self.record_room(1 + RESERVED_FOR_FREE) {
+            return Err(FrameError::TableFull);
+        }
+        let p = &mut self.pools[k];
+        let (bit, rel) = (p.bit_of(pa.0), p.rel(pa.0));
+        set_bits(self.bits, bit, per, false);
+        self.dirty.bits(bit, per);
+        self.dirty.pool(k);
+        p.in_use += per;
+        let span = p.span(self.cache[k].sbit);
+        self.summary
+            .refresh(self.bits, &span, rel, per, Change::Cleared);
+        self.insert_record(Record {
+            owner,
+            base: pa.0,
+            size: req.size,
+            count: 1,
+            tag,
+        });
+        self.usage[usize::from(owner.index())] += req.size.bytes();
+        Ok(pa)
     }
 }
 

@@ -78,6 +78,9 @@ impl FrameAllocator<'_> {
                 error: FrameError::BadArgument,
             });
         }
+        if n == 1 {
+            return self.free_one(owner, size, addrs[0].0).map(|()| 1);
+        }
         // An ascending list (what `alloc_many` hands out) is used in place: it cannot repeat
         // an entry, and the caller's borrow keeps it from changing. Any other order is
         // copied once and sorted, which also puts duplicates side by side.
@@ -113,6 +116,30 @@ impl FrameAllocator<'_> {
             i += count;
         }
         Ok(n)
+    }
+
+    /// [`Self::free_many`] of one frame: one check (one pool and one record lookup), then the
+    /// record update and the quarantine bits in the pool the check found.
+    fn free_one(&mut self, owner: Owner, size: FrameSize, pa: u64) -> Result<(), Refused> {
+        let (mut i, k) = self
+            .check_free_in(owner, size, pa)
+            .map_err(|error| Refused {
+                index: Some(0),
+                error,
+            })?;
+        let r = self.records[i];
+        if pa != r.base && pa + size.bytes() != r.end() {
+            // A split needs a slot; making room may squeeze holes out and move the record.
+            if !self.record_room(1) {
+                return Err(Refused {
+                    index: None,
+                    error: FrameError::TableFull,
+                });
+            }
+            i = self.record_of(pa).unwrap_or(i);
+        }
+        self.quarantine_frames_in(k, i, pa, size, 1);
+        Ok(())
     }
 
     /// Checks the ascending `list`, a run of consecutive frames inside one record at a time
@@ -169,10 +196,20 @@ impl FrameAllocator<'_> {
 
     /// The record slot holding `pa`, if `owner` may free it as a frame of `size`.
     fn check_free(&self, owner: Owner, size: FrameSize, pa: u64) -> Result<usize, FrameError> {
+        self.check_free_in(owner, size, pa).map(|(i, _)| i)
+    }
+
+    /// [`Self::check_free`], also naming the pool of `pa`.
+    fn check_free_in(
+        &self,
+        owner: Owner,
+        size: FrameSize,
+        pa: u64,
+    ) -> Result<(usize, usize), FrameError> {
         if !pa.is_multiple_of(size.bytes()) {
             return Err(FrameError::BadAlignment);
         }
-        self.pool_of(pa).ok_or(FrameError::UnknownFrame)?;
+        let k = self.pool_of(pa).ok_or(FrameError::UnknownFrame)?;
         let Some(i) = self.record_of(pa) else {
             // Free, quarantined or retired: not held by anyone.
             return Err(FrameError::DoubleFree);
@@ -184,12 +221,19 @@ impl FrameAllocator<'_> {
         if r.owner != owner {
             return Err(FrameError::NotOwner);
         }
-        Ok(i)
+        Ok((i, k))
     }
 
     /// Moves `count` frames of `size` from `pa` (checked: inside record slot `i`) from their
     /// record into quarantine, shrinking, splitting or vacating the record.
     fn quarantine_frames(&mut self, i: usize, pa: u64, size: FrameSize, count: u32) {
+        if let Some(k) = self.pool_of(pa) {
+            self.quarantine_frames_in(k, i, pa, size, count);
+        }
+    }
+
+    /// [`Self::quarantine_frames`] with `pa`'s pool `k` known.
+    fn quarantine_frames_in(&mut self, k: usize, i: usize, pa: u64, size: FrameSize, count: u32) {
         let r = self.records[i];
         let step = size.bytes();
         let bytes = u64::from(count) * step;
@@ -219,20 +263,25 @@ impl FrameAllocator<'_> {
         if let Some(u) = self.usage.get_mut(usize::from(r.owner.index())) {
             *u -= bytes;
         }
-        self.quarantine_run(pa, bytes / PAGE_4K);
+        self.quarantine_run_in(k, pa, bytes / PAGE_4K);
     }
 
     /// Sets the quarantine bits of `frames` 4 KiB frames from `pa` (inside one pool, held).
     fn quarantine_run(&mut self, pa: u64, frames: u64) {
         if let Some(k) = self.pool_of(pa) {
-            let p = &self.pools[k];
-            let rel = p.rel(pa);
-            set_bits(self.bits, p.qbit(rel), frames, true);
-            self.dirty.bits(p.qbit(rel), frames);
-            let c = &mut self.cache[k];
-            c.quarantined += frames;
-            c.q_from = c.q_from.min(rel);
+            self.quarantine_run_in(k, pa, frames);
         }
+    }
+
+    /// [`Self::quarantine_run`] in pool `k` (which holds `pa`).
+    fn quarantine_run_in(&mut self, k: usize, pa: u64, frames: u64) {
+        let p = &self.pools[k];
+        let rel = p.rel(pa);
+        set_bits(self.bits, p.qbit(rel), frames, true);
+        self.dirty.bits(p.qbit(rel), frames);
+        let c = &mut self.cache[k];
+        c.quarantined += frames;
+        c.q_from = c.q_from.min(rel);
     }
 
     /// Moves every record of task index `owner.index()` whose generation differs from

@@ -100,12 +100,20 @@ impl FrameAllocator<'_> {
         let len = self.records.len();
         // The insertion point is the first slot above `rec.base`: the hinted slot's successor
         // if the hinted slot starts at or below it and its successor above.
+        // Two guesses: the slot last written for a record starting at `rec.base`, and the one
+        // for a record starting a frame below it (a first-fit allocation usually follows the
+        // previous one). Either is used only if it checks out.
+        let fits = |h: usize| {
+            h < len
+                && self.records[h].base <= rec.base
+                && self.records.get(h + 1).is_none_or(|r| r.base > rec.base)
+        };
         let h = usize::from(self.hints[hint_of(rec.base)]);
-        let pos = if h < len
-            && self.records[h].base <= rec.base
-            && self.records.get(h + 1).is_none_or(|r| r.base > rec.base)
-        {
+        let h2 = usize::from(self.hints[hint_of(rec.base.wrapping_sub(PAGE_4K))]);
+        let pos = if fits(h) {
             h + 1
+        } else if fits(h2) {
+            h2 + 1
         } else {
             self.records.partition_point(|r| r.base <= rec.base)
         };
