@@ -423,10 +423,8 @@ impl<'a> Server<'a> {
             b.copy_from_slice(chunk);
             *slot = PhysAddr(u64::from_le_bytes(b));
         }
-        if list
-            .iter()
-            .any(|a| self.lstate.tds.page_in_td(a.0, size.bytes()))
-        {
+        let tds = &self.lstate.tds;
+        if !tds.no_tds() && list.iter().any(|a| tds.page_in_td(a.0, size.bytes())) {
             return Err(TdxHostError::PageInTd);
         }
         let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
