@@ -538,6 +538,27 @@ impl<'d> Ledger<'d> {
         }
     }
 
+    /// [`Self::put`] of consecutive image words from `first` (`values[k]` for word
+    /// `first + k`): the run is bounds-checked once and compared in one tight loop, so an
+    /// unchanged word costs a load and a compare. A run reaching past the data is put word by
+    /// word (each word outside the data is ignored, as by `put`).
+    #[inline]
+    pub fn put_run(&mut self, first: usize, values: &[u64]) {
+        let end = first.saturating_add(values.len());
+        if end > self.layout.data_words || end > self.words.len() {
+            for (k, &v) in values.iter().enumerate() {
+                self.put(first + k, v);
+            }
+            return;
+        }
+        for (k, &v) in values.iter().enumerate() {
+            let old = self.words[first + k];
+            if old != v {
+                self.journal_change(first + k, old, v);
+            }
+        }
+    }
+
     /// Journals word `i` changing from `old` to `v` and its page checksum's delta.
     #[inline(never)]
     fn journal_change(&mut self, i: usize, old: u64, v: u64) {

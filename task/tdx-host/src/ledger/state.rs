@@ -209,16 +209,12 @@ pub fn format(l: &mut Ledger<'_>, f: &mut FrameAllocator<'_>, s: &mut LedgerStat
 pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool {
     let lay = l.layout();
     l.begin();
-    for (k, w) in header_words(f, s).into_iter().enumerate() {
-        l.put(hdr::BITS_USED + k, w);
-    }
+    l.put_run(hdr::BITS_USED, &header_words(f, s));
     let mut mask = s.dirty_clients;
     while mask != 0 {
         let k = mask.trailing_zeros() as usize;
         mask &= mask - 1;
-        for (j, w) in client_words(&s.clients[k]).into_iter().enumerate() {
-            l.put(lay.clients + k * CLIENT_WORDS + j, w);
-        }
+        l.put_run(lay.clients + k * CLIENT_WORDS, &client_words(&s.clients[k]));
     }
     if s.tds.take_unsynced() {
         for k in 0..TABLE_WORDS {
@@ -231,25 +227,20 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
         let k = pools.trailing_zeros() as usize;
         pools &= pools - 1;
         if let Some(p) = f.pool_image(k) {
-            for (j, w) in pool_words(&p).into_iter().enumerate() {
-                l.put(lay.pools + k * POOL_WORDS + j, w);
-            }
+            l.put_run(lay.pools + k * POOL_WORDS, &pool_words(&p));
         }
     }
     if let Some((lo, hi)) = d.record_range() {
         let records = f.records();
         for (k, r) in records.iter().enumerate().take(hi).skip(lo) {
-            for (j, w) in record_words(r).into_iter().enumerate() {
-                l.put(lay.records + k * RECORD_WORDS + j, w);
-            }
+            l.put_run(lay.records + k * RECORD_WORDS, &record_words(r));
         }
     }
     let bits = f.bitmap();
     let words = (lay.bitmap_words.min(bits.len())) as u64;
     d.for_each_chunk(words, |first, n| {
-        for w in first..first + n {
-            l.put(lay.bitmap + w as usize, bits[w as usize]);
-        }
+        let (first, n) = (first as usize, n as usize);
+        l.put_run(lay.bitmap + first, &bits[first..first + n]);
     });
     l.commit()
 }

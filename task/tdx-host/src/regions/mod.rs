@@ -428,13 +428,20 @@ impl<'a> Regions<'a> {
     /// Totals over all nodes.
     #[must_use]
     pub fn totals(&self) -> NodeTotals {
+        // One pass over the pools (not one per node): `status` asks on every request.
         let mut all = NodeTotals::default();
-        for n in 0..self.nodes {
-            let t = self.node_totals(n);
-            all.tdx_total += t.tdx_total;
-            all.tdx_free += t.tdx_free;
-            all.non_tdx_total += t.non_tdx_total;
-            all.non_tdx_free += t.non_tdx_free;
+        for p in self
+            .frames
+            .pools()
+            .iter()
+            .filter(|p| p.online && p.node < self.nodes)
+        {
+            let (total, free) = match p.class {
+                MemClass::Tdx => (&mut all.tdx_total, &mut all.tdx_free),
+                MemClass::NonTdx => (&mut all.non_tdx_total, &mut all.non_tdx_free),
+            };
+            *total += p.range.size().0;
+            *free += p.free_bytes();
         }
         all
     }

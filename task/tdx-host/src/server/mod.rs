@@ -26,6 +26,7 @@
 //! Size: the struct is small apart from its [`Regions`] (pool and record tables, ~70 KiB, keep it
 //! in a `static`); handlers use at most 4 KiB of stack (512 decoded addresses).
 
+use core::cell::Cell;
 use core::fmt;
 
 use heapless::Vec;
@@ -131,6 +132,9 @@ pub struct Server<'a> {
     addrs: [PhysAddr; MAX_FRAMES_PER_CALL],
     /// The bring-up record's durable words, for TDMR.INIT steps taken while serving.
     record: Option<&'a RecordWords>,
+    /// The bring-up's part of `status` once it is `Ready` (it never changes after that), so a
+    /// `status` request rebuilds only the parts that move (ledger failure, byte totals).
+    ready_status: Cell<Option<ModuleStatus>>,
 }
 
 impl<'a> Server<'a> {
@@ -162,6 +166,7 @@ impl<'a> Server<'a> {
             last_td_status: tdx_abi::TdxStatus::SUCCESS,
             addrs: [PhysAddr(0); MAX_FRAMES_PER_CALL],
             record: None,
+            ready_status: Cell::new(None),
         }
     }
 
@@ -319,6 +324,33 @@ impl<'a> Server<'a> {
     /// `status`: always answers.
     #[must_use]
     pub fn status(&self) -> ModuleStatus {
+        let mut s = match self.ready_status.get() {
+            Some(s) => s,
+            None => {
+                let s = self.bringup_status();
+                if matches!(self.bringup.state(), State::Ready) {
+                    self.ready_status.set(Some(s));
+                }
+                s
+            }
+        };
+        if let Some(e) = self.ledger_error {
+            s.state = ModuleState::Failed as u8;
+            s.step = InitStep::TdmrInit as u8;
+            s.status = e.code();
+        }
+        if let Some(r) = self.regions.as_ref() {
+            let t = r.totals();
+            s.tdx_bytes_total = t.tdx_total;
+            s.tdx_bytes_free = t.tdx_free;
+            s.non_tdx_bytes_total = t.non_tdx_total;
+            s.non_tdx_bytes_free = t.non_tdx_free;
+        }
+        s
+    }
+
+    /// What `status` reports of the bring-up (state, step, counts, module identity).
+    fn bringup_status(&self) -> ModuleStatus {
         let b = &self.bringup;
         let info = b.info();
         let (done, total) = b.tdmr_bytes();
@@ -361,18 +393,6 @@ impl<'a> Server<'a> {
                 s.state = ModuleState::Unavailable as u8;
                 s.reason = reason as u8;
             }
-        }
-        if let Some(e) = self.ledger_error {
-            s.state = ModuleState::Failed as u8;
-            s.step = InitStep::TdmrInit as u8;
-            s.status = e.code();
-        }
-        if let Some(r) = self.regions.as_ref() {
-            let t = r.totals();
-            s.tdx_bytes_total = t.tdx_total;
-            s.tdx_bytes_free = t.tdx_free;
-            s.non_tdx_bytes_total = t.non_tdx_total;
-            s.non_tdx_bytes_free = t.non_tdx_free;
         }
         s
     }
@@ -472,10 +492,8 @@ impl<'a> Server<'a> {
             b.copy_from_slice(chunk);
             *slot = PhysAddr(u64::from_le_bytes(b));
         }
-        if list
-            .iter()
-            .any(|a| self.lstate.tds.page_in_td(a.0, size.bytes()))
-        {
+        let tds = &self.lstate.tds;
+        if !tds.no_tds() && list.iter().any(|a| tds.page_in_td(a.0, size.bytes())) {
             return Err(TdxHostError::PageInTd);
         }
         let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;

@@ -447,6 +447,13 @@ impl TdTable {
             .map(|p| (usize::from(p.slot), Some(p.kind)))
     }
 
+    /// Whether no TD exists (so no page is a TDR or a TD page): a free of many frames asks
+    /// this once instead of [`Self::page_in_td`] per frame.
+    #[must_use]
+    pub fn no_tds(&self) -> bool {
+        self.tds.iter().all(Option::is_none)
+    }
+
     /// Whether any byte of `[base, base + len)` is a TDR or a TD page.
     #[must_use]
     pub fn page_in_td(&self, base: u64, len: u64) -> bool {
