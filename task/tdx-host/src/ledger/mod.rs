@@ -6,6 +6,8 @@
 //!
 //! Version 2 adds the TD table (`crate::td`: guest KeyIDs, TDs, the pages TDs hold) as a
 //! section of its own, committed with every operation like the rest.
+//! Version 3 changes [`mix`], the page checksum's per-word term, so that two changed words
+//! on a page cannot cancel.
 //!
 //! Pattern: a **shadow image with a redo journal**. The working state stays where it is (the
 //! allocator's tables in ordinary memory); the durable storage holds a word image of it plus a
@@ -51,7 +53,7 @@ pub use state::{format, kind, load, sync, sync_intent, ClientSlot, Intent, Ledge
 /// "TDXLEDGR".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TDXLEDGR");
 /// Version of the image format.
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
 /// Words per checksummed page (4 KiB).
 pub const PAGE_WORDS: usize = 512;
 /// Words of the header section.
@@ -279,10 +281,19 @@ pub enum Opened {
     },
 }
 
-/// One word's contribution to its page checksum: a bijection of `w` for each index.
+/// One word's contribution to its page checksum: a bijection of `w` for each index (so one
+/// changed word always changes the sum), and not linear in any bit (so two changed words
+/// cancel only by a 2^-64 chance). Multiplying by an odd constant alone keeps bit 0 linear,
+/// and the sum's bit 0 is the parity of the words' bit 0s: an allocation's record count and
+/// pool `in_use` both going 0 → 1 left the page sum unchanged. The xor-shifts fold the high
+/// bits back into the low ones (the finalizer of SplitMix64, whose steps are each invertible).
 #[must_use]
 pub const fn mix(w: u64, i: usize) -> u64 {
-    (w ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+    let mut x =
+        (w ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 29)
 }
 
 /// The durable image and its journal.
