@@ -528,8 +528,10 @@ impl<'a> FrameAllocator<'a> {
     /// `out.len()`.
     ///
     /// Cost: free frames are taken a 64-bit word of the free bitmap at a time (found through
-    /// the chunk summary), each contiguous run is cleared with whole-word stores, gets one
-    /// record and is reported dirty as one bit range.
+    /// the chunk summary) and each run of free bits is written to `out` by increment; a run's
+    /// end is found with a few probes of `out` (`run_end`), not a compare per frame; each
+    /// run is cleared with whole-word stores, gets one record and is reported dirty as one bit
+    /// range (`take`).
     ///
     /// # Errors
     /// `BadArgument` (empty, more than 512, task index beyond the table), `NoMemory`,
@@ -594,45 +596,40 @@ impl<'a> FrameAllocator<'a> {
         }
         // A run is contiguous *and* inside one pool: adjacent pools (e.g. two nodes meeting at a
         // boundary) have separate bitmaps and counters, so a record never spans two of them.
+        let seg_end = |s: usize| segs.get(s + 1).map_or(n, |next| next.0);
         let joins = |i: usize| out[i].0 == out[i - 1].0 + step && !segs.iter().any(|s| s.0 == i);
-        let runs = 1 + (1..n).filter(|&i| !joins(i)).count();
+        let mut runs = 0;
+        for (s, &(start, _)) in segs.iter().enumerate() {
+            let end = seg_end(s);
+            let mut i = start;
+            while i < end {
+                i = run_end(out, i, end, step);
+                runs += 1;
+            }
+        }
         if !self.record_room(runs + RESERVED_FOR_FREE) {
             return Err(FrameError::TableFull);
         }
         // Commit, run by run: clear the free bits, refresh their chunks, one record each (a
         // few runs go into holes of the table; many are merged in one pass below).
         let few = runs <= FEW_RUNS;
-        let mut i = 0;
-        let mut seg = 0;
-        while i < n {
-            let mut j = i + 1;
-            while j < n && joins(j) {
-                j += 1;
+        for (s, &(start, k)) in segs.iter().enumerate() {
+            let end = seg_end(s);
+            let mut i = start;
+            while i < end {
+                let j = run_end(out, i, end, step);
+                self.take(k, out[i].0, (j - i) as u64 * per);
+                if few {
+                    self.insert_record(Record {
+                        owner,
+                        base: out[i].0,
+                        size: req.size,
+                        count: (j - i) as u32,
+                        tag,
+                    });
+                }
+                i = j;
             }
-            while seg + 1 < segs.len() && segs[seg + 1].0 <= i {
-                seg += 1;
-            }
-            let k = segs[seg].1;
-            let p = &mut self.pools[k];
-            let frames = (j - i) as u64 * per;
-            let (bit, rel) = (p.bit_of(out[i].0), p.rel(out[i].0));
-            set_bits(self.bits, bit, frames, false);
-            self.dirty.bits(bit, frames);
-            self.dirty.pool(k);
-            p.in_use += frames;
-            let span = p.span(self.cache[k].sbit);
-            self.summary
-                .refresh(self.bits, &span, rel, frames, Change::Cleared);
-            if few {
-                self.insert_record(Record {
-                    owner,
-                    base: out[i].0,
-                    size: req.size,
-                    count: (j - i) as u32,
-                    tag,
-                });
-            }
-            i = j;
         }
         self.usage[idx] += n as u64 * step;
         if !few {
@@ -694,15 +691,7 @@ impl FrameAllocator<'_> {
         if !self.record_room(1 + RESERVED_FOR_FREE) {
             return Err(FrameError::TableFull);
         }
-        let p = &mut self.pools[k];
-        let (bit, rel) = (p.bit_of(pa.0), p.rel(pa.0));
-        set_bits(self.bits, bit, per, false);
-        self.dirty.bits(bit, per);
-        self.dirty.pool(k);
-        p.in_use += per;
-        let span = p.span(self.cache[k].sbit);
-        self.summary
-            .refresh(self.bits, &span, rel, per, Change::Cleared);
+        self.take(k, pa.0, per);
         self.insert_record(Record {
             owner,
             base: pa.0,
@@ -713,6 +702,56 @@ impl FrameAllocator<'_> {
         self.usage[usize::from(owner.index())] += req.size.bytes();
         Ok(pa)
     }
+
+    /// Takes the `frames` free 4 KiB frames from `pa` in pool `k` (the caller found them free
+    /// and checked room for their record): clears their free bits, reports them and the
+    /// pool's counters dirty, and refreshes the chunk summary over them.
+    #[inline]
+    fn take(&mut self, k: usize, pa: u64, frames: u64) {
+        let p = &mut self.pools[k];
+        let (bit, rel) = (p.bit_of(pa), p.rel(pa));
+        set_bits(self.bits, bit, frames, false);
+        self.dirty.bits(bit, frames);
+        self.dirty.pool(k);
+        p.in_use += frames;
+        let span = p.span(self.cache[k].sbit);
+        self.summary
+            .refresh(self.bits, &span, rel, frames, Change::Cleared);
+    }
+}
+
+/// End of the run that starts at `i` in `addrs[i..end]`, which is ascending and whose
+/// entries are at least `step` apart (one pool's frames): `[i, j)` is one contiguous run iff
+/// its last entry is `(j - 1 - i) * step` above its first. So the end is found with a few
+/// probes (the whole range first, then galloping and bisecting), not a compare per frame.
+fn run_end(addrs: &[PhysAddr], i: usize, end: usize, step: u64) -> usize {
+    let fits = |j: usize| addrs[j - 1].0.wrapping_sub(addrs[i].0) == (j - 1 - i) as u64 * step;
+    if fits(end) {
+        return end;
+    }
+    // fits(lo), !fits(hi).
+    let (mut lo, mut hi) = (i + 1, end);
+    loop {
+        let j = i + 2 * (lo - i);
+        if j >= hi {
+            break;
+        }
+        if fits(j) {
+            lo = j;
+        } else {
+            hi = j;
+            break;
+        }
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Runs an allocation puts into the table one by one (each O(1) next to a hole); more are
@@ -815,9 +854,18 @@ fn scan_pool(
                 m &= (1 << cnt) - 1;
             }
             while m != 0 && n < out.len() {
-                out[n] = PhysAddr(base + (w_at + u64::from(m.trailing_zeros())) * PAGE_4K);
-                n += 1;
-                m &= m - 1;
+                // Each run of free bits is written with a plain increment, not bit by bit.
+                let low = m.trailing_zeros();
+                let ones = (!(m >> low)).trailing_zeros();
+                let take = (ones as usize).min(out.len() - n);
+                let mut pa = base + (w_at + u64::from(low)) * PAGE_4K;
+                for slot in &mut out[n..n + take] {
+                    *slot = PhysAddr(pa);
+                    pa += PAGE_4K;
+                }
+                n += take;
+                // Clears the bits just written (all of them when the run reached bit 63).
+                m &= u64::MAX.checked_shl(low + take as u32).unwrap_or(0);
             }
             w_at = word_end;
         }
