@@ -856,6 +856,12 @@ fn scan_pool(
             while m != 0 && n < out.len() {
                 // Each run of free bits is written with a plain increment, not bit by bit.
                 let low = m.trailing_zeros();
+                if n + 1 == out.len() {
+                    // The last (or only) frame asked for: no run to measure.
+                    out[n] = PhysAddr(base + (w_at + u64::from(low)) * PAGE_4K);
+                    n += 1;
+                    break;
+                }
                 let ones = (!(m >> low)).trailing_zeros();
                 let take = (ones as usize).min(out.len() - n);
                 let mut pa = base + (w_at + u64::from(low)) * PAGE_4K;
