@@ -45,6 +45,23 @@ impl BufMem {
     }
 }
 
+/// An emulated module of `cfg` over a fresh test buffer, and the writer into that buffer.
+pub(crate) fn emulated(cfg: EmuConfig) -> (EmuSeam, EmuWriter) {
+    let mem = Rc::new(RefCell::new(BufMem::new(BUF_BASE, BUF_LEN)));
+    let seam = EmuSeam {
+        m: TdxModule::new(cfg).expect("emulator config"),
+        mem: mem.clone(),
+        flush_fails: false,
+        cpu_max_pa: None,
+        deferred: Deferred::default(),
+    };
+    let writer = EmuWriter {
+        mem,
+        len: BUF_LEN as u64,
+    };
+    (seam, writer)
+}
+
 impl PhysMem for BufMem {
     fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysMemError> {
         let off = pa.checked_sub(self.base).ok_or(PhysMemError { pa })? as usize;
@@ -216,22 +233,8 @@ pub(crate) fn run_observed(
     tweak: impl FnOnce(&mut EmuSeam),
     observer: &mut dyn Observer,
 ) -> Run {
-    let mem = Rc::new(RefCell::new(BufMem {
-        base: BUF_BASE,
-        bytes: std::vec![0; BUF_LEN],
-    }));
-    let mut seam = EmuSeam {
-        m: TdxModule::new(cfg).expect("emulator config"),
-        mem: mem.clone(),
-        flush_fails: false,
-        cpu_max_pa: None,
-        deferred: Deferred::default(),
-    };
+    let (mut seam, mut writer) = emulated(cfg);
     tweak(&mut seam);
-    let mut writer = EmuWriter {
-        mem,
-        len: BUF_LEN as u64,
-    };
     let mut storage = std::boxed::Box::<InitStorage>::default();
     let mut bringup = Bringup::new(InitConfig::default());
     let state = bringup.run(&mut seam, &mut writer, &fx.view(), &mut storage, observer);

@@ -6,19 +6,17 @@
 
 extern crate std;
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::vec::Vec;
 
 use tdx_abi::{Leaf, SeamcallArgs, TdxStatus};
-use tdx_emu::{EmuConfig, TdxModule};
+use tdx_emu::EmuConfig;
 use tdx_host_api::{FrameSize, InitStep, MemClass, ModuleState, TdxHostError, ANY_NODE};
 use tdx_planner::addr::{PhysRange, GIB, PAGE_4K};
 
 use super::{Attached, ClientPolicy, Server};
 use crate::frames::{bitmap_words, FrameAllocator, NodeMask, Owner};
 use crate::init::record::{AtomicWords, Durable, RecordWords};
-use crate::init::tests::{BufMem, EmuSeam, EmuWriter, Fixture, BUF_BASE, BUF_LEN};
+use crate::init::tests::{emulated, EmuSeam, EmuWriter, Fixture, BUF_LEN};
 use crate::init::{Bringup, InitConfig, InitStorage, Progress, State, TdmrRun};
 use crate::ledger::Layout;
 use crate::regions::tests::FakeKernel;
@@ -48,18 +46,7 @@ fn rdmd(seam: &mut EmuSeam, pa: u64) -> TdxStatus {
 #[test]
 fn frames_come_only_from_finished_blocks_while_tdmr_init_runs() {
     let fx = Fixture::new(2, 1, 1);
-    let mem = Rc::new(RefCell::new(BufMem::new(BUF_BASE, BUF_LEN)));
-    let mut seam = EmuSeam {
-        m: TdxModule::new(EmuConfig::new(2, 1)).expect("emulator config"),
-        mem: mem.clone(),
-        flush_fails: false,
-        cpu_max_pa: None,
-        deferred: Deferred::default(),
-    };
-    let mut writer = EmuWriter {
-        mem,
-        len: BUF_LEN as u64,
-    };
+    let (mut seam, mut writer) = emulated(EmuConfig::new(2, 1));
     let mut storage = std::boxed::Box::<InitStorage>::default();
     let mut b = Bringup::new(InitConfig::default());
     let mut run = None;
@@ -175,18 +162,7 @@ fn frames_come_only_from_finished_blocks_while_tdmr_init_runs() {
 #[test]
 fn the_emulated_module_refuses_pages_of_unfinished_gibs() {
     let fx = Fixture::new(1, 1, 1);
-    let mem = Rc::new(RefCell::new(BufMem::new(BUF_BASE, BUF_LEN)));
-    let mut seam = EmuSeam {
-        m: TdxModule::new(EmuConfig::new(1, 1)).expect("emulator config"),
-        mem: mem.clone(),
-        flush_fails: false,
-        cpu_max_pa: None,
-        deferred: Deferred::default(),
-    };
-    let mut writer = EmuWriter {
-        mem,
-        len: BUF_LEN as u64,
-    };
+    let (mut seam, mut writer) = emulated(EmuConfig::new(1, 1));
     let mut storage = std::boxed::Box::<InitStorage>::default();
     let mut b = Bringup::new(InitConfig::default());
     let mut run = None;
@@ -309,14 +285,7 @@ fn an_early_frame_survives_a_restart_in_the_middle_of_tdmr_init() {
 
 fn restart_body() {
     let fx = Fixture::new(2, 1, 1);
-    let mem = Rc::new(RefCell::new(BufMem::new(BUF_BASE, BUF_LEN)));
-    let mut seam = EmuSeam {
-        m: TdxModule::new(EmuConfig::new(2, 1)).expect("emulator config"),
-        mem,
-        flush_fails: false,
-        cpu_max_pa: None,
-        deferred: Deferred::default(),
-    };
+    let (mut seam, _) = emulated(EmuConfig::new(2, 1));
     let record: &'static RecordWords = std::boxed::Box::leak(std::boxed::Box::default());
     let nbits = bitmap_words(20 * GIB, 128);
     let mut ledger = std::vec![0u64; Layout::new(nbits).total_words()];
