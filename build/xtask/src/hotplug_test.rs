@@ -66,14 +66,15 @@ pub struct CaseResult {
     pub why: String,
 }
 
-struct Console {
+/// QEMU's console (COM1) as it arrives, line by line; shared with `nmi_test.rs`.
+pub(crate) struct Console {
     rx: Receiver<String>,
-    lines: Vec<String>,
+    pub(crate) lines: Vec<String>,
 }
 
 impl Console {
     /// Waits for a line containing `needle`.
-    fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<()> {
+    pub(crate) fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -95,13 +96,14 @@ impl Console {
         }
     }
 
-    fn drain(&mut self) {
+    /// Takes the lines that have arrived, without waiting.
+    pub(crate) fn drain(&mut self) {
         while let Ok(l) = self.rx.try_recv() {
             self.lines.push(l);
         }
     }
 
-    fn tail(&self, n: usize) -> impl Iterator<Item = &String> {
+    pub(crate) fn tail(&self, n: usize) -> impl Iterator<Item = &String> {
         self.lines.iter().skip(self.lines.len().saturating_sub(n))
     }
 }
@@ -240,7 +242,11 @@ impl Run {
     }
 }
 
-fn spawn(manifest: &str, socket: &std::path::Path) -> Result<(Child, Console, dist::Image)> {
+/// Builds `manifest` and boots it with a QMP socket at `socket`; shared with `nmi_test.rs`.
+pub(crate) fn spawn(
+    manifest: &str,
+    socket: &std::path::Path,
+) -> Result<(Child, Console, dist::Image)> {
     let image = dist::dist(manifest.as_ref())?;
     let _ = std::fs::remove_file(socket);
     let mut child = qemu::command(

@@ -29,6 +29,7 @@ mod hotplug_test;
 mod junit;
 mod lint;
 mod manifest;
+mod nmi_test;
 mod qemu;
 mod qmp;
 mod rig;

@@ -108,6 +108,8 @@ enum Boot {
     Uefi,
     /// Driven over QMP by `hotplug_test.rs`, with this policy.
     Hotplug(&'static str),
+    /// Driven over QMP by `nmi_test.rs`.
+    Nmi,
     /// On the QEMU rig through `cargo xtask hil` (`hil.rs`).
     Hil,
 }
@@ -165,6 +167,11 @@ fn qemu_images() -> Vec<QemuImage> {
             manifest,
             boot: Boot::Hotplug(policy),
         });
+    let nmi = std::iter::once(QemuImage {
+        label: crate::nmi_test::LABEL.into(),
+        manifest: crate::nmi_test::MANIFEST,
+        boot: Boot::Nmi,
+    });
     let hil = crate::hil::TEST_SUITES
         .iter()
         .map(|&(manifest, label)| QemuImage {
@@ -176,6 +183,7 @@ fn qemu_images() -> Vec<QemuImage> {
         .chain(grub)
         .chain(uefi)
         .chain(hotplug)
+        .chain(nmi)
         .chain(hil)
         .collect()
 }
@@ -614,10 +622,32 @@ fn hotplug_suite(
 ) -> Result<Option<Vec<String>>> {
     let what = crate::hotplug_test::label(policy);
     let results = crate::hotplug_test::run_suite(manifest, policy)?;
+    Ok(Some(count_results(&what, results, pattern, t)))
+}
+
+/// The NMI suite (driven over QMP, see `nmi_test.rs`). Returns its case
+/// names when it ran to the end.
+fn nmi_suite(pattern: Option<&str>, t: &mut Totals) -> Result<Option<Vec<String>>> {
+    let results = crate::nmi_test::run_suite()?;
+    Ok(Some(count_results(
+        crate::nmi_test::LABEL,
+        results,
+        pattern,
+        t,
+    )))
+}
+
+/// Counts the results of a QMP-driven suite; returns their names.
+fn count_results(
+    what: &str,
+    results: Vec<crate::hotplug_test::CaseResult>,
+    pattern: Option<&str>,
+    t: &mut Totals,
+) -> Vec<String> {
     for r in &results {
-        count_case(&what, &r.name, r.ok, &r.why, pattern, t);
+        count_case(what, &r.name, r.ok, &r.why, pattern, t);
     }
-    Ok(Some(results.into_iter().map(|r| r.name).collect()))
+    results.into_iter().map(|r| r.name).collect()
 }
 
 /// One image on the QEMU rig, through `cargo xtask hil`'s path. Returns
@@ -665,6 +695,7 @@ fn run_image(image: &QemuImage, pattern: Option<&str>, t: &mut Totals) {
             qemu_suite(image.manifest, what, image.boot, pattern, t)
         }
         Boot::Hotplug(policy) => hotplug_suite(image.manifest, policy, pattern, t),
+        Boot::Nmi => nmi_suite(pattern, t),
         Boot::Hil => hil_suite(image.manifest, what, pattern, t),
     };
     match result {

@@ -4,15 +4,22 @@
 //! notifies the supervisor; an interrupt is handled and may let a more
 //! important task run. In the kernel: only interrupts during the idle halt
 //! are expected; an exception there is a kernel bug and stops the machine.
+//!
+//! NMIs and machine checks never come here (their gates go to
+//! `arch::nmi`), so neither can be taken for a task's fault; the NMIs that
+//! `arch::nmi` counted are reported at the next timer tick, where the
+//! console lock is free to take.
 
 use core::sync::atomic::Ordering;
 
 use abi::FaultInfo;
 
 use crate::arch::entry::SavedState;
-use crate::arch::idt::{IRQ_BASE_VECTOR, IRQ_COUNT, SPURIOUS_VECTOR, TIMER_VECTOR};
+use crate::arch::idt::{
+    IRQ_BASE_VECTOR, IRQ_COUNT, MACHINE_CHECK, NMI, SPURIOUS_VECTOR, TIMER_VECTOR,
+};
 use crate::arch::smp::DONE_VECTOR;
-use crate::arch::{apic, cpu};
+use crate::arch::{apic, cpu, nmi};
 use crate::task::{self, force_fault, with_tasks, Task, CURRENT};
 use crate::{irq, time};
 
@@ -25,6 +32,7 @@ const PAGE_FAULT: u32 = 14;
 fn interrupt(tasks: &mut [Task], vector: u32) -> Option<bool> {
     if vector == u32::from(TIMER_VECTOR) {
         apic::eoi();
+        report_nmis();
         // A completion whose interrupt was lost is seen one tick late.
         let settled = crate::seam_async::poll(tasks);
         return Some(time::tick(tasks) | settled);
@@ -46,8 +54,27 @@ fn interrupt(tasks: &mut [Task], vector: u32) -> Option<bool> {
     None
 }
 
+/// Says on the console that NMIs arrived since the last report.
+fn report_nmis() {
+    if let Some(n) = nmi::take_unreported() {
+        crate::kprintln!(
+            "kernel: NMI received ({} total: {} in a task, {} in the kernel, {} on other CPUs, {} with SERR#/IOCHK# up)",
+            n.total(),
+            n.in_task,
+            n.in_kernel,
+            n.on_other_cpus,
+            n.error_lines,
+        );
+    }
+}
+
 fn fault_for(t: &Task, vector: u32, error_code: u64, rip: u64) -> FaultInfo {
     match vector {
+        // Not the task's doing, and their gates bypass this path: reaching
+        // here means the IDT is wrong, which must not cost a task its life.
+        v if v == u32::from(NMI) || v == u32::from(MACHINE_CHECK) => {
+            panic!("vector {v} reached the trap path; its gate must go to arch::nmi")
+        }
         DIVIDE_ERROR => FaultInfo::DivideError { rip },
         INVALID_OPCODE => FaultInfo::IllegalInstruction { rip },
         GENERAL_PROTECTION => FaultInfo::GeneralProtection { error_code },

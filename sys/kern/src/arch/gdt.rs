@@ -6,8 +6,9 @@
 //!
 //! The TSS carries RSP0 — pointed at the end of the running task's saved
 //! register frame, so that an interrupt from ring 3 pushes its frame
-//! straight into the task's save area — an IST stack for double faults, and
-//! the I/O permission bitmap that grants each task exactly the ports the
+//! straight into the task's save area — IST stacks for double faults, NMIs
+//! and machine checks (the last two may arrive in the instructions that
+//! still run on the task's RSP, see `nmi`), and the I/O permission bitmap that grants each task exactly the ports the
 //! manifest gives it (IOPL stays 0 for every task).
 //!
 //! Descriptors, the TSS and the loads are the `x86_64` crate's; this module
@@ -44,6 +45,10 @@ const LAYOUT: [SegmentSelector; 6] = [
 /// The interrupt stack (0-based, as the crate counts: IST1 to the CPU) the
 /// double-fault handler runs on.
 pub const DOUBLE_FAULT_IST: u16 = 0;
+/// The NMI handler's interrupt stack (IST2).
+pub const NMI_IST: u16 = 1;
+/// The machine-check handler's interrupt stack (IST3).
+pub const MACHINE_CHECK_IST: u16 = 2;
 
 /// Bytes of I/O permission bitmap: one bit per port, plus the terminating
 /// all-ones byte the CPU may read past the last port.
@@ -78,13 +83,19 @@ static TABLES: CpuTables = CpuTables {
 };
 
 /// Loads the GDT and TSS on the boot CPU. `double_fault_stack_top` becomes
-/// the stack of [`DOUBLE_FAULT_IST`].
+/// the stack of [`DOUBLE_FAULT_IST`]; [`NMI_IST`] and
+/// [`MACHINE_CHECK_IST`] get their stacks from `stacks`.
 pub fn init(double_fault_stack_top: u64) {
     // Safety: init runs once on the boot CPU before interrupts are enabled;
     // nothing else references the tables yet.
     let (gdt, tss) = unsafe { (&mut *TABLES.gdt.get(), &mut *TABLES.tss.get()) };
-    tss.tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] =
-        VirtAddr::new(double_fault_stack_top);
+    // The crate's TSS is packed: the table is copied out, filled and
+    // written back (a reference into it could be unaligned).
+    let mut ist = tss.tss.interrupt_stack_table;
+    ist[usize::from(DOUBLE_FAULT_IST)] = VirtAddr::new(double_fault_stack_top);
+    ist[usize::from(NMI_IST)] = VirtAddr::new(super::stacks::NMI_STACK.top());
+    ist[usize::from(MACHINE_CHECK_IST)] = VirtAddr::new(super::stacks::MACHINE_CHECK_STACK.top());
+    tss.tss.interrupt_stack_table = ist;
     let tss: &'static TssWithIopb = tss;
     let tss_descriptor = match Descriptor::tss_segment_with_iomap(&tss.tss, &tss.iopb) {
         Ok(d) => d,

@@ -5,6 +5,11 @@
 //! to [`trap_common`](super::entry::trap_common). All gates are interrupt
 //! gates (IF cleared on entry): the kernel runs with interrupts off.
 //!
+//! NMI and machine check are the exceptions: they cannot be masked, so
+//! they may arrive where RSP is still the task's, and they are never a
+//! task's fault. Their gates go to the stubs of [`nmi`](super::nmi), on
+//! IST stacks of their own, and never reach `trap_common`.
+//!
 //! The table and its gates are the `x86_64` crate's. Its typed handlers
 //! need the unstable x86-interrupt ABI, so gates are set by address to the
 //! naked stubs here, which stay hand-written: they are the entry path.
@@ -15,7 +20,8 @@ use x86_64::structures::idt::{Entry, EntryOptions, InterruptDescriptorTable};
 use x86_64::{PrivilegeLevel, VirtAddr};
 
 use super::entry::{trap_common, TRAP_VECTOR};
-use super::gdt::{DOUBLE_FAULT_IST, KERNEL_CS};
+use super::gdt::{DOUBLE_FAULT_IST, KERNEL_CS, MACHINE_CHECK_IST, NMI_IST};
+use super::nmi;
 
 /// Vector of the LAPIC timer.
 pub const TIMER_VECTOR: u8 = 0x20;
@@ -27,6 +33,10 @@ pub const IRQ_COUNT: u8 = 24;
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
 /// Vector of the double-fault exception, which runs on IST1.
 pub const DOUBLE_FAULT: u8 = 8;
+/// Vector of the NMI, which runs on IST2.
+pub const NMI: u8 = 2;
+/// Vector of the machine-check exception, which runs on IST3.
+pub const MACHINE_CHECK: u8 = 18;
 const BREAKPOINT: u8 = 3;
 
 #[repr(transparent)]
@@ -67,7 +77,6 @@ macro_rules! stub {
 
 stub!(v00, 0);
 stub!(v01, 1);
-stub!(v02, 2);
 stub!(v03, 3);
 stub!(v04, 4);
 stub!(v05, 5);
@@ -82,7 +91,6 @@ stub!(v13, 13, error_code);
 stub!(v14, 14, error_code);
 stub!(v16, 16);
 stub!(v17, 17, error_code);
-stub!(v18, 18);
 stub!(v19, 19);
 stub!(v20, 20);
 stub!(v21, 21, error_code);
@@ -164,10 +172,9 @@ fn is_reserved(vector: u8) -> bool {
 
 /// Fills the IDT and loads it on this CPU.
 pub fn init() {
-    let exceptions: [(u8, Stub); 21] = [
+    let exceptions: [(u8, Stub); 19] = [
         (0, v00),
         (1, v01),
-        (2, v02),
         (3, v03),
         (4, v04),
         (5, v05),
@@ -181,7 +188,6 @@ pub fn init() {
         (14, v14),
         (16, v16),
         (17, v17),
-        (18, v18),
         (19, v19),
         (20, v20),
         (21, v21),
@@ -196,6 +202,16 @@ pub fn init() {
     // Safety: IST slot DOUBLE_FAULT_IST holds the double-fault stack
     // (`gdt::init`), used by no other vector.
     unsafe { set_gate(idt, DOUBLE_FAULT, v08).set_stack_index(DOUBLE_FAULT_IST) };
+    // Safety: IST slot NMI_IST holds the NMI stack (`gdt::init`), used by
+    // no other vector; NMIs do not nest, so the stub never finds its own
+    // frame in use.
+    unsafe { set_gate(idt, NMI, nmi::nmi_entry).set_stack_index(NMI_IST) };
+    // Safety: IST slot MACHINE_CHECK_IST holds the machine-check stack
+    // (`gdt::init`), used by no other vector; its handler never returns,
+    // so no second frame can land on a live one it still needs.
+    unsafe {
+        set_gate(idt, MACHINE_CHECK, nmi::machine_check_entry).set_stack_index(MACHINE_CHECK_IST)
+    };
     // DPL 3 lets `int3` from ring 3 reach the gate (only #BP, so that a
     // task's breakpoint is reported as one rather than as #GP); every other
     // gate keeps DPL 0, so tasks cannot `int` into the kernel.
@@ -206,6 +222,7 @@ pub fn init() {
         set_gate(idt, vector, handler);
     }
     load();
+    nmi::enable_machine_checks();
 }
 
 /// Loads the (already filled) IDT on the calling CPU.
@@ -216,7 +233,10 @@ pub fn load() {
 }
 
 /// The APs' table: their only interrupt is the service IPI, and any
-/// exception on an AP is a kernel bug.
+/// exception on an AP is a kernel bug. NMIs (which a platform delivers to
+/// every CPU) are counted; a machine check is fatal, as on the boot CPU.
+/// APs have no TSS, so these gates use no IST: an AP only ever runs on its
+/// own kernel stack.
 static AP_IDT: Idt = Idt(UnsafeCell::new(InterruptDescriptorTable::new()));
 
 #[unsafe(naked)]
@@ -341,6 +361,8 @@ pub fn init_ap() {
     }
     set_gate(idt, 6, ap_ud_stub);
     set_gate(idt, 13, ap_gp_stub);
+    set_gate(idt, NMI, nmi::ap_nmi_entry);
+    set_gate(idt, MACHINE_CHECK, nmi::machine_check_entry);
     set_gate(idt, super::smp::SERVICE_VECTOR, ap_service_stub);
     set_gate(idt, SPURIOUS_VECTOR, ap_service_stub);
 }

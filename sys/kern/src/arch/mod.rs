@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod entry;
 pub mod gdt;
 pub mod idt;
+pub mod nmi;
 pub mod paging;
 pub mod serial;
 pub mod smp;

@@ -2,6 +2,9 @@
 //!
 //! The kernel stack is entered fresh on every trap and syscall (nothing
 //! stays on it between kernel entries), so one stack serves every task.
+//! Double faults, NMIs and machine checks each have a stack of their own
+//! (IST1 to IST3, `gdt`), which the CPU switches to whatever RSP held: an
+//! NMI or machine check may arrive where RSP is still the task's.
 
 use core::cell::UnsafeCell;
 
@@ -33,3 +36,13 @@ pub static BOOT_CPU_STACK: Stack<KERNEL_STACK_SIZE> =
 
 /// The double-fault stack (IST1).
 pub static DOUBLE_FAULT_STACK: Stack<IST_STACK_SIZE> = Stack(UnsafeCell::new([0; IST_STACK_SIZE]));
+
+/// The NMI stack (IST2). The stub pushes one register on it; NMIs do not
+/// nest (the CPU holds the next one back until the stub's IRETQ), so one
+/// page is plenty.
+pub static NMI_STACK: Stack<NMI_STACK_SIZE> = Stack(UnsafeCell::new([0; NMI_STACK_SIZE]));
+pub const NMI_STACK_SIZE: usize = 4096;
+
+/// The machine-check stack (IST3): the fatal report formats on it.
+pub static MACHINE_CHECK_STACK: Stack<IST_STACK_SIZE> =
+    Stack(UnsafeCell::new([0; IST_STACK_SIZE]));

@@ -1,0 +1,3 @@
+fn main() {
+    build_util::generate_task_consts().unwrap_or_else(|e| panic!("{e}"));
+}
