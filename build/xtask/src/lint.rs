@@ -36,6 +36,7 @@ pub fn clippy(manifests: &[PathBuf]) -> Result<ExitCode> {
         list.push("app.toml".into());
         list.extend(test::SUITES.iter().map(|(m, _)| PathBuf::from(m)));
         list.push("test-suite/bench/app.toml".into());
+        list.push(crate::nmi_test::MANIFEST.into());
     }
     let mut ok = true;
     let mut seen = std::collections::BTreeSet::new();

@@ -13,6 +13,11 @@
 //! NMIs on the boot CPU as were injected, some of them in a task and some in the kernel, no task
 //! faulted, and the run ended with the image's success. Each is printed as `test nmi::NAME ...`
 //! and counted by `cargo xtask test`.
+//!
+//! A second boot of the same image checks the machine-check path: once the workload runs, the
+//! harness injects an uncorrected error into bank 1 (HMP `mce`, through QMP's
+//! `human-monitor-command`); the kernel must stop with its machine-check report, naming that
+//! bank's status and address, and exit as a kernel failure, with no task blamed.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +37,12 @@ const FIRST_STEP: Duration = Duration::from_secs(90);
 const STEP: Duration = Duration::from_secs(60);
 /// Time between two injected NMIs.
 const SPACING: Duration = Duration::from_millis(100);
+/// The machine check injected: bank 1, MCi_STATUS with VAL, UC, EN and ADDRV (Intel SDM
+/// Vol. 3B, 16.3.2.2), MCG_STATUS with MCIP and RIPV, and an address.
+const MCE_BANK: u32 = 1;
+const MCE_STATUS: u64 = 0xB400_0000_0000_0000;
+const MCE_MCG_STATUS: u64 = 0x5;
+const MCE_ADDRESS: u64 = 0x123_4000;
 
 /// The kernel's NMI report line (`trap.rs`, `report_nmis`), parsed.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,9 +58,8 @@ fn parse_report(line: &str) -> Option<Report> {
     let rest = line.strip_prefix("kernel: NMI received (")?;
     let (total, rest) = rest.split_once(" total: ")?;
     let mut fields = rest.split(", ");
-    let mut field = |suffix: &str| -> Option<u64> {
-        fields.next()?.strip_suffix(suffix)?.parse().ok()
-    };
+    let mut field =
+        |suffix: &str| -> Option<u64> { fields.next()?.strip_suffix(suffix)?.parse().ok() };
     Some(Report {
         total: total.parse().ok()?,
         in_task: field(" in a task")?,
@@ -107,6 +117,69 @@ fn case(name: &str, ok: bool, why: String) -> CaseResult {
         ok,
         why: if ok { String::new() } else { why },
     }
+}
+
+/// Boots the image again, injects a machine check once the workload runs, and judges the stop.
+fn machine_check_run() -> Result<CaseResult> {
+    let socket = crate::dist::target_dir().join(format!("{LABEL}-mce-{}.qmp", std::process::id()));
+    let (mut child, mut console, _image) = spawn(MANIFEST, &socket)?;
+    let injected = (|| -> Result<()> {
+        let mut qmp = Qmp::connect(&socket, Duration::from_secs(10))?;
+        console.wait_for("nmi: ready for busy", FIRST_STEP)?;
+        std::thread::sleep(Duration::from_millis(300));
+        qmp.execute(
+            "human-monitor-command",
+            json!({ "command-line": format!(
+                "mce 0 {MCE_BANK} {MCE_STATUS:#x} {MCE_MCG_STATUS:#x} {MCE_ADDRESS:#x} 0"
+            ) }),
+        )?;
+        Ok(())
+    })();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s.code();
+        }
+        if injected.is_err() || started.elapsed() > STEP {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    console.drain();
+    let _ = std::fs::remove_file(&socket);
+    let said = |needle: &str| console.lines.iter().any(|l| l.contains(needle));
+    let bank = format!("*** bank {MCE_BANK}: status={MCE_STATUS:#x} addr={MCE_ADDRESS:#x}");
+    let blamed = console.lines.iter().any(|l| l.contains(" faulted"));
+    let ok = injected.is_ok()
+        && status == Some(crate::qemu::EXIT_KERNEL_FAILURE)
+        && said("*** KERNEL MACHINE CHECK")
+        && said(&bank)
+        && !blamed;
+    if !ok {
+        println!("xtask: {LABEL}: machine-check run, last console lines:");
+        for l in console.tail(15) {
+            println!("  | {l}");
+        }
+    }
+    Ok(case(
+        "machine_check_stops_the_kernel_with_its_report",
+        ok,
+        format!(
+            "injection: {:?}; QEMU status {status:?} (want {}); report {}; bank line `{bank}` {}; \
+             a task blamed: {blamed}",
+            injected.as_ref().err(),
+            crate::qemu::EXIT_KERNEL_FAILURE,
+            if said("*** KERNEL MACHINE CHECK") {
+                "printed"
+            } else {
+                "missing"
+            },
+            if said(&bank) { "printed" } else { "missing" },
+        ),
+    ))
 }
 
 /// Runs the suite; every result (guest cases from the console, harness cases, and a
@@ -205,6 +278,7 @@ pub fn run_suite() -> Result<Vec<CaseResult>> {
             println!("  | {l}");
         }
     }
+    results.push(machine_check_run()?);
     println!(
         "xtask: {LABEL}: {} cases in {:.1} s ({})",
         results.len(),
@@ -235,6 +309,9 @@ mod tests {
             })
         );
         assert_eq!(parse_report("[check] kernel: NMI received (5 total)"), None);
-        assert_eq!(parse_report("kernel: NMI received (x total: 1 in a task)"), None);
+        assert_eq!(
+            parse_report("kernel: NMI received (x total: 1 in a task)"),
+            None
+        );
     }
 }

@@ -86,6 +86,8 @@ fn do_fault(kind: u32, arg: u64, caller: TaskId) {
             core::arch::asm!("in al, dx", in("dx") 0x60u16, out("al") _);
         },
         fault::BREAKPOINT => unsafe { core::arch::asm!("int3") },
+        fault::SOFTWARE_NMI => unsafe { core::arch::asm!("int 2") },
+        fault::SOFTWARE_MACHINE_CHECK => unsafe { core::arch::asm!("int 18") },
         fault::PANIC => panic!("assist panicked on request"),
         fault::BAD_SYSCALL => {
             sys_raw(0x99, [0; 8]);

@@ -24,6 +24,11 @@ pub static CASES: &[Case] = &[
     ("fault_privileged_instruction_is_gp", privileged),
     ("fault_io_port_not_granted_is_gp", io_port),
     ("fault_breakpoint_exception", breakpoint),
+    ("fault_int_2_is_gp_not_an_nmi", software_nmi),
+    (
+        "fault_int_18_is_gp_not_a_machine_check",
+        software_machine_check,
+    ),
     ("fault_panic_keeps_its_message", panic_message),
     ("fault_bad_syscall_number", bad_syscall),
     ("fault_syscall_slice_into_kernel_memory", bad_slice),
@@ -135,6 +140,28 @@ fn io_port() {
     assert_eq!(
         assist_fault(fault::IO_PORT, 0),
         FaultInfo::GeneralProtection { error_code: 0 }
+    );
+}
+
+/// `int n` from ring 3 through a DPL-0 gate is #GP with error code
+/// `n * 8 + 2` (IDT, external bit clear).
+fn gp_for_gate(vector: u64) -> FaultInfo {
+    FaultInfo::GeneralProtection {
+        error_code: vector * 8 + 2,
+    }
+}
+
+/// A task cannot reach the NMI handler: its gate keeps DPL 0, so the
+/// attempt is the task's own #GP, and the kernel counts no NMI.
+fn software_nmi() {
+    assert_eq!(assist_fault(fault::SOFTWARE_NMI, 0), gp_for_gate(2));
+}
+
+/// Nor the machine-check handler, which would stop the machine.
+fn software_machine_check() {
+    assert_eq!(
+        assist_fault(fault::SOFTWARE_MACHINE_CHECK, 0),
+        gp_for_gate(18)
     );
 }
 

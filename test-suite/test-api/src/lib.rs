@@ -397,6 +397,10 @@ pub mod fault {
     pub const UNBOUND_IRQ: u32 = 16;
     /// Writes to a read-only data page.
     pub const WRITE_RODATA: u32 = 17;
+    /// `int 2`: a task posing as an NMI.
+    pub const SOFTWARE_NMI: u32 = 18;
+    /// `int 18`: a task posing as a machine check (which stops the machine).
+    pub const SOFTWARE_MACHINE_CHECK: u32 = 19;
 }
 
 /// Little-endian word helpers.

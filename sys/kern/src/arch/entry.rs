@@ -35,12 +35,10 @@
 //!   `WaitForInterrupt`; its frame stays on the kernel stack and it returns
 //!   to the halt. FMASK keeps IF clear through the whole fast path, so no
 //!   interrupt sees a caller whose lazy registers are still in the CPU.
-//!   NMI and machine check are not masked and have no IST stack: in the
-//!   ring-0 instructions that run on the task's RSP (the first two of the
-//!   SYSCALL entry, the last two before each SYSRET) one would push its
-//!   frame where the task's RSP points before the kernel stops on it. No
-//!   NMI source is armed; moving both to IST stacks (as Linux does) is the
-//!   fix should one be.
+//!   NMI and machine check are not masked, and may arrive in the ring-0
+//!   instructions that run on the task's RSP (the first two of the SYSCALL
+//!   entry, the last two before each SYSRET, two in `resume_task`): they
+//!   run on IST stacks of their own and never come here (`nmi`).
 //! - Every entry from ring 3 clears RFLAGS.DF and AC before any Rust runs
 //!   (FMASK for SYSCALL, POPF in the trap stub), so a task cannot make
 //!   kernel string copies run backwards or open its pages to the kernel

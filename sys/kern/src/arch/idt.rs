@@ -233,8 +233,9 @@ pub fn load() {
 }
 
 /// The APs' table: their only interrupt is the service IPI, and any
-/// exception on an AP is a kernel bug. NMIs (which a platform delivers to
-/// every CPU) are counted; a machine check is fatal, as on the boot CPU.
+/// exception on an AP is a kernel bug. NMIs (an NMI IPI, or LINT1 where
+/// the firmware unmasked it) are counted; a machine check is fatal, as on
+/// the boot CPU.
 /// APs have no TSS, so these gates use no IST: an AP only ever runs on its
 /// own kernel stack.
 static AP_IDT: Idt = Idt(UnsafeCell::new(InterruptDescriptorTable::new()));

@@ -28,7 +28,10 @@
 //!   failure where the image allows, and halts.
 //! - Application processors have no TSS (they never change privilege
 //!   level), hence no IST: their NMI gate uses the AP's own kernel stack,
-//!   which is always the stack in use there, and only counts.
+//!   which is always the stack in use there, and only counts. Their CR4.MCE
+//!   stays clear (the AP start-up code is not this module's), so a machine
+//!   check there still shuts that CPU down; the gate is ready for the day
+//!   it is set.
 //!
 //! Linux takes the same approach (`arch/x86/kernel/idt.c`: NMI and #MC on
 //! IST stacks; `arch/x86/kernel/nmi.c`: port 0x61 reasons).
@@ -54,8 +57,10 @@ static IN_TASK: AtomicU64 = AtomicU64::new(0);
 static IN_KERNEL: AtomicU64 = AtomicU64::new(0);
 /// NMIs on the boot CPU with SERR# or IOCHK# up in port 0x61.
 static ERROR_LINES: AtomicU64 = AtomicU64::new(0);
-/// NMIs on the application processors (QEMU's `inject-nmi` and a
-/// platform's NMI button reach every CPU).
+/// NMIs on the application processors. A platform NMI (QEMU's
+/// `inject-nmi`, a BMC's NMI button) arrives on each CPU's LINT1, which the
+/// kernel leaves masked on the APs, so this counts only NMIs that reach an
+/// AP otherwise (an NMI IPI, firmware that unmasked LINT1).
 static ON_OTHER_CPUS: AtomicU64 = AtomicU64::new(0);
 /// The total already reported; written only by the boot CPU outside NMI
 /// context.
@@ -93,7 +98,13 @@ pub fn take_unreported() -> Option<NmiCounts> {
         on_other_cpus: ON_OTHER_CPUS.load(Ordering::Relaxed),
     };
     let total = counts.total();
-    (REPORTED.swap(total, Ordering::Relaxed) != total).then_some(counts)
+    // Plain load and store, not a swap: this runs at every tick, and only
+    // the boot CPU, outside NMI context, writes REPORTED.
+    if REPORTED.load(Ordering::Relaxed) == total {
+        return None;
+    }
+    REPORTED.store(total, Ordering::Relaxed);
+    Some(counts)
 }
 
 /// The boot CPU's NMI entry, on its IST stack. The frame is the CPU's

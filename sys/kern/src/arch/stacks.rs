@@ -44,5 +44,4 @@ pub static NMI_STACK: Stack<NMI_STACK_SIZE> = Stack(UnsafeCell::new([0; NMI_STAC
 pub const NMI_STACK_SIZE: usize = 4096;
 
 /// The machine-check stack (IST3): the fatal report formats on it.
-pub static MACHINE_CHECK_STACK: Stack<IST_STACK_SIZE> =
-    Stack(UnsafeCell::new([0; IST_STACK_SIZE]));
+pub static MACHINE_CHECK_STACK: Stack<IST_STACK_SIZE> = Stack(UnsafeCell::new([0; IST_STACK_SIZE]));
