@@ -36,6 +36,8 @@ const IDLE_TICKS: u64 = 2000;
 const SETTLE_TICKS: u64 = 50;
 /// pong's operation that answers the message reversed.
 const OP_REVERSE: u16 = 1;
+/// xorshift rounds of ring-3 work per round trip.
+const RING3_ROUNDS: u32 = 2000;
 /// Bytes per message (pong takes up to 64).
 const MESSAGE: usize = 48;
 
@@ -60,6 +62,13 @@ fn workload(ticks: u64) -> (u64, u64, Option<(u64, u32, usize)>) {
         for chunk in out.chunks_mut(8) {
             chunk.copy_from_slice(&next(&mut state).to_le_bytes());
         }
+        // Most of each round stays in ring 3, so that most busy-phase NMIs land in a task
+        // (with IPC alone about one in six did, and a run with none there was possible).
+        let mut spin = state;
+        for _ in 0..RING3_ROUNDS {
+            next(&mut spin);
+        }
+        core::hint::black_box(spin);
         let mut back = [0u8; MESSAGE];
         let (rc, n) = sys_send(pong, OP_REVERSE, &out, &mut back, &[]);
         let right = rc == 0 && n == MESSAGE && out.iter().rev().eq(back.iter());
