@@ -201,6 +201,11 @@ impl Deferred {
             .map_err(|_| SeamError::CpuBusy(cpu))
     }
 
+    /// Forgets every answer kept.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
     /// The oldest answer.
     ///
     /// # Errors
