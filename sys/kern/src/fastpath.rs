@@ -257,10 +257,13 @@ fn reply(tasks: &mut [Task], caller: usize) -> Fast {
         return Fast::Declined;
     }
     breakdown::mark(Phase::Check);
-    // Safety: the message checked readable by the caller just above; the
-    // client's reply buffer writable at its SEND; regions never change. The
-    // client waits for the caller's reply, so it is not the caller.
-    unsafe { umem::copy_between_tasks(message.base, reply_buf.base, message.len as usize) };
+    // An empty reply (a bare acknowledgement) has no copy to set up.
+    if message.len != 0 {
+        // Safety: the message checked readable by the caller just above; the
+        // client's reply buffer writable at its SEND; regions never change.
+        // The client waits for the caller's reply, so it is not the caller.
+        unsafe { umem::copy_between_tasks(message.base, reply_buf.base, message.len as usize) };
+    }
     let c = &mut tasks[p];
     c.respond(Response {
         code: args.code,

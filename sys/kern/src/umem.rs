@@ -4,8 +4,10 @@
 //! argument structs of `abi::syscall` carry): an *allegation* that
 //! the task may access that memory. The only way to turn it into bytes is
 //! to check it against the task's regions ([`Task::can_access`], using
-//! `kerncore::regions_cover`, which is host-tested); copies go
-//! through the kernel's direct map, never through the task's own mapping.
+//! `kerncore::regions_cover`, which is host-tested; a slice inside the
+//! task's RAM is accepted without the walk because startup checked that the
+//! regions cover the RAM read-write); copies go through the kernel's direct
+//! map, never through the task's own mapping.
 
 pub use abi::syscall::USlice;
 use abi::{lease_attr, ULease};

@@ -201,11 +201,6 @@ impl Deferred {
             .map_err(|_| SeamError::CpuBusy(cpu))
     }
 
-    /// Forgets every answer kept.
-    pub fn clear(&mut self) {
-        self.0.clear();
-    }
-
     /// The oldest answer.
     ///
     /// # Errors

@@ -430,7 +430,8 @@ impl<'a> Regions<'a> {
     pub fn totals(&self) -> NodeTotals {
         // One pass over the pools (not one per node): `status` asks on every request. Every
         // pool adds to the sums over both classes, a non-TDX pool also (through a mask, not a
-        // branch) to the non-TDX sums; TDX is the difference.
+        // branch) to the non-TDX sums; TDX is the difference. The pools are disjoint ranges of
+        // physical memory, so no sum reaches 2^64 and the additions need no overflow test.
         let (mut total, mut free, mut non_tdx_total, mut non_tdx_free) = (0u64, 0u64, 0u64, 0u64);
         for p in self
             .frames
@@ -440,14 +441,14 @@ impl<'a> Regions<'a> {
         {
             let non_tdx = 0u64.wrapping_sub(u64::from(p.class == MemClass::NonTdx));
             let (bytes, free_bytes) = (p.range.size().0, p.free_bytes());
-            total += bytes;
-            free += free_bytes;
-            non_tdx_total += bytes & non_tdx;
-            non_tdx_free += free_bytes & non_tdx;
+            total = total.wrapping_add(bytes);
+            free = free.wrapping_add(free_bytes);
+            non_tdx_total = non_tdx_total.wrapping_add(bytes & non_tdx);
+            non_tdx_free = non_tdx_free.wrapping_add(free_bytes & non_tdx);
         }
         NodeTotals {
-            tdx_total: total - non_tdx_total,
-            tdx_free: free - non_tdx_free,
+            tdx_total: total.wrapping_sub(non_tdx_total),
+            tdx_free: free.wrapping_sub(non_tdx_free),
             non_tdx_total,
             non_tdx_free,
         }
