@@ -299,14 +299,13 @@ fn method(iface: &str, op: &Op<'_>) -> TokenStream {
         _ => None,
     };
     let send_call = quote! {
-        let (reply_code, reply_len) = userlib::sys_send(
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             #request,
             &mut reply_buf,
             &[#(#leases),*],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
     };
     let body = if o.idempotent {
         let error_arm = err_value.map(|(pat, v)| quote!(#pat => return #v,));
@@ -350,7 +349,8 @@ fn method(iface: &str, op: &Op<'_>) -> TokenStream {
             const OPERATION: u16 = #number;
             const REPLY_SIZE: usize = #reply_size;
             #encode
-            let mut reply_buf = [0u8; REPLY_SIZE];
+            // Not zeroed: the kernel writes the reply, and only what it wrote is read.
+            let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
             #body
         }
     }

@@ -353,6 +353,11 @@ fn handler(
         quote!(let result_ok: #wire = #v;)
     };
     let ok_arm = match codec(o.encoding) {
+        // The value is sent from where the handler returned it: no copy into a binding first
+        // (a `status` reply is 112 bytes).
+        None if ok_attr.recv == crate::syntax::Recv::FromBytes => quote! {
+            Ok(ref result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok),
+        },
         None => quote! {
             Ok(result_ok) => {
                 #to_wire
@@ -383,8 +388,11 @@ fn handler(
         }
         _ => quote!(Err(idol_runtime::RequestError::Runtime(never)) => match never {},),
     };
+    // Each handler is a function of its own: the router stays a jump table, and an operation
+    // pays only for the registers and stack its own handler needs, not for the largest one's.
     quote! {
         #doc
+        #[inline(never)]
         fn #name<S: #trait_name>(
             server: &mut S,
             msg: &userlib::RecvMessage,

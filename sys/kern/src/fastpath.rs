@@ -172,10 +172,13 @@ fn send(tasks: &mut [Task], caller: usize) -> Fast {
     }
     breakdown::mark(Phase::Check);
     let n = args.message.len.min(recv.buffer.len);
-    // Safety: the message was checked readable by the caller just above,
-    // the buffer writable by the callee when it blocked in RECV; regions
-    // never change.
-    unsafe { umem::copy(args.message.base, recv.buffer.base, n as usize) };
+    // Most requests carry no message (`status`): no copy to set up.
+    if n != 0 {
+        // Safety: the message was checked readable by the caller just above,
+        // the buffer writable by the callee when it blocked in RECV; regions
+        // never change. The callee waits in RECV, so it is not the caller.
+        unsafe { umem::copy_between_tasks(args.message.base, recv.buffer.base, n as usize) };
+    }
     let s = &mut tasks[caller];
     // No leases: the kernel-side copy of the last table is emptied, as the
     // generic SEND does, so BORROW finds nothing stale.
@@ -254,9 +257,13 @@ fn reply(tasks: &mut [Task], caller: usize) -> Fast {
         return Fast::Declined;
     }
     breakdown::mark(Phase::Check);
-    // Safety: the message checked readable by the caller just above; the
-    // client's reply buffer writable at its SEND; regions never change.
-    unsafe { umem::copy(message.base, reply_buf.base, message.len as usize) };
+    // An empty reply (a bare acknowledgement) has no copy to set up.
+    if message.len != 0 {
+        // Safety: the message checked readable by the caller just above; the
+        // client's reply buffer writable at its SEND; regions never change.
+        // The client waits for the caller's reply, so it is not the caller.
+        unsafe { umem::copy_between_tasks(message.base, reply_buf.base, message.len as usize) };
+    }
     let c = &mut tasks[p];
     c.respond(Response {
         code: args.code,

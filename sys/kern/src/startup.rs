@@ -2,8 +2,10 @@
 //!
 //! Startup trusts the build but re-checks what a wrong build or an odd
 //! machine could break: every task region must be RAM the boot loader
-//! reported and must lie above the kernel's shared page tables. A
-//! violation stops boot with a message naming the task.
+//! reported and must lie above the kernel's shared page tables, and a
+//! task's RAM (which `Task::can_access` accepts without a region walk) must
+//! be covered read-write by its regions. A violation stops boot with a
+//! message naming the task.
 //!
 //! Durable memory (`region_attr::DURABLE`) is zeroed here, once per boot,
 //! and nowhere else: `task::reinitialize` zeroes only the task's RAM, so a
@@ -34,6 +36,15 @@ pub fn create_tasks(space: &KernelSpace) {
                     d.name, r.base, r.size
                 ));
             }
+        }
+        // `Task::can_access` answers for a slice inside the RAM without
+        // reading the regions: they must cover it read-write.
+        let rw = region_attr::READ | region_attr::WRITE;
+        if !kerncore::regions_cover(d.regions, d.ram_base, d.ram_size, rw) {
+            crate::fail::boot_failure(format_args!(
+                "task {}: RAM {:#x}+{:#x} is not covered read-write by its regions",
+                d.name, d.ram_base, d.ram_size
+            ));
         }
         let pml4 = space.new_task_space();
         for r in d.regions {

@@ -313,6 +313,14 @@ impl Task {
         self.desc.regions
     }
 
+    /// The task's RAM (data, bss, stack): `(base, size)`; startup checked
+    /// that its regions cover it read-write.
+    #[inline(always)]
+    #[must_use]
+    pub fn ram(&self) -> (u64, u64) {
+        (self.desc.ram_base, self.desc.ram_size)
+    }
+
     /// Whether the manifest grants this task capability `bit`
     /// (`abi::capability`).
     #[must_use]

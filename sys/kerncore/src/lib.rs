@@ -39,6 +39,15 @@ pub trait Region {
 
 /// Whether `[base, base + len)` lies in `regions` (sorted by base, not
 /// overlapping), using only regions that have every bit of `need`.
+///
+/// Two steps with one answer: the region holding `base` is found from the
+/// top (IPC buffers live mostly on task stacks, in the highest RAM region),
+/// and if it has `need` and holds the whole range the answer is yes at once;
+/// otherwise (a range across touching regions, or a refusal) the full walk
+/// decides. The first step only ever says yes where the walk would.
+/// Inlined into the kernel's checks (the IPC fast path makes up to three per
+/// round trip); the walk is a call.
+#[inline(always)]
 #[must_use]
 pub fn regions_cover<R: Region>(regions: &[R], base: u64, len: u64, need: u32) -> bool {
     if len == 0 {
@@ -47,6 +56,17 @@ pub fn regions_cover<R: Region>(regions: &[R], base: u64, len: u64, need: u32) -
     let Some(end) = base.checked_add(len) else {
         return false;
     };
+    if let Some(r) = regions.iter().rev().find(|r| r.base() <= base) {
+        if r.attributes() & need == need && end <= r.base().saturating_add(r.size()) {
+            return true;
+        }
+    }
+    regions_cover_walk(regions, base, end, need)
+}
+
+/// The general answer of [`regions_cover`] for a non-empty `[base, end)`.
+#[inline(never)]
+fn regions_cover_walk<R: Region>(regions: &[R], base: u64, end: u64, need: u32) -> bool {
     let mut cursor = base;
     // Sorted regions: one pass, each region either extends the covered
     // prefix or is skipped.

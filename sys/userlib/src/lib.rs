@@ -27,6 +27,7 @@ mod start;
 
 use core::arch::asm;
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 
 pub use abi::seamcall::{SeamcallOutcome, UnknownOutcome};
 pub use abi::syscall::TimerState;
@@ -216,6 +217,36 @@ pub fn sys_send(
     };
     let r = Response::from_regs(syscall(Sysnum::Send, args.to_regs()));
     (r.code, r.value as usize)
+}
+
+/// SEND with a reply buffer the caller has not initialized: no zeroing of
+/// memory the kernel is about to write (a generated IDL client's reply of a
+/// fixed layout). Returns the response code and the reply bytes the kernel
+/// wrote, at the start of `incoming`.
+pub fn sys_send_into<'r>(
+    target: TaskId,
+    operation: u16,
+    outgoing: &[u8],
+    incoming: &'r mut [MaybeUninit<u8>],
+    leases: &[Lease<'_>],
+) -> (u32, &'r [u8]) {
+    let args = SendArgs {
+        target,
+        operation: u64::from(operation),
+        message: claim(outgoing),
+        reply: USlice::new(incoming.as_mut_ptr() as u64, incoming.len() as u64),
+        leases: USlice::new(leases.as_ptr() as u64, leases.len() as u64),
+    };
+    let r = Response::from_regs(syscall(Sysnum::Send, args.to_regs()));
+    let written = (r.value as usize).min(incoming.len());
+    // Safety: the response value of a SEND is the number of bytes the kernel
+    // wrote at the start of the reply buffer (REPLY's message, a kernel IPC
+    // answer) or 0 (every other answer), and never more than the buffer
+    // holds (a longer REPLY is refused: `ReplyTooBig`); `min` keeps the slice
+    // inside the buffer regardless. Those bytes are initialized, and
+    // `incoming` stays borrowed for as long as the slice lives.
+    let reply = unsafe { core::slice::from_raw_parts(incoming.as_ptr().cast::<u8>(), written) };
+    (r.code, reply)
 }
 
 /// Receives from anyone (open receive), or delivers pending notifications

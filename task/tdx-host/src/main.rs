@@ -256,10 +256,11 @@ mod task {
         // Answers that landed before the loop: their `seam-done` may have been taken already.
         service.advance_init(&mut SeamKernel::new(), &mut Kernel);
         let mut buffer = [0u8; TDX_HOST_BUFFER_SIZE];
+        let mut seam = SeamKernel::new();
         loop {
             dispatch_tdx_host(&mut service, &mut buffer);
             // TDMR.INIT chunks held back for requests start once one was served.
-            service.after_dispatch(&mut SeamKernel::new());
+            service.after_dispatch(seam.emptied());
         }
     }
 }

@@ -108,8 +108,65 @@ fn do_fault(kind: u32, arg: u64, caller: TaskId) {
             sys_send(caller, 1, &[], &mut [], &leases);
         }
         fault::UNBOUND_IRQ => sys_irq_control(1 << 40, true),
+        fault::SEND_ACROSS_RAM_END => {
+            let target = sys_refresh_task_id(TaskIndex(arg as u16));
+            let end = ram_end();
+            // Up to the last byte is ours: ECHO answers with all 16 bytes.
+            let mut echo = [0u8; 16];
+            let (rc, n) = sys_raw_send(target, op::ECHO, end - 16, 16, &mut echo);
+            if (rc, n) != (0, 16) {
+                panic!("a SEND of the last 16 bytes of RAM answered ({rc}, {n})");
+            }
+            sys_raw_send(target, op::ECHO, end - 8, 16, &mut echo);
+        }
+        fault::SEND_REPLY_INTO_RODATA => {
+            let target = sys_refresh_task_id(TaskIndex(arg as u16));
+            sys_raw(
+                Sysnum::Send as u64,
+                [
+                    u64::from(target.0),
+                    u64::from(op::ECHO),
+                    0,
+                    0,
+                    LEASE_TEXT.as_ptr() as u64,
+                    LEASE_TEXT.len() as u64,
+                    0,
+                    0,
+                ],
+            );
+        }
         _ => {}
     }
+}
+
+/// One past the last byte of this task's RAM: the durable memory (whose only
+/// static is [`DURABLE`], at its start) lies one guard page above it. The
+/// last byte is read here, so a wrong answer faults as a memory access, not
+/// as the refused slice a case expects.
+fn ram_end() -> u64 {
+    let end = core::ptr::addr_of!(DURABLE) as u64 - 4096;
+    // Safety: a read of our own RAM's last byte (a fault if it is not).
+    core::hint::black_box(unsafe { core::ptr::read_volatile((end - 1) as *const u8) });
+    end
+}
+
+/// SEND of `len` bytes at `base` (a raw slice, for the edge cases) as
+/// operation `op` to `target`, with `reply` as the reply buffer.
+fn sys_raw_send(target: TaskId, op: u16, base: u64, len: u64, reply: &mut [u8]) -> (u32, usize) {
+    let r = sys_raw(
+        Sysnum::Send as u64,
+        [
+            u64::from(target.0),
+            u64::from(op),
+            base,
+            len,
+            reply.as_mut_ptr() as u64,
+            reply.len() as u64,
+            0,
+            0,
+        ],
+    );
+    (r[0] as u32, r[1] as usize)
 }
 
 /// RAW_SEND's SEND; see `test_api::assist::RAW_SEND`.
@@ -293,6 +350,13 @@ pub fn main() -> ! {
                 sys_reply(m.sender, 0, &out);
             }
             op::REPLY_TOO_BIG => sys_reply(m.sender, 0, &[0x55; 64]),
+            op::REPLY_PAST_RAM_END => {
+                let end = ram_end();
+                sys_raw(
+                    Sysnum::Reply as u64,
+                    [u64::from(m.sender.0), 0, end - 2, 4, 0, 0, 0, 0],
+                );
+            }
             op::COUNT => sys_reply(m.sender, 0, &calls().to_le_bytes()),
             op::RELAY => {
                 let target = sys_refresh_task_id(TaskIndex(word32(msg, 0) as u16));

@@ -6,7 +6,7 @@ use abi::{FaultInfo, UsageError};
 use test_api::{assist as op, fault};
 use userlib::{hl, sys_refresh_task_id};
 
-use crate::{call, collect_fault, id, Case, ASSIST, SUITE};
+use crate::{call, collect_fault, id, Case, ASSIST, PEER, SUITE};
 
 pub static CASES: &[Case] = &[
     ("fault_null_pointer_read", null_read),
@@ -32,6 +32,18 @@ pub static CASES: &[Case] = &[
     ("fault_panic_keeps_its_message", panic_message),
     ("fault_bad_syscall_number", bad_syscall),
     ("fault_syscall_slice_into_kernel_memory", bad_slice),
+    (
+        "fault_fast_send_message_past_the_end_of_ram",
+        send_across_ram_end,
+    ),
+    (
+        "fault_fast_send_reply_buffer_in_rodata",
+        send_reply_into_rodata,
+    ),
+    (
+        "fault_fast_reply_message_past_the_end_of_ram",
+        reply_across_ram_end,
+    ),
     (
         "fault_lease_outside_client_memory_faults_the_client",
         bad_lease,
@@ -199,6 +211,39 @@ fn bad_syscall() {
 fn bad_slice() {
     assert_eq!(
         assist_fault(fault::BAD_SLICE, 0),
+        FaultInfo::SyscallUsage(UsageError::InvalidSlice)
+    );
+}
+
+/// The kernel's IPC fast path (peer waits in RECV, or for exactly this
+/// reply) accepts a slice inside the task's RAM without walking its regions:
+/// one running 8 bytes past the RAM's end, into the guard page, must still
+/// be refused with the generic path's fault (the case first checks that a
+/// slice ending exactly at the end goes through).
+fn send_across_ram_end() {
+    assert_eq!(
+        assist_fault(fault::SEND_ACROSS_RAM_END, u64::from(PEER.0)),
+        FaultInfo::SyscallUsage(UsageError::InvalidSlice)
+    );
+}
+
+/// A reply buffer the sender can only read, to a receiver waiting in RECV.
+fn send_reply_into_rodata() {
+    assert_eq!(
+        assist_fault(fault::SEND_REPLY_INTO_RODATA, u64::from(PEER.0)),
+        FaultInfo::SyscallUsage(UsageError::InvalidSlice)
+    );
+}
+
+/// A REPLY message running past the RAM's end, to a client (assist,
+/// relaying with a 4-byte reply buffer) waiting for exactly this reply.
+fn reply_across_ram_end() {
+    let mut request = [0u8; 20];
+    request[..4].copy_from_slice(&u32::from(PEER.0).to_le_bytes());
+    request[4..8].copy_from_slice(&u32::from(op::REPLY_PAST_RAM_END).to_le_bytes());
+    call(ASSIST, op::RELAY, &request, &mut [], &[]);
+    assert_eq!(
+        collect_fault(PEER),
         FaultInfo::SyscallUsage(UsageError::InvalidSlice)
     );
 }

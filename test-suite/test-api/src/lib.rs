@@ -109,6 +109,11 @@ pub mod assist {
     /// each: 2 × [`regs::WORDS`](crate::regs::WORDS) u64 words, null
     /// syscall first.
     pub const REG_PROBE: u16 = 20;
+    /// Replies 4 bytes of which the last 2 lie past the end of this task's
+    /// RAM (faults the server). Through RELAY the client's reply buffer
+    /// takes 4 bytes, so the kernel's REPLY fast path is the one that
+    /// checks the slice.
+    pub const REPLY_PAST_RAM_END: u16 = 21;
     /// Bytes of RAW_SEND's header (eight u32 words).
     pub const RAW_HEADER: usize = 32;
     /// The most payload bytes a RAW_SEND carries.
@@ -401,6 +406,14 @@ pub mod fault {
     pub const SOFTWARE_NMI: u32 = 18;
     /// `int 18`: a task posing as a machine check (which stops the machine).
     pub const SOFTWARE_MACHINE_CHECK: u32 = 19;
+    /// SEND (ECHO) to task `arg`, waiting in RECV so the kernel's fast path
+    /// sees it, with a message running 8 bytes past the end of the RAM into
+    /// the guard page below the durable memory (after one that ends exactly
+    /// at the RAM's end, which must go through).
+    pub const SEND_ACROSS_RAM_END: u32 = 20;
+    /// SEND (ECHO) to task `arg`, waiting in RECV, with the reply buffer in
+    /// read-only data.
+    pub const SEND_REPLY_INTO_RODATA: u32 = 21;
 }
 
 /// Little-endian word helpers.

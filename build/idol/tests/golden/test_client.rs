@@ -62,16 +62,15 @@ impl Test {
         const OPERATION: u16 = 1;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
         let request = TestAddRequest { a, b };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return idol_runtime::client::decode_zerocopy::<u32>(reply_body);
@@ -97,15 +96,14 @@ impl Test {
         const OPERATION: u16 = 2;
         const REPLY_SIZE: usize = core::mem::size_of::<u64>();
         let request = TestMixRequest { a, b, c, d, flag };
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             zerocopy::IntoBytes::as_bytes(&request),
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 Ok(idol_runtime::client::decode_zerocopy::<u64>(reply_body))
@@ -126,16 +124,15 @@ impl Test {
         const OPERATION: u16 = 3;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
         let request = TestDivideRequest { a, b };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return Ok(idol_runtime::client::decode_zerocopy::<u32>(reply_body));
@@ -157,15 +154,14 @@ impl Test {
         const OPERATION: u16 = 4;
         const REPLY_SIZE: usize = core::mem::size_of::<()>();
         let request = TestFailClikeRequest { code };
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             zerocopy::IntoBytes::as_bytes(&request),
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 idol_runtime::client::expect_empty(reply_body);
@@ -197,15 +193,14 @@ impl Test {
             idol_runtime::Postcard,
             (u8, u32),
         >(&(kind, value), &mut request_buf);
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             request,
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 Ok(
@@ -236,16 +231,15 @@ impl Test {
     pub fn sum_bytes(&self, data: &[u8]) -> u32 {
         const OPERATION: u16 = 6;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 &[],
                 &mut reply_buf,
                 &[userlib::Lease::read_only(data)],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return idol_runtime::client::decode_zerocopy::<u32>(reply_body);
@@ -264,16 +258,15 @@ impl Test {
         const OPERATION: u16 = 7;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
         let request = TestFillRequest { value };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[userlib::Lease::write_only(&mut *buf)],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return idol_runtime::client::decode_zerocopy::<u32>(reply_body);
@@ -291,15 +284,14 @@ impl Test {
     pub fn reverse(&self, buf: &mut [u8]) -> Result<u32, idol_runtime::ServerRestarted> {
         const OPERATION: u16 = 8;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             &[],
             &mut reply_buf,
             &[userlib::Lease::read_write(&mut *buf)],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 Ok(idol_runtime::client::decode_zerocopy::<u32>(reply_body))
@@ -325,8 +317,8 @@ impl Test {
         const OPERATION: u16 = 9;
         const REPLY_SIZE: usize = core::mem::size_of::<()>();
         let request = TestScalePointRequest { factor };
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             zerocopy::IntoBytes::as_bytes(&request),
@@ -338,7 +330,6 @@ impl Test {
                 ),
             ],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 idol_runtime::client::expect_empty(reply_body);
@@ -366,16 +357,15 @@ impl Test {
             idol_runtime::Postcard,
             (Message,),
         >(&(message,), &mut request_buf);
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 request,
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return idol_runtime::client::decode::<
@@ -399,15 +389,14 @@ impl Test {
         let request = TestSetModeRequest {
             mode: <u8 as core::convert::From<_>>::from(mode),
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             zerocopy::IntoBytes::as_bytes(&request),
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 Ok(idol_runtime::client::decode_zerocopy::<u8>(reply_body))
@@ -427,15 +416,14 @@ impl Test {
     pub fn bump_counter(&self) -> Result<u64, idol_runtime::ServerRestarted> {
         const OPERATION: u16 = 12;
         const REPLY_SIZE: usize = core::mem::size_of::<u64>();
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             &[],
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 Ok(idol_runtime::client::decode_zerocopy::<u64>(reply_body))
@@ -455,16 +443,15 @@ impl Test {
     pub fn notifications_seen(&self) -> u64 {
         const OPERATION: u16 = 13;
         const REPLY_SIZE: usize = core::mem::size_of::<u64>();
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 &[],
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return idol_runtime::client::decode_zerocopy::<u64>(reply_body);
@@ -483,15 +470,14 @@ impl Test {
         const OPERATION: u16 = 14;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
         let request = TestStallRequest { ms };
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             zerocopy::IntoBytes::as_bytes(&request),
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 Ok(idol_runtime::client::decode_zerocopy::<u32>(reply_body))
@@ -512,16 +498,15 @@ impl Test {
         const OPERATION: u16 = 40;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
         let request = TestRestrictedPingRequest { token };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return idol_runtime::client::decode_zerocopy::<u32>(reply_body);

@@ -173,6 +173,7 @@ fn route_test_request<S: TestServer>(
 }
 /// Checks, decodes and handles operation `add` (number 1).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_add<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -190,7 +191,9 @@ fn handle_test_add<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestAddArgs { a, b } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.add(msg, a, b) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -198,6 +201,7 @@ fn handle_test_add<S: TestServer>(
 }
 /// Checks, decodes and handles operation `mix` (number 2).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_mix<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -217,7 +221,9 @@ fn handle_test_mix<S: TestServer>(
         body,
     )?;
     match server.mix(msg, a, b, c, d, flag) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -225,6 +231,7 @@ fn handle_test_mix<S: TestServer>(
 }
 /// Checks, decodes and handles operation `divide` (number 3).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_divide<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -242,7 +249,9 @@ fn handle_test_divide<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestDivideArgs { a, b } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.divide(msg, a, b) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -252,6 +261,7 @@ fn handle_test_divide<S: TestServer>(
 }
 /// Checks, decodes and handles operation `fail_clike` (number 4).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_fail_clike<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -269,7 +279,9 @@ fn handle_test_fail_clike<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestFailClikeArgs { code } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.fail_clike(msg, code) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -279,6 +291,7 @@ fn handle_test_fail_clike<S: TestServer>(
 }
 /// Checks, decodes and handles operation `fail_complex` (number 5).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_fail_complex<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -322,6 +335,7 @@ fn handle_test_fail_complex<S: TestServer>(
 }
 /// Checks, decodes and handles operation `sum_bytes` (number 6).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_sum_bytes<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -340,7 +354,9 @@ fn handle_test_sum_bytes<S: TestServer>(
         [u8],
     >::from_message(msg, 0, Some(64))?;
     match server.sum_bytes(msg, data) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -348,6 +364,7 @@ fn handle_test_sum_bytes<S: TestServer>(
 }
 /// Checks, decodes and handles operation `fill` (number 7).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_fill<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -366,7 +383,9 @@ fn handle_test_fill<S: TestServer>(
     let TestFillArgs { value } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let buf = idol_runtime::Leased::<idol_runtime::W, [u8]>::from_message(msg, 0, None)?;
     match server.fill(msg, value, buf) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -374,6 +393,7 @@ fn handle_test_fill<S: TestServer>(
 }
 /// Checks, decodes and handles operation `reverse` (number 8).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_reverse<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -392,7 +412,9 @@ fn handle_test_reverse<S: TestServer>(
         [u8],
     >::from_message(msg, 0, Some(256))?;
     match server.reverse(msg, buf) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -400,6 +422,7 @@ fn handle_test_reverse<S: TestServer>(
 }
 /// Checks, decodes and handles operation `scale_point` (number 9).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_scale_point<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -425,7 +448,9 @@ fn handle_test_scale_point<S: TestServer>(
         Point,
     >::typed_from_message(msg, 1)?;
     match server.scale_point(msg, factor, input, output) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -435,6 +460,7 @@ fn handle_test_scale_point<S: TestServer>(
 }
 /// Checks, decodes and handles operation `echo_postcard` (number 10).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_echo_postcard<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -469,6 +495,7 @@ fn handle_test_echo_postcard<S: TestServer>(
 }
 /// Checks, decodes and handles operation `set_mode` (number 11).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_set_mode<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -487,7 +514,9 @@ fn handle_test_set_mode<S: TestServer>(
     let TestSetModeArgs { mode } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let mode: Mode = idol_runtime::dispatch::from_primitive::<u8, Mode>(mode)?;
     match server.set_mode(msg, mode) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -495,6 +524,7 @@ fn handle_test_set_mode<S: TestServer>(
 }
 /// Checks, decodes and handles operation `bump_counter` (number 12).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_bump_counter<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -509,7 +539,9 @@ fn handle_test_bump_counter<S: TestServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.bump_counter(msg) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -517,6 +549,7 @@ fn handle_test_bump_counter<S: TestServer>(
 }
 /// Checks, decodes and handles operation `notifications_seen` (number 13).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_notifications_seen<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -531,7 +564,9 @@ fn handle_test_notifications_seen<S: TestServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.notifications_seen(msg) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -539,6 +574,7 @@ fn handle_test_notifications_seen<S: TestServer>(
 }
 /// Checks, decodes and handles operation `stall` (number 14).
 /// Callers: any task.
+#[inline(never)]
 fn handle_test_stall<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -556,7 +592,9 @@ fn handle_test_stall<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestStallArgs { ms } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.stall(msg, ms) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -564,6 +602,7 @@ fn handle_test_stall<S: TestServer>(
 }
 /// Checks, decodes and handles operation `restricted_ping` (number 40).
 /// Callers: `runner` (1), `suite` (3).
+#[inline(never)]
 fn handle_test_restricted_ping<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -583,7 +622,9 @@ fn handle_test_restricted_ping<S: TestServer>(
         body,
     )?;
     match server.restricted_ping(msg, token) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

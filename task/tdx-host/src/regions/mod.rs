@@ -428,22 +428,30 @@ impl<'a> Regions<'a> {
     /// Totals over all nodes.
     #[must_use]
     pub fn totals(&self) -> NodeTotals {
-        // One pass over the pools (not one per node): `status` asks on every request.
-        let mut all = NodeTotals::default();
+        // One pass over the pools (not one per node): `status` asks on every request. Every
+        // pool adds to the sums over both classes, a non-TDX pool also (through a mask, not a
+        // branch) to the non-TDX sums; TDX is the difference. The pools are disjoint ranges of
+        // physical memory, so no sum reaches 2^64 and the additions need no overflow test.
+        let (mut total, mut free, mut non_tdx_total, mut non_tdx_free) = (0u64, 0u64, 0u64, 0u64);
         for p in self
             .frames
             .pools()
             .iter()
             .filter(|p| p.online && p.node < self.nodes)
         {
-            let (total, free) = match p.class {
-                MemClass::Tdx => (&mut all.tdx_total, &mut all.tdx_free),
-                MemClass::NonTdx => (&mut all.non_tdx_total, &mut all.non_tdx_free),
-            };
-            *total += p.range.size().0;
-            *free += p.free_bytes();
+            let non_tdx = 0u64.wrapping_sub(u64::from(p.class == MemClass::NonTdx));
+            let (bytes, free_bytes) = (p.range.size().0, p.free_bytes());
+            total = total.wrapping_add(bytes);
+            free = free.wrapping_add(free_bytes);
+            non_tdx_total = non_tdx_total.wrapping_add(bytes & non_tdx);
+            non_tdx_free = non_tdx_free.wrapping_add(free_bytes & non_tdx);
         }
-        all
+        NodeTotals {
+            tdx_total: total.wrapping_sub(non_tdx_total),
+            tdx_free: free.wrapping_sub(non_tdx_free),
+            non_tdx_total,
+            non_tdx_free,
+        }
     }
 
     /// Region `i` as a wire record.

@@ -321,7 +321,9 @@ impl<'a> Server<'a> {
         self.ready()
     }
 
-    /// `status`: always answers.
+    /// `status`: always answers. Once Ready, the bring-up part is a cached copy and only the
+    /// totals are summed; inlined into the dispatch, so the reply is built where it is sent.
+    #[inline]
     #[must_use]
     pub fn status(&self) -> ModuleStatus {
         let mut s = match self.ready_status.get() {
@@ -349,7 +351,9 @@ impl<'a> Server<'a> {
         s
     }
 
-    /// What `status` reports of the bring-up (state, step, counts, module identity).
+    /// What `status` reports of the bring-up (state, step, counts, module identity). Out of
+    /// line: once Ready, `status` uses the cached copy.
+    #[inline(never)]
     fn bringup_status(&self) -> ModuleStatus {
         let b = &self.bringup;
         let info = b.info();

@@ -98,6 +98,15 @@ impl SeamKernel {
         }
     }
 
+    /// This instance as [`Self::new`] makes it (nothing started, no answer kept). The server
+    /// loop keeps one and empties it before each use: one store, where building a new one
+    /// writes its whole CPU list on every request. `unused` is always empty: only the trait's
+    /// default `start` keeps answers there, and this type has its own.
+    pub(super) fn emptied(&mut self) -> &mut Self {
+        self.in_flight.clear();
+        self
+    }
+
     /// Waits for `seam-done` or the deadline; `false` once the deadline has passed.
     fn wait(deadline: u64) -> bool {
         if sys_get_timer().now >= deadline {

@@ -52,16 +52,15 @@ impl Gpio {
             mode: <u8 as core::convert::From<_>>::from(mode),
             pull: <u8 as core::convert::From<_>>::from(pull),
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     idol_runtime::client::expect_empty(reply_body);
@@ -88,16 +87,15 @@ impl Gpio {
             set,
             reset,
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     idol_runtime::client::expect_empty(reply_body);
@@ -123,15 +121,14 @@ impl Gpio {
             port: <u8 as core::convert::From<_>>::from(port),
             pins,
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             zerocopy::IntoBytes::as_bytes(&request),
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 idol_runtime::client::expect_empty(reply_body);
@@ -156,16 +153,15 @@ impl Gpio {
         let request = GpioReadInputRequest {
             port: <u8 as core::convert::From<_>>::from(port),
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return Ok(idol_runtime::client::decode_zerocopy::<u16>(reply_body));
@@ -190,16 +186,15 @@ impl Gpio {
             port: <u8 as core::convert::From<_>>::from(port),
             pin,
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return Ok(idol_runtime::client::decode_zerocopy::<bool>(reply_body));

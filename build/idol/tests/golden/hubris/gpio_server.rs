@@ -90,6 +90,7 @@ fn route_gpio_request<S: GpioServer>(
 }
 /// Checks, decodes and handles operation `configure` (number 1).
 /// Callers: any task.
+#[inline(never)]
 fn handle_gpio_configure<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -112,7 +113,9 @@ fn handle_gpio_configure<S: GpioServer>(
     let mode: Mode = idol_runtime::dispatch::from_primitive::<u8, Mode>(mode)?;
     let pull: Pull = idol_runtime::dispatch::from_primitive::<u8, Pull>(pull)?;
     match server.configure(msg, port, pins, mode, pull) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -122,6 +125,7 @@ fn handle_gpio_configure<S: GpioServer>(
 }
 /// Checks, decodes and handles operation `set_reset` (number 2).
 /// Callers: any task.
+#[inline(never)]
 fn handle_gpio_set_reset<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -142,7 +146,9 @@ fn handle_gpio_set_reset<S: GpioServer>(
     )?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.set_reset(msg, port, set, reset) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -152,6 +158,7 @@ fn handle_gpio_set_reset<S: GpioServer>(
 }
 /// Checks, decodes and handles operation `toggle` (number 3).
 /// Callers: any task.
+#[inline(never)]
 fn handle_gpio_toggle<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -170,7 +177,9 @@ fn handle_gpio_toggle<S: GpioServer>(
     let GpioToggleArgs { port, pins } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.toggle(msg, port, pins) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -180,6 +189,7 @@ fn handle_gpio_toggle<S: GpioServer>(
 }
 /// Checks, decodes and handles operation `read_input` (number 4).
 /// Callers: any task.
+#[inline(never)]
 fn handle_gpio_read_input<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -198,7 +208,9 @@ fn handle_gpio_read_input<S: GpioServer>(
     let GpioReadInputArgs { port } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.read_input(msg, port) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -208,6 +220,7 @@ fn handle_gpio_read_input<S: GpioServer>(
 }
 /// Checks, decodes and handles operation `is_high` (number 5).
 /// Callers: any task.
+#[inline(never)]
 fn handle_gpio_is_high<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -226,7 +239,9 @@ fn handle_gpio_is_high<S: GpioServer>(
     let GpioIsHighArgs { port, pin } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.is_high(msg, port, pin) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }

@@ -43,16 +43,15 @@ impl Sensor {
         let request = SensorGetRequest {
             id: <u32 as core::convert::From<_>>::from(id),
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return Ok(idol_runtime::client::decode_zerocopy::<f32>(reply_body));
@@ -79,16 +78,15 @@ impl Sensor {
             idol_runtime::Hubpack,
             (SensorId,),
         >(&(id,), &mut request_buf);
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 request,
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return Ok(
@@ -124,16 +122,15 @@ impl Sensor {
             value,
             timestamp,
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     idol_runtime::client::expect_empty(reply_body);
@@ -165,16 +162,15 @@ impl Sensor {
             reason: <u8 as core::convert::From<_>>::from(reason),
             timestamp,
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     idol_runtime::client::expect_empty(reply_body);
@@ -199,16 +195,15 @@ impl Sensor {
         let request = SensorErrorCountRequest {
             id: <u32 as core::convert::From<_>>::from(id),
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 zerocopy::IntoBytes::as_bytes(&request),
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return idol_runtime::client::decode_zerocopy::<u32>(reply_body);

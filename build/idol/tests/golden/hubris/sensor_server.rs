@@ -87,6 +87,7 @@ fn route_sensor_request<S: SensorServer>(
 }
 /// Checks, decodes and handles operation `get` (number 1).
 /// Callers: any task.
+#[inline(never)]
 fn handle_sensor_get<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -105,7 +106,9 @@ fn handle_sensor_get<S: SensorServer>(
     let SensorGetArgs { id } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let id: SensorId = <SensorId as core::convert::From<_>>::from(id);
     match server.get(msg, id) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -115,6 +118,7 @@ fn handle_sensor_get<S: SensorServer>(
 }
 /// Checks, decodes and handles operation `get_reading` (number 2).
 /// Callers: any task.
+#[inline(never)]
 fn handle_sensor_get_reading<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -151,6 +155,7 @@ fn handle_sensor_get_reading<S: SensorServer>(
 }
 /// Checks, decodes and handles operation `post` (number 3).
 /// Callers: any task.
+#[inline(never)]
 fn handle_sensor_post<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -171,7 +176,9 @@ fn handle_sensor_post<S: SensorServer>(
     )?;
     let id: SensorId = <SensorId as core::convert::From<_>>::from(id);
     match server.post(msg, id, value, timestamp) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -181,6 +188,7 @@ fn handle_sensor_post<S: SensorServer>(
 }
 /// Checks, decodes and handles operation `nodata` (number 4).
 /// Callers: any task.
+#[inline(never)]
 fn handle_sensor_nodata<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -202,7 +210,9 @@ fn handle_sensor_nodata<S: SensorServer>(
     let id: SensorId = <SensorId as core::convert::From<_>>::from(id);
     let reason: NoData = idol_runtime::dispatch::from_primitive::<u8, NoData>(reason)?;
     match server.nodata(msg, id, reason, timestamp) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -212,6 +222,7 @@ fn handle_sensor_nodata<S: SensorServer>(
 }
 /// Checks, decodes and handles operation `error_count` (number 5).
 /// Callers: any task.
+#[inline(never)]
 fn handle_sensor_error_count<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -230,7 +241,9 @@ fn handle_sensor_error_count<S: SensorServer>(
     let SensorErrorCountArgs { id } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let id: SensorId = SensorId::from_raw(id);
     match server.error_count(msg, id) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

@@ -40,16 +40,15 @@ impl Sequencer {
     pub fn get_state(&self) -> PowerState {
         const OPERATION: u16 = 1;
         const REPLY_SIZE: usize = core::mem::size_of::<u8>();
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 &[],
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return {
@@ -75,15 +74,14 @@ impl Sequencer {
         let request = SequencerSetStateRequest {
             state: <u8 as core::convert::From<_>>::from(state),
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             zerocopy::IntoBytes::as_bytes(&request),
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 Ok({
@@ -107,15 +105,14 @@ impl Sequencer {
     pub fn pulse_reset(&self) -> Result<(), idol_runtime::ServerRestarted> {
         const OPERATION: u16 = 3;
         const REPLY_SIZE: usize = core::mem::size_of::<()>();
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             &[],
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 idol_runtime::client::expect_empty(reply_body);
@@ -136,16 +133,15 @@ impl Sequencer {
     pub fn read_registers(&self) -> [u8; 64] {
         const OPERATION: u16 = 4;
         const REPLY_SIZE: usize = core::mem::size_of::<[u8; 64]>();
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 &[],
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return idol_runtime::client::decode_zerocopy::<[u8; 64]>(reply_body);
@@ -163,16 +159,15 @@ impl Sequencer {
     pub fn edge_count(&self) -> u32 {
         const OPERATION: u16 = 5;
         const REPLY_SIZE: usize = core::mem::size_of::<u32>();
-        let mut reply_buf = [0u8; REPLY_SIZE];
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
         loop {
-            let (reply_code, reply_len) = userlib::sys_send(
+            let (reply_code, reply_body) = userlib::sys_send_into(
                 self.current.get(),
                 OPERATION,
                 &[],
                 &mut reply_buf,
                 &[],
             );
-            let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
             match idol_runtime::wire::ReplyCode::classify(reply_code) {
                 idol_runtime::wire::ReplyCode::Ok => {
                     return idol_runtime::client::decode_zerocopy::<u32>(reply_body);

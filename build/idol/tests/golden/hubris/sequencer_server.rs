@@ -73,6 +73,7 @@ fn route_sequencer_request<S: SequencerServer>(
 }
 /// Checks, decodes and handles operation `get_state` (number 1).
 /// Callers: any task.
+#[inline(never)]
 fn handle_sequencer_get_state<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -98,6 +99,7 @@ fn handle_sequencer_get_state<S: SequencerServer>(
 }
 /// Checks, decodes and handles operation `set_state` (number 2).
 /// Callers: any task.
+#[inline(never)]
 fn handle_sequencer_set_state<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -132,6 +134,7 @@ fn handle_sequencer_set_state<S: SequencerServer>(
 }
 /// Checks, decodes and handles operation `pulse_reset` (number 3).
 /// Callers: any task.
+#[inline(never)]
 fn handle_sequencer_pulse_reset<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -146,7 +149,9 @@ fn handle_sequencer_pulse_reset<S: SequencerServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.pulse_reset(msg) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -154,6 +159,7 @@ fn handle_sequencer_pulse_reset<S: SequencerServer>(
 }
 /// Checks, decodes and handles operation `read_registers` (number 4).
 /// Callers: any task.
+#[inline(never)]
 fn handle_sequencer_read_registers<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -168,7 +174,9 @@ fn handle_sequencer_read_registers<S: SequencerServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.read_registers(msg) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -176,6 +184,7 @@ fn handle_sequencer_read_registers<S: SequencerServer>(
 }
 /// Checks, decodes and handles operation `edge_count` (number 5).
 /// Callers: any task.
+#[inline(never)]
 fn handle_sequencer_edge_count<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -190,7 +199,9 @@ fn handle_sequencer_edge_count<S: SequencerServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.edge_count(msg) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

@@ -46,15 +46,14 @@ impl Spi {
         const OPERATION: u16 = 1;
         const REPLY_SIZE: usize = core::mem::size_of::<()>();
         let request = SpiExchangeRequest { device_index };
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             zerocopy::IntoBytes::as_bytes(&request),
             &mut reply_buf,
             &[userlib::Lease::read_only(source), userlib::Lease::write_only(&mut *sink)],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 idol_runtime::client::expect_empty(reply_body);
@@ -77,15 +76,14 @@ impl Spi {
         const OPERATION: u16 = 2;
         const REPLY_SIZE: usize = core::mem::size_of::<()>();
         let request = SpiWriteRequest { device_index };
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             zerocopy::IntoBytes::as_bytes(&request),
             &mut reply_buf,
             &[userlib::Lease::read_only(source)],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 idol_runtime::client::expect_empty(reply_body);
@@ -111,15 +109,14 @@ impl Spi {
             device_index,
             cs_state: <u8 as core::convert::From<_>>::from(cs_state),
         };
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             zerocopy::IntoBytes::as_bytes(&request),
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 idol_runtime::client::expect_empty(reply_body);
@@ -141,15 +138,14 @@ impl Spi {
     pub fn release(&self) -> Result<(), SpiError> {
         const OPERATION: u16 = 4;
         const REPLY_SIZE: usize = core::mem::size_of::<()>();
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             &[],
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 idol_runtime::client::expect_empty(reply_body);
@@ -174,15 +170,14 @@ impl Spi {
             <SpiStatus as idol_runtime::hubpack::SerializedSize>::MAX_SIZE,
             <SpiFault as idol_runtime::hubpack::SerializedSize>::MAX_SIZE,
         );
-        let mut reply_buf = [0u8; REPLY_SIZE];
-        let (reply_code, reply_len) = userlib::sys_send(
+        let mut reply_buf = [core::mem::MaybeUninit::<u8>::uninit(); REPLY_SIZE];
+        let (reply_code, reply_body) = userlib::sys_send_into(
             self.current.get(),
             OPERATION,
             &[],
             &mut reply_buf,
             &[],
         );
-        let reply_body = idol_runtime::client::body(&reply_buf, reply_len);
         match idol_runtime::wire::ReplyCode::classify(reply_code) {
             idol_runtime::wire::ReplyCode::Ok => {
                 Ok(

@@ -82,6 +82,7 @@ fn route_spi_request<S: SpiServer>(
 }
 /// Checks, decodes and handles operation `exchange` (number 1).
 /// Callers: any task.
+#[inline(never)]
 fn handle_spi_exchange<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -109,7 +110,9 @@ fn handle_spi_exchange<S: SpiServer>(
         [u8],
     >::from_message(msg, 1, Some(4096))?;
     match server.exchange(msg, device_index, source, sink) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -119,6 +122,7 @@ fn handle_spi_exchange<S: SpiServer>(
 }
 /// Checks, decodes and handles operation `write` (number 2).
 /// Callers: any task.
+#[inline(never)]
 fn handle_spi_write<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -140,7 +144,9 @@ fn handle_spi_write<S: SpiServer>(
         [u8],
     >::from_message(msg, 0, Some(4096))?;
     match server.write(msg, device_index, source) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -150,6 +156,7 @@ fn handle_spi_write<S: SpiServer>(
 }
 /// Checks, decodes and handles operation `lock` (number 3).
 /// Callers: any task.
+#[inline(never)]
 fn handle_spi_lock<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -173,7 +180,9 @@ fn handle_spi_lock<S: SpiServer>(
         CsState,
     >(cs_state)?;
     match server.lock(msg, device_index, cs_state) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -183,6 +192,7 @@ fn handle_spi_lock<S: SpiServer>(
 }
 /// Checks, decodes and handles operation `release` (number 4).
 /// Callers: any task.
+#[inline(never)]
 fn handle_spi_release<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
@@ -197,7 +207,9 @@ fn handle_spi_release<S: SpiServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.release(msg) {
-        Ok(result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok),
+        Ok(ref result_ok) => {
+            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
+        }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
             idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
         }
@@ -207,6 +219,7 @@ fn handle_spi_release<S: SpiServer>(
 }
 /// Checks, decodes and handles operation `status` (number 5).
 /// Callers: any task.
+#[inline(never)]
 fn handle_spi_status<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,

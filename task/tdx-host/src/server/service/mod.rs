@@ -423,6 +423,7 @@ impl<'s, 'a> Service<'s, 'a> {
     /// After every dispatch (a request or a notification): starts the TDMR.INIT chunks held
     /// back and begins a new turn, unless they were held back by this very dispatch (then a
     /// request waiting goes first; without one, the timer starts them).
+    #[inline]
     pub fn after_dispatch<S: Seam>(&mut self, seam: &mut S) {
         if core::mem::take(&mut self.fresh_hold) {
             return;
@@ -431,6 +432,7 @@ impl<'s, 'a> Service<'s, 'a> {
     }
 
     /// The tick after a hold-back: starts the chunks held back, if still held.
+    #[inline]
     pub fn release_init<S: Seam>(&mut self, seam: &mut S) {
         if self.tdmr_run.is_some() {
             self.server.release_init(seam, &mut self.tdmr_run);
