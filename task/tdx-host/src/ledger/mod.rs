@@ -8,6 +8,7 @@
 //! section of its own, committed with every operation like the rest.
 //! Version 3 changes [`mix`], the page checksum's per-word term, so that two changed words
 //! on a page cannot cancel.
+//! Version 4 adds the change log (below) and the header's `LOG_DONE`.
 //!
 //! Pattern: a **shadow image with a redo journal**. The working state stays where it is (the
 //! allocator's tables in ordinary memory); the durable storage holds a word image of it plus a
@@ -20,18 +21,33 @@
 //!    compiler fence — its commit word (the sequence number). That store is the commit point;
 //! 3. the journal is applied to the image (plain copies), then the commit word is cleared.
 //!
+//! **Change log.** A commit of at most [`LOG_MAX_WORDS`] changed words (a one-frame allocation
+//! or free) skips the journal and the checksum table: its entries (index, old, new) are
+//! appended to the log as one record — entry count, entries, checksum, and last, after a
+//! compiler fence, its number, the commit point — and then written into the image. Records
+//! are numbered on from the header's `LOG_DONE`, from the log's start; a slot still holding an
+//! older record's number does not count. The page checksums then lag the image by the log's
+//! deltas (mix(new) − mix(old) per entry); the next journal commit — a larger operation, a
+//! full log, or [`Ledger::settle`], which the server runs after each timer tick, off the
+//! callers' path — adds them to the table and sets `LOG_DONE` to the last record, in the same
+//! atomic commit, and the log starts over.
+//!
 //! Recovery ([`Ledger::open`]) re-applies a journal whose commit word is set and whose checksum
 //! matches (copying the same words again is idempotent, so a crash during step 3 or during
 //! recovery itself is harmless) and ignores one without a commit word (a crash in step 1 or 2:
-//! the image is the state before the operation). So the image always equals the state before
-//! or after the last operation, never a mix.
+//! the image is the state before the operation). Then it checks the log's records (a record
+//! with the next number but a wrong checksum or shape was committed and damaged: refused) and
+//! writes the last one's words again (only the last can be half written; each of its words
+//! must hold its old or its new value). So the image always equals the state before or after
+//! the last operation, never a mix.
 //!
 //! Integrity: the image is a header (magic, version, a hash of the layout, its size, the
 //! commit sequence), the sections, and a table of one checksum per 4 KiB page, with a checksum
 //! of the table itself. A page checksum is a position-keyed sum, Σ mix(word, index), where mix
 //! is a bijection of the word for each index: any change of one word (so of any byte) changes
 //! it, and a commit updates it in O(1) per changed word (a CRC would have to re-read the
-//! page). Recovery verifies every page and names the first bad one and its section
+//! page). Recovery verifies every page (against its stored checksum plus the pending log
+//! deltas) and names the first bad one and its section
 //! ([`LedgerError`]); then the restored state is checked for consistency
 //! ([`crate::frames::RestoreError`]). A ledger that fails is never re-initialized: the server
 //! reports `Failed` with the reason. Only an image whose magic word is exactly zero — never
@@ -730,6 +746,7 @@ impl<'d> Ledger<'d> {
     }
 
     /// Adds `delta` to page `p`'s pending checksum change.
+    #[inline]
     fn add_delta(&mut self, p: u32, delta: u64) {
         match self.pages.last_mut() {
             Some(last) if last.0 == p => last.1 = last.1.wrapping_add(delta),
@@ -745,6 +762,7 @@ impl<'d> Ledger<'d> {
     }
 
     /// Journals word `i` changing from `old` to `v` and its page checksum's delta.
+    #[inline]
     fn journal_change(&mut self, i: usize, old: u64, v: u64) {
         let delta = mix(v, i).wrapping_sub(mix(old, i));
         self.add_delta((i / PAGE_WORDS) as u32, delta);
