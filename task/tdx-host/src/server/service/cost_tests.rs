@@ -1,8 +1,10 @@
 //! A profiling harness for one-frame requests through the same service code the task runs,
 //! with the ledger attached: `cargo test --release -p tdx-host one_frame_requests -- --ignored`
-//! under `valgrind --tool=callgrind`, then `callgrind_annotate --inclusive=yes`, gives the
-//! server-side instructions of one allocation ([`one_alloc`]) and one free ([`one_free`]) per
-//! function. Ignored by default: it measures, it asserts only that each request answered.
+//! under `valgrind --tool=callgrind --toggle-collect='*cost_tests::one_alloc'` (or `one_free`),
+//! then `callgrind_annotate --inclusive=yes`, gives the server-side instructions of one
+//! allocation ([`one_alloc`]) and one free ([`one_free`]) per function; `gib_free_commit` does
+//! the same for the ledger commit of a 1 GiB free (the journal's path). Ignored by default:
+//! they measure, and assert only that each request answered.
 
 extern crate std;
 
@@ -116,4 +118,39 @@ fn one_frame_requests() {
             one_free(&mut s, &mut t, a);
         }
     });
+}
+
+/// The ledger commit of a 1 GiB free (4096 changed bitmap words: the journal's path).
+#[inline(never)]
+fn commit_gib_free(l: &mut crate::ledger::Ledger<'_>, f: &crate::frames::FrameAllocator<'_>) {
+    let s = crate::ledger::LedgerState::default();
+    assert!(crate::ledger::sync(l, f, &s));
+}
+
+#[test]
+#[ignore = "a profiling harness: run it under callgrind"]
+fn gib_free_commit() {
+    use crate::frames::{FrameAllocator, Request};
+    use tdx_planner::addr::PhysAddr;
+    let bits_n = bitmap_words(3 * GIB, 16);
+    let mut bits = vec![0u64; bits_n];
+    let mut words = vec![0u64; Layout::new(bits_n).total_words()];
+    let mut f = FrameAllocator::new(&mut bits);
+    f.add_pool(PhysRange::literal(2 * GIB, GIB), 0, MemClass::NonTdx, true)
+        .expect("pool");
+    f.mark_ready(PhysRange::literal(2 * GIB, GIB));
+    let mut s = crate::ledger::LedgerState::default();
+    let (mut l, _) = crate::ledger::Ledger::open(&mut words, Layout::new(bits_n)).expect("open");
+    crate::ledger::format(&mut l, &mut f, &mut s);
+    let req = Request {
+        nodes: NodeMask::ALL,
+        size: FrameSize::G1,
+        class: MemClass::NonTdx,
+    };
+    let mut a = [PhysAddr(0); 1];
+    f.allocate(VMM, req, &mut a).expect("1 GiB");
+    commit_gib_free(&mut l, &f);
+    f.clean();
+    f.free(VMM, FrameSize::G1, &a).expect("free");
+    commit_gib_free(&mut l, &f);
 }
