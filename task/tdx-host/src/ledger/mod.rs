@@ -8,6 +8,7 @@
 //! section of its own, committed with every operation like the rest.
 //! Version 3 changes [`mix`], the page checksum's per-word term, so that two changed words
 //! on a page cannot cancel.
+//! Version 4 adds the change log (below) and the header's `LOG_DONE`.
 //!
 //! Pattern: a **shadow image with a redo journal**. The working state stays where it is (the
 //! allocator's tables in ordinary memory); the durable storage holds a word image of it plus a
@@ -20,18 +21,33 @@
 //!    compiler fence — its commit word (the sequence number). That store is the commit point;
 //! 3. the journal is applied to the image (plain copies), then the commit word is cleared.
 //!
+//! **Change log.** A commit of at most [`LOG_MAX_WORDS`] changed words (a one-frame allocation
+//! or free) skips the journal and the checksum table: its entries (index, old, new) are
+//! appended to the log as one record — entry count, entries, checksum, and last, after a
+//! compiler fence, its number, the commit point — and then written into the image. Records
+//! are numbered on from the header's `LOG_DONE`, from the log's start; a slot still holding an
+//! older record's number does not count. The page checksums then lag the image by the log's
+//! deltas (mix(new) − mix(old) per entry); the next journal commit — a larger operation, a
+//! full log, or [`Ledger::settle`], which the server runs after each timer tick, off the
+//! callers' path — adds them to the table and sets `LOG_DONE` to the last record, in the same
+//! atomic commit, and the log starts over.
+//!
 //! Recovery ([`Ledger::open`]) re-applies a journal whose commit word is set and whose checksum
 //! matches (copying the same words again is idempotent, so a crash during step 3 or during
 //! recovery itself is harmless) and ignores one without a commit word (a crash in step 1 or 2:
-//! the image is the state before the operation). So the image always equals the state before
-//! or after the last operation, never a mix.
+//! the image is the state before the operation). Then it checks the log's records (a record
+//! with the next number but a wrong checksum or shape was committed and damaged: refused) and
+//! writes the last one's words again (only the last can be half written; each of its words
+//! must hold its old or its new value). So the image always equals the state before or after
+//! the last operation, never a mix.
 //!
 //! Integrity: the image is a header (magic, version, a hash of the layout, its size, the
 //! commit sequence), the sections, and a table of one checksum per 4 KiB page, with a checksum
 //! of the table itself. A page checksum is a position-keyed sum, Σ mix(word, index), where mix
 //! is a bijection of the word for each index: any change of one word (so of any byte) changes
 //! it, and a commit updates it in O(1) per changed word (a CRC would have to re-read the
-//! page). Recovery verifies every page and names the first bad one and its section
+//! page). Recovery verifies every page (against its stored checksum plus the pending log
+//! deltas) and names the first bad one and its section
 //! ([`LedgerError`]); then the restored state is checked for consistency
 //! ([`crate::frames::RestoreError`]). A ledger that fails is never re-initialized: the server
 //! reports `Failed` with the reason. Only an image whose magic word is exactly zero — never
@@ -53,7 +69,7 @@ pub use state::{format, kind, load, sync, sync_intent, ClientSlot, Intent, Ledge
 /// "TDXLEDGR".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TDXLEDGR");
 /// Version of the image format.
-pub const VERSION: u64 = 3;
+pub const VERSION: u64 = 4;
 /// Words per checksummed page (4 KiB).
 pub const PAGE_WORDS: usize = 512;
 /// Words of the header section.
@@ -66,6 +82,16 @@ pub const POOL_WORDS: usize = 6;
 pub const RECORD_WORDS: usize = 3;
 /// Words of the journal's own header: commit word, length, checksum.
 const JOURNAL_HEAD: usize = 3;
+/// Words of the change log (see the module doc): room for at least a dozen one-frame
+/// operations between settles.
+pub const LOG_WORDS: usize = 512;
+/// Most changed words one operation may log; an operation changing more commits through the
+/// journal.
+pub const LOG_MAX_WORDS: usize = 12;
+/// Words of a log record besides its entries: number (its commit word), entry count, checksum.
+const LOG_HEAD: usize = 3;
+/// Words per log entry: image index, old value, new value.
+const LOG_ENTRY: usize = 3;
 /// Most pages whose checksum one commit changes (the default image has 82 pages in all; a
 /// commit touching more is refused as `JournalFull`).
 const MAX_PAGES: usize = 512;
@@ -89,6 +115,8 @@ pub struct Layout {
     pub data_words: usize,
     /// First word of the page checksum table (one per page, then the table's checksum).
     pub sums: usize,
+    /// First word of the change log ([`LOG_WORDS`]).
+    pub log: usize,
     /// First word of the journal.
     pub journal: usize,
     /// Words the journal may hold after its header.
@@ -107,7 +135,8 @@ impl Layout {
         let data_words = (bitmap + bitmap_words).div_ceil(PAGE_WORDS) * PAGE_WORDS;
         let pages = data_words / PAGE_WORDS;
         let sums = data_words;
-        let journal = sums + pages + 1;
+        let log = sums + pages + 1;
+        let journal = log + LOG_WORDS;
         // Extents merge across a gap of one unchanged word, so the journal never holds more
         // than every word once plus one header: the whole image fits.
         let journal_words = data_words + pages + 2;
@@ -120,6 +149,7 @@ impl Layout {
             bitmap,
             data_words,
             sums,
+            log,
             journal,
             journal_words,
         }
@@ -191,6 +221,9 @@ pub(crate) mod hdr {
     pub const RECORDS: usize = 7;
     pub const COUNTERS: usize = 8;
     pub const INTENT: usize = 16;
+    /// The number of the last change-log record whose page checksum deltas are in the table
+    /// (records up to it are settled; the next valid record is this + 1).
+    pub const LOG_DONE: usize = 19;
 }
 
 /// A part of the image, as recovery names it.
@@ -313,6 +346,16 @@ pub struct Ledger<'d> {
     ext: Option<(usize, usize, usize)>,
     /// Checksum deltas per page touched by the open commit.
     pages: Vec<(u32, u64), MAX_PAGES>,
+    /// The open commit's changes (image index, old, new) while they may still go to the log.
+    staged: [(usize, u64, u64); LOG_MAX_WORDS],
+    /// Changes in `staged`.
+    nstaged: usize,
+    /// The open commit goes through the journal (too many changes for the log, or a settle).
+    spilled: bool,
+    /// Log words holding valid records (from the log's start).
+    log_end: usize,
+    /// The number the next log record gets.
+    log_next: u64,
     /// A commit could not be journaled (no room): the image is behind; nothing else commits.
     stuck: bool,
     /// Stores made (tests: where the crash points are).
@@ -322,11 +365,12 @@ pub struct Ledger<'d> {
 }
 
 impl<'d> Ledger<'d> {
-    /// Opens `words` laid out as `layout`: re-applies a committed journal, then checks magic,
-    /// version, layout and every checksum.
+    /// Opens `words` laid out as `layout`: re-applies a committed journal, then the change
+    /// log's records, then checks magic, version, layout and every checksum.
     ///
     /// # Errors
-    /// See [`LedgerError`]; nothing was written then except a valid journal's re-application.
+    /// See [`LedgerError`]; nothing was written then except a valid journal's or log's
+    /// re-application.
     pub fn open(words: &'d mut [u64], layout: Layout) -> Result<(Self, Opened), LedgerError> {
         if words.len() < layout.total_words() {
             return Err(LedgerError::TooSmall);
@@ -339,6 +383,11 @@ impl<'d> Ledger<'d> {
             jsum: 0,
             ext: None,
             pages: Vec::new(),
+            staged: [(0, 0, 0); LOG_MAX_WORDS],
+            nstaged: 0,
+            spilled: false,
+            log_end: 0,
+            log_next: 1,
             stuck: false,
             stores: 0,
             commit_at: None,
@@ -359,6 +408,7 @@ impl<'d> Ledger<'d> {
         {
             return Err(LedgerError::BadLayout);
         }
+        l.replay_log()?;
         l.verify()?;
         Ok((l, Opened::Existing { replayed }))
     }
@@ -375,10 +425,16 @@ impl<'d> Ledger<'d> {
         self.words[i]
     }
 
-    /// Commits applied since the image was formatted.
+    /// Commits through the journal since the image was formatted.
     #[must_use]
     pub fn seq(&self) -> u64 {
         self.words[hdr::SEQ]
+    }
+
+    /// Change-log records not yet settled into the checksum table.
+    #[must_use]
+    pub fn unsettled(&self) -> u64 {
+        self.log_next - 1 - self.words[hdr::LOG_DONE]
     }
 
     /// Tests: the task dies after `stores` more stores to durable memory (later stores are
@@ -399,6 +455,7 @@ impl<'d> Ledger<'d> {
         self.budget == Some(0)
     }
 
+    #[inline]
     fn store(&mut self, i: usize, v: u64) {
         // The simulated death exists only in the host tests; in service a store is a store.
         #[cfg(test)]
@@ -433,18 +490,32 @@ impl<'d> Ledger<'d> {
         s
     }
 
-    fn verify(&self) -> Result<(), LedgerError> {
+    /// Checks the table, then every page against its stored checksum plus the deltas of the
+    /// log records not yet settled (left in `pages`, cleared again before returning).
+    fn verify(&mut self) -> Result<(), LedgerError> {
         let t = self.layout.sums;
         if self.table_sum() != self.words[t + self.layout.pages()] {
             return Err(LedgerError::BadChecksumTable);
         }
+        self.pages.clear();
+        self.log_deltas();
+        let mut bad = None;
         for p in 0..self.layout.pages() {
-            if self.page_sum(p) != self.words[t + p] {
-                let section = self.layout.section(p * PAGE_WORDS);
-                return Err(LedgerError::BadPage { page: p, section });
+            let pending = self.pages.iter().find(|e| e.0 as usize == p);
+            let want = self.words[t + p].wrapping_add(pending.map_or(0, |e| e.1));
+            if self.page_sum(p) != want {
+                bad = Some(p);
+                break;
             }
         }
-        Ok(())
+        self.pages.clear();
+        match bad {
+            Some(page) => Err(LedgerError::BadPage {
+                page,
+                section: self.layout.section(page * PAGE_WORDS),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Writes a whole new image: `fill` gives every data word (called in index order), then
@@ -453,12 +524,14 @@ impl<'d> Ledger<'d> {
     pub fn format(&mut self, mut fill: impl FnMut(usize) -> u64) {
         let l = self.layout;
         self.store(l.journal, 0);
+        // No record in the log counts (the first valid one is number 1).
+        self.store(l.log, 0);
         for i in 1..l.data_words {
             let v = match i {
                 hdr::VERSION => VERSION,
                 hdr::LAYOUT => l.hash(),
                 hdr::WORDS => l.total_words() as u64,
-                hdr::SEQ => 0,
+                hdr::SEQ | hdr::LOG_DONE => 0,
                 _ => fill(i),
             };
             self.store(i, v);
@@ -476,6 +549,8 @@ impl<'d> Ledger<'d> {
         }
         let table = self.table_sum();
         self.store(l.sums + l.pages(), table);
+        self.log_end = 0;
+        self.log_next = 1;
         core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
         self.store(hdr::MAGIC, MAGIC);
     }
@@ -513,6 +588,78 @@ impl<'d> Ledger<'d> {
         Ok(true)
     }
 
+    /// Finds the log's valid records (numbered on from the header's `LOG_DONE`, from the log's
+    /// start, each with its checksum), checks them all, then finishes writing the last one's
+    /// new values into the image. A record whose number is the next one but whose checksum or
+    /// shape is wrong was committed and then damaged: refused.
+    fn replay_log(&mut self) -> Result<(), LedgerError> {
+        let base = self.layout.log;
+        let mut expect = self.words[hdr::LOG_DONE].wrapping_add(1);
+        let (mut pos, mut last) = (0, None);
+        while pos + LOG_HEAD <= LOG_WORDS && self.words[base + pos] == expect {
+            let n = self.words[base + pos + 1];
+            if n == 0 || n > LOG_MAX_WORDS as u64 {
+                return Err(LedgerError::BadJournal);
+            }
+            let len = LOG_HEAD + n as usize * LOG_ENTRY;
+            if pos + len > LOG_WORDS {
+                return Err(LedgerError::BadJournal);
+            }
+            let rec = &self.words[base + pos..base + pos + len];
+            if record_sum(rec) != rec[len - 1] {
+                return Err(LedgerError::BadJournal);
+            }
+            for e in rec[2..len - 1].chunks_exact(LOG_ENTRY) {
+                if e[0] as usize >= self.layout.data_words {
+                    return Err(LedgerError::BadJournal);
+                }
+            }
+            last = Some(pos);
+            pos += len;
+            expect = expect.wrapping_add(1);
+        }
+        self.log_end = pos;
+        self.log_next = expect;
+        let Some(last) = last else {
+            return Ok(());
+        };
+        // Only the last record can be half written into the image (a record's words are
+        // written before the next record begins): each of its words holds its old or its new
+        // value, anything else is damage. Words of earlier records are left to the page check.
+        let n = self.words[base + last + 1] as usize;
+        let entries = base + last + 2..base + last + 2 + n * LOG_ENTRY;
+        for e in entries.clone().step_by(LOG_ENTRY) {
+            let (i, old, new) = (self.words[e] as usize, self.words[e + 1], self.words[e + 2]);
+            if self.words[i] != old && self.words[i] != new {
+                let page = i / PAGE_WORDS;
+                let section = self.layout.section(page * PAGE_WORDS);
+                return Err(LedgerError::BadPage { page, section });
+            }
+        }
+        for e in entries.step_by(LOG_ENTRY) {
+            let (i, v) = (self.words[e] as usize, self.words[e + 2]);
+            self.store(i, v);
+        }
+        Ok(())
+    }
+
+    /// Adds the page checksum deltas of the log's valid records into `pages`.
+    fn log_deltas(&mut self) {
+        let base = self.layout.log;
+        let mut k = 0;
+        while k < self.log_end {
+            let n = self.words[base + k + 1] as usize;
+            for e in 0..n {
+                let at = base + k + 2 + e * LOG_ENTRY;
+                let i = self.words[at] as usize;
+                let (old, new) = (self.words[at + 1], self.words[at + 2]);
+                let delta = mix(new, i).wrapping_sub(mix(old, i));
+                self.add_delta((i / PAGE_WORDS) as u32, delta);
+            }
+            k += LOG_HEAD + n * LOG_ENTRY;
+        }
+    }
+
     /// Copies the journal's `len` words of extents into the image, then clears the commit.
     fn apply(&mut self, len: usize) {
         let body = self.layout.journal + JOURNAL_HEAD;
@@ -531,20 +678,23 @@ impl<'d> Ledger<'d> {
     }
 
     /// Starts a commit.
+    #[inline]
     pub fn begin(&mut self) {
         self.jlen = 0;
         self.jsum = 0;
         self.ext = None;
         self.pages.clear();
+        self.nstaged = 0;
+        self.spilled = false;
     }
 
-    /// Image word `i` (data) should now be `v`: journaled if it differs. Each word at most once
+    /// Image word `i` (data) should now be `v`: recorded if it differs. Each word at most once
     /// per commit, data sections only. Most words a commit offers are unchanged, so the
-    /// comparison is inline and the journaling out of line.
+    /// comparison is inline and the recording out of line.
     #[inline]
     pub fn put(&mut self, i: usize, v: u64) {
         match self.words.get(i) {
-            Some(&old) if old != v && i < self.layout.data_words => self.journal_change(i, old, v),
+            Some(&old) if old != v && i < self.layout.data_words => self.change(i, old, v),
             _ => {}
         }
     }
@@ -565,16 +715,39 @@ impl<'d> Ledger<'d> {
         for (k, &v) in values.iter().enumerate() {
             let old = self.words[first + k];
             if old != v {
-                self.journal_change(first + k, old, v);
+                self.change(first + k, old, v);
             }
         }
     }
 
-    /// Journals word `i` changing from `old` to `v` and its page checksum's delta.
+    /// Records word `i` changing from `old` to `v`: staged for the log while the commit is
+    /// small enough, else journaled.
     #[inline(never)]
-    fn journal_change(&mut self, i: usize, old: u64, v: u64) {
-        let delta = mix(v, i).wrapping_sub(mix(old, i));
-        let p = (i / PAGE_WORDS) as u32;
+    fn change(&mut self, i: usize, old: u64, v: u64) {
+        if !self.spilled {
+            if let Some(slot) = self.staged.get_mut(self.nstaged) {
+                *slot = (i, old, v);
+                self.nstaged += 1;
+                return;
+            }
+            self.spill();
+        }
+        self.journal_change(i, old, v);
+    }
+
+    /// The open commit goes through the journal: the staged changes are journaled first.
+    fn spill(&mut self) {
+        self.spilled = true;
+        for k in 0..self.nstaged {
+            let (i, old, v) = self.staged[k];
+            self.journal_change(i, old, v);
+        }
+        self.nstaged = 0;
+    }
+
+    /// Adds `delta` to page `p`'s pending checksum change.
+    #[inline]
+    fn add_delta(&mut self, p: u32, delta: u64) {
         match self.pages.last_mut() {
             Some(last) if last.0 == p => last.1 = last.1.wrapping_add(delta),
             _ => match self.pages.iter_mut().find(|e| e.0 == p) {
@@ -586,11 +759,19 @@ impl<'d> Ledger<'d> {
                 }
             },
         }
+    }
+
+    /// Journals word `i` changing from `old` to `v` and its page checksum's delta.
+    #[inline]
+    fn journal_change(&mut self, i: usize, old: u64, v: u64) {
+        let delta = mix(v, i).wrapping_sub(mix(old, i));
+        self.add_delta((i / PAGE_WORDS) as u32, delta);
         self.journal_word(i, v);
     }
 
     /// Appends word `i` = `v` to the journal, extending the open extent (also across one
-    /// unchanged word, copied from the image) or opening a new one.
+    /// unchanged word, copied from the image) or opening a new one, whose header word is
+    /// written when it closes.
     fn journal_word(&mut self, i: usize, v: u64) {
         match self.ext {
             Some((h, at, next)) if i == next || i == next + 1 => {
@@ -604,7 +785,8 @@ impl<'d> Ledger<'d> {
             _ => {
                 self.close_extent();
                 let h = self.jlen;
-                self.jword(i as u64 | 1 << 32);
+                // The header's place; its word follows once the extent's length is known.
+                self.jlen += 1;
                 self.jword(v);
                 self.ext = Some((h, i, i + 1));
             }
@@ -614,16 +796,10 @@ impl<'d> Ledger<'d> {
     /// Writes the open extent's header with its final length.
     fn close_extent(&mut self) {
         if let Some((h, at, next)) = self.ext.take() {
-            let body = self.layout.journal + JOURNAL_HEAD;
             if h < self.layout.journal_words {
                 let header = (at as u64) | ((next - at) as u64) << 32;
-                // The header was journaled as a one-word extent when it opened.
-                let opened = (at as u64) | 1 << 32;
-                self.jsum = self
-                    .jsum
-                    .wrapping_add(mix(header, h + 2))
-                    .wrapping_sub(mix(opened, h + 2));
-                self.store(body + h, header);
+                self.jsum = self.jsum.wrapping_add(mix(header, h + 2));
+                self.store(self.layout.journal + JOURNAL_HEAD + h, header);
             }
         }
     }
@@ -639,13 +815,81 @@ impl<'d> Ledger<'d> {
         self.jlen += 1;
     }
 
-    /// Ends the commit: journals the changed page checksums and the table checksum, writes the
-    /// commit word, applies, clears. Returns false if the journal overflowed (nothing was
-    /// committed; the image keeps the previous state and every later commit is refused, so
-    /// the image never mixes two states).
+    /// Ends the commit. A few changed words go to the change log as one record (the common
+    /// one-frame operation: see the module doc); more, or a log without room, go through the
+    /// journal with the changed page checksums and the table checksum, settling the log too.
+    /// Returns false if the journal overflowed (nothing was committed; the image keeps the
+    /// previous state and every later commit is refused, so the image never mixes two states).
     pub fn commit(&mut self) -> bool {
         if self.stuck {
             return false;
+        }
+        if !self.spilled {
+            if self.nstaged == 0 || self.log_commit() {
+                return true;
+            }
+            self.spill();
+        }
+        self.journal_commit()
+    }
+
+    /// Settles the change log: its records' checksum deltas go into the table through the
+    /// journal, and the log starts empty again. Nothing to do without records. Returns false
+    /// as [`Self::commit`].
+    pub fn settle(&mut self) -> bool {
+        if self.log_end == 0 {
+            return !self.stuck;
+        }
+        self.begin();
+        self.spilled = true;
+        self.commit()
+    }
+
+    /// Appends the staged changes to the log as one record and writes them into the image;
+    /// false (nothing written) if the log has no room for it.
+    fn log_commit(&mut self) -> bool {
+        let n = self.nstaged;
+        let len = LOG_HEAD + n * LOG_ENTRY;
+        if self.log_end + len > LOG_WORDS {
+            return false;
+        }
+        let at = self.layout.log + self.log_end;
+        let number = self.log_next;
+        let mut sum = mix(number, 0).wrapping_add(mix(n as u64, 1));
+        self.store(at + 1, n as u64);
+        for k in 0..n {
+            let (i, old, v) = self.staged[k];
+            let e = 2 + k * LOG_ENTRY;
+            sum = sum
+                .wrapping_add(mix(i as u64, e))
+                .wrapping_add(mix(old, e + 1))
+                .wrapping_add(mix(v, e + 2));
+            self.store(at + e, i as u64);
+            self.store(at + e + 1, old);
+            self.store(at + e + 2, v);
+        }
+        self.store(at + len - 1, sum);
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        // The commit point.
+        self.commit_at = Some(self.stores);
+        self.store(at, number);
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        for k in 0..n {
+            let (i, _, v) = self.staged[k];
+            self.store(i, v);
+        }
+        self.log_end += len;
+        self.log_next = number.wrapping_add(1);
+        true
+    }
+
+    /// Ends the commit through the journal: settles the log's records (their checksum deltas
+    /// and `LOG_DONE`), journals the changed page checksums and the table checksum, writes the
+    /// commit word, applies, clears.
+    fn journal_commit(&mut self) -> bool {
+        if self.log_end > 0 {
+            self.log_deltas();
+            self.put(hdr::LOG_DONE, self.log_next.wrapping_sub(1));
         }
         if self.jlen == 0 {
             return true;
@@ -686,6 +930,8 @@ impl<'d> Ledger<'d> {
         self.store(j, seq);
         core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
         self.apply(self.jlen);
+        // `LOG_DONE` now names the last record: the log starts over.
+        self.log_end = 0;
         true
     }
 
@@ -694,6 +940,15 @@ impl<'d> Ledger<'d> {
     pub fn stuck(&self) -> bool {
         self.stuck
     }
+}
+
+/// A log record's checksum: Σ mix(word, k) over its words but the last (the checksum).
+fn record_sum(rec: &[u64]) -> u64 {
+    let mut s = 0u64;
+    for (k, w) in rec[..rec.len() - 1].iter().enumerate() {
+        s = s.wrapping_add(mix(*w, k));
+    }
+    s
 }
 
 /// An extent header: (first image word, words).

@@ -372,7 +372,9 @@ fn one_corrupt_byte_anywhere_is_named() {
     f.clean();
     s.clean();
     let layout = Layout::new(BITMAP);
-    let bytes = (layout.journal) * 8;
+    // The image: data and checksums (the log and the journal are damaged apart below; their
+    // words beyond what is committed hold nothing).
+    let bytes = (layout.log) * 8;
     let mut rng = Rng(7);
     let mut named = 0;
     // Every header word, the first bytes of every section, and random bytes everywhere else.
@@ -406,9 +408,23 @@ fn one_corrupt_byte_anywhere_is_named() {
         named += 1;
     }
     assert!(named > 400);
-    // A committed journal (death right after the commit point) with a corrupt byte is refused.
-    let mut a2 = [PhysAddr(0); 1];
-    f.allocate(Owner(3), req, &mut a2).expect("alloc");
+    // The allocation went to the change log as one record: any byte of it damaged is refused.
+    let (l, _) = Ledger::open(&mut words, Layout::new(BITMAP)).expect("open");
+    assert_eq!(l.unsettled(), 1, "one record in the log");
+    drop(l);
+    let record = 3 + 3 * words[layout.log + 1] as usize;
+    for pos in (layout.log * 8..(layout.log + record) * 8).step_by(5) {
+        let mut copy = words.clone();
+        copy[pos / 8] ^= 0x5A << (8 * (pos % 8));
+        let e = recover(&mut copy).expect_err("a damaged log record must be found");
+        let first = pos / 8 == layout.log;
+        assert!(
+            e == LedgerError::BadJournal || first && matches!(e, LedgerError::BadPage { .. }),
+            "log byte {pos}: {e:?}"
+        );
+    }
+    // A committed journal (death right after the commit point) with a corrupt byte is refused:
+    // a settle of the log goes through the journal.
     let mut copy = words.clone();
     let (mut l, _) = Ledger::open(&mut copy, Layout::new(BITMAP)).expect("open");
     let mut stores = 0;
@@ -416,14 +432,14 @@ fn one_corrupt_byte_anywhere_is_named() {
         let mut probe = words.clone();
         let (mut lp, _) = Ledger::open(&mut probe, Layout::new(BITMAP)).expect("open");
         lp.crash_after(Some(stores));
-        sync(&mut lp, &f, &s);
+        lp.settle();
         if probe[layout.journal] != 0 {
             break;
         }
         stores += 1;
     }
     l.crash_after(Some(stores));
-    sync(&mut l, &f, &s);
+    l.settle();
     copy[layout.journal + 3] ^= 1;
     assert_eq!(recover(&mut copy), Err(LedgerError::BadJournal));
     // Another layout is refused, never reinterpreted.
@@ -543,4 +559,88 @@ fn two_changed_words_on_one_page_are_found() {
             );
         }
     }
+}
+
+/// Cuts `commit` (on a copy of `words` opened afresh) after every one of its stores; each
+/// recovery must give `before` or `after`. Returns the store count of the whole commit.
+fn cut_everywhere(
+    words: &[u64],
+    before: &Snapshot,
+    after: &Snapshot,
+    commit: &dyn Fn(&mut Ledger<'_>) -> bool,
+) -> u64 {
+    let total = {
+        let mut copy = words.to_vec();
+        let (mut l, _) = Ledger::open(&mut copy, Layout::new(BITMAP)).expect("open");
+        assert!(commit(&mut l));
+        l.stores().0
+    };
+    for k in 0..=total {
+        let mut copy = words.to_vec();
+        let (mut l, _) = Ledger::open(&mut copy, Layout::new(BITMAP)).expect("open");
+        l.crash_after(Some(k));
+        commit(&mut l);
+        let got = recover(&mut copy).unwrap_or_else(|e| panic!("cut {k}: {e:?}"));
+        assert!(&got == before || &got == after, "cut {k} of {total}: a mix");
+    }
+    total
+}
+
+/// One-frame allocations and frees go to the change log, one record each (the same words
+/// logged again and again: pool counts, record count, one bitmap word); a cut at any store of
+/// a record, of a settle, or of a journal commit that settles the log on the way gives the
+/// state before or after, and a damaged word a record changed earlier is still found.
+#[test]
+fn one_frame_records_and_settles_survive_every_cut() {
+    let mut bits = vec![0u64; BITMAP];
+    let mut words = new_words();
+    let (mut f, s) = boot(&mut bits, &mut words);
+    let req = Request {
+        nodes: NodeMask::ALL,
+        size: FrameSize::K4,
+        class: MemClass::Tdx,
+    };
+    let mut held: Vec<PhysAddr> = Vec::new();
+    let mut logged = 0;
+    for op in 0..60u32 {
+        let before = recover(&mut words.clone()).expect("valid before");
+        if op % 3 == 2 {
+            let a = held.remove(0);
+            f.free(Owner(3), FrameSize::K4, &[a]).expect("free");
+        } else {
+            let mut a = [PhysAddr(0); 1];
+            f.allocate_tagged(Owner(3), req, op, &mut a).expect("alloc");
+            held.push(a[0]);
+        }
+        let after = snapshot(&f, &s);
+        let (fr, st) = (&f, &s);
+        cut_everywhere(&words, &before, &after, &|l| sync(l, fr, st));
+        let (mut l, _) = Ledger::open(&mut words, Layout::new(BITMAP)).expect("open");
+        assert!(sync(&mut l, &f, &s));
+        let unsettled = l.unsettled();
+        logged = logged.max(unsettled);
+        drop(l);
+        f.clean();
+        if op % 5 == 4 && unsettled >= 2 {
+            // A word an earlier record changed (not the last one's) damaged: found by its page.
+            let first = Layout::new(BITMAP).log;
+            let i = words[first + 2] as usize;
+            let mut copy = words.clone();
+            copy[i] ^= 0x5A00;
+            assert!(
+                matches!(recover(&mut copy), Err(LedgerError::BadPage { page, .. }) if page == i / PAGE_WORDS),
+                "op {op}: damage of word {i} unnoticed"
+            );
+            // The settle, cut everywhere.
+            let now = recover(&mut words.clone()).expect("valid");
+            cut_everywhere(&words, &now, &now, &|l| l.settle());
+            let (mut l, _) = Ledger::open(&mut words, Layout::new(BITMAP)).expect("open");
+            assert!(l.settle());
+            assert_eq!(l.unsettled(), 0);
+        }
+    }
+    assert!(
+        logged >= 4,
+        "one-frame operations went to the log ({logged})"
+    );
 }

@@ -229,6 +229,16 @@ impl<'a> Server<'a> {
         self.lstate.clean();
     }
 
+    /// Between requests: folds the ledger's change log into its checksum table (one journal
+    /// commit; see `crate::ledger`), so the next one-frame operations find the log empty.
+    pub fn settle(&mut self) {
+        if let Some(l) = self.ledger.as_mut() {
+            if !l.settle() {
+                self.ledger_error = Some(LedgerError::JournalFull);
+            }
+        }
+    }
+
     /// The counters the ledger restored (zero at a first start), into `s`.
     pub fn restore_counters(&self, s: &mut ServerStats) {
         counters_into(&self.lstate.counters, s);

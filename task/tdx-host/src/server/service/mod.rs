@@ -460,6 +460,8 @@ impl<'s, 'a> Service<'s, 'a> {
             .pacer
             .tick(self.server, kernel, timer, clock, &mut self.stats);
         self.commit();
+        // Off the callers' path: the one-frame operations since the last tick are settled.
+        self.server.settle();
         let drained = drained?;
         let (d, now) = (drained, self.pacer.step_bytes() / 1024);
         let (each, scrub, rdmd) = d.per_step();
@@ -503,3 +505,6 @@ impl<'s, 'a> Service<'s, 'a> {
         self.schedule(timer);
     }
 }
+
+#[cfg(test)]
+mod cost_tests;
