@@ -140,6 +140,10 @@ enum Cmd {
         /// Show the figures of an earlier `--json` FILE beside this run's.
         #[arg(long, value_name = "FILE")]
         baseline: Option<PathBuf>,
+        /// Run only this benchmark image (repeatable; one of the default set), without the
+        /// host benchmarks and the goal table: for iterating on one figure.
+        #[arg(long, value_name = "MANIFEST")]
+        image: Vec<String>,
     },
     /// Run clippy on every task of the given manifests (default: all
     /// images), each in its image's build environment, then on host crates.
@@ -308,10 +312,12 @@ fn main() -> ExitCode {
             breakdown,
             json,
             baseline,
+            image,
         } => bench::run(&bench::Options {
             breakdown,
             json,
             baseline,
+            only: image,
         }),
         Cmd::Clippy { manifests } => lint::clippy(&manifests),
         Cmd::Plan { input, output, svg } => {

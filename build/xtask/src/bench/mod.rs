@@ -169,6 +169,8 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// Show the figures of this earlier `--json` file beside this run's.
     pub baseline: Option<PathBuf>,
+    /// Only these of [`IMAGES`] (empty: all), and no host benchmarks or goal table.
+    pub only: Vec<String>,
 }
 
 /// What `--json` writes (and `--baseline` reads back: only `figures`).
@@ -317,8 +319,26 @@ pub fn run(o: &Options) -> Result<ExitCode> {
     let previous = o.baseline.as_deref().map(read_baseline).transpose()?;
     // `--breakdown` is about the kernel alone: its image, then the same
     // image with the phase counters.
-    let images = if o.breakdown { &IMAGES[..1] } else { IMAGES };
-    let (mut first, mut second) = measure(images)?;
+    let images: Vec<&str> = if o.breakdown {
+        IMAGES[..1].to_vec()
+    } else if o.only.is_empty() {
+        IMAGES.to_vec()
+    } else {
+        for m in &o.only {
+            if !IMAGES.contains(&m.as_str()) {
+                bail!(
+                    "{m} is not a benchmark image (those are: {})",
+                    IMAGES.join(", ")
+                );
+            }
+        }
+        IMAGES
+            .iter()
+            .copied()
+            .filter(|m| o.only.iter().any(|x| x == m))
+            .collect()
+    };
+    let (mut first, mut second) = measure(&images)?;
     if first.figures.is_empty() {
         bail!("the benchmark images reported no results");
     }
@@ -329,7 +349,7 @@ pub fn run(o: &Options) -> Result<ExitCode> {
         let mut totals = Figures::default();
         totals.read_console(&console);
         breakdown::print(&totals, &breakdown::phases(&console))?;
-    } else {
+    } else if o.only.is_empty() {
         print_parallel_tdmr_init(&first);
         let text = host::frame_allocator()?;
         first.read_host(&text);

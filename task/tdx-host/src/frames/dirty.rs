@@ -27,6 +27,8 @@ pub struct Dirty {
     /// Record index range `[rec_lo, rec_hi)`.
     rec_lo: usize,
     rec_hi: usize,
+    /// Pool changes marked since the allocator was built; never reset by [`Dirty::clean`].
+    pool_epoch: u64,
 }
 
 const _: () = assert!(MAX_POOLS <= 128, "pools fit the u128 mask");
@@ -49,6 +51,7 @@ impl Dirty {
             pools: 0,
             rec_lo: usize::MAX,
             rec_hi: 0,
+            pool_epoch: 0,
         }
     }
 
@@ -75,6 +78,15 @@ impl Dirty {
     #[inline]
     pub fn pool(&mut self, k: usize) {
         self.pools |= 1 << (k % 128);
+        self.pool_epoch = self.pool_epoch.wrapping_add(1);
+    }
+
+    /// Advances with every pool change: anything derived from the pools alone (the totals
+    /// `status` reports) stays valid while this stays the same. Every write to a pool marks it
+    /// (the ledger depends on that), so this misses none.
+    #[must_use]
+    pub fn pool_epoch(&self) -> u64 {
+        self.pool_epoch
     }
 
     /// Records `[lo, hi)` changed (or moved).

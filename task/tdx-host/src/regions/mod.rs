@@ -29,6 +29,8 @@
 //! (64 TDMRs × 16 reserved areas + PAMT blocks + image + buffer); [`MAX_BOOT_RAM`] boot RAM
 //! ranges; [`MAX_CMRS`] CMRs.
 
+use core::cell::Cell;
+
 use heapless::Vec;
 use tdx_host_api::{region_state, MemClass, RegionRecord, TdxHostError};
 use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
@@ -116,6 +118,8 @@ pub struct Regions<'a> {
     cmrs: Vec<PhysRange, MAX_CMRS>,
     policy: HotplugPolicy,
     nodes: u16,
+    /// The last totals and the allocator's pool epoch they were summed at.
+    totals_cache: Cell<Option<(u64, NodeTotals)>>,
 }
 
 /// Whether `r` lies wholly inside the union of `ranges` (in any order, touching ranges join):
@@ -251,6 +255,7 @@ impl<'a> Regions<'a> {
             cmrs,
             policy,
             nodes,
+            totals_cache: Cell::new(None),
         })
     }
 
@@ -428,6 +433,21 @@ impl<'a> Regions<'a> {
     /// Totals over all nodes.
     #[must_use]
     pub fn totals(&self) -> NodeTotals {
+        // Pools change only by allocator calls that mark them; between such calls (most
+        // `status` requests) the last sums still hold.
+        let epoch = self.frames.dirty().pool_epoch();
+        if let Some((at, t)) = self.totals_cache.get() {
+            if at == epoch {
+                debug_assert_eq!(t, self.sum_totals(), "stale totals at pool epoch {epoch}");
+                return t;
+            }
+        }
+        let t = self.sum_totals();
+        self.totals_cache.set(Some((epoch, t)));
+        t
+    }
+
+    fn sum_totals(&self) -> NodeTotals {
         // One pass over the pools (not one per node): `status` asks on every request. Every
         // pool adds to the sums over both classes, a non-TDX pool also (through a mask, not a
         // branch) to the non-TDX sums; TDX is the difference. The pools are disjoint ranges of

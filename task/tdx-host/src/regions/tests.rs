@@ -312,3 +312,62 @@ fn offline_is_refused_while_frames_are_in_use() {
         Err(TdxHostError::UnknownRegion)
     );
 }
+
+/// `totals` answers from its cache while no pool changed; every kind of pool change (an
+/// allocation, a free into quarantine, a release, a retirement, onlining, offlining) must give
+/// the fresh sum, read right after the change, never the cached one.
+#[test]
+fn totals_follow_every_pool_change() {
+    let run = ready_run();
+    let mut r = build(&run, HotplugPolicy::PerNode);
+    let mut k = FakeKernel::default();
+    let check = |r: &Regions<'_>, step: &str| {
+        let cached = r.totals();
+        assert_eq!(cached, r.sum_totals(), "after {step}");
+        assert_eq!(r.totals(), cached, "asked twice after {step}");
+    };
+    check(&r, "build");
+    let req = |class| Request {
+        nodes: NodeMask(1 << 1),
+        size: tdx_host_api::FrameSize::K4,
+        class,
+    };
+    let mut out = [PhysAddr(0); 8];
+    r.frames
+        .allocate(Owner(4), req(MemClass::Tdx), &mut out)
+        .unwrap();
+    check(&r, "allocation");
+    r.frames
+        .free(Owner(4), tdx_host_api::FrameSize::K4, &out[..4])
+        .unwrap();
+    check(&r, "free");
+    let mut q = [PhysRange::default(); 4];
+    let n = r.frames.quarantined(&mut q);
+    assert!(n > 0);
+    r.frames.release_scrubbed(q[0]).unwrap();
+    check(&r, "release");
+    r.frames
+        .free(Owner(4), tdx_host_api::FrameSize::K4, &out[4..])
+        .unwrap();
+    let n = r.frames.quarantined(&mut q);
+    assert!(n > 0);
+    r.frames.retire(q[0]).unwrap();
+    check(&r, "retirement");
+    let range = PhysRange::literal(20 * GIB, GIB);
+    r.online(range, 1, &mut k).unwrap();
+    check(&r, "online");
+    r.frames
+        .allocate(Owner(4), req(MemClass::NonTdx), &mut out[..1])
+        .unwrap();
+    check(&r, "non-TDX allocation");
+    r.frames
+        .free(Owner(4), tdx_host_api::FrameSize::K4, &out[..1])
+        .unwrap();
+    let n = r.frames.quarantined(&mut q);
+    for run in &q[..n] {
+        r.frames.release_scrubbed(*run).unwrap();
+    }
+    check(&r, "non-TDX release");
+    assert_eq!(r.offline(range, &mut k), Ok(()));
+    check(&r, "offline");
+}
