@@ -155,6 +155,7 @@ impl Pool {
         self.range.size().0 / PAGE_4K
     }
 
+    #[inline(always)]
     fn end(&self) -> u64 {
         self.range.base().0 + self.range.size().0
     }
@@ -194,6 +195,14 @@ impl Pool {
         }
     }
 
+    /// Where its quarantine bits are, for the chunk summary (`sbit`: its first summary bit).
+    fn qspan(&self, sbit: u64) -> Span {
+        Span {
+            bit: self.bit + self.frames(),
+            ..self.span(sbit)
+        }
+    }
+
     /// Quarantine bit of pool-relative index `rel`.
     fn qbit(&self, rel: u64) -> u64 {
         self.bit + self.frames() + rel
@@ -221,6 +230,7 @@ pub struct Record {
 }
 
 impl Record {
+    #[inline(always)]
     fn end(&self) -> u64 {
         self.base + u64::from(self.count) * self.size.bytes()
     }
@@ -257,8 +267,8 @@ pub struct Request {
 }
 
 /// Derived search state of one pool: only speeds searches up, never decides an answer (every
-/// field can be recomputed from the bitmaps). O(1) per pool.
-#[derive(Clone, Copy, Debug, Default)]
+/// field can be recomputed from the bitmaps and the ready list). O(1) per pool.
+#[derive(Clone, Copy, Debug)]
 struct PoolCache {
     /// Lower bound on the pool's free bits: no frame below this pool-relative 4 KiB index is
     /// free. Lowered on release, raised lazily by `allocate`'s own scan.
@@ -270,6 +280,23 @@ struct PoolCache {
     q_from: u64,
     /// The pool's first bit in the chunk summary (placed like its free bits, see `summary`).
     sbit: u64,
+}
+
+/// `FrameAllocator::ready_block` when no block is known ready (not 1 GiB-aligned, so no
+/// block's base).
+const NO_BLOCK: u64 = u64::MAX;
+
+impl PoolCache {
+    /// The cache of a pool of `frames` frames whose summary starts at `sbit`, knowing nothing
+    /// (no free frame below 0, no quarantined frame).
+    fn new(frames: u64, sbit: u64) -> Self {
+        PoolCache {
+            free_from: 0,
+            quarantined: 0,
+            q_from: frames,
+            sbit,
+        }
+    }
 }
 
 /// The allocator. `'a` is the lifetime of the caller's bitmap storage.
@@ -292,6 +319,15 @@ pub struct FrameAllocator<'a> {
     summary: Summary,
     /// Guesses of the record slot of an address (see `records`); never trusted unchecked.
     hints: [u16; records::HINTS],
+    /// Guess of the pool of the next address looked up (the last allocation's); checked.
+    last_pool: usize,
+    /// Base address of the 1 GiB block a single-frame allocation last found ready
+    /// ([`NO_BLOCK`]: none yet). Blocks only ever become ready (`mark_ready` adds, nothing
+    /// removes), so the answer stays true.
+    ready_block: u64,
+    /// Guess of the slot a single-frame allocation wrote last (see `records`), where the next
+    /// one usually continues; never trusted unchecked.
+    last_alloc: usize,
 }
 
 const _: () = assert!(MAX_RECORDS <= u16::MAX as usize);
@@ -315,6 +351,9 @@ impl<'a> FrameAllocator<'a> {
             dirty: Dirty::new(),
             summary: Summary::new(),
             hints: [0; records::HINTS],
+            last_pool: 0,
+            ready_block: NO_BLOCK,
+            last_alloc: 0,
         }
     }
 
@@ -386,12 +425,7 @@ impl<'a> FrameAllocator<'a> {
         self.pools.push(pool).map_err(|_| FrameError::TableFull)?;
         let k = self.pools.len() - 1;
         // Same capacity as `pools`: cannot fail after the push above.
-        let _ = self.cache.push(PoolCache {
-            free_from: 0,
-            quarantined: 0,
-            q_from: frames,
-            sbit,
-        });
+        let _ = self.cache.push(PoolCache::new(frames, sbit));
         self.summary.take(sneed);
         let at = self
             .by_base
@@ -483,9 +517,13 @@ impl<'a> FrameAllocator<'a> {
         let _ = self.ready.push((start, end));
     }
 
-    /// Index of the pool containing `pa` (binary search over `by_base`).
-    #[inline]
+    /// Index of the pool containing `pa`: the last allocation's pool if it does (pools are
+    /// disjoint, so then no other does), else a binary search over `by_base`.
+    #[inline(always)]
     fn pool_of(&self, pa: u64) -> Option<usize> {
+        if self.pools.get(self.last_pool).is_some_and(|p| p.contains(pa)) {
+            return Some(self.last_pool);
+        }
         let j = self
             .by_base
             .partition_point(|&k| self.pools[usize::from(k)].range.base().0 <= pa);
@@ -536,7 +574,26 @@ impl<'a> FrameAllocator<'a> {
     /// # Errors
     /// `BadArgument` (empty, more than 512, task index beyond the table), `NoMemory`,
     /// `TableFull`.
+    #[inline]
     pub fn alloc_many(
+        &mut self,
+        owner: Owner,
+        req: Request,
+        tag: u32,
+        out: &mut [PhysAddr],
+    ) -> Result<usize, FrameError> {
+        if let [one] = out {
+            if usize::from(owner.index()) >= MAX_TASKS {
+                return Err(FrameError::BadArgument);
+            }
+            *one = self.alloc_one(owner, req, tag)?;
+            return Ok(1);
+        }
+        self.alloc_bulk(owner, req, tag, out)
+    }
+
+    /// [`Self::alloc_many`] of any count but one.
+    fn alloc_bulk(
         &mut self,
         owner: Owner,
         req: Request,
@@ -547,10 +604,6 @@ impl<'a> FrameAllocator<'a> {
         let idx = usize::from(owner.index());
         if n == 0 || n > MAX_FRAMES_PER_CALL || idx >= MAX_TASKS {
             return Err(FrameError::BadArgument);
-        }
-        if n == 1 {
-            out[0] = self.alloc_one(owner, req, tag)?;
-            return Ok(1);
         }
         let step = req.size.bytes();
         let per = req.size.frames_4k();
@@ -661,6 +714,12 @@ impl FrameAllocator<'_> {
     /// runs and pool segments: the first pool (in `PoolId` order) with an eligible frame gives
     /// its lowest one, exactly as the bulk path would. Same checks, same errors, same order of
     /// errors (`NoMemory` before `TableFull`); nothing changes on an error.
+    ///
+    /// Cost: a 4 KiB request first probes the word of the free bitmap at the pool's cursor
+    /// (`probe_4k`), which answers alone while the pool's lowest free frames are dense; the
+    /// frame is then taken with one bit write (`take_one`) and, when it continues the caller's
+    /// last run, its record grows by one frame in place (`add_record`).
+    #[inline(never)]
     fn alloc_one(&mut self, owner: Owner, req: Request, tag: u32) -> Result<PhysAddr, FrameError> {
         let per = req.size.frames_4k();
         let mut got = None;
@@ -671,6 +730,13 @@ impl FrameAllocator<'_> {
             {
                 continue;
             }
+            if per == 1 {
+                if let Some(rel) = self.probe_4k(k) {
+                    // The lowest free frame of the first eligible pool: taken at once.
+                    return self.commit_4k(owner, tag, k, rel);
+                }
+            }
+            let pool = &self.pools[k];
             let mut one = [PhysAddr(0)];
             let cache = &mut self.cache[k];
             if scan_pool(
@@ -691,16 +757,89 @@ impl FrameAllocator<'_> {
         if !self.record_room(1 + RESERVED_FOR_FREE) {
             return Err(FrameError::TableFull);
         }
-        self.take(k, pa.0, per);
-        self.insert_record(Record {
+        self.last_pool = k;
+        if per == 1 {
+            let rel = self.pools[k].rel(pa.0);
+            self.take_one(k, rel);
+        } else {
+            self.take(k, pa.0, per);
+        }
+        let rec = Record {
             owner,
             base: pa.0,
             size: req.size,
             count: 1,
             tag,
-        });
+        };
+        if !self.grow_last(k, &rec) {
+            self.add_record(k, rec);
+        }
         self.usage[usize::from(owner.index())] += req.size.bytes();
         Ok(pa)
+    }
+
+    /// The lowest free 4 KiB frame of pool `k` if the word of the free bitmap at the pool's
+    /// cursor holds it; `None` sends the caller to the full search (`scan_pool`), which then
+    /// finds the same answer the long way. Exact, not a guess: no frame below `free_from` is
+    /// free, so the first free bit at or above it in its word is the pool's lowest free frame;
+    /// a TDX frame also needs its 1 GiB block ready (remembered per pool once found). Raises
+    /// `free_from` to that frame, as `scan_pool` would.
+    /// Returns the frame's pool-relative index.
+    #[inline(always)]
+    fn probe_4k(&mut self, k: usize) -> Option<u64> {
+        let p = &self.pools[k];
+        let c = &mut self.cache[k];
+        let b = p.bit + c.free_from;
+        let m = self.bits.get((b / 64) as usize)? & (u64::MAX << (b % 64));
+        if m == 0 {
+            return None;
+        }
+        // Bits past the pool's last frame in this word are its first quarantine bits.
+        let f = (b | 63) - 63 + u64::from(m.trailing_zeros()) - p.bit;
+        if f >= p.frames() {
+            return None;
+        }
+        if p.class == MemClass::Tdx {
+            let block = (p.range.base().0 + f * PAGE_4K) & !(GIB - 1);
+            if block != self.ready_block {
+                if !is_ready(&self.ready, block, GIB) {
+                    return None;
+                }
+                self.ready_block = block;
+            }
+        }
+        c.free_from = f;
+        Some(f)
+    }
+
+    /// The rest of [`Self::alloc_one`] for the free 4 KiB frame `rel` of pool `k` that
+    /// `probe_4k` found: the same steps and the same `TableFull` check as the general path.
+    #[inline(always)]
+    fn commit_4k(
+        &mut self,
+        owner: Owner,
+        tag: u32,
+        k: usize,
+        rel: u64,
+    ) -> Result<PhysAddr, FrameError> {
+        if !self.record_room(1 + RESERVED_FOR_FREE) {
+            return Err(FrameError::TableFull);
+        }
+        self.last_pool = k;
+        self.take_one(k, rel);
+        let pa = self.pools[k].range.base().0 + rel * PAGE_4K;
+        let rec = Record {
+            owner,
+            base: pa,
+            size: FrameSize::K4,
+            count: 1,
+            tag,
+        };
+        if !self.grow_last(k, &rec) {
+            self.add_record(k, rec);
+        }
+        self.usage[usize::from(owner.index())] += PAGE_4K;
+        Ok(PhysAddr(pa))
     }
 
     /// Takes the `frames` free 4 KiB frames from `pa` in pool `k` (the caller found them free
@@ -717,6 +856,70 @@ impl FrameAllocator<'_> {
         let span = p.span(self.cache[k].sbit);
         self.summary
             .refresh(self.bits, &span, rel, frames, Change::Cleared);
+    }
+
+    /// [`Self::take`] of the one free 4 KiB frame with pool-relative index `rel`: one bit
+    /// cleared, its chunk's summary bits updated from the word it was in when that word
+    /// decides them.
+    #[inline(always)]
+    fn take_one(&mut self, k: usize, rel: u64) {
+        let p = &mut self.pools[k];
+        let bit = p.bit + rel;
+        let w = &mut self.bits[(bit / 64) as usize];
+        *w &= !(1 << (bit % 64));
+        let word = *w;
+        self.dirty.bits(bit, 1);
+        self.dirty.pool(k);
+        p.in_use += 1;
+        let span = p.span(self.cache[k].sbit);
+        self.summary.cleared_one(self.bits, &span, rel, word);
+    }
+
+    /// Records that `rec` (one frame, just taken from pool `k` for `rec.owner`) is held: the
+    /// record ending right below it grows by that frame when it is the same owner's, of the
+    /// same size and tag and in the same pool (one slot written, no slot used, so a caller
+    /// allocating frame after frame keeps one record); else `rec` gets a slot of its own
+    /// (`insert_record`). The record below is looked up through `last_alloc` (checked) or
+    /// from the insertion point, past at most `records::NEAR` holes at `rec.base`; missing
+    /// it only costs a slot.
+    #[inline(never)]
+    fn add_record(&mut self, k: usize, rec: Record) {
+        if let Some(j) = self.record_ending_at(rec.base) {
+            if self.grows(j, k, &rec) {
+                self.grow_record(j, rec.end());
+                self.last_alloc = j;
+                return;
+            }
+        }
+        self.last_alloc = self.insert_record(rec);
+    }
+
+    /// [`Self::add_record`]'s common case: the slot `last_alloc` names is the record ending
+    /// at `rec.base` and may grow by it (then it did). `false`: nothing changed.
+    #[inline(always)]
+    fn grow_last(&mut self, k: usize, rec: &Record) -> bool {
+        let j = self.last_alloc;
+        let ends_here = self
+            .records
+            .get(j)
+            .is_some_and(|r| r.count != 0 && r.end() == rec.base);
+        if !ends_here || !self.grows(j, k, rec) {
+            return false;
+        }
+        self.grow_record(j, rec.end());
+        true
+    }
+
+    /// Whether record slot `j`, which ends at `rec.base`, may take `rec`'s frame: same owner,
+    /// size and tag, and the same pool `k` (a record never spans two pools).
+    #[inline(always)]
+    fn grows(&self, j: usize, k: usize, rec: &Record) -> bool {
+        let r = &self.records[j];
+        r.owner == rec.owner
+            && r.size == rec.size
+            && r.tag == rec.tag
+            && r.count < u32::MAX
+            && r.base >= self.pools[k].range.base().0
     }
 }
 
