@@ -725,11 +725,10 @@ impl FrameAllocator<'_> {
         let mut got = None;
         for k in 0..self.pools.len() {
             let pool = &self.pools[k];
-            if !(pool.online && pool.class == req.class && req.nodes.has(pool.node))
-                || pool.free() < per
-            {
+            if !(pool.online && pool.class == req.class && req.nodes.has(pool.node)) {
                 continue;
             }
+            // (A frame the probe finds is free, so the pool has `per` = 1 free frame.)
             if per == 1 {
                 if let Some(rel) = self.probe_4k(k) {
                     // The lowest free frame of the first eligible pool: taken at once.
@@ -737,6 +736,9 @@ impl FrameAllocator<'_> {
                 }
             }
             let pool = &self.pools[k];
+            if pool.free() < per {
+                continue;
+            }
             let mut one = [PhysAddr(0)];
             let cache = &mut self.cache[k];
             if scan_pool(
@@ -884,14 +886,15 @@ impl FrameAllocator<'_> {
     /// it only costs a slot.
     #[inline(never)]
     fn add_record(&mut self, k: usize, rec: Record) {
-        if let Some(j) = self.record_ending_at(rec.base) {
+        let pos = self.insertion_point(rec.base);
+        if let Some(j) = self.record_ending_at(rec.base, pos) {
             if self.grows(j, k, &rec) {
                 self.grow_record(j, rec.end());
                 self.last_alloc = j;
                 return;
             }
         }
-        self.last_alloc = self.insert_record(rec);
+        self.last_alloc = self.insert_at(pos, rec);
     }
 
     /// [`Self::add_record`]'s common case: the slot `last_alloc` names is the record ending
@@ -899,11 +902,19 @@ impl FrameAllocator<'_> {
     #[inline(always)]
     fn grow_last(&mut self, k: usize, rec: &Record) -> bool {
         let j = self.last_alloc;
-        let ends_here = self
-            .records
-            .get(j)
-            .is_some_and(|r| r.count != 0 && r.end() == rec.base);
-        if !ends_here || !self.grows(j, k, rec) {
+        let pool_base = self.pools[k].range.base().0;
+        let Some(r) = self.records.get(j) else {
+            return false;
+        };
+        // The checks of `grows`, and that slot `j` ends at `rec.base` (a hole has count 0).
+        if r.owner != rec.owner
+            || r.size != rec.size
+            || r.tag != rec.tag
+            || r.count == 0
+            || r.count == u32::MAX
+            || r.base < pool_base
+            || r.end() != rec.base
+        {
             return false;
         }
         self.grow_record(j, rec.end());

@@ -102,7 +102,7 @@ impl FrameAllocator<'_> {
 
     /// The insertion point of a record at `base` (frames no record holds): the first slot
     /// starting above `base`.
-    fn insertion_point(&self, base: u64) -> usize {
+    pub(super) fn insertion_point(&self, base: u64) -> usize {
         let len = self.records.len();
         // The insertion point is the hinted slot's successor if the hinted slot starts at or
         // below `base` and its successor above. Two guesses: the slot last written for a
@@ -126,10 +126,9 @@ impl FrameAllocator<'_> {
     }
 
     /// The slot of the record ending exactly at `base` (a frame no record holds), if there is
-    /// one no more than [`NEAR`] holes below the insertion point of `base` (holes between it
-    /// and `base` all start at `base`).
-    pub(super) fn record_ending_at(&self, base: u64) -> Option<usize> {
-        let pos = self.insertion_point(base);
+    /// one no more than [`NEAR`] holes below `pos`, the insertion point of `base` (holes
+    /// between it and `base` all start at `base`).
+    pub(super) fn record_ending_at(&self, base: u64, pos: usize) -> Option<usize> {
         let mut i = pos.checked_sub(1)?;
         let stop = pos.saturating_sub(NEAR);
         while self.records[i].count == 0 && self.records[i].base == base && i > stop {
@@ -157,8 +156,13 @@ impl FrameAllocator<'_> {
     /// hole next to its place, or by shifting the slots up to a hole at most [`NEAR`] slots
     /// away, or (no hole near) by shifting every slot above it. Returns its slot.
     pub(super) fn insert_record(&mut self, rec: Record) -> usize {
-        let len = self.records.len();
         let pos = self.insertion_point(rec.base);
+        self.insert_at(pos, rec)
+    }
+
+    /// [`Self::insert_record`] with its insertion point `pos` known.
+    pub(super) fn insert_at(&mut self, pos: usize, rec: Record) -> usize {
+        let len = self.records.len();
         let is_hole = |r: &[Record], i: usize| r.get(i).is_some_and(|s| s.count == 0);
         let at = if pos > 0 && is_hole(&self.records, pos - 1) {
             pos - 1
