@@ -521,7 +521,11 @@ impl<'a> FrameAllocator<'a> {
     /// disjoint, so then no other does), else a binary search over `by_base`.
     #[inline(always)]
     fn pool_of(&self, pa: u64) -> Option<usize> {
-        if self.pools.get(self.last_pool).is_some_and(|p| p.contains(pa)) {
+        if self
+            .pools
+            .get(self.last_pool)
+            .is_some_and(|p| p.contains(pa))
+        {
             return Some(self.last_pool);
         }
         let j = self
