@@ -31,6 +31,15 @@
 //! - bulk calls ([`FrameAllocator::alloc_many`], [`FrameAllocator::free_many`]) work per run of
 //!   consecutive frames: one record lookup, one record write, one bit-range write and one dirty
 //!   range per run;
+//! - a one-frame call skips the run bookkeeping: a 4 KiB allocation first reads the free-bitmap
+//!   word at the pool's cursor (its first set bit at or above the cursor *is* the first fit, so
+//!   the probe gives the same answer as the search, which runs only when the word has none),
+//!   clears one bit, and grows the record ending right below the frame when it has the same
+//!   owner, size and tag and lies in the same pool (found through the slot the last such
+//!   allocation wrote, checked; one slot written and no slot used). Records are therefore runs
+//!   of one owner's frames, not always maximal, never spanning two pools;
+//! - a coarse quarantine summary (one bit per 16 MiB, see `summary`) lets `quarantined` and the
+//!   quarantine cursor skip empty stretches;
 //! - these caches are derived: they never decide an answer, only where to look.
 //!
 //! Frame life cycle: free → allocated (a record) → quarantined (freed or reclaimed; the server

@@ -9,6 +9,9 @@
 //! change. Holes at the end are dropped; when the table would be full, holes are squeezed out
 //! in one pass (the only O(n) step, and only then).
 //!
+//! A single-frame allocation that continues its owner's run grows that record instead
+//! ([`FrameAllocator::grow_record`]): one slot written, holes it now covers move to its end.
+//!
 //! Lookups first try a *hint*: a small direct-mapped table from a frame (its number mod
 //! [`HINTS`]) to the slot last written for a record starting there. A hint is only a guess:
 //! it is used when the slot it names checks out (it holds the address, or is exactly the

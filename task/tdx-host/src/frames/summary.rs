@@ -132,7 +132,11 @@ impl Summary {
             }
             let (lo, _) = q.chunk(gs);
             let (_, hi) = q.chunk(ge - 1);
-            if find_set(bits, q.bit + lo, q.bit + hi).is_none() {
+            // Releases go up the pool, so look past the cleared frames first.
+            let after = (rel + n).clamp(lo, hi);
+            if find_set(bits, q.bit + after, q.bit + hi).is_none()
+                && find_set(bits, q.bit + lo, q.bit + after).is_none()
+            {
                 self.quar[(g / 64) as usize] &= !(1 << (g % 64));
             }
         }
