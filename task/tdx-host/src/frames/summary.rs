@@ -107,7 +107,11 @@ impl Summary {
             return;
         }
         let mut g = span.sbit_of(rel) / QUAR_GROUP;
-        let last = span.sbit_of(rel + n - 1) / QUAR_GROUP;
+        let last = if n == 1 {
+            g
+        } else {
+            span.sbit_of(rel + n - 1) / QUAR_GROUP
+        };
         loop {
             self.quar[(g / 64) as usize] |= 1 << (g % 64);
             if g >= last {
