@@ -734,22 +734,38 @@ impl FrameAllocator<'_> {
     /// last run, its record grows by one frame in place (`add_record`).
     #[inline(never)]
     fn alloc_one(&mut self, owner: Owner, req: Request, tag: u32) -> Result<PhysAddr, FrameError> {
+        if req.size == FrameSize::K4 {
+            let first = self
+                .pools
+                .iter()
+                .position(|p| p.online && p.class == req.class && req.nodes.has(p.node));
+            // A frame the probe finds is free (so the pool has the one free frame asked for)
+            // and the lowest of the first eligible pool: the search's answer, taken at once.
+            if let Some(k) = first {
+                if let Some(rel) = self.probe_4k(k) {
+                    return self.commit_4k(owner, tag, k, rel);
+                }
+            }
+        }
+        self.alloc_one_searching(owner, req, tag)
+    }
+
+    /// [`Self::alloc_one`] when the probe did not answer: the first eligible pool in order
+    /// whose search (`scan_pool`) finds a frame gives it.
+    #[inline(never)]
+    fn alloc_one_searching(
+        &mut self,
+        owner: Owner,
+        req: Request,
+        tag: u32,
+    ) -> Result<PhysAddr, FrameError> {
         let per = req.size.frames_4k();
         let mut got = None;
         for k in 0..self.pools.len() {
             let pool = &self.pools[k];
-            if !(pool.online && pool.class == req.class && req.nodes.has(pool.node)) {
-                continue;
-            }
-            // (A frame the probe finds is free, so the pool has `per` = 1 free frame.)
-            if per == 1 {
-                if let Some(rel) = self.probe_4k(k) {
-                    // The lowest free frame of the first eligible pool: taken at once.
-                    return self.commit_4k(owner, tag, k, rel);
-                }
-            }
-            let pool = &self.pools[k];
-            if pool.free() < per {
+            if !(pool.online && pool.class == req.class && req.nodes.has(pool.node))
+                || pool.free() < per
+            {
                 continue;
             }
             let mut one = [PhysAddr(0)];

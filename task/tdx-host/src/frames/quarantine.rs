@@ -133,23 +133,41 @@ impl FrameAllocator<'_> {
     /// record update and the quarantine bits in the pool the check found.
     #[inline(never)]
     fn free_one(&mut self, owner: Owner, size: FrameSize, pa: u64) -> Result<(), Refused> {
-        let (mut i, k) = self
-            .check_free_in(owner, size, pa)
-            .map_err(|error| Refused {
-                index: Some(0),
-                error,
-            })?;
-        let r = self.records[i];
-        if pa != r.base && pa + size.bytes() != r.end() {
-            // A split needs a slot; making room may squeeze holes out and move the record.
-            if !self.record_room(1) {
+        let (i, k) = match self.check_free_in(owner, size, pa) {
+            Ok(found) => found,
+            Err(error) => {
                 return Err(Refused {
-                    index: None,
-                    error: FrameError::TableFull,
-                });
+                    index: Some(0),
+                    error,
+                })
             }
-            i = self.record_of(pa).unwrap_or(i);
+        };
+        let r = &self.records[i];
+        if pa != r.base && pa + size.bytes() != r.end() {
+            return self.free_one_splitting(k, i, size, pa);
         }
+        self.quarantine_frames_in(k, i, pa, size, 1);
+        Ok(())
+    }
+
+    /// [`Self::free_one`] of a frame inside its record (checked: slot `i`, pool `k`), which
+    /// splits the record in two.
+    #[inline(never)]
+    fn free_one_splitting(
+        &mut self,
+        k: usize,
+        mut i: usize,
+        size: FrameSize,
+        pa: u64,
+    ) -> Result<(), Refused> {
+        // A split needs a slot; making room may squeeze holes out and move the record.
+        if !self.record_room(1) {
+            return Err(Refused {
+                index: None,
+                error: FrameError::TableFull,
+            });
+        }
+        i = self.record_of(pa).unwrap_or(i);
         self.quarantine_frames_in(k, i, pa, size, 1);
         Ok(())
     }
