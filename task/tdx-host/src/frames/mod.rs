@@ -813,9 +813,9 @@ impl FrameAllocator<'_> {
     /// cursor holds it; `None` sends the caller to the full search (`scan_pool`), which then
     /// finds the same answer the long way. Exact, not a guess: no frame below `free_from` is
     /// free, so the first free bit at or above it in its word is the pool's lowest free frame;
-    /// a TDX frame also needs its 1 GiB block ready (remembered per pool once found). Raises
-    /// `free_from` to that frame, as `scan_pool` would.
-    /// Returns the frame's pool-relative index.
+    /// a TDX frame also needs its 1 GiB block ready (the last block found ready is remembered).
+    /// Raises `free_from` to that frame, as `scan_pool` would, and returns its pool-relative
+    /// index.
     #[inline(always)]
     fn probe_4k(&mut self, k: usize) -> Option<u64> {
         let p = &self.pools[k];
