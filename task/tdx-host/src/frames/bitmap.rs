@@ -49,8 +49,21 @@ fn find(bits: &[u64], from: u64, to: u64, skip: u64) -> Option<u64> {
 }
 
 /// Sets or clears `n` bits from bit `start`, a word at a time where possible.
-#[inline]
+#[inline(always)]
 pub(super) fn set_bits(bits: &mut [u64], start: u64, n: u64, value: bool) {
+    let lo = start % 64;
+    if n != 0 && lo + n <= 64 {
+        // Inside one word (a single frame, a short run): one read-modify-write.
+        let mask = (u64::MAX >> (64 - n)) << lo;
+        let w = &mut bits[(start / 64) as usize];
+        *w = if value { *w | mask } else { *w & !mask };
+        return;
+    }
+    set_bits_words(bits, start, n, value);
+}
+
+/// [`set_bits`] across words.
+fn set_bits_words(bits: &mut [u64], start: u64, n: u64, value: bool) {
     let mut i = start;
     let end = start + n;
     while i < end {

@@ -226,3 +226,198 @@ fn holes_in_the_record_table_survive_a_restore() {
     let again = alloc(&mut g, A, FrameSize::K4, 1);
     assert_eq!(g.free_many(A, FrameSize::K4, &again), Ok(1));
 }
+
+/// A caller allocating frame after frame keeps one record that grows in place, but only while
+/// the frames continue its own run: another owner, another tag or the next pool (two pools
+/// touching) starts a record of its own, and the table restores as it is.
+#[test]
+fn single_frames_grow_a_record_only_within_owner_tag_and_pool() {
+    let mut bits = std::vec![0; bitmap_words(MIB, 4)];
+    let mut f = FrameAllocator::new(&mut bits);
+    f.add_pool(
+        PhysRange::literal(0, 16 * PAGE_4K),
+        0,
+        MemClass::NonTdx,
+        true,
+    )
+    .unwrap();
+    f.add_pool(
+        PhysRange::literal(16 * PAGE_4K, 16 * PAGE_4K),
+        1,
+        MemClass::NonTdx,
+        true,
+    )
+    .unwrap();
+    let one = |f: &mut FrameAllocator<'_>, o: Owner, tag: u32| {
+        let mut out = [PhysAddr(0)];
+        assert_eq!(f.alloc_many(o, req(FrameSize::K4), tag, &mut out), Ok(1));
+        out[0].0
+    };
+    for i in 0..16 {
+        assert_eq!(one(&mut f, A, 0), i * PAGE_4K);
+    }
+    assert_eq!(f.records().len(), 1, "one run, one record");
+    assert_eq!(f.records()[0].count, 16);
+    // The next frame continues the address run but lies in the next pool.
+    assert_eq!(one(&mut f, A, 0), 16 * PAGE_4K);
+    assert_eq!(f.records().len(), 2);
+    one(&mut f, B, 0);
+    one(&mut f, A, 0);
+    one(&mut f, A, 7);
+    one(&mut f, A, 7);
+    let live: StdVec<Record> = f
+        .records()
+        .iter()
+        .filter(|r| r.count > 0)
+        .copied()
+        .collect();
+    let counts: StdVec<(Owner, u32, u32)> =
+        live.iter().map(|r| (r.owner, r.tag, r.count)).collect();
+    assert_eq!(
+        counts,
+        [(A, 0, 16), (A, 0, 1), (B, 0, 1), (A, 0, 1), (A, 7, 2)]
+    );
+    let mut tagged = [PhysAddr(0); 4];
+    assert_eq!(f.tagged(A, 7, &mut tagged), 2);
+    assert_eq!(
+        &tagged[..2],
+        &[PhysAddr(19 * PAGE_4K), PhysAddr(20 * PAGE_4K)]
+    );
+    // Frees still check the whole record: a middle frame splits it, a twice-freed one is refused.
+    assert_eq!(
+        f.free_many(A, FrameSize::K4, &[PhysAddr(5 * PAGE_4K)]),
+        Ok(1)
+    );
+    assert_eq!(
+        f.free_many(A, FrameSize::K4, &[PhysAddr(5 * PAGE_4K)]),
+        Err(Refused {
+            index: Some(0),
+            error: FrameError::DoubleFree
+        })
+    );
+    assert_eq!(
+        f.free_many(B, FrameSize::K4, &[PhysAddr(6 * PAGE_4K)]),
+        Err(Refused {
+            index: Some(0),
+            error: FrameError::NotOwner
+        })
+    );
+    assert_eq!(f.usage(A.index()), 19 * PAGE_4K);
+    let pools: StdVec<PoolImage> = (0..f.pools().len())
+        .map(|k| f.pool_image(k).unwrap())
+        .collect();
+    let records = f.records().to_vec();
+    let used = f.bits_used();
+    let mut copy = f.bitmap().to_vec();
+    let g = FrameAllocator::restore(&mut copy, used, pools, records.clone()).unwrap();
+    assert_eq!(g.records(), &records[..]);
+}
+
+/// The quarantine list comes from a coarse summary (a bit per 16 MiB) that skips empty
+/// stretches: in a pool off every alignment, after scattered frees, partial releases and a
+/// restore, `quarantined` still lists exactly the quarantined runs, lowest first.
+#[test]
+fn quarantine_listing_through_its_summary_matches_the_bits() {
+    let (base, len) = (3 * MIB + 5 * PAGE_4K, 80 * MIB);
+    let mut bits = std::vec![0; bitmap_words(len, 2)];
+    let mut f = FrameAllocator::new(&mut bits);
+    f.add_pool(PhysRange::literal(base, len), 0, MemClass::NonTdx, true)
+        .unwrap();
+    let frames = (len / PAGE_4K) as usize;
+    let mut all = StdVec::new();
+    while all.len() < frames {
+        all.extend(alloc(
+            &mut f,
+            A,
+            FrameSize::K4,
+            MAX_FRAMES_PER_CALL.min(frames - all.len()),
+        ));
+    }
+    let mut quarantined = std::collections::BTreeSet::new();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rnd = |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let listed = |f: &FrameAllocator<'_>| {
+        let mut out = std::vec![PhysRange::default(); 4096];
+        let n = f.quarantined(&mut out);
+        out.truncate(n);
+        out
+    };
+    let model = |q: &std::collections::BTreeSet<u64>| {
+        let mut runs: StdVec<PhysRange> = StdVec::new();
+        for &pa in q {
+            match runs.last_mut() {
+                Some(r) if r.end().0 == pa => {
+                    *r = PhysRange::literal(r.base().0, r.size().0 + PAGE_4K)
+                }
+                _ => runs.push(PhysRange::literal(pa, PAGE_4K)),
+            }
+        }
+        runs
+    };
+    for round in 0..6 {
+        // Scattered frees: short runs far apart, some in the same 16 MiB group.
+        for _ in 0..40 {
+            let at = rnd(frames as u64 - 8) as usize;
+            let n = 1 + rnd(6) as usize;
+            let run: StdVec<PhysAddr> = all[at..at + n]
+                .iter()
+                .filter(|a| !quarantined.contains(&a.0) && a.0 != 0)
+                .copied()
+                .collect();
+            if run.is_empty() || f.free_many(A, FrameSize::K4, &run).is_err() {
+                continue;
+            }
+            for a in &run {
+                quarantined.insert(a.0);
+            }
+        }
+        assert_eq!(listed(&f), model(&quarantined), "round {round} after frees");
+        // Release every other run, or its first half, and in some rounds every run of the
+        // lower half: whole groups empty out (and fill again later), others keep frames.
+        for (i, r) in listed(&f).into_iter().enumerate() {
+            let lower = round % 3 == 2 && r.base().0 < base + len / 2;
+            if i % 2 == round % 2 && !lower {
+                continue;
+            }
+            let part = if i % 3 == 0 && !lower && r.size().0 > PAGE_4K {
+                PhysRange::literal(r.base().0, (r.size().0 / PAGE_4K / 2) * PAGE_4K)
+            } else {
+                r
+            };
+            f.release_scrubbed(part).unwrap();
+            for pa in (part.base().0..part.end().0).step_by(PAGE_4K as usize) {
+                quarantined.remove(&pa);
+                // Freed frames are the allocator's again: mark them so frees skip them.
+                all[((pa - base) / PAGE_4K) as usize] = PhysAddr(0);
+            }
+        }
+        assert_eq!(
+            listed(&f),
+            model(&quarantined),
+            "round {round} after releases"
+        );
+        if round % 3 == 2 {
+            assert!(quarantined.iter().all(|&pa| pa >= base + len / 2));
+        }
+        assert_eq!(f.quarantined_bytes(), quarantined.len() as u64 * PAGE_4K);
+    }
+    let pools: StdVec<PoolImage> = (0..f.pools().len())
+        .map(|k| f.pool_image(k).unwrap())
+        .collect();
+    let records = f.records().to_vec();
+    let used = f.bits_used();
+    let mut copy = f.bitmap().to_vec();
+    let mut g = FrameAllocator::restore(&mut copy, used, pools, records).unwrap();
+    assert_eq!(listed(&g), model(&quarantined), "after a restore");
+    // Releasing everything through the restored summary empties it.
+    for r in listed(&g) {
+        g.release_scrubbed(r).unwrap();
+    }
+    assert!(listed(&g).is_empty());
+    assert_eq!(g.quarantined_bytes(), 0);
+}

@@ -31,6 +31,15 @@
 //! - bulk calls ([`FrameAllocator::alloc_many`], [`FrameAllocator::free_many`]) work per run of
 //!   consecutive frames: one record lookup, one record write, one bit-range write and one dirty
 //!   range per run;
+//! - a one-frame call skips the run bookkeeping: a 4 KiB allocation first reads the free-bitmap
+//!   word at the pool's cursor (its first set bit at or above the cursor *is* the first fit, so
+//!   the probe gives the same answer as the search, which runs only when the word has none),
+//!   clears one bit, and grows the record ending right below the frame when it has the same
+//!   owner, size and tag and lies in the same pool (found through the slot the last such
+//!   allocation wrote, checked; one slot written and no slot used). Records are therefore runs
+//!   of one owner's frames, not always maximal, never spanning two pools;
+//! - a coarse quarantine summary (one bit per 16 MiB, see `summary`) lets `quarantined` and the
+//!   quarantine cursor skip empty stretches;
 //! - these caches are derived: they never decide an answer, only where to look.
 //!
 //! Frame life cycle: free → allocated (a record) → quarantined (freed or reclaimed; the server
@@ -62,6 +71,7 @@ mod dirty;
 mod quarantine;
 mod records;
 mod restore;
+mod single;
 mod summary;
 
 pub use quarantine::Refused;
@@ -155,6 +165,7 @@ impl Pool {
         self.range.size().0 / PAGE_4K
     }
 
+    #[inline(always)]
     fn end(&self) -> u64 {
         self.range.base().0 + self.range.size().0
     }
@@ -194,6 +205,14 @@ impl Pool {
         }
     }
 
+    /// Where its quarantine bits are, for the chunk summary (`sbit`: its first summary bit).
+    fn qspan(&self, sbit: u64) -> Span {
+        Span {
+            bit: self.bit + self.frames(),
+            ..self.span(sbit)
+        }
+    }
+
     /// Quarantine bit of pool-relative index `rel`.
     fn qbit(&self, rel: u64) -> u64 {
         self.bit + self.frames() + rel
@@ -221,6 +240,7 @@ pub struct Record {
 }
 
 impl Record {
+    #[inline(always)]
     fn end(&self) -> u64 {
         self.base + u64::from(self.count) * self.size.bytes()
     }
@@ -257,8 +277,8 @@ pub struct Request {
 }
 
 /// Derived search state of one pool: only speeds searches up, never decides an answer (every
-/// field can be recomputed from the bitmaps). O(1) per pool.
-#[derive(Clone, Copy, Debug, Default)]
+/// field can be recomputed from the bitmaps and the ready list). O(1) per pool.
+#[derive(Clone, Copy, Debug)]
 struct PoolCache {
     /// Lower bound on the pool's free bits: no frame below this pool-relative 4 KiB index is
     /// free. Lowered on release, raised lazily by `allocate`'s own scan.
@@ -270,6 +290,23 @@ struct PoolCache {
     q_from: u64,
     /// The pool's first bit in the chunk summary (placed like its free bits, see `summary`).
     sbit: u64,
+}
+
+/// `FrameAllocator::ready_block` when no block is known ready (not 1 GiB-aligned, so no
+/// block's base).
+const NO_BLOCK: u64 = u64::MAX;
+
+impl PoolCache {
+    /// The cache of a pool of `frames` frames whose summary starts at `sbit`, knowing nothing
+    /// (no free frame below 0, no quarantined frame).
+    fn new(frames: u64, sbit: u64) -> Self {
+        PoolCache {
+            free_from: 0,
+            quarantined: 0,
+            q_from: frames,
+            sbit,
+        }
+    }
 }
 
 /// The allocator. `'a` is the lifetime of the caller's bitmap storage.
@@ -292,6 +329,15 @@ pub struct FrameAllocator<'a> {
     summary: Summary,
     /// Guesses of the record slot of an address (see `records`); never trusted unchecked.
     hints: [u16; records::HINTS],
+    /// Guess of the pool of the next address looked up (the last allocation's); checked.
+    last_pool: usize,
+    /// Base address of the 1 GiB block a single-frame allocation last found ready
+    /// ([`NO_BLOCK`]: none yet). Blocks only ever become ready (`mark_ready` adds, nothing
+    /// removes), so the answer stays true.
+    ready_block: u64,
+    /// Guess of the slot a single-frame allocation wrote last (see `records`), where the next
+    /// one usually continues; never trusted unchecked.
+    last_alloc: usize,
 }
 
 const _: () = assert!(MAX_RECORDS <= u16::MAX as usize);
@@ -315,6 +361,9 @@ impl<'a> FrameAllocator<'a> {
             dirty: Dirty::new(),
             summary: Summary::new(),
             hints: [0; records::HINTS],
+            last_pool: 0,
+            ready_block: NO_BLOCK,
+            last_alloc: 0,
         }
     }
 
@@ -386,12 +435,7 @@ impl<'a> FrameAllocator<'a> {
         self.pools.push(pool).map_err(|_| FrameError::TableFull)?;
         let k = self.pools.len() - 1;
         // Same capacity as `pools`: cannot fail after the push above.
-        let _ = self.cache.push(PoolCache {
-            free_from: 0,
-            quarantined: 0,
-            q_from: frames,
-            sbit,
-        });
+        let _ = self.cache.push(PoolCache::new(frames, sbit));
         self.summary.take(sneed);
         let at = self
             .by_base
@@ -483,9 +527,17 @@ impl<'a> FrameAllocator<'a> {
         let _ = self.ready.push((start, end));
     }
 
-    /// Index of the pool containing `pa` (binary search over `by_base`).
-    #[inline]
+    /// Index of the pool containing `pa`: the last allocation's pool if it does (pools are
+    /// disjoint, so then no other does), else a binary search over `by_base`.
+    #[inline(always)]
     fn pool_of(&self, pa: u64) -> Option<usize> {
+        if self
+            .pools
+            .get(self.last_pool)
+            .is_some_and(|p| p.contains(pa))
+        {
+            return Some(self.last_pool);
+        }
         let j = self
             .by_base
             .partition_point(|&k| self.pools[usize::from(k)].range.base().0 <= pa);
@@ -536,7 +588,26 @@ impl<'a> FrameAllocator<'a> {
     /// # Errors
     /// `BadArgument` (empty, more than 512, task index beyond the table), `NoMemory`,
     /// `TableFull`.
+    #[inline]
     pub fn alloc_many(
+        &mut self,
+        owner: Owner,
+        req: Request,
+        tag: u32,
+        out: &mut [PhysAddr],
+    ) -> Result<usize, FrameError> {
+        if let [one] = out {
+            if usize::from(owner.index()) >= MAX_TASKS {
+                return Err(FrameError::BadArgument);
+            }
+            *one = self.alloc_one(owner, req, tag)?;
+            return Ok(1);
+        }
+        self.alloc_bulk(owner, req, tag, out)
+    }
+
+    /// [`Self::alloc_many`] of any count but one.
+    fn alloc_bulk(
         &mut self,
         owner: Owner,
         req: Request,
@@ -547,10 +618,6 @@ impl<'a> FrameAllocator<'a> {
         let idx = usize::from(owner.index());
         if n == 0 || n > MAX_FRAMES_PER_CALL || idx >= MAX_TASKS {
             return Err(FrameError::BadArgument);
-        }
-        if n == 1 {
-            out[0] = self.alloc_one(owner, req, tag)?;
-            return Ok(1);
         }
         let step = req.size.bytes();
         let per = req.size.frames_4k();
@@ -653,70 +720,6 @@ impl<'a> FrameAllocator<'a> {
             }
         }
         Ok(n)
-    }
-}
-
-impl FrameAllocator<'_> {
-    /// [`Self::alloc_many`] of one frame (the common request), without the bookkeeping of
-    /// runs and pool segments: the first pool (in `PoolId` order) with an eligible frame gives
-    /// its lowest one, exactly as the bulk path would. Same checks, same errors, same order of
-    /// errors (`NoMemory` before `TableFull`); nothing changes on an error.
-    fn alloc_one(&mut self, owner: Owner, req: Request, tag: u32) -> Result<PhysAddr, FrameError> {
-        let per = req.size.frames_4k();
-        let mut got = None;
-        for k in 0..self.pools.len() {
-            let pool = &self.pools[k];
-            if !(pool.online && pool.class == req.class && req.nodes.has(pool.node))
-                || pool.free() < per
-            {
-                continue;
-            }
-            let mut one = [PhysAddr(0)];
-            let cache = &mut self.cache[k];
-            if scan_pool(
-                self.bits,
-                &self.summary,
-                &self.ready,
-                pool,
-                cache,
-                req,
-                &mut one,
-            ) == 1
-            {
-                got = Some((k, one[0]));
-                break;
-            }
-        }
-        let (k, pa) = got.ok_or(FrameError::NoMemory)?;
-        if !self.record_room(1 + RESERVED_FOR_FREE) {
-            return Err(FrameError::TableFull);
-        }
-        self.take(k, pa.0, per);
-        self.insert_record(Record {
-            owner,
-            base: pa.0,
-            size: req.size,
-            count: 1,
-            tag,
-        });
-        self.usage[usize::from(owner.index())] += req.size.bytes();
-        Ok(pa)
-    }
-
-    /// Takes the `frames` free 4 KiB frames from `pa` in pool `k` (the caller found them free
-    /// and checked room for their record): clears their free bits, reports them and the
-    /// pool's counters dirty, and refreshes the chunk summary over them.
-    #[inline]
-    fn take(&mut self, k: usize, pa: u64, frames: u64) {
-        let p = &mut self.pools[k];
-        let (bit, rel) = (p.bit_of(pa), p.rel(pa));
-        set_bits(self.bits, bit, frames, false);
-        self.dirty.bits(bit, frames);
-        self.dirty.pool(k);
-        p.in_use += frames;
-        let span = p.span(self.cache[k].sbit);
-        self.summary
-            .refresh(self.bits, &span, rel, frames, Change::Cleared);
     }
 }
 

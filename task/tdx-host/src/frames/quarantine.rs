@@ -10,7 +10,7 @@
 use tdx_host_api::{FrameSize, MAX_FRAMES_PER_CALL};
 use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
 
-use super::bitmap::{all_set, find_clear, find_set, set_bits};
+use super::bitmap::{all_set, find_clear, set_bits};
 use super::summary::Change;
 use super::{FrameAllocator, FrameError, Owner, Record};
 
@@ -65,7 +65,21 @@ impl FrameAllocator<'_> {
     /// [`Refused`]: `BadArgument` (empty or more than 512), `BadAlignment`, `UnknownFrame`,
     /// `DoubleFree`, `NotOwner`, `WrongSize`; `TableFull` (no entry) if splitting the records
     /// needs more slots than the table has.
+    #[inline]
     pub fn free_many(
+        &mut self,
+        owner: Owner,
+        size: FrameSize,
+        addrs: &[PhysAddr],
+    ) -> Result<usize, Refused> {
+        if let [one] = addrs {
+            return self.free_one(owner, size, one.0).map(|()| 1);
+        }
+        self.free_bulk(owner, size, addrs)
+    }
+
+    /// [`Self::free_many`] of any count but one.
+    fn free_bulk(
         &mut self,
         owner: Owner,
         size: FrameSize,
@@ -77,9 +91,6 @@ impl FrameAllocator<'_> {
                 index: None,
                 error: FrameError::BadArgument,
             });
-        }
-        if n == 1 {
-            return self.free_one(owner, size, addrs[0].0).map(|()| 1);
         }
         // An ascending list (what `alloc_many` hands out) is used in place: it cannot repeat
         // an entry, and the caller's borrow keeps it from changing. Any other order is
@@ -120,24 +131,43 @@ impl FrameAllocator<'_> {
 
     /// [`Self::free_many`] of one frame: one check (one pool and one record lookup), then the
     /// record update and the quarantine bits in the pool the check found.
+    #[inline(never)]
     fn free_one(&mut self, owner: Owner, size: FrameSize, pa: u64) -> Result<(), Refused> {
-        let (mut i, k) = self
-            .check_free_in(owner, size, pa)
-            .map_err(|error| Refused {
-                index: Some(0),
-                error,
-            })?;
-        let r = self.records[i];
-        if pa != r.base && pa + size.bytes() != r.end() {
-            // A split needs a slot; making room may squeeze holes out and move the record.
-            if !self.record_room(1) {
+        let (i, k) = match self.check_free_in(owner, size, pa) {
+            Ok(found) => found,
+            Err(error) => {
                 return Err(Refused {
-                    index: None,
-                    error: FrameError::TableFull,
-                });
+                    index: Some(0),
+                    error,
+                })
             }
-            i = self.record_of(pa).unwrap_or(i);
+        };
+        let r = &self.records[i];
+        if pa != r.base && pa + size.bytes() != r.end() {
+            return self.free_one_splitting(k, i, size, pa);
         }
+        self.quarantine_frames_in(k, i, pa, size, 1);
+        Ok(())
+    }
+
+    /// [`Self::free_one`] of a frame inside its record (checked: slot `i`, pool `k`), which
+    /// splits the record in two.
+    #[inline(never)]
+    fn free_one_splitting(
+        &mut self,
+        k: usize,
+        mut i: usize,
+        size: FrameSize,
+        pa: u64,
+    ) -> Result<(), Refused> {
+        // A split needs a slot; making room may squeeze holes out and move the record.
+        if !self.record_room(1) {
+            return Err(Refused {
+                index: None,
+                error: FrameError::TableFull,
+            });
+        }
+        i = self.record_of(pa).unwrap_or(i);
         self.quarantine_frames_in(k, i, pa, size, 1);
         Ok(())
     }
@@ -200,6 +230,7 @@ impl FrameAllocator<'_> {
     }
 
     /// [`Self::check_free`], also naming the pool of `pa`.
+    #[inline(always)]
     fn check_free_in(
         &self,
         owner: Owner,
@@ -233,6 +264,7 @@ impl FrameAllocator<'_> {
     }
 
     /// [`Self::quarantine_frames`] with `pa`'s pool `k` known.
+    #[inline(always)]
     fn quarantine_frames_in(&mut self, k: usize, i: usize, pa: u64, size: FrameSize, count: u32) {
         let r = self.records[i];
         let step = size.bytes();
@@ -274,6 +306,7 @@ impl FrameAllocator<'_> {
     }
 
     /// [`Self::quarantine_run`] in pool `k` (which holds `pa`).
+    #[inline(always)]
     fn quarantine_run_in(&mut self, k: usize, pa: u64, frames: u64) {
         let p = &self.pools[k];
         let rel = p.rel(pa);
@@ -282,6 +315,7 @@ impl FrameAllocator<'_> {
         let c = &mut self.cache[k];
         c.quarantined += frames;
         c.q_from = c.q_from.min(rel);
+        self.summary.quarantined(&p.span(c.sbit), rel, frames);
     }
 
     /// Moves every record of task index `owner.index()` whose generation differs from
@@ -333,12 +367,14 @@ impl FrameAllocator<'_> {
         for (p, c) in self.pools.iter().zip(self.cache.iter()) {
             // Start at the pool's first quarantined frame; stop once all of them were reported.
             let end = p.qbit(p.frames());
-            let mut at = p.qbit(c.q_from);
+            let q = p.qspan(c.sbit);
+            let mut at = c.q_from;
             let mut left = c.quarantined;
             while left > 0 && n < out.len() {
-                let Some(s) = find_set(self.bits, at, end) else {
+                let Some(first) = self.summary.next_quarantined(self.bits, &q, at) else {
                     break;
                 };
+                let s = p.qbit(first);
                 let e = find_clear(self.bits, s, end).unwrap_or(end);
                 // A run of quarantine bits lies inside its pool, which does not wrap.
                 out[n] = PhysRange::saturating(
@@ -347,7 +383,7 @@ impl FrameAllocator<'_> {
                 );
                 n += 1;
                 left -= e - s;
-                at = e;
+                at = p.rel_of_qbit(e);
             }
         }
         n
@@ -414,16 +450,20 @@ impl FrameAllocator<'_> {
         self.dirty.bits(p.qbit(rel), frames);
         self.dirty.pool(k);
         let c = &mut self.cache[k];
+        let q = p.qspan(c.sbit);
+        self.summary.unquarantined(self.bits, &q, rel, frames);
         c.quarantined -= frames;
         if c.quarantined == 0 {
             c.q_from = p.frames();
         } else if rel <= c.q_from && c.q_from < rel + frames {
             // The range covered the bound: nothing below `q_from` is set and the range is now
-            // clear, so the next quarantined frame lies past it (found with a word scan; servers
-            // release runs in the order `quarantined` lists them, so this is the next run).
-            let end = p.qbit(p.frames());
-            c.q_from = find_set(self.bits, p.qbit(rel + frames), end)
-                .map_or(p.frames(), |b| p.rel_of_qbit(b));
+            // clear, so the next quarantined frame lies past it (found through the summary;
+            // servers release runs in the order `quarantined` lists them, so this is the next
+            // run).
+            c.q_from = self
+                .summary
+                .next_quarantined(self.bits, &q, rel + frames)
+                .unwrap_or(p.frames());
         }
         (rel, frames)
     }

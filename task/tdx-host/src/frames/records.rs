@@ -9,6 +9,9 @@
 //! change. Holes at the end are dropped; when the table would be full, holes are squeezed out
 //! in one pass (the only O(n) step, and only then).
 //!
+//! A single-frame allocation that continues its owner's run grows that record instead
+//! ([`FrameAllocator::grow_record`]): one slot written, holes it now covers move to its end.
+//!
 //! Lookups first try a *hint*: a small direct-mapped table from a frame (its number mod
 //! [`HINTS`]) to the slot last written for a record starting there. A hint is only a guess:
 //! it is used when the slot it names checks out (it holds the address, or is exactly the
@@ -24,7 +27,7 @@ use tdx_planner::addr::PAGE_4K;
 use super::{FrameAllocator, Owner, Record, MAX_RECORDS};
 
 /// Entries of the slot hint table.
-pub(super) const HINTS: usize = 1024;
+pub(super) const HINTS: usize = 512;
 
 /// Hint entry of a record starting at `pa`.
 fn hint_of(pa: u64) -> usize {
@@ -47,7 +50,7 @@ fn hole(base: u64) -> Record {
 
 impl FrameAllocator<'_> {
     /// Index of the record holding `pa` (binary search; holes hold nothing).
-    #[inline]
+    #[inline(always)]
     pub(super) fn record_of(&self, pa: u64) -> Option<usize> {
         let h = usize::from(self.hints[hint_of(pa)]);
         if self
@@ -66,10 +69,17 @@ impl FrameAllocator<'_> {
 
     /// Whether `slots` more slots can be had (squeezing the holes out if that is what it
     /// takes; nothing changes otherwise).
+    #[inline(always)]
     pub(super) fn record_room(&mut self, slots: usize) -> bool {
         if self.records.len() + slots <= MAX_RECORDS {
             return true;
         }
+        self.record_room_squeezing(slots)
+    }
+
+    /// [`Self::record_room`] when the table is nearly full.
+    #[inline(never)]
+    fn record_room_squeezing(&mut self, slots: usize) -> bool {
         let holes = self.records.iter().filter(|r| r.count == 0).count();
         if self.records.len() - holes + slots > MAX_RECORDS {
             return false;
@@ -93,30 +103,69 @@ impl FrameAllocator<'_> {
         self.records.truncate(kept);
     }
 
-    /// Puts `rec` (frames that no record holds; a free slot exists) into the table: into a
-    /// hole next to its place, or by shifting the slots up to a hole at most [`NEAR`] slots
-    /// away, or (no hole near) by shifting every slot above it.
-    pub(super) fn insert_record(&mut self, rec: Record) {
+    /// The insertion point of a record at `base` (frames no record holds): the first slot
+    /// starting above `base`.
+    pub(super) fn insertion_point(&self, base: u64) -> usize {
         let len = self.records.len();
-        // The insertion point is the first slot above `rec.base`: the hinted slot's successor
-        // if the hinted slot starts at or below it and its successor above.
-        // Two guesses: the slot last written for a record starting at `rec.base`, and the one
-        // for a record starting a frame below it (a first-fit allocation usually follows the
-        // previous one). Either is used only if it checks out.
+        // The insertion point is the hinted slot's successor if the hinted slot starts at or
+        // below `base` and its successor above. Two guesses: the slot last written for a
+        // record starting at `base`, and the one for a record starting a frame below it (a
+        // first-fit allocation usually follows the previous one). Either is used only if it
+        // checks out.
         let fits = |h: usize| {
             h < len
-                && self.records[h].base <= rec.base
-                && self.records.get(h + 1).is_none_or(|r| r.base > rec.base)
+                && self.records[h].base <= base
+                && self.records.get(h + 1).is_none_or(|r| r.base > base)
         };
-        let h = usize::from(self.hints[hint_of(rec.base)]);
-        let h2 = usize::from(self.hints[hint_of(rec.base.wrapping_sub(PAGE_4K))]);
-        let pos = if fits(h) {
+        let h = usize::from(self.hints[hint_of(base)]);
+        let h2 = usize::from(self.hints[hint_of(base.wrapping_sub(PAGE_4K))]);
+        if fits(h) {
             h + 1
         } else if fits(h2) {
             h2 + 1
         } else {
-            self.records.partition_point(|r| r.base <= rec.base)
-        };
+            self.records.partition_point(|r| r.base <= base)
+        }
+    }
+
+    /// The slot of the record ending exactly at `base` (a frame no record holds), if there is
+    /// one no more than [`NEAR`] holes below `pos`, the insertion point of `base` (holes
+    /// between it and `base` all start at `base`).
+    pub(super) fn record_ending_at(&self, base: u64, pos: usize) -> Option<usize> {
+        let mut i = pos.checked_sub(1)?;
+        let stop = pos.saturating_sub(NEAR);
+        while self.records[i].count == 0 && self.records[i].base == base && i > stop {
+            i -= 1;
+        }
+        let r = &self.records[i];
+        (r.count != 0 && r.end() == base).then_some(i)
+    }
+
+    /// Record slot `j` grows by one frame, up to `end` (the frame was free, so no record
+    /// starts below `end`): holes after it that now lie inside it move to its end.
+    #[inline(always)]
+    pub(super) fn grow_record(&mut self, j: usize, end: u64) {
+        self.records[j].count += 1;
+        let len = self.records.len();
+        let mut i = j + 1;
+        while i < len && self.records[i].count == 0 && self.records[i].base < end {
+            self.records[i].base = end;
+            i += 1;
+        }
+        self.dirty.records(j, i);
+    }
+
+    /// Puts `rec` (frames that no record holds; a free slot exists) into the table: into a
+    /// hole next to its place, or by shifting the slots up to a hole at most [`NEAR`] slots
+    /// away, or (no hole near) by shifting every slot above it. Returns its slot.
+    pub(super) fn insert_record(&mut self, rec: Record) -> usize {
+        let pos = self.insertion_point(rec.base);
+        self.insert_at(pos, rec)
+    }
+
+    /// [`Self::insert_record`] with its insertion point `pos` known.
+    pub(super) fn insert_at(&mut self, pos: usize, rec: Record) -> usize {
+        let len = self.records.len();
         let is_hole = |r: &[Record], i: usize| r.get(i).is_some_and(|s| s.count == 0);
         let at = if pos > 0 && is_hole(&self.records, pos - 1) {
             pos - 1
@@ -127,7 +176,7 @@ impl FrameAllocator<'_> {
             self.records.copy_within(pos..h, pos + 1);
             self.dirty.records(pos, h + 1);
             self.place(pos, rec);
-            return;
+            return pos;
         } else if let Some(h) = (pos.saturating_sub(NEAR)..pos.saturating_sub(1))
             .rev()
             .find(|&h| is_hole(&self.records, h))
@@ -135,13 +184,13 @@ impl FrameAllocator<'_> {
             self.records.copy_within(h + 1..pos, h);
             self.dirty.records(h, pos);
             self.place(pos - 1, rec);
-            return;
+            return pos - 1;
         } else {
             // The caller made room.
             let _ = self.records.insert(pos, rec);
             self.dirty.records(pos, self.records.len());
             self.hint(pos, rec.base);
-            return;
+            return pos;
         };
         // A hole: the slot before it ends at or below `rec.base`; holes after it that now lie
         // inside `rec` move to its end (the next record starts there or later).
@@ -152,6 +201,7 @@ impl FrameAllocator<'_> {
             j += 1;
         }
         self.dirty.records(at, j);
+        at
     }
 
     /// Writes `rec` into slot `i` and remembers where it is.

@@ -141,6 +141,9 @@ impl<'a> FrameAllocator<'a> {
             dirty: Dirty::new(),
             summary: Summary::new(),
             hints: [0; super::records::HINTS],
+            last_pool: 0,
+            ready_block: super::NO_BLOCK,
+            last_alloc: 0,
         };
         let mut next_bit = 0;
         for (k, img) in pools.into_iter().enumerate() {
@@ -170,10 +173,7 @@ impl<'a> FrameAllocator<'a> {
                 .ok_or(RestoreError::TooMany)?;
             f.summary.take(sneed);
             f.pools.push(p).map_err(|_| RestoreError::TooMany)?;
-            let _ = f.cache.push(PoolCache {
-                sbit,
-                ..PoolCache::default()
-            });
+            let _ = f.cache.push(PoolCache::new(p.frames(), sbit));
         }
         let mut order: Vec<u8, MAX_POOLS> = (0..f.pools.len() as u8).collect();
         order.sort_unstable_by_key(|&k| f.pools[usize::from(k)].range.base().0);
@@ -237,13 +237,14 @@ impl<'a> FrameAllocator<'a> {
             let q_from =
                 find_set(f.bits, p.qbit(0), p.qbit(frames)).map_or(frames, |b| p.rel_of_qbit(b));
             f.cache[k] = PoolCache {
-                free_from: 0,
                 quarantined,
                 q_from,
-                sbit: f.cache[k].sbit,
+                ..PoolCache::new(frames, f.cache[k].sbit)
             };
             f.summary
                 .refresh(f.bits, &p.span(f.cache[k].sbit), 0, frames, Change::Any);
+            f.summary
+                .rebuild_quarantined(f.bits, &p.qspan(f.cache[k].sbit));
         }
         Ok(f)
     }

@@ -8,10 +8,17 @@
 //! that starts at a bit ≡ its first chunk number (mod 64), like the free bitmap does for frames,
 //! so a 1 GiB-aligned group of 512 chunks is whole words.
 //!
+//! A third array, `quar`, summarizes the quarantine bits more coarsely (one bit per 8 chunks:
+//! some frame of them may be quarantined), so listing the quarantine and finding its next run
+//! skip empty stretches 1 GiB a word instead of scanning every quarantine word between two
+//! runs. It is small (512 bytes) because the allocator is moved by value.
+//!
 //! Invariant: for every chunk of every pool, its `any` and `all` bits equal what its free bits
-//! say (a chunk cut by the pool's ends is never `all`). Every write of free bits calls
-//! [`Summary::refresh`] for the frames it wrote; restore rebuilds both levels exactly. Only
-//! searches read the summary, and they re-check the free bitmap they land on.
+//! say (a chunk cut by the pool's ends is never `all`), and the `quar` bit of a group is set
+//! if a quarantine bit of it is. Every write of free bits calls [`Summary::refresh`] for the
+//! frames it wrote, every write of quarantine bits [`Summary::quarantined`] or
+//! [`Summary::unquarantined`]; restore rebuilds all of them. Only searches read the
+//! summary, and they re-check the bitmap they land on.
 
 use super::bitmap::{all_set, find_set};
 
@@ -45,7 +52,8 @@ impl Span {
     /// Summary bit of pool-relative frame `rel`.
     #[inline]
     pub fn sbit_of(&self, rel: u64) -> u64 {
-        self.sbit + (self.first_frame + rel) / CHUNK_FRAMES - self.first_frame / CHUNK_FRAMES
+        // = sbit + (first_frame + rel) / 512 - first_frame / 512.
+        self.sbit + (self.first_frame % CHUNK_FRAMES + rel) / CHUNK_FRAMES
     }
 
     /// One past the pool's last summary bit.
@@ -64,11 +72,19 @@ impl Span {
     }
 }
 
-/// Both summary levels of every pool.
+/// Chunks per bit of the quarantine summary (16 MiB).
+const QUAR_GROUP: u64 = 8;
+
+/// Both summary levels of every pool's free bits, and a coarser one of the quarantine bits.
 #[derive(Clone, Debug)]
 pub(super) struct Summary {
     pub any: [u64; SUMMARY_WORDS],
     pub all: [u64; SUMMARY_WORDS],
+    /// Per group of [`QUAR_GROUP`] summary bits: some chunk of it may hold a quarantined frame
+    /// (derived from the quarantine bits; a quarantine [`Span`] has the pool's first quarantine
+    /// bit as `bit`). Set whenever a frame of the group is quarantined; cleared only when a
+    /// group wholly inside one pool's span holds none (a group two pools share stays set).
+    quar: [u64; SUMMARY_WORDS / QUAR_GROUP as usize],
     /// Summary bits handed to pools so far.
     used: u64,
 }
@@ -78,8 +94,87 @@ impl Summary {
         Summary {
             any: [0; SUMMARY_WORDS],
             all: [0; SUMMARY_WORDS],
+            quar: [0; SUMMARY_WORDS / QUAR_GROUP as usize],
             used: 0,
         }
+    }
+
+    /// Pool-relative frames `[rel, rel + n)` of the pool with span `span` (either of its
+    /// spans: only the chunk placement is used) were quarantined.
+    #[inline(always)]
+    pub fn quarantined(&mut self, span: &Span, rel: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut g = span.sbit_of(rel) / QUAR_GROUP;
+        let last = if n == 1 {
+            g
+        } else {
+            span.sbit_of(rel + n - 1) / QUAR_GROUP
+        };
+        loop {
+            self.quar[(g / 64) as usize] |= 1 << (g % 64);
+            if g >= last {
+                return;
+            }
+            g += 1;
+        }
+    }
+
+    /// After quarantine bits of pool-relative frames `[rel, rel + n)` of the quarantine span
+    /// `q` were cleared: clears the groups around them that now hold none (only groups wholly
+    /// inside this pool's span can be known empty).
+    pub fn unquarantined(&mut self, bits: &[u64], q: &Span, rel: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let (s0, s1) = (q.sbit, q.sbit_end());
+        for g in q.sbit_of(rel) / QUAR_GROUP..=q.sbit_of(rel + n - 1) / QUAR_GROUP {
+            let (gs, ge) = (g * QUAR_GROUP, (g + 1) * QUAR_GROUP);
+            if gs < s0 || ge > s1 {
+                continue;
+            }
+            let (lo, _) = q.chunk(gs);
+            let (_, hi) = q.chunk(ge - 1);
+            // Releases go up the pool, so look past the cleared frames first.
+            let after = (rel + n).clamp(lo, hi);
+            if find_set(bits, q.bit + after, q.bit + hi).is_none()
+                && find_set(bits, q.bit + lo, q.bit + after).is_none()
+            {
+                self.quar[(g / 64) as usize] &= !(1 << (g % 64));
+            }
+        }
+    }
+
+    /// Rebuilds the quarantine summary of the pool with quarantine span `q` (restore): every
+    /// group with a quarantined frame of it is set.
+    pub fn rebuild_quarantined(&mut self, bits: &[u64], q: &Span) {
+        let mut at = 0;
+        while let Some(b) = find_set(bits, q.bit + at, q.bit + q.frames) {
+            let rel = b - q.bit;
+            self.quarantined(q, rel, 1);
+            at = q.chunk(q.sbit_of(rel)).1;
+        }
+    }
+
+    /// The first quarantined frame (pool-relative) at or after `from` in the quarantine span
+    /// `q`: groups without one are skipped 64 at a time.
+    pub fn next_quarantined(&self, bits: &[u64], q: &Span, from: u64) -> Option<u64> {
+        let mut at = from;
+        let end = q.sbit_end().div_ceil(QUAR_GROUP);
+        while at < q.frames {
+            let g = find_set(&self.quar, q.sbit_of(at) / QUAR_GROUP, end)?;
+            // The group's chunks that belong to this pool.
+            let first = (g * QUAR_GROUP).max(q.sbit);
+            let last = ((g + 1) * QUAR_GROUP).min(q.sbit_end()) - 1;
+            let (lo, _) = q.chunk(first);
+            let (_, hi) = q.chunk(last);
+            if let Some(b) = find_set(bits, q.bit + at.max(lo), q.bit + hi) {
+                return Some(b - q.bit);
+            }
+            at = at.max(hi);
+        }
+        None
     }
 
     /// The summary bit a pool of `frames` frames from frame number `first_frame` would start
@@ -95,6 +190,22 @@ impl Summary {
     /// Takes the bits [`Self::place`] returned.
     pub fn take(&mut self, need: u64) {
         self.used += need;
+    }
+
+    /// [`Self::refresh`] after one frame, pool-relative `rel`, was taken (its free bit cleared):
+    /// its chunk is no longer wholly free, and it still has a free frame if the word that held
+    /// the bit has another. A word of the pool's free bits lies in one chunk (bit ≡ frame
+    /// number mod 64, chunks are 512-frame aligned), so it decides alone; a word the pool
+    /// shares (its first or last) and an emptied word go the long way.
+    /// `word`: the bitmap word that held the bit, as it is now.
+    #[inline(always)]
+    pub fn cleared_one(&mut self, bits: &[u64], span: &Span, rel: u64, word: u64) {
+        let s = span.sbit_of(rel);
+        self.all[(s / 64) as usize] &= !(1u64 << (s % 64));
+        let first = (span.bit + rel) & !63;
+        if word == 0 || first < span.bit || first + 64 > span.bit + span.frames {
+            self.refresh(bits, span, rel, 1, Change::Cleared);
+        }
     }
 
     /// Brings the chunks holding pool-relative frames `[rel, rel + n)` of `span` up to date
