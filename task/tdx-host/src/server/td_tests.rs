@@ -1,6 +1,9 @@
 //! TD operations against the software module: the whole life cycle with exact totals, refusals
 //! before the module is called (tdx-host's books) and by the module, KeyID exhaustion and the
 //! per-client limit, and teardown with injected busy and interrupted statuses.
+//!
+//! Each test body runs on a 64 MiB thread (`big_stack`): the server and its tables live on the
+//! stack, within a few per cent of a default test thread's 2 MiB.
 
 extern crate std;
 
@@ -133,6 +136,10 @@ fn populated(s: &mut Server<'_>, seam: &mut EmuSeam, who: Owner, private: usize)
 
 #[test]
 fn a_td_is_built_and_torn_down_with_exact_totals() {
+    super::restart_tests::big_stack(a_td_is_built_and_torn_down_with_exact_totals_body);
+}
+
+fn a_td_is_built_and_torn_down_with_exact_totals_body() {
     let (mut s, mut seam) = server_with(&[], 8);
     let free0 = free_bytes(&s);
     let k0 = s.tds().keyid_counts();
@@ -183,6 +190,10 @@ fn a_td_is_built_and_torn_down_with_exact_totals() {
 
 #[test]
 fn out_of_order_and_foreign_operands_are_refused() {
+    super::restart_tests::big_stack(out_of_order_and_foreign_operands_are_refused_body);
+}
+
+fn out_of_order_and_foreign_operands_are_refused_body() {
     let (mut s, mut seam) = server_with(&[], 8);
     let p = alloc(&mut s, VMM, FrameSize::K4, 8);
     let theirs = alloc(&mut s, OTHER, FrameSize::K4, 1);
@@ -235,6 +246,10 @@ fn out_of_order_and_foreign_operands_are_refused() {
 
 #[test]
 fn keyids_run_out_and_the_per_client_limit_holds() {
+    super::restart_tests::big_stack(keyids_run_out_and_the_per_client_limit_holds_body);
+}
+
+fn keyids_run_out_and_the_per_client_limit_holds_body() {
     // 4 TDX KeyIDs: the global one and 3 guest KeyIDs.
     let (mut s, mut seam) = server_with(&[], 4);
     let p = alloc(&mut s, VMM, FrameSize::K4, 5);
@@ -257,6 +272,12 @@ fn keyids_run_out_and_the_per_client_limit_holds() {
 
 #[test]
 fn busy_and_interrupted_teardown_statuses_are_retried_to_completion() {
+    super::restart_tests::big_stack(
+        busy_and_interrupted_teardown_statuses_are_retried_to_completion_body,
+    );
+}
+
+fn busy_and_interrupted_teardown_statuses_are_retried_to_completion_body() {
     let faults = [
         FaultRule {
             leaf: Leaf::PhymemCacheWb,
@@ -293,6 +314,10 @@ fn busy_and_interrupted_teardown_statuses_are_retried_to_completion() {
 
 #[test]
 fn a_keyid_that_cannot_be_freed_is_retired_with_its_pages() {
+    super::restart_tests::big_stack(a_keyid_that_cannot_be_freed_is_retired_with_its_pages_body);
+}
+
+fn a_keyid_that_cannot_be_freed_is_retired_with_its_pages_body() {
     let faults = [FaultRule {
         leaf: Leaf::MngKeyFreeid,
         status: TdxStatus::OPERAND_BUSY.raw(),
@@ -336,6 +361,12 @@ fn drain(s: &mut Server<'_>, seam: &mut EmuSeam) {
 
 #[test]
 fn a_restarted_vmm_s_two_tds_are_torn_down_before_its_frames_are_reclaimed() {
+    super::restart_tests::big_stack(
+        a_restarted_vmm_s_two_tds_are_torn_down_before_its_frames_are_reclaimed_body,
+    );
+}
+
+fn a_restarted_vmm_s_two_tds_are_torn_down_before_its_frames_are_reclaimed_body() {
     let (mut s, mut seam) = server_with(&[], 8);
     let free0 = free_bytes(&s);
     let k0 = s.tds().keyid_counts();
@@ -380,6 +411,12 @@ fn a_restarted_vmm_s_two_tds_are_torn_down_before_its_frames_are_reclaimed() {
 
 #[test]
 fn a_dead_vmm_s_frames_stay_held_while_its_td_cannot_be_torn_down() {
+    super::restart_tests::big_stack(
+        a_dead_vmm_s_frames_stay_held_while_its_td_cannot_be_torn_down_body,
+    );
+}
+
+fn a_dead_vmm_s_frames_stay_held_while_its_td_cannot_be_torn_down_body() {
     let faults = [FaultRule {
         leaf: Leaf::MngVpflushdone,
         status: TdxStatus::OPERAND_INVALID.raw(),
@@ -409,6 +446,10 @@ fn a_dead_vmm_s_frames_stay_held_while_its_td_cannot_be_torn_down() {
 
 #[test]
 fn a_td_booked_but_never_created_is_dropped_on_restore() {
+    super::restart_tests::big_stack(a_td_booked_but_never_created_is_dropped_on_restore_body);
+}
+
+fn a_td_booked_but_never_created_is_dropped_on_restore_body() {
     let (mut s, mut seam) = server_with(&[], 8);
     let k0 = s.tds().keyid_counts();
     let p = alloc(&mut s, VMM, FrameSize::K4, 2);
@@ -488,6 +529,10 @@ fn the_service_counts_td_refusals_checks_leases_and_reports_totals() {
 
 #[test]
 fn without_staging_leased_td_operations_answer_not_ready() {
+    super::restart_tests::big_stack(without_staging_leased_td_operations_answer_not_ready_body);
+}
+
+fn without_staging_leased_td_operations_answer_not_ready_body() {
     use super::service::{Answer, Service};
     let (mut s, mut seam) = server_with(&[], 8);
     let mut svc = Service::new(&mut s, |_| {});
