@@ -106,6 +106,60 @@ impl Console {
     pub(crate) fn tail(&self, n: usize) -> impl Iterator<Item = &String> {
         self.lines.iter().skip(self.lines.len().saturating_sub(n))
     }
+
+    /// Waits for QEMU to exit, killing it once `limit` has passed since `started` (or at once
+    /// when the harness's script failed), then takes the console's last lines and removes the
+    /// QMP socket. Returns QEMU's exit status (`None`: killed).
+    pub(crate) fn finish(
+        &mut self,
+        child: &mut Child,
+        (started, limit): (Instant, Duration),
+        script_failed: bool,
+        socket: &Path,
+    ) -> Result<Option<i32>> {
+        let status = loop {
+            if let Some(s) = child.try_wait()? {
+                break s.code();
+            }
+            if script_failed || started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        self.drain();
+        let _ = std::fs::remove_file(socket);
+        Ok(status)
+    }
+
+    /// The guest's cases, judged from the console like every image's, and the verdict's
+    /// problem with the run, if any.
+    pub(crate) fn guest_cases(
+        &self,
+        image: &dist::Image,
+        status: Option<i32>,
+    ) -> (Vec<CaseResult>, Option<String>) {
+        let mut text = vec![];
+        for l in &self.lines {
+            text.extend_from_slice(l.as_bytes());
+            text.push(b'\n');
+        }
+        let end = status.map_or(crate::verdict::End::TimedOut, crate::verdict::End::Exited);
+        let (_, verdict) =
+            crate::decode::judge_capture(&text, &image.dir, &image.manifest.name, end);
+        let cases = verdict
+            .cases
+            .iter()
+            .map(|c| CaseResult {
+                name: c.name.clone(),
+                ok: c.ok,
+                why: c.reason.clone(),
+            })
+            .collect();
+        (cases, verdict.problem)
+    }
 }
 
 struct Run {
@@ -314,38 +368,10 @@ pub fn run_suite(manifest: &str, policy: &'static str) -> Result<Vec<CaseResult>
     };
     // The image ends itself (isa-debug-exit) once the check task is done.
     let limit = Duration::from_secs(image.manifest.qemu.timeout);
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s.code();
-        }
-        if script.is_err() || started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::thread::sleep(Duration::from_millis(50));
-    run.console.drain();
-    let _ = std::fs::remove_file(&socket);
-    // The guest's cases, judged from its console like every image's.
-    let mut console = vec![];
-    for l in &run.console.lines {
-        console.extend_from_slice(l.as_bytes());
-        console.push(b'\n');
-    }
-    let end = status.map_or(crate::verdict::End::TimedOut, crate::verdict::End::Exited);
-    let (_, verdict) =
-        crate::decode::judge_capture(&console, &image.dir, &image.manifest.name, end);
-    let mut results: Vec<CaseResult> = verdict
-        .cases
-        .iter()
-        .map(|c| CaseResult {
-            name: c.name.clone(),
-            ok: c.ok,
-            why: c.reason.clone(),
-        })
-        .collect();
+    let status = run
+        .console
+        .finish(&mut child, (started, limit), script.is_err(), &socket)?;
+    let (mut results, problem) = run.console.guest_cases(&image, status);
     results.append(&mut run.results);
     // The driver learns of every event through the SCI, not only by its fallback poll.
     let sci = run
@@ -362,8 +388,8 @@ pub fn run_suite(manifest: &str, policy: &'static str) -> Result<Vec<CaseResult>
             "the driver never logged an SCI for a hotplug event".into()
         },
     });
-    let ok = script.is_ok() && verdict.problem.is_none();
-    let why = match (&script, &verdict.problem) {
+    let ok = script.is_ok() && problem.is_none();
+    let why = match (&script, &problem) {
         (Err(e), _) => format!("{e:#}"),
         (Ok(()), Some(p)) => p.clone(),
         (Ok(()), None) => String::new(),

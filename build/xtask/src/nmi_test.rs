@@ -136,20 +136,7 @@ fn machine_check_run() -> Result<CaseResult> {
         Ok(())
     })();
     let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s.code();
-        }
-        if injected.is_err() || started.elapsed() > STEP {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::thread::sleep(Duration::from_millis(50));
-    console.drain();
-    let _ = std::fs::remove_file(&socket);
+    let status = console.finish(&mut child, (started, STEP), injected.is_err(), &socket)?;
     let said = |needle: &str| console.lines.iter().any(|l| l.contains(needle));
     let bank = format!("*** bank {MCE_BANK}: status={MCE_STATUS:#x} addr={MCE_ADDRESS:#x}");
     let blamed = console.lines.iter().any(|l| l.contains(" faulted"));
@@ -200,37 +187,8 @@ pub fn run_suite() -> Result<Vec<CaseResult>> {
     let injected = script(&mut qmp, &mut console);
     // The image ends itself (isa-debug-exit) once the check task is done.
     let limit = Duration::from_secs(image.manifest.qemu.timeout);
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s.code();
-        }
-        if injected.is_err() || started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::thread::sleep(Duration::from_millis(50));
-    console.drain();
-    let _ = std::fs::remove_file(&socket);
-
-    let mut text = vec![];
-    for l in &console.lines {
-        text.extend_from_slice(l.as_bytes());
-        text.push(b'\n');
-    }
-    let end = status.map_or(crate::verdict::End::TimedOut, crate::verdict::End::Exited);
-    let (_, verdict) = crate::decode::judge_capture(&text, &image.dir, &image.manifest.name, end);
-    let mut results: Vec<CaseResult> = verdict
-        .cases
-        .iter()
-        .map(|c| CaseResult {
-            name: c.name.clone(),
-            ok: c.ok,
-            why: c.reason.clone(),
-        })
-        .collect();
+    let status = console.finish(&mut child, (started, limit), injected.is_err(), &socket)?;
+    let (mut results, problem) = console.guest_cases(&image, status);
 
     let last = console.lines.iter().rev().find_map(|l| parse_report(l));
     if let Ok((busy, idle)) = &injected {
@@ -265,8 +223,8 @@ pub fn run_suite() -> Result<Vec<CaseResult>> {
         faults.is_empty(),
         format!("console: {faults:?}"),
     ));
-    let ok = injected.is_ok() && verdict.problem.is_none();
-    let why = match (&injected, &verdict.problem) {
+    let ok = injected.is_ok() && problem.is_none();
+    let why = match (&injected, &problem) {
         (Err(e), _) => format!("{e:#}"),
         (Ok(_), Some(p)) => p.clone(),
         (Ok(_), None) => String::new(),
