@@ -30,6 +30,17 @@
 //!   is a fault: generic; a stale or not-waiting peer is silently ignored:
 //!   generic).
 //!
+//! - BORROW_READ / BORROW_WRITE of a lease of a live lender waiting for the
+//!   caller's reply, with the attribute the direction needs, an offset
+//!   inside the lease and a buffer of the caller's that it may write (read)
+//!   or read (write); BORROW_INFO of such a lease. The lease is the copy
+//!   checked at the lender's SEND (`ipc::find_lease`, the generic lookup):
+//!   a lying lender cannot change it, and every refusal (a dead or stale
+//!   lender, DEFECT, a fault of the borrower) is generic.
+//! - GET_TIMER; SET_TIMER, which then fires every timer already due
+//!   (`time::fire_timers`, as the generic handler) and reschedules if any
+//!   fired.
+//!
 //! Invariants: the state changes are the generic ones (`Task` methods),
 //! so the runnable and sending sets stay exact; the next task is chosen
 //! by `task::select`, the scheduler's one rule, whenever the generic path
@@ -47,9 +58,10 @@
 //! save area in the second case before the other task runs.
 
 use abi::syscall::{
-    Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, Response, SendArgs,
+    BorrowArgs, BorrowInfoArgs, LeaseInfo, Received, RecvArgs, RefreshTaskIdArgs,
+    RefreshedTaskId, ReplyArgs, Response, SendArgs, SetTimerArgs, TimerState,
 };
-use abi::{Sysnum, TaskId, TaskIndex};
+use abi::{lease_attr, Sysnum, TaskId, TaskIndex};
 
 use crate::breakdown::{self, Phase};
 use crate::task::{self, current_id, SchedState, Task, TaskState};
@@ -69,6 +81,11 @@ const SEND: u64 = Sysnum::Send as u64;
 const RECV: u64 = Sysnum::Recv as u64;
 const REPLY: u64 = Sysnum::Reply as u64;
 const REFRESH_TASK_ID: u64 = Sysnum::RefreshTaskId as u64;
+const BORROW_READ: u64 = Sysnum::BorrowRead as u64;
+const BORROW_WRITE: u64 = Sysnum::BorrowWrite as u64;
+const BORROW_INFO: u64 = Sysnum::BorrowInfo as u64;
+const GET_TIMER: u64 = Sysnum::GetTimer as u64;
+const SET_TIMER: u64 = Sysnum::SetTimer as u64;
 
 /// Finishes syscall `number` of `caller` if it is one the fast path
 /// handles and every check passes; see the module doc. Never reads or
@@ -81,6 +98,11 @@ pub fn try_fast(tasks: &mut [Task], caller: usize, number: u64) -> Fast {
         SEND => send(tasks, caller),
         RECV => recv(tasks, caller),
         REPLY => reply(tasks, caller),
+        BORROW_READ => borrow(tasks, caller, false),
+        BORROW_WRITE => borrow(tasks, caller, true),
+        BORROW_INFO => borrow_info(tasks, caller),
+        GET_TIMER => get_timer(tasks, caller),
+        SET_TIMER => set_timer(tasks, caller),
         _ => Fast::Declined,
     }
 }
@@ -272,4 +294,99 @@ fn reply(tasks: &mut [Task], caller: usize) -> Fast {
     c.set_healthy_state(SchedState::Runnable);
     breakdown::mark(Phase::Transfer);
     reschedule(tasks, caller)
+}
+
+/// BORROW_READ (`write` false: lease to the caller's buffer) or
+/// BORROW_WRITE (the caller's buffer to the lease) that the generic
+/// handler would finish: answers the bytes copied.
+#[inline(always)]
+fn borrow(tasks: &mut [Task], caller: usize, write: bool) -> Fast {
+    let args = BorrowArgs::from_regs(&tasks[caller].syscall_args());
+    breakdown::mark(Phase::Decode);
+    let need = if write {
+        lease_attr::WRITE
+    } else {
+        lease_attr::READ
+    };
+    let Ok(lease) = crate::ipc::find_lease(tasks, caller, args.lender, args.index, need) else {
+        return Fast::Declined;
+    };
+    let local = args.buffer;
+    // Reading from the lease means writing into the caller's buffer.
+    if args.offset > lease.len || !tasks[caller].can_access(local, !write) {
+        return Fast::Declined;
+    }
+    breakdown::mark(Phase::Check);
+    let n = local.len.min(lease.len - args.offset);
+    let remote = lease.base + args.offset;
+    if n != 0 {
+        // Safety: the lease was checked against the lender's regions at its
+        // SEND (with its attributes) and `offset + n` stays inside it; the
+        // caller's buffer was checked just above. The lender waits for the
+        // caller's reply, so it is another task: the ranges never overlap.
+        unsafe {
+            if write {
+                umem::copy_between_tasks(local.base, remote, n as usize);
+            } else {
+                umem::copy_between_tasks(remote, local.base, n as usize);
+            }
+        }
+    }
+    tasks[caller].respond(Response { code: 0, value: n });
+    breakdown::mark(Phase::Transfer);
+    same()
+}
+
+/// BORROW_INFO of a lease the generic handler would find.
+#[inline(always)]
+fn borrow_info(tasks: &mut [Task], caller: usize) -> Fast {
+    let args = BorrowInfoArgs::from_regs(&tasks[caller].syscall_args());
+    breakdown::mark(Phase::Decode);
+    let Ok(lease) = crate::ipc::find_lease(tasks, caller, args.lender, args.index, 0) else {
+        return Fast::Declined;
+    };
+    breakdown::mark(Phase::Check);
+    let info = LeaseInfo {
+        attributes: lease.attributes,
+        len: lease.len,
+    };
+    tasks[caller].set_syscall_results(info.to_regs());
+    breakdown::mark(Phase::Transfer);
+    same()
+}
+
+/// GET_TIMER: the time and the caller's timer.
+#[inline(always)]
+fn get_timer(tasks: &mut [Task], caller: usize) -> Fast {
+    let t = &mut tasks[caller];
+    let timer = t.timer();
+    let state = TimerState {
+        now: crate::time::now(),
+        deadline: timer.map(|t| t.deadline),
+        notifications: timer.map_or(0, |t| t.notifications),
+    };
+    t.set_syscall_results(state.to_regs());
+    breakdown::mark(Phase::Transfer);
+    same()
+}
+
+/// SET_TIMER: sets or clears the caller's timer, then fires every timer
+/// already due (a deadline in the past fires at once), as the generic
+/// handler; the scheduler chooses again if one fired.
+#[inline(always)]
+fn set_timer(tasks: &mut [Task], caller: usize) -> Fast {
+    let args = SetTimerArgs::from_regs(&tasks[caller].syscall_args());
+    breakdown::mark(Phase::Decode);
+    let t = &mut tasks[caller];
+    t.set_timer(args.deadline.map(|deadline| task::Timer {
+        deadline,
+        notifications: args.notifications,
+    }));
+    t.respond(Response::OK);
+    breakdown::mark(Phase::Transfer);
+    if crate::time::fire_timers(tasks) {
+        reschedule(tasks, caller)
+    } else {
+        same()
+    }
 }

@@ -284,7 +284,7 @@ pub fn reply_fault(
 
 /// Lease `index` of `lender` with at least the attributes `need`, as
 /// checked at the lender's SEND.
-fn find_lease(
+pub(crate) fn find_lease(
     tasks: &[Task],
     caller: usize,
     lender: TaskId,

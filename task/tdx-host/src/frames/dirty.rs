@@ -2,10 +2,15 @@
 //! these parts of the working state into its durable image (`crate::ledger`).
 //!
 //! Granularity: bitmap words in chunks of [`CHUNK_WORDS`] (one bit each, plus the lowest and
-//! highest dirty chunk so an idle map costs nothing to scan), pools by index, records as one
-//! index range (an insertion or removal moves everything above it). Over-reporting is harmless
-//! (the ledger compares with its image and journals only words that differ); under-reporting
-//! would lose a change, so every write to the bitmap, a pool or a record marks it here.
+//! highest dirty chunk so an idle map costs nothing to scan), and besides, while a commit's
+//! bitmap writes are at most [`EXACT_RANGES`] disjoint word ranges (a one-frame request: its
+//! free bit, its quarantine bit), those exact ranges, so the ledger compares only the words
+//! written instead of whole chunks; pools by index, records as one index range (an insertion or
+//! removal moves everything above it). Over-reporting is harmless (the ledger compares with its
+//! image and journals only words that differ); under-reporting would lose a change, so every
+//! write to the bitmap, a pool or a record marks it here. A word must never be reported twice
+//! in one commit (the ledger would count its change twice): the exact ranges stay disjoint, and
+//! a write overlapping two of them gives them up for the chunks.
 
 use super::MAX_POOLS;
 
@@ -13,6 +18,8 @@ use super::MAX_POOLS;
 pub const CHUNK_WORDS: u64 = 8;
 /// Chunks tracked one by one; a bitmap beyond that is reported as wholly dirty.
 const MAP_WORDS: usize = 256;
+/// Disjoint bitmap word ranges tracked exactly; more give way to the chunks.
+pub const EXACT_RANGES: usize = 4;
 
 /// Dirty parts of the allocator's state.
 #[derive(Clone, Debug)]
@@ -23,6 +30,10 @@ pub struct Dirty {
     hi: u64,
     /// A write beyond the chunk map: every bitmap word counts as dirty.
     all_bits: bool,
+    /// Exact word ranges `[first, end)` written, disjoint; `nexact > EXACT_RANGES`: too many
+    /// (or overlapping), the chunks alone count.
+    exact: [(u64, u64); EXACT_RANGES],
+    nexact: usize,
     pools: u128,
     /// Record index range `[rec_lo, rec_hi)`.
     rec_lo: usize,
@@ -48,6 +59,8 @@ impl Dirty {
             lo: u64::MAX,
             hi: 0,
             all_bits: false,
+            exact: [(0, 0); EXACT_RANGES],
+            nexact: 0,
             pools: 0,
             rec_lo: usize::MAX,
             rec_hi: 0,
@@ -71,6 +84,31 @@ impl Dirty {
         self.hi = self.hi.max(last + 1);
         for c in first..=last {
             self.chunks[(c / 64) as usize] |= 1 << (c % 64);
+        }
+        if self.nexact <= EXACT_RANGES {
+            self.exact_words(start / 64, (start + n - 1) / 64 + 1);
+        }
+    }
+
+    /// Adds words `[a, b)` to the exact ranges: merged into the one it overlaps or touches,
+    /// else a new one; if the merged range then meets another, or there is no room, the exact
+    /// ranges are given up (the chunks cover every write anyway).
+    fn exact_words(&mut self, a: u64, b: u64) {
+        let n = self.nexact;
+        let Some(k) = self.exact[..n].iter().position(|e| a <= e.1 && e.0 <= b) else {
+            if n < EXACT_RANGES {
+                self.exact[n] = (a, b);
+                self.nexact = n + 1;
+            } else {
+                self.nexact = EXACT_RANGES + 1;
+            }
+            return;
+        };
+        let e = (self.exact[k].0.min(a), self.exact[k].1.max(b));
+        self.exact[k] = e;
+        let meets = |(j, o): (usize, &(u64, u64))| j != k && e.0 <= o.1 && o.0 <= e.1;
+        if self.exact[..n].iter().enumerate().any(meets) {
+            self.nexact = EXACT_RANGES + 1;
         }
     }
 
@@ -111,10 +149,20 @@ impl Dirty {
         self.all_bits
     }
 
-    /// Calls `f` with each dirty chunk's first word and word count (within `words`).
+    /// Calls `f` with the first word and word count (within `words`) of each dirty part of
+    /// the bitmap: the exact ranges written while they are few, else each dirty chunk. No word
+    /// is reported twice.
     pub fn for_each_chunk(&self, words: u64, mut f: impl FnMut(u64, u64)) {
         if self.all_bits {
             f(0, words);
+            return;
+        }
+        if self.nexact <= EXACT_RANGES {
+            for &(a, b) in &self.exact[..self.nexact] {
+                if a < words {
+                    f(a, b.min(words) - a);
+                }
+            }
             return;
         }
         let mut c = self.lo;
@@ -163,8 +211,77 @@ impl Dirty {
         self.lo = u64::MAX;
         self.hi = 0;
         self.all_bits = false;
+        self.nexact = 0;
         self.pools = 0;
         self.rec_lo = usize::MAX;
         self.rec_hi = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::collections::BTreeSet;
+    use std::vec::Vec;
+
+    use super::{Dirty, CHUNK_WORDS, EXACT_RANGES};
+
+    /// The words `for_each_chunk` reports, failing on any reported twice.
+    fn reported(d: &Dirty, words: u64) -> BTreeSet<u64> {
+        let mut seen = BTreeSet::new();
+        d.for_each_chunk(words, |first, n| {
+            for w in first..first + n {
+                assert!(seen.insert(w), "word {w} reported twice");
+            }
+        });
+        seen
+    }
+
+    /// Every word of every write is reported, none twice, whatever the writes: few and
+    /// disjoint (exact), touching or overlapping (merged), or too many (chunks).
+    #[test]
+    fn every_written_word_reported_once() {
+        let words = 4096u64;
+        let cases: [&[(u64, u64)]; 7] = [
+            &[(5, 1)],
+            &[(5, 1), (64 * 8 * 3 + 7, 1)],
+            &[(0, 64), (64, 1), (63, 2)],
+            &[(10, 1), (200, 1), (100, 200)],
+            &[(1, 1), (1000, 1), (2000, 1), (3000, 1), (4000, 1), (50_000, 1)],
+            &[(0, 64 * 100), (64 * 50, 1)],
+            &[(64 * 4095, 64), (3, 1)],
+        ];
+        for writes in cases {
+            let mut d = Dirty::new();
+            let mut want = BTreeSet::new();
+            for &(start, n) in writes {
+                d.bits(start, n);
+                for w in start / 64..=(start + n - 1) / 64 {
+                    if w < words {
+                        want.insert(w);
+                    }
+                }
+            }
+            let got = reported(&d, words);
+            assert!(want.is_subset(&got), "{writes:?}: missed {:?}", &want - &got);
+            d.clean();
+            assert!(reported(&d, words).is_empty());
+        }
+    }
+
+    /// A one-frame request's writes are reported word-exactly, not as whole chunks.
+    #[test]
+    fn few_writes_are_exact() {
+        let mut d = Dirty::new();
+        d.bits(64 * 8 * 10 + 3, 1);
+        d.bits(64 * 8 * 40 + 60, 1);
+        let got: Vec<u64> = reported(&d, 1 << 20).into_iter().collect();
+        assert_eq!(got, [8 * 10, 8 * 40]);
+        // Past the exact ranges' room: the chunks, still every word.
+        for k in 0..EXACT_RANGES as u64 {
+            d.bits(64 * 8 * (100 + 2 * k), 1);
+        }
+        let got = reported(&d, 1 << 20);
+        assert_eq!(got.len() as u64, (2 + EXACT_RANGES as u64) * CHUNK_WORDS);
     }
 }

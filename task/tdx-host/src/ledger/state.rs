@@ -140,22 +140,8 @@ fn intent_words(i: Intent) -> [u64; 3] {
     }
 }
 
-/// Header words that change with the working state: bits used, pool and record counts,
-/// counters, the pending hot-plug step (`hdr::BITS_USED` up to the end of `hdr::INTENT`).
-fn header_words(f: &FrameAllocator<'_>, s: &LedgerState) -> [u64; HEADER_STATE_WORDS] {
-    let mut w = [0u64; HEADER_STATE_WORDS];
-    w[0] = f.bits_used();
-    w[hdr::POOLS - hdr::BITS_USED] = f.pools().len() as u64;
-    w[hdr::RECORDS - hdr::BITS_USED] = f.records().len() as u64;
-    let c = hdr::COUNTERS - hdr::BITS_USED;
-    w[c..c + COUNTERS].copy_from_slice(&s.counters);
-    let t = hdr::INTENT - hdr::BITS_USED;
-    w[t..t + 3].copy_from_slice(&intent_words(s.intent));
-    w
-}
-
-/// Words from `hdr::BITS_USED` to the end of the pending hot-plug step.
-const HEADER_STATE_WORDS: usize = hdr::INTENT + 3 - hdr::BITS_USED;
+/// The header's words that change with the working state lie between `hdr::BITS_USED` and
+/// the end of the pending hot-plug step, the counters before it.
 const _: () = assert!(hdr::COUNTERS + COUNTERS <= hdr::INTENT && hdr::BITS_USED < hdr::POOLS);
 
 /// The working state's value of data word `i` (the header's fixed words excepted).
@@ -209,7 +195,12 @@ pub fn format(l: &mut Ledger<'_>, f: &mut FrameAllocator<'_>, s: &mut LedgerStat
 pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool {
     let lay = l.layout();
     l.begin();
-    l.put_run(hdr::BITS_USED, &header_words(f, s));
+    // The header's changing words, put where they are (no array of them built first).
+    l.put(hdr::BITS_USED, f.bits_used());
+    l.put(hdr::POOLS, f.pools().len() as u64);
+    l.put(hdr::RECORDS, f.records().len() as u64);
+    l.put_run(hdr::COUNTERS, &s.counters);
+    l.put_run(hdr::INTENT, &intent_words(s.intent));
     let mut mask = s.dirty_clients;
     while mask != 0 {
         let k = mask.trailing_zeros() as usize;
