@@ -14,8 +14,11 @@
 //!
 //! What each handler takes, and why that is enough:
 //! - REFRESH_TASK_ID with an index in the table.
-//! - SEND to a task (not the kernel) with no leases (a lease table must be
-//!   copied and checked: generic), an operation that fits 16 bits, message
+//! - SEND to a task (not the kernel) with at most `MAX_LEASES` leases (the
+//!   table copied once out of the caller's memory and every entry checked
+//!   against its regions by the generic `ipc::copy_leases`; a table or an
+//!   entry that is not the caller's is generic), an operation that fits 16
+//!   bits, message
 //!   readable and reply buffer writable by the caller, a manifest edge
 //!   (`may_send_to`), the target's generation current, and the target
 //!   already blocked in an open RECV or one closed on the caller, whose
@@ -58,10 +61,10 @@
 //! save area in the second case before the other task runs.
 
 use abi::syscall::{
-    BorrowArgs, BorrowInfoArgs, LeaseInfo, Received, RecvArgs, RefreshTaskIdArgs,
-    RefreshedTaskId, ReplyArgs, Response, SendArgs, SetTimerArgs, TimerState,
+    BorrowArgs, BorrowInfoArgs, LeaseInfo, Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId,
+    ReplyArgs, Response, SendArgs, SetTimerArgs, TimerState,
 };
-use abi::{lease_attr, Sysnum, TaskId, TaskIndex};
+use abi::{lease_attr, Sysnum, TaskId, TaskIndex, MAX_LEASES};
 
 use crate::breakdown::{self, Phase};
 use crate::task::{self, current_id, SchedState, Task, TaskState};
@@ -158,12 +161,26 @@ fn refresh_task_id(tasks: &mut [Task], caller: usize) -> Fast {
     same()
 }
 
-/// SEND to a task already waiting in RECV, no leases.
+/// SEND to a task already waiting in RECV.
 #[inline(always)]
 fn send(tasks: &mut [Task], caller: usize) -> Fast {
     let args = SendArgs::from_regs(&tasks[caller].syscall_args());
     breakdown::mark(Phase::Decode);
-    if args.target == TaskId::KERNEL || args.leases.len != 0 || args.operation > u64::from(u16::MAX)
+    // Two copies of the handler, so a message without leases (the bare
+    // round trip, `status`) carries no lease code at all.
+    if args.leases.len == 0 {
+        send_with::<false>(tasks, caller, args)
+    } else {
+        send_with::<true>(tasks, caller, args)
+    }
+}
+
+/// [`send`] of a message with leases (`LEASED`) or without.
+#[inline(always)]
+fn send_with<const LEASED: bool>(tasks: &mut [Task], caller: usize, args: SendArgs) -> Fast {
+    if args.target == TaskId::KERNEL
+        || (LEASED && args.leases.len > MAX_LEASES as u64)
+        || args.operation > u64::from(u16::MAX)
     {
         return Fast::Declined;
     }
@@ -192,6 +209,16 @@ fn send(tasks: &mut [Task], caller: usize) -> Fast {
     if !t.can_access(args.message, false) || !t.can_access(args.reply, true) {
         return Fast::Declined;
     }
+    // Checked not to exceed `MAX_LEASES` above (0 without `LEASED`).
+    let count = if LEASED { args.leases.len as usize } else { 0 };
+    let leases = if LEASED {
+        let Some(table) = crate::ipc::copy_leases(t, args.leases.base, count) else {
+            return Fast::Declined;
+        };
+        Some(table)
+    } else {
+        None
+    };
     breakdown::mark(Phase::Check);
     let n = args.message.len.min(recv.buffer.len);
     // Most requests carry no message (`status`): no copy to set up.
@@ -202,9 +229,13 @@ fn send(tasks: &mut [Task], caller: usize) -> Fast {
         unsafe { umem::copy_between_tasks(args.message.base, recv.buffer.base, n as usize) };
     }
     let s = &mut tasks[caller];
-    // No leases: the kernel-side copy of the last table is emptied, as the
-    // generic SEND does, so BORROW finds nothing stale.
-    s.lend(&[]);
+    // The checked copy is what BORROW uses from now on; without leases the
+    // copy of the last table is emptied, as the generic SEND does, so
+    // BORROW finds nothing stale.
+    match &leases {
+        Some(table) => s.lend(&table[..count]),
+        None => s.lend(&[]),
+    }
     s.set_healthy_state(SchedState::InReply(args.target));
     let r = &mut tasks[callee];
     r.set_syscall_results(
@@ -214,7 +245,7 @@ fn send(tasks: &mut [Task], caller: usize) -> Fast {
             operation: args.operation,
             message_len: args.message.len,
             response_capacity: args.reply.len,
-            lease_count: 0,
+            lease_count: count as u64,
         }
         .to_regs(),
     );

@@ -47,7 +47,7 @@ fn blocked_send(t: &Task) -> SendArgs {
 /// Copies the lease table `table` (`count` entries, `count <=
 /// MAX_LEASES`) out of `lender`'s memory and checks every entry against
 /// its regions. `None`: the table or an entry is not the lender's.
-fn copy_leases(lender: &Task, table: u64, count: usize) -> Option<[ULease; MAX_LEASES]> {
+pub(crate) fn copy_leases(lender: &Task, table: u64, count: usize) -> Option<[ULease; MAX_LEASES]> {
     let mut out = [ULease::default(); MAX_LEASES];
     let bytes = USlice::new(table, (count * ULEASE_SIZE) as u64);
     if !lender.can_access(bytes, false) {

@@ -135,6 +135,31 @@ fn do_fault(kind: u32, arg: u64, caller: TaskId) {
                 ],
             );
         }
+        fault::SEND_LEASE_OUTSIDE_TO_WAITING => {
+            let target = sys_refresh_task_id(TaskIndex(arg as u16));
+            let leases = [
+                Lease::read_only(&LEASE_TEXT),
+                Lease::raw(abi::lease_attr::READ, 0x10_0000, 64),
+            ];
+            sys_send(target, op::ECHO, &[], &mut [], &leases);
+        }
+        fault::SEND_LEASE_TABLE_OUTSIDE_TO_WAITING => {
+            let target = sys_refresh_task_id(TaskIndex(arg as u16));
+            // Lease table (base, count) at the kernel image, one entry.
+            sys_raw(
+                Sysnum::Send as u64,
+                [
+                    u64::from(target.0),
+                    u64::from(op::ECHO),
+                    0,
+                    0,
+                    0,
+                    0,
+                    0x10_0000,
+                    1,
+                ],
+            );
+        }
         _ => {}
     }
 }

@@ -48,6 +48,14 @@ pub static CASES: &[Case] = &[
         "fault_lease_outside_client_memory_faults_the_client",
         bad_lease,
     ),
+    (
+        "fault_fast_send_second_lease_outside_sender_memory",
+        send_lease_outside_to_waiting,
+    ),
+    (
+        "fault_fast_send_lease_table_in_kernel_memory",
+        send_lease_table_outside_to_waiting,
+    ),
     ("fault_too_many_leases", too_many_leases),
     ("fault_irq_control_on_unbound_bits", unbound_irq),
     ("fault_task_runs_again_after_restart", runs_after_restart),
@@ -251,6 +259,26 @@ fn reply_across_ram_end() {
 fn bad_lease() {
     assert_eq!(
         assist_fault(fault::BAD_LEASE, 0),
+        FaultInfo::SyscallUsage(UsageError::InvalidSlice)
+    );
+}
+
+/// A lease table whose second entry names kernel memory, to a receiver
+/// waiting in RECV (the SEND fast path copies and checks the table).
+fn send_lease_outside_to_waiting() {
+    assert_eq!(
+        assist_fault(fault::SEND_LEASE_OUTSIDE_TO_WAITING, u64::from(PEER.0)),
+        FaultInfo::SyscallUsage(UsageError::InvalidSlice)
+    );
+}
+
+/// A lease table in kernel memory, to a receiver waiting in RECV.
+fn send_lease_table_outside_to_waiting() {
+    assert_eq!(
+        assist_fault(
+            fault::SEND_LEASE_TABLE_OUTSIDE_TO_WAITING,
+            u64::from(PEER.0)
+        ),
         FaultInfo::SyscallUsage(UsageError::InvalidSlice)
     );
 }

@@ -414,6 +414,13 @@ pub mod fault {
     /// SEND (ECHO) to task `arg`, waiting in RECV, with the reply buffer in
     /// read-only data.
     pub const SEND_REPLY_INTO_RODATA: u32 = 21;
+    /// SEND (ECHO) to task `arg`, waiting in RECV so the kernel's fast path
+    /// sees the lease table, lending one buffer of its own and then one at
+    /// kernel memory: every entry is checked, not only the first.
+    pub const SEND_LEASE_OUTSIDE_TO_WAITING: u32 = 22;
+    /// SEND (ECHO) to task `arg`, waiting in RECV, with the lease table
+    /// itself in kernel memory.
+    pub const SEND_LEASE_TABLE_OUTSIDE_TO_WAITING: u32 = 23;
 }
 
 /// Little-endian word helpers.
