@@ -33,16 +33,13 @@
 //!   is a fault: generic; a stale or not-waiting peer is silently ignored:
 //!   generic).
 //!
-//! - BORROW_READ / BORROW_WRITE of a lease of a live lender waiting for the
-//!   caller's reply, with the attribute the direction needs, an offset
-//!   inside the lease and a buffer of the caller's that it may write (read)
-//!   or read (write); BORROW_INFO of such a lease. The lease is the copy
-//!   checked at the lender's SEND (`ipc::find_lease`, the generic lookup):
-//!   a lying lender cannot change it, and every refusal (a dead or stale
-//!   lender, DEFECT, a fault of the borrower) is generic.
-//! - GET_TIMER; SET_TIMER, which then fires every timer already due
-//!   (`time::fire_timers`, as the generic handler) and reschedules if any
-//!   fired.
+//! - BORROW_READ / BORROW_WRITE / BORROW_INFO, GET_TIMER and SET_TIMER:
+//!   the generic handlers themselves (`ipc::borrow`, `ipc::borrow_info`,
+//!   `syscalls::get_timer`, `syscalls::set_timer`), which check everything
+//!   before they change anything; only the generic entry is skipped. A
+//!   refusal (a dead or stale lender, DEFECT, a fault of the borrower) is
+//!   declined and reported by the generic path. A lease is the copy checked
+//!   at the lender's SEND, so a lying lender cannot change it.
 //!
 //! Invariants: the state changes are the generic ones (`Task` methods),
 //! so the runnable and sending sets stay exact; the next task is chosen
@@ -61,12 +58,13 @@
 //! save area in the second case before the other task runs.
 
 use abi::syscall::{
-    BorrowArgs, BorrowInfoArgs, LeaseInfo, Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId,
-    ReplyArgs, Response, SendArgs, SetTimerArgs, TimerState,
+    BorrowArgs, BorrowInfoArgs, Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs,
+    Response, SendArgs, SetTimerArgs,
 };
-use abi::{lease_attr, Sysnum, TaskId, TaskIndex, MAX_LEASES};
+use abi::{Sysnum, TaskId, TaskIndex, MAX_LEASES};
 
 use crate::breakdown::{self, Phase};
+use crate::outcome::{Next, UserError};
 use crate::task::{self, current_id, SchedState, Task, TaskState};
 use crate::umem;
 
@@ -327,97 +325,52 @@ fn reply(tasks: &mut [Task], caller: usize) -> Fast {
     reschedule(tasks, caller)
 }
 
-/// BORROW_READ (`write` false: lease to the caller's buffer) or
-/// BORROW_WRITE (the caller's buffer to the lease) that the generic
-/// handler would finish: answers the bytes copied.
+/// A generic handler that changes nothing before it refuses (BORROW_*,
+/// GET_TIMER, SET_TIMER), run from the fast path so the call skips the
+/// generic entry (the lazy registers' spill and the dispatcher): one copy
+/// of each rule. A refusal is declined, and the generic path runs the
+/// handler again to report it.
+#[inline(always)]
+fn finish(tasks: &mut [Task], caller: usize, done: Result<Next, UserError>) -> Fast {
+    breakdown::mark(Phase::Transfer);
+    match done {
+        Ok(Next::Same) => same(),
+        Ok(Next::Reschedule) => reschedule(tasks, caller),
+        Err(_) => Fast::Declined,
+    }
+}
+
+/// BORROW_READ (`write` false) or BORROW_WRITE.
 #[inline(always)]
 fn borrow(tasks: &mut [Task], caller: usize, write: bool) -> Fast {
     let args = BorrowArgs::from_regs(&tasks[caller].syscall_args());
     breakdown::mark(Phase::Decode);
-    let need = if write {
-        lease_attr::WRITE
-    } else {
-        lease_attr::READ
-    };
-    let Ok(lease) = crate::ipc::find_lease(tasks, caller, args.lender, args.index, need) else {
-        return Fast::Declined;
-    };
-    let local = args.buffer;
-    // Reading from the lease means writing into the caller's buffer.
-    if args.offset > lease.len || !tasks[caller].can_access(local, !write) {
-        return Fast::Declined;
-    }
-    breakdown::mark(Phase::Check);
-    let n = local.len.min(lease.len - args.offset);
-    let remote = lease.base + args.offset;
-    if n != 0 {
-        // Safety: the lease was checked against the lender's regions at its
-        // SEND (with its attributes) and `offset + n` stays inside it; the
-        // caller's buffer was checked just above. The lender waits for the
-        // caller's reply, so it is another task: the ranges never overlap.
-        unsafe {
-            if write {
-                umem::copy_between_tasks(local.base, remote, n as usize);
-            } else {
-                umem::copy_between_tasks(remote, local.base, n as usize);
-            }
-        }
-    }
-    tasks[caller].respond(Response { code: 0, value: n });
-    breakdown::mark(Phase::Transfer);
-    same()
+    let done = crate::ipc::borrow(tasks, caller, &args, write);
+    finish(tasks, caller, done)
 }
 
-/// BORROW_INFO of a lease the generic handler would find.
+/// BORROW_INFO.
 #[inline(always)]
 fn borrow_info(tasks: &mut [Task], caller: usize) -> Fast {
     let args = BorrowInfoArgs::from_regs(&tasks[caller].syscall_args());
     breakdown::mark(Phase::Decode);
-    let Ok(lease) = crate::ipc::find_lease(tasks, caller, args.lender, args.index, 0) else {
-        return Fast::Declined;
-    };
-    breakdown::mark(Phase::Check);
-    let info = LeaseInfo {
-        attributes: lease.attributes,
-        len: lease.len,
-    };
-    tasks[caller].set_syscall_results(info.to_regs());
-    breakdown::mark(Phase::Transfer);
-    same()
+    let done = crate::ipc::borrow_info(tasks, caller, &args);
+    finish(tasks, caller, done)
 }
 
-/// GET_TIMER: the time and the caller's timer.
+/// GET_TIMER.
 #[inline(always)]
 fn get_timer(tasks: &mut [Task], caller: usize) -> Fast {
-    let t = &mut tasks[caller];
-    let timer = t.timer();
-    let state = TimerState {
-        now: crate::time::now(),
-        deadline: timer.map(|t| t.deadline),
-        notifications: timer.map_or(0, |t| t.notifications),
-    };
-    t.set_syscall_results(state.to_regs());
-    breakdown::mark(Phase::Transfer);
-    same()
+    let done = crate::syscalls::get_timer(tasks, caller);
+    finish(tasks, caller, done)
 }
 
-/// SET_TIMER: sets or clears the caller's timer, then fires every timer
-/// already due (a deadline in the past fires at once), as the generic
-/// handler; the scheduler chooses again if one fired.
+/// SET_TIMER (which fires every timer already due; the scheduler chooses
+/// again if one fired).
 #[inline(always)]
 fn set_timer(tasks: &mut [Task], caller: usize) -> Fast {
     let args = SetTimerArgs::from_regs(&tasks[caller].syscall_args());
     breakdown::mark(Phase::Decode);
-    let t = &mut tasks[caller];
-    t.set_timer(args.deadline.map(|deadline| task::Timer {
-        deadline,
-        notifications: args.notifications,
-    }));
-    t.respond(Response::OK);
-    breakdown::mark(Phase::Transfer);
-    if crate::time::fire_timers(tasks) {
-        reschedule(tasks, caller)
-    } else {
-        same()
-    }
+    let done = crate::syscalls::set_timer(tasks, caller, &args);
+    finish(tasks, caller, done)
 }

@@ -312,6 +312,7 @@ pub(crate) fn find_lease(
 }
 
 /// BORROW_READ / BORROW_WRITE: answers the number of bytes copied.
+#[inline]
 pub fn borrow(
     tasks: &mut [Task],
     caller: usize,
@@ -336,12 +337,14 @@ pub fn borrow(
     let remote = lease.base + offset;
     // Safety: the lease was checked against the lender's regions at SEND
     // (with its attributes), `offset + n` stays inside it, and the local
-    // buffer was checked just above.
+    // buffer was checked just above. The lender waits for the caller's
+    // reply, so it is another task, whose memory never overlaps the
+    // caller's.
     unsafe {
         if write {
-            umem::copy(local.base, remote, n as usize);
+            umem::copy_between_tasks(local.base, remote, n as usize);
         } else {
-            umem::copy(remote, local.base, n as usize);
+            umem::copy_between_tasks(remote, local.base, n as usize);
         }
     }
     tasks[caller].respond(Response { code: 0, value: n });
@@ -349,6 +352,7 @@ pub fn borrow(
 }
 
 /// BORROW_INFO.
+#[inline]
 pub fn borrow_info(
     tasks: &mut [Task],
     caller: usize,

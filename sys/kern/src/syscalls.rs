@@ -351,7 +351,12 @@ fn post(tasks: &mut [Task], caller: usize, args: &PostArgs) -> Result<Next, User
 }
 
 /// SET_TIMER.
-fn set_timer(tasks: &mut [Task], caller: usize, args: &SetTimerArgs) -> Result<Next, UserError> {
+#[inline]
+pub(crate) fn set_timer(
+    tasks: &mut [Task],
+    caller: usize,
+    args: &SetTimerArgs,
+) -> Result<Next, UserError> {
     let t = &mut tasks[caller];
     t.set_timer(args.deadline.map(|deadline| Timer {
         deadline,
@@ -367,7 +372,8 @@ fn set_timer(tasks: &mut [Task], caller: usize, args: &SetTimerArgs) -> Result<N
 }
 
 /// GET_TIMER.
-fn get_timer(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
+#[inline]
+pub(crate) fn get_timer(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
     let t = &mut tasks[caller];
     let timer = t.timer();
     let state = TimerState {
