@@ -35,7 +35,7 @@
 //!
 //! - BORROW_READ / BORROW_WRITE / BORROW_INFO, GET_TIMER and SET_TIMER:
 //!   the generic handlers themselves (`ipc::borrow`, `ipc::borrow_info`,
-//!   `syscalls::get_timer`, `syscalls::set_timer`), which check everything
+//!   `time::get_timer`, `time::set_timer`), which check everything
 //!   before they change anything; only the generic entry is skipped. A
 //!   refusal (a dead or stale lender, DEFECT, a fault of the borrower) is
 //!   declined and reported by the generic path. A lease is the copy checked
@@ -361,7 +361,7 @@ fn borrow_info(tasks: &mut [Task], caller: usize) -> Fast {
 /// GET_TIMER.
 #[inline(always)]
 fn get_timer(tasks: &mut [Task], caller: usize) -> Fast {
-    let done = crate::syscalls::get_timer(tasks, caller);
+    let done = crate::time::get_timer(tasks, caller);
     finish(tasks, caller, done)
 }
 
@@ -371,6 +371,6 @@ fn get_timer(tasks: &mut [Task], caller: usize) -> Fast {
 fn set_timer(tasks: &mut [Task], caller: usize) -> Fast {
     let args = SetTimerArgs::from_regs(&tasks[caller].syscall_args());
     breakdown::mark(Phase::Decode);
-    let done = crate::syscalls::set_timer(tasks, caller, &args);
+    let done = crate::time::set_timer(tasks, caller, &args);
     finish(tasks, caller, done)
 }

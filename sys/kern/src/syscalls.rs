@@ -28,7 +28,7 @@ use core::sync::atomic::Ordering;
 use abi::syscall::{
     BorrowArgs, BorrowInfoArgs, BytesArgs, IrqControlArgs, IrqStatusArgs, PostArgs, RecvArgs,
     RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, ReplyFaultArgs, Response, SeamcallArgs,
-    SendArgs, SetTimerArgs, TimerState,
+    SendArgs, SetTimerArgs,
 };
 use abi::{FaultInfo, Sysnum, TaskId, TaskIndex, UsageError};
 
@@ -38,7 +38,7 @@ use crate::arch::entry::{SavedState, SyscallExit};
 use crate::breakdown::{self, Phase};
 use crate::fastpath::{self, Fast};
 use crate::outcome::{Next, UserError};
-use crate::task::{self, check_id, force_fault, with_tasks, IdCheck, Task, Timer, CURRENT};
+use crate::task::{self, check_id, force_fault, with_tasks, IdCheck, Task, CURRENT};
 use crate::umem::{self, USlice};
 use crate::{ipc, irq, kipc, time};
 
@@ -271,9 +271,9 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
         }),
         Sysnum::SetTimer => settled!({
             let args = SetTimerArgs::from_regs(&regs(tasks));
-            set_timer(tasks, caller, &args)
+            time::set_timer(tasks, caller, &args)
         }),
-        Sysnum::GetTimer => settled!({ get_timer(tasks, caller) }),
+        Sysnum::GetTimer => settled!({ time::get_timer(tasks, caller) }),
         Sysnum::IrqControl => settled!({
             let args = IrqControlArgs::from_regs(&regs(tasks))?;
             irq::control(tasks, caller, &args)
@@ -348,41 +348,6 @@ fn post(tasks: &mut [Task], caller: usize, args: &PostArgs) -> Result<Next, User
             )
         }
     }
-}
-
-/// SET_TIMER.
-#[inline]
-pub(crate) fn set_timer(
-    tasks: &mut [Task],
-    caller: usize,
-    args: &SetTimerArgs,
-) -> Result<Next, UserError> {
-    let t = &mut tasks[caller];
-    t.set_timer(args.deadline.map(|deadline| Timer {
-        deadline,
-        notifications: args.notifications,
-    }));
-    t.respond(Response::OK);
-    // A deadline already past fires at once.
-    Ok(if time::fire_timers(tasks) {
-        Next::Reschedule
-    } else {
-        Next::Same
-    })
-}
-
-/// GET_TIMER.
-#[inline]
-pub(crate) fn get_timer(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
-    let t = &mut tasks[caller];
-    let timer = t.timer();
-    let state = TimerState {
-        now: time::now(),
-        deadline: timer.map(|t| t.deadline),
-        notifications: timer.map_or(0, |t| t.notifications),
-    };
-    t.set_syscall_results(state.to_regs());
-    Ok(Next::Same)
 }
 
 /// PANIC: the message is kept (up to `PANIC_MESSAGE_MAX` bytes) for the

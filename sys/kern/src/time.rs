@@ -7,7 +7,10 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::task::{self, Task};
+use abi::syscall::{Response, SetTimerArgs, TimerState};
+
+use crate::outcome::{Next, UserError};
+use crate::task::{self, Task, Timer};
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
@@ -33,4 +36,39 @@ pub fn fire_timers(tasks: &mut [Task]) -> bool {
         }
     }
     woke
+}
+
+/// SET_TIMER (the generic handler, which the fast path also runs): a
+/// deadline already past fires at once.
+#[inline]
+pub fn set_timer(
+    tasks: &mut [Task],
+    caller: usize,
+    args: &SetTimerArgs,
+) -> Result<Next, UserError> {
+    let t = &mut tasks[caller];
+    t.set_timer(args.deadline.map(|deadline| Timer {
+        deadline,
+        notifications: args.notifications,
+    }));
+    t.respond(Response::OK);
+    Ok(if fire_timers(tasks) {
+        Next::Reschedule
+    } else {
+        Next::Same
+    })
+}
+
+/// GET_TIMER (the generic handler, which the fast path also runs).
+#[inline]
+pub fn get_timer(tasks: &mut [Task], caller: usize) -> Result<Next, UserError> {
+    let t = &mut tasks[caller];
+    let timer = t.timer();
+    let state = TimerState {
+        now: now(),
+        deadline: timer.map(|t| t.deadline),
+        notifications: timer.map_or(0, |t| t.notifications),
+    };
+    t.set_syscall_results(state.to_regs());
+    Ok(Next::Same)
 }
