@@ -43,6 +43,20 @@ fn snapshot(f: &FrameAllocator<'_>) -> Snapshot {
     )
 }
 
+/// What the ledger keeps of `f` (pool images, records, bits in use, a copy of the bitmap), for
+/// a `FrameAllocator::restore`.
+fn image_of(f: &FrameAllocator<'_>) -> (StdVec<PoolImage>, StdVec<Record>, u64, StdVec<u64>) {
+    let pools = (0..f.pools().len())
+        .map(|k| f.pool_image(k).unwrap())
+        .collect();
+    (
+        pools,
+        f.records().to_vec(),
+        f.bits_used(),
+        f.bitmap().to_vec(),
+    )
+}
+
 #[test]
 fn bulk_free_is_refused_whole_and_names_the_entry() {
     let mut bits = std::vec![0; bitmap_words(64 * MIB, 2)];
@@ -204,12 +218,7 @@ fn holes_in_the_record_table_survive_a_restore() {
         assert_eq!(f.free_many(A, FrameSize::K4, run), Ok(3));
     }
     assert!(f.records().iter().any(|r| r.count == 0), "holes kept");
-    let pools: StdVec<PoolImage> = (0..f.pools().len())
-        .map(|k| f.pool_image(k).unwrap())
-        .collect();
-    let records = f.records().to_vec();
-    let used = f.bits_used();
-    let mut copy = f.bitmap().to_vec();
+    let (pools, records, used, mut copy) = image_of(&f);
     let mut g = FrameAllocator::restore(&mut copy, used, pools, records.clone()).unwrap();
     assert_eq!(g.records(), &records[..]);
     assert_eq!(g.usage(A.index()), 10 * 3 * PAGE_4K);
@@ -303,12 +312,7 @@ fn single_frames_grow_a_record_only_within_owner_tag_and_pool() {
         })
     );
     assert_eq!(f.usage(A.index()), 19 * PAGE_4K);
-    let pools: StdVec<PoolImage> = (0..f.pools().len())
-        .map(|k| f.pool_image(k).unwrap())
-        .collect();
-    let records = f.records().to_vec();
-    let used = f.bits_used();
-    let mut copy = f.bitmap().to_vec();
+    let (pools, records, used, mut copy) = image_of(&f);
     let g = FrameAllocator::restore(&mut copy, used, pools, records.clone()).unwrap();
     assert_eq!(g.records(), &records[..]);
 }
@@ -406,12 +410,7 @@ fn quarantine_listing_through_its_summary_matches_the_bits() {
         }
         assert_eq!(f.quarantined_bytes(), quarantined.len() as u64 * PAGE_4K);
     }
-    let pools: StdVec<PoolImage> = (0..f.pools().len())
-        .map(|k| f.pool_image(k).unwrap())
-        .collect();
-    let records = f.records().to_vec();
-    let used = f.bits_used();
-    let mut copy = f.bitmap().to_vec();
+    let (pools, records, used, mut copy) = image_of(&f);
     let mut g = FrameAllocator::restore(&mut copy, used, pools, records).unwrap();
     assert_eq!(listed(&g), model(&quarantined), "after a restore");
     // Releasing everything through the restored summary empties it.
