@@ -206,66 +206,16 @@ pub mod regs {
     }
 
     /// Loads every register from `regs` (RAX is the syscall number), makes
-    /// the syscall and stores every register back into `regs`.
-    ///
-    /// Hand assembly: RBX and RBP cannot be `asm!` operands, and the point
-    /// is to control every register around the instruction.
+    /// the syscall and stores every register back into `regs`: a
+    /// [`syscall_probe`] with no user flags set, whose flags and stack
+    /// pointer are not asked for.
     pub fn syscall_all(regs: &mut AllRegs) {
-        // Safety: the block saves RBX and RBP (which the compiler owns)
-        // and the pointer on the stack and restores them; every other
-        // register it changes is declared clobbered. The syscall's own
-        // effects are the caller's business, as for `userlib::sys_raw`.
-        unsafe {
-            core::arch::asm!(
-                "push rbx",
-                "push rbp",
-                "push rax",
-                "mov rbx, [rax + 8]",
-                "mov rdx, [rax + 16]",
-                "mov rsi, [rax + 24]",
-                "mov rdi, [rax + 32]",
-                "mov rbp, [rax + 40]",
-                "mov r8, [rax + 48]",
-                "mov r9, [rax + 56]",
-                "mov r10, [rax + 64]",
-                "mov r12, [rax + 72]",
-                "mov r13, [rax + 80]",
-                "mov r14, [rax + 88]",
-                "mov r15, [rax + 96]",
-                "mov rax, [rax]",
-                "syscall",
-                "xchg rax, [rsp]",
-                "mov [rax + 8], rbx",
-                "mov [rax + 16], rdx",
-                "mov [rax + 24], rsi",
-                "mov [rax + 32], rdi",
-                "mov [rax + 40], rbp",
-                "mov [rax + 48], r8",
-                "mov [rax + 56], r9",
-                "mov [rax + 64], r10",
-                "mov [rax + 72], r12",
-                "mov [rax + 80], r13",
-                "mov [rax + 88], r14",
-                "mov [rax + 96], r15",
-                "pop rbx",
-                "mov [rax], rbx",
-                "pop rbp",
-                "pop rbx",
-                inout("rax") core::ptr::from_mut(regs) => _,
-                out("rdx") _,
-                out("rsi") _,
-                out("rdi") _,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r12") _,
-                out("r13") _,
-                out("r14") _,
-                out("r15") _,
-                out("rcx") _,
-                out("r11") _,
-            );
-        }
+        let mut probe = Probe {
+            regs: *regs,
+            ..Probe::default()
+        };
+        syscall_probe(&mut probe);
+        *regs = probe.regs;
     }
 
     /// The RFLAGS bits a task sets freely in ring 3 and gets back from
@@ -298,15 +248,18 @@ pub mod regs {
     /// flags `probe.flags` names, makes the syscall, and records RFLAGS
     /// and RSP before anything else runs.
     ///
-    /// Hand assembly, for the reasons of [`syscall_all`]; DF and AC are
+    /// Hand assembly: RBX and RBP cannot be `asm!` operands, and the point
+    /// is to control every register around the instruction. DF and AC are
     /// cleared again before the block ends (compiled code assumes DF
     /// clear), and between setting and clearing them only `mov`, `xchg`,
     /// `push` and `pop` run.
     pub fn syscall_probe(probe: &mut Probe) {
         probe.flags &= USER_FLAGS;
-        // Safety: as `syscall_all`; the flags the block sets are cleared
-        // before it ends, and RBX, RBP and the pointer are restored from
-        // the stack.
+        // Safety: the block saves RBX and RBP (which the compiler owns) and
+        // the pointer on the stack and restores them; every other register
+        // it changes is declared clobbered, and the syscall's own effects
+        // are the caller's business, as for `userlib::sys_raw`. The flags
+        // the block sets are cleared before it ends.
         unsafe {
             core::arch::asm!(
                 "push rbx",
