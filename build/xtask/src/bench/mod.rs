@@ -12,7 +12,8 @@
 //! The command prints every figure beside its published anchor and as a ratio to the null
 //! syscall of the same run, the issue-15 goal table ([`goals`]), the host benchmarks
 //! ([`host`]), and with `--baseline FILE` the figures of an earlier `--json FILE` beside this
-//! run's.
+//! run's. `BENCH_CONSOLE=1` relays the first run's guest console (for probing a figure by
+//! hand with temporary `log` lines in a task).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -201,14 +202,16 @@ fn read_baseline(path: &Path) -> Result<Figures> {
 }
 
 /// Runs `image` (built) once and returns its console; fails if the image did not succeed.
-fn run_built(manifest: &str, image: &dist::Image, elf: &Path) -> Result<Vec<String>> {
+/// Runs one built image under `-icount`; `echo` relays its console as it runs (the first run
+/// with `BENCH_CONSOLE=1`, for probing a figure by hand).
+fn run_built(manifest: &str, image: &dist::Image, elf: &Path, echo: bool) -> Result<Vec<String>> {
     let outcome = qemu::run(
         elf,
         &qemu::Options {
             settings: &image.manifest.qemu,
             debug_exit: true,
             icount: true,
-            echo: false,
+            echo,
             interactive: false,
             extra_args: vec![],
             timeout: None,
@@ -227,6 +230,11 @@ fn run_built(manifest: &str, image: &dist::Image, elf: &Path) -> Result<Vec<Stri
     Ok(outcome.console)
 }
 
+/// Whether `BENCH_CONSOLE=1` asks for the first run's guest console.
+fn echo_console() -> bool {
+    std::env::var_os("BENCH_CONSOLE").is_some_and(|v| v == "1")
+}
+
 /// Builds `manifest` once and runs it twice side by side (the second from a copy of the image
 /// directory, so the runs share no file); returns both consoles.
 fn run_twice(manifest: &str) -> Result<(Vec<String>, Vec<String>)> {
@@ -242,8 +250,8 @@ fn run_twice(manifest: &str) -> Result<(Vec<String>, Vec<String>)> {
     }
     let elf2 = copy.join(image.elf.file_name().context("image without a file name")?);
     let (a, b) = std::thread::scope(|s| {
-        let second = s.spawn(|| run_built(manifest, &image, &elf2));
-        let first = run_built(manifest, &image, &image.elf);
+        let second = s.spawn(|| run_built(manifest, &image, &elf2, false));
+        let first = run_built(manifest, &image, &image.elf, echo_console());
         (first, second.join())
     });
     let b = b.map_err(|_| anyhow::anyhow!("the second run of {manifest} panicked"))?;
@@ -345,7 +353,7 @@ pub fn run(o: &Options) -> Result<ExitCode> {
     print_table(&first, previous.as_ref());
     if o.breakdown {
         let image = dist::dist(breakdown::IMAGE.as_ref())?;
-        let console = run_built(breakdown::IMAGE, &image, &image.elf)?;
+        let console = run_built(breakdown::IMAGE, &image, &image.elf, echo_console())?;
         let mut totals = Figures::default();
         totals.read_console(&console);
         breakdown::print(&totals, &breakdown::phases(&console))?;
