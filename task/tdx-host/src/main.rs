@@ -103,6 +103,20 @@ mod task {
             answer(r)
         }
 
+        fn alloc_frame(
+            &mut self,
+            m: &Msg,
+            node: u16,
+            size: FrameSize,
+            class: MemClass,
+        ) -> Res<u64> {
+            rt(Service::alloc_frame(self, (who(m), node, size, class)))
+        }
+
+        fn free_frame(&mut self, m: &Msg, size: FrameSize, addr: u64) -> Res<()> {
+            rt(Service::free_frame(self, &mut Kernel, (who(m), size), addr))
+        }
+
         fn node_info(&mut self, _: &Msg, node: u16) -> Res<NodeInfo> {
             Service::node_info(self, node).map_err(RequestError::Runtime)
         }

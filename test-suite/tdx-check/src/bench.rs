@@ -2,10 +2,12 @@
 //! `-icount shift=0`, calibrated in the same run, median of samples. `status`; one 4 KiB TDX
 //! frame allocated, freed (the free only quarantines: its scrub and PAGE.RDMD check run later
 //! between requests, and the quarantine is drained before each window so no scrub step falls
-//! in it), and both as a round trip; 512 frames allocated and freed in one request each, per
-//! frame; and the background scrub + PAGE.RDMD per 4 KiB, from the time tdx-host reports for
-//! its scrub steps (`stats.scrub_step_tsc`) over the bytes they released, with the kernel's
-//! clearing method as a note. Every measured call's answer is checked; if any is wrong the
+//! in it), and both as a round trip, with its address in the message (`alloc_frame`,
+//! `free_frame`); the same allocation and free through a lease of one address (`_lease`); 512
+//! frames allocated and freed in one request each, per frame; and the background scrub +
+//! PAGE.RDMD per 4 KiB, from the time tdx-host reports for its scrub steps
+//! (`stats.scrub_step_tsc`) over the bytes they released, with the kernel's clearing method as
+//! a note. Every measured call's answer is checked; if any is wrong the
 //! bench prints no figure and reports failure.
 //!
 //! Then a minimal TD (TDR, 6 TDCS pages, MNG.INIT; no vCPU, no memory) built and torn down
@@ -112,6 +114,69 @@ fn free_all(t: &TdxHost, a: &[u64]) -> bool {
     t.free_frames(FrameSize::K4, addrs_as_bytes_ref(a)) == Ok(a.len() as u32)
 }
 
+/// One 4 KiB TDX frame into `a[0]`, its address in the reply; true if tdx-host allocated it.
+fn alloc_reply(t: &TdxHost, a: &mut [u64]) -> bool {
+    match (
+        t.alloc_frame(0, FrameSize::K4, MemClass::Tdx),
+        a.first_mut(),
+    ) {
+        (Ok(addr), Some(slot)) => {
+            *slot = addr;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Frees the one frame at `a[0]` by its address in the message; true if tdx-host freed it.
+fn free_reply(t: &TdxHost, a: &[u64]) -> bool {
+    a.len() == 1 && t.free_frame(FrameSize::K4, a[0]) == Ok(())
+}
+
+/// Median guest ticks of one 4 KiB frame allocated with `alloc`, freed with `free`, and both
+/// as a round trip; `ok` is cleared if any answer is wrong.
+fn one_frame(
+    t: &TdxHost,
+    ok: &mut bool,
+    alloc: impl Fn(&TdxHost, &mut [u64]) -> bool,
+    free: impl Fn(&TdxHost, &[u64]) -> bool,
+) -> (u64, u64, u64) {
+    let mut addr = [0u64; 1];
+    let allocated = median::<SAMPLES>(|| {
+        check(ok, drain(t), line!());
+        let t0 = tsc();
+        let got = alloc(t, &mut addr);
+        let d = tsc() - t0;
+        check(ok, got && plausible(&addr) && free(t, &addr), line!());
+        d
+    });
+    // The free alone: only quarantine, its scrub comes on a later timer tick (drained first,
+    // so no step of an earlier free falls in the window either).
+    let freed = median::<SAMPLES>(|| {
+        check(
+            ok,
+            alloc(t, &mut addr) && plausible(&addr) && drain(t),
+            line!(),
+        );
+        let t0 = tsc();
+        let done = free(t, &addr);
+        let d = tsc() - t0;
+        check(ok, done, line!());
+        d
+    });
+    let round = median::<SAMPLES>(|| {
+        check(ok, drain(t), line!());
+        let t0 = tsc();
+        let got = alloc(t, &mut addr);
+        let mid = addr;
+        let done = free(t, &addr);
+        let d = tsc() - t0;
+        check(ok, got && plausible(&mid) && done, line!());
+        d
+    });
+    (allocated, freed, round)
+}
+
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
     let t = TdxHost::from_index(task_gen::slots::TDX_HOST);
@@ -120,44 +185,11 @@ pub fn main() -> ! {
     let ready = settled.state() == Some(ModuleState::Ready);
     let cal = Calibration::measure::<SAMPLES>();
     let to_insn = |ticks: u64| cal.instructions(ticks);
-    let mut addr = [0u64; 1];
     let mut ok = ready;
-    let alloc = median::<SAMPLES>(|| {
-        check(&mut ok, drain(&t), line!());
-        let t0 = tsc();
-        let got = alloc_into(&t, &mut addr);
-        let d = tsc() - t0;
-        check(
-            &mut ok,
-            got && plausible(&addr) && free_all(&t, &addr),
-            line!(),
-        );
-        d
-    });
-    // The free alone: only quarantine, its scrub comes on a later timer tick (drained first,
-    // so no step of an earlier free falls in the window either).
-    let free = median::<SAMPLES>(|| {
-        check(
-            &mut ok,
-            alloc_into(&t, &mut addr) && plausible(&addr) && drain(&t),
-            line!(),
-        );
-        let t0 = tsc();
-        let freed = free_all(&t, &addr);
-        let d = tsc() - t0;
-        check(&mut ok, freed, line!());
-        d
-    });
-    let round = median::<SAMPLES>(|| {
-        check(&mut ok, drain(&t), line!());
-        let t0 = tsc();
-        let got = alloc_into(&t, &mut addr);
-        let mid = addr;
-        let freed = free_all(&t, &addr);
-        let d = tsc() - t0;
-        check(&mut ok, got && plausible(&mid) && freed, line!());
-        d
-    });
+    // One frame: the address in the reply (`alloc_frame`, `free_frame`) ...
+    let (alloc, free, round) = one_frame(&t, &mut ok, alloc_reply, free_reply);
+    // ... and through a lease of one address (`alloc_frames`, `free_frames` with count 1).
+    let (alloc_lease, free_lease, _) = one_frame(&t, &mut ok, alloc_into, free_all);
     let status = median::<SAMPLES>(|| {
         let t0 = tsc();
         let s = t.status();
@@ -250,6 +282,14 @@ pub fn main() -> ! {
         );
         ulog!("bench result: tdx_alloc_4k {} instructions", to_insn(alloc));
         ulog!("bench result: tdx_free_4k {} instructions", to_insn(free));
+        ulog!(
+            "bench result: tdx_alloc_4k_lease {} instructions",
+            to_insn(alloc_lease)
+        );
+        ulog!(
+            "bench result: tdx_free_4k_lease {} instructions",
+            to_insn(free_lease)
+        );
         ulog!(
             "bench result: tdx_alloc_free_4k_round_trip {} instructions",
             to_insn(round)

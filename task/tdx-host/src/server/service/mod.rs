@@ -213,6 +213,24 @@ impl<'s, 'a> Service<'s, 'a> {
         self.delivered(timer, (caller, 0, size), n, write)
     }
 
+    /// `alloc_frame`: [`Self::alloc_frames`] of one frame, whose address travels in the reply
+    /// instead of a lease (so nothing can fail between the commit and the answer).
+    ///
+    /// # Errors
+    /// See [`Server::alloc_frames`].
+    pub fn alloc_frame(
+        &mut self,
+        (caller, node, size, class): (Owner, u16, FrameSize, MemClass),
+    ) -> Result<u64, TdxHostError> {
+        let mut out = [0u8; ADDR_BYTES];
+        let r = self
+            .server
+            .alloc_frames(caller, node, size, class, 1, &mut out);
+        let r = self.count(r);
+        self.commit();
+        r.map(|_| u64::from_le_bytes(out))
+    }
+
     /// `alloc_request` (an allocation with the caller's identity `request`) into a lease of
     /// `room` bytes: as [`Self::alloc_frames`]; a retried identity gets the committed frames.
     ///
@@ -285,6 +303,23 @@ impl<'s, 'a> Service<'s, 'a> {
         self.commit();
         self.schedule(timer);
         n.map_err(Answer::Refused)
+    }
+
+    /// `free_frame`: [`Self::free_frames`] of the one address `addr`, from the message.
+    ///
+    /// # Errors
+    /// See [`Server::free_frames`].
+    pub fn free_frame<T: Timer>(
+        &mut self,
+        timer: &mut T,
+        (caller, size): (Owner, FrameSize),
+        addr: u64,
+    ) -> Result<(), TdxHostError> {
+        let r = self.server.free_frames(caller, size, &addr.to_le_bytes());
+        let r = self.count(r);
+        self.commit();
+        self.schedule(timer);
+        r.map(|_| ())
     }
 
     /// `free_request` (a free with the caller's identity `request`) from a lease of `len`
