@@ -732,6 +732,8 @@ mod early_tests;
 #[cfg(test)]
 mod restart_tests;
 #[cfg(test)]
+mod single_tests;
+#[cfg(test)]
 mod td_tests;
 #[cfg(test)]
 mod tests;

@@ -19,8 +19,8 @@ use crate::regions::tests::{ready_run, FakeKernel, WINDOW};
 use crate::regions::{HotplugPolicy, PlatformMemory, Regions};
 
 const MIB: u64 = 1 << 20;
-const VMM: Owner = Owner(3 | 1 << 16);
-const HOTPLUG: Owner = Owner(5);
+pub(super) const VMM: Owner = Owner(3 | 1 << 16);
+pub(super) const HOTPLUG: Owner = Owner(5);
 
 fn policies() -> [ClientPolicy; 2] {
     [
@@ -46,13 +46,13 @@ fn policies() -> [ClientPolicy; 2] {
 }
 
 /// Durable words and bitmap storage that outlive server instances.
-struct Machine {
+pub(super) struct Machine {
     words: Vec<u64>,
     bits: Vec<u64>,
 }
 
 impl Machine {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let bits = bitmap_words(24 * GIB, 128);
         Machine {
             words: vec![0; Layout::new(bits).total_words()],
@@ -61,7 +61,7 @@ impl Machine {
     }
 
     /// A tdx-host instance: bring-up (same plan each time), then the ledger.
-    fn start(&mut self) -> (Server<'_>, Attached) {
+    pub(super) fn start(&mut self) -> (Server<'_>, Attached) {
         self.start_with(&mut FakeKernel::default())
     }
 
