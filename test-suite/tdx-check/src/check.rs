@@ -38,6 +38,7 @@ use test_api::score::Score;
 mod early;
 mod parinit;
 mod restart;
+mod single;
 
 fn tdx_free(t: &TdxHost) -> u64 {
     t.status().tdx_bytes_free
@@ -197,8 +198,9 @@ fn state_checks(s: &mut Score, t: &TdxHost) {
         for node in [0, 1, ANY_NODE] {
             for size in [FrameSize::K4, FrameSize::M2] {
                 let r = t.alloc_frames(node, size, MemClass::Tdx, 1, addrs_as_bytes(&mut a));
-                if r != Err(want) {
-                    ulog!("alloc node {node} {size:?}: {r:?}");
+                let one = t.alloc_frame(node, size, MemClass::Tdx);
+                if r != Err(want) || one != Err(want) {
+                    ulog!("alloc node {node} {size:?}: {r:?}, one frame {one:?}");
                     ok = false;
                 }
             }
@@ -214,12 +216,17 @@ fn state_checks(s: &mut Score, t: &TdxHost) {
         let mut buf = [0u8; 64];
         let r3 = t.region_map(0, &mut buf);
         let r4 = t.online_region(0x1_0000_0000, 0x1000, 0);
-        let ok = r1 == Err(want) && r2 == Err(want) && r3 == Err(want) && r4 == Err(want);
+        let r5 = t.free_frame(FrameSize::K4, 0x100000);
+        let ok = r1 == Err(want)
+            && r2 == Err(want)
+            && r3 == Err(want)
+            && r4 == Err(want)
+            && r5 == Err(want);
         check!(
             s,
             "tdx_every_operation_refused_when_not_ready",
             ok,
-            "{r1:?} {r2:?} {r3:?} {r4:?}"
+            "{r1:?} {r2:?} {r3:?} {r4:?} {r5:?}"
         );
         let again = t.status().state;
         check!(
@@ -533,11 +540,19 @@ fn quota_checks(s: &mut Score, t: &TdxHost, held: &mut [u64]) {
         1,
         addrs_as_bytes(&mut held[got..got + 1]),
     );
+    let one = t.alloc_frame(ANY_NODE, FrameSize::K4, MemClass::Tdx);
+    let still = t.stats().caller_usage_bytes;
     check!(
         s,
         "tdx_alloc_over_quota_refused",
         ok && usage == quota && r == Err(TdxHostError::QuotaExceeded),
         "usage {usage} of {quota}: {r:?}"
+    );
+    check!(
+        s,
+        "tdx_alloc_frame_over_quota_refused",
+        ok && still == quota && one == Err(TdxHostError::QuotaExceeded),
+        "usage {still} of {quota}: {one:?}"
     );
     let back = free_all(t, FrameSize::M2, &held[..got]);
     let usage = t.stats().caller_usage_bytes;
@@ -619,12 +634,21 @@ fn victim_checks(s: &mut Score, t: &TdxHost, first: Option<(TaskId, [u8; VICTIM_
             a.copy_from_slice(&b[..8]);
             let addr = u64::from_le_bytes(a);
             let r = t.free_frames(FrameSize::K4, addrs_as_bytes_ref(&[addr]));
+            let (free0, usage0) = (tdx_free(t), t.stats().caller_usage_bytes);
+            let one = t.free_frame(FrameSize::K4, addr);
+            let same = (tdx_free(t), t.stats().caller_usage_bytes) == (free0, usage0);
             sys_reply(sender, 0, &[]);
             check!(
                 s,
                 "tdx_free_of_foreign_frame_refused",
                 r == Err(TdxHostError::NotOwner),
                 "{r:?}"
+            );
+            check!(
+                s,
+                "tdx_free_frame_of_foreign_frame_refused_changing_nothing",
+                one == Err(TdxHostError::NotOwner) && same,
+                "{one:?}, totals unchanged: {same}"
             );
         }
         None => s.check(
@@ -935,6 +959,7 @@ pub fn main() -> ! {
         roundtrip_checks(&mut s, &t);
         if expect::FULL {
             bad_input_checks(&mut s, &t);
+            single::one_frame_checks(&mut s, &t);
             exhaustion_checks(&mut s, &t, held);
             quota_checks(&mut s, &t, held);
         }

@@ -14,8 +14,7 @@
 //! blocks initialized when the first frame was served, of all).
 
 use tdx_host_api::{
-    addrs_as_bytes, addrs_as_bytes_ref, FrameSize, InitStep, MemClass, ModuleState, TdxHost,
-    TdxHostError, ANY_NODE,
+    addrs_as_bytes, FrameSize, InitStep, MemClass, ModuleState, TdxHost, TdxHostError, ANY_NODE,
 };
 use test_api::check;
 use test_api::measure::{tsc, Calibration};
@@ -58,15 +57,9 @@ pub fn early_serving_checks(s: &mut Score, t: &TdxHost) {
         well_formed &= st.tdmr_bytes_initialized <= st.tdmr_bytes_total;
         last_done = st.tdmr_bytes_initialized;
         let mut a = [0u64; 1];
-        let got = t.alloc_frames(
-            ANY_NODE,
-            FrameSize::K4,
-            MemClass::Tdx,
-            1,
-            addrs_as_bytes(&mut a),
-        );
-        match got {
-            Ok(1) => {
+        // One frame at a time: the one-frame form, its address in the reply.
+        match t.alloc_frame(ANY_NODE, FrameSize::K4, MemClass::Tdx) {
+            Ok(addr) => {
                 let at = tsc();
                 if first.is_none() {
                     let now = t.status();
@@ -77,7 +70,7 @@ pub fn early_serving_checks(s: &mut Score, t: &TdxHost) {
                     });
                 }
                 early_frames += 1;
-                frees_ok &= t.free_frames(FrameSize::K4, addrs_as_bytes_ref(&a)) == Ok(1);
+                frees_ok &= addr != 0 && t.free_frame(FrameSize::K4, addr) == Ok(());
             }
             // No block initialized yet.
             Err(TdxHostError::NoMemory) => {}

@@ -160,6 +160,12 @@ fn refusals(s: &mut Score, t: &TdxHost, theirs: (u64, u32)) {
         r == Err(TdxHostError::PageInTd),
         format_args!("{r:?}"),
     );
+    let r = t.free_frame(FrameSize::K4, p[0]);
+    s.check(
+        "td_free_frame_of_a_tdr_is_page_in_td",
+        r == Err(TdxHostError::PageInTd),
+        format_args!("{r:?}"),
+    );
     let r = t.vcpu_create(c.td, p[1]);
     s.check(
         "td_vcpu_before_init_is_wrong_state",

@@ -1,7 +1,7 @@
 //! tdx-victim: a client of tdx-host that is killed while holding TD memory.
 //!
 //! First life (generation 0): checks the refusals its own policy implies (node not allowed,
-//! quota, class not granted), allocates 7 frames of 4 KiB on node 1, lends the address of one to
+//! quota, class not granted; by `alloc_frames` and `alloc_frame`), allocates 7 frames of 4 KiB on node 1, lends the address of one to
 //! the check task (which tries to free it: NotOwner), then calls `online_region`, which the
 //! manifest's access list does not grant it: the server reply-faults it and jefe restarts it.
 //! Later lives: tdx-host must have reclaimed everything (usage 0); it says so to the check task,
@@ -67,6 +67,22 @@ pub fn main() -> ! {
             "tdx_client_without_class_right_is_refused",
             r == Err(TdxHostError::AccessDenied),
             format_args!("{r:?}"),
+        );
+        // The same refusals of the one-frame form; none of them took anything.
+        let one = [
+            tdx.alloc_frame(0, FrameSize::K4, MemClass::Tdx),
+            tdx.alloc_frame(1, FrameSize::M2, MemClass::Tdx),
+            tdx.alloc_frame(1, FrameSize::K4, MemClass::NonTdx),
+        ];
+        let usage = tdx.stats().caller_usage_bytes;
+        s.check(
+            "tdx_client_alloc_frame_refused_node_quota_and_class",
+            one == [
+                Err(TdxHostError::NodeNotAllowed),
+                Err(TdxHostError::QuotaExceeded),
+                Err(TdxHostError::AccessDenied),
+            ] && usage == 0,
+            format_args!("{one:?}, usage {usage}"),
         );
         let r1 = tdx.alloc_frames(
             1,
