@@ -214,7 +214,9 @@ impl<'s, 'a> Service<'s, 'a> {
     }
 
     /// `alloc_frame`: [`Self::alloc_frames`] of one frame, whose address travels in the reply
-    /// instead of a lease (so nothing can fail between the commit and the answer).
+    /// instead of a lease: no lease write can fail after the allocation, so the give-back of
+    /// `delivered` has nothing to do here (a client that dies before the reply loses the
+    /// frame to the reclaim of its restart, as after any reply).
     ///
     /// # Errors
     /// See [`Server::alloc_frames`].
