@@ -25,6 +25,17 @@ fn at_most(f: &Figures, name: &str, limit: u64) -> Option<(String, bool)> {
     f.get(name).map(|v| (v.to_string(), v <= limit))
 }
 
+/// [`at_most`] of the one-frame operation `name` (`alloc_frame`, `free_frame`), shown with the
+/// same request through a lease (`alloc_frames` / `free_frames` of one address), `name_lease`.
+fn with_lease_form(f: &Figures, name: &str, limit: u64) -> Option<(String, bool)> {
+    let (v, met) = at_most(f, name, limit)?;
+    let lease = f.get(&format!("{name}_lease"));
+    Some((
+        lease.map_or(v.clone(), |l| format!("{v} (lease form {l})")),
+        met,
+    ))
+}
+
 /// The goals in the order.
 pub const GOALS: &[Goal] = &[
     Goal {
@@ -58,14 +69,14 @@ pub const GOALS: &[Goal] = &[
         before: "3818",
         goal: "≤ 1500",
         anchor: "",
-        eval: |f| at_most(f, "tdx_alloc_4k", 1500),
+        eval: |f| with_lease_form(f, "tdx_alloc_4k", 1500),
     },
     Goal {
         metric: "free one 4 KiB frame (scrub, check off the path)",
         before: "—",
         goal: "≤ 1500",
         anchor: "",
-        eval: |f| at_most(f, "tdx_free_4k", 1500),
+        eval: |f| with_lease_form(f, "tdx_free_4k", 1500),
     },
     Goal {
         metric: "allocate 512 × 4 KiB in one call, per frame",
