@@ -97,7 +97,7 @@ pub fn generate(n: &Numbered, acl: &AccessList) -> String {
     let arms = ops.iter().map(|op| {
         let number = proc_macro2::Literal::u16_unsuffixed(op.number);
         let handler = handler_name(&snake_name, op.name);
-        quote!(#number => #handler(server, msg, body, out),)
+        quote!(#number => #handler(server, msg, body, outbox),)
     });
     let handlers = ops
         .iter()
@@ -165,7 +165,7 @@ pub fn generate(n: &Numbered, acl: &AccessList) -> String {
             server: &mut S,
             msg: &userlib::RecvMessage,
             body: &[u8],
-            out: &mut idol_runtime::dispatch::Outbox<#reply_max>,
+            outbox: &mut idol_runtime::dispatch::Outbox<#reply_max>,
         ) -> Result<(), idol_runtime::ClientError> {
             match msg.operation {
                 #(#arms)*
@@ -366,25 +366,25 @@ fn handler(
         // The value is sent from where the handler returned it: no copy into a binding first
         // (a `status` reply is 112 bytes).
         None if ok_attr.recv == crate::syntax::Recv::FromBytes => quote! {
-            Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+            Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         },
         None => quote! {
             Ok(result_ok) => {
                 #to_wire
-                out.zerocopy(msg.sender, &result_ok)
+                outbox.zerocopy(msg.sender, &result_ok)
             }
         },
         Some(c) => quote! {
             Ok(result_ok) => {
                 #to_wire
-                out.encoded::<#c, #wire>(msg.sender, &result_ok)
+                outbox.encoded::<#c, #wire>(msg.sender, &result_ok)
             }
         },
     };
     let err_arm = match err_kind(o) {
         Some(ErrorKind::CLike(_)) => quote! {
             Err(idol_runtime::RequestError::Runtime(result_err)) => {
-                out.clike(msg.sender, &result_err)
+                outbox.clike(msg.sender, &result_err)
             }
         },
         Some(ErrorKind::Complex(e)) => {
@@ -392,7 +392,7 @@ fn handler(
             let c = error_codec(o);
             quote! {
                 Err(idol_runtime::RequestError::Runtime(result_err)) => {
-                    out.complex::<#c, #e>(msg.sender, &result_err)
+                    outbox.complex::<#c, #e>(msg.sender, &result_err)
                 }
             }
         }
@@ -407,7 +407,7 @@ fn handler(
             server: &mut S,
             msg: &userlib::RecvMessage,
             #body: &[u8],
-            out: &mut idol_runtime::dispatch::Outbox<#reply_max>,
+            outbox: &mut idol_runtime::dispatch::Outbox<#reply_max>,
         ) -> Result<(), idol_runtime::ClientError> {
             const REPLY_SIZE: usize = #reply_size;
             const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {

@@ -178,24 +178,24 @@ fn route_test_request<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     match msg.operation {
-        1 => handle_test_add(server, msg, body, out),
-        2 => handle_test_mix(server, msg, body, out),
-        3 => handle_test_divide(server, msg, body, out),
-        4 => handle_test_fail_clike(server, msg, body, out),
-        5 => handle_test_fail_complex(server, msg, body, out),
-        6 => handle_test_sum_bytes(server, msg, body, out),
-        7 => handle_test_fill(server, msg, body, out),
-        8 => handle_test_reverse(server, msg, body, out),
-        9 => handle_test_scale_point(server, msg, body, out),
-        10 => handle_test_echo_postcard(server, msg, body, out),
-        11 => handle_test_set_mode(server, msg, body, out),
-        12 => handle_test_bump_counter(server, msg, body, out),
-        13 => handle_test_notifications_seen(server, msg, body, out),
-        14 => handle_test_stall(server, msg, body, out),
-        40 => handle_test_restricted_ping(server, msg, body, out),
+        1 => handle_test_add(server, msg, body, outbox),
+        2 => handle_test_mix(server, msg, body, outbox),
+        3 => handle_test_divide(server, msg, body, outbox),
+        4 => handle_test_fail_clike(server, msg, body, outbox),
+        5 => handle_test_fail_complex(server, msg, body, outbox),
+        6 => handle_test_sum_bytes(server, msg, body, outbox),
+        7 => handle_test_fill(server, msg, body, outbox),
+        8 => handle_test_reverse(server, msg, body, outbox),
+        9 => handle_test_scale_point(server, msg, body, outbox),
+        10 => handle_test_echo_postcard(server, msg, body, outbox),
+        11 => handle_test_set_mode(server, msg, body, outbox),
+        12 => handle_test_bump_counter(server, msg, body, outbox),
+        13 => handle_test_notifications_seen(server, msg, body, outbox),
+        14 => handle_test_stall(server, msg, body, outbox),
+        40 => handle_test_restricted_ping(server, msg, body, outbox),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
 }
@@ -206,7 +206,7 @@ fn handle_test_add<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -220,7 +220,7 @@ fn handle_test_add<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestAddArgs { a, b } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.add(msg, a, b) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -233,7 +233,7 @@ fn handle_test_mix<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u64>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -249,7 +249,7 @@ fn handle_test_mix<S: TestServer>(
         body,
     )?;
     match server.mix(msg, a, b, c, d, flag) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -262,7 +262,7 @@ fn handle_test_divide<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -276,9 +276,9 @@ fn handle_test_divide<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestDivideArgs { a, b } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.divide(msg, a, b) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -291,7 +291,7 @@ fn handle_test_fail_clike<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -305,9 +305,9 @@ fn handle_test_fail_clike<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestFailClikeArgs { code } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.fail_clike(msg, code) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -320,7 +320,7 @@ fn handle_test_fail_complex<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = idol_runtime::size::max(
         <u32 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
@@ -342,10 +342,11 @@ fn handle_test_fail_complex<S: TestServer>(
     >(body)?;
     match server.fail_complex(msg, kind, value) {
         Ok(result_ok) => {
-            out.encoded::<idol_runtime::Postcard, u32>(msg.sender, &result_ok)
+            outbox.encoded::<idol_runtime::Postcard, u32>(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.complex::<idol_runtime::Postcard, ComplexError>(msg.sender, &result_err)
+            outbox
+                .complex::<idol_runtime::Postcard, ComplexError>(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -358,7 +359,7 @@ fn handle_test_sum_bytes<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -373,7 +374,7 @@ fn handle_test_sum_bytes<S: TestServer>(
         [u8],
     >::from_message(msg, 0, Some(64))?;
     match server.sum_bytes(msg, data) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -386,7 +387,7 @@ fn handle_test_fill<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -401,7 +402,7 @@ fn handle_test_fill<S: TestServer>(
     let TestFillArgs { value } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let buf = idol_runtime::Leased::<idol_runtime::W, [u8]>::from_message(msg, 0, None)?;
     match server.fill(msg, value, buf) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -414,7 +415,7 @@ fn handle_test_reverse<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -429,7 +430,7 @@ fn handle_test_reverse<S: TestServer>(
         [u8],
     >::from_message(msg, 0, Some(256))?;
     match server.reverse(msg, buf) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -442,7 +443,7 @@ fn handle_test_scale_point<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -464,9 +465,9 @@ fn handle_test_scale_point<S: TestServer>(
         Point,
     >::typed_from_message(msg, 1)?;
     match server.scale_point(msg, factor, input, output) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -479,7 +480,7 @@ fn handle_test_echo_postcard<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = <Message as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE;
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -497,7 +498,7 @@ fn handle_test_echo_postcard<S: TestServer>(
     >(body)?;
     match server.echo_postcard(msg, message) {
         Ok(result_ok) => {
-            out.encoded::<idol_runtime::Postcard, Message>(msg.sender, &result_ok)
+            outbox.encoded::<idol_runtime::Postcard, Message>(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
@@ -511,7 +512,7 @@ fn handle_test_set_mode<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u8>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -526,7 +527,7 @@ fn handle_test_set_mode<S: TestServer>(
     let TestSetModeArgs { mode } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let mode: Mode = idol_runtime::dispatch::from_primitive::<u8, Mode>(mode)?;
     match server.set_mode(msg, mode) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -539,7 +540,7 @@ fn handle_test_bump_counter<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u64>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -550,7 +551,7 @@ fn handle_test_bump_counter<S: TestServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.bump_counter(msg) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -563,7 +564,7 @@ fn handle_test_notifications_seen<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u64>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -574,7 +575,7 @@ fn handle_test_notifications_seen<S: TestServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.notifications_seen(msg) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -587,7 +588,7 @@ fn handle_test_stall<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -601,7 +602,7 @@ fn handle_test_stall<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestStallArgs { ms } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.stall(msg, ms) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -614,7 +615,7 @@ fn handle_test_restricted_ping<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -630,7 +631,7 @@ fn handle_test_restricted_ping<S: TestServer>(
         body,
     )?;
     match server.restricted_ping(msg, token) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

@@ -92,14 +92,14 @@ fn route_gpio_request<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     match msg.operation {
-        1 => handle_gpio_configure(server, msg, body, out),
-        2 => handle_gpio_set_reset(server, msg, body, out),
-        3 => handle_gpio_toggle(server, msg, body, out),
-        4 => handle_gpio_read_input(server, msg, body, out),
-        5 => handle_gpio_is_high(server, msg, body, out),
+        1 => handle_gpio_configure(server, msg, body, outbox),
+        2 => handle_gpio_set_reset(server, msg, body, outbox),
+        3 => handle_gpio_toggle(server, msg, body, outbox),
+        4 => handle_gpio_read_input(server, msg, body, outbox),
+        5 => handle_gpio_is_high(server, msg, body, outbox),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
 }
@@ -110,7 +110,7 @@ fn handle_gpio_configure<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -129,9 +129,9 @@ fn handle_gpio_configure<S: GpioServer>(
     let mode: Mode = idol_runtime::dispatch::from_primitive::<u8, Mode>(mode)?;
     let pull: Pull = idol_runtime::dispatch::from_primitive::<u8, Pull>(pull)?;
     match server.configure(msg, port, pins, mode, pull) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -144,7 +144,7 @@ fn handle_gpio_set_reset<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -161,9 +161,9 @@ fn handle_gpio_set_reset<S: GpioServer>(
     )?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.set_reset(msg, port, set, reset) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -176,7 +176,7 @@ fn handle_gpio_toggle<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -191,9 +191,9 @@ fn handle_gpio_toggle<S: GpioServer>(
     let GpioToggleArgs { port, pins } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.toggle(msg, port, pins) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -206,7 +206,7 @@ fn handle_gpio_read_input<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u16>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -221,9 +221,9 @@ fn handle_gpio_read_input<S: GpioServer>(
     let GpioReadInputArgs { port } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.read_input(msg, port) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -236,7 +236,7 @@ fn handle_gpio_is_high<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<bool>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -251,9 +251,9 @@ fn handle_gpio_is_high<S: GpioServer>(
     let GpioIsHighArgs { port, pin } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.is_high(msg, port, pin) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

@@ -89,14 +89,14 @@ fn route_sensor_request<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     match msg.operation {
-        1 => handle_sensor_get(server, msg, body, out),
-        2 => handle_sensor_get_reading(server, msg, body, out),
-        3 => handle_sensor_post(server, msg, body, out),
-        4 => handle_sensor_nodata(server, msg, body, out),
-        5 => handle_sensor_error_count(server, msg, body, out),
+        1 => handle_sensor_get(server, msg, body, outbox),
+        2 => handle_sensor_get_reading(server, msg, body, outbox),
+        3 => handle_sensor_post(server, msg, body, outbox),
+        4 => handle_sensor_nodata(server, msg, body, outbox),
+        5 => handle_sensor_error_count(server, msg, body, outbox),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
 }
@@ -107,7 +107,7 @@ fn handle_sensor_get<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<f32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -122,9 +122,9 @@ fn handle_sensor_get<S: SensorServer>(
     let SensorGetArgs { id } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let id: SensorId = <SensorId as core::convert::From<_>>::from(id);
     match server.get(msg, id) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -137,7 +137,7 @@ fn handle_sensor_get_reading<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = <Reading as idol_runtime::hubpack::SerializedSize>::MAX_SIZE;
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -155,10 +155,10 @@ fn handle_sensor_get_reading<S: SensorServer>(
     >(body)?;
     match server.get_reading(msg, id) {
         Ok(result_ok) => {
-            out.encoded::<idol_runtime::Hubpack, Reading>(msg.sender, &result_ok)
+            outbox.encoded::<idol_runtime::Hubpack, Reading>(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -171,7 +171,7 @@ fn handle_sensor_post<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -188,9 +188,9 @@ fn handle_sensor_post<S: SensorServer>(
     )?;
     let id: SensorId = <SensorId as core::convert::From<_>>::from(id);
     match server.post(msg, id, value, timestamp) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -203,7 +203,7 @@ fn handle_sensor_nodata<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -221,9 +221,9 @@ fn handle_sensor_nodata<S: SensorServer>(
     let id: SensorId = <SensorId as core::convert::From<_>>::from(id);
     let reason: NoData = idol_runtime::dispatch::from_primitive::<u8, NoData>(reason)?;
     match server.nodata(msg, id, reason, timestamp) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -236,7 +236,7 @@ fn handle_sensor_error_count<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -251,7 +251,7 @@ fn handle_sensor_error_count<S: SensorServer>(
     let SensorErrorCountArgs { id } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let id: SensorId = SensorId::from_raw(id);
     match server.error_count(msg, id) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

@@ -78,14 +78,14 @@ fn route_sequencer_request<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     match msg.operation {
-        1 => handle_sequencer_get_state(server, msg, body, out),
-        2 => handle_sequencer_set_state(server, msg, body, out),
-        3 => handle_sequencer_pulse_reset(server, msg, body, out),
-        4 => handle_sequencer_read_registers(server, msg, body, out),
-        5 => handle_sequencer_edge_count(server, msg, body, out),
+        1 => handle_sequencer_get_state(server, msg, body, outbox),
+        2 => handle_sequencer_set_state(server, msg, body, outbox),
+        3 => handle_sequencer_pulse_reset(server, msg, body, outbox),
+        4 => handle_sequencer_read_registers(server, msg, body, outbox),
+        5 => handle_sequencer_edge_count(server, msg, body, outbox),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
 }
@@ -96,7 +96,7 @@ fn handle_sequencer_get_state<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u8>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -109,7 +109,7 @@ fn handle_sequencer_get_state<S: SequencerServer>(
     match server.get_state(msg) {
         Ok(result_ok) => {
             let result_ok: u8 = <u8 as core::convert::From<_>>::from(result_ok);
-            out.zerocopy(msg.sender, &result_ok)
+            outbox.zerocopy(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
@@ -123,7 +123,7 @@ fn handle_sequencer_set_state<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u8>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -143,10 +143,10 @@ fn handle_sequencer_set_state<S: SequencerServer>(
     match server.set_state(msg, state) {
         Ok(result_ok) => {
             let result_ok: u8 = <u8 as core::convert::From<_>>::from(result_ok);
-            out.zerocopy(msg.sender, &result_ok)
+            outbox.zerocopy(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -159,7 +159,7 @@ fn handle_sequencer_pulse_reset<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -170,7 +170,7 @@ fn handle_sequencer_pulse_reset<S: SequencerServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.pulse_reset(msg) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -183,7 +183,7 @@ fn handle_sequencer_read_registers<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<[u8; 64]>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -194,7 +194,7 @@ fn handle_sequencer_read_registers<S: SequencerServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.read_registers(msg) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -207,7 +207,7 @@ fn handle_sequencer_edge_count<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -218,7 +218,7 @@ fn handle_sequencer_edge_count<S: SequencerServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.edge_count(msg) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

@@ -87,14 +87,14 @@ fn route_spi_request<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     match msg.operation {
-        1 => handle_spi_exchange(server, msg, body, out),
-        2 => handle_spi_write(server, msg, body, out),
-        3 => handle_spi_lock(server, msg, body, out),
-        4 => handle_spi_release(server, msg, body, out),
-        5 => handle_spi_status(server, msg, body, out),
+        1 => handle_spi_exchange(server, msg, body, outbox),
+        2 => handle_spi_write(server, msg, body, outbox),
+        3 => handle_spi_lock(server, msg, body, outbox),
+        4 => handle_spi_release(server, msg, body, outbox),
+        5 => handle_spi_status(server, msg, body, outbox),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
 }
@@ -105,7 +105,7 @@ fn handle_spi_exchange<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -129,9 +129,9 @@ fn handle_spi_exchange<S: SpiServer>(
         [u8],
     >::from_message(msg, 1, Some(4096))?;
     match server.exchange(msg, device_index, source, sink) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -144,7 +144,7 @@ fn handle_spi_write<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -162,9 +162,9 @@ fn handle_spi_write<S: SpiServer>(
         [u8],
     >::from_message(msg, 0, Some(4096))?;
     match server.write(msg, device_index, source) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -177,7 +177,7 @@ fn handle_spi_lock<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -197,9 +197,9 @@ fn handle_spi_lock<S: SpiServer>(
         CsState,
     >(cs_state)?;
     match server.lock(msg, device_index, cs_state) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -212,7 +212,7 @@ fn handle_spi_release<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -223,9 +223,9 @@ fn handle_spi_release<S: SpiServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.release(msg) {
-        Ok(ref result_ok) => out.zerocopy(msg.sender, result_ok),
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -238,7 +238,7 @@ fn handle_spi_status<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
-    out: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = idol_runtime::size::max(
         <SpiStatus as idol_runtime::hubpack::SerializedSize>::MAX_SIZE,
@@ -253,10 +253,10 @@ fn handle_spi_status<S: SpiServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.status(msg) {
         Ok(result_ok) => {
-            out.encoded::<idol_runtime::Hubpack, SpiStatus>(msg.sender, &result_ok)
+            outbox.encoded::<idol_runtime::Hubpack, SpiStatus>(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            out.complex::<idol_runtime::Hubpack, SpiFault>(msg.sender, &result_err)
+            outbox.complex::<idol_runtime::Hubpack, SpiFault>(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
