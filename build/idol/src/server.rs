@@ -6,10 +6,14 @@
 //!   one method per operation taking `&RecvMessage`, the decoded arguments
 //!   and the leases as `idol_runtime::Leased<R|W|RW, T>`, returning
 //!   `Result<T, RequestError<E>>` (`E` = `Infallible` for `Simple` replies);
-//! - `FOO_BUFFER_SIZE`, the largest message, and
-//!   `dispatch_foo(&mut server, &mut buffer)`, which receives one message
+//! - `FOO_BUFFER_SIZE`, the largest message, `FOO_REPLY_SIZE`, the largest
+//!   reply, `FooBuffers`, the server's message buffer and reply outbox, and
+//!   `dispatch_foo(&mut server, &mut buffers)`, which receives one message
 //!   and runs it through `idol_runtime::dispatch` (see its module docs for
-//!   the order of checks);
+//!   the order of checks); the reply a handler leaves in the outbox is sent
+//!   by the next receive (REPLY_RECV), or at once by
+//!   `FooBuffers::send_reply_now` for a server with work to do between two
+//!   dispatches;
 //! - one `handle_foo_<op>` per operation, whose constant `OpSpec` holds the
 //!   sizes, lease count and the access list resolved from the manifest.
 //!
@@ -81,7 +85,10 @@ pub fn generate(n: &Numbered, acl: &AccessList) -> String {
     let dispatch = format_ident!("dispatch_{}", snake_name);
     let route = format_ident!("route_{}_request", snake_name);
     let buffer_size = format_ident!("{}_BUFFER_SIZE", snake_name.to_ascii_uppercase());
+    let reply_max = format_ident!("{}_REPLY_SIZE", snake_name.to_ascii_uppercase());
+    let buffers = format_ident!("{}Buffers", iface);
     let ops = ops(n);
+    let reply_sizes = ops.iter().map(|op| reply_size(op.op));
 
     let sizes = ops
         .iter()
@@ -90,7 +97,7 @@ pub fn generate(n: &Numbered, acl: &AccessList) -> String {
     let arms = ops.iter().map(|op| {
         let number = proc_macro2::Literal::u16_unsuffixed(op.number);
         let handler = handler_name(&snake_name, op.name);
-        quote!(#number => #handler(server, msg, body),)
+        quote!(#number => #handler(server, msg, body, outbox),)
     });
     let handlers = ops
         .iter()
@@ -120,6 +127,14 @@ pub fn generate(n: &Numbered, acl: &AccessList) -> String {
         /// operation.
         pub const #buffer_size: usize = idol_runtime::size::max_of(&[#(#sizes),*]);
 
+        /// Bytes the reply outbox needs: the largest reply of any
+        /// operation.
+        pub const #reply_max: usize = idol_runtime::size::max_of(&[#(#reply_sizes),*]);
+
+        /// The server's message buffer and reply outbox, kept across
+        /// dispatches (a reply leaves with the next receive).
+        pub type #buffers = idol_runtime::dispatch::Buffers<#buffer_size, #reply_max>;
+
         #trait_doc
         ///
         /// Implement this and call the dispatch function in a loop.
@@ -134,11 +149,11 @@ pub fn generate(n: &Numbered, acl: &AccessList) -> String {
         }
 
         #dispatch_doc
-        pub fn #dispatch<S: #trait_name>(server: &mut S, buffer: &mut [u8; #buffer_size]) {
+        pub fn #dispatch<S: #trait_name>(server: &mut S, buffers: &mut #buffers) {
             let mask = server.notification_mask();
             idol_runtime::dispatch::serve_one(
                 server,
-                buffer,
+                buffers,
                 mask,
                 S::handle_notification,
                 #route::<S>,
@@ -150,6 +165,7 @@ pub fn generate(n: &Numbered, acl: &AccessList) -> String {
             server: &mut S,
             msg: &userlib::RecvMessage,
             body: &[u8],
+            outbox: &mut idol_runtime::dispatch::Outbox<#reply_max>,
         ) -> Result<(), idol_runtime::ClientError> {
             match msg.operation {
                 #(#arms)*
@@ -263,6 +279,7 @@ fn handler(
 ) -> TokenStream {
     let o = op.op;
     let name = handler_name(snake_iface, op.name);
+    let reply_max = format_ident!("{}_REPLY_SIZE", snake_iface.to_ascii_uppercase());
     let method = ident(op.name);
     let args_struct = struct_name(&n.iface.name, op.name, "Args");
     let message = message_size(o, &args_struct);
@@ -337,13 +354,6 @@ fn handler(
         .map(|(a, _)| ident(a))
         .chain(o.leases.iter().map(|(l, _)| ident(l)));
 
-    let needs_out =
-        o.encoding != Encoding::Zerocopy || matches!(err_kind(o), Some(ErrorKind::Complex(_)));
-    let out = if needs_out {
-        quote!(let mut reply_buf = [0u8; REPLY_SIZE];)
-    } else {
-        quote!()
-    };
     let ok_attr = ok_arg(o);
     let wire = wire_ty(ok_attr);
     let to_wire = if ok_attr.recv == crate::syntax::Recv::FromBytes {
@@ -356,25 +366,25 @@ fn handler(
         // The value is sent from where the handler returned it: no copy into a binding first
         // (a `status` reply is 112 bytes).
         None if ok_attr.recv == crate::syntax::Recv::FromBytes => quote! {
-            Ok(ref result_ok) => idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok),
+            Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         },
         None => quote! {
             Ok(result_ok) => {
                 #to_wire
-                idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok)
+                outbox.zerocopy(msg.sender, &result_ok)
             }
         },
         Some(c) => quote! {
             Ok(result_ok) => {
                 #to_wire
-                idol_runtime::dispatch::reply_encoded::<#c, #wire>(msg.sender, &result_ok, &mut reply_buf)
+                outbox.encoded::<#c, #wire>(msg.sender, &result_ok)
             }
         },
     };
     let err_arm = match err_kind(o) {
         Some(ErrorKind::CLike(_)) => quote! {
             Err(idol_runtime::RequestError::Runtime(result_err)) => {
-                idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+                outbox.clike(msg.sender, &result_err)
             }
         },
         Some(ErrorKind::Complex(e)) => {
@@ -382,7 +392,7 @@ fn handler(
             let c = error_codec(o);
             quote! {
                 Err(idol_runtime::RequestError::Runtime(result_err)) => {
-                    idol_runtime::dispatch::reply_complex::<#c, #e>(msg.sender, &result_err, &mut reply_buf)
+                    outbox.complex::<#c, #e>(msg.sender, &result_err)
                 }
             }
         }
@@ -397,6 +407,7 @@ fn handler(
             server: &mut S,
             msg: &userlib::RecvMessage,
             #body: &[u8],
+            outbox: &mut idol_runtime::dispatch::Outbox<#reply_max>,
         ) -> Result<(), idol_runtime::ClientError> {
             const REPLY_SIZE: usize = #reply_size;
             const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -409,7 +420,6 @@ fn handler(
             #decode
             #(#converts)*
             #(#leases)*
-            #out
             match server.#method(msg, #(#call_args),*) {
                 #ok_arm
                 #err_arm

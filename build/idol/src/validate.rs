@@ -28,6 +28,7 @@ const RESERVED: &[&str] = &[
     "msg",
     "server",
     "body",
+    "outbox",
     "request",
     "request_buf",
     "reply_buf",

@@ -88,9 +88,9 @@ pub mod hubris {
 
 /// Instantiates the dispatch for any server, type-checking every handler.
 pub fn serve_forever<S: TestServer>(server: &mut S) -> ! {
-    let mut buffer = [0u8; TEST_BUFFER_SIZE];
+    let mut buffers = TestBuffers::new();
     loop {
-        dispatch_test(server, &mut buffer);
+        dispatch_test(server, &mut buffers);
     }
 }
 
@@ -154,7 +154,6 @@ fn generated_client_and_server_compile() {
             &idol::server::generate(&n, &acl),
         );
         let iface = &n.iface.name;
-        let upper = stem.to_ascii_uppercase();
         modules.push_str(&format!(
             "pub mod {stem} {{\n\
              include!(\"{stem}_types.rs\");\n\
@@ -162,8 +161,8 @@ fn generated_client_and_server_compile() {
              include!(\"{stem}_server.rs\");\n\
              /// Instantiates the dispatch.\n\
              pub fn serve_forever<S: {iface}Server>(server: &mut S) -> ! {{\n\
-             let mut buffer = [0u8; {upper}_BUFFER_SIZE];\n\
-             loop {{ dispatch_{stem}(server, &mut buffer); }}\n\
+             let mut buffers = {iface}Buffers::new();\n\
+             loop {{ dispatch_{stem}(server, &mut buffers); }}\n\
              }}\n\
              }}\n"
         ));

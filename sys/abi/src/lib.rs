@@ -150,6 +150,9 @@ pub enum Sysnum {
     SeamcallStart = 18,
     /// Collect the result of a started SEAMCALL (see [`seamcall`]).
     SeamcallCollect = 19,
+    /// REPLY, then RECV, in one kernel entry: a server answers one request
+    /// and waits for the next (see [`syscall::ReplyRecvArgs`]).
+    ReplyRecv = 20,
 }
 
 impl Sysnum {
@@ -176,6 +179,7 @@ impl Sysnum {
             17 => Sysnum::LogFrame,
             18 => Sysnum::SeamcallStart,
             19 => Sysnum::SeamcallCollect,
+            20 => Sysnum::ReplyRecv,
             _ => return None,
         })
     }

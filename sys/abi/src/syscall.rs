@@ -303,6 +303,55 @@ impl ReplyArgs {
     }
 }
 
+/// REPLY_RECV: a REPLY, then a RECV, in one call (a server answers one
+/// request and waits for the next with one kernel entry).
+///
+/// Registers: RDI/RSI = receive buffer, RDX = notification mask, R10 =
+/// sender (RECV's four words, in RECV's registers, so a task blocked in
+/// this call is read back exactly as one blocked in RECV); R8 = peer, R9 =
+/// response code, R12/R13 = reply message (REPLY's four words, four
+/// places up). Result: RECV's ([`Received`], or a [`Response`] with a dead
+/// code); R9, R12 and R13 keep the caller's values.
+///
+/// The two halves decode separately, in order: the kernel finishes the
+/// REPLY (or faults the caller for it) before it reads the RECV words, as
+/// a REPLY followed by a RECV would.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ReplyRecvArgs {
+    pub reply: ReplyArgs,
+    pub recv: RecvArgs,
+}
+
+impl ReplyRecvArgs {
+    /// The argument words REPLY_RECV defines (all eight).
+    pub const WORDS: usize = RecvArgs::WORDS + ReplyArgs::WORDS;
+
+    /// The REPLY half (words 4..8).
+    ///
+    /// # Errors
+    /// As [`ReplyArgs::from_regs`].
+    pub const fn reply_from_regs(r: &ArgRegs) -> Result<ReplyArgs, UsageError> {
+        ReplyArgs::from_regs(&[r[4], r[5], r[6], r[7], 0, 0, 0, 0])
+    }
+
+    /// The RECV half (words 0..4).
+    ///
+    /// # Errors
+    /// As [`RecvArgs::from_regs`].
+    pub const fn recv_from_regs(r: &ArgRegs) -> Result<RecvArgs, UsageError> {
+        RecvArgs::from_regs(r)
+    }
+
+    #[must_use]
+    pub const fn to_regs(&self) -> ArgRegs {
+        let recv = self.recv.to_regs();
+        let reply = self.reply.to_regs();
+        [
+            recv[0], recv[1], recv[2], recv[3], reply[0], reply[1], reply[2], reply[3],
+        ]
+    }
+}
+
 /// REPLY_FAULT: peer and reason.
 ///
 /// Registers: RDI = peer, RSI = [`ReplyFaultReason`]. Result: none.
@@ -739,8 +788,8 @@ mod tests {
     use super::{
         ArgRegs, BorrowArgs, BorrowInfoArgs, BytesArgs, IrqControlArgs, IrqStatus, IrqStatusArgs,
         LeaseInfo, PostArgs, Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs,
-        ReplyFaultArgs, Response, SeamcallArgs, SeamcallResult, SendArgs, SetTimerArgs, TimerState,
-        USlice,
+        ReplyFaultArgs, ReplyRecvArgs, Response, SeamcallArgs, SeamcallResult, SendArgs,
+        SetTimerArgs, TimerState, USlice,
     };
     use crate::{ReplyFaultReason, TaskId, UsageError, RECV_CLOSED};
 
@@ -814,6 +863,22 @@ mod tests {
             message: USlice::new(0x5000, 8),
         };
         assert_eq!(ReplyArgs::from_regs(&reply.to_regs()), Ok(reply));
+        for sender in [None, Some(TaskId(5)), Some(TaskId::KERNEL)] {
+            let both = ReplyRecvArgs {
+                reply,
+                recv: RecvArgs {
+                    buffer: USlice::new(0x4000, 64),
+                    notification_mask: 0b101,
+                    sender,
+                },
+            };
+            let regs = both.to_regs();
+            assert_eq!(ReplyRecvArgs::reply_from_regs(&regs), Ok(both.reply));
+            assert_eq!(ReplyRecvArgs::recv_from_regs(&regs), Ok(both.recv));
+            // A task blocked in REPLY_RECV is read back as one blocked in
+            // RECV: the RECV words sit where RECV's do.
+            assert_eq!(RecvArgs::from_regs(&regs), Ok(both.recv));
+        }
         let fault = ReplyFaultArgs {
             peer: TaskId(9),
             reason: ReplyFaultReason::BadLeases,
@@ -942,6 +1007,17 @@ mod tests {
             ReplyArgs::from_regs(&regs(1, 1 << 32)),
             Err(UsageError::ReservedBits)
         );
+        // Each half of REPLY_RECV checks its own words only.
+        assert_eq!(
+            ReplyRecvArgs::reply_from_regs(&regs(5, 1 << 32)),
+            Err(UsageError::ReservedBits)
+        );
+        assert!(ReplyRecvArgs::recv_from_regs(&regs(5, 1 << 32)).is_ok());
+        assert_eq!(
+            ReplyRecvArgs::recv_from_regs(&regs(3, 5)),
+            Err(UsageError::ReservedBits)
+        );
+        assert!(ReplyRecvArgs::reply_from_regs(&regs(3, 5)).is_ok());
         assert_eq!(
             ReplyFaultArgs::from_regs(&regs(1, 0)),
             Err(UsageError::ReservedBits)

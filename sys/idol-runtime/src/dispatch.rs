@@ -16,11 +16,17 @@
 //! A failed check answers the client with REPLY_FAULT, except
 //! [`ClientError::WentAway`], which answers nothing: the client is gone and
 //! a reply to a stale id is meaningless.
+//!
+//! A handled request's reply waits in the server's [`Outbox`] and leaves
+//! with the server's next receive, in one REPLY_RECV (the reply of request
+//! N is sent by the receive of request N+1); a server with work to do
+//! between requests sends each reply at once instead
+//! ([`Buffers::send_reply_now`]).
 
 use abi::TaskId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use userlib::{sys_recv_open, sys_reply, sys_reply_fault, RecvMessage};
+use userlib::{sys_recv_open, sys_reply, sys_reply_fault, sys_reply_recv_open, RecvMessage};
 use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
 
 use crate::wire::{COMPLEX_ERROR, OK};
@@ -150,33 +156,141 @@ pub fn from_primitive<P, T: TryFrom<P>>(raw: P) -> Result<T, ClientError> {
     T::try_from(raw).map_err(|_| ClientError::BadMessageContents)
 }
 
-/// Replies success with a zerocopy value.
-pub fn reply_zerocopy<T: IntoBytes + Immutable + ?Sized>(peer: TaskId, value: &T) {
-    sys_reply(peer, OK, value.as_bytes());
-}
-
-/// Replies success with a serde value in encoding `C`, encoded in `buf`
-/// (sized by the encoding's bound on the ok type).
+/// A request's answer, held back so that the server's next receive sends
+/// it: one REPLY_RECV, one kernel entry, instead of a REPLY and a RECV.
+/// The generated handlers write their reply here ([`Self::zerocopy`],
+/// [`Self::encoded`], [`Self::clike`], [`Self::complex`]); [`serve_one`]
+/// sends it with the next receive, or [`Buffers::send_reply_now`] at once.
 ///
-/// # Panics
-/// If the value does not fit, which means a hand-written size bound of the
-/// interface's types is wrong: a server bug that no client input can fix,
-/// so the server faults and restarts rather than leaving the client blocked.
-pub fn reply_encoded<C: Codec, T: Serialize>(peer: TaskId, value: &T, buf: &mut [u8]) {
-    sys_reply(peer, OK, encode::<C, T>(value, buf));
+/// `N` is the largest reply of the interface (every operation's reply was
+/// checked to fit the client's buffer before its handler ran), so a
+/// reply that does not fit here is a bug of a hand-written size bound.
+pub struct Outbox<const N: usize> {
+    bytes: [u8; N],
+    held: Option<Held>,
 }
 
-/// Replies with a CLike error.
-pub fn reply_clike<E: CLikeError>(peer: TaskId, error: &E) {
-    sys_reply(peer, u32::from(error.code()), &[]);
+/// A reply waiting in an [`Outbox`]: its first `len` bytes.
+#[derive(Copy, Clone)]
+struct Held {
+    peer: TaskId,
+    code: u32,
+    len: usize,
 }
 
-/// Replies with a Complex error in encoding `C`, encoded in `buf`.
-///
-/// # Panics
-/// As [`reply_encoded`].
-pub fn reply_complex<C: Codec, E: Serialize>(peer: TaskId, error: &E, buf: &mut [u8]) {
-    sys_reply(peer, COMPLEX_ERROR, encode::<C, E>(error, buf));
+impl<const N: usize> Outbox<N> {
+    #[must_use]
+    pub const fn new() -> Self {
+        Outbox {
+            bytes: [0; N],
+            held: None,
+        }
+    }
+
+    /// Holds the first `len` bytes with `code` as the answer to `peer`.
+    fn hold(&mut self, peer: TaskId, code: u32, len: usize) {
+        self.held = Some(Held { peer, code, len });
+    }
+
+    /// Success with a zerocopy value.
+    ///
+    /// # Panics
+    /// If the value is larger than the interface's largest reply (a bug of
+    /// the generated sizes; the server faults rather than leave the client
+    /// blocked).
+    pub fn zerocopy<T: IntoBytes + Immutable + ?Sized>(&mut self, peer: TaskId, value: &T) {
+        let value = value.as_bytes();
+        match self.bytes.get_mut(..value.len()) {
+            Some(out) => out.copy_from_slice(value),
+            None => encoding_overflow(),
+        }
+        self.hold(peer, OK, value.len());
+    }
+
+    /// Success with a serde value in encoding `C`, encoded in place.
+    ///
+    /// # Panics
+    /// If the value does not fit, which means a hand-written size bound of
+    /// the interface's types is wrong: a server bug that no client input
+    /// can fix, so the server faults and restarts rather than leaving the
+    /// client blocked.
+    pub fn encoded<C: Codec, T: Serialize>(&mut self, peer: TaskId, value: &T) {
+        let len = encode::<C, T>(value, &mut self.bytes).len();
+        self.hold(peer, OK, len);
+    }
+
+    /// A CLike error.
+    pub fn clike<E: CLikeError>(&mut self, peer: TaskId, error: &E) {
+        self.hold(peer, u32::from(error.code()), 0);
+    }
+
+    /// A Complex error in encoding `C`, encoded in place.
+    ///
+    /// # Panics
+    /// As [`Self::encoded`].
+    pub fn complex<C: Codec, E: Serialize>(&mut self, peer: TaskId, error: &E) {
+        let len = encode::<C, E>(error, &mut self.bytes).len();
+        self.hold(peer, COMPLEX_ERROR, len);
+    }
+
+    /// Sends the held reply now, by REPLY.
+    pub fn flush(&mut self) {
+        if let Some(h) = self.held.take() {
+            sys_reply(h.peer, h.code, &self.bytes[..h.len]);
+        }
+    }
+
+    /// Receives into `buffer` (open, with `notification_mask`), sending the
+    /// held reply first, in the same call.
+    fn receive(&mut self, buffer: &mut [u8], notification_mask: u64) -> RecvMessage {
+        match self.held.take() {
+            Some(h) => sys_reply_recv_open(
+                h.peer,
+                h.code,
+                &self.bytes[..h.len],
+                buffer,
+                notification_mask,
+            ),
+            None => sys_recv_open(buffer, notification_mask),
+        }
+    }
+}
+
+impl<const N: usize> Default for Outbox<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A server's buffers: `M` bytes for the message a receive takes, and the
+/// [`Outbox`] for replies of up to `R` bytes. Kept by the server's loop
+/// across dispatches, since a reply leaves with the next receive.
+pub struct Buffers<const M: usize, const R: usize> {
+    message: [u8; M],
+    outbox: Outbox<R>,
+}
+
+impl<const M: usize, const R: usize> Buffers<M, R> {
+    #[must_use]
+    pub const fn new() -> Self {
+        Buffers {
+            message: [0; M],
+            outbox: Outbox::new(),
+        }
+    }
+
+    /// Sends the last request's reply now, by REPLY, instead of with the
+    /// next receive: for a server about to do work between two
+    /// dispatches, which must not delay the reply.
+    pub fn send_reply_now(&mut self) {
+        self.outbox.flush();
+    }
+}
+
+impl<const M: usize, const R: usize> Default for Buffers<M, R> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn encode<'b, C: Codec, T: Serialize>(value: &T, buf: &'b mut [u8]) -> &'b [u8] {
@@ -201,21 +315,26 @@ pub fn reply_client_error(peer: TaskId, error: ClientError) {
 
 /// Receives one message and routes it: notifications to `on_notification`,
 /// requests (already checked against the buffer size) to `on_message`,
-/// whose [`ClientError`] is answered here.
-pub fn serve_one<S: ?Sized>(
+/// which leaves its answer in the outbox; its [`ClientError`] is answered
+/// here, at once.
+///
+/// The receive also sends the previous request's reply, if the server did
+/// not send it already ([`Buffers::send_reply_now`]), in one REPLY_RECV.
+pub fn serve_one<S: ?Sized, const M: usize, const R: usize>(
     server: &mut S,
-    buffer: &mut [u8],
+    buffers: &mut Buffers<M, R>,
     notification_mask: u64,
     on_notification: impl FnOnce(&mut S, u64),
-    on_message: impl FnOnce(&mut S, &RecvMessage, &[u8]) -> Result<(), ClientError>,
+    on_message: impl FnOnce(&mut S, &RecvMessage, &[u8], &mut Outbox<R>) -> Result<(), ClientError>,
 ) {
-    let msg = sys_recv_open(buffer, notification_mask);
+    let Buffers { message, outbox } = buffers;
+    let msg = outbox.receive(message, notification_mask);
     if msg.sender == TaskId::KERNEL {
         on_notification(server, msg.operation);
         return;
     }
-    let result = match buffer.get(..msg.message_len) {
-        Some(body) => on_message(server, &msg, body),
+    let result = match message.get(..msg.message_len) {
+        Some(body) => on_message(server, &msg, body, outbox),
         // The kernel copied only what fits; the rest is lost.
         None => Err(ClientError::BadMessageSize),
     };

@@ -32,6 +32,10 @@
 //!   message that fits the reply buffer the client gave at SEND (too big
 //!   is a fault: generic; a stale or not-waiting peer is silently ignored:
 //!   generic).
+//! - REPLY_RECV whose REPLY half the REPLY handler would take and whose
+//!   RECV half the open-RECV handler would (both checked before either
+//!   commits, with the same helpers); the RECV then takes a waiting sender
+//!   or blocks (the client just answered is runnable, so it never halts).
 //!
 //! - BORROW_READ / BORROW_WRITE / BORROW_INFO, GET_TIMER and SET_TIMER:
 //!   the generic handlers themselves (`ipc::borrow`, `ipc::borrow_info`,
@@ -59,7 +63,7 @@
 
 use abi::syscall::{
     BorrowArgs, BorrowInfoArgs, Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs,
-    Response, SendArgs, SetTimerArgs,
+    ReplyRecvArgs, Response, SendArgs, SetTimerArgs, USlice,
 };
 use abi::{Sysnum, TaskId, TaskIndex, MAX_LEASES};
 
@@ -81,6 +85,7 @@ pub enum Fast {
 const SEND: u64 = Sysnum::Send as u64;
 const RECV: u64 = Sysnum::Recv as u64;
 const REPLY: u64 = Sysnum::Reply as u64;
+const REPLY_RECV: u64 = Sysnum::ReplyRecv as u64;
 const REFRESH_TASK_ID: u64 = Sysnum::RefreshTaskId as u64;
 const BORROW_READ: u64 = Sysnum::BorrowRead as u64;
 const BORROW_WRITE: u64 = Sysnum::BorrowWrite as u64;
@@ -99,6 +104,7 @@ pub fn try_fast(tasks: &mut [Task], caller: usize, number: u64) -> Fast {
         SEND => send(tasks, caller),
         RECV => recv(tasks, caller),
         REPLY => reply(tasks, caller),
+        REPLY_RECV => reply_recv(tasks, caller),
         BORROW_READ => borrow(tasks, caller, false),
         BORROW_WRITE => borrow(tasks, caller, true),
         BORROW_INFO => borrow_info(tasks, caller),
@@ -259,30 +265,42 @@ fn recv(tasks: &mut [Task], caller: usize) -> Fast {
         return Fast::Declined;
     };
     breakdown::mark(Phase::Decode);
-    let t = &tasks[caller];
-    if args.sender.is_some()
-        || !t.can_access(args.buffer, true)
-        || t.pending_notifications(args.notification_mask) != 0
-    {
+    if !open_recv_checked(&tasks[caller], &args) {
         return Fast::Declined;
     }
-    let me = current_id(tasks, caller);
-    match crate::ipc::most_important_sender(tasks, caller, me) {
-        Some(sender) => {
-            breakdown::mark(Phase::Check);
-            crate::ipc::deliver(tasks, sender, caller, args.buffer);
-            breakdown::mark(Phase::Transfer);
-            same()
-        }
-        // Blocking with nothing else runnable halts in the kernel: the
-        // generic path's business (the fast path never halts).
-        None if !task::any_runnable_but(caller) => Fast::Declined,
-        None => {
-            breakdown::mark(Phase::Check);
-            tasks[caller].block_in_recv(None, args.notification_mask);
-            breakdown::mark(Phase::Transfer);
-            reschedule(tasks, caller)
-        }
+    let sender = crate::ipc::most_important_sender(tasks, caller, current_id(tasks, caller));
+    // Blocking with nothing else runnable halts in the kernel: the
+    // generic path's business (the fast path never halts).
+    if sender.is_none() && !task::any_runnable_but(caller) {
+        return Fast::Declined;
+    }
+    breakdown::mark(Phase::Check);
+    take_or_block(tasks, caller, sender, &args);
+    breakdown::mark(Phase::Transfer);
+    match sender {
+        Some(_) => same(),
+        None => reschedule(tasks, caller),
+    }
+}
+
+/// RECV's checks for the fast path: an open receive into a buffer the
+/// caller may write, with no notification pending in its mask
+/// (notifications come first: generic).
+#[inline(always)]
+fn open_recv_checked(t: &Task, args: &RecvArgs) -> bool {
+    args.sender.is_none()
+        && t.can_access(args.buffer, true)
+        && t.pending_notifications(args.notification_mask) == 0
+}
+
+/// Completes an open RECV that passed [`open_recv_checked`]: takes
+/// `sender` (the most important waiting sender, by the generic rule) or,
+/// with none, blocks the caller.
+#[inline(always)]
+fn take_or_block(tasks: &mut [Task], caller: usize, sender: Option<usize>, args: &RecvArgs) {
+    match sender {
+        Some(s) => crate::ipc::deliver(tasks, s, caller, args.buffer),
+        None => tasks[caller].block_in_recv(None, args.notification_mask),
     }
 }
 
@@ -293,34 +311,85 @@ fn reply(tasks: &mut [Task], caller: usize) -> Fast {
         return Fast::Declined;
     };
     breakdown::mark(Phase::Decode);
+    let Some((client, reply_buf)) = reply_checked(tasks, caller, &args) else {
+        return Fast::Declined;
+    };
+    breakdown::mark(Phase::Check);
+    deliver_reply(tasks, client, &args, reply_buf);
+    breakdown::mark(Phase::Transfer);
+    reschedule(tasks, caller)
+}
+
+/// REPLY's checks for the fast path: the peer is live and waits for the
+/// caller's reply, and the message is the caller's to read and fits the
+/// reply buffer the client gave at SEND (too big is a fault: generic; a
+/// stale or not-waiting peer is silently ignored: generic). Returns the
+/// client and that buffer.
+#[inline(always)]
+fn reply_checked(tasks: &[Task], caller: usize, args: &ReplyArgs) -> Option<(usize, USlice)> {
     let (peer, message) = (args.peer, args.message);
     let p = usize::from(peer.index().0);
     let me = current_id(tasks, caller);
-    let Some(client) = tasks.get(p) else {
-        return Fast::Declined;
-    };
+    let client = tasks.get(p)?;
     if client.generation() != peer.generation() || !client.is_awaiting_reply_from(me) {
-        return Fast::Declined;
+        return None;
     }
     // The client's reply buffer, checked writable at its SEND.
     let reply_buf = SendArgs::from_regs(&client.syscall_args()).reply;
     if message.len > reply_buf.len || !tasks[caller].can_access(message, false) {
-        return Fast::Declined;
+        return None;
     }
-    breakdown::mark(Phase::Check);
+    Some((p, reply_buf))
+}
+
+/// Completes a REPLY that passed [`reply_checked`]: the message into the
+/// client's reply buffer, its response, and the client runnable.
+#[inline(always)]
+fn deliver_reply(tasks: &mut [Task], client: usize, args: &ReplyArgs, reply_buf: USlice) {
+    let message = args.message;
     // An empty reply (a bare acknowledgement) has no copy to set up.
     if message.len != 0 {
-        // Safety: the message checked readable by the caller just above; the
-        // client's reply buffer writable at its SEND; regions never change.
-        // The client waits for the caller's reply, so it is not the caller.
+        // Safety: the message checked readable by the caller in
+        // `reply_checked`; the client's reply buffer writable at its SEND;
+        // regions never change. The client waits for the caller's reply,
+        // so it is not the caller.
         unsafe { umem::copy_between_tasks(message.base, reply_buf.base, message.len as usize) };
     }
-    let c = &mut tasks[p];
+    let c = &mut tasks[client];
     c.respond(Response {
         code: args.code,
         value: message.len,
     });
     c.set_healthy_state(SchedState::Runnable);
+}
+
+/// REPLY_RECV: a REPLY the fast path takes followed by an open RECV it
+/// takes. Both halves are checked before either changes anything (the
+/// REPLY changes nothing the RECV's checks read: the client waited in
+/// REPLY, not in SEND, and the notifications are the caller's own), so a
+/// call with a half the generic path must answer is declined whole, and
+/// the generic path runs REPLY then RECV from the start. The client just
+/// answered is runnable, so the RECV may always block here.
+#[inline(always)]
+fn reply_recv(tasks: &mut [Task], caller: usize) -> Fast {
+    let words = tasks[caller].syscall_args();
+    let (Ok(reply), Ok(recv)) = (
+        ReplyRecvArgs::reply_from_regs(&words),
+        ReplyRecvArgs::recv_from_regs(&words),
+    ) else {
+        return Fast::Declined;
+    };
+    breakdown::mark(Phase::Decode);
+    let Some((client, reply_buf)) = reply_checked(tasks, caller, &reply) else {
+        return Fast::Declined;
+    };
+    if !open_recv_checked(&tasks[caller], &recv) {
+        return Fast::Declined;
+    }
+    breakdown::mark(Phase::Check);
+    deliver_reply(tasks, client, &reply, reply_buf);
+    let sender = crate::ipc::most_important_sender(tasks, caller, current_id(tasks, caller));
+    take_or_block(tasks, caller, sender, &recv);
     breakdown::mark(Phase::Transfer);
     reschedule(tasks, caller)
 }

@@ -1,4 +1,7 @@
 //! Synchronous IPC: SEND, RECV, REPLY, REPLY_FAULT and the BORROW family.
+//! (REPLY_RECV has no handler of its own: the dispatcher runs [`reply`]
+//! and then [`recv`], settling each as the separate call; see
+//! `syscalls`.)
 //!
 //! Pattern: each syscall is `fn(tasks, caller, &args) -> Result<Next,
 //! UserError>`, with `args` the caller's argument words already decoded

@@ -12,7 +12,7 @@
 //! whether the choice may have changed.
 //!
 //! The common calls (the null syscall, SEND to a waiting receiver, open
-//! RECV, REPLY) are finished first by `fastpath`, which takes a call only
+//! RECV, REPLY, REPLY_RECV) are finished first by `fastpath`, which takes a call only
 //! when every check of the generic handler passes and otherwise leaves it
 //! untouched for `dispatch`; see there. The fast path never touches the
 //! caller's lazy registers (RBX, RBP, R14, R15, RSP), which are not in its
@@ -26,9 +26,9 @@
 use core::sync::atomic::Ordering;
 
 use abi::syscall::{
-    BorrowArgs, BorrowInfoArgs, BytesArgs, IrqControlArgs, IrqStatusArgs, PostArgs, RecvArgs,
-    RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, ReplyFaultArgs, Response, SeamcallArgs,
-    SendArgs, SetTimerArgs,
+    ArgRegs, BorrowArgs, BorrowInfoArgs, BytesArgs, IrqControlArgs, IrqStatusArgs, PostArgs,
+    RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, ReplyFaultArgs, ReplyRecvArgs,
+    Response, SeamcallArgs, SendArgs, SetTimerArgs,
 };
 use abi::{FaultInfo, Sysnum, TaskId, TaskIndex, UsageError};
 
@@ -144,23 +144,33 @@ fn chaos_dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
 }
 
 /// `dispatch` for the target of an armed kill (`inject::arm`): this call
-/// may be its point. A REPLY is identified by the operation of the call it
-/// answers, read from the waiting caller's saved SEND arguments.
+/// may be its point. A REPLY (or the REPLY half of a REPLY_RECV) is
+/// identified by the operation of the call it answers, read from the
+/// waiting caller's saved SEND arguments. A kill after the REPLY half of a
+/// REPLY_RECV comes before its RECV half, as a kill between a REPLY and
+/// the RECV that follows it would.
 #[cold]
 #[inline(never)]
 fn armed_dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
-    let call = match Sysnum::from_raw(number) {
-        Some(Sysnum::Reply) => ReplyArgs::from_regs(&tasks[caller].syscall_args())
-            .ok()
-            .and_then(|a| ipc::awaited_operation(tasks, caller, a.peer))
-            .map_or(ArmedSyscall::Other, ArmedSyscall::Reply),
-        _ => ArmedSyscall::Other,
+    let sysnum = Sysnum::from_raw(number);
+    let words = tasks[caller].syscall_args();
+    let reply = match sysnum {
+        Some(Sysnum::Reply) => ReplyArgs::from_regs(&words).ok(),
+        Some(Sysnum::ReplyRecv) => ReplyRecvArgs::reply_from_regs(&words).ok(),
+        _ => None,
     };
+    let call = reply
+        .and_then(|a| ipc::awaited_operation(tasks, caller, a.peer))
+        .map_or(ArmedSyscall::Other, ArmedSyscall::Reply);
     let Some((when, cause)) = crate::inject::armed_syscall(call) else {
         return dispatch(tasks, caller, number);
     };
     if when == When::After {
-        let _ = dispatch(tasks, caller, number);
+        let _ = if sysnum == Some(Sysnum::ReplyRecv) {
+            reply_half(tasks, caller, &words)
+        } else {
+            dispatch(tasks, caller, number)
+        };
         if !matches!(tasks[caller].state(), task::TaskState::Healthy(_)) {
             return Next::Reschedule;
         }
@@ -253,6 +263,22 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
             breakdown::mark(Phase::Decode);
             ipc::reply(tasks, caller, &args)
         }),
+        Sysnum::ReplyRecv => {
+            let words = regs(tasks);
+            let replied = reply_half(tasks, caller, &words);
+            // A REPLY that faulted the caller ends the call: no RECV.
+            if !tasks[caller].is_runnable() {
+                return replied;
+            }
+            let received = recv_half(tasks, caller, &words);
+            // The REPLY may have woken a more important client; the RECV's
+            // own answer (even an error code) does not undo that.
+            if replied == Next::Reschedule {
+                Next::Reschedule
+            } else {
+                received
+            }
+        }
         Sysnum::ReplyFault => settled!({
             let args = ReplyFaultArgs::from_regs(&regs(tasks))?;
             ipc::reply_fault(tasks, caller, &args)
@@ -314,6 +340,29 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
         // Handled before dispatch, since it must not hold the table.
         Sysnum::WaitForInterrupt => Next::Same,
     }
+}
+
+/// The REPLY half of REPLY_RECV: REPLY's decoding and handler, settled
+/// as a REPLY (a fault of the caller included).
+#[inline(always)]
+fn reply_half(tasks: &mut [Task], caller: usize, words: &ArgRegs) -> Next {
+    let result = ReplyRecvArgs::reply_from_regs(words)
+        .map_err(UserError::from)
+        .and_then(|args| {
+            breakdown::mark(Phase::Decode);
+            ipc::reply(tasks, caller, &args)
+        });
+    settle(tasks, caller, result)
+}
+
+/// The RECV half of REPLY_RECV, run once the REPLY half has left the
+/// caller runnable: RECV's decoding and handler, settled as a RECV.
+#[inline(always)]
+fn recv_half(tasks: &mut [Task], caller: usize, words: &ArgRegs) -> Next {
+    let result = ReplyRecvArgs::recv_from_regs(words)
+        .map_err(UserError::from)
+        .and_then(|args| ipc::recv(tasks, caller, &args));
+    settle(tasks, caller, result)
 }
 
 /// POST.

@@ -34,7 +34,7 @@ pub use abi::syscall::TimerState;
 use abi::syscall::{
     ArgRegs, BorrowArgs, BorrowInfoArgs, BytesArgs, IrqControlArgs, IrqStatus, IrqStatusArgs,
     PostArgs, Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, ReplyFaultArgs,
-    Response, SeamcallArgs, SendArgs, SetTimerArgs, USlice,
+    ReplyRecvArgs, Response, SeamcallArgs, SendArgs, SetTimerArgs, USlice,
 };
 pub use abi::{
     lease_attr, FaultInfo, Generation, ReplyFaultReason, Sysnum, TaskId, TaskIndex, TaskState,
@@ -147,7 +147,7 @@ fn syscall<const N: usize>(num: Sysnum, args: ArgRegs) -> [u64; N] {
 /// ignores the words past a syscall's own (`abi::syscall`), so the other
 /// registers need neither zeroing nor, for R12 and R13, saving around the
 /// call. Hand-written per width because `asm!` cannot take a register
-/// list as a parameter.
+/// list as a parameter; all eight words (REPLY_RECV) are [`sys_raw`].
 #[inline(always)]
 fn syscall_words<const A: usize, const N: usize>(num: Sysnum, args: ArgRegs) -> [u64; N] {
     const { assert!(N <= 6 && A <= 8) };
@@ -302,6 +302,62 @@ pub fn sys_reply(peer: TaskId, code: u32, message: &[u8]) {
         message: claim(message),
     };
     syscall_words::<{ ReplyArgs::WORDS }, 0>(Sysnum::Reply, args.to_regs());
+}
+
+/// Replies to `peer` with `code` and `message` as [`sys_reply`] does, then
+/// receives as [`sys_recv`] does, in one kernel entry (REPLY_RECV): the
+/// reply of one request rides on the receive of the next.
+///
+/// Registers (`abi::syscall::ReplyRecvArgs`): RDI/RSI = `buffer`, RDX =
+/// `notification_mask`, R10 = `sender` (RECV's words, in RECV's
+/// registers); R8 = `peer`, R9 = `code`, R12/R13 = `message`. RAX, RDI,
+/// RSI, RDX, R10 and R8 come back as RECV's result; R9, R12 and R13 are
+/// kept. Everything REPLY would fault for faults the caller before the
+/// receive; a reply to a stale peer or one not waiting for us is ignored,
+/// and the receive goes on.
+///
+/// # Errors
+/// The dead code of a closed receive whose `sender` is stale or restarts.
+pub fn sys_reply_recv(
+    peer: TaskId,
+    code: u32,
+    message: &[u8],
+    buffer: &mut [u8],
+    notification_mask: u64,
+    sender: Option<TaskId>,
+) -> Result<RecvMessage, u32> {
+    let args = ReplyRecvArgs {
+        reply: ReplyArgs {
+            peer,
+            code,
+            message: claim(message),
+        },
+        recv: RecvArgs {
+            buffer: claim_mut(buffer),
+            notification_mask,
+            sender,
+        },
+    };
+    Received::from_regs(syscall_words::<{ ReplyRecvArgs::WORDS }, _>(
+        Sysnum::ReplyRecv,
+        args.to_regs(),
+    ))
+    .map(RecvMessage::from)
+}
+
+/// [`sys_reply_recv`] with an open receive.
+pub fn sys_reply_recv_open(
+    peer: TaskId,
+    code: u32,
+    message: &[u8],
+    buffer: &mut [u8],
+    notification_mask: u64,
+) -> RecvMessage {
+    match sys_reply_recv(peer, code, message, buffer, notification_mask, None) {
+        Ok(m) => m,
+        // As for `sys_recv_open`: an open receive never names a dead peer.
+        Err(_) => unreachable_open_recv(),
+    }
 }
 
 /// Faults `peer`, which must be waiting for our reply, for `reason`.

@@ -269,10 +269,15 @@ mod task {
         service.log_serving(started, (sys_get_timer().now, tsc()));
         // Answers that landed before the loop: their `seam-done` may have been taken already.
         service.advance_init(&mut SeamKernel::new(), &mut Kernel);
-        let mut buffer = [0u8; TDX_HOST_BUFFER_SIZE];
+        let mut buffers = TdxHostBuffers::new();
         let mut seam = SeamKernel::new();
         loop {
-            dispatch_tdx_host(&mut service, &mut buffer);
+            dispatch_tdx_host(&mut service, &mut buffers);
+            // A reply leaves with the next receive (REPLY_RECV), except while TDMR.INIT runs:
+            // then `after_dispatch` may start chunks, which must not delay it.
+            if service.server().initializing() {
+                buffers.send_reply_now();
+            }
             // TDMR.INIT chunks held back for requests start once one was served.
             service.after_dispatch(seam.emptied());
         }

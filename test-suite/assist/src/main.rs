@@ -9,13 +9,15 @@
 #![no_std]
 #![no_main]
 
+use abi::syscall::Received;
 use abi::Sysnum;
 use test_api::regs::{self, AllRegs};
+use test_api::reply_recv as rr;
 use test_api::{assist as op, fault, word32, word64};
 use userlib::durable::Durable;
 use userlib::{
     sys_borrow_info, sys_borrow_read, sys_borrow_write, sys_irq_control, sys_raw, sys_recv_closed,
-    sys_recv_open, sys_refresh_task_id, sys_reply, sys_send, Lease, TaskId, TaskIndex,
+    sys_recv_open, sys_refresh_task_id, sys_reply, sys_send, Lease, RecvMessage, TaskId, TaskIndex,
 };
 
 static mut CALLS: u32 = 0;
@@ -30,6 +32,10 @@ static LEASE_TEXT: [u8; 16] = *b"assist-lease-ok!";
 static mut RAW_LEASE: [u8; op::RAW_LEASE_MAX] = [0; op::RAW_LEASE_MAX];
 /// `[rc, reply_len, reply bytes (16), lease bytes (16)]` of the last RAW_SEND.
 static mut RAW_OUTCOME: [u8; 40] = [0xFF; 40];
+/// What the last REPLY_RECV case's receive took (see `op::RR_RESULT`).
+static mut RR_SEEN: [u32; 4] = [0; 4];
+/// A caller a REPLY_RECV case left waiting, paid by RR_RESULT.
+static mut RR_OWED: Option<TaskId> = None;
 
 fn calls() -> u32 {
     // Safety: single-threaded task; no references to the static escape.
@@ -234,6 +240,81 @@ fn raw_send(header: [u32; 8], message: &[u8; op::RAW_MESSAGE_MAX]) {
     unsafe { RAW_OUTCOME = outcome };
 }
 
+/// REPLY_RECV: answers `caller` with attack `case` (`test_api::reply_recv`)
+/// as one REPLY_RECV or, with `split`, as the REPLY and the RECV it stands
+/// for, with the same words; keeps what the receive took in `RR_SEEN`.
+/// Returns a request the receive took, for the main loop to serve.
+fn reply_recv_case(
+    case: u32,
+    split: bool,
+    arg: u32,
+    caller: TaskId,
+    buf: &mut [u8],
+) -> Option<RecvMessage> {
+    const NOTE: u64 = 1 << 40;
+    let answer = *b"rr-reply-16bytes";
+    let too_big = [0x55u8; 64];
+    let mut reply = [u64::from(caller.0), 0, answer.as_ptr() as u64, 8];
+    let mut recv = [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0];
+    // Safety: single-threaded task; no reference to the static escapes.
+    unsafe { RR_SEEN = [0; 4] };
+    match case {
+        rr::QUEUED => userlib::hl::sleep_for(2, 1 << 61),
+        rr::REPLY_IN_KERNEL => reply[2] = 0x10_0000,
+        rr::REPLY_PAST_RAM_END => reply[2..].copy_from_slice(&[ram_end() - 2, 4]),
+        rr::REPLY_FROM_RODATA => {
+            reply[2..].copy_from_slice(&[LEASE_TEXT.as_ptr() as u64, LEASE_TEXT.len() as u64]);
+        }
+        rr::REPLY_TOO_BIG => reply[2..].copy_from_slice(&[too_big.as_ptr() as u64, 64]),
+        rr::REPLY_CODE_TOO_WIDE => reply[1] = 1 << 32,
+        rr::REPLY_TO_OTHER => {
+            reply[0] = u64::from(arg);
+            // Safety: single-threaded task; no reference to the static escapes.
+            unsafe { RR_OWED = Some(caller) };
+        }
+        rr::RECV_INTO_KERNEL => recv[..2].copy_from_slice(&[0x10_0000, 8]),
+        rr::RECV_INTO_RODATA => {
+            recv[..2].copy_from_slice(&[LEASE_TEXT.as_ptr() as u64, LEASE_TEXT.len() as u64]);
+        }
+        rr::RECV_RESERVED_BITS => recv[3] = 5,
+        rr::NOTIFIED => {
+            let _ = userlib::sys_post(sys_refresh_task_id(TaskIndex(task_gen::TASK_INDEX)), NOTE);
+            recv[2] = NOTE;
+        }
+        rr::CLOSED => recv[3] = abi::RECV_CLOSED | u64::from(arg),
+        _ => {}
+    }
+    let r = if split {
+        sys_raw(
+            Sysnum::Reply as u64,
+            [reply[0], reply[1], reply[2], reply[3], 0, 0, 0, 0],
+        );
+        sys_raw(
+            Sysnum::Recv as u64,
+            [recv[0], recv[1], recv[2], recv[3], 0, 0, 0, 0],
+        )
+    } else {
+        sys_raw(
+            Sysnum::ReplyRecv as u64,
+            [
+                recv[0], recv[1], recv[2], recv[3], reply[0], reply[1], reply[2], reply[3],
+            ],
+        )
+    };
+    core::hint::black_box((&answer, &too_big));
+    let (seen, next) = match Received::from_regs(r) {
+        Ok(m) if m.sender == TaskId::KERNEL => ([3, m.operation.trailing_zeros(), 0, 0], None),
+        Ok(m) => (
+            [1, m.sender.0, m.operation as u32, m.message_len as u32],
+            Some(RecvMessage::from(m)),
+        ),
+        Err(code) => ([2, code, 0, 0], None),
+    };
+    // Safety: single-threaded task; no reference to the static escapes.
+    unsafe { RR_SEEN = seen };
+    next
+}
+
 include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
 
 /// One real device interrupt end to end: PIT channel 0 (ports 0x40/0x43,
@@ -310,8 +391,13 @@ fn reg_probe() {
 #[unsafe(no_mangle)]
 pub fn main() -> ! {
     let mut buf = [0u8; 64];
+    // A request a REPLY_RECV case's receive already took.
+    let mut taken: Option<RecvMessage> = None;
     loop {
-        let m = sys_recv_open(&mut buf, 0);
+        let m = match taken.take() {
+            Some(m) => m,
+            None => sys_recv_open(&mut buf, 0),
+        };
         bump(&raw mut CALLS);
         let msg = &buf[..m.message_len.min(buf.len())];
         match m.operation as u16 {
@@ -485,6 +571,22 @@ pub fn main() -> ! {
                     core::slice::from_raw_parts_mut(durable.as_mut_ptr().cast::<u8>(), 16)
                 };
                 sys_send(m.sender, back_op, &[], &mut [], &[Lease::read_write(lent)]);
+            }
+            op::REPLY_RECV => {
+                let (case, split, arg) = (word32(msg, 0), word32(msg, 1) != 0, word32(msg, 2));
+                taken = reply_recv_case(case, split, arg, m.sender, &mut buf);
+            }
+            op::RR_RESULT => {
+                // Safety: single-threaded task; copies, no reference escapes.
+                let (owed, seen) = unsafe { (core::ptr::replace(&raw mut RR_OWED, None), RR_SEEN) };
+                if let Some(owed) = owed {
+                    sys_reply(owed, op::RR_OWED_CODE, b"owed");
+                }
+                let mut out = [0u8; 16];
+                for (chunk, w) in out.chunks_exact_mut(4).zip(seen) {
+                    chunk.copy_from_slice(&w.to_le_bytes());
+                }
+                sys_reply(m.sender, 0, &out);
             }
             op::RAW_RESULT => {
                 // Safety: single-threaded task; a copy, no reference escapes.

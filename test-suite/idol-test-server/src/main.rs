@@ -217,8 +217,8 @@ fn main() -> ! {
         mode: Mode::Slow,
         notifications: 0,
     };
-    let mut buffer = [0u8; TEST_BUFFER_SIZE];
+    let mut buffers = TestBuffers::new();
     loop {
-        dispatch_test(&mut state, &mut buffer);
+        dispatch_test(&mut state, &mut buffers);
     }
 }

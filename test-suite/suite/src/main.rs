@@ -15,6 +15,7 @@ mod cases_faults;
 mod cases_idol;
 mod cases_ipc;
 mod cases_kipc;
+mod cases_reply_recv;
 mod cases_time;
 
 use abi::{FaultInfo, TaskIndex, TaskState};
@@ -101,6 +102,7 @@ pub fn state(index: TaskIndex) -> TaskState {
 static CASES: &[&[Case]] = &[
     cases_ipc::CASES,
     cases_faults::CASES,
+    cases_reply_recv::CASES,
     cases_kipc::CASES,
     cases_time::CASES,
     cases_idol::CASES,

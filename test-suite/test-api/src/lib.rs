@@ -114,6 +114,20 @@ pub mod assist {
     /// takes 4 bytes, so the kernel's REPLY fast path is the one that
     /// checks the slice.
     pub const REPLY_PAST_RAM_END: u16 = 21;
+    /// `[case, split, arg]` (u32 each), sent through RAW_SEND with a
+    /// 16-byte reply buffer: answers with the REPLY_RECV attack `case`
+    /// ([`reply_recv`](crate::reply_recv)) made as one REPLY_RECV (`split`
+    /// 0) or as a REPLY followed by a RECV (`split` 1), and keeps what the
+    /// receive took for [`RR_RESULT`].
+    pub const REPLY_RECV: u16 = 22;
+    /// → `[kind, a, b, c]` (u32 each) of the last REPLY_RECV case's receive:
+    /// kind 0 nothing yet; 1 a message (`a` sender, `b` operation, `c`
+    /// length); 2 an error code (`a`); 3 notifications (`a` the lowest bit
+    /// that fired). First answers, with code [`RR_OWED_CODE`], a caller the
+    /// case left waiting (its reply went to another task).
+    pub const RR_RESULT: u16 = 23;
+    /// The response code of a reply paid by RR_RESULT.
+    pub const RR_OWED_CODE: u32 = 7;
     /// Bytes of RAW_SEND's header (eight u32 words).
     pub const RAW_HEADER: usize = 32;
     /// The most payload bytes a RAW_SEND carries.
@@ -122,6 +136,40 @@ pub mod assist {
     pub const RAW_MESSAGE_MAX: usize = 64;
     /// The longest lease a RAW_SEND lends.
     pub const RAW_LEASE_MAX: usize = 512;
+}
+
+/// The attacks of `assist::REPLY_RECV`: how the server's answer differs
+/// from a well-formed one (reply `rr-reply` to the caller, then an open
+/// receive into its message buffer).
+pub mod reply_recv {
+    /// Nothing: the well-formed answer.
+    pub const PLAIN: u32 = 0;
+    /// Sleeps 2 ms first, so a request queues before the receive.
+    pub const QUEUED: u32 = 1;
+    /// The reply message in kernel memory.
+    pub const REPLY_IN_KERNEL: u32 = 2;
+    /// A 4-byte reply of which the last 2 lie past the end of the RAM.
+    pub const REPLY_PAST_RAM_END: u32 = 3;
+    /// The reply message in the server's read-only data (16 bytes).
+    pub const REPLY_FROM_RODATA: u32 = 4;
+    /// A 64-byte reply (the caller takes 16).
+    pub const REPLY_TOO_BIG: u32 = 5;
+    /// A response code word above 32 bits.
+    pub const REPLY_CODE_TOO_WIDE: u32 = 6;
+    /// The reply goes to task id `arg` instead of the caller (who is paid
+    /// by RR_RESULT).
+    pub const REPLY_TO_OTHER: u32 = 7;
+    /// The receive buffer in kernel memory.
+    pub const RECV_INTO_KERNEL: u32 = 8;
+    /// The receive buffer in the server's read-only data.
+    pub const RECV_INTO_RODATA: u32 = 9;
+    /// Reserved bits in the receive's sender word.
+    pub const RECV_RESERVED_BITS: u32 = 10;
+    /// A notification bit posted to itself just before, and in the
+    /// receive's mask.
+    pub const NOTIFIED: u32 = 11;
+    /// A closed receive from task id `arg`.
+    pub const CLOSED: u32 = 12;
 }
 
 /// Every general register around one syscall, for the cases that check no

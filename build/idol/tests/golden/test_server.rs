@@ -23,6 +23,36 @@ pub const TEST_BUFFER_SIZE: usize = idol_runtime::size::max_of(
         core::mem::size_of::<TestRestrictedPingArgs>(),
     ],
 );
+/// Bytes the reply outbox needs: the largest reply of any
+/// operation.
+pub const TEST_REPLY_SIZE: usize = idol_runtime::size::max_of(
+    &[
+        core::mem::size_of::<u32>(),
+        core::mem::size_of::<u64>(),
+        core::mem::size_of::<u32>(),
+        core::mem::size_of::<()>(),
+        idol_runtime::size::max(
+            <u32 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
+            <ComplexError as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
+        ),
+        core::mem::size_of::<u32>(),
+        core::mem::size_of::<u32>(),
+        core::mem::size_of::<u32>(),
+        core::mem::size_of::<()>(),
+        <Message as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
+        core::mem::size_of::<u8>(),
+        core::mem::size_of::<u64>(),
+        core::mem::size_of::<u64>(),
+        core::mem::size_of::<u32>(),
+        core::mem::size_of::<u32>(),
+    ],
+);
+/// The server's message buffer and reply outbox, kept across
+/// dispatches (a reply leaves with the next receive).
+pub type TestBuffers = idol_runtime::dispatch::Buffers<
+    TEST_BUFFER_SIZE,
+    TEST_REPLY_SIZE,
+>;
 /// Exercises every IDL feature: argument kinds, reply kinds, errors, leases, encodings, access lists.
 ///
 /// Implement this and call the dispatch function in a loop.
@@ -133,14 +163,11 @@ pub trait TestServer {
 /// Receives one message and handles it: notifications go to
 /// [`TestServer::handle_notification`], requests that pass every check to
 /// their [`TestServer`] method, and bad requests are reply-faulted.
-pub fn dispatch_test<S: TestServer>(
-    server: &mut S,
-    buffer: &mut [u8; TEST_BUFFER_SIZE],
-) {
+pub fn dispatch_test<S: TestServer>(server: &mut S, buffers: &mut TestBuffers) {
     let mask = server.notification_mask();
     idol_runtime::dispatch::serve_one(
         server,
-        buffer,
+        buffers,
         mask,
         S::handle_notification,
         route_test_request::<S>,
@@ -151,23 +178,24 @@ fn route_test_request<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     match msg.operation {
-        1 => handle_test_add(server, msg, body),
-        2 => handle_test_mix(server, msg, body),
-        3 => handle_test_divide(server, msg, body),
-        4 => handle_test_fail_clike(server, msg, body),
-        5 => handle_test_fail_complex(server, msg, body),
-        6 => handle_test_sum_bytes(server, msg, body),
-        7 => handle_test_fill(server, msg, body),
-        8 => handle_test_reverse(server, msg, body),
-        9 => handle_test_scale_point(server, msg, body),
-        10 => handle_test_echo_postcard(server, msg, body),
-        11 => handle_test_set_mode(server, msg, body),
-        12 => handle_test_bump_counter(server, msg, body),
-        13 => handle_test_notifications_seen(server, msg, body),
-        14 => handle_test_stall(server, msg, body),
-        40 => handle_test_restricted_ping(server, msg, body),
+        1 => handle_test_add(server, msg, body, outbox),
+        2 => handle_test_mix(server, msg, body, outbox),
+        3 => handle_test_divide(server, msg, body, outbox),
+        4 => handle_test_fail_clike(server, msg, body, outbox),
+        5 => handle_test_fail_complex(server, msg, body, outbox),
+        6 => handle_test_sum_bytes(server, msg, body, outbox),
+        7 => handle_test_fill(server, msg, body, outbox),
+        8 => handle_test_reverse(server, msg, body, outbox),
+        9 => handle_test_scale_point(server, msg, body, outbox),
+        10 => handle_test_echo_postcard(server, msg, body, outbox),
+        11 => handle_test_set_mode(server, msg, body, outbox),
+        12 => handle_test_bump_counter(server, msg, body, outbox),
+        13 => handle_test_notifications_seen(server, msg, body, outbox),
+        14 => handle_test_stall(server, msg, body, outbox),
+        40 => handle_test_restricted_ping(server, msg, body, outbox),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
 }
@@ -178,6 +206,7 @@ fn handle_test_add<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -191,9 +220,7 @@ fn handle_test_add<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestAddArgs { a, b } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.add(msg, a, b) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -206,6 +233,7 @@ fn handle_test_mix<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u64>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -221,9 +249,7 @@ fn handle_test_mix<S: TestServer>(
         body,
     )?;
     match server.mix(msg, a, b, c, d, flag) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -236,6 +262,7 @@ fn handle_test_divide<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -249,11 +276,9 @@ fn handle_test_divide<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestDivideArgs { a, b } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.divide(msg, a, b) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -266,6 +291,7 @@ fn handle_test_fail_clike<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -279,11 +305,9 @@ fn handle_test_fail_clike<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestFailClikeArgs { code } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.fail_clike(msg, code) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -296,6 +320,7 @@ fn handle_test_fail_complex<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = idol_runtime::size::max(
         <u32 as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE,
@@ -315,19 +340,13 @@ fn handle_test_fail_complex<S: TestServer>(
         idol_runtime::Postcard,
         (u8, u32),
     >(body)?;
-    let mut reply_buf = [0u8; REPLY_SIZE];
     match server.fail_complex(msg, kind, value) {
         Ok(result_ok) => {
-            idol_runtime::dispatch::reply_encoded::<
-                idol_runtime::Postcard,
-                u32,
-            >(msg.sender, &result_ok, &mut reply_buf)
+            outbox.encoded::<idol_runtime::Postcard, u32>(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_complex::<
-                idol_runtime::Postcard,
-                ComplexError,
-            >(msg.sender, &result_err, &mut reply_buf)
+            outbox
+                .complex::<idol_runtime::Postcard, ComplexError>(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -340,6 +359,7 @@ fn handle_test_sum_bytes<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -354,9 +374,7 @@ fn handle_test_sum_bytes<S: TestServer>(
         [u8],
     >::from_message(msg, 0, Some(64))?;
     match server.sum_bytes(msg, data) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -369,6 +387,7 @@ fn handle_test_fill<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -383,9 +402,7 @@ fn handle_test_fill<S: TestServer>(
     let TestFillArgs { value } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let buf = idol_runtime::Leased::<idol_runtime::W, [u8]>::from_message(msg, 0, None)?;
     match server.fill(msg, value, buf) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -398,6 +415,7 @@ fn handle_test_reverse<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -412,9 +430,7 @@ fn handle_test_reverse<S: TestServer>(
         [u8],
     >::from_message(msg, 0, Some(256))?;
     match server.reverse(msg, buf) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -427,6 +443,7 @@ fn handle_test_scale_point<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -448,11 +465,9 @@ fn handle_test_scale_point<S: TestServer>(
         Point,
     >::typed_from_message(msg, 1)?;
     match server.scale_point(msg, factor, input, output) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -465,6 +480,7 @@ fn handle_test_echo_postcard<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = <Message as idol_runtime::MaxSize>::POSTCARD_MAX_SIZE;
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -480,13 +496,9 @@ fn handle_test_echo_postcard<S: TestServer>(
         idol_runtime::Postcard,
         (Message,),
     >(body)?;
-    let mut reply_buf = [0u8; REPLY_SIZE];
     match server.echo_postcard(msg, message) {
         Ok(result_ok) => {
-            idol_runtime::dispatch::reply_encoded::<
-                idol_runtime::Postcard,
-                Message,
-            >(msg.sender, &result_ok, &mut reply_buf)
+            outbox.encoded::<idol_runtime::Postcard, Message>(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
@@ -500,6 +512,7 @@ fn handle_test_set_mode<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u8>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -514,9 +527,7 @@ fn handle_test_set_mode<S: TestServer>(
     let TestSetModeArgs { mode } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let mode: Mode = idol_runtime::dispatch::from_primitive::<u8, Mode>(mode)?;
     match server.set_mode(msg, mode) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -529,6 +540,7 @@ fn handle_test_bump_counter<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u64>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -539,9 +551,7 @@ fn handle_test_bump_counter<S: TestServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.bump_counter(msg) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -554,6 +564,7 @@ fn handle_test_notifications_seen<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u64>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -564,9 +575,7 @@ fn handle_test_notifications_seen<S: TestServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.notifications_seen(msg) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -579,6 +588,7 @@ fn handle_test_stall<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -592,9 +602,7 @@ fn handle_test_stall<S: TestServer>(
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     let TestStallArgs { ms } = idol_runtime::dispatch::decode_zerocopy(body)?;
     match server.stall(msg, ms) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -607,6 +615,7 @@ fn handle_test_restricted_ping<S: TestServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<TEST_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -622,9 +631,7 @@ fn handle_test_restricted_ping<S: TestServer>(
         body,
     )?;
     match server.restricted_ping(msg, token) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

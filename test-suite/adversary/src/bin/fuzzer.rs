@@ -241,6 +241,50 @@ enum Outcome {
     Skip,
 }
 
+/// RECV's four words (buffer, mask with [`SELF_BIT`], sender) and what
+/// they should do; the caller posts [`SELF_BIT`] first, so a well-formed
+/// RECV returns at once.
+fn recv_words(r: &mut Rng) -> ([u64; 4], Outcome) {
+    let buf = slice(r);
+    let closed = r.below(2) == 0;
+    let sender = if closed {
+        abi::RECV_CLOSED | (task_id(r) & 0xFFFF_FFFF)
+    } else if r.below(8) == 0 {
+        r.next()
+    } else {
+        0
+    };
+    let words = [buf.base, buf.len, r.next() | SELF_BIT, sender];
+    let reserved = if sender & abi::RECV_CLOSED != 0 {
+        sender & !(abi::RECV_CLOSED | 0xFFFF_FFFF) != 0
+    } else {
+        sender != 0
+    };
+    if reserved || !own_writable(buf.base, buf.len) {
+        (words, Outcome::Faults)
+    } else {
+        (words, Outcome::Returns)
+    }
+}
+
+/// REPLY's four words (peer, code, message) and what they should do:
+/// nobody waits for our reply, so a well-formed one is ignored.
+fn reply_words(r: &mut Rng, n: u64) -> ([u64; 4], Outcome) {
+    let m = slice(r);
+    let peer = task_id(r);
+    let code = if r.below(4) == 0 {
+        r.next()
+    } else {
+        r.below(1 << 32)
+    };
+    let words = [peer, code, m.base, m.len];
+    if code > u64::from(u32::MAX) || !own_readable(m.base, m.len) || (peer & 0xFFFF) >= n {
+        (words, Outcome::Faults)
+    } else {
+        (words, Outcome::Returns)
+    }
+}
+
 /// One random call: number, registers, and what should happen.
 fn generate(index: u64) -> (u64, [u64; 8], Outcome) {
     let mut r = Rng(SEED ^ splitmix(index));
@@ -249,10 +293,11 @@ fn generate(index: u64) -> (u64, [u64; 8], Outcome) {
     for w in &mut a {
         *w = r.next();
     }
+    // Sysnum's numbers are 0..=20.
     let number = if r.below(12) == 0 {
-        20 + r.below(1000)
+        21 + r.below(1000)
     } else {
-        r.below(20)
+        r.below(21)
     };
     let Some(sysnum) = Sysnum::from_raw(number) else {
         return (number, a, Outcome::Faults);
@@ -317,44 +362,26 @@ fn generate(index: u64) -> (u64, [u64; 8], Outcome) {
             }
         }
         Sysnum::Recv => {
-            let buf = slice(&mut r);
-            let closed = r.below(2) == 0;
-            let sender = if closed {
-                abi::RECV_CLOSED | (task_id(&mut r) & 0xFFFF_FFFF)
-            } else if r.below(8) == 0 {
-                r.next()
-            } else {
-                0
-            };
-            a[0] = buf.base;
-            a[1] = buf.len;
-            a[2] = r.next() | SELF_BIT;
-            a[3] = sender;
-            let reserved = if sender & abi::RECV_CLOSED != 0 {
-                sender & !(abi::RECV_CLOSED | 0xFFFF_FFFF) != 0
-            } else {
-                sender != 0
-            };
-            if reserved || !own_writable(buf.base, buf.len) {
-                Outcome::Faults
-            } else {
-                Outcome::Returns
-            }
+            let (words, outcome) = recv_words(&mut r);
+            a[..4].copy_from_slice(&words);
+            outcome
         }
         Sysnum::Reply => {
-            let m = slice(&mut r);
-            a[0] = task_id(&mut r);
-            a[1] = if r.below(4) == 0 {
-                r.next()
-            } else {
-                r.below(1 << 32)
-            };
-            a[2] = m.base;
-            a[3] = m.len;
-            if a[1] > u64::from(u32::MAX) || !own_readable(m.base, m.len) || (a[0] & 0xFFFF) >= n {
+            let (words, outcome) = reply_words(&mut r, n);
+            a[..4].copy_from_slice(&words);
+            outcome
+        }
+        // REPLY's words four places up, RECV's in RECV's places; the REPLY
+        // half is checked (and faults) first.
+        Sysnum::ReplyRecv => {
+            let (reply, replied) = reply_words(&mut r, n);
+            let (recv, received) = recv_words(&mut r);
+            a[..4].copy_from_slice(&recv);
+            a[4..].copy_from_slice(&reply);
+            if replied == Outcome::Faults {
                 Outcome::Faults
             } else {
-                Outcome::Returns
+                received
             }
         }
         Sysnum::ReplyFault => {
@@ -510,7 +537,7 @@ pub fn main() -> ! {
             } else {
                 p.made += 1;
             }
-            if number == Sysnum::Recv as u64 {
+            if number == Sysnum::Recv as u64 || number == Sysnum::ReplyRecv as u64 {
                 let _ = userlib::sys_post(me, SELF_BIT);
             }
             raw(number, a);

@@ -12,6 +12,23 @@ pub const GPIO_BUFFER_SIZE: usize = idol_runtime::size::max_of(
         core::mem::size_of::<GpioIsHighArgs>(),
     ],
 );
+/// Bytes the reply outbox needs: the largest reply of any
+/// operation.
+pub const GPIO_REPLY_SIZE: usize = idol_runtime::size::max_of(
+    &[
+        core::mem::size_of::<()>(),
+        core::mem::size_of::<()>(),
+        core::mem::size_of::<()>(),
+        core::mem::size_of::<u16>(),
+        core::mem::size_of::<bool>(),
+    ],
+);
+/// The server's message buffer and reply outbox, kept across
+/// dispatches (a reply leaves with the next receive).
+pub type GpioBuffers = idol_runtime::dispatch::Buffers<
+    GPIO_BUFFER_SIZE,
+    GPIO_REPLY_SIZE,
+>;
 ///
 /// Implement this and call the dispatch function in a loop.
 pub trait GpioServer {
@@ -60,14 +77,11 @@ pub trait GpioServer {
 /// Receives one message and handles it: notifications go to
 /// [`GpioServer::handle_notification`], requests that pass every check to
 /// their [`GpioServer`] method, and bad requests are reply-faulted.
-pub fn dispatch_gpio<S: GpioServer>(
-    server: &mut S,
-    buffer: &mut [u8; GPIO_BUFFER_SIZE],
-) {
+pub fn dispatch_gpio<S: GpioServer>(server: &mut S, buffers: &mut GpioBuffers) {
     let mask = server.notification_mask();
     idol_runtime::dispatch::serve_one(
         server,
-        buffer,
+        buffers,
         mask,
         S::handle_notification,
         route_gpio_request::<S>,
@@ -78,13 +92,14 @@ fn route_gpio_request<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     match msg.operation {
-        1 => handle_gpio_configure(server, msg, body),
-        2 => handle_gpio_set_reset(server, msg, body),
-        3 => handle_gpio_toggle(server, msg, body),
-        4 => handle_gpio_read_input(server, msg, body),
-        5 => handle_gpio_is_high(server, msg, body),
+        1 => handle_gpio_configure(server, msg, body, outbox),
+        2 => handle_gpio_set_reset(server, msg, body, outbox),
+        3 => handle_gpio_toggle(server, msg, body, outbox),
+        4 => handle_gpio_read_input(server, msg, body, outbox),
+        5 => handle_gpio_is_high(server, msg, body, outbox),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
 }
@@ -95,6 +110,7 @@ fn handle_gpio_configure<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -113,11 +129,9 @@ fn handle_gpio_configure<S: GpioServer>(
     let mode: Mode = idol_runtime::dispatch::from_primitive::<u8, Mode>(mode)?;
     let pull: Pull = idol_runtime::dispatch::from_primitive::<u8, Pull>(pull)?;
     match server.configure(msg, port, pins, mode, pull) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -130,6 +144,7 @@ fn handle_gpio_set_reset<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -146,11 +161,9 @@ fn handle_gpio_set_reset<S: GpioServer>(
     )?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.set_reset(msg, port, set, reset) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -163,6 +176,7 @@ fn handle_gpio_toggle<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -177,11 +191,9 @@ fn handle_gpio_toggle<S: GpioServer>(
     let GpioToggleArgs { port, pins } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.toggle(msg, port, pins) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -194,6 +206,7 @@ fn handle_gpio_read_input<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u16>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -208,11 +221,9 @@ fn handle_gpio_read_input<S: GpioServer>(
     let GpioReadInputArgs { port } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.read_input(msg, port) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -225,6 +236,7 @@ fn handle_gpio_is_high<S: GpioServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<GPIO_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<bool>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -239,11 +251,9 @@ fn handle_gpio_is_high<S: GpioServer>(
     let GpioIsHighArgs { port, pin } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let port: Port = idol_runtime::dispatch::from_primitive::<u8, Port>(port)?;
     match server.is_high(msg, port, pin) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

@@ -12,6 +12,23 @@ pub const SENSOR_BUFFER_SIZE: usize = idol_runtime::size::max_of(
         core::mem::size_of::<SensorErrorCountArgs>(),
     ],
 );
+/// Bytes the reply outbox needs: the largest reply of any
+/// operation.
+pub const SENSOR_REPLY_SIZE: usize = idol_runtime::size::max_of(
+    &[
+        core::mem::size_of::<f32>(),
+        <Reading as idol_runtime::hubpack::SerializedSize>::MAX_SIZE,
+        core::mem::size_of::<()>(),
+        core::mem::size_of::<()>(),
+        core::mem::size_of::<u32>(),
+    ],
+);
+/// The server's message buffer and reply outbox, kept across
+/// dispatches (a reply leaves with the next receive).
+pub type SensorBuffers = idol_runtime::dispatch::Buffers<
+    SENSOR_BUFFER_SIZE,
+    SENSOR_REPLY_SIZE,
+>;
 ///
 /// Implement this and call the dispatch function in a loop.
 pub trait SensorServer {
@@ -57,14 +74,11 @@ pub trait SensorServer {
 /// Receives one message and handles it: notifications go to
 /// [`SensorServer::handle_notification`], requests that pass every check to
 /// their [`SensorServer`] method, and bad requests are reply-faulted.
-pub fn dispatch_sensor<S: SensorServer>(
-    server: &mut S,
-    buffer: &mut [u8; SENSOR_BUFFER_SIZE],
-) {
+pub fn dispatch_sensor<S: SensorServer>(server: &mut S, buffers: &mut SensorBuffers) {
     let mask = server.notification_mask();
     idol_runtime::dispatch::serve_one(
         server,
-        buffer,
+        buffers,
         mask,
         S::handle_notification,
         route_sensor_request::<S>,
@@ -75,13 +89,14 @@ fn route_sensor_request<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     match msg.operation {
-        1 => handle_sensor_get(server, msg, body),
-        2 => handle_sensor_get_reading(server, msg, body),
-        3 => handle_sensor_post(server, msg, body),
-        4 => handle_sensor_nodata(server, msg, body),
-        5 => handle_sensor_error_count(server, msg, body),
+        1 => handle_sensor_get(server, msg, body, outbox),
+        2 => handle_sensor_get_reading(server, msg, body, outbox),
+        3 => handle_sensor_post(server, msg, body, outbox),
+        4 => handle_sensor_nodata(server, msg, body, outbox),
+        5 => handle_sensor_error_count(server, msg, body, outbox),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
 }
@@ -92,6 +107,7 @@ fn handle_sensor_get<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<f32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -106,11 +122,9 @@ fn handle_sensor_get<S: SensorServer>(
     let SensorGetArgs { id } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let id: SensorId = <SensorId as core::convert::From<_>>::from(id);
     match server.get(msg, id) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -123,6 +137,7 @@ fn handle_sensor_get_reading<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = <Reading as idol_runtime::hubpack::SerializedSize>::MAX_SIZE;
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -138,16 +153,12 @@ fn handle_sensor_get_reading<S: SensorServer>(
         idol_runtime::Hubpack,
         (SensorId,),
     >(body)?;
-    let mut reply_buf = [0u8; REPLY_SIZE];
     match server.get_reading(msg, id) {
         Ok(result_ok) => {
-            idol_runtime::dispatch::reply_encoded::<
-                idol_runtime::Hubpack,
-                Reading,
-            >(msg.sender, &result_ok, &mut reply_buf)
+            outbox.encoded::<idol_runtime::Hubpack, Reading>(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -160,6 +171,7 @@ fn handle_sensor_post<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -176,11 +188,9 @@ fn handle_sensor_post<S: SensorServer>(
     )?;
     let id: SensorId = <SensorId as core::convert::From<_>>::from(id);
     match server.post(msg, id, value, timestamp) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -193,6 +203,7 @@ fn handle_sensor_nodata<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -210,11 +221,9 @@ fn handle_sensor_nodata<S: SensorServer>(
     let id: SensorId = <SensorId as core::convert::From<_>>::from(id);
     let reason: NoData = idol_runtime::dispatch::from_primitive::<u8, NoData>(reason)?;
     match server.nodata(msg, id, reason, timestamp) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -227,6 +236,7 @@ fn handle_sensor_error_count<S: SensorServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SENSOR_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -241,9 +251,7 @@ fn handle_sensor_error_count<S: SensorServer>(
     let SensorErrorCountArgs { id } = idol_runtime::dispatch::decode_zerocopy(body)?;
     let id: SensorId = SensorId::from_raw(id);
     match server.error_count(msg, id) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

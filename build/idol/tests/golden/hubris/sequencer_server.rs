@@ -6,6 +6,23 @@
 pub const SEQUENCER_BUFFER_SIZE: usize = idol_runtime::size::max_of(
     &[0, core::mem::size_of::<SequencerSetStateArgs>(), 0, 0, 0],
 );
+/// Bytes the reply outbox needs: the largest reply of any
+/// operation.
+pub const SEQUENCER_REPLY_SIZE: usize = idol_runtime::size::max_of(
+    &[
+        core::mem::size_of::<u8>(),
+        core::mem::size_of::<u8>(),
+        core::mem::size_of::<()>(),
+        core::mem::size_of::<[u8; 64]>(),
+        core::mem::size_of::<u32>(),
+    ],
+);
+/// The server's message buffer and reply outbox, kept across
+/// dispatches (a reply leaves with the next receive).
+pub type SequencerBuffers = idol_runtime::dispatch::Buffers<
+    SEQUENCER_BUFFER_SIZE,
+    SEQUENCER_REPLY_SIZE,
+>;
 ///
 /// Implement this and call the dispatch function in a loop.
 pub trait SequencerServer {
@@ -45,12 +62,12 @@ pub trait SequencerServer {
 /// their [`SequencerServer`] method, and bad requests are reply-faulted.
 pub fn dispatch_sequencer<S: SequencerServer>(
     server: &mut S,
-    buffer: &mut [u8; SEQUENCER_BUFFER_SIZE],
+    buffers: &mut SequencerBuffers,
 ) {
     let mask = server.notification_mask();
     idol_runtime::dispatch::serve_one(
         server,
-        buffer,
+        buffers,
         mask,
         S::handle_notification,
         route_sequencer_request::<S>,
@@ -61,13 +78,14 @@ fn route_sequencer_request<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     match msg.operation {
-        1 => handle_sequencer_get_state(server, msg, body),
-        2 => handle_sequencer_set_state(server, msg, body),
-        3 => handle_sequencer_pulse_reset(server, msg, body),
-        4 => handle_sequencer_read_registers(server, msg, body),
-        5 => handle_sequencer_edge_count(server, msg, body),
+        1 => handle_sequencer_get_state(server, msg, body, outbox),
+        2 => handle_sequencer_set_state(server, msg, body, outbox),
+        3 => handle_sequencer_pulse_reset(server, msg, body, outbox),
+        4 => handle_sequencer_read_registers(server, msg, body, outbox),
+        5 => handle_sequencer_edge_count(server, msg, body, outbox),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
 }
@@ -78,6 +96,7 @@ fn handle_sequencer_get_state<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u8>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -90,7 +109,7 @@ fn handle_sequencer_get_state<S: SequencerServer>(
     match server.get_state(msg) {
         Ok(result_ok) => {
             let result_ok: u8 = <u8 as core::convert::From<_>>::from(result_ok);
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok)
+            outbox.zerocopy(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
@@ -104,6 +123,7 @@ fn handle_sequencer_set_state<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u8>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -123,10 +143,10 @@ fn handle_sequencer_set_state<S: SequencerServer>(
     match server.set_state(msg, state) {
         Ok(result_ok) => {
             let result_ok: u8 = <u8 as core::convert::From<_>>::from(result_ok);
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, &result_ok)
+            outbox.zerocopy(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -139,6 +159,7 @@ fn handle_sequencer_pulse_reset<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -149,9 +170,7 @@ fn handle_sequencer_pulse_reset<S: SequencerServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.pulse_reset(msg) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -164,6 +183,7 @@ fn handle_sequencer_read_registers<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<[u8; 64]>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -174,9 +194,7 @@ fn handle_sequencer_read_registers<S: SequencerServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.read_registers(msg) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -189,6 +207,7 @@ fn handle_sequencer_edge_count<S: SequencerServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SEQUENCER_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<u32>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -199,9 +218,7 @@ fn handle_sequencer_edge_count<S: SequencerServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.edge_count(msg) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(never)) => match never {}
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }

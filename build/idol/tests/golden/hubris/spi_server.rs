@@ -12,6 +12,23 @@ pub const SPI_BUFFER_SIZE: usize = idol_runtime::size::max_of(
         0,
     ],
 );
+/// Bytes the reply outbox needs: the largest reply of any
+/// operation.
+pub const SPI_REPLY_SIZE: usize = idol_runtime::size::max_of(
+    &[
+        core::mem::size_of::<()>(),
+        core::mem::size_of::<()>(),
+        core::mem::size_of::<()>(),
+        core::mem::size_of::<()>(),
+        idol_runtime::size::max(
+            <SpiStatus as idol_runtime::hubpack::SerializedSize>::MAX_SIZE,
+            <SpiFault as idol_runtime::hubpack::SerializedSize>::MAX_SIZE,
+        ),
+    ],
+);
+/// The server's message buffer and reply outbox, kept across
+/// dispatches (a reply leaves with the next receive).
+pub type SpiBuffers = idol_runtime::dispatch::Buffers<SPI_BUFFER_SIZE, SPI_REPLY_SIZE>;
 ///
 /// Implement this and call the dispatch function in a loop.
 pub trait SpiServer {
@@ -55,11 +72,11 @@ pub trait SpiServer {
 /// Receives one message and handles it: notifications go to
 /// [`SpiServer::handle_notification`], requests that pass every check to
 /// their [`SpiServer`] method, and bad requests are reply-faulted.
-pub fn dispatch_spi<S: SpiServer>(server: &mut S, buffer: &mut [u8; SPI_BUFFER_SIZE]) {
+pub fn dispatch_spi<S: SpiServer>(server: &mut S, buffers: &mut SpiBuffers) {
     let mask = server.notification_mask();
     idol_runtime::dispatch::serve_one(
         server,
-        buffer,
+        buffers,
         mask,
         S::handle_notification,
         route_spi_request::<S>,
@@ -70,13 +87,14 @@ fn route_spi_request<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     match msg.operation {
-        1 => handle_spi_exchange(server, msg, body),
-        2 => handle_spi_write(server, msg, body),
-        3 => handle_spi_lock(server, msg, body),
-        4 => handle_spi_release(server, msg, body),
-        5 => handle_spi_status(server, msg, body),
+        1 => handle_spi_exchange(server, msg, body, outbox),
+        2 => handle_spi_write(server, msg, body, outbox),
+        3 => handle_spi_lock(server, msg, body, outbox),
+        4 => handle_spi_release(server, msg, body, outbox),
+        5 => handle_spi_status(server, msg, body, outbox),
         _ => Err(idol_runtime::ClientError::UnknownOperation),
     }
 }
@@ -87,6 +105,7 @@ fn handle_spi_exchange<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -110,11 +129,9 @@ fn handle_spi_exchange<S: SpiServer>(
         [u8],
     >::from_message(msg, 1, Some(4096))?;
     match server.exchange(msg, device_index, source, sink) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -127,6 +144,7 @@ fn handle_spi_write<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -144,11 +162,9 @@ fn handle_spi_write<S: SpiServer>(
         [u8],
     >::from_message(msg, 0, Some(4096))?;
     match server.write(msg, device_index, source) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -161,6 +177,7 @@ fn handle_spi_lock<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -180,11 +197,9 @@ fn handle_spi_lock<S: SpiServer>(
         CsState,
     >(cs_state)?;
     match server.lock(msg, device_index, cs_state) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -197,6 +212,7 @@ fn handle_spi_release<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = core::mem::size_of::<()>();
     const SPEC: idol_runtime::dispatch::OpSpec = idol_runtime::dispatch::OpSpec {
@@ -207,11 +223,9 @@ fn handle_spi_release<S: SpiServer>(
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
     match server.release(msg) {
-        Ok(ref result_ok) => {
-            idol_runtime::dispatch::reply_zerocopy(msg.sender, result_ok)
-        }
+        Ok(ref result_ok) => outbox.zerocopy(msg.sender, result_ok),
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_clike(msg.sender, &result_err)
+            outbox.clike(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
@@ -224,6 +238,7 @@ fn handle_spi_status<S: SpiServer>(
     server: &mut S,
     msg: &userlib::RecvMessage,
     _body: &[u8],
+    outbox: &mut idol_runtime::dispatch::Outbox<SPI_REPLY_SIZE>,
 ) -> Result<(), idol_runtime::ClientError> {
     const REPLY_SIZE: usize = idol_runtime::size::max(
         <SpiStatus as idol_runtime::hubpack::SerializedSize>::MAX_SIZE,
@@ -236,19 +251,12 @@ fn handle_spi_status<S: SpiServer>(
         acl: idol_runtime::dispatch::Acl::Any,
     };
     idol_runtime::dispatch::check_request(msg, &SPEC)?;
-    let mut reply_buf = [0u8; REPLY_SIZE];
     match server.status(msg) {
         Ok(result_ok) => {
-            idol_runtime::dispatch::reply_encoded::<
-                idol_runtime::Hubpack,
-                SpiStatus,
-            >(msg.sender, &result_ok, &mut reply_buf)
+            outbox.encoded::<idol_runtime::Hubpack, SpiStatus>(msg.sender, &result_ok)
         }
         Err(idol_runtime::RequestError::Runtime(result_err)) => {
-            idol_runtime::dispatch::reply_complex::<
-                idol_runtime::Hubpack,
-                SpiFault,
-            >(msg.sender, &result_err, &mut reply_buf)
+            outbox.complex::<idol_runtime::Hubpack, SpiFault>(msg.sender, &result_err)
         }
         Err(idol_runtime::RequestError::Fail(fail)) => return Err(fail),
     }
