@@ -103,20 +103,21 @@ pub fn print(totals: &Figures, phases: &[Phases]) -> Result<()> {
     if let Some(p) = find("refresh_task_id") {
         row("null syscall", &[p], total("null_syscall"));
     }
-    let ipc: Vec<&Phases> = ["send", "recv", "reply"]
+    let ipc: Vec<&Phases> = ["send", "reply_recv"]
         .iter()
         .filter_map(|s| find(s))
         .collect();
     for p in &ipc {
         row(&format!("  {}", p.syscall.to_uppercase()), &[p], None);
     }
-    if ipc.len() == 3 {
+    if ipc.len() == 2 {
         row("IPC round trip", &ipc, total("ipc_round_trip"));
     }
     println!(
-        "(null syscall: REFRESH_TASK_ID; round trip: the client's SEND, the server's REPLY and \
-         RECV; probes: the counters' own instructions, absent from the plain image; \
-         stubs+user: the client's total in this run less the instrumented kernel span)"
+        "(null syscall: REFRESH_TASK_ID; round trip: the client's SEND and the server's \
+         REPLY_RECV, which replies and takes the next request in one entry; probes: the \
+         counters' own instructions, absent from the plain image; stubs+user: the client's \
+         total in this run less the instrumented kernel span)"
     );
     Ok(())
 }
