@@ -5,8 +5,10 @@
 //! highest dirty chunk so an idle map costs nothing to scan), and besides, while a commit's
 //! bitmap writes are at most [`EXACT_RANGES`] disjoint word ranges (a one-frame request: its
 //! free bit, its quarantine bit), those exact ranges, so the ledger compares only the words
-//! written instead of whole chunks; pools by index, records as one index range (an insertion or
-//! removal moves everything above it). Over-reporting is harmless (the ledger compares with its
+//! written instead of whole chunks; pools by index, either wholly (a new pool, online or
+//! offline) or only their frame counts (`in_use`, `retired`: what taking, releasing and
+//! retiring frames write); records as one index range (an insertion or removal moves
+//! everything above it). Over-reporting is harmless (the ledger compares with its
 //! image and journals only words that differ); under-reporting would lose a change, so every
 //! write to the bitmap, a pool or a record marks it here. A word must never be reported twice
 //! in one commit (the ledger would count its change twice): the exact ranges stay disjoint, and
@@ -34,7 +36,11 @@ pub struct Dirty {
     /// (or overlapping), the chunks alone count.
     exact: [(u64, u64); EXACT_RANGES],
     nexact: usize,
+    /// Pools any of whose fields changed.
     pools: u128,
+    /// Pools whose frame counts (`in_use`, `retired`) changed, and nothing else unless also
+    /// in `pools`.
+    counts: u128,
     /// Record index range `[rec_lo, rec_hi)`.
     rec_lo: usize,
     rec_hi: usize,
@@ -62,6 +68,7 @@ impl Dirty {
             exact: [(0, 0); EXACT_RANGES],
             nexact: 0,
             pools: 0,
+            counts: 0,
             rec_lo: usize::MAX,
             rec_hi: 0,
             pool_epoch: 0,
@@ -112,10 +119,17 @@ impl Dirty {
         }
     }
 
-    /// Pool `k` changed.
+    /// Pool `k` changed (any field).
     #[inline]
     pub fn pool(&mut self, k: usize) {
         self.pools |= 1 << (k % 128);
+        self.pool_epoch = self.pool_epoch.wrapping_add(1);
+    }
+
+    /// Pool `k`'s frame counts (`in_use`, `retired`) changed, none of its other fields.
+    #[inline(always)]
+    pub fn pool_counts(&mut self, k: usize) {
+        self.counts |= 1 << (k % 128);
         self.pool_epoch = self.pool_epoch.wrapping_add(1);
     }
 
@@ -184,10 +198,16 @@ impl Dirty {
         }
     }
 
-    /// Dirty pool indices (a mask).
+    /// Pools any of whose fields changed (a mask).
     #[must_use]
     pub fn pools(&self) -> u128 {
         self.pools
+    }
+
+    /// Pools of which only the frame counts changed (a mask, disjoint from [`Self::pools`]).
+    #[must_use]
+    pub fn counted_pools(&self) -> u128 {
+        self.counts & !self.pools
     }
 
     /// The dirty record range, if any.
@@ -213,6 +233,7 @@ impl Dirty {
         self.all_bits = false;
         self.nexact = 0;
         self.pools = 0;
+        self.counts = 0;
         self.rec_lo = usize::MAX;
         self.rec_hi = 0;
     }

@@ -448,7 +448,8 @@ impl FrameAllocator<'_> {
         let (rel, frames) = (p.rel(range.base().0), range.size().0 / PAGE_4K);
         set_bits(self.bits, p.qbit(rel), frames, false);
         self.dirty.bits(p.qbit(rel), frames);
-        self.dirty.pool(k);
+        // `release_scrubbed` then lowers `in_use`, `retire` raises `retired`.
+        self.dirty.pool_counts(k);
         let c = &mut self.cache[k];
         let q = p.qspan(c.sbit);
         self.summary.unquarantined(self.bits, &q, rel, frames);

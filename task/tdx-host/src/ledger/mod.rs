@@ -9,6 +9,8 @@
 //! Version 3 changes [`mix`], the page checksum's per-word term, so that two changed words
 //! on a page cannot cancel.
 //! Version 4 adds the change log (below) and the header's `LOG_DONE`.
+//! Version 5 changes the change-log record's checksum to one multiply chain over its words
+//! ([`record_sum`]) in place of a sum of [`mix`] terms (a one-frame commit's cost).
 //!
 //! Pattern: a **shadow image with a redo journal**. The working state stays where it is (the
 //! allocator's tables in ordinary memory); the durable storage holds a word image of it plus a
@@ -24,7 +26,12 @@
 //! **Change log.** A commit of at most [`LOG_MAX_WORDS`] changed words (a one-frame allocation
 //! or free) skips the journal and the checksum table: its entries (index, old, new) are
 //! appended to the log as one record — entry count, entries, checksum, and last, after a
-//! compiler fence, its number, the commit point — and then written into the image. Records
+//! compiler fence, its number, the commit point — and then written into the image. The
+//! record's checksum is a chain, h ← xorshift(h ⊕ word) × K per word, then [`mix`]: each step
+//! is a bijection of the word and of h, so one damaged word always changes it, and the
+//! xor-shift before the multiply keeps a difference in any bit (also bit 63, which a multiply
+//! alone passes on unchanged) from crossing a step unchanged, so damage to two words does not
+//! cancel by construction. Records
 //! are numbered on from the header's `LOG_DONE`, from the log's start; a slot still holding an
 //! older record's number does not count. The page checksums then lag the image by the log's
 //! deltas (mix(new) − mix(old) per entry); the next journal commit — a larger operation, a
@@ -69,7 +76,7 @@ pub use state::{format, kind, load, sync, sync_intent, ClientSlot, Intent, Ledge
 /// "TDXLEDGR".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TDXLEDGR");
 /// Version of the image format.
-pub const VERSION: u64 = 4;
+pub const VERSION: u64 = 5;
 /// Words per checksummed page (4 KiB).
 pub const PAGE_WORDS: usize = 512;
 /// Words of the header section.
@@ -329,13 +336,35 @@ pub const fn mix(w: u64, i: usize) -> u64 {
     x ^ (x >> 29)
 }
 
+/// The simulated death of the host tests: stores are counted, and those from `limit` on are
+/// lost. In service nothing is counted and every store happens.
+#[derive(Debug)]
+struct Deaths {
+    stores: u64,
+    limit: u64,
+}
+
+impl Deaths {
+    /// Whether the next store happens (counted in tests).
+    #[inline(always)]
+    fn store(&mut self) -> bool {
+        #[cfg(test)]
+        {
+            self.stores += 1;
+            self.stores <= self.limit
+        }
+        #[cfg(not(test))]
+        true
+    }
+}
+
 /// The durable image and its journal.
 #[derive(Debug)]
 pub struct Ledger<'d> {
     words: &'d mut [u64],
     layout: Layout,
-    /// Stores left before a simulated death (tests); `None` in service.
-    budget: Option<u64>,
+    /// Stores made, and where the simulated death is (tests).
+    deaths: Deaths,
     /// Journal words written in the open commit (after the journal header).
     jlen: usize,
     /// The journal checksum's sum over the words written so far (Σ mix(word, k + 2)), kept
@@ -358,8 +387,6 @@ pub struct Ledger<'d> {
     log_next: u64,
     /// A commit could not be journaled (no room): the image is behind; nothing else commits.
     stuck: bool,
-    /// Stores made (tests: where the crash points are).
-    stores: u64,
     /// The store count just before the last commit word was written.
     commit_at: Option<u64>,
 }
@@ -378,7 +405,10 @@ impl<'d> Ledger<'d> {
         let mut l = Ledger {
             words,
             layout,
-            budget: None,
+            deaths: Deaths {
+                stores: 0,
+                limit: u64::MAX,
+            },
             jlen: 0,
             jsum: 0,
             ext: None,
@@ -389,7 +419,6 @@ impl<'d> Ledger<'d> {
             log_end: 0,
             log_next: 1,
             stuck: false,
-            stores: 0,
             commit_at: None,
         };
         let magic = l.words[hdr::MAGIC];
@@ -440,35 +469,27 @@ impl<'d> Ledger<'d> {
     /// Tests: the task dies after `stores` more stores to durable memory (later stores are
     /// lost, as after a real death); `None` lifts the limit.
     pub fn crash_after(&mut self, stores: Option<u64>) {
-        self.budget = stores;
+        let d = &mut self.deaths;
+        d.limit = stores.map_or(u64::MAX, |k| d.stores.saturating_add(k));
     }
 
     /// Stores to durable memory so far, and the count just before the last commit word.
     #[must_use]
     pub fn stores(&self) -> (u64, Option<u64>) {
-        (self.stores, self.commit_at)
+        (self.deaths.stores, self.commit_at)
     }
 
-    /// Whether a simulated death happened (the budget ran out).
+    /// Whether a simulated death happened (the limit was reached).
     #[must_use]
     pub fn dead(&self) -> bool {
-        self.budget == Some(0)
+        self.deaths.stores >= self.deaths.limit
     }
 
     #[inline]
     fn store(&mut self, i: usize, v: u64) {
-        // The simulated death exists only in the host tests; in service a store is a store.
-        #[cfg(test)]
-        {
-            self.stores += 1;
-            if let Some(b) = self.budget.as_mut() {
-                if *b == 0 {
-                    return;
-                }
-                *b -= 1;
-            }
+        if self.deaths.store() {
+            self.words[i] = v;
         }
-        self.words[i] = v;
     }
 
     /// Page checksum of page `p` computed from the image.
@@ -703,13 +724,11 @@ impl<'d> Ledger<'d> {
     /// `first + k`): the run is bounds-checked once and compared in one tight loop, so an
     /// unchanged word costs a load and a compare. A run reaching past the data is put word by
     /// word (each word outside the data is ignored, as by `put`).
-    #[inline]
+    #[inline(always)]
     pub fn put_run(&mut self, first: usize, values: &[u64]) {
         let end = first.saturating_add(values.len());
         if end > self.layout.data_words || end > self.words.len() {
-            for (k, &v) in values.iter().enumerate() {
-                self.put(first + k, v);
-            }
+            self.put_each(first, values);
             return;
         }
         for (k, &v) in values.iter().enumerate() {
@@ -720,16 +739,56 @@ impl<'d> Ledger<'d> {
         }
     }
 
+    /// [`Self::put_run`] of a fixed number of words (a pool's counts, a record, the
+    /// counters): compared all at once into a mask of the words that differ (unrolled, no
+    /// call), then one call per differing word.
+    #[inline(always)]
+    pub fn put_words<const N: usize>(&mut self, first: usize, values: &[u64; N]) {
+        const { assert!(N <= 64) };
+        let end = first.saturating_add(N);
+        let image = match self.words.get(first..end) {
+            Some(w) if end <= self.layout.data_words => w,
+            _ => {
+                self.put_each(first, values);
+                return;
+            }
+        };
+        let mut diff = 0u64;
+        for k in 0..N {
+            diff |= u64::from(image[k] != values[k]) << k;
+        }
+        while diff != 0 {
+            let k = diff.trailing_zeros() as usize;
+            diff &= diff - 1;
+            self.change(first + k, self.words[first + k], values[k]);
+        }
+    }
+
+    /// [`Self::put_run`] of a run reaching past the data: word by word (each word outside the
+    /// data ignored, as by `put`).
+    #[cold]
+    fn put_each(&mut self, first: usize, values: &[u64]) {
+        for (k, &v) in values.iter().enumerate() {
+            self.put(first + k, v);
+        }
+    }
+
     /// Records word `i` changing from `old` to `v`: staged for the log while the commit is
     /// small enough, else journaled.
     #[inline(never)]
     fn change(&mut self, i: usize, old: u64, v: u64) {
-        if !self.spilled {
-            if let Some(slot) = self.staged.get_mut(self.nstaged) {
+        match self.staged.get_mut(self.nstaged) {
+            Some(slot) if !self.spilled => {
                 *slot = (i, old, v);
                 self.nstaged += 1;
-                return;
             }
+            _ => self.change_journaled(i, old, v),
+        }
+    }
+
+    /// [`Self::change`] past the log's room (spilling what was staged) or once spilled.
+    fn change_journaled(&mut self, i: usize, old: u64, v: u64) {
+        if !self.spilled {
             self.spill();
         }
         self.journal_change(i, old, v);
@@ -855,28 +914,41 @@ impl<'d> Ledger<'d> {
         }
         let at = self.layout.log + self.log_end;
         let number = self.log_next;
-        let mut sum = mix(number, 0).wrapping_add(mix(n as u64, 1));
-        self.store(at + 1, n as u64);
-        for k in 0..n {
-            let (i, old, v) = self.staged[k];
-            let e = 2 + k * LOG_ENTRY;
-            sum = sum
-                .wrapping_add(mix(i as u64, e))
-                .wrapping_add(mix(old, e + 1))
-                .wrapping_add(mix(v, e + 2));
-            self.store(at + e, i as u64);
-            self.store(at + e + 1, old);
-            self.store(at + e + 2, v);
+        let staged = &self.staged[..n];
+        let d = &mut self.deaths;
+        // The record's words, bounds-checked once: [number, n, entries.., checksum].
+        let rec = &mut self.words[at..at + len];
+        let Some((sum, body)) = rec.split_last_mut() else {
+            return false;
+        };
+        let (head, entries) = body.split_at_mut(2);
+        if d.store() {
+            head[1] = n as u64;
         }
-        self.store(at + len - 1, sum);
+        let mut h = chain(chain(0, number), n as u64);
+        for (e, &(i, old, v)) in entries.chunks_exact_mut(LOG_ENTRY).zip(staged) {
+            h = chain(chain(chain(h, i as u64), old), v);
+            for (slot, w) in e.iter_mut().zip([i as u64, old, v]) {
+                if d.store() {
+                    *slot = w;
+                }
+            }
+        }
+        if d.store() {
+            *sum = mix(h, len);
+        }
         core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
         // The commit point.
-        self.commit_at = Some(self.stores);
-        self.store(at, number);
+        self.commit_at = Some(d.stores);
+        if d.store() {
+            head[0] = number;
+        }
         core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-        for k in 0..n {
-            let (i, _, v) = self.staged[k];
-            self.store(i, v);
+        for &(i, _, v) in staged {
+            // `put` took only data words.
+            if d.store() {
+                self.words[i] = v;
+            }
         }
         self.log_end += len;
         self.log_next = number.wrapping_add(1);
@@ -926,7 +998,7 @@ impl<'d> Ledger<'d> {
         self.store(j + 2, chk);
         core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
         // The commit point.
-        self.commit_at = Some(self.stores);
+        self.commit_at = Some(self.deaths.stores);
         self.store(j, seq);
         core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
         self.apply(self.jlen);
@@ -942,13 +1014,22 @@ impl<'d> Ledger<'d> {
     }
 }
 
-/// A log record's checksum: Σ mix(word, k) over its words but the last (the checksum).
-fn record_sum(rec: &[u64]) -> u64 {
-    let mut s = 0u64;
-    for (k, w) in rec[..rec.len() - 1].iter().enumerate() {
-        s = s.wrapping_add(mix(*w, k));
-    }
-    s
+/// A log record's checksum over its words but the last (the checksum): [`chain`] from 0
+/// through each word, then [`mix`] with the record's length (see the module doc).
+#[must_use]
+pub fn record_sum(rec: &[u64]) -> u64 {
+    let body = &rec[..rec.len().saturating_sub(1)];
+    mix(body.iter().fold(0, |h, &w| chain(h, w)), rec.len())
+}
+
+/// One step of the log record checksum: a bijection of `w` for each `h` and of `h` for each
+/// `w` (xor, an invertible xor-shift, a multiply by an odd constant), four operations where
+/// a [`mix`] term costs about ten.
+#[inline(always)]
+#[must_use]
+pub const fn chain(h: u64, w: u64) -> u64 {
+    let x = h ^ w;
+    (x ^ (x >> 29)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
 }
 
 /// An extent header: (first image word, words).

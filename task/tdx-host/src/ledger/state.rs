@@ -104,7 +104,10 @@ impl LedgerState {
     }
 }
 
-fn pool_words(p: &PoolImage) -> [u64; POOL_WORDS] {
+/// The first of a pool's frame-count words (`in_use`, `retired`) in [`pool_words`].
+const POOL_COUNTS: usize = 4;
+
+pub(super) fn pool_words(p: &PoolImage) -> [u64; POOL_WORDS] {
     let q = &p.pool;
     let flags = u64::from(q.node) | (q.class as u64) << 16 | u64::from(q.online) << 24;
     [
@@ -199,13 +202,13 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
     l.put(hdr::BITS_USED, f.bits_used());
     l.put(hdr::POOLS, f.pools().len() as u64);
     l.put(hdr::RECORDS, f.records().len() as u64);
-    l.put_run(hdr::COUNTERS, &s.counters);
-    l.put_run(hdr::INTENT, &intent_words(s.intent));
+    l.put_words(hdr::COUNTERS, &s.counters);
+    l.put_words(hdr::INTENT, &intent_words(s.intent));
     let mut mask = s.dirty_clients;
     while mask != 0 {
         let k = mask.trailing_zeros() as usize;
         mask &= mask - 1;
-        l.put_run(lay.clients + k * CLIENT_WORDS, &client_words(&s.clients[k]));
+        l.put_words(lay.clients + k * CLIENT_WORDS, &client_words(&s.clients[k]));
     }
     if s.tds.take_unsynced() {
         for k in 0..TABLE_WORDS {
@@ -218,13 +221,25 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
         let k = pools.trailing_zeros() as usize;
         pools &= pools - 1;
         if let Some(p) = f.pool_image(k) {
-            l.put_run(lay.pools + k * POOL_WORDS, &pool_words(&p));
+            l.put_words(lay.pools + k * POOL_WORDS, &pool_words(&p));
+        }
+    }
+    // Pools whose frame counts alone changed: those two words (a one-frame request's pool).
+    let mut counts = d.counted_pools();
+    while counts != 0 {
+        let k = counts.trailing_zeros() as usize;
+        counts &= counts - 1;
+        if let Some(p) = f.pools().get(k) {
+            l.put_words(
+                lay.pools + k * POOL_WORDS + POOL_COUNTS,
+                &[p.in_use, p.retired],
+            );
         }
     }
     if let Some((lo, hi)) = d.record_range() {
         let records = f.records();
         for (k, r) in records.iter().enumerate().take(hi).skip(lo) {
-            l.put_run(lay.records + k * RECORD_WORDS, &record_words(r));
+            l.put_words(lay.records + k * RECORD_WORDS, &record_words(r));
         }
     }
     let bits = f.bitmap();
