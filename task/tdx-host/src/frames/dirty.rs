@@ -198,6 +198,17 @@ impl Dirty {
         }
     }
 
+    /// The exact bitmap word ranges `[first, end)` written, disjoint, while they are few
+    /// (see [`Self::for_each_chunk`], which reports the same words then); `None`: use the
+    /// chunks.
+    #[must_use]
+    pub fn exact_ranges(&self) -> Option<&[(u64, u64)]> {
+        if self.all_bits {
+            return None;
+        }
+        self.exact.get(..self.nexact)
+    }
+
     /// Pools any of whose fields changed (a mask).
     #[must_use]
     pub fn pools(&self) -> u128 {

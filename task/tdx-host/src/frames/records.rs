@@ -186,8 +186,13 @@ impl FrameAllocator<'_> {
             self.place(pos - 1, rec);
             return pos - 1;
         } else {
-            // The caller made room.
-            let _ = self.records.insert(pos, rec);
+            // The caller made room. At the end (the usual first fit above every record) a
+            // push, not an insertion's move of nothing.
+            let _ = if pos == len {
+                self.records.push(rec)
+            } else {
+                self.records.insert(pos, rec)
+            };
             self.dirty.records(pos, self.records.len());
             self.hint(pos, rec.base);
             return pos;

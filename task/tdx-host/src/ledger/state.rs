@@ -196,32 +196,37 @@ pub fn format(l: &mut Ledger<'_>, f: &mut FrameAllocator<'_>, s: &mut LedgerStat
 /// module doc of `ledger`). Returns false if the ledger could not take it (journal full). The
 /// caller then forgets what was dirty ([`FrameAllocator::clean`], [`LedgerState::clean`]).
 pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool {
-    let lay = l.layout();
+    // Only the section starts this commit needs (not a copy of the whole layout).
+    let (clients, pools_at, records_at) = (l.layout.clients, l.layout.pools, l.layout.records);
+    let (tds, bitmap, bitmap_words) = (l.layout.tds, l.layout.bitmap, l.layout.bitmap_words);
+    let d = f.dirty();
     l.begin();
-    // The header's changing words, put where they are (no array of them built first).
-    l.put(hdr::BITS_USED, f.bits_used());
-    l.put(hdr::POOLS, f.pools().len() as u64);
-    l.put(hdr::RECORDS, f.records().len() as u64);
+    // The header's changing words, put where they are (no array of them built first). The
+    // bitmap's extent and the pool count change only with a new pool (a whole pool mark), the
+    // record count only with a marked record range (an insertion or a removal marks its slot).
+    if d.pools() != 0 {
+        l.put(hdr::BITS_USED, f.bits_used());
+        l.put(hdr::POOLS, f.pools().len() as u64);
+    }
     l.put_words(hdr::COUNTERS, &s.counters);
     l.put_words(hdr::INTENT, &intent_words(s.intent));
     let mut mask = s.dirty_clients;
     while mask != 0 {
         let k = mask.trailing_zeros() as usize;
         mask &= mask - 1;
-        l.put_words(lay.clients + k * CLIENT_WORDS, &client_words(&s.clients[k]));
+        l.put_words(clients + k * CLIENT_WORDS, &client_words(&s.clients[k]));
     }
     if s.tds.take_unsynced() {
         for k in 0..TABLE_WORDS {
-            l.put(lay.tds + k, s.tds.word(k));
+            l.put(tds + k, s.tds.word(k));
         }
     }
-    let d = f.dirty();
     let mut pools = d.pools();
     while pools != 0 {
         let k = pools.trailing_zeros() as usize;
         pools &= pools - 1;
         if let Some(p) = f.pool_image(k) {
-            l.put_words(lay.pools + k * POOL_WORDS, &pool_words(&p));
+            l.put_words(pools_at + k * POOL_WORDS, &pool_words(&p));
         }
     }
     // Pools whose frame counts alone changed: those two words (a one-frame request's pool).
@@ -231,23 +236,33 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
         counts &= counts - 1;
         if let Some(p) = f.pools().get(k) {
             l.put_words(
-                lay.pools + k * POOL_WORDS + POOL_COUNTS,
+                pools_at + k * POOL_WORDS + POOL_COUNTS,
                 &[p.in_use, p.retired],
             );
         }
     }
     if let Some((lo, hi)) = d.record_range() {
         let records = f.records();
+        l.put(hdr::RECORDS, records.len() as u64);
         for (k, r) in records.iter().enumerate().take(hi).skip(lo) {
-            l.put_words(lay.records + k * RECORD_WORDS, &record_words(r));
+            l.put_words(records_at + k * RECORD_WORDS, &record_words(r));
         }
     }
     let bits = f.bitmap();
-    let words = (lay.bitmap_words.min(bits.len())) as u64;
-    d.for_each_chunk(words, |first, n| {
-        let (first, n) = (first as usize, n as usize);
-        l.put_run(lay.bitmap + first, &bits[first..first + n]);
-    });
+    let words = bitmap_words.min(bits.len());
+    if let Some(ranges) = d.exact_ranges() {
+        // A one-frame request: its free or quarantine bit's word, no chunk walk.
+        for &(a, b) in ranges {
+            for w in a as usize..(b as usize).min(words) {
+                l.put(bitmap + w, bits[w]);
+            }
+        }
+    } else {
+        d.for_each_chunk(words as u64, |first, n| {
+            let (first, n) = (first as usize, n as usize);
+            l.put_run(bitmap + first, &bits[first..first + n]);
+        });
+    }
     l.commit()
 }
 
