@@ -1,11 +1,12 @@
 //! What the allocator changed since the ledger last committed it: the ledger copies exactly
 //! these parts of the working state into its durable image (`crate::ledger`).
 //!
-//! Granularity: bitmap words in chunks of [`CHUNK_WORDS`] (one bit each, plus the lowest and
-//! highest dirty chunk so an idle map costs nothing to scan), and besides, while a commit's
-//! bitmap writes are at most [`EXACT_RANGES`] disjoint word ranges (a one-frame request: its
-//! free bit, its quarantine bit), those exact ranges, so the ledger compares only the words
-//! written instead of whole chunks; pools by index, either wholly (a new pool, online or
+//! Granularity: while a commit's bitmap writes are at most [`EXACT_RANGES`] disjoint word
+//! ranges (a one-frame request: its free bit, its quarantine bit), those exact ranges, so the
+//! ledger compares only the words written; past that, bitmap words in chunks of
+//! [`CHUNK_WORDS`] (one bit each, plus the lowest and highest dirty chunk so an idle map costs
+//! nothing to scan), marked from the moment the exact ranges give up (the ranges held then go
+//! to the chunks too, so a one-frame request never touches the chunk map); pools by index, either wholly (a new pool, online or
 //! offline) or only their frame counts (`in_use`, `retired`: what taking, releasing and
 //! retiring frames write); records as one index range (an insertion or removal moves
 //! everything above it). Over-reporting is harmless (the ledger compares with its
@@ -75,14 +76,45 @@ impl Dirty {
         }
     }
 
-    /// Bits `[start, start + n)` of the bitmap changed.
-    #[inline]
+    /// Bits `[start, start + n)` of the bitmap changed. The first write since the last clean
+    /// (a one-frame request's only one) is recorded inline.
+    #[inline(always)]
     pub fn bits(&mut self, start: u64, n: u64) {
         if n == 0 {
             return;
         }
-        let first = start / 64 / CHUNK_WORDS;
-        let last = (start + n - 1) / 64 / CHUNK_WORDS;
+        let (a, b) = (start / 64, (start + n - 1) / 64 + 1);
+        if self.nexact == 0 {
+            self.exact[0] = (a, b);
+            self.nexact = 1;
+            return;
+        }
+        self.more_bits(a, b);
+    }
+
+    /// [`Self::bits`] of words `[a, b)` after an earlier write.
+    #[inline(never)]
+    fn more_bits(&mut self, a: u64, b: u64) {
+        let held = self.nexact;
+        if held <= EXACT_RANGES {
+            self.exact_words(a, b);
+            if self.nexact <= EXACT_RANGES {
+                // Still exact: the chunks are marked only once the exact ranges give up.
+                return;
+            }
+            // Just gave up: the ranges held so far (one perhaps merged with this write) go to
+            // the chunks, so that every word written since the last clean is marked there.
+            for k in 0..held {
+                let (x, y) = self.exact[k];
+                self.chunk_words(x, y);
+            }
+        }
+        self.chunk_words(a, b);
+    }
+
+    /// Marks the chunks of bitmap words `[a, b)` (or the whole bitmap past the chunk map).
+    fn chunk_words(&mut self, a: u64, b: u64) {
+        let (first, last) = (a / CHUNK_WORDS, (b - 1) / CHUNK_WORDS);
         if last >= (MAP_WORDS * 64) as u64 {
             self.all_bits = true;
             return;
@@ -91,9 +123,6 @@ impl Dirty {
         self.hi = self.hi.max(last + 1);
         for c in first..=last {
             self.chunks[(c / 64) as usize] |= 1 << (c % 64);
-        }
-        if self.nexact <= EXACT_RANGES {
-            self.exact_words(start / 64, (start + n - 1) / 64 + 1);
         }
     }
 

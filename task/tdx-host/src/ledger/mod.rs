@@ -740,11 +740,10 @@ impl<'d> Ledger<'d> {
     }
 
     /// [`Self::put_run`] of a fixed number of words (a pool's counts, a record, the
-    /// counters): compared all at once into a mask of the words that differ (unrolled, no
-    /// call), then one call per differing word.
+    /// counters): one xor-or over the run (unrolled, no branch per word) says whether any word
+    /// differs, and only then are they compared one by one.
     #[inline(always)]
     pub fn put_words<const N: usize>(&mut self, first: usize, values: &[u64; N]) {
-        const { assert!(N <= 64) };
         let end = first.saturating_add(N);
         let image = match self.words.get(first..end) {
             Some(w) if end <= self.layout.data_words => w,
@@ -753,14 +752,23 @@ impl<'d> Ledger<'d> {
                 return;
             }
         };
-        let mut diff = 0u64;
+        let mut differ = 0u64;
         for k in 0..N {
-            diff |= u64::from(image[k] != values[k]) << k;
+            differ |= image[k] ^ values[k];
         }
-        while diff != 0 {
-            let k = diff.trailing_zeros() as usize;
-            diff &= diff - 1;
-            self.change(first + k, self.words[first + k], values[k]);
+        if differ != 0 {
+            self.put_changed(first, values);
+        }
+    }
+
+    /// [`Self::put_words`] of a run with a changed word (inside the data, checked).
+    #[inline(never)]
+    fn put_changed(&mut self, first: usize, values: &[u64]) {
+        for (k, &v) in values.iter().enumerate() {
+            let old = self.words[first + k];
+            if old != v {
+                self.change(first + k, old, v);
+            }
         }
     }
 
@@ -1017,7 +1025,7 @@ impl<'d> Ledger<'d> {
 /// A log record's checksum over its words but the last (the checksum): [`chain`] from 0
 /// through each word, then [`mix`] with the record's length (see the module doc).
 #[must_use]
-pub fn record_sum(rec: &[u64]) -> u64 {
+fn record_sum(rec: &[u64]) -> u64 {
     let body = &rec[..rec.len().saturating_sub(1)];
     mix(body.iter().fold(0, |h, &w| chain(h, w)), rec.len())
 }
@@ -1027,7 +1035,7 @@ pub fn record_sum(rec: &[u64]) -> u64 {
 /// a [`mix`] term costs about ten.
 #[inline(always)]
 #[must_use]
-pub const fn chain(h: u64, w: u64) -> u64 {
+const fn chain(h: u64, w: u64) -> u64 {
     let x = h ^ w;
     (x ^ (x >> 29)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
 }
