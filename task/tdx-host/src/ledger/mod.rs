@@ -338,7 +338,7 @@ pub const fn mix(w: u64, i: usize) -> u64 {
 
 /// The simulated death of the host tests: stores are counted, and those from `limit` on are
 /// lost. In service nothing is counted and every store happens.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Deaths {
     stores: u64,
     limit: u64,
@@ -715,7 +715,7 @@ impl<'d> Ledger<'d> {
     #[inline]
     pub fn put(&mut self, i: usize, v: u64) {
         match self.words.get(i) {
-            Some(&old) if old != v && i < self.layout.data_words => self.change(i, old, v),
+            Some(&old) if old != v && i < self.layout.data_words => self.change_one(i, old, v),
             _ => {}
         }
     }
@@ -734,7 +734,7 @@ impl<'d> Ledger<'d> {
         for (k, &v) in values.iter().enumerate() {
             let old = self.words[first + k];
             if old != v {
-                self.change(first + k, old, v);
+                self.change_one(first + k, old, v);
             }
         }
     }
@@ -781,9 +781,15 @@ impl<'d> Ledger<'d> {
         }
     }
 
+    /// [`Self::change`] out of line (for the callers that inline their comparison).
+    #[inline(never)]
+    fn change_one(&mut self, i: usize, old: u64, v: u64) {
+        self.change(i, old, v);
+    }
+
     /// Records word `i` changing from `old` to `v`: staged for the log while the commit is
     /// small enough, else journaled.
-    #[inline(never)]
+    #[inline(always)]
     fn change(&mut self, i: usize, old: u64, v: u64) {
         match self.staged.get_mut(self.nstaged) {
             Some(slot) if !self.spilled => {
@@ -915,7 +921,7 @@ impl<'d> Ledger<'d> {
     /// Appends the staged changes to the log as one record and writes them into the image;
     /// false (nothing written) if the log has no room for it.
     fn log_commit(&mut self) -> bool {
-        let n = self.nstaged;
+        let n = self.nstaged.min(LOG_MAX_WORDS);
         let len = LOG_HEAD + n * LOG_ENTRY;
         if self.log_end + len > LOG_WORDS {
             return false;
@@ -923,10 +929,15 @@ impl<'d> Ledger<'d> {
         let at = self.layout.log + self.log_end;
         let number = self.log_next;
         let staged = &self.staged[..n];
-        let d = &mut self.deaths;
+        // The store count in a local (a register, not reloaded after every store to the
+        // image), written back at the end.
+        let mut d = self.deaths;
+        let words = &mut *self.words;
         // The record's words, bounds-checked once: [number, n, entries.., checksum].
-        let rec = &mut self.words[at..at + len];
-        let Some((sum, body)) = rec.split_last_mut() else {
+        let Some((sum, body)) = words
+            .get_mut(at..at + len)
+            .and_then(<[u64]>::split_last_mut)
+        else {
             return false;
         };
         let (head, entries) = body.split_at_mut(2);
@@ -955,9 +966,10 @@ impl<'d> Ledger<'d> {
         for &(i, _, v) in staged {
             // `put` took only data words.
             if d.store() {
-                self.words[i] = v;
+                words[i] = v;
             }
         }
+        self.deaths = d;
         self.log_end += len;
         self.log_next = number.wrapping_add(1);
         true
