@@ -253,8 +253,10 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
     if let Some(ranges) = d.exact_ranges() {
         // A one-frame request: its free or quarantine bit's word, no chunk walk.
         for &(a, b) in ranges {
-            for w in a as usize..(b as usize).min(words) {
+            let (mut w, end) = (a as usize, (b as usize).min(words));
+            while w < end {
                 l.put(bitmap + w, bits[w]);
+                w += 1;
             }
         }
     } else {
