@@ -209,7 +209,11 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
         l.put(hdr::POOLS, f.pools().len() as u64);
     }
     l.put_words(hdr::COUNTERS, &s.counters);
-    l.put_words(hdr::INTENT, &intent_words(s.intent));
+    // No step pending and none stored (a stored kind word of 0 means none, whatever follows
+    // it): nothing to compare.
+    if s.intent != Intent::None || l.word(hdr::INTENT) != 0 {
+        l.put_words(hdr::INTENT, &intent_words(s.intent));
+    }
     let mut mask = s.dirty_clients;
     while mask != 0 {
         let k = mask.trailing_zeros() as usize;
@@ -244,8 +248,10 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
     if let Some((lo, hi)) = d.record_range() {
         let records = f.records();
         l.put(hdr::RECORDS, records.len() as u64);
-        for (k, r) in records.iter().enumerate().take(hi).skip(lo) {
-            l.put_words(records_at + k * RECORD_WORDS, &record_words(r));
+        // Slots past the table's end (records dropped from it) are not stored.
+        let marked = records.get(lo..hi.min(records.len())).unwrap_or(&[]);
+        for (k, r) in marked.iter().enumerate() {
+            l.put_words(records_at + (lo + k) * RECORD_WORDS, &record_words(r));
         }
     }
     let bits = f.bitmap();
