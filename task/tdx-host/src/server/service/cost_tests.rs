@@ -2,9 +2,12 @@
 //! with the ledger attached: `cargo test --release -p tdx-host one_frame_requests -- --ignored`
 //! under `valgrind --tool=callgrind --toggle-collect='*cost_tests::one_alloc'` (or `one_free`),
 //! then `callgrind_annotate --inclusive=yes`, gives the server-side instructions of one
-//! allocation ([`one_alloc`]) and one free ([`one_free`]) per function; `gib_free_commit` does
-//! the same for the ledger commit of a 1 GiB free (the journal's path). Ignored by default:
-//! they measure, and assert only that each request answered.
+//! allocation ([`one_alloc`]) and one free ([`one_free`]) per function, through a one-address
+//! lease as `alloc_frames`/`free_frames` take it; [`one_alloc_frame`] and [`one_free_frame`]
+//! are the lease-free `alloc_frame`/`free_frame` (what the guest's `tdx_alloc_4k` and
+//! `tdx_free_4k` measure); `gib_free_commit` does the same for the ledger commit of a 1 GiB free
+//! (the journal's path). Ignored by default: they measure, and assert only that each request
+//! answered.
 
 extern crate std;
 
@@ -53,6 +56,20 @@ fn one_alloc(s: &mut Service<'_, '_>, t: &mut Ticks) -> u64 {
 #[inline(never)]
 fn one_free(s: &mut Service<'_, '_>, t: &mut Ticks, a: u64) {
     free(s, t, a);
+}
+
+/// `alloc_frame`: one 4 KiB TDX frame for the VMM, the address in the answer.
+#[inline(never)]
+fn one_alloc_frame(s: &mut Service<'_, '_>) -> u64 {
+    let r = s.alloc_frame((VMM, ANY_NODE, FrameSize::K4, MemClass::Tdx));
+    r.expect("one frame")
+}
+
+/// `free_frame`: the VMM frees the frame at `a`, the address in the message.
+#[inline(never)]
+fn one_free_frame(s: &mut Service<'_, '_>, t: &mut Ticks, a: u64) {
+    let r = s.free_frame(t, (VMM, FrameSize::K4), a);
+    assert_eq!(r, Ok(()));
 }
 
 /// [`one_alloc`]'s request, inlined into each caller (so only `one_alloc` is profiled).
@@ -146,6 +163,11 @@ fn one_frame_requests() {
             drain(&mut s, &mut seam, &mut t);
             let a = one_alloc(&mut s, &mut t);
             one_free(&mut s, &mut t, a);
+        }
+        for _ in 0..100 {
+            drain(&mut s, &mut seam, &mut t);
+            let a = one_alloc_frame(&mut s);
+            one_free_frame(&mut s, &mut t, a);
         }
     });
 }
