@@ -715,7 +715,7 @@ impl<'d> Ledger<'d> {
     #[inline]
     pub fn put(&mut self, i: usize, v: u64) {
         match self.words.get(i) {
-            Some(&old) if old != v && i < self.layout.data_words => self.change(i, old, v),
+            Some(&old) if old != v && i < self.layout.data_words => self.change_one(i, old, v),
             _ => {}
         }
     }
