@@ -6,11 +6,11 @@
 //! ledger compares only the words written; past that, bitmap words in chunks of
 //! [`CHUNK_WORDS`] (one bit each, plus the lowest and highest dirty chunk so an idle map costs
 //! nothing to scan), marked from the moment the exact ranges give up (the ranges held then go
-//! to the chunks too, so a one-frame request never touches the chunk map); pools by index, either wholly (a new pool, online or
-//! offline) or only their frame counts (`in_use`, `retired`: what taking, releasing and
-//! retiring frames write); records as one index range (an insertion or removal moves
-//! everything above it). Over-reporting is harmless (the ledger compares with its
-//! image and journals only words that differ); under-reporting would lose a change, so every
+//! to the chunks too, so a one-frame request never touches the chunk map); pools by index,
+//! either wholly (a new pool, online or offline) or only their frame counts (`in_use`,
+//! `retired`: what taking, releasing and retiring frames write); records as one index range
+//! (an insertion or removal moves everything above it). Over-reporting is harmless (the ledger
+//! compares with its image and journals only words that differ); under-reporting would lose a change, so every
 //! write to the bitmap, a pool or a record marks it here. A word must never be reported twice
 //! in one commit (the ledger would count its change twice): the exact ranges stay disjoint, and
 //! a write overlapping two of them gives them up for the chunks.

@@ -107,7 +107,7 @@ impl LedgerState {
 /// The first of a pool's frame-count words (`in_use`, `retired`) in [`pool_words`].
 const POOL_COUNTS: usize = 4;
 
-pub(super) fn pool_words(p: &PoolImage) -> [u64; POOL_WORDS] {
+fn pool_words(p: &PoolImage) -> [u64; POOL_WORDS] {
     let q = &p.pool;
     let flags = u64::from(q.node) | (q.class as u64) << 16 | u64::from(q.online) << 24;
     [
@@ -379,4 +379,29 @@ pub fn load<'a>(
     }
     let f = f.map_err(LedgerError::Inconsistent)?;
     Ok((f, s))
+}
+
+#[cfg(test)]
+mod tests {
+    use tdx_host_api::MemClass;
+    use tdx_planner::addr::PhysRange;
+
+    use super::{pool_words, POOL_COUNTS};
+    use crate::frames::{Pool, PoolImage};
+
+    /// The two words a one-frame commit compares for a pool marked only by its frame counts
+    /// are exactly its `in_use` and `retired` (a reordered image would compare others).
+    #[test]
+    fn pool_count_words_are_in_use_and_retired() {
+        let pool = Pool::stored(
+            PhysRange::literal(1 << 30, 1 << 30),
+            3,
+            MemClass::Tdx,
+            true,
+            (0x1234, 0x56),
+        );
+        let w = pool_words(&PoolImage { pool, bit: 77 });
+        assert_eq!(w[POOL_COUNTS..POOL_COUNTS + 2], [0x1234, 0x56]);
+        assert!(!w[..POOL_COUNTS].contains(&0x1234));
+    }
 }
