@@ -224,6 +224,25 @@ fn churn_buddy(b: &mut Buddy, mixed: bool) -> Churn {
     r
 }
 
+/// The churn's own cost, the floor under every churn row: the same loop, window and release
+/// cadence with no allocator (an allocation hands out a counter, a free and the release do
+/// nothing; `black_box` keeps the compiler from folding them away).
+fn churn_harness() -> f64 {
+    let mut next = 0u64;
+    churn(
+        false,
+        |_| {
+            next += 1;
+            core::hint::black_box(next)
+        },
+        |_, a| {
+            core::hint::black_box(a);
+        },
+        || {},
+    )
+    .op_ns
+}
+
 /// The old baseline: bool per frame, first fit from the pool start, an owner per frame.
 fn churn_scan(held: &[bool]) -> f64 {
     let mut free: Vec<bool> = held.iter().map(|h| !h).collect();
@@ -287,7 +306,7 @@ fn host_bench_frame_allocator() {
     let mut bits = vec![0u64; bitmap_words(GIB, 4)];
     let mut f = ours(&mut bits, &held);
     let mut b = buddy(&held);
-    let mut rows: [Vec<f64>; 11] = Default::default();
+    let mut rows: [Vec<f64>; 12] = Default::default();
     for _ in 0..RUNS {
         let o = churn_ours(&mut f, false);
         let d = churn_buddy(&mut b, false);
@@ -305,12 +324,13 @@ fn host_bench_frame_allocator() {
             d.release_ns_per_frame,
             om.release_ns_per_frame,
             dm.release_ns_per_frame,
+            churn_harness(),
         ];
         for (r, x) in rows.iter_mut().zip(figures) {
             r.push(x);
         }
     }
-    let [ours4k, buddy4k, scan, ours_mix, buddy_mix, ours_bulk, buddy_bulk, ours_rel, buddy_rel, ours_mix_rel, buddy_mix_rel] =
+    let [ours4k, buddy4k, scan, ours_mix, buddy_mix, ours_bulk, buddy_bulk, ours_rel, buddy_rel, ours_mix_rel, buddy_mix_rel, harness] =
         rows.map(median);
     std::println!(
         "host: frame allocators (release build, this host; median of {RUNS} runs, same run)"
@@ -348,6 +368,11 @@ fn host_bench_frame_allocator() {
         "ns/op",
     );
     row("churn 4 KiB: bool-per-frame first-fit scan", scan, "ns/op");
+    row(
+        "churn 4 KiB: the loop alone, no allocator (floor)",
+        harness,
+        "ns/op",
+    );
     row(
         "mixed 4 KiB/2 MiB: tdx-host FrameAllocator",
         ours_mix,
@@ -398,6 +423,7 @@ fn host_bench_frame_allocator() {
     std::println!("host result: frame_alloc_free_ns {}", int(ours4k));
     std::println!("host result: buddy_alloc_free_ns {}", int(buddy4k));
     std::println!("host result: bitmap_scan_alloc_free_ns {}", int(scan));
+    std::println!("host result: churn_harness_ns {}", int(harness));
     std::println!("host result: frame_mixed_alloc_free_ns {}", int(ours_mix));
     std::println!("host result: buddy_mixed_alloc_free_ns {}", int(buddy_mix));
     std::println!("host result: frame_bulk512_ns_per_frame {}", int(ours_bulk));
