@@ -518,6 +518,16 @@ pub mod irq_control {
     pub const ENABLE: u64 = 1 << 0;
 }
 
+/// Flags of SET_TIMER's first argument word; every other bit is reserved.
+pub mod set_timer {
+    /// Arm the timer; clear to disarm it (the other words are ignored).
+    pub const ARMED: u64 = 1 << 0;
+    /// With `ARMED`: the deadline word counts ticks from the kernel's
+    /// clock (which adds it, saturating) instead of naming a tick, so a
+    /// task arms "k ticks from now" in one syscall, with no GET_TIMER.
+    pub const RELATIVE: u64 = 1 << 1;
+}
+
 /// Bit 63 of RECV's sender argument: receive only from the named sender.
 pub const RECV_CLOSED: u64 = 1 << 63;
 

@@ -499,33 +499,74 @@ impl PostArgs {
     }
 }
 
-/// SET_TIMER: arm the caller's timer at `deadline` (ticks) to post
+/// When an armed timer fires: at an absolute tick, or a number of ticks
+/// after the kernel's clock at the SET_TIMER.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Deadline {
+    /// At this tick (one already past fires at once).
+    At(u64),
+    /// This many ticks from now (0 fires at once).
+    After(u64),
+}
+
+impl Deadline {
+    /// The absolute tick, given the kernel's clock `now`. A relative
+    /// deadline saturates at `u64::MAX` (a timer that never fires) rather
+    /// than wrapping into the past, where it would fire at once.
+    #[must_use]
+    pub const fn resolve(self, now: u64) -> u64 {
+        match self {
+            Deadline::At(tick) => tick,
+            Deadline::After(ticks) => now.saturating_add(ticks),
+        }
+    }
+}
+
+/// SET_TIMER: arm the caller's timer at a [`Deadline`] to post
 /// `notifications`, or disarm it.
 ///
-/// Registers: RDI = armed (non-zero) or not, RSI = deadline, RDX = bits.
-/// Result: [`Response::OK`].
+/// Registers: RDI = flags ([`set_timer`](crate::set_timer): `ARMED`, and
+/// `RELATIVE` with it), RSI = deadline (a tick, or with `RELATIVE` a
+/// count of ticks), RDX = bits. With `ARMED` clear the other words are
+/// ignored. Result: [`Response::OK`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct SetTimerArgs {
-    pub deadline: Option<u64>,
+    pub deadline: Option<Deadline>,
     pub notifications: u64,
 }
 
 impl SetTimerArgs {
-    #[must_use]
-    pub const fn from_regs(r: &ArgRegs) -> Self {
-        SetTimerArgs {
-            deadline: if r[0] != 0 { Some(r[1]) } else { None },
-            notifications: r[2],
+    /// # Errors
+    /// `ReservedBits` for a flag word with an unknown bit, or `RELATIVE`
+    /// without `ARMED` (a disarm has no deadline to be relative).
+    pub const fn from_regs(r: &ArgRegs) -> Result<Self, UsageError> {
+        use crate::set_timer::{ARMED, RELATIVE};
+        let flags = r[0];
+        if flags & !(ARMED | RELATIVE) != 0 || flags == RELATIVE {
+            return Err(UsageError::ReservedBits);
         }
+        let deadline = if flags == ARMED {
+            Some(Deadline::At(r[1]))
+        } else if flags == ARMED | RELATIVE {
+            Some(Deadline::After(r[1]))
+        } else {
+            None
+        };
+        Ok(SetTimerArgs {
+            deadline,
+            notifications: r[2],
+        })
     }
 
     #[must_use]
     pub const fn to_regs(&self) -> ArgRegs {
-        let (armed, deadline) = match self.deadline {
-            Some(d) => (1, d),
+        use crate::set_timer::{ARMED, RELATIVE};
+        let (flags, deadline) = match self.deadline {
+            Some(Deadline::At(tick)) => (ARMED, tick),
+            Some(Deadline::After(ticks)) => (ARMED | RELATIVE, ticks),
             None => (0, 0),
         };
-        [armed, deadline, self.notifications, 0, 0, 0, 0, 0]
+        [flags, deadline, self.notifications, 0, 0, 0, 0, 0]
     }
 }
 
@@ -785,6 +826,7 @@ impl SeamcallResult {
 
 #[cfg(test)]
 mod tests {
+    use super::Deadline;
     use super::{
         ArgRegs, BorrowArgs, BorrowInfoArgs, BytesArgs, IrqControlArgs, IrqStatus, IrqStatusArgs,
         LeaseInfo, PostArgs, Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs,
@@ -901,12 +943,18 @@ mod tests {
             bits: 1 << 40,
         };
         assert_eq!(PostArgs::from_regs(&post.to_regs()), post);
-        for deadline in [None, Some(0), Some(u64::MAX)] {
+        for deadline in [
+            None,
+            Some(Deadline::At(0)),
+            Some(Deadline::At(u64::MAX)),
+            Some(Deadline::After(0)),
+            Some(Deadline::After(u64::MAX)),
+        ] {
             let t = SetTimerArgs {
                 deadline,
                 notifications: 2,
             };
-            assert_eq!(SetTimerArgs::from_regs(&t.to_regs()), t);
+            assert_eq!(SetTimerArgs::from_regs(&t.to_regs()), Ok(t));
         }
         for enable in [false, true] {
             let c = IrqControlArgs { mask: 8, enable };
@@ -1036,6 +1084,42 @@ mod tests {
     fn a_set_timer_with_the_armed_word_clear_ignores_the_deadline() {
         let mut r = [0; 8];
         r[1] = 1234;
-        assert_eq!(SetTimerArgs::from_regs(&r).deadline, None);
+        r[2] = 7;
+        assert_eq!(SetTimerArgs::from_regs(&r).map(|a| a.deadline), Ok(None));
+    }
+
+    /// The flag word is exact: the absolute form every existing caller
+    /// encodes (`ARMED` = 1) still decodes as before, and any other bit,
+    /// or `RELATIVE` on a disarm, is the usage fault other reserved bits
+    /// get.
+    #[test]
+    fn a_set_timer_flag_word_with_an_unknown_bit_is_a_usage_error() {
+        use crate::set_timer::{ARMED, RELATIVE};
+        let flags = |f: u64| SetTimerArgs::from_regs(&[f, 40, 2, 0, 0, 0, 0, 0]);
+        assert_eq!(flags(1).map(|a| a.deadline), Ok(Some(Deadline::At(40))));
+        assert_eq!(
+            flags(ARMED | RELATIVE).map(|a| a.deadline),
+            Ok(Some(Deadline::After(40)))
+        );
+        for bad in [RELATIVE, 1 << 2, ARMED | 1 << 2, ARMED | 1 << 63, u64::MAX] {
+            assert_eq!(flags(bad), Err(UsageError::ReservedBits), "{bad:#x}");
+        }
+    }
+
+    /// A relative deadline is the clock plus the count, and a count that
+    /// would run past the end of time saturates instead of wrapping into
+    /// the past (where it would fire at once).
+    #[test]
+    fn a_relative_deadline_saturates_and_never_wraps() {
+        assert_eq!(Deadline::After(0).resolve(500), 500);
+        assert_eq!(
+            Deadline::After(3).resolve(500),
+            Deadline::At(503).resolve(500)
+        );
+        assert_eq!(Deadline::After(u64::MAX).resolve(500), u64::MAX);
+        assert_eq!(Deadline::After(u64::MAX - 499).resolve(500), u64::MAX);
+        assert_eq!(Deadline::After(u64::MAX - 500).resolve(500), u64::MAX);
+        assert_eq!(Deadline::After(u64::MAX - 501).resolve(500), u64::MAX - 1);
+        assert_eq!(Deadline::At(7).resolve(500), 7);
     }
 }

@@ -39,8 +39,10 @@
 //!
 //! - BORROW_READ / BORROW_WRITE / BORROW_INFO, GET_TIMER and SET_TIMER:
 //!   the generic handlers themselves (`ipc::borrow`, `ipc::borrow_info`,
-//!   `time::get_timer`, `time::set_timer`), which check everything
-//!   before they change anything; only the generic entry is skipped. A
+//!   `time::get_timer`, `time::set_timer`, which also turns a relative
+//!   deadline into a tick), which check everything before they change
+//!   anything; only the generic entry is skipped (a SET_TIMER flag word
+//!   with a reserved bit is declined before the handler runs). A
 //!   refusal (a dead or stale lender, DEFECT, a fault of the borrower) is
 //!   declined and reported by the generic path. A lease is the copy checked
 //!   at the lender's SEND, so a lying lender cannot change it.
@@ -435,10 +437,13 @@ fn get_timer(tasks: &mut [Task], caller: usize) -> Fast {
 }
 
 /// SET_TIMER (which fires every timer already due; the scheduler chooses
-/// again if one fired).
+/// again if one fired). A malformed flag word is declined: the generic
+/// path faults the caller.
 #[inline(always)]
 fn set_timer(tasks: &mut [Task], caller: usize) -> Fast {
-    let args = SetTimerArgs::from_regs(&tasks[caller].syscall_args());
+    let Ok(args) = SetTimerArgs::from_regs(&tasks[caller].syscall_args()) else {
+        return Fast::Declined;
+    };
     breakdown::mark(Phase::Decode);
     let done = crate::time::set_timer(tasks, caller, &args);
     finish(tasks, caller, done)

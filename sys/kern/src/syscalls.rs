@@ -296,7 +296,7 @@ fn dispatch(tasks: &mut [Task], caller: usize, number: u64) -> Next {
             post(tasks, caller, &args)
         }),
         Sysnum::SetTimer => settled!({
-            let args = SetTimerArgs::from_regs(&regs(tasks));
+            let args = SetTimerArgs::from_regs(&regs(tasks))?;
             time::set_timer(tasks, caller, &args)
         }),
         Sysnum::GetTimer => settled!({ time::get_timer(tasks, caller) }),

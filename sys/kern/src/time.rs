@@ -2,8 +2,11 @@
 //!
 //! Time is a count of ticks of the LAPIC timer (one tick = the manifest's
 //! `tick-us`, 1 ms by default). Each task has one timer: a deadline and the
-//! notification bits to post when it passes. Timers are checked on every
-//! tick and whenever a task arms one (a past deadline fires at once).
+//! notification bits to post when it passes. A task names the deadline as
+//! a tick or as a count of ticks from now, which SET_TIMER turns into a
+//! tick against this clock (saturating: a count past the end of time never
+//! wraps into the past). Timers are checked on every tick and whenever a
+//! task arms one (a past deadline, or a count of 0, fires at once).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -39,16 +42,19 @@ pub fn fire_timers(tasks: &mut [Task]) -> bool {
 }
 
 /// SET_TIMER (the generic handler, which the fast path also runs): a
-/// deadline already past fires at once.
+/// relative deadline is taken from the clock here, saturating
+/// ([`abi::syscall::Deadline::resolve`]); a deadline already past (or a
+/// relative 0) fires at once.
 #[inline]
 pub fn set_timer(
     tasks: &mut [Task],
     caller: usize,
     args: &SetTimerArgs,
 ) -> Result<Next, UserError> {
+    let now = now();
     let t = &mut tasks[caller];
     t.set_timer(args.deadline.map(|deadline| Timer {
-        deadline,
+        deadline: deadline.resolve(now),
         notifications: args.notifications,
     }));
     t.respond(Response::OK);

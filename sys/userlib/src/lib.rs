@@ -32,9 +32,9 @@ use core::mem::MaybeUninit;
 pub use abi::seamcall::{SeamcallOutcome, UnknownOutcome};
 pub use abi::syscall::TimerState;
 use abi::syscall::{
-    ArgRegs, BorrowArgs, BorrowInfoArgs, BytesArgs, IrqControlArgs, IrqStatus, IrqStatusArgs,
-    PostArgs, Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs, ReplyFaultArgs,
-    ReplyRecvArgs, Response, SeamcallArgs, SendArgs, SetTimerArgs, USlice,
+    ArgRegs, BorrowArgs, BorrowInfoArgs, BytesArgs, Deadline, IrqControlArgs, IrqStatus,
+    IrqStatusArgs, PostArgs, Received, RecvArgs, RefreshTaskIdArgs, RefreshedTaskId, ReplyArgs,
+    ReplyFaultArgs, ReplyRecvArgs, Response, SeamcallArgs, SendArgs, SetTimerArgs, USlice,
 };
 pub use abi::{
     lease_attr, FaultInfo, Generation, ReplyFaultReason, Sysnum, TaskId, TaskIndex, TaskState,
@@ -422,7 +422,18 @@ pub fn sys_post(target: TaskId, bits: u64) -> u32 {
 /// kernel posts `notifications` to us.
 pub fn sys_set_timer(deadline: Option<u64>, notifications: u64) {
     let args = SetTimerArgs {
-        deadline,
+        deadline: deadline.map(Deadline::At),
+        notifications,
+    };
+    syscall::<0>(Sysnum::SetTimer, args.to_regs());
+}
+
+/// Arms this task's timer `ticks` from now (the kernel adds its clock,
+/// saturating; 0 fires at once): `sys_set_timer(Some(now + ticks), ..)`
+/// in one syscall, without reading the clock first.
+pub fn sys_set_timer_after(ticks: u64, notifications: u64) {
+    let args = SetTimerArgs {
+        deadline: Some(Deadline::After(ticks)),
         notifications,
     };
     syscall::<0>(Sysnum::SetTimer, args.to_regs());

@@ -114,6 +114,9 @@ fn do_fault(kind: u32, arg: u64, caller: TaskId) {
             sys_send(caller, 1, &[], &mut [], &leases);
         }
         fault::UNBOUND_IRQ => sys_irq_control(1 << 40, true),
+        fault::SET_TIMER_FLAGS => {
+            sys_raw(Sysnum::SetTimer as u64, [arg, 5, 1, 0, 0, 0, 0, 0]);
+        }
         fault::SEND_ACROSS_RAM_END => {
             let target = sys_refresh_task_id(TaskIndex(arg as u16));
             let end = ram_end();

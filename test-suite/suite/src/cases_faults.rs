@@ -58,6 +58,10 @@ pub static CASES: &[Case] = &[
     ),
     ("fault_too_many_leases", too_many_leases),
     ("fault_irq_control_on_unbound_bits", unbound_irq),
+    (
+        "fault_set_timer_flag_word_with_reserved_bits",
+        set_timer_reserved_bits,
+    ),
     ("fault_task_runs_again_after_restart", runs_after_restart),
 ];
 
@@ -288,6 +292,20 @@ fn too_many_leases() {
         assist_fault(fault::TOO_MANY_LEASES, 0),
         FaultInfo::SyscallUsage(UsageError::TooManyLeases)
     );
+}
+
+/// SET_TIMER's flag word admits `ARMED`, alone or with `RELATIVE`, and 0:
+/// anything else is the usage fault every reserved bit gets, on the fast
+/// path's entry as on the generic one.
+fn set_timer_reserved_bits() {
+    use abi::set_timer::{ARMED, RELATIVE};
+    for flags in [RELATIVE, 1 << 2, ARMED | 1 << 2, ARMED | RELATIVE | 1 << 63] {
+        assert_eq!(
+            assist_fault(fault::SET_TIMER_FLAGS, flags),
+            FaultInfo::SyscallUsage(UsageError::ReservedBits),
+            "flags {flags:#x}"
+        );
+    }
 }
 
 fn unbound_irq() {

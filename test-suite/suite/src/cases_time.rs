@@ -2,7 +2,9 @@
 
 use abi::{dead_response_code, TaskState, IPC_REFUSED};
 use test_api::assist as op;
-use userlib::{hl, sys_get_timer, sys_post, sys_recv_closed, sys_set_timer, TaskId};
+use userlib::{
+    hl, sys_get_timer, sys_post, sys_recv_closed, sys_set_timer, sys_set_timer_after, TaskId,
+};
 
 use crate::{call, id, state, Case, ASSIST, RUNNER, SUITE};
 
@@ -11,6 +13,19 @@ pub static CASES: &[Case] = &[
     ("timer_with_past_deadline_fires_at_once", timer_past),
     ("timer_disarmed_does_not_fire", timer_disarm),
     ("timer_state_is_readable", timer_state),
+    ("timer_relative_fires_after_its_ticks", timer_after_fires),
+    (
+        "timer_relative_zero_fires_at_once_like_a_past_deadline",
+        timer_after_zero,
+    ),
+    (
+        "timer_relative_huge_saturates_and_never_wraps",
+        timer_after_saturates,
+    ),
+    (
+        "timer_relative_and_absolute_give_the_same_deadline",
+        timer_after_matches_absolute,
+    ),
     ("notification_posted_to_self_is_received", post_self),
     ("notification_bits_wait_until_unmasked", post_masked),
     (
@@ -73,6 +88,77 @@ fn timer_state() {
     assert_eq!((t.deadline, t.notifications), (Some(now + 100_000), 1 << 9));
     sys_set_timer(None, 0);
     assert_eq!(sys_get_timer().deadline, None);
+}
+
+fn timer_after_fires() {
+    let start = sys_get_timer().now;
+    sys_set_timer_after(5, 1 << 13);
+    assert_eq!(wait_kernel(1 << 13), 1 << 13);
+    assert!(sys_get_timer().now >= start + 5);
+    assert_eq!(sys_get_timer().deadline, None, "a fired timer is disarmed");
+}
+
+/// Runs `arm` until no tick falls between the clock read before it and
+/// the GET_TIMER after it, and returns that clock and the timer state: the
+/// kernel's clock at the SET_TIMER, known exactly.
+fn within_one_tick(mut arm: impl FnMut(u64)) -> (u64, userlib::TimerState) {
+    loop {
+        let before = sys_get_timer().now;
+        arm(before);
+        let after = sys_get_timer();
+        if after.now == before {
+            return (before, after);
+        }
+    }
+}
+
+/// Relative 0 behaves as an absolute deadline in the past: it fires inside
+/// the SET_TIMER itself (disarmed before any tick could fire it), and its
+/// bits wait.
+fn timer_after_zero() {
+    for relative in [true, false] {
+        let (_, t) = within_one_tick(|now| {
+            if relative {
+                sys_set_timer_after(0, 1 << 14);
+            } else {
+                sys_set_timer(Some(now.saturating_sub(1)), 1 << 14);
+            }
+        });
+        assert_eq!(t.deadline, None, "fired at once (relative: {relative})");
+        assert_eq!(wait_kernel(1 << 14), 1 << 14);
+    }
+}
+
+/// A relative count that runs past the end of time saturates to the last
+/// tick (never fires) instead of wrapping to a tick in the past (fires at
+/// once), whichever way it overflows.
+fn timer_after_saturates() {
+    let now = sys_get_timer().now;
+    for ticks in [u64::MAX, u64::MAX - now, u64::MAX - now + 1] {
+        sys_set_timer_after(ticks, 1 << 15);
+        let t = sys_get_timer();
+        assert_eq!(
+            (t.deadline, t.notifications),
+            (Some(u64::MAX), 1 << 15),
+            "{ticks:#x} ticks after {now}"
+        );
+    }
+    sys_set_timer(None, 0);
+    assert_eq!(sys_get_timer().deadline, None);
+}
+
+/// The relative form arms the deadline the absolute one names, read back
+/// with GET_TIMER.
+fn timer_after_matches_absolute() {
+    let (now, relative) = within_one_tick(|_| sys_set_timer_after(100_000, 1 << 16));
+    sys_set_timer(Some(now + 100_000), 1 << 16);
+    let absolute = sys_get_timer();
+    assert_eq!(relative.deadline, Some(now + 100_000));
+    assert_eq!(
+        (relative.deadline, relative.notifications),
+        (absolute.deadline, absolute.notifications)
+    );
+    sys_set_timer(None, 0);
 }
 
 fn post_self() {

@@ -422,6 +422,9 @@ pub mod fault {
     /// SEND (ECHO) to task `arg`, waiting in RECV, with the lease table
     /// itself in kernel memory.
     pub const SEND_LEASE_TABLE_OUTSIDE_TO_WAITING: u32 = 23;
+    /// SET_TIMER with the flag word `arg` (a malformed one: a reserved bit,
+    /// or `RELATIVE` without `ARMED`).
+    pub const SET_TIMER_FLAGS: u32 = 24;
 }
 
 /// Little-endian word helpers.

@@ -28,6 +28,13 @@ pub trait Timer {
     fn now(&self) -> u64;
     /// Asks for the timer notification at `tick`.
     fn arm(&mut self, tick: u64);
+    /// Asks for the timer notification `ticks` from now (saturating). The task's timer
+    /// overrides this with the kernel's relative SET_TIMER, one syscall where reading the
+    /// clock and arming take two; a fake keeps this `now() + ticks`.
+    fn arm_after(&mut self, ticks: u64) {
+        let at = self.now().saturating_add(ticks);
+        self.arm(at);
+    }
 }
 
 /// A scrubber whose calls are timed with `clock` (the drain report's "scrub" share).
@@ -121,7 +128,7 @@ impl ScrubPacer {
         stats.quarantined_bytes = server.quarantined_bytes();
         if stats.quarantined_bytes > 0 && !self.armed {
             self.armed = true;
-            timer.arm(timer.now() + 1);
+            timer.arm_after(1);
         }
     }
 

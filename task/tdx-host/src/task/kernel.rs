@@ -19,7 +19,9 @@ use tdx_host::server::pacing::Timer;
 use tdx_host::server::Scrubber;
 use tdx_planner::addr::PhysRange;
 use userlib::hl::{self, KipcFailure};
-use userlib::{sys_get_timer, sys_recv_closed, sys_seamcall, sys_set_timer, TaskId};
+use userlib::{
+    sys_get_timer, sys_recv_closed, sys_seamcall, sys_set_timer, sys_set_timer_after, TaskId,
+};
 use userlib::{sys_seamcall_collect, sys_seamcall_start};
 use userlib::{SeamcallOutcome as Out, UnknownOutcome};
 
@@ -222,5 +224,8 @@ impl Timer for Kernel {
     }
     fn arm(&mut self, tick: u64) {
         sys_set_timer(Some(tick), TIMER_MASK);
+    }
+    fn arm_after(&mut self, ticks: u64) {
+        sys_set_timer_after(ticks, TIMER_MASK);
     }
 }

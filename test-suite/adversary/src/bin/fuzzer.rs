@@ -418,14 +418,27 @@ fn generate(index: u64) -> (u64, [u64; 8], Outcome) {
             }
         }
         Sysnum::SetTimer => {
-            a[0] = r.below(2);
-            a[1] = if r.below(2) == 0 {
-                userlib::sys_get_timer().now + r.below(50)
-            } else {
-                r.next()
+            use abi::set_timer::{ARMED, RELATIVE};
+            // Disarm, absolute, relative (near or any count: a huge one
+            // saturates), or a flag word with a stray bit (a usage fault).
+            let flags = match r.below(8) {
+                0 | 1 => 0,
+                2..=4 => ARMED,
+                5 | 6 => ARMED | RELATIVE,
+                _ => r.next() | 1 << (2 + r.below(62)),
+            };
+            a[0] = flags;
+            a[1] = match (flags & RELATIVE != 0, r.below(2)) {
+                (true, 0) => r.below(50),
+                (false, 0) => userlib::sys_get_timer().now + r.below(50),
+                _ => r.next(),
             };
             a[2] = r.next() & !SELF_BIT;
-            Outcome::Returns
+            if flags & !(ARMED | RELATIVE) != 0 {
+                Outcome::Faults
+            } else {
+                Outcome::Returns
+            }
         }
         Sysnum::GetTimer => Outcome::Returns,
         // No interrupts are bound to the fuzzer.

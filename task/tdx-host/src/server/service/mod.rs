@@ -452,7 +452,7 @@ impl<'s, 'a> Service<'s, 'a> {
             });
         if self.tdmr_run.as_ref().is_some_and(TdmrRun::holds_back) {
             self.fresh_hold = true;
-            timer.arm(timer.now() + 1);
+            timer.arm_after(1);
         }
         self.init_ended();
     }
