@@ -338,6 +338,10 @@ pub struct FrameAllocator<'a> {
     /// Guess of the slot a single-frame allocation wrote last (see `records`), where the next
     /// one usually continues; never trusted unchecked.
     last_alloc: usize,
+    /// Quarantined 4 KiB frames of all pools: exactly the sum of the caches' `quarantined`,
+    /// kept beside them so the server's question after every free is O(1), not a walk over
+    /// the pools.
+    quarantined_frames: u64,
 }
 
 const _: () = assert!(MAX_RECORDS <= u16::MAX as usize);
@@ -364,6 +368,7 @@ impl<'a> FrameAllocator<'a> {
             last_pool: 0,
             ready_block: NO_BLOCK,
             last_alloc: 0,
+            quarantined_frames: 0,
         }
     }
 

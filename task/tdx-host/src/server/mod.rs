@@ -508,6 +508,29 @@ impl<'a> Server<'a> {
         Ok(freed as u32)
     }
 
+    /// `free_frame`: [`Self::free_frames`] of the one address `addr`, taken as a number (no
+    /// byte list to copy and parse); the same checks in the same order.
+    ///
+    /// # Errors
+    /// As [`Self::free_frames`] (but BadArgument: one address is always a valid list).
+    pub fn free_frame(
+        &mut self,
+        caller: Owner,
+        size: FrameSize,
+        addr: u64,
+    ) -> Result<(), TdxHostError> {
+        self.early()?;
+        let tds = &self.lstate.tds;
+        if !tds.no_tds() && tds.page_in_td(addr, size.bytes()) {
+            return Err(TdxHostError::PageInTd);
+        }
+        let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
+        regions
+            .frames
+            .free_single(caller, size, addr)
+            .map_err(frame_error)
+    }
+
     /// `node_info`.
     ///
     /// # Errors

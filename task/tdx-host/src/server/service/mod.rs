@@ -317,11 +317,11 @@ impl<'s, 'a> Service<'s, 'a> {
         (caller, size): (Owner, FrameSize),
         addr: u64,
     ) -> Result<(), TdxHostError> {
-        let r = self.server.free_frames(caller, size, &addr.to_le_bytes());
+        let r = self.server.free_frame(caller, size, addr);
         let r = self.count(r);
         self.commit();
         self.schedule(timer);
-        r.map(|_| ())
+        r
     }
 
     /// `free_request` (a free with the caller's identity `request`) from a lease of `len`
