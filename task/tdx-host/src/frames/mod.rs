@@ -22,7 +22,8 @@
 //!   skips a free frame (also one in a 1 GiB block not yet ready);
 //! - per pool, an exact count of quarantined frames and a lower bound on the first one:
 //!   [`FrameAllocator::quarantined`] skips pools with none, starts at that bound and stops once
-//!   it has seen them all; [`FrameAllocator::quarantined_bytes`] is a sum over pools;
+//!   it has seen them all; their sum is kept beside them (changed with them, counted again on
+//!   restore), so [`FrameAllocator::quarantined_bytes`], asked after every free, is O(1);
 //! - records are slots sorted by base with holes (`records`): the record of an address is a
 //!   hinted lookup (a direct-mapped table of recently written slots, checked before use) or a
 //!   binary search; a new record takes a hole next to its place, a freed one leaves a hole, so
@@ -609,6 +610,24 @@ impl<'a> FrameAllocator<'a> {
             return Ok(1);
         }
         self.alloc_bulk(owner, req, tag, out)
+    }
+
+    /// [`Self::alloc_many`] of one frame, its address returned (the one-frame request's path,
+    /// without an out-list).
+    ///
+    /// # Errors
+    /// As `alloc_many` of one frame.
+    #[inline]
+    pub fn alloc_single(
+        &mut self,
+        owner: Owner,
+        req: Request,
+        tag: u32,
+    ) -> Result<PhysAddr, FrameError> {
+        if usize::from(owner.index()) >= MAX_TASKS {
+            return Err(FrameError::BadArgument);
+        }
+        self.alloc_one(owner, req, tag)
     }
 
     /// [`Self::alloc_many`] of any count but one.

@@ -239,13 +239,10 @@ impl<'s, 'a> Service<'s, 'a> {
         &mut self,
         (caller, node, size, class): (Owner, u16, FrameSize, MemClass),
     ) -> Result<u64, TdxHostError> {
-        let mut out = [0u8; ADDR_BYTES];
-        let r = self
-            .server
-            .alloc_frames(caller, node, size, class, 1, &mut out);
+        let r = self.server.alloc_frame(caller, (node, size, class));
         let r = self.count(r);
         self.commit();
-        r.map(|_| u64::from_le_bytes(out))
+        r
     }
 
     /// `alloc_request` (an allocation with the caller's identity `request`) into a lease of
