@@ -2,6 +2,11 @@
 //! the image's words: [`sync`] commits what changed, [`format`] writes a first image, [`load`]
 //! rebuilds the working state from an image that [`super::Ledger::open`] accepted.
 //!
+//! What changed is marked where it changes: the allocator's [`crate::frames::Dirty`], the
+//! client slots set ([`LedgerState::set_client`]), the counters set
+//! ([`LedgerState::set_counters`]: the only way to change them, so a change cannot go
+//! unmarked), the TD table's unsynced flag; the pending hot-plug step is compared always.
+//!
 //! Word encodings (little-endian u64 words):
 //! - pool: base, size, node | class << 16 | online << 24, first bit, in use, retired;
 //! - record: owner | tag << 32, base, size | count << 8;
