@@ -413,6 +413,10 @@ fn quarantine_listing_through_its_summary_matches_the_bits() {
     let (pools, records, used, mut copy) = image_of(&f);
     let mut g = FrameAllocator::restore(&mut copy, used, pools, records).unwrap();
     assert_eq!(listed(&g), model(&quarantined), "after a restore");
+    // The restore counts the quarantine's running total from the bits.
+    assert!(!quarantined.is_empty());
+    assert_eq!(g.quarantined_bytes(), quarantined.len() as u64 * PAGE_4K);
+    assert_eq!(g.quarantined_bytes_by_pool(), g.quarantined_bytes());
     // Releasing everything through the restored summary empties it.
     for r in listed(&g) {
         g.release_scrubbed(r).unwrap();

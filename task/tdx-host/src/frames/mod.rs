@@ -22,7 +22,8 @@
 //!   skips a free frame (also one in a 1 GiB block not yet ready);
 //! - per pool, an exact count of quarantined frames and a lower bound on the first one:
 //!   [`FrameAllocator::quarantined`] skips pools with none, starts at that bound and stops once
-//!   it has seen them all; [`FrameAllocator::quarantined_bytes`] is a sum over pools;
+//!   it has seen them all; their sum is kept beside them (changed with them, counted again on
+//!   restore), so [`FrameAllocator::quarantined_bytes`], asked after every free, is O(1);
 //! - records are slots sorted by base with holes (`records`): the record of an address is a
 //!   hinted lookup (a direct-mapped table of recently written slots, checked before use) or a
 //!   binary search; a new record takes a hole next to its place, a freed one leaves a hole, so
@@ -338,6 +339,10 @@ pub struct FrameAllocator<'a> {
     /// Guess of the slot a single-frame allocation wrote last (see `records`), where the next
     /// one usually continues; never trusted unchecked.
     last_alloc: usize,
+    /// Quarantined 4 KiB frames of all pools: exactly the sum of the caches' `quarantined`,
+    /// kept beside them so the server's question after every free is O(1), not a walk over
+    /// the pools.
+    quarantined_frames: u64,
 }
 
 const _: () = assert!(MAX_RECORDS <= u16::MAX as usize);
@@ -364,6 +369,7 @@ impl<'a> FrameAllocator<'a> {
             last_pool: 0,
             ready_block: NO_BLOCK,
             last_alloc: 0,
+            quarantined_frames: 0,
         }
     }
 
@@ -604,6 +610,24 @@ impl<'a> FrameAllocator<'a> {
             return Ok(1);
         }
         self.alloc_bulk(owner, req, tag, out)
+    }
+
+    /// [`Self::alloc_many`] of one frame, its address returned (the one-frame request's path,
+    /// without an out-list).
+    ///
+    /// # Errors
+    /// As `alloc_many` of one frame.
+    #[inline]
+    pub fn alloc_single(
+        &mut self,
+        owner: Owner,
+        req: Request,
+        tag: u32,
+    ) -> Result<PhysAddr, FrameError> {
+        if usize::from(owner.index()) >= MAX_TASKS {
+            return Err(FrameError::BadArgument);
+        }
+        self.alloc_one(owner, req, tag)
     }
 
     /// [`Self::alloc_many`] of any count but one.

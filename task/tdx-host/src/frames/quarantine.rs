@@ -50,6 +50,20 @@ impl FrameAllocator<'_> {
         self.free_many(owner, size, addrs).map_err(|r| r.error)
     }
 
+    /// [`Self::free`] of the one frame at `pa` (the one-frame request's path, without a list).
+    ///
+    /// # Errors
+    /// As [`Self::free`] of `[pa]`.
+    #[inline]
+    pub fn free_single(
+        &mut self,
+        owner: Owner,
+        size: FrameSize,
+        pa: u64,
+    ) -> Result<(), FrameError> {
+        self.free_one(owner, size, pa).map_err(|r| r.error)
+    }
+
     /// The bulk free: moves `addrs` (1..=512 frames of `size`, each held by exactly `owner` —
     /// index and generation — in any order) into quarantine and returns how many. All or
     /// nothing: if any entry is misaligned, outside every pool, not held (free, quarantined,
@@ -314,6 +328,7 @@ impl FrameAllocator<'_> {
         self.dirty.bits(p.qbit(rel), frames);
         let c = &mut self.cache[k];
         c.quarantined += frames;
+        self.quarantined_frames += frames;
         c.q_from = c.q_from.min(rel);
         self.summary.quarantined(&p.span(c.sbit), rel, frames);
     }
@@ -411,9 +426,17 @@ impl FrameAllocator<'_> {
             )
     }
 
-    /// Quarantined bytes in total.
+    /// Quarantined bytes in total (the running count, not a walk over the pools).
     #[must_use]
     pub fn quarantined_bytes(&self) -> u64 {
+        self.quarantined_frames * PAGE_4K
+    }
+
+    /// Quarantined bytes summed over the pools' own counts (what
+    /// [`Self::quarantined_bytes`] keeps as a running total; tests compare the two).
+    #[cfg(test)]
+    #[must_use]
+    pub fn quarantined_bytes_by_pool(&self) -> u64 {
         self.cache.iter().map(|c| c.quarantined * PAGE_4K).sum()
     }
 
@@ -454,6 +477,7 @@ impl FrameAllocator<'_> {
         let q = p.qspan(c.sbit);
         self.summary.unquarantined(self.bits, &q, rel, frames);
         c.quarantined -= frames;
+        self.quarantined_frames -= frames;
         if c.quarantined == 0 {
             c.q_from = p.frames();
         } else if rel <= c.q_from && c.q_from < rel + frames {

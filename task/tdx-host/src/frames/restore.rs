@@ -144,6 +144,7 @@ impl<'a> FrameAllocator<'a> {
             last_pool: 0,
             ready_block: super::NO_BLOCK,
             last_alloc: 0,
+            quarantined_frames: 0,
         };
         let mut next_bit = 0;
         for (k, img) in pools.into_iter().enumerate() {
@@ -236,6 +237,7 @@ impl<'a> FrameAllocator<'a> {
             }
             let q_from =
                 find_set(f.bits, p.qbit(0), p.qbit(frames)).map_or(frames, |b| p.rel_of_qbit(b));
+            f.quarantined_frames += quarantined;
             f.cache[k] = PoolCache {
                 quarantined,
                 q_from,

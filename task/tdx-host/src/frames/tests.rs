@@ -377,6 +377,8 @@ proptest! {
             let held: u64 = model.values().map(|v| v.1.bytes()).sum();
             let free: u64 = f.pools().iter().map(|p| p.free_bytes()).sum();
             assert_eq!(f.quarantined_bytes(), quarantined);
+            // The running total is the pools' own counts summed.
+            assert_eq!(f.quarantined_bytes_by_pool(), quarantined);
             assert_eq!(held + quarantined + free, total);
             for o in 0..3u8 {
                 let idx = who(o, &gens).index();
@@ -707,6 +709,7 @@ proptest! {
             assert_eq!(held, st.values().filter(|v| matches!(v, St::Held(..))).count());
             let q = st.values().filter(|v| **v == St::Quarantined).count() as u64;
             assert_eq!(f.quarantined_bytes(), q * PAGE_4K);
+            assert_eq!(f.quarantined_bytes_by_pool(), q * PAGE_4K);
             for (p, &(base, len)) in f.pools().iter().zip(&pools) {
                 let free = st.range(base..base + len).filter(|(_, v)| **v == St::Free).count() as u64;
                 assert_eq!(p.free_bytes(), free * PAGE_4K);

@@ -2,6 +2,11 @@
 //! the image's words: [`sync`] commits what changed, [`format`] writes a first image, [`load`]
 //! rebuilds the working state from an image that [`super::Ledger::open`] accepted.
 //!
+//! What changed is marked where it changes: the allocator's [`crate::frames::Dirty`], the
+//! client slots set ([`LedgerState::set_client`]), the counters set
+//! ([`LedgerState::set_counters`]: the only way to change them, so a change cannot go
+//! unmarked), the TD table's unsynced flag; the pending hot-plug step is compared always.
+//!
 //! Word encodings (little-endian u64 words):
 //! - pool: base, size, node | class << 16 | online << 24, first bit, in use, retired;
 //! - record: owner | tag << 32, base, size | count << 8;
@@ -58,8 +63,9 @@ pub enum Intent {
 /// The ledger's state besides the allocator, with what changed since the last commit.
 #[derive(Clone, Debug)]
 pub struct LedgerState {
-    /// Counters (see [`COUNTERS`]).
-    pub counters: [u64; COUNTERS],
+    /// Counters (see [`COUNTERS`]); changed only through [`Self::set_counters`], which marks
+    /// them for the next commit.
+    counters: [u64; COUNTERS],
     /// Client slots by task index.
     pub clients: [ClientSlot; MAX_TASKS],
     /// The pending hot-plug step.
@@ -67,6 +73,9 @@ pub struct LedgerState {
     /// Guest KeyIDs, TDs and TD pages (committed whole: `put` journals only changed words).
     pub tds: TdTable,
     dirty_clients: u64,
+    /// The counters changed since the last commit (most requests change none: they are not
+    /// compared then).
+    dirty_counters: bool,
 }
 
 impl Default for LedgerState {
@@ -77,6 +86,7 @@ impl Default for LedgerState {
             intent: Intent::None,
             tds: TdTable::default(),
             dirty_clients: 0,
+            dirty_counters: false,
         }
     }
 }
@@ -92,9 +102,22 @@ impl LedgerState {
         }
     }
 
-    /// Forgets which slots changed (they were committed).
+    /// Forgets which slots and counters changed (they were committed).
     pub fn clean(&mut self) {
         self.dirty_clients = 0;
+        self.dirty_counters = false;
+    }
+
+    /// The counters (see [`COUNTERS`]).
+    #[must_use]
+    pub fn counters(&self) -> [u64; COUNTERS] {
+        self.counters
+    }
+
+    /// The counters are now `c`: marked, so the next [`sync`] compares them with the image.
+    pub fn set_counters(&mut self, c: [u64; COUNTERS]) {
+        self.counters = c;
+        self.dirty_counters = true;
     }
 
     /// Client slot `index`.
@@ -189,7 +212,7 @@ pub fn format(l: &mut Ledger<'_>, f: &mut FrameAllocator<'_>, s: &mut LedgerStat
     let lay = l.layout();
     l.format(|i| word_of(lay, f, s, i));
     f.clean();
-    s.dirty_clients = 0;
+    s.clean();
 }
 
 /// Commits what changed in `f` and `s` since the last commit (one journal commit; see the
@@ -208,7 +231,10 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
         l.put(hdr::BITS_USED, f.bits_used());
         l.put(hdr::POOLS, f.pools().len() as u64);
     }
-    l.put_words(hdr::COUNTERS, &s.counters);
+    // Counters only when set since the last commit (a refusal, a scrub step, a restart).
+    if s.dirty_counters {
+        l.put_words(hdr::COUNTERS, &s.counters);
+    }
     // No step pending and none stored (a stored kind word of 0 means none, whatever follows
     // it): nothing to compare.
     if s.intent != Intent::None || l.word(hdr::INTENT) != 0 {

@@ -31,6 +31,13 @@ struct Snapshot {
     intent: Intent,
 }
 
+/// Adds `by` to counter `k` (marked for the next commit, as the server's counters are).
+fn add_counter(s: &mut LedgerState, k: usize, by: u64) {
+    let mut c = s.counters();
+    c[k] += by;
+    s.set_counters(c);
+}
+
 fn snapshot(f: &FrameAllocator<'_>, s: &LedgerState) -> Snapshot {
     let used = f.bits_used().div_ceil(64) as usize;
     Snapshot {
@@ -39,7 +46,7 @@ fn snapshot(f: &FrameAllocator<'_>, s: &LedgerState) -> Snapshot {
             .collect(),
         records: f.records().to_vec(),
         bits: f.bitmap()[..used].to_vec(),
-        counters: s.counters,
+        counters: s.counters(),
         clients: s.clients.to_vec(),
         intent: s.intent,
     }
@@ -162,7 +169,7 @@ fn step(
             list.truncate(1 + rng.below(list.len() as u64) as usize);
             list.sort_unstable();
             f.free(cl.owner, size, &list).expect("free of held frames");
-            s.counters[6] += 1;
+            add_counter(s, 6, 1);
             let keep = cl
                 .holds
                 .iter()
@@ -179,10 +186,10 @@ fn step(
             let piece = PhysRange::literal(first[0].base().0, first[0].size().0.min(2 * MIB));
             if rng.below(8) == 0 {
                 f.retire(piece).expect("retire");
-                s.counters[4] += piece.size().0;
+                add_counter(s, 4, piece.size().0);
             } else {
                 f.release_scrubbed(piece).expect("release");
-                s.counters[0] += piece.size().0;
+                add_counter(s, 0, piece.size().0);
             }
             ("scrub", None)
         }
@@ -212,7 +219,7 @@ fn step(
             cl.next_request = 0;
             cl.holds.clear();
             let got = f.reclaim_stale(cl.owner);
-            s.counters[3] += got;
+            add_counter(s, 3, got);
             ("client restart", None)
         }
     }

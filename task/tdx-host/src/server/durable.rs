@@ -212,10 +212,11 @@ impl<'a> Server<'a> {
     }
 
     /// Commits everything the last operation changed, with the server's counters `stats`
-    /// (kept as they are when `None`). Without a ledger it only forgets what was dirty.
+    /// when they changed since the last commit (`None`: kept as committed, not compared).
+    /// Without a ledger it only forgets what was dirty.
     pub fn commit(&mut self, stats: Option<&ServerStats>) {
         if let Some(s) = stats {
-            self.lstate.counters = counters_from(s);
+            self.lstate.set_counters(counters_from(s));
         }
         let Some(r) = self.regions.as_mut() else {
             return;
@@ -241,7 +242,13 @@ impl<'a> Server<'a> {
 
     /// The counters the ledger restored (zero at a first start), into `s`.
     pub fn restore_counters(&self, s: &mut ServerStats) {
-        counters_into(&self.lstate.counters, s);
+        counters_into(&self.lstate.counters(), s);
+    }
+
+    /// The counters as last given to [`Self::commit`] (committed, unless the ledger failed).
+    #[must_use]
+    pub fn committed_counters(&self) -> [u64; COUNTERS] {
+        self.lstate.counters()
     }
 
     /// `alloc_request`: `alloc_frames` with the caller's request identity `request` (not 0).

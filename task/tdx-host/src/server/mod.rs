@@ -137,6 +137,13 @@ pub struct Server<'a> {
     ready_status: Cell<Option<ModuleStatus>>,
 }
 
+/// [`frame_error`] out of line: one copy of its table for every request path of this file
+/// (error paths only; the task's code budget is tight).
+#[inline(never)]
+fn frame_refusal(e: crate::frames::FrameError) -> TdxHostError {
+    frame_error(e)
+}
+
 impl<'a> Server<'a> {
     /// A server over a finished (or failed) bring-up. Clients beyond [`MAX_CLIENTS`] are dropped
     /// (they get AccessDenied).
@@ -418,22 +425,66 @@ impl<'a> Server<'a> {
         self.alloc_tagged(caller, (node, size, class), count, 0, out)
     }
 
+    /// `alloc_frame`: [`Self::alloc_frames`] of one frame, its address returned as a number
+    /// (no address list written and read back); the same checks in the same order.
+    ///
+    /// # Errors
+    /// As [`Self::alloc_frames`] of count 1.
+    pub fn alloc_frame(
+        &mut self,
+        caller: Owner,
+        what: (u16, FrameSize, MemClass),
+    ) -> Result<u64, TdxHostError> {
+        let req = self.admit(caller, what, 1, ADDR_BYTES)?;
+        let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
+        regions
+            .frames
+            .alloc_single(caller, req, 0)
+            .map(|a| a.0)
+            .map_err(frame_refusal)
+    }
+
     /// `alloc_frames` whose new records carry the request identity `tag`.
     fn alloc_tagged(
         &mut self,
         caller: Owner,
-        (node, size, class): (u16, FrameSize, MemClass),
+        what: (u16, FrameSize, MemClass),
         count: u32,
         tag: u32,
         out: &mut [u8],
     ) -> Result<u32, TdxHostError> {
+        let req = self.admit(caller, what, count, out.len())?;
+        let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
+        let addrs = &mut self.addrs[..count as usize];
+        regions
+            .frames
+            .allocate_tagged(caller, req, tag, addrs)
+            .map_err(frame_refusal)?;
+        for (chunk, a) in out.chunks_exact_mut(ADDR_BYTES).zip(addrs.iter()) {
+            chunk.copy_from_slice(&a.0.to_le_bytes());
+        }
+        Ok(count)
+    }
+
+    /// The checks of an allocation of `count` frames of `size` and `class` on `node` for
+    /// `caller` into `room` bytes, in order: served at all, the count and room, the caller's
+    /// policy (class granted, node allowed), its quota. Returns the allocator's request. Out
+    /// of line: one copy for both callers (the task's code budget is tight).
+    #[inline(never)]
+    fn admit(
+        &self,
+        caller: Owner,
+        (node, size, class): (u16, FrameSize, MemClass),
+        count: u32,
+        room: usize,
+    ) -> Result<Request, TdxHostError> {
         let nodes = self.early()?.nodes();
         if class != MemClass::Tdx {
             // Non-TDX memory is served from `Ready` on, as everything but TDX frames.
             self.ready()?;
         }
         let n = count as usize;
-        if n == 0 || n > MAX_FRAMES_PER_CALL || out.len() < n * ADDR_BYTES {
+        if n == 0 || n > MAX_FRAMES_PER_CALL || room < n * ADDR_BYTES {
             return Err(TdxHostError::BadArgument);
         }
         let p = *self.policy(caller).ok_or(TdxHostError::AccessDenied)?;
@@ -453,25 +504,16 @@ impl<'a> Server<'a> {
         } else {
             NodeMask(1 << node)
         };
-        let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
+        let regions = self.regions.as_ref().ok_or(TdxHostError::NotReady)?;
         let want = u64::from(count).saturating_mul(size.bytes());
         if regions.frames.usage(caller.index()).saturating_add(want) > p.quota_bytes {
             return Err(TdxHostError::QuotaExceeded);
         }
-        let req = Request {
+        Ok(Request {
             nodes: mask,
             size,
             class,
-        };
-        let addrs = &mut self.addrs[..n];
-        regions
-            .frames
-            .allocate_tagged(caller, req, tag, addrs)
-            .map_err(frame_error)?;
-        for (chunk, a) in out.chunks_exact_mut(ADDR_BYTES).zip(addrs.iter()) {
-            chunk.copy_from_slice(&a.0.to_le_bytes());
-        }
-        Ok(count)
+        })
     }
 
     /// `free_frames`: `addrs` holds little-endian addresses, 8 bytes each.
@@ -504,8 +546,31 @@ impl<'a> Server<'a> {
         let freed = regions
             .frames
             .free(caller, size, list)
-            .map_err(frame_error)?;
+            .map_err(frame_refusal)?;
         Ok(freed as u32)
+    }
+
+    /// `free_frame`: [`Self::free_frames`] of the one address `addr`, taken as a number (no
+    /// byte list to copy and parse); the same checks in the same order.
+    ///
+    /// # Errors
+    /// As [`Self::free_frames`] (but BadArgument: one address is always a valid list).
+    pub fn free_frame(
+        &mut self,
+        caller: Owner,
+        size: FrameSize,
+        addr: u64,
+    ) -> Result<(), TdxHostError> {
+        self.early()?;
+        let tds = &self.lstate.tds;
+        if !tds.no_tds() && tds.page_in_td(addr, size.bytes()) {
+            return Err(TdxHostError::PageInTd);
+        }
+        let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
+        regions
+            .frames
+            .free_single(caller, size, addr)
+            .map_err(frame_refusal)
     }
 
     /// `node_info`.

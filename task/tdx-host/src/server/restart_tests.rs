@@ -72,7 +72,10 @@ impl Machine {
 
     /// [`Machine::start_with`], with the instance's module (a fresh one: what the module held
     /// for the last instance is not modelled).
-    fn start_seam(&mut self, kernel: &mut FakeKernel) -> (Server<'_>, Attached, EmuSeam) {
+    pub(super) fn start_seam(
+        &mut self,
+        kernel: &mut FakeKernel,
+    ) -> (Server<'_>, Attached, EmuSeam) {
         let run = ready_run();
         let cmrs: Vec<PhysRange> = run.bringup.info().cmrs.to_vec();
         let n = run.storage.plan.tdmrs.len() as u16;

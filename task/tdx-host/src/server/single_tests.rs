@@ -202,3 +202,87 @@ fn one_frame_operations_change_exactly_what_their_lease_forms_change_body() {
     assert!(!end.armed.is_empty());
     assert_eq!(end.stats[0].caller_usage_bytes, 4096);
 }
+
+/// Clears nothing: the emulated module has no memory to clear.
+struct NoClear;
+
+impl super::Scrubber for NoClear {
+    fn scrub(&mut self, _: tdx_planner::addr::PhysRange) -> Result<(), crate::seam::KernelError> {
+        Ok(())
+    }
+}
+
+/// The ledger offers the counters to a commit only when one changed (`Service` marks them):
+/// after every kind of request that changes one (a refusal, a scrub step, a client's
+/// restart) and after those that change none, a restarted tdx-host restores exactly the
+/// counters the last instance had, so no change went unmarked.
+#[test]
+fn every_counter_change_survives_a_restart() {
+    big_stack(every_counter_change_survives_a_restart_body);
+}
+
+fn every_counter_change_survives_a_restart_body() {
+    use super::counters_from;
+    use crate::regions::tests::FakeKernel;
+    let mut m = Machine::new();
+    let mut got = Vec::new();
+    let mut last = None;
+    for step in 0..7 {
+        let (mut server, attached, mut seam) = m.start_seam(&mut FakeKernel::default());
+        assert_eq!(attached == Attached::Fresh, step == 0, "step {step}");
+        let mut s = Service::new(&mut server, |_| {});
+        let restored = counters_from(&s.stats(VMM.index()));
+        if let Some(c) = last {
+            assert_eq!(restored, c, "after step {}", step - 1);
+        }
+        let mut timer = Armed::default();
+        let what = (VMM, ANY_NODE, FrameSize::K4, MemClass::Tdx);
+        // The counters the step must change (bits in `counters_from`'s order), and those it
+        // may change (a scrub step's RDMD calls and retired bytes).
+        let (must, may): (u8, u8) = match step {
+            0 | 5 => {
+                got.push(s.alloc_frame(what).expect("a frame"));
+                (0, 0)
+            }
+            1 => {
+                let r = s.alloc_frame((STRANGER, ANY_NODE, FrameSize::K4, MemClass::Tdx));
+                assert_eq!(r, Err(TdxHostError::AccessDenied));
+                (1 << 6, 0)
+            }
+            2 => {
+                let r = s.free_frame(&mut timer, (VMM, FrameSize::K4), got[0]);
+                assert_eq!(r, Ok(()));
+                (0, 0)
+            }
+            3 => {
+                let r = s.free_frame(&mut timer, (VMM, FrameSize::K4), got[0]);
+                assert_eq!(r, Err(TdxHostError::DoubleFree));
+                (1 << 6, 0)
+            }
+            4 => {
+                let mut clock = 0;
+                while s.server().quarantined_bytes() > 0 {
+                    s.timer_fired((&mut seam, &mut NoClear), &mut timer, || {
+                        clock += 100;
+                        clock
+                    });
+                }
+                (1 << 0 | 1 << 1, 1 << 2 | 1 << 4)
+            }
+            _ => {
+                // The VMM restarted: its new generation's server reclaims the frame.
+                let vmm = Owner(VMM.0 + (1 << 16));
+                s.clients_restarted((&mut seam, &mut timer), [(vmm, "vmm")]);
+                (1 << 3 | 1 << 5, 0)
+            }
+        };
+        let now = counters_from(&s.stats(VMM.index()));
+        for k in 0..now.len() {
+            if may >> k & 1 == 0 {
+                let want = must >> k & 1 == 1;
+                assert_eq!(now[k] != restored[k], want, "step {step}: counter {k}");
+            }
+        }
+        last = Some(now);
+    }
+}

@@ -212,6 +212,10 @@ fn out_of_order_and_foreign_operands_are_refused_body() {
         Err(TdxHostError::PageInTd)
     );
     assert_eq!(
+        s.free_frame(VMM, FrameSize::K4, p[0]),
+        Err(TdxHostError::PageInTd)
+    );
+    assert_eq!(
         s.td_add_tdcs(&mut seam, VMM, c.td, p[0]),
         Err(TdxHostError::PageInTd)
     );

@@ -207,6 +207,9 @@ pub struct TdTable {
     /// The last TD id given.
     serial: u32,
     tds: [Option<Td>; MAX_TDS],
+    /// TDs in `tds` (its `Some` slots), kept so that [`TdTable::no_tds`], which every free
+    /// asks, is one compare and not a walk over the slots. Not part of the words.
+    live: u8,
     pages: [Option<TdPage>; MAX_TD_PAGES],
     /// Changed since the ledger last copied it ([`TdTable::take_unsynced`]): every commit
     /// would otherwise compare all [`TABLE_WORDS`] words, a cost every allocation would pay.
@@ -222,6 +225,7 @@ impl Default for TdTable {
             retired: [0; 2],
             serial: 0,
             tds: [None; MAX_TDS],
+            live: 0,
             pages: [None; MAX_TD_PAGES],
             unsynced: core::cell::Cell::new(true),
         }
@@ -308,6 +312,7 @@ impl TdTable {
             .position(Option::is_none)
             .ok_or(TdError::TableFull)?;
         self.serial = self.serial.wrapping_add(1).max(1);
+        self.live += 1;
         self.tds[slot] = Some(Td {
             id: self.serial,
             owner,
@@ -373,6 +378,7 @@ impl TdTable {
         let Some(td) = self.tds.get_mut(slot).and_then(Option::take) else {
             return;
         };
+        self.live -= 1;
         if retire_keyid {
             let i = usize::from(td.hkid.wrapping_sub(self.first_keyid));
             if i < MAX_KEYIDS {
@@ -451,7 +457,7 @@ impl TdTable {
     /// this once instead of [`Self::page_in_td`] per frame.
     #[must_use]
     pub fn no_tds(&self) -> bool {
-        self.tds.iter().all(Option::is_none)
+        self.live == 0
     }
 
     /// Whether any byte of `[base, base + len)` is a TDR or a TD page.
@@ -525,6 +531,7 @@ impl TdTable {
         for k in 0..MAX_TDS {
             let words: [u64; TD_WORDS] = core::array::from_fn(|j| w(4 + k * TD_WORDS + j));
             t.tds[k] = td_from_words(&words)?;
+            t.live += u8::from(t.tds[k].is_some());
         }
         for k in 0..MAX_TD_PAGES {
             let v = w(4 + MAX_TDS * TD_WORDS + k);

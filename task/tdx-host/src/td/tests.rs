@@ -80,3 +80,36 @@ fn the_table_survives_its_ledger_words() {
     bad[4] = (bad[4] & !0xF) | 9;
     assert!(TdTable::from_words(|i| bad[i]).is_none());
 }
+
+/// `no_tds` (a kept count, asked by every free) agrees with the slots themselves after
+/// creates, removals (also of an empty slot), a full table and a round trip through the
+/// ledger words.
+#[test]
+fn no_tds_follows_the_slots() {
+    fn walk(t: &TdTable) -> bool {
+        (0..MAX_TDS).all(|s| t.td(s).is_none())
+    }
+    let mut t = TdTable::default();
+    t.set_keyids(32, 63);
+    assert!(t.no_tds() && walk(&t));
+    let a = t.create(VMM, 1 << 20).unwrap();
+    assert!(!t.no_tds() && !walk(&t));
+    t.remove(a, false);
+    assert!(t.no_tds() && walk(&t));
+    // Removing an empty slot changes nothing.
+    t.remove(a, false);
+    assert!(t.no_tds() && walk(&t));
+    for i in 0..MAX_TDS as u64 {
+        t.create(VMM, (i + 1) << 20).unwrap();
+    }
+    assert_eq!(t.create(VMM, 99 << 20), Err(TdError::TableFull));
+    for s in 0..MAX_TDS {
+        let words: std::vec::Vec<u64> = (0..TABLE_WORDS).map(|i| t.word(i)).collect();
+        let back = TdTable::from_words(|i| words[i]).unwrap();
+        assert!(!t.no_tds() && !back.no_tds() && !walk(&back));
+        t.remove(s, false);
+    }
+    assert!(t.no_tds() && walk(&t));
+    let words: std::vec::Vec<u64> = (0..TABLE_WORDS).map(|i| t.word(i)).collect();
+    assert!(TdTable::from_words(|i| words[i]).unwrap().no_tds());
+}

@@ -23,7 +23,7 @@ use super::start::TdmrInitDone;
 use crate::init::TdmrRun;
 
 mod td;
-use super::{OnlineLine, Scrubber, Server, OWNED_RECORD_BYTES};
+use super::{counters_from, OnlineLine, Scrubber, Server, OWNED_RECORD_BYTES};
 use crate::frames::Owner;
 use crate::regions::MemoryAuthority;
 use crate::seam::Seam;
@@ -62,6 +62,10 @@ pub type Log = fn(fmt::Arguments<'_>);
 pub struct Service<'s, 'a> {
     server: &'s mut Server<'a>,
     stats: ServerStats,
+    /// A counter the ledger keeps (`counters_from`) changed since the last commit: set
+    /// wherever one changes, so a request that changes none does not offer them to the
+    /// ledger (debug builds check after every commit that none was missed).
+    counters_changed: bool,
     pacer: ScrubPacer,
     log: Log,
     /// Where TD_PARAMS and PAGE.ADD sources are copied for the module (see [`td`]).
@@ -84,6 +88,7 @@ impl<'s, 'a> Service<'s, 'a> {
         Service {
             server,
             stats,
+            counters_changed: false,
             pacer: ScrubPacer::new(),
             log,
             staging: None,
@@ -149,13 +154,23 @@ impl<'s, 'a> Service<'s, 'a> {
     fn count<T>(&mut self, r: Result<T, TdxHostError>) -> Result<T, TdxHostError> {
         if r.is_err() {
             self.stats.refused = self.stats.refused.wrapping_add(1);
+            self.counters_changed = true;
         }
         r
     }
 
-    /// Commits the operation's changes and the counters to the ledger: before the answer.
+    /// Commits the operation's changes and the counters (if they changed) to the ledger:
+    /// before the answer. Out of line: every request handler ends with it.
+    #[inline(never)]
     fn commit(&mut self) {
-        self.server.commit(Some(&self.stats));
+        let stats = self.counters_changed.then_some(&self.stats);
+        self.server.commit(stats);
+        self.counters_changed = false;
+        debug_assert_eq!(
+            self.server.committed_counters(),
+            counters_from(&self.stats),
+            "a counter changed without being marked"
+        );
     }
 
     /// [`Self::count`] for an operation that changes nothing but the refusal counter.
@@ -224,13 +239,10 @@ impl<'s, 'a> Service<'s, 'a> {
         &mut self,
         (caller, node, size, class): (Owner, u16, FrameSize, MemClass),
     ) -> Result<u64, TdxHostError> {
-        let mut out = [0u8; ADDR_BYTES];
-        let r = self
-            .server
-            .alloc_frames(caller, node, size, class, 1, &mut out);
+        let r = self.server.alloc_frame(caller, (node, size, class));
         let r = self.count(r);
         self.commit();
-        r.map(|_| u64::from_le_bytes(out))
+        r
     }
 
     /// `alloc_request` (an allocation with the caller's identity `request`) into a lease of
@@ -317,11 +329,11 @@ impl<'s, 'a> Service<'s, 'a> {
         (caller, size): (Owner, FrameSize),
         addr: u64,
     ) -> Result<(), TdxHostError> {
-        let r = self.server.free_frames(caller, size, &addr.to_le_bytes());
+        let r = self.server.free_frame(caller, size, addr);
         let r = self.count(r);
         self.commit();
         self.schedule(timer);
-        r.map(|_| ())
+        r
     }
 
     /// `free_request` (a free with the caller's identity `request`) from a lease of `len`
@@ -496,6 +508,8 @@ impl<'s, 'a> Service<'s, 'a> {
         let drained = self
             .pacer
             .tick(self.server, kernel, timer, clock, &mut self.stats);
+        // A step counts its bytes, runs and RDMD calls.
+        self.counters_changed = true;
         self.commit();
         // Off the callers' path: the one-frame operations since the last tick are settled.
         self.server.settle();
@@ -520,6 +534,7 @@ impl<'s, 'a> Service<'s, 'a> {
         current: impl IntoIterator<Item = (Owner, &'n str)>,
     ) {
         self.stats.restarts_seen = self.stats.restarts_seen.wrapping_add(1);
+        self.counters_changed = true;
         let log = self.log;
         for (owner, name) in current {
             let got = self.server.client_restarted(seam, owner);
