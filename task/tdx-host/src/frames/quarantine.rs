@@ -147,6 +147,19 @@ impl FrameAllocator<'_> {
     /// record update and the quarantine bits in the pool the check found.
     #[inline(never)]
     fn free_one(&mut self, owner: Owner, size: FrameSize, pa: u64) -> Result<(), Refused> {
+        // The 4 KiB frame (the common free) gets its own copy of the path with the size a
+        // constant, so its byte and frame counts, alignment test and bit writes fold to the
+        // one-bit forms; same checks, same order.
+        if size == FrameSize::K4 {
+            self.free_one_of(owner, FrameSize::K4, pa)
+        } else {
+            self.free_one_of(owner, size, pa)
+        }
+    }
+
+    /// [`Self::free_one`] with `size` given (a constant in the 4 KiB copy).
+    #[inline(always)]
+    fn free_one_of(&mut self, owner: Owner, size: FrameSize, pa: u64) -> Result<(), Refused> {
         let (i, k) = match self.check_free_in(owner, size, pa) {
             Ok(found) => found,
             Err(error) => {
