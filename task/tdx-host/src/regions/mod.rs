@@ -508,8 +508,10 @@ fn check_range(r: PhysRange) -> Result<(), TdxHostError> {
     Ok(())
 }
 
-/// The wire error for an allocator error.
+/// The wire error for an allocator error. Out of line: only error paths call it, and one copy
+/// of its table serves them all (the task's code budget is tight).
 #[must_use]
+#[inline(never)]
 pub fn frame_error(e: FrameError) -> TdxHostError {
     match e {
         FrameError::NoMemory => TdxHostError::NoMemory,

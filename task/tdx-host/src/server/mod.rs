@@ -137,13 +137,6 @@ pub struct Server<'a> {
     ready_status: Cell<Option<ModuleStatus>>,
 }
 
-/// [`frame_error`] out of line: one copy of its table for every request path of this file
-/// (error paths only; the task's code budget is tight).
-#[inline(never)]
-fn frame_refusal(e: crate::frames::FrameError) -> TdxHostError {
-    frame_error(e)
-}
-
 impl<'a> Server<'a> {
     /// A server over a finished (or failed) bring-up. Clients beyond [`MAX_CLIENTS`] are dropped
     /// (they get AccessDenied).
@@ -441,7 +434,7 @@ impl<'a> Server<'a> {
             .frames
             .alloc_single(caller, req, 0)
             .map(|a| a.0)
-            .map_err(frame_refusal)
+            .map_err(frame_error)
     }
 
     /// `alloc_frames` whose new records carry the request identity `tag`.
@@ -459,7 +452,7 @@ impl<'a> Server<'a> {
         regions
             .frames
             .allocate_tagged(caller, req, tag, addrs)
-            .map_err(frame_refusal)?;
+            .map_err(frame_error)?;
         for (chunk, a) in out.chunks_exact_mut(ADDR_BYTES).zip(addrs.iter()) {
             chunk.copy_from_slice(&a.0.to_le_bytes());
         }
@@ -538,15 +531,15 @@ impl<'a> Server<'a> {
             b.copy_from_slice(chunk);
             *slot = PhysAddr(u64::from_le_bytes(b));
         }
-        let tds = &self.lstate.tds;
-        if !tds.no_tds() && list.iter().any(|a| tds.page_in_td(a.0, size.bytes())) {
+        if self.any_in_td(size, &self.addrs[..n]) {
             return Err(TdxHostError::PageInTd);
         }
+        let list = &self.addrs[..n];
         let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
         let freed = regions
             .frames
             .free(caller, size, list)
-            .map_err(frame_refusal)?;
+            .map_err(frame_error)?;
         Ok(freed as u32)
     }
 
@@ -562,15 +555,14 @@ impl<'a> Server<'a> {
         addr: u64,
     ) -> Result<(), TdxHostError> {
         self.early()?;
-        let tds = &self.lstate.tds;
-        if !tds.no_tds() && tds.page_in_td(addr, size.bytes()) {
+        if self.lstate.tds.page_in_td(addr, size.bytes()) {
             return Err(TdxHostError::PageInTd);
         }
         let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;
         regions
             .frames
             .free_single(caller, size, addr)
-            .map_err(frame_refusal)
+            .map_err(frame_error)
     }
 
     /// `node_info`.

@@ -463,15 +463,14 @@ impl TdTable {
     /// Whether any byte of `[base, base + len)` is a TDR or a TD page.
     #[must_use]
     pub fn page_in_td(&self, base: u64, len: u64) -> bool {
-        let end = base.saturating_add(len);
-        let hit = |pa: u64, n: u64| pa < end && base < pa.saturating_add(n);
-        let mut tds = self.tds.iter().flatten().peekable();
-        // Pages belong to TDs: with none (the common case of a plain free) the page list is
-        // not scanned at all.
-        if tds.peek().is_none() {
+        // Pages belong to TDs: with none (the common case of a plain free) neither the TD
+        // slots nor the page list is scanned.
+        if self.no_tds() {
             return false;
         }
-        tds.any(|t| hit(t.tdr, 4096))
+        let end = base.saturating_add(len);
+        let hit = |pa: u64, n: u64| pa < end && base < pa.saturating_add(n);
+        self.tds.iter().flatten().any(|t| hit(t.tdr, 4096))
             || self
                 .pages
                 .iter()

@@ -621,11 +621,11 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Whether any byte of a frame of `size` at each address is in a TD.
+    /// Whether any byte of a frame of `size` at any of `addrs` is in a TD (with no TD at all,
+    /// one compare for the whole list).
     #[must_use]
     pub fn any_in_td(&self, size: FrameSize, addrs: &[tdx_planner::addr::PhysAddr]) -> bool {
-        addrs
-            .iter()
-            .any(|a| self.lstate.tds.page_in_td(a.0, size.bytes()))
+        let tds = &self.lstate.tds;
+        !tds.no_tds() && addrs.iter().any(|a| tds.page_in_td(a.0, size.bytes()))
     }
 }
