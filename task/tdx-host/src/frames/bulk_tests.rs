@@ -12,6 +12,7 @@ use tdx_planner::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 
 use super::{
     bitmap_words, FrameAllocator, FrameError, NodeMask, Owner, PoolImage, Record, Refused, Request,
+    RestoreError,
 };
 
 const MIB: u64 = 1 << 20;
@@ -234,6 +235,47 @@ fn holes_in_the_record_table_survive_a_restore() {
     // The restored allocator reuses the holes.
     let again = alloc(&mut g, A, FrameSize::K4, 1);
     assert_eq!(g.free_many(A, FrameSize::K4, &again), Ok(1));
+}
+
+/// The image stores no pool's `in_use` (format 6): restore counts it from the free bits and
+/// still refuses a pool whose frames do not add up: a `retired` count off by one either way or
+/// huge (no overflow), and frames that are neither free, quarantined, held nor retired (a
+/// record dropped from the table).
+#[test]
+fn restore_counts_in_use_and_refuses_frames_that_do_not_add_up() {
+    let mut bits = std::vec![0; bitmap_words(64 * MIB, 2)];
+    let mut f = FrameAllocator::new(&mut bits);
+    f.add_pool(PhysRange::literal(0, 64 * MIB), 0, MemClass::NonTdx, true)
+        .unwrap();
+    let held = alloc(&mut f, A, FrameSize::K4, 8);
+    let gone = alloc(&mut f, B, FrameSize::K4, 4);
+    assert_eq!(f.free_many(A, FrameSize::K4, &held[..3]), Ok(3));
+    let first = PhysRange::new(held[0].0, PAGE_4K).unwrap();
+    assert_eq!(f.retire(first), Ok(()));
+    let in_use = f.pools()[0].in_use;
+    let (pools, records, used, copy) = image_of(&f);
+    let restore = |pools: &[PoolImage], records: &[Record]| {
+        let mut bits = copy.clone();
+        FrameAllocator::restore(&mut bits, used, pools.to_vec(), records.to_vec())
+            .map(|g| g.pools()[0].in_use)
+    };
+    assert_eq!(restore(&pools, &records), Ok(in_use));
+    for retired in [0, 2, u64::MAX] {
+        let mut p = pools.clone();
+        p[0].pool.retired = retired;
+        assert_eq!(
+            restore(&p, &records),
+            Err(RestoreError::PoolCounts(0)),
+            "retired {retired}"
+        );
+    }
+    let dropped: StdVec<Record> = records
+        .iter()
+        .copied()
+        .filter(|r| r.owner != B || r.count == 0)
+        .collect();
+    assert!(dropped.len() < records.len(), "{gone:?} had a record");
+    assert_eq!(restore(&pools, &dropped), Err(RestoreError::PoolCounts(0)));
 }
 
 /// A caller allocating frame after frame keeps one record that grows in place, but only while

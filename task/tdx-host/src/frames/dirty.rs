@@ -7,8 +7,9 @@
 //! [`CHUNK_WORDS`] (one bit each, plus the lowest and highest dirty chunk so an idle map costs
 //! nothing to scan), marked from the moment the exact ranges give up (the ranges held then go
 //! to the chunks too, so a one-frame request never touches the chunk map); pools by index,
-//! either wholly (a new pool, online or offline) or only their frame counts (`in_use`,
-//! `retired`: what taking, releasing and retiring frames write); records as one index range
+//! either wholly (a new pool, online or offline) or only their `retired` count (a retire;
+//! `in_use`, which taking and releasing frames change, is not stored but counted again from the
+//! bitmap at restore, so those changes only advance the pool epoch); records as one index range
 //! (an insertion or removal moves everything above it). Over-reporting is harmless (the ledger
 //! compares with its image and journals only words that differ); under-reporting would lose a change, so every
 //! write to the bitmap, a pool or a record marks it here. A word must never be reported twice
@@ -39,9 +40,8 @@ pub struct Dirty {
     nexact: usize,
     /// Pools any of whose fields changed.
     pools: u128,
-    /// Pools whose frame counts (`in_use`, `retired`) changed, and nothing else unless also
-    /// in `pools`.
-    counts: u128,
+    /// Pools whose `retired` count changed, and nothing else unless also in `pools`.
+    retired: u128,
     /// Record index range `[rec_lo, rec_hi)`.
     rec_lo: usize,
     rec_hi: usize,
@@ -69,7 +69,7 @@ impl Dirty {
             exact: [(0, 0); EXACT_RANGES],
             nexact: 0,
             pools: 0,
-            counts: 0,
+            retired: 0,
             rec_lo: usize::MAX,
             rec_hi: 0,
             pool_epoch: 0,
@@ -155,10 +155,17 @@ impl Dirty {
         self.pool_epoch = self.pool_epoch.wrapping_add(1);
     }
 
-    /// Pool `k`'s frame counts (`in_use`, `retired`) changed, none of its other fields.
+    /// A pool's `in_use` changed (frames taken or released), none of its stored fields: only
+    /// the epoch advances.
     #[inline(always)]
-    pub fn pool_counts(&mut self, k: usize) {
-        self.counts |= 1 << (k % 128);
+    pub fn pool_in_use(&mut self) {
+        self.pool_epoch = self.pool_epoch.wrapping_add(1);
+    }
+
+    /// Pool `k`'s `retired` count changed, none of its other stored fields.
+    #[inline]
+    pub fn pool_retired(&mut self, k: usize) {
+        self.retired |= 1 << (k % 128);
         self.pool_epoch = self.pool_epoch.wrapping_add(1);
     }
 
@@ -244,10 +251,10 @@ impl Dirty {
         self.pools
     }
 
-    /// Pools of which only the frame counts changed (a mask, disjoint from [`Self::pools`]).
+    /// Pools of which only the retired count changed (a mask, disjoint from [`Self::pools`]).
     #[must_use]
-    pub fn counted_pools(&self) -> u128 {
-        self.counts & !self.pools
+    pub fn retired_pools(&self) -> u128 {
+        self.retired & !self.pools
     }
 
     /// The dirty record range, if any.
@@ -273,7 +280,7 @@ impl Dirty {
         self.all_bits = false;
         self.nexact = 0;
         self.pools = 0;
-        self.counts = 0;
+        self.retired = 0;
         self.rec_lo = usize::MAX;
         self.rec_hi = 0;
     }

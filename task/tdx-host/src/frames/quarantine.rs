@@ -484,8 +484,8 @@ impl FrameAllocator<'_> {
         let (rel, frames) = (p.rel(range.base().0), range.size().0 / PAGE_4K);
         set_bits(self.bits, p.qbit(rel), frames, false);
         self.dirty.bits(p.qbit(rel), frames);
-        // `release_scrubbed` then lowers `in_use`, `retire` raises `retired`.
-        self.dirty.pool_counts(k);
+        // `release_scrubbed` then lowers `in_use`, `retire` raises `retired` (and marks it).
+        self.dirty.pool_in_use();
         let c = &mut self.cache[k];
         let q = p.qspan(c.sbit);
         self.summary.unquarantined(self.bits, &q, rel, frames);
@@ -534,6 +534,7 @@ impl FrameAllocator<'_> {
         let k = self.check_quarantined(range)?;
         let (_, frames) = self.unquarantine(k, range);
         self.pools[k].retired += frames;
+        self.dirty.pool_retired(k);
         Ok(())
     }
 }

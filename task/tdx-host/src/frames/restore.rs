@@ -76,22 +76,23 @@ fn count_set(bits: &[u64], start: u64, n: u64) -> u64 {
 }
 
 impl Pool {
-    /// A pool as stored: range, node, class, online, and (in use, retired) 4 KiB frames. Its
-    /// bitmap position comes with it in [`PoolImage`].
+    /// A pool as stored: range, node, class, online, and its retired 4 KiB frames. Its
+    /// bitmap position comes with it in [`PoolImage`]; `in_use` is not stored (it is the
+    /// frames less the free bits) and is counted by [`FrameAllocator::restore`].
     #[must_use]
     pub fn stored(
         range: PhysRange,
         node: u16,
         class: MemClass,
         online: bool,
-        (in_use, retired): (u64, u64),
+        retired: u64,
     ) -> Self {
         Pool {
             range,
             node,
             class,
             online,
-            in_use,
+            in_use: 0,
             retired,
             bit: 0,
         }
@@ -232,9 +233,16 @@ impl<'a> FrameAllocator<'a> {
             }
             let free = count_set(f.bits, p.bit, frames);
             let quarantined = count_set(f.bits, p.qbit(0), frames);
-            if p.in_use != frames - free || p.in_use != quarantined + held_k + p.retired {
+            // `in_use` is whatever is not free (the image does not store it); the rest must
+            // be exactly the quarantined, held and retired frames.
+            let in_use = frames - free;
+            let accounted = quarantined
+                .checked_add(held_k)
+                .and_then(|n| n.checked_add(p.retired));
+            if accounted != Some(in_use) {
                 return Err(RestoreError::PoolCounts(k));
             }
+            f.pools[k].in_use = in_use;
             let q_from =
                 find_set(f.bits, p.qbit(0), p.qbit(frames)).map_or(frames, |b| p.rel_of_qbit(b));
             f.quarantined_frames += quarantined;

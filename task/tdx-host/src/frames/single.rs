@@ -189,7 +189,7 @@ impl FrameAllocator<'_> {
         let (bit, rel) = (p.bit_of(pa), p.rel(pa));
         set_bits(self.bits, bit, frames, false);
         self.dirty.bits(bit, frames);
-        self.dirty.pool_counts(k);
+        self.dirty.pool_in_use();
         p.in_use += frames;
         let span = p.span(self.cache[k].sbit);
         self.summary
@@ -207,7 +207,7 @@ impl FrameAllocator<'_> {
         *w &= !(1 << (bit % 64));
         let word = *w;
         self.dirty.bits(bit, 1);
-        self.dirty.pool_counts(k);
+        self.dirty.pool_in_use();
         p.in_use += 1;
         let span = p.span(self.cache[k].sbit);
         self.summary.cleared_one(self.bits, &span, rel, word);

@@ -11,6 +11,8 @@
 //! Version 4 adds the change log (below) and the header's `LOG_DONE`.
 //! Version 5 changes the change-log record's checksum to one multiply chain over its words
 //! ([`record_sum`]) in place of a sum of [`mix`] terms (a one-frame commit's cost).
+//! Version 6 stores no pool's `in_use`: restore counts it from the pool's free bits, so a
+//! one-frame allocation commits its bitmap word and its record, and no pool word.
 //!
 //! Pattern: a **shadow image with a redo journal**. The working state stays where it is (the
 //! allocator's tables in ordinary memory); the durable storage holds a word image of it plus a
@@ -76,7 +78,7 @@ pub use state::{format, kind, load, sync, sync_intent, ClientSlot, Intent, Ledge
 /// "TDXLEDGR".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TDXLEDGR");
 /// Version of the image format.
-pub const VERSION: u64 = 5;
+pub const VERSION: u64 = 6;
 /// Words per checksummed page (4 KiB).
 pub const PAGE_WORDS: usize = 512;
 /// Words of the header section.
@@ -84,7 +86,7 @@ pub const HEADER_WORDS: usize = 64;
 /// Words per client slot, pool and record.
 pub const CLIENT_WORDS: usize = 2;
 /// Words per pool.
-pub const POOL_WORDS: usize = 6;
+pub const POOL_WORDS: usize = 5;
 /// Words per record.
 pub const RECORD_WORDS: usize = 3;
 /// Words of the journal's own header: commit word, length, checksum.

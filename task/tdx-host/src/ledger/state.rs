@@ -127,20 +127,15 @@ impl LedgerState {
     }
 }
 
-/// The first of a pool's frame-count words (`in_use`, `retired`) in [`pool_words`].
-const POOL_COUNTS: usize = 4;
+/// A pool's one frame-count word (`retired`) in [`pool_words`]. `in_use` is not stored: it
+/// is the pool's frames less its free bits, counted again at restore (format 6), so taking
+/// and releasing frames write no pool word.
+const POOL_RETIRED: usize = 4;
 
 fn pool_words(p: &PoolImage) -> [u64; POOL_WORDS] {
     let q = &p.pool;
     let flags = u64::from(q.node) | (q.class as u64) << 16 | u64::from(q.online) << 24;
-    [
-        q.range.base().0,
-        q.range.size().0,
-        flags,
-        p.bit,
-        q.in_use,
-        q.retired,
-    ]
+    [q.range.base().0, q.range.size().0, flags, p.bit, q.retired]
 }
 
 fn record_words(r: &Record) -> [u64; RECORD_WORDS] {
@@ -259,16 +254,13 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
             l.put_words(pools_at + k * POOL_WORDS, &pool_words(&p));
         }
     }
-    // Pools whose frame counts alone changed: those two words (a one-frame request's pool).
-    let mut counts = d.counted_pools();
-    while counts != 0 {
-        let k = counts.trailing_zeros() as usize;
-        counts &= counts - 1;
+    // Pools whose retired count alone changed (a retire): that word.
+    let mut retired = d.retired_pools();
+    while retired != 0 {
+        let k = retired.trailing_zeros() as usize;
+        retired &= retired - 1;
         if let Some(p) = f.pools().get(k) {
-            l.put_words(
-                pools_at + k * POOL_WORDS + POOL_COUNTS,
-                &[p.in_use, p.retired],
-            );
+            l.put(pools_at + k * POOL_WORDS + POOL_RETIRED, p.retired);
         }
     }
     if let Some((lo, hi)) = d.record_range() {
@@ -377,7 +369,7 @@ pub fn load<'a>(
             flags as u16,
             class,
             (flags >> 24) & 1 == 1,
-            (w(4), w(5)),
+            w(POOL_RETIRED),
         );
         let _ = pools.push(PoolImage { pool, bit: w(3) });
     }
@@ -412,22 +404,24 @@ mod tests {
     use tdx_host_api::MemClass;
     use tdx_planner::addr::PhysRange;
 
-    use super::{pool_words, POOL_COUNTS};
+    use super::{pool_words, POOL_RETIRED};
     use crate::frames::{Pool, PoolImage};
 
-    /// The two words a one-frame commit compares for a pool marked only by its frame counts
-    /// are exactly its `in_use` and `retired` (a reordered image would compare others).
+    /// The word a retire commits for a pool marked only by its retired count is exactly
+    /// `retired` (a reordered image would commit another), and `in_use` is in no word.
     #[test]
-    fn pool_count_words_are_in_use_and_retired() {
-        let pool = Pool::stored(
+    fn pool_retired_word_is_retired_and_in_use_is_not_stored() {
+        let mut pool = Pool::stored(
             PhysRange::literal(1 << 30, 1 << 30),
             3,
             MemClass::Tdx,
             true,
-            (0x1234, 0x56),
+            0x56,
         );
+        pool.in_use = 0x1234;
         let w = pool_words(&PoolImage { pool, bit: 77 });
-        assert_eq!(w[POOL_COUNTS..POOL_COUNTS + 2], [0x1234, 0x56]);
-        assert!(!w[..POOL_COUNTS].contains(&0x1234));
+        assert_eq!(w[POOL_RETIRED], 0x56);
+        assert!(!w.contains(&0x1234));
+        assert_eq!(w.iter().filter(|&&x| x == 0x56).count(), 1);
     }
 }
