@@ -156,8 +156,9 @@ impl FrameAllocator<'_> {
     }
 
     /// Puts `rec` (frames that no record holds; a free slot exists) into the table: into a
-    /// hole next to its place, or by shifting the slots up to a hole at most [`NEAR`] slots
-    /// away, or (no hole near) by shifting every slot above it. Returns its slot.
+    /// hole next to its place, at the end by a push, or by shifting the slots up to a hole at
+    /// most [`NEAR`] slots away, or (no hole near) by shifting every slot above it. Returns
+    /// its slot.
     pub(super) fn insert_record(&mut self, rec: Record) -> usize {
         let pos = self.insertion_point(rec.base);
         self.insert_at(pos, rec)
@@ -171,6 +172,13 @@ impl FrameAllocator<'_> {
             pos - 1
         } else if is_hole(&self.records, pos) {
             pos
+        } else if pos == len {
+            // Above every record (the usual first fit): a push moves nothing, where shifting
+            // the slots below down into a hole would move and rewrite them all.
+            let _ = self.records.push(rec);
+            self.dirty.records(pos, pos + 1);
+            self.hint(pos, rec.base);
+            return pos;
         } else if let Some(h) = (pos + 1..len.min(pos + NEAR)).find(|&h| is_hole(&self.records, h))
         {
             self.records.copy_within(pos..h, pos + 1);
@@ -186,13 +194,8 @@ impl FrameAllocator<'_> {
             self.place(pos - 1, rec);
             return pos - 1;
         } else {
-            // The caller made room. At the end (the usual first fit above every record) a
-            // push, not an insertion's move of nothing.
-            let _ = if pos == len {
-                self.records.push(rec)
-            } else {
-                self.records.insert(pos, rec)
-            };
+            // The caller made room.
+            let _ = self.records.insert(pos, rec);
             self.dirty.records(pos, self.records.len());
             self.hint(pos, rec.base);
             return pos;

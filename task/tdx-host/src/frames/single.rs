@@ -222,6 +222,29 @@ impl FrameAllocator<'_> {
     /// it only costs a slot.
     #[inline(never)]
     fn add_record(&mut self, k: usize, rec: Record) {
+        let len = self.records.len();
+        // Above every record (the usual first fit; the last slot is never a hole): only the
+        // last record may grow by the frame, and else a push places it.
+        if self
+            .records
+            .last()
+            .is_none_or(|r| r.count != 0 && r.base < rec.base)
+        {
+            if let Some(j) = len.checked_sub(1) {
+                if self.records[j].end() == rec.base && self.grows(j, k, &rec) {
+                    self.grow_record(j, rec.end());
+                    self.last_alloc = j;
+                    return;
+                }
+            }
+            // The caller made room (`record_room`), so the push succeeds.
+            if self.records.push(rec).is_ok() {
+                self.dirty.records(len, len + 1);
+                self.hint(len, rec.base);
+                self.last_alloc = len;
+                return;
+            }
+        }
         let pos = self.insertion_point(rec.base);
         if let Some(j) = self.record_ending_at(rec.base, pos) {
             if self.grows(j, k, &rec) {

@@ -195,15 +195,26 @@ impl Summary {
     /// [`Self::refresh`] after one frame, pool-relative `rel`, was taken (its free bit cleared):
     /// its chunk is no longer wholly free, and it still has a free frame if the word that held
     /// the bit has another. A word of the pool's free bits lies in one chunk (bit ≡ frame
-    /// number mod 64, chunks are 512-frame aligned), so it decides alone; a word the pool
-    /// shares (its first or last) and an emptied word go the long way.
+    /// number mod 64, chunks are 512-frame aligned), so its bits that are the pool's decide
+    /// alone (in a word the pool shares, its first or last, the other pool's bits are masked
+    /// off); only an emptied word goes the long way.
     /// `word`: the bitmap word that held the bit, as it is now.
     #[inline(always)]
     pub fn cleared_one(&mut self, bits: &[u64], span: &Span, rel: u64, word: u64) {
         let s = span.sbit_of(rel);
         self.all[(s / 64) as usize] &= !(1u64 << (s % 64));
         let first = (span.bit + rel) & !63;
-        if word == 0 || first < span.bit || first + 64 > span.bit + span.frames {
+        let end = span.bit + span.frames;
+        let mut mine = word;
+        // Both shifts are below 64: `first` is within 63 bits below the pool's first bit,
+        // and the cleared bit (at or above `first`) lies below `end`.
+        if first < span.bit {
+            mine &= u64::MAX << (span.bit - first);
+        }
+        if first + 64 > end {
+            mine &= u64::MAX >> (first + 64 - end);
+        }
+        if mine == 0 {
             self.refresh(bits, span, rel, 1, Change::Cleared);
         }
     }

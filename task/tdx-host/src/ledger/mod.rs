@@ -722,6 +722,16 @@ impl<'d> Ledger<'d> {
         }
     }
 
+    /// [`Self::put`] for a commit of a few words (a one-frame request's): the change is
+    /// staged inline, not through a call.
+    #[inline(always)]
+    pub fn put_small(&mut self, i: usize, v: u64) {
+        match self.words.get(i) {
+            Some(&old) if old != v && i < self.layout.data_words => self.change(i, old, v),
+            _ => {}
+        }
+    }
+
     /// [`Self::put`] of consecutive image words from `first` (`values[k]` for word
     /// `first + k`): the run is bounds-checked once and compared in one tight loop, so an
     /// unchanged word costs a load and a compare. A run reaching past the data is put word by

@@ -120,6 +120,16 @@ impl LedgerState {
         self.dirty_counters = true;
     }
 
+    /// Nothing of this state waits for a commit: no counter, client slot, hot-plug step or TD
+    /// table change (a one-frame request's state).
+    #[must_use]
+    fn quiet(&self) -> bool {
+        !self.dirty_counters
+            && self.dirty_clients == 0
+            && self.intent == Intent::None
+            && !self.tds.unsynced()
+    }
+
     /// Client slot `index`.
     #[must_use]
     pub fn client(&self, index: u16) -> Option<ClientSlot> {
@@ -214,10 +224,17 @@ pub fn format(l: &mut Ledger<'_>, f: &mut FrameAllocator<'_>, s: &mut LedgerStat
 /// module doc of `ledger`). Returns false if the ledger could not take it (journal full). The
 /// caller then forgets what was dirty ([`FrameAllocator::clean`], [`LedgerState::clean`]).
 pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool {
+    let d = f.dirty();
+    // A one-frame request: exact bitmap words and perhaps records, nothing else (no stored
+    // hot-plug step to clear either).
+    if let Some(ranges) = d.exact_ranges() {
+        if d.pools() | d.retired_pools() == 0 && s.quiet() && l.word(hdr::INTENT) == 0 {
+            return sync_small(l, f, ranges);
+        }
+    }
     // Only the section starts this commit needs (not a copy of the whole layout).
     let (clients, pools_at, records_at) = (l.layout.clients, l.layout.pools, l.layout.records);
     let (tds, bitmap, bitmap_words) = (l.layout.tds, l.layout.bitmap, l.layout.bitmap_words);
-    let d = f.dirty();
     l.begin();
     // The header's changing words, put where they are (no array of them built first). The
     // bitmap's extent and the pool count change only with a new pool (a whole pool mark), the
@@ -288,6 +305,33 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
             let (first, n) = (first as usize, n as usize);
             l.put_run(bitmap + first, &bits[first..first + n]);
         });
+    }
+    l.commit()
+}
+
+/// [`sync`] of a request that changed only allocator words it reported exactly: a few bitmap
+/// words (`ranges`) and perhaps a record range (a one-frame allocation or free). The same
+/// words in the same order as the general path, without its sections' checks.
+#[inline(always)]
+fn sync_small(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, ranges: &[(u64, u64)]) -> bool {
+    let (records_at, bitmap) = (l.layout.records, l.layout.bitmap);
+    l.begin();
+    if let Some((lo, hi)) = f.dirty().record_range() {
+        let records = f.records();
+        l.put_small(hdr::RECORDS, records.len() as u64);
+        let marked = records.get(lo..hi.min(records.len())).unwrap_or(&[]);
+        for (k, r) in marked.iter().enumerate() {
+            l.put_words(records_at + (lo + k) * RECORD_WORDS, &record_words(r));
+        }
+    }
+    let bits = f.bitmap();
+    let words = l.layout.bitmap_words.min(bits.len());
+    for &(a, b) in ranges {
+        let (mut w, end) = (a as usize, (b as usize).min(words));
+        while w < end {
+            l.put_small(bitmap + w, bits[w]);
+            w += 1;
+        }
     }
     l.commit()
 }

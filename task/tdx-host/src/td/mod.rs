@@ -291,6 +291,12 @@ impl TdTable {
             .find(|&k| !self.keyid_in_use(k) && !self.is_retired(k))
     }
 
+    /// Whether the table changed since the ledger last copied it (without taking the mark).
+    #[must_use]
+    pub fn unsynced(&self) -> bool {
+        self.unsynced.get()
+    }
+
     /// Whether the table changed since the last call (and forgets it): the ledger's sync
     /// copies the table's words only then.
     pub fn take_unsynced(&self) -> bool {
