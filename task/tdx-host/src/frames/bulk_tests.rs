@@ -237,6 +237,56 @@ fn holes_in_the_record_table_survive_a_restore() {
     assert_eq!(g.free_many(A, FrameSize::K4, &again), Ok(1));
 }
 
+/// Taking frames one by one from the first word of a pool's free bits, which it shares with
+/// the previous pool's quarantine bits, and from its last, which it shares with its own (both
+/// set here), keeps the chunk summary exactly what a rebuild from the bits gives: quarantine
+/// bits in the word do not count as the pool's free frames.
+#[test]
+fn one_frame_takes_in_a_shared_word_keep_the_summary_exact() {
+    let mut bits = std::vec![0; bitmap_words(8 * MIB, 2)];
+    let mut f = FrameAllocator::new(&mut bits);
+    // 100 frames at frame 0 (free bits 0..100, quarantine bits 100..200), then 200 frames at
+    // frame 1000, whose free bits start at 232 (≡ 1000 mod 64): bits 192..256 are one word.
+    f.add_pool(
+        PhysRange::literal(0, 100 * PAGE_4K),
+        0,
+        MemClass::NonTdx,
+        true,
+    )
+    .unwrap();
+    f.add_pool(
+        PhysRange::literal(1000 * PAGE_4K, 200 * PAGE_4K),
+        0,
+        MemClass::NonTdx,
+        true,
+    )
+    .unwrap();
+    assert_eq!(f.pools[1].bit, 232);
+    let first = alloc(&mut f, A, FrameSize::K4, 100);
+    assert_eq!(f.free_many(A, FrameSize::K4, &first[92..]), Ok(8));
+    // The second pool's last word (bits 384..448) holds its free bits 384..432 and its own
+    // first quarantine bits, set by quarantining its first 16 frames.
+    let lead = alloc(&mut f, B, FrameSize::K4, 16);
+    assert_eq!(f.free_many(B, FrameSize::K4, &lead), Ok(16));
+    let summary_of = |f: &FrameAllocator<'_>| {
+        let (pools, records, used, mut copy) = image_of(f);
+        let g = FrameAllocator::restore(&mut copy, used, pools, records).unwrap();
+        (g.summary.any, g.summary.all)
+    };
+    for i in 16..200 {
+        let got = alloc(&mut f, B, FrameSize::K4, 1);
+        assert_eq!(
+            got[0].0,
+            (1000 + i) * PAGE_4K,
+            "first fit in the second pool"
+        );
+        assert!(
+            (f.summary.any, f.summary.all) == summary_of(&f),
+            "summary after frame {i}"
+        );
+    }
+}
+
 /// The image stores no pool's `in_use` (format 6): restore counts it from the free bits and
 /// still refuses a pool whose frames do not add up: a `retired` count off by one either way or
 /// huge (no overflow), and frames that are neither free, quarantined, held nor retired (a
