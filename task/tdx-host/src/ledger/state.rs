@@ -233,7 +233,7 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
         }
     }
     // Only the section starts this commit needs (not a copy of the whole layout).
-    let (clients, pools_at, records_at) = (l.layout.clients, l.layout.pools, l.layout.records);
+    let (clients, pools_at) = (l.layout.clients, l.layout.pools);
     let (tds, bitmap, bitmap_words) = (l.layout.tds, l.layout.bitmap, l.layout.bitmap_words);
     l.begin();
     // The header's changing words, put where they are (no array of them built first). The
@@ -280,27 +280,12 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
             l.put(pools_at + k * POOL_WORDS + POOL_RETIRED, p.retired);
         }
     }
-    if let Some((lo, hi)) = d.record_range() {
-        let records = f.records();
-        l.put(hdr::RECORDS, records.len() as u64);
-        // Slots past the table's end (records dropped from it) are not stored.
-        let marked = records.get(lo..hi.min(records.len())).unwrap_or(&[]);
-        for (k, r) in marked.iter().enumerate() {
-            l.put_words(records_at + (lo + k) * RECORD_WORDS, &record_words(r));
-        }
-    }
-    let bits = f.bitmap();
-    let words = bitmap_words.min(bits.len());
+    put_records(l, f);
     if let Some(ranges) = d.exact_ranges() {
-        // A one-frame request: its free or quarantine bit's word, no chunk walk.
-        for &(a, b) in ranges {
-            let (mut w, end) = (a as usize, (b as usize).min(words));
-            while w < end {
-                l.put(bitmap + w, bits[w]);
-                w += 1;
-            }
-        }
+        put_exact_bits(l, f, ranges);
     } else {
+        let bits = f.bitmap();
+        let words = bitmap_words.min(bits.len());
         d.for_each_chunk(words as u64, |first, n| {
             let (first, n) = (first as usize, n as usize);
             l.put_run(bitmap + first, &bits[first..first + n]);
@@ -314,26 +299,40 @@ pub fn sync(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, s: &LedgerState) -> bool
 /// words in the same order as the general path, without its sections' checks.
 #[inline(always)]
 fn sync_small(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, ranges: &[(u64, u64)]) -> bool {
-    let (records_at, bitmap) = (l.layout.records, l.layout.bitmap);
     l.begin();
+    put_records(l, f);
+    put_exact_bits(l, f, ranges);
+    l.commit()
+}
+
+/// The marked record range: the record count and the marked slots still in the table (slots
+/// past its end, records dropped from it, are not stored).
+#[inline(always)]
+fn put_records(l: &mut Ledger<'_>, f: &FrameAllocator<'_>) {
     if let Some((lo, hi)) = f.dirty().record_range() {
         let records = f.records();
+        let at = l.layout.records;
         l.put_small(hdr::RECORDS, records.len() as u64);
         let marked = records.get(lo..hi.min(records.len())).unwrap_or(&[]);
         for (k, r) in marked.iter().enumerate() {
-            l.put_words(records_at + (lo + k) * RECORD_WORDS, &record_words(r));
+            l.put_words(at + (lo + k) * RECORD_WORDS, &record_words(r));
         }
     }
-    let bits = f.bitmap();
+}
+
+/// The bitmap words of the exact ranges written (a one-frame request's free or quarantine
+/// bit's word): no chunk walk.
+#[inline(always)]
+fn put_exact_bits(l: &mut Ledger<'_>, f: &FrameAllocator<'_>, ranges: &[(u64, u64)]) {
+    let (bits, at) = (f.bitmap(), l.layout.bitmap);
     let words = l.layout.bitmap_words.min(bits.len());
     for &(a, b) in ranges {
         let (mut w, end) = (a as usize, (b as usize).min(words));
         while w < end {
-            l.put_small(bitmap + w, bits[w]);
+            l.put_small(at + w, bits[w]);
             w += 1;
         }
     }
-    l.commit()
 }
 
 /// Commits only the pending hot-plug step of `s` (before the kernel is asked; see

@@ -663,7 +663,7 @@ fn one_frame_commits_write_what_the_general_path_writes() {
     let (mut fa, sa) = boot(&mut bits_a, &mut words_a);
     let (mut fb, mut sb) = boot(&mut bits_b, &mut words_b);
     assert_eq!(words_a, words_b, "the same boot");
-    let mut rng = Rng(0x5EED_0F_5A11);
+    let mut rng = Rng(0x5EED_0F5A_11CE);
     let mut held: Vec<(Owner, PhysAddr)> = Vec::new();
     for op in 0..400u32 {
         let owner = Owner(3 + rng.below(3) as u32);
