@@ -223,8 +223,10 @@ impl FrameAllocator<'_> {
     #[inline(never)]
     fn add_record(&mut self, k: usize, rec: Record) {
         let len = self.records.len();
-        // Above every record (the usual first fit; the last slot is never a hole): only the
-        // last record may grow by the frame, and else a push places it.
+        // Above every record, the last slot a live one (the usual first fit): only that record
+        // may grow by the frame, and else a push places it (the general path's answer, without
+        // its search). A hole at the end (one a grown record moved there) takes the general
+        // path.
         if self
             .records
             .last()
