@@ -43,8 +43,8 @@ mod task {
     };
     use tdx_host_api::{MemClass, TdxHost, TdxHostError};
     use userlib::{
-        hl, sys_get_timer, sys_irq_control, sys_recv_closed, sys_recv_open, sys_reply,
-        sys_set_timer, ulog, TaskId,
+        hl, sys_irq_control, sys_recv_closed, sys_recv_open, sys_reply, sys_set_timer_after, ulog,
+        TaskId,
     };
 
     include!(concat!(env!("OUT_DIR"), "/task_gen.rs"));
@@ -310,7 +310,7 @@ mod task {
             "hotplug: driver up: {SLOTS} slots, GPE0 {GPE0_PORT:#x}+{GPE0_LEN} bit {GPE_MEMORY_HOTPLUG_BIT} enabled (SCI IRQ {SCI_IRQ}), poll every {POLL_MS} ms"
         );
         d.scan();
-        sys_set_timer(Some(sys_get_timer().now + POLL_MS), TIMER_MASK);
+        sys_set_timer_after(POLL_MS, TIMER_MASK);
         loop {
             let msg = sys_recv_open(&mut [], SCI_MASK | TIMER_MASK);
             if msg.sender != TaskId::KERNEL {
@@ -336,7 +336,7 @@ mod task {
             if msg.operation & TIMER_MASK != 0 {
                 d.retry_pending();
                 d.scan();
-                sys_set_timer(Some(sys_get_timer().now + POLL_MS), TIMER_MASK);
+                sys_set_timer_after(POLL_MS, TIMER_MASK);
             }
         }
     }

@@ -8,7 +8,7 @@
 use abi::kipc::{KipcError, Kipcnum, TASK_STATUS_REPLY_WORDS};
 use abi::{Generation, TaskId, TaskIndex, TaskState};
 
-use crate::{sys_get_timer, sys_recv_closed, sys_send, sys_set_timer};
+use crate::{sys_recv_closed, sys_send, sys_set_timer_after};
 
 /// Why a kernel-IPC request failed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -105,10 +105,11 @@ pub fn read_panic_message(index: TaskIndex, buf: &mut [u8]) -> Result<usize, Kip
 }
 
 /// Sleeps for `ticks` milliseconds using the notification bits `mask`
-/// (which must be bits the task does not use for anything else).
+/// (which must be bits the task does not use for anything else). One
+/// kernel entry arms the timer (SET_TIMER's relative form: the kernel adds
+/// its clock, saturating, so no `ticks` overflows into the past).
 pub fn sleep_for(ticks: u64, mask: u64) {
-    let deadline = sys_get_timer().now + ticks;
-    sys_set_timer(Some(deadline), mask);
+    sys_set_timer_after(ticks, mask);
     loop {
         // A closed receive from the kernel takes only notifications.
         if let Ok(m) = sys_recv_closed(&mut [], mask, TaskId::KERNEL) {

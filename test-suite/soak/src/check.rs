@@ -23,7 +23,7 @@ use tdx_host_api::{region_state, MemClass, ModuleState, RegionRecord, TdxHost};
 use test_api::score::Score;
 use userlib::{
     hl, sys_borrow_read, sys_recv_open, sys_refresh_task_id, sys_reply, sys_send, sys_set_timer,
-    ulog, TaskId,
+    sys_set_timer_after, ulog, TaskId,
 };
 use zerocopy::IntoBytes;
 
@@ -223,7 +223,7 @@ pub fn main() -> ! {
             continue;
         }
         // A tick's wait for a client's report, then look at the generation again.
-        sys_set_timer(Some(userlib::sys_get_timer().now + 1), 1);
+        sys_set_timer_after(1, 1);
         let m = sys_recv_open(&mut buf, 1);
         if m.sender == TaskId::KERNEL {
             continue;
