@@ -175,9 +175,7 @@ impl FrameAllocator<'_> {
         } else if pos == len {
             // Above every record (the usual first fit): a push moves nothing, where shifting
             // the slots below down into a hole would move and rewrite them all.
-            let _ = self.records.push(rec);
-            self.dirty.records(pos, pos + 1);
-            self.hint(pos, rec.base);
+            let _ = self.push_record(rec);
             return pos;
         } else if let Some(h) = (pos + 1..len.min(pos + NEAR)).find(|&h| is_hole(&self.records, h))
         {
@@ -216,6 +214,19 @@ impl FrameAllocator<'_> {
     fn place(&mut self, i: usize, rec: Record) {
         self.records[i] = rec;
         self.hint(i, rec.base);
+    }
+
+    /// Appends `rec` (above every record) as the table's last slot, marked and hinted; false
+    /// (nothing changed) if the table is full, which callers rule out with `record_room`.
+    #[inline(always)]
+    pub(super) fn push_record(&mut self, rec: Record) -> bool {
+        let len = self.records.len();
+        if self.records.push(rec).is_err() {
+            return false;
+        }
+        self.dirty.records(len, len + 1);
+        self.hint(len, rec.base);
+        true
     }
 
     /// Slot `i` now starts at `base`.

@@ -240,9 +240,7 @@ impl FrameAllocator<'_> {
                 }
             }
             // The caller made room (`record_room`), so the push succeeds.
-            if self.records.push(rec).is_ok() {
-                self.dirty.records(len, len + 1);
-                self.hint(len, rec.base);
+            if self.push_record(rec) {
                 self.last_alloc = len;
                 return;
             }
