@@ -12,7 +12,7 @@ use tdx_planner::addr::{PhysAddr, PhysRange, GIB, PAGE_4K};
 
 use super::{
     bitmap_words, FrameAllocator, FrameError, NodeMask, Owner, PoolImage, Record, Refused, Request,
-    RestoreError,
+    RestoreError, PHYS_END,
 };
 
 const MIB: u64 = 1 << 20;
@@ -515,4 +515,46 @@ fn quarantine_listing_through_its_summary_matches_the_bits() {
     }
     assert!(listed(&g).is_empty());
     assert_eq!(g.quarantined_bytes(), 0);
+}
+
+/// Pools end at or below [`PHYS_END`] (52-bit physical addresses), so rounding a pool's
+/// address up to its next 1 GiB block cannot overflow: a pool in the top of the 64-bit space,
+/// or one crossing the limit, is refused by `add_pool` and by restore, and a TDX pool in the
+/// last GiB below the limit serves once its block is ready.
+#[test]
+fn pools_end_within_the_physical_address_space() {
+    let mut bits = std::vec![0; bitmap_words(64 * MIB, 2)];
+    let mut f = FrameAllocator::new(&mut bits);
+    let top = PhysRange::literal(0u64.wrapping_sub(GIB), 16 * MIB);
+    let across = PhysRange::literal(PHYS_END - 8 * MIB, 16 * MIB);
+    for r in [top, across] {
+        assert_eq!(f.can_add_pool(r), Err(FrameError::BadArgument), "{r:?}");
+        assert_eq!(
+            f.add_pool(r, 0, MemClass::Tdx, true),
+            Err(FrameError::BadArgument),
+            "{r:?}"
+        );
+    }
+    let last = PhysRange::literal(PHYS_END - 16 * MIB, 16 * MIB);
+    f.add_pool(last, 0, MemClass::Tdx, true)
+        .expect("a pool ending at the limit");
+    let req = Request {
+        nodes: NodeMask::ALL,
+        size: FrameSize::K4,
+        class: MemClass::Tdx,
+    };
+    assert_eq!(f.alloc_single(A, req, 0), Err(FrameError::NoMemory));
+    f.mark_ready(PhysRange::literal(PHYS_END - GIB, GIB));
+    assert_eq!(f.alloc_single(A, req, 0), Ok(PhysAddr(last.base().0)));
+    let (pools, records, used, copy) = image_of(&f);
+    for r in [top, across] {
+        let mut p = pools.clone();
+        p[0].pool.range = r;
+        let mut bits = copy.clone();
+        assert_eq!(
+            FrameAllocator::restore(&mut bits, used, p, records.clone()).map(|_| ()),
+            Err(RestoreError::BadPool(0)),
+            "{r:?}"
+        );
+    }
 }

@@ -125,7 +125,8 @@ pub enum FrameError {
     WrongSize,
     /// No record (or pool) slot left.
     TableFull,
-    /// Count zero or too large, empty range, task index out of range.
+    /// Count zero or too large, empty range, a pool reaching past [`PHYS_END`], task index
+    /// out of range.
     BadArgument,
     /// The new pool overlaps an existing one.
     Overlap,
@@ -419,7 +420,8 @@ impl<'a> FrameAllocator<'a> {
     /// Adds a pool with every frame free. TDX pools still need [`Self::mark_ready`].
     ///
     /// # Errors
-    /// `BadAlignment`, `BadArgument` (empty/wrapping), `Overlap`, `TableFull`, `NoBitmapSpace`.
+    /// `BadAlignment`, `BadArgument` (empty, or reaching past [`PHYS_END`]), `Overlap`,
+    /// `TableFull`, `NoBitmapSpace`.
     pub fn add_pool(
         &mut self,
         range: PhysRange,
@@ -473,7 +475,7 @@ impl<'a> FrameAllocator<'a> {
             return Err(FrameError::BadAlignment);
         }
         let end = range.end().0;
-        if range.is_empty() {
+        if range.is_empty() || end > PHYS_END {
             return Err(FrameError::BadArgument);
         }
         if self
@@ -784,6 +786,11 @@ fn run_end(addrs: &[PhysAddr], i: usize, end: usize, step: u64) -> usize {
 /// Runs an allocation puts into the table one by one (each O(1) next to a hole); more are
 /// merged in one pass.
 const FEW_RUNS: usize = 16;
+
+/// The end of the physical address space: MAXPHYADDR is at most 52 bits on x86-64
+/// (CPUID.80000008H:EAX[7:0]). Pools end at or below it, so the 1 GiB block arithmetic on a
+/// pool's addresses (rounding up to the next block) cannot overflow.
+pub const PHYS_END: u64 = 1 << 52;
 
 /// Whether the whole 1 GiB blocks around `[pa, pa + len)` finished TDMR init (§3.2).
 fn is_ready(ready: &[(u64, u64)], pa: u64, len: u64) -> bool {

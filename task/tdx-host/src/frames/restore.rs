@@ -18,7 +18,7 @@ use tdx_planner::addr::{PhysAddr, PhysRange, PAGE_4K};
 use super::bitmap::find_set;
 use super::summary::{Change, Summary};
 use super::{Dirty, FrameAllocator, Owner, Pool, PoolCache, Record, MAX_POOLS};
-use super::{MAX_READY, MAX_TASKS};
+use super::{MAX_READY, MAX_TASKS, PHYS_END};
 
 /// One pool as the ledger stores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +157,7 @@ impl<'a> FrameAllocator<'a> {
             let ok = r.base().is_aligned(PAGE_4K)
                 && r.size().0.is_multiple_of(PAGE_4K)
                 && !r.is_empty()
+                && r.end().0 <= PHYS_END
                 && !f
                     .pools
                     .iter()

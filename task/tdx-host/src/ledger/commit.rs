@@ -258,6 +258,13 @@ impl Ledger<'_> {
         // image), written back at the end.
         let mut d = self.deaths;
         let words = &mut *self.words;
+        // Recovery looks for the next record right after this one. A settle leaves the log's
+        // old words in place, so that word may be a stale entry holding any image value,
+        // also the next record's number: cleared before the commit point, it never reads as
+        // a record (see the module doc).
+        if self.log_end + len < LOG_WORDS && d.store() {
+            words[at + len] = 0;
+        }
         // The record's words, bounds-checked once: [number, n, entries.., checksum].
         let Some((sum, body)) = words
             .get_mut(at..at + len)

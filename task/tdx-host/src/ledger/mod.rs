@@ -35,7 +35,10 @@
 //! alone passes on unchanged) from crossing a step unchanged, so damage to two words does not
 //! cancel by construction. Records
 //! are numbered on from the header's `LOG_DONE`, from the log's start; a slot still holding an
-//! older record's number does not count. The page checksums then lag the image by the log's
+//! older record's number does not count. The log starts over without being cleared, so the
+//! word after the newest record may be a stale entry word holding any image value, the next
+//! number too: each record clears the word after it before its commit point, so the word
+//! where recovery looks for the next record holds 0 or an older number. The page checksums then lag the image by the log's
 //! deltas (mix(new) − mix(old) per entry); the next journal commit — a larger operation, a
 //! full log, or [`Ledger::settle`], which the server runs after each timer tick, off the
 //! callers' path — adds them to the table and sets `LOG_DONE` to the last record, in the same
