@@ -12,8 +12,10 @@
 //!   must handle, never a silent default.
 //! - Addresses and lengths are `u64` everywhere. Task ids carry a 16-bit
 //!   generation, so a wrap needs 65,536 restarts of one task.
-//! - Response codes at and above [`FIRST_DEAD_CODE`] are reserved for the
-//!   kernel's "your peer restarted" answers; servers must not use them.
+//! - Response codes at and above [`FIRST_RESERVED_CODE`] are the kernel's own
+//!   answers (`IPC_REFUSED`, the kernel-IPC errors, the dead codes); a REPLY
+//!   carrying one faults the server, so a client that sees one knows the
+//!   kernel said it.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -79,6 +81,13 @@ impl TaskId {
         Generation((self.0 >> INDEX_BITS) as u16)
     }
 }
+
+/// The first response code the kernel reserves for its own answers
+/// ([`IPC_REFUSED`], the kernel-IPC errors, the dead codes). REPLY refuses
+/// them ([`UsageError::ReservedCode`]): otherwise a server could tell its
+/// client that it restarted, with a generation of its choosing, or that the
+/// manifest refused the call.
+pub const FIRST_RESERVED_CODE: u32 = 0xFFFD_0000;
 
 /// The first response code reserved for dead codes: `FIRST_DEAD_CODE |
 /// new_generation` tells a caller that its peer restarted and what the peer's
@@ -244,6 +253,9 @@ pub enum UsageError {
     TooManyLeases = 10,
     /// A reserved bit or field was not zero.
     ReservedBits = 11,
+    /// A REPLY's response code is one the kernel reserves for its own
+    /// answers (at or above [`FIRST_RESERVED_CODE`]).
+    ReservedCode = 12,
 }
 
 impl UsageError {
@@ -261,6 +273,7 @@ impl UsageError {
             9 => UsageError::ReplyTooBig,
             10 => UsageError::TooManyLeases,
             11 => UsageError::ReservedBits,
+            12 => UsageError::ReservedCode,
             _ => return None,
         })
     }

@@ -276,10 +276,14 @@ impl ReplyArgs {
     pub const WORDS: usize = 4;
 
     /// # Errors
-    /// `ReservedBits` if the code does not fit 32 bits.
+    /// `ReservedBits` if the code does not fit 32 bits, `ReservedCode` if it
+    /// is one of the kernel's own ([`crate::FIRST_RESERVED_CODE`] and up).
     pub const fn from_regs(r: &ArgRegs) -> Result<Self, UsageError> {
         if r[1] > u32::MAX as u64 {
             return Err(UsageError::ReservedBits);
+        }
+        if r[1] >= crate::FIRST_RESERVED_CODE as u64 {
+            return Err(UsageError::ReservedCode);
         }
         Ok(ReplyArgs {
             peer: TaskId(r[0] as u32),

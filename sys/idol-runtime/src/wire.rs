@@ -9,9 +9,14 @@
 //! | `2`                          | a Complex error; the body is postcard     |
 //! | `3..=0xFFFE`                 | a CLike error code                        |
 //! | `0xFFFF`                     | a CLike `ServerRestarted` (never needed, but representable) |
-//! | `0x1_0000..0xFFFE_0000`      | unused; a client treats it as a broken reply |
+//! | `0x1_0000..0xFFFD_0000`      | unused; a client treats it as a broken reply |
+//! | `0xFFFD_0000..0xFFFE_0000`   | the kernel's (`IPC_REFUSED`: no such edge) |
 //! | `0xFFFE_0000..0xFFFF_0000`   | kernel-IPC errors                         |
 //! | `0xFFFF_0000..`              | dead codes: the server restarted          |
+//!
+//! From `0xFFFD_0000` (`abi::FIRST_RESERVED_CODE`) up only the kernel answers: a server's
+//! REPLY with such a code faults the server, so a client never mistakes a lie for the
+//! kernel's word.
 
 use abi::Generation;
 

@@ -270,6 +270,7 @@ fn reply_recv_case(
         }
         rr::REPLY_TOO_BIG => reply[2..].copy_from_slice(&[too_big.as_ptr() as u64, 64]),
         rr::REPLY_CODE_TOO_WIDE => reply[1] = 1 << 32,
+        rr::REPLY_KERNEL_CODE => reply[1] = u64::from(arg),
         rr::REPLY_TO_OTHER => {
             reply[0] = u64::from(arg);
             // Safety: single-threaded task; no reference to the static escapes.

@@ -33,6 +33,10 @@ pub static CASES: &[Case] = &[
         reply_code_too_wide,
     ),
     (
+        "reply_recv_reply_with_a_kernel_reserved_code_faults",
+        reply_kernel_code,
+    ),
+    (
         "reply_recv_reply_to_a_task_that_never_called",
         reply_to_non_caller,
     ),
@@ -193,6 +197,24 @@ fn reply_too_big() {
 
 fn reply_code_too_wide() {
     reply_faults(rr::REPLY_CODE_TOO_WIDE, UsageError::ReservedBits);
+}
+
+/// A server cannot speak for the kernel: a forged dead code (with a generation of its
+/// choosing) or `IPC_REFUSED` faults it, and the client gets the real dead code.
+fn reply_kernel_code() {
+    for code in [
+        abi::dead_response_code(Generation(0x1234)),
+        abi::IPC_REFUSED,
+        abi::FIRST_RESERVED_CODE,
+    ] {
+        let s = both(rr::REPLY_KERNEL_CODE, || code, || {});
+        assert_eq!(s.code, DEAD, "{code:#x}: {s:?}");
+        assert_eq!(
+            s.fault,
+            Some(FaultInfo::SyscallUsage(UsageError::ReservedCode)),
+            "{code:#x}"
+        );
+    }
 }
 
 /// A reply to a task not waiting for it is ignored and the receive goes

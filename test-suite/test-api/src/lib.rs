@@ -170,6 +170,9 @@ pub mod reply_recv {
     pub const NOTIFIED: u32 = 11;
     /// A closed receive from task id `arg`.
     pub const CLOSED: u32 = 12;
+    /// The response code `arg`, one the kernel reserves for its own answers
+    /// (a forged dead code, `IPC_REFUSED`).
+    pub const REPLY_KERNEL_CODE: u32 = 13;
 }
 
 /// Every general register around one syscall, for the cases that check no

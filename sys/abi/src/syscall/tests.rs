@@ -77,7 +77,7 @@ fn arguments_round_trip_through_registers() {
     }
     let reply = ReplyArgs {
         peer: TaskId(9),
-        code: u32::MAX,
+        code: crate::FIRST_RESERVED_CODE - 1,
         message: USlice::new(0x5000, 8),
     };
     assert_eq!(ReplyArgs::from_regs(&reply.to_regs()), Ok(reply));
@@ -231,6 +231,27 @@ fn malformed_arguments_are_usage_errors() {
         ReplyArgs::from_regs(&regs(1, 1 << 32)),
         Err(UsageError::ReservedBits)
     );
+    // The kernel's own answers cannot be forged by a server: a dead code, IPC_REFUSED,
+    // and the first reserved code; the code below them still goes through.
+    for code in [
+        crate::dead_response_code(crate::Generation(7)),
+        crate::IPC_REFUSED,
+        crate::FIRST_RESERVED_CODE,
+        u32::MAX,
+    ] {
+        assert_eq!(
+            ReplyArgs::from_regs(&regs(1, u64::from(code))),
+            Err(UsageError::ReservedCode),
+            "{code:#x}"
+        );
+        assert_eq!(
+            ReplyRecvArgs::reply_from_regs(&regs(5, u64::from(code))),
+            Err(UsageError::ReservedCode),
+            "{code:#x}"
+        );
+    }
+    let below = ReplyArgs::from_regs(&regs(1, u64::from(crate::FIRST_RESERVED_CODE - 1)));
+    assert_eq!(below.map(|a| a.code), Ok(crate::FIRST_RESERVED_CODE - 1));
     // Each half of REPLY_RECV checks its own words only.
     assert_eq!(
         ReplyRecvArgs::reply_from_regs(&regs(5, 1 << 32)),

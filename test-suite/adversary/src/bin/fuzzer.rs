@@ -278,7 +278,11 @@ fn reply_words(r: &mut Rng, n: u64) -> ([u64; 4], Outcome) {
         r.below(1 << 32)
     };
     let words = [peer, code, m.base, m.len];
-    if code > u64::from(u32::MAX) || !own_readable(m.base, m.len) || (peer & 0xFFFF) >= n {
+    // A code above 32 bits, or one of the kernel's own answers, faults before anything else.
+    if code >= u64::from(abi::FIRST_RESERVED_CODE)
+        || !own_readable(m.base, m.len)
+        || (peer & 0xFFFF) >= n
+    {
         (words, Outcome::Faults)
     } else {
         (words, Outcome::Returns)
