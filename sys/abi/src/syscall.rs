@@ -279,11 +279,14 @@ impl ReplyArgs {
     /// `ReservedBits` if the code does not fit 32 bits, `ReservedCode` if it
     /// is one of the kernel's own ([`crate::FIRST_RESERVED_CODE`] and up).
     pub const fn from_regs(r: &ArgRegs) -> Result<Self, UsageError> {
-        if r[1] > u32::MAX as u64 {
-            return Err(UsageError::ReservedBits);
-        }
+        // One compare on the way through: every code word the two errors refuse lies at or
+        // above the first reserved code.
         if r[1] >= crate::FIRST_RESERVED_CODE as u64 {
-            return Err(UsageError::ReservedCode);
+            return Err(if r[1] > u32::MAX as u64 {
+                UsageError::ReservedBits
+            } else {
+                UsageError::ReservedCode
+            });
         }
         Ok(ReplyArgs {
             peer: TaskId(r[0] as u32),

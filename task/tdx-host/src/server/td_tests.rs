@@ -9,7 +9,7 @@ extern crate std;
 
 use tdx_abi::{Leaf, TdParams, TdxStatus};
 use tdx_emu::{EmuConfig, FaultRule, PhysMem};
-use tdx_host_api::{FrameSize, MemClass, TdxHostError};
+use tdx_host_api::{FrameSize, MemClass, TdxHostError, ANY_NODE};
 use tdx_planner::addr::GIB;
 
 use super::td::{TdCpus, BUSY_TRIES};
@@ -246,6 +246,30 @@ fn out_of_order_and_foreign_operands_are_refused_body() {
     );
     s.free_frames(VMM, FrameSize::K4, &p[0].to_le_bytes())
         .unwrap();
+}
+
+/// A TD page must be TDX memory: a frame of class non-tdx the caller owns is refused from
+/// tdx-host's books, and the module is never asked (its status of the last refusal stays).
+#[test]
+fn a_non_tdx_frame_is_no_td_page() {
+    super::restart_tests::big_stack(a_non_tdx_frame_is_no_td_page_body);
+}
+
+fn a_non_tdx_frame_is_no_td_page_body() {
+    let (mut s, mut seam) = super::tests::ready_server(HotplugPolicy::PerNode);
+    s.set_td_cpus(TdCpus::default());
+    let mut buf = [0u8; 8];
+    let who = super::tests::OTHER;
+    s.alloc_frames(who, ANY_NODE, FrameSize::K4, MemClass::NonTdx, 1, &mut buf)
+        .expect("a non-TDX frame");
+    let pa = u64::from_le_bytes(buf);
+    let before = s.last_td_status();
+    assert_eq!(
+        s.td_create(&mut seam, who, pa),
+        Err(TdxHostError::UnknownFrame)
+    );
+    assert_eq!(s.last_td_status(), before, "the module was called");
+    assert_eq!(s.free_frame(who, FrameSize::K4, pa), Ok(()));
 }
 
 #[test]

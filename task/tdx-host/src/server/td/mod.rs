@@ -17,8 +17,8 @@
 //! record of the TD's owner, so no allocator path can free or reclaim it unnoticed.
 
 use tdx_abi::{gpa_operand, Leaf, SeamcallArgs, SeamcallResult, TdxStatus};
-use tdx_host_api::{FrameSize, TdxHostError};
-use tdx_planner::addr::PhysRange;
+use tdx_host_api::{FrameSize, MemClass, TdxHostError};
+use tdx_planner::addr::{PhysAddr, PhysRange};
 
 use super::Server;
 use crate::frames::Owner;
@@ -154,12 +154,23 @@ impl<'a> Server<'a> {
     }
 
     /// `[pa, pa + len)` must be exactly one allocated frame of `caller` (4 KiB, or 2 MiB for a
-    /// level-1 private page), with no byte of it in a TD.
+    /// level-1 private page), of class tdx, with no byte of it in a TD.
     fn own_free_page(&self, caller: Owner, pa: u64, len: u64) -> Result<(), TdxHostError> {
         if !pa.is_multiple_of(len) {
             return Err(TdxHostError::BadAlignment);
         }
         let r = self.ready()?;
+        // Only TDX memory can be a TD page: a frame of another class is not one the module
+        // knows, refused here rather than by the SEAMCALL (whose refusal would also become
+        // the caller's `last_refusal`).
+        let tdx = r
+            .frames
+            .pools()
+            .iter()
+            .any(|p| p.class == MemClass::Tdx && p.range.contains_addr(PhysAddr(pa)));
+        if !tdx {
+            return Err(TdxHostError::UnknownFrame);
+        }
         let rec = r
             .frames
             .records()
