@@ -13,6 +13,8 @@
 //! ([`record_sum`]) in place of a sum of [`mix`] terms (a one-frame commit's cost).
 //! Version 6 stores no pool's `in_use`: restore counts it from the pool's free bits, so a
 //! one-frame allocation commits its bitmap word and its record, and no pool word.
+//! Version 7 keeps a digest of a client's last request's arguments in the top 24 bits of its
+//! slot's second word (they had to be zero before), so only the same request is a retry.
 //!
 //! Pattern: a **shadow image with a redo journal**. The working state stays where it is (the
 //! allocator's tables in ordinary memory); the durable storage holds a word image of it plus a
@@ -77,12 +79,14 @@ use crate::td::TABLE_WORDS;
 mod commit;
 mod state;
 
-pub use state::{format, kind, load, sync, sync_intent, ClientSlot, Intent, LedgerState, COUNTERS};
+pub use state::{
+    format, kind, load, sync, sync_intent, ClientSlot, Intent, LedgerState, COUNTERS, DIGEST_BITS,
+};
 
 /// "TDXLEDGR".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TDXLEDGR");
 /// Version of the image format.
-pub const VERSION: u64 = 6;
+pub const VERSION: u64 = 7;
 /// Words per checksummed page (4 KiB).
 pub const PAGE_WORDS: usize = 512;
 /// Words of the header section.

@@ -37,7 +37,14 @@ pub struct ClientSlot {
     pub kind: u8,
     /// Frames allocated or freed.
     pub count: u32,
+    /// A digest of the request's arguments ([`DIGEST_BITS`] bits): the same identity with
+    /// other arguments is not a retry of this request.
+    pub digest: u32,
 }
+
+/// Bits of [`ClientSlot::digest`]: what the slot's second word has left after the kind and
+/// the count.
+pub const DIGEST_BITS: u32 = 24;
 
 /// Request kinds in [`ClientSlot::kind`].
 pub mod kind {
@@ -159,7 +166,9 @@ fn record_words(r: &Record) -> [u64; RECORD_WORDS] {
 fn client_words(c: &ClientSlot) -> [u64; CLIENT_WORDS] {
     [
         u64::from(c.owner) | u64::from(c.request) << 32,
-        u64::from(c.kind) | u64::from(c.count) << 8,
+        u64::from(c.kind)
+            | u64::from(c.count) << 8
+            | u64::from(c.digest & ((1 << DIGEST_BITS) - 1)) << 40,
     ]
 }
 
@@ -391,8 +400,9 @@ pub fn load<'a>(
             request: (a >> 32) as u32,
             kind: b as u8,
             count: (b >> 8) as u32,
+            digest: (b >> 40) as u32,
         };
-        if c.kind > kind::FREE || b >> 40 != 0 {
+        if c.kind > kind::FREE {
             return Err(LedgerError::BadField(Section::Clients));
         }
     }

@@ -147,6 +147,8 @@ fn step(
                         request: tag,
                         kind: super::kind::ALLOC,
                         count: n as u32,
+                        // All 24 bits set: the digest survives a crash like the rest.
+                        digest: 0xFF_FFFF ^ tag,
                     },
                 );
                 let got = out.iter().map(|a| (a.0, size)).collect();

@@ -15,7 +15,7 @@ use tdx_planner::addr::{PhysAddr, PhysRange};
 use super::Server;
 use crate::frames::{FrameAllocator, Owner};
 use crate::ledger::{self, kind, ClientSlot, Intent, Layout, Ledger, LedgerError, LedgerState};
-use crate::ledger::{Opened, COUNTERS};
+use crate::ledger::{Opened, COUNTERS, DIGEST_BITS};
 use crate::regions::{MemoryAuthority, Regions};
 use crate::seam::KernelError;
 
@@ -252,11 +252,14 @@ impl<'a> Server<'a> {
     }
 
     /// `alloc_request`: `alloc_frames` with the caller's request identity `request` (not 0).
-    /// The same identity as the caller's last committed allocation answers with the frames it
-    /// got (ascending) without allocating again.
+    /// The same identity and arguments as the caller's last committed allocation answer with
+    /// the frames it got that the caller still holds (ascending) without allocating again.
     ///
     /// # Errors
-    /// BadArgument for request 0; otherwise as [`Server::alloc_frames`].
+    /// BadArgument for request 0, for the last allocation's identity with other arguments (a
+    /// digest of node, size, class and count is kept with it), and for a new request whose
+    /// identity still tags frames the caller holds (a retry of it would answer those too);
+    /// otherwise as [`Server::alloc_frames`].
     pub fn alloc_request(
         &mut self,
         (caller, request): (Owner, u32),
@@ -265,13 +268,19 @@ impl<'a> Server<'a> {
         out: &mut [u8],
     ) -> Result<u32, TdxHostError> {
         let regions = self.ready()?;
-        if request == 0 {
+        let n = count as usize;
+        if request == 0 || n == 0 || n > MAX_FRAMES_PER_CALL || out.len() < n * ADDR_BYTES {
             return Err(TdxHostError::BadArgument);
         }
+        let (node, size, class) = what;
+        let digest = request_digest([u64::from(node), size as u64, class as u64, u64::from(count)]);
         let last = self.lstate.client(caller.index());
-        if last
-            .is_some_and(|c| c.owner == caller.0 && c.request == request && c.kind == kind::ALLOC)
+        if let Some(c) =
+            last.filter(|c| c.owner == caller.0 && c.request == request && c.kind == kind::ALLOC)
         {
+            if c.digest != digest {
+                return Err(TdxHostError::BadArgument);
+            }
             let mut addrs = [PhysAddr(0); MAX_FRAMES_PER_CALL];
             let room = (out.len() / ADDR_BYTES).min(MAX_FRAMES_PER_CALL);
             let n = regions.frames.tagged(caller, request, &mut addrs[..room]);
@@ -280,23 +289,28 @@ impl<'a> Server<'a> {
             }
             return Ok(n as u32);
         }
+        if regions.frames.owned(caller).any(|r| r.tag == request) {
+            return Err(TdxHostError::BadArgument);
+        }
         let n = self.alloc_tagged(caller, what, count, request, out)?;
         let slot = ClientSlot {
             owner: caller.0,
             request,
             kind: kind::ALLOC,
             count: n,
+            digest,
         };
         self.lstate.set_client(caller.index(), slot);
         Ok(n)
     }
 
     /// `free_request`: `free_frames` with the caller's request identity `request` (not 0).
-    /// The same identity as the caller's last committed free answers its count again without
-    /// freeing anything.
+    /// The same identity and arguments as the caller's last committed free answer its count
+    /// again without freeing anything.
     ///
     /// # Errors
-    /// BadArgument for request 0; otherwise as [`Server::free_frames`].
+    /// BadArgument for request 0, and for the last free's identity with another size or
+    /// address list (a digest of them is kept with it); otherwise as [`Server::free_frames`].
     pub fn free_request(
         &mut self,
         (caller, request): (Owner, u32),
@@ -307,11 +321,20 @@ impl<'a> Server<'a> {
         if request == 0 {
             return Err(TdxHostError::BadArgument);
         }
+        // The list as the free reads it: whole addresses (a partial tail is refused there).
+        let listed = addrs
+            .chunks_exact(ADDR_BYTES)
+            .map(|c| c.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)));
+        let digest = request_digest([size as u64, addrs.len() as u64].into_iter().chain(listed));
         let last = self.lstate.client(caller.index());
         if let Some(c) =
             last.filter(|c| c.owner == caller.0 && c.request == request && c.kind == kind::FREE)
         {
-            return Ok(c.count);
+            return if c.digest == digest {
+                Ok(c.count)
+            } else {
+                Err(TdxHostError::BadArgument)
+            };
         }
         let n = self.free_frames(caller, size, addrs)?;
         let slot = ClientSlot {
@@ -319,6 +342,7 @@ impl<'a> Server<'a> {
             request,
             kind: kind::FREE,
             count: n,
+            digest,
         };
         self.lstate.set_client(caller.index(), slot);
         Ok(n)
@@ -359,4 +383,18 @@ impl<'a> Server<'a> {
             total: total as u32,
         })
     }
+}
+
+/// A [`DIGEST_BITS`]-bit digest of a request's argument words, kept in the client's slot so
+/// that a retry is told from another request under the same identity. Each step is a
+/// bijection of the word (xor, an invertible xor-shift, a multiply by an odd constant), so
+/// arguments that differ in one word always differ before the truncation; two requests that
+/// differ still share a digest once in 2^24, which only makes a client that reused an
+/// identity get its own earlier answer.
+fn request_digest(words: impl IntoIterator<Item = u64>) -> u32 {
+    let h = words.into_iter().fold(0x9E37_79B9_7F4A_7C15, |h, w| {
+        let x = h ^ w;
+        (x ^ (x >> 29)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+    });
+    (h >> (64 - DIGEST_BITS)) as u32
 }

@@ -549,3 +549,52 @@ fn pacing_scrubs_one_step_per_tick_until_drained() {
         assert_eq!(timer.armed.len(), ticks, "nothing armed once drained");
     }
 }
+
+/// A request identity answers only its own request. The last allocation's identity with other
+/// arguments (size, class, count, a short lease) is refused, not answered with that
+/// allocation's frames; a new request may not take an identity that still tags frames the
+/// caller holds (a retry would answer those too); and a free's identity with another address
+/// list is refused rather than answered "freed" while the frame stays held.
+#[test]
+fn a_request_identity_answers_only_its_own_request() {
+    let (mut s, _) = ready_server(HotplugPolicy::PerNode);
+    let mut buf = [0u8; 4096];
+    let k4 = (ANY_NODE, FrameSize::K4, MemClass::Tdx);
+    let m2 = (ANY_NODE, FrameSize::M2, MemClass::NonTdx);
+    let n = s.alloc_request((OTHER, 5), k4, 4, &mut buf).expect("alloc");
+    let first = addrs(&buf[..8 * n as usize]);
+    for (what, count, room) in [(m2, 1, 4096), (k4, 3, 4096), (k4, 0, 4096), (k4, 4, 8)] {
+        assert_eq!(
+            s.alloc_request((OTHER, 5), what, count, &mut buf[..room]),
+            Err(TdxHostError::BadArgument),
+            "{what:?} × {count} into {room} bytes"
+        );
+    }
+    let n = s.alloc_request((OTHER, 5), k4, 4, &mut buf).expect("retry");
+    assert_eq!(addrs(&buf[..8 * n as usize]), first, "the retry");
+
+    // Identity 5 still tags the four frames: a new request cannot take it.
+    s.alloc_request((OTHER, 6), k4, 1, &mut buf)
+        .expect("another");
+    assert_eq!(
+        s.alloc_request((OTHER, 5), m2, 1, &mut buf),
+        Err(TdxHostError::BadArgument)
+    );
+    let list: std::vec::Vec<u8> = first.iter().flat_map(|a| a.to_le_bytes()).collect();
+    assert_eq!(s.free_request((OTHER, 7), FrameSize::K4, &list[..8]), Ok(1));
+    assert_eq!(
+        s.free_request((OTHER, 7), FrameSize::K4, &list[8..16]),
+        Err(TdxHostError::BadArgument),
+        "another list under the last free's identity"
+    );
+    assert_eq!(s.free_request((OTHER, 7), FrameSize::K4, &list[..8]), Ok(1));
+    assert_eq!(s.free_frames(OTHER, FrameSize::K4, &list[8..]), Ok(3));
+    // Once nothing carries identity 5, a new request may use it, and its retry answers it alone.
+    let n = s
+        .alloc_request((OTHER, 5), m2, 1, &mut buf)
+        .expect("reused");
+    let again = addrs(&buf[..8 * n as usize]);
+    let n = s.alloc_request((OTHER, 5), m2, 1, &mut buf).expect("retry");
+    assert_eq!(addrs(&buf[..8 * n as usize]), again);
+    assert_eq!(n, 1);
+}
