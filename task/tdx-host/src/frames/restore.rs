@@ -280,6 +280,12 @@ impl<'a> FrameAllocator<'a> {
         n
     }
 
+    /// Who holds the frame covering `pa` (allocated, not free, quarantined or retired).
+    #[must_use]
+    pub fn holder(&self, pa: u64) -> Option<Owner> {
+        self.record_of(pa).map(|i| self.records[i].owner)
+    }
+
     /// `owner`'s records (exactly its generation), in address order.
     pub fn owned(&self, owner: Owner) -> impl Iterator<Item = &Record> {
         self.records

@@ -531,7 +531,7 @@ impl<'a> Server<'a> {
             b.copy_from_slice(chunk);
             *slot = PhysAddr(u64::from_le_bytes(b));
         }
-        if self.any_in_td(size, &self.addrs[..n]) {
+        if self.any_in_td(caller, size, &self.addrs[..n]) {
             return Err(TdxHostError::PageInTd);
         }
         let list = &self.addrs[..n];
@@ -555,7 +555,7 @@ impl<'a> Server<'a> {
         addr: u64,
     ) -> Result<(), TdxHostError> {
         self.early()?;
-        if self.lstate.tds.page_in_td(addr, size.bytes()) {
+        if self.held_in_td(caller, addr, size) {
             return Err(TdxHostError::PageInTd);
         }
         let regions = self.regions.as_mut().ok_or(TdxHostError::NotReady)?;

@@ -272,6 +272,38 @@ fn a_non_tdx_frame_is_no_td_page_body() {
     assert_eq!(s.free_frame(who, FrameSize::K4, pa), Ok(()));
 }
 
+/// PageInTd is the holder's answer only: a stranger naming another client's TD page gets
+/// NotOwner, as for any frame of that client, and cannot tell its TD pages apart.
+#[test]
+fn another_client_s_td_page_is_not_owned_not_in_a_td() {
+    super::restart_tests::big_stack(another_client_s_td_page_is_not_owned_not_in_a_td_body);
+}
+
+fn another_client_s_td_page_is_not_owned_not_in_a_td_body() {
+    let (mut s, mut seam) = server_with(&[], 8);
+    let p = alloc(&mut s, VMM, FrameSize::K4, 2);
+    s.td_create(&mut seam, VMM, p[0]).expect("the VMM's TD");
+    for a in [p[0], p[1]] {
+        assert_eq!(
+            s.free_frame(OTHER, FrameSize::K4, a),
+            Err(TdxHostError::NotOwner)
+        );
+        assert_eq!(
+            s.free_frames(OTHER, FrameSize::K4, &a.to_le_bytes()),
+            Err(TdxHostError::NotOwner)
+        );
+    }
+    assert_eq!(
+        s.free_frame(VMM, FrameSize::K4, p[0]),
+        Err(TdxHostError::PageInTd)
+    );
+    let both: std::vec::Vec<u8> = p.iter().flat_map(|a| a.to_le_bytes()).collect();
+    assert_eq!(
+        s.free_frames(VMM, FrameSize::K4, &both),
+        Err(TdxHostError::PageInTd)
+    );
+}
+
 #[test]
 fn keyids_run_out_and_the_per_client_limit_holds() {
     super::restart_tests::big_stack(keyids_run_out_and_the_per_client_limit_holds_body);

@@ -632,11 +632,28 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Whether any byte of a frame of `size` at any of `addrs` is in a TD (with no TD at all,
-    /// one compare for the whole list).
+    /// Whether any byte of a frame of `size` at any of `addrs` that `caller` holds is in a TD
+    /// (with no TD at all, one compare for the whole list). A frame someone else holds is left
+    /// to the allocator's refusal (NotOwner): PageInTd for it would tell a stranger which of
+    /// another client's frames are TD pages.
     #[must_use]
-    pub fn any_in_td(&self, size: FrameSize, addrs: &[tdx_planner::addr::PhysAddr]) -> bool {
+    pub fn any_in_td(
+        &self,
+        caller: Owner,
+        size: FrameSize,
+        addrs: &[tdx_planner::addr::PhysAddr],
+    ) -> bool {
         let tds = &self.lstate.tds;
-        !tds.no_tds() && addrs.iter().any(|a| tds.page_in_td(a.0, size.bytes()))
+        !tds.no_tds() && addrs.iter().any(|a| self.held_in_td(caller, a.0, size))
+    }
+
+    /// [`Self::any_in_td`] of the one frame at `pa`.
+    #[must_use]
+    pub fn held_in_td(&self, caller: Owner, pa: u64, size: FrameSize) -> bool {
+        self.lstate.tds.page_in_td(pa, size.bytes())
+            && self
+                .regions
+                .as_ref()
+                .is_some_and(|r| r.frames.holder(pa) == Some(caller))
     }
 }
