@@ -236,12 +236,12 @@ pub fn print_banner() {
     }
     crate::kprintln!("  node  proximity  RAM");
     for (i, n) in r.nodes().iter().enumerate() {
-        let bytes: u64 = r
+        // Saturating: the record's ranges are disjoint, but a banner is no place to panic.
+        let bytes = r
             .ram()
             .iter()
             .filter(|m| m.node as usize == i)
-            .map(|m| m.size)
-            .sum();
+            .fold(0u64, |sum, m| sum.saturating_add(m.size));
         crate::kprintln!("  {i:>4}  {:>9}  {:>6} MiB", n.proximity, bytes >> 20);
     }
     crate::kprintln!("  RAM range                          node");

@@ -564,3 +564,66 @@ fn huge_madt_and_srat_stay_bounded() {
     assert_eq!(d.record.cpus()[5].node, 2);
     assert!(d.record.flags.contains(RecordFlags::TRUNCATED));
 }
+
+/// A hot-plug window is refused where onlined memory would be device registers: over the
+/// APIC and firmware MMIO below 4 GiB (the MADT's I/O APIC and local APIC), or over the first
+/// MiB. The refusal is reported, and no window is recorded.
+#[test]
+fn a_hot_plug_window_over_mmio_or_low_memory_is_refused() {
+    for window in [
+        (0xFEC0_0000, 0x140_0000),
+        (0xA_0000, 0x6_0000),
+        (0xFEE0_0000, 0x1000),
+    ] {
+        let b = build(&Machine {
+            cpus: vec![(0, 0)],
+            node_mem: vec![],
+            hotplug: Some(window),
+            xsdt: false,
+        });
+        let d = run(&b.mem, &crate::testutil::qemu_cpuid(1, 1, 0));
+        assert_eq!(d.record.hotplug, None, "{window:x?}");
+        assert_eq!(d.report.hotplug_refused, 1, "{window:x?}");
+        assert!(!d.report.is_clean());
+        assert!(d.report.to_string().contains("hot-plug windows over MMIO"));
+    }
+}
+
+/// A memory map that lists RAM twice (wholly or in part) records each byte once: the later
+/// entry is clipped to what the earlier ones left, and the overlap is reported. A byte count
+/// over the record cannot overflow however the entries lie.
+#[test]
+fn overlapping_boot_ram_is_recorded_once() {
+    let b = build(&Machine {
+        cpus: vec![(0, 0)],
+        node_mem: vec![],
+        hotplug: None,
+        xsdt: false,
+    });
+    let cpuid = crate::testutil::qemu_cpuid(1, 1, 0);
+    let big = 1u64 << 63;
+    let d = discover(
+        &b.mem,
+        Some(PhysAddr(RSDP_AT)),
+        [(0x10_0000, big), (0x10_0000, big)],
+        IMAGE,
+        &cpuid,
+    );
+    let sizes: Vec<(u64, u64)> = d.record.ram().iter().map(|r| (r.base, r.size)).collect();
+    assert_eq!(sizes, [(0x10_0000, big)]);
+    assert_eq!(d.report.ram_overlapping, 1);
+    let d = discover(
+        &b.mem,
+        Some(PhysAddr(RSDP_AT)),
+        [(0, 2 * GIB), (GIB, 2 * GIB), (GIB / 2, GIB / 4)],
+        IMAGE,
+        &cpuid,
+    );
+    let sizes: Vec<(u64, u64)> = d.record.ram().iter().map(|r| (r.base, r.size)).collect();
+    assert_eq!(sizes, [(0, 2 * GIB), (2 * GIB, GIB)]);
+    assert_eq!(d.report.ram_overlapping, 2);
+    assert!(d
+        .report
+        .to_string()
+        .contains("overlapping RAM ranges clipped"));
+}

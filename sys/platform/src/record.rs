@@ -30,7 +30,7 @@ use abi::platform::{
 
 use crate::acpi::{find_rsdp, AcpiError, RootTable, Signature, SkippedEntries};
 use crate::fadt::Fadt;
-use crate::madt::Madt;
+use crate::madt::{Madt, MadtEntry};
 use crate::srat::Srat;
 use crate::topology::{Cpuid, Topology, TopologySource};
 use crate::{ApicId, PhysAddr, PhysRead, ProximityDomain};
@@ -50,6 +50,9 @@ pub struct Report {
     pub ram_dropped: u32,
     /// Boot RAM ranges that wrap 2^64 and were ignored.
     pub ram_rejected: u32,
+    /// Boot RAM ranges overlapping one listed before them: the bytes already recorded were
+    /// skipped (a map that lists memory twice must not count it twice).
+    pub ram_overlapping: u32,
     pub image_dropped: u32,
     /// Proximity domains beyond [`MAX_NODES`], folded into node 0.
     pub nodes_dropped: u32,
@@ -57,6 +60,10 @@ pub struct Report {
     pub boot_cpu_added: bool,
     /// Hot-plug windows found (more than one: only the first is recorded).
     pub hotplug_windows: u32,
+    /// Hot-plug windows refused for covering the first MiB, the 32-bit APIC and firmware
+    /// MMIO at 0xFEC0_0000 and up, or an APIC the MADT names: memory onlined there would be
+    /// scrubbed through registers.
+    pub hotplug_refused: u32,
     /// MADT entries skipped for being shorter than their type's layout.
     pub madt_skipped: SkippedEntries,
     /// SRAT entries skipped for being shorter than their type's layout.
@@ -136,6 +143,11 @@ impl fmt::Display for Report {
             (self.cpus_dropped, "CPUs dropped"),
             (self.ram_dropped, "RAM ranges dropped"),
             (self.ram_rejected, "wrapping RAM ranges ignored"),
+            (self.ram_overlapping, "overlapping RAM ranges clipped"),
+            (
+                self.hotplug_refused,
+                "hot-plug windows over MMIO or low memory refused",
+            ),
             (self.image_dropped, "image ranges dropped"),
             (self.nodes_dropped, "proximity domains folded into node 0"),
         ];
@@ -319,7 +331,7 @@ where
     }
 
     if let Some(s) = &srat {
-        add_hotplug(&mut rec, &mut report, mem, s, &nodes);
+        add_hotplug(&mut rec, &mut report, mem, s, madt.as_ref().ok(), &nodes);
     }
 
     // Node flags and the package count, from what was recorded.
@@ -379,13 +391,31 @@ fn add_ram<M: PhysRead>(
             continue;
         };
         let mut cursor = base;
+        let mut overlapped = false;
         // Terminates: every step moves `cursor` strictly forward (to an
-        // entry's end, an entry's start above it, or `end`), and a full
-        // record stops the walk.
+        // entry's end, an entry's start above it, a recorded range's end,
+        // or `end`), and a full record stops the walk.
         while cursor < end {
+            // Bytes an earlier entry recorded are skipped; a segment stops
+            // where the next recorded range begins.
+            if let Some(r) = rec
+                .ram()
+                .iter()
+                .find(|r| r.base <= cursor && cursor - r.base < r.size)
+            {
+                overlapped = true;
+                cursor = (r.base + r.size).min(end);
+                continue;
+            }
+            let stop = rec
+                .ram()
+                .iter()
+                .filter(|r| r.base > cursor)
+                .map(|r| r.base)
+                .fold(end, u64::min);
             let (node, seg_end) = match srat {
-                Some(s) => segment(mem, s, nodes, cursor, end),
-                None => (0, end),
+                Some(s) => segment(mem, s, nodes, cursor, stop),
+                None => (0, stop),
             };
             let r = RamRange {
                 base: cursor,
@@ -398,6 +428,7 @@ fn add_ram<M: PhysRead>(
             }
             cursor = seg_end;
         }
+        report.ram_overlapping += u32::from(overlapped);
     }
 }
 
@@ -499,6 +530,7 @@ fn add_hotplug<M: PhysRead>(
     report: &mut Report,
     mem: &M,
     s: &Srat,
+    madt: Option<&Madt>,
     nodes: &Nodes,
 ) {
     for m in s.memory(mem) {
@@ -507,6 +539,10 @@ fn add_hotplug<M: PhysRead>(
             .iter()
             .any(|r| r.base < m.end() && m.base.0 < r.base + r.size);
         if !m.hot_pluggable || m.length == 0 || overlaps_ram {
+            continue;
+        }
+        if covers_mmio(mem, madt, m.base.0, m.end()) {
+            report.hotplug_refused += 1;
             continue;
         }
         report.hotplug_windows += 1;
@@ -521,4 +557,25 @@ fn add_hotplug<M: PhysRead>(
     if report.hotplug_windows > 1 {
         rec.flags.insert(RecordFlags::HOTPLUG_AMBIGUOUS);
     }
+}
+
+/// The 32-bit MMIO the architecture fixes at its top: I/O APICs from 0xFEC0_0000, the local
+/// APIC at 0xFEE0_0000 by default, and the firmware's flash below 4 GiB.
+const APIC_AND_FIRMWARE_MMIO: (u64, u64) = (0xFEC0_0000, 1 << 32);
+/// Memory below 1 MiB: legacy video and ROMs, never hot-plugged RAM.
+const LOW_MIB: u64 = 1 << 20;
+
+/// Whether `[base, end)` covers the first MiB, the APIC and firmware MMIO below 4 GiB, or the
+/// 4 KiB register page of the local APIC or an I/O APIC the MADT names (wherever it moved them).
+fn covers_mmio<M: PhysRead>(mem: &M, madt: Option<&Madt>, base: u64, end: u64) -> bool {
+    let hits = |a: u64, b: u64| base < b && a < end;
+    let page = |a: u64| hits(a, a.saturating_add(4096));
+    if base < LOW_MIB || hits(APIC_AND_FIRMWARE_MMIO.0, APIC_AND_FIRMWARE_MMIO.1) {
+        return true;
+    }
+    madt.is_some_and(|t| {
+        page(t.lapic_address.0)
+            || t.entries(mem)
+                .any(|e| matches!(e, Ok(MadtEntry::IoApic(io)) if page(io.address.0)))
+    })
 }
