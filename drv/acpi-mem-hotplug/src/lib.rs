@@ -591,14 +591,12 @@ impl Slots {
         };
         self.malformed &= !bit;
         match known.dimm() {
-            // A different DIMM in a known slot: we missed its removal. Treat it as new.
+            // A different DIMM in a known slot: we missed its removal. The known one is
+            // reported gone first (an online one must be offlined, not forgotten), and the
+            // next scan finds the new one in an empty slot and reports its addition.
             Some(d) if d.base != dimm.base || d.size != dimm.size => {
-                self.set(slot, SlotState::Pending(dimm));
-                Some(Event::Added {
-                    slot,
-                    dimm,
-                    hotplugged: regs.inserting(),
-                })
+                self.set(slot, SlotState::Empty);
+                Some(Event::Vanished { slot, state: known })
             }
             Some(_) if regs.removing() => Some(Event::RemoveRequested { slot, state: known }),
             Some(_) => None,

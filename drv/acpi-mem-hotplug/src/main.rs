@@ -224,6 +224,24 @@ mod task {
             }
         }
 
+        /// Memory the platform no longer reports is taken out of tdx-host's pools, so nothing
+        /// new is allocated from it; frames already in use keep it online (RegionBusy), which
+        /// is all that can be done for memory that left without an eject.
+        fn offline_vanished(&mut self, slot: u32, d: Dimm) {
+            match self.host.offline_region(d.base, d.size) {
+                Ok(()) => ulog!(
+                    "hotplug: slot {slot}: offline {:#x}+{:#x} (vanished): done",
+                    d.base,
+                    d.size
+                ),
+                Err(e) => ulog!(
+                    "hotplug: slot {slot}: offline {:#x}+{:#x} (vanished): REFUSED: {e:?}",
+                    d.base,
+                    d.size
+                ),
+            }
+        }
+
         /// Scans until a scan finds nothing (an addition can hide a remove request).
         fn scan(&mut self) {
             for _ in 0..4 {
@@ -255,6 +273,9 @@ mod task {
                             ulog!(
                                 "hotplug: slot {slot}: DIMM vanished without eject (was {state:?})"
                             );
+                            if let SlotState::Online(d) = state {
+                                self.offline_vanished(slot, d);
+                            }
                         }
                         Event::Malformed { slot, regs } => {
                             ulog!("hotplug: slot {slot}: unusable registers {regs:?}; ignored");

@@ -390,6 +390,17 @@ fn surprise_removal_and_replacement_are_reported() {
     s.scan(&mut b);
     s.online_result(0, OnlineOutcome::Accepted);
     b.io().hot_add(0, 8 * G, 2 * M128, 0);
+    // The online DIMM the slot no longer reports goes first (it must be offlined, not
+    // forgotten); the next scan adds the new one.
+    let e = events(&s.scan(&mut b));
+    assert!(matches!(
+        e[..],
+        [Event::Vanished {
+            slot: 0,
+            state: SlotState::Online(Dimm { base, .. })
+        }] if base == 4 * G
+    ));
+    assert_eq!(s.get(0), SlotState::Empty);
     let e = events(&s.scan(&mut b));
     assert!(matches!(
         e[..],
