@@ -155,6 +155,16 @@ pub(crate) fn run(mem: &TestMem, cpuid: &impl crate::Cpuid) -> Discovery {
     discover(mem, Some(PhysAddr(RSDP_AT)), E820_1G, IMAGE, cpuid)
 }
 
+/// One CPU, no `-numa`, and the device-memory window `hotplug`.
+fn one_cpu(hotplug: Option<(u64, u64)>) -> Built {
+    build(&Machine {
+        cpus: vec![(0, 0)],
+        node_mem: vec![],
+        hotplug,
+        xsdt: false,
+    })
+}
+
 fn two_node_machine(xsdt: bool) -> Machine {
     Machine {
         cpus: vec![(0, 0), (1, 0), (2, 1), (3, 1)],
@@ -248,13 +258,10 @@ fn qemu_single_cpu_without_numa() {
 #[test]
 fn qemu_hotplug_window_at_4g() {
     let window = (4 * GIB, 11 * GIB);
-    let b = build(&Machine {
-        cpus: vec![(0, 0)],
-        node_mem: vec![],
-        hotplug: Some(window),
-        xsdt: false,
-    });
-    let d = run(&b.mem, &crate::testutil::qemu_cpuid(1, 1, 0));
+    let d = run(
+        &one_cpu(Some(window)).mem,
+        &crate::testutil::qemu_cpuid(1, 1, 0),
+    );
     assert!(d.report.is_clean(), "{}", d.report);
     assert_eq!(
         d.record.hotplug,
@@ -575,13 +582,10 @@ fn a_hot_plug_window_over_mmio_or_low_memory_is_refused() {
         (0xA_0000, 0x6_0000),
         (0xFEE0_0000, 0x1000),
     ] {
-        let b = build(&Machine {
-            cpus: vec![(0, 0)],
-            node_mem: vec![],
-            hotplug: Some(window),
-            xsdt: false,
-        });
-        let d = run(&b.mem, &crate::testutil::qemu_cpuid(1, 1, 0));
+        let d = run(
+            &one_cpu(Some(window)).mem,
+            &crate::testutil::qemu_cpuid(1, 1, 0),
+        );
         assert_eq!(d.record.hotplug, None, "{window:x?}");
         assert_eq!(d.report.hotplug_refused, 1, "{window:x?}");
         assert!(!d.report.is_clean());
@@ -594,12 +598,7 @@ fn a_hot_plug_window_over_mmio_or_low_memory_is_refused() {
 /// over the record cannot overflow however the entries lie.
 #[test]
 fn overlapping_boot_ram_is_recorded_once() {
-    let b = build(&Machine {
-        cpus: vec![(0, 0)],
-        node_mem: vec![],
-        hotplug: None,
-        xsdt: false,
-    });
+    let b = one_cpu(None);
     let cpuid = crate::testutil::qemu_cpuid(1, 1, 0);
     let big = 1u64 << 63;
     let d = discover(
