@@ -10,8 +10,10 @@
 //! IOAPIC, as the `sci` notification) and a poll timer (`poll-ms`, the fallback) both lead to a
 //! rescan. A new DIMM is offered to tdx-host with `online_region(base, size, node)`; a remove
 //! request is put to `offline_region` and the DIMM is ejected only if tdx-host agreed,
-//! otherwise the refusal goes back through `_OST`. Every event and outcome is logged with the
-//! prefix `hotplug:`.
+//! otherwise the refusal goes back through `_OST`. A DIMM that vanishes without an eject (or
+//! whose slot starts reporting another range) is offlined in tdx-host, so nothing new is
+//! allocated from memory the platform no longer reports. Every event and outcome is logged
+//! with the prefix `hotplug:`.
 //!
 //! It answers one IPC operation, [`report::OP_REPORT`] (read-only, from any task): two bytes per
 //! slot, the slot's state and how many remove requests were refused. Test rigs wait on it.
