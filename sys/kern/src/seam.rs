@@ -93,6 +93,17 @@ fn max_pa() -> u8 {
 /// Sets up the backend. Runs on the boot CPU after the other CPUs started.
 pub fn init() {
     smp::set_handler(run_here);
+    init_backend();
+    // The KeyID bits sit right below MAXPHYADDR; with none, every address is KeyID-free.
+    let (bits, ..) = keyid_partition();
+    let max_pa = u32::from(max_pa());
+    if bits != 0 && u32::from(bits) < max_pa {
+        seamgate::set_keyid_boundary(1 << (max_pa - u32::from(bits)));
+    }
+}
+
+/// [`init`]'s backend part.
+fn init_backend() {
     match TDX.backend {
         TdxBackendKind::None => {
             crate::kprintln!("seam: no TDX backend (every SEAMCALL: module not loaded)")

@@ -272,7 +272,21 @@ fn caller_buffer(
     Ok(range)
 }
 
+/// Where KeyID bits begin in a physical address (`u64::MAX` until the backend is set up, or
+/// without KeyIDs): no TD memory operand may reach it, whatever the online table holds, since
+/// the module would read those bits as a KeyID.
+static KEYID_BOUNDARY: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Sets where KeyID bits begin (`seam::init`, once the backend's KeyID layout is known).
+pub fn set_keyid_boundary(boundary: u64) {
+    KEYID_BOUNDARY.store(boundary, Ordering::Relaxed);
+}
+
 fn td_memory(base: u64, len: u64, register: u64) -> Result<(), Refusal> {
+    let boundary = KEYID_BOUNDARY.load(Ordering::Relaxed);
+    if base.checked_add(len).is_none_or(|end| end > boundary) {
+        return Err(operand(register, why::BAD_KEYID));
+    }
     crate::tdmem::check(base, len).map_err(|e| Refusal::Operand {
         register,
         why: why::NOT_TD_MEMORY,

@@ -5,9 +5,10 @@
 //! KeyIDs and flags are the module's to check and pass untouched. Three kinds of operand:
 //! - **TD page** (TDR, TDCS/TDCX, TDVPR, S-EPT, private page, a page to reclaim): the whole page
 //!   (2 MiB for TDH.MEM.PAGE.AUG at level 1) must be TD memory (`crate::tdmem`): never the first
-//!   MiB, the kernel, any task's memory, MMIO, absent or not-onlined memory. An operand with
-//!   KeyID bits is not TD memory either (it lies above every RAM range), so the module only ever
-//!   sees KeyID-free page addresses except where the leaf takes a KeyID;
+//!   MiB, the kernel, any task's memory, MMIO, absent or not-onlined memory. An operand
+//!   reaching the KeyID bits is refused (`BAD_KEYID`) even where memory is onlined there (an
+//!   emulated machine can have more physical-address bits than KeyID-free ones), so the module
+//!   only ever sees KeyID-free page addresses except where the leaf takes a KeyID;
 //! - **KeyID-tagged page** (TDH.PHYMEM.PAGE.WBINVD's RCX): the KeyID bits must name a TDX
 //!   private KeyID, nothing may be set above MAXPHYADDR, and the page under the KeyID must be TD
 //!   memory;

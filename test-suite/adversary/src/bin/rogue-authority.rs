@@ -37,9 +37,11 @@ use task_gen::slots::{GATE_CANARY, REFEREE, TDX_HOST};
 const KERNEL: u64 = 0x10_0000;
 const LAPIC: u64 = 0xfee0_0000;
 const IOAPIC: u64 = 0xfec0_0000;
-/// Far above this image's RAM, where no memory is.
-const ABSENT: u64 = 48 << 30;
-/// Beyond everything.
+/// Far above this image's RAM and hot-plug window, where no memory is, and below the first
+/// address with KeyID bits (2^34 here: MAXPHYADDR 40, 6 KeyID bits), which the gate refuses
+/// for that alone.
+const ABSENT: u64 = 15 << 30;
+/// Beyond everything (and in the KeyID bits).
 const FAR_ABSENT: u64 = 1 << 40;
 /// Inside the first MiB (firmware data; the AP trampoline lives at 0x8000).
 const LOW: u64 = 0x9000;
@@ -423,7 +425,6 @@ pub fn main() -> ! {
         (ro, KipcError::TaskMemory),
         (LAPIC, KipcError::NotRam),
         (ABSENT, KipcError::NotRam),
-        (FAR_ABSENT, KipcError::NotRam),
         (LOW, KipcError::LowMemory),
     ];
     let bad = pages
@@ -711,7 +712,12 @@ fn td_leaf_attacks(s: &mut Score, td: u64, canary: u64, ro: u64, hole: Option<u6
             Leaf::PhymemPageWbinvd as u64,
             [td | last_private, 0, 0, 0, 0, 0],
         );
+        // A page operand that reaches the KeyID bits is refused for that, before anything
+        // else is asked of it: a TDR with a KeyID, the first such address, one far beyond.
         let keyed_tdr = seam(Leaf::MngKeyConfig as u64, [td | private, 0, 0, 0, 0, 0]);
+        let first_keyed = rdmd(1 << shift);
+        let far = rdmd(FAR_ABSENT);
+        let below = rdmd((1 << shift) - PAGE);
         let bk = refusal::BAD_KEYID;
         let r = refused(shared, RCX, bk)
             && refused(beyond, RCX, bk)
@@ -719,10 +725,13 @@ fn td_leaf_attacks(s: &mut Score, td: u64, canary: u64, ro: u64, hole: Option<u6
             && not_td(kernel, RCX, KipcError::KernelMemory)
             && not_td(other, RCX, KipcError::TaskMemory)
             && matches!(good, Ok(SeamcallOutcome::Returned { .. }))
-            && not_td(keyed_tdr, RCX, KipcError::NotRam);
+            && refused(keyed_tdr, RCX, bk)
+            && refused(first_keyed, RCX, bk)
+            && refused(far, RCX, bk)
+            && not_td(below, RCX, KipcError::NotRam);
         if !r {
             userlib::ulog!(
-                "WBINVD: shared {shared:?} beyond {beyond:?} above {above:?} kernel {kernel:?} other {other:?} good {good:?}; KEY.CONFIG with KeyID bits {keyed_tdr:?}"
+                "WBINVD: shared {shared:?} beyond {beyond:?} above {above:?} kernel {kernel:?} other {other:?} good {good:?}; with KeyID bits: KEY.CONFIG {keyed_tdr:?}, RDMD {first_keyed:?} and {far:?}; below them {below:?}"
             );
         }
         r
