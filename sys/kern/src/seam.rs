@@ -94,12 +94,17 @@ fn max_pa() -> u8 {
 pub fn init() {
     smp::set_handler(run_here);
     init_backend();
-    // The KeyID bits sit right below MAXPHYADDR; with none, every address is KeyID-free.
-    let (bits, ..) = keyid_partition();
-    let max_pa = u32::from(max_pa());
-    if bits != 0 && u32::from(bits) < max_pa {
-        seamgate::set_keyid_boundary(1 << (max_pa - u32::from(bits)));
+    // With no KeyID bits every address is KeyID-free.
+    if let Some(shift) = keyid_shift(keyid_partition().0) {
+        seamgate::set_keyid_boundary(1 << shift);
     }
+}
+
+/// The lowest KeyID bit of a physical address for `bits` KeyID bits, which sit right below
+/// MAXPHYADDR; `None` without KeyID bits (or with no address bit left below them).
+fn keyid_shift(bits: u8) -> Option<u32> {
+    let max_pa = u32::from(max_pa());
+    (bits != 0 && u32::from(bits) < max_pa).then(|| max_pa - u32::from(bits))
 }
 
 /// [`init`]'s backend part.
@@ -199,12 +204,13 @@ pub fn keyid_partition() -> (u8, u32, u32) {
 /// KeyIDs.
 fn keyid_layout() -> Option<seamgate::KeyIdLayout> {
     let (bits, mktme, tdx) = keyid_partition();
-    let max_pa = u32::from(max_pa());
-    if tdx == 0 || u32::from(bits) >= max_pa {
+    if tdx == 0 {
         return None;
     }
+    // TDX KeyIDs need KeyID bits: `bits` is at least 1 here (the MSR's count, or the
+    // manifest's, checked against the KeyIDs at build time).
     Some(seamgate::KeyIdLayout {
-        shift: max_pa - u32::from(bits),
+        shift: keyid_shift(bits)?,
         first: mktme + 1,
         last: mktme + tdx,
     })

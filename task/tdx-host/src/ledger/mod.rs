@@ -719,10 +719,10 @@ fn record_sum(rec: &[u64]) -> u64 {
 
 /// One step of the log record checksum: a bijection of `w` for each `h` and of `h` for each
 /// `w` (xor, an invertible xor-shift, a multiply by an odd constant), four operations where
-/// a [`mix`] term costs about ten.
+/// a [`mix`] term costs about ten. Also the step of the client slots' request digest.
 #[inline(always)]
 #[must_use]
-const fn chain(h: u64, w: u64) -> u64 {
+pub(crate) const fn chain(h: u64, w: u64) -> u64 {
     let x = h ^ w;
     (x ^ (x >> 29)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
 }

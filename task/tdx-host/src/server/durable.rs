@@ -12,7 +12,7 @@ use tdx_host_api::{FrameSize, MemClass, ServerStats, TdxHostError, ADDR_BYTES};
 use tdx_host_api::{OwnedRecord, OwnedReply, MAX_FRAMES_PER_CALL};
 use tdx_planner::addr::{PhysAddr, PhysRange};
 
-use super::Server;
+use super::{batch_fits, Server};
 use crate::frames::{FrameAllocator, Owner};
 use crate::ledger::{self, kind, ClientSlot, Intent, Layout, Ledger, LedgerError, LedgerState};
 use crate::ledger::{Opened, COUNTERS, DIGEST_BITS};
@@ -268,8 +268,7 @@ impl<'a> Server<'a> {
         out: &mut [u8],
     ) -> Result<u32, TdxHostError> {
         let regions = self.ready()?;
-        let n = count as usize;
-        if request == 0 || n == 0 || n > MAX_FRAMES_PER_CALL || out.len() < n * ADDR_BYTES {
+        if request == 0 || !batch_fits(count, out.len()) {
             return Err(TdxHostError::BadArgument);
         }
         let (node, size, class) = what;
@@ -324,7 +323,7 @@ impl<'a> Server<'a> {
         // The list as the free reads it: whole addresses (a partial tail is refused there).
         let listed = addrs
             .chunks_exact(ADDR_BYTES)
-            .map(|c| c.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)));
+            .map(|c| c.try_into().map_or(0, u64::from_le_bytes));
         let digest = request_digest([size as u64, addrs.len() as u64].into_iter().chain(listed));
         let last = self.lstate.client(caller.index());
         if let Some(c) =
@@ -386,15 +385,11 @@ impl<'a> Server<'a> {
 }
 
 /// A [`DIGEST_BITS`]-bit digest of a request's argument words, kept in the client's slot so
-/// that a retry is told from another request under the same identity. Each step is a
-/// bijection of the word (xor, an invertible xor-shift, a multiply by an odd constant), so
-/// arguments that differ in one word always differ before the truncation; two requests that
-/// differ still share a digest once in 2^24, which only makes a client that reused an
-/// identity get its own earlier answer.
+/// that a retry is told from another request under the same identity: the ledger's record
+/// checksum chain (each step a bijection of the word), so arguments that differ in one word
+/// always differ before the truncation; two requests that differ still share a digest once in
+/// 2^24, which only makes a client that reused an identity get its own earlier answer.
 fn request_digest(words: impl IntoIterator<Item = u64>) -> u32 {
-    let h = words.into_iter().fold(0x9E37_79B9_7F4A_7C15, |h, w| {
-        let x = h ^ w;
-        (x ^ (x >> 29)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
-    });
+    let h = words.into_iter().fold(0x9E37_79B9_7F4A_7C15, ledger::chain);
     (h >> (64 - DIGEST_BITS)) as u32
 }

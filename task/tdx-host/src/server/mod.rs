@@ -476,8 +476,7 @@ impl<'a> Server<'a> {
             // Non-TDX memory is served from `Ready` on, as everything but TDX frames.
             self.ready()?;
         }
-        let n = count as usize;
-        if n == 0 || n > MAX_FRAMES_PER_CALL || room < n * ADDR_BYTES {
+        if !batch_fits(count, room) {
             return Err(TdxHostError::BadArgument);
         }
         let p = *self.policy(caller).ok_or(TdxHostError::AccessDenied)?;
@@ -794,3 +793,10 @@ mod single_tests;
 mod td_tests;
 #[cfg(test)]
 mod tests;
+
+/// Whether an allocation of `count` frames is a batch the IDL allows (1..=512) whose addresses
+/// fit `room` bytes of the caller's lease.
+fn batch_fits(count: u32, room: usize) -> bool {
+    let n = count as usize;
+    (1..=MAX_FRAMES_PER_CALL).contains(&n) && room >= n * ADDR_BYTES
+}
